@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `npm test`: setup, then every test layer. Each layer prints its runner's own
+# closing line; a failed layer does not stop the others, so one run shows every
+# failure. Layers that need the release build are skipped (and counted as
+# failed) when the build fails. Exits non-zero when any layer failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+export CARGO_TERM_COLOR=never
+
+bash scripts/setup.sh || { echo "test: setup failed"; echo "layers: 0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+failures=()
+summary=()
+
+layer() {
+  local name=$1
+  shift
+  echo
+  echo "=== layer: $name"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    summary+=("  ok    $name ($((SECONDS - start)) s)")
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    summary+=("  FAIL  $name ($((SECONDS - start)) s)")
+  fi
+}
+
+skip() {
+  failed=$((failed + 1))
+  failures+=("$1 (skipped: build failed)")
+  summary+=("  SKIP  $1")
+}
+
+layer "cargo fmt --check" cargo fmt --check
+layer "cargo clippy (native)" cargo clippy --all-targets --quiet -- -D warnings
+layer "cargo clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
+layer "cargo test" cargo test --quiet
+layer "wasm-pack test --node" wasm-pack test --node --mode no-install
+layer "wasm-pack test --headless --chrome" \
+  wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --mode no-install
+
+if bash scripts/build.sh; then
+  passed=$((passed + 1))
+  summary+=("  ok    release build (wasm-pack, 3 targets)")
+  layer "size report" node scripts/size.mjs
+  layer "JS API tests (node --test)" node --test tests/js/
+  layer "browser end-to-end (demo)" node tests/browser/demo.e2e.mjs
+  layer "packaging check (npm pack -> webpack, <script type=module>)" node tests/browser/pack-check.mjs
+else
+  failed=$((failed + 1))
+  failures+=("release build")
+  for l in "size report" "JS API tests" "browser end-to-end" "packaging check"; do skip "$l"; done
+fi
+
+echo
+echo "=== summary"
+printf '%s\n' "${summary[@]}"
+echo "total time: ${SECONDS} s"
+echo "layers: ${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,218 @@
+//! Policies: how posterior scores become a probability distribution.
+//!
+//! Every policy reads the same scorer output (per-variant posterior mean and
+//! variance of the score) and hands a pmf to the shared floor and sampler.
+
+pub mod explore;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+/// Policy options as the site passes them: `{ type: "thompson", ... }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyOptions {
+    /// `"thompson"` (default), `"linucb"`, `"egreedy"` or `"greedy"`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Thompson: multiplier on the posterior standard deviation (default 1).
+    pub scale: Option<f64>,
+    /// Thompson: posterior draws used to compute the pmf (default 32).
+    pub samples: Option<u32>,
+    /// LinUCB: width of the confidence bonus (default 1).
+    pub alpha: Option<f64>,
+    /// Epsilon-greedy: exploration rate (default 0.1).
+    pub epsilon: Option<f64>,
+    /// Floor on every variant's probability (default 0.01; at most 1/K).
+    pub min_probability: Option<f64>,
+}
+
+/// A validated exploration policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyKind {
+    /// Linear Thompson sampling.
+    Thompson {
+        /// Posterior sd multiplier.
+        scale: f64,
+        /// Draws per decision used to estimate the pmf.
+        samples: u32,
+    },
+    /// Upper confidence bound: mean + alpha * sd, then greedy.
+    LinUcb {
+        /// Bonus width.
+        alpha: f64,
+    },
+    /// Ridge mean, then epsilon-greedy.
+    EpsilonGreedy {
+        /// Exploration rate.
+        epsilon: f64,
+    },
+    /// Ridge mean, then greedy.
+    Greedy,
+}
+
+/// A validated policy with its probability floor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub(crate) kind: PolicyKind,
+    pub(crate) min_probability: f64,
+}
+
+/// Default probability floor.
+pub(crate) const DEFAULT_MIN_PROBABILITY: f64 = 0.01;
+/// Most posterior draws Thompson sampling may use per decision.
+pub(crate) const MAX_SAMPLES: u32 = 4096;
+
+fn in_unit(x: f64, field: &str) -> Result<f64> {
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(Error::option(field, format!("should be in [0, 1], but is {x}")))
+    }
+}
+
+impl PolicyOptions {
+    /// Validate for `k` variants.
+    pub fn check(&self, k: usize) -> Result<Policy> {
+        let kind_name = self.kind.as_deref().unwrap_or("thompson");
+        let allowed: &[&str] = match kind_name {
+            "thompson" => &["scale", "samples"],
+            "linucb" => &["alpha"],
+            "egreedy" => &["epsilon"],
+            "greedy" => &[],
+            other => {
+                return Err(Error::option(
+                    "policy.type",
+                    format!("should be one of thompson, linucb, egreedy, greedy, but is `{other}`"),
+                ))
+            }
+        };
+        let given = [
+            ("scale", self.scale.is_some()),
+            ("samples", self.samples.is_some()),
+            ("alpha", self.alpha.is_some()),
+            ("epsilon", self.epsilon.is_some()),
+        ];
+        if let Some((name, _)) = given.iter().find(|(n, set)| *set && !allowed.contains(n)) {
+            return Err(Error::option(
+                format!("policy.{name}"),
+                format!("does not apply to policy `{kind_name}`"),
+            ));
+        }
+        let non_negative = |x: f64, field: &str| {
+            if x.is_finite() && x >= 0.0 {
+                Ok(x)
+            } else {
+                Err(Error::option(field, format!("should be non-negative and finite, but is {x}")))
+            }
+        };
+        let kind = match kind_name {
+            "thompson" => {
+                let samples = self.samples.unwrap_or(32);
+                if !(1..=MAX_SAMPLES).contains(&samples) {
+                    return Err(Error::option(
+                        "policy.samples",
+                        format!("should be in [1, {MAX_SAMPLES}], but is {samples}"),
+                    ));
+                }
+                PolicyKind::Thompson { scale: non_negative(self.scale.unwrap_or(1.0), "policy.scale")?, samples }
+            }
+            "linucb" => PolicyKind::LinUcb { alpha: non_negative(self.alpha.unwrap_or(1.0), "policy.alpha")? },
+            "egreedy" => PolicyKind::EpsilonGreedy { epsilon: in_unit(self.epsilon.unwrap_or(0.1), "policy.epsilon")? },
+            _ => PolicyKind::Greedy,
+        };
+        let min_probability = in_unit(self.min_probability.unwrap_or(DEFAULT_MIN_PROBABILITY), "policy.minProbability")?;
+        if min_probability * k as f64 > 1.0 {
+            return Err(Error::option(
+                "policy.minProbability",
+                format!("should be at most 1/{k} for {k} variants, but is {min_probability}"),
+            ));
+        }
+        Ok(Policy { kind, min_probability })
+    }
+}
+
+impl Policy {
+    /// Short name, as in `insitu-thompson`.
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            PolicyKind::Thompson { .. } => "thompson",
+            PolicyKind::LinUcb { .. } => "linucb",
+            PolicyKind::EpsilonGreedy { .. } => "egreedy",
+            PolicyKind::Greedy => "greedy",
+        }
+    }
+
+    /// Whether the policy reads score variances (so the scorer must compute them).
+    pub(crate) fn needs_variance(&self) -> bool {
+        matches!(self.kind, PolicyKind::Thompson { .. } | PolicyKind::LinUcb { .. })
+    }
+
+    /// The pmf over variants from posterior score means and variances, floor applied.
+    pub fn pmf(&self, mean: &[f64], variance: &[f64], rng: &mut Rng) -> Vec<f64> {
+        let mut pmf = match self.kind {
+            PolicyKind::Thompson { scale, samples } => {
+                let sd: Vec<f64> = variance.iter().map(|v| scale * v.sqrt()).collect();
+                explore::thompson(mean, &sd, samples, rng)
+            }
+            PolicyKind::LinUcb { alpha } => {
+                let ucb: Vec<f64> = mean.iter().zip(variance).map(|(m, v)| m + alpha * v.sqrt()).collect();
+                explore::greedy(&ucb)
+            }
+            PolicyKind::EpsilonGreedy { epsilon } => explore::epsilon_greedy(mean, epsilon),
+            PolicyKind::Greedy => explore::greedy(mean),
+        };
+        explore::floor(&mut pmf, self.min_probability);
+        pmf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(json: &str) -> PolicyOptions {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn defaults_and_each_kind() {
+        let p = PolicyOptions::default().check(5).unwrap();
+        assert_eq!(p.kind, PolicyKind::Thompson { scale: 1.0, samples: 32 });
+        assert_eq!(p.min_probability, 0.01);
+        assert_eq!(opts(r#"{"type":"linucb","alpha":2}"#).check(2).unwrap().name(), "linucb");
+        assert_eq!(opts(r#"{"type":"greedy","minProbability":0}"#).check(2).unwrap().kind, PolicyKind::Greedy);
+    }
+
+    #[test]
+    fn bad_options_name_the_field() {
+        let cases = [
+            (r#"{"type":"ucb"}"#, "policy.type"),
+            (r#"{"type":"egreedy","epsilon":1.5}"#, "policy.epsilon"),
+            (r#"{"type":"greedy","alpha":1}"#, "policy.alpha"),
+            (r#"{"samples":0}"#, "policy.samples"),
+            (r#"{"scale":-1}"#, "policy.scale"),
+            (r#"{"minProbability":0.3}"#, "policy.minProbability"),
+        ];
+        for (json, field) in cases {
+            let e = opts(json).check(4).unwrap_err();
+            assert_eq!(e.code(), "INVALID_OPTION");
+            assert!(e.to_string().contains(field), "{e}");
+        }
+        assert!(serde_json::from_str::<PolicyOptions>(r#"{"typo":1}"#).is_err());
+    }
+
+    #[test]
+    fn pmfs_respect_the_floor() {
+        let mut rng = Rng::new(1);
+        for json in [r#"{}"#, r#"{"type":"linucb"}"#, r#"{"type":"egreedy"}"#, r#"{"type":"greedy"}"#] {
+            let p = opts(json).check(3).unwrap();
+            let pmf = p.pmf(&[0.0, 5.0, 1.0], &[0.01, 0.01, 0.01], &mut rng);
+            assert!((pmf.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            assert!(pmf.iter().all(|x| *x >= 0.01 - 1e-15), "{json}: {pmf:?}");
+            assert!(pmf[1] > 0.9, "{json}: {pmf:?}");
+        }
+    }
+}

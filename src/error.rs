@@ -1,0 +1,193 @@
+//! The one error type of the core. Every variant has a stable `code()` that
+//! the JS boundary copies onto the thrown `Error` as its `code` property.
+
+use std::fmt;
+
+/// Everything that can go wrong in insitu, with a stable machine-readable code.
+///
+/// Messages name the offending value; codes never change once released.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// A configuration option is missing, of the wrong type or out of range.
+    InvalidOption {
+        /// Path of the option, e.g. `policy.epsilon`.
+        field: String,
+        /// What is wrong with it, naming the value.
+        reason: String,
+    },
+    /// A context or action feature set is malformed.
+    InvalidContext {
+        /// Path of the offending feature, e.g. `page.price`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A numeric feature is NaN or infinite.
+    NonFiniteFeature {
+        /// Path of the offending feature.
+        field: String,
+    },
+    /// A string (name, namespace or categorical value) is longer than allowed.
+    StringTooLong {
+        /// Path of the offending string.
+        field: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// A context expands to more features than allowed.
+    TooManyFeatures {
+        /// How many features it produced before being stopped.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The shipped prior model failed validation.
+    InvalidModel {
+        /// Path of the offending model field, e.g. `variants[1].weights`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A reward is not a finite number in [0, 1].
+    InvalidReward {
+        /// The rejected value.
+        value: f64,
+    },
+    /// No pending decision has this id (never issued, or evicted).
+    UnknownDecision {
+        /// The id that was given.
+        id: String,
+    },
+    /// The decision existed but its reward window has passed.
+    DecisionExpired {
+        /// The id that was given.
+        id: String,
+    },
+    /// The decision was already rewarded once.
+    DuplicateReward {
+        /// The id that was given.
+        id: String,
+    },
+    /// The decision was made with deferred activation and not activated yet.
+    NotActivated {
+        /// The id that was given.
+        id: String,
+    },
+    /// A variant index or id does not exist.
+    UnknownVariant {
+        /// The index or id that was given.
+        variant: String,
+    },
+    /// A numerical update was rejected because it would corrupt the learner.
+    NumericalError {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// The stable machine-readable code, e.g. `"INVALID_OPTION"`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidOption { .. } => "INVALID_OPTION",
+            Error::InvalidContext { .. } => "INVALID_CONTEXT",
+            Error::NonFiniteFeature { .. } => "NON_FINITE_FEATURE",
+            Error::StringTooLong { .. } => "STRING_TOO_LONG",
+            Error::TooManyFeatures { .. } => "TOO_MANY_FEATURES",
+            Error::InvalidModel { .. } => "INVALID_MODEL",
+            Error::InvalidReward { .. } => "INVALID_REWARD",
+            Error::UnknownDecision { .. } => "UNKNOWN_DECISION",
+            Error::DecisionExpired { .. } => "DECISION_EXPIRED",
+            Error::DuplicateReward { .. } => "DUPLICATE_REWARD",
+            Error::NotActivated { .. } => "NOT_ACTIVATED",
+            Error::UnknownVariant { .. } => "UNKNOWN_VARIANT",
+            Error::NumericalError { .. } => "NUMERICAL_ERROR",
+        }
+    }
+
+    pub(crate) fn option(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidOption { field: field.into(), reason: reason.into() }
+    }
+
+    pub(crate) fn option_owned(field: String, reason: String) -> Self {
+        Error::InvalidOption { field, reason }
+    }
+
+    pub(crate) fn context(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidContext { field: field.into(), reason: reason.into() }
+    }
+
+    pub(crate) fn model(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidModel { field: field.into(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidOption { field, reason } => write!(f, "option `{field}` {reason}"),
+            Error::InvalidContext { field, reason } => write!(f, "feature `{field}` {reason}"),
+            Error::NonFiniteFeature { field } => {
+                write!(f, "feature `{field}` must be a finite number, not NaN or Infinity")
+            }
+            Error::StringTooLong { field, len, max } => {
+                write!(f, "`{field}` is {len} bytes long; the limit is {max}")
+            }
+            Error::TooManyFeatures { count, max } => {
+                write!(f, "context has more than {max} features (stopped at {count})")
+            }
+            Error::InvalidModel { field, reason } => write!(f, "model field `{field}` {reason}"),
+            Error::InvalidReward { value } => {
+                write!(f, "reward must be a finite number in [0, 1], but is {value}")
+            }
+            Error::UnknownDecision { id } => write!(f, "no pending decision has id `{id}`"),
+            Error::DecisionExpired { id } => {
+                write!(f, "decision `{id}` has expired; its reward window is over")
+            }
+            Error::DuplicateReward { id } => write!(f, "decision `{id}` was already rewarded"),
+            Error::NotActivated { id } => {
+                write!(f, "decision `{id}` was deferred and has not been activated")
+            }
+            Error::UnknownVariant { variant } => write!(f, "no variant `{variant}`"),
+            Error::NumericalError { reason } => write!(f, "numerical error: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand for results in this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_messages_name_values() {
+        let all = [
+            Error::option("policy.epsilon", "should be in [0, 1], but is 2"),
+            Error::context("page.title", "x"),
+            Error::NonFiniteFeature { field: "page.price".into() },
+            Error::StringTooLong { field: "page.q".into(), len: 999, max: 256 },
+            Error::TooManyFeatures { count: 257, max: 256 },
+            Error::model("bits", "x"),
+            Error::InvalidReward { value: 1.5 },
+            Error::UnknownDecision { id: "d1".into() },
+            Error::DecisionExpired { id: "d1".into() },
+            Error::DuplicateReward { id: "d1".into() },
+            Error::NotActivated { id: "d1".into() },
+            Error::UnknownVariant { variant: "z".into() },
+            Error::NumericalError { reason: "x".into() },
+        ];
+        let mut codes: Vec<_> = all.iter().map(Error::code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        assert!(all[6].to_string().contains("1.5"));
+        assert!(all[3].to_string().contains("999"));
+        assert!(all[0].to_string().contains("policy.epsilon"));
+    }
+}

@@ -1,0 +1,411 @@
+//! From page signals to a hashed sparse feature vector.
+//!
+//! A context is namespaced: `{ page: { section: "sports", price: 12.5 } }`.
+//! Only allowlisted namespaces survive; the rest are dropped before anything is
+//! hashed or validated. Each surviving feature is hashed (see [`hash`]) into one
+//! of `2^bits` slots, configured namespace pairs are crossed (VW's quadratic
+//! interactions, which is how variant features meet context features), and a
+//! constant bias slot is added.
+
+pub(crate) mod hash;
+
+use std::collections::BTreeMap;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+pub use hash::HASH_VERSION;
+
+/// Longest namespace, feature name or categorical value, in bytes.
+pub(crate) const MAX_STRING_BYTES: usize = 256;
+/// Most raw features (list items count one each) in one shared context plus one action.
+pub(crate) const MAX_FEATURES: usize = 256;
+/// Most features after interactions are expanded.
+pub(crate) const MAX_EXPANDED_FEATURES: usize = 4096;
+/// Smallest and largest hash width.
+pub(crate) const BITS_RANGE: (u8, u8) = (4, 18);
+
+/// One feature value: a number, a category or a set of categories.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A numeric feature; its value multiplies its weight.
+    Num(f64),
+    /// A categorical feature `name=value` with value 1.
+    Str(String),
+    /// Several categories of one name, each with value 1.
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Value;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number, a string or an array of strings")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Value, E> {
+                Ok(Value::Num(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Value, E> {
+                Ok(Value::Num(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Value, E> {
+                Ok(Value::Num(v as f64))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Value, E> {
+                Ok(Value::Num(if v { 1.0 } else { 0.0 }))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Value, E> {
+                Ok(Value::Str(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Value, E> {
+                Ok(Value::Str(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> std::result::Result<Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(s) = a.next_element::<String>()? {
+                    if items.len() >= MAX_FEATURES {
+                        return Err(de::Error::custom("list has too many items"));
+                    }
+                    items.push(s);
+                }
+                Ok(Value::List(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Namespaced features: namespace → feature name → value.
+///
+/// A `BTreeMap` so iteration order, and so floating-point sums, are deterministic.
+pub type Context = BTreeMap<String, BTreeMap<String, Value>>;
+
+/// Feature options as the site passes them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FeatureOptions {
+    /// Hash version; only 1 exists.
+    pub hash_version: Option<u32>,
+    /// Hash width: features land in `2^bits` slots.
+    pub bits: Option<u8>,
+    /// Namespaces allowed to become features. Everything else is dropped.
+    pub allow: Option<Vec<String>>,
+    /// Namespace pairs whose features are crossed.
+    pub interactions: Option<Vec<(String, String)>>,
+}
+
+/// Validated feature configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureConfig {
+    pub(crate) hash_version: u32,
+    pub(crate) bits: u8,
+    /// Sorted, deduplicated.
+    pub(crate) allow: Vec<String>,
+    /// Indices into `allow`, `a <= b`.
+    pub(crate) interactions: Vec<(usize, usize)>,
+    ns_seeds: Vec<u32>,
+}
+
+/// Default hash width: 32 slots, small enough for a full covariance per variant.
+pub(crate) const DEFAULT_BITS: u8 = 5;
+
+impl FeatureOptions {
+    /// Validate into a [`FeatureConfig`]. `path` prefixes field names in errors.
+    pub fn check(&self, path: &str) -> Result<FeatureConfig> {
+        let hash_version = self.hash_version.unwrap_or(HASH_VERSION);
+        if hash_version != HASH_VERSION {
+            return Err(Error::option(
+                format!("{path}hashVersion"),
+                format!("should be {HASH_VERSION}, but is {hash_version}"),
+            ));
+        }
+        let bits = self.bits.unwrap_or(DEFAULT_BITS);
+        if !(BITS_RANGE.0..=BITS_RANGE.1).contains(&bits) {
+            return Err(Error::option(
+                format!("{path}bits"),
+                format!("should be in [{}, {}], but is {bits}", BITS_RANGE.0, BITS_RANGE.1),
+            ));
+        }
+        let mut allow = self.allow.clone().unwrap_or_default();
+        for (i, ns) in allow.iter().enumerate() {
+            check_name(ns, &format!("{path}allow[{i}]"))?;
+        }
+        allow.sort();
+        allow.dedup();
+        let mut interactions = Vec::new();
+        for (i, (a, b)) in self.interactions.iter().flatten().enumerate() {
+            let find = |ns: &str| {
+                allow.binary_search_by(|x| x.as_str().cmp(ns)).map_err(|_| {
+                    Error::option(
+                        format!("{path}interactions[{i}]"),
+                        format!("names namespace `{ns}`, which is not in `allow`"),
+                    )
+                })
+            };
+            let (x, y) = (find(a)?, find(b)?);
+            let pair = (x.min(y), x.max(y));
+            if !interactions.contains(&pair) {
+                interactions.push(pair);
+            }
+        }
+        let ns_seeds = allow.iter().map(|n| hash::namespace_seed(n)).collect();
+        Ok(FeatureConfig { hash_version, bits, allow, interactions, ns_seeds })
+    }
+}
+
+fn check_name(s: &str, field: &str) -> Result<()> {
+    if s.is_empty() {
+        return Err(Error::context(field, "must not be empty"));
+    }
+    check_len(s, field)
+}
+
+fn check_len(s: &str, field: &str) -> Result<()> {
+    if s.len() > MAX_STRING_BYTES {
+        return Err(Error::StringTooLong {
+            field: field.to_owned(),
+            len: s.len(),
+            max: MAX_STRING_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// A feature vector: sorted unique slot indices with their values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SparseVec {
+    /// Slot indices, strictly increasing.
+    pub idx: Vec<u32>,
+    /// Values, same length as `idx`.
+    pub val: Vec<f64>,
+}
+
+impl SparseVec {
+    /// Dot product with a dense vector.
+    pub fn dot(&self, dense: &[f64]) -> f64 {
+        self.idx.iter().zip(&self.val).map(|(&i, &v)| dense[i as usize] * v).sum()
+    }
+
+    /// Number of non-zero slots.
+    pub fn nnz(&self) -> usize {
+        self.idx.len()
+    }
+
+    fn from_pairs(mut pairs: Vec<(u32, f64)>) -> SparseVec {
+        pairs.sort_unstable_by_key(|p| p.0);
+        let mut out = SparseVec::default();
+        for (i, v) in pairs {
+            if out.idx.last() == Some(&i) {
+                *out.val.last_mut().expect("val tracks idx") += v;
+            } else {
+                out.idx.push(i);
+                out.val.push(v);
+            }
+        }
+        out
+    }
+}
+
+/// A feature hashed but not yet folded into a slot: namespace index, hash, value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hashed {
+    ns: usize,
+    h: u32,
+    x: f64,
+}
+
+impl FeatureConfig {
+    /// Number of slots, `2^bits`.
+    pub fn dim(&self) -> usize {
+        1 << self.bits
+    }
+
+    /// The hash width.
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    /// Validate and hash the allowlisted part of one context. `path` names the
+    /// argument in errors. Namespaces not on the allowlist are skipped unread.
+    pub(crate) fn hash_context(&self, ctx: &Context, path: &str, out: &mut Vec<Hashed>) -> Result<()> {
+        for (ns_name, feats) in ctx {
+            let Ok(ns) = self.allow.binary_search(ns_name) else { continue };
+            let seed = self.ns_seeds[ns];
+            for (name, value) in feats {
+                let field = || format!("{path}{ns_name}.{name}");
+                check_name(name, &field())?;
+                match value {
+                    Value::Num(x) => {
+                        if !x.is_finite() {
+                            return Err(Error::NonFiniteFeature { field: field() });
+                        }
+                        push(out, Hashed { ns, h: hash::numeric(seed, name), x: *x })?;
+                    }
+                    Value::Str(s) => {
+                        check_len(s, &field())?;
+                        push(out, Hashed { ns, h: hash::categorical(seed, name, s), x: 1.0 })?;
+                    }
+                    Value::List(items) => {
+                        for s in items {
+                            check_len(s, &field())?;
+                            push(out, Hashed { ns, h: hash::categorical(seed, name, s), x: 1.0 })?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fold hashed features (shared plus one action's) into a sparse vector,
+    /// adding interactions and the constant.
+    pub(crate) fn fold(&self, feats: &[Hashed]) -> Result<SparseVec> {
+        let mask = (self.dim() - 1) as u32;
+        let mut pairs: Vec<(u32, f64)> = Vec::with_capacity(feats.len() + 1);
+        pairs.push((hash::constant() & mask, 1.0));
+        pairs.extend(feats.iter().map(|f| (f.h & mask, f.x)));
+        for &(a, b) in &self.interactions {
+            for (i, fa) in feats.iter().enumerate().filter(|(_, f)| f.ns == a) {
+                // Within one namespace, each unordered pair once.
+                let start = if a == b { i + 1 } else { 0 };
+                for fb in feats[start..].iter().filter(|f| f.ns == b) {
+                    if pairs.len() >= MAX_EXPANDED_FEATURES {
+                        return Err(Error::TooManyFeatures {
+                            count: pairs.len(),
+                            max: MAX_EXPANDED_FEATURES,
+                        });
+                    }
+                    pairs.push((hash::interaction(fa.h, fb.h) & mask, fa.x * fb.x));
+                }
+            }
+        }
+        Ok(SparseVec::from_pairs(pairs))
+    }
+
+    /// Hash a context and optional action features into one vector.
+    pub fn featurize(&self, shared: &Context, action: Option<&Context>) -> Result<SparseVec> {
+        let mut feats = Vec::new();
+        self.hash_context(shared, "context.", &mut feats)?;
+        if let Some(a) = action {
+            self.hash_context(a, "action.", &mut feats)?;
+        }
+        self.fold(&feats)
+    }
+}
+
+fn push(out: &mut Vec<Hashed>, h: Hashed) -> Result<()> {
+    if out.len() >= MAX_FEATURES {
+        return Err(Error::TooManyFeatures { count: out.len() + 1, max: MAX_FEATURES });
+    }
+    out.push(h);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(allow: &[&str], inter: &[(&str, &str)], bits: u8) -> FeatureConfig {
+        FeatureOptions {
+            hash_version: None,
+            bits: Some(bits),
+            allow: Some(allow.iter().map(|s| s.to_string()).collect()),
+            interactions: Some(inter.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()),
+        }
+        .check("features.")
+        .unwrap()
+    }
+
+    fn ctx(json: &str) -> Context {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn non_allowlisted_namespaces_are_dropped_unread() {
+        let c = cfg(&["page"], &[], 10);
+        let a = c.featurize(&ctx(r#"{"page":{"s":"x"}}"#), None).unwrap();
+        let mut b_ctx = ctx(r#"{"page":{"s":"x"},"pii":{"email":"a@b.c"}}"#);
+        // A NaN would fail validation if the dropped namespace were read at all.
+        b_ctx.get_mut("pii").unwrap().insert("bad".into(), Value::Num(f64::NAN));
+        let b = c.featurize(&b_ctx, None).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.nnz(), 2); // the feature and the constant
+    }
+
+    #[test]
+    fn values_numbers_strings_and_lists() {
+        let c = cfg(&["p"], &[], 18);
+        let v = c.featurize(&ctx(r#"{"p":{"n":2.5,"s":"a","l":["x","y"]}}"#), None).unwrap();
+        assert_eq!(v.nnz(), 5);
+        assert!(v.val.contains(&2.5));
+        assert!(v.idx.iter().all(|&i| i < 1 << 18));
+        assert!(v.idx.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn collisions_sum_in_small_tables() {
+        let c = cfg(&["p"], &[], 4);
+        let json: String = (0..40).map(|i| format!("\"f{i}\":1")).collect::<Vec<_>>().join(",");
+        let v = c.featurize(&ctx(&format!("{{\"p\":{{{json}}}}}")), None).unwrap();
+        assert!(v.nnz() <= 16);
+        assert!((v.val.iter().sum::<f64>() - 41.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn interactions_cross_context_and_action() {
+        let c = cfg(&["a", "u"], &[("u", "a")], 18);
+        let shared = ctx(r#"{"u":{"seg":"x","n":2}}"#);
+        let act = ctx(r#"{"a":{"color":"red"}}"#);
+        let v = c.featurize(&shared, Some(&act)).unwrap();
+        // 2 shared + 1 action + 2 crosses + constant.
+        assert_eq!(v.nnz(), 6);
+        assert!(v.val.contains(&2.0));
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_codes() {
+        let c = cfg(&["p"], &[], 8);
+        let mut bad = Context::new();
+        bad.entry("p".into()).or_default().insert("x".into(), Value::Num(f64::NAN));
+        assert_eq!(c.featurize(&bad, None).unwrap_err().code(), "NON_FINITE_FEATURE");
+        bad.get_mut("p").unwrap().insert("x".into(), Value::Num(f64::INFINITY));
+        let e = c.featurize(&bad, None).unwrap_err();
+        assert_eq!(e.code(), "NON_FINITE_FEATURE");
+        assert!(e.to_string().contains("p.x"));
+        bad.get_mut("p").unwrap().insert("x".into(), Value::Str("z".repeat(300)));
+        assert_eq!(c.featurize(&bad, None).unwrap_err().code(), "STRING_TOO_LONG");
+        bad.get_mut("p").unwrap().insert("x".into(), Value::List(vec!["q".into(); 300]));
+        assert_eq!(c.featurize(&bad, None).unwrap_err().code(), "TOO_MANY_FEATURES");
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let bad_bits = FeatureOptions { bits: Some(30), ..Default::default() }.check("features.");
+        let e = bad_bits.unwrap_err();
+        assert_eq!(e.code(), "INVALID_OPTION");
+        assert!(e.to_string().contains("features.bits") && e.to_string().contains("30"));
+        let bad_inter = FeatureOptions {
+            allow: Some(vec!["a".into()]),
+            interactions: Some(vec![("a".into(), "zz".into())]),
+            ..Default::default()
+        };
+        assert!(bad_inter.check("").unwrap_err().to_string().contains("zz"));
+        let bad_hash = FeatureOptions { hash_version: Some(2), ..Default::default() };
+        assert_eq!(bad_hash.check("").unwrap_err().code(), "INVALID_OPTION");
+    }
+
+    #[test]
+    fn hashing_is_stable_across_releases() {
+        // Golden slots: a change here silently invalidates every shipped model.
+        let c = cfg(&["page"], &[], 18);
+        let v = c.featurize(&ctx(r#"{"page":{"section":"sports"}}"#), None).unwrap();
+        let s = hash::categorical(hash::namespace_seed("page"), "section", "sports") & 0x3ffff;
+        let k = hash::constant() & 0x3ffff;
+        let mut want = vec![s, k];
+        want.sort_unstable();
+        assert_eq!(v.idx, want);
+    }
+}

@@ -1,0 +1,87 @@
+//! The JS boundary: the only place that knows about `wasm_bindgen` and `js_sys`.
+//!
+//! Errors cross as real `Error` objects whose `code` property is the core's
+//! stable code. A panic hook is installed when the module is instantiated;
+//! after a panic the instance is marked poisoned and every later call throws
+//! `Error { code: "POISONED" }` instead of running on corrupt memory.
+
+mod insitu;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use wasm_bindgen::prelude::*;
+
+use crate::Error;
+
+static POISONED: AtomicBool = AtomicBool::new(false);
+static HOOK_INSTALLED: AtomicBool = AtomicBool::new(false);
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(msg: &str);
+}
+
+/// Runs once at instantiation: no opt-in call for users to forget.
+#[wasm_bindgen(start)]
+fn start() {
+    std::panic::set_hook(Box::new(|info| report_panic(&info.to_string())));
+    HOOK_INSTALLED.store(true, Ordering::SeqCst);
+}
+
+fn report_panic(msg: &str) {
+    POISONED.store(true, Ordering::SeqCst);
+    console_error(&format!("insitu: internal error (this is a bug, please report it): {msg}"));
+}
+
+/// A JS `Error` with `name = "InsituError"` and a `code` property.
+fn js_error(code: &str, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name("InsituError");
+    // Setting a property on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(&e, &"code".into(), &code.into());
+    e.into()
+}
+
+impl From<Error> for JsValue {
+    fn from(e: Error) -> JsValue {
+        js_error(e.code(), &e.to_string())
+    }
+}
+
+/// Fail fast once a panic has left the instance in an unknown state.
+fn guard() -> Result<(), JsValue> {
+    if POISONED.load(Ordering::SeqCst) {
+        Err(js_error(
+            "POISONED",
+            "insitu hit an internal error earlier; reload the module to continue",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parse a plain JS object into a core options type; shape errors name the argument.
+fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, arg: &str) -> Result<T, JsValue> {
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| Error::option_owned(arg.to_owned(), e.to_string()).into())
+}
+
+fn to_js<T: serde::Serialize>(value: &T) -> JsValue {
+    // Our result types are plain structs of strings, numbers and arrays, which
+    // always serialize.
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+}
+
+/// Current time in ms, when a call does not inject one.
+fn now_or(now: Option<f64>) -> f64 {
+    now.unwrap_or_else(js_sys::Date::now)
+}
+
+/// Fresh entropy for an engine seed when the site gives none.
+fn entropy_seed() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| (js_sys::Math::random() * crate::rng::MAX_SEED as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests;

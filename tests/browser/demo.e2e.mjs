@@ -1,0 +1,174 @@
+// End-to-end test of the demo: serve www/ with webpack-dev-server (the repo's
+// webpack.config.js, development mode), open it in Chromium and check that the
+// page shows values computed in wasm, logs no errors and sends nothing beyond
+// 127.0.0.1. A deliberate leak at the end proves the network guard works.
+//
+// Usage: node tests/browser/demo.e2e.mjs   (needs pkg/ built)
+// DEMO_WEBPACK_CONFIG=/path/to/webpack.config.js points it at another config;
+// that is only for testing this harness.
+
+import { createRequire } from "node:module";
+import { join, resolve } from "node:path";
+import {
+  REPO,
+  artifactPath,
+  assert,
+  collectPageErrors,
+  createRunner,
+  guardNetwork,
+  launchBrowser,
+} from "./lib.mjs";
+
+const MODEL_VERSION = /^m1-[0-9a-f]{16}$/;
+const LEAK_URL = "https://example.com/leak";
+const CONFIG = resolve(process.env.DEMO_WEBPACK_CONFIG ?? join(REPO, "webpack.config.js"));
+
+const t = createRunner("e2e", { timeoutMs: 120_000 });
+// webpack and the dev server come from the repo's node_modules, like `npm start`.
+const requireFromRepo = createRequire(join(REPO, "package.json"));
+
+/**
+ * Compile the demo and serve it on 127.0.0.1 at a free port. Resolves once
+ * the first compilation is done, to `{ url, stats, stop }`.
+ */
+async function startDevServer() {
+  const webpack = requireFromRepo("webpack");
+  const WebpackDevServer = requireFromRepo("webpack-dev-server");
+  const exported = requireFromRepo(CONFIG);
+  const argv = { mode: "development", env: { WEBPACK_SERVE: true } };
+  const config = {
+    ...(typeof exported === "function" ? await exported(argv.env, argv) : exported),
+    mode: "development",
+    infrastructureLogging: { level: "warn" },
+  };
+  const compiler = webpack(config);
+  const firstBuild = new Promise((ok) => compiler.hooks.done.tap("demo-e2e", ok));
+  // The constructor ignores config.devServer (only the CLI reads it), so pass
+  // it on, overriding whatever would add requests or sockets of its own.
+  const server = new WebpackDevServer(
+    {
+      ...config.devServer,
+      host: "127.0.0.1",
+      port: 0, // the OS picks a free port; read it back below
+      hot: false,
+      liveReload: false,
+      client: false,
+      webSocketServer: false,
+      open: false,
+      setupExitSignals: false,
+    },
+    compiler,
+  );
+  const stop = async () => {
+    await server.stop();
+    await new Promise((ok) => compiler.close(() => ok()));
+  };
+  try {
+    await server.start();
+    const stats = await firstBuild;
+    const { port } = server.server.address();
+    return { url: `http://127.0.0.1:${port}/`, stats, stop };
+  } catch (error) {
+    await stop().catch(() => {});
+    throw error;
+  }
+}
+
+/** Text of each `[data-testid]` element the test reads (null when absent). */
+function readTestIds(page) {
+  return page.evaluate(() => {
+    const text = (id) => document.querySelector(`[data-testid="${id}"]`)?.textContent.trim() ?? null;
+    return {
+      modelVersion: text("model-version"),
+      heroVariant: text("hero-variant"),
+      heroProbability: text("hero-probability"),
+    };
+  });
+}
+
+let dev;
+let context;
+try {
+  t.log(`webpack-dev-server with ${CONFIG}`);
+  dev = await startDevServer();
+  t.log(`serving on ${dev.url}`);
+
+  await t.check("demo compiles without webpack errors", () => {
+    const info = dev.stats.toJson({ all: false, errors: true, warnings: true });
+    for (const w of info.warnings) t.log(`webpack warning: ${w.message.split("\n")[0]}`);
+    assert(!dev.stats.hasErrors(), info.errors.map((e) => e.message).join("\n"));
+  });
+
+  t.log("launch Chromium");
+  context = await launchBrowser();
+  const guard = await guardNetwork(context);
+  const page = await context.newPage();
+  const pageErrors = collectPageErrors(page);
+
+  await t.check("page loads", () => page.goto(dev.url, { waitUntil: "load", timeout: 30_000 }));
+
+  await t.check("page shows values computed in wasm", async () => {
+    // The page may first render a build-time fallback; the model version only
+    // appears once wasm has run, so wait for that.
+    await page
+      .waitForFunction(
+        (source) => {
+          const el = document.querySelector('[data-testid="model-version"]');
+          return el && new RegExp(source).test(el.textContent.trim());
+        },
+        MODEL_VERSION.source,
+        { timeout: 15_000 },
+      )
+      .catch(async () => {
+        throw new Error(
+          `no wasm model version within 15 s; page shows ${JSON.stringify(await readTestIds(page))}; ` +
+            `errors: ${pageErrors.join(" | ") || "none"}`,
+        );
+      });
+    const shown = await readTestIds(page);
+    assert(MODEL_VERSION.test(shown.modelVersion), `model-version is ${JSON.stringify(shown.modelVersion)}`);
+    assert(shown.heroVariant, `hero-variant is ${JSON.stringify(shown.heroVariant)}`);
+    const p = Number(shown.heroProbability);
+    assert(p > 0 && p <= 1, `hero-probability ${JSON.stringify(shown.heroProbability)} is not a number in (0, 1]`);
+    t.log(`shown: ${JSON.stringify(shown)}`);
+  });
+
+  await t.check("interacting with the page keeps it working", async () => {
+    // Click every visible button (not links: a link may navigate away on
+    // purpose), then let the page settle and re-read the wasm values.
+    const buttons = page.locator("button:visible");
+    const count = await buttons.count();
+    for (let i = 0; i < count; i++) await buttons.nth(i).click({ timeout: 5_000 });
+    await page.waitForLoadState("networkidle", { timeout: 5_000 }).catch(() => {});
+    const shown = await readTestIds(page);
+    assert(MODEL_VERSION.test(shown.modelVersion), `after ${count} clicks model-version is ${JSON.stringify(shown.modelVersion)}`);
+    t.log(`clicked ${count} buttons; now ${JSON.stringify(shown)}`);
+  });
+
+  await page.screenshot({ path: await artifactPath("demo.png"), fullPage: true });
+
+  await t.check("no console errors or page errors", () => {
+    assert(pageErrors.length === 0, pageErrors.join("\n"));
+  });
+
+  await t.check("no request left 127.0.0.1 during load and interaction", () => {
+    assert(guard.leaks.length === 0, `leaked: ${guard.leaks.join(", ")}`);
+  });
+
+  // Negative control, after the zero-leak assertion: a deliberate request to
+  // the internet must be caught, or "zero leaks" above would prove nothing.
+  await t.check("network guard catches a deliberate leak", async () => {
+    const outcome = await page.evaluate((url) => fetch(url).then(() => "sent", () => "blocked"), LEAK_URL);
+    assert(outcome === "blocked", `fetch(${LEAK_URL}) was ${outcome}`);
+    assert(
+      guard.leaks.length === 1 && guard.leaks[0] === LEAK_URL,
+      `guard recorded ${JSON.stringify(guard.leaks)}, expected exactly ["${LEAK_URL}"]`,
+    );
+  });
+} catch (error) {
+  t.fail("setup", error);
+} finally {
+  await context?.close().catch((e) => t.log(`closing Chromium: ${e.message}`));
+  await dev?.stop().catch((e) => t.log(`stopping the dev server: ${e.message}`));
+  t.finish();
+}
