@@ -8,61 +8,19 @@
 
 use std::collections::VecDeque;
 
-use serde::{Deserialize, Serialize};
-
 use crate::bandit::{Policy, PolicyOptions};
 use crate::error::{Error, Result};
-use crate::features::{Context, FeatureOptions, SparseVec};
-use crate::model::{self, CompactModel, ModelSpec, Posterior};
+use crate::features::{FeatureOptions, SparseVec};
+use crate::json::{Json, Obj, Writer};
+use crate::model::{self, CompactModel, Posterior};
 use crate::rng::{Rng, MAX_SEED};
 
 /// Default time a decision may wait for its reward: 24 hours.
 pub(crate) const DEFAULT_REWARD_TTL_MS: f64 = 24.0 * 3600.0 * 1000.0;
 /// Default number of decisions kept for delayed rewards.
-pub(crate) const DEFAULT_MAX_PENDING: u32 = 256;
+pub(crate) const DEFAULT_MAX_PENDING: u64 = 256;
 /// Upper bound on `maxPending`.
-pub(crate) const MAX_PENDING_LIMIT: u32 = 10_000;
-
-/// A variant given by id alone or with its own features.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum VariantOption {
-    /// Just the id.
-    Id(String),
-    /// Id and variant features.
-    Full {
-        /// Stable id.
-        id: String,
-        /// Features describing the variant.
-        features: Option<Context>,
-    },
-}
-
-/// Engine options as the site passes them.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct EngineOptions {
-    /// The variants, when no model is shipped.
-    pub variants: Option<Vec<VariantOption>>,
-    /// The shipped prior model; carries variants and feature configuration.
-    pub model: Option<ModelSpec>,
-    /// Feature configuration, when no model is shipped.
-    pub features: Option<FeatureOptions>,
-    /// Exploration policy.
-    pub policy: Option<PolicyOptions>,
-    /// Variant served when anything fails; default the first.
-    pub fallback: Option<String>,
-    /// Seed of the engine's decision-seed stream (integer in [0, 2^53)).
-    pub seed: Option<f64>,
-    /// Observation noise variance of rewards (no model only; default 0.25).
-    pub noise: Option<f64>,
-    /// Prior variance of every weight (no model only; default 1).
-    pub prior_variance: Option<f64>,
-    /// How long a decision accepts its reward, in ms (default 24 h).
-    pub reward_ttl_ms: Option<f64>,
-    /// How many decisions are kept for delayed rewards (default 256).
-    pub max_pending: Option<u32>,
-}
+pub(crate) const MAX_PENDING_LIMIT: u64 = 10_000;
 
 /// Validated engine configuration.
 #[derive(Debug, Clone)]
@@ -75,129 +33,236 @@ pub struct EngineConfig {
     pub(crate) max_pending: usize,
 }
 
-/// Check a seed given as a JS number.
-pub(crate) fn check_seed(x: f64, field: &str) -> Result<u64> {
-    if x.is_finite() && x >= 0.0 && x <= MAX_SEED as f64 && x.fract() == 0.0 {
-        Ok(x as u64)
-    } else {
-        Err(Error::option(field, format!("should be an integer in [0, 2^53), but is {x}")))
-    }
-}
+const OPT_ERR: crate::json::ErrKind = Error::option_owned;
 
-impl EngineOptions {
-    /// Validate. `default_seed` is used when no seed is given (the boundary
-    /// passes fresh entropy; tests pass a constant).
-    pub fn check(&self, default_seed: u64) -> Result<EngineConfig> {
-        let model = match (&self.model, &self.variants) {
-            (Some(spec), variants) => {
-                if self.features.is_some() || self.noise.is_some() || self.prior_variance.is_some() {
+impl EngineConfig {
+    /// Parse and validate engine options (JSON text). `default_seed` is used
+    /// when the options give no seed: the boundary passes fresh entropy.
+    ///
+    /// Options: `variants` (ids, or `{id, features}`) or `model`; `features`
+    /// (`bits`, `allow`, `interactions`, `hashVersion`), `noise` and
+    /// `priorVariance` when there is no model; `policy`; `fallback`; `seed`;
+    /// `rewardTtlMs`; `maxPending`. Unknown keys are errors.
+    pub fn parse(text: &str, default_seed: u64) -> Result<EngineConfig> {
+        let json = Json::parse(text, "options", OPT_ERR)?;
+        let mut o = Obj::new(&json, "", OPT_ERR)?;
+        let model_json = o.get("model");
+        let variants = o.arr("variants")?;
+        let features = o.obj("features")?;
+        let noise = o.num("noise")?;
+        let prior_variance = o.num("priorVariance")?;
+        let policy = match o.obj("policy")? {
+            Some(p) => PolicyOptions::read(p)?,
+            None => PolicyOptions::default(),
+        };
+        let fallback = o.str("fallback")?;
+        let seed = o.int("seed", 0, MAX_SEED)?;
+        let reward_ttl_ms = o.num("rewardTtlMs")?;
+        let max_pending = o.int("maxPending", 1, MAX_PENDING_LIMIT)?;
+        o.finish()?;
+
+        let variant_list = match variants {
+            None => None,
+            Some(vs) => Some(
+                vs.iter()
+                    .enumerate()
+                    .map(|(i, v)| match v {
+                        Json::Str(id) => Ok((id.clone(), None)),
+                        other => {
+                            let mut vo = Obj::new(other, &format!("variants[{i}]"), OPT_ERR)?;
+                            let id = vo
+                                .str("id")?
+                                .ok_or_else(|| vo.err("id", "is required"))?
+                                .to_owned();
+                            let f = vo.get("features").cloned();
+                            vo.finish()?;
+                            Ok((id, f))
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+
+        let model = match (model_json, variant_list) {
+            (Some(m), variants) => {
+                if features.is_some() || noise.is_some() || prior_variance.is_some() {
                     return Err(Error::option(
                         "features",
                         "features, noise and priorVariance come from the model when one is given",
                     ));
                 }
-                let m = spec.check()?;
+                let m = CompactModel::from_json(m)?;
                 if let Some(vs) = variants {
-                    let ids: Vec<&str> = vs.iter().map(variant_id).collect();
-                    if !ids.iter().copied().eq(m.variant_ids()) {
-                        return Err(Error::option("variants", "must match the model's variant ids, or be left out"));
+                    if !vs.iter().map(|(id, _)| id.as_str()).eq(m.variant_ids()) {
+                        return Err(Error::option(
+                            "variants",
+                            "must match the model's variant ids, or be left out",
+                        ));
                     }
                 }
                 m
             }
-            (None, Some(vs)) => {
-                let features = self.features.clone().unwrap_or_default().check("features.")?;
-                let noise = model::positive(self.noise.unwrap_or(model::DEFAULT_NOISE), "noise", Error::option_owned)?;
+            (None, Some(ids)) => {
+                let fc = match features {
+                    Some(f) => FeatureOptions::read(f)?,
+                    None => FeatureOptions::default(),
+                }
+                .check("features.")?;
+                let noise =
+                    model::positive(noise.unwrap_or(model::DEFAULT_NOISE), "noise", OPT_ERR)?;
                 let var = model::positive(
-                    self.prior_variance.unwrap_or(model::DEFAULT_PRIOR_VARIANCE),
+                    prior_variance.unwrap_or(model::DEFAULT_PRIOR_VARIANCE),
                     "priorVariance",
-                    Error::option_owned,
+                    OPT_ERR,
                 )?;
-                let ids = vs
-                    .iter()
-                    .map(|v| match v {
-                        VariantOption::Id(id) => (id.clone(), None),
-                        VariantOption::Full { id, features } => (id.clone(), features.clone()),
-                    })
-                    .collect::<Vec<_>>();
                 for (i, (_, f)) in ids.iter().enumerate() {
                     if let Some(f) = f {
-                        features.featurize(&Context::new(), Some(f)).map_err(|e| {
+                        fc.featurize(&Json::Null, Some(f)).map_err(|e| {
                             Error::option(format!("variants[{i}].features"), e.to_string())
                         })?;
                     }
                 }
-                CompactModel::uninformed(features, ids, noise, var)?
+                CompactModel::uninformed(fc, ids, noise, var)?
             }
-            (None, None) => return Err(Error::option("variants", "is required when no model is given")),
+            (None, None) => {
+                return Err(Error::option(
+                    "variants",
+                    "is required when no model is given",
+                ))
+            }
         };
         let k = model.variants.len();
-        let policy = self.policy.clone().unwrap_or_default().check(k)?;
-        let fallback = match &self.fallback {
+        let policy = policy.check(k)?;
+        let fallback = match fallback {
             None => 0,
             Some(id) => model.variant_ids().position(|v| v == id).ok_or_else(|| {
                 Error::option("fallback", format!("`{id}` is not one of the variants"))
             })?,
         };
-        let seed = match self.seed {
-            Some(s) => check_seed(s, "seed")?,
-            None => default_seed & MAX_SEED,
-        };
         let reward_ttl_ms = model::positive(
-            self.reward_ttl_ms.unwrap_or(DEFAULT_REWARD_TTL_MS),
+            reward_ttl_ms.unwrap_or(DEFAULT_REWARD_TTL_MS),
             "rewardTtlMs",
-            Error::option_owned,
+            OPT_ERR,
         )?;
-        let max_pending = self.max_pending.unwrap_or(DEFAULT_MAX_PENDING);
-        if !(1..=MAX_PENDING_LIMIT).contains(&max_pending) {
-            return Err(Error::option(
-                "maxPending",
-                format!("should be in [1, {MAX_PENDING_LIMIT}], but is {max_pending}"),
-            ));
-        }
-        Ok(EngineConfig { model, policy, fallback, seed, reward_ttl_ms, max_pending: max_pending as usize })
-    }
-}
-
-fn variant_id(v: &VariantOption) -> &str {
-    match v {
-        VariantOption::Id(id) | VariantOption::Full { id, .. } => id,
+        Ok(EngineConfig {
+            model,
+            policy,
+            fallback,
+            seed: seed.unwrap_or(default_seed & MAX_SEED),
+            reward_ttl_ms,
+            max_pending: max_pending.unwrap_or(DEFAULT_MAX_PENDING) as usize,
+        })
     }
 }
 
 /// Options of one `rank` call.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct RankOptions {
-    /// Namespaced context features.
-    pub context: Option<Context>,
-    /// Features of each variant for this call (replacing the configured ones), one per variant.
-    pub actions: Option<Vec<Option<Context>>>,
-    /// Replay a decision: use this seed instead of the next one from the stream.
-    pub seed: Option<f64>,
-    /// Deferred activation: the decision must be `activate`d before its reward counts.
-    pub defer: Option<bool>,
+    pub(crate) context: Option<Json>,
+    pub(crate) actions: Option<Vec<Json>>,
+    pub(crate) seed: Option<u64>,
+    pub(crate) defer: bool,
     /// The injected clock, in ms since the epoch; the JS boundary defaults it to `Date.now()`.
     pub now: Option<f64>,
 }
 
+fn read_actions(o: &mut Obj<'_>) -> Result<Option<Vec<Json>>> {
+    Ok(o.arr("actions")?.map(|a| a.to_vec()))
+}
+
+impl RankOptions {
+    /// Parse `{ context?, actions?, seed?, defer?, now? }`.
+    ///
+    /// `context` is namespaced features; `actions` gives each variant's
+    /// features for this call (replacing the configured ones); `seed` replays
+    /// a decision; `defer` requires `activate` before the reward counts.
+    pub fn parse(text: &str) -> Result<RankOptions> {
+        let json = Json::parse(text, "rank options", OPT_ERR)?;
+        let mut o = Obj::new(&json, "", OPT_ERR)?;
+        let r = RankOptions {
+            context: o.get("context").cloned(),
+            actions: read_actions(&mut o)?,
+            seed: o.int("seed", 0, MAX_SEED)?,
+            defer: o.bool("defer")?.unwrap_or(false),
+            now: o.num("now")?,
+        };
+        o.finish()?;
+        Ok(r)
+    }
+}
+
 /// Options of one `learn` call: a logged (context, variant, reward) triple.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct LearnOptions {
-    /// Namespaced context features.
-    pub context: Option<Context>,
-    /// Per-variant features, as in `rank`.
-    pub actions: Option<Vec<Option<Context>>>,
-    /// The variant that was shown, by id.
-    pub variant: String,
-    /// The reward in [0, 1].
+    pub(crate) context: Option<Json>,
+    pub(crate) actions: Option<Vec<Json>>,
+    pub(crate) variant: String,
+    pub(crate) reward: f64,
+}
+
+impl LearnOptions {
+    /// Parse `{ context?, actions?, variant, reward }`.
+    pub fn parse(text: &str) -> Result<LearnOptions> {
+        let json = Json::parse(text, "learn options", OPT_ERR)?;
+        let mut o = Obj::new(&json, "", OPT_ERR)?;
+        let r = LearnOptions {
+            context: o.get("context").cloned(),
+            actions: read_actions(&mut o)?,
+            variant: o
+                .str("variant")?
+                .ok_or_else(|| o.err("variant", "is required"))?
+                .to_owned(),
+            reward: o
+                .num("reward")?
+                .ok_or_else(|| o.err("reward", "is required"))?,
+        };
+        o.finish()?;
+        Ok(r)
+    }
+}
+
+/// Options of `reward` (`{ decisionId, reward, now? }`) and `activate` (`{ decisionId, now? }`).
+#[derive(Debug, Clone)]
+pub struct SettleOptions {
+    /// The decision to settle.
+    pub decision_id: String,
+    /// The reward (NaN for `activate`, and when JS passed NaN or ±Infinity).
     pub reward: f64,
+    /// The injected clock, in ms.
+    pub now: Option<f64>,
+}
+
+impl SettleOptions {
+    /// Parse; `with_reward` says whether `reward` is required (reward) or not allowed (activate).
+    pub fn parse(text: &str, with_reward: bool) -> Result<SettleOptions> {
+        let json = Json::parse(text, "options", Error::option_owned)?;
+        let mut o = Obj::new(&json, "", Error::option_owned)?;
+        let decision_id = o
+            .str("decisionId")?
+            .ok_or_else(|| o.err("decisionId", "is required"))?
+            .to_owned();
+        let reward = if !with_reward {
+            f64::NAN
+        } else if o.is_null("reward") {
+            // JSON.stringify writes NaN and ±Infinity as null: an invalid reward, not a missing one.
+            o.get("reward");
+            f64::NAN
+        } else {
+            o.num("reward")?
+                .ok_or_else(|| o.err("reward", "is required"))?
+        };
+        let now = o.num("now")?;
+        o.finish()?;
+        Ok(SettleOptions {
+            decision_id,
+            reward,
+            now,
+        })
+    }
 }
 
 /// The result of `rank`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     /// Id of the chosen variant.
     pub variant: String,
@@ -219,6 +284,26 @@ pub struct Decision {
     pub policy: &'static str,
 }
 
+impl Decision {
+    /// The decision as a JSON object (camelCase keys, as JS sees it).
+    pub fn to_json(&self) -> String {
+        let mut w = Writer::new();
+        w.begin_obj();
+        w.key("variant").str(&self.variant);
+        w.key("index").int(self.index as u64);
+        w.key("probability").num(self.probability);
+        w.key("pmf").nums(&self.pmf);
+        w.key("scores").nums(&self.scores);
+        w.key("decisionId").str(&self.decision_id);
+        w.key("seed").int(self.seed);
+        w.key("modelVersion").str(&self.model_version);
+        w.key("policy").str(self.policy);
+        w.key("fallback").bool(false);
+        w.end_obj();
+        w.finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Pending {
     id: String,
@@ -227,16 +312,6 @@ struct Pending {
     expires_at: f64,
     activated: bool,
     rewarded: bool,
-}
-
-/// Learner statistics of one variant, for dashboards and audits.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VariantStats {
-    /// Variant id.
-    pub id: String,
-    /// Rewards learned from.
-    pub updates: u64,
 }
 
 /// The engine: one decision point (a page slot) with its variants.
@@ -286,15 +361,37 @@ impl Engine {
         self.cfg.policy.name()
     }
 
-    /// Per-variant learner statistics.
-    pub fn stats(&self) -> Vec<VariantStats> {
-        self.cfg
-            .model
-            .variants
-            .iter()
-            .zip(&self.arms)
-            .map(|(v, p)| VariantStats { id: v.id.clone(), updates: p.n })
-            .collect()
+    /// Updates learned per variant, in variant order.
+    pub fn updates(&self) -> Vec<u64> {
+        self.arms.iter().map(|p| p.n).collect()
+    }
+
+    /// The decision served when anything fails: the fallback variant with
+    /// probability 1 and no decision id, as JSON (the boundary adds `error`).
+    pub fn fallback_json(&self) -> String {
+        let k = self.arms.len();
+        let index = self.cfg.fallback;
+        let pmf: Vec<f64> = (0..k).map(|i| if i == index { 1.0 } else { 0.0 }).collect();
+        let mut w = Writer::new();
+        w.begin_obj();
+        w.key("variant")
+            .str(&self.cfg.model.variants[index].id)
+            .key("index")
+            .int(index as u64);
+        w.key("probability")
+            .num(1.0)
+            .key("pmf")
+            .nums(&pmf)
+            .key("scores")
+            .nums(&[]);
+        w.key("decisionId").null().key("seed").null();
+        w.key("modelVersion")
+            .str(self.model_version())
+            .key("policy")
+            .str(self.policy_name());
+        w.key("fallback").bool(true);
+        w.end_obj();
+        w.finish()
     }
 
     /// Decisions waiting for a reward.
@@ -302,20 +399,46 @@ impl Engine {
         self.pending.iter().filter(|p| !p.rewarded).count()
     }
 
-    fn featurize(&self, context: Option<&Context>, actions: Option<&[Option<Context>]>) -> Result<Vec<SparseVec>> {
+    /// `{ variants: [{ id, updates }], pending, policy, modelVersion }` as JSON.
+    pub fn stats_json(&self) -> String {
+        let mut w = Writer::new();
+        w.begin_obj().key("variants").begin_arr();
+        for (v, p) in self.cfg.model.variants.iter().zip(&self.arms) {
+            w.begin_obj()
+                .key("id")
+                .str(&v.id)
+                .key("updates")
+                .int(p.n)
+                .end_obj();
+        }
+        w.end_arr();
+        w.key("pending").int(self.pending_count() as u64);
+        w.key("policy").str(self.policy_name());
+        w.key("modelVersion").str(self.model_version());
+        w.end_obj();
+        w.finish()
+    }
+
+    fn featurize(
+        &self,
+        context: Option<&Json>,
+        actions: Option<&[Json]>,
+    ) -> Result<Vec<SparseVec>> {
         let k = self.arms.len();
         let fc = &self.cfg.model.features;
         if let Some(a) = actions {
             if a.len() != k {
-                return Err(Error::context("actions", format!("should list {k} variants, but lists {}", a.len())));
+                return Err(Error::context(
+                    "actions",
+                    format!("should list {k} variants, but lists {}", a.len()),
+                ));
             }
         }
-        let empty = Context::new();
         let mut shared = Vec::new();
-        fc.hash_context(context.unwrap_or(&empty), "context.", &mut shared)?;
-        let action_of = |i: usize| -> Option<&Context> {
+        fc.hash_context(context.unwrap_or(&Json::Null), "context.", &mut shared)?;
+        let action_of = |i: usize| -> Option<&Json> {
             match actions {
-                Some(a) => a[i].as_ref(),
+                Some(a) => Some(&a[i]).filter(|j| **j != Json::Null),
                 None => self.cfg.model.variants[i].features.as_ref(),
             }
         };
@@ -338,7 +461,11 @@ impl Engine {
         // Keep settled and expired entries for one more TTL, so a late or
         // repeated reward is told apart from an unknown id.
         let ttl = self.cfg.reward_ttl_ms;
-        while self.pending.front().is_some_and(|p| p.expires_at + ttl < now) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.expires_at + ttl < now)
+        {
             self.pending.pop_front();
         }
         while self.pending.len() >= self.cfg.max_pending {
@@ -349,17 +476,22 @@ impl Engine {
     /// Choose a variant. On error nothing changes (not even the seed stream).
     pub fn rank(&mut self, opts: &RankOptions, now_ms: f64) -> Result<Decision> {
         check_now(now_ms)?;
-        let seed = match opts.seed {
-            Some(s) => Some(check_seed(s, "seed")?),
-            None => None,
-        };
         let xs = self.featurize(opts.context.as_ref(), opts.actions.as_deref())?;
-        let seed = seed.unwrap_or_else(|| self.rng.next_seed());
+        let seed = opts.seed.unwrap_or_else(|| self.rng.next_seed());
         let mut rng = Rng::new(seed);
         let policy = &self.cfg.policy;
-        let scores: Vec<f64> = self.arms.iter().zip(&xs).map(|(p, x)| p.mean_score(x)).collect();
+        let scores: Vec<f64> = self
+            .arms
+            .iter()
+            .zip(&xs)
+            .map(|(p, x)| p.mean_score(x))
+            .collect();
         let variances: Vec<f64> = if policy.needs_variance() {
-            self.arms.iter().zip(&xs).map(|(p, x)| p.score_variance(x)).collect()
+            self.arms
+                .iter()
+                .zip(&xs)
+                .map(|(p, x)| p.score_variance(x))
+                .collect()
         } else {
             vec![0.0; xs.len()]
         };
@@ -375,7 +507,7 @@ impl Engine {
             arm: index,
             x,
             expires_at: now_ms + self.cfg.reward_ttl_ms,
-            activated: !opts.defer.unwrap_or(false),
+            activated: !opts.defer,
             rewarded: false,
         });
         Ok(Decision {
@@ -433,9 +565,14 @@ impl Engine {
     /// not choose). On error nothing changes.
     pub fn learn(&mut self, opts: &LearnOptions) -> Result<()> {
         check_reward(opts.reward)?;
-        let arm = self.cfg.model.variant_ids().position(|v| v == opts.variant).ok_or_else(|| {
-            Error::UnknownVariant { variant: opts.variant.clone() }
-        })?;
+        let arm = self
+            .cfg
+            .model
+            .variant_ids()
+            .position(|v| v == opts.variant.as_str())
+            .ok_or_else(|| Error::UnknownVariant {
+                variant: opts.variant.clone(),
+            })?;
         let xs = self.featurize(opts.context.as_ref(), opts.actions.as_deref())?;
         let noise = self.cfg.model.noise;
         self.arms[arm].update(&xs[arm], opts.reward, noise, 1.0)
@@ -454,6 +591,9 @@ fn check_now(now: f64) -> Result<()> {
     if now.is_finite() {
         Ok(())
     } else {
-        Err(Error::option("now", format!("should be a finite time in ms, but is {now}")))
+        Err(Error::option(
+            "now",
+            format!("should be a finite time in ms, but is {now}"),
+        ))
     }
 }

@@ -108,7 +108,10 @@ impl Error {
     }
 
     pub(crate) fn option(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidOption { field: field.into(), reason: reason.into() }
+        Error::InvalidOption {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn option_owned(field: String, reason: String) -> Self {
@@ -116,11 +119,17 @@ impl Error {
     }
 
     pub(crate) fn context(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidContext { field: field.into(), reason: reason.into() }
+        Error::InvalidContext {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn model(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidModel { field: field.into(), reason: reason.into() }
+        Error::InvalidModel {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -130,17 +139,26 @@ impl fmt::Display for Error {
             Error::InvalidOption { field, reason } => write!(f, "option `{field}` {reason}"),
             Error::InvalidContext { field, reason } => write!(f, "feature `{field}` {reason}"),
             Error::NonFiniteFeature { field } => {
-                write!(f, "feature `{field}` must be a finite number, not NaN or Infinity")
+                write!(
+                    f,
+                    "feature `{field}` must be a finite number, not NaN or Infinity"
+                )
             }
             Error::StringTooLong { field, len, max } => {
                 write!(f, "`{field}` is {len} bytes long; the limit is {max}")
             }
             Error::TooManyFeatures { count, max } => {
-                write!(f, "context has more than {max} features (stopped at {count})")
+                write!(
+                    f,
+                    "context has more than {max} features (stopped at {count})"
+                )
             }
             Error::InvalidModel { field, reason } => write!(f, "model field `{field}` {reason}"),
             Error::InvalidReward { value } => {
-                write!(f, "reward must be a finite number in [0, 1], but is {value}")
+                write!(
+                    f,
+                    "reward must be a finite number in [0, 1], but is {value}"
+                )
             }
             Error::UnknownDecision { id } => write!(f, "no pending decision has id `{id}`"),
             Error::DecisionExpired { id } => {
@@ -170,16 +188,27 @@ mod tests {
         let all = [
             Error::option("policy.epsilon", "should be in [0, 1], but is 2"),
             Error::context("page.title", "x"),
-            Error::NonFiniteFeature { field: "page.price".into() },
-            Error::StringTooLong { field: "page.q".into(), len: 999, max: 256 },
-            Error::TooManyFeatures { count: 257, max: 256 },
+            Error::NonFiniteFeature {
+                field: "page.price".into(),
+            },
+            Error::StringTooLong {
+                field: "page.q".into(),
+                len: 999,
+                max: 256,
+            },
+            Error::TooManyFeatures {
+                count: 257,
+                max: 256,
+            },
             Error::model("bits", "x"),
             Error::InvalidReward { value: 1.5 },
             Error::UnknownDecision { id: "d1".into() },
             Error::DecisionExpired { id: "d1".into() },
             Error::DuplicateReward { id: "d1".into() },
             Error::NotActivated { id: "d1".into() },
-            Error::UnknownVariant { variant: "z".into() },
+            Error::UnknownVariant {
+                variant: "z".into(),
+            },
             Error::NumericalError { reason: "x".into() },
         ];
         let mut codes: Vec<_> = all.iter().map(Error::code).collect();

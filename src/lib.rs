@@ -8,15 +8,22 @@
 //! The core is plain Rust; the JS surface lives in `src/wasm/` only.
 //!
 //! ```
-//! use insitu::{Engine, EngineOptions, RankOptions};
-//! let opts: EngineOptions = serde_json::from_str(
+//! use insitu::{Engine, EngineConfig, RankOptions};
+//! let cfg = EngineConfig::parse(
 //!     r#"{"variants": ["a", "b"], "features": {"allow": ["page"]}, "seed": 7}"#,
-//! ).unwrap();
-//! let mut engine = Engine::new(opts.check(0).unwrap());
-//! let ctx = serde_json::from_str(r#"{"page": {"section": "sports"}}"#).unwrap();
-//! let d = engine.rank(&RankOptions { context: Some(ctx), ..Default::default() }, 0.0).unwrap();
+//!     0,
+//! )
+//! .unwrap();
+//! let mut engine = Engine::new(cfg);
+//! let rank = RankOptions::parse(r#"{"context": {"page": {"section": "sports"}}}"#).unwrap();
+//! let d = engine.rank(&rank, 0.0).unwrap();
 //! assert!(d.probability > 0.0);
 //! engine.reward(&d.decision_id, 1.0, 1.0).unwrap();
+//!
+//! // Unknown options are errors with a stable code, naming the bad key.
+//! let err = EngineConfig::parse(r#"{"variants": ["a", "b"], "polcy": {}}"#, 0).unwrap_err();
+//! assert_eq!(err.code(), "INVALID_OPTION");
+//! assert!(err.to_string().contains("polcy"));
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
@@ -24,18 +31,15 @@ mod bandit;
 mod engine;
 mod error;
 mod features;
+mod json;
 mod model;
 mod rng;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
-pub use bandit::{explore, Policy, PolicyKind, PolicyOptions};
-pub use engine::{
-    Decision, Engine, EngineConfig, EngineOptions, LearnOptions, RankOptions, VariantOption,
-    VariantStats,
-};
+pub use bandit::explore;
+pub use engine::{Decision, Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
 pub use error::{Error, Result};
-pub use features::{Context, FeatureConfig, FeatureOptions, SparseVec, Value, HASH_VERSION};
-pub use model::{CompactModel, ModelSpec, Posterior};
+pub use features::HASH_VERSION;
 pub use rng::Rng;

@@ -75,6 +75,7 @@ impl Rng {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // index loops read like the maths they check
 mod tests {
     use super::*;
 

@@ -4,10 +4,13 @@
 //!
 //! Regenerate after an intended change with `INSITU_BLESS=1 cargo test --test determinism`.
 
-use insitu::{Engine, EngineOptions, RankOptions};
+use insitu::{Engine, EngineConfig, RankOptions};
 use serde_json::{json, Value};
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/determinism.json");
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/determinism.json"
+);
 
 fn scenario() -> Value {
     let sections = ["news", "sports", "tech"];
@@ -29,16 +32,21 @@ fn scenario() -> Value {
 }
 
 fn run(fixture: &mut Value) {
-    let opts: EngineOptions = serde_json::from_value(fixture["options"].clone()).unwrap();
-    let mut engine = Engine::new(opts.check(0).unwrap());
+    let mut engine = Engine::new(EngineConfig::parse(&fixture["options"].to_string(), 0).unwrap());
     for step in fixture["steps"].as_array_mut().unwrap() {
-        let rank: RankOptions = serde_json::from_value(step["rank"].clone()).unwrap();
+        let rank = RankOptions::parse(&step["rank"].to_string()).unwrap();
         let d = engine.rank(&rank, rank.now.unwrap()).unwrap();
         // The hidden preference: hero-b on sports, hero-a elsewhere.
         let section = step["rank"]["context"]["page"]["section"].as_str().unwrap();
-        let liked = if section == "sports" { "hero-b" } else { "hero-a" };
+        let liked = if section == "sports" {
+            "hero-b"
+        } else {
+            "hero-a"
+        };
         let reward = if d.variant == liked { 1.0 } else { 0.0 };
-        engine.reward(&d.decision_id, reward, step["now"].as_f64().unwrap()).unwrap();
+        engine
+            .reward(&d.decision_id, reward, step["now"].as_f64().unwrap())
+            .unwrap();
         step["variant"] = json!(d.variant);
         step["probability"] = json!(d.probability);
         step["seed"] = json!(d.seed);
@@ -54,10 +62,18 @@ fn golden_sequence_replays_exactly() {
         std::fs::write(PATH, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
     }
     let want: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
-    assert_eq!(got, want, "decisions changed: a seed no longer reproduces its decision");
+    assert_eq!(
+        got, want,
+        "decisions changed: a seed no longer reproduces its decision"
+    );
     // Not degenerate: several variants were chosen and some probabilities are below 1.
     let steps = want["steps"].as_array().unwrap();
-    let distinct: std::collections::BTreeSet<_> = steps.iter().map(|s| s["variant"].as_str().unwrap()).collect();
+    let distinct: std::collections::BTreeSet<_> = steps
+        .iter()
+        .map(|s| s["variant"].as_str().unwrap())
+        .collect();
     assert!(distinct.len() >= 2);
-    assert!(steps.iter().any(|s| s["probability"].as_f64().unwrap() < 0.99));
+    assert!(steps
+        .iter()
+        .any(|s| s["probability"].as_f64().unwrap() < 0.99));
 }

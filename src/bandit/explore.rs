@@ -8,13 +8,19 @@ use crate::rng::Rng;
 pub fn greedy(scores: &[f64]) -> Vec<f64> {
     let best = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let winners = scores.iter().filter(|s| **s == best).count().max(1) as f64;
-    scores.iter().map(|s| if *s == best { 1.0 / winners } else { 0.0 }).collect()
+    scores
+        .iter()
+        .map(|s| if *s == best { 1.0 / winners } else { 0.0 })
+        .collect()
 }
 
 /// Greedy with probability `1 - epsilon`, uniform with probability `epsilon`.
 pub fn epsilon_greedy(scores: &[f64], epsilon: f64) -> Vec<f64> {
     let k = scores.len() as f64;
-    greedy(scores).into_iter().map(|p| (1.0 - epsilon) * p + epsilon / k).collect()
+    greedy(scores)
+        .into_iter()
+        .map(|p| (1.0 - epsilon) * p + epsilon / k)
+        .collect()
 }
 
 /// Thompson sampling over independent Gaussian scores `N(mean[a], sd[a]^2)`.
@@ -86,6 +92,7 @@ pub fn sample(pmf: &[f64], u: f64) -> (usize, f64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // index loops read like the maths they check
 mod tests {
     use super::*;
 
@@ -151,14 +158,24 @@ mod tests {
             let x = z / std::f64::consts::SQRT_2;
             let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
             let y = 1.0
-                - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+                - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t
+                    - 0.284_496_736)
+                    * t
                     + 0.254_829_592)
                     * t
                     * (-x * x).exp();
             0.5 * (1.0 + if x >= 0.0 { y } else { -y })
         }
-        let lo = mean.iter().zip(sd).map(|(m, s)| m - 10.0 * s).fold(f64::INFINITY, f64::min);
-        let hi = mean.iter().zip(sd).map(|(m, s)| m + 10.0 * s).fold(f64::NEG_INFINITY, f64::max);
+        let lo = mean
+            .iter()
+            .zip(sd)
+            .map(|(m, s)| m - 10.0 * s)
+            .fold(f64::INFINITY, f64::min);
+        let hi = mean
+            .iter()
+            .zip(sd)
+            .map(|(m, s)| m + 10.0 * s)
+            .fold(f64::NEG_INFINITY, f64::max);
         let n = 20_000;
         let h = (hi - lo) / n as f64;
         (0..mean.len())
@@ -167,7 +184,8 @@ mod tests {
                     .map(|i| {
                         let t = lo + (i as f64 + 0.5) * h;
                         let z = (t - mean[a]) / sd[a];
-                        let pdf = (-0.5 * z * z).exp() / (sd[a] * (2.0 * std::f64::consts::PI).sqrt());
+                        let pdf =
+                            (-0.5 * z * z).exp() / (sd[a] * (2.0 * std::f64::consts::PI).sqrt());
                         let others: f64 = (0..mean.len())
                             .filter(|b| *b != a)
                             .map(|b| cdf((t - mean[b]) / sd[b]))
@@ -199,7 +217,12 @@ mod tests {
         }
         for a in 0..4 {
             let tol = 5.0 * (exact[a] * (1.0 - exact[a]) / (reps * s) as f64).sqrt() + 1e-4;
-            assert!((avg[a] - exact[a]).abs() < tol, "arm {a}: {} vs {} (tol {tol})", avg[a], exact[a]);
+            assert!(
+                (avg[a] - exact[a]).abs() < tol,
+                "arm {a}: {} vs {} (tol {tol})",
+                avg[a],
+                exact[a]
+            );
         }
     }
 }

@@ -5,17 +5,14 @@
 
 pub mod explore;
 
-use serde::Deserialize;
-
 use crate::error::{Error, Result};
+use crate::json::Obj;
 use crate::rng::Rng;
 
 /// Policy options as the site passes them: `{ type: "thompson", ... }`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PolicyOptions {
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PolicyOptions {
     /// `"thompson"` (default), `"linucb"`, `"egreedy"` or `"greedy"`.
-    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Thompson: multiplier on the posterior standard deviation (default 1).
     pub scale: Option<f64>,
@@ -31,7 +28,7 @@ pub struct PolicyOptions {
 
 /// A validated exploration policy.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PolicyKind {
+pub(crate) enum PolicyKind {
     /// Linear Thompson sampling.
     Thompson {
         /// Posterior sd multiplier.
@@ -55,7 +52,7 @@ pub enum PolicyKind {
 
 /// A validated policy with its probability floor.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub(crate) kind: PolicyKind,
     pub(crate) min_probability: f64,
 }
@@ -69,13 +66,30 @@ fn in_unit(x: f64, field: &str) -> Result<f64> {
     if (0.0..=1.0).contains(&x) {
         Ok(x)
     } else {
-        Err(Error::option(field, format!("should be in [0, 1], but is {x}")))
+        Err(Error::option(
+            field,
+            format!("should be in [0, 1], but is {x}"),
+        ))
     }
 }
 
 impl PolicyOptions {
+    /// Read from a JSON object; unknown keys are errors.
+    pub(crate) fn read(mut o: Obj<'_>) -> Result<PolicyOptions> {
+        let p = PolicyOptions {
+            kind: o.str("type")?.map(str::to_owned),
+            scale: o.num("scale")?,
+            samples: o.int("samples", 0, u32::MAX as u64)?.map(|x| x as u32),
+            alpha: o.num("alpha")?,
+            epsilon: o.num("epsilon")?,
+            min_probability: o.num("minProbability")?,
+        };
+        o.finish()?;
+        Ok(p)
+    }
+
     /// Validate for `k` variants.
-    pub fn check(&self, k: usize) -> Result<Policy> {
+    pub(crate) fn check(&self, k: usize) -> Result<Policy> {
         let kind_name = self.kind.as_deref().unwrap_or("thompson");
         let allowed: &[&str] = match kind_name {
             "thompson" => &["scale", "samples"],
@@ -105,7 +119,10 @@ impl PolicyOptions {
             if x.is_finite() && x >= 0.0 {
                 Ok(x)
             } else {
-                Err(Error::option(field, format!("should be non-negative and finite, but is {x}")))
+                Err(Error::option(
+                    field,
+                    format!("should be non-negative and finite, but is {x}"),
+                ))
             }
         };
         let kind = match kind_name {
@@ -117,26 +134,39 @@ impl PolicyOptions {
                         format!("should be in [1, {MAX_SAMPLES}], but is {samples}"),
                     ));
                 }
-                PolicyKind::Thompson { scale: non_negative(self.scale.unwrap_or(1.0), "policy.scale")?, samples }
+                PolicyKind::Thompson {
+                    scale: non_negative(self.scale.unwrap_or(1.0), "policy.scale")?,
+                    samples,
+                }
             }
-            "linucb" => PolicyKind::LinUcb { alpha: non_negative(self.alpha.unwrap_or(1.0), "policy.alpha")? },
-            "egreedy" => PolicyKind::EpsilonGreedy { epsilon: in_unit(self.epsilon.unwrap_or(0.1), "policy.epsilon")? },
+            "linucb" => PolicyKind::LinUcb {
+                alpha: non_negative(self.alpha.unwrap_or(1.0), "policy.alpha")?,
+            },
+            "egreedy" => PolicyKind::EpsilonGreedy {
+                epsilon: in_unit(self.epsilon.unwrap_or(0.1), "policy.epsilon")?,
+            },
             _ => PolicyKind::Greedy,
         };
-        let min_probability = in_unit(self.min_probability.unwrap_or(DEFAULT_MIN_PROBABILITY), "policy.minProbability")?;
+        let min_probability = in_unit(
+            self.min_probability.unwrap_or(DEFAULT_MIN_PROBABILITY),
+            "policy.minProbability",
+        )?;
         if min_probability * k as f64 > 1.0 {
             return Err(Error::option(
                 "policy.minProbability",
                 format!("should be at most 1/{k} for {k} variants, but is {min_probability}"),
             ));
         }
-        Ok(Policy { kind, min_probability })
+        Ok(Policy {
+            kind,
+            min_probability,
+        })
     }
 }
 
 impl Policy {
     /// Short name, as in `insitu-thompson`.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self.kind {
             PolicyKind::Thompson { .. } => "thompson",
             PolicyKind::LinUcb { .. } => "linucb",
@@ -147,18 +177,25 @@ impl Policy {
 
     /// Whether the policy reads score variances (so the scorer must compute them).
     pub(crate) fn needs_variance(&self) -> bool {
-        matches!(self.kind, PolicyKind::Thompson { .. } | PolicyKind::LinUcb { .. })
+        matches!(
+            self.kind,
+            PolicyKind::Thompson { .. } | PolicyKind::LinUcb { .. }
+        )
     }
 
     /// The pmf over variants from posterior score means and variances, floor applied.
-    pub fn pmf(&self, mean: &[f64], variance: &[f64], rng: &mut Rng) -> Vec<f64> {
+    pub(crate) fn pmf(&self, mean: &[f64], variance: &[f64], rng: &mut Rng) -> Vec<f64> {
         let mut pmf = match self.kind {
             PolicyKind::Thompson { scale, samples } => {
                 let sd: Vec<f64> = variance.iter().map(|v| scale * v.sqrt()).collect();
                 explore::thompson(mean, &sd, samples, rng)
             }
             PolicyKind::LinUcb { alpha } => {
-                let ucb: Vec<f64> = mean.iter().zip(variance).map(|(m, v)| m + alpha * v.sqrt()).collect();
+                let ucb: Vec<f64> = mean
+                    .iter()
+                    .zip(variance)
+                    .map(|(m, v)| m + alpha * v.sqrt())
+                    .collect();
                 explore::greedy(&ucb)
             }
             PolicyKind::EpsilonGreedy { epsilon } => explore::epsilon_greedy(mean, epsilon),
@@ -174,16 +211,35 @@ mod tests {
     use super::*;
 
     fn opts(json: &str) -> PolicyOptions {
-        serde_json::from_str(json).unwrap()
+        let j = crate::json::Json::parse(json, "policy", Error::option_owned).unwrap();
+        PolicyOptions::read(Obj::new(&j, "policy", Error::option_owned).unwrap()).unwrap()
     }
 
     #[test]
     fn defaults_and_each_kind() {
         let p = PolicyOptions::default().check(5).unwrap();
-        assert_eq!(p.kind, PolicyKind::Thompson { scale: 1.0, samples: 32 });
+        assert_eq!(
+            p.kind,
+            PolicyKind::Thompson {
+                scale: 1.0,
+                samples: 32
+            }
+        );
         assert_eq!(p.min_probability, 0.01);
-        assert_eq!(opts(r#"{"type":"linucb","alpha":2}"#).check(2).unwrap().name(), "linucb");
-        assert_eq!(opts(r#"{"type":"greedy","minProbability":0}"#).check(2).unwrap().kind, PolicyKind::Greedy);
+        assert_eq!(
+            opts(r#"{"type":"linucb","alpha":2}"#)
+                .check(2)
+                .unwrap()
+                .name(),
+            "linucb"
+        );
+        assert_eq!(
+            opts(r#"{"type":"greedy","minProbability":0}"#)
+                .check(2)
+                .unwrap()
+                .kind,
+            PolicyKind::Greedy
+        );
     }
 
     #[test]
@@ -201,13 +257,21 @@ mod tests {
             assert_eq!(e.code(), "INVALID_OPTION");
             assert!(e.to_string().contains(field), "{e}");
         }
-        assert!(serde_json::from_str::<PolicyOptions>(r#"{"typo":1}"#).is_err());
+        let j = crate::json::Json::parse(r#"{"typo":1}"#, "policy", Error::option_owned).unwrap();
+        let e =
+            PolicyOptions::read(Obj::new(&j, "policy", Error::option_owned).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("policy.typo"), "{e}");
     }
 
     #[test]
     fn pmfs_respect_the_floor() {
         let mut rng = Rng::new(1);
-        for json in [r#"{}"#, r#"{"type":"linucb"}"#, r#"{"type":"egreedy"}"#, r#"{"type":"greedy"}"#] {
+        for json in [
+            r#"{}"#,
+            r#"{"type":"linucb"}"#,
+            r#"{"type":"egreedy"}"#,
+            r#"{"type":"greedy"}"#,
+        ] {
             let p = opts(json).check(3).unwrap();
             let pmf = p.pmf(&[0.0, 5.0, 1.0], &[0.01, 0.01, 0.01], &mut rng);
             assert!((pmf.iter().sum::<f64>() - 1.0).abs() < 1e-12);

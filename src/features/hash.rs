@@ -79,7 +79,10 @@ mod tests {
         assert_eq!(murmur3_32(b"aaaa", 0x9747_b28c), 0x5A97_808A);
         assert_eq!(murmur3_32(b"abc", 0), 0xB3DD_93FA);
         assert_eq!(murmur3_32(b"Hello, world!", 0x9747_b28c), 0x2488_4CBA);
-        assert_eq!(murmur3_32(b"The quick brown fox jumps over the lazy dog", 0x9747_b28c), 0x2FA8_26CD);
+        assert_eq!(
+            murmur3_32(b"The quick brown fox jumps over the lazy dog", 0x9747_b28c),
+            0x2FA8_26CD
+        );
     }
 
     #[test]

@@ -9,12 +9,8 @@
 
 pub(crate) mod hash;
 
-use std::collections::BTreeMap;
-
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::Deserialize;
-
 use crate::error::{Error, Result};
+use crate::json::{Json, Obj};
 pub use hash::HASH_VERSION;
 
 /// Longest namespace, feature name or categorical value, in bytes.
@@ -26,80 +22,60 @@ pub(crate) const MAX_EXPANDED_FEATURES: usize = 4096;
 /// Smallest and largest hash width.
 pub(crate) const BITS_RANGE: (u8, u8) = (4, 18);
 
-/// One feature value: a number, a category or a set of categories.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// A numeric feature; its value multiplies its weight.
-    Num(f64),
-    /// A categorical feature `name=value` with value 1.
-    Str(String),
-    /// Several categories of one name, each with value 1.
-    List(Vec<String>),
-}
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Value;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a number, a string or an array of strings")
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Value, E> {
-                Ok(Value::Num(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Value, E> {
-                Ok(Value::Num(v as f64))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Value, E> {
-                Ok(Value::Num(v as f64))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Value, E> {
-                Ok(Value::Num(if v { 1.0 } else { 0.0 }))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Value, E> {
-                Ok(Value::Str(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Value, E> {
-                Ok(Value::Str(v))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> std::result::Result<Value, A::Error> {
-                let mut items = Vec::new();
-                while let Some(s) = a.next_element::<String>()? {
-                    if items.len() >= MAX_FEATURES {
-                        return Err(de::Error::custom("list has too many items"));
-                    }
-                    items.push(s);
-                }
-                Ok(Value::List(items))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// Namespaced features: namespace → feature name → value.
-///
-/// A `BTreeMap` so iteration order, and so floating-point sums, are deterministic.
-pub type Context = BTreeMap<String, BTreeMap<String, Value>>;
-
-/// Feature options as the site passes them.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FeatureOptions {
+/// Feature options as the site passes them (`features: {...}`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FeatureOptions {
     /// Hash version; only 1 exists.
-    pub hash_version: Option<u32>,
+    pub(crate) hash_version: Option<u32>,
     /// Hash width: features land in `2^bits` slots.
-    pub bits: Option<u8>,
+    pub(crate) bits: Option<u8>,
     /// Namespaces allowed to become features. Everything else is dropped.
-    pub allow: Option<Vec<String>>,
+    pub(crate) allow: Option<Vec<String>>,
     /// Namespace pairs whose features are crossed.
-    pub interactions: Option<Vec<(String, String)>>,
+    pub(crate) interactions: Option<Vec<(String, String)>>,
+}
+
+impl FeatureOptions {
+    /// Read from a JSON object; unknown keys are errors.
+    pub(crate) fn read(mut o: Obj<'_>) -> Result<FeatureOptions> {
+        let hash_version = o.int("hashVersion", 0, u32::MAX as u64)?.map(|x| x as u32);
+        let bits = o.int("bits", 0, 64)?.map(|x| x as u8);
+        let allow = o.strs("allow")?;
+        let interactions = match o.arr("interactions")? {
+            None => None,
+            Some(pairs) => Some(
+                pairs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| match p {
+                        Json::Arr(v) => match v.as_slice() {
+                            [Json::Str(a), Json::Str(b)] => Ok((a.clone(), b.clone())),
+                            _ => Err(o.err(
+                                &format!("interactions[{i}]"),
+                                "should be a pair of namespace names",
+                            )),
+                        },
+                        _ => Err(o.err(
+                            &format!("interactions[{i}]"),
+                            "should be a pair of namespace names",
+                        )),
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        o.finish()?;
+        Ok(FeatureOptions {
+            hash_version,
+            bits,
+            allow,
+            interactions,
+        })
+    }
 }
 
 /// Validated feature configuration.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeatureConfig {
+pub(crate) struct FeatureConfig {
     pub(crate) hash_version: u32,
     pub(crate) bits: u8,
     /// Sorted, deduplicated.
@@ -114,7 +90,7 @@ pub(crate) const DEFAULT_BITS: u8 = 5;
 
 impl FeatureOptions {
     /// Validate into a [`FeatureConfig`]. `path` prefixes field names in errors.
-    pub fn check(&self, path: &str) -> Result<FeatureConfig> {
+    pub(crate) fn check(&self, path: &str) -> Result<FeatureConfig> {
         let hash_version = self.hash_version.unwrap_or(HASH_VERSION);
         if hash_version != HASH_VERSION {
             return Err(Error::option(
@@ -126,7 +102,10 @@ impl FeatureOptions {
         if !(BITS_RANGE.0..=BITS_RANGE.1).contains(&bits) {
             return Err(Error::option(
                 format!("{path}bits"),
-                format!("should be in [{}, {}], but is {bits}", BITS_RANGE.0, BITS_RANGE.1),
+                format!(
+                    "should be in [{}, {}], but is {bits}",
+                    BITS_RANGE.0, BITS_RANGE.1
+                ),
             ));
         }
         let mut allow = self.allow.clone().unwrap_or_default();
@@ -152,7 +131,13 @@ impl FeatureOptions {
             }
         }
         let ns_seeds = allow.iter().map(|n| hash::namespace_seed(n)).collect();
-        Ok(FeatureConfig { hash_version, bits, allow, interactions, ns_seeds })
+        Ok(FeatureConfig {
+            hash_version,
+            bits,
+            allow,
+            interactions,
+            ns_seeds,
+        })
     }
 }
 
@@ -176,22 +161,21 @@ fn check_len(s: &str, field: &str) -> Result<()> {
 
 /// A feature vector: sorted unique slot indices with their values.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SparseVec {
+pub(crate) struct SparseVec {
     /// Slot indices, strictly increasing.
-    pub idx: Vec<u32>,
+    pub(crate) idx: Vec<u32>,
     /// Values, same length as `idx`.
-    pub val: Vec<f64>,
+    pub(crate) val: Vec<f64>,
 }
 
 impl SparseVec {
     /// Dot product with a dense vector.
-    pub fn dot(&self, dense: &[f64]) -> f64 {
-        self.idx.iter().zip(&self.val).map(|(&i, &v)| dense[i as usize] * v).sum()
-    }
-
-    /// Number of non-zero slots.
-    pub fn nnz(&self) -> usize {
-        self.idx.len()
+    pub(crate) fn dot(&self, dense: &[f64]) -> f64 {
+        self.idx
+            .iter()
+            .zip(&self.val)
+            .map(|(&i, &v)| dense[i as usize] * v)
+            .sum()
     }
 
     fn from_pairs(mut pairs: Vec<(u32, f64)>) -> SparseVec {
@@ -219,40 +203,95 @@ pub(crate) struct Hashed {
 
 impl FeatureConfig {
     /// Number of slots, `2^bits`.
-    pub fn dim(&self) -> usize {
+    pub(crate) fn dim(&self) -> usize {
         1 << self.bits
     }
 
-    /// The hash width.
-    pub fn bits(&self) -> u8 {
-        self.bits
-    }
-
-    /// Validate and hash the allowlisted part of one context. `path` names the
-    /// argument in errors. Namespaces not on the allowlist are skipped unread.
-    pub(crate) fn hash_context(&self, ctx: &Context, path: &str, out: &mut Vec<Hashed>) -> Result<()> {
-        for (ns_name, feats) in ctx {
-            let Ok(ns) = self.allow.binary_search(ns_name) else { continue };
+    /// Validate and hash the allowlisted part of one context: an object of
+    /// namespace objects. `path` names the argument in errors. Namespaces not
+    /// on the allowlist are skipped without being read or validated.
+    pub(crate) fn hash_context(&self, ctx: &Json, path: &str, out: &mut Vec<Hashed>) -> Result<()> {
+        let namespaces = match ctx {
+            Json::Null => return Ok(()),
+            Json::Obj(n) => n,
+            other => {
+                return Err(Error::context(
+                    path,
+                    format!(
+                        "should be an object of namespaces, but is {}",
+                        other.type_name()
+                    ),
+                ))
+            }
+        };
+        for (ns_name, feats) in namespaces {
+            let Ok(ns) = self.allow.binary_search(ns_name) else {
+                continue;
+            };
             let seed = self.ns_seeds[ns];
+            let Json::Obj(feats) = feats else {
+                return Err(Error::context(
+                    format!("{path}{ns_name}"),
+                    format!(
+                        "should be an object of features, but is {}",
+                        feats.type_name()
+                    ),
+                ));
+            };
             for (name, value) in feats {
                 let field = || format!("{path}{ns_name}.{name}");
                 check_name(name, &field())?;
                 match value {
-                    Value::Num(x) => {
-                        if !x.is_finite() {
-                            return Err(Error::NonFiniteFeature { field: field() });
-                        }
-                        push(out, Hashed { ns, h: hash::numeric(seed, name), x: *x })?;
-                    }
-                    Value::Str(s) => {
+                    Json::Num(x) => push(
+                        out,
+                        Hashed {
+                            ns,
+                            h: hash::numeric(seed, name),
+                            x: *x,
+                        },
+                    )?,
+                    Json::Bool(b) => push(
+                        out,
+                        Hashed {
+                            ns,
+                            h: hash::numeric(seed, name),
+                            x: f64::from(u8::from(*b)),
+                        },
+                    )?,
+                    // JSON.stringify turns NaN and ±Infinity into null.
+                    Json::Null => return Err(Error::NonFiniteFeature { field: field() }),
+                    Json::Str(s) => {
                         check_len(s, &field())?;
-                        push(out, Hashed { ns, h: hash::categorical(seed, name, s), x: 1.0 })?;
+                        push(
+                            out,
+                            Hashed {
+                                ns,
+                                h: hash::categorical(seed, name, s),
+                                x: 1.0,
+                            },
+                        )?;
                     }
-                    Value::List(items) => {
-                        for s in items {
+                    Json::Arr(items) => {
+                        for item in items {
+                            let Json::Str(s) = item else {
+                                return Err(Error::context(field(), "should list only strings"));
+                            };
                             check_len(s, &field())?;
-                            push(out, Hashed { ns, h: hash::categorical(seed, name, s), x: 1.0 })?;
+                            push(
+                                out,
+                                Hashed {
+                                    ns,
+                                    h: hash::categorical(seed, name, s),
+                                    x: 1.0,
+                                },
+                            )?;
                         }
+                    }
+                    Json::Obj(_) => {
+                        return Err(Error::context(
+                            field(),
+                            "should be a number, a string or an array of strings",
+                        ))
                     }
                 }
             }
@@ -286,7 +325,7 @@ impl FeatureConfig {
     }
 
     /// Hash a context and optional action features into one vector.
-    pub fn featurize(&self, shared: &Context, action: Option<&Context>) -> Result<SparseVec> {
+    pub(crate) fn featurize(&self, shared: &Json, action: Option<&Json>) -> Result<SparseVec> {
         let mut feats = Vec::new();
         self.hash_context(shared, "context.", &mut feats)?;
         if let Some(a) = action {
@@ -298,7 +337,10 @@ impl FeatureConfig {
 
 fn push(out: &mut Vec<Hashed>, h: Hashed) -> Result<()> {
     if out.len() >= MAX_FEATURES {
-        return Err(Error::TooManyFeatures { count: out.len() + 1, max: MAX_FEATURES });
+        return Err(Error::TooManyFeatures {
+            count: out.len() + 1,
+            max: MAX_FEATURES,
+        });
     }
     out.push(h);
     Ok(())
@@ -313,33 +355,46 @@ mod tests {
             hash_version: None,
             bits: Some(bits),
             allow: Some(allow.iter().map(|s| s.to_string()).collect()),
-            interactions: Some(inter.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()),
+            interactions: Some(
+                inter
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
+            ),
         }
         .check("features.")
         .unwrap()
     }
 
-    fn ctx(json: &str) -> Context {
-        serde_json::from_str(json).unwrap()
+    fn ctx(json: &str) -> Json {
+        Json::parse(json, "context", Error::option_owned).unwrap()
     }
 
     #[test]
     fn non_allowlisted_namespaces_are_dropped_unread() {
         let c = cfg(&["page"], &[], 10);
         let a = c.featurize(&ctx(r#"{"page":{"s":"x"}}"#), None).unwrap();
-        let mut b_ctx = ctx(r#"{"page":{"s":"x"},"pii":{"email":"a@b.c"}}"#);
-        // A NaN would fail validation if the dropped namespace were read at all.
-        b_ctx.get_mut("pii").unwrap().insert("bad".into(), Value::Num(f64::NAN));
-        let b = c.featurize(&b_ctx, None).unwrap();
+        // `pii` would fail validation (null, an object) if it were read at all.
+        let b = c
+            .featurize(
+                &ctx(r#"{"page":{"s":"x"},"pii":{"email":"a@b.c","bad":null,"o":{}}}"#),
+                None,
+            )
+            .unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.nnz(), 2); // the feature and the constant
+        assert_eq!(a.idx.len(), 2); // the feature and the constant
     }
 
     #[test]
-    fn values_numbers_strings_and_lists() {
+    fn values_numbers_strings_booleans_and_lists() {
         let c = cfg(&["p"], &[], 18);
-        let v = c.featurize(&ctx(r#"{"p":{"n":2.5,"s":"a","l":["x","y"]}}"#), None).unwrap();
-        assert_eq!(v.nnz(), 5);
+        let v = c
+            .featurize(
+                &ctx(r#"{"p":{"n":2.5,"s":"a","l":["x","y"],"b":true}}"#),
+                None,
+            )
+            .unwrap();
+        assert_eq!(v.idx.len(), 6);
         assert!(v.val.contains(&2.5));
         assert!(v.idx.iter().all(|&i| i < 1 << 18));
         assert!(v.idx.windows(2).all(|w| w[0] < w[1]));
@@ -348,9 +403,14 @@ mod tests {
     #[test]
     fn collisions_sum_in_small_tables() {
         let c = cfg(&["p"], &[], 4);
-        let json: String = (0..40).map(|i| format!("\"f{i}\":1")).collect::<Vec<_>>().join(",");
-        let v = c.featurize(&ctx(&format!("{{\"p\":{{{json}}}}}")), None).unwrap();
-        assert!(v.nnz() <= 16);
+        let json: String = (0..40)
+            .map(|i| format!("\"f{i}\":1"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let v = c
+            .featurize(&ctx(&format!("{{\"p\":{{{json}}}}}")), None)
+            .unwrap();
+        assert!(v.idx.len() <= 16);
         assert!((v.val.iter().sum::<f64>() - 41.0).abs() < 1e-12);
     }
 
@@ -361,29 +421,48 @@ mod tests {
         let act = ctx(r#"{"a":{"color":"red"}}"#);
         let v = c.featurize(&shared, Some(&act)).unwrap();
         // 2 shared + 1 action + 2 crosses + constant.
-        assert_eq!(v.nnz(), 6);
+        assert_eq!(v.idx.len(), 6);
         assert!(v.val.contains(&2.0));
     }
 
     #[test]
     fn bad_values_are_rejected_with_codes() {
         let c = cfg(&["p"], &[], 8);
-        let mut bad = Context::new();
-        bad.entry("p".into()).or_default().insert("x".into(), Value::Num(f64::NAN));
-        assert_eq!(c.featurize(&bad, None).unwrap_err().code(), "NON_FINITE_FEATURE");
-        bad.get_mut("p").unwrap().insert("x".into(), Value::Num(f64::INFINITY));
-        let e = c.featurize(&bad, None).unwrap_err();
+        let e = c.featurize(&ctx(r#"{"p":{"x":null}}"#), None).unwrap_err();
         assert_eq!(e.code(), "NON_FINITE_FEATURE");
         assert!(e.to_string().contains("p.x"));
-        bad.get_mut("p").unwrap().insert("x".into(), Value::Str("z".repeat(300)));
-        assert_eq!(c.featurize(&bad, None).unwrap_err().code(), "STRING_TOO_LONG");
-        bad.get_mut("p").unwrap().insert("x".into(), Value::List(vec!["q".into(); 300]));
-        assert_eq!(c.featurize(&bad, None).unwrap_err().code(), "TOO_MANY_FEATURES");
+        let long = format!(r#"{{"p":{{"x":"{}"}}}}"#, "z".repeat(300));
+        assert_eq!(
+            c.featurize(&ctx(&long), None).unwrap_err().code(),
+            "STRING_TOO_LONG"
+        );
+        let many = format!(r#"{{"p":{{"x":[{}]}}}}"#, vec!["\"q\""; 300].join(","));
+        assert_eq!(
+            c.featurize(&ctx(&many), None).unwrap_err().code(),
+            "TOO_MANY_FEATURES"
+        );
+        for bad in [
+            r#"{"p":{"x":{}}}"#,
+            r#"{"p":{"x":[1]}}"#,
+            r#"{"p":3}"#,
+            r#"[1]"#,
+            r#"{"p":{"":1}}"#,
+        ] {
+            assert_eq!(
+                c.featurize(&ctx(bad), None).unwrap_err().code(),
+                "INVALID_CONTEXT",
+                "{bad}"
+            );
+        }
     }
 
     #[test]
     fn options_are_checked() {
-        let bad_bits = FeatureOptions { bits: Some(30), ..Default::default() }.check("features.");
+        let bad_bits = FeatureOptions {
+            bits: Some(30),
+            ..Default::default()
+        }
+        .check("features.");
         let e = bad_bits.unwrap_err();
         assert_eq!(e.code(), "INVALID_OPTION");
         assert!(e.to_string().contains("features.bits") && e.to_string().contains("30"));
@@ -393,19 +472,35 @@ mod tests {
             ..Default::default()
         };
         assert!(bad_inter.check("").unwrap_err().to_string().contains("zz"));
-        let bad_hash = FeatureOptions { hash_version: Some(2), ..Default::default() };
+        let bad_hash = FeatureOptions {
+            hash_version: Some(2),
+            ..Default::default()
+        };
         assert_eq!(bad_hash.check("").unwrap_err().code(), "INVALID_OPTION");
+        let j = ctx(r#"{"bits":5,"allow":["a"],"interactions":[["a"]]}"#);
+        let e = FeatureOptions::read(Obj::new(&j, "features", Error::option_owned).unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("features.interactions[0]"), "{e}");
+        let j = ctx(r#"{"bitz":5}"#);
+        let e = FeatureOptions::read(Obj::new(&j, "features", Error::option_owned).unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("features.bitz"), "{e}");
     }
 
     #[test]
     fn hashing_is_stable_across_releases() {
         // Golden slots: a change here silently invalidates every shipped model.
         let c = cfg(&["page"], &[], 18);
-        let v = c.featurize(&ctx(r#"{"page":{"section":"sports"}}"#), None).unwrap();
+        let v = c
+            .featurize(&ctx(r#"{"page":{"section":"sports"}}"#), None)
+            .unwrap();
         let s = hash::categorical(hash::namespace_seed("page"), "section", "sports") & 0x3ffff;
         let k = hash::constant() & 0x3ffff;
         let mut want = vec![s, k];
         want.sort_unstable();
         assert_eq!(v.idx, want);
+        assert_eq!((s, k), (GOLDEN_SECTION_SPORTS, GOLDEN_CONSTANT));
     }
+    const GOLDEN_SECTION_SPORTS: u32 = 75797;
+    const GOLDEN_CONSTANT: u32 = 99154;
 }

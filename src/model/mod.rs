@@ -24,13 +24,10 @@
 
 pub(crate) mod posterior;
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
-
 use crate::error::{Error, Result};
-use crate::features::{Context, FeatureConfig, FeatureOptions};
-pub use posterior::Posterior;
+use crate::features::{FeatureConfig, FeatureOptions};
+use crate::json::{Json, Obj};
+pub(crate) use posterior::Posterior;
 
 /// The only model format so far.
 pub(crate) const MODEL_FORMAT: u32 = 1;
@@ -41,73 +38,18 @@ pub(crate) const DEFAULT_NOISE: f64 = 0.25;
 /// Default prior variance of every weight when no model is shipped.
 pub(crate) const DEFAULT_PRIOR_VARIANCE: f64 = 1.0;
 
-/// A number, or one number per slot.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum PerSlot {
-    /// The same value for every slot.
-    Scalar(f64),
-    /// One value per slot (`2^bits` of them).
-    Dense(Vec<f64>),
-}
-
-/// Weights: dense per slot, or sparse slot → weight.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Weights {
-    /// One weight per slot.
-    Dense(Vec<f64>),
-    /// Slot index (as a decimal string) → weight; missing slots are 0.
-    Sparse(BTreeMap<String, f64>),
-}
-
-/// One variant as written in a model file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VariantSpec {
-    /// Stable id the page uses to render the variant.
-    pub id: String,
-    /// Features describing the variant itself (VW's action features).
-    #[serde(default)]
-    pub features: Option<Context>,
-    /// Prior mean of the weights; 0 where absent.
-    #[serde(default)]
-    pub weights: Option<Weights>,
-    /// Prior variance of the weights (uncertainty); default 1.
-    #[serde(default)]
-    pub variance: Option<PerSlot>,
-}
-
-/// A model file as shipped, before validation.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSpec {
-    /// Format number; must be 1.
-    pub format: u32,
-    /// Feature configuration the weights were trained with.
-    pub features: FeatureOptions,
-    /// Observation noise variance of rewards.
-    #[serde(default)]
-    pub noise: Option<f64>,
-    /// The variants, in order.
-    pub variants: Vec<VariantSpec>,
-    /// Content hash; checked when present.
-    #[serde(default)]
-    pub version: Option<String>,
-}
-
 /// A validated variant.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Variant {
     pub(crate) id: String,
-    pub(crate) features: Option<Context>,
+    pub(crate) features: Option<Json>,
     pub(crate) mean: Vec<f64>,
     pub(crate) variance: Vec<f64>,
 }
 
 /// A validated model: everything needed to score variants before any learning.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CompactModel {
+pub(crate) struct CompactModel {
     pub(crate) features: FeatureConfig,
     pub(crate) noise: f64,
     pub(crate) variants: Vec<Variant>,
@@ -116,37 +58,50 @@ pub struct CompactModel {
 
 impl CompactModel {
     /// The content hash, e.g. `m1-0123456789abcdef`.
-    pub fn version(&self) -> &str {
+    pub(crate) fn version(&self) -> &str {
         &self.version
     }
 
     /// Variant ids in order.
-    pub fn variant_ids(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn variant_ids(&self) -> impl Iterator<Item = &str> {
         self.variants.iter().map(|v| v.id.as_str())
-    }
-
-    /// The feature configuration.
-    pub fn features(&self) -> &FeatureConfig {
-        &self.features
     }
 
     /// A flat model: zero means, one variance everywhere. What an engine
     /// without a shipped model starts from.
-    pub fn uninformed(features: FeatureConfig, ids: Vec<(String, Option<Context>)>, noise: f64, variance: f64) -> Result<CompactModel> {
+    pub(crate) fn uninformed(
+        features: FeatureConfig,
+        ids: Vec<(String, Option<Json>)>,
+        noise: f64,
+        variance: f64,
+    ) -> Result<CompactModel> {
         let d = features.dim();
         let variants = ids
             .into_iter()
-            .map(|(id, features)| Variant { id, features, mean: vec![0.0; d], variance: vec![variance; d] })
+            .map(|(id, features)| Variant {
+                id,
+                features,
+                mean: vec![0.0; d],
+                variance: vec![variance; d],
+            })
             .collect();
-        let mut m = CompactModel { features, noise, variants, version: String::new() };
+        let mut m = CompactModel {
+            features,
+            noise,
+            variants,
+            version: String::new(),
+        };
         validate_variants(&m.variants, "variants")?;
         m.version = m.content_hash();
         Ok(m)
     }
 
     /// A fresh posterior per variant, starting at the prior.
-    pub fn posteriors(&self) -> Vec<Posterior> {
-        self.variants.iter().map(|v| Posterior::new(v.mean.clone(), &v.variance)).collect()
+    pub(crate) fn posteriors(&self) -> Vec<Posterior> {
+        self.variants
+            .iter()
+            .map(|v| Posterior::new(v.mean.clone(), &v.variance))
+            .collect()
     }
 
     /// FNV-1a 64 over a canonical byte encoding of every validated field.
@@ -165,12 +120,8 @@ impl CompactModel {
         h.f64(self.noise);
         for v in &self.variants {
             h.str(&v.id);
-            for (ns, feats) in v.features.iter().flatten() {
-                h.str(ns);
-                for (name, val) in feats {
-                    h.str(name);
-                    h.str(&format!("{val:?}"));
-                }
+            if let Some(f) = &v.features {
+                h.json(f);
             }
             v.mean.iter().for_each(|x| h.f64(*x));
             v.variance.iter().for_each(|x| h.f64(*x));
@@ -199,112 +150,234 @@ impl Fnv {
         self.u32(s.len() as u32);
         self.bytes(s.as_bytes());
     }
+    fn json(&mut self, v: &Json) {
+        match v {
+            Json::Null => self.bytes(b"n"),
+            Json::Bool(b) => self.bytes(if *b { b"t" } else { b"f" }),
+            Json::Num(x) => {
+                self.bytes(b"#");
+                self.f64(*x);
+            }
+            Json::Str(s) => {
+                self.bytes(b"s");
+                self.str(s);
+            }
+            Json::Arr(items) => {
+                self.bytes(b"[");
+                self.u32(items.len() as u32);
+                items.iter().for_each(|i| self.json(i));
+            }
+            Json::Obj(fields) => {
+                self.bytes(b"{");
+                self.u32(fields.len() as u32);
+                for (k, v) in fields {
+                    self.str(k);
+                    self.json(v);
+                }
+            }
+        }
+    }
 }
 
 fn validate_variants(vs: &[Variant], path: &str) -> Result<()> {
     if vs.len() < 2 {
-        return Err(Error::option(path, format!("needs at least 2 variants, but has {}", vs.len())));
+        return Err(Error::option(
+            path,
+            format!("needs at least 2 variants, but has {}", vs.len()),
+        ));
     }
     if vs.len() > MAX_VARIANTS {
-        return Err(Error::option(path, format!("allows at most {MAX_VARIANTS} variants, but has {}", vs.len())));
+        return Err(Error::option(
+            path,
+            format!(
+                "allows at most {MAX_VARIANTS} variants, but has {}",
+                vs.len()
+            ),
+        ));
     }
     for (i, v) in vs.iter().enumerate() {
         if v.id.is_empty() || v.id.len() > crate::features::MAX_STRING_BYTES {
-            return Err(Error::option(format!("{path}[{i}].id"), "must be 1 to 256 bytes long"));
+            return Err(Error::option(
+                format!("{path}[{i}].id"),
+                "must be 1 to 256 bytes long",
+            ));
         }
         if vs[..i].iter().any(|w| w.id == v.id) {
-            return Err(Error::option(format!("{path}[{i}].id"), format!("`{}` is a duplicate", v.id)));
+            return Err(Error::option(
+                format!("{path}[{i}].id"),
+                format!("`{}` is a duplicate", v.id),
+            ));
         }
     }
     Ok(())
 }
 
 /// Check a positive finite number.
-pub(crate) fn positive(x: f64, field: &str, err: fn(String, String) -> Error) -> Result<f64> {
+pub(crate) fn positive(x: f64, field: &str, err: crate::json::ErrKind) -> Result<f64> {
     if x.is_finite() && x > 0.0 {
         Ok(x)
     } else {
-        Err(err(field.to_owned(), format!("should be positive and finite, but is {x}")))
+        Err(err(
+            field.to_owned(),
+            format!("should be positive and finite, but is {x}"),
+        ))
     }
 }
 
-fn model_err(field: String, reason: String) -> Error {
+pub(crate) fn model_err(field: String, reason: String) -> Error {
     Error::InvalidModel { field, reason }
 }
 
-impl ModelSpec {
-    /// Validate every field; errors name the bad one.
-    pub fn check(&self) -> Result<CompactModel> {
-        if self.format != MODEL_FORMAT {
-            return Err(Error::model("format", format!("should be {MODEL_FORMAT}, but is {}", self.format)));
+impl CompactModel {
+    /// Parse and validate model JSON text.
+    #[cfg(test)]
+    pub(crate) fn parse(text: &str) -> Result<CompactModel> {
+        CompactModel::from_json(&Json::parse(text, "model", model_err)?)
+    }
+
+    /// Validate a parsed model; errors name the bad field.
+    pub(crate) fn from_json(json: &Json) -> Result<CompactModel> {
+        let mut o = Obj::new(json, "", model_err)?;
+        let format = o
+            .num("format")?
+            .ok_or_else(|| Error::model("format", "is required"))?;
+        if format != MODEL_FORMAT as f64 {
+            return Err(Error::model(
+                "format",
+                format!("should be {MODEL_FORMAT}, but is {format}"),
+            ));
         }
-        let features = self.features.check("features.").map_err(as_model_error)?;
+        let fo = o
+            .obj("features")?
+            .ok_or_else(|| Error::model("features", "is required"))?;
+        let features = FeatureOptions::read(fo)
+            .and_then(|f| f.check("features."))
+            .map_err(as_model_error)?;
         let d = features.dim();
-        let noise = positive(self.noise.unwrap_or(DEFAULT_NOISE), "noise", model_err)?;
-        let mut variants = Vec::with_capacity(self.variants.len());
-        for (i, v) in self.variants.iter().enumerate() {
+        let noise = positive(o.num("noise")?.unwrap_or(DEFAULT_NOISE), "noise", model_err)?;
+        let stated = o.str("version")?;
+        let specs = o
+            .arr("variants")?
+            .ok_or_else(|| Error::model("variants", "is required"))?;
+        o.finish()?;
+        let mut variants = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
             let path = format!("variants[{i}]");
-            let mean = match &v.weights {
+            let mut v = Obj::new(spec, &path, model_err)?;
+            let id = v
+                .str("id")?
+                .ok_or_else(|| v.err("id", "is required"))?
+                .to_owned();
+            let mean = match v.get("weights") {
                 None => vec![0.0; d],
-                Some(Weights::Dense(w)) => {
+                Some(Json::Arr(w)) => {
                     if w.len() != d {
-                        return Err(Error::model(
-                            format!("{path}.weights"),
+                        return Err(v.err(
+                            "weights",
                             format!("should have 2^bits = {d} entries, but has {}", w.len()),
                         ));
                     }
-                    w.clone()
+                    w.iter()
+                        .enumerate()
+                        .map(|(j, x)| {
+                            finite(x).ok_or_else(|| {
+                                v.err(&format!("weights[{j}]"), "must be a finite number")
+                            })
+                        })
+                        .collect::<Result<Vec<f64>>>()?
                 }
-                Some(Weights::Sparse(m)) => {
+                Some(Json::Obj(m)) => {
                     let mut dense = vec![0.0; d];
-                    for (k, w) in m {
+                    for (k, x) in m {
                         let slot = k.parse::<usize>().ok().filter(|s| *s < d).ok_or_else(|| {
-                            Error::model(format!("{path}.weights"), format!("key `{k}` is not a slot in [0, {d})"))
+                            v.err("weights", format!("key `{k}` is not a slot in [0, {d})"))
                         })?;
-                        dense[slot] = *w;
+                        dense[slot] = finite(x).ok_or_else(|| {
+                            v.err(&format!("weights.{k}"), "must be a finite number")
+                        })?;
                     }
                     dense
                 }
+                Some(other) => {
+                    return Err(v.err(
+                        "weights",
+                        format!(
+                            "should be an array or an object, but is {}",
+                            other.type_name()
+                        ),
+                    ))
+                }
             };
-            if let Some(j) = mean.iter().position(|x| !x.is_finite()) {
-                return Err(Error::model(format!("{path}.weights[{j}]"), "must be finite"));
-            }
-            let variance = match &v.variance {
+            let variance = match v.get("variance") {
                 None => vec![DEFAULT_PRIOR_VARIANCE; d],
-                Some(PerSlot::Scalar(x)) => vec![positive(*x, &format!("{path}.variance"), model_err)?; d],
-                Some(PerSlot::Dense(xs)) => {
+                Some(Json::Num(x)) => vec![positive(*x, &v.field("variance"), model_err)?; d],
+                Some(Json::Arr(xs)) => {
                     if xs.len() != d {
-                        return Err(Error::model(
-                            format!("{path}.variance"),
+                        return Err(v.err(
+                            "variance",
                             format!("should have 2^bits = {d} entries, but has {}", xs.len()),
                         ));
                     }
-                    for (j, x) in xs.iter().enumerate() {
-                        positive(*x, &format!("{path}.variance[{j}]"), model_err)?;
-                    }
-                    xs.clone()
+                    xs.iter()
+                        .enumerate()
+                        .map(|(j, x)| {
+                            let field = v.field(&format!("variance[{j}]"));
+                            positive(finite(x).unwrap_or(f64::NAN), &field, model_err)
+                        })
+                        .collect::<Result<Vec<f64>>>()?
+                }
+                Some(other) => {
+                    return Err(v.err(
+                        "variance",
+                        format!(
+                            "should be a number or an array, but is {}",
+                            other.type_name()
+                        ),
+                    ))
                 }
             };
-            if let Some(f) = &v.features {
+            let feats = v.get("features").cloned();
+            if let Some(f) = &feats {
                 // Validate now so a bad model fails at load, not at the first decision.
-                features.featurize(&Context::new(), Some(f)).map_err(|e| {
-                    Error::model(format!("{path}.features"), e.to_string())
-                })?;
+                features
+                    .featurize(&Json::Null, Some(f))
+                    .map_err(|e| v.err("features", e.to_string()))?;
             }
-            variants.push(Variant { id: v.id.clone(), features: v.features.clone(), mean, variance });
+            v.finish()?;
+            variants.push(Variant {
+                id,
+                features: feats,
+                mean,
+                variance,
+            });
         }
         validate_variants(&variants, "variants").map_err(as_model_error)?;
-        let mut model = CompactModel { features, noise, variants, version: String::new() };
+        let mut model = CompactModel {
+            features,
+            noise,
+            variants,
+            version: String::new(),
+        };
         model.version = model.content_hash();
-        if let Some(stated) = &self.version {
-            if *stated != model.version {
+        if let Some(stated) = stated {
+            if stated != model.version {
                 return Err(Error::model(
                     "version",
-                    format!("is `{stated}`, but the content hashes to `{}`", model.version),
+                    format!(
+                        "is `{stated}`, but the content hashes to `{}`",
+                        model.version
+                    ),
                 ));
             }
         }
         Ok(model)
+    }
+}
+
+fn finite(x: &Json) -> Option<f64> {
+    match x {
+        Json::Num(v) if v.is_finite() => Some(*v),
+        _ => None,
     }
 }
 
@@ -313,7 +386,10 @@ fn as_model_error(e: Error) -> Error {
         Error::InvalidOption { field, reason } | Error::InvalidContext { field, reason } => {
             Error::InvalidModel { field, reason }
         }
-        other => Error::InvalidModel { field: "features".into(), reason: other.to_string() },
+        other => Error::InvalidModel {
+            field: "features".into(),
+            reason: other.to_string(),
+        },
     }
 }
 
@@ -322,7 +398,7 @@ mod tests {
     use super::*;
 
     fn spec(json: &str) -> Result<CompactModel> {
-        serde_json::from_str::<ModelSpec>(json).expect("parses").check()
+        CompactModel::parse(json)
     }
 
     const GOOD: &str = r#"{"format":1,"features":{"bits":4,"allow":["page","variant"],
@@ -345,9 +421,17 @@ mod tests {
     #[test]
     fn stated_version_must_match() {
         let m = spec(GOOD).unwrap();
-        let with = GOOD.replacen("{\"format\":1,", &format!("{{\"format\":1,\"version\":\"{}\",", m.version()), 1);
+        let with = GOOD.replacen(
+            "{\"format\":1,",
+            &format!("{{\"format\":1,\"version\":\"{}\",", m.version()),
+            1,
+        );
         assert_eq!(spec(&with).unwrap().version(), m.version());
-        let wrong = GOOD.replacen("{\"format\":1,", "{\"format\":1,\"version\":\"m1-0000000000000000\",", 1);
+        let wrong = GOOD.replacen(
+            "{\"format\":1,",
+            "{\"format\":1,\"version\":\"m1-0000000000000000\",",
+            1,
+        );
         let e = spec(&wrong).unwrap_err();
         assert_eq!(e.code(), "INVALID_MODEL");
         assert!(e.to_string().contains("version"));
@@ -358,12 +442,27 @@ mod tests {
         let cases = [
             (GOOD.replace("\"format\":1", "\"format\":2"), "format"),
             (GOOD.replace("\"bits\":4", "\"bits\":40"), "features.bits"),
-            (GOOD.replace("{\"3\":0.5}", "{\"99\":0.5}"), "variants[0].weights"),
+            (
+                GOOD.replace("{\"3\":0.5}", "{\"99\":0.5}"),
+                "variants[0].weights",
+            ),
             (GOOD.replace("{\"3\":0.5}", "[1,2]"), "variants[0].weights"),
-            (GOOD.replace("\"variance\":0.5", "\"variance\":-1"), "variants[1].variance"),
-            (GOOD.replace("\"id\":\"b\"", "\"id\":\"a\""), "variants[1].id"),
-            (GOOD.replace("[[\"page\",\"variant\"]]", "[[\"page\",\"nope\"]]"), "features.interactions[0]"),
-            (GOOD.replacen("\"format\":1,", "\"format\":1,\"noise\":0,", 1), "noise"),
+            (
+                GOOD.replace("\"variance\":0.5", "\"variance\":-1"),
+                "variants[1].variance",
+            ),
+            (
+                GOOD.replace("\"id\":\"b\"", "\"id\":\"a\""),
+                "variants[1].id",
+            ),
+            (
+                GOOD.replace("[[\"page\",\"variant\"]]", "[[\"page\",\"nope\"]]"),
+                "features.interactions[0]",
+            ),
+            (
+                GOOD.replacen("\"format\":1,", "\"format\":1,\"noise\":0,", 1),
+                "noise",
+            ),
         ];
         for (json, field) in cases {
             let e = spec(&json).unwrap_err();
@@ -371,7 +470,18 @@ mod tests {
             assert!(e.to_string().contains(field), "{e} should name {field}");
         }
         let one_variant = r#"{"format":1,"features":{},"variants":[{"id":"a"}]}"#;
-        assert!(spec(one_variant).unwrap_err().to_string().contains("at least 2"));
-        assert!(serde_json::from_str::<ModelSpec>(r#"{"format":1,"features":{},"variants":[],"extra":1}"#).is_err());
+        assert!(spec(one_variant)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 2"));
+        let e = spec(r#"{"format":1,"features":{},"variants":[],"extra":1}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("`extra` is not a known option"),
+            "{e}"
+        );
+        let e = spec(r#"{"format":1,"features":{},"variants":[{"id":"a","colour":1},{"id":"b"}]}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("variants[0].colour"), "{e}");
+        assert_eq!(spec("{\"format\":1,").unwrap_err().code(), "INVALID_MODEL");
     }
 }

@@ -33,7 +33,7 @@ pub(crate) enum Covariance {
 
 /// The posterior of one variant's weights.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Posterior {
+pub(crate) struct Posterior {
     pub(crate) mean: Vec<f64>,
     pub(crate) cov: Covariance,
     /// Rewards seen.
@@ -42,7 +42,7 @@ pub struct Posterior {
 
 impl Posterior {
     /// The prior: given means and per-slot variances (all > 0).
-    pub fn new(mean: Vec<f64>, variance: &[f64]) -> Posterior {
+    pub(crate) fn new(mean: Vec<f64>, variance: &[f64]) -> Posterior {
         let d = mean.len();
         debug_assert_eq!(variance.len(), d);
         let cov = if d <= FULL_COV_MAX_DIM {
@@ -58,45 +58,53 @@ impl Posterior {
     }
 
     /// Dimension.
-    pub fn dim(&self) -> usize {
+    pub(crate) fn dim(&self) -> usize {
         self.mean.len()
     }
 
     /// Posterior mean of the score `x'w`.
-    pub fn mean_score(&self, x: &SparseVec) -> f64 {
+    pub(crate) fn mean_score(&self, x: &SparseVec) -> f64 {
         x.dot(&self.mean)
     }
 
     /// Posterior variance of the score, `x' cov x`.
-    pub fn score_variance(&self, x: &SparseVec) -> f64 {
+    pub(crate) fn score_variance(&self, x: &SparseVec) -> f64 {
         let d = self.dim();
         let v = match &self.cov {
             Covariance::Full(m) => {
                 let mut acc = 0.0;
                 for (&i, &xi) in x.idx.iter().zip(&x.val) {
                     let row = &m[i as usize * d..];
-                    let inner: f64 = x.idx.iter().zip(&x.val).map(|(&j, &xj)| row[j as usize] * xj).sum();
+                    let inner: f64 = x
+                        .idx
+                        .iter()
+                        .zip(&x.val)
+                        .map(|(&j, &xj)| row[j as usize] * xj)
+                        .sum();
                     acc += xi * inner;
                 }
                 acc
             }
-            Covariance::Diag(v) => x.idx.iter().zip(&x.val).map(|(&i, &xi)| v[i as usize] * xi * xi).sum(),
+            Covariance::Diag(v) => x
+                .idx
+                .iter()
+                .zip(&x.val)
+                .map(|(&i, &xi)| v[i as usize] * xi * xi)
+                .sum(),
         };
         v.max(0.0)
-    }
-
-    /// Posterior variance of a single weight.
-    pub fn weight_variance(&self, i: usize) -> f64 {
-        match &self.cov {
-            Covariance::Full(m) => m[i * self.dim() + i],
-            Covariance::Diag(v) => v[i],
-        }
     }
 
     /// Fold in one observation `reward` for features `x`, with observation
     /// noise variance `noise` (> 0) and importance `weight` (> 0, 1 for a plain
     /// observation). On a numerical failure nothing changes.
-    pub fn update(&mut self, x: &SparseVec, reward: f64, noise: f64, weight: f64) -> Result<()> {
+    pub(crate) fn update(
+        &mut self,
+        x: &SparseVec,
+        reward: f64,
+        noise: f64,
+        weight: f64,
+    ) -> Result<()> {
         let d = self.dim();
         // A weighted observation is one with noise / weight.
         let noise = noise / weight;
@@ -141,7 +149,11 @@ impl Posterior {
             }
             Covariance::Diag(v) => {
                 let q = noise
-                    + x.idx.iter().zip(&x.val).map(|(&i, &xi)| v[i as usize] * xi * xi).sum::<f64>();
+                    + x.idx
+                        .iter()
+                        .zip(&x.val)
+                        .map(|(&i, &xi)| v[i as usize] * xi * xi)
+                        .sum::<f64>();
                 if !(q.is_finite() && q > 0.0 && resid.is_finite()) {
                     return Err(numerical(q));
                 }
@@ -159,10 +171,13 @@ impl Posterior {
 }
 
 fn numerical(q: f64) -> Error {
-    Error::NumericalError { reason: format!("update denominator is {q}") }
+    Error::NumericalError {
+        reason: format!("update denominator is {q}"),
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // index loops read like the maths they check
 mod tests {
     use super::*;
     use crate::rng::Rng;
@@ -180,7 +195,11 @@ mod tests {
         for i in 0..d {
             for j in 0..=i {
                 let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
-                l[i * d + j] = if i == j { (a[i * d + i] - s).sqrt() } else { (a[i * d + j] - s) / l[j * d + j] };
+                l[i * d + j] = if i == j {
+                    (a[i * d + i] - s).sqrt()
+                } else {
+                    (a[i * d + j] - s) / l[j * d + j]
+                };
             }
         }
         let mut y = vec![0.0; d];
@@ -208,7 +227,13 @@ mod tests {
     }
 
     /// Closed-form posterior: precision A = diag(1/v0) + sum x x'/noise, b = mean0/v0 + sum x r/noise.
-    fn closed_form(d: usize, m0: &[f64], v0: &[f64], data: &[(SparseVec, f64)], noise: f64) -> (Vec<f64>, Vec<f64>) {
+    fn closed_form(
+        d: usize,
+        m0: &[f64],
+        v0: &[f64],
+        data: &[(SparseVec, f64)],
+        noise: f64,
+    ) -> (Vec<f64>, Vec<f64>) {
         let mut a = vec![0.0; d * d];
         let mut b = vec![0.0; d];
         for i in 0..d {
@@ -235,7 +260,10 @@ mod tests {
         let mut rng = Rng::new(3);
         let data: Vec<(SparseVec, f64)> = (0..50)
             .map(|_| {
-                let x = sv(&[(0, 1.0), (1 + (rng.next_u64() % 3) as u32, rng.next_f64() * 2.0 - 1.0)]);
+                let x = sv(&[
+                    (0, 1.0),
+                    (1 + (rng.next_u64() % 3) as u32, rng.next_f64() * 2.0 - 1.0),
+                ]);
                 (x, rng.next_f64())
             })
             .collect();
@@ -247,7 +275,9 @@ mod tests {
         for i in 0..d {
             assert!((p.mean[i] - mean[i]).abs() < 1e-10, "mean[{i}]");
         }
-        let Covariance::Full(m) = &p.cov else { panic!("expected full") };
+        let Covariance::Full(m) = &p.cov else {
+            panic!("expected full")
+        };
         for i in 0..d * d {
             assert!((m[i] - cov[i]).abs() < 1e-10, "cov[{i}]");
         }
@@ -280,9 +310,15 @@ mod tests {
         let x = sv(&[(5, 1.0)]);
         p.update(&x, 1.0, 1.0, 1.0).unwrap();
         assert!((p.mean[5] - 0.5).abs() < 1e-12);
-        assert!((p.weight_variance(5) - 0.5).abs() < 1e-12);
+        let Covariance::Diag(v) = &p.cov else {
+            panic!("expected diagonal")
+        };
+        assert!((v[5] - 0.5).abs() < 1e-12);
         let before = p.clone();
-        assert_eq!(p.update(&x, f64::NAN, 1.0, 1.0).unwrap_err().code(), "NUMERICAL_ERROR");
+        assert_eq!(
+            p.update(&x, f64::NAN, 1.0, 1.0).unwrap_err().code(),
+            "NUMERICAL_ERROR"
+        );
         assert_eq!(p, before);
     }
 
@@ -303,7 +339,11 @@ mod tests {
         for _ in 0..1_000_000 {
             let i = (rng.next_u64() % d as u64) as u32;
             let j = (rng.next_u64() % d as u64) as u32;
-            let x = if i == j { sv(&[(i, 1.0)]) } else { sv(&[(i.min(j), 1.0), (i.max(j), 0.5)]) };
+            let x = if i == j {
+                sv(&[(i, 1.0)])
+            } else {
+                sv(&[(i.min(j), 1.0), (i.max(j), 0.5)])
+            };
             let r = x.dot(&true_w) + (rng.next_f64() - 0.5) * 0.2;
             p.update(&x, r, noise, 1.0).unwrap();
             for (&ii, &xi) in x.idx.iter().zip(&x.val) {
@@ -315,9 +355,16 @@ mod tests {
         }
         let want = solve_spd(&a, &b, d);
         let want_cov = inverse_spd(&a, d);
-        let Covariance::Full(m) = &p.cov else { panic!("expected full") };
+        let Covariance::Full(m) = &p.cov else {
+            panic!("expected full")
+        };
         for i in 0..d {
-            assert!((p.mean[i] - want[i]).abs() < 1e-8, "mean[{i}] {} vs {}", p.mean[i], want[i]);
+            assert!(
+                (p.mean[i] - want[i]).abs() < 1e-8,
+                "mean[{i}] {} vs {}",
+                p.mean[i],
+                want[i]
+            );
             assert!((p.mean[i] - true_w[i]).abs() < 0.01);
             for j in 0..d {
                 let rel = (m[i * d + j] - want_cov[i * d + j]).abs() / want_cov[i * d + i];

@@ -14,7 +14,6 @@ use wasm_bindgen::prelude::*;
 use crate::Error;
 
 static POISONED: AtomicBool = AtomicBool::new(false);
-static HOOK_INSTALLED: AtomicBool = AtomicBool::new(false);
 
 #[wasm_bindgen]
 extern "C" {
@@ -26,12 +25,13 @@ extern "C" {
 #[wasm_bindgen(start)]
 fn start() {
     std::panic::set_hook(Box::new(|info| report_panic(&info.to_string())));
-    HOOK_INSTALLED.store(true, Ordering::SeqCst);
 }
 
 fn report_panic(msg: &str) {
     POISONED.store(true, Ordering::SeqCst);
-    console_error(&format!("insitu: internal error (this is a bug, please report it): {msg}"));
+    console_error(&format!(
+        "insitu: internal error (this is a bug, please report it): {msg}"
+    ));
 }
 
 /// A JS `Error` with `name = "InsituError"` and a `code` property.
@@ -61,16 +61,24 @@ fn guard() -> Result<(), JsValue> {
     }
 }
 
-/// Parse a plain JS object into a core options type; shape errors name the argument.
-fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, arg: &str) -> Result<T, JsValue> {
-    serde_wasm_bindgen::from_value(value)
-        .map_err(|e| Error::option_owned(arg.to_owned(), e.to_string()).into())
+/// The caller's options object as JSON text. `undefined` reads as `{}`;
+/// values JSON cannot hold (cycles, BigInt) are an `INVALID_OPTION`.
+fn stringify(value: &JsValue) -> Result<String, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok("{}".into());
+    }
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| {
+            Error::option_owned("options".into(), "cannot be converted to JSON".into()).into()
+        })
 }
 
-fn to_js<T: serde::Serialize>(value: &T) -> JsValue {
-    // Our result types are plain structs of strings, numbers and arrays, which
-    // always serialize.
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+/// A result built as JSON text by the core, as a plain JS object.
+fn parse_result(text: &str) -> JsValue {
+    // The core's writer only emits valid JSON.
+    js_sys::JSON::parse(text).unwrap_or(JsValue::NULL)
 }
 
 /// Current time in ms, when a call does not inject one.
@@ -80,7 +88,8 @@ fn now_or(now: Option<f64>) -> f64 {
 
 /// Fresh entropy for an engine seed when the site gives none.
 fn entropy_seed() -> u64 {
-    getrandom::u64().unwrap_or_else(|_| (js_sys::Math::random() * crate::rng::MAX_SEED as f64) as u64)
+    getrandom::u64()
+        .unwrap_or_else(|_| (js_sys::Math::random() * crate::rng::MAX_SEED as f64) as u64)
 }
 
 #[cfg(test)]

@@ -21,6 +21,11 @@ import {
 
 const MODEL_VERSION = /^m1-[0-9a-f]{16}$/;
 const LEAK_URL = "https://example.com/leak";
+// The demo's own controls used for interaction (see www/index.html).
+const HERO_CTA = '[data-slot="hero"] [data-reward]';
+const SIM_START = '[data-testid="sim-start"]';
+const SIM_STOP = '[data-testid="sim-stop"]';
+const SIM_VISITS = '[data-testid="visits"]';
 const CONFIG = resolve(process.env.DEMO_WEBPACK_CONFIG ?? join(REPO, "webpack.config.js"));
 
 const t = createRunner("e2e", { timeoutMs: 120_000 });
@@ -56,6 +61,8 @@ async function startDevServer() {
       webSocketServer: false,
       open: false,
       setupExitSignals: false,
+      // Errors and warnings are reported by the checks below; no stats dump.
+      devMiddleware: { ...config.devServer?.devMiddleware, stats: "errors-warnings" },
     },
     compiler,
   );
@@ -121,7 +128,8 @@ try {
       )
       .catch(async () => {
         throw new Error(
-          `no wasm model version within 15 s; page shows ${JSON.stringify(await readTestIds(page))}; ` +
+          `model-version did not match ${MODEL_VERSION} within 15 s; page shows ` +
+            `${JSON.stringify(await readTestIds(page))}; ` +
             `errors: ${pageErrors.join(" | ") || "none"}`,
         );
       });
@@ -133,16 +141,27 @@ try {
     t.log(`shown: ${JSON.stringify(shown)}`);
   });
 
-  await t.check("interacting with the page keeps it working", async () => {
-    // Click every visible button (not links: a link may navigate away on
-    // purpose), then let the page settle and re-read the wasm values.
-    const buttons = page.locator("button:visible");
-    const count = await buttons.count();
-    for (let i = 0; i < count; i++) await buttons.nth(i).click({ timeout: 5_000 });
-    await page.waitForLoadState("networkidle", { timeout: 5_000 }).catch(() => {});
+  await t.check("clicking the hero and running the simulator keep it working", async () => {
+    // The real visitor's reward path: the hero's call to action.
+    await page.locator(HERO_CTA).first().click({ timeout: 5_000 });
+    // Many rank/reward rounds in wasm: run the simulated visitor for a while.
+    await page.locator(SIM_START).click({ timeout: 5_000 });
+    await page
+      .waitForFunction((sel) => Number(document.querySelector(sel)?.textContent) >= 200, SIM_VISITS, {
+        timeout: 15_000,
+      })
+      .catch(async () => {
+        throw new Error(
+          `simulator did not reach 200 visits in 15 s (at ${await page.locator(SIM_VISITS).textContent()}); ` +
+            `errors: ${pageErrors.join(" | ") || "none"}`,
+        );
+      });
+    await page.locator(SIM_STOP).click({ timeout: 5_000 });
     const shown = await readTestIds(page);
-    assert(MODEL_VERSION.test(shown.modelVersion), `after ${count} clicks model-version is ${JSON.stringify(shown.modelVersion)}`);
-    t.log(`clicked ${count} buttons; now ${JSON.stringify(shown)}`);
+    assert(MODEL_VERSION.test(shown.modelVersion), `afterwards model-version is ${JSON.stringify(shown.modelVersion)}`);
+    const p = Number(shown.heroProbability);
+    assert(p > 0 && p <= 1, `afterwards hero-probability is ${JSON.stringify(shown.heroProbability)}`);
+    t.log(`after ${await page.locator(SIM_VISITS).textContent()} simulated visits: ${JSON.stringify(shown)}`);
   });
 
   await page.screenshot({ path: await artifactPath("demo.png"), fullPage: true });
@@ -158,11 +177,13 @@ try {
   // Negative control, after the zero-leak assertion: a deliberate request to
   // the internet must be caught, or "zero leaks" above would prove nothing.
   await t.check("network guard catches a deliberate leak", async () => {
+    const before = guard.leaks.length;
     const outcome = await page.evaluate((url) => fetch(url).then(() => "sent", () => "blocked"), LEAK_URL);
     assert(outcome === "blocked", `fetch(${LEAK_URL}) was ${outcome}`);
+    const caught = guard.leaks.slice(before);
     assert(
-      guard.leaks.length === 1 && guard.leaks[0] === LEAK_URL,
-      `guard recorded ${JSON.stringify(guard.leaks)}, expected exactly ["${LEAK_URL}"]`,
+      caught.length === 1 && caught[0] === LEAK_URL,
+      `guard recorded ${JSON.stringify(caught)}, expected exactly ["${LEAK_URL}"]`,
     );
   });
 } catch (error) {

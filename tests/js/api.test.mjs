@@ -1,0 +1,145 @@
+// JS API tests against the built package (pkg-node/, the same code as pkg/).
+// Run: node --test tests/js/
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const { Insitu } = require("../../pkg-node/insitu.js");
+const fixture = JSON.parse(readFileSync(new URL("../fixtures/determinism.json", import.meta.url)));
+
+const OPTS = { variants: ["a", "b", "c"], features: { allow: ["page"] }, seed: 42 };
+
+/** Assert `fn` throws a real Error (not a string) with the given code; returns it. */
+function throwsCode(fn, code) {
+  let caught;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught !== undefined, `expected an error with code ${code}`);
+  assert.equal(typeof caught, "object", "thrown value is an object, not a string");
+  assert.ok(caught instanceof Error, "thrown value is an Error");
+  assert.equal(caught.name, "InsituError");
+  assert.equal(caught.code, code, caught.message);
+  return caught;
+}
+
+test("a decision has every documented field", () => {
+  const slot = new Insitu(OPTS);
+  const d = slot.rank({ context: { page: { section: "news", scroll: 0.5 } } });
+  assert.ok(["a", "b", "c"].includes(d.variant));
+  assert.equal(d.variant, ["a", "b", "c"][d.index]);
+  assert.ok(d.probability > 0 && d.probability <= 1);
+  assert.equal(d.pmf.length, 3);
+  assert.ok(Math.abs(d.pmf.reduce((x, y) => x + y, 0) - 1) < 1e-12);
+  assert.equal(d.probability, d.pmf[d.index]);
+  assert.equal(typeof d.decisionId, "string");
+  assert.ok(Number.isSafeInteger(d.seed));
+  assert.match(d.modelVersion, /^m1-[0-9a-f]{16}$/);
+  assert.equal(d.modelVersion, slot.modelVersion);
+  assert.equal(d.policy, "thompson");
+  assert.equal(d.fallback, false);
+  slot.free();
+});
+
+test("errors cross as Error objects with a stable code", () => {
+  let e = throwsCode(() => new Insitu({ variants: ["a", "b"], policy: { type: "ucb" } }), "INVALID_OPTION");
+  assert.match(e.message, /policy\.type/);
+  e = throwsCode(() => new Insitu({ variants: ["a", "b"], polcy: {} }), "INVALID_OPTION");
+  assert.match(e.message, /polcy/);
+  throwsCode(() => new Insitu({ variants: ["a"] }), "INVALID_OPTION");
+  throwsCode(() => new Insitu({ variants: ["a", "a"] }), "INVALID_OPTION");
+  throwsCode(() => new Insitu({ variants: ["a", "b"], features: { bits: 40 } }), "INVALID_OPTION");
+  throwsCode(() => new Insitu({ variants: ["a", "b"], seed: -1 }), "INVALID_OPTION");
+  const cyclic = { variants: ["a", "b"] };
+  cyclic.self = cyclic;
+  throwsCode(() => new Insitu(cyclic), "INVALID_OPTION");
+  throwsCode(() => new Insitu({ variants: ["a", "b"], seed: 10n }), "INVALID_OPTION");
+});
+
+test("reward: bad, unknown, duplicate and expired ids get codes and change nothing", () => {
+  const slot = new Insitu({ ...OPTS, rewardTtlMs: 1000 });
+  const d = slot.rank({ context: { page: { section: "news" } }, now: 0 });
+  const updates = () => slot.stats().variants.reduce((n, v) => n + v.updates, 0);
+  for (const r of [1.5, -0.1, NaN, Infinity, "1"]) {
+    throwsCode(() => slot.reward({ decisionId: d.decisionId, reward: r, now: 1 }), r === "1" ? "INVALID_OPTION" : "INVALID_REWARD");
+  }
+  throwsCode(() => slot.reward({ decisionId: "nope", reward: 1, now: 1 }), "UNKNOWN_DECISION");
+  throwsCode(() => slot.reward({ reward: 1 }), "INVALID_OPTION");
+  throwsCode(() => slot.reward({ decisionId: d.decisionId, reward: 1, extra: 1 }), "INVALID_OPTION");
+  assert.equal(updates(), 0);
+  slot.reward({ decisionId: d.decisionId, reward: 1, now: 10 });
+  assert.equal(updates(), 1);
+  throwsCode(() => slot.reward({ decisionId: d.decisionId, reward: 1, now: 11 }), "DUPLICATE_REWARD");
+  const late = slot.rank({ now: 0 });
+  throwsCode(() => slot.reward({ decisionId: late.decisionId, reward: 1, now: 5000 }), "DECISION_EXPIRED");
+  assert.equal(updates(), 1);
+});
+
+test("deferred decisions must be activated before the reward counts", () => {
+  const slot = new Insitu(OPTS);
+  const d = slot.rank({ defer: true, now: 0 });
+  throwsCode(() => slot.reward({ decisionId: d.decisionId, reward: 1, now: 1 }), "NOT_ACTIVATED");
+  slot.activate({ decisionId: d.decisionId, now: 2 });
+  slot.reward({ decisionId: d.decisionId, reward: 1, now: 3 });
+  throwsCode(() => slot.activate({ decisionId: "missing" }), "UNKNOWN_DECISION");
+});
+
+test("rank never throws: bad input returns the fallback variant and the error", () => {
+  const slot = new Insitu({ ...OPTS, fallback: "c" });
+  for (const bad of [
+    { context: { page: { price: NaN } } },
+    { context: { page: { title: "x".repeat(1000) } } },
+    { context: { page: { nested: { no: 1 } } } },
+    { context: { page: { price: 1 } }, unknown: true },
+    { actions: [{}, {}] },
+    { seed: 2 ** 60 },
+  ]) {
+    const d = slot.rank(bad);
+    assert.equal(d.variant, "c");
+    assert.equal(d.fallback, true);
+    assert.equal(d.probability, 1);
+    assert.equal(d.decisionId, null);
+    assert.ok(d.error instanceof Error, "error is an Error object");
+    assert.equal(typeof d.error.code, "string");
+  }
+  assert.equal(slot.rank({ context: { page: { price: NaN } } }).error.code, "NON_FINITE_FEATURE");
+  assert.equal(slot.rank({ context: { page: { t: "x".repeat(1000) } } }).error.code, "STRING_TOO_LONG");
+  assert.equal(slot.stats().pending, 0, "failed ranks leave nothing pending");
+  // Non-allowlisted namespaces are dropped before they are read: no error.
+  assert.equal(slot.rank({ context: { secret: { email: NaN } } }).fallback, false);
+});
+
+test("the same seed gives the same decisions as the native core (shared fixture)", () => {
+  const slot = new Insitu(fixture.options);
+  for (const step of fixture.steps) {
+    const d = slot.rank(step.rank);
+    assert.equal(d.variant, step.variant);
+    assert.equal(d.probability, step.probability);
+    assert.equal(d.seed, step.seed);
+    slot.reward({ decisionId: d.decisionId, reward: step.reward, now: step.now });
+  }
+});
+
+test("a decision replays from its seed", () => {
+  const a = new Insitu(OPTS);
+  const b = new Insitu(OPTS);
+  const ctx = { context: { page: { section: "tech" } }, now: 0 };
+  const first = a.rank(ctx);
+  const replay = b.rank({ ...ctx, seed: first.seed });
+  assert.deepEqual(
+    { v: replay.variant, p: replay.pmf, s: replay.seed },
+    { v: first.variant, p: first.pmf, s: first.seed },
+  );
+});
+
+test("learn() takes logged data, including variants the engine did not pick", () => {
+  const slot = new Insitu({ ...OPTS, policy: { type: "greedy", minProbability: 0 } });
+  for (let i = 0; i < 50; i++) slot.learn({ context: { page: { section: "x" } }, variant: "c", reward: 1 });
+  assert.equal(slot.rank({ context: { page: { section: "x" } } }).variant, "c");
+  throwsCode(() => slot.learn({ variant: "zzz", reward: 1 }), "UNKNOWN_VARIANT");
+  throwsCode(() => slot.learn({ variant: "a", reward: 2 }), "INVALID_REWARD");
+});

@@ -1,0 +1,140 @@
+// The demo's state: one insitu learner per page slot, the decision each slot
+// currently shows, and the real visitor's clicks. Panels (www/panels/) read
+// and drive it; they never touch the DOM of the slots themselves.
+
+import { renderCopy, renderDecision, renderUnavailable } from "./slot-view.js";
+
+/** Feature settings shared by every slot; `allow` is the privacy allowlist. */
+export const FEATURES = {
+  bits: 5,
+  allow: ["page", "visitor", "variant"],
+  interactions: [["visitor", "variant"]],
+};
+
+/** The real visitor's context: coarse, computed here, never sent anywhere. */
+export function visitorContext() {
+  const coarse = window.matchMedia("(pointer: coarse)").matches;
+  const device = !coarse ? "desktop" : window.innerWidth < 768 ? "mobile" : "tablet";
+  return { page: { section: "home" }, visitor: { device, hour: new Date().getHours() } };
+}
+
+export class App extends EventTarget {
+  /**
+   * @param {typeof import("insitu").Insitu} Insitu the learner class
+   * @param {object} defs slot definitions (www/slots.json)
+   * @param {{ seed: number }} options base seed; slot i uses seed + i
+   */
+  constructor(Insitu, defs, { seed }) {
+    super();
+    this.Insitu = Insitu;
+    this.seed = seed;
+    this.features = FEATURES;
+    /** @type {Map<string, Slot>} */
+    this.slots = new Map();
+    Object.entries(defs).forEach(([id, def], i) => {
+      const el = document.querySelector(`[data-slot="${id}"]`);
+      const card = document.querySelector(`[data-decision="${id}"]`);
+      const slot = { id, def, el, card, seed: seed + i, engine: null, shown: null };
+      slot.engine = this.#createEngine(slot);
+      this.slots.set(id, slot);
+    });
+    this.#wireClicks();
+  }
+
+  #createEngine(slot) {
+    try {
+      return new this.Insitu({
+        variants: slot.def.variants.map(({ id, features }) => ({ id, features })),
+        features: this.features,
+        policy: slot.def.policy,
+        fallback: slot.def.fallback,
+        seed: slot.seed,
+      });
+    } catch (err) {
+      console.error(`insitu: slot "${slot.id}" could not start (${err.code ?? "error"}):`, err);
+      renderUnavailable(slot.card, slot.def.fallback, `fallback (${err.code ?? "error"})`);
+      return null;
+    }
+  }
+
+  /** Rank every slot for the real visitor and show the results. */
+  decideForVisitor() {
+    const context = visitorContext();
+    for (const slot of this.slots.values()) {
+      if (!slot.engine) continue;
+      const decision = slot.engine.rank({ context });
+      if (decision.fallback) console.warn(`insitu: slot "${slot.id}" fell back:`, decision.error);
+      this.show(slot.id, decision, { source: "visitor" });
+    }
+  }
+
+  /**
+   * Show a decision in its slot. `source` is "visitor" for the real visitor's
+   * own decision (clicks on it are rewarded) or "sim" for a simulated visit.
+   */
+  show(slotId, decision, { source }) {
+    const slot = this.slots.get(slotId);
+    const variant = slot.def.variants.find((v) => v.id === decision.variant);
+    if (slot.el.dataset.variant !== decision.variant || !slot.shown) renderCopy(slot.el, variant.id, variant.copy);
+    renderDecision(slot.card, decision, source === "sim" ? "simulated visit" : "");
+    slot.shown = { decision, source, rewarded: false };
+  }
+
+  /** Forget everything learned: fresh learners at the prior. */
+  reset() {
+    for (const slot of this.slots.values()) {
+      slot.engine?.free();
+      slot.engine = this.#createEngine(slot);
+      slot.shown = null;
+    }
+    this.dispatchEvent(new Event("reset"));
+    this.decideForVisitor();
+  }
+
+  // A click on a slot's call to action is the reward signal. Only the real
+  // visitor's own decision is rewarded: simulated decisions were settled by
+  // the simulator already.
+  #wireClicks() {
+    const onClick = (slot, event) => {
+      event.preventDefault();
+      const shown = slot.shown;
+      if (!slot.engine || !shown || shown.decision.fallback) return;
+      if (shown.source !== "visitor") {
+        this.toast("That was a simulated visitor's view. Stop the simulation to click as yourself.");
+        return;
+      }
+      if (shown.rewarded) {
+        this.toast(`Already counted: "${shown.decision.variant}" got its reward.`);
+        return;
+      }
+      try {
+        slot.engine.reward({ decisionId: shown.decision.decisionId, reward: 1 });
+        shown.rewarded = true;
+        this.toast(`Thanks. Your click taught the ${slot.def.label.toLowerCase()} that "${shown.decision.variant}" works, on this device only.`);
+      } catch (err) {
+        console.error("insitu: reward failed", err);
+      }
+    };
+    for (const slot of this.slots.values()) {
+      slot.el.querySelectorAll("[data-reward]").forEach((el) => el.addEventListener("click", (e) => onClick(slot, e)));
+      slot.el.querySelectorAll("[data-reward-form]").forEach((el) => el.addEventListener("submit", (e) => onClick(slot, e)));
+    }
+  }
+
+  /** A short, polite status message at the bottom of the screen. */
+  toast(message) {
+    const el = document.querySelector('[data-role="toast"]');
+    el.textContent = message;
+    el.classList.add("show");
+    clearTimeout(this.toastTimer);
+    this.toastTimer = setTimeout(() => el.classList.remove("show"), 3200);
+  }
+}
+
+/** The page without learners (the wasm did not load): fallback copy, honest cards. */
+export function showUnavailable(defs, reason) {
+  for (const [id, def] of Object.entries(defs)) {
+    const card = document.querySelector(`[data-decision="${id}"]`);
+    if (card) renderUnavailable(card, def.fallback, reason);
+  }
+}

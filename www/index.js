@@ -1,0 +1,46 @@
+// Entry point of the demo. Loads insitu (webpack instantiates its wasm),
+// makes the first decision for every slot before revealing them, then mounts
+// the panels. If anything fails the page keeps its fallback copy.
+
+import defs from "./slots.json";
+import { App, FEATURES, showUnavailable } from "./app.js";
+import { mountPrivacy } from "./panels/privacy.js";
+import { disableSimulator, mountSimulator } from "./panels/simulator.js";
+
+// The anti-flicker class set by the inline script in index.html.
+const reveal = () => document.documentElement.classList.remove("insitu-pending");
+
+// ?seed=N makes a run reproducible from the address bar; the default is fixed
+// so the demo (and its end-to-end test) behaves the same on every load.
+function seedFromUrl() {
+  const n = Number(new URLSearchParams(window.location.search).get("seed"));
+  return Number.isSafeInteger(n) && n > 0 ? n : 42;
+}
+
+async function main() {
+  const simulator = document.querySelector('[data-panel="simulator"]');
+  mountPrivacy(document.querySelector('[data-panel="privacy"]'), { features: FEATURES });
+
+  let Insitu;
+  try {
+    ({ Insitu } = await import(/* webpackChunkName: "insitu" */ "insitu"));
+  } catch (err) {
+    console.error("insitu: the learner could not load; showing default content.", err);
+    showUnavailable(defs, "fallback: learner unavailable");
+    disableSimulator(simulator, "The learner could not load in this browser, so the page shows its default content.");
+    reveal();
+    return;
+  }
+
+  const app = new App(Insitu, defs, { seed: seedFromUrl() });
+  app.decideForVisitor();
+  reveal();
+  mountSimulator(simulator, app);
+  // Handy in the console: window.insituDemo.slots.get("hero").engine.stats()
+  window.insituDemo = app;
+}
+
+main().catch((err) => {
+  console.error("insitu demo:", err);
+  reveal();
+});

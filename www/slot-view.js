@@ -1,0 +1,89 @@
+// Renders a variant's copy into a slot, and a decision into its card.
+// The markup comes from index.html (rendered at build time with the fallback
+// variant); here we only fill the same data-field elements, so the page and
+// the runtime can never disagree about structure.
+
+const POLICY_NAMES = {
+  thompson: "Thompson sampling",
+  linucb: "LinUCB",
+  egreedy: "ε-greedy",
+  greedy: "Greedy",
+};
+
+/** Human name of a policy type. */
+export function policyName(type) {
+  return POLICY_NAMES[type] ?? type;
+}
+
+/** A probability as a plain decimal string: 0.4040625 -> "0.404063", 1 -> "1". */
+export function formatProbability(p) {
+  return String(Math.round(p * 1e6) / 1e6);
+}
+
+/** A probability as a percentage with one decimal: 0.4040625 -> "40.4%". */
+export function formatPercent(p) {
+  return `${(p * 100).toFixed(1)}%`;
+}
+
+/** Fill `root`'s data-field elements from a variant's `copy`. */
+export function renderCopy(root, variantId, copy) {
+  root.dataset.variant = variantId;
+  if (copy.theme) root.dataset.theme = copy.theme;
+  for (const [key, value] of Object.entries(copy)) {
+    if (typeof value !== "string") continue;
+    for (const el of root.querySelectorAll(`[data-field="${key}"]`)) {
+      if (!el.closest("[data-item]")) el.textContent = value;
+    }
+  }
+  if (Array.isArray(copy.items)) {
+    root.querySelectorAll("[data-item]").forEach((itemEl, i) => {
+      const item = copy.items[i];
+      itemEl.hidden = !item;
+      if (!item) return;
+      for (const [key, value] of Object.entries(item)) {
+        const el = itemEl.querySelector(`[data-field="${key}"]`);
+        if (el) el.textContent = value;
+      }
+      const art = itemEl.querySelector("[data-tone]");
+      if (art) art.dataset.tone = item.tone;
+      const icon = itemEl.querySelector("use");
+      if (icon) icon.setAttribute("href", `#i-${item.icon}`);
+    });
+  }
+}
+
+/**
+ * Show a decision (the object `rank()` returns) in a slot's decision card.
+ * `note` is an optional status line, e.g. "simulated visit".
+ */
+export function renderDecision(card, decision, note = "") {
+  const set = (role, text) => {
+    const el = card.querySelector(`[data-role="${role}"]`);
+    if (el) el.textContent = text;
+  };
+  set("variant", decision.variant);
+  set("percent", formatPercent(decision.probability));
+  set("probability", formatProbability(decision.probability));
+  set("policy", policyName(decision.policy));
+  set("model-version", decision.modelVersion);
+  card.querySelector('[data-role="probability"]')?.setAttribute("data-value", String(decision.probability));
+  card.querySelector('[data-role="policy"]')?.setAttribute("title", decision.policy);
+
+  let status = note;
+  if (decision.fallback) {
+    status = `fallback${decision.error?.code ? ` (${decision.error.code})` : ""}`;
+  }
+  const statusEl = card.querySelector('[data-role="status"]');
+  statusEl.textContent = status;
+  statusEl.hidden = !status;
+}
+
+/** The card when no learner is available (the wasm did not load). */
+export function renderUnavailable(card, fallbackId, reason) {
+  card.querySelector('[data-role="variant"]').textContent = fallbackId;
+  // Without a learner there is no probability, policy or model to show.
+  card.querySelectorAll(".decision-item").forEach((item, i) => (item.hidden = i > 0));
+  const statusEl = card.querySelector('[data-role="status"]');
+  statusEl.textContent = reason;
+  statusEl.hidden = false;
+}
