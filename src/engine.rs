@@ -9,9 +9,9 @@
 use std::collections::VecDeque;
 
 use crate::bandit::{Policy, PolicyOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Num, Result};
 use crate::features::{FeatureOptions, SparseVec};
-use crate::json::{Json, Obj, Writer};
+use crate::json::{Json, Obj};
 use crate::model::{self, CompactModel, Posterior};
 use crate::rng::{Rng, MAX_SEED};
 
@@ -63,24 +63,19 @@ impl EngineConfig {
 
         let variant_list = match variants {
             None => None,
-            Some(vs) => Some(
-                vs.iter()
-                    .enumerate()
-                    .map(|(i, v)| match v {
-                        Json::Str(id) => Ok((id.clone(), None)),
-                        other => {
-                            let mut vo = Obj::new(other, &format!("variants[{i}]"), OPT_ERR)?;
-                            let id = vo
-                                .str("id")?
-                                .ok_or_else(|| vo.err("id", "is required"))?
-                                .to_owned();
-                            let f = vo.get("features").cloned();
-                            vo.finish()?;
-                            Ok((id, f))
-                        }
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            ),
+            Some(vs) => Some(crate::json::map_items(vs, |i, v| match v {
+                Json::Str(id) => Ok((id.clone(), None)),
+                other => {
+                    let mut vo = Obj::new(other, &format!("variants[{i}]"), OPT_ERR)?;
+                    let id = vo
+                        .str("id")?
+                        .ok_or_else(|| vo.err("id", "is required"))?
+                        .to_owned();
+                    let f = vo.get("features").cloned();
+                    vo.finish()?;
+                    Ok((id, f))
+                }
+            })?),
         };
 
         let model = match (model_json, variant_list) {
@@ -272,36 +267,18 @@ pub struct Decision {
     pub probability: f64,
     /// The probability of every variant (same order as the variant list).
     pub pmf: Vec<f64>,
-    /// Posterior mean score of every variant.
+    /// Posterior mean score of every variant (empty for a fallback).
     pub scores: Vec<f64>,
-    /// Pass to `reward` / `activate`.
-    pub decision_id: String,
-    /// Pass to `rank({seed})` with the same state to replay this decision.
-    pub seed: u64,
+    /// Pass to `reward` / `activate`; `None` for a fallback.
+    pub decision_id: Option<String>,
+    /// Pass to `rank({seed})` with the same state to replay this decision; `None` for a fallback.
+    pub seed: Option<u64>,
     /// The content hash of the prior model.
     pub model_version: String,
     /// Policy name.
     pub policy: &'static str,
-}
-
-impl Decision {
-    /// The decision as a JSON object (camelCase keys, as JS sees it).
-    pub fn to_json(&self) -> String {
-        let mut w = Writer::new();
-        w.begin_obj();
-        w.key("variant").str(&self.variant);
-        w.key("index").int(self.index as u64);
-        w.key("probability").num(self.probability);
-        w.key("pmf").nums(&self.pmf);
-        w.key("scores").nums(&self.scores);
-        w.key("decisionId").str(&self.decision_id);
-        w.key("seed").int(self.seed);
-        w.key("modelVersion").str(&self.model_version);
-        w.key("policy").str(self.policy);
-        w.key("fallback").bool(false);
-        w.end_obj();
-        w.finish()
-    }
+    /// True when this is the configured fallback served because something failed.
+    pub fallback: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -367,56 +344,28 @@ impl Engine {
     }
 
     /// The decision served when anything fails: the fallback variant with
-    /// probability 1 and no decision id, as JSON (the boundary adds `error`).
-    pub fn fallback_json(&self) -> String {
-        let k = self.arms.len();
+    /// probability 1 and no decision id (the boundary attaches the error).
+    pub fn fallback_decision(&self) -> Decision {
         let index = self.cfg.fallback;
-        let pmf: Vec<f64> = (0..k).map(|i| if i == index { 1.0 } else { 0.0 }).collect();
-        let mut w = Writer::new();
-        w.begin_obj();
-        w.key("variant")
-            .str(&self.cfg.model.variants[index].id)
-            .key("index")
-            .int(index as u64);
-        w.key("probability")
-            .num(1.0)
-            .key("pmf")
-            .nums(&pmf)
-            .key("scores")
-            .nums(&[]);
-        w.key("decisionId").null().key("seed").null();
-        w.key("modelVersion")
-            .str(self.model_version())
-            .key("policy")
-            .str(self.policy_name());
-        w.key("fallback").bool(true);
-        w.end_obj();
-        w.finish()
+        Decision {
+            variant: self.cfg.model.variants[index].id.clone(),
+            index,
+            probability: 1.0,
+            pmf: (0..self.arms.len())
+                .map(|i| if i == index { 1.0 } else { 0.0 })
+                .collect(),
+            scores: Vec::new(),
+            decision_id: None,
+            seed: None,
+            model_version: self.model_version().to_owned(),
+            policy: self.policy_name(),
+            fallback: true,
+        }
     }
 
     /// Decisions waiting for a reward.
     pub fn pending_count(&self) -> usize {
         self.pending.iter().filter(|p| !p.rewarded).count()
-    }
-
-    /// `{ variants: [{ id, updates }], pending, policy, modelVersion }` as JSON.
-    pub fn stats_json(&self) -> String {
-        let mut w = Writer::new();
-        w.begin_obj().key("variants").begin_arr();
-        for (v, p) in self.cfg.model.variants.iter().zip(&self.arms) {
-            w.begin_obj()
-                .key("id")
-                .str(&v.id)
-                .key("updates")
-                .int(p.n)
-                .end_obj();
-        }
-        w.end_arr();
-        w.key("pending").int(self.pending_count() as u64);
-        w.key("policy").str(self.policy_name());
-        w.key("modelVersion").str(self.model_version());
-        w.end_obj();
-        w.finish()
     }
 
     fn featurize(
@@ -516,10 +465,11 @@ impl Engine {
             probability,
             pmf,
             scores,
-            decision_id,
-            seed,
+            decision_id: Some(decision_id),
+            seed: Some(seed),
             model_version: self.model_version().to_owned(),
             policy: self.cfg.policy.name(),
+            fallback: false,
         })
     }
 
@@ -593,7 +543,7 @@ fn check_now(now: f64) -> Result<()> {
     } else {
         Err(Error::option(
             "now",
-            format!("should be a finite time in ms, but is {now}"),
+            format!("should be a finite time in ms, but is {}", Num(now)),
         ))
     }
 }

@@ -18,7 +18,7 @@
 //! let rank = RankOptions::parse(r#"{"context": {"page": {"section": "sports"}}}"#).unwrap();
 //! let d = engine.rank(&rank, 0.0).unwrap();
 //! assert!(d.probability > 0.0);
-//! engine.reward(&d.decision_id, 1.0, 1.0).unwrap();
+//! engine.reward(d.decision_id.as_deref().unwrap(), 1.0, 1.0).unwrap();
 //!
 //! // Unknown options are errors with a stable code, naming the bad key.
 //! let err = EngineConfig::parse(r#"{"variants": ["a", "b"], "polcy": {}}"#, 0).unwrap_err();

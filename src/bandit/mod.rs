@@ -5,7 +5,7 @@
 
 pub mod explore;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Num, Result};
 use crate::json::Obj;
 use crate::rng::Rng;
 
@@ -68,7 +68,7 @@ fn in_unit(x: f64, field: &str) -> Result<f64> {
     } else {
         Err(Error::option(
             field,
-            format!("should be in [0, 1], but is {x}"),
+            format!("should be in [0, 1], but is {}", Num(x)),
         ))
     }
 }
@@ -121,7 +121,7 @@ impl PolicyOptions {
             } else {
                 Err(Error::option(
                     field,
-                    format!("should be non-negative and finite, but is {x}"),
+                    format!("should be non-negative and finite, but is {}", Num(x)),
                 ))
             }
         };
@@ -154,7 +154,10 @@ impl PolicyOptions {
         if min_probability * k as f64 > 1.0 {
             return Err(Error::option(
                 "policy.minProbability",
-                format!("should be at most 1/{k} for {k} variants, but is {min_probability}"),
+                format!(
+                    "should be at most 1/{k} for {k} variants, but is {}",
+                    Num(min_probability)
+                ),
             ));
         }
         Ok(Policy {

@@ -43,25 +43,19 @@ impl FeatureOptions {
         let allow = o.strs("allow")?;
         let interactions = match o.arr("interactions")? {
             None => None,
-            Some(pairs) => Some(
-                pairs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| match p {
-                        Json::Arr(v) => match v.as_slice() {
-                            [Json::Str(a), Json::Str(b)] => Ok((a.clone(), b.clone())),
-                            _ => Err(o.err(
-                                &format!("interactions[{i}]"),
-                                "should be a pair of namespace names",
-                            )),
-                        },
-                        _ => Err(o.err(
-                            &format!("interactions[{i}]"),
-                            "should be a pair of namespace names",
-                        )),
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            ),
+            Some(pairs) => Some(crate::json::map_items(pairs, |i, p| match p {
+                Json::Arr(v) => match v.as_slice() {
+                    [Json::Str(a), Json::Str(b)] => Ok((a.clone(), b.clone())),
+                    _ => Err(o.err(
+                        &format!("interactions[{i}]"),
+                        "should be a pair of namespace names",
+                    )),
+                },
+                _ => Err(o.err(
+                    &format!("interactions[{i}]"),
+                    "should be a pair of namespace names",
+                )),
+            })?),
         };
         o.finish()?;
         Ok(FeatureOptions {
@@ -112,7 +106,7 @@ impl FeatureOptions {
         for (i, ns) in allow.iter().enumerate() {
             check_name(ns, &format!("{path}allow[{i}]"))?;
         }
-        allow.sort();
+        sort_strings(&mut allow);
         allow.dedup();
         let mut interactions = Vec::new();
         for (i, (a, b)) in self.interactions.iter().flatten().enumerate() {
@@ -138,6 +132,34 @@ impl FeatureOptions {
             interactions,
             ns_seeds,
         })
+    }
+}
+
+/// Insertion sort: allowlists are a handful of names, and a library sort
+/// brings kilobytes of code into the .wasm.
+fn sort_strings(v: &mut [String]) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && v[j - 1] > v[j] {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
+/// Shell sort by slot index (Ciura's gaps), for the same reason; a context
+/// has at most a few thousand expanded features.
+fn sort_pairs(v: &mut [(u32, f64)]) {
+    for gap in [701, 301, 132, 57, 23, 10, 4, 1] {
+        for i in gap..v.len() {
+            let item = v[i];
+            let mut j = i;
+            while j >= gap && v[j - gap].0 > item.0 {
+                v[j] = v[j - gap];
+                j -= gap;
+            }
+            v[j] = item;
+        }
     }
 }
 
@@ -179,7 +201,7 @@ impl SparseVec {
     }
 
     fn from_pairs(mut pairs: Vec<(u32, f64)>) -> SparseVec {
-        pairs.sort_unstable_by_key(|p| p.0);
+        sort_pairs(&mut pairs);
         let mut out = SparseVec::default();
         for (i, v) in pairs {
             if out.idx.last() == Some(&i) {
@@ -216,7 +238,7 @@ impl FeatureConfig {
             Json::Obj(n) => n,
             other => {
                 return Err(Error::context(
-                    path,
+                    path.trim_end_matches('.'),
                     format!(
                         "should be an object of namespaces, but is {}",
                         other.type_name()
@@ -454,6 +476,26 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn sorts_order_keys() {
+        let mut rng = crate::rng::Rng::new(4);
+        for n in [0, 1, 2, 10, 1000, 4096] {
+            let mut v: Vec<(u32, f64)> = (0..n)
+                .map(|i| ((rng.next_u64() % 300) as u32, i as f64))
+                .collect();
+            let mut want = v.clone();
+            want.sort_by_key(|p| p.0);
+            sort_pairs(&mut v);
+            assert_eq!(
+                v.iter().map(|p| p.0).collect::<Vec<_>>(),
+                want.iter().map(|p| p.0).collect::<Vec<_>>()
+            );
+        }
+        let mut s: Vec<String> = ["b", "a", "c", "a"].iter().map(|x| x.to_string()).collect();
+        sort_strings(&mut s);
+        assert_eq!(s, ["a", "a", "b", "c"]);
     }
 
     #[test]

@@ -24,7 +24,7 @@
 
 pub(crate) mod posterior;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Num, Result};
 use crate::features::{FeatureConfig, FeatureOptions};
 use crate::json::{Json, Obj};
 pub(crate) use posterior::Posterior;
@@ -219,7 +219,7 @@ pub(crate) fn positive(x: f64, field: &str, err: crate::json::ErrKind) -> Result
     } else {
         Err(err(
             field.to_owned(),
-            format!("should be positive and finite, but is {x}"),
+            format!("should be positive and finite, but is {}", Num(x)),
         ))
     }
 }
@@ -244,7 +244,7 @@ impl CompactModel {
         if format != MODEL_FORMAT as f64 {
             return Err(Error::model(
                 "format",
-                format!("should be {MODEL_FORMAT}, but is {format}"),
+                format!("should be {MODEL_FORMAT}, but is {}", Num(format)),
             ));
         }
         let fo = o
@@ -277,14 +277,11 @@ impl CompactModel {
                             format!("should have 2^bits = {d} entries, but has {}", w.len()),
                         ));
                     }
-                    w.iter()
-                        .enumerate()
-                        .map(|(j, x)| {
-                            finite(x).ok_or_else(|| {
-                                v.err(&format!("weights[{j}]"), "must be a finite number")
-                            })
+                    crate::json::map_items(w, |j, x| {
+                        finite(x).ok_or_else(|| {
+                            v.err(&format!("weights[{j}]"), "must be a finite number")
                         })
-                        .collect::<Result<Vec<f64>>>()?
+                    })?
                 }
                 Some(Json::Obj(m)) => {
                     let mut dense = vec![0.0; d];
@@ -318,13 +315,10 @@ impl CompactModel {
                             format!("should have 2^bits = {d} entries, but has {}", xs.len()),
                         ));
                     }
-                    xs.iter()
-                        .enumerate()
-                        .map(|(j, x)| {
-                            let field = v.field(&format!("variance[{j}]"));
-                            positive(finite(x).unwrap_or(f64::NAN), &field, model_err)
-                        })
-                        .collect::<Result<Vec<f64>>>()?
+                    crate::json::map_items(xs, |j, x| {
+                        let field = v.field(&format!("variance[{j}]"));
+                        positive(finite(x).unwrap_or(f64::NAN), &field, model_err)
+                    })?
                 }
                 Some(other) => {
                     return Err(v.err(

@@ -172,7 +172,7 @@ impl Posterior {
 
 fn numerical(q: f64) -> Error {
     Error::NumericalError {
-        reason: format!("update denominator is {q}"),
+        reason: format!("update denominator is {}", crate::error::Num(q)),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::{guard, now_or, parse_result, stringify};
+use super::{decision_to_js, guard, now_or, stringify, JsObj};
 use crate::{Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
 
 /// One decision point: a page slot with its variants, model and learner.
@@ -41,14 +41,13 @@ impl Insitu {
             } else {
                 RankOptions::parse(&stringify(&options)?)?
             };
-            let d = self.0.rank(&opts, now_or(opts.now))?;
-            Ok(parse_result(&d.to_json()))
+            Ok(decision_to_js(self.0.rank(&opts, now_or(opts.now))?))
         });
         result.unwrap_or_else(|err| self.fallback_decision(err))
     }
 
     fn fallback_decision(&self, err: JsValue) -> JsValue {
-        let out = parse_result(&self.0.fallback_json());
+        let out = decision_to_js(self.0.fallback_decision());
         let _ = js_sys::Reflect::set(&out, &"error".into(), &err);
         out
     }
@@ -104,6 +103,18 @@ impl Insitu {
     #[wasm_bindgen(unchecked_return_type = "Stats")]
     pub fn stats(&self) -> Result<JsValue, JsValue> {
         guard()?;
-        Ok(parse_result(&self.0.stats_json()))
+        let variants: js_sys::Array = self
+            .0
+            .variant_ids()
+            .into_iter()
+            .zip(self.0.updates())
+            .map(|(id, n)| JsObj::new().set("id", id).set("updates", n as f64).done())
+            .collect();
+        Ok(JsObj::new()
+            .set("variants", variants)
+            .set("pending", self.0.pending_count() as f64)
+            .set("policy", self.0.policy_name())
+            .set("modelVersion", self.0.model_version())
+            .done())
     }
 }
