@@ -45,11 +45,15 @@ fn run(fixture: &mut Value) {
         };
         let reward = if d.variant == liked { 1.0 } else { 0.0 };
         engine
-            .reward(&d.decision_id, reward, step["now"].as_f64().unwrap())
+            .reward(
+                d.decision_id.as_deref().unwrap(),
+                reward,
+                step["now"].as_f64().unwrap(),
+            )
             .unwrap();
         step["variant"] = json!(d.variant);
         step["probability"] = json!(d.probability);
-        step["seed"] = json!(d.seed);
+        step["seed"] = json!(d.seed.unwrap());
         step["reward"] = json!(reward);
     }
 }
