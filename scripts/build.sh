@@ -18,7 +18,9 @@ for target in bundler web nodejs; do
     nodejs) out=pkg-node ;;
   esac
   echo "build: wasm-pack --target $target -> $out/"
+  rm -rf "$out"
+  # Drop wasm-pack's harmless update-check noise; pipefail keeps a failed build failing.
   wasm-pack --quiet build --release --mode no-install --target "$target" --out-dir "$out" --out-name insitu 2>&1 \
-    | grep -v "failed to get wasm-pack version" || true
+    | { grep -v "failed to get wasm-pack version" || true; }
   test -f "$out/insitu_bg.wasm" || { echo "build: $out/insitu_bg.wasm was not produced" >&2; exit 1; }
 done

@@ -49,7 +49,13 @@ if bash scripts/build.sh; then
   passed=$((passed + 1))
   summary+=("  ok    release build (wasm-pack, 3 targets)")
   layer "size report" node scripts/size.mjs
-  layer "JS API tests (node --test)" node --test tests/js/
+  layer "JS API tests (node --test)" bash -c '
+    set -eo pipefail
+    # The panic-hook test needs a build that exports a deliberate panic (never shipped).
+    wasm-pack --quiet build --dev --mode no-install --target nodejs --out-dir target/pkg-panic \
+      --out-name insitu -- --features test-panic 2>&1 | { grep -v "failed to get wasm-pack version" || true; }
+    node --test tests/js/'
+
   layer "browser end-to-end (demo)" node tests/browser/demo.e2e.mjs
   layer "packaging check (npm pack -> webpack, <script type=module>)" node tests/browser/pack-check.mjs
 else

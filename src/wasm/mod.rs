@@ -40,6 +40,13 @@ fn report_panic(msg: &str) {
     ));
 }
 
+/// Panics on purpose; only in builds with the `test-panic` feature.
+#[cfg(feature = "test-panic")]
+#[wasm_bindgen(js_name = __insituTestPanic)]
+pub(crate) fn test_panic() {
+    panic!("deliberate test panic");
+}
+
 /// A JS `Error` with `name = "InsituError"` and a `code` property.
 fn js_error(code: &str, message: &str) -> JsValue {
     let e = js_sys::Error::new(message);
