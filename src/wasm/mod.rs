@@ -43,7 +43,8 @@ fn report_panic(msg: &str) {
 /// Panics on purpose; only in builds with the `test-panic` feature.
 #[cfg(feature = "test-panic")]
 #[wasm_bindgen(js_name = __insituTestPanic)]
-pub(crate) fn test_panic() {
+#[allow(unreachable_pub)] // exported to JS, not to Rust
+pub fn test_panic() {
     panic!("deliberate test panic");
 }
 
