@@ -283,6 +283,9 @@ pub struct Decision {
 
 #[derive(Debug, Clone)]
 struct Pending {
+    /// The decision's sequence number; the deque holds consecutive numbers
+    /// because entries are only added at the back and removed at the front.
+    counter: u64,
     id: String,
     arm: usize,
     x: SparseVec,
@@ -452,6 +455,7 @@ impl Engine {
         self.prune(now_ms);
         let x = xs.into_iter().nth(index).unwrap_or_default();
         self.pending.push_back(Pending {
+            counter: self.counter,
             id: decision_id.clone(),
             arm: index,
             x,
@@ -474,12 +478,19 @@ impl Engine {
     }
 
     fn find(&mut self, id: &str, now_ms: f64) -> Result<&mut Pending> {
-        let p = self
-            .pending
-            .iter_mut()
-            .rev()
-            .find(|p| p.id == id)
-            .ok_or_else(|| Error::UnknownDecision { id: id.to_owned() })?;
+        // Ids end in the hex sequence number, which gives the slot in O(1).
+        let unknown = || Error::UnknownDecision { id: id.to_owned() };
+        let counter = id
+            .rsplit_once('-')
+            .and_then(|(_, c)| u64::from_str_radix(c, 16).ok())
+            .ok_or_else(unknown)?;
+        let first = self.pending.front().map_or(0, |p| p.counter);
+        let slot = counter.checked_sub(first).ok_or_else(unknown)?;
+        let p = usize::try_from(slot)
+            .ok()
+            .and_then(|i| self.pending.get_mut(i))
+            .filter(|p| p.id == id)
+            .ok_or_else(unknown)?;
         if p.rewarded {
             return Err(Error::DuplicateReward { id: id.to_owned() });
         }

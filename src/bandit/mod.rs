@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(
             p.kind,
             PolicyKind::Thompson {
-                scale: 1.0,
+                scale: DEFAULT_THOMPSON_SCALE,
                 samples: 32
             }
         );
