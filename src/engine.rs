@@ -161,8 +161,15 @@ pub struct RankOptions {
     pub now: Option<f64>,
 }
 
-fn read_actions(o: &mut Obj<'_>) -> Result<Option<Vec<Json>>> {
-    Ok(o.arr("actions")?.map(|a| a.to_vec()))
+/// Move `context` and `actions` out of parsed options (after `Obj` has
+/// checked their types): cloning the context tree was a large part of a decision.
+fn take_features(json: &mut Json) -> (Option<Json>, Option<Vec<Json>>) {
+    let context = json.take("context");
+    let actions = match json.take("actions") {
+        Some(Json::Arr(a)) => Some(a),
+        _ => None,
+    };
+    (context, actions)
 }
 
 impl RankOptions {
@@ -172,17 +179,22 @@ impl RankOptions {
     /// features for this call (replacing the configured ones); `seed` replays
     /// a decision; `defer` requires `activate` before the reward counts.
     pub fn parse(text: &str) -> Result<RankOptions> {
-        let json = Json::parse(text, "rank options", OPT_ERR)?;
+        let mut json = Json::parse(text, "rank options", OPT_ERR)?;
         let mut o = Obj::new(&json, "", OPT_ERR)?;
-        let r = RankOptions {
-            context: o.get("context").cloned(),
-            actions: read_actions(&mut o)?,
-            seed: o.int("seed", 0, MAX_SEED)?,
-            defer: o.bool("defer")?.unwrap_or(false),
-            now: o.num("now")?,
-        };
+        o.get("context");
+        o.arr("actions")?;
+        let seed = o.int("seed", 0, MAX_SEED)?;
+        let defer = o.bool("defer")?.unwrap_or(false);
+        let now = o.num("now")?;
         o.finish()?;
-        Ok(r)
+        let (context, actions) = take_features(&mut json);
+        Ok(RankOptions {
+            context,
+            actions,
+            seed,
+            defer,
+            now,
+        })
     }
 }
 
@@ -198,21 +210,25 @@ pub struct LearnOptions {
 impl LearnOptions {
     /// Parse `{ context?, actions?, variant, reward }`.
     pub fn parse(text: &str) -> Result<LearnOptions> {
-        let json = Json::parse(text, "learn options", OPT_ERR)?;
+        let mut json = Json::parse(text, "learn options", OPT_ERR)?;
         let mut o = Obj::new(&json, "", OPT_ERR)?;
-        let r = LearnOptions {
-            context: o.get("context").cloned(),
-            actions: read_actions(&mut o)?,
-            variant: o
-                .str("variant")?
-                .ok_or_else(|| o.err("variant", "is required"))?
-                .to_owned(),
-            reward: o
-                .num("reward")?
-                .ok_or_else(|| o.err("reward", "is required"))?,
-        };
+        o.get("context");
+        o.arr("actions")?;
+        let variant = o
+            .str("variant")?
+            .ok_or_else(|| o.err("variant", "is required"))?
+            .to_owned();
+        let reward = o
+            .num("reward")?
+            .ok_or_else(|| o.err("reward", "is required"))?;
         o.finish()?;
-        Ok(r)
+        let (context, actions) = take_features(&mut json);
+        Ok(LearnOptions {
+            context,
+            actions,
+            variant,
+            reward,
+        })
     }
 }
 

@@ -61,6 +61,17 @@ impl Json {
         })
     }
 
+    /// Move the value at `key` out of an object, leaving `null` in its place.
+    pub(crate) fn take(&mut self, key: &str) -> Option<Json> {
+        match self {
+            Json::Obj(fields) => fields
+                .iter_mut()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| std::mem::replace(v, Json::Null)),
+            _ => None,
+        }
+    }
+
     /// A short name of the type, for messages.
     pub(crate) fn type_name(&self) -> &'static str {
         match self {

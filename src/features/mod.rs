@@ -104,7 +104,7 @@ impl FeatureOptions {
         }
         let mut allow = self.allow.clone().unwrap_or_default();
         for (i, ns) in allow.iter().enumerate() {
-            check_name(ns, &format!("{path}allow[{i}]"))?;
+            check_name(ns, || format!("{path}allow[{i}]"))?;
         }
         sort_strings(&mut allow);
         allow.dedup();
@@ -163,17 +163,19 @@ fn sort_pairs(v: &mut [(u32, f64)]) {
     }
 }
 
-fn check_name(s: &str, field: &str) -> Result<()> {
+/// The field path is built only when a check fails: formatting it for every
+/// feature was most of the cost of a decision.
+fn check_name(s: &str, field: impl Fn() -> String) -> Result<()> {
     if s.is_empty() {
-        return Err(Error::context(field, "must not be empty"));
+        return Err(Error::context(field(), "must not be empty"));
     }
     check_len(s, field)
 }
 
-fn check_len(s: &str, field: &str) -> Result<()> {
+fn check_len(s: &str, field: impl Fn() -> String) -> Result<()> {
     if s.len() > MAX_STRING_BYTES {
         return Err(Error::StringTooLong {
-            field: field.to_owned(),
+            field: field(),
             len: s.len(),
             max: MAX_STRING_BYTES,
         });
@@ -262,7 +264,7 @@ impl FeatureConfig {
             };
             for (name, value) in feats {
                 let field = || format!("{path}{ns_name}.{name}");
-                check_name(name, &field())?;
+                check_name(name, field)?;
                 match value {
                     Json::Num(x) => push(
                         out,
@@ -283,7 +285,7 @@ impl FeatureConfig {
                     // JSON.stringify turns NaN and ±Infinity into null.
                     Json::Null => return Err(Error::NonFiniteFeature { field: field() }),
                     Json::Str(s) => {
-                        check_len(s, &field())?;
+                        check_len(s, field)?;
                         push(
                             out,
                             Hashed {
@@ -298,7 +300,7 @@ impl FeatureConfig {
                             let Json::Str(s) = item else {
                                 return Err(Error::context(field(), "should list only strings"));
                             };
-                            check_len(s, &field())?;
+                            check_len(s, field)?;
                             push(
                                 out,
                                 Hashed {

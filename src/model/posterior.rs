@@ -112,11 +112,12 @@ impl Posterior {
         match &mut self.cov {
             Covariance::Full(m) => {
                 // s = cov x (dense), q = noise + x's.
+                // cov is symmetric, so column j is row j: read it contiguously.
                 let mut s = vec![0.0; d];
                 for (&j, &xj) in x.idx.iter().zip(&x.val) {
-                    let j = j as usize;
-                    for (i, si) in s.iter_mut().enumerate() {
-                        *si += m[i * d + j] * xj;
+                    let row = &m[j as usize * d..(j as usize + 1) * d];
+                    for (si, mji) in s.iter_mut().zip(row) {
+                        *si += mji * xj;
                     }
                 }
                 let q = noise + x.dot(&s);
@@ -127,17 +128,16 @@ impl Posterior {
                 for (mi, si) in self.mean.iter_mut().zip(&s) {
                     *mi += si * gain;
                 }
-                // Update the upper triangle and mirror it, so the matrix stays
-                // exactly symmetric however many steps accumulate.
-                for i in 0..d {
-                    let si = s[i] / q;
+                // Row by row, contiguously. (s_i s_j) / q is bitwise equal to
+                // (s_j s_i) / q, so the matrix stays exactly symmetric however
+                // many steps accumulate.
+                let inv_q = 1.0 / q;
+                for (row, &si) in m.chunks_exact_mut(d).zip(&s) {
                     if si == 0.0 {
                         continue;
                     }
-                    for j in i..d {
-                        let v = m[i * d + j] - si * s[j];
-                        m[i * d + j] = v;
-                        m[j * d + i] = v;
+                    for (mij, &sj) in row.iter_mut().zip(&s) {
+                        *mij -= (si * sj) * inv_q;
                     }
                 }
                 for i in 0..d {

@@ -2,7 +2,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::{decision_to_js, guard, now_or, stringify, JsObj};
+use super::{guard, now_or, stringify, JsObj, JsStrings};
 use crate::{Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
 
 /// One decision point: a page slot with its variants, model and learner.
@@ -14,7 +14,10 @@ use crate::{Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
 /// slot.reward({ decisionId: d.decisionId, reward: 1 });
 /// ```
 #[wasm_bindgen]
-pub struct Insitu(Engine);
+pub struct Insitu {
+    engine: Engine,
+    js: JsStrings,
+}
 
 #[wasm_bindgen]
 impl Insitu {
@@ -25,7 +28,11 @@ impl Insitu {
     ) -> Result<Insitu, JsValue> {
         guard()?;
         let cfg = EngineConfig::parse(&stringify(&options)?, super::entropy_seed())?;
-        Ok(Insitu(Engine::new(cfg)))
+        let engine = Engine::new(cfg);
+        Ok(Insitu {
+            js: JsStrings::new(&engine),
+            engine,
+        })
     }
 
     /// Choose a variant. Never throws: on bad input it returns the fallback
@@ -41,13 +48,13 @@ impl Insitu {
             } else {
                 RankOptions::parse(&stringify(&options)?)?
             };
-            Ok(decision_to_js(self.0.rank(&opts, now_or(opts.now))?))
+            Ok(self.js.decision(self.engine.rank(&opts, now_or(opts.now))?))
         });
         result.unwrap_or_else(|err| self.fallback_decision(err))
     }
 
     fn fallback_decision(&self, err: JsValue) -> JsValue {
-        let out = decision_to_js(self.0.fallback_decision());
+        let out = self.js.decision(self.engine.fallback_decision());
         let _ = js_sys::Reflect::set(&out, &"error".into(), &err);
         out
     }
@@ -59,7 +66,9 @@ impl Insitu {
     ) -> Result<(), JsValue> {
         guard()?;
         let o = SettleOptions::parse(&stringify(&options)?, true)?;
-        Ok(self.0.reward(&o.decision_id, o.reward, now_or(o.now))?)
+        Ok(self
+            .engine
+            .reward(&o.decision_id, o.reward, now_or(o.now))?)
     }
 
     /// Mark a decision ranked with `defer: true` as shown, so its reward counts.
@@ -69,7 +78,7 @@ impl Insitu {
     ) -> Result<(), JsValue> {
         guard()?;
         let o = SettleOptions::parse(&stringify(&options)?, false)?;
-        Ok(self.0.activate(&o.decision_id, now_or(o.now))?)
+        Ok(self.engine.activate(&o.decision_id, now_or(o.now))?)
     }
 
     /// Learn from a logged observation: `{ context, variant, reward }`.
@@ -78,25 +87,27 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "LearnOptions")] options: JsValue,
     ) -> Result<(), JsValue> {
         guard()?;
-        Ok(self.0.learn(&LearnOptions::parse(&stringify(&options)?)?)?)
+        Ok(self
+            .engine
+            .learn(&LearnOptions::parse(&stringify(&options)?)?)?)
     }
 
     /// Variant ids in order.
     #[wasm_bindgen(getter)]
     pub fn variants(&self) -> Vec<String> {
-        self.0.variant_ids()
+        self.engine.variant_ids()
     }
 
     /// Content hash of the prior model.
     #[wasm_bindgen(getter, js_name = modelVersion)]
     pub fn model_version(&self) -> String {
-        self.0.model_version().to_owned()
+        self.engine.model_version().to_owned()
     }
 
     /// The exploration policy's name.
     #[wasm_bindgen(getter)]
     pub fn policy(&self) -> String {
-        self.0.policy_name().to_owned()
+        self.engine.policy_name().to_owned()
     }
 
     /// Learner statistics: `{ variants: [{ id, updates }], pending, policy, modelVersion }`.
@@ -104,17 +115,17 @@ impl Insitu {
     pub fn stats(&self) -> Result<JsValue, JsValue> {
         guard()?;
         let variants: js_sys::Array = self
-            .0
+            .engine
             .variant_ids()
             .into_iter()
-            .zip(self.0.updates())
+            .zip(self.engine.updates())
             .map(|(id, n)| JsObj::new().set("id", id).set("updates", n as f64).done())
             .collect();
         Ok(JsObj::new()
             .set("variants", variants)
-            .set("pending", self.0.pending_count() as f64)
-            .set("policy", self.0.policy_name())
-            .set("modelVersion", self.0.model_version())
+            .set("pending", self.engine.pending_count() as f64)
+            .set("policy", self.engine.policy_name())
+            .set("modelVersion", self.engine.model_version())
             .done())
     }
 }

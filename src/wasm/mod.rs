@@ -101,11 +101,8 @@ impl JsObj {
     }
 
     fn set(self, key: &str, value: impl Into<JsValue>) -> JsObj {
-        // Keys are interned: decoding a string into JS costs about a
-        // microsecond, which would dominate a decision.
-        let key = JsValue::from_str(wasm_bindgen::intern(key));
         // Defining a property on a fresh plain object cannot fail.
-        let _ = js_sys::Reflect::set(&self.0, &key, &value.into());
+        let _ = js_sys::Reflect::set(&self.0, &key.into(), &value.into());
         self
     }
 
@@ -149,26 +146,43 @@ extern "C" {
     ) -> JsValue;
 }
 
-/// Strings that repeat on every decision (variant ids, model version, policy)
-/// are interned: decoding a string into JS costs about a microsecond.
-fn interned(s: &str) -> JsValue {
-    JsValue::from_str(wasm_bindgen::intern(s))
+/// The strings every decision repeats (variant ids, model version, policy),
+/// converted to JS once per engine: decoding a string into JS costs about a
+/// microsecond, more than the rest of a small decision.
+struct JsStrings {
+    variants: Vec<JsValue>,
+    model_version: JsValue,
+    policy: JsValue,
 }
 
-/// A decision as the documented plain object.
-fn decision_to_js(d: crate::Decision) -> JsValue {
-    make_decision(
-        &interned(&d.variant),
-        d.index as f64,
-        d.probability,
-        &d.pmf,
-        &d.scores,
-        d.decision_id,
-        d.seed.map_or(-1.0, |s| s as f64),
-        &interned(&d.model_version),
-        &interned(d.policy),
-        d.fallback,
-    )
+impl JsStrings {
+    fn new(engine: &crate::Engine) -> JsStrings {
+        JsStrings {
+            variants: engine
+                .variant_ids()
+                .iter()
+                .map(|v| JsValue::from_str(v))
+                .collect(),
+            model_version: JsValue::from_str(engine.model_version()),
+            policy: JsValue::from_str(engine.policy_name()),
+        }
+    }
+
+    /// A decision as the documented plain object.
+    fn decision(&self, d: crate::Decision) -> JsValue {
+        make_decision(
+            &self.variants[d.index],
+            d.index as f64,
+            d.probability,
+            &d.pmf,
+            &d.scores,
+            d.decision_id,
+            d.seed.map_or(-1.0, |s| s as f64),
+            &self.model_version,
+            &self.policy,
+            d.fallback,
+        )
+    }
 }
 
 /// Current time in ms, when a call does not inject one.
