@@ -43,7 +43,8 @@ layer "cargo clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown --all
 layer "cargo test" cargo test --quiet
 layer "wasm-pack test --node" wasm-pack test --node --mode no-install
 layer "wasm-pack test --headless --chrome" \
-  wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --mode no-install
+  wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --mode no-install \
+  -- --features test-in-browser
 
 if bash scripts/build.sh; then
   passed=$((passed + 1))

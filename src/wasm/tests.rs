@@ -8,6 +8,11 @@ use wasm_bindgen_test::*;
 use super::insitu::Insitu;
 use super::{report_panic, POISONED};
 
+// The same suite runs under `wasm-pack test --node` and, with this feature,
+// in headless Chromium; without it the browser run would skip every test.
+#[cfg(feature = "test-in-browser")]
+wasm_bindgen_test_configure!(run_in_browser);
+
 fn js(json: &str) -> JsValue {
     js_sys::JSON::parse(json).expect("test JSON parses")
 }
