@@ -6,10 +6,14 @@
 //! A quick pass:          cargo bench --bench engine -- --quick
 //! A subset:              cargo bench --bench engine -- 'decide/thompson'
 //!
+//! Groups: `decide/<policy>/K<k>-d<d>` and `update/<policy>/K<k>-d<d>`;
+//! `parse/*`, the JSON reading the wasm boundary adds to each call; and
+//! `context/*`, one rank with and without its 32 features.
+//!
 //! Criterion prints its own estimate per benchmark; at the end this binary
 //! prints a table of the medians measured in this run, with each policy's
 //! ratio to `greedy` (the policy with no exploration maths, the baseline) at
-//! the same K and d.
+//! the same K and d, and the with/without ratios of `parse` and `context`.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -187,6 +191,29 @@ fn bench_parse(c: &mut Criterion) {
             RankOptions::parse(black_box(&texts[i])).expect("valid")
         })
     });
+    g.bench_function("rank-options-empty", |b| {
+        b.iter(|| RankOptions::parse(black_box("{}")).expect("valid"))
+    });
+    g.finish();
+}
+
+/// What the 32 features cost inside `rank` (thompson, K = 5, d = 32): the same
+/// engine deciding with no context at all (only the constant feature) is the
+/// baseline.
+fn bench_context(c: &mut Criterion) {
+    let opts = rank_options();
+    let mut g = c.benchmark_group("context");
+    let mut f = Fixture::new(5, 5, POLICIES[0].1, &opts);
+    let none = RankOptions::default();
+    g.bench_function("no-context", |b| {
+        b.iter(|| f.engine.rank(black_box(&none), NOW).expect("rank"))
+    });
+    g.bench_function("32-features", |b| {
+        b.iter(|| {
+            let i = f.next_context();
+            f.engine.rank(black_box(&f.opts[i]), NOW).expect("rank")
+        })
+    });
     g.finish();
 }
 
@@ -212,12 +239,15 @@ fn bench_decide(c: &mut Criterion) {
 fn bench_update(c: &mut Criterion) {
     let opts = rank_options();
     let mut g = c.benchmark_group("update");
-    // Each reward needs a fresh pending decision, and `reward` finds its
-    // decision by scanning back from the newest one. Ranking a batch first
-    // would add that scan to every reward but the last, so each reward is
-    // timed alone, right after its (untimed) rank. `timer-floor` is the same
-    // loop with nothing between the two clock reads: the part of every
-    // `update` figure that is measurement overhead.
+    // Every timed reward also pays an untimed rank, so keep these short.
+    g.warm_up_time(Duration::from_millis(250))
+        .measurement_time(Duration::from_millis(600));
+    // Each reward settles a fresh decision, so every timed reward comes right
+    // after its own untimed rank: a reward for what was just shown, the
+    // common case. (Rewarding a large pre-ranked batch would also measure the
+    // lookup in a long pending store, which is a different question.)
+    // `timer-floor` is the same loop with nothing between the two clock
+    // reads: the part of every `update` figure that is measurement overhead.
     let mut f = Fixture::new(5, 5, POLICIES[0].1, &opts);
     g.bench_function("timer-floor", |b| {
         b.iter_custom(|iters| {
@@ -295,8 +325,11 @@ fn print_summary(since: SystemTime) {
         }
     }
     let parse = get("parse/rank-options-32-features");
+    let parse_empty = get("parse/rank-options-empty");
+    let no_context = get("context/no-context");
+    let with_context = get("context/32-features");
     let floor = get("update/timer-floor");
-    if rows.is_empty() && parse.is_none() {
+    if rows.is_empty() && parse.is_none() && no_context.is_none() {
         return;
     }
     let ns = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.0}"));
@@ -320,22 +353,38 @@ fn print_summary(since: SystemTime) {
             ratio
         );
     }
+    let times = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!(" ({:.1}x)", a / b),
+        _ => String::new(),
+    };
     println!(
-        "parse rank options (32 features): {} ns; update timer floor: {} ns (included in every update figure)",
+        "parse rank options: {} ns with 32 features, {} ns for {{}}{}",
         ns(parse),
+        ns(parse_empty),
+        times(parse, parse_empty)
+    );
+    println!(
+        "thompson K5 d32 rank: {} ns with 32 features, {} ns with no context{}",
+        ns(with_context),
+        ns(no_context),
+        times(with_context, no_context)
+    );
+    println!(
+        "update timer floor: {} ns (included in every update figure)",
         ns(floor)
     );
 }
 
 fn main() {
     let started = SystemTime::now();
-    // Short runs: 72 benchmarks must finish in a few minutes on 2 cores.
+    // Short runs: 77 benchmarks must finish in a few minutes on 2 cores.
     let mut c = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(1))
         .configure_from_args();
     bench_parse(&mut c);
+    bench_context(&mut c);
     bench_decide(&mut c);
     bench_update(&mut c);
     c.final_summary();

@@ -27,15 +27,20 @@ fn run_linear_bandit(policy: &str, rounds: usize, seed: u64) -> Vec<f64> {
     let mut regret = Vec::with_capacity(rounds);
     for t in 0..rounds {
         let x: Vec<f64> = (0..4).map(|_| rng.next_f64()).collect();
-        let mean = |a: usize| -> f64 { 0.3 + 0.5 * (0..4).map(|i| x[i] * weights[a][i]).sum::<f64>() };
+        let mean =
+            |a: usize| -> f64 { 0.3 + 0.5 * (0..4).map(|i| x[i] * weights[a][i]).sum::<f64>() };
         let ctx = format!(
             r#"{{"context":{{"x":{{"alpha":{},"beta":{},"gamma":{},"delta":{}}}}}}}"#,
             x[0], x[1], x[2], x[3]
         );
-        let d = engine.rank(&RankOptions::parse(&ctx).unwrap(), t as f64).unwrap();
+        let d = engine
+            .rank(&RankOptions::parse(&ctx).unwrap(), t as f64)
+            .unwrap();
         let (noise, _) = rng.normal_pair();
         let r = (mean(d.index) + 0.1 * noise).clamp(0.0, 1.0);
-        engine.reward(d.decision_id.as_deref().unwrap(), r, t as f64).unwrap();
+        engine
+            .reward(d.decision_id.as_deref().unwrap(), r, t as f64)
+            .unwrap();
         let best = (0..3).map(mean).fold(f64::NEG_INFINITY, f64::max);
         regret.push(best - mean(d.index));
     }
@@ -45,12 +50,19 @@ fn run_linear_bandit(policy: &str, rounds: usize, seed: u64) -> Vec<f64> {
 /// Mean regret per round on this problem when playing uniformly at random.
 fn uniform_regret() -> f64 {
     let mut rng = Rng::new(1);
-    let w = [[0.6, -0.2, 0.1, 0.0], [0.1, 0.5, -0.1, 0.2], [0.3, 0.1, 0.4, -0.3]];
+    let w = [
+        [0.6, -0.2, 0.1, 0.0],
+        [0.1, 0.5, -0.1, 0.2],
+        [0.3, 0.1, 0.4, -0.3],
+    ];
     let n = 20_000;
     let total: f64 = (0..n)
         .map(|_| {
             let x: Vec<f64> = (0..4).map(|_| rng.next_f64()).collect();
-            let m: Vec<f64> = w.iter().map(|wa| 0.5 * (0..4).map(|i| x[i] * wa[i]).sum::<f64>()).collect();
+            let m: Vec<f64> = w
+                .iter()
+                .map(|wa| 0.5 * (0..4).map(|i| x[i] * wa[i]).sum::<f64>())
+                .collect();
             let best = m.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             best - m.iter().sum::<f64>() / 3.0
         })
@@ -80,8 +92,14 @@ fn regret_grows_sublinearly_on_a_linear_bandit() {
         let growth = r.iter().sum::<f64>() / r[..t / 2].iter().sum::<f64>();
         eprintln!("{policy}: R(T)/R(T/2) {growth:.3}, per-round {first:.4} -> {last:.4}, uniform {uniform:.4}");
         assert!(growth < 1.5, "{policy}: R(T)/R(T/2) = {growth}");
-        assert!(last < 0.6 * first, "{policy}: per-round regret {first} -> {last}");
-        assert!(last < 0.15 * uniform, "{policy}: last-quarter regret {last} vs uniform {uniform}");
+        assert!(
+            last < 0.6 * first,
+            "{policy}: per-round regret {first} -> {last}"
+        );
+        assert!(
+            last < 0.15 * uniform,
+            "{policy}: last-quarter regret {last} vs uniform {uniform}"
+        );
     }
     // Control: greedy without exploration locks onto an early favourite and its
     // regret stays linear. The same measure must see that, or it measures nothing.
@@ -98,7 +116,10 @@ fn reported_probabilities_match_chosen_frequencies() {
     // E[1{chosen}] = E[pmf]. Over N decisions the difference of the two sums is a
     // sum of N independent zero-mean terms, each with variance <= pmf(1 - pmf),
     // so |diff| / N stays within 5 sd of zero: 5 * sqrt(sum pmf(1-pmf)) / N.
-    for policy in [r#"{"type":"thompson"}"#, r#"{"type":"egreedy","epsilon":0.2}"#] {
+    for policy in [
+        r#"{"type":"thompson"}"#,
+        r#"{"type":"egreedy","epsilon":0.2}"#,
+    ] {
         let cfg = EngineConfig::parse(
             &format!(
                 r#"{{"variants":["a","b","c"],"features":{{"allow":["p"]}},"policy":{policy},
@@ -112,7 +133,9 @@ fn reported_probabilities_match_chosen_frequencies() {
         // A little learning so the arms differ but stay uncertain.
         for (i, r) in [1.0, 0.0, 1.0, 0.5, 0.0, 1.0].iter().enumerate() {
             let d = engine.rank(&opts, i as f64).unwrap();
-            engine.reward(d.decision_id.as_deref().unwrap(), *r, i as f64).unwrap();
+            engine
+                .reward(d.decision_id.as_deref().unwrap(), *r, i as f64)
+                .unwrap();
         }
         let n = 30_000;
         let mut chosen = [0.0f64; 3];
@@ -136,6 +159,9 @@ fn reported_probabilities_match_chosen_frequencies() {
                 expected[a]
             );
         }
-        assert!(expected.iter().all(|e| *e > 0.01 * n as f64), "every arm keeps the floor: {expected:?}");
+        assert!(
+            expected.iter().all(|e| *e > 0.01 * n as f64),
+            "every arm keeps the floor: {expected:?}"
+        );
     }
 }

@@ -209,7 +209,10 @@ mod tests {
     fn thompson_skips_sampling_only_when_decisive() {
         let mut rng = Rng::new(1);
         let before = rng.clone().next_u64();
-        assert_eq!(thompson(&[1.0, 0.0, 0.2], &[0.01, 0.01, 0.05], 32, &mut rng), vec![1.0, 0.0, 0.0]);
+        assert_eq!(
+            thompson(&[1.0, 0.0, 0.2], &[0.01, 0.01, 0.05], 32, &mut rng),
+            vec![1.0, 0.0, 0.0]
+        );
         assert_eq!(rng.next_u64(), before, "no draws were spent");
         // 7 sd apart is not decisive: sampled, and the loser can still win a draw in principle.
         let p = thompson(&[1.0, 0.0], &[0.0715, 0.0715], 32, &mut rng);
