@@ -288,31 +288,13 @@ impl FeatureConfig {
                     )?,
                     // JSON.stringify turns NaN and ±Infinity into null.
                     Json::Null => return Err(Error::NonFiniteFeature { field: field() }),
-                    Json::Str(s) => {
-                        check_len(s, field)?;
-                        push(
-                            out,
-                            Hashed {
-                                ns,
-                                h: hash::categorical(seed, name, s),
-                                x: 1.0,
-                            },
-                        )?;
-                    }
+                    Json::Str(s) => categorical(out, ns, seed, name, s, field)?,
                     Json::Arr(items) => {
                         for item in items {
                             let Json::Str(s) = item else {
                                 return Err(Error::context(field(), "should list only strings"));
                             };
-                            check_len(s, field)?;
-                            push(
-                                out,
-                                Hashed {
-                                    ns,
-                                    h: hash::categorical(seed, name, s),
-                                    x: 1.0,
-                                },
-                            )?;
+                            categorical(out, ns, seed, name, s, field)?;
                         }
                     }
                     Json::Obj(_) => {
@@ -361,6 +343,20 @@ impl FeatureConfig {
         }
         self.fold(&feats)
     }
+}
+
+/// Hash and push one categorical feature `name=value` with value 1.
+fn categorical(
+    out: &mut Vec<Hashed>,
+    ns: usize,
+    seed: u32,
+    name: &str,
+    value: &str,
+    field: impl Fn() -> String,
+) -> Result<()> {
+    check_len(value, field)?;
+    let h = hash::categorical(seed, name, value);
+    push(out, Hashed { ns, h, x: 1.0 })
 }
 
 fn push(out: &mut Vec<Hashed>, h: Hashed) -> Result<()> {
