@@ -2,7 +2,7 @@
 // Size report of the shipped package: raw, gzip -9 and brotli (quality 11)
 // bytes of the .wasm and the JS glue of each build target, and their totals.
 // Usage: node scripts/size.mjs [--json]
-import { readFileSync, existsSync } from "node:fs";
+import { readFileSync, existsSync, readdirSync } from "node:fs";
 import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { join, dirname } from "node:path";
@@ -23,8 +23,19 @@ function measure(buf) {
   };
 }
 
+/** Files of wasm-bindgen's inline JS snippets (shipped with the glue), relative to `dir`. */
+function snippets(dir) {
+  const base = join(root, dir, "snippets");
+  if (!existsSync(base)) return [];
+  return readdirSync(base, { recursive: true })
+    .filter((f) => f.endsWith(".js"))
+    .map((f) => join("snippets", f))
+    .sort();
+}
+
 const report = [];
 for (const t of targets) {
+  t.files = [...t.files, ...snippets(t.dir)];
   const rows = [];
   for (const f of t.files) {
     const p = join(root, t.dir, f);
@@ -43,9 +54,10 @@ if (process.argv.includes("--json")) {
 } else {
   const pad = (s, n) => String(s).padStart(n);
   for (const t of report) {
+    const w = Math.max(...t.rows.map((r) => r.file.length)) + 2;
     console.log(`size: ${t.target}`);
-    console.log(`  ${"file".padEnd(18)}${pad("raw", 10)}${pad("gzip -9", 10)}${pad("brotli", 10)}`);
-    for (const r of t.rows) console.log(`  ${r.file.padEnd(18)}${pad(r.raw, 10)}${pad(r.gzip, 10)}${pad(r.brotli, 10)}`);
-    console.log(`  ${"total".padEnd(18)}${pad(t.total.raw, 10)}${pad(t.total.gzip, 10)}${pad(t.total.brotli, 10)}`);
+    console.log(`  ${"file".padEnd(w)}${pad("raw", 10)}${pad("gzip -9", 10)}${pad("brotli", 10)}`);
+    for (const r of t.rows) console.log(`  ${r.file.padEnd(w)}${pad(r.raw, 10)}${pad(r.gzip, 10)}${pad(r.brotli, 10)}`);
+    console.log(`  ${"total".padEnd(w)}${pad(t.total.raw, 10)}${pad(t.total.gzip, 10)}${pad(t.total.brotli, 10)}`);
   }
 }
