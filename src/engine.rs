@@ -161,6 +161,29 @@ pub struct RankOptions {
     pub now: Option<f64>,
 }
 
+/// Read `reward`: required, and JSON.stringify writes NaN and ±Infinity as
+/// null, which is an invalid reward, not a missing one.
+fn read_reward(o: &mut Obj<'_>) -> Result<f64> {
+    if o.is_null("reward") {
+        o.get("reward");
+        return Ok(f64::NAN); // rejected as INVALID_REWARD by the engine
+    }
+    o.num("reward")?
+        .ok_or_else(|| o.err("reward", "is required"))
+}
+
+/// Read the injected clock `now`; a null (NaN or ±Infinity in JS) is an error,
+/// not a reason to fall back to the wall clock.
+fn read_now(o: &mut Obj<'_>) -> Result<Option<f64>> {
+    if o.is_null("now") {
+        return Err(o.err(
+            "now",
+            "should be a finite time in ms, but is NaN or Infinity",
+        ));
+    }
+    o.num("now")
+}
+
 /// Move `context` and `actions` out of parsed options (after `Obj` has
 /// checked their types): cloning the context tree was a large part of a decision.
 fn take_features(json: &mut Json) -> (Option<Json>, Option<Vec<Json>>) {
@@ -185,7 +208,7 @@ impl RankOptions {
         o.arr("actions")?;
         let seed = o.int("seed", 0, MAX_SEED)?;
         let defer = o.bool("defer")?.unwrap_or(false);
-        let now = o.num("now")?;
+        let now = read_now(&mut o)?;
         o.finish()?;
         let (context, actions) = take_features(&mut json);
         Ok(RankOptions {
@@ -218,9 +241,7 @@ impl LearnOptions {
             .str("variant")?
             .ok_or_else(|| o.err("variant", "is required"))?
             .to_owned();
-        let reward = o
-            .num("reward")?
-            .ok_or_else(|| o.err("reward", "is required"))?;
+        let reward = read_reward(&mut o)?;
         o.finish()?;
         let (context, actions) = take_features(&mut json);
         Ok(LearnOptions {
@@ -252,17 +273,12 @@ impl SettleOptions {
             .str("decisionId")?
             .ok_or_else(|| o.err("decisionId", "is required"))?
             .to_owned();
-        let reward = if !with_reward {
-            f64::NAN
-        } else if o.is_null("reward") {
-            // JSON.stringify writes NaN and ±Infinity as null: an invalid reward, not a missing one.
-            o.get("reward");
-            f64::NAN
+        let reward = if with_reward {
+            read_reward(&mut o)?
         } else {
-            o.num("reward")?
-                .ok_or_else(|| o.err("reward", "is required"))?
+            f64::NAN
         };
-        let now = o.num("now")?;
+        let now = read_now(&mut o)?;
         o.finish()?;
         Ok(SettleOptions {
             decision_id,

@@ -140,6 +140,23 @@ test("learn() takes logged data, including variants the engine did not pick", ()
   const slot = new Insitu({ ...OPTS, policy: { type: "greedy", minProbability: 0 } });
   for (let i = 0; i < 50; i++) slot.learn({ context: { page: { section: "x" } }, variant: "c", reward: 1 });
   assert.equal(slot.rank({ context: { page: { section: "x" } } }).variant, "c");
+  const before = JSON.stringify(slot.stats());
   throwsCode(() => slot.learn({ variant: "zzz", reward: 1 }), "UNKNOWN_VARIANT");
   throwsCode(() => slot.learn({ variant: "a", reward: 2 }), "INVALID_REWARD");
+  throwsCode(() => slot.learn({ variant: "a", reward: NaN }), "INVALID_REWARD");
+  throwsCode(() => slot.learn({ variant: "a" }), "INVALID_OPTION");
+  throwsCode(() => slot.learn({ variant: "a", reward: 1, context: { page: { x: Infinity } } }), "NON_FINITE_FEATURE");
+  throwsCode(() => slot.learn({ variant: "a", reward: 1, actions: [{}] }), "INVALID_CONTEXT");
+  assert.equal(JSON.stringify(slot.stats()), before, "failed learn() calls changed nothing");
+});
+
+test("activate: bad input gets a code and leaves the decision deferred", () => {
+  const slot = new Insitu(OPTS);
+  const d = slot.rank({ defer: true, now: 0 });
+  throwsCode(() => slot.activate({}), "INVALID_OPTION");
+  throwsCode(() => slot.activate({ decisionId: d.decisionId, reward: 1 }), "INVALID_OPTION");
+  throwsCode(() => slot.activate({ decisionId: d.decisionId + "0" }), "UNKNOWN_DECISION");
+  throwsCode(() => slot.activate({ decisionId: d.decisionId, now: NaN }), "INVALID_OPTION");
+  throwsCode(() => slot.reward({ decisionId: d.decisionId, reward: 1, now: 1 }), "NOT_ACTIVATED");
+  assert.equal(slot.stats().pending, 1);
 });
