@@ -165,3 +165,48 @@ fn reported_probabilities_match_chosen_frequencies() {
         );
     }
 }
+
+/// A model whose prior favours variant `b` (weight 0.3 on every slot, so on the
+/// constant feature every context carries), tight around that belief.
+fn prior_model(b_weight: f64) -> String {
+    let dense = vec![b_weight.to_string(); 64].join(",");
+    format!(
+        r#"{{"format":1,"features":{{"bits":6,"allow":["page"]}},
+            "variants":[{{"id":"a","variance":0.01}},{{"id":"b","weights":[{dense}],"variance":0.01}},
+                        {{"id":"c","variance":0.01}}]}}"#
+    )
+}
+
+#[test]
+fn a_new_visitor_gets_the_priors_best_guess() {
+    // Before any learning, the shipped prior decides: variant b scores 0.3 per
+    // active slot and the others 0, with prior sd 0.1 per weight. With the
+    // default policy b should be served nearly always (the 1% floor aside).
+    let model = prior_model(0.3);
+    let mut served_b = 0;
+    let n = 500;
+    for seed in 0..n {
+        let cfg = EngineConfig::parse(&format!(r#"{{"model":{model},"seed":{seed}}}"#), 0).unwrap();
+        let mut engine = Engine::new(cfg);
+        let opts = RankOptions::parse(r#"{"context":{"page":{"section":"sports"}}}"#).unwrap();
+        let d = engine.rank(&opts, 0.0).unwrap();
+        assert!(
+            d.scores[1] > d.scores[0] + 0.5 && d.scores[1] > d.scores[2] + 0.5,
+            "{:?}",
+            d.scores
+        );
+        assert!(
+            d.pmf[1] >= 0.97,
+            "the prior's favourite gets nearly all the mass: {:?}",
+            d.pmf
+        );
+        served_b += usize::from(d.variant == "b");
+    }
+    // Binomial(500, >= 0.97): at least 470 with overwhelming probability.
+    assert!(served_b >= 470, "b served {served_b} of {n} times");
+    // Control: a flat model gives no such preference (a coin flip between equals).
+    let flat = prior_model(0.0);
+    let cfg = EngineConfig::parse(&format!(r#"{{"model":{flat},"seed":1}}"#), 0).unwrap();
+    let d = Engine::new(cfg).rank(&RankOptions::default(), 0.0).unwrap();
+    assert!(d.pmf.iter().all(|p| *p < 0.9), "{:?}", d.pmf);
+}

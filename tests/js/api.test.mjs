@@ -160,3 +160,30 @@ test("activate: bad input gets a code and leaves the decision deferred", () => {
   throwsCode(() => slot.reward({ decisionId: d.decisionId, reward: 1, now: 1 }), "NOT_ACTIVATED");
   assert.equal(slot.stats().pending, 1);
 });
+
+test("a shipped model: its version is a content hash, its prior decides, bad fields are named", () => {
+  const model = {
+    format: 1,
+    features: { bits: 4, allow: ["page"] },
+    variants: [
+      { id: "a", variance: 0.01 },
+      { id: "b", weights: new Array(16).fill(0.3), variance: 0.01 },
+    ],
+  };
+  const slot = new Insitu({ model, seed: 9 });
+  assert.deepEqual(slot.variants, ["a", "b"]);
+  assert.match(slot.modelVersion, /^m1-[0-9a-f]{16}$/);
+  const d = slot.rank({ context: { page: { section: "x" } } });
+  assert.equal(d.variant, "b");
+  assert.ok(d.pmf[1] >= 0.97);
+  // The same content stated with its version loads; a different stated version is refused.
+  assert.equal(new Insitu({ model: { ...model, version: slot.modelVersion } }).modelVersion, slot.modelVersion);
+  let e = throwsCode(() => new Insitu({ model: { ...model, version: "m1-0000000000000000" } }), "INVALID_MODEL");
+  assert.match(e.message, /version/);
+  e = throwsCode(
+    () => new Insitu({ model: { ...model, variants: [{ id: "a" }, { id: "b", weights: [1, 2] }] } }),
+    "INVALID_MODEL",
+  );
+  assert.match(e.message, /variants\[1\]\.weights/);
+  throwsCode(() => new Insitu({ model, features: { bits: 5 } }), "INVALID_OPTION");
+});
