@@ -41,20 +41,11 @@ pub fn thompson(mean: &[f64], sd: &[f64], samples: u32, rng: &mut Rng) -> Vec<f6
         return (0..k).map(|a| if a == best { 1.0 } else { 0.0 }).collect();
     }
     let mut wins = vec![0u32; k];
-    let mut spare: Option<f64> = None;
-    let mut normal = |rng: &mut Rng| match spare.take() {
-        Some(z) => z,
-        None => {
-            let (a, b) = rng.normal_pair();
-            spare = Some(b);
-            a
-        }
-    };
     for _ in 0..samples {
         let mut best = 0;
         let mut best_v = f64::NEG_INFINITY;
         for a in 0..k {
-            let v = mean[a] + sd[a] * normal(rng);
+            let v = mean[a] + sd[a] * rng.normal();
             if v > best_v {
                 best_v = v;
                 best = a;
