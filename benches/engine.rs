@@ -109,11 +109,13 @@ fn rank_options_text(i: usize) -> String {
     json!({ "context": context(i) }).to_string()
 }
 
-fn rank_options() -> Vec<RankOptions> {
+fn rank_options() -> Vec<RankOptions<'static>> {
     (0..CONTEXTS)
         .map(|i| {
             assert_eq!(active_features(&context(i)), 32, "context {i}");
-            RankOptions::parse(&rank_options_text(i)).expect("valid rank options")
+            RankOptions::parse(&rank_options_text(i))
+                .expect("valid rank options")
+                .into_owned()
         })
         .collect()
 }
@@ -140,12 +142,12 @@ fn reward_for(ctx: usize, variant: usize) -> f64 {
 /// An engine past its first rewards, plus a cursor over the rotating contexts.
 struct Fixture {
     engine: Engine,
-    opts: Vec<RankOptions>,
+    opts: Vec<RankOptions<'static>>,
     next: usize,
 }
 
 impl Fixture {
-    fn new(k: usize, bits: u8, policy: &str, opts: &[RankOptions]) -> Fixture {
+    fn new(k: usize, bits: u8, policy: &str, opts: &[RankOptions<'static>]) -> Fixture {
         let mut f = Fixture {
             engine: engine(k, bits, policy),
             opts: opts.to_vec(),

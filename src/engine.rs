@@ -64,14 +64,14 @@ impl EngineConfig {
         let variant_list = match variants {
             None => None,
             Some(vs) => Some(crate::json::map_items(vs, |i, v| match v {
-                Json::Str(id) => Ok((id.clone(), None)),
+                Json::Str(id) => Ok((id.to_string(), None)),
                 other => {
                     let mut vo = Obj::new(other, &format!("variants[{i}]"), OPT_ERR)?;
                     let id = vo
                         .str("id")?
                         .ok_or_else(|| vo.err("id", "is required"))?
                         .to_owned();
-                    let f = vo.get("features").cloned();
+                    let f = vo.get("features").map(|j| j.clone().into_owned());
                     vo.finish()?;
                     Ok((id, f))
                 }
@@ -152,9 +152,9 @@ impl EngineConfig {
 
 /// Options of one `rank` call.
 #[derive(Debug, Clone, Default)]
-pub struct RankOptions {
-    pub(crate) context: Option<Json>,
-    pub(crate) actions: Option<Vec<Json>>,
+pub struct RankOptions<'a> {
+    pub(crate) context: Option<Json<'a>>,
+    pub(crate) actions: Option<Vec<Json<'a>>>,
     pub(crate) seed: Option<u64>,
     pub(crate) defer: bool,
     /// The injected clock, in ms since the epoch; the JS boundary defaults it to `Date.now()`.
@@ -186,7 +186,7 @@ fn read_now(o: &mut Obj<'_>) -> Result<Option<f64>> {
 
 /// Move `context` and `actions` out of parsed options (after `Obj` has
 /// checked their types): cloning the context tree was a large part of a decision.
-fn take_features(json: &mut Json) -> (Option<Json>, Option<Vec<Json>>) {
+fn take_features<'a>(json: &mut Json<'a>) -> (Option<Json<'a>>, Option<Vec<Json<'a>>>) {
     let context = json.take("context");
     let actions = match json.take("actions") {
         Some(Json::Arr(a)) => Some(a),
@@ -195,13 +195,26 @@ fn take_features(json: &mut Json) -> (Option<Json>, Option<Vec<Json>>) {
     (context, actions)
 }
 
-impl RankOptions {
+impl<'a> RankOptions<'a> {
+    /// A copy that owns its features, to keep beyond the text it was parsed from.
+    pub fn into_owned(self) -> RankOptions<'static> {
+        RankOptions {
+            context: self.context.map(Json::into_owned),
+            actions: self
+                .actions
+                .map(|a| a.into_iter().map(Json::into_owned).collect()),
+            seed: self.seed,
+            defer: self.defer,
+            now: self.now,
+        }
+    }
+
     /// Parse `{ context?, actions?, seed?, defer?, now? }`.
     ///
     /// `context` is namespaced features; `actions` gives each variant's
     /// features for this call (replacing the configured ones); `seed` replays
     /// a decision; `defer` requires `activate` before the reward counts.
-    pub fn parse(text: &str) -> Result<RankOptions> {
+    pub fn parse(text: &'a str) -> Result<RankOptions<'a>> {
         let mut json = Json::parse(text, "rank options", OPT_ERR)?;
         let mut o = Obj::new(&json, "", OPT_ERR)?;
         o.get("context");
@@ -223,16 +236,16 @@ impl RankOptions {
 
 /// Options of one `learn` call: a logged (context, variant, reward) triple.
 #[derive(Debug, Clone)]
-pub struct LearnOptions {
-    pub(crate) context: Option<Json>,
-    pub(crate) actions: Option<Vec<Json>>,
+pub struct LearnOptions<'a> {
+    pub(crate) context: Option<Json<'a>>,
+    pub(crate) actions: Option<Vec<Json<'a>>>,
     pub(crate) variant: String,
     pub(crate) reward: f64,
 }
 
-impl LearnOptions {
+impl<'a> LearnOptions<'a> {
     /// Parse `{ context?, actions?, variant, reward }`.
-    pub fn parse(text: &str) -> Result<LearnOptions> {
+    pub fn parse(text: &'a str) -> Result<LearnOptions<'a>> {
         let mut json = Json::parse(text, "learn options", OPT_ERR)?;
         let mut o = Obj::new(&json, "", OPT_ERR)?;
         o.get("context");
@@ -458,7 +471,7 @@ impl Engine {
     }
 
     /// Choose a variant. On error nothing changes (not even the seed stream).
-    pub fn rank(&mut self, opts: &RankOptions, now_ms: f64) -> Result<Decision> {
+    pub fn rank(&mut self, opts: &RankOptions<'_>, now_ms: f64) -> Result<Decision> {
         check_now(now_ms)?;
         let xs = self.featurize(opts.context.as_ref(), opts.actions.as_deref())?;
         let seed = opts.seed.unwrap_or_else(|| self.rng.next_seed());
@@ -556,7 +569,7 @@ impl Engine {
 
     /// Learn from a logged observation (the variant may be one this engine did
     /// not choose). On error nothing changes.
-    pub fn learn(&mut self, opts: &LearnOptions) -> Result<()> {
+    pub fn learn(&mut self, opts: &LearnOptions<'_>) -> Result<()> {
         check_reward(opts.reward)?;
         let arm = self
             .cfg

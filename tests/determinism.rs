@@ -34,7 +34,8 @@ fn scenario() -> Value {
 fn run(fixture: &mut Value) {
     let mut engine = Engine::new(EngineConfig::parse(&fixture["options"].to_string(), 0).unwrap());
     for step in fixture["steps"].as_array_mut().unwrap() {
-        let rank = RankOptions::parse(&step["rank"].to_string()).unwrap();
+        let text = step["rank"].to_string();
+        let rank = RankOptions::parse(&text).unwrap();
         let d = engine.rank(&rank, rank.now.unwrap()).unwrap();
         // The hidden preference: hero-b on sports, hero-a elsewhere.
         let section = step["rank"]["context"]["page"]["section"].as_str().unwrap();

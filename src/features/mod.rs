@@ -45,7 +45,7 @@ impl FeatureOptions {
             None => None,
             Some(pairs) => Some(crate::json::map_items(pairs, |i, p| match p {
                 Json::Arr(v) => match v.as_slice() {
-                    [Json::Str(a), Json::Str(b)] => Ok((a.clone(), b.clone())),
+                    [Json::Str(a), Json::Str(b)] => Ok((a.to_string(), b.to_string())),
                     _ => Err(o.err(
                         &format!("interactions[{i}]"),
                         "should be a pair of namespace names",
@@ -253,7 +253,7 @@ impl FeatureConfig {
             }
         };
         for (ns_name, feats) in namespaces {
-            let Ok(ns) = self.allow.binary_search(ns_name) else {
+            let Ok(ns) = self.allow.binary_search_by(|a| a.as_str().cmp(ns_name)) else {
                 continue;
             };
             let seed = self.ns_seeds[ns];
@@ -390,7 +390,7 @@ mod tests {
         .unwrap()
     }
 
-    fn ctx(json: &str) -> Json {
+    fn ctx(json: &str) -> Json<'_> {
         Json::parse(json, "context", Error::option_owned).unwrap()
     }
 

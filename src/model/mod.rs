@@ -42,7 +42,7 @@ pub(crate) const DEFAULT_PRIOR_VARIANCE: f64 = 1.0;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Variant {
     pub(crate) id: String,
-    pub(crate) features: Option<Json>,
+    pub(crate) features: Option<Json<'static>>,
     pub(crate) mean: Vec<f64>,
     pub(crate) variance: Vec<f64>,
 }
@@ -71,7 +71,7 @@ impl CompactModel {
     /// without a shipped model starts from.
     pub(crate) fn uninformed(
         features: FeatureConfig,
-        ids: Vec<(String, Option<Json>)>,
+        ids: Vec<(String, Option<Json<'static>>)>,
         noise: f64,
         variance: f64,
     ) -> Result<CompactModel> {
@@ -330,7 +330,7 @@ impl CompactModel {
                     ))
                 }
             };
-            let feats = v.get("features").cloned();
+            let feats = v.get("features").map(|j| j.clone().into_owned());
             if let Some(f) = &feats {
                 // Validate now so a bad model fails at load, not at the first decision.
                 features

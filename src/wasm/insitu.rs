@@ -43,11 +43,9 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "RankOptions | undefined")] options: JsValue,
     ) -> JsValue {
         let result = guard().and_then(|_| {
-            let opts = if options.is_undefined() {
-                RankOptions::default()
-            } else {
-                RankOptions::parse(&stringify(&options)?)?
-            };
+            // stringify reads undefined as {}: the text outlives the parsed options.
+            let text = stringify(&options)?;
+            let opts = RankOptions::parse(&text)?;
             Ok(self.js.decision(self.engine.rank(&opts, now_or(opts.now))?))
         });
         result.unwrap_or_else(|err| self.fallback_decision(err))
