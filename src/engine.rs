@@ -361,11 +361,6 @@ impl Engine {
         }
     }
 
-    /// The validated configuration.
-    pub fn config(&self) -> &EngineConfig {
-        &self.cfg
-    }
-
     /// The model version (content hash of the prior).
     pub fn model_version(&self) -> &str {
         self.cfg.model.version()
@@ -374,11 +369,6 @@ impl Engine {
     /// Variant ids in order.
     pub fn variant_ids(&self) -> Vec<String> {
         self.cfg.model.variant_ids().map(str::to_owned).collect()
-    }
-
-    /// Index of the fallback variant.
-    pub fn fallback(&self) -> usize {
-        self.cfg.fallback
     }
 
     /// Policy name.
