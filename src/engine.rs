@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use crate::bandit::{Policy, PolicyOptions};
 use crate::error::{Error, Num, Result};
-use crate::features::{FeatureOptions, SparseVec};
+use crate::features::{FeatureOptions, Origin, SparseVec};
 use crate::json::{Json, Obj};
 use crate::model::{self, CompactModel, Posterior};
 use crate::rng::{Rng, MAX_SEED};
@@ -406,6 +406,9 @@ impl Engine {
         self.pending.iter().filter(|p| !p.rewarded).count()
     }
 
+    /// Feature vectors per variant. When no variant has features of its own,
+    /// every variant sees the same vector and only one is returned (see
+    /// [`for_arm`]), rather than K copies.
     fn featurize(
         &self,
         context: Option<&Json>,
@@ -422,7 +425,7 @@ impl Engine {
             }
         }
         let mut shared = Vec::new();
-        fc.hash_context(context.unwrap_or(&Json::Null), "context.", &mut shared)?;
+        fc.hash_context(context.unwrap_or(&Json::Null), Origin::Context, &mut shared)?;
         let action_of = |i: usize| -> Option<&Json> {
             match actions {
                 Some(a) => Some(&a[i]).filter(|j| **j != Json::Null),
@@ -430,14 +433,13 @@ impl Engine {
             }
         };
         if (0..k).all(|i| action_of(i).is_none()) {
-            let x = fc.fold(&shared)?;
-            return Ok(vec![x; k]);
+            return Ok(vec![fc.fold(&shared)?]);
         }
         (0..k)
             .map(|i| {
                 let mut feats = shared.clone();
                 if let Some(a) = action_of(i) {
-                    fc.hash_context(a, &format!("actions[{i}]."), &mut feats)?;
+                    fc.hash_context(a, Origin::Action(Some(i)), &mut feats)?;
                 }
                 fc.fold(&feats)
             })
@@ -467,28 +469,22 @@ impl Engine {
         let seed = opts.seed.unwrap_or_else(|| self.rng.next_seed());
         let mut rng = Rng::new(seed);
         let policy = &self.cfg.policy;
-        let scores: Vec<f64> = self
-            .arms
-            .iter()
-            .zip(&xs)
-            .map(|(p, x)| p.mean_score(x))
+        let scores: Vec<f64> = (self.arms.iter().enumerate())
+            .map(|(i, p)| p.mean_score(for_arm(&xs, i)))
             .collect();
         let variances: Vec<f64> = if policy.needs_variance() {
-            self.arms
-                .iter()
-                .zip(&xs)
-                .map(|(p, x)| p.score_variance(x))
+            (self.arms.iter().enumerate())
+                .map(|(i, p)| p.score_variance(for_arm(&xs, i)))
                 .collect()
         } else {
-            vec![0.0; xs.len()]
+            vec![0.0; self.arms.len()]
         };
         let pmf = policy.pmf(&scores, &variances, &mut rng);
-        let _ = policy;
         let (index, probability) = crate::bandit::explore::sample(&pmf, rng.next_f64());
         self.counter += 1;
         let decision_id = format!("{seed:x}-{:x}", self.counter);
         self.prune(now_ms);
-        let x = xs.into_iter().nth(index).unwrap_or_default();
+        let x = for_arm(&xs, index).clone();
         self.pending.push_back(Pending {
             counter: self.counter,
             id: decision_id.clone(),
@@ -512,33 +508,10 @@ impl Engine {
         })
     }
 
-    fn find(&mut self, id: &str, now_ms: f64) -> Result<&mut Pending> {
-        // Ids end in the hex sequence number, which gives the slot in O(1).
-        let unknown = || Error::UnknownDecision { id: id.to_owned() };
-        let counter = id
-            .rsplit_once('-')
-            .and_then(|(_, c)| u64::from_str_radix(c, 16).ok())
-            .ok_or_else(unknown)?;
-        let first = self.pending.front().map_or(0, |p| p.counter);
-        let slot = counter.checked_sub(first).ok_or_else(unknown)?;
-        let p = usize::try_from(slot)
-            .ok()
-            .and_then(|i| self.pending.get_mut(i))
-            .filter(|p| p.id == id)
-            .ok_or_else(unknown)?;
-        if p.rewarded {
-            return Err(Error::DuplicateReward { id: id.to_owned() });
-        }
-        if now_ms > p.expires_at {
-            return Err(Error::DecisionExpired { id: id.to_owned() });
-        }
-        Ok(p)
-    }
-
     /// Mark a deferred decision as shown, so its reward will count.
     pub fn activate(&mut self, id: &str, now_ms: f64) -> Result<()> {
         check_now(now_ms)?;
-        self.find(id, now_ms)?.activated = true;
+        find(&mut self.pending, id, now_ms)?.activated = true;
         Ok(())
     }
 
@@ -547,13 +520,12 @@ impl Engine {
         check_now(now_ms)?;
         check_reward(reward)?;
         let noise = self.cfg.model.noise;
-        let p = self.find(id, now_ms)?;
+        let p = find(&mut self.pending, id, now_ms)?;
         if !p.activated {
             return Err(Error::NotActivated { id: id.to_owned() });
         }
-        let (arm, x) = (p.arm, p.x.clone());
-        self.arms[arm].update(&x, reward, noise, 1.0)?;
-        self.find(id, now_ms)?.rewarded = true;
+        self.arms[p.arm].update(&p.x, reward, noise, 1.0)?;
+        p.rewarded = true;
         Ok(())
     }
 
@@ -571,8 +543,42 @@ impl Engine {
             })?;
         let xs = self.featurize(opts.context.as_ref(), opts.actions.as_deref())?;
         let noise = self.cfg.model.noise;
-        self.arms[arm].update(&xs[arm], opts.reward, noise, 1.0)
+        self.arms[arm].update(for_arm(&xs, arm), opts.reward, noise, 1.0)
     }
+}
+
+/// The feature vector of variant `i` from [`Engine::featurize`]'s result.
+fn for_arm(xs: &[SparseVec], i: usize) -> &SparseVec {
+    if xs.len() == 1 {
+        &xs[0]
+    } else {
+        &xs[i]
+    }
+}
+
+/// The pending decision `id`, if it can still be settled. A free function
+/// over the queue so callers can update the learners while holding it.
+fn find<'p>(pending: &'p mut VecDeque<Pending>, id: &str, now_ms: f64) -> Result<&'p mut Pending> {
+    // Ids end in the hex sequence number, which gives the slot in O(1).
+    let unknown = || Error::UnknownDecision { id: id.to_owned() };
+    let counter = id
+        .rsplit_once('-')
+        .and_then(|(_, c)| u64::from_str_radix(c, 16).ok())
+        .ok_or_else(unknown)?;
+    let first = pending.front().map_or(0, |p| p.counter);
+    let slot = counter.checked_sub(first).ok_or_else(unknown)?;
+    let p = usize::try_from(slot)
+        .ok()
+        .and_then(|i| pending.get_mut(i))
+        .filter(|p| p.id == id)
+        .ok_or_else(unknown)?;
+    if p.rewarded {
+        return Err(Error::DuplicateReward { id: id.to_owned() });
+    }
+    if now_ms > p.expires_at {
+        return Err(Error::DecisionExpired { id: id.to_owned() });
+    }
+    Ok(p)
 }
 
 fn check_reward(r: f64) -> Result<()> {

@@ -187,6 +187,33 @@ fn check_len(s: &str, field: impl Fn() -> String) -> Result<()> {
     Ok(())
 }
 
+/// Where a feature set sits in the caller's options, for error messages. A
+/// value rather than a string so the path is built only when an error needs
+/// it, not on every decision.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Origin {
+    /// `context`
+    Context,
+    /// `actions[i]` in a call, or `action` for a variant's own features.
+    Action(Option<usize>),
+}
+
+impl Origin {
+    /// The path of `rest` inside this origin, e.g. `context.page.price`.
+    pub(crate) fn field(self, rest: &str) -> String {
+        let root = match self {
+            Origin::Context => "context".to_owned(),
+            Origin::Action(None) => "action".to_owned(),
+            Origin::Action(Some(i)) => format!("actions[{i}]"),
+        };
+        if rest.is_empty() {
+            root
+        } else {
+            format!("{root}.{rest}")
+        }
+    }
+}
+
 /// A feature vector: sorted unique slot indices with their values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct SparseVec {
@@ -236,15 +263,20 @@ impl FeatureConfig {
     }
 
     /// Validate and hash the allowlisted part of one context: an object of
-    /// namespace objects. `path` names the argument in errors. Namespaces not
-    /// on the allowlist are skipped without being read or validated.
-    pub(crate) fn hash_context(&self, ctx: &Json, path: &str, out: &mut Vec<Hashed>) -> Result<()> {
+    /// namespace objects. `origin` names the argument in errors. Namespaces
+    /// not on the allowlist are skipped without being read or validated.
+    pub(crate) fn hash_context(
+        &self,
+        ctx: &Json,
+        origin: Origin,
+        out: &mut Vec<Hashed>,
+    ) -> Result<()> {
         let namespaces = match ctx {
             Json::Null => return Ok(()),
             Json::Obj(n) => n,
             other => {
                 return Err(Error::context(
-                    path.trim_end_matches('.'),
+                    origin.field(""),
                     format!(
                         "should be an object of namespaces, but is {}",
                         other.type_name()
@@ -259,7 +291,7 @@ impl FeatureConfig {
             let seed = self.ns_seeds[ns];
             let Json::Obj(feats) = feats else {
                 return Err(Error::context(
-                    format!("{path}{ns_name}"),
+                    origin.field(ns_name),
                     format!(
                         "should be an object of features, but is {}",
                         feats.type_name()
@@ -267,7 +299,7 @@ impl FeatureConfig {
                 ));
             };
             for (name, value) in feats {
-                let field = || format!("{path}{ns_name}.{name}");
+                let field = || origin.field(&format!("{ns_name}.{name}"));
                 check_name(name, field)?;
                 match value {
                     Json::Num(x) => push(
@@ -337,9 +369,9 @@ impl FeatureConfig {
     /// Hash a context and optional action features into one vector.
     pub(crate) fn featurize(&self, shared: &Json, action: Option<&Json>) -> Result<SparseVec> {
         let mut feats = Vec::new();
-        self.hash_context(shared, "context.", &mut feats)?;
+        self.hash_context(shared, Origin::Context, &mut feats)?;
         if let Some(a) = action {
-            self.hash_context(a, "action.", &mut feats)?;
+            self.hash_context(a, Origin::Action(None), &mut feats)?;
         }
         self.fold(&feats)
     }
