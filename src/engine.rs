@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use crate::bandit::{Policy, PolicyOptions};
 use crate::error::{Error, Num, Result};
-use crate::features::{FeatureOptions, Origin, SparseVec};
+use crate::features::{Dense, FeatureOptions, Hashed, Origin, SparseVec, MAX_FEATURES};
 use crate::json::{Json, Obj};
 use crate::model::{self, CompactModel, Posterior};
 use crate::rng::{Rng, MAX_SEED};
@@ -31,6 +31,8 @@ pub struct EngineConfig {
     pub(crate) seed: u64,
     pub(crate) reward_ttl_ms: f64,
     pub(crate) max_pending: usize,
+    /// Each variant's own features, hashed once here rather than per decision.
+    pub(crate) variant_features: Vec<Vec<Hashed>>,
 }
 
 const OPT_ERR: crate::json::ErrKind = Error::option_owned;
@@ -139,7 +141,18 @@ impl EngineConfig {
             "rewardTtlMs",
             OPT_ERR,
         )?;
+        let mut variant_features = Vec::with_capacity(k);
+        for v in &model.variants {
+            let mut out = Vec::new();
+            if let Some(f) = &v.features {
+                model
+                    .features
+                    .hash_context(f, Origin::Action(None), &mut out)?;
+            }
+            variant_features.push(out);
+        }
         Ok(EngineConfig {
+            variant_features,
             model,
             policy,
             fallback,
@@ -149,6 +162,9 @@ impl EngineConfig {
         })
     }
 }
+
+/// Hashed features of each variant's per-call `actions`, when given.
+type PerAction = Option<Vec<Vec<Hashed>>>;
 
 /// Options of one `rank` call.
 #[derive(Debug, Clone, Default)]
@@ -326,17 +342,97 @@ pub struct Decision {
     pub fallback: bool,
 }
 
+/// What one decision chose. Its pmf and scores stay in the engine until the
+/// next decision ([`Engine::last_pmf`], [`Engine::last_scores`]), so the hot
+/// path allocates no result vectors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Choice {
+    /// Position of the chosen variant.
+    pub index: usize,
+    /// The probability that the policy chose it.
+    pub probability: f64,
+    /// The decision's seed: `rank({seed})` with the same state replays it.
+    pub seed: u64,
+    /// The engine's epoch, the first half of the decision id.
+    pub epoch: u64,
+    /// The engine's decision counter, the second half of the decision id.
+    pub counter: u64,
+}
+
+impl Choice {
+    /// The decision id: `<epoch, 12 hex digits>-<counter, decimal>`.
+    pub fn decision_id(&self) -> String {
+        decision_id(self.epoch, self.counter)
+    }
+}
+
+/// Bits of the engine epoch that prefixes decision ids.
+const EPOCH_BITS: u32 = 48;
+
+/// The decision id of `counter` in an engine with `epoch`.
+fn decision_id(epoch: u64, counter: u64) -> String {
+    let mut id = String::with_capacity(32);
+    for i in (0..EPOCH_BITS / 4).rev() {
+        let nibble = ((epoch >> (4 * i)) & 0xf) as u8;
+        id.push(char::from(if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'a' + nibble - 10
+        }));
+    }
+    id.push('-');
+    let start = id.len();
+    let mut c = counter;
+    loop {
+        id.insert(start, char::from(b'0' + (c % 10) as u8));
+        c /= 10;
+        if c == 0 {
+            break id;
+        }
+    }
+}
+
+/// Split a decision id into its epoch and counter. Only the canonical form
+/// is accepted (12 lowercase hex digits, a dash, a decimal counter without
+/// leading zeros), so one decision has exactly one id.
+pub fn parse_decision_id(id: &str) -> Option<(u64, u64)> {
+    let (epoch, counter) = id.split_once('-')?;
+    let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    let epoch_ok = epoch.len() == (EPOCH_BITS / 4) as usize && epoch.bytes().all(hex);
+    let counter_ok = !counter.is_empty()
+        && counter.len() <= 16
+        && (counter == "0" || !counter.starts_with('0'))
+        && counter.bytes().all(|b| b.is_ascii_digit());
+    if !(epoch_ok && counter_ok) {
+        return None;
+    }
+    Some((u64::from_str_radix(epoch, 16).ok()?, counter.parse().ok()?))
+}
+
 #[derive(Debug, Clone)]
 struct Pending {
     /// The decision's sequence number; the deque holds consecutive numbers
     /// because entries are only added at the back and removed at the front.
     counter: u64,
-    id: String,
     arm: usize,
     x: SparseVec,
     expires_at: f64,
     activated: bool,
     rewarded: bool,
+}
+
+/// Buffers reused from one decision to the next.
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    /// Shared plus one variant's hashed features.
+    feats: Vec<Hashed>,
+    /// Folding scratch.
+    dense: Dense,
+    /// Folded feature vectors: one shared by every variant, or one each.
+    xs: Vec<SparseVec>,
+    scores: Vec<f64>,
+    variances: Vec<f64>,
+    pmf: Vec<f64>,
 }
 
 /// The engine: one decision point (a page slot) with its variants.
@@ -346,7 +442,11 @@ pub struct Engine {
     arms: Vec<Posterior>,
     rng: Rng,
     pending: VecDeque<Pending>,
+    /// Random per engine, from its seed: ids from another engine (an earlier
+    /// page view, another slot) are unknown here rather than mistaken.
+    epoch: u64,
     counter: u64,
+    scratch: Scratch,
 }
 
 impl Engine {
@@ -356,7 +456,10 @@ impl Engine {
             arms: cfg.model.posteriors(),
             rng: Rng::new(cfg.seed),
             pending: VecDeque::new(),
+            // Derived without drawing from the decision stream.
+            epoch: Rng::new(cfg.seed ^ 0x6570_6f63_6821).next_u64() >> (64 - EPOCH_BITS),
             counter: 0,
+            scratch: Scratch::default(),
             cfg,
         }
     }
@@ -369,6 +472,18 @@ impl Engine {
     /// Variant ids in order.
     pub fn variant_ids(&self) -> Vec<String> {
         self.cfg.model.variant_ids().map(str::to_owned).collect()
+    }
+
+    /// Allowlisted namespaces, sorted (feature namespace indices refer to
+    /// this order), and their hash seeds.
+    pub fn namespaces(&self) -> (&[String], &[u32]) {
+        let f = &self.cfg.model.features;
+        (&f.allow, f.ns_seeds())
+    }
+
+    /// Number of variants.
+    pub fn variant_count(&self) -> usize {
+        self.arms.len()
     }
 
     /// Policy name.
@@ -406,14 +521,12 @@ impl Engine {
         self.pending.iter().filter(|p| !p.rewarded).count()
     }
 
-    /// Feature vectors per variant. When no variant has features of its own,
-    /// every variant sees the same vector and only one is returned (see
-    /// [`for_arm`]), rather than K copies.
-    fn featurize(
+    /// Validate and hash a JSON context and optional per-call action features.
+    fn hash_json(
         &self,
         context: Option<&Json>,
         actions: Option<&[Json]>,
-    ) -> Result<Vec<SparseVec>> {
+    ) -> Result<(Vec<Hashed>, PerAction)> {
         let k = self.arms.len();
         let fc = &self.cfg.model.features;
         if let Some(a) = actions {
@@ -426,24 +539,62 @@ impl Engine {
         }
         let mut shared = Vec::new();
         fc.hash_context(context.unwrap_or(&Json::Null), Origin::Context, &mut shared)?;
-        let action_of = |i: usize| -> Option<&Json> {
-            match actions {
-                Some(a) => Some(&a[i]).filter(|j| **j != Json::Null),
-                None => self.cfg.model.variants[i].features.as_ref(),
-            }
+        let per_action = match actions {
+            None => None,
+            Some(a) => Some(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, j)| {
+                        let mut out = Vec::new();
+                        fc.hash_context(j, Origin::Action(Some(i)), &mut out)?;
+                        Ok(out)
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
         };
-        if (0..k).all(|i| action_of(i).is_none()) {
-            return Ok(vec![fc.fold(&shared)?]);
+        Ok((shared, per_action))
+    }
+
+    /// Fold shared features plus each variant's own (from `actions`, else
+    /// configured) into `xs`. When no variant has features of its own, every
+    /// variant sees the same vector and `xs` holds only that one (see
+    /// [`for_arm`]), rather than K copies.
+    fn fold_arms(
+        &mut self,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+        xs: &mut Vec<SparseVec>,
+    ) -> Result<()> {
+        let k = self.arms.len();
+        let own = |i: usize| match actions {
+            Some(a) => &a[i],
+            None => &self.cfg.variant_features[i],
+        };
+        let fc = &self.cfg.model.features;
+        let s = &mut self.scratch;
+        let n = if (0..k).all(|i| own(i).is_empty()) {
+            1
+        } else {
+            k
+        };
+        xs.resize_with(n, SparseVec::default);
+        if n == 1 {
+            return fc.fold_into(shared, &mut s.dense, &mut xs[0]);
         }
-        (0..k)
-            .map(|i| {
-                let mut feats = shared.clone();
-                if let Some(a) = action_of(i) {
-                    fc.hash_context(a, Origin::Action(Some(i)), &mut feats)?;
-                }
-                fc.fold(&feats)
-            })
-            .collect()
+        for (i, x) in xs.iter_mut().enumerate() {
+            s.feats.clear();
+            s.feats.extend_from_slice(shared);
+            let a = own(i);
+            if s.feats.len() + a.len() > MAX_FEATURES {
+                return Err(Error::TooManyFeatures {
+                    count: s.feats.len() + a.len(),
+                    max: MAX_FEATURES,
+                });
+            }
+            s.feats.extend_from_slice(a);
+            fc.fold_into(&s.feats, &mut s.dense, x)?;
+        }
+        Ok(())
     }
 
     fn prune(&mut self, now: f64) {
@@ -464,54 +615,146 @@ impl Engine {
 
     /// Choose a variant. On error nothing changes (not even the seed stream).
     pub fn rank(&mut self, opts: &RankOptions<'_>, now_ms: f64) -> Result<Decision> {
+        let c = self.rank_choice(opts, now_ms)?;
+        Ok(self.decision(c))
+    }
+
+    /// [`rank`](Self::rank) without building the [`Decision`]: the pmf and
+    /// scores stay in the engine ([`last_pmf`](Self::last_pmf)).
+    pub fn rank_choice(&mut self, opts: &RankOptions<'_>, now_ms: f64) -> Result<Choice> {
         check_now(now_ms)?;
-        let xs = self.featurize(opts.context.as_ref(), opts.actions.as_deref())?;
-        let seed = opts.seed.unwrap_or_else(|| self.rng.next_seed());
-        let mut rng = Rng::new(seed);
-        let policy = &self.cfg.policy;
-        let scores: Vec<f64> = (self.arms.iter().enumerate())
-            .map(|(i, p)| p.mean_score(for_arm(&xs, i)))
-            .collect();
-        let variances: Vec<f64> = if policy.needs_variance() {
-            (self.arms.iter().enumerate())
-                .map(|(i, p)| p.score_variance(for_arm(&xs, i)))
-                .collect()
-        } else {
-            vec![0.0; self.arms.len()]
-        };
-        let pmf = policy.pmf(&scores, &variances, &mut rng);
-        let (index, probability) = crate::bandit::explore::sample(&pmf, rng.next_f64());
-        self.counter += 1;
-        let decision_id = format!("{seed:x}-{:x}", self.counter);
-        self.prune(now_ms);
-        let x = for_arm(&xs, index).clone();
-        self.pending.push_back(Pending {
-            counter: self.counter,
-            id: decision_id.clone(),
-            arm: index,
-            x,
-            expires_at: now_ms + self.cfg.reward_ttl_ms,
-            activated: !opts.defer,
-            rewarded: false,
-        });
-        Ok(Decision {
-            variant: self.cfg.model.variants[index].id.clone(),
-            index,
-            probability,
-            pmf,
-            scores,
-            decision_id: Some(decision_id),
-            seed: Some(seed),
+        let (shared, actions) = self.hash_json(opts.context.as_ref(), opts.actions.as_deref())?;
+        self.choose(&shared, actions.as_deref(), opts.seed, opts.defer, now_ms)
+    }
+
+    /// The full decision for the latest choice `c`.
+    pub fn decision(&self, c: Choice) -> Decision {
+        Decision {
+            variant: self.cfg.model.variants[c.index].id.clone(),
+            index: c.index,
+            probability: c.probability,
+            pmf: self.scratch.pmf.clone(),
+            scores: self.scratch.scores.clone(),
+            decision_id: Some(c.decision_id()),
+            seed: Some(c.seed),
             model_version: self.model_version().to_owned(),
             policy: self.cfg.policy.name(),
             fallback: false,
-        })
+        }
+    }
+
+    /// [`rank`](Self::rank) for a context already hashed (by the JS boundary,
+    /// which caches feature hashes): `feats` holds namespace indices into the
+    /// sorted allowlist. On error nothing changes.
+    pub fn rank_hashed(
+        &mut self,
+        feats: &[Hashed],
+        seed: Option<u64>,
+        defer: bool,
+        now_ms: f64,
+    ) -> Result<Choice> {
+        check_now(now_ms)?;
+        if feats.len() > MAX_FEATURES {
+            return Err(Error::TooManyFeatures {
+                count: feats.len(),
+                max: MAX_FEATURES,
+            });
+        }
+        let namespaces = self.cfg.model.features.allow.len();
+        if feats.iter().any(|f| f.ns() >= namespaces) {
+            return Err(Error::context(
+                "context",
+                "names a namespace outside the allowlist",
+            ));
+        }
+        if feats.iter().any(|f| !f.value().is_finite()) {
+            return Err(Error::NonFiniteFeature {
+                field: "context".into(),
+            });
+        }
+        if seed.is_some_and(|s| s > MAX_SEED) {
+            return Err(Error::option(
+                "seed",
+                "should be an integer in [0, 2^53 - 1]",
+            ));
+        }
+        self.choose(feats, None, seed, defer, now_ms)
+    }
+
+    /// The pmf of the latest decision, in variant order.
+    pub fn last_pmf(&self) -> &[f64] {
+        &self.scratch.pmf
+    }
+
+    /// The posterior mean scores of the latest decision, in variant order.
+    pub fn last_scores(&self) -> &[f64] {
+        &self.scratch.scores
+    }
+
+    fn choose(
+        &mut self,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+        seed: Option<u64>,
+        defer: bool,
+        now_ms: f64,
+    ) -> Result<Choice> {
+        let mut xs = std::mem::take(&mut self.scratch.xs);
+        let result = self
+            .fold_arms(shared, actions, &mut xs)
+            .map(|()| self.sample(&xs, seed, defer, now_ms));
+        self.scratch.xs = xs;
+        result
+    }
+
+    /// Score, explore and sample; cannot fail once the features are folded.
+    fn sample(&mut self, xs: &[SparseVec], seed: Option<u64>, defer: bool, now_ms: f64) -> Choice {
+        let seed = seed.unwrap_or_else(|| self.rng.next_seed());
+        let mut rng = Rng::new(seed);
+        let policy = &self.cfg.policy;
+        let s = &mut self.scratch;
+        s.scores.clear();
+        s.scores
+            .extend((self.arms.iter().enumerate()).map(|(i, p)| p.mean_score(for_arm(xs, i))));
+        s.variances.clear();
+        if policy.needs_variance() {
+            s.variances.extend(
+                (self.arms.iter().enumerate()).map(|(i, p)| p.score_variance(for_arm(xs, i))),
+            );
+        } else {
+            s.variances.resize(self.arms.len(), 0.0);
+        }
+        s.pmf = policy.pmf(&s.scores, &s.variances, &mut rng);
+        let (index, probability) = crate::bandit::explore::sample(&s.pmf, rng.next_f64());
+        self.counter += 1;
+        self.prune(now_ms);
+        self.pending.push_back(Pending {
+            counter: self.counter,
+            arm: index,
+            x: for_arm(xs, index).clone(),
+            expires_at: now_ms + self.cfg.reward_ttl_ms,
+            activated: !defer,
+            rewarded: false,
+        });
+        Choice {
+            index,
+            probability,
+            seed,
+            epoch: self.epoch,
+            counter: self.counter,
+        }
     }
 
     /// Mark a deferred decision as shown, so its reward will count.
     pub fn activate(&mut self, id: &str, now_ms: f64) -> Result<()> {
+        let (epoch, counter) = parse_decision_id(id).ok_or_else(|| unknown(id))?;
+        self.activate_id(epoch, counter, now_ms)
+    }
+
+    /// [`activate`](Self::activate) by the id's parts.
+    pub fn activate_id(&mut self, epoch: u64, counter: u64, now_ms: f64) -> Result<()> {
         check_now(now_ms)?;
-        find(&mut self.pending, id, now_ms)?.activated = true;
+        find(&mut self.pending, self.epoch, epoch, counter, now_ms)?.activated = true;
         Ok(())
     }
 
@@ -519,14 +762,37 @@ impl Engine {
     pub fn reward(&mut self, id: &str, reward: f64, now_ms: f64) -> Result<()> {
         check_now(now_ms)?;
         check_reward(reward)?;
+        let (epoch, counter) = parse_decision_id(id).ok_or_else(|| unknown(id))?;
+        self.reward_id(epoch, counter, reward, now_ms)
+    }
+
+    /// [`reward`](Self::reward) by the id's parts.
+    pub fn reward_id(&mut self, epoch: u64, counter: u64, reward: f64, now_ms: f64) -> Result<()> {
+        check_now(now_ms)?;
+        check_reward(reward)?;
         let noise = self.cfg.model.noise;
-        let p = find(&mut self.pending, id, now_ms)?;
+        let p = find(&mut self.pending, self.epoch, epoch, counter, now_ms)?;
         if !p.activated {
-            return Err(Error::NotActivated { id: id.to_owned() });
+            return Err(Error::NotActivated {
+                id: decision_id(epoch, counter),
+            });
         }
         self.arms[p.arm].update(&p.x, reward, noise, 1.0)?;
         p.rewarded = true;
+        p.rewarded = true;
         Ok(())
+    }
+
+    /// This engine's epoch, the first part of its decision ids.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The prefix of every decision id of this engine (`<epoch>-`).
+    pub fn decision_prefix(&self) -> String {
+        let mut id = decision_id(self.epoch, 0);
+        id.pop();
+        id
     }
 
     /// Learn from a logged observation (the variant may be one this engine did
@@ -541,10 +807,19 @@ impl Engine {
             .ok_or_else(|| Error::UnknownVariant {
                 variant: opts.variant.clone(),
             })?;
-        let xs = self.featurize(opts.context.as_ref(), opts.actions.as_deref())?;
+        let (shared, actions) = self.hash_json(opts.context.as_ref(), opts.actions.as_deref())?;
+        let mut xs = std::mem::take(&mut self.scratch.xs);
         let noise = self.cfg.model.noise;
-        self.arms[arm].update(for_arm(&xs, arm), opts.reward, noise, 1.0)
+        let result = self
+            .fold_arms(&shared, actions.as_deref(), &mut xs)
+            .and_then(|()| self.arms[arm].update(for_arm(&xs, arm), opts.reward, noise, 1.0));
+        self.scratch.xs = xs;
+        result
     }
+}
+
+fn unknown(id: &str) -> Error {
+    Error::UnknownDecision { id: id.to_owned() }
 }
 
 /// The feature vector of variant `i` from [`Engine::featurize`]'s result.
@@ -556,27 +831,30 @@ fn for_arm(xs: &[SparseVec], i: usize) -> &SparseVec {
     }
 }
 
-/// The pending decision `id`, if it can still be settled. A free function
-/// over the queue so callers can update the learners while holding it.
-fn find<'p>(pending: &'p mut VecDeque<Pending>, id: &str, now_ms: f64) -> Result<&'p mut Pending> {
-    // Ids end in the hex sequence number, which gives the slot in O(1).
-    let unknown = || Error::UnknownDecision { id: id.to_owned() };
-    let counter = id
-        .rsplit_once('-')
-        .and_then(|(_, c)| u64::from_str_radix(c, 16).ok())
-        .ok_or_else(unknown)?;
+/// The pending decision `epoch-counter` of an engine with `own_epoch`, if it
+/// can still be settled. A free function over the queue so callers can update
+/// the learners while holding it.
+fn find(
+    pending: &mut VecDeque<Pending>,
+    own_epoch: u64,
+    epoch: u64,
+    counter: u64,
+    now_ms: f64,
+) -> Result<&mut Pending> {
+    // The deque holds consecutive counters, which gives the slot in O(1).
+    let id = || decision_id(epoch, counter);
     let first = pending.front().map_or(0, |p| p.counter);
-    let slot = counter.checked_sub(first).ok_or_else(unknown)?;
-    let p = usize::try_from(slot)
-        .ok()
+    let p = counter
+        .checked_sub(first)
+        .filter(|_| epoch == own_epoch)
+        .and_then(|slot| usize::try_from(slot).ok())
         .and_then(|i| pending.get_mut(i))
-        .filter(|p| p.id == id)
-        .ok_or_else(unknown)?;
+        .ok_or_else(|| Error::UnknownDecision { id: id() })?;
     if p.rewarded {
-        return Err(Error::DuplicateReward { id: id.to_owned() });
+        return Err(Error::DuplicateReward { id: id() });
     }
     if now_ms > p.expires_at {
-        return Err(Error::DecisionExpired { id: id.to_owned() });
+        return Err(Error::DecisionExpired { id: id() });
     }
     Ok(p)
 }

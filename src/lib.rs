@@ -39,7 +39,10 @@ mod rng;
 mod wasm;
 
 pub use bandit::explore;
-pub use engine::{Decision, Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
+pub use engine::{
+    parse_decision_id, Choice, Decision, Engine, EngineConfig, LearnOptions, RankOptions,
+    SettleOptions,
+};
 pub use error::{Error, Result};
-pub use features::HASH_VERSION;
+pub use features::{hash, Hashed, HASH_VERSION};
 pub use rng::Rng;

@@ -9,7 +9,7 @@
 pub const HASH_VERSION: u32 = 1;
 
 /// MurmurHash3 x86 32-bit.
-pub(crate) fn murmur3_32(data: &[u8], seed: u32) -> u32 {
+pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
     const C1: u32 = 0xcc9e_2d51;
     const C2: u32 = 0x1b87_3593;
     let mut h = seed;
@@ -41,27 +41,27 @@ fn fmix32(mut h: u32) -> u32 {
 }
 
 /// Seed for a namespace: its name hashed with seed 0.
-pub(crate) fn namespace_seed(namespace: &str) -> u32 {
+pub fn namespace_seed(namespace: &str) -> u32 {
     murmur3_32(namespace.as_bytes(), 0)
 }
 
 /// Hash of a numeric feature `name` in a namespace.
-pub(crate) fn numeric(ns_seed: u32, name: &str) -> u32 {
+pub fn numeric(ns_seed: u32, name: &str) -> u32 {
     murmur3_32(name.as_bytes(), ns_seed)
 }
 
 /// Hash of a categorical feature `name=value` in a namespace.
-pub(crate) fn categorical(ns_seed: u32, name: &str, value: &str) -> u32 {
+pub fn categorical(ns_seed: u32, name: &str, value: &str) -> u32 {
     murmur3_32(value.as_bytes(), murmur3_32(name.as_bytes(), ns_seed))
 }
 
 /// Hash of the product feature of two hashed features (VW's quadratic rule).
-pub(crate) fn interaction(a: u32, b: u32) -> u32 {
+pub fn interaction(a: u32, b: u32) -> u32 {
     a.wrapping_mul(0x0100_0193) ^ b
 }
 
 /// The slot of the constant (bias) feature every example carries.
-pub(crate) fn constant() -> u32 {
+pub fn constant() -> u32 {
     murmur3_32(b"insitu:constant", 0)
 }
 

@@ -7,7 +7,7 @@
 //! interactions, which is how variant features meet context features), and a
 //! constant bias slot is added.
 
-pub(crate) mod hash;
+pub mod hash;
 
 use crate::error::{Error, Result};
 use crate::json::{Json, Obj};
@@ -151,14 +151,14 @@ fn sort_strings(v: &mut [String]) {
     }
 }
 
-/// Shell sort by slot index (Ciura's gaps), for the same reason; a context
-/// has at most a few thousand expanded features.
-fn sort_pairs(v: &mut [(u32, f64)]) {
+/// Shell sort (Ciura's gaps), for the same reason; a vector has at most a
+/// few thousand slots.
+fn sort_slots(v: &mut [u32]) {
     for gap in [701, 301, 132, 57, 23, 10, 4, 1] {
         for i in gap..v.len() {
             let item = v[i];
             let mut j = i;
-            while j >= gap && v[j - gap].0 > item.0 {
+            while j >= gap && v[j - gap] > item {
                 v[j] = v[j - gap];
                 j -= gap;
             }
@@ -233,30 +233,77 @@ impl SparseVec {
             .sum()
     }
 
-    fn from_pairs(mut pairs: Vec<(u32, f64)>) -> SparseVec {
-        sort_pairs(&mut pairs);
-        let mut out = SparseVec::default();
-        for (i, v) in pairs {
-            if out.idx.last() == Some(&i) {
-                *out.val.last_mut().expect("val tracks idx") += v;
-            } else {
-                out.idx.push(i);
-                out.val.push(v);
-            }
+    /// Refill from (slot, value) pairs, every slot below `dim`: sorted by
+    /// slot, duplicates summed in input order. Sums go through a dense
+    /// accumulator, so only the distinct slots are sorted (sorting the pairs
+    /// was most of a decision's cost); buffers are reused, so a warm decision
+    /// allocates nothing.
+    fn fill_from(&mut self, pairs: &[(u32, f64)], dense: &mut Dense, dim: usize) {
+        if dense.acc.len() < dim {
+            dense.acc.resize(dim, 0.0);
+            dense.seen.resize(dim, false);
         }
-        out
+        self.idx.clear();
+        self.val.clear();
+        for &(i, v) in pairs {
+            let slot = i as usize;
+            if !dense.seen[slot] {
+                dense.seen[slot] = true;
+                self.idx.push(i);
+            }
+            dense.acc[slot] += v;
+        }
+        sort_slots(&mut self.idx);
+        for &i in &self.idx {
+            let slot = i as usize;
+            self.val.push(dense.acc[slot]);
+            dense.acc[slot] = 0.0;
+            dense.seen[slot] = false;
+        }
     }
 }
 
+/// Scratch for [`FeatureConfig::fold_into`]: the pairs of one vector and a
+/// dense accumulator over the slots, all zero between calls.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Dense {
+    pairs: Vec<(u32, f64)>,
+    acc: Vec<f64>,
+    seen: Vec<bool>,
+}
+
 /// A feature hashed but not yet folded into a slot: namespace index, hash, value.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Hashed {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hashed {
     ns: usize,
     h: u32,
     x: f64,
 }
 
+impl Hashed {
+    /// A feature of namespace `ns` (an index into the sorted allowlist) whose
+    /// name (and value, for a categorical) hashed to `h`, with value `x`.
+    pub fn new(ns: usize, h: u32, x: f64) -> Hashed {
+        Hashed { ns, h, x }
+    }
+
+    /// The namespace index.
+    pub fn ns(&self) -> usize {
+        self.ns
+    }
+
+    /// The feature's value.
+    pub fn value(&self) -> f64 {
+        self.x
+    }
+}
+
 impl FeatureConfig {
+    /// Hash seed of each allowlisted namespace, in `allow` order.
+    pub(crate) fn ns_seeds(&self) -> &[u32] {
+        &self.ns_seeds
+    }
+
     /// Number of slots, `2^bits`.
     pub(crate) fn dim(&self) -> usize {
         1 << self.bits
@@ -344,8 +391,21 @@ impl FeatureConfig {
     /// Fold hashed features (shared plus one action's) into a sparse vector,
     /// adding interactions and the constant.
     pub(crate) fn fold(&self, feats: &[Hashed]) -> Result<SparseVec> {
+        let mut out = SparseVec::default();
+        self.fold_into(feats, &mut Dense::default(), &mut out)?;
+        Ok(out)
+    }
+
+    /// [`fold`](Self::fold) into caller-owned buffers.
+    pub(crate) fn fold_into(
+        &self,
+        feats: &[Hashed],
+        dense: &mut Dense,
+        out: &mut SparseVec,
+    ) -> Result<()> {
         let mask = (self.dim() - 1) as u32;
-        let mut pairs: Vec<(u32, f64)> = Vec::with_capacity(feats.len() + 1);
+        let mut pairs = std::mem::take(&mut dense.pairs);
+        pairs.clear();
         pairs.push((hash::constant() & mask, 1.0));
         pairs.extend(feats.iter().map(|f| (f.h & mask, f.x)));
         for &(a, b) in &self.interactions {
@@ -354,8 +414,10 @@ impl FeatureConfig {
                 let start = if a == b { i + 1 } else { 0 };
                 for fb in feats[start..].iter().filter(|f| f.ns == b) {
                     if pairs.len() >= MAX_EXPANDED_FEATURES {
+                        let count = pairs.len();
+                        dense.pairs = pairs;
                         return Err(Error::TooManyFeatures {
-                            count: pairs.len(),
+                            count,
                             max: MAX_EXPANDED_FEATURES,
                         });
                     }
@@ -363,7 +425,9 @@ impl FeatureConfig {
                 }
             }
         }
-        Ok(SparseVec::from_pairs(pairs))
+        out.fill_from(&pairs, dense, self.dim());
+        dense.pairs = pairs;
+        Ok(())
     }
 
     /// Hash a context and optional action features into one vector.
@@ -516,16 +580,11 @@ mod tests {
     fn sorts_order_keys() {
         let mut rng = crate::rng::Rng::new(4);
         for n in [0, 1, 2, 10, 1000, 4096] {
-            let mut v: Vec<(u32, f64)> = (0..n)
-                .map(|i| ((rng.next_u64() % 300) as u32, i as f64))
-                .collect();
+            let mut v: Vec<u32> = (0..n).map(|_| (rng.next_u64() % 300) as u32).collect();
             let mut want = v.clone();
-            want.sort_by_key(|p| p.0);
-            sort_pairs(&mut v);
-            assert_eq!(
-                v.iter().map(|p| p.0).collect::<Vec<_>>(),
-                want.iter().map(|p| p.0).collect::<Vec<_>>()
-            );
+            want.sort();
+            sort_slots(&mut v);
+            assert_eq!(v, want);
         }
         let mut s: Vec<String> = ["b", "a", "c", "a"].iter().map(|x| x.to_string()).collect();
         sort_strings(&mut s);

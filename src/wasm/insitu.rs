@@ -2,8 +2,9 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::{guard, now_or, stringify, JsObj, JsStrings};
-use crate::{Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
+use super::{guard, now_or, stringify, Fast, JsObj};
+use crate::features::Hashed;
+use crate::{Choice, Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
 
 /// One decision point: a page slot with its variants, model and learner.
 ///
@@ -16,7 +17,8 @@ use crate::{Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
 #[wasm_bindgen]
 pub struct Insitu {
     engine: Engine,
-    js: JsStrings,
+    fast: Fast,
+    feats: Vec<Hashed>,
 }
 
 #[wasm_bindgen]
@@ -30,7 +32,8 @@ impl Insitu {
         let cfg = EngineConfig::parse(&stringify(&options)?, super::entropy_seed())?;
         let engine = Engine::new(cfg);
         Ok(Insitu {
-            js: JsStrings::new(&engine),
+            fast: Fast::new(&engine),
+            feats: Vec::new(),
             engine,
         })
     }
@@ -43,16 +46,39 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "RankOptions | undefined")] options: JsValue,
     ) -> JsValue {
         let result = guard().and_then(|_| {
-            // stringify reads undefined as {}: the text outlives the parsed options.
-            let text = stringify(&options)?;
-            let opts = RankOptions::parse(&text)?;
-            Ok(self.js.decision(self.engine.rank(&opts, now_or(opts.now))?))
+            let n = super::prep_rank(&self.fast.walker, &options, self.fast.k as u32);
+            let c = if n >= 0 {
+                self.rank_fast(n as usize)?
+            } else {
+                // The JSON path: anything the JS half did not take, and every
+                // validation error. The text outlives the parsed options.
+                let text = stringify(&options)?;
+                let opts = RankOptions::parse(&text)?;
+                self.engine.rank_choice(&opts, now_or(opts.now))?
+            };
+            Ok(self.fast.decision(
+                c.index,
+                c.probability,
+                Some((c.seed, c.counter)),
+                self.engine.last_pmf(),
+                self.engine.last_scores(),
+            ))
         });
         result.unwrap_or_else(|err| self.fallback_decision(err))
     }
 
+    fn rank_fast(&mut self, n: usize) -> Result<Choice, JsValue> {
+        let buf = &self.fast.buf;
+        let seed = buf.get(0);
+        let seed = (seed >= 0.0).then_some(seed as u64);
+        let (now, defer) = (buf.get(1), buf.get(2) != 0.0);
+        self.fast.features(n, &mut self.feats);
+        Ok(self.engine.rank_hashed(&self.feats, seed, defer, now)?)
+    }
+
     fn fallback_decision(&self, err: JsValue) -> JsValue {
-        let out = self.js.decision(self.engine.fallback_decision());
+        let d = self.engine.fallback_decision();
+        let out = self.fast.decision(d.index, 1.0, None, &d.pmf, &[]);
         let _ = js_sys::Reflect::set(&out, &"error".into(), &err);
         out
     }
@@ -63,6 +89,11 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "RewardOptions")] options: JsValue,
     ) -> Result<(), JsValue> {
         guard()?;
+        if super::prep_settle(&self.fast.walker, &options, true) > 0 {
+            let b = &self.fast.buf;
+            let (epoch, counter) = (self.engine.epoch(), b.get(1) as u64);
+            return Ok(self.engine.reward_id(epoch, counter, b.get(2), b.get(3))?);
+        }
         let o = SettleOptions::parse(&stringify(&options)?, true)?;
         Ok(self
             .engine
@@ -75,6 +106,11 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "ActivateOptions")] options: JsValue,
     ) -> Result<(), JsValue> {
         guard()?;
+        if super::prep_settle(&self.fast.walker, &options, false) > 0 {
+            let b = &self.fast.buf;
+            let (epoch, counter) = (self.engine.epoch(), b.get(1) as u64);
+            return Ok(self.engine.activate_id(epoch, counter, b.get(3))?);
+        }
         let o = SettleOptions::parse(&stringify(&options)?, false)?;
         Ok(self.engine.activate(&o.decision_id, now_or(o.now))?)
     }

@@ -105,8 +105,7 @@ extern "C" {
     fn json_bytes(value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
 }
 
-/// A plain JS object under construction. Results are built property by
-/// property rather than as JSON text, so the .wasm needs no float formatter.
+/// A plain JS object under construction (for the rarely called `stats`).
 struct JsObj(js_sys::Object);
 
 impl JsObj {
@@ -125,77 +124,153 @@ impl JsObj {
     }
 }
 
-// One crossing builds a whole decision: setting its ten properties one by
-// one from Rust cost ten crossings and as many string decodes, most of the
-// time of a decision.
-#[wasm_bindgen(inline_js = r#"
-function list(xs) {
-  const out = new Array(xs.length);
-  for (let i = 0; i < xs.length; i++) out[i] = xs[i];
-  return out;
-}
-export function makeDecision(variant, index, probability, pmf, scores, decisionId, seed, modelVersion, policy, fallback) {
-  return {
-    variant, index, probability, pmf: list(pmf), scores: list(scores),
-    decisionId: decisionId === undefined ? null : decisionId,
-    seed: seed < 0 ? null : seed,
-    modelVersion, policy, fallback,
-  };
-}
-"#)]
+// The JS half of the hot path: see the file's header.
+#[wasm_bindgen(module = "/src/wasm/fast.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = makeDecision)]
     #[allow(clippy::too_many_arguments)]
-    fn make_decision(
-        variant: &JsValue,
-        index: f64,
+    fn walker(
+        memory: JsValue,
+        ptr: u32,
+        len: u32,
+        namespaces: Vec<String>,
+        seeds: &[u32],
+        variants: Vec<String>,
+        model_version: &str,
+        policy: &str,
+        prefix: &str,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = prepRank)]
+    fn prep_rank(walker: &JsValue, options: &JsValue, k: u32) -> i32;
+    #[wasm_bindgen(js_name = prepSettle)]
+    fn prep_settle(walker: &JsValue, options: &JsValue, with_reward: bool) -> i32;
+    #[allow(clippy::too_many_arguments)]
+    fn decision(
+        walker: &JsValue,
+        index: u32,
         probability: f64,
-        pmf: &[f64],
-        scores: &[f64],
-        decision_id: Option<String>,
         seed: f64,
-        model_version: &JsValue,
-        policy: &JsValue,
-        fallback: bool,
+        counter: f64,
+        k: u32,
+        scores: u32,
     ) -> JsValue;
 }
 
-/// The strings every decision repeats (variant ids, model version, policy),
-/// converted to JS once per engine: decoding a string into JS costs about a
-/// microsecond, more than the rest of a small decision.
-struct JsStrings {
-    variants: Vec<JsValue>,
-    model_version: JsValue,
-    policy: JsValue,
+/// A buffer in wasm memory that the JS half reads and writes between calls.
+/// Held by raw pointer rather than as a `Box`, because JS writes to it while
+/// Rust code holds no reference: every access is a plain read or write
+/// through the pointer, bounds-checked, and never a long-lived slice.
+struct SharedBuf {
+    ptr: *mut f64,
+    len: usize,
 }
 
-impl JsStrings {
-    fn new(engine: &crate::Engine) -> JsStrings {
-        JsStrings {
-            variants: engine
-                .variant_ids()
-                .iter()
-                .map(|v| JsValue::from_str(v))
-                .collect(),
-            model_version: JsValue::from_str(engine.model_version()),
-            policy: JsValue::from_str(engine.policy_name()),
+impl SharedBuf {
+    fn new(len: usize) -> SharedBuf {
+        let b: Box<[f64]> = vec![0.0; len].into_boxed_slice();
+        SharedBuf {
+            len: b.len(),
+            ptr: Box::into_raw(b).cast::<f64>(),
         }
     }
 
-    /// A decision as the documented plain object.
-    fn decision(&self, d: crate::Decision) -> JsValue {
-        make_decision(
-            &self.variants[d.index],
-            d.index as f64,
-            d.probability,
-            &d.pmf,
-            &d.scores,
-            d.decision_id,
-            d.seed.map_or(-1.0, |s| s as f64),
-            &self.model_version,
-            &self.policy,
-            d.fallback,
+    /// Slot `i`, or NaN outside the buffer.
+    fn get(&self, i: usize) -> f64 {
+        if i < self.len {
+            // SAFETY: in bounds of the allocation this struct owns.
+            unsafe { self.ptr.add(i).read() }
+        } else {
+            f64::NAN
+        }
+    }
+
+    /// Write slot `i`; ignored outside the buffer.
+    fn set(&self, i: usize, v: f64) {
+        if i < self.len {
+            // SAFETY: in bounds of the allocation this struct owns.
+            unsafe { self.ptr.add(i).write(v) }
+        }
+    }
+}
+
+impl Drop for SharedBuf {
+    fn drop(&mut self) {
+        // SAFETY: ptr and len came from Box::into_raw of a boxed slice in new().
+        unsafe {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.ptr, self.len,
+            )))
+        };
+    }
+}
+
+/// Buffer layout (see fast.js): header slots, then pmf and scores, then features.
+const HEADER: usize = 8;
+
+/// The boundary's per-instance state for the hot path.
+struct Fast {
+    walker: JsValue,
+    buf: SharedBuf,
+    k: usize,
+}
+
+impl Fast {
+    fn new(engine: &crate::Engine) -> Fast {
+        let k = engine.variant_count();
+        let buf = SharedBuf::new(HEADER + 2 * k + 3 * crate::features::MAX_FEATURES);
+        let (namespaces, seeds) = engine.namespaces();
+        let walker = walker(
+            wasm_bindgen::memory(),
+            buf.ptr as u32,
+            buf.len as u32,
+            namespaces.to_vec(),
+            seeds,
+            engine.variant_ids(),
+            engine.model_version(),
+            engine.policy_name(),
+            &engine.decision_prefix(),
+        );
+        Fast { walker, buf, k }
+    }
+
+    /// The decision object for `index`, with the pmf and scores given.
+    fn decision(
+        &self,
+        index: usize,
+        probability: f64,
+        ids: Option<(u64, u64)>,
+        pmf: &[f64],
+        scores: &[f64],
+    ) -> JsValue {
+        for (i, p) in pmf.iter().enumerate() {
+            self.buf.set(HEADER + i, *p);
+        }
+        for (i, s) in scores.iter().enumerate() {
+            self.buf.set(HEADER + self.k + i, *s);
+        }
+        let (seed, counter) = ids.map_or((-1.0, 0.0), |(s, c)| (s as f64, c as f64));
+        decision(
+            &self.walker,
+            index as u32,
+            probability,
+            seed,
+            counter,
+            self.k as u32,
+            scores.len() as u32,
         )
+    }
+
+    /// Features the JS half wrote, as (namespace, hash, value).
+    fn features(&self, n: usize, out: &mut Vec<crate::features::Hashed>) {
+        out.clear();
+        let base = HEADER + 2 * self.k;
+        for i in 0..n.min(crate::features::MAX_FEATURES) {
+            let at = base + 3 * i;
+            out.push(crate::features::Hashed::new(
+                self.buf.get(at) as usize,
+                self.buf.get(at + 1) as u32,
+                self.buf.get(at + 2),
+            ));
+        }
     }
 }
 

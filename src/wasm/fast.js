@@ -1,0 +1,260 @@
+// The JS half of the boundary's hot path (rank, reward, activate).
+//
+// Passing an options object to wasm as JSON text (stringify, encode, parse)
+// cost far more than the decision itself. Instead this walks the options in
+// JS, hashes feature names and values with the same versioned hash as the
+// Rust core (MurmurHash3 x86-32, namespace-seeded; src/features/hash.rs),
+// caches the hashes, and writes (namespace, hash, value) triples straight
+// into a buffer in wasm memory. Anything it is not sure about (a NaN, an
+// unknown key, a Date, per-call action features, an over-long string, ...)
+// returns -1 and the caller takes the full JSON path, which is the one source
+// of validation errors. So this file decides nothing and reports nothing: it
+// only makes the common, valid case fast, and a test checks that both paths
+// give identical decisions.
+
+/** Buffer layout, in f64 slots: a header, then the pmf and scores (K each), then features. */
+const HEADER = 8;
+/** Most raw features in one context (src/features/mod.rs MAX_FEATURES). */
+const MAX_FEATURES = 256;
+/** Longest name or value in UTF-8 bytes (MAX_STRING_BYTES). */
+const MAX_BYTES = 256;
+/** Cached hashes per instance before the cache is dropped and refilled. */
+const MAX_CACHED = 16384;
+
+const encoder = new TextEncoder();
+const OBJECT = Object.prototype;
+
+/** MurmurHash3 x86 32-bit of `bytes` (hash version 1). */
+function murmur3(bytes, seed) {
+  const n = bytes.length;
+  const end = n & ~3;
+  let h = seed | 0;
+  let k;
+  for (let i = 0; i < end; i += 4) {
+    k = bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
+    k = Math.imul(k, 0xcc9e2d51);
+    k = Math.imul((k << 15) | (k >>> 17), 0x1b873593);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  const tail = n & 3;
+  if (tail !== 0) {
+    k = bytes[end];
+    if (tail > 1) k |= bytes[end + 1] << 8;
+    if (tail > 2) k |= bytes[end + 2] << 16;
+    k = Math.imul(k, 0xcc9e2d51);
+    h ^= Math.imul((k << 15) | (k >>> 17), 0x1b873593);
+  }
+  h ^= n;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** A plain object, serialised by JSON.stringify exactly as for-in walks it. */
+function plain(o) {
+  if (typeof o !== "object" || o === null) return false;
+  const proto = Object.getPrototypeOf(o);
+  return (proto === OBJECT || proto === null) && typeof o.toJSON !== "function";
+}
+
+/** Per-instance state: the buffer view, the allowlist and the hash cache. */
+export function walker(memory, ptr, len, namespaces, seeds, variants, modelVersion, policy, prefix) {
+  const allow = new Map();
+  namespaces.forEach((name, i) => allow.set(name, i));
+  return {
+    memory, ptr, len,
+    buf: new Float64Array(memory.buffer, ptr, len),
+    allow,
+    seeds: Array.from(seeds),
+    names: namespaces.map(() => new Map()),
+    cached: 0,
+    variants, modelVersion, policy,
+    prefix, // of decision ids: `<engine epoch>-`, then the decimal counter
+  };
+}
+
+/** The buffer view; growing wasm memory detaches the old one. */
+function view(w) {
+  if (w.buf.length === 0) w.buf = new Float64Array(w.memory.buffer, w.ptr, w.len);
+  return w.buf;
+}
+
+/** The cache entry of feature `name` in a namespace: its hash and its values' hashes. */
+function entry(w, ns, name) {
+  const names = w.names[ns];
+  let e = names.get(name);
+  if (e !== undefined) return e;
+  const bytes = encoder.encode(name);
+  if (bytes.length === 0 || bytes.length > MAX_BYTES) return null;
+  if (++w.cached > MAX_CACHED) {
+    for (const m of w.names) m.clear();
+    w.cached = 1;
+  }
+  e = { h: murmur3(bytes, w.seeds[ns]), values: null };
+  names.set(name, e);
+  return e;
+}
+
+/** Hash of the categorical `name=value`, or -1 when the value is too long. */
+function categorical(w, e, value) {
+  if (e.values === null) e.values = new Map();
+  let h = e.values.get(value);
+  if (h !== undefined) return h;
+  const bytes = encoder.encode(value);
+  if (bytes.length > MAX_BYTES) return -1;
+  ++w.cached;
+  h = murmur3(bytes, e.h);
+  e.values.set(value, h);
+  return h;
+}
+
+/**
+ * Read rank options `{ context?, seed?, defer?, now? }` for `k` variants into
+ * the buffer: header [seed or -1, now, defer], then features from slot
+ * HEADER + 2k. Returns the feature count, or -1 for the JSON path.
+ */
+export function prepRank(w, o, k) {
+  let context;
+  let seed = -1;
+  let now;
+  let defer = 0;
+  if (o !== undefined && o !== null) {
+    if (!plain(o)) return -1;
+    for (const key in o) {
+      const v = o[key];
+      if (v === undefined) continue;
+      if (key === "context") context = v;
+      else if (key === "seed" && Number.isSafeInteger(v) && v >= 0) seed = v;
+      else if (key === "now" && typeof v === "number" && Number.isFinite(v)) now = v;
+      else if (key === "defer" && typeof v === "boolean") defer = v ? 1 : 0;
+      else return -1;
+    }
+  }
+  const buf = view(w);
+  buf[0] = seed;
+  buf[1] = now === undefined ? Date.now() : now;
+  buf[2] = defer;
+  if (context === undefined || context === null) return 0;
+  if (!plain(context)) return -1;
+  let n = 0;
+  let at = HEADER + 2 * k;
+  for (const nsName in context) {
+    const ns = w.allow.get(nsName);
+    if (ns === undefined) continue; // not allowlisted: never read
+    const feats = context[nsName];
+    if (feats === undefined) continue;
+    if (!plain(feats)) return -1;
+    for (const name in feats) {
+      const v = feats[name];
+      if (v === undefined) continue;
+      const e = entry(w, ns, name);
+      if (e === null) return -1;
+      let h = e.h;
+      let x = 1;
+      if (typeof v === "number") {
+        if (!Number.isFinite(v)) return -1;
+        x = v === 0 ? 0 : v; // JSON has no -0
+      } else if (typeof v === "boolean") {
+        x = v ? 1 : 0;
+      } else if (typeof v === "string") {
+        h = categorical(w, e, v);
+        if (h < 0) return -1;
+      } else if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const item = v[i];
+          if (typeof item !== "string" || n >= MAX_FEATURES) return -1;
+          const hi = categorical(w, e, item);
+          if (hi < 0) return -1;
+          buf[at] = ns;
+          buf[at + 1] = hi;
+          buf[at + 2] = 1;
+          at += 3;
+          n++;
+        }
+        continue;
+      } else {
+        return -1;
+      }
+      if (n >= MAX_FEATURES) return -1;
+      buf[at] = ns;
+      buf[at + 1] = h;
+      buf[at + 2] = x;
+      at += 3;
+      n++;
+    }
+  }
+  return n;
+}
+
+/** The canonical decimal in s from `a` (below 2^53), else -1 (the JSON path decides). */
+function decimal(s, a) {
+  const len = s.length - a;
+  if (len < 1 || len > 15 || (len > 1 && s.charCodeAt(a) === 48)) return -1;
+  let v = 0;
+  for (let i = a; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/**
+ * Read `{ decisionId, reward?, now? }` into the header: [unused, counter,
+ * reward (NaN for activate), now]. Returns 1, or -1 for the JSON path
+ * (which also owns every error, e.g. for an id of another engine).
+ */
+export function prepSettle(w, o, withReward) {
+  if (!plain(o)) return -1;
+  let id;
+  let reward = NaN;
+  let hasReward = false;
+  let now;
+  for (const key in o) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (key === "decisionId" && typeof v === "string") id = v;
+    else if (key === "reward" && withReward && typeof v === "number") {
+      reward = v;
+      hasReward = true;
+    }
+    else if (key === "now" && typeof v === "number" && Number.isFinite(v)) now = v;
+    else return -1;
+  }
+  if (id === undefined || withReward !== hasReward) return -1;
+  if (!id.startsWith(w.prefix)) return -1;
+  const counter = decimal(id, w.prefix.length);
+  if (counter < 0) return -1;
+  const buf = view(w);
+  buf[1] = counter;
+  buf[2] = reward;
+  buf[3] = now === undefined ? Date.now() : now;
+  return 1;
+}
+
+/**
+ * The decision object, from numbers and the pmf and scores the engine wrote
+ * after the header: one crossing, no strings decoded.
+ */
+export function decision(w, index, probability, seed, counter, k, nScores) {
+  const buf = view(w);
+  const pmf = new Array(k);
+  for (let i = 0; i < k; i++) pmf[i] = buf[HEADER + i];
+  const scores = new Array(nScores);
+  for (let i = 0; i < nScores; i++) scores[i] = buf[HEADER + k + i];
+  const fallback = seed < 0;
+  return {
+    variant: w.variants[index],
+    index,
+    probability,
+    pmf,
+    scores,
+    decisionId: fallback ? null : w.prefix + counter,
+    seed: fallback ? null : seed,
+    modelVersion: w.modelVersion,
+    policy: w.policy,
+    fallback,
+  };
+}
