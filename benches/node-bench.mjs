@@ -154,7 +154,8 @@ for (const o of OPTS32) {
   if (countFeatures(o.context) !== 32) throw new Error("expected 32 active features");
 }
 
-const insituConfig = (policy = { type: "thompson" }, bits = 5) => ({
+/** The shipped defaults (policy, hash width) unless a row changes one. */
+const insituConfig = (policy = undefined, bits = undefined) => ({
   variants: Array.from({ length: K }, (_, i) => `variant-${i}`),
   features: { bits, allow: ALLOW },
   policy,
@@ -312,8 +313,10 @@ console.log(`${BATCHES} batches × ${CALLS} calls after ${WARMUP_BATCHES} warm-u
 if (loadavg > os.cpus().length / 2) console.log("warning: the machine is busy; figures will be noisy");
 
 const main = {};
-main.rank = await measure("insitu rank (K=5, 32 features, thompson)", rankBench(new Insitu(insituConfig()), OPTS32));
-main.reward = await measure("insitu reward (d=32)", rewardBench(new Insitu(insituConfig())), { timed: true });
+const defaults = new Insitu(insituConfig());
+const headline = `K=5, 32 features, ${defaults.policy}, d=64`;
+main.rank = await measure(`insitu rank (${headline})`, rankBench(defaults, OPTS32));
+main.reward = await measure(`insitu reward (${headline})`, rewardBench(new Insitu(insituConfig())), { timed: true });
 /** A GrowthBook row counts only if its experiment really ran (and tracked) on every call. */
 async function measureGrowthBook(name, body) {
   const before = tracked;
@@ -333,10 +336,12 @@ const slot = new Insitu(insituConfig());
 const greedy = new Insitu(insituConfig({ type: "greedy" }));
 const sub = { batches: QUICK ? 4 : 15 };
 const parts = {};
+// `actions` of all nulls adds no features but is outside the fast path
+// (src/wasm/fast.js), so the options go through JSON.stringify and the parser.
+const viaJson = (opts) => opts.map((o) => ({ ...o, actions: new Array(K).fill(null) }));
 parts.getter = await measure("slot.policy getter (one wasm call, one string back)", (i) => slot.policy.length ^ i, sub);
-parts.rankUndefined = await measure("rank(undefined): no JSON, constant feature only", (i) => slot.rank(undefined).index ^ i, sub);
+parts.rankUndefined = await measure("rank(undefined): constant feature only", (i) => slot.rank(undefined).index ^ i, sub);
 parts.rankUndefinedGreedy = await measure("rank(undefined), greedy", (i) => greedy.rank(undefined).index ^ i, sub);
-parts.rankEmpty = await measure("rank({}): stringify + parse of {}", (i) => slot.rank({}).index ^ i, sub);
 for (const n of [8, 16]) {
   const opts = rankOptions((i) => contextOf(i, n));
   parts[`rank${n}`] = await measure(`rank, ${n} features`, rankBench(slot, opts), sub);
@@ -344,14 +349,21 @@ for (const n of [8, 16]) {
 parts.rank32 = await measure("rank, 32 features", rankBench(slot, OPTS32), sub);
 const opts64 = rankOptions(context64);
 parts.rank64 = await measure("rank, 64 features", rankBench(slot, opts64), sub);
-parts.rank32Greedy = await measure("rank, 32 features, greedy (no sampling)", rankBench(greedy, OPTS32), sub);
+parts.rank32Json = await measure("rank, 32 features, JSON path (stringify + parse)", rankBench(slot, viaJson(OPTS32)), sub);
+parts.rank32Greedy = await measure("rank, 32 features, greedy (no score variances)", rankBench(greedy, OPTS32), sub);
+parts.rank32Thompson = await measure(
+  "rank, 32 features, thompson (32 draws of 5 normals)",
+  rankBench(new Insitu(insituConfig({ type: "thompson" })), OPTS32),
+  sub,
+);
 parts.rank32Samples1 = await measure(
   "rank, 32 features, thompson samples=1",
   rankBench(new Insitu(insituConfig({ type: "thompson", samples: 1 })), OPTS32),
   sub,
 );
+parts.rank32Bits5 = await measure("rank, 32 features, d=32", rankBench(new Insitu(insituConfig(undefined, 5)), OPTS32), sub);
 parts.rank32Now = await measure(
-  "rank, 32 features, now injected (no Date.now import)",
+  "rank, 32 features, now injected (no Date.now call)",
   rankBench(slot, OPTS32.map((o) => ({ ...o, now: 1.7e12 }))),
   sub,
 );
@@ -359,16 +371,13 @@ let jsonSink = 0;
 parts.stringify32 = await measure("JSON.stringify of the 32-feature options (JS only)", (i) => {
   jsonSink ^= JSON.stringify(OPTS32[i % ROTATION]).length;
 }, sub);
-parts.stringifyReward = await measure("JSON.stringify of reward options (JS only)", (i) => {
-  jsonSink ^= JSON.stringify({ decisionId: "1f2e3d4c5b6a7-3e8", reward: i & 1 }).length;
-}, sub);
 parts.construct = await measure("new Insitu(options) + free()", (i) => {
   const s = new Insitu(insituConfig());
   jsonSink ^= i;
   s.free();
 }, { ...sub, calls: Math.min(CALLS, 500) });
-for (const bits of [4, 6]) {
-  parts[`reward${bits}`] = await measure(`reward, d=${1 << bits}`, rewardBench(new Insitu(insituConfig({ type: "thompson" }, bits))), {
+for (const bits of [4, 7]) {
+  parts[`reward${bits}`] = await measure(`reward, d=${1 << bits}`, rewardBench(new Insitu(insituConfig(undefined, bits))), {
     ...sub,
     timed: true,
   });
@@ -405,11 +414,11 @@ for (const [what, value, target, ok] of checks) {
 
 table("Where insitu's time goes (ns per call):", Object.values(parts));
 const perFeature = (parts.rank64.median - parts.rank32.median) / 32;
+const draws = parts.rank32Thompson.median - parts.rank32Samples1.median;
 console.log(`\nDerived: ${fmt(perFeature)} per extra feature (64 vs 32 features);`,
-  `JSON round trip of {} ≈ ${fmt(parts.rankEmpty.median - parts.rankUndefined.median)};`,
-  `Thompson sampling, 31 more draws of ${K} normals ≈ ${fmt(parts.rank32.median - parts.rank32Samples1.median)}`,
-  `(${fmt((parts.rank32.median - parts.rank32Samples1.median) / (31 * K))} per normal);`,
-  `greedy saves ${fmt(parts.rank32.median - parts.rank32Greedy.median)}.`);
+  `the fast path saves ${fmt(parts.rank32Json.median - parts.rank32.median)} over JSON;`,
+  `${K} score variances cost ${fmt(parts.rank32.median - parts.rank32Greedy.median)};`,
+  `Thompson's 31 more draws of ${K} normals ≈ ${fmt(draws)} (${fmt(draws / (31 * K))} per normal).`);
 if (jsonSink === 0.5) console.log(); // keeps the JS-only loops observable
 
 if (args.has("--json")) {

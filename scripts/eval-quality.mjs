@@ -408,25 +408,26 @@ async function pool(jobs, limit) {
 
 // ---------------------------------------------------------------- policies
 
-// The default is whatever the engine ships ({}): Thompson, scale 0.25, 64
+// The default is whatever the engine ships ({}): LinUCB, alpha 0.5, 64
 // slots. The other rows are the alternatives it has to beat.
 const POLICIES = [
-  { label: "thompson (default)", options: {} },
-  { label: "thompson s=1", options: { policy: { type: "thompson", scale: 1 } } },
+  { label: "linucb a=0.5 (default)", options: {} },
+  { label: "thompson s=0.25", options: { policy: { type: "thompson" } } },
   { label: "linucb a=1", options: { policy: { type: "linucb", alpha: 1 } } },
   { label: "egreedy 0.1", options: { policy: { type: "egreedy", epsilon: 0.1 } } },
   { label: "greedy", options: { policy: { type: "greedy" } } },
 ];
 
-// Further candidates: a smaller UCB bonus, a wider Thompson scale, more
+// Further candidates: a smaller UCB bonus, other Thompson scales, more
 // draws, and a wider hash table (2^7 = 128 slots is the widest that keeps the
 // full covariance; it matters where features collide, as with interactions).
 const TUNING = [
-  { label: "linucb a=0.5", options: { policy: { type: "linucb", alpha: 0.5 } } },
+  { label: "linucb a=0.25", options: { policy: { type: "linucb", alpha: 0.25 } } },
+  { label: "thompson s=1", options: { policy: { type: "thompson", scale: 1 } } },
   { label: "thompson s=0.5", options: { policy: { type: "thompson", scale: 0.5 } } },
   { label: "thompson n=64", options: { policy: { type: "thompson", samples: 64 } } },
-  { label: "thompson bits=7", options: { bits: 7 } },
-  { label: "linucb a=0.5 bits=7", options: { bits: 7, policy: { type: "linucb", alpha: 0.5 } } },
+  { label: "linucb bits=7", options: { bits: 7 } },
+  { label: "thompson bits=7", options: { bits: 7, policy: { type: "thompson" } } },
 ];
 
 // ---------------------------------------------------------------- report

@@ -25,8 +25,10 @@ fn scenario() -> Value {
         })
         .collect();
     json!({
+        // Thompson sampling: the policy that draws the most from the seed.
         "options": {"variants": ["hero-a", "hero-b", "hero-c"], "seed": 20261122,
-                    "features": {"bits": 5, "allow": ["page", "user"]}},
+                    "features": {"bits": 5, "allow": ["page", "user"]},
+                    "policy": {"type": "thompson"}},
         "steps": steps,
     })
 }

@@ -40,7 +40,7 @@ test("a decision has every documented field", () => {
   assert.ok(Number.isSafeInteger(d.seed));
   assert.match(d.modelVersion, /^m1-[0-9a-f]{16}$/);
   assert.equal(d.modelVersion, slot.modelVersion);
-  assert.equal(d.policy, "thompson");
+  assert.equal(d.policy, "linucb");
   assert.equal(d.fallback, false);
   slot.free();
 });

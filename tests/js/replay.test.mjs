@@ -91,7 +91,7 @@ async function scriptedRun(seed) {
 
 test("a scripted session: init, predicts, learns (chosen and not), end", TIMEOUT, async () => {
   const d = startDriver();
-  assert.deepEqual(await d.request(init()), { type: "ready", name: "insitu-thompson" });
+  assert.deepEqual(await d.request(init()), { type: "ready", name: "insitu-linucb" });
   for (let t = 0; t < 20; t++) {
     const p = await d.request(predict(t));
     assertPrediction(p);
