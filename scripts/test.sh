@@ -37,10 +37,10 @@ skip() {
   summary+=("  SKIP  $1")
 }
 
-layer "cargo fmt --check" cargo fmt --check
-layer "cargo clippy (native)" cargo clippy --all-targets --quiet -- -D warnings
-layer "cargo clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
-layer "cargo test" cargo test --quiet
+layer "cargo fmt --check" cargo fmt --all --check
+layer "cargo clippy (native)" cargo clippy --workspace --all-targets --quiet -- -D warnings
+layer "cargo clippy (wasm32)" cargo clippy --workspace --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
+layer "cargo test" cargo test --workspace --quiet
 layer "wasm-pack test --node" wasm-pack test --node --mode no-install
 layer "wasm-pack test --headless --chrome" \
   wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --mode no-install \

@@ -151,22 +151,6 @@ fn sort_strings(v: &mut [String]) {
     }
 }
 
-/// Shell sort (Ciura's gaps), for the same reason; a vector has at most a
-/// few thousand slots.
-fn sort_slots(v: &mut [u32]) {
-    for gap in [701, 301, 132, 57, 23, 10, 4, 1] {
-        for i in gap..v.len() {
-            let item = v[i];
-            let mut j = i;
-            while j >= gap && v[j - gap] > item {
-                v[j] = v[j - gap];
-                j -= gap;
-            }
-            v[j] = item;
-        }
-    }
-}
-
 /// The field path is built only when a check fails: formatting it for every
 /// feature was most of the cost of a decision.
 fn check_name(s: &str, field: impl Fn() -> String) -> Result<()> {
@@ -226,11 +210,7 @@ pub(crate) struct SparseVec {
 impl SparseVec {
     /// Dot product with a dense vector.
     pub(crate) fn dot(&self, dense: &[f64]) -> f64 {
-        self.idx
-            .iter()
-            .zip(&self.val)
-            .map(|(&i, &v)| dense[i as usize] * v)
-            .sum()
+        insitu_kernels::sparse_dot(&self.idx, &self.val, dense)
     }
 
     /// Refill from (slot, value) pairs, every slot below `dim`: sorted by
@@ -245,21 +225,9 @@ impl SparseVec {
         }
         self.idx.clear();
         self.val.clear();
-        for &(i, v) in pairs {
-            let slot = i as usize;
-            if !dense.seen[slot] {
-                dense.seen[slot] = true;
-                self.idx.push(i);
-            }
-            dense.acc[slot] += v;
-        }
-        sort_slots(&mut self.idx);
-        for &i in &self.idx {
-            let slot = i as usize;
-            self.val.push(dense.acc[slot]);
-            dense.acc[slot] = 0.0;
-            dense.seen[slot] = false;
-        }
+        insitu_kernels::accumulate(pairs, &mut dense.acc, &mut dense.seen, &mut self.idx);
+        insitu_kernels::order_slots(&mut self.idx, &dense.seen[..dim]);
+        insitu_kernels::drain(&self.idx, &mut dense.acc, &mut dense.seen, &mut self.val);
     }
 }
 
@@ -583,7 +551,7 @@ mod tests {
             let mut v: Vec<u32> = (0..n).map(|_| (rng.next_u64() % 300) as u32).collect();
             let mut want = v.clone();
             want.sort();
-            sort_slots(&mut v);
+            insitu_kernels::sort_slots(&mut v);
             assert_eq!(v, want);
         }
         let mut s: Vec<String> = ["b", "a", "c", "a"].iter().map(|x| x.to_string()).collect();

@@ -25,7 +25,8 @@ const MIN_VARIANCE: f64 = 1e-12;
 /// Covariance storage.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Covariance {
-    /// Dense row-major d×d, kept exactly symmetric.
+    /// The upper triangle of the symmetric d×d matrix, packed row by row
+    /// (see `insitu_kernels::packed_row`): half the memory a decision reads.
     Full(Vec<f64>),
     /// Diagonal only.
     Diag(Vec<f64>),
@@ -46,9 +47,9 @@ impl Posterior {
         let d = mean.len();
         debug_assert_eq!(variance.len(), d);
         let cov = if d <= FULL_COV_MAX_DIM {
-            let mut m = vec![0.0; d * d];
+            let mut m = vec![0.0; insitu_kernels::packed_len(d)];
             for (i, v) in variance.iter().enumerate() {
-                m[i * d + i] = *v;
+                m[insitu_kernels::packed_row(i, d)] = *v;
             }
             Covariance::Full(m)
         } else {
@@ -71,20 +72,7 @@ impl Posterior {
     pub(crate) fn score_variance(&self, x: &SparseVec) -> f64 {
         let d = self.dim();
         let v = match &self.cov {
-            Covariance::Full(m) => {
-                // x' cov x over the upper triangle only (cov is symmetric):
-                // half the work of the O(nnz^2) form, most of a decision's cost.
-                let mut acc = 0.0;
-                for (p, (&i, &xi)) in x.idx.iter().zip(&x.val).enumerate() {
-                    let row = &m[i as usize * d..(i as usize + 1) * d];
-                    let mut inner = 0.5 * row[i as usize] * xi;
-                    for (&j, &xj) in x.idx[p + 1..].iter().zip(&x.val[p + 1..]) {
-                        inner += row[j as usize] * xj;
-                    }
-                    acc += xi * inner;
-                }
-                2.0 * acc
-            }
+            Covariance::Full(m) => insitu_kernels::quad_form(m, d, &x.idx, &x.val),
             Covariance::Diag(v) => x
                 .idx
                 .iter()
@@ -111,15 +99,9 @@ impl Posterior {
         let resid = reward - x.dot(&self.mean);
         match &mut self.cov {
             Covariance::Full(m) => {
-                // s = cov x (dense), q = noise + x's.
-                // cov is symmetric, so column j is row j: read it contiguously.
+                // s = cov x (dense), q = noise + x's, then cov -= s s' / q.
                 let mut s = vec![0.0; d];
-                for (&j, &xj) in x.idx.iter().zip(&x.val) {
-                    let row = &m[j as usize * d..(j as usize + 1) * d];
-                    for (si, mji) in s.iter_mut().zip(row) {
-                        *si += mji * xj;
-                    }
-                }
+                insitu_kernels::mat_vec(m, d, &x.idx, &x.val, &mut s);
                 let q = noise + x.dot(&s);
                 if !(q.is_finite() && q > 0.0 && resid.is_finite()) {
                     return Err(numerical(q));
@@ -128,24 +110,7 @@ impl Posterior {
                 for (mi, si) in self.mean.iter_mut().zip(&s) {
                     *mi += si * gain;
                 }
-                // Row by row, contiguously. (s_i s_j) / q is bitwise equal to
-                // (s_j s_i) / q, so the matrix stays exactly symmetric however
-                // many steps accumulate.
-                let inv_q = 1.0 / q;
-                for (row, &si) in m.chunks_exact_mut(d).zip(&s) {
-                    if si == 0.0 {
-                        continue;
-                    }
-                    for (mij, &sj) in row.iter_mut().zip(&s) {
-                        *mij -= (si * sj) * inv_q;
-                    }
-                }
-                for i in 0..d {
-                    let v = &mut m[i * d + i];
-                    if *v < MIN_VARIANCE {
-                        *v = MIN_VARIANCE;
-                    }
-                }
+                insitu_kernels::rank1_downdate(m, d, &s, 1.0 / q, MIN_VARIANCE);
             }
             Covariance::Diag(v) => {
                 let q = noise
@@ -181,6 +146,23 @@ fn numerical(q: f64) -> Error {
 mod tests {
     use super::*;
     use crate::rng::Rng;
+
+    /// The full row-major covariance of a packed posterior.
+    fn unpack(p: &Posterior) -> Vec<f64> {
+        let Covariance::Full(m) = &p.cov else {
+            panic!("expected full")
+        };
+        let d = p.dim();
+        let mut full = vec![0.0; d * d];
+        for i in 0..d {
+            for j in i..d {
+                let v = m[insitu_kernels::packed_row(i, d) + j - i];
+                full[i * d + j] = v;
+                full[j * d + i] = v;
+            }
+        }
+        full
+    }
 
     fn sv(pairs: &[(u32, f64)]) -> SparseVec {
         SparseVec {
@@ -275,9 +257,7 @@ mod tests {
         for i in 0..d {
             assert!((p.mean[i] - mean[i]).abs() < 1e-10, "mean[{i}]");
         }
-        let Covariance::Full(m) = &p.cov else {
-            panic!("expected full")
-        };
+        let m = unpack(&p);
         for i in 0..d * d {
             assert!((m[i] - cov[i]).abs() < 1e-10, "cov[{i}]");
         }
@@ -355,9 +335,7 @@ mod tests {
         }
         let want = solve_spd(&a, &b, d);
         let want_cov = inverse_spd(&a, d);
-        let Covariance::Full(m) = &p.cov else {
-            panic!("expected full")
-        };
+        let m = unpack(&p);
         for i in 0..d {
             assert!(
                 (p.mean[i] - want[i]).abs() < 1e-8,
@@ -373,7 +351,7 @@ mod tests {
             }
         }
         // Positive definite: Cholesky of the tracked covariance succeeds.
-        let pd = solve_spd(m, &vec![1.0; d], d);
+        let pd = solve_spd(&m, &vec![1.0; d], d);
         assert!(pd.iter().all(|v| v.is_finite()));
         assert_eq!(p.n, 1_000_000);
     }
