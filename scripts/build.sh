@@ -5,6 +5,7 @@
 #   pkg-node/  --target nodejs   (Node: tests, scripts/replay.mjs, benchmarks)
 # Tools come from scripts/setup.sh; --mode no-install stops wasm-pack from
 # trying to download anything, and wasm-opt is the npm binaryen on PATH.
+# The glue and snippets are then minified in place (scripts/minify.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
@@ -23,4 +24,6 @@ for target in bundler web nodejs; do
   wasm-pack --quiet build --release --mode no-install --target "$target" --out-dir "$out" --out-name insitu 2>&1 \
     | { grep -v "failed to get wasm-pack version" || true; }
   test -f "$out/insitu_bg.wasm" || { echo "build: $out/insitu_bg.wasm was not produced" >&2; exit 1; }
+  # Ship the JavaScript minified (terser, from npm); the sources stay readable.
+  node scripts/minify.mjs "$out"
 done
