@@ -597,20 +597,24 @@ impl Engine {
         Ok(())
     }
 
-    fn prune(&mut self, now: f64) {
+    /// Drop what can no longer be settled, and make room for one more.
+    /// Returns the feature vector of the last entry dropped (or an empty
+    /// one), so the next pending decision reuses its buffers.
+    fn prune(&mut self, now: f64) -> SparseVec {
         // Keep settled and expired entries for one more TTL, so a late or
         // repeated reward is told apart from an unknown id.
         let ttl = self.cfg.reward_ttl_ms;
-        while self
-            .pending
-            .front()
-            .is_some_and(|p| p.expires_at + ttl < now)
-        {
-            self.pending.pop_front();
+        let mut spare = SparseVec::default();
+        while let Some(p) = self.pending.front() {
+            if p.expires_at + ttl < now || self.pending.len() >= self.cfg.max_pending {
+                if let Some(p) = self.pending.pop_front() {
+                    spare = p.x;
+                }
+            } else {
+                break;
+            }
         }
-        while self.pending.len() >= self.cfg.max_pending {
-            self.pending.pop_front();
-        }
+        spare
     }
 
     /// Choose a variant. On error nothing changes (not even the seed stream).
@@ -724,14 +728,15 @@ impl Engine {
         } else {
             s.variances.resize(self.arms.len(), 0.0);
         }
-        s.pmf = policy.pmf(&s.scores, &s.variances, &mut rng);
+        policy.pmf_into(&s.scores, &s.variances, &mut rng, &mut s.pmf);
         let (index, probability) = crate::bandit::explore::sample(&s.pmf, rng.next_f64());
         self.counter += 1;
-        self.prune(now_ms);
+        let mut x = self.prune(now_ms);
+        x.copy_from(for_arm(xs, index));
         self.pending.push_back(Pending {
             counter: self.counter,
             arm: index,
-            x: for_arm(xs, index).clone(),
+            x,
             expires_at: now_ms + self.cfg.reward_ttl_ms,
             activated: !defer,
             rewarded: false,

@@ -6,21 +6,34 @@ use crate::rng::Rng;
 
 /// All mass on the best score; exact ties share it equally.
 pub fn greedy(scores: &[f64]) -> Vec<f64> {
-    let best = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let winners = scores.iter().filter(|s| **s == best).count().max(1) as f64;
-    scores
-        .iter()
-        .map(|s| if *s == best { 1.0 / winners } else { 0.0 })
-        .collect()
+    let mut pmf = scores.to_vec();
+    greedy_in_place(&mut pmf);
+    pmf
+}
+
+/// [`greedy`] over `v` in place: each score becomes its probability.
+pub(crate) fn greedy_in_place(v: &mut [f64]) {
+    let best = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let winners = v.iter().filter(|s| **s == best).count().max(1) as f64;
+    for s in v.iter_mut() {
+        *s = if *s == best { 1.0 / winners } else { 0.0 };
+    }
 }
 
 /// Greedy with probability `1 - epsilon`, uniform with probability `epsilon`.
 pub fn epsilon_greedy(scores: &[f64], epsilon: f64) -> Vec<f64> {
-    let k = scores.len() as f64;
-    greedy(scores)
-        .into_iter()
-        .map(|p| (1.0 - epsilon) * p + epsilon / k)
-        .collect()
+    let mut pmf = scores.to_vec();
+    epsilon_greedy_in_place(&mut pmf, epsilon);
+    pmf
+}
+
+/// [`epsilon_greedy`] over `v` in place.
+pub(crate) fn epsilon_greedy_in_place(v: &mut [f64], epsilon: f64) {
+    let k = v.len() as f64;
+    greedy_in_place(v);
+    for p in v.iter_mut() {
+        *p = (1.0 - epsilon) * *p + epsilon / k;
+    }
 }
 
 /// Thompson sampling over independent Gaussian scores `N(mean[a], sd[a]^2)`.

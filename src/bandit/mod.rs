@@ -201,25 +201,42 @@ impl Policy {
     }
 
     /// The pmf over variants from posterior score means and variances, floor applied.
+    #[cfg(test)]
     pub(crate) fn pmf(&self, mean: &[f64], variance: &[f64], rng: &mut Rng) -> Vec<f64> {
-        let mut pmf = match self.kind {
+        let mut pmf = Vec::new();
+        self.pmf_into(mean, variance, rng, &mut pmf);
+        pmf
+    }
+
+    /// [`pmf`](Self::pmf) into `out`, reusing its buffer: the deterministic
+    /// policies allocate nothing per decision.
+    pub(crate) fn pmf_into(
+        &self,
+        mean: &[f64],
+        variance: &[f64],
+        rng: &mut Rng,
+        out: &mut Vec<f64>,
+    ) {
+        out.clear();
+        match self.kind {
             PolicyKind::Thompson { scale, samples } => {
                 let sd: Vec<f64> = variance.iter().map(|v| scale * v.sqrt()).collect();
-                explore::thompson(mean, &sd, samples, rng)
+                out.extend(explore::thompson(mean, &sd, samples, rng));
             }
             PolicyKind::LinUcb { alpha } => {
-                let ucb: Vec<f64> = mean
-                    .iter()
-                    .zip(variance)
-                    .map(|(m, v)| m + alpha * v.sqrt())
-                    .collect();
-                explore::greedy(&ucb)
+                out.extend(mean.iter().zip(variance).map(|(m, v)| m + alpha * v.sqrt()));
+                explore::greedy_in_place(out);
             }
-            PolicyKind::EpsilonGreedy { epsilon } => explore::epsilon_greedy(mean, epsilon),
-            PolicyKind::Greedy => explore::greedy(mean),
-        };
-        explore::floor(&mut pmf, self.min_probability);
-        pmf
+            PolicyKind::EpsilonGreedy { epsilon } => {
+                out.extend_from_slice(mean);
+                explore::epsilon_greedy_in_place(out, epsilon);
+            }
+            PolicyKind::Greedy => {
+                out.extend_from_slice(mean);
+                explore::greedy_in_place(out);
+            }
+        }
+        explore::floor(out, self.min_probability);
     }
 }
 

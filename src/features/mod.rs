@@ -208,6 +208,14 @@ pub(crate) struct SparseVec {
 }
 
 impl SparseVec {
+    /// Make this a copy of `other`, reusing this vector's buffers.
+    pub(crate) fn copy_from(&mut self, other: &SparseVec) {
+        self.idx.clear();
+        self.idx.extend_from_slice(&other.idx);
+        self.val.clear();
+        self.val.extend_from_slice(&other.val);
+    }
+
     /// Dot product with a dense vector.
     pub(crate) fn dot(&self, dense: &[f64]) -> f64 {
         insitu_kernels::sparse_dot(&self.idx, &self.val, dense)
