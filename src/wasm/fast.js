@@ -11,6 +11,12 @@
 // of validation errors. So this file decides nothing and reports nothing: it
 // only makes the common, valid case fast, and a test checks that both paths
 // give identical decisions.
+//
+// User code can run during a walk (getters, Proxies): any exception makes
+// the walk give up (-1) rather than unwind through wasm, and a walk during
+// which wasm memory grew (its view detached) gives up too. JSON.stringify
+// reads own keys only, for-in inherited ones too: while Object.prototype
+// has an enumerable property (a polluted prototype) every walk gives up.
 
 /** Buffer layout, in f64 slots: a header, then the pmf and scores (K each), then features. */
 const HEADER = 8;
@@ -104,11 +110,27 @@ function categorical(w, e, value) {
   if (h !== undefined) return h;
   const bytes = encoder.encode(value);
   if (bytes.length > MAX_BYTES) return -1;
-  ++w.cached;
+  if (++w.cached > MAX_CACHED) {
+    // High-cardinality values (ids) must not grow the cache without bound.
+    for (const m of w.names) m.clear();
+    w.cached = 1;
+    e.values = new Map();
+  }
   h = murmur3(bytes, e.h);
   e.values.set(value, h);
   return h;
 }
+
+const EMPTY = {};
+
+/** Whether Object.prototype has enumerable properties, which for-in would visit. */
+function polluted() {
+  for (const _ in EMPTY) return true;
+  return false;
+}
+
+/** Any surrogate: such a key may match an allowlisted name only after UTF-8 conversion. */
+const SURROGATE = /[\ud800-\udfff]/;
 
 /**
  * Read rank options `{ context?, seed?, defer?, now? }` for `k` variants into
@@ -116,10 +138,21 @@ function categorical(w, e, value) {
  * HEADER + 2k. Returns the feature count, or -1 for the JSON path.
  */
 export function prepRank(w, o, k) {
+  try {
+    const buf = view(w);
+    const n = walkRank(w, o, k, buf);
+    return buf.length === 0 ? -1 : n; // memory grew during the walk
+  } catch {
+    return -1;
+  }
+}
+
+function walkRank(w, o, k, buf) {
   let context;
   let seed = -1;
   let now;
   let defer = 0;
+  if (polluted()) return -1;
   if (o !== undefined && o !== null) {
     if (!plain(o)) return -1;
     for (const key in o) {
@@ -132,7 +165,6 @@ export function prepRank(w, o, k) {
       else return -1;
     }
   }
-  const buf = view(w);
   buf[0] = seed;
   buf[1] = now === undefined ? Date.now() : now;
   buf[2] = defer;
@@ -142,7 +174,10 @@ export function prepRank(w, o, k) {
   let at = HEADER + 2 * k;
   for (const nsName in context) {
     const ns = w.allow.get(nsName);
-    if (ns === undefined) continue; // not allowlisted: never read
+    if (ns === undefined) {
+      if (SURROGATE.test(nsName)) return -1;
+      continue; // not allowlisted: never read
+    }
     const feats = context[nsName];
     if (feats === undefined) continue;
     if (!plain(feats)) return -1;
@@ -162,6 +197,7 @@ export function prepRank(w, o, k) {
         h = categorical(w, e, v);
         if (h < 0) return -1;
       } else if (Array.isArray(v)) {
+        if (typeof v.toJSON === "function") return -1;
         for (let i = 0; i < v.length; i++) {
           const item = v[i];
           if (typeof item !== "string" || n >= MAX_FEATURES) return -1;
@@ -188,6 +224,32 @@ export function prepRank(w, o, k) {
   return n;
 }
 
+/** `features` (namespace -> features) without the namespaces the allowlist drops. */
+function allowed(w, features) {
+  if (!plain(features)) return features;
+  const out = {};
+  for (const ns of Object.keys(features)) {
+    if (w.allow.has(ns) || SURROGATE.test(ns)) out[ns] = features[ns];
+  }
+  return out;
+}
+
+/**
+ * The JSON path's input for rank and learn options: JSON text (UTF-8) with
+ * the context and per-call action features cut to allowlisted namespaces,
+ * so data the site did not allow never crosses into wasm, and the JSON path
+ * ignores it exactly as the fast path does. Throws what JSON.stringify throws.
+ */
+export function jsonBytesFor(w, o) {
+  let v = o;
+  if (plain(o)) {
+    v = { ...o };
+    if (v.context !== undefined) v.context = allowed(w, v.context);
+    if (Array.isArray(v.actions)) v.actions = v.actions.map((a) => allowed(w, a));
+  }
+  return encoder.encode(JSON.stringify(v));
+}
+
 /** The canonical decimal in s from `a` (below 2^53), else -1 (the JSON path decides). */
 function decimal(s, a) {
   const len = s.length - a;
@@ -207,7 +269,17 @@ function decimal(s, a) {
  * (which also owns every error, e.g. for an id of another engine).
  */
 export function prepSettle(w, o, withReward) {
-  if (!plain(o)) return -1;
+  try {
+    const buf = view(w);
+    const r = walkSettle(w, o, withReward, buf);
+    return buf.length === 0 ? -1 : r;
+  } catch {
+    return -1;
+  }
+}
+
+function walkSettle(w, o, withReward, buf) {
+  if (polluted() || !plain(o)) return -1;
   let id;
   let reward = NaN;
   let hasReward = false;
@@ -219,15 +291,13 @@ export function prepSettle(w, o, withReward) {
     else if (key === "reward" && withReward && typeof v === "number") {
       reward = v;
       hasReward = true;
-    }
-    else if (key === "now" && typeof v === "number" && Number.isFinite(v)) now = v;
+    } else if (key === "now" && typeof v === "number" && Number.isFinite(v)) now = v;
     else return -1;
   }
   if (id === undefined || withReward !== hasReward) return -1;
   if (!id.startsWith(w.prefix)) return -1;
   const counter = decimal(id, w.prefix.length);
   if (counter < 0) return -1;
-  const buf = view(w);
   buf[1] = counter;
   buf[2] = reward;
   buf[3] = now === undefined ? Date.now() : now;

@@ -2,7 +2,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::{guard, now_or, stringify, Fast, JsObj};
+use super::{guard, now_or, stringify, stringify_for, Fast, JsObj};
 use crate::features::Hashed;
 use crate::{Choice, Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
 
@@ -52,7 +52,7 @@ impl Insitu {
             } else {
                 // The JSON path: anything the JS half did not take, and every
                 // validation error. The text outlives the parsed options.
-                let text = stringify(&options)?;
+                let text = stringify_for(&self.fast.walker, &options)?;
                 let opts = RankOptions::parse(&text)?;
                 self.engine.rank_choice(&opts, now_or(opts.now))?
             };
@@ -121,9 +121,10 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "LearnOptions")] options: JsValue,
     ) -> Result<(), JsValue> {
         guard()?;
-        Ok(self
-            .engine
-            .learn(&LearnOptions::parse(&stringify(&options)?)?)?)
+        Ok(self.engine.learn(&LearnOptions::parse(&stringify_for(
+            &self.fast.walker,
+            &options,
+        )?)?)?)
     }
 
     /// Variant ids in order.

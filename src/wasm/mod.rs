@@ -78,12 +78,25 @@ fn guard() -> Result<(), JsValue> {
 /// The caller's options object as JSON text. `undefined` reads as `{}`;
 /// values JSON cannot hold (cycles, BigInt) are an `INVALID_OPTION`.
 fn stringify(value: &JsValue) -> Result<String, JsValue> {
+    json_text(value, json_bytes)
+}
+
+/// [`stringify`] for rank and learn options: contexts and action features
+/// are first cut to the allowlisted namespaces (see `jsonBytesFor`).
+fn stringify_for(walker: &JsValue, value: &JsValue) -> Result<String, JsValue> {
+    json_text(value, |v| json_bytes_for(walker, v))
+}
+
+fn json_text(
+    value: &JsValue,
+    encode: impl FnOnce(&JsValue) -> Result<js_sys::Uint8Array, JsValue>,
+) -> Result<String, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok("{}".into());
     }
-    let bytes = json_bytes(value).map_err(|_| -> JsValue {
-        let why =
-            "cannot be converted to JSON: it holds a BigInt (pass seeds as numbers) or a cycle";
+    let bytes = encode(value).map_err(|_| -> JsValue {
+        let why = "cannot be converted to JSON: it holds a BigInt (pass seeds as numbers), \
+                   a cycle, or a getter or toJSON that throws";
         Error::option_owned("options".into(), why.into()).into()
     })?;
     // TextEncoder output is valid UTF-8; a failure here would be a bug.
@@ -143,6 +156,8 @@ extern "C" {
     fn prep_rank(walker: &JsValue, options: &JsValue, k: u32) -> i32;
     #[wasm_bindgen(js_name = prepSettle)]
     fn prep_settle(walker: &JsValue, options: &JsValue, with_reward: bool) -> i32;
+    #[wasm_bindgen(js_name = jsonBytesFor, catch)]
+    fn json_bytes_for(walker: &JsValue, value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
     #[allow(clippy::too_many_arguments)]
     fn decision(
         walker: &JsValue,

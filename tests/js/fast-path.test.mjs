@@ -4,9 +4,9 @@
 // without changing the features, so two twin instances can be compared call
 // by call, through learning.
 //
-// Numbers here have at most 15 significant digits and moderate exponents:
-// the JSON path's number parser is exact only there (src/json.rs documents
-// its few-ulp rounding beyond), while the fast path passes every f64 exactly.
+// Cases found in review (throwing getters, memory growth inside a getter,
+// lone surrogates, arrays with toJSON, polluted prototypes, 17-digit numbers)
+// each have a test below.
 // Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -39,13 +39,13 @@ const STRINGS = ["", "x", "news", "é", "ünïcödé", "😀 emoji", "a".repeat(
 
 function value(r) {
   switch (Math.floor(r() * 9)) {
-    case 0: return Math.round((r() - 0.5) * 1e12) / 1e6;
+    case 0: return (r() - 0.5) * 1e6; // 17 significant digits, as often as not
     case 1: return r() < 0.5 ? -0 : 0;
     case 2: return r() < 0.5;
     case 3: return STRINGS[Math.floor(r() * STRINGS.length)];
     case 4: return Array.from({ length: Math.floor(r() * 4) }, () => STRINGS[Math.floor(r() * STRINGS.length)]);
     case 5: return undefined; // dropped, as JSON.stringify drops it
-    case 6: return Math.round(r() * 1e6) / 1e15;
+    case 6: return r() * 1e-300;
     default: return Math.round(r() * 100) / 10;
   }
 }
@@ -129,4 +129,104 @@ test("settling by id: another engine's ids and non-canonical ids are unknown", (
   }
   a.reward({ decisionId: da.decisionId, reward: 1, now: 1 });
   assert.equal(a.stats().variants[da.index].updates, 1);
+});
+
+const slotPair = (opts = OPTS) => [new Insitu(opts), new Insitu(opts)];
+const viaJson = (o) => ({ ...o, ...JSON_PATH });
+
+test("a throwing getter or Proxy gets the fallback and leaves the instance working", () => {
+  const slot = new Insitu(OPTS);
+  const bad = [
+    { get context() { throw new Error("boom"); } },
+    { context: { page: { get x() { throw new Error("boom"); } } } },
+    new Proxy({}, { ownKeys() { throw new Error("boom"); } }),
+  ];
+  for (const o of bad) {
+    const d = slot.rank(o);
+    assert.equal(d.fallback, true);
+    assert.equal(d.error.code, "INVALID_OPTION");
+  }
+  const d = slot.rank({ context: { page: { x: 1 } }, now: 0 });
+  assert.equal(d.fallback, false);
+  assert.throws(() => slot.reward({ get decisionId() { throw new Error("boom"); }, reward: 1 }), { code: "INVALID_OPTION" });
+  slot.reward({ decisionId: d.decisionId, reward: 1, now: 1 });
+  assert.equal(slot.stats().variants[d.index].updates, 1);
+});
+
+test("wasm memory growing inside a getter does not reuse stale features", () => {
+  const [a, b] = slotPair();
+  let grown = [];
+  const ctx = () => ({
+    page: {
+      a: 1,
+      get b() {
+        grown.push(new Insitu({ variants: ["x", "y"], features: { bits: 18 } }));
+        return 2;
+      },
+    },
+  });
+  a.rank({ context: { page: { a: 5 } }, now: 0 });
+  b.rank(viaJson({ context: { page: { a: 5 } }, now: 0 }));
+  assert.deepEqual(a.rank({ context: ctx(), now: 1 }), b.rank(viaJson({ context: ctx(), now: 1 })));
+  for (const s of grown) s.free();
+});
+
+test("namespaces outside the allowlist are never serialised, on either path", () => {
+  const cyclic = { x: 1 };
+  cyclic.self = cyclic;
+  const odd = [cyclic, { big: 10n }, { toJSON() { throw new Error("boom"); } }];
+  let deep = {};
+  for (let i = 0; i < 40; i++) deep = { deep };
+  odd.push(deep);
+  for (const secret of odd) {
+    const [a, b] = slotPair();
+    const da = a.rank({ context: { page: { x: 1 }, secret }, now: 0 });
+    const db = b.rank(viaJson({ context: { page: { x: 1 }, secret }, now: 0 }));
+    assert.equal(da.fallback, false, da.error && da.error.message);
+    assert.deepEqual(da, db);
+  }
+});
+
+test("lone surrogates, arrays with toJSON and 17-digit numbers hash and read alike", () => {
+  const tagged = ["a", "b"];
+  tagged.toJSON = () => ["c"];
+  const contexts = [
+    { page: { "k\ud800": "v\udc00", s: "\ud800\ud800", t: "\ud800\u0001", e: "😀" } },
+    { page: { tags: tagged } },
+    { page: { x: 0.1 + 0.2, y: Math.PI * 1e-200, z: 1.2345678901234567e150, w: 5e-324 } },
+  ];
+  for (const context of contexts) {
+    const [a, b] = slotPair();
+    // Train on the context first, so a hashing difference would show in the scores.
+    for (let t = 0; t < 5; t++) {
+      const da = a.rank({ context, now: t, seed: t });
+      const db = b.rank(viaJson({ context, now: t, seed: t }));
+      assert.deepEqual(da, db, JSON.stringify(context));
+      a.reward({ decisionId: da.decisionId, reward: 1, now: t });
+      b.reward({ decisionId: db.decisionId, reward: 1, now: t });
+    }
+  }
+  // The largest double reads back exactly too (ranked only: its square overflows an update).
+  const [x, y] = slotPair();
+  const huge = { page: { z: 1.7976931348623157e308 } };
+  assert.deepEqual(x.rank({ context: huge, now: 0 }), y.rank(viaJson({ context: huge, now: 0 })));
+  const opts = { ...OPTS, features: { allow: ["\ud800"] } };
+  const [a, b] = slotPair(opts);
+  const context = { "\ud800": { x: 2 } };
+  assert.deepEqual(a.rank({ context, now: 0 }), b.rank(viaJson({ context, now: 0 })));
+});
+
+test("only own properties are read, as JSON.stringify reads them", () => {
+  const [a, b] = slotPair();
+  try {
+    Object.prototype.seed = 7;
+    Object.prototype.polluted = 1;
+    const da = a.rank({ context: { page: { x: 1 } }, now: 0 });
+    const db = b.rank(viaJson({ context: { page: { x: 1 } }, now: 0 }));
+    assert.notEqual(da.seed, 7);
+    assert.deepEqual(da, db);
+  } finally {
+    delete Object.prototype.seed;
+    delete Object.prototype.polluted;
+  }
 });
