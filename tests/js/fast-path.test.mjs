@@ -230,3 +230,78 @@ test("only own properties are read, as JSON.stringify reads them", () => {
     delete Object.prototype.polluted;
   }
 });
+
+test("seeded fuzz: random option objects decide or fail alike on both paths, and rank never throws", () => {
+  const r = rng(2026);
+  const pick = (xs) => xs[Math.floor(r() * xs.length)];
+  const strings = [...STRINGS, "x".repeat(300), "\ud800", "é".repeat(130), "", "page", "user"];
+  const leaf = () =>
+    pick([
+      () => (r() - 0.5) * 10 ** Math.floor(r() * 40 - 20),
+      () => pick([NaN, Infinity, -Infinity, -0, 0, Number.MAX_VALUE, Number.MIN_VALUE, 2 ** 53, 2 ** 60]),
+      () => pick(strings),
+      () => r() < 0.5,
+      () => null,
+      () => undefined,
+      () => Array.from({ length: Math.floor(r() * 4) }, () => (r() < 0.8 ? pick(strings) : leaf())),
+      () => new Date(Math.floor(r() * 2e12)),
+      () => ({ nested: r() }),
+      () => () => 1,
+      () => [1, 2],
+    ])();
+  const features = () => {
+    const out = {};
+    const n = Math.floor(r() * 6);
+    for (let i = 0; i < n; i++) out[pick(["a", "b", "c", "", "k\ud800", "x".repeat(300)]) + (r() < 0.5 ? i : "")] = leaf();
+    return out;
+  };
+  const context = () => {
+    if (r() < 0.1) return leaf();
+    const out = {};
+    for (const ns of ["page", "user", "ünï", "other"]) {
+      if (r() < 0.3) continue;
+      out[ns] = r() < 0.9 ? features() : leaf();
+    }
+    return out;
+  };
+  const options = () => {
+    if (r() < 0.05) return leaf();
+    const o = {};
+    if (r() < 0.9) o.context = context();
+    if (r() < 0.2) o.seed = pick([0, 1, 2 ** 53 - 1, 2 ** 53, -1, 1.5, "1", NaN, 7]);
+    if (r() < 0.2) o.now = pick([0, 1e12, NaN, -5, "1", Infinity]);
+    if (r() < 0.1) o.defer = pick([true, false, 1, "yes"]);
+    if (r() < 0.05) o[pick(["contxt", "extra", "Seed"])] = 1;
+    return o;
+  };
+  const [fast, slow] = slotPair();
+  let decided = 0;
+  for (let t = 0; t < 1500; t++) {
+    const o = options();
+    const forced = o !== null && typeof o === "object" && !Array.isArray(o) && !(o instanceof Date) ? viaJson(o) : o;
+    const a = fast.rank(o);
+    const b = forced === o ? slow.rank(o) : slow.rank(forced);
+    assert.deepEqual(a, b, `case ${t}: ${String(JSON.stringify(o))}`);
+    if (!a.fallback) {
+      decided++;
+      const now = o && typeof o.now === "number" && Number.isFinite(o.now) ? o.now : Date.now();
+      if (o && o.defer === true) {
+        fast.activate({ decisionId: a.decisionId, now });
+        slow.activate({ decisionId: b.decisionId, now });
+      }
+      // Extreme values can make an update overflow: it is then refused
+      // (NUMERICAL_ERROR) and changes nothing, the same way on both sides.
+      const settle = (slot, id) => {
+        try {
+          slot.reward({ decisionId: id, reward: t % 2, now });
+          return "ok";
+        } catch (e) {
+          return e.code;
+        }
+      };
+      assert.equal(settle(fast, a.decisionId), settle(slow, b.decisionId), `case ${t}`);
+    }
+  }
+  assert.ok(decided >= 150 && decided <= 1350, `a useful mix of valid and invalid cases (${decided} decided)`);
+  assert.deepEqual(fast.stats(), slow.stats());
+});
