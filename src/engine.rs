@@ -31,6 +31,8 @@ pub struct EngineConfig {
     pub(crate) seed: u64,
     pub(crate) reward_ttl_ms: f64,
     pub(crate) max_pending: usize,
+    /// First part of every decision id, from the caller's entropy.
+    pub(crate) epoch: u64,
     /// Each variant's own features, hashed once here rather than per decision.
     pub(crate) variant_features: Vec<Vec<Hashed>>,
 }
@@ -38,14 +40,17 @@ pub struct EngineConfig {
 const OPT_ERR: crate::json::ErrKind = Error::option_owned;
 
 impl EngineConfig {
-    /// Parse and validate engine options (JSON text). `default_seed` is used
-    /// when the options give no seed: the boundary passes fresh entropy.
+    /// Parse and validate engine options (JSON text). `entropy` is fresh
+    /// randomness from the caller (the boundary passes `getrandom`): it seeds
+    /// the decision stream when the options give no seed, and it always makes
+    /// the decision-id epoch, so two instances (or two page views) configured
+    /// with the same seed still never accept each other's ids.
     ///
     /// Options: `variants` (ids, or `{id, features}`) or `model`; `features`
     /// (`bits`, `allow`, `interactions`, `hashVersion`), `noise` and
     /// `priorVariance` when there is no model; `policy`; `fallback`; `seed`;
     /// `rewardTtlMs`; `maxPending`. Unknown keys are errors.
-    pub fn parse(text: &str, default_seed: u64) -> Result<EngineConfig> {
+    pub fn parse(text: &str, entropy: u64) -> Result<EngineConfig> {
         let json = Json::parse(text, "options", OPT_ERR)?;
         let mut o = Obj::new(&json, "", OPT_ERR)?;
         let model_json = o.get("model");
@@ -156,7 +161,9 @@ impl EngineConfig {
             model,
             policy,
             fallback,
-            seed: seed.unwrap_or(default_seed & MAX_SEED),
+            seed: seed.unwrap_or(entropy & MAX_SEED),
+            // Independent of the seed stream: a different mix of the entropy.
+            epoch: Rng::new(entropy ^ 0x6570_6f63_6821).next_u64() >> (64 - EPOCH_BITS),
             reward_ttl_ms,
             max_pending: max_pending.unwrap_or(DEFAULT_MAX_PENDING) as usize,
         })
@@ -456,8 +463,7 @@ impl Engine {
             arms: cfg.model.posteriors(),
             rng: Rng::new(cfg.seed),
             pending: VecDeque::new(),
-            // Derived without drawing from the decision stream.
-            epoch: Rng::new(cfg.seed ^ 0x6570_6f63_6821).next_u64() >> (64 - EPOCH_BITS),
+            epoch: cfg.epoch,
             counter: 0,
             scratch: Scratch::default(),
             cfg,
@@ -706,15 +712,20 @@ impl Engine {
         let mut xs = std::mem::take(&mut self.scratch.xs);
         let result = self
             .fold_arms(shared, actions, &mut xs)
-            .map(|()| self.sample(&xs, seed, defer, now_ms));
+            .and_then(|()| self.sample(&xs, seed, defer, now_ms));
         self.scratch.xs = xs;
         result
     }
 
-    /// Score, explore and sample; cannot fail once the features are folded.
-    fn sample(&mut self, xs: &[SparseVec], seed: Option<u64>, defer: bool, now_ms: f64) -> Choice {
-        let seed = seed.unwrap_or_else(|| self.rng.next_seed());
-        let mut rng = Rng::new(seed);
+    /// Score, explore and sample. Fails, before anything changes, only when
+    /// the scores are not finite (feature values so large they overflow).
+    fn sample(
+        &mut self,
+        xs: &[SparseVec],
+        seed: Option<u64>,
+        defer: bool,
+        now_ms: f64,
+    ) -> Result<Choice> {
         let policy = &self.cfg.policy;
         let s = &mut self.scratch;
         s.scores.clear();
@@ -728,6 +739,13 @@ impl Engine {
         } else {
             s.variances.resize(self.arms.len(), 0.0);
         }
+        if !s.scores.iter().chain(&s.variances).all(|v| v.is_finite()) {
+            return Err(Error::NumericalError {
+                reason: "the variants' scores overflow; feature values are too large".into(),
+            });
+        }
+        let seed = seed.unwrap_or_else(|| self.rng.next_seed());
+        let mut rng = Rng::new(seed);
         policy.pmf_into(&s.scores, &s.variances, &mut rng, &mut s.pmf);
         let (index, probability) = crate::bandit::explore::sample(&s.pmf, rng.next_f64());
         self.counter += 1;
@@ -741,13 +759,13 @@ impl Engine {
             activated: !defer,
             rewarded: false,
         });
-        Choice {
+        Ok(Choice {
             index,
             probability,
             seed,
             epoch: self.epoch,
             counter: self.counter,
-        }
+        })
     }
 
     /// Mark a deferred decision as shown, so its reward will count.
@@ -783,7 +801,6 @@ impl Engine {
             });
         }
         self.arms[p.arm].update(&p.x, reward, noise, 1.0)?;
-        p.rewarded = true;
         p.rewarded = true;
         Ok(())
     }

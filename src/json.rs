@@ -317,8 +317,8 @@ const POW10: [f64; 23] = [
 /// scaling and then corrected to the nearest double by comparing it exactly,
 /// with big integers, against the midpoints to its neighbours. The result is
 /// correctly rounded for up to 19 significant digits, which covers every
-/// number `JSON.stringify` writes (17 at most); digits beyond the 19th are
-/// dropped.
+/// number `JSON.stringify` writes (17 at most); with more digits, within one
+/// unit in the last place.
 pub(crate) fn decimal_to_f64(text: &[u8]) -> f64 {
     let (neg, rest) = match text.split_first() {
         Some((b'-', r)) => (true, r),
@@ -328,7 +328,6 @@ pub(crate) fn decimal_to_f64(text: &[u8]) -> f64 {
     let mut exp: i32 = 0;
     let mut i = 0;
     let mut seen_dot = false;
-    let mut truncated = false;
     while i < rest.len() {
         match rest[i] {
             b'.' => seen_dot = true,
@@ -341,7 +340,7 @@ pub(crate) fn decimal_to_f64(text: &[u8]) -> f64 {
                     }
                 } else {
                     // Beyond 19 digits: keep the magnitude, drop the digit.
-                    truncated |= d != 0;
+                    let _ = d;
                     if !seen_dot {
                         exp += 1;
                     }
@@ -390,9 +389,10 @@ pub(crate) fn decimal_to_f64(text: &[u8]) -> f64 {
                     v / POW10[(-e) as usize]
                 };
             }
-            if !truncated {
-                v = nearest_double(mant, exp, v);
-            }
+            // With more than 19 digits the dropped ones can only move the
+            // exact value up by less than one unit of `mant`: the result is
+            // then within one unit in the last place.
+            v = nearest_double(mant, exp, v);
         }
     }
     if neg {
@@ -838,6 +838,18 @@ mod tests {
             decimal_to_f64(b"123456789012345678901234567890"),
             1.2345678901234568e29
         );
+        // Found in review: more than 19 digits near the overflow threshold.
+        assert_eq!(decimal_to_f64(b"17976931348623158079e289"), f64::MAX);
+        let mut rng = crate::rng::Rng::new(7);
+        for _ in 0..2_000 {
+            let digits: String = (0..25)
+                .map(|_| char::from(b'0' + (rng.next_u64() % 10) as u8))
+                .collect();
+            let t = format!("1{digits}e{}", (rng.next_u64() % 500) as i32 - 300);
+            let (got, want) = (decimal_to_f64(t.as_bytes()), t.parse::<f64>().unwrap());
+            let ulps = (got.to_bits() as i64 - want.to_bits() as i64).unsigned_abs();
+            assert!(ulps <= 1, "{t}: {got:e} against {want:e}");
+        }
     }
 
     #[test]

@@ -181,18 +181,61 @@ fn decision_ids_round_trip_and_only_canonical_ids_parse() {
 
 #[test]
 fn ids_of_another_engine_are_unknown() {
-    let opts = |seed: u32| format!(r#"{{"variants":["a","b"],"seed":{seed}}}"#);
-    let mut a = Engine::new(EngineConfig::parse(&opts(1), 0).unwrap());
-    let mut b = Engine::new(EngineConfig::parse(&opts(2), 0).unwrap());
+    // Two slots, or two page views, configured alike (same seed): the epoch
+    // comes from the caller's entropy, not the seed (found in review).
+    let opts = r#"{"variants":["a","b"],"seed":1}"#;
+    let mut a = Engine::new(EngineConfig::parse(opts, 11).unwrap());
+    let mut b = Engine::new(EngineConfig::parse(opts, 12).unwrap());
     assert_ne!(a.decision_prefix(), b.decision_prefix());
     let da = a.rank(&RankOptions::default(), 0.0).unwrap();
     let db = b.rank(&RankOptions::default(), 0.0).unwrap();
+    // Same seed: the same decision, under different ids.
+    assert_eq!(
+        (da.variant.as_str(), da.seed),
+        (db.variant.as_str(), db.seed)
+    );
     let (ida, idb) = (da.decision_id.unwrap(), db.decision_id.unwrap());
     assert!(ida.starts_with(&a.decision_prefix()));
     assert_eq!(
         b.reward(&ida, 1.0, 1.0).unwrap_err().code(),
         "UNKNOWN_DECISION"
     );
+    assert_eq!(b.updates(), [0, 0]);
     b.reward(&idb, 1.0, 1.0).unwrap();
     a.reward(&ida, 1.0, 1.0).unwrap();
+}
+
+#[test]
+fn overflowing_values_are_refused_before_anything_changes() {
+    let opts = r#"{"variants":["a","b"],"features":{"allow":["page"],"interactions":[["page","page"]]},"seed":4}"#;
+    let mut e = Engine::new(EngineConfig::parse(opts, 1).unwrap());
+    let twin = e.clone();
+    let rank = |e: &mut Engine, ctx: &str| {
+        let text = format!(r#"{{"context":{ctx}}}"#);
+        e.rank(&RankOptions::parse(&text).unwrap(), 0.0)
+            .map(|d| d.variant)
+    };
+    // JSON text can hold a number beyond f64; a product can overflow; a finite
+    // value can make the score variance overflow (found in review: these gave
+    // NaN scores and a pmf that did not sum to 1).
+    let cases = [
+        (r#"{"page":{"x":1e400}}"#, "NON_FINITE_FEATURE"),
+        (r#"{"page":{"x":1e200,"y":1e200}}"#, "NON_FINITE_FEATURE"),
+        (r#"{"page":{"x":1e300}}"#, "NUMERICAL_ERROR"),
+    ];
+    for (ctx, code) in cases {
+        assert_eq!(rank(&mut e, ctx).unwrap_err().code(), code, "{ctx}");
+    }
+    assert_eq!(e.pending_count(), 0);
+    // Nothing changed: the next decision is the one a fresh twin makes.
+    let mut twin = twin;
+    assert_eq!(
+        rank(&mut e, r#"{"page":{"x":1}}"#).unwrap(),
+        rank(&mut twin, r#"{"page":{"x":1}}"#).unwrap()
+    );
+    let (a, b) = (
+        e.rank(&RankOptions::default(), 1.0).unwrap(),
+        twin.rank(&RankOptions::default(), 1.0).unwrap(),
+    );
+    assert_eq!((a.seed, a.pmf), (b.seed, b.pmf));
 }

@@ -325,6 +325,10 @@ impl FeatureConfig {
                 let field = || origin.field(&format!("{ns_name}.{name}"));
                 check_name(name, field)?;
                 match value {
+                    // JSON text can hold numbers beyond f64 (1e400 reads as inf).
+                    Json::Num(x) if !x.is_finite() => {
+                        return Err(Error::NonFiniteFeature { field: field() })
+                    }
                     Json::Num(x) => push(
                         out,
                         Hashed {
@@ -397,7 +401,14 @@ impl FeatureConfig {
                             max: MAX_EXPANDED_FEATURES,
                         });
                     }
-                    pairs.push((hash::interaction(fa.h, fb.h) & mask, fa.x * fb.x));
+                    let x = fa.x * fb.x;
+                    if !x.is_finite() {
+                        dense.pairs = pairs;
+                        return Err(Error::NonFiniteFeature {
+                            field: "interaction product".into(),
+                        });
+                    }
+                    pairs.push((hash::interaction(fa.h, fb.h) & mask, x));
                 }
             }
         }

@@ -35,6 +35,11 @@ pub fn packed_len(d: usize) -> usize {
     d * (d + 1) / 2
 }
 
+/// Largest dimension the packed kernels accept; larger ones are no-ops (or
+/// zero), so index arithmetic can never overflow, even on 32-bit targets.
+/// The engine keeps full covariances only up to 128 slots.
+pub const MAX_PACKED_DIM: usize = 4096;
+
 /// `x' M x` for a symmetric `M` stored as a packed upper triangle and sparse
 /// `x` with strictly increasing `idx`.
 ///
@@ -49,6 +54,9 @@ pub fn quad_form(m: &[f64], d: usize, idx: &[u32], val: &[f64]) -> f64 {
     // third of its instructions). That is sound when the slots are strictly
     // increasing and below d and the matrix has its packed size, which is
     // checked here once per call; anything else takes the checked loop.
+    if d > MAX_PACKED_DIM {
+        return 0.0;
+    }
     let valid = m.len() >= packed_len(d)
         && idx.windows(2).all(|w| w[0] < w[1])
         && idx.last().map_or(true, |&l| (l as usize) < d);
@@ -62,7 +70,9 @@ pub fn quad_form(m: &[f64], d: usize, idx: &[u32], val: &[f64]) -> f64 {
         // row[k] is M(i, i + k); the later slots j > i are at j - i.
         let row = &m[start..start + d - i];
         // SAFETY: every later slot j satisfies i < j < d (strictly increasing,
-        // below d, checked above), so 0 < j - i < d - i = row.len().
+        // below d, checked above), so 0 < j - i < d - i = row.len(). `row`
+        // itself is a checked slice, and d <= MAX_PACKED_DIM keeps the index
+        // arithmetic far from overflow.
         let at = |j: u32| unsafe { *row.get_unchecked(j as usize - i) };
         let (rest_i, rest_v) = (&idx[p + 1..], &val[p + 1..]);
         let mut part = [0.0f64; 4];
@@ -124,6 +134,9 @@ fn quad_form_checked(m: &[f64], d: usize, idx: &[u32], val: &[f64]) -> f64 {
 /// is `M(0..j, j)`, one entry from each earlier row, then row `j` itself.
 pub fn mat_vec(m: &[f64], d: usize, idx: &[u32], val: &[f64], s: &mut [f64]) {
     s.fill(0.0);
+    if d > MAX_PACKED_DIM {
+        return;
+    }
     for (&j, &xj) in idx.iter().zip(val) {
         let j = j as usize;
         if j >= d {
@@ -136,8 +149,8 @@ pub fn mat_vec(m: &[f64], d: usize, idx: &[u32], val: &[f64], s: &mut [f64]) {
             at += d - k - 1;
         }
         let start = packed_row(j, d);
-        if let Some(row) = m.get(start..start + d - j) {
-            for (sk, mjk) in s[j..].iter_mut().zip(row) {
+        if let (Some(row), Some(tail)) = (m.get(start..start + d - j), s.get_mut(j..)) {
+            for (sk, mjk) in tail.iter_mut().zip(row) {
                 *sk += mjk * xj;
             }
         }
@@ -148,6 +161,9 @@ pub fn mat_vec(m: &[f64], d: usize, idx: &[u32], val: &[f64], s: &mut [f64]) {
 /// every diagonal entry at least `min_diag`. One copy of each entry means the
 /// matrix is symmetric by construction, and the work is half a full update.
 pub fn rank1_downdate(m: &mut [f64], d: usize, s: &[f64], inv_q: f64, min_diag: f64) {
+    if d > MAX_PACKED_DIM {
+        return;
+    }
     for i in 0..d.min(s.len()) {
         let start = packed_row(i, d);
         let Some(row) = m.get_mut(start..start + d - i) else {
@@ -376,6 +392,12 @@ mod tests {
         assert_eq!(quad_form(&m, 4, &[9], &[1.0]), 0.0);
         assert_eq!(quad_form(&m[..3], 4, &[0, 1], &[1.0, 1.0]), 0.0);
         assert_eq!(sparse_dot(&[0, 9], &[1.0, 1.0], &[2.0, 3.0]), 2.0);
+        // Found in review: a short output, and a dimension whose packed size overflows.
+        let mut short = [0.0; 2];
+        mat_vec(&[1.0; 10], 4, &[3], &[1.0], &mut short);
+        assert_eq!(short, [1.0, 1.0]);
+        assert_eq!(quad_form(&[2.0], usize::MAX, &[0], &[1.0]), 0.0);
+        rank1_downdate(&mut [1.0], usize::MAX, &[1.0], 1.0, 0.0);
         let mut s = [0.0; 4];
         mat_vec(&m, 4, &[0, 7], &[1.0, 1.0], &mut s);
         assert_eq!(s, [m[0], m[1], m[2], m[3]]);
