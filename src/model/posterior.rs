@@ -80,7 +80,13 @@ impl Posterior {
                 .map(|(&i, &xi)| v[i as usize] * xi * xi)
                 .sum(),
         };
-        v.max(0.0)
+        // Rounding can leave a tiny negative; NaN (from a kernel refusing its
+        // input) stays NaN, for the engine to refuse.
+        if v < 0.0 {
+            0.0
+        } else {
+            v
+        }
     }
 
     /// Fold in one observation `reward` for features `x`, with observation
