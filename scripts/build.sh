@@ -26,4 +26,10 @@ for target in bundler web nodejs; do
   test -f "$out/insitu_bg.wasm" || { echo "build: $out/insitu_bg.wasm was not produced" >&2; exit 1; }
   # Ship the JavaScript minified (terser, from npm); the sources stay readable.
   node scripts/minify.mjs "$out"
+  # The generated class declares [Symbol.dispose]; say which TypeScript lib
+  # that needs, so consumers on an ES2022 lib still type-check.
+  if grep -q "Symbol.dispose" "$out/insitu.d.ts"; then
+    printf '/// <reference lib="esnext.disposable" />\n%s\n' "$(cat "$out/insitu.d.ts")" >"$out/insitu.d.ts.tmp"
+    mv "$out/insitu.d.ts.tmp" "$out/insitu.d.ts"
+  fi
 done

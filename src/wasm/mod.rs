@@ -6,6 +6,7 @@
 //! `Error { code: "POISONED" }` instead of running on corrupt memory.
 
 mod insitu;
+mod types;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -1,0 +1,154 @@
+//! TypeScript declarations of the plain-data options and results, appended to
+//! the generated `.d.ts`. The class's methods name these types through
+//! `unchecked_param_type` / `unchecked_return_type`; `tests/js/types.test.mjs`
+//! type-checks a consumer against the built package with `tsc`.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** Namespaced features: `{ page: { section: "sports", price: 12.5, tags: ["a", "b"] } }`.
+ * Values are numbers, booleans, strings (categorical) or arrays of strings. Only
+ * namespaces listed in `features.allow` are read; the rest never reach the module. */
+export type Context = Record<string, Record<string, number | boolean | string | string[] | undefined>>;
+
+/** How features are hashed. Part of a model; for `new Insitu` without a model. */
+export interface FeatureOptions {
+  /** Features land in `2^bits` slots, 4 to 18. Default 6. */
+  bits?: number;
+  /** Namespaces that may become features. Everything else is dropped. Default `[]`. */
+  allow?: string[];
+  /** Namespace pairs whose features are crossed, e.g. `[["visitor", "variant"]]`. */
+  interactions?: Array<[string, string]>;
+  /** Feature hash version; only 1 exists. */
+  hashVersion?: 1;
+}
+
+/** The exploration policy. Every policy takes `minProbability` (default 0.01, at most 1/K). */
+export type Policy =
+  | { type?: "linucb"; /** Confidence bonus width, default 0.5. */ alpha?: number; minProbability?: number }
+  | { type: "thompson"; /** Posterior sd multiplier, default 0.25. */ scale?: number; /** Draws for the pmf, default 32. */ samples?: number; minProbability?: number }
+  | { type: "egreedy"; /** Exploration rate, default 0.1. */ epsilon?: number; minProbability?: number }
+  | { type: "greedy"; minProbability?: number };
+
+/** A shipped prior model, format 1 (see the README, Models). */
+export interface Model {
+  format: 1;
+  /** The content hash; when given it must match the content. */
+  version?: string;
+  features: FeatureOptions;
+  /** Observation noise variance of rewards. Default 0.25. */
+  noise?: number;
+  variants: Array<{
+    id: string;
+    /** The variant's own features, namespaced like a context. */
+    features?: Context;
+    /** Prior weight means: `2^bits` numbers, or sparse `{ slot: weight }`. */
+    weights?: number[] | Record<string, number>;
+    /** Prior weight variances: one number, or `2^bits` numbers. */
+    variance?: number | number[];
+  }>;
+}
+
+/** Options of `new Insitu(options)`. Unknown keys are `INVALID_OPTION`. */
+export interface InsituOptions {
+  /** Variant ids, or `{ id, features }`. Required unless `model` is given. */
+  variants?: Array<string | { id: string; features?: Context }>;
+  /** A shipped prior model; carries the variants and feature settings. */
+  model?: Model;
+  features?: FeatureOptions;
+  /** Default `{ type: "linucb", alpha: 0.5 }`. */
+  policy?: Policy;
+  /** Variant served whenever a decision cannot be made. Default: the first. */
+  fallback?: string;
+  /** Seed of the decision-seed stream, an integer in [0, 2^53). Default: fresh entropy. */
+  seed?: number;
+  /** Observation noise variance (no model only). Default 0.25. */
+  noise?: number;
+  /** Prior variance of every weight (no model only). Default 1. */
+  priorVariance?: number;
+  /** How long a decision accepts its reward, in ms. Default 24 h. */
+  rewardTtlMs?: number;
+  /** Decisions kept for delayed rewards, oldest evicted. Default 256. */
+  maxPending?: number;
+}
+
+/** Options of `rank`. */
+export interface RankOptions {
+  context?: Context;
+  /** One feature object per variant for this call, replacing the configured ones. */
+  actions?: Array<Context | null>;
+  /** Replays a decision: the same seed on the same state gives the same decision. */
+  seed?: number;
+  /** The reward only counts after `activate` (deferred activation). */
+  defer?: boolean;
+  /** The injected clock, ms since the epoch. Default `Date.now()`. */
+  now?: number;
+}
+
+/** The result of `rank`. */
+export interface Decision {
+  variant: string;
+  index: number;
+  /** The probability that the policy chose this variant. */
+  probability: number;
+  /** Every variant's probability, in variant order. */
+  pmf: number[];
+  /** Posterior mean scores, in variant order (empty for a fallback). */
+  scores: number[];
+  /** For `reward` and `activate`; `null` for a fallback. */
+  decisionId: string | null;
+  /** Replays this decision; `null` for a fallback. */
+  seed: number | null;
+  modelVersion: string;
+  policy: string;
+  /** True when the configured fallback was served because something failed. */
+  fallback: boolean;
+  /** Why the fallback was served. */
+  error?: InsituError;
+}
+
+/** Options of `reward`. */
+export interface RewardOptions {
+  decisionId: string;
+  /** In [0, 1]. */
+  reward: number;
+  now?: number;
+}
+
+/** Options of `activate`. */
+export interface ActivateOptions {
+  decisionId: string;
+  now?: number;
+}
+
+/** Options of `learn`: a logged observation, for any variant. */
+export interface LearnOptions {
+  context?: Context;
+  actions?: Array<Context | null>;
+  variant: string;
+  /** In [0, 1]. */
+  reward: number;
+}
+
+/** The result of `stats()`. */
+export interface Stats {
+  variants: Array<{ id: string; updates: number }>;
+  pending: number;
+  policy: string;
+  modelVersion: string;
+}
+
+/** Stable error codes (see the README, Error codes). */
+export type ErrorCode =
+  | "INVALID_OPTION" | "INVALID_MODEL" | "INVALID_CONTEXT" | "NON_FINITE_FEATURE"
+  | "STRING_TOO_LONG" | "TOO_MANY_FEATURES" | "INVALID_REWARD" | "UNKNOWN_DECISION"
+  | "DECISION_EXPIRED" | "DUPLICATE_REWARD" | "NOT_ACTIVATED" | "UNKNOWN_VARIANT"
+  | "NUMERICAL_ERROR" | "POISONED";
+
+/** Every error insitu throws or reports: an `Error` with a stable `code`. */
+export interface InsituError extends Error {
+  name: "InsituError";
+  code: ErrorCode;
+}
+"#;
