@@ -316,3 +316,16 @@ test("seeded fuzz: random option objects decide or fail alike on both paths, and
   assert.ok(decided >= 150 && decided <= 1350, `a useful mix of valid and invalid cases (${decided} decided)`);
   assert.deepEqual(fast.stats(), slow.stats());
 });
+
+test("the hash cache is bounded: high-cardinality values evict it and decisions stay the same", () => {
+  // More distinct values than the cache holds (16,384), so it is dropped and refilled.
+  const [a, b] = slotPair();
+  for (let i = 0; i < 20000; i++) {
+    const context = { page: { user: `u${i}`, [`k${i % 50}`]: 1 } };
+    const x = a.rank({ context, now: i, seed: i });
+    const y = b.rank(viaJson({ context, now: i, seed: i }));
+    if (x.variant !== y.variant || x.probability !== y.probability || x.scores.join() !== y.scores.join()) {
+      sameDecision(x, y, `value ${i}`);
+    }
+  }
+});
