@@ -31,8 +31,6 @@ const CALLS = QUICK ? 400 : 2000; // a multiple of REWARD_GROUP
 const TARGET_DECIDE_NS = 2000;
 const TARGET_RATIO_TO_GROWTHBOOK = 0.5;
 
-const K = 5;
-const ALLOW = ["page", "session", "user"];
 
 // ---------------------------------------------------------------- loading
 
@@ -64,61 +62,15 @@ async function loadInsitu() {
   }
 }
 
+import {
+  ALLOW, K, FEATURE_KEY, VARIATIONS, context, countFeatures, features, insituConfig, pairedRatio, quantile,
+  userAttributes,
+} from "./workload.mjs";
+
 const { Insitu, build } = await loadInsitu();
 const { GrowthBook, GrowthBookClient } = require("@growthbook/growthbook");
 
 // ---------------------------------------------------------------- inputs
-
-const pick = (xs, i) => xs[i % xs.length];
-const TAGS = ["sport", "news", "tech", "travel", "food", "music", "film", "games",
-  "cars", "home", "garden", "books", "style", "health", "money", "kids"];
-
-/**
- * Context `i` of a rotating set: 32 active features (12 page, 14 user with 8
- * tags, 6 session), numbers, booleans, categories and a list. The same shape
- * as the Rust benchmark's contexts.
- */
-function context(i) {
-  return {
-    page: {
-      section: pick(["home", "sports", "news", "shop", "blog", "help", "deals"], i),
-      category: pick(["shoes", "bags", "hats", "coats", "socks", "belts"], i * 7),
-      price: 5 + ((i * 7) % 50) * 0.5,
-      scroll: (i % 10) / 10,
-      hour: i % 24,
-      weekday: pick(["mon", "tue", "wed", "thu", "fri", "sat", "sun"], i),
-      device: pick(["mobile", "desktop", "tablet"], i),
-      referrer: pick(["search", "social", "direct", "email"], i),
-      lang: pick(["en", "de", "fr"], Math.floor(i / 2)),
-      darkMode: i % 2 === 0,
-      viewportW: 360 + (i % 5) * 240,
-      viewportH: 640 + (i % 3) * 120,
-    },
-    user: {
-      tags: Array.from({ length: 8 }, (_, t) => pick(TAGS, i * 3 + t * 5)),
-      visits: i % 30,
-      daysSinceLast: (i * 13) % 90,
-      cartValue: ((i * 17) % 200) * 0.75,
-      segment: pick(["new", "casual", "loyal", "lapsed", "vip"], i),
-      country: pick(["de", "fr", "us", "gb", "es", "it"], Math.floor(i / 3)),
-      loggedIn: i % 3 === 0,
-    },
-    session: {
-      pages: 1 + (i % 12),
-      durationS: 10 * (i % 40),
-      clicks: i % 9,
-      source: pick(["organic", "cpc", "newsletter", "partner"], i),
-      campaign: pick(["none", "spring-sale", "black-friday"], i),
-      bounceRisk: (i % 100) / 100,
-    },
-  };
-}
-
-const countFeatures = (ctx) =>
-  Object.values(ctx).reduce(
-    (n, ns) => n + Object.values(ns).reduce((m, v) => m + (Array.isArray(v) ? v.length : 1), 0),
-    0,
-  );
 
 /** The first `n` features of context `i`, in namespace order (n <= 32). */
 function contextOf(i, n) {
@@ -154,29 +106,14 @@ for (const o of OPTS32) {
   if (countFeatures(o.context) !== 32) throw new Error("expected 32 active features");
 }
 
-/** The shipped defaults (policy, hash width) unless a row changes one. */
-const insituConfig = (policy = undefined, bits = undefined) => ({
-  variants: Array.from({ length: K }, (_, i) => `variant-${i}`),
-  features: { bits, allow: ALLOW },
-  policy,
-  seed: 1,
-});
 
-// New users for GrowthBook: ids made up front so string building is not timed.
+// New users for GrowthBook (four GrowthBook runs draw from them).
 const TOTAL_CALLS = (BATCHES + WARMUP_BATCHES) * CALLS;
-const USER_IDS = Array.from({ length: TOTAL_CALLS * 4 }, (_, i) => `user-${i.toString(36)}-${i * 7919}`);
-let nextUser = 0;
-const newUserAttributes = (i) => ({
-  id: USER_IDS[nextUser++ % USER_IDS.length],
-  country: pick(["de", "fr", "us", "gb", "es", "it"], i),
-  deviceType: pick(["mobile", "desktop", "tablet"], i),
-  loggedIn: i % 3 === 0,
-});
+const newUserAttributes = userAttributes(TOTAL_CALLS * 4);
 
 // ---------------------------------------------------------------- harness
 
 const now = () => process.hrtime.bigint();
-const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 // Let pending promise jobs (GrowthBook's tracking calls) and timers run between batches.
 const yieldToLoop = () => new Promise((r) => setImmediate(r));
 
@@ -205,26 +142,6 @@ async function measure(name, body, { batches = BATCHES, calls = CALLS, timed = f
   return { name, median: quantile(perCall, 0.5), p90: quantile(perCall, 0.9), batches, calls };
 }
 
-/**
- * The headline ratio, measured in pairs: one batch of `a`, then one of `b`,
- * alternating, and the median of the per-pair ratios. This shared machine's
- * speed drifts by tens of percent within a minute; rows measured one after
- * the other inherit that drift, pairs taken seconds apart mostly do not.
- */
-async function measurePairedRatio(a, b, { batches = BATCHES, calls = CALLS } = {}) {
-  const ratios = [];
-  for (let k = 0; k < WARMUP_BATCHES + batches; k++) {
-    const t0 = now();
-    for (let i = 0; i < calls; i++) a(k * calls + i);
-    const t1 = now();
-    for (let i = 0; i < calls; i++) b(k * calls + i);
-    const t2 = now();
-    if (k >= WARMUP_BATCHES) ratios.push(Number(t1 - t0) / Number(t2 - t1));
-    await yieldToLoop();
-  }
-  ratios.sort((x, y) => x - y);
-  return { median: quantile(ratios, 0.5), p10: quantile(ratios, 0.1), p90: quantile(ratios, 0.9), batches };
-}
 
 // ---------------------------------------------------------------- insitu
 
@@ -261,23 +178,6 @@ function rewardBench(slot) {
 
 // ---------------------------------------------------------------- GrowthBook
 
-const FEATURE_KEY = "hero-layout";
-const VARIATIONS = ["control", "v1", "v2", "v3", "v4"];
-const features = {
-  [FEATURE_KEY]: {
-    defaultValue: "control",
-    rules: [
-      {
-        key: "hero-layout-exp",
-        variations: VARIATIONS,
-        weights: [0.2, 0.2, 0.2, 0.2, 0.2],
-        coverage: 1,
-        hashAttribute: "id",
-        hashVersion: 2,
-      },
-    ],
-  },
-};
 let tracked = 0;
 // Every real deployment has a tracking callback (exposures are how GrowthBook
 // learns anything), and it runs on each new user: keep it, doing nothing.
@@ -350,7 +250,9 @@ async function measureGrowthBook(name, body) {
 }
 main.gbFeature = await measureGrowthBook("GrowthBook setAttributes + getFeatureValue", growthbookFeatureBench());
 const trackedBeforePaired = tracked;
-const paired = await measurePairedRatio(rankBench(defaults, OPTS32), growthbookFeatureBench());
+const paired = await pairedRatio(rankBench(defaults, OPTS32), growthbookFeatureBench(), {
+  batches: BATCHES, warmup: WARMUP_BATCHES, calls: CALLS, now, pause: yieldToLoop,
+});
 if (tracked - trackedBeforePaired !== (WARMUP_BATCHES + BATCHES) * CALLS) {
   throw new Error("paired GrowthBook batches did not track every exposure");
 }
