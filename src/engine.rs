@@ -33,8 +33,6 @@ pub struct EngineConfig {
     pub(crate) max_pending: usize,
     /// First part of every decision id, from the caller's entropy.
     pub(crate) epoch: u64,
-    /// Each variant's own features, hashed once here rather than per decision.
-    pub(crate) variant_features: Vec<Vec<Hashed>>,
 }
 
 const OPT_ERR: crate::json::ErrKind = Error::option_owned;
@@ -117,14 +115,17 @@ impl EngineConfig {
                     "priorVariance",
                     OPT_ERR,
                 )?;
-                for (i, (_, f)) in ids.iter().enumerate() {
-                    if let Some(f) = f {
-                        fc.featurize(&Json::Null, Some(f)).map_err(|e| {
+                let mut variants = Vec::with_capacity(ids.len());
+                for (i, (id, f)) in ids.into_iter().enumerate() {
+                    let hashed = match &f {
+                        Some(f) => fc.hash_variant(f).map_err(|e| {
                             Error::option(format!("variants[{i}].features"), e.to_string())
-                        })?;
-                    }
+                        })?,
+                        None => Vec::new(),
+                    };
+                    variants.push((id, f, hashed));
                 }
-                CompactModel::uninformed(fc, ids, noise, var)?
+                CompactModel::uninformed(fc, variants, noise, var)?
             }
             (None, None) => {
                 return Err(Error::option(
@@ -146,18 +147,7 @@ impl EngineConfig {
             "rewardTtlMs",
             OPT_ERR,
         )?;
-        let mut variant_features = Vec::with_capacity(k);
-        for v in &model.variants {
-            let mut out = Vec::new();
-            if let Some(f) = &v.features {
-                model
-                    .features
-                    .hash_context(f, Origin::Action(None), &mut out)?;
-            }
-            variant_features.push(out);
-        }
         Ok(EngineConfig {
-            variant_features,
             model,
             policy,
             fallback,
@@ -378,25 +368,7 @@ const EPOCH_BITS: u32 = 48;
 
 /// The decision id of `counter` in an engine with `epoch`.
 fn decision_id(epoch: u64, counter: u64) -> String {
-    let mut id = String::with_capacity(32);
-    for i in (0..EPOCH_BITS / 4).rev() {
-        let nibble = ((epoch >> (4 * i)) & 0xf) as u8;
-        id.push(char::from(if nibble < 10 {
-            b'0' + nibble
-        } else {
-            b'a' + nibble - 10
-        }));
-    }
-    id.push('-');
-    let start = id.len();
-    let mut c = counter;
-    loop {
-        id.insert(start, char::from(b'0' + (c % 10) as u8));
-        c /= 10;
-        if c == 0 {
-            break id;
-        }
-    }
+    format!("{epoch:012x}-{counter}")
 }
 
 /// Split a decision id into its epoch and counter. Only the canonical form
@@ -449,9 +421,6 @@ pub struct Engine {
     arms: Vec<Posterior>,
     rng: Rng,
     pending: VecDeque<Pending>,
-    /// Random per engine, from its seed: ids from another engine (an earlier
-    /// page view, another slot) are unknown here rather than mistaken.
-    epoch: u64,
     counter: u64,
     scratch: Scratch,
 }
@@ -463,7 +432,6 @@ impl Engine {
             arms: cfg.model.posteriors(),
             rng: Rng::new(cfg.seed),
             pending: VecDeque::new(),
-            epoch: cfg.epoch,
             counter: 0,
             scratch: Scratch::default(),
             cfg,
@@ -562,7 +530,7 @@ impl Engine {
     }
 
     /// Fold shared features plus each variant's own (from `actions`, else
-    /// configured) into `xs`. When no variant has features of its own, every
+    /// the model's) into `xs`. When no variant has features of its own, every
     /// variant sees the same vector and `xs` holds only that one (see
     /// [`for_arm`]), rather than K copies.
     fn fold_arms(
@@ -574,7 +542,7 @@ impl Engine {
         let k = self.arms.len();
         let own = |i: usize| match actions {
             Some(a) => &a[i],
-            None => &self.cfg.variant_features[i],
+            None => &self.cfg.model.variants[i].hashed,
         };
         let fc = &self.cfg.model.features;
         let s = &mut self.scratch;
@@ -709,10 +677,21 @@ impl Engine {
         defer: bool,
         now_ms: f64,
     ) -> Result<Choice> {
+        self.with_folded(shared, actions, |e, xs| e.sample(xs, seed, defer, now_ms))
+    }
+
+    /// Fold the features into the scratch vectors (see [`fold_arms`]) and run
+    /// `then` on them; the scratch buffers are kept for the next call.
+    fn with_folded<T>(
+        &mut self,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+        then: impl FnOnce(&mut Engine, &[SparseVec]) -> Result<T>,
+    ) -> Result<T> {
         let mut xs = std::mem::take(&mut self.scratch.xs);
         let result = self
             .fold_arms(shared, actions, &mut xs)
-            .and_then(|()| self.sample(&xs, seed, defer, now_ms));
+            .and_then(|()| then(self, &xs));
         self.scratch.xs = xs;
         result
     }
@@ -763,7 +742,7 @@ impl Engine {
             index,
             probability,
             seed,
-            epoch: self.epoch,
+            epoch: self.cfg.epoch,
             counter: self.counter,
         })
     }
@@ -777,16 +756,21 @@ impl Engine {
     /// [`activate`](Self::activate) by the id's parts.
     pub fn activate_id(&mut self, epoch: u64, counter: u64, now_ms: f64) -> Result<()> {
         check_now(now_ms)?;
-        find(&mut self.pending, self.epoch, epoch, counter, now_ms)?.activated = true;
+        find(&mut self.pending, self.cfg.epoch, epoch, counter, now_ms)?.activated = true;
         Ok(())
     }
 
     /// Settle a decision with a reward in [0, 1]. On error nothing changes.
     pub fn reward(&mut self, id: &str, reward: f64, now_ms: f64) -> Result<()> {
-        check_now(now_ms)?;
-        check_reward(reward)?;
-        let (epoch, counter) = parse_decision_id(id).ok_or_else(|| unknown(id))?;
-        self.reward_id(epoch, counter, reward, now_ms)
+        match parse_decision_id(id) {
+            Some((epoch, counter)) => self.reward_id(epoch, counter, reward, now_ms),
+            // The same order of checks as for a well-formed id.
+            None => {
+                check_now(now_ms)?;
+                check_reward(reward)?;
+                Err(unknown(id))
+            }
+        }
     }
 
     /// [`reward`](Self::reward) by the id's parts.
@@ -794,7 +778,7 @@ impl Engine {
         check_now(now_ms)?;
         check_reward(reward)?;
         let noise = self.cfg.model.noise;
-        let p = find(&mut self.pending, self.epoch, epoch, counter, now_ms)?;
+        let p = find(&mut self.pending, self.cfg.epoch, epoch, counter, now_ms)?;
         if !p.activated {
             return Err(Error::NotActivated {
                 id: decision_id(epoch, counter),
@@ -807,14 +791,12 @@ impl Engine {
 
     /// This engine's epoch, the first part of its decision ids.
     pub fn epoch(&self) -> u64 {
-        self.epoch
+        self.cfg.epoch
     }
 
     /// The prefix of every decision id of this engine (`<epoch>-`).
     pub fn decision_prefix(&self) -> String {
-        let mut id = decision_id(self.epoch, 0);
-        id.pop();
-        id
+        format!("{:012x}-", self.cfg.epoch)
     }
 
     /// Learn from a logged observation (the variant may be one this engine did
@@ -830,13 +812,10 @@ impl Engine {
                 variant: opts.variant.clone(),
             })?;
         let (shared, actions) = self.hash_json(opts.context.as_ref(), opts.actions.as_deref())?;
-        let mut xs = std::mem::take(&mut self.scratch.xs);
-        let noise = self.cfg.model.noise;
-        let result = self
-            .fold_arms(&shared, actions.as_deref(), &mut xs)
-            .and_then(|()| self.arms[arm].update(for_arm(&xs, arm), opts.reward, noise, 1.0));
-        self.scratch.xs = xs;
-        result
+        let (noise, reward) = (self.cfg.model.noise, opts.reward);
+        self.with_folded(&shared, actions.as_deref(), |e, xs| {
+            e.arms[arm].update(for_arm(xs, arm), reward, noise, 1.0)
+        })
     }
 }
 
@@ -844,7 +823,7 @@ fn unknown(id: &str) -> Error {
     Error::UnknownDecision { id: id.to_owned() }
 }
 
-/// The feature vector of variant `i` from [`Engine::featurize`]'s result.
+/// The feature vector of variant `i` from [`Engine::fold_arms`]'s result.
 fn for_arm(xs: &[SparseVec], i: usize) -> &SparseVec {
     if xs.len() == 1 {
         &xs[0]

@@ -43,18 +43,18 @@ impl FeatureOptions {
         let allow = o.strs("allow")?;
         let interactions = match o.arr("interactions")? {
             None => None,
-            Some(pairs) => Some(crate::json::map_items(pairs, |i, p| match p {
-                Json::Arr(v) => match v.as_slice() {
+            Some(pairs) => Some(crate::json::map_items(pairs, |i, p| {
+                let pair = match p {
+                    Json::Arr(v) => v.as_slice(),
+                    _ => &[],
+                };
+                match pair {
                     [Json::Str(a), Json::Str(b)] => Ok((a.to_string(), b.to_string())),
                     _ => Err(o.err(
                         &format!("interactions[{i}]"),
                         "should be a pair of namespace names",
                     )),
-                },
-                _ => Err(o.err(
-                    &format!("interactions[{i}]"),
-                    "should be a pair of namespace names",
-                )),
+                }
             })?),
         };
         o.finish()?;
@@ -383,8 +383,19 @@ impl FeatureConfig {
         dense: &mut Dense,
         out: &mut SparseVec,
     ) -> Result<()> {
-        let mask = (self.dim() - 1) as u32;
         let mut pairs = std::mem::take(&mut dense.pairs);
+        let result = self.expand(feats, &mut pairs);
+        if result.is_ok() {
+            out.fill_from(&pairs, dense, self.dim());
+        }
+        dense.pairs = pairs;
+        result
+    }
+
+    /// The (slot, value) pairs of `feats`: the constant, each feature, and
+    /// each configured interaction product.
+    fn expand(&self, feats: &[Hashed], pairs: &mut Vec<(u32, f64)>) -> Result<()> {
+        let mask = (self.dim() - 1) as u32;
         pairs.clear();
         pairs.push((hash::constant() & mask, 1.0));
         pairs.extend(feats.iter().map(|f| (f.h & mask, f.x)));
@@ -394,16 +405,13 @@ impl FeatureConfig {
                 let start = if a == b { i + 1 } else { 0 };
                 for fb in feats[start..].iter().filter(|f| f.ns == b) {
                     if pairs.len() >= MAX_EXPANDED_FEATURES {
-                        let count = pairs.len();
-                        dense.pairs = pairs;
                         return Err(Error::TooManyFeatures {
-                            count,
+                            count: pairs.len(),
                             max: MAX_EXPANDED_FEATURES,
                         });
                     }
                     let x = fa.x * fb.x;
                     if !x.is_finite() {
-                        dense.pairs = pairs;
                         return Err(Error::NonFiniteFeature {
                             field: "interaction product".into(),
                         });
@@ -412,12 +420,20 @@ impl FeatureConfig {
                 }
             }
         }
-        out.fill_from(&pairs, dense, self.dim());
-        dense.pairs = pairs;
         Ok(())
     }
 
+    /// Hash a variant's own features, validating them as a decision would
+    /// (including the interactions they expand to).
+    pub(crate) fn hash_variant(&self, features: &Json) -> Result<Vec<Hashed>> {
+        let mut out = Vec::new();
+        self.hash_context(features, Origin::Action(None), &mut out)?;
+        self.fold(&out)?;
+        Ok(out)
+    }
+
     /// Hash a context and optional action features into one vector.
+    #[cfg(test)]
     pub(crate) fn featurize(&self, shared: &Json, action: Option<&Json>) -> Result<SparseVec> {
         let mut feats = Vec::new();
         self.hash_context(shared, Origin::Context, &mut feats)?;

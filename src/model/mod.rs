@@ -25,7 +25,7 @@
 pub(crate) mod posterior;
 
 use crate::error::{Error, Num, Result};
-use crate::features::{FeatureConfig, FeatureOptions};
+use crate::features::{FeatureConfig, FeatureOptions, Hashed};
 use crate::json::{Json, Obj};
 pub(crate) use posterior::Posterior;
 
@@ -43,6 +43,8 @@ pub(crate) const DEFAULT_PRIOR_VARIANCE: f64 = 1.0;
 pub(crate) struct Variant {
     pub(crate) id: String,
     pub(crate) features: Option<Json<'static>>,
+    /// `features` hashed once, at validation; what every decision folds in.
+    pub(crate) hashed: Vec<Hashed>,
     pub(crate) mean: Vec<f64>,
     pub(crate) variance: Vec<f64>,
 }
@@ -71,16 +73,17 @@ impl CompactModel {
     /// without a shipped model starts from.
     pub(crate) fn uninformed(
         features: FeatureConfig,
-        ids: Vec<(String, Option<Json<'static>>)>,
+        ids: Vec<(String, Option<Json<'static>>, Vec<Hashed>)>,
         noise: f64,
         variance: f64,
     ) -> Result<CompactModel> {
         let d = features.dim();
         let variants = ids
             .into_iter()
-            .map(|(id, features)| Variant {
+            .map(|(id, features, hashed)| Variant {
                 id,
                 features,
+                hashed,
                 mean: vec![0.0; d],
                 variance: vec![variance; d],
             })
@@ -331,16 +334,18 @@ impl CompactModel {
                 }
             };
             let feats = v.get("features").map(|j| j.clone().into_owned());
-            if let Some(f) = &feats {
-                // Validate now so a bad model fails at load, not at the first decision.
-                features
-                    .featurize(&Json::Null, Some(f))
-                    .map_err(|e| v.err("features", e.to_string()))?;
-            }
+            // Validated now, so a bad model fails at load, not at the first decision.
+            let hashed = match &feats {
+                Some(f) => features
+                    .hash_variant(f)
+                    .map_err(|e| v.err("features", e.to_string()))?,
+                None => Vec::new(),
+            };
             v.finish()?;
             variants.push(Variant {
                 id,
                 features: feats,
+                hashed,
                 mean,
                 variance,
             });

@@ -73,12 +73,7 @@ impl Posterior {
         let d = self.dim();
         let v = match &self.cov {
             Covariance::Full(m) => insitu_kernels::quad_form(m, d, &x.idx, &x.val),
-            Covariance::Diag(v) => x
-                .idx
-                .iter()
-                .zip(&x.val)
-                .map(|(&i, &xi)| v[i as usize] * xi * xi)
-                .sum(),
+            Covariance::Diag(v) => diag_quad_form(v, x),
         };
         // Rounding can leave a tiny negative; NaN (from a kernel refusing its
         // input) stays NaN, for the engine to refuse.
@@ -119,12 +114,7 @@ impl Posterior {
                 insitu_kernels::rank1_downdate(m, d, &s, 1.0 / q, MIN_VARIANCE);
             }
             Covariance::Diag(v) => {
-                let q = noise
-                    + x.idx
-                        .iter()
-                        .zip(&x.val)
-                        .map(|(&i, &xi)| v[i as usize] * xi * xi)
-                        .sum::<f64>();
+                let q = noise + diag_quad_form(v, x);
                 if !(q.is_finite() && q > 0.0 && resid.is_finite()) {
                     return Err(numerical(q));
                 }
@@ -139,6 +129,15 @@ impl Posterior {
         self.n += 1;
         Ok(())
     }
+}
+
+/// `x' diag(v) x`.
+fn diag_quad_form(v: &[f64], x: &SparseVec) -> f64 {
+    x.idx
+        .iter()
+        .zip(&x.val)
+        .map(|(&i, &xi)| v[i as usize] * xi * xi)
+        .sum()
 }
 
 fn numerical(q: f64) -> Error {

@@ -36,8 +36,9 @@ pub fn packed_len(d: usize) -> usize {
     d * (d + 1) / 2
 }
 
-/// Largest dimension the packed kernels accept; larger ones are no-ops (or
-/// zero), so index arithmetic can never overflow, even on 32-bit targets.
+/// Largest dimension the packed kernels accept; beyond it they do nothing
+/// (and `quad_form` is NaN), so index arithmetic can never overflow, even on
+/// 32-bit targets.
 /// The engine keeps full covariances only up to 128 slots.
 pub const MAX_PACKED_DIM: usize = 4096;
 
