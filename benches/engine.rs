@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion};
-use insitu::{Engine, EngineConfig, RankOptions};
+use insitu::{Decision, Engine, EngineConfig, RankOptions};
 use serde_json::{json, Value};
 
 const POLICIES: [(&str, &str); 4] = [
@@ -166,10 +166,15 @@ impl Fixture {
         i
     }
 
+    /// Rank the next context; returns its position and the decision.
+    fn rank_next(&mut self) -> (usize, Decision) {
+        let i = self.next_context();
+        (i, self.engine.rank(&self.opts[i], NOW).expect("rank"))
+    }
+
     /// Rank the next context; returns the decision id and the reward it will get.
     fn rank(&mut self) -> (String, f64) {
-        let i = self.next_context();
-        let d = self.engine.rank(&self.opts[i], NOW).expect("rank");
+        let (i, d) = self.rank_next();
         (
             d.decision_id.expect("not a fallback"),
             reward_for(i, d.index),
@@ -210,12 +215,7 @@ fn bench_context(c: &mut Criterion) {
     g.bench_function("no-context", |b| {
         b.iter(|| f.engine.rank(black_box(&none), NOW).expect("rank"))
     });
-    g.bench_function("32-features", |b| {
-        b.iter(|| {
-            let i = f.next_context();
-            f.engine.rank(black_box(&f.opts[i]), NOW).expect("rank")
-        })
-    });
+    g.bench_function("32-features", |b| b.iter(|| black_box(f.rank_next())));
     g.finish();
 }
 
@@ -227,10 +227,7 @@ fn bench_decide(c: &mut Criterion) {
             for bits in BITS {
                 let mut f = Fixture::new(k, bits, policy_json, &opts);
                 g.bench_function(BenchmarkId::new(policy, param(k, bits)), |b| {
-                    b.iter(|| {
-                        let i = f.next_context();
-                        f.engine.rank(black_box(&f.opts[i]), NOW).expect("rank")
-                    })
+                    b.iter(|| black_box(f.rank_next()))
                 });
             }
         }
