@@ -76,6 +76,14 @@ impl Insitu {
         Ok(self.engine.rank_hashed(&self.feats, seed, defer, now)?)
     }
 
+    /// `reward` / `activate` options as the JS half read them (decision
+    /// counter, reward, now), or `None` for the JSON path.
+    fn settle_fast(&self, options: &JsValue, with_reward: bool) -> Option<(u64, f64, f64)> {
+        let b = &self.fast.buf;
+        (super::prep_settle(&self.fast.walker, options, with_reward) > 0)
+            .then(|| (b.get(1) as u64, b.get(2), b.get(3)))
+    }
+
     fn fallback_decision(&self, err: JsValue) -> JsValue {
         let d = self.engine.fallback_decision();
         let out = self.fast.decision(d.index, 1.0, None, &d.pmf, &[]);
@@ -89,10 +97,9 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "RewardOptions")] options: JsValue,
     ) -> Result<(), JsValue> {
         guard()?;
-        if super::prep_settle(&self.fast.walker, &options, true) > 0 {
-            let b = &self.fast.buf;
-            let (epoch, counter) = (self.engine.epoch(), b.get(1) as u64);
-            return Ok(self.engine.reward_id(epoch, counter, b.get(2), b.get(3))?);
+        if let Some((counter, reward, now)) = self.settle_fast(&options, true) {
+            let epoch = self.engine.epoch();
+            return Ok(self.engine.reward_id(epoch, counter, reward, now)?);
         }
         let o = SettleOptions::parse(&stringify(&options)?, true)?;
         Ok(self
@@ -106,10 +113,9 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "ActivateOptions")] options: JsValue,
     ) -> Result<(), JsValue> {
         guard()?;
-        if super::prep_settle(&self.fast.walker, &options, false) > 0 {
-            let b = &self.fast.buf;
-            let (epoch, counter) = (self.engine.epoch(), b.get(1) as u64);
-            return Ok(self.engine.activate_id(epoch, counter, b.get(3))?);
+        if let Some((counter, _, now)) = self.settle_fast(&options, false) {
+            let epoch = self.engine.epoch();
+            return Ok(self.engine.activate_id(epoch, counter, now)?);
         }
         let o = SettleOptions::parse(&stringify(&options)?, false)?;
         Ok(self.engine.activate(&o.decision_id, now_or(o.now))?)

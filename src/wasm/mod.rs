@@ -105,20 +105,6 @@ fn json_text(
         .map_err(|_| Error::option_owned("options".into(), "is not valid UTF-8".into()).into())
 }
 
-// JSON.stringify plus the native TextEncoder, then one bulk copy into wasm:
-// wasm-bindgen's own string passing copies ASCII one character at a time in
-// JS, which cost about 10 us for a 1 KB options object.
-#[wasm_bindgen(inline_js = r#"
-const encoder = new TextEncoder();
-export function jsonBytes(value) {
-  return encoder.encode(JSON.stringify(value));
-}
-"#)]
-extern "C" {
-    #[wasm_bindgen(js_name = jsonBytes, catch)]
-    fn json_bytes(value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
-}
-
 /// A plain JS object under construction (for the rarely called `stats`).
 struct JsObj(js_sys::Object);
 
@@ -159,6 +145,8 @@ extern "C" {
     fn prep_settle(walker: &JsValue, options: &JsValue, with_reward: bool) -> i32;
     #[wasm_bindgen(js_name = jsonBytesFor, catch)]
     fn json_bytes_for(walker: &JsValue, value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
+    #[wasm_bindgen(js_name = jsonBytes, catch)]
+    fn json_bytes(value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
     #[allow(clippy::too_many_arguments)]
     fn decision(
         walker: &JsValue,
@@ -295,7 +283,8 @@ fn now_or(now: Option<f64>) -> f64 {
     now.unwrap_or_else(js_sys::Date::now)
 }
 
-/// Fresh entropy for an engine seed when the site gives none.
+/// Fresh entropy for an engine: its decision-id epoch, and its seed when the
+/// site gives none.
 fn entropy_seed() -> u64 {
     getrandom::u64()
         .unwrap_or_else(|_| (js_sys::Math::random() * crate::rng::MAX_SEED as f64) as u64)
