@@ -265,7 +265,8 @@ const greedy = new Insitu(insituConfig({ type: "greedy" }));
 const sub = { batches: QUICK ? 4 : 15 };
 const parts = {};
 // `actions` of all nulls adds no features but is outside the fast path
-// (src/wasm/fast.js), so the options go through JSON.stringify and the parser.
+// (src/wasm/fast.js), so the options are packed whole (fast.js `pack`) and
+// read by the core's general reader (src/json.rs, Json::unpack).
 const viaJson = (opts) => opts.map((o) => ({ ...o, actions: new Array(K).fill(null) }));
 parts.getter = await measure("slot.policy getter (one wasm call, one string back)", (i) => slot.policy.length ^ i, sub);
 parts.rankUndefined = await measure("rank(undefined): constant feature only", (i) => slot.rank(undefined).index ^ i, sub);
@@ -277,7 +278,7 @@ for (const n of [8, 16]) {
 parts.rank32 = await measure("rank, 32 features", rankBench(slot, OPTS32), sub);
 const opts64 = rankOptions(context64);
 parts.rank64 = await measure("rank, 64 features", rankBench(slot, opts64), sub);
-parts.rank32Json = await measure("rank, 32 features, JSON path (stringify + parse)", rankBench(slot, viaJson(OPTS32)), sub);
+parts.rank32Json = await measure("rank, 32 features, JSON path (pack + unpack)", rankBench(slot, viaJson(OPTS32)), sub);
 parts.rank32Greedy = await measure("rank, 32 features, greedy (no score variances)", rankBench(greedy, OPTS32), sub);
 parts.rank32Thompson = await measure(
   "rank, 32 features, thompson (32 draws of 5 normals)",

@@ -49,8 +49,13 @@ impl EngineConfig {
     /// `priorVariance` when there is no model; `policy`; `fallback`; `seed`;
     /// `rewardTtlMs`; `maxPending`. Unknown keys are errors.
     pub fn parse(text: &str, entropy: u64) -> Result<EngineConfig> {
-        let json = Json::parse(text, "options", OPT_ERR)?;
-        let mut o = Obj::new(&json, "", OPT_ERR)?;
+        EngineConfig::from_json(&Json::parse(text, "options", OPT_ERR)?, entropy)
+    }
+
+    /// [`parse`](Self::parse) of options already read (from text, or from
+    /// the packed form the JS boundary writes).
+    pub(crate) fn from_json(json: &Json<'_>, entropy: u64) -> Result<EngineConfig> {
+        let mut o = Obj::new(json, "", OPT_ERR)?;
         let model_json = o.get("model");
         let variants = o.arr("variants")?;
         let features = o.obj("features")?;
@@ -228,7 +233,11 @@ impl<'a> RankOptions<'a> {
     /// features for this call (replacing the configured ones); `seed` replays
     /// a decision; `defer` requires `activate` before the reward counts.
     pub fn parse(text: &'a str) -> Result<RankOptions<'a>> {
-        let mut json = Json::parse(text, "rank options", OPT_ERR)?;
+        RankOptions::from_json(Json::parse(text, "rank options", OPT_ERR)?)
+    }
+
+    /// [`parse`](Self::parse) of options already read.
+    pub(crate) fn from_json(mut json: Json<'a>) -> Result<RankOptions<'a>> {
         let mut o = Obj::new(&json, "", OPT_ERR)?;
         o.get("context");
         o.arr("actions")?;
@@ -259,7 +268,11 @@ pub struct LearnOptions<'a> {
 impl<'a> LearnOptions<'a> {
     /// Parse `{ context?, actions?, variant, reward }`.
     pub fn parse(text: &'a str) -> Result<LearnOptions<'a>> {
-        let mut json = Json::parse(text, "learn options", OPT_ERR)?;
+        LearnOptions::from_json(Json::parse(text, "learn options", OPT_ERR)?)
+    }
+
+    /// [`parse`](Self::parse) of options already read.
+    pub(crate) fn from_json(mut json: Json<'a>) -> Result<LearnOptions<'a>> {
         let mut o = Obj::new(&json, "", OPT_ERR)?;
         o.get("context");
         o.arr("actions")?;
@@ -293,8 +306,12 @@ pub struct SettleOptions {
 impl SettleOptions {
     /// Parse; `with_reward` says whether `reward` is required (reward) or not allowed (activate).
     pub fn parse(text: &str, with_reward: bool) -> Result<SettleOptions> {
-        let json = Json::parse(text, "options", Error::option_owned)?;
-        let mut o = Obj::new(&json, "", Error::option_owned)?;
+        SettleOptions::from_json(&Json::parse(text, "options", OPT_ERR)?, with_reward)
+    }
+
+    /// [`parse`](Self::parse) of options already read.
+    pub(crate) fn from_json(json: &Json<'_>, with_reward: bool) -> Result<SettleOptions> {
+        let mut o = Obj::new(json, "", OPT_ERR)?;
         let decision_id = o
             .str("decisionId")?
             .ok_or_else(|| o.err("decisionId", "is required"))?

@@ -1,7 +1,7 @@
 // The JS half of the boundary's hot path (rank, reward, activate).
 //
-// Passing an options object to wasm as JSON text (stringify, encode, parse)
-// cost far more than the decision itself. Instead this walks the options in
+// Passing an options object to wasm as JSON (stringify, encode, decode) cost
+// far more than the decision itself. Instead this walks the options in
 // JS, hashes feature names and values with the same versioned hash as the
 // Rust core (MurmurHash3 x86-32, namespace-seeded; src/features/hash.rs),
 // caches the hashes, and writes (namespace, hash, value) triples straight
@@ -255,29 +255,169 @@ function allowed(w, features) {
 }
 
 /**
- * The JSON path's input for rank and learn options: JSON text (UTF-8) with
- * the context and per-call action features cut to allowlisted namespaces,
- * so data the site did not allow never crosses into wasm, and the JSON path
- * ignores it exactly as the fast path does. Throws what JSON.stringify throws.
+ * The JSON path's input for rank and learn options, packed (see `pack`),
+ * with the context and per-call action features cut to allowlisted
+ * namespaces, so data the site did not allow never crosses into wasm, and
+ * the JSON path ignores it exactly as the fast path does. Throws what
+ * JSON.stringify throws.
  */
-export function jsonBytesFor(w, o) {
+export function packFor(w, o) {
   let v = o;
   if (plain(o)) {
     v = { ...o };
     if (v.context !== undefined) v.context = allowed(w, v.context);
     if (Array.isArray(v.actions)) v.actions = v.actions.map((a) => allowed(w, a));
   }
-  return jsonBytes(v);
+  return pack(v);
 }
 
 /**
- * Options as JSON text in UTF-8, for the JSON path: JSON.stringify plus the
- * native TextEncoder, then one bulk copy into wasm (wasm-bindgen's own string
- * passing copies ASCII a character at a time, about 10 us for 1 KB).
- * Throws what JSON.stringify throws.
+ * A value as JSON.stringify sees it (toJSON applied, NaN and functions as
+ * null, ...), in the packed form the Rust core reads instead of JSON text
+ * (src/json.rs, `Json::unpack`): so the .wasm carries no text parser and no
+ * decimal conversion. Tags: 0 null, 1 false, 2 true, 3 number (f64), 4
+ * string, 5 array, 6 object; lengths and counts are u32, all little-endian.
+ * Throws what JSON.stringify throws, and a TypeError when it returns
+ * nothing (a function, a symbol).
  */
-export function jsonBytes(value) {
-  return encoder.encode(JSON.stringify(value));
+export function pack(value) {
+  const p = { bytes: new Uint8Array(1024), at: 0 };
+  if (putPlain(p, value, 0)) return p.bytes.subarray(0, p.at);
+  // Anything else (a Date, toJSON, a boxed number, a BigInt, a cycle, ...):
+  // let JSON.stringify decide what it is, then pack the parsed result.
+  // Getters met before the walk gave up run a second time.
+  const text = JSON.stringify(value);
+  if (text === undefined) throw new TypeError("not representable as JSON");
+  p.at = 0;
+  put(p, JSON.parse(text));
+  return p.bytes.subarray(0, p.at);
+}
+
+/** Values JSON.stringify leaves out of objects and writes as null in arrays. */
+const skipped = (x) => x === undefined || typeof x === "function" || typeof x === "symbol";
+
+/**
+ * Write `v` as JSON.stringify would, when it is made only of primitives,
+ * plain objects and plain arrays (the common case, without the round trip
+ * through JSON text). Returns false, having decided nothing, on anything else.
+ */
+function putPlain(p, v, depth) {
+  if (typeof v === "number") {
+    put(p, !Number.isFinite(v) ? null : v === 0 ? 0 : v); // JSON has no NaN, Infinity or -0
+    return true;
+  }
+  if (typeof v === "string" || typeof v === "boolean" || v === null) {
+    put(p, v);
+    return true;
+  }
+  if (typeof v !== "object" || depth > MAX_DEPTH) return false; // the core refuses deeper anyway
+  let at;
+  if (Array.isArray(v)) {
+    if (Object.getPrototypeOf(v) !== Array.prototype || typeof v.toJSON === "function") return false;
+    put(p, EMPTY_ARRAY);
+    at = p.at - 4;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (skipped(x)) put(p, null);
+      else if (!putPlain(p, x, depth + 1)) return false;
+    }
+    return patchLen(p, at, v.length);
+  }
+  if (!plain(v)) return false;
+  put(p, EMPTY_OBJECT);
+  at = p.at - 4;
+  let n = 0;
+  for (const k of Object.keys(v)) {
+    const x = v[k];
+    if (skipped(x)) continue;
+    putStr(p, k);
+    if (!putPlain(p, x, depth + 1)) return false;
+    n++;
+  }
+  return patchLen(p, at, n);
+}
+
+const EMPTY_ARRAY = [];
+const EMPTY_OBJECT = {};
+/** Deeper than the core reads (src/json.rs MAX_DEPTH). */
+const MAX_DEPTH = 32;
+
+/** Write the count `n` of the array or object whose count is at `at`. */
+function patchLen(p, at, n) {
+  const end = p.at;
+  p.at = at;
+  putLen(p, n);
+  p.at = end;
+  return true;
+}
+
+/** f64 to little-endian bytes (typed arrays use the platform's order, little-endian everywhere wasm runs). */
+const F64 = new Float64Array(1);
+const F64_BYTES = new Uint8Array(F64.buffer);
+
+/** Make room for `n` more bytes. */
+function room(p, n) {
+  if (p.at + n <= p.bytes.length) return;
+  let size = 2 * p.bytes.length;
+  while (size < p.at + n) size *= 2;
+  const bytes = new Uint8Array(size);
+  bytes.set(p.bytes.subarray(0, p.at));
+  p.bytes = bytes;
+}
+
+function putLen(p, n) {
+  const b = p.bytes;
+  b[p.at] = n;
+  b[p.at + 1] = n >>> 8;
+  b[p.at + 2] = n >>> 16;
+  b[p.at + 3] = n >>> 24;
+  p.at += 4;
+}
+
+function putStr(p, s) {
+  const n = s.length;
+  room(p, 4 + 3 * n); // UTF-8 takes at most 3 bytes per UTF-16 unit
+  const bytes = p.bytes;
+  const at = p.at + 4;
+  let i = 0;
+  // ASCII byte by byte: encodeInto costs more than that for short strings.
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127) break;
+    bytes[at + i] = c;
+  }
+  const written = i === n ? n : i + encoder.encodeInto(s.slice(i), bytes.subarray(at + i)).written;
+  putLen(p, written);
+  p.at += written;
+}
+
+/** Write `v`, a value JSON.parse made (null, boolean, number, string, array, object). */
+function put(p, v) {
+  room(p, 9);
+  const b = p.bytes;
+  if (typeof v === "string") {
+    b[p.at++] = 4;
+    putStr(p, v);
+  } else if (typeof v === "number") {
+    b[p.at] = 3;
+    F64[0] = v;
+    b.set(F64_BYTES, p.at + 1);
+    p.at += 9;
+  } else if (v === null || typeof v === "boolean") {
+    b[p.at++] = v === null ? 0 : v ? 2 : 1;
+  } else if (Array.isArray(v)) {
+    b[p.at++] = 5;
+    putLen(p, v.length);
+    for (let i = 0; i < v.length; i++) put(p, v[i]);
+  } else {
+    b[p.at++] = 6;
+    const keys = Object.keys(v);
+    putLen(p, keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      putStr(p, keys[i]);
+      put(p, v[keys[i]]);
+    }
+  }
 }
 
 /** The canonical decimal in s from `a` (below 2^53), else -1 (the JSON path decides). */

@@ -2,8 +2,9 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::{guard, now_or, stringify, stringify_for, Fast, JsObj};
+use super::{guard, now_or, pack, pack_for, Fast, JsObj};
 use crate::features::Hashed;
+use crate::json::Json;
 use crate::{Choice, Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
 
 /// One decision point: a page slot with its variants, model and learner.
@@ -29,7 +30,7 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "InsituOptions")] options: JsValue,
     ) -> Result<Insitu, JsValue> {
         guard()?;
-        let cfg = EngineConfig::parse(&stringify(&options)?, super::entropy_seed())?;
+        let cfg = EngineConfig::from_json(&unpack(&pack(&options)?)?, super::entropy_seed())?;
         let engine = Engine::new(cfg);
         Ok(Insitu {
             fast: Fast::new(&engine),
@@ -51,9 +52,9 @@ impl Insitu {
                 self.rank_fast(n as usize)?
             } else {
                 // The JSON path: anything the JS half did not take, and every
-                // validation error. The text outlives the parsed options.
-                let text = stringify_for(&self.fast.walker, &options)?;
-                let opts = RankOptions::parse(&text)?;
+                // validation error. The bytes outlive the parsed options.
+                let bytes = pack_for(&self.fast.walker, &options)?;
+                let opts = RankOptions::from_json(unpack(&bytes)?)?;
                 self.engine.rank_choice(&opts, now_or(opts.now))?
             };
             Ok(self.fast.decision(
@@ -101,7 +102,7 @@ impl Insitu {
             let epoch = self.engine.epoch();
             return Ok(self.engine.reward_id(epoch, counter, reward, now)?);
         }
-        let o = SettleOptions::parse(&stringify(&options)?, true)?;
+        let o = SettleOptions::from_json(&unpack(&pack(&options)?)?, true)?;
         Ok(self
             .engine
             .reward(&o.decision_id, o.reward, now_or(o.now))?)
@@ -117,7 +118,7 @@ impl Insitu {
             let epoch = self.engine.epoch();
             return Ok(self.engine.activate_id(epoch, counter, now)?);
         }
-        let o = SettleOptions::parse(&stringify(&options)?, false)?;
+        let o = SettleOptions::from_json(&unpack(&pack(&options)?)?, false)?;
         Ok(self.engine.activate(&o.decision_id, now_or(o.now))?)
     }
 
@@ -127,10 +128,10 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "LearnOptions")] options: JsValue,
     ) -> Result<(), JsValue> {
         guard()?;
-        Ok(self.engine.learn(&LearnOptions::parse(&stringify_for(
-            &self.fast.walker,
-            &options,
-        )?)?)?)
+        let bytes = pack_for(&self.fast.walker, &options)?;
+        Ok(self
+            .engine
+            .learn(&LearnOptions::from_json(unpack(&bytes)?)?)?)
     }
 
     /// Variant ids in order.
@@ -169,4 +170,9 @@ impl Insitu {
             .set("modelVersion", self.engine.model_version())
             .done())
     }
+}
+
+/// Options the JS half packed ([`Json::unpack`]); a malformed pack would be a bug.
+fn unpack(bytes: &[u8]) -> Result<Json<'_>, JsValue> {
+    Ok(Json::unpack(bytes, "options", crate::Error::option_owned)?)
 }

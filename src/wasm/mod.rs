@@ -76,33 +76,33 @@ fn guard() -> Result<(), JsValue> {
     }
 }
 
-/// The caller's options object as JSON text. `undefined` reads as `{}`;
-/// values JSON cannot hold (cycles, BigInt) are an `INVALID_OPTION`.
-fn stringify(value: &JsValue) -> Result<String, JsValue> {
-    json_text(value, json_bytes)
+/// The caller's options in the packed form the core reads ([`crate::Input`]):
+/// what `JSON.stringify` makes of them, so NaN and ±Infinity read as null and
+/// `toJSON` applies, exactly as for JSON text. `undefined` reads as `{}`;
+/// values JSON cannot hold are an `INVALID_OPTION`.
+fn pack(value: &JsValue) -> Result<Vec<u8>, JsValue> {
+    packed(value, pack_js)
 }
 
-/// [`stringify`] for rank and learn options: contexts and action features
-/// are first cut to the allowlisted namespaces (see `jsonBytesFor`).
-fn stringify_for(walker: &JsValue, value: &JsValue) -> Result<String, JsValue> {
-    json_text(value, |v| json_bytes_for(walker, v))
+/// [`pack`] for rank and learn options: contexts and action features are
+/// first cut to the allowlisted namespaces (see `packFor` in fast.js).
+fn pack_for(walker: &JsValue, value: &JsValue) -> Result<Vec<u8>, JsValue> {
+    packed(value, |v| pack_for_js(walker, v))
 }
 
-fn json_text(
+fn packed(
     value: &JsValue,
     encode: impl FnOnce(&JsValue) -> Result<js_sys::Uint8Array, JsValue>,
-) -> Result<String, JsValue> {
+) -> Result<Vec<u8>, JsValue> {
     if value.is_undefined() || value.is_null() {
-        return Ok("{}".into());
+        return Ok(vec![6, 0, 0, 0, 0]); // {}
     }
     let bytes = encode(value).map_err(|_| -> JsValue {
-        let why = "cannot be converted to JSON: it holds a BigInt (pass seeds as numbers), \
-                   a cycle, or a getter or toJSON that throws";
+        let why = "cannot be converted to JSON: it is a function or holds a BigInt (pass \
+                   seeds as numbers), a cycle, or a getter or toJSON that throws";
         Error::option_owned("options".into(), why.into()).into()
     })?;
-    // TextEncoder output is valid UTF-8; a failure here would be a bug.
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| Error::option_owned("options".into(), "is not valid UTF-8".into()).into())
+    Ok(bytes.to_vec())
 }
 
 /// A plain JS object under construction (for the rarely called `stats`).
@@ -143,10 +143,10 @@ extern "C" {
     fn prep_rank(walker: &JsValue, options: &JsValue, k: u32) -> i32;
     #[wasm_bindgen(js_name = prepSettle)]
     fn prep_settle(walker: &JsValue, options: &JsValue, with_reward: bool) -> i32;
-    #[wasm_bindgen(js_name = jsonBytesFor, catch)]
-    fn json_bytes_for(walker: &JsValue, value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
-    #[wasm_bindgen(js_name = jsonBytes, catch)]
-    fn json_bytes(value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
+    #[wasm_bindgen(js_name = packFor, catch)]
+    fn pack_for_js(walker: &JsValue, value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
+    #[wasm_bindgen(js_name = pack, catch)]
+    fn pack_js(value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
     #[allow(clippy::too_many_arguments)]
     fn decision(
         walker: &JsValue,
