@@ -18,6 +18,10 @@ use crate::error::{Error, Num, Result};
 pub(crate) const MAX_DEPTH: usize = 32;
 /// Longest input accepted, in bytes (a dense 2^18-slot model fits).
 pub(crate) const MAX_INPUT_BYTES: usize = 16 << 20;
+/// Longest packed input accepted. A value packs to at most 4.5 times its
+/// JSON text (a number written `0,` in 2 bytes packs to 9), so this admits
+/// everything [`MAX_INPUT_BYTES`] of text does.
+pub(crate) const MAX_PACKED_BYTES: usize = 5 * MAX_INPUT_BYTES;
 
 /// A parsed JSON value. Objects keep their key order; duplicate keys are rejected.
 ///
@@ -61,8 +65,14 @@ impl<'a> Json<'a> {
     /// (and tests) write this form.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn unpack(bytes: &'a [u8], what: &str, kind: ErrKind) -> Result<Json<'a>> {
-        if bytes.len() > MAX_INPUT_BYTES {
-            return Err(too_long(bytes.len(), what, kind));
+        if bytes.len() > MAX_PACKED_BYTES {
+            return Err(kind(
+                what.into(),
+                format!(
+                    "is {} bytes packed; the limit is {MAX_PACKED_BYTES}",
+                    bytes.len()
+                ),
+            ));
         }
         let mut u = Unpacker { b: bytes, pos: 0 };
         let v = u.value(0).and_then(|v| {
@@ -72,13 +82,16 @@ impl<'a> Json<'a> {
                 Err("unexpected bytes after the value")
             }
         });
-        v.map_err(|msg| kind(what.into(), format!("is not valid packed JSON: {msg}")))
+        v.map_err(|msg| kind(what.into(), format!("is not valid JSON: {msg}")))
     }
 
     /// Parse `text`; errors use `kind` with `what` as the field.
     pub(crate) fn parse(text: &'a str, what: &str, kind: ErrKind) -> Result<Json<'a>> {
         if text.len() > MAX_INPUT_BYTES {
-            return Err(too_long(text.len(), what, kind));
+            return Err(kind(
+                what.into(),
+                format!("is {} bytes; the limit is {MAX_INPUT_BYTES}", text.len()),
+            ));
         }
         let mut p = Parser {
             text,
@@ -142,13 +155,6 @@ impl<'a> Json<'a> {
     }
 }
 
-fn too_long(len: usize, what: &str, kind: ErrKind) -> Error {
-    kind(
-        what.into(),
-        format!("is {len} bytes; the limit is {MAX_INPUT_BYTES}"),
-    )
-}
-
 type PResult<T> = std::result::Result<T, &'static str>;
 
 /// Reader of the packed form (see [`Json::unpack`]).
@@ -210,7 +216,9 @@ impl<'a> Unpacker<'a> {
             4 => Json::Str(self.str()?),
             5 => {
                 let n = self.count()?;
-                let mut items = Vec::with_capacity(n);
+                // Grown as read: a count is only checked against the bytes
+                // left, and nested counts would otherwise reserve far more.
+                let mut items = Vec::new();
                 for _ in 0..n {
                     items.push(self.value(depth + 1)?);
                 }
@@ -218,7 +226,7 @@ impl<'a> Unpacker<'a> {
             }
             6 => {
                 let n = self.count()?;
-                let mut fields: Vec<(Cow<'a, str>, Json<'a>)> = Vec::with_capacity(n);
+                let mut fields: Vec<(Cow<'a, str>, Json<'a>)> = Vec::new();
                 for _ in 0..n {
                     let k = self.str()?;
                     if fields.iter().any(|(f, _)| *f == k) {
@@ -916,7 +924,7 @@ mod tests {
         for n in 0..good.len() {
             let e = unpack(&good[..n]).unwrap_err();
             assert_eq!(e.code(), "INVALID_OPTION");
-            assert!(e.to_string().contains("not valid packed JSON"), "{e}");
+            assert!(e.to_string().contains("not valid JSON"), "{e}");
         }
         let mut longer = good.clone();
         longer.push(0);
@@ -943,6 +951,24 @@ mod tests {
         let mut deep = [[5u8, 1, 0, 0, 0]; 40].concat();
         deep.push(0);
         assert!(unpack(&deep).unwrap_err().to_string().contains("too deep"));
+    }
+
+    #[test]
+    fn packed_limit_admits_what_the_text_limit_does() {
+        // 2.5 M zeros: 5 MB of JSON text ("0,"), 22.5 MB packed.
+        let n = 2_500_000u32;
+        let mut b = vec![5];
+        b.extend_from_slice(&n.to_le_bytes());
+        for _ in 0..n {
+            b.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        assert!(b.len() > MAX_INPUT_BYTES);
+        match unpack(&b).unwrap() {
+            Json::Arr(items) => assert_eq!(items.len(), n as usize),
+            other => panic!("{other:?}"),
+        }
+        let e = unpack(&vec![0; MAX_PACKED_BYTES + 1]).unwrap_err();
+        assert!(e.to_string().contains("the limit is"), "{e}");
     }
 
     #[test]

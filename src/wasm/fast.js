@@ -314,16 +314,19 @@ function putPlain(p, v, depth) {
   let at;
   if (Array.isArray(v)) {
     if (Object.getPrototypeOf(v) !== Array.prototype || typeof v.toJSON === "function") return false;
+    const n = v.length; // read once, as JSON.stringify does, though getters may change it
+    if (n > MAX_ITEMS) return false;
     put(p, EMPTY_ARRAY);
     at = p.at - 4;
-    for (let i = 0; i < v.length; i++) {
+    for (let i = 0; i < n; i++) {
       const x = v[i];
       if (skipped(x)) put(p, null);
       else if (!putPlain(p, x, depth + 1)) return false;
     }
-    return patchLen(p, at, v.length);
+    return patchLen(p, at, n);
   }
-  if (!plain(v)) return false;
+  // Not a boxed primitive (whatever its prototype), nor JSON.rawJSON text.
+  if (!plain(v) || TO_STRING.call(v) !== "[object Object]" || JSON.isRawJSON?.(v)) return false;
   put(p, EMPTY_OBJECT);
   at = p.at - 4;
   let n = 0;
@@ -341,6 +344,9 @@ const EMPTY_ARRAY = [];
 const EMPTY_OBJECT = {};
 /** Deeper than the core reads (src/json.rs MAX_DEPTH). */
 const MAX_DEPTH = 32;
+/** Longer arrays take the JSON.stringify round trip. */
+const MAX_ITEMS = 1 << 24;
+const TO_STRING = Object.prototype.toString;
 
 /** Write the count `n` of the array or object whose count is at `at`. */
 function patchLen(p, at, n) {

@@ -30,7 +30,8 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "InsituOptions")] options: JsValue,
     ) -> Result<Insitu, JsValue> {
         guard()?;
-        let cfg = EngineConfig::from_json(&unpack(&pack(&options)?)?, super::entropy_seed())?;
+        let cfg =
+            EngineConfig::from_json(&unpack(&pack(&options)?, "options")?, super::entropy_seed())?;
         let engine = Engine::new(cfg);
         Ok(Insitu {
             fast: Fast::new(&engine),
@@ -54,7 +55,7 @@ impl Insitu {
                 // The JSON path: anything the JS half did not take, and every
                 // validation error. The bytes outlive the parsed options.
                 let bytes = pack_for(&self.fast.walker, &options)?;
-                let opts = RankOptions::from_json(unpack(&bytes)?)?;
+                let opts = RankOptions::from_json(unpack(&bytes, "rank options")?)?;
                 self.engine.rank_choice(&opts, now_or(opts.now))?
             };
             Ok(self.fast.decision(
@@ -102,7 +103,7 @@ impl Insitu {
             let epoch = self.engine.epoch();
             return Ok(self.engine.reward_id(epoch, counter, reward, now)?);
         }
-        let o = SettleOptions::from_json(&unpack(&pack(&options)?)?, true)?;
+        let o = SettleOptions::from_json(&unpack(&pack(&options)?, "options")?, true)?;
         Ok(self
             .engine
             .reward(&o.decision_id, o.reward, now_or(o.now))?)
@@ -118,7 +119,7 @@ impl Insitu {
             let epoch = self.engine.epoch();
             return Ok(self.engine.activate_id(epoch, counter, now)?);
         }
-        let o = SettleOptions::from_json(&unpack(&pack(&options)?)?, false)?;
+        let o = SettleOptions::from_json(&unpack(&pack(&options)?, "options")?, false)?;
         Ok(self.engine.activate(&o.decision_id, now_or(o.now))?)
     }
 
@@ -131,7 +132,7 @@ impl Insitu {
         let bytes = pack_for(&self.fast.walker, &options)?;
         Ok(self
             .engine
-            .learn(&LearnOptions::from_json(unpack(&bytes)?)?)?)
+            .learn(&LearnOptions::from_json(unpack(&bytes, "learn options")?)?)?)
     }
 
     /// Variant ids in order.
@@ -172,7 +173,7 @@ impl Insitu {
     }
 }
 
-/// Options the JS half packed ([`Json::unpack`]); a malformed pack would be a bug.
-fn unpack(bytes: &[u8]) -> Result<Json<'_>, JsValue> {
-    Ok(Json::unpack(bytes, "options", crate::Error::option_owned)?)
+/// Options the JS half packed ([`Json::unpack`]), named `what` in errors.
+fn unpack<'a>(bytes: &'a [u8], what: &str) -> Result<Json<'a>, JsValue> {
+    Ok(Json::unpack(bytes, what, crate::Error::option_owned)?)
 }

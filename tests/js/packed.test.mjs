@@ -85,3 +85,23 @@ test("the direct walk of plain values packs what the JSON.stringify round trip p
   }
   assert.ok(compared > 1000);
 });
+
+test("values that change while packed, or only look plain, are packed as JSON.stringify sees them", () => {
+  const viaStringify = (v) => pack({ toJSON: () => v });
+  // A getter that shortens its array: the length is read once, as JSON.stringify reads it.
+  const shrinking = () => {
+    const a = [1, 2];
+    Object.defineProperty(a, 0, { get() { a.length = 0; return 1; }, configurable: true });
+    return { x: a, y: 5 };
+  };
+  assert.equal(hex(pack(shrinking())), hex(viaStringify(shrinking())));
+  assert.equal(hex(pack(shrinking())), hex(pack({ x: [1, null], y: 5 })));
+  // Boxed primitives with their prototype swapped are still boxed primitives.
+  // JSON.stringify unboxes a Boolean directly, and converts a Number with
+  // ToNumber, which throws without a valueOf to call.
+  const bool = Object.setPrototypeOf(new Boolean(true), null);
+  assert.equal(hex(pack({ b: bool })), hex(pack({ b: true })));
+  const num = Object.setPrototypeOf(new Number(2), null);
+  assert.throws(() => JSON.stringify({ n: num }), TypeError);
+  assert.throws(() => pack({ n: num }), TypeError);
+});
