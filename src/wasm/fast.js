@@ -311,13 +311,11 @@ function putPlain(p, v, depth) {
     return true;
   }
   if (typeof v !== "object" || depth > MAX_DEPTH) return false; // the core refuses deeper anyway
-  let at;
   if (Array.isArray(v)) {
     if (Object.getPrototypeOf(v) !== Array.prototype || typeof v.toJSON === "function") return false;
     const n = v.length; // read once, as JSON.stringify does, though getters may change it
     if (n > MAX_ITEMS) return false;
-    put(p, EMPTY_ARRAY);
-    at = p.at - 4;
+    const at = open(p, 5);
     for (let i = 0; i < n; i++) {
       const x = v[i];
       if (skipped(x)) put(p, null);
@@ -327,8 +325,7 @@ function putPlain(p, v, depth) {
   }
   // Not a boxed primitive (whatever its prototype), nor JSON.rawJSON text.
   if (!plain(v) || TO_STRING.call(v) !== "[object Object]" || JSON.isRawJSON?.(v)) return false;
-  put(p, EMPTY_OBJECT);
-  at = p.at - 4;
+  const at = open(p, 6);
   let n = 0;
   for (const k of Object.keys(v)) {
     const x = v[k];
@@ -340,13 +337,20 @@ function putPlain(p, v, depth) {
   return patchLen(p, at, n);
 }
 
-const EMPTY_ARRAY = [];
-const EMPTY_OBJECT = {};
 /** Deeper than the core reads (src/json.rs MAX_DEPTH). */
 const MAX_DEPTH = 32;
 /** Longer arrays take the JSON.stringify round trip. */
 const MAX_ITEMS = 1 << 24;
 const TO_STRING = Object.prototype.toString;
+
+/** Write the tag of an array or object whose count is not known yet; returns where the count goes. */
+function open(p, tag) {
+  room(p, 5);
+  p.bytes[p.at] = tag;
+  const at = p.at + 1;
+  p.at += 5;
+  return at;
+}
 
 /** Write the count `n` of the array or object whose count is at `at`. */
 function patchLen(p, at, n) {

@@ -76,28 +76,31 @@ fn guard() -> Result<(), JsValue> {
     }
 }
 
-/// The caller's options in the packed form the core reads ([`crate::Input`]):
+/// The caller's options in the packed form the core reads (`Json::unpack`):
 /// what `JSON.stringify` makes of them, so NaN and ±Infinity read as null and
-/// `toJSON` applies, exactly as for JSON text. `undefined` reads as `{}`;
-/// values JSON cannot hold are an `INVALID_OPTION`.
+/// `toJSON` applies, exactly as for JSON text. `undefined` and null read as
+/// `{}`; values JSON cannot hold are an `INVALID_OPTION`.
 fn pack(value: &JsValue) -> Result<Vec<u8>, JsValue> {
-    packed(value, pack_js)
+    packed(pack_js(&or_empty(value)))
 }
 
 /// [`pack`] for rank and learn options: contexts and action features are
 /// first cut to the allowlisted namespaces (see `packFor` in fast.js).
 fn pack_for(walker: &JsValue, value: &JsValue) -> Result<Vec<u8>, JsValue> {
-    packed(value, |v| pack_for_js(walker, v))
+    packed(pack_for_js(walker, &or_empty(value)))
 }
 
-fn packed(
-    value: &JsValue,
-    encode: impl FnOnce(&JsValue) -> Result<js_sys::Uint8Array, JsValue>,
-) -> Result<Vec<u8>, JsValue> {
+/// Options left out (`undefined` or null) as an empty object.
+fn or_empty(value: &JsValue) -> JsValue {
     if value.is_undefined() || value.is_null() {
-        return Ok(vec![6, 0, 0, 0, 0]); // {}
+        js_sys::Object::new().into()
+    } else {
+        value.clone()
     }
-    let bytes = encode(value).map_err(|_| -> JsValue {
+}
+
+fn packed(bytes: Result<js_sys::Uint8Array, JsValue>) -> Result<Vec<u8>, JsValue> {
+    let bytes = bytes.map_err(|_| -> JsValue {
         let why = "cannot be converted to JSON: it is a function or holds a BigInt (pass \
                    seeds as numbers), a cycle, or a getter or toJSON that throws";
         Error::option_owned("options".into(), why.into()).into()
