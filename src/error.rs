@@ -85,6 +85,32 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// Stored data is not an insitu snapshot at all (another library's value
+    /// under our key, or text that is not ours).
+    SnapshotForeign {
+        /// What was found instead.
+        reason: String,
+    },
+    /// A snapshot is ours but damaged: truncated, failing its checksum, or
+    /// holding values no engine could have written.
+    SnapshotCorrupt {
+        /// What is wrong, naming the part.
+        reason: String,
+    },
+    /// A snapshot written by a newer insitu, in a format this one cannot read.
+    SnapshotVersion {
+        /// The format version found.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// A snapshot would exceed the size cap (or a stored one does).
+    SnapshotTooLarge {
+        /// Its size in bytes.
+        bytes: usize,
+        /// The cap in bytes.
+        max: usize,
+    },
 }
 
 impl Error {
@@ -104,6 +130,10 @@ impl Error {
             Error::NotActivated { .. } => "NOT_ACTIVATED",
             Error::UnknownVariant { .. } => "UNKNOWN_VARIANT",
             Error::NumericalError { .. } => "NUMERICAL_ERROR",
+            Error::SnapshotForeign { .. } => "SNAPSHOT_FOREIGN",
+            Error::SnapshotCorrupt { .. } => "SNAPSHOT_CORRUPT",
+            Error::SnapshotVersion { .. } => "SNAPSHOT_VERSION",
+            Error::SnapshotTooLarge { .. } => "SNAPSHOT_TOO_LARGE",
         }
     }
 
@@ -171,6 +201,17 @@ impl fmt::Display for Error {
             }
             Error::UnknownVariant { variant } => write!(f, "no variant `{variant}`"),
             Error::NumericalError { reason } => write!(f, "numerical error: {reason}"),
+            Error::SnapshotForeign { reason } => {
+                write!(f, "stored data is not an insitu snapshot: {reason}")
+            }
+            Error::SnapshotCorrupt { reason } => write!(f, "snapshot is corrupt: {reason}"),
+            Error::SnapshotVersion { found, supported } => write!(
+                f,
+                "snapshot format {found} is newer than this build reads (up to {supported})"
+            ),
+            Error::SnapshotTooLarge { bytes, max } => {
+                write!(f, "snapshot is {bytes} bytes; the cap is {max}")
+            }
         }
     }
 }

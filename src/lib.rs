@@ -34,6 +34,7 @@ mod features;
 mod json;
 mod model;
 mod rng;
+mod snapshot;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
@@ -41,8 +42,12 @@ mod wasm;
 pub use bandit::explore;
 pub use engine::{
     parse_decision_id, Choice, Decision, Engine, EngineConfig, LearnOptions, RankOptions,
-    SettleOptions,
+    SettleOptions, SyncReport,
 };
 pub use error::{Error, Result};
 pub use features::{hash, Hashed, HASH_VERSION};
 pub use rng::Rng;
+pub use snapshot::{
+    crc32, Snapshot, DEFAULT_MAX_BYTES as DEFAULT_MAX_SNAPSHOT_BYTES,
+    FORMAT_VERSION as SNAPSHOT_FORMAT_VERSION,
+};

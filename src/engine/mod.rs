@@ -15,6 +15,9 @@ use crate::json::{Json, Obj};
 use crate::model::{self, CompactModel, Posterior};
 use crate::rng::{Rng, MAX_SEED};
 
+mod persist;
+pub use persist::SyncReport;
+
 /// Default time a decision may wait for its reward: 24 hours.
 pub(crate) const DEFAULT_REWARD_TTL_MS: f64 = 24.0 * 3600.0 * 1000.0;
 /// Default number of decisions kept for delayed rewards.
@@ -407,14 +410,21 @@ pub fn parse_decision_id(id: &str) -> Option<(u64, u64)> {
 
 #[derive(Debug, Clone)]
 struct Pending {
-    /// The decision's sequence number; the deque holds consecutive numbers
-    /// because entries are only added at the back and removed at the front.
+    /// The epoch of the engine that made the decision: this engine's for its
+    /// own queue, another page view's or tab's for restored entries.
+    epoch: u64,
+    /// The decision's sequence number; the own queue holds consecutive
+    /// numbers because entries are only added at the back and removed at the
+    /// front.
     counter: u64,
     arm: usize,
     x: SparseVec,
     expires_at: f64,
     activated: bool,
     rewarded: bool,
+    /// Written to (or read from) the shared snapshot, so other tabs may know
+    /// it: if it is missing from a later snapshot, it was settled elsewhere.
+    shared: bool,
 }
 
 /// Buffers reused from one decision to the next.
@@ -438,8 +448,13 @@ pub struct Engine {
     arms: Vec<Posterior>,
     rng: Rng,
     pending: VecDeque<Pending>,
+    /// Pending decisions of other page views or tabs, restored from the
+    /// snapshot so their delayed rewards still count here.
+    foreign: Vec<Pending>,
     counter: u64,
     scratch: Scratch,
+    /// Persistence state (see `persist`).
+    sync: persist::SyncState,
 }
 
 impl Engine {
@@ -449,8 +464,10 @@ impl Engine {
             arms: cfg.model.posteriors(),
             rng: Rng::new(cfg.seed),
             pending: VecDeque::new(),
+            foreign: Vec::new(),
             counter: 0,
             scratch: Scratch::default(),
+            sync: persist::SyncState::default(),
             cfg,
         }
     }
@@ -509,7 +526,9 @@ impl Engine {
 
     /// Decisions waiting for a reward.
     pub fn pending_count(&self) -> usize {
-        self.pending.iter().filter(|p| !p.rewarded).count()
+        (self.pending.iter().chain(&self.foreign))
+            .filter(|p| !p.rewarded)
+            .count()
     }
 
     /// Validate and hash a JSON context and optional per-call action features.
@@ -748,12 +767,14 @@ impl Engine {
         let mut x = self.prune(now_ms);
         x.copy_from(for_arm(xs, index));
         self.pending.push_back(Pending {
+            epoch: self.cfg.epoch,
             counter: self.counter,
             arm: index,
             x,
             expires_at: now_ms + self.cfg.reward_ttl_ms,
             activated: !defer,
             rewarded: false,
+            shared: false,
         });
         Ok(Choice {
             index,
@@ -773,7 +794,16 @@ impl Engine {
     /// [`activate`](Self::activate) by the id's parts.
     pub fn activate_id(&mut self, epoch: u64, counter: u64, now_ms: f64) -> Result<()> {
         check_now(now_ms)?;
-        find(&mut self.pending, self.cfg.epoch, epoch, counter, now_ms)?.activated = true;
+        let own = self.cfg.epoch;
+        find(
+            &mut self.pending,
+            &mut self.foreign,
+            own,
+            epoch,
+            counter,
+            now_ms,
+        )?
+        .activated = true;
         Ok(())
     }
 
@@ -795,7 +825,15 @@ impl Engine {
         check_now(now_ms)?;
         check_reward(reward)?;
         let noise = self.cfg.model.noise;
-        let p = find(&mut self.pending, self.cfg.epoch, epoch, counter, now_ms)?;
+        let own = self.cfg.epoch;
+        let p = find(
+            &mut self.pending,
+            &mut self.foreign,
+            own,
+            epoch,
+            counter,
+            now_ms,
+        )?;
         if !p.activated {
             return Err(Error::NotActivated {
                 id: decision_id(epoch, counter),
@@ -803,6 +841,8 @@ impl Engine {
         }
         self.arms[p.arm].update(&p.x, reward, noise, 1.0)?;
         p.rewarded = true;
+        self.sync
+            .journal(p.arm, &p.x, reward, Some((epoch, counter)));
         Ok(())
     }
 
@@ -831,7 +871,10 @@ impl Engine {
         let (shared, actions) = self.hash_json(opts.context.as_ref(), opts.actions.as_deref())?;
         let (noise, reward) = (self.cfg.model.noise, opts.reward);
         self.with_folded(&shared, actions.as_deref(), |e, xs| {
-            e.arms[arm].update(for_arm(xs, arm), reward, noise, 1.0)
+            let x = for_arm(xs, arm);
+            e.arms[arm].update(x, reward, noise, 1.0)?;
+            e.sync.journal(arm, x, reward, None);
+            Ok(())
         })
     }
 }
@@ -850,24 +893,32 @@ fn for_arm(xs: &[SparseVec], i: usize) -> &SparseVec {
 }
 
 /// The pending decision `epoch-counter` of an engine with `own_epoch`, if it
-/// can still be settled. A free function over the queue so callers can update
-/// the learners while holding it.
-fn find(
-    pending: &mut VecDeque<Pending>,
+/// can still be settled: in the own queue, or among those restored from other
+/// page views. A free function over the queues so callers can update the
+/// learners while holding it.
+fn find<'a>(
+    pending: &'a mut VecDeque<Pending>,
+    foreign: &'a mut [Pending],
     own_epoch: u64,
     epoch: u64,
     counter: u64,
     now_ms: f64,
-) -> Result<&mut Pending> {
-    // The deque holds consecutive counters, which gives the slot in O(1).
+) -> Result<&'a mut Pending> {
     let id = || decision_id(epoch, counter);
-    let first = pending.front().map_or(0, |p| p.counter);
-    let p = counter
-        .checked_sub(first)
-        .filter(|_| epoch == own_epoch)
-        .and_then(|slot| usize::try_from(slot).ok())
-        .and_then(|i| pending.get_mut(i))
-        .ok_or_else(|| Error::UnknownDecision { id: id() })?;
+    let p = if epoch == own_epoch {
+        // The deque holds consecutive counters, which gives the slot in O(1).
+        let first = pending.front().map_or(0, |p| p.counter);
+        counter
+            .checked_sub(first)
+            .and_then(|slot| usize::try_from(slot).ok())
+            .and_then(|i| pending.get_mut(i))
+    } else {
+        // At most `maxPending` entries.
+        foreign
+            .iter_mut()
+            .find(|p| p.epoch == epoch && p.counter == counter)
+    }
+    .ok_or_else(|| Error::UnknownDecision { id: id() })?;
     if p.rewarded {
         return Err(Error::DuplicateReward { id: id() });
     }

@@ -1,0 +1,660 @@
+//! Persisting an engine's learning, and merging it with what other tabs of
+//! the same site stored meanwhile.
+//!
+//! Each decision slot keeps one section, `learner:<slot>`, in the shared
+//! [`Snapshot`]. Bayesian updates commute, so two tabs that learned from
+//! different rewards since they last met are merged exactly by replaying one
+//! tab's own observations (its *journal*) onto the other's stored state;
+//! nobody's update is lost to a last-writer-wins overwrite. A decision whose
+//! reward was already counted elsewhere is not counted twice: a pending
+//! decision that was in the snapshot and has since left it was settled (or
+//! dropped) by another tab.
+//!
+//! The caller (the JS boundary, holding a Web Lock) reads the stored bytes,
+//! calls [`Engine::sync`], writes the bytes it returns, and on success calls
+//! [`Engine::commit`]. Until `commit` the engine is unchanged, so a failed
+//! write (quota, storage blocked) loses nothing: the next `sync` merges again.
+//!
+//! Section layout 1 (integers little-endian, f64 IEEE):
+//! - u8 layout (1); model version (u16 length, UTF-8); hash version u32;
+//!   dimension u32; variants u32; writer epoch u64; writer sequence u64;
+//! - per variant: updates u64; touched slot count u32; the touched slots
+//!   (u32, increasing); their means; their covariance (packed upper triangle
+//!   over the touched slots, or the variances for a diagonal learner). Slots
+//!   no update ever touched are still at the prior and are not written.
+//! - pending count u32; per decision: epoch u64, counter u64, variant u32,
+//!   expiry f64, activated u8, feature count u32, slots (u32, increasing),
+//!   values f64.
+
+use super::{Engine, Pending};
+use crate::error::{Error, Result};
+use crate::features::SparseVec;
+use crate::model::posterior::Covariance;
+use crate::model::Posterior;
+use crate::snapshot::{corrupt, put_f64, put_str, put_u32, put_u64, Reader, Snapshot};
+
+/// The learner section layout this build writes and reads.
+const LAYOUT: u8 = 1;
+/// Journal length beyond which an engine stops journaling (storage has been
+/// failing, or was never used, for that long); its next successful sync then
+/// writes its own state over the stored one, and reports that it did. About
+/// 0.5 MB at 32 features per observation.
+pub(crate) const MAX_JOURNAL: usize = 1024;
+/// Longest slot name.
+const MAX_SLOT: usize = 48;
+
+/// One observation learned since the last successful sync.
+#[derive(Debug, Clone)]
+struct Observation {
+    arm: usize,
+    x: SparseVec,
+    reward: f64,
+    /// The decision it settled (`learn` observations have none).
+    decision: Option<(u64, u64)>,
+}
+
+/// What `sync` computed, applied by `commit`.
+#[derive(Debug, Clone)]
+struct Staged {
+    /// The merged learners, when other tabs had written.
+    arms: Option<Vec<Posterior>>,
+    /// Decisions settled elsewhere: marked settled here on commit.
+    gone: Vec<(u64, u64)>,
+    /// Decisions of other page views to adopt.
+    adopt: Vec<Pending>,
+    /// Written as pending.
+    written: Vec<(u64, u64)>,
+    writer: (u64, u64),
+    /// The engine's state when staged; a commit after any change is refused.
+    at: (u64, usize),
+}
+
+/// Persistence bookkeeping of one engine.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncState {
+    /// Updates since the last commit (since creation before the first);
+    /// `None` once it overflowed.
+    journal: Option<Vec<Observation>>,
+    overflowed: bool,
+    /// The writer id of the last section this engine wrote.
+    written: Option<(u64, u64)>,
+    seq: u64,
+    /// Changes since creation: rewards and learns (for the staging check).
+    changes: u64,
+    staged: Option<Staged>,
+}
+
+impl Default for SyncState {
+    fn default() -> SyncState {
+        SyncState {
+            journal: Some(Vec::new()),
+            overflowed: false,
+            written: None,
+            seq: 0,
+            changes: 0,
+            staged: None,
+        }
+    }
+}
+
+impl SyncState {
+    /// Record an update, for replay onto another tab's state.
+    pub(super) fn journal(
+        &mut self,
+        arm: usize,
+        x: &SparseVec,
+        reward: f64,
+        decision: Option<(u64, u64)>,
+    ) {
+        self.changes += 1;
+        if let Some(j) = &mut self.journal {
+            if j.len() >= MAX_JOURNAL {
+                self.journal = None;
+                self.overflowed = true;
+            } else {
+                j.push(Observation {
+                    arm,
+                    x: x.clone(),
+                    reward,
+                    decision,
+                });
+            }
+        }
+    }
+}
+
+/// What a [`Engine::sync`] found and did, for the audit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncReport {
+    /// The snapshot to write.
+    pub bytes: Vec<u8>,
+    /// The stored section came from another model (a new prior was shipped):
+    /// its learning was set aside and this engine's state is written instead.
+    pub model_changed: bool,
+    /// Another tab or page view had written since this engine last did; its
+    /// state is the base that this engine's own observations were replayed on.
+    pub merged: bool,
+    /// Own observations replayed onto the stored state.
+    pub replayed: usize,
+    /// Own rewards not replayed because another tab had already counted
+    /// the same decision.
+    pub duplicates: usize,
+    /// The journal had overflowed (storage failing for a long time): this
+    /// engine's state was written over what other tabs stored meanwhile.
+    pub overwrote: bool,
+    /// Own observations the stored state refused numerically (counted,
+    /// not applied).
+    pub rejected: usize,
+    /// Pending decisions restored from other page views.
+    pub adopted: usize,
+}
+
+/// The section name of a slot.
+pub(crate) fn section_name(slot: &str) -> Result<String> {
+    let ok = !slot.is_empty()
+        && slot.len() <= MAX_SLOT
+        && slot
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(format!("learner:{slot}"))
+    } else {
+        Err(Error::option(
+            "slot",
+            format!("should be 1 to {MAX_SLOT} letters, digits, `-`, `_` or `.`, but is `{slot}`"),
+        ))
+    }
+}
+
+/// A decoded learner section.
+struct Stored {
+    model_matches: bool,
+    writer: (u64, u64),
+    arms: Vec<Posterior>,
+    pending: Vec<Pending>,
+}
+
+impl Engine {
+    /// Merge this engine's learning with the stored snapshot `stored` (none
+    /// when nothing is stored) and return the snapshot to write, with the
+    /// other sections carried over. Nothing changes until [`commit`]: call it
+    /// once the bytes are written.
+    ///
+    /// Errors (nothing changes): the stored bytes are foreign, corrupt, too
+    /// large or from a newer build ([`Snapshot::decode`], and the same codes
+    /// for this slot's section); the result would exceed `max_bytes`
+    /// (`SNAPSHOT_TOO_LARGE`); `slot` is not a valid name (`INVALID_OPTION`);
+    /// `now_ms` is not finite.
+    ///
+    /// [`commit`]: Engine::commit
+    pub fn sync(
+        &mut self,
+        stored: Option<&[u8]>,
+        slot: &str,
+        now_ms: f64,
+        max_bytes: usize,
+    ) -> Result<SyncReport> {
+        super::check_now(now_ms)?;
+        let name = section_name(slot)?;
+        let mut snap = match stored {
+            Some(b) => Snapshot::decode(b, max_bytes)?,
+            None => Snapshot::new(),
+        };
+        let st = match snap.section(&name) {
+            Some(body) => Some(self.read_section(body).map_err(|e| match e {
+                Error::SnapshotCorrupt { reason } => corrupt(format!("section `{name}`: {reason}")),
+                e => e,
+            })?),
+            None => None,
+        };
+        let mut report = SyncReport::default();
+        let own = self.cfg.epoch;
+        let live = |p: &Pending| !p.rewarded && now_ms <= p.expires_at;
+        let mut gone = Vec::new();
+        let mut adopt = Vec::new();
+        let mut arms = None;
+        match st {
+            Some(st) if !st.model_matches => report.model_changed = true,
+            None => {}
+            Some(mut st) => {
+                let mut in_store: Vec<(u64, u64)> =
+                    st.pending.iter().map(|p| (p.epoch, p.counter)).collect();
+                in_store.sort_unstable();
+                let stored_has = |id: &(u64, u64)| in_store.binary_search(id).is_ok();
+                // Shared decisions missing from the store were settled (or
+                // dropped) by another tab.
+                for p in self.pending.iter().chain(&self.foreign) {
+                    let id = (p.epoch, p.counter);
+                    if p.shared && now_ms <= p.expires_at && !stored_has(&id) {
+                        gone.push(id);
+                    }
+                }
+                gone.sort_unstable();
+                let is_gone = |id: &(u64, u64)| gone.binary_search(id).is_ok();
+                if self.sync.written != Some(st.writer) {
+                    report.merged = true;
+                    if self.sync.overflowed {
+                        report.overwrote = true;
+                    } else {
+                        let noise = self.cfg.model.noise;
+                        for o in self.sync.journal.iter().flatten() {
+                            if o.decision.as_ref().is_some_and(is_gone) {
+                                report.duplicates += 1;
+                            } else if st.arms[o.arm].update(&o.x, o.reward, noise, 1.0).is_ok() {
+                                report.replayed += 1;
+                            } else {
+                                report.rejected += 1;
+                            }
+                        }
+                        // Never write what a reader would refuse: stored data
+                        // that passed the checks can still be too close to
+                        // singular to take more updates.
+                        for (a, v) in st.arms.iter().zip(&self.cfg.model.variants) {
+                            check_arm(a, &v.variance, &touched(a, &v.mean, &v.variance)).map_err(
+                                |e| match e {
+                                    Error::SnapshotCorrupt { reason } => corrupt(format!(
+                                        "section `{name}` cannot take this tab's updates: {reason}"
+                                    )),
+                                    e => e,
+                                },
+                            )?;
+                        }
+                        arms = Some(std::mem::take(&mut st.arms));
+                    }
+                }
+                let have = |p: &Pending| {
+                    p.epoch == own
+                        || self
+                            .foreign
+                            .iter()
+                            .any(|q| q.epoch == p.epoch && q.counter == p.counter)
+                };
+                adopt = st
+                    .pending
+                    .into_iter()
+                    .filter(|p| live(p) && !have(p))
+                    .collect();
+                report.adopted = adopt.len();
+            }
+        }
+
+        // What to write: every live decision of this engine and of those it
+        // knows about, newest first up to `maxPending`.
+        let is_gone = |p: &Pending| gone.binary_search(&(p.epoch, p.counter)).is_ok();
+        let mut out: Vec<&Pending> = (self.pending.iter().chain(&self.foreign).chain(&adopt))
+            .filter(|p| live(p) && !is_gone(p))
+            .collect();
+        out.sort_by(|a, b| b.expires_at.total_cmp(&a.expires_at));
+        out.truncate(self.cfg.max_pending);
+        let writer = (own, self.sync.seq + 1);
+        let body = self.write_section(arms.as_deref().unwrap_or(&self.arms), &out, writer);
+        let written = out.iter().map(|p| (p.epoch, p.counter)).collect();
+        snap.set_section(&name, body);
+        report.bytes = snap.encode(max_bytes)?;
+        self.sync.staged = Some(Staged {
+            arms,
+            gone,
+            adopt,
+            written,
+            writer,
+            at: (self.sync.changes, self.counter as usize),
+        });
+        Ok(report)
+    }
+
+    /// Apply the last [`sync`](Engine::sync) after its bytes were written.
+    /// Returns false, changing nothing, when there is nothing to commit or
+    /// the engine learned or decided since that sync (sync again).
+    pub fn commit(&mut self) -> bool {
+        let Some(s) = self.sync.staged.take() else {
+            return false;
+        };
+        if s.at != (self.sync.changes, self.counter as usize) {
+            return false;
+        }
+        if let Some(arms) = s.arms {
+            self.arms = arms;
+        }
+        let gone = |p: &Pending| s.gone.binary_search(&(p.epoch, p.counter)).is_ok();
+        for p in self.pending.iter_mut().chain(&mut self.foreign) {
+            if gone(p) {
+                p.rewarded = true;
+            }
+        }
+        self.foreign.extend(s.adopt);
+        let mut written = s.written;
+        written.sort_unstable();
+        for p in self.pending.iter_mut().chain(&mut self.foreign) {
+            if written.binary_search(&(p.epoch, p.counter)).is_ok() {
+                p.shared = true;
+            }
+        }
+        // Keep the foreign list bounded: settled or expired entries go once
+        // they can no longer be told apart from unknown ids.
+        let cap = self.cfg.max_pending;
+        if self.foreign.len() > cap {
+            self.foreign
+                .sort_by(|a, b| b.expires_at.total_cmp(&a.expires_at));
+            self.foreign.truncate(cap);
+        }
+        self.sync.journal = Some(Vec::new());
+        self.sync.overflowed = false;
+        self.sync.written = Some(s.writer);
+        self.sync.seq = s.writer.1;
+        true
+    }
+
+    fn write_section(
+        &self,
+        arms: &[Posterior],
+        pending: &[&Pending],
+        writer: (u64, u64),
+    ) -> Vec<u8> {
+        let m = &self.cfg.model;
+        let d = m.features.dim();
+        let mut w = vec![LAYOUT];
+        put_str(&mut w, m.version());
+        put_u32(&mut w, m.features.hash_version);
+        put_u32(&mut w, d as u32);
+        put_u32(&mut w, arms.len() as u32);
+        put_u64(&mut w, writer.0);
+        put_u64(&mut w, writer.1);
+        for (a, v) in arms.iter().zip(&m.variants) {
+            put_u64(&mut w, a.n);
+            let touched = touched(a, &v.mean, &v.variance);
+            put_u32(&mut w, touched.len() as u32);
+            touched.iter().for_each(|&i| put_u32(&mut w, i as u32));
+            touched.iter().for_each(|&i| put_f64(&mut w, a.mean[i]));
+            match &a.cov {
+                Covariance::Full(c) => {
+                    for (k, &i) in touched.iter().enumerate() {
+                        let row = insitu_kernels::packed_row(i, d);
+                        for &j in &touched[k..] {
+                            put_f64(&mut w, c[row + j - i]);
+                        }
+                    }
+                }
+                Covariance::Diag(c) => touched.iter().for_each(|&i| put_f64(&mut w, c[i])),
+            }
+        }
+        put_u32(&mut w, pending.len() as u32);
+        for p in pending {
+            put_u64(&mut w, p.epoch);
+            put_u64(&mut w, p.counter);
+            put_u32(&mut w, p.arm as u32);
+            put_f64(&mut w, p.expires_at);
+            w.push(u8::from(p.activated));
+            put_u32(&mut w, p.x.idx.len() as u32);
+            p.x.idx.iter().for_each(|&i| put_u32(&mut w, i));
+            p.x.val.iter().for_each(|&x| put_f64(&mut w, x));
+        }
+        w
+    }
+
+    fn read_section(&self, body: &[u8]) -> Result<Stored> {
+        let m = &self.cfg.model;
+        let mut r = Reader::new(body, "learner section");
+        let layout = r.u8()?;
+        if layout != LAYOUT {
+            return if layout > LAYOUT {
+                Err(Error::SnapshotVersion {
+                    found: u32::from(layout),
+                    supported: u32::from(LAYOUT),
+                })
+            } else {
+                Err(corrupt(format!("layout {layout} was never written")))
+            };
+        }
+        if r.str()? != m.version() {
+            return Ok(Stored {
+                model_matches: false,
+                writer: (0, 0),
+                arms: Vec::new(),
+                pending: Vec::new(),
+            });
+        }
+        let d = m.features.dim();
+        let k = m.variants.len();
+        let (hv, sd, sk) = (r.u32()?, r.u32()? as usize, r.u32()? as usize);
+        if (hv, sd, sk) != (m.features.hash_version, d, k) {
+            return Err(corrupt(format!(
+                "hash version {hv}, {sd} slots and {sk} variants do not match the model's \
+                 {}, {d} and {k}",
+                m.features.hash_version
+            )));
+        }
+        let writer = (r.u64()?, r.u64()?);
+        let mut arms = m.posteriors();
+        for (a, v) in arms.iter_mut().zip(&m.variants) {
+            read_arm(&mut r, a, &v.variance, d)?;
+        }
+        let count = r.count(41)?;
+        let mut pending = Vec::new();
+        for _ in 0..count {
+            let (epoch, counter) = (r.u64()?, r.u64()?);
+            let arm = r.u32()? as usize;
+            let expires_at = r.f64()?;
+            let activated = match r.u8()? {
+                0 => false,
+                1 => true,
+                b => return Err(corrupt(format!("activation flag {b}"))),
+            };
+            if arm >= k {
+                return Err(corrupt(format!("a decision names variant {arm} of {k}")));
+            }
+            let x = read_sparse(&mut r, d)?;
+            pending.push(Pending {
+                epoch,
+                counter,
+                arm,
+                x,
+                expires_at,
+                activated,
+                rewarded: false,
+                shared: true,
+            });
+        }
+        r.finish()?;
+        Ok(Stored {
+            model_matches: true,
+            writer,
+            arms,
+            pending,
+        })
+    }
+}
+
+/// Slots whose mean, variance or covariances differ from the prior.
+fn touched(a: &Posterior, mean: &[f64], var: &[f64]) -> Vec<usize> {
+    let d = a.mean.len();
+    let mut t: Vec<bool> = (0..d).map(|i| a.mean[i] != mean[i]).collect();
+    match &a.cov {
+        Covariance::Full(c) => {
+            for i in 0..d {
+                let row = insitu_kernels::packed_row(i, d);
+                if c[row] != var[i] {
+                    t[i] = true;
+                }
+                for j in i + 1..d {
+                    if c[row + j - i] != 0.0 {
+                        t[i] = true;
+                        t[j] = true;
+                    }
+                }
+            }
+        }
+        Covariance::Diag(c) => {
+            for i in 0..d {
+                t[i] |= c[i] != var[i];
+            }
+        }
+    }
+    (0..d).filter(|&i| t[i]).collect()
+}
+
+/// Read one variant's touched slots onto its prior `a` (see [`check_arm`]).
+fn read_arm(r: &mut Reader<'_>, a: &mut Posterior, prior_var: &[f64], d: usize) -> Result<()> {
+    a.n = r.u64()?;
+    let t = r.count(4 + 8 + 8)?;
+    if t > d {
+        return Err(corrupt(format!("{t} touched slots of {d}")));
+    }
+    let mut idx = Vec::with_capacity(t);
+    for _ in 0..t {
+        idx.push(slot(r, d, idx.last().copied())?);
+    }
+    for &i in &idx {
+        a.mean[i] = r.f64()?;
+    }
+    match &mut a.cov {
+        Covariance::Full(c) => {
+            for (k, &i) in idx.iter().enumerate() {
+                let row = insitu_kernels::packed_row(i, d);
+                for &j in &idx[k..] {
+                    c[row + j - i] = r.f64()?;
+                }
+            }
+        }
+        Covariance::Diag(c) => {
+            for &i in &idx {
+                c[i] = r.f64()?;
+            }
+        }
+    }
+    check_arm(a, prior_var, &idx)
+}
+
+/// Check that the covariance over the touched slots `idx` could have come
+/// from updates of the prior: every variance positive and no larger than
+/// the prior's (an update never adds uncertainty), and the block symmetric
+/// positive definite (a Cholesky factorisation, O(t³/3)). Anything less
+/// lets a later rank-1 update turn it into garbage.
+fn check_arm(a: &Posterior, prior_var: &[f64], idx: &[usize]) -> Result<()> {
+    let d = a.mean.len();
+    let var = |i: usize| match &a.cov {
+        Covariance::Full(c) => c[insitu_kernels::packed_row(i, d)],
+        Covariance::Diag(c) => c[i],
+    };
+    for &i in idx {
+        let v = var(i);
+        if !(v > 0.0 && v <= prior_var[i] * (1.0 + 1e-9)) {
+            return Err(corrupt(format!(
+                "variance of slot {i} is outside (0, prior variance]"
+            )));
+        }
+    }
+    if let Covariance::Full(c) = &a.cov {
+        let t = idx.len();
+        // The touched block, dense and row-major.
+        let mut l = vec![0.0; t * t];
+        for (k, &i) in idx.iter().enumerate() {
+            let row = insitu_kernels::packed_row(i, d);
+            for (m, &j) in idx.iter().enumerate().skip(k) {
+                l[k * t + m] = c[row + j - i];
+                l[m * t + k] = c[row + j - i];
+            }
+        }
+        if let Some(k) = cholesky_fails(&mut l, t) {
+            return Err(corrupt(format!(
+                "the covariance is not positive definite (at slot {})",
+                idx[k]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Factorise the symmetric `t`×`t` matrix `a` in place (lower triangle);
+/// the first pivot that is not positive, if any.
+fn cholesky_fails(a: &mut [f64], t: usize) -> Option<usize> {
+    for j in 0..t {
+        let mut s = a[j * t + j];
+        for k in 0..j {
+            s -= a[j * t + k] * a[j * t + k];
+        }
+        if s.is_nan() || s <= 0.0 {
+            return Some(j);
+        }
+        let p = s.sqrt();
+        a[j * t + j] = p;
+        for i in j + 1..t {
+            let mut v = a[i * t + j];
+            for k in 0..j {
+                v -= a[i * t + k] * a[j * t + k];
+            }
+            a[i * t + j] = v / p;
+        }
+    }
+    None
+}
+
+/// A slot index below `d`, above `prev`.
+fn slot(r: &mut Reader<'_>, d: usize, prev: Option<usize>) -> Result<usize> {
+    let i = r.u32()? as usize;
+    if i >= d || prev.is_some_and(|p| i <= p) {
+        return Err(corrupt(format!("slot {i} is out of range or out of order")));
+    }
+    Ok(i)
+}
+
+fn read_sparse(r: &mut Reader<'_>, d: usize) -> Result<SparseVec> {
+    let n = r.count(12)?;
+    if n > d {
+        return Err(corrupt(format!("{n} features in {d} slots")));
+    }
+    let mut x = SparseVec::default();
+    for _ in 0..n {
+        x.idx
+            .push(slot(r, d, x.idx.last().map(|&i| i as usize))? as u32);
+    }
+    for _ in 0..n {
+        x.val.push(r.f64()?);
+    }
+    Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// The reader's checks must accept whatever long learning produces:
+    /// after 100,000 updates of correlated sparse contexts every slot is
+    /// touched and the covariance has shrunk far from the prior, and it
+    /// still passes.
+    #[test]
+    fn long_learning_passes_the_readers_checks() {
+        let d = 32;
+        let prior = vec![1.0; d];
+        let mut p = Posterior::new(vec![0.0; d], &prior);
+        let mut rng = Rng::new(8);
+        for _ in 0..100_000 {
+            // Eight slots from a window of twelve: neighbours co-occur.
+            let start = (rng.next_u64() % (d as u64 - 11)) as u32;
+            let mut idx: Vec<u32> = (start..start + 12).collect();
+            while idx.len() > 8 {
+                idx.remove((rng.next_u64() % idx.len() as u64) as usize);
+            }
+            let val = idx.iter().map(|_| 0.5 + rng.next_f64()).collect();
+            let x = SparseVec { idx, val };
+            p.update(&x, rng.next_f64(), 0.25, 1.0).unwrap();
+        }
+        let all: Vec<usize> = (0..d).collect();
+        assert_eq!(touched(&p, &vec![0.0; d], &prior), all);
+        check_arm(&p, &prior, &all).unwrap();
+        // And a nudge past the prior variance, or off definiteness, is caught.
+        let Covariance::Full(c) = &mut p.cov else {
+            unreachable!()
+        };
+        let saved = c.clone();
+        c[0] = 1.5;
+        assert!(check_arm(&p, &prior, &all).is_err());
+        let Covariance::Full(c) = &mut p.cov else {
+            unreachable!()
+        };
+        *c = saved;
+        c[1] = (c[0] * c[insitu_kernels::packed_row(1, d)]).sqrt() * 1.01;
+        let e = check_arm(&p, &prior, &all).unwrap_err();
+        assert!(e.to_string().contains("positive definite"), "{e}");
+    }
+}
