@@ -58,12 +58,13 @@ struct Observation {
 struct Staged {
     /// The merged learners, when other tabs had written.
     arms: Option<Vec<Posterior>>,
-    /// Decisions settled elsewhere: marked settled here on commit.
-    gone: Vec<(u64, u64)>,
+    /// Decisions settled elsewhere ([`key`]s, sorted): marked settled here
+    /// on commit.
+    gone: Vec<u128>,
     /// Decisions of other page views to adopt.
     adopt: Vec<Pending>,
-    /// Written as pending.
-    written: Vec<(u64, u64)>,
+    /// Written as pending ([`key`]s, sorted).
+    written: Vec<u128>,
     writer: (u64, u64),
     /// The engine's state when staged; a commit after any change is refused.
     at: (u64, usize),
@@ -217,20 +218,20 @@ impl Engine {
             Some(st) if !st.model_matches => report.model_changed = true,
             None => {}
             Some(mut st) => {
-                let mut in_store: Vec<(u64, u64)> =
-                    st.pending.iter().map(|p| (p.epoch, p.counter)).collect();
-                in_store.sort_unstable();
-                let stored_has = |id: &(u64, u64)| in_store.binary_search(id).is_ok();
+                let in_store = sorted(st.pending.iter().map(key).collect());
                 // Shared decisions missing from the store were settled (or
                 // dropped) by another tab.
-                for p in self.pending.iter().chain(&self.foreign) {
-                    let id = (p.epoch, p.counter);
-                    if p.shared && now_ms <= p.expires_at && !stored_has(&id) {
-                        gone.push(id);
-                    }
-                }
-                gone.sort_unstable();
-                let is_gone = |id: &(u64, u64)| gone.binary_search(id).is_ok();
+                gone = sorted(
+                    (self.pending.iter().chain(&self.foreign))
+                        .filter(|p| p.shared && now_ms <= p.expires_at)
+                        .map(key)
+                        .filter(|k| in_store.binary_search(k).is_err())
+                        .collect(),
+                );
+                let is_gone = |&(e, c): &(u64, u64)| {
+                    gone.binary_search(&((u128::from(e) << 64) | u128::from(c)))
+                        .is_ok()
+                };
                 if self.sync.written != Some(st.writer) {
                     report.merged = true;
                     if self.sync.overflowed {
@@ -262,13 +263,8 @@ impl Engine {
                         arms = Some(std::mem::take(&mut st.arms));
                     }
                 }
-                let have = |p: &Pending| {
-                    p.epoch == own
-                        || self
-                            .foreign
-                            .iter()
-                            .any(|q| q.epoch == p.epoch && q.counter == p.counter)
-                };
+                let known = sorted(self.foreign.iter().map(key).collect());
+                let have = |p: &Pending| p.epoch == own || known.binary_search(&key(p)).is_ok();
                 adopt = st
                     .pending
                     .into_iter()
@@ -280,15 +276,14 @@ impl Engine {
 
         // What to write: every live decision of this engine and of those it
         // knows about, newest first up to `maxPending`.
-        let is_gone = |p: &Pending| gone.binary_search(&(p.epoch, p.counter)).is_ok();
-        let mut out: Vec<&Pending> = (self.pending.iter().chain(&self.foreign).chain(&adopt))
+        let is_gone = |p: &Pending| gone.binary_search(&key(p)).is_ok();
+        let out: Vec<&Pending> = (self.pending.iter().chain(&self.foreign).chain(&adopt))
             .filter(|p| live(p) && !is_gone(p))
             .collect();
-        out.sort_by(|a, b| b.expires_at.total_cmp(&a.expires_at));
-        out.truncate(self.cfg.max_pending);
+        let out = latest(out, self.cfg.max_pending, |p| p.expires_at);
         let writer = (own, self.sync.seq + 1);
         let body = self.write_section(arms.as_deref().unwrap_or(&self.arms), &out, writer);
-        let written = out.iter().map(|p| (p.epoch, p.counter)).collect();
+        let written = sorted(out.iter().map(|p| key(p)).collect());
         snap.set_section(&name, body);
         report.bytes = snap.encode(max_bytes)?;
         self.sync.staged = Some(Staged {
@@ -315,28 +310,20 @@ impl Engine {
         if let Some(arms) = s.arms {
             self.arms = arms;
         }
-        let gone = |p: &Pending| s.gone.binary_search(&(p.epoch, p.counter)).is_ok();
         for p in self.pending.iter_mut().chain(&mut self.foreign) {
-            if gone(p) {
+            if s.gone.binary_search(&key(p)).is_ok() {
                 p.rewarded = true;
             }
         }
         self.foreign.extend(s.adopt);
-        let mut written = s.written;
-        written.sort_unstable();
         for p in self.pending.iter_mut().chain(&mut self.foreign) {
-            if written.binary_search(&(p.epoch, p.counter)).is_ok() {
+            if s.written.binary_search(&key(p)).is_ok() {
                 p.shared = true;
             }
         }
-        // Keep the foreign list bounded: settled or expired entries go once
-        // they can no longer be told apart from unknown ids.
-        let cap = self.cfg.max_pending;
-        if self.foreign.len() > cap {
-            self.foreign
-                .sort_by(|a, b| b.expires_at.total_cmp(&a.expires_at));
-            self.foreign.truncate(cap);
-        }
+        // Keep the foreign list bounded: the latest-expiring `maxPending`.
+        let foreign = std::mem::take(&mut self.foreign);
+        self.foreign = latest(foreign, self.cfg.max_pending, |p| p.expires_at);
         self.sync.journal = Some(Vec::new());
         self.sync.overflowed = false;
         self.sync.written = Some(s.writer);
@@ -462,6 +449,70 @@ impl Engine {
             pending,
         })
     }
+}
+
+/// A decision's id as one sortable key.
+fn key(p: &Pending) -> u128 {
+    (u128::from(p.epoch) << 64) | u128::from(p.counter)
+}
+
+/// `v` sorted ascending. One small heapsort serves every sort here: the
+/// standard library's sorts would add about 14 KB to the .wasm.
+fn sorted(mut v: Vec<u128>) -> Vec<u128> {
+    fn sift(v: &mut [u128], mut i: usize, n: usize) {
+        loop {
+            let mut c = 2 * i + 1;
+            if c >= n {
+                return;
+            }
+            if c + 1 < n && v[c + 1] > v[c] {
+                c += 1;
+            }
+            if v[i] >= v[c] {
+                return;
+            }
+            v.swap(i, c);
+            i = c;
+        }
+    }
+    let n = v.len();
+    for i in (0..n / 2).rev() {
+        sift(&mut v, i, n);
+    }
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift(&mut v, 0, end);
+    }
+    v
+}
+
+/// The `cap` items of `v` with the latest `time` (all finite), in their
+/// original order.
+fn latest<T>(v: Vec<T>, cap: usize, time: impl Fn(&T) -> f64) -> Vec<T> {
+    if v.len() <= cap {
+        return v;
+    }
+    // Finite doubles map to u64s in the same order; the index breaks ties.
+    let order = |x: f64| {
+        let b = x.to_bits();
+        if b >> 63 == 1 {
+            !b
+        } else {
+            b | 1 << 63
+        }
+    };
+    let keys = sorted(
+        (v.iter().enumerate())
+            .map(|(i, x)| (u128::from(order(time(x))) << 64) | i as u128)
+            .collect(),
+    );
+    let mut keep = vec![false; v.len()];
+    for k in &keys[keys.len() - cap..] {
+        keep[*k as u64 as usize] = true;
+    }
+    (v.into_iter().zip(keep))
+        .filter_map(|(x, k)| k.then_some(x))
+        .collect()
 }
 
 /// Slots whose mean, variance or covariances differ from the prior.
@@ -617,6 +668,25 @@ fn read_sparse(r: &mut Reader<'_>, d: usize) -> Result<SparseVec> {
 mod tests {
     use super::*;
     use crate::rng::Rng;
+
+    #[test]
+    fn the_heapsort_sorts_and_latest_keeps_the_latest() {
+        let mut rng = Rng::new(2);
+        for n in [0usize, 1, 2, 3, 10, 257] {
+            let v: Vec<u128> = (0..n)
+                .map(|_| u128::from(rng.next_u64() % 50) << 70)
+                .collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            assert_eq!(sorted(v), want, "n = {n}");
+        }
+        let times = [5.0, -1.0, 3.0, f64::MAX, 3.0, -0.0, 0.0];
+        let got = latest(times.to_vec(), 3, |t| *t);
+        // Of the two 3.0s the later one stays (ties go to the higher index).
+        assert_eq!(got, [5.0, f64::MAX, 3.0]);
+        assert_eq!(latest(times.to_vec(), 9, |t| *t), times);
+        assert_eq!(latest(times.to_vec(), 0, |t| *t), Vec::<f64>::new());
+    }
 
     /// The reader's checks must accept whatever long learning produces:
     /// after 100,000 updates of correlated sparse contexts every slot is

@@ -1,10 +1,11 @@
 //! The `Insitu` class: one decision point (a page slot) and its learner.
 
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 use super::{guard, now_or, pack, pack_for, Fast, JsObj};
 use crate::features::Hashed;
-use crate::json::Json;
+use crate::json::{Json, Obj};
 use crate::{Choice, Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
 
 /// One decision point: a page slot with its variants, model and learner.
@@ -135,6 +136,71 @@ impl Insitu {
             .learn(&LearnOptions::from_json(unpack(&bytes, "learn options")?)?)?)
     }
 
+    /// Merge this slot's learning with a stored snapshot (a `Uint8Array`,
+    /// or null when nothing is stored) and return the snapshot to store, with
+    /// what the merge found. Nothing changes until `commit()`, which the
+    /// caller makes once the bytes are written; if the write fails, sync
+    /// again later and nothing is lost. Options: `slot` (required: the name
+    /// of this slot's section), `now`, `maxBytes`. Throws `InsituError`:
+    /// `SNAPSHOT_FOREIGN`, `SNAPSHOT_CORRUPT`, `SNAPSHOT_VERSION` (quarantine
+    /// the stored bytes and sync with null), `SNAPSHOT_TOO_LARGE`,
+    /// `INVALID_OPTION`.
+    #[wasm_bindgen(unchecked_return_type = "SyncResult")]
+    pub fn sync(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array | null | undefined")] stored: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "SyncOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        guard()?;
+        let stored = if stored.is_undefined() || stored.is_null() {
+            None
+        } else {
+            match stored.dyn_ref::<js_sys::Uint8Array>() {
+                Some(a) => Some(a.to_vec()),
+                None => {
+                    return Err(crate::Error::option(
+                        "stored",
+                        "should be a Uint8Array, or null when nothing is stored",
+                    )
+                    .into())
+                }
+            }
+        };
+        let bytes = pack(&options)?;
+        let json = unpack(&bytes, "sync options")?;
+        let mut o = Obj::new(&json, "", crate::Error::option_owned)?;
+        let slot = o
+            .str("slot")?
+            .ok_or_else(|| crate::Error::option("slot", "is required"))?;
+        let now = o.num("now")?;
+        let max = o.int("maxBytes", 64, MAX_SNAPSHOT_CAP)?;
+        o.finish()?;
+        let r = self.engine.sync(
+            stored.as_deref(),
+            slot,
+            now_or(now),
+            max.map_or(crate::DEFAULT_MAX_SNAPSHOT_BYTES, |m| m as usize),
+        )?;
+        Ok(JsObj::new()
+            .set("bytes", js_sys::Uint8Array::from(&r.bytes[..]))
+            .set("modelChanged", r.model_changed)
+            .set("merged", r.merged)
+            .set("replayed", r.replayed as f64)
+            .set("duplicates", r.duplicates as f64)
+            .set("overwrote", r.overwrote)
+            .set("rejected", r.rejected as f64)
+            .set("adopted", r.adopted as f64)
+            .done())
+    }
+
+    /// Apply the last `sync()` after its bytes were stored. Returns false,
+    /// changing nothing, when there is nothing to commit or the slot decided
+    /// or learned since that sync (sync again).
+    pub fn commit(&mut self) -> Result<bool, JsValue> {
+        guard()?;
+        Ok(self.engine.commit())
+    }
+
     /// Variant ids in order.
     #[wasm_bindgen(getter)]
     pub fn variants(&self) -> Vec<String> {
@@ -172,6 +238,9 @@ impl Insitu {
             .done())
     }
 }
+
+/// Largest `maxBytes` a site may set: 16 MiB.
+const MAX_SNAPSHOT_CAP: u64 = 16 << 20;
 
 /// Options the JS half packed ([`Json::unpack`]), named `what` in errors.
 fn unpack<'a>(bytes: &'a [u8], what: &str) -> Result<Json<'a>, JsValue> {

@@ -139,12 +139,43 @@ export interface Stats {
   modelVersion: string;
 }
 
+/** Options of `sync()`. */
+export interface SyncOptions {
+  /** This slot's section name: 1 to 48 letters, digits, `-`, `_` or `.`. */
+  slot: string;
+  /** Current time in ms (default `Date.now()`); pending decisions past their expiry are not stored. */
+  now?: number;
+  /** Cap on the snapshot in bytes, 64 to 16 MiB (default 256 KiB). */
+  maxBytes?: number;
+}
+
+/** The result of `sync()`: the snapshot to store, and what the merge found. */
+export interface SyncResult {
+  /** The snapshot to store; call `commit()` once it is stored. */
+  bytes: Uint8Array;
+  /** The stored section came from another model; its learning was set aside. */
+  modelChanged: boolean;
+  /** Another tab or page view had stored since this slot last did, and was merged. */
+  merged: boolean;
+  /** This slot's own updates replayed onto the stored state. */
+  replayed: number;
+  /** Own rewards not replayed because another tab had counted the same decision. */
+  duplicates: number;
+  /** Storage had failed for so long that this slot's state overwrote other tabs' updates. */
+  overwrote: boolean;
+  /** Own updates the stored state refused numerically. */
+  rejected: number;
+  /** Pending decisions of other page views now settleable here. */
+  adopted: number;
+}
+
 /** Stable error codes (see the README, Error codes). */
 export type ErrorCode =
   | "INVALID_OPTION" | "INVALID_MODEL" | "INVALID_CONTEXT" | "NON_FINITE_FEATURE"
   | "STRING_TOO_LONG" | "TOO_MANY_FEATURES" | "INVALID_REWARD" | "UNKNOWN_DECISION"
   | "DECISION_EXPIRED" | "DUPLICATE_REWARD" | "NOT_ACTIVATED" | "UNKNOWN_VARIANT"
-  | "NUMERICAL_ERROR" | "POISONED";
+  | "NUMERICAL_ERROR" | "SNAPSHOT_FOREIGN" | "SNAPSHOT_CORRUPT" | "SNAPSHOT_VERSION"
+  | "SNAPSHOT_TOO_LARGE" | "POISONED";
 
 /** Every error insitu throws or reports: an `Error` with a stable `code`. */
 export interface InsituError extends Error {

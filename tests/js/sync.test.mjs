@@ -1,0 +1,110 @@
+// Persistence through the JS API: sync() / commit() against the built
+// package (pkg-node/), with an in-memory store standing in for localStorage.
+// Run: node --test tests/js/
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+
+const { Insitu } = createRequire(import.meta.url)("../../pkg-node/insitu.js");
+
+const OPTS = { variants: ["a", "b", "c"], features: { allow: ["page"] }, seed: 42 };
+const ctx = (t) => ({ context: { page: { section: ["news", "sports", "tech"][t % 3] } }, now: t });
+
+function throwsCode(fn, code) {
+  let caught;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof Error, `expected an Error with code ${code}`);
+  assert.equal(caught.name, "InsituError");
+  assert.equal(caught.code, code, caught.message);
+  return caught;
+}
+
+/** What a tab does under the storage lock: read, sync, write, commit. */
+function save(slot, store) {
+  const r = slot.sync(store.bytes ?? null, { slot: "hero", now: 1e6 });
+  assert.ok(r.bytes instanceof Uint8Array);
+  store.bytes = r.bytes;
+  assert.equal(slot.commit(), true);
+  return r;
+}
+
+const updates = (slot) => slot.stats().variants.reduce((n, v) => n + v.updates, 0);
+
+test("a reloaded slot has the learning and the pending decision of the last page view", () => {
+  const store = {};
+  const first = new Insitu(OPTS);
+  for (let t = 0; t < 30; t++) {
+    const d = first.rank(ctx(t));
+    first.reward({ decisionId: d.decisionId, reward: d.variant === "b" ? 1 : 0, now: t });
+  }
+  const open = first.rank(ctx(30));
+  const r1 = save(first, store);
+  assert.deepEqual(
+    [r1.merged, r1.modelChanged, r1.replayed, r1.adopted, r1.duplicates, r1.overwrote, r1.rejected],
+    [false, false, 0, 0, 0, false, 0],
+  );
+
+  const second = new Insitu(OPTS);
+  const r2 = save(second, store);
+  assert.equal(r2.merged, true);
+  assert.equal(r2.adopted, 1);
+  assert.equal(updates(second), 30);
+  const probe = (s) => s.rank({ ...ctx(1), seed: 5, now: 31 }).pmf;
+  assert.deepEqual(probe(second), probe(first));
+  second.reward({ decisionId: open.decisionId, reward: 1, now: 40 });
+  assert.equal(updates(second), 31);
+});
+
+test("two tabs that sync in turns count every reward", () => {
+  const store = {};
+  const tabs = [new Insitu(OPTS), new Insitu(OPTS)];
+  tabs.forEach((t) => save(t, store));
+  for (let i = 0; i < 200; i++) {
+    tabs.forEach((tab, k) => {
+      const d = tab.rank(ctx(i + k));
+      tab.reward({ decisionId: d.decisionId, reward: (i + k) % 2, now: i });
+      if ((i + 2 * k) % 9 === 0) save(tab, store);
+    });
+  }
+  tabs.forEach((t) => save(t, store));
+  const reader = new Insitu(OPTS);
+  save(reader, store);
+  assert.equal(updates(reader), 400);
+});
+
+test("bad stored data and bad options throw coded errors and change nothing", () => {
+  const store = {};
+  const good = new Insitu(OPTS);
+  const d = good.rank(ctx(1));
+  good.reward({ decisionId: d.decisionId, reward: 1, now: 2 });
+  save(good, store);
+
+  const slot = new Insitu(OPTS);
+  const before = JSON.stringify(slot.stats());
+  const bytes = store.bytes;
+  throwsCode(() => slot.sync(new TextEncoder().encode('{"theirs":1}'), { slot: "hero" }), "SNAPSHOT_FOREIGN");
+  throwsCode(() => slot.sync(bytes.slice(0, 40), { slot: "hero" }), "SNAPSHOT_CORRUPT");
+  const flipped = bytes.slice();
+  flipped[flipped.length - 3] ^= 0x10;
+  throwsCode(() => slot.sync(flipped, { slot: "hero" }), "SNAPSHOT_CORRUPT");
+  const newer = bytes.slice();
+  newer[4] = 9;
+  throwsCode(() => slot.sync(newer, { slot: "hero" }), "SNAPSHOT_VERSION");
+  throwsCode(() => slot.sync(bytes, { slot: "hero", maxBytes: 64 }), "SNAPSHOT_TOO_LARGE");
+  throwsCode(() => slot.sync("base64?", { slot: "hero" }), "INVALID_OPTION");
+  throwsCode(() => slot.sync(bytes, {}), "INVALID_OPTION");
+  throwsCode(() => slot.sync(bytes, { slot: "no spaces" }), "INVALID_OPTION");
+  throwsCode(() => slot.sync(bytes, { slot: "hero", maxBytes: 1.5 }), "INVALID_OPTION");
+  throwsCode(() => slot.sync(bytes, { slot: "hero", color: "red" }), "INVALID_OPTION");
+  assert.equal(slot.commit(), false, "a failed sync leaves nothing to commit");
+  assert.equal(JSON.stringify(slot.stats()), before);
+  // The stored bytes were never modified by the attempts.
+  assert.deepEqual(store.bytes, bytes);
+  // And the slot still syncs normally afterwards.
+  save(slot, store);
+  assert.equal(updates(slot), 1);
+});
