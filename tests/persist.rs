@@ -41,6 +41,14 @@ fn step(e: &mut Engine, t: usize) -> String {
     d.variant
 }
 
+/// Rank without rewarding; the decision's id.
+fn open_decision(e: &mut Engine) -> String {
+    let d = e
+        .rank(&RankOptions::parse(&context(1)).unwrap(), 0.0)
+        .unwrap();
+    d.decision_id.unwrap()
+}
+
 /// The pmf and scores a fixed-seed decision would give, without changing `e`.
 fn probe(e: &Engine, t: usize) -> (Vec<f64>, Vec<f64>) {
     let mut e = e.clone();
@@ -99,10 +107,7 @@ fn a_fresh_learner_stores_no_slots_and_only_a_header() {
 #[test]
 fn a_pending_decision_is_rewarded_after_reload_and_only_once() {
     let mut a = engine(1);
-    let d = a
-        .rank(&RankOptions::parse(&context(1)).unwrap(), 0.0)
-        .unwrap();
-    let id = d.decision_id.unwrap();
+    let id = open_decision(&mut a);
     let mut store = None;
     save(&mut a, &mut store, 1.0);
 
@@ -204,10 +209,7 @@ fn two_tabs_lose_no_update() {
 #[test]
 fn a_decision_rewarded_in_two_tabs_counts_once() {
     let mut a = engine(1);
-    let d = a
-        .rank(&RankOptions::parse(&context(1)).unwrap(), 0.0)
-        .unwrap();
-    let id = d.decision_id.unwrap();
+    let id = open_decision(&mut a);
     let mut store = None;
     save(&mut a, &mut store, 0.0);
     let mut b = engine(2);
@@ -244,7 +246,7 @@ fn a_new_model_sets_old_learning_aside() {
 }
 
 #[test]
-fn nothing_changes_until_commit_and_a_stale_commit_is_refused() {
+fn nothing_changes_until_commit_and_later_updates_are_kept_once() {
     let mut a = engine(1);
     step(&mut a, 0);
     let mut store = None;
@@ -255,12 +257,19 @@ fn nothing_changes_until_commit_and_a_stale_commit_is_refused() {
     let r = b.sync(store.as_deref(), SLOT, 2.0, MAX).unwrap();
     assert!(r.merged);
     assert_eq!((probe(&b, 3), b.updates()), before);
-    // The write "failed"; b learns more, then syncs again successfully.
+    // The write lands, but b learns once more before it commits (an
+    // `await` in the caller): the commit keeps that update, on the merged
+    // state, and the next sync does not count anything twice.
+    store = Some(r.bytes);
     step(&mut b, 2);
-    assert!(!b.commit(), "a commit after a change must be refused");
-    assert!(!b.commit());
-    save(&mut b, &mut store, 3.0);
+    assert!(b.commit());
+    assert!(!b.commit(), "nothing left to commit");
     assert_eq!(b.updates().iter().sum::<u64>(), 3);
+    save(&mut b, &mut store, 3.0);
+    let mut c = engine(3);
+    save(&mut c, &mut store, 4.0);
+    assert_eq!(c.updates(), b.updates());
+    assert_eq!(probe(&c, 3), probe(&b, 3));
 }
 
 #[test]
@@ -304,6 +313,8 @@ fn bad_stored_data_is_refused_and_changes_nothing() {
     step(&mut b, 3);
     let before = (probe(&b, 2), b.updates(), b.pending_count());
     let mut check = |bytes: &[u8], max: usize, code: &str, what: &str| {
+        // A successful sync first: the failed one must discard its staging.
+        b.sync(None, SLOT, 60.0, MAX).unwrap();
         let e = b.sync(Some(bytes), SLOT, 60.0, max).unwrap_err();
         assert_eq!(e.code(), code, "{what}: {e}");
         assert!(!b.commit(), "{what}");

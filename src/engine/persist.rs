@@ -66,8 +66,9 @@ struct Staged {
     /// Written as pending ([`key`]s, sorted).
     written: Vec<u128>,
     writer: (u64, u64),
-    /// The engine's state when staged; a commit after any change is refused.
-    at: (u64, usize),
+    /// Journal length when staged: later entries are not in the written
+    /// state and are replayed by `commit`.
+    journaled: usize,
 }
 
 /// Persistence bookkeeping of one engine.
@@ -80,8 +81,6 @@ pub(crate) struct SyncState {
     /// The writer id of the last section this engine wrote.
     written: Option<(u64, u64)>,
     seq: u64,
-    /// Changes since creation: rewards and learns (for the staging check).
-    changes: u64,
     staged: Option<Staged>,
 }
 
@@ -92,7 +91,6 @@ impl Default for SyncState {
             overflowed: false,
             written: None,
             seq: 0,
-            changes: 0,
             staged: None,
         }
     }
@@ -107,7 +105,6 @@ impl SyncState {
         reward: f64,
         decision: Option<(u64, u64)>,
     ) {
-        self.changes += 1;
         if let Some(j) = &mut self.journal {
             if j.len() >= MAX_JOURNAL {
                 self.journal = None;
@@ -195,6 +192,8 @@ impl Engine {
         now_ms: f64,
         max_bytes: usize,
     ) -> Result<SyncReport> {
+        // A failed sync must not leave an earlier merge to be committed.
+        self.sync.staged = None;
         super::check_now(now_ms)?;
         let name = section_name(slot)?;
         let mut snap = match stored {
@@ -252,11 +251,12 @@ impl Engine {
                         // singular to take more updates.
                         for (a, v) in st.arms.iter().zip(&self.cfg.model.variants) {
                             check_arm(a, &v.variance, &touched(a, &v.mean, &v.variance)).map_err(
-                                |e| match e {
-                                    Error::SnapshotCorrupt { reason } => corrupt(format!(
-                                        "section `{name}` cannot take this tab's updates: {reason}"
-                                    )),
-                                    e => e,
+                                // Not corruption: the stored data is valid, and
+                                // must not be quarantined over this.
+                                |e| Error::NumericalError {
+                                    reason: format!(
+                                        "the stored learner cannot take this tab's updates ({e})"
+                                    ),
                                 },
                             )?;
                         }
@@ -292,23 +292,47 @@ impl Engine {
             adopt,
             written,
             writer,
-            at: (self.sync.changes, self.counter as usize),
+            journaled: self.sync.journal.as_ref().map_or(0, Vec::len),
         });
         Ok(report)
     }
 
-    /// Apply the last [`sync`](Engine::sync) after its bytes were written.
-    /// Returns false, changing nothing, when there is nothing to commit or
-    /// the engine learned or decided since that sync (sync again).
+    /// Apply the last [`sync`](Engine::sync) once its bytes were written.
+    /// Updates made between the two (an `await` in the caller's write) are
+    /// kept: replayed onto the merged state and journaled for the next sync.
+    /// Returns false, changing nothing, when there is nothing to commit (no
+    /// sync, a failed one, or one already committed).
     pub fn commit(&mut self) -> bool {
         let Some(s) = self.sync.staged.take() else {
             return false;
         };
-        if s.at != (self.sync.changes, self.counter as usize) {
-            return false;
-        }
-        if let Some(arms) = s.arms {
-            self.arms = arms;
+        let since = s.journaled;
+        let gone = |d: &Option<(u64, u64)>| {
+            d.is_some_and(|(e, c)| {
+                s.gone
+                    .binary_search(&((u128::from(e) << 64) | u128::from(c)))
+                    .is_ok()
+            })
+        };
+        // The journal entries made after the sync; `None` if it overflowed.
+        let later: Option<Vec<Observation>> = self.sync.journal.take().map(|j| {
+            j.into_iter()
+                .skip(since)
+                .filter(|o| !gone(&o.decision))
+                .collect()
+        });
+        if let Some(mut arms) = s.arms {
+            let noise = self.cfg.model.noise;
+            // If the journal overflowed since the sync, this tab's own state,
+            // which has every one of its updates, is the better of the two.
+            if let Some(later) = &later {
+                for o in later {
+                    // It was accepted once on this tab's own state; a
+                    // refusal here is counted nowhere else, like `sync`'s.
+                    let _ = arms[o.arm].update(&o.x, o.reward, noise, 1.0);
+                }
+                self.arms = arms;
+            }
         }
         for p in self.pending.iter_mut().chain(&mut self.foreign) {
             if s.gone.binary_search(&key(p)).is_ok() {
@@ -324,8 +348,8 @@ impl Engine {
         // Keep the foreign list bounded: the latest-expiring `maxPending`.
         let foreign = std::mem::take(&mut self.foreign);
         self.foreign = latest(foreign, self.cfg.max_pending, |p| p.expires_at);
-        self.sync.journal = Some(Vec::new());
-        self.sync.overflowed = false;
+        self.sync.overflowed = later.is_none();
+        self.sync.journal = later;
         self.sync.written = Some(s.writer);
         self.sync.seq = s.writer.1;
         true

@@ -4,28 +4,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { throwsCode } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
 const { Insitu } = require("../../pkg-node/insitu.js");
 const fixture = JSON.parse(readFileSync(new URL("../fixtures/determinism.json", import.meta.url)));
 
 const OPTS = { variants: ["a", "b", "c"], features: { allow: ["page"] }, seed: 42 };
-
-/** Assert `fn` throws a real Error (not a string) with the given code; returns it. */
-function throwsCode(fn, code) {
-  let caught;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught !== undefined, `expected an error with code ${code}`);
-  assert.equal(typeof caught, "object", "thrown value is an object, not a string");
-  assert.ok(caught instanceof Error, "thrown value is an Error");
-  assert.equal(caught.name, "InsituError");
-  assert.equal(caught.code, code, caught.message);
-  return caught;
-}
 
 test("a decision has every documented field", () => {
   const slot = new Insitu(OPTS);

@@ -4,24 +4,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
+import { throwsCode } from "./helpers.mjs";
 
 const { Insitu } = createRequire(import.meta.url)("../../pkg-node/insitu.js");
 
 const OPTS = { variants: ["a", "b", "c"], features: { allow: ["page"] }, seed: 42 };
 const ctx = (t) => ({ context: { page: { section: ["news", "sports", "tech"][t % 3] } }, now: t });
-
-function throwsCode(fn, code) {
-  let caught;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof Error, `expected an Error with code ${code}`);
-  assert.equal(caught.name, "InsituError");
-  assert.equal(caught.code, code, caught.message);
-  return caught;
-}
 
 /** What a tab does under the storage lock: read, sync, write, commit. */
 function save(slot, store) {
@@ -100,7 +88,9 @@ test("bad stored data and bad options throw coded errors and change nothing", ()
   throwsCode(() => slot.sync(bytes, { slot: "no spaces" }), "INVALID_OPTION");
   throwsCode(() => slot.sync(bytes, { slot: "hero", maxBytes: 1.5 }), "INVALID_OPTION");
   throwsCode(() => slot.sync(bytes, { slot: "hero", color: "red" }), "INVALID_OPTION");
-  assert.equal(slot.commit(), false, "a failed sync leaves nothing to commit");
+  slot.sync(null, { slot: "hero" });
+  throwsCode(() => slot.sync(newer, { slot: "hero" }), "SNAPSHOT_VERSION");
+  assert.equal(slot.commit(), false, "a failed sync discards the one before it");
   assert.equal(JSON.stringify(slot.stats()), before);
   // The stored bytes were never modified by the attempts.
   assert.deepEqual(store.bytes, bytes);
