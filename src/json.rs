@@ -74,9 +74,11 @@ impl<'a> Json<'a> {
                 ),
             ));
         }
-        let mut u = Unpacker { b: bytes, pos: 0 };
+        let mut u = Unpacker {
+            c: crate::bytes::Cursor::new(bytes),
+        };
         let v = u.value(0).and_then(|v| {
-            if u.pos == bytes.len() {
+            if u.c.left() == 0 {
                 Ok(v)
             } else {
                 Err("unexpected bytes after the value")
@@ -160,28 +162,24 @@ type PResult<T> = std::result::Result<T, &'static str>;
 /// Reader of the packed form (see [`Json::unpack`]).
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Unpacker<'a> {
-    b: &'a [u8],
-    pos: usize,
+    c: crate::bytes::Cursor<'a>,
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 impl<'a> Unpacker<'a> {
     fn take(&mut self, n: usize) -> PResult<&'a [u8]> {
-        let rest = self.b.get(self.pos..).unwrap_or_default();
-        let bytes = rest.get(..n).ok_or("unexpected end")?;
-        self.pos += n;
-        Ok(bytes)
+        self.c.take(n).ok_or("unexpected end")
     }
 
     fn len(&mut self) -> PResult<usize> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        let b = self.c.array().ok_or("unexpected end")?;
+        Ok(u32::from_le_bytes(b) as usize)
     }
 
     /// A count of values, each at least one byte: no more than remain.
     fn count(&mut self) -> PResult<usize> {
         let n = self.len()?;
-        if n > self.b.len() - self.pos {
+        if n > self.c.left() {
             return Err("a count exceeds the input");
         }
         Ok(n)

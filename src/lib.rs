@@ -28,6 +28,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod bandit;
+mod bytes;
 mod engine;
 mod error;
 mod features;

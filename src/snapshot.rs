@@ -247,36 +247,36 @@ pub(crate) fn put_str(w: &mut Vec<u8>, s: &str) {
     w.extend_from_slice(s.as_bytes());
 }
 
-/// A bounded cursor over bytes: every read checks what is left first.
+/// A [`Cursor`](crate::bytes::Cursor) whose errors name the part of a
+/// snapshot being read.
 pub(crate) struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
+    c: crate::bytes::Cursor<'a>,
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(b: &'a [u8], what: &'static str) -> Reader<'a> {
-        Reader { b, pos: 0, what }
+        Reader {
+            c: crate::bytes::Cursor::new(b),
+            what,
+        }
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if n > self.b.len() - self.pos {
-            return Err(corrupt(format!(
-                "the {} ends early: {n} bytes wanted at byte {}, {} left",
-                self.what,
-                self.pos,
-                self.b.len() - self.pos
-            )));
-        }
-        let s = &self.b[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
+        self.c.take(n).ok_or_else(|| self.early(n))
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
+        self.c.array().ok_or_else(|| self.early(N))
+    }
+
+    fn early(&self, n: usize) -> Error {
+        corrupt(format!(
+            "the {} ends early: {n} bytes wanted at byte {}, {} left",
+            self.what,
+            self.c.pos(),
+            self.c.left()
+        ))
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8> {
@@ -304,7 +304,7 @@ impl<'a> Reader<'a> {
             Err(corrupt(format!(
                 "the {} holds a non-finite number at byte {}",
                 self.what,
-                self.pos - 8
+                self.c.pos() - 8
             )))
         }
     }
@@ -323,24 +323,24 @@ impl<'a> Reader<'a> {
     /// is left so no caller reserves memory for a count the bytes cannot hold.
     pub(crate) fn count(&mut self, item_bytes: usize) -> Result<usize> {
         let n = self.u32()? as usize;
-        if n.saturating_mul(item_bytes.max(1)) > self.b.len() - self.pos {
+        if n.saturating_mul(item_bytes.max(1)) > self.c.left() {
             return Err(corrupt(format!(
                 "the {} claims {n} items but has only {} bytes left",
                 self.what,
-                self.b.len() - self.pos
+                self.c.left()
             )));
         }
         Ok(n)
     }
 
     pub(crate) fn finish(&self) -> Result<()> {
-        if self.pos == self.b.len() {
+        if self.c.left() == 0 {
             Ok(())
         } else {
             Err(corrupt(format!(
                 "the {} has {} unread bytes at its end",
                 self.what,
-                self.b.len() - self.pos
+                self.c.left()
             )))
         }
     }

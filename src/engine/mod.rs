@@ -842,7 +842,7 @@ impl Engine {
         self.arms[p.arm].update(&p.x, reward, noise, 1.0)?;
         p.rewarded = true;
         self.sync
-            .journal(p.arm, &p.x, reward, Some((epoch, counter)));
+            .journal(p.arm, &p.x, reward, Some(persist::id_key(epoch, counter)));
         Ok(())
     }
 

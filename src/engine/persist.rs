@@ -49,8 +49,9 @@ struct Observation {
     arm: usize,
     x: SparseVec,
     reward: f64,
-    /// The decision it settled (`learn` observations have none).
-    decision: Option<(u64, u64)>,
+    /// The [`id_key`] of the decision it settled (`learn` observations have
+    /// none).
+    decision: Option<u128>,
 }
 
 /// What `sync` computed, applied by `commit`.
@@ -77,10 +78,8 @@ pub(crate) struct SyncState {
     /// Updates since the last commit (since creation before the first);
     /// `None` once it overflowed.
     journal: Option<Vec<Observation>>,
-    overflowed: bool,
-    /// The writer id of the last section this engine wrote.
+    /// The writer id (epoch, sequence) of the last section this engine wrote.
     written: Option<(u64, u64)>,
-    seq: u64,
     staged: Option<Staged>,
 }
 
@@ -88,9 +87,7 @@ impl Default for SyncState {
     fn default() -> SyncState {
         SyncState {
             journal: Some(Vec::new()),
-            overflowed: false,
             written: None,
-            seq: 0,
             staged: None,
         }
     }
@@ -103,12 +100,11 @@ impl SyncState {
         arm: usize,
         x: &SparseVec,
         reward: f64,
-        decision: Option<(u64, u64)>,
+        decision: Option<u128>,
     ) {
         if let Some(j) = &mut self.journal {
             if j.len() >= MAX_JOURNAL {
                 self.journal = None;
-                self.overflowed = true;
             } else {
                 j.push(Observation {
                     arm,
@@ -227,13 +223,10 @@ impl Engine {
                         .filter(|k| in_store.binary_search(k).is_err())
                         .collect(),
                 );
-                let is_gone = |&(e, c): &(u64, u64)| {
-                    gone.binary_search(&((u128::from(e) << 64) | u128::from(c)))
-                        .is_ok()
-                };
+                let is_gone = |k: &u128| gone.binary_search(k).is_ok();
                 if self.sync.written != Some(st.writer) {
                     report.merged = true;
-                    if self.sync.overflowed {
+                    if self.sync.journal.is_none() {
                         report.overwrote = true;
                     } else {
                         let noise = self.cfg.model.noise;
@@ -245,20 +238,6 @@ impl Engine {
                             } else {
                                 report.rejected += 1;
                             }
-                        }
-                        // Never write what a reader would refuse: stored data
-                        // that passed the checks can still be too close to
-                        // singular to take more updates.
-                        for (a, v) in st.arms.iter().zip(&self.cfg.model.variants) {
-                            check_arm(a, &v.variance, &touched(a, &v.mean, &v.variance)).map_err(
-                                // Not corruption: the stored data is valid, and
-                                // must not be quarantined over this.
-                                |e| Error::NumericalError {
-                                    reason: format!(
-                                        "the stored learner cannot take this tab's updates ({e})"
-                                    ),
-                                },
-                            )?;
                         }
                         arms = Some(std::mem::take(&mut st.arms));
                     }
@@ -281,8 +260,12 @@ impl Engine {
             .filter(|p| live(p) && !is_gone(p))
             .collect();
         let out = latest(out, self.cfg.max_pending, |p| p.expires_at);
-        let writer = (own, self.sync.seq + 1);
-        let body = self.write_section(arms.as_deref().unwrap_or(&self.arms), &out, writer);
+        let writer = (own, self.sync.written.map_or(0, |w| w.1) + 1);
+        // Merged state is checked before it is written; this engine's own is
+        // what its updates made.
+        let merged = arms.as_deref();
+        let body =
+            self.write_section(merged.unwrap_or(&self.arms), merged.is_some(), &out, writer)?;
         let written = sorted(out.iter().map(|p| key(p)).collect());
         snap.set_section(&name, body);
         report.bytes = snap.encode(max_bytes)?;
@@ -307,13 +290,7 @@ impl Engine {
             return false;
         };
         let since = s.journaled;
-        let gone = |d: &Option<(u64, u64)>| {
-            d.is_some_and(|(e, c)| {
-                s.gone
-                    .binary_search(&((u128::from(e) << 64) | u128::from(c)))
-                    .is_ok()
-            })
-        };
+        let gone = |d: &Option<u128>| d.is_some_and(|k| s.gone.binary_search(&k).is_ok());
         // The journal entries made after the sync; `None` if it overflowed.
         let later: Option<Vec<Observation>> = self.sync.journal.take().map(|j| {
             j.into_iter()
@@ -348,19 +325,18 @@ impl Engine {
         // Keep the foreign list bounded: the latest-expiring `maxPending`.
         let foreign = std::mem::take(&mut self.foreign);
         self.foreign = latest(foreign, self.cfg.max_pending, |p| p.expires_at);
-        self.sync.overflowed = later.is_none();
         self.sync.journal = later;
         self.sync.written = Some(s.writer);
-        self.sync.seq = s.writer.1;
         true
     }
 
     fn write_section(
         &self,
         arms: &[Posterior],
+        check: bool,
         pending: &[&Pending],
         writer: (u64, u64),
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>> {
         let m = &self.cfg.model;
         let d = m.features.dim();
         let mut w = vec![LAYOUT];
@@ -371,8 +347,17 @@ impl Engine {
         put_u64(&mut w, writer.0);
         put_u64(&mut w, writer.1);
         for (a, v) in arms.iter().zip(&m.variants) {
-            put_u64(&mut w, a.n);
             let touched = touched(a, &v.mean, &v.variance);
+            if check {
+                // Merged state: never write what a reader would refuse.
+                // Stored data that passed the checks can still be too close
+                // to singular to take more updates. Not corruption: the
+                // stored data is valid and must not be quarantined over this.
+                check_arm(a, &v.variance, &touched).map_err(|e| Error::NumericalError {
+                    reason: format!("the stored learner cannot take this tab's updates ({e})"),
+                })?;
+            }
+            put_u64(&mut w, a.n);
             put_u32(&mut w, touched.len() as u32);
             touched.iter().for_each(|&i| put_u32(&mut w, i as u32));
             touched.iter().for_each(|&i| put_f64(&mut w, a.mean[i]));
@@ -399,7 +384,7 @@ impl Engine {
             p.x.idx.iter().for_each(|&i| put_u32(&mut w, i));
             p.x.val.iter().for_each(|&x| put_f64(&mut w, x));
         }
-        w
+        Ok(w)
     }
 
     fn read_section(&self, body: &[u8]) -> Result<Stored> {
@@ -475,9 +460,14 @@ impl Engine {
     }
 }
 
-/// A decision's id as one sortable key.
+/// A decision id (epoch, counter) as one sortable key.
+pub(super) fn id_key(epoch: u64, counter: u64) -> u128 {
+    (u128::from(epoch) << 64) | u128::from(counter)
+}
+
+/// A pending decision's [`id_key`].
 fn key(p: &Pending) -> u128 {
-    (u128::from(p.epoch) << 64) | u128::from(p.counter)
+    id_key(p.epoch, p.counter)
 }
 
 /// `v` sorted ascending. One small heapsort serves every sort here: the
