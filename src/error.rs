@@ -104,6 +104,19 @@ pub enum Error {
         /// The newest version this build reads.
         supported: u32,
     },
+    /// A tracked behaviour event is malformed (a missing or mistyped field,
+    /// an over-long string, too many tags, an unknown key).
+    InvalidEvent {
+        /// The offending field, e.g. `tags[2]`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tracked event's type is neither built in nor declared by the site.
+    UnknownEventType {
+        /// The type that was given.
+        kind: String,
+    },
     /// A snapshot would exceed the size cap (or a stored one does).
     SnapshotTooLarge {
         /// Its size in bytes.
@@ -134,6 +147,8 @@ impl Error {
             Error::SnapshotCorrupt { .. } => "SNAPSHOT_CORRUPT",
             Error::SnapshotVersion { .. } => "SNAPSHOT_VERSION",
             Error::SnapshotTooLarge { .. } => "SNAPSHOT_TOO_LARGE",
+            Error::InvalidEvent { .. } => "INVALID_EVENT",
+            Error::UnknownEventType { .. } => "UNKNOWN_EVENT_TYPE",
         }
     }
 
@@ -208,6 +223,11 @@ impl fmt::Display for Error {
             Error::SnapshotVersion { found, supported } => write!(
                 f,
                 "snapshot format {found} is newer than this build reads (up to {supported})"
+            ),
+            Error::InvalidEvent { field, reason } => write!(f, "event field `{field}` {reason}"),
+            Error::UnknownEventType { kind } => write!(
+                f,
+                "event type `{kind}` is not view, click, convert or a type declared in `types`"
             ),
             Error::SnapshotTooLarge { bytes, max } => {
                 write!(f, "snapshot is {bytes} bytes; the cap is {max}")
@@ -330,6 +350,13 @@ mod tests {
                 variant: "z".into(),
             },
             Error::NumericalError { reason: "x".into() },
+            Error::InvalidEvent {
+                field: "tags[2]".into(),
+                reason: "x".into(),
+            },
+            Error::UnknownEventType {
+                kind: "hover".into(),
+            },
         ];
         let mut codes: Vec<_> = all.iter().map(Error::code).collect();
         codes.sort_unstable();
@@ -338,5 +365,7 @@ mod tests {
         assert!(all[6].to_string().contains("1.5"));
         assert!(all[3].to_string().contains("999"));
         assert!(all[0].to_string().contains("policy.epsilon"));
+        assert!(all[13].to_string().contains("tags[2]"));
+        assert!(all[14].to_string().contains("hover"));
     }
 }

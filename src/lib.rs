@@ -28,6 +28,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod bandit;
+mod behavior;
 mod bytes;
 mod engine;
 mod error;
@@ -41,6 +42,10 @@ mod snapshot;
 mod wasm;
 
 pub use bandit::explore;
+pub use behavior::{
+    Behavior, BehaviorConfig, BehaviorSync, Event, Value as BehaviorValue,
+    BUILTIN_TYPES as BUILTIN_EVENT_TYPES, SECTION as BEHAVIOR_SECTION,
+};
 pub use engine::{
     parse_decision_id, Choice, Decision, Engine, EngineConfig, LearnOptions, RankOptions,
     SettleOptions, SyncReport,

@@ -936,7 +936,7 @@ fn check_reward(r: f64) -> Result<()> {
     }
 }
 
-fn check_now(now: f64) -> Result<()> {
+pub(crate) fn check_now(now: f64) -> Result<()> {
     if now.is_finite() {
         Ok(())
     } else {

@@ -141,7 +141,7 @@ impl FeatureOptions {
 
 /// Insertion sort: allowlists are a handful of names, and a library sort
 /// brings kilobytes of code into the .wasm.
-fn sort_strings(v: &mut [String]) {
+pub(crate) fn sort_strings(v: &mut [String]) {
     for i in 1..v.len() {
         let mut j = i;
         while j > 0 && v[j - 1] > v[j] {
