@@ -24,6 +24,8 @@ for target in bundler web nodejs; do
   wasm-pack --quiet build --release --mode no-install --target "$target" --out-dir "$out" --out-name insitu 2>&1 \
     | { grep -v "failed to get wasm-pack version" || true; }
   test -f "$out/insitu_bg.wasm" || { echo "build: $out/insitu_bg.wasm was not produced" >&2; exit 1; }
+  # One entry point, index.js: the wasm classes plus open() (the store).
+  if [ "$target" != nodejs ]; then node scripts/entry.mjs "$out" "$target"; fi
   # Ship the JavaScript minified (terser, from npm); the sources stay readable.
   node scripts/minify.mjs "$out"
   # The generated class declares [Symbol.dispose]; say which TypeScript lib

@@ -194,7 +194,7 @@ impl Event {
     }
 }
 
-fn event_err(field: String, reason: String) -> Error {
+pub(crate) fn event_err(field: String, reason: String) -> Error {
     Error::InvalidEvent { field, reason }
 }
 

@@ -134,6 +134,24 @@ fn a_pending_decision_is_rewarded_after_reload_and_only_once() {
 }
 
 #[test]
+fn reset_returns_to_the_prior_and_refuses_earlier_ids() {
+    let fresh = engine(1);
+    let mut e = engine(1);
+    for t in 0..50 {
+        step(&mut e, t);
+    }
+    let old = open_decision(&mut e);
+    assert_ne!(probe(&e, 1), probe(&fresh, 1));
+    e.reset(2);
+    assert_eq!(probe(&e, 1), probe(&fresh, 1));
+    assert_eq!(e.updates(), [0, 0, 0]);
+    assert_eq!(e.pending_count(), 0);
+    assert_eq!(e.reward(&old, 1.0, 1.0).unwrap_err().code(), "UNKNOWN_DECISION");
+    // The first decision after the reset does not take the old id.
+    assert_ne!(open_decision(&mut e), old);
+}
+
+#[test]
 fn an_expired_decision_is_not_restored() {
     let mut a = Engine::new(
         EngineConfig::parse(&options(3).replacen('{', r#"{"rewardTtlMs": 100, "#, 1), 1).unwrap(),

@@ -160,8 +160,7 @@ impl EngineConfig {
             policy,
             fallback,
             seed: seed.unwrap_or(entropy & MAX_SEED),
-            // Independent of the seed stream: a different mix of the entropy.
-            epoch: Rng::new(entropy ^ 0x6570_6f63_6821).next_u64() >> (64 - EPOCH_BITS),
+            epoch: epoch_of(entropy),
             reward_ttl_ms,
             max_pending: max_pending.unwrap_or(DEFAULT_MAX_PENDING) as usize,
         })
@@ -441,6 +440,12 @@ struct Scratch {
     pmf: Vec<f64>,
 }
 
+/// The decision-id epoch made of `entropy`: independent of the seed stream,
+/// a different mix of the same entropy.
+fn epoch_of(entropy: u64) -> u64 {
+    Rng::new(entropy ^ 0x6570_6f63_6821).next_u64() >> (64 - EPOCH_BITS)
+}
+
 /// The engine: one decision point (a page slot) with its variants.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -470,6 +475,15 @@ impl Engine {
             sync: persist::SyncState::default(),
             cfg,
         }
+    }
+
+    /// Forget everything learned and every pending decision: back to the
+    /// prior, as if new, with a new decision-id epoch made of `entropy` so no
+    /// earlier id settles a later decision (the page's `forget()`).
+    pub fn reset(&mut self, entropy: u64) {
+        let mut cfg = self.cfg.clone();
+        cfg.epoch = epoch_of(entropy);
+        *self = Engine::new(cfg);
     }
 
     /// The model version (content hash of the prior).

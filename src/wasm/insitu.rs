@@ -1,11 +1,10 @@
 //! The `Insitu` class: one decision point (a page slot) and its learner.
 
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::{guard, now_or, pack, pack_for, Fast, JsObj};
 use crate::features::Hashed;
-use crate::json::{Json, Obj};
+use crate::json::Json;
 use crate::{Choice, Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
 
 /// One decision point: a page slot with its variants, model and learner.
@@ -152,35 +151,10 @@ impl Insitu {
         #[wasm_bindgen(unchecked_param_type = "SyncOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         guard()?;
-        let stored = if stored.is_undefined() || stored.is_null() {
-            None
-        } else {
-            match stored.dyn_ref::<js_sys::Uint8Array>() {
-                Some(a) => Some(a.to_vec()),
-                None => {
-                    return Err(crate::Error::option(
-                        "stored",
-                        "should be a Uint8Array, or null when nothing is stored",
-                    )
-                    .into())
-                }
-            }
-        };
-        let bytes = pack(&options)?;
-        let json = unpack(&bytes, "sync options")?;
-        let mut o = Obj::new(&json, "", crate::Error::option_owned)?;
-        let slot = o
-            .str("slot")?
-            .ok_or_else(|| crate::Error::option("slot", "is required"))?;
-        let now = o.num("now")?;
-        let max = o.int("maxBytes", 64, MAX_SNAPSHOT_CAP)?;
-        o.finish()?;
-        let r = self.engine.sync(
-            stored.as_deref(),
-            slot,
-            now_or(now),
-            max.map_or(crate::DEFAULT_MAX_SNAPSHOT_BYTES, |m| m as usize),
-        )?;
+        let a = super::SyncArgs::read(&stored, &options, true)?;
+        let r = self
+            .engine
+            .sync(a.stored.as_deref(), &a.slot, a.now, a.max)?;
         Ok(JsObj::new()
             .set("bytes", js_sys::Uint8Array::from(&r.bytes[..]))
             .set("modelChanged", r.model_changed)
@@ -199,6 +173,16 @@ impl Insitu {
     pub fn commit(&mut self) -> Result<bool, JsValue> {
         guard()?;
         Ok(self.engine.commit())
+    }
+
+    /// Forget everything learned and every pending decision: back to the
+    /// prior. Storage is the caller's (the store's `forget()` erases it).
+    pub fn reset(&mut self) -> Result<(), JsValue> {
+        guard()?;
+        self.engine.reset(super::entropy_seed());
+        // The JS half builds decision ids from the epoch, which changed.
+        self.fast = Fast::new(&self.engine);
+        Ok(())
     }
 
     /// Variant ids in order.
@@ -238,9 +222,6 @@ impl Insitu {
             .done())
     }
 }
-
-/// Largest `maxBytes` a site may set: 16 MiB.
-const MAX_SNAPSHOT_CAP: u64 = 16 << 20;
 
 /// Options the JS half packed ([`Json::unpack`]), named `what` in errors.
 fn unpack<'a>(bytes: &'a [u8], what: &str) -> Result<Json<'a>, JsValue> {

@@ -5,13 +5,16 @@
 //! after a panic the instance is marked poisoned and every later call throws
 //! `Error { code: "POISONED" }` instead of running on corrupt memory.
 
+mod behavior;
 mod insitu;
 mod types;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
+use crate::json::{ErrKind, Json, Obj};
 use crate::Error;
 
 // talc instead of the default dlmalloc: about 5 KB smaller in the .wasm, and
@@ -81,13 +84,22 @@ fn guard() -> Result<(), JsValue> {
 /// `toJSON` applies, exactly as for JSON text. `undefined` and null read as
 /// `{}`; values JSON cannot hold are an `INVALID_OPTION`.
 fn pack(value: &JsValue) -> Result<Vec<u8>, JsValue> {
-    packed(pack_js(&or_empty(value)))
+    pack_as(value, "options", Error::option_owned)
+}
+
+/// [`pack`] for a value whose errors are of `kind`, naming it `what`.
+fn pack_as(value: &JsValue, what: &str, kind: ErrKind) -> Result<Vec<u8>, JsValue> {
+    packed(pack_js(&or_empty(value)), what, kind)
 }
 
 /// [`pack`] for rank and learn options: contexts and action features are
 /// first cut to the allowlisted namespaces (see `packFor` in fast.js).
 fn pack_for(walker: &JsValue, value: &JsValue) -> Result<Vec<u8>, JsValue> {
-    packed(pack_for_js(walker, &or_empty(value)))
+    packed(
+        pack_for_js(walker, &or_empty(value)),
+        "options",
+        Error::option_owned,
+    )
 }
 
 /// Options left out (`undefined` or null) as an empty object.
@@ -99,13 +111,72 @@ fn or_empty(value: &JsValue) -> JsValue {
     }
 }
 
-fn packed(bytes: Result<js_sys::Uint8Array, JsValue>) -> Result<Vec<u8>, JsValue> {
+fn packed(
+    bytes: Result<js_sys::Uint8Array, JsValue>,
+    what: &str,
+    kind: ErrKind,
+) -> Result<Vec<u8>, JsValue> {
     let bytes = bytes.map_err(|_| -> JsValue {
         let why = "cannot be converted to JSON: it is a function or holds a BigInt (pass \
                    seeds as numbers), a cycle, or a getter or toJSON that throws";
-        Error::option_owned("options".into(), why.into()).into()
+        kind(what.into(), why.into()).into()
     })?;
     Ok(bytes.to_vec())
+}
+
+/// Largest `maxBytes` a site may set: 16 MiB.
+const MAX_SNAPSHOT_CAP: u64 = 16 << 20;
+
+/// The arguments of a `sync()`: the stored bytes and `{slot?, now?, maxBytes?}`.
+struct SyncArgs {
+    stored: Option<Vec<u8>>,
+    /// Empty unless `with_slot`.
+    slot: String,
+    now: f64,
+    max: usize,
+}
+
+impl SyncArgs {
+    fn read(stored: &JsValue, options: &JsValue, with_slot: bool) -> Result<SyncArgs, JsValue> {
+        let bytes = pack(options)?;
+        let json = Json::unpack(&bytes, "sync options", Error::option_owned)?;
+        let mut o = Obj::new(&json, "", Error::option_owned)?;
+        let slot = if with_slot {
+            o.str("slot")?
+                .ok_or_else(|| Error::option("slot", "is required"))?
+                .to_owned()
+        } else {
+            String::new()
+        };
+        let now = now_or(o.num("now")?);
+        let max = o
+            .int("maxBytes", 64, MAX_SNAPSHOT_CAP)?
+            .map_or(crate::DEFAULT_MAX_SNAPSHOT_BYTES, |m| m as usize);
+        o.finish()?;
+        let stored = if stored.is_undefined() || stored.is_null() {
+            None
+        } else {
+            let Some(a) = stored.dyn_ref::<js_sys::Uint8Array>() else {
+                return Err(Error::option(
+                    "stored",
+                    "should be a Uint8Array, or null when nothing is stored",
+                )
+                .into());
+            };
+            // Refused before it is copied into wasm memory.
+            let bytes = a.length() as usize;
+            if bytes > max {
+                return Err(Error::SnapshotTooLarge { bytes, max }.into());
+            }
+            Some(a.to_vec())
+        };
+        Ok(SyncArgs {
+            stored,
+            slot,
+            now,
+            max,
+        })
+    }
 }
 
 /// A plain JS object under construction (for the rarely called `stats`).

@@ -169,13 +169,52 @@ export interface SyncResult {
   adopted: number;
 }
 
+/** Retention of the behaviour store; every field is optional. */
+export interface BehaviorOptions {
+  /** Events older than this many days are deleted, (0, 400]. Default 30. */
+  maxAgeDays?: number;
+  /** At most this many events are kept, 1 to 5000. Default 500. */
+  maxEvents?: number;
+  /** The stored events take at most this many bytes, 256 to 262144. Default 16384. */
+  maxBytes?: number;
+  /** A gap longer than this many minutes starts a new session, 1 to 1440. Default 30. */
+  sessionGapMinutes?: number;
+  /** Custom event types besides view, click and convert: at most 16 names of letters, digits, `_`, `-`. */
+  types?: string[];
+}
+
+/** One tracked event. Strings are 1 to 64 bytes; the time comes from the clock. */
+export interface BehaviorEvent {
+  /** `"view"`, `"click"`, `"convert"` or a type declared in `types`. */
+  type: string;
+  /** The item it concerns, e.g. a product id. */
+  item?: string;
+  /** The item's category. */
+  category?: string;
+  /** At most 8 tags. */
+  tags?: string[];
+  /** A finite number, e.g. an order total. */
+  value?: number;
+}
+
+/** The result of `Behavior#sync()`. */
+export interface BehaviorSyncResult {
+  /** The snapshot to store; call `commit()` once it is stored. */
+  bytes: Uint8Array;
+  /** Events kept after the merge and retention. */
+  events: number;
+  /** Stored events of a type this store does not declare, not kept. */
+  dropped: number;
+}
+
 /** Stable error codes (see the README, Error codes). */
 export type ErrorCode =
   | "INVALID_OPTION" | "INVALID_MODEL" | "INVALID_CONTEXT" | "NON_FINITE_FEATURE"
   | "STRING_TOO_LONG" | "TOO_MANY_FEATURES" | "INVALID_REWARD" | "UNKNOWN_DECISION"
   | "DECISION_EXPIRED" | "DUPLICATE_REWARD" | "NOT_ACTIVATED" | "UNKNOWN_VARIANT"
   | "NUMERICAL_ERROR" | "SNAPSHOT_FOREIGN" | "SNAPSHOT_CORRUPT" | "SNAPSHOT_VERSION"
-  | "SNAPSHOT_TOO_LARGE" | "POISONED";
+  | "SNAPSHOT_TOO_LARGE" | "INVALID_EVENT" | "UNKNOWN_EVENT_TYPE"
+  | "STORAGE_UNAVAILABLE" | "STORAGE_QUOTA" | "POISONED";
 
 /** Every error insitu throws or reports: an `Error` with a stable `code`. */
 export interface InsituError extends Error {

@@ -13,6 +13,7 @@ import {
   type RewardOptions,
   type Stats,
 } from "../../../pkg/insitu.js";
+import { open, type Audit, type ConsentTier, type Site } from "../../../pkg/index.js";
 
 const model: Model = {
   format: 1,
@@ -70,4 +71,18 @@ slot.reward({ decisionId: d.decisionId, reward: 1 });
 // @ts-expect-error: not an error code
 const wrong: ErrorCode = "NOT_A_CODE";
 
-void [variant, p, pmf, updates, version, wrong];
+// The store, through the package's entry point.
+const site: Site = open({ consent: "personalization", behavior: { maxAgeDays: 7 }, onError: (e) => e.code });
+const hero = site.slot("hero", { variants: ["a", "b"] });
+site.track({ type: "view", category: "shoes", tags: ["sale"], value: 3 });
+const shown: string = hero.rank({ context: { page: { section: "news" } } }).variant;
+const tier: ConsentTier = site.setConsent("functional").tier;
+const audit: Audit = site.audit();
+const network: "none" = audit.network;
+void site.flush().then((r) => r.written);
+// @ts-expect-error: not a consent tier
+site.setConsent("everything");
+// @ts-expect-error: an event needs a type
+site.track({ item: "sku-1" });
+
+void [variant, p, pmf, updates, version, wrong, shown, tier, network];

@@ -1,0 +1,128 @@
+// Types of the store (src/wasm/store.js), shipped as part of index.d.ts.
+import type {
+  ActivateOptions, BehaviorEvent, BehaviorOptions, Decision, ErrorCode, InsituError, InsituOptions,
+  LearnOptions, RankOptions, RewardOptions, Stats,
+} from "./insitu.js";
+
+/** What the visitor allows. `none`: nothing is stored, no identifier, learning
+ * lasts for the page view. `functional`: only the audit history is stored.
+ * `personalization`: the learner, behaviour events and pending decisions are
+ * stored too. Nothing leaves the device in any tier. */
+export type ConsentTier = "none" | "functional" | "personalization";
+
+/** Options of `open()`. Every field is optional. */
+export interface OpenOptions {
+  /** Storage key, and prefix of every other key this module writes: 1 to 32 letters, digits, `_`, `-`. Default `"insitu"`. */
+  key?: string;
+  /** The tier the visitor chose, from the site's consent manager. Omit it until known. */
+  consent?: ConsentTier;
+  /** The tier while the visitor has not chosen (`consent` omitted). Default `"functional"`. A default never deletes stored data; an explicit `consent` or GPC does. */
+  defaultConsent?: ConsentTier;
+  /** `"honor"` (default): with Global Privacy Control on, `personalization` becomes `functional`. */
+  gpc?: "honor" | "ignore";
+  /** Retention of the behaviour store. */
+  behavior?: BehaviorOptions;
+  /** Where to store: a `Storage` such as `localStorage` (the default), or null for memory only. */
+  storage?: Pick<Storage, "getItem" | "setItem" | "removeItem" | "key" | "length"> | null;
+  /** The clock, in ms since the epoch. Default `Date.now`. */
+  now?: () => number;
+  /** Snapshot size cap in bytes, 64 to 16 MiB. Default 262144. */
+  maxBytes?: number;
+  /** Delay between an update and its write, 0 to 60000 ms. Default 1000. */
+  flushDelayMs?: number;
+  /** Storage problems (`STORAGE_QUOTA`, `STORAGE_UNAVAILABLE`, `SNAPSHOT_*` on quarantine) are reported here; the page keeps working. */
+  onError?: (error: InsituError) => void;
+}
+
+/** A decision slot opened through the store: `Insitu`'s API, with the
+ * `behavior` namespace added to each context and updates stored. */
+export interface Slot {
+  readonly name: string;
+  /** Never throws: on bad input returns the fallback variant with `fallback: true`. */
+  rank(options?: RankOptions): Decision;
+  reward(options: RewardOptions): void;
+  activate(options: ActivateOptions): void;
+  learn(options: LearnOptions): void;
+  stats(): Stats;
+  readonly variants: string[];
+  readonly modelVersion: string;
+  readonly policy: string;
+}
+
+/** The consent state and where it came from. */
+export interface ConsentState {
+  tier: ConsentTier;
+  /** `default` (the site has not said), `site` (`consent`/`setConsent`), or `gpc` (Global Privacy Control lowered it). */
+  source: "default" | "site" | "gpc";
+  /** `navigator.globalPrivacyControl`. */
+  gpc: boolean;
+}
+
+/** The result of `flush()`. */
+export interface FlushResult {
+  written: boolean;
+  /** Snapshot size when written. */
+  bytes?: number;
+  /** Why nothing was written: `consent`, `unavailable`, `quota-exceeded`, `newer-format`, `quarantine-failed`, `error`. */
+  reason?: string;
+  error?: InsituError;
+}
+
+/** One entry of the audit history. */
+export interface AuditEntry {
+  at: number;
+  event:
+    | "restored" | "quarantined" | "quarantine-dropped" | "quarantine-failed" | "recovered"
+    | "quota-exceeded" | "storage-unavailable" | "consent-changed" | "deleted" | "expired"
+    | "newer-format";
+  code?: ErrorCode;
+  key?: string;
+  detail?: string;
+}
+
+/** The manifest `audit()` returns; its JSON schema is `audit.schema.json` in the package. */
+export interface Audit {
+  schema: "insitu-audit/1";
+  generatedAt: number;
+  /** The module never makes a request. */
+  network: "none";
+  consent: ConsentState & {
+    default: ConsentTier;
+    honorsGpc: boolean;
+    /** What the current tier lets this module keep in storage. */
+    persists: Array<"audit-history" | "snapshot" | "quarantine">;
+  };
+  storage: {
+    backend: "localStorage";
+    status: "ok" | "unavailable" | "quota-exceeded";
+    /** Every key this module holds: UTF-16 bytes of key and value, and when it expires unless rewritten. */
+    keys: Array<{ key: string; holds: "snapshot" | "audit-history" | "quarantine"; bytes: number; expiresAt: number | null }>;
+  };
+  retention: Required<BehaviorOptions>;
+  events: { total: number; byType: Record<string, number> };
+  models: Array<{ slot: string; modelVersion: string; hashVersion: 1; policy: string; updates: number }>;
+  history: AuditEntry[];
+}
+
+/** The page's store: consent, storage, the behaviour store and the slots. */
+export interface Site {
+  /** Open a slot (`new Insitu(options)`), restored from storage when consent allows. */
+  slot(name: string, options: InsituOptions): Slot;
+  /** Record a behaviour event. Throws `INVALID_EVENT` or `UNKNOWN_EVENT_TYPE`; nothing is stored then. */
+  track(event: BehaviorEvent): void;
+  /** The `behavior` namespace the slots add to each context. */
+  features(): Record<string, number | string> | null;
+  readonly consent: ConsentState;
+  /** Set the visitor's tier; lowering it deletes what the new tier does not allow. */
+  setConsent(tier: ConsentTier): ConsentState;
+  /** Store now (otherwise `flushDelayMs` after an update), merged with other tabs under a Web Lock. */
+  flush(): Promise<FlushResult>;
+  audit(): Audit;
+  /** Erase every key this module wrote, quarantine and history included, and everything in memory, in every tab. Returns the audit. */
+  forget(): Audit;
+  /** Stop timers and the cross-tab channel. */
+  close(): void;
+}
+
+/** Open the page's store. Throws `INVALID_OPTION` naming the bad field. */
+export declare function open(options?: OpenOptions): Site;

@@ -1,0 +1,673 @@
+// The page-level store: consent, durable state, the behaviour store, the
+// slots, and the audit. Plain JS in the boundary directory: it does only
+// storage I/O and bookkeeping; every byte of learning and behaviour is
+// encoded, checked and merged by the Rust core (Insitu#sync, Behavior#sync).
+//
+// Storage is localStorage: it is synchronous, so the learner and behaviour
+// are restored before the first decision without waiting (no flicker), and
+// the snapshot (tens of KB) is far below its quota. Writes are merged under
+// a Web Lock so two tabs never lose each other's updates. Every value this
+// module writes is framed as
+//     insitu1;<saved at, ms>;<CRC-32 of what follows the third `;`, hex>;<payload>
+// so its age and integrity are checked before the payload is read.
+
+const TIERS = ["none", "functional", "personalization"];
+const FRAME = "insitu1";
+const DAY_MS = 86_400_000;
+/** Audit history entries kept. */
+const MAX_HISTORY = 50;
+/** Quarantine keys: `<key>.quarantine.1` to `.3`. */
+const MAX_QUARANTINE = 3;
+const KEY_RE = /^[A-Za-z0-9_-]{1,32}$/;
+const OPTIONS = [
+  "key", "consent", "defaultConsent", "gpc", "behavior", "storage", "now",
+  "maxBytes", "flushDelayMs", "onError",
+];
+
+function fail(code, message) {
+  const e = new Error(message);
+  e.name = "InsituError";
+  e.code = code;
+  return e;
+}
+
+const option = (field, why) => fail("INVALID_OPTION", `option \`${field}\` ${why}`);
+
+let crcTable;
+/** CRC-32 (IEEE) of a string's UTF-16 code units, low byte then high byte. */
+function crc32(text) {
+  if (!crcTable) {
+    crcTable = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c;
+    }
+  }
+  let c = -1;
+  for (let i = 0; i < text.length; i++) {
+    const u = text.charCodeAt(i);
+    c = crcTable[(c ^ u) & 0xff] ^ (c >>> 8);
+    c = crcTable[(c ^ (u >>> 8)) & 0xff] ^ (c >>> 8);
+  }
+  return ((c ^ -1) >>> 0).toString(16).padStart(8, "0");
+}
+
+function frame(savedAt, payload) {
+  const body = `${savedAt};${payload}`;
+  return `${FRAME};${crc32(body)};${body}`;
+}
+
+/** The frame's parts, or an error code for what is wrong with it. */
+function unframe(raw) {
+  const first = raw.indexOf(";");
+  const tag = first < 0 ? raw : raw.slice(0, first);
+  if (tag !== FRAME) {
+    return { code: /^insitu\d+$/.test(tag) ? "SNAPSHOT_VERSION" : "SNAPSHOT_FOREIGN" };
+  }
+  const second = raw.indexOf(";", first + 1);
+  const third = second < 0 ? -1 : raw.indexOf(";", second + 1);
+  if (third < 0) return { code: "SNAPSHOT_CORRUPT" };
+  const body = raw.slice(second + 1);
+  const savedAt = Number(raw.slice(second + 1, third));
+  if (crc32(body) !== raw.slice(first + 1, second) || !Number.isFinite(savedAt)) {
+    return { code: "SNAPSHOT_CORRUPT" };
+  }
+  return { savedAt, payload: raw.slice(third + 1) };
+}
+
+function toBase64(bytes) {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+  }
+  return btoa(s);
+}
+
+function fromBase64(text) {
+  const s = atob(text); // throws on anything that is not base64
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+const isQuota = (e) =>
+  e != null && (e.name === "QuotaExceededError" || e.name === "NS_ERROR_DOM_QUOTA_REACHED" ||
+    e.code === 22 || e.code === 1014);
+
+/** The page's localStorage, or null where reading it throws (blocked by policy). */
+function defaultStorage() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** One decision slot of the store: `Insitu`'s methods, with the behaviour
+ * features added to every context and each update scheduled for storage. */
+class Slot {
+  constructor(site, name, inner) {
+    this.site = site;
+    this.name = name;
+    this.inner = inner;
+  }
+
+  rank(options) {
+    const behavior = this.site.features();
+    if (behavior === null) return this.inner.rank(options);
+    const o = options == null || typeof options !== "object" ? {} : options;
+    const context = o.context != null && typeof o.context === "object" ? o.context : {};
+    return this.inner.rank({ ...o, context: { ...context, behavior } });
+  }
+
+  reward(options) {
+    this.inner.reward(options);
+    this.site.changed();
+  }
+
+  activate(options) {
+    this.inner.activate(options);
+    this.site.changed();
+  }
+
+  learn(options) {
+    this.inner.learn(options);
+    this.site.changed();
+  }
+
+  stats() {
+    return this.inner.stats();
+  }
+
+  get variants() {
+    return this.inner.variants;
+  }
+
+  get modelVersion() {
+    return this.inner.modelVersion;
+  }
+
+  get policy() {
+    return this.inner.policy;
+  }
+}
+
+class Site {
+  constructor(Insitu, Behavior, o) {
+    if (o == null || typeof o !== "object") throw option("options", "should be an object");
+    for (const k of Object.keys(o)) {
+      if (!OPTIONS.includes(k)) throw option(k, "is not a known option");
+    }
+    const key = o.key ?? "insitu";
+    if (typeof key !== "string" || !KEY_RE.test(key)) {
+      throw option("key", `should be 1 to 32 letters, digits, \`_\` or \`-\`, but is ${String(key)}`);
+    }
+    const tier = (field, v) => {
+      if (!TIERS.includes(v)) throw option(field, `should be one of ${TIERS.join(", ")}, but is ${String(v)}`);
+      return v;
+    };
+    this.defaultTier = tier("defaultConsent", o.defaultConsent ?? "functional");
+    this.siteTier = o.consent === undefined ? null : tier("consent", o.consent);
+    const gpc = o.gpc ?? "honor";
+    if (gpc !== "honor" && gpc !== "ignore") throw option("gpc", `should be "honor" or "ignore", but is ${String(gpc)}`);
+    this.honorGpc = gpc === "honor";
+    for (const f of ["now", "onError"]) {
+      if (o[f] !== undefined && typeof o[f] !== "function") throw option(f, "should be a function");
+    }
+    this.now = o.now ?? Date.now;
+    this.onError = o.onError ?? null;
+    const delay = o.flushDelayMs ?? 1000;
+    if (!Number.isFinite(delay) || delay < 0 || delay > 60_000) {
+      throw option("flushDelayMs", `should be in [0, 60000], but is ${String(delay)}`);
+    }
+    this.flushDelayMs = delay;
+    if (o.maxBytes !== undefined && !(Number.isInteger(o.maxBytes) && o.maxBytes >= 64 && o.maxBytes <= 16 << 20)) {
+      throw option("maxBytes", `should be an integer in [64, 16777216], but is ${String(o.maxBytes)}`);
+    }
+    this.maxBytes = o.maxBytes ?? 256 << 10;
+    if (o.storage !== undefined && o.storage !== null &&
+        (typeof o.storage !== "object" || typeof o.storage.getItem !== "function")) {
+      throw option("storage", "should be a Storage (getItem, setItem, removeItem, key, length) or null");
+    }
+
+    this.Insitu = Insitu;
+    this.key = key;
+    this.behavior = new Behavior(o.behavior);
+    this.retention = this.behavior.retention();
+    this.slots = new Map();
+    this.history = [];
+    this.timer = null;
+    this.failures = 0;
+    this.cache = null; // behaviour features of the current minute
+    this.tracked = 0;
+    this.stored = null; // the snapshot read at open, for slots created later
+    this.newer = false; // a newer build's data is stored: do not overwrite it
+    this.status = "ok";
+    this.storage = o.storage === undefined ? defaultStorage() : o.storage;
+    if (this.storage === null) this.status = "unavailable";
+    this.effective = this.computeTier();
+    this.loadHistory();
+    if (this.consentSource() !== "default") this.enforce();
+    if (this.effective === "personalization") this.restoreAll();
+    this.listen();
+  }
+
+  // --- consent -------------------------------------------------------------
+
+  gpc() {
+    return globalThis.navigator?.globalPrivacyControl === true;
+  }
+
+  consentSource() {
+    if (this.honorGpc && this.gpc() && TIERS.indexOf(this.siteTier ?? this.defaultTier) > 1) return "gpc";
+    return this.siteTier === null ? "default" : "site";
+  }
+
+  computeTier() {
+    const t = this.siteTier ?? this.defaultTier;
+    // GPC asks that nothing about the visitor be kept for profiling: at most functional.
+    return this.honorGpc && this.gpc() && t === "personalization" ? "functional" : t;
+  }
+
+  get consent() {
+    return { tier: this.effective, source: this.consentSource(), gpc: this.gpc() };
+  }
+
+  /** Set the consent tier the visitor gave (from the site's consent manager). */
+  setConsent(tier) {
+    if (!TIERS.includes(tier)) throw option("consent", `should be one of ${TIERS.join(", ")}, but is ${String(tier)}`);
+    this.siteTier = tier;
+    const before = this.effective;
+    this.effective = this.computeTier();
+    if (before !== this.effective) this.record("consent-changed", { detail: `${before} -> ${this.effective}` });
+    this.enforce();
+    if (this.effective === "personalization" && before !== "personalization") this.restoreAll();
+    this.broadcast({ type: "consent", tier });
+    return this.consent;
+  }
+
+  /** Delete what the current tier does not allow. */
+  enforce() {
+    const rank = TIERS.indexOf(this.effective);
+    const removed = [];
+    for (const k of this.ownKeys()) {
+      const needs = k === this.key || k.startsWith(`${this.key}.quarantine.`) ? 2 : 1;
+      if (rank < needs && this.remove(k)) removed.push(k);
+    }
+    if (rank < 2) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (removed.length > 0) this.record("deleted", { detail: `consent ${this.effective}: ${removed.join(", ")}` });
+  }
+
+  // --- storage -------------------------------------------------------------
+
+  ownKeys() {
+    const s = this.storage;
+    if (s === null) return [];
+    try {
+      const keys = [];
+      for (let i = 0; i < s.length; i++) {
+        const k = s.key(i);
+        if (k === this.key || (k !== null && k.startsWith(`${this.key}.`))) keys.push(k);
+      }
+      return keys;
+    } catch {
+      return [];
+    }
+  }
+
+  get(k) {
+    try {
+      return this.storage === null ? null : this.storage.getItem(k);
+    } catch (e) {
+      this.unavailable(e);
+      return null;
+    }
+  }
+
+  /** Write; on failure report it and return false. */
+  set(k, v) {
+    if (this.storage === null) return false;
+    try {
+      this.storage.setItem(k, v);
+      return true;
+    } catch (e) {
+      if (isQuota(e)) {
+        this.status = "quota-exceeded";
+        this.report("STORAGE_QUOTA", `storage is full: ${k} (${v.length * 2} bytes) was not written; kept in memory, retrying`, "quota-exceeded", k);
+      } else {
+        this.unavailable(e);
+      }
+      return false;
+    }
+  }
+
+  remove(k) {
+    try {
+      this.storage?.removeItem(k);
+      return true;
+    } catch (e) {
+      this.unavailable(e);
+      return false;
+    }
+  }
+
+  unavailable(e) {
+    if (this.status !== "unavailable") {
+      this.status = "unavailable";
+      this.report("STORAGE_UNAVAILABLE", `storage is unavailable (${e?.name ?? e}); working in memory only`, "storage-unavailable");
+    }
+  }
+
+  /** Keep an unreadable value aside (never silently deleted), then clear the key. */
+  quarantine(k, raw, code, why) {
+    const at = this.now();
+    let slot = null;
+    let oldest = null;
+    for (let i = 1; i <= MAX_QUARANTINE; i++) {
+      const q = `${this.key}.quarantine.${i}`;
+      const v = this.get(q);
+      if (v === null) {
+        slot = q;
+        break;
+      }
+      const t = unframe(v).savedAt ?? -Infinity;
+      if (oldest === null || t < oldest.t) oldest = { q, t };
+    }
+    if (slot === null) {
+      slot = oldest.q;
+      this.record("quarantine-dropped", { key: slot, detail: "the oldest quarantined value made room" });
+    }
+    const entry = JSON.stringify({ key: k, code, reason: why, value: raw });
+    if (!this.set(slot, frame(at, entry))) {
+      // Not kept aside, so not deleted either: leave it and stay in memory.
+      this.record("quarantine-failed", { key: k, code });
+      return false;
+    }
+    this.remove(k);
+    this.record("quarantined", { key: k, code, detail: `${why}; kept as ${slot}` });
+    this.report(code, `stored data under ${k} was unreadable (${why}); kept as ${slot}, starting from the prior`);
+    return true;
+  }
+
+  /** The stored snapshot: bytes, or null when there is none or it was set aside. */
+  readSnapshot() {
+    const raw = this.get(this.key);
+    if (raw === null) return null;
+    const f = unframe(raw);
+    let code = f.code;
+    let why = code === "SNAPSHOT_FOREIGN" ? "not written by insitu" : "checksum or framing failed";
+    if (code === "SNAPSHOT_VERSION") return this.newerFormat();
+    if (code === undefined && f.savedAt + this.retention.maxAgeDays * DAY_MS < this.now()) {
+      this.remove(this.key);
+      this.record("expired", { key: this.key, detail: `saved ${new Date(f.savedAt).toISOString()}` });
+      return null;
+    }
+    if (code === undefined) {
+      try {
+        const bytes = fromBase64(f.payload);
+        if (bytes.length <= this.maxBytes) return bytes;
+        code = "SNAPSHOT_TOO_LARGE";
+        why = `${bytes.length} bytes, over the ${this.maxBytes}-byte cap`;
+      } catch {
+        code = "SNAPSHOT_CORRUPT";
+        why = "the payload is not base64";
+      }
+    }
+    this.quarantine(this.key, raw, code, why);
+    return null;
+  }
+
+  newerFormat() {
+    if (!this.newer) {
+      this.newer = true;
+      this.record("newer-format", { key: this.key, detail: "written by a newer insitu; left untouched, learning in memory only" });
+    }
+    return null;
+  }
+
+  // --- restore and flush ---------------------------------------------------
+
+  syncOptions(name) {
+    const o = { now: this.now(), maxBytes: this.maxBytes };
+    if (name !== undefined) o.slot = name;
+    return o;
+  }
+
+  /** Load stored state into a part (the behaviour store or a slot). */
+  restore(part, name) {
+    if (this.stored === null) return;
+    try {
+      part.sync(this.stored, this.syncOptions(name));
+      part.commit();
+    } catch (e) {
+      if (e?.code === "SNAPSHOT_VERSION") {
+        this.newerFormat();
+      } else if (e?.code === "SNAPSHOT_CORRUPT" || e?.code === "SNAPSHOT_FOREIGN") {
+        const raw = this.get(this.key);
+        if (raw !== null) this.quarantine(this.key, raw, e.code, e.message);
+        this.stored = null;
+      } else {
+        this.report(e?.code ?? "SNAPSHOT_CORRUPT", String(e?.message ?? e));
+      }
+    }
+  }
+
+  restoreAll() {
+    this.stored = this.readSnapshot();
+    if (this.stored === null) return;
+    this.restore(this.behavior);
+    for (const [name, s] of this.slots) this.restore(s.inner, name);
+    if (this.stored !== null) this.record("restored", { key: this.key, detail: `${this.stored.length} bytes` });
+  }
+
+  /** A slot: `new Insitu(options)`, restored from storage, its updates stored. */
+  slot(name, options) {
+    if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,48}$/.test(name)) {
+      throw option("slot", `should be 1 to 48 letters, digits, \`-\`, \`_\` or \`.\`, but is ${String(name)}`);
+    }
+    if (this.slots.has(name)) throw option("slot", `\`${name}\` is already open`);
+    const s = new Slot(this, name, new this.Insitu(options));
+    this.slots.set(name, s);
+    if (this.effective === "personalization") this.restore(s.inner, name);
+    return s;
+  }
+
+  /** Record a behaviour event (see `BehaviorEvent`). Throws `INVALID_EVENT` or `UNKNOWN_EVENT_TYPE`. */
+  track(event) {
+    this.behavior.track(event, this.now());
+    this.tracked++;
+    this.changed();
+  }
+
+  /** The `behavior` namespace for a context, recomputed at most once a minute or after a `track`. */
+  features() {
+    const now = this.now();
+    const minute = Math.floor(now / 60_000);
+    const c = this.cache;
+    if (c !== null && c.minute === minute && c.tracked === this.tracked) return c.features;
+    try {
+      const features = this.behavior.features(now);
+      this.cache = { minute, tracked: this.tracked, features };
+      return features;
+    } catch (e) {
+      this.report(e?.code ?? "INVALID_OPTION", String(e?.message ?? e));
+      return null;
+    }
+  }
+
+  changed() {
+    if (this.effective !== "personalization" || this.timer !== null) return;
+    this.schedule(this.flushDelayMs);
+  }
+
+  schedule(ms) {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flush();
+    }, ms);
+    this.timer?.unref?.();
+  }
+
+  /** Store what changed now, merging with other tabs under a Web Lock. */
+  flush() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    const locks = globalThis.navigator?.locks;
+    if (typeof locks?.request === "function") {
+      return locks.request(`${this.key}.lock`, () => this.flushLocked());
+    }
+    return Promise.resolve(this.flushLocked());
+  }
+
+  flushLocked() {
+    if (this.effective !== "personalization") return { written: false, reason: "consent" };
+    if (this.storage === null || this.newer) {
+      return { written: false, reason: this.newer ? "newer-format" : "unavailable" };
+    }
+    const parts = [[this.behavior, undefined], ...[...this.slots].map(([n, s]) => [s.inner, n])];
+    let bytes = this.readSnapshot();
+    if (this.newer) return { written: false, reason: "newer-format" };
+    let retried = false;
+    for (;;) {
+      try {
+        let b = bytes;
+        for (const [p, name] of parts) b = p.sync(b, this.syncOptions(name)).bytes;
+        bytes = b;
+        break;
+      } catch (e) {
+        const unreadable = e?.code === "SNAPSHOT_CORRUPT" || e?.code === "SNAPSHOT_FOREIGN";
+        if (e?.code === "SNAPSHOT_VERSION") {
+          this.newerFormat();
+          return { written: false, reason: "newer-format" };
+        }
+        if (unreadable && !retried && bytes !== null) {
+          retried = true;
+          if (!this.quarantine(this.key, this.get(this.key) ?? "", e.code, e.message)) {
+            return { written: false, reason: "quarantine-failed" };
+          }
+          bytes = null;
+          continue;
+        }
+        this.report(e?.code ?? "NUMERICAL_ERROR", String(e?.message ?? e));
+        return { written: false, reason: "error", error: e };
+      }
+    }
+    if (!this.set(this.key, frame(this.now(), toBase64(bytes)))) {
+      this.failures++;
+      this.schedule(Math.min(60_000, 1000 * 2 ** this.failures));
+      return { written: false, reason: this.status };
+    }
+    for (const [p] of parts) p.commit();
+    if (this.failures > 0 || this.status !== "ok") {
+      this.record("recovered", { key: this.key, detail: `stored after ${this.failures} failed attempts` });
+    }
+    this.failures = 0;
+    this.status = "ok";
+    this.stored = bytes;
+    return { written: true, bytes: bytes.length };
+  }
+
+  // --- audit and forget ----------------------------------------------------
+
+  report(code, message, event, key) {
+    if (event !== undefined) this.record(event, { code, key });
+    if (this.onError !== null) {
+      try {
+        this.onError(fail(code, message));
+      } catch {
+        // A throwing callback must not break storage.
+      }
+    }
+  }
+
+  record(event, extra) {
+    this.history.push({ at: this.now(), event, ...extra });
+    if (this.history.length > MAX_HISTORY) this.history.splice(0, this.history.length - MAX_HISTORY);
+    if (TIERS.indexOf(this.effective) >= 1 && this.storage !== null) {
+      try {
+        this.storage.setItem(`${this.key}.audit`, frame(this.now(), JSON.stringify(this.history)));
+      } catch {
+        // The history stays in memory; a full store is reported elsewhere.
+      }
+    }
+  }
+
+  loadHistory() {
+    if (TIERS.indexOf(this.effective) < 1) return;
+    const k = `${this.key}.audit`;
+    const raw = this.get(k);
+    if (raw === null) return;
+    const f = unframe(raw);
+    let list = null;
+    if (f.code === undefined) {
+      try {
+        list = JSON.parse(f.payload);
+      } catch {
+        list = null;
+      }
+    }
+    if (!Array.isArray(list)) {
+      this.quarantine(k, raw, f.code ?? "SNAPSHOT_CORRUPT", "the audit history is unreadable");
+      return;
+    }
+    const oldest = this.now() - this.retention.maxAgeDays * DAY_MS;
+    this.history = list.filter((h) => h !== null && typeof h === "object" && h.at >= oldest).slice(-MAX_HISTORY);
+  }
+
+  /** A machine-readable manifest of what is stored and why (schema: audit.schema.json). */
+  audit() {
+    const keys = this.ownKeys().map((key) => {
+      const v = this.get(key) ?? "";
+      const f = unframe(v);
+      const holds = key === this.key ? "snapshot" : key === `${this.key}.audit` ? "audit-history" : "quarantine";
+      const expiresAt = f.savedAt === undefined ? null : f.savedAt + this.retention.maxAgeDays * DAY_MS;
+      return { key, holds, bytes: 2 * (key.length + v.length), expiresAt };
+    });
+    const byType = this.behavior.counts();
+    return {
+      schema: "insitu-audit/1",
+      generatedAt: this.now(),
+      network: "none",
+      consent: {
+        ...this.consent,
+        default: this.defaultTier,
+        honorsGpc: this.honorGpc,
+        persists: { none: [], functional: ["audit-history"], personalization: ["audit-history", "snapshot", "quarantine"] }[this.effective],
+      },
+      storage: { backend: "localStorage", status: this.storage === null ? "unavailable" : this.status, keys },
+      retention: this.retention,
+      events: { total: Object.values(byType).reduce((a, b) => a + b, 0), byType },
+      models: [...this.slots].map(([slot, s]) => ({
+        slot,
+        modelVersion: s.inner.modelVersion,
+        hashVersion: 1,
+        policy: s.inner.policy,
+        updates: s.inner.stats().variants.reduce((a, v) => a + v.updates, 0),
+      })),
+      history: this.history.map((h) => ({ ...h })),
+    };
+  }
+
+  /** Erase every key this module wrote (quarantine and history too) and
+   * everything learned and tracked in memory; other tabs do the same. */
+  forget() {
+    this.forgetHere();
+    this.broadcast({ type: "forget" });
+    return this.audit();
+  }
+
+  forgetHere() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    for (const k of this.ownKeys()) this.remove(k);
+    this.behavior.clear();
+    for (const s of this.slots.values()) s.inner.reset();
+    this.history = [];
+    this.cache = null;
+    this.stored = null;
+    this.failures = 0;
+  }
+
+  // --- other tabs ----------------------------------------------------------
+
+  listen() {
+    if (typeof globalThis.BroadcastChannel !== "function") return;
+    this.channel = new globalThis.BroadcastChannel(`insitu:${this.key}`);
+    this.channel.onmessage = (m) => {
+      const d = m.data;
+      if (d?.type === "forget") this.forgetHere();
+      else if (d?.type === "consent" && TIERS.includes(d.tier)) {
+        this.siteTier = d.tier;
+        const before = this.effective;
+        this.effective = this.computeTier();
+        if (TIERS.indexOf(this.effective) < TIERS.indexOf(before)) this.enforce();
+      }
+    };
+    this.channel.unref?.();
+  }
+
+  broadcast(message) {
+    try {
+      this.channel?.postMessage(message);
+    } catch {
+      // A closed channel: the other tabs learn it on their next read.
+    }
+  }
+
+  /** Stop timers and listeners (tests, single-page apps tearing down). */
+  close() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.channel?.close();
+    this.channel = undefined;
+  }
+}
+
+/** `open(options)` bound to the wasm classes. */
+export function createOpen(Insitu, Behavior) {
+  return (options = {}) => new Site(Insitu, Behavior, options);
+}

@@ -1,0 +1,386 @@
+// The store (open()): durable state, quarantine, quota, blocked storage,
+// consent tiers, GPC, forget() and the audit, against the built package
+// (pkg-node/) with an in-memory Storage standing in for localStorage.
+// Run: node --test tests/js/
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import Ajv2020 from "ajv/dist/2020.js";
+import { createOpen } from "../../src/wasm/store.js";
+import { throwsCode } from "./helpers.mjs";
+
+const require = createRequire(import.meta.url);
+const { Insitu, Behavior } = require("../../pkg-node/insitu.js");
+const open = createOpen(Insitu, Behavior);
+const schema = JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url)));
+const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
+
+const T0 = 1_700_000_040_000;
+const SLOT = { variants: ["a", "b", "c"], features: { allow: ["page", "behavior"] }, seed: 7 };
+
+/** A Storage with a byte quota (UTF-16, as browsers count) that can be made to fail. */
+class MemoryStorage {
+  constructor(quota = Infinity) {
+    this.map = new Map();
+    this.quota = quota;
+    this.blocked = false;
+  }
+  check() {
+    if (this.blocked) throw new DOMException("access denied", "SecurityError");
+  }
+  get length() {
+    this.check();
+    return this.map.size;
+  }
+  key(i) {
+    this.check();
+    return [...this.map.keys()][i] ?? null;
+  }
+  getItem(k) {
+    this.check();
+    return this.map.has(k) ? this.map.get(k) : null;
+  }
+  setItem(k, v) {
+    this.check();
+    let used = 2 * (k.length + String(v).length);
+    for (const [key, val] of this.map) if (key !== k) used += 2 * (key.length + val.length);
+    if (used > this.quota) throw new DOMException("quota", "QuotaExceededError");
+    this.map.set(k, String(v));
+  }
+  removeItem(k) {
+    this.check();
+    this.map.delete(k);
+  }
+}
+
+/** A site on `storage` with a manual clock; errors reported go to `errors`. */
+function site(storage, extra = {}) {
+  const clock = { t: T0 };
+  const errors = [];
+  const s = open({
+    storage,
+    consent: "personalization",
+    now: () => clock.t,
+    flushDelayMs: 60_000,
+    onError: (e) => errors.push(e),
+    ...extra,
+  });
+  return { s, clock, errors };
+}
+
+const updates = (slot) => slot.stats().variants.reduce((n, v) => n + v.updates, 0);
+
+function learn(slot, n, clock) {
+  for (let i = 0; i < n; i++) {
+    clock.t += 1000;
+    const d = slot.rank({ context: { page: { section: ["news", "sports"][i % 2] } } });
+    assert.equal(d.fallback, false, String(d.error));
+    slot.reward({ decisionId: d.decisionId, reward: d.variant === "b" ? 1 : 0 });
+  }
+}
+
+function checkAudit(s) {
+  const a = s.audit();
+  assert.ok(validate(a), JSON.stringify(validate.errors));
+  return a;
+}
+
+test("a reload restores the learner and the behaviour store", async () => {
+  const storage = new MemoryStorage();
+  const { s, clock } = site(storage);
+  const hero = s.slot("hero", SLOT);
+  learn(hero, 50, clock);
+  s.track({ type: "view", category: "shoes", tags: ["sale"] });
+  s.track({ type: "click", category: "shoes" });
+  const r = await s.flush();
+  assert.equal(r.written, true);
+  s.close();
+
+  const b = site(storage);
+  const again = b.s.slot("hero", SLOT);
+  assert.equal(updates(again), 50);
+  assert.deepEqual(b.s.behavior.counts(), { click: 1, view: 1 });
+  const f = b.s.features();
+  assert.equal(f["cat:shoes"], Math.log1p(2));
+  const a = checkAudit(b.s);
+  assert.ok(a.history.some((h) => h.event === "restored"));
+  assert.deepEqual(a.events, { total: 2, byType: { click: 1, view: 1 } });
+  assert.deepEqual(a.storage.keys.map((k) => k.key).sort(), ["insitu", "insitu.audit"]);
+  b.s.close();
+});
+
+test("two tabs rewarding concurrently lose no update", async () => {
+  const storage = new MemoryStorage();
+  const tabs = [site(storage), site(storage)];
+  const slots = tabs.map((t) => t.s.slot("hero", SLOT));
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 2; i++) {
+      learn(slots[i], 50, tabs[i].clock);
+      tabs[i].s.track({ type: i === 0 ? "view" : "click" });
+      assert.equal((await tabs[i].s.flush()).written, true);
+    }
+  }
+  const fresh = site(storage);
+  assert.equal(updates(fresh.s.slot("hero", SLOT)), 2000);
+  assert.deepEqual(fresh.s.behavior.counts(), { click: 20, view: 20 });
+  for (const t of [...tabs, fresh]) t.s.close();
+});
+
+test("corrupt, truncated and foreign data is quarantined, and the page starts from the prior", async () => {
+  const good = new MemoryStorage();
+  const g = site(good);
+  learn(g.s.slot("hero", SLOT), 5, g.clock);
+  await g.s.flush();
+  const valid = good.getItem("insitu");
+  g.s.close();
+  const [tag, crc, at, payload] = valid.split(";");
+  const flip = (text, i) => text.slice(0, i) + (text[i] === "A" ? "B" : "A") + text.slice(i + 1);
+  // Bytes with a valid frame but a damaged snapshot inside.
+  const inner = Buffer.from(payload, "base64");
+  inner[inner.length - 1] ^= 1;
+  // A well-framed value (right checksum) around another payload.
+  const reframed = (p) => `${tag};${crcOf(`${at};${p}`)};${at};${p}`;
+  assert.equal(reframed(payload), valid, "the test frames values as the module does");
+  const cases = [
+    ["foreign", "{\"some\":\"other library\"}", "SNAPSHOT_FOREIGN"],
+    ["truncated", valid.slice(0, valid.length - 7), "SNAPSHOT_CORRUPT"],
+    ["bit flip", flip(valid, valid.length - 3), "SNAPSHOT_CORRUPT"],
+    ["not base64", reframed("%%%"), "SNAPSHOT_CORRUPT"],
+    ["damaged snapshot", reframed(inner.toString("base64")), "SNAPSHOT_CORRUPT"],
+    ["foreign bytes", reframed(Buffer.from("hello world").toString("base64")), "SNAPSHOT_FOREIGN"],
+  ];
+  for (const [name, raw, code] of cases) {
+    const storage = new MemoryStorage();
+    storage.setItem("insitu", raw);
+    const { s, clock, errors } = site(storage);
+    const hero = s.slot("hero", SLOT);
+    assert.equal(updates(hero), 0, name);
+    assert.equal(storage.getItem("insitu"), null, `${name}: the bad value left the main key`);
+    const q = storage.getItem("insitu.quarantine.1");
+    assert.ok(q !== null, `${name}: quarantined`);
+    assert.ok(q.includes(JSON.stringify(raw).slice(1, -1)), `${name}: the quarantine keeps the original`);
+    assert.deepEqual(errors.map((e) => e.code), [code], name);
+    assert.ok(errors[0] instanceof Error);
+    const a = checkAudit(s);
+    assert.ok(a.history.some((h) => h.event === "quarantined" && h.code === code), name);
+    // It keeps working and storing.
+    learn(hero, 3, clock);
+    assert.equal((await s.flush()).written, true, name);
+    assert.ok(storage.getItem("insitu.quarantine.1") !== null, `${name}: the quarantine is kept`);
+    s.close();
+  }
+});
+
+// The module's CRC-32 (IEEE) over UTF-16 code units, low byte first.
+function crcOf(text) {
+  let c = -1;
+  for (let i = 0; i < text.length; i++) {
+    const u = text.charCodeAt(i);
+    for (const byte of [u & 0xff, u >>> 8]) {
+      c ^= byte;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    }
+  }
+  return ((c ^ -1) >>> 0).toString(16).padStart(8, "0");
+}
+
+test("a full storage keeps learning in memory, reports it, and stores it later", async () => {
+  const storage = new MemoryStorage(600);
+  const { s, clock, errors } = site(storage);
+  const hero = s.slot("hero", SLOT);
+  learn(hero, 20, clock);
+  const r = await s.flush();
+  assert.equal(r.written, false);
+  assert.equal(r.reason, "quota-exceeded");
+  assert.ok(errors.some((e) => e.code === "STORAGE_QUOTA"));
+  assert.equal(updates(hero), 20);
+  let a = checkAudit(s);
+  assert.equal(a.storage.status, "quota-exceeded");
+  assert.ok(a.history.some((h) => h.event === "quota-exceeded"));
+  // The quota grows (the site freed space): the retry stores everything.
+  storage.quota = Infinity;
+  learn(hero, 5, clock);
+  assert.equal((await s.flush()).written, true);
+  a = checkAudit(s);
+  assert.equal(a.storage.status, "ok");
+  assert.ok(a.history.some((h) => h.event === "recovered"));
+  s.close();
+  const again = site(storage);
+  assert.equal(updates(again.s.slot("hero", SLOT)), 25);
+  again.s.close();
+});
+
+test("blocked or missing storage: memory only, reported, and nothing breaks", async () => {
+  const storage = new MemoryStorage();
+  storage.blocked = true;
+  for (const backend of [storage, null]) {
+    const { s, clock, errors } = site(backend);
+    const hero = s.slot("hero", SLOT);
+    learn(hero, 10, clock);
+    s.track({ type: "view" });
+    assert.equal(updates(hero), 10);
+    const r = await s.flush();
+    assert.equal(r.written, false);
+    assert.equal(r.reason, "unavailable");
+    const a = checkAudit(s);
+    assert.equal(a.storage.status, "unavailable");
+    assert.deepEqual(a.storage.keys, []);
+    if (backend !== null) assert.ok(errors.some((e) => e.code === "STORAGE_UNAVAILABLE"));
+    s.close();
+  }
+});
+
+test("consent tiers: none stores nothing, functional only the audit history", async () => {
+  for (const tier of ["none", "functional"]) {
+    const storage = new MemoryStorage();
+    storage.setItem("insitu", "not ours anyway");
+    const { s, clock } = site(storage, { consent: tier });
+    learn(s.slot("hero", SLOT), 10, clock);
+    s.track({ type: "view" });
+    assert.equal((await s.flush()).reason, "consent");
+    const keys = [...storage.map.keys()];
+    // The explicit tier deleted what it does not allow, unread.
+    assert.deepEqual(keys, tier === "none" ? [] : ["insitu.audit"], tier);
+    const a = checkAudit(s);
+    assert.equal(a.consent.tier, tier);
+    assert.equal(a.consent.source, "site");
+    s.close();
+  }
+});
+
+test("a default tier never deletes; lowering consent deletes what the lower tier forbids", async () => {
+  const storage = new MemoryStorage();
+  const first = site(storage);
+  learn(first.s.slot("hero", SLOT), 10, first.clock);
+  await first.s.flush();
+  first.s.close();
+  storage.setItem("insitu.quarantine.1", "kept aside earlier");
+  storage.setItem("unrelated", "someone else's");
+
+  // The consent manager has not answered yet: default tier, storage untouched and unread.
+  const d = site(storage, { consent: undefined });
+  assert.equal(d.s.consent.source, "default");
+  const hero = d.s.slot("hero", SLOT);
+  assert.equal(updates(hero), 0);
+  assert.ok(storage.getItem("insitu") !== null);
+  // The visitor grants personalization: the stored learning is restored.
+  d.s.setConsent("personalization");
+  assert.equal(updates(hero), 10);
+  // Down to functional: the snapshot and the quarantine go, the history stays.
+  d.s.setConsent("functional");
+  assert.deepEqual([...storage.map.keys()].sort(), ["insitu.audit", "unrelated"]);
+  const a = checkAudit(d.s);
+  assert.ok(a.history.some((h) => h.event === "deleted"));
+  assert.deepEqual(a.consent.persists, ["audit-history"]);
+  // Down to none: everything of ours goes.
+  d.s.setConsent("none");
+  assert.deepEqual([...storage.map.keys()], ["unrelated"]);
+  throwsCode(() => d.s.setConsent("everything"), "INVALID_OPTION");
+  d.s.close();
+});
+
+test("Global Privacy Control lowers personalization to functional unless the site opts out", async () => {
+  const had = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+  Object.defineProperty(globalThis, "navigator", { value: { globalPrivacyControl: true }, configurable: true });
+  try {
+    const storage = new MemoryStorage();
+    const ignoring = site(storage, { gpc: "ignore" });
+    learn(ignoring.s.slot("hero", SLOT), 4, ignoring.clock);
+    assert.equal((await ignoring.s.flush()).written, true);
+    ignoring.s.close();
+
+    const honoring = site(storage);
+    assert.deepEqual(honoring.s.consent, { tier: "functional", source: "gpc", gpc: true });
+    assert.equal(updates(honoring.s.slot("hero", SLOT)), 0);
+    assert.equal(storage.getItem("insitu"), null, "GPC deletes the stored learning");
+    checkAudit(honoring.s);
+    honoring.s.close();
+  } finally {
+    if (had) Object.defineProperty(globalThis, "navigator", had);
+    else delete globalThis.navigator;
+  }
+});
+
+test("forget() erases every key the module wrote and everything in memory", async () => {
+  const storage = new MemoryStorage();
+  storage.setItem("insitu", "garbage to quarantine");
+  storage.setItem("insitu.v0-leftover", "from an older build");
+  storage.setItem("other", "not ours");
+  const { s, clock } = site(storage);
+  const hero = s.slot("hero", SLOT);
+  learn(hero, 10, clock);
+  s.track({ type: "view", category: "shoes" });
+  await s.flush();
+  assert.ok(storage.getItem("insitu.quarantine.1") !== null);
+  const a = s.forget();
+  assert.ok(validate(a), JSON.stringify(validate.errors));
+  assert.deepEqual(a.storage.keys, []);
+  assert.deepEqual(a.events, { total: 0, byType: {} });
+  assert.deepEqual(a.history, []);
+  assert.deepEqual([...storage.map.keys()], ["other"]);
+  assert.equal(updates(hero), 0);
+  assert.equal(s.features()["cat:shoes"], undefined);
+  s.close();
+});
+
+test("an expired snapshot is deleted, and a newer build's is left untouched", async () => {
+  const storage = new MemoryStorage();
+  const first = site(storage, { behavior: { maxAgeDays: 1 } });
+  learn(first.s.slot("hero", SLOT), 3, first.clock);
+  await first.s.flush();
+  first.s.close();
+  const late = open({ storage, consent: "personalization", now: () => T0 + 2 * 86_400_000, behavior: { maxAgeDays: 1 } });
+  assert.equal(updates(late.slot("hero", SLOT)), 0);
+  assert.equal(storage.getItem("insitu"), null);
+  assert.ok(late.audit().history.some((h) => h.event === "expired"));
+  late.close();
+
+  const newer = "insitu2;00000000;1;whatever a newer build writes";
+  storage.setItem("insitu", newer);
+  const { s, clock } = site(storage);
+  learn(s.slot("hero", SLOT), 3, clock);
+  assert.equal((await s.flush()).reason, "newer-format");
+  assert.equal(storage.getItem("insitu"), newer);
+  assert.equal(storage.getItem("insitu.quarantine.1"), null);
+  s.close();
+});
+
+test("bad events and options get codes and store nothing", async () => {
+  const storage = new MemoryStorage();
+  const { s } = site(storage, { behavior: { types: ["add_to_cart"] } });
+  throwsCode(() => s.track({ type: "hover" }), "UNKNOWN_EVENT_TYPE");
+  throwsCode(() => s.track({ type: "view", tags: "a" }), "INVALID_EVENT");
+  throwsCode(() => s.track({ type: "view", value: NaN }), "INVALID_EVENT");
+  throwsCode(() => s.track({ type: "view", item: "" }), "INVALID_EVENT");
+  throwsCode(() => s.track({ type: "view", extra: 1 }), "INVALID_EVENT");
+  throwsCode(() => s.track(null), "INVALID_EVENT");
+  throwsCode(() => s.track({ type: "view", category: 1n }), "INVALID_EVENT");
+  s.track({ type: "add_to_cart", value: 3 });
+  assert.deepEqual(s.behavior.counts(), { add_to_cart: 1 });
+  await s.flush();
+  s.close();
+  const e = throwsCode(() => open({ consent: "all" }), "INVALID_OPTION");
+  assert.match(e.message, /consent/);
+  assert.match(throwsCode(() => open({ storag: null }), "INVALID_OPTION").message, /storag/);
+  assert.match(throwsCode(() => open({ key: "a b" }), "INVALID_OPTION").message, /key/);
+  assert.match(throwsCode(() => open({ behavior: { maxEvents: 0 } }), "INVALID_OPTION").message, /maxEvents/);
+  assert.match(throwsCode(() => open({ storage: null }).slot("no spaces", SLOT), "INVALID_OPTION").message, /slot/);
+});
+
+test("behaviour features reach decisions of slots that allow them", () => {
+  const { s, clock } = site(new MemoryStorage());
+  const hero = s.slot("hero", SLOT);
+  for (let i = 0; i < 5; i++) s.track({ type: "view", category: "shoes" });
+  clock.t += 60_000;
+  const f = s.features();
+  assert.equal(f["type:view"], Math.log1p(5));
+  assert.equal(typeof f.hour, "string");
+  const d = hero.rank({ context: { page: { section: "news" } } });
+  assert.equal(d.fallback, false);
+  // Cached within the minute, recomputed after a track.
+  assert.equal(s.features(), f);
+  s.track({ type: "view" });
+  assert.notEqual(s.features(), f);
+  s.close();
+});
