@@ -146,7 +146,10 @@ fn reset_returns_to_the_prior_and_refuses_earlier_ids() {
     assert_eq!(probe(&e, 1), probe(&fresh, 1));
     assert_eq!(e.updates(), [0, 0, 0]);
     assert_eq!(e.pending_count(), 0);
-    assert_eq!(e.reward(&old, 1.0, 1.0).unwrap_err().code(), "UNKNOWN_DECISION");
+    assert_eq!(
+        e.reward(&old, 1.0, 1.0).unwrap_err().code(),
+        "UNKNOWN_DECISION"
+    );
     // The first decision after the reset does not take the old id.
     assert_ne!(open_decision(&mut e), old);
 }
