@@ -1,5 +1,5 @@
 // Give a built package its one entry point, `index.js`: everything the
-// wasm-bindgen module exports, plus `open()` (the store, src/wasm/store.js)
+// wasm-bindgen module exports, plus `open()` (the store, src/wasm/store.mjs)
 // bound to its classes. Also ships the store, its types and the audit schema,
 // and points package.json at the entry.
 // Usage: node scripts/entry.mjs <package dir> <bundler|web>
@@ -14,7 +14,7 @@ if (!dir || !["bundler", "web"].includes(target)) {
 const src = path.join(path.dirname(new URL(import.meta.url).pathname), "..");
 const web = target === "web";
 
-fs.copyFileSync(path.join(src, "src/wasm/store.js"), path.join(dir, "store.js"));
+fs.copyFileSync(path.join(src, "src/wasm/store.mjs"), path.join(dir, "store.js"));
 fs.copyFileSync(path.join(src, "schema/audit.schema.json"), path.join(dir, "audit.schema.json"));
 fs.writeFileSync(
   path.join(dir, "index.js"),

@@ -58,11 +58,12 @@ if bash scripts/build.sh; then
     node --test tests/js/'
 
   layer "browser end-to-end (demo)" node tests/browser/demo.e2e.mjs
+  layer "browser end-to-end (store: two pages, reload, forget, no network)" node tests/browser/store.e2e.mjs
   layer "packaging check (npm pack -> webpack, <script type=module>)" node tests/browser/pack-check.mjs
 else
   failed=$((failed + 1))
   failures+=("release build")
-  for l in "size report" "JS API tests" "browser end-to-end" "packaging check"; do skip "$l"; done
+  for l in "size report" "JS API tests" "browser end-to-end (demo)" "browser end-to-end (store)" "packaging check"; do skip "$l"; done
 fi
 
 echo

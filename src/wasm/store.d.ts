@@ -1,4 +1,4 @@
-// Types of the store (src/wasm/store.js), shipped as part of index.d.ts.
+// Types of the store (src/wasm/store.mjs), shipped as part of index.d.ts.
 import type {
   ActivateOptions, BehaviorEvent, BehaviorOptions, Decision, ErrorCode, InsituError, InsituOptions,
   LearnOptions, RankOptions, RewardOptions, Stats,
@@ -63,6 +63,8 @@ export interface FlushResult {
   written: boolean;
   /** Snapshot size when written. */
   bytes?: number;
+  /** The stored snapshot's generation when written (one above the one it merged onto). */
+  generation?: number;
   /** Why nothing was written: `consent`, `unavailable`, `quota-exceeded`, `newer-format`, `quarantine-failed`, `error`. */
   reason?: string;
   error?: InsituError;
@@ -74,7 +76,7 @@ export interface AuditEntry {
   event:
     | "restored" | "quarantined" | "quarantine-dropped" | "quarantine-failed" | "recovered"
     | "quota-exceeded" | "storage-unavailable" | "consent-changed" | "deleted" | "expired"
-    | "newer-format";
+    | "newer-format" | "stale-read";
   code?: ErrorCode;
   key?: string;
   detail?: string;

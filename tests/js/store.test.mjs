@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
-import { createOpen } from "../../src/wasm/store.js";
+import { createOpen } from "../../src/wasm/store.mjs";
 import { throwsCode } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
@@ -134,13 +134,13 @@ test("corrupt, truncated and foreign data is quarantined, and the page starts fr
   await g.s.flush();
   const valid = good.getItem("insitu");
   g.s.close();
-  const [tag, crc, at, payload] = valid.split(";");
+  const [tag, , at, generation, payload] = valid.split(";");
   const flip = (text, i) => text.slice(0, i) + (text[i] === "A" ? "B" : "A") + text.slice(i + 1);
   // Bytes with a valid frame but a damaged snapshot inside.
   const inner = Buffer.from(payload, "base64");
   inner[inner.length - 1] ^= 1;
   // A well-framed value (right checksum) around another payload.
-  const reframed = (p) => `${tag};${crcOf(`${at};${p}`)};${at};${p}`;
+  const reframed = (p) => `${tag};${crcOf(`${at};${generation};${p}`)};${at};${generation};${p}`;
   assert.equal(reframed(payload), valid, "the test frames values as the module does");
   const cases = [
     ["foreign", "{\"some\":\"other library\"}", "SNAPSHOT_FOREIGN"],

@@ -8,8 +8,18 @@
 // the snapshot (tens of KB) is far below its quota. Writes are merged under
 // a Web Lock so two tabs never lose each other's updates. Every value this
 // module writes is framed as
-//     insitu1;<saved at, ms>;<CRC-32 of what follows the third `;`, hex>;<payload>
+//     insitu1;<CRC-32 of what follows this field, hex>;<saved at, ms>;<generation>;<payload>
 // so its age and integrity are checked before the payload is read.
+//
+// localStorage is not linearizable across tabs: Chromium gives each renderer
+// process a cached copy that other tabs' writes reach asynchronously, so a
+// tab holding the lock can read a value one write old and merge onto it,
+// losing the write it missed (the two-page browser test lost 12% of updates
+// this way). So each snapshot write carries a generation one above the one
+// it merged onto, and its writer holds a Web Lock named after that
+// generation until it writes again. The lock manager is consistent, so the
+// next writer learns the newest generation from navigator.locks.query() and
+// waits until its copy of localStorage shows it before merging.
 
 const TIERS = ["none", "functional", "personalization"];
 const FRAME = "insitu1";
@@ -53,8 +63,8 @@ function crc32(text) {
   return ((c ^ -1) >>> 0).toString(16).padStart(8, "0");
 }
 
-function frame(savedAt, payload) {
-  const body = `${savedAt};${payload}`;
+function frame(savedAt, payload, generation = 0) {
+  const body = `${savedAt};${generation};${payload}`;
   return `${FRAME};${crc32(body)};${body}`;
 }
 
@@ -67,13 +77,16 @@ function unframe(raw) {
   }
   const second = raw.indexOf(";", first + 1);
   const third = second < 0 ? -1 : raw.indexOf(";", second + 1);
-  if (third < 0) return { code: "SNAPSHOT_CORRUPT" };
+  const fourth = third < 0 ? -1 : raw.indexOf(";", third + 1);
+  if (fourth < 0) return { code: "SNAPSHOT_CORRUPT" };
   const body = raw.slice(second + 1);
   const savedAt = Number(raw.slice(second + 1, third));
-  if (crc32(body) !== raw.slice(first + 1, second) || !Number.isFinite(savedAt)) {
+  const generation = Number(raw.slice(third + 1, fourth));
+  if (crc32(body) !== raw.slice(first + 1, second) || !Number.isFinite(savedAt) ||
+      !Number.isSafeInteger(generation) || generation < 0) {
     return { code: "SNAPSHOT_CORRUPT" };
   }
-  return { savedAt, payload: raw.slice(third + 1) };
+  return { savedAt, generation, payload: raw.slice(fourth + 1) };
 }
 
 function toBase64(bytes) {
@@ -478,9 +491,51 @@ class Site {
     this.timer = null;
     const locks = globalThis.navigator?.locks;
     if (typeof locks?.request === "function") {
-      return locks.request(`${this.key}.lock`, () => this.flushLocked());
+      return locks.request(`${this.key}.lock`, async () => {
+        await this.awaitNewest(locks);
+        const r = this.flushLocked();
+        if (r.written) await this.holdGeneration(locks, r.generation);
+        return r;
+      });
     }
     return Promise.resolve(this.flushLocked());
+  }
+
+  /** The generation of the stored snapshot as this tab sees it (0: none). */
+  seenGeneration() {
+    const raw = this.get(this.key);
+    return raw === null ? 0 : (unframe(raw).generation ?? 0);
+  }
+
+  /** Wait (at most 2 s) until this tab's localStorage shows the newest
+   * generation any living tab wrote; see the header. */
+  async awaitNewest(locks) {
+    if (typeof locks.query !== "function") return;
+    const prefix = `${this.key}.generation.`;
+    let newest = 0;
+    for (const l of (await locks.query()).held ?? []) {
+      if (l.name?.startsWith(prefix)) newest = Math.max(newest, Number(l.name.slice(prefix.length)) || 0);
+    }
+    for (let i = 0; i < 400 && this.seenGeneration() < newest; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (this.seenGeneration() < newest) {
+      this.record("stale-read", { key: this.key, detail: `generation ${newest} written elsewhere is not visible here after 2 s` });
+    }
+  }
+
+  /** Hold the lock that announces generation `g` (and let go of the last one). */
+  async holdGeneration(locks, g) {
+    const previous = this.release;
+    await new Promise((granted) => {
+      locks.request(`${this.key}.generation.${g}`, () => {
+        granted();
+        return new Promise((r) => {
+          this.release = r;
+        });
+      });
+    });
+    previous?.();
   }
 
   flushLocked() {
@@ -489,6 +544,7 @@ class Site {
       return { written: false, reason: this.newer ? "newer-format" : "unavailable" };
     }
     const parts = [[this.behavior, undefined], ...[...this.slots].map(([n, s]) => [s.inner, n])];
+    const generation = this.seenGeneration() + 1;
     let bytes = this.readSnapshot();
     if (this.newer) return { written: false, reason: "newer-format" };
     let retried = false;
@@ -516,7 +572,7 @@ class Site {
         return { written: false, reason: "error", error: e };
       }
     }
-    if (!this.set(this.key, frame(this.now(), toBase64(bytes)))) {
+    if (!this.set(this.key, frame(this.now(), toBase64(bytes), generation))) {
       this.failures++;
       this.schedule(Math.min(60_000, 1000 * 2 ** this.failures));
       return { written: false, reason: this.status };
@@ -528,7 +584,7 @@ class Site {
     this.failures = 0;
     this.status = "ok";
     this.stored = bytes;
-    return { written: true, bytes: bytes.length };
+    return { written: true, bytes: bytes.length, generation };
   }
 
   // --- audit and forget ----------------------------------------------------
@@ -623,6 +679,8 @@ class Site {
   forgetHere() {
     clearTimeout(this.timer);
     this.timer = null;
+    this.release?.();
+    this.release = undefined;
     for (const k of this.ownKeys()) this.remove(k);
     this.behavior.clear();
     for (const s of this.slots.values()) s.inner.reset();
@@ -662,6 +720,8 @@ class Site {
   close() {
     clearTimeout(this.timer);
     this.timer = null;
+    this.release?.();
+    this.release = undefined;
     this.channel?.close();
     this.channel = undefined;
   }
