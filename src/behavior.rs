@@ -267,8 +267,8 @@ pub struct Behavior {
     /// Events tracked since the last commit; `None` once it outgrew
     /// `max_events` (the next merge then deduplicates instead).
     journal: Option<Vec<Event>>,
-    /// The merged events of the last sync and the journal length then.
-    staged: Option<(Vec<Event>, usize)>,
+    /// The merged store of the last sync and the journal length then.
+    staged: Option<(Box<Behavior>, usize)>,
 }
 
 impl Behavior {
@@ -401,7 +401,7 @@ impl Behavior {
         *self = Behavior::new(self.cfg.clone());
     }
 
-    fn stat(&mut self, kind: u8, name: &str) -> std::result::Result<usize, usize> {
+    fn stat(&self, kind: u8, name: &str) -> std::result::Result<usize, usize> {
         self.stats
             .binary_search_by(|s| (s.kind, s.name.as_str()).cmp(&(kind, name)))
     }
@@ -632,7 +632,7 @@ impl Behavior {
         report.bytes = snap.encode(max_bytes)?;
         report.events = merged.events.len();
         let journaled = self.journal.as_ref().map_or(0, Vec::len);
-        self.staged = Some((merged.events().cloned().collect(), journaled));
+        self.staged = Some((Box::new(merged), journaled));
         Ok(report)
     }
 
@@ -640,9 +640,10 @@ impl Behavior {
     /// events tracked in between are kept. Returns false, changing nothing,
     /// when there is nothing to commit.
     pub fn commit(&mut self) -> bool {
-        let Some((events, since)) = self.staged.take() else {
+        let Some((merged, since)) = self.staged.take() else {
             return false;
         };
+        let mut next = *merged;
         let later: Option<Vec<Event>> =
             (self.journal.take()).map(|j| j.into_iter().skip(since).collect());
         // Events tracked since the sync: the journal's tail, or, if it
@@ -651,12 +652,11 @@ impl Behavior {
             Some(l) => l.clone(),
             None => self
                 .events()
-                .filter(|e| !events.contains(e))
+                .filter(|e| !next.events().any(|m| m == *e))
                 .cloned()
                 .collect(),
         };
-        let mut next = Behavior::new(self.cfg.clone());
-        for e in events.into_iter().chain(extra) {
+        for e in extra {
             next.insert(e);
         }
         // Retention as of the newest event: commit has no clock of its own.

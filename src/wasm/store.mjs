@@ -366,23 +366,30 @@ class Site {
     return true;
   }
 
-  /** The stored snapshot: bytes, or null when there is none or it was set aside. */
+  /** One read of the stored snapshot: the `raw` value (null when there is
+   * none), its `bytes` (null when there are none or they were set aside) and
+   * its `generation` (0 when it has none). */
   readSnapshot() {
     const raw = this.get(this.key);
-    if (raw === null) return null;
+    if (raw === null) return { raw, bytes: null, generation: 0 };
     const f = unframe(raw);
+    const stored = { raw, bytes: null, generation: f.generation ?? 0 };
     let code = f.code;
     let why = code === "SNAPSHOT_FOREIGN" ? "not written by insitu" : "checksum or framing failed";
-    if (code === "SNAPSHOT_VERSION") return this.newerFormat();
+    if (code === "SNAPSHOT_VERSION") {
+      this.newerFormat();
+      return stored;
+    }
     if (code === undefined && f.savedAt + this.retention.maxAgeDays * DAY_MS < this.now()) {
       this.remove(this.key);
       this.record("expired", { key: this.key, detail: `saved ${new Date(f.savedAt).toISOString()}` });
-      return null;
+      return stored;
     }
     if (code === undefined) {
       try {
-        const bytes = fromBase64(f.payload);
-        if (bytes.length <= this.maxBytes) return bytes;
+        stored.bytes = fromBase64(f.payload);
+        if (stored.bytes.length <= this.maxBytes) return stored;
+        stored.bytes = null;
         code = "SNAPSHOT_TOO_LARGE";
         why = `${bytes.length} bytes, over the ${this.maxBytes}-byte cap`;
       } catch {
@@ -391,7 +398,7 @@ class Site {
       }
     }
     this.quarantine(this.key, raw, code, why);
-    return null;
+    return stored;
   }
 
   newerFormat() {
@@ -399,7 +406,20 @@ class Site {
       this.newer = true;
       this.record("newer-format", { key: this.key, detail: "written by a newer insitu; left untouched, learning in memory only" });
     }
-    return null;
+  }
+
+  /** What a sync error about the stored value `raw` means: a newer build's
+   * data is left alone (`newer-format`); unreadable data is set aside
+   * (`quarantined`, or `quarantine-failed` when it could not be). Null for
+   * errors that are not about stored data. */
+  setAside(e, raw) {
+    if (e?.code === "SNAPSHOT_VERSION") {
+      this.newerFormat();
+      return "newer-format";
+    }
+    if (e?.code !== "SNAPSHOT_CORRUPT" && e?.code !== "SNAPSHOT_FOREIGN") return null;
+    if (raw === null || this.quarantine(this.key, raw, e.code, e.message)) return "quarantined";
+    return "quarantine-failed";
   }
 
   // --- restore and flush ---------------------------------------------------
@@ -417,20 +437,14 @@ class Site {
       part.sync(this.stored, this.syncOptions(name));
       part.commit();
     } catch (e) {
-      if (e?.code === "SNAPSHOT_VERSION") {
-        this.newerFormat();
-      } else if (e?.code === "SNAPSHOT_CORRUPT" || e?.code === "SNAPSHOT_FOREIGN") {
-        const raw = this.get(this.key);
-        if (raw !== null) this.quarantine(this.key, raw, e.code, e.message);
-        this.stored = null;
-      } else {
-        this.report(e?.code ?? "SNAPSHOT_CORRUPT", String(e?.message ?? e));
-      }
+      const outcome = this.setAside(e, this.get(this.key));
+      if (outcome === null) this.report(e?.code ?? "SNAPSHOT_CORRUPT", String(e?.message ?? e));
+      else if (outcome !== "newer-format") this.stored = null;
     }
   }
 
   restoreAll() {
-    this.stored = this.readSnapshot();
+    this.stored = this.readSnapshot().bytes;
     if (this.stored === null) return;
     this.restore(this.behavior);
     for (const [name, s] of this.slots) this.restore(s.inner, name);
@@ -516,10 +530,12 @@ class Site {
     for (const l of (await locks.query()).held ?? []) {
       if (l.name?.startsWith(prefix)) newest = Math.max(newest, Number(l.name.slice(prefix.length)) || 0);
     }
-    for (let i = 0; i < 400 && this.seenGeneration() < newest; i++) {
+    let seen = this.seenGeneration();
+    for (let i = 0; i < 400 && seen < newest; i++) {
       await new Promise((r) => setTimeout(r, 5));
+      seen = this.seenGeneration();
     }
-    if (this.seenGeneration() < newest) {
+    if (seen < newest) {
       this.record("stale-read", { key: this.key, detail: `generation ${newest} written elsewhere is not visible here after 2 s` });
     }
   }
@@ -544,9 +560,10 @@ class Site {
       return { written: false, reason: this.newer ? "newer-format" : "unavailable" };
     }
     const parts = [[this.behavior, undefined], ...[...this.slots].map(([n, s]) => [s.inner, n])];
-    const generation = this.seenGeneration() + 1;
-    let bytes = this.readSnapshot();
+    const stored = this.readSnapshot();
+    const generation = stored.generation + 1;
     if (this.newer) return { written: false, reason: "newer-format" };
+    let bytes = stored.bytes;
     let retried = false;
     for (;;) {
       try {
@@ -555,19 +572,16 @@ class Site {
         bytes = b;
         break;
       } catch (e) {
-        const unreadable = e?.code === "SNAPSHOT_CORRUPT" || e?.code === "SNAPSHOT_FOREIGN";
-        if (e?.code === "SNAPSHOT_VERSION") {
-          this.newerFormat();
-          return { written: false, reason: "newer-format" };
-        }
-        if (unreadable && !retried && bytes !== null) {
+        // Unreadable stored data is set aside once, then merged from nothing.
+        const outcome = e?.code === "SNAPSHOT_VERSION" || (!retried && bytes !== null)
+          ? this.setAside(e, stored.raw)
+          : null;
+        if (outcome === "quarantined") {
           retried = true;
-          if (!this.quarantine(this.key, this.get(this.key) ?? "", e.code, e.message)) {
-            return { written: false, reason: "quarantine-failed" };
-          }
           bytes = null;
           continue;
         }
+        if (outcome !== null) return { written: false, reason: outcome };
         this.report(e?.code ?? "NUMERICAL_ERROR", String(e?.message ?? e));
         return { written: false, reason: "error", error: e };
       }
