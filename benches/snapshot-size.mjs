@@ -4,8 +4,7 @@
 import { createRequire } from "node:module";
 import { createOpen } from "../src/wasm/store.mjs";
 
-const { Insitu, Behavior } = createRequire(import.meta.url)("../pkg-node/insitu.js");
-const open = createOpen(Insitu, Behavior);
+const open = createOpen(createRequire(import.meta.url)("../pkg-node/insitu.js"));
 
 const map = new Map();
 const storage = {

@@ -18,10 +18,10 @@ fs.copyFileSync(path.join(src, "src/wasm/store.mjs"), path.join(dir, "store.js")
 fs.copyFileSync(path.join(src, "schema/audit.schema.json"), path.join(dir, "audit.schema.json"));
 fs.writeFileSync(
   path.join(dir, "index.js"),
-  `import { Insitu, Behavior } from "./insitu.js";
+  `import * as wasm from "./insitu.js";
 import { createOpen } from "./store.js";
 export * from "./insitu.js";
-${web ? 'export { default } from "./insitu.js";\n' : ""}export const open = createOpen(Insitu, Behavior);
+${web ? 'export { default } from "./insitu.js";\n' : ""}export const open = createOpen(wasm);
 `,
 );
 const types = fs.readFileSync(path.join(src, "src/wasm/store.d.ts"), "utf8")

@@ -297,9 +297,16 @@ impl Behavior {
         self.track_json(&json, now_ms)
     }
 
+    /// Record an event given in the packed JSON form the JS boundary writes
+    /// (see `Json::unpack`). Errors as for [`track`](Behavior::track).
+    pub fn track_packed(&mut self, event: &[u8], now_ms: f64) -> Result<()> {
+        let json = Json::unpack(event, "event", event_err)?;
+        self.track_json(&json, now_ms)
+    }
+
     /// Record an event read from JSON. Errors (`INVALID_EVENT`,
     /// `UNKNOWN_EVENT_TYPE`, or `INVALID_OPTION` for `now`) store nothing.
-    pub(crate) fn track_json(&mut self, event: &Json<'_>, now_ms: f64) -> Result<()> {
+    fn track_json(&mut self, event: &Json<'_>, now_ms: f64) -> Result<()> {
         crate::engine::check_now(now_ms)?;
         let ev = self.read_event(event, now_ms)?;
         if let Some(j) = &mut self.journal {
@@ -600,33 +607,13 @@ impl Behavior {
             None => Snapshot::new(),
         };
         let mut report = BehaviorSync::default();
-        let base: Vec<Event> = match snap.section(SECTION) {
-            None => self.events().cloned().collect(),
-            Some(body) => {
-                let (mut st, dropped) = self.read_section(body).map_err(|e| match e {
-                    Error::SnapshotCorrupt { reason } => {
-                        corrupt(format!("section `{SECTION}`: {reason}"))
-                    }
-                    e => e,
-                })?;
+        let mut merged = match self.stored_events(&snap)? {
+            None => self.with_own(Vec::new(), true),
+            Some((st, dropped)) => {
                 report.dropped = dropped;
-                match &self.journal {
-                    Some(j) => st.extend(j.iter().cloned()),
-                    // Too many events since the last commit: add each own
-                    // event the store does not already hold.
-                    None => {
-                        let own: Vec<Event> =
-                            self.events().filter(|e| !st.contains(e)).cloned().collect();
-                        st.extend(own);
-                    }
-                }
-                st
+                self.with_own(st, false)
             }
         };
-        let mut merged = Behavior::new(self.cfg.clone());
-        for e in base {
-            merged.insert(e);
-        }
         merged.retain(now_ms);
         snap.set_section(SECTION, merged.write_section());
         report.bytes = snap.encode(max_bytes)?;
@@ -634,6 +621,60 @@ impl Behavior {
         let journaled = self.journal.as_ref().map_or(0, Vec::len);
         self.staged = Some((Box::new(merged), journaled));
         Ok(report)
+    }
+
+    /// Load the stored events on page load (or when consent allows storage
+    /// again), keeping this store's own events not yet stored; they stay
+    /// journaled for the next [`sync`](Behavior::sync), and nothing is
+    /// encoded. Cancels a sync not yet committed. Errors as for `sync`; on
+    /// error nothing changes. Returns the stored events dropped because
+    /// their type is no longer declared.
+    pub fn restore(&mut self, stored: &[u8], now_ms: f64, max_bytes: usize) -> Result<usize> {
+        crate::engine::check_now(now_ms)?;
+        let snap = Snapshot::decode(stored, max_bytes)?;
+        let Some((st, dropped)) = self.stored_events(&snap)? else {
+            self.staged = None;
+            return Ok(0);
+        };
+        let mut merged = self.with_own(st, false);
+        merged.retain(now_ms);
+        merged.journal = self.journal.take();
+        *self = merged;
+        Ok(dropped)
+    }
+
+    /// The events of the snapshot's behaviour section (none if it has none)
+    /// whose type this store knows, and how many it did not.
+    fn stored_events(&self, snap: &Snapshot) -> Result<Option<(Vec<Event>, usize)>> {
+        let Some(body) = snap.section(SECTION) else {
+            return Ok(None);
+        };
+        self.read_section(body).map(Some).map_err(|e| match e {
+            Error::SnapshotCorrupt { reason } => corrupt(format!("section `{SECTION}`: {reason}")),
+            e => e,
+        })
+    }
+
+    /// A new store of the `stored` events plus this store's own: all of them
+    /// when `all`, else those not yet stored (the journal; when it
+    /// overflowed, each own event `stored` does not already hold).
+    fn with_own(&self, mut stored: Vec<Event>, all: bool) -> Behavior {
+        match &self.journal {
+            Some(j) if !all => stored.extend(j.iter().cloned()),
+            _ => {
+                let own: Vec<Event> = self
+                    .events()
+                    .filter(|e| !stored.contains(e))
+                    .cloned()
+                    .collect();
+                stored.extend(own);
+            }
+        }
+        let mut merged = Behavior::new(self.cfg.clone());
+        for e in stored {
+            merged.insert(e);
+        }
+        merged
     }
 
     /// Apply the last [`sync`](Behavior::sync) once its bytes were written;

@@ -63,7 +63,6 @@ impl<'a> Json<'a> {
     /// The same limits as for text apply (size, depth, no duplicate keys);
     /// anything malformed is an error, never a panic. Only the JS boundary
     /// (and tests) write this form.
-    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn unpack(bytes: &'a [u8], what: &str, kind: ErrKind) -> Result<Json<'a>> {
         if bytes.len() > MAX_PACKED_BYTES {
             return Err(kind(

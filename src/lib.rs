@@ -33,6 +33,7 @@ mod bytes;
 mod engine;
 mod error;
 mod features;
+mod frame;
 mod json;
 mod model;
 mod rng;
@@ -52,6 +53,7 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use features::{hash, Hashed, HASH_VERSION};
+pub use frame::{from_base64, open as open_frame, seal as seal_frame, to_base64, Frame, FRAME_TAG};
 pub use rng::Rng;
 pub use snapshot::{
     crc32, Snapshot, DEFAULT_MAX_BYTES as DEFAULT_MAX_SNAPSHOT_BYTES,

@@ -192,36 +192,10 @@ pub(crate) fn corrupt(reason: String) -> Error {
     Error::SnapshotCorrupt { reason }
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as in zlib and PNG), a nibble at a time:
-/// a 64-byte table instead of 1 KB, about 2 ns per byte.
+/// CRC-32 (IEEE 802.3, reflected, as in zlib and PNG); see
+/// `insitu_kernels::crc32_feed`.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    const fn table() -> [u32; 16] {
-        let mut t = [0u32; 16];
-        let mut i = 0;
-        while i < 16 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 4 {
-                c = if c & 1 != 0 {
-                    0xedb8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            t[i] = c;
-            i += 1;
-        }
-        t
-    }
-    const T: [u32; 16] = table();
-    let mut c = !0u32;
-    for &b in bytes {
-        c ^= u32::from(b);
-        c = T[(c & 15) as usize] ^ (c >> 4);
-        c = T[(c & 15) as usize] ^ (c >> 4);
-    }
-    !c
+    !insitu_kernels::crc32_feed(!0, bytes, false)
 }
 
 pub(crate) fn put_u16(w: &mut Vec<u8>, v: u16) {

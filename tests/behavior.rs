@@ -267,3 +267,67 @@ fn bad_stored_data_is_refused_and_changes_nothing() {
     assert!(refused > 1000, "only {refused} of 3000 mutations refused");
     assert_eq!(events(&a), before);
 }
+
+#[test]
+fn restore_loads_stored_events_and_keeps_own_unstored_ones_once() {
+    let mut a = behavior("{}");
+    for i in 0..40 {
+        a.track(&event(i), T0 + i as f64 * MIN).unwrap();
+    }
+    let mut store = None;
+    save(&mut a, &mut store, T0 + 40.0 * MIN);
+    // B tracked before it could read storage (consent came later).
+    let mut b = behavior("{}");
+    for i in 40..50 {
+        b.track(&event(i), T0 + i as f64 * MIN).unwrap();
+    }
+    let stored = store.clone().unwrap();
+    let now = T0 + 50.0 * MIN;
+    assert_eq!(b.restore(&stored, now, MAX).unwrap(), 0);
+    assert_eq!(b.events().count(), 50);
+    // A second restore (the same bytes) adds nothing.
+    b.restore(&stored, now, MAX).unwrap();
+    assert_eq!(b.events().count(), 50);
+    // Its features are those of one store that saw all 50.
+    let mut all = behavior("{}");
+    for i in 0..50 {
+        all.track(&event(i), T0 + i as f64 * MIN).unwrap();
+    }
+    assert_eq!(
+        b.features(now, 0.0).unwrap(),
+        all.features(now, 0.0).unwrap()
+    );
+    // Its own 10 reach storage with the next sync, once.
+    save(&mut b, &mut store, now);
+    let mut c = behavior("{}");
+    c.restore(store.as_deref().unwrap(), now, MAX).unwrap();
+    assert_eq!(events(&c), events(&all));
+}
+
+#[test]
+fn restore_refuses_bad_data_and_changes_nothing() {
+    let mut a = behavior("{}");
+    a.track(&event(0), T0).unwrap();
+    let mut store = None;
+    save(&mut a, &mut store, T0);
+    let good = store.unwrap();
+    let mut b = behavior("{}");
+    b.track(&event(1), T0 + MIN).unwrap();
+    let before = events(&b);
+    for (bad, code) in [
+        (&b"nope"[..], "SNAPSHOT_FOREIGN"),
+        (&good[..good.len() - 2], "SNAPSHOT_CORRUPT"),
+    ] {
+        assert_eq!(b.restore(bad, T0, MAX).unwrap_err().code(), code);
+        assert_eq!(events(&b), before);
+    }
+    assert_eq!(
+        b.restore(&good, f64::INFINITY, MAX).unwrap_err().code(),
+        "INVALID_OPTION"
+    );
+    assert_eq!(
+        b.restore(&good, T0, 64).unwrap_err().code(),
+        "SNAPSHOT_TOO_LARGE"
+    );
+    assert_eq!(events(&b), before);
+}

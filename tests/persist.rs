@@ -441,3 +441,110 @@ fn slot_names_are_checked() {
         "INVALID_OPTION"
     );
 }
+
+#[test]
+fn restore_loads_stored_learning_and_keeps_own_unstored_updates_once() {
+    // Tab A stores 200 rewards and one decision still open.
+    let mut a = engine(1);
+    for t in 0..200 {
+        step(&mut a, t);
+    }
+    let open_in_a = open_decision(&mut a);
+    let mut store = None;
+    save(&mut a, &mut store, 200.0);
+
+    // B learned in memory first (consent came later): 50 rewards and an
+    // open decision of its own, none of it stored.
+    let mut b = engine(2);
+    for t in 200..250 {
+        step(&mut b, t);
+    }
+    let open_in_b = open_decision(&mut b);
+    let stored = store.clone().unwrap();
+    let r = b.restore(&stored, SLOT, 250.0, MAX).unwrap();
+    assert!(r.merged && !r.model_changed, "{r:?}");
+    assert_eq!((r.replayed, r.adopted, r.duplicates), (50, 1, 0), "{r:?}");
+    assert!(r.bytes.is_empty(), "a restore writes nothing");
+    assert_eq!(b.updates().iter().sum::<u64>(), 250);
+    // Restoring again (another slot opening late) counts nothing twice.
+    b.restore(&stored, SLOT, 250.0, MAX).unwrap();
+    assert_eq!(b.updates().iter().sum::<u64>(), 250);
+
+    // Both open decisions settle here, once.
+    b.reward(&open_in_a, 1.0, 251.0).unwrap();
+    b.reward(&open_in_b, 1.0, 252.0).unwrap();
+    let r = save(&mut b, &mut store, 253.0);
+    assert_eq!(r.replayed, 52, "the 50 unstored and 2 new updates: {r:?}");
+
+    // Everything reached storage exactly once: 200 + 50 + 2.
+    let mut c = engine(3);
+    c.restore(store.as_deref().unwrap(), SLOT, 254.0, MAX)
+        .unwrap();
+    assert_eq!(c.updates().iter().sum::<u64>(), 252);
+    assert_eq!(c.pending_count(), 0);
+    // The same learning as a tab that stored and merged as it went.
+    assert_eq!(probe(&c, 3), probe(&b, 3));
+}
+
+#[test]
+fn restore_of_a_decision_settled_elsewhere_does_not_count_it_twice() {
+    let mut a = engine(1);
+    let id = open_decision(&mut a);
+    let mut store = None;
+    save(&mut a, &mut store, 1.0);
+    let mut b = engine(2);
+    b.restore(store.as_deref().unwrap(), SLOT, 2.0, MAX)
+        .unwrap();
+    // A settles it and stores; B, which adopted it, rewarded it too.
+    a.reward(&id, 1.0, 3.0).unwrap();
+    save(&mut a, &mut store, 3.0);
+    b.reward(&id, 1.0, 4.0).unwrap();
+    let r = b
+        .restore(store.as_deref().unwrap(), SLOT, 5.0, MAX)
+        .unwrap();
+    assert_eq!(r.duplicates, 1, "{r:?}");
+    assert_eq!(b.updates().iter().sum::<u64>(), 1);
+    save(&mut b, &mut store, 6.0);
+    let mut c = engine(3);
+    c.restore(store.as_deref().unwrap(), SLOT, 7.0, MAX)
+        .unwrap();
+    assert_eq!(c.updates().iter().sum::<u64>(), 1);
+}
+
+#[test]
+fn restore_refuses_bad_data_and_changes_nothing() {
+    let mut a = engine(1);
+    for t in 0..20 {
+        step(&mut a, t);
+    }
+    let mut store = None;
+    save(&mut a, &mut store, 20.0);
+    let good = store.unwrap();
+    let mut b = engine(2);
+    step(&mut b, 0);
+    let before = probe(&b, 1);
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    for (bad, code) in [
+        (&b"{}"[..], "SNAPSHOT_FOREIGN"),
+        (&good[..good.len() - 1], "SNAPSHOT_CORRUPT"),
+        (&flipped[..], "SNAPSHOT_CORRUPT"),
+    ] {
+        assert_eq!(b.restore(bad, SLOT, 21.0, MAX).unwrap_err().code(), code);
+        assert_eq!(probe(&b, 1), before);
+    }
+    assert_eq!(
+        b.restore(&good, SLOT, 21.0, 64).unwrap_err().code(),
+        "SNAPSHOT_TOO_LARGE"
+    );
+    assert_eq!(
+        b.restore(&good, "", 21.0, MAX).unwrap_err().code(),
+        "INVALID_OPTION"
+    );
+    assert_eq!(
+        b.restore(&good, SLOT, f64::NAN, MAX).unwrap_err().code(),
+        "INVALID_OPTION"
+    );
+    assert_eq!(b.updates().iter().sum::<u64>(), 1);
+}

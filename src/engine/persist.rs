@@ -190,21 +190,8 @@ impl Engine {
     ) -> Result<SyncReport> {
         // A failed sync must not leave an earlier merge to be committed.
         self.sync.staged = None;
-        super::check_now(now_ms)?;
-        let name = section_name(slot)?;
-        let mut snap = match stored {
-            Some(b) => Snapshot::decode(b, max_bytes)?,
-            None => Snapshot::new(),
-        };
-        let st = match snap.section(&name) {
-            Some(body) => Some(self.read_section(body).map_err(|e| match e {
-                Error::SnapshotCorrupt { reason } => corrupt(format!("section `{name}`: {reason}")),
-                e => e,
-            })?),
-            None => None,
-        };
+        let (mut snap, name, st) = self.load(stored, slot, now_ms, max_bytes)?;
         let mut report = SyncReport::default();
-        let own = self.cfg.epoch;
         let live = |p: &Pending| !p.rewarded && now_ms <= p.expires_at;
         let mut gone = Vec::new();
         let mut adopt = Vec::new();
@@ -213,42 +200,17 @@ impl Engine {
             Some(st) if !st.model_matches => report.model_changed = true,
             None => {}
             Some(mut st) => {
-                let in_store = sorted(st.pending.iter().map(key).collect());
-                // Shared decisions missing from the store were settled (or
-                // dropped) by another tab.
-                gone = sorted(
-                    (self.pending.iter().chain(&self.foreign))
-                        .filter(|p| p.shared && now_ms <= p.expires_at)
-                        .map(key)
-                        .filter(|k| in_store.binary_search(k).is_err())
-                        .collect(),
-                );
-                let is_gone = |k: &u128| gone.binary_search(k).is_ok();
+                gone = self.gone_from(&st, now_ms);
                 if self.sync.written != Some(st.writer) {
                     report.merged = true;
                     if self.sync.journal.is_none() {
                         report.overwrote = true;
                     } else {
-                        let noise = self.cfg.model.noise;
-                        for o in self.sync.journal.iter().flatten() {
-                            if o.decision.as_ref().is_some_and(is_gone) {
-                                report.duplicates += 1;
-                            } else if st.arms[o.arm].update(&o.x, o.reward, noise, 1.0).is_ok() {
-                                report.replayed += 1;
-                            } else {
-                                report.rejected += 1;
-                            }
-                        }
+                        self.replay(&mut st.arms, &gone, &mut report);
                         arms = Some(std::mem::take(&mut st.arms));
                     }
                 }
-                let known = sorted(self.foreign.iter().map(key).collect());
-                let have = |p: &Pending| p.epoch == own || known.binary_search(&key(p)).is_ok();
-                adopt = st
-                    .pending
-                    .into_iter()
-                    .filter(|p| live(p) && !have(p))
-                    .collect();
+                adopt = self.unknown(st.pending, now_ms);
                 report.adopted = adopt.len();
             }
         }
@@ -260,7 +222,7 @@ impl Engine {
             .filter(|p| live(p) && !is_gone(p))
             .collect();
         let out = latest(out, self.cfg.max_pending, |p| p.expires_at);
-        let writer = (own, self.sync.written.map_or(0, |w| w.1) + 1);
+        let writer = (self.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
         // Merged state is checked before it is written; this engine's own is
         // what its updates made.
         let merged = arms.as_deref();
@@ -278,6 +240,136 @@ impl Engine {
             journaled: self.sync.journal.as_ref().map_or(0, Vec::len),
         });
         Ok(report)
+    }
+
+    /// Load the stored snapshot on page load (or when consent allows storage
+    /// again): this engine takes the stored learning, with its own updates
+    /// not yet stored replayed onto it, and the stored pending decisions.
+    /// Unlike [`sync`](Engine::sync) it writes nothing and claims nothing was
+    /// written: its own updates stay journaled for the next sync, so they
+    /// reach storage exactly once. Cancels a sync not yet committed. Errors
+    /// as for `sync`; on error nothing changes.
+    pub fn restore(
+        &mut self,
+        stored: &[u8],
+        slot: &str,
+        now_ms: f64,
+        max_bytes: usize,
+    ) -> Result<SyncReport> {
+        let (_, _, st) = self.load(Some(stored), slot, now_ms, max_bytes)?;
+        self.sync.staged = None;
+        let mut report = SyncReport::default();
+        let Some(mut st) = st else {
+            return Ok(report);
+        };
+        if !st.model_matches {
+            report.model_changed = true;
+            return Ok(report);
+        }
+        let gone = self.gone_from(&st, now_ms);
+        if self.sync.written != Some(st.writer) {
+            report.merged = true;
+            // An overflowed journal cannot be replayed: this engine's own
+            // state stays, and its next sync writes over the stored one.
+            if self.sync.journal.is_some() {
+                self.replay(&mut st.arms, &gone, &mut report);
+                self.arms = st.arms;
+            }
+        }
+        self.settle_gone(&gone);
+        if let Some(j) = &mut self.sync.journal {
+            j.retain(|o| !o.decision.is_some_and(|k| gone.binary_search(&k).is_ok()));
+        }
+        let mut adopt = self.unknown(st.pending, now_ms);
+        report.adopted = adopt.len();
+        // They are in the store: a later absence means settled elsewhere.
+        for p in &mut adopt {
+            p.shared = true;
+        }
+        self.adopt(adopt);
+        Ok(report)
+    }
+
+    /// The stored snapshot (empty when nothing is stored), this slot's
+    /// section name, and the section read and checked.
+    fn load(
+        &self,
+        stored: Option<&[u8]>,
+        slot: &str,
+        now_ms: f64,
+        max_bytes: usize,
+    ) -> Result<(Snapshot, String, Option<Stored>)> {
+        super::check_now(now_ms)?;
+        let name = section_name(slot)?;
+        let snap = match stored {
+            Some(b) => Snapshot::decode(b, max_bytes)?,
+            None => Snapshot::new(),
+        };
+        let st = match snap.section(&name) {
+            Some(body) => Some(self.read_section(body).map_err(|e| match e {
+                Error::SnapshotCorrupt { reason } => corrupt(format!("section `{name}`: {reason}")),
+                e => e,
+            })?),
+            None => None,
+        };
+        Ok((snap, name, st))
+    }
+
+    /// Shared decisions (known to be in the store) that are live here but
+    /// missing from `st`: another tab settled or dropped them. Sorted keys.
+    fn gone_from(&self, st: &Stored, now_ms: f64) -> Vec<u128> {
+        let in_store = sorted(st.pending.iter().map(key).collect());
+        sorted(
+            (self.pending.iter().chain(&self.foreign))
+                .filter(|p| p.shared && now_ms <= p.expires_at)
+                .map(key)
+                .filter(|k| in_store.binary_search(k).is_err())
+                .collect(),
+        )
+    }
+
+    /// Replay the journal onto `arms`, except rewards for `gone` decisions
+    /// (already counted by the tab that settled them).
+    fn replay(&self, arms: &mut [Posterior], gone: &[u128], report: &mut SyncReport) {
+        let noise = self.cfg.model.noise;
+        for o in self.sync.journal.iter().flatten() {
+            if o.decision.is_some_and(|k| gone.binary_search(&k).is_ok()) {
+                report.duplicates += 1;
+            } else if arms[o.arm].update(&o.x, o.reward, noise, 1.0).is_ok() {
+                report.replayed += 1;
+            } else {
+                report.rejected += 1;
+            }
+        }
+    }
+
+    /// The stored pending decisions still live that this engine does not
+    /// hold (its own are never adopted back).
+    fn unknown(&self, stored: Vec<Pending>, now_ms: f64) -> Vec<Pending> {
+        let own = self.cfg.epoch;
+        let known = sorted(self.foreign.iter().map(key).collect());
+        let have = |p: &Pending| p.epoch == own || known.binary_search(&key(p)).is_ok();
+        stored
+            .into_iter()
+            .filter(|p| !p.rewarded && now_ms <= p.expires_at && !have(p))
+            .collect()
+    }
+
+    /// Mark `gone` decisions settled.
+    fn settle_gone(&mut self, gone: &[u128]) {
+        for p in self.pending.iter_mut().chain(&mut self.foreign) {
+            if gone.binary_search(&key(p)).is_ok() {
+                p.rewarded = true;
+            }
+        }
+    }
+
+    /// Add other page views' decisions, keeping the latest-expiring
+    /// `maxPending`.
+    fn adopt(&mut self, adopt: Vec<Pending>) {
+        self.foreign.extend(adopt);
+        let foreign = std::mem::take(&mut self.foreign);
+        self.foreign = latest(foreign, self.cfg.max_pending, |p| p.expires_at);
     }
 
     /// Apply the last [`sync`](Engine::sync) once its bytes were written.
@@ -311,20 +403,14 @@ impl Engine {
                 self.arms = arms;
             }
         }
-        for p in self.pending.iter_mut().chain(&mut self.foreign) {
-            if s.gone.binary_search(&key(p)).is_ok() {
-                p.rewarded = true;
-            }
-        }
+        self.settle_gone(&s.gone);
         self.foreign.extend(s.adopt);
         for p in self.pending.iter_mut().chain(&mut self.foreign) {
             if s.written.binary_search(&key(p)).is_ok() {
                 p.shared = true;
             }
         }
-        // Keep the foreign list bounded: the latest-expiring `maxPending`.
-        let foreign = std::mem::take(&mut self.foreign);
-        self.foreign = latest(foreign, self.cfg.max_pending, |p| p.expires_at);
+        self.adopt(Vec::new());
         self.sync.journal = later;
         self.sync.written = Some(s.writer);
         true

@@ -45,8 +45,7 @@ impl JsBehavior {
     ) -> Result<(), JsValue> {
         guard()?;
         let bytes = pack_as(&event, "event", event_err)?;
-        let json = Json::unpack(&bytes, "event", event_err)?;
-        Ok(self.inner.track_json(&json, now_or(now))?)
+        Ok(self.inner.track_packed(&bytes, now_or(now))?)
     }
 
     /// The derived features at `now` for a visitor `tzOffset` minutes behind
@@ -89,6 +88,22 @@ impl JsBehavior {
             .set("events", r.events as f64)
             .set("dropped", r.dropped as f64)
             .done())
+    }
+
+    /// Load the stored events on page load, keeping the events tracked here
+    /// and not yet stored (they go with the next `sync()`); writes nothing
+    /// and needs no `commit()`. Returns how many stored events were dropped
+    /// because their type is no longer declared. Errors as for `sync()`.
+    pub fn restore(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] stored: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "{ now?: number; maxBytes?: number } | undefined")]
+        options: JsValue,
+    ) -> Result<u32, JsValue> {
+        guard()?;
+        let mut a = SyncArgs::read(&stored, &options, false)?;
+        let bytes = a.required()?;
+        Ok(self.inner.restore(&bytes, a.now, a.max)? as u32)
     }
 
     /// Apply the last `sync()` once its bytes are stored.

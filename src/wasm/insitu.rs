@@ -155,16 +155,28 @@ impl Insitu {
         let r = self
             .engine
             .sync(a.stored.as_deref(), &a.slot, a.now, a.max)?;
-        Ok(JsObj::new()
+        Ok(report(&r)
             .set("bytes", js_sys::Uint8Array::from(&r.bytes[..]))
-            .set("modelChanged", r.model_changed)
-            .set("merged", r.merged)
-            .set("replayed", r.replayed as f64)
-            .set("duplicates", r.duplicates as f64)
             .set("overwrote", r.overwrote)
-            .set("rejected", r.rejected as f64)
-            .set("adopted", r.adopted as f64)
             .done())
+    }
+
+    /// Load this slot's learning from a stored snapshot on page load: the
+    /// stored learning with this slot's own updates not yet stored replayed
+    /// onto it, and the stored pending decisions. Writes nothing and needs
+    /// no `commit()`; own updates stay for the next `sync()`. Options and
+    /// errors as for `sync()`; on error nothing changes.
+    #[wasm_bindgen(unchecked_return_type = "RestoreResult")]
+    pub fn restore(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] stored: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "SyncOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        guard()?;
+        let mut a = super::SyncArgs::read(&stored, &options, true)?;
+        let bytes = a.required()?;
+        let r = self.engine.restore(&bytes, &a.slot, a.now, a.max)?;
+        Ok(report(&r).done())
     }
 
     /// Apply the last `sync()` after its bytes were stored. Returns false,
@@ -226,4 +238,15 @@ impl Insitu {
 /// Options the JS half packed ([`Json::unpack`]), named `what` in errors.
 fn unpack<'a>(bytes: &'a [u8], what: &str) -> Result<Json<'a>, JsValue> {
     Ok(Json::unpack(bytes, what, crate::Error::option_owned)?)
+}
+
+/// What a sync or restore found, as the JS result's fields.
+fn report(r: &crate::SyncReport) -> JsObj {
+    JsObj::new()
+        .set("modelChanged", r.model_changed)
+        .set("merged", r.merged)
+        .set("replayed", r.replayed as f64)
+        .set("duplicates", r.duplicates as f64)
+        .set("rejected", r.rejected as f64)
+        .set("adopted", r.adopted as f64)
 }

@@ -6,6 +6,7 @@
 //! `Error { code: "POISONED" }` instead of running on corrupt memory.
 
 mod behavior;
+mod frame;
 mod insitu;
 mod types;
 
@@ -175,6 +176,15 @@ impl SyncArgs {
             slot,
             now,
             max,
+        })
+    }
+}
+
+impl SyncArgs {
+    /// The stored bytes, which a restore requires.
+    fn required(&mut self) -> Result<Vec<u8>, JsValue> {
+        self.stored.take().ok_or_else(|| {
+            Error::option("stored", "should be the stored snapshot, a Uint8Array").into()
         })
     }
 }

@@ -149,24 +149,28 @@ export interface SyncOptions {
   maxBytes?: number;
 }
 
-/** The result of `sync()`: the snapshot to store, and what the merge found. */
-export interface SyncResult {
-  /** The snapshot to store; call `commit()` once it is stored. */
-  bytes: Uint8Array;
+/** The result of `restore()`: what loading the stored state found. */
+export interface RestoreResult {
   /** The stored section came from another model; its learning was set aside. */
   modelChanged: boolean;
-  /** Another tab or page view had stored since this slot last did, and was merged. */
+  /** Another tab or page view had stored since this slot last did (or this slot never had): the stored state became its base. */
   merged: boolean;
-  /** This slot's own updates replayed onto the stored state. */
+  /** This slot's own updates not yet stored, replayed onto the stored state. */
   replayed: number;
   /** Own rewards not replayed because another tab had counted the same decision. */
   duplicates: number;
-  /** Storage had failed for so long that this slot's state overwrote other tabs' updates. */
-  overwrote: boolean;
   /** Own updates the stored state refused numerically. */
   rejected: number;
   /** Pending decisions of other page views now settleable here. */
   adopted: number;
+}
+
+/** The result of `sync()`: the snapshot to store, and what the merge found. */
+export interface SyncResult extends RestoreResult {
+  /** The snapshot to store; call `commit()` once it is stored. */
+  bytes: Uint8Array;
+  /** Storage had failed for so long that this slot's state overwrote other tabs' updates. */
+  overwrote: boolean;
 }
 
 /** Retention of the behaviour store; every field is optional. */

@@ -11,8 +11,9 @@ import { createOpen } from "../../src/wasm/store.mjs";
 import { throwsCode } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
-const { Insitu, Behavior } = require("../../pkg-node/insitu.js");
-const open = createOpen(Insitu, Behavior);
+const wasm = require("../../pkg-node/insitu.js");
+const { Insitu, Behavior } = wasm;
+const open = createOpen(wasm);
 const schema = JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url)));
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
 
@@ -106,8 +107,40 @@ test("a reload restores the learner and the behaviour store", async () => {
   const a = checkAudit(b.s);
   assert.ok(a.history.some((h) => h.event === "restored"));
   assert.deepEqual(a.events, { total: 2, byType: { click: 1, view: 1 } });
-  assert.deepEqual(a.storage.keys.map((k) => k.key).sort(), ["insitu", "insitu.audit"]);
+  // A restore is shown for this page but not stored: a clean load writes nothing.
+  assert.deepEqual(a.storage.keys.map((k) => k.key).sort(), ["insitu"]);
   b.s.close();
+});
+
+test("consent given after learning in memory: stored and own learning both kept, once", async () => {
+  const storage = new MemoryStorage();
+  const first = site(storage);
+  learn(first.s.slot("hero", SLOT), 40, first.clock);
+  first.s.track({ type: "view", category: "shoes" });
+  assert.equal((await first.s.flush()).written, true);
+  first.s.close();
+
+  // A later page view learns before the visitor consents (a default tier
+  // deletes nothing, so the snapshot is still there).
+  const later = site(storage, { consent: undefined, defaultConsent: "functional" });
+  const hero = later.s.slot("hero", SLOT);
+  assert.equal(updates(hero), 0, "functional consent reads no snapshot");
+  learn(hero, 25, later.clock);
+  const open = hero.rank({ context: { page: { section: "news" } } });
+  later.s.track({ type: "click", category: "shoes" });
+  later.s.setConsent("personalization");
+  assert.equal(updates(hero), 65, "the stored 40 and the 25 learned here");
+  assert.deepEqual(later.s.behavior.counts(), { click: 1, view: 1 });
+  // The decision made before consent still settles, once.
+  hero.reward({ decisionId: open.decisionId, reward: 1 });
+  assert.equal((await later.s.flush()).written, true);
+  later.s.close();
+
+  const next = site(storage);
+  assert.equal(updates(next.s.slot("hero", SLOT)), 66);
+  assert.deepEqual(next.s.behavior.counts(), { click: 1, view: 1 });
+  assert.deepEqual(next.errors, []);
+  next.s.close();
 });
 
 test("two tabs rewarding concurrently lose no update", async () => {

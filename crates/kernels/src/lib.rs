@@ -208,6 +208,92 @@ pub fn sort_slots(v: &mut [u32]) {
     }
 }
 
+/// The CRC-32 (IEEE 802.3, reflected, as in zlib and PNG) byte table, made
+/// at compile time: 1 KB of data for about 4 times the speed of a nibble
+/// table, which matters on a page's first load (every stored value is
+/// checksummed before it is read).
+const CRC_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
+#[inline(always)]
+fn crc_byte(c: u32, b: u8) -> u32 {
+    CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
+}
+
+/// Feed `bytes` into the running (pre-inverted) CRC-32 register `c`; with
+/// `widen`, each byte is fed as a UTF-16 code unit (the byte, then a zero),
+/// which is how an ASCII string's code units are checksummed.
+pub fn crc32_feed(mut c: u32, bytes: &[u8], widen: bool) -> u32 {
+    if widen {
+        for &b in bytes {
+            c = crc_byte(crc_byte(c, b), 0);
+        }
+    } else {
+        for &b in bytes {
+            c = crc_byte(c, b);
+        }
+    }
+    c
+}
+
+/// The value of a standard base64 digit, or 64 for anything else.
+#[inline(always)]
+fn b64_value(c: u8) -> u32 {
+    (match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => 64,
+    }) as u32
+}
+
+/// Decode unpadded standard base64 `text` (whole groups of 4 digits) into
+/// `out`, which must hold `text.len() / 4 * 3` bytes. Returns the index of
+/// the first byte that is not a base64 digit, if any; `out` is then only
+/// partly written.
+pub fn base64_decode(text: &[u8], out: &mut [u8]) -> Result<(), usize> {
+    for (k, (quad, o)) in text
+        .chunks_exact(4)
+        .zip(out.chunks_exact_mut(3))
+        .enumerate()
+    {
+        let (a, b, c, d) = (
+            b64_value(quad[0]),
+            b64_value(quad[1]),
+            b64_value(quad[2]),
+            b64_value(quad[3]),
+        );
+        if (a | b | c | d) & 64 != 0 {
+            let bad = [a, b, c, d].iter().position(|&v| v == 64).unwrap_or(0);
+            return Err(4 * k + bad);
+        }
+        let n = a << 18 | b << 12 | c << 6 | d;
+        o[0] = (n >> 16) as u8;
+        o[1] = (n >> 8) as u8;
+        o[2] = n as u8;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
