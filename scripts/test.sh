@@ -41,6 +41,10 @@ layer "cargo fmt --check" cargo fmt --all --check
 layer "cargo clippy (native)" cargo clippy --workspace --all-targets --quiet -- -D warnings
 layer "cargo clippy (wasm32)" cargo clippy --workspace --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
 layer "cargo test" cargo test --workspace --quiet
+# Seeded fuzzing of every reader of outside bytes (tests/fuzz.rs), release
+# build, 300,000 inputs per target; prints the counts.
+layer "fuzz (seeded, tests/fuzz.rs)" env INSITU_FUZZ_INPUTS=300000 \
+  cargo test --release --quiet --test fuzz -- --nocapture
 layer "wasm-pack test --node" wasm-pack test --node --mode no-install
 layer "wasm-pack test --headless --chrome" \
   wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --mode no-install \

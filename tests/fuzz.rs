@@ -1,0 +1,384 @@
+//! Seeded fuzzing of everything that reads bytes from outside: the snapshot
+//! container, the learner and behaviour sections (through `restore` and
+//! `sync`), the storage frame and its base64, and the event API in both its
+//! text and packed (JS boundary) forms.
+//!
+//! cargo fuzz needs a nightly toolchain and libFuzzer, which these offline
+//! machines cannot install; this is the seeded property test the issue
+//! allows instead. Inputs are valid seeds mutated by bit flips, random and
+//! boundary bytes, huge length fields, truncation, duplication, insertion and
+//! splicing, plus wholly random bytes. Half of the mutated snapshots and
+//! frames get their checksums repaired, so the inputs reach the section and
+//! field parsers instead of stopping at the CRC.
+//!
+//! Properties, for every input: no panic; every error carries one of the
+//! codes that input may produce; a refused input changes nothing; an
+//! accepted snapshot merges into bytes that read back.
+//!
+//! `INSITU_FUZZ_INPUTS` sets the inputs per target (default 2,000, which
+//! keeps `cargo test` quick); `npm test` runs a release build with 300,000
+//! per target and prints the counts (`INSITU_FUZZ_INPUTS=300000 cargo test
+//! --release --test fuzz -- --nocapture`).
+
+use insitu::{
+    crc32, from_base64, open_frame, seal_frame, Behavior, BehaviorConfig, Engine, EngineConfig,
+    RankOptions, Rng, Snapshot,
+};
+
+const MAX: usize = 1 << 16;
+const SLOT: &str = "hero";
+const T0: f64 = 1_700_000_000_000.0;
+
+fn inputs_per_target() -> usize {
+    std::env::var("INSITU_FUZZ_INPUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000)
+}
+
+fn engine(entropy: u64) -> Engine {
+    let cfg = r#"{"variants": ["a", "b", "c"], "seed": 3, "features": {"bits": 5, "allow": ["page", "behavior"]}}"#;
+    Engine::new(EngineConfig::parse(cfg, entropy).unwrap())
+}
+
+fn behavior() -> Behavior {
+    Behavior::new(BehaviorConfig::parse(r#"{"types": ["add_to_cart"]}"#).unwrap())
+}
+
+/// A snapshot with a learner section (updates and open decisions) and a
+/// behaviour section (events with every optional field).
+fn seed_snapshot() -> Vec<u8> {
+    let mut e = engine(1);
+    for t in 0..40 {
+        let ctx = format!(
+            r#"{{"context": {{"page": {{"section": "s{}", "depth": {}}}}}}}"#,
+            t % 5,
+            t % 3
+        );
+        let d = e.rank(&RankOptions::parse(&ctx).unwrap(), T0).unwrap();
+        if t % 4 != 0 {
+            e.reward(d.decision_id.as_deref().unwrap(), (t % 2) as f64, T0)
+                .unwrap();
+        }
+    }
+    let mut b = behavior();
+    for (i, ev) in seed_events().iter().enumerate() {
+        b.track(ev, T0 + i as f64 * 60_000.0).unwrap();
+    }
+    let bytes = e.sync(None, SLOT, T0, MAX).unwrap().bytes;
+    b.sync(Some(&bytes), T0 + 1e6, MAX).unwrap().bytes
+}
+
+fn seed_events() -> Vec<String> {
+    vec![
+        r#"{"type": "view", "item": "sku-1", "category": "shoes", "tags": ["sale", "new"], "value": 1.5}"#.into(),
+        r#"{"type": "click", "category": "hats"}"#.into(),
+        r#"{"type": "add_to_cart", "item": "sku-2", "tags": []}"#.into(),
+        r#"{"type": "convert", "value": 0}"#.into(),
+    ]
+}
+
+/// The packed form (see `Json::unpack`) of a flat object of strings,
+/// numbers and string arrays.
+fn packed(fields: &[(&str, Packed)]) -> Vec<u8> {
+    fn string(w: &mut Vec<u8>, s: &str) {
+        w.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        w.extend_from_slice(s.as_bytes());
+    }
+    let mut w = vec![6];
+    w.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+    for (k, v) in fields {
+        string(&mut w, k);
+        match v {
+            Packed::Str(s) => {
+                w.push(4);
+                string(&mut w, s);
+            }
+            Packed::Num(x) => {
+                w.push(3);
+                w.extend_from_slice(&x.to_le_bytes());
+            }
+            Packed::Strs(v) => {
+                w.push(5);
+                w.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                for s in v {
+                    w.push(4);
+                    string(&mut w, s);
+                }
+            }
+        }
+    }
+    w
+}
+
+enum Packed {
+    Str(&'static str),
+    Num(f64),
+    Strs(Vec<&'static str>),
+}
+
+fn seed_packed_events() -> Vec<Vec<u8>> {
+    use Packed::*;
+    vec![
+        packed(&[
+            ("type", Str("view")),
+            ("item", Str("sku-1")),
+            ("category", Str("shoes")),
+            ("tags", Strs(vec!["sale", "new"])),
+            ("value", Num(2.5)),
+        ]),
+        packed(&[("type", Str("add_to_cart")), ("tags", Strs(vec![]))]),
+        packed(&[("type", Str("click"))]),
+    ]
+}
+
+/// A mutated copy of `seed` (or, one time in eight, random bytes).
+fn mutate(rng: &mut Rng, seed: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
+    let below = |rng: &mut Rng, n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+    if rng.next_u64() % 8 == 0 {
+        let n = below(rng, 512);
+        return (0..n).map(|_| rng.next_u64() as u8).collect();
+    }
+    let mut b = seed.to_vec();
+    let rounds = if rng.next_u64() % 2 == 0 {
+        1
+    } else {
+        1 + below(rng, 6)
+    };
+    for _ in 0..rounds {
+        let at = below(rng, b.len());
+        match rng.next_u64() % 9 {
+            0 if !b.is_empty() => b[at] ^= 1 << (rng.next_u64() % 8),
+            1 if !b.is_empty() => b[at] = rng.next_u64() as u8,
+            2 if !b.is_empty() => b[at] = [0, 0x7f, 0x80, 0xff][below(rng, 4)],
+            3 if b.len() >= at + 4 => {
+                // A huge or boundary length or count.
+                let v: u32 = [u32::MAX, 1 << 31, 1 << 24, 0xffff, 0][below(rng, 5)];
+                b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            4 => b.truncate(at),
+            5 if !b.is_empty() => {
+                let len = 1 + below(rng, 16.min(b.len() - at));
+                let chunk = b[at..at + len].to_vec();
+                b.splice(at..at, chunk);
+            }
+            6 => {
+                let n = 1 + below(rng, 8);
+                let junk: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+                b.splice(at..at, junk);
+            }
+            7 if !others.is_empty() => {
+                let o = &others[below(rng, others.len())];
+                let from = below(rng, o.len());
+                b.truncate(at);
+                b.extend_from_slice(&o[from..]);
+            }
+            _ => {
+                // Remove a range.
+                let len = below(rng, 24.min(b.len() - at) + 1);
+                b.drain(at..at + len);
+            }
+        }
+    }
+    b
+}
+
+/// Repair the container's length and CRC so the mutation reaches the sections.
+fn reseal(mut b: Vec<u8>) -> Vec<u8> {
+    if b.len() >= 16 && &b[..4] == b"INSU" {
+        let len = (b.len() - 16) as u32;
+        b[8..12].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32(&b[16..]);
+        b[12..16].copy_from_slice(&crc.to_le_bytes());
+    }
+    b
+}
+
+fn check_code(what: &str, input: &[u8], code: &str, allowed: &[&str]) {
+    assert!(
+        allowed.contains(&code),
+        "{what}: code {code} not in {allowed:?} for input {input:02x?}"
+    );
+}
+
+const SNAPSHOT_CODES: &[&str] = &[
+    "SNAPSHOT_FOREIGN",
+    "SNAPSHOT_CORRUPT",
+    "SNAPSHOT_VERSION",
+    "SNAPSHOT_TOO_LARGE",
+];
+
+#[test]
+fn fuzz_snapshot_decoding_restore_and_sync() {
+    let n = inputs_per_target();
+    let seed = seed_snapshot();
+    let seeds = vec![seed.clone(), Snapshot::new().encode(MAX).unwrap()];
+    let mut rng = Rng::new(0x5eed_0001);
+    let (mut accepted, mut refused) = (0usize, 0usize);
+    // Engines that already learned and hold decisions, so a refused input
+    // has something to leave unchanged.
+    let mut learned = engine(7);
+    learned.restore(&seed, SLOT, T0, MAX).unwrap();
+    let mut tracked = behavior();
+    tracked.track(&seed_events()[0], T0).unwrap();
+    for i in 0..n {
+        let mut input = mutate(&mut rng, &seeds[i % seeds.len()], &seeds);
+        if i % 2 == 0 {
+            input = reseal(input);
+        }
+        match Snapshot::decode(&input, MAX) {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                refused += 1;
+                check_code("decode", &input, e.code(), SNAPSHOT_CODES);
+            }
+        }
+
+        let mut e = learned.clone();
+        let before = (e.updates(), e.pending_count());
+        match e.restore(&input, SLOT, T0 + 1.0, MAX) {
+            Ok(_) => {}
+            Err(err) => {
+                check_code("Engine::restore", &input, err.code(), SNAPSHOT_CODES);
+                assert_eq!(
+                    (e.updates(), e.pending_count()),
+                    before,
+                    "a refused restore changed the engine"
+                );
+            }
+        }
+        let mut e = learned.clone();
+        match e.sync(Some(&input), SLOT, T0 + 1.0, MAX) {
+            // What an accepted merge writes reads back. (Only its own
+            // section: others are carried over as they were, and each part
+            // checks its own.)
+            Ok(r) => {
+                engine(9)
+                    .restore(&r.bytes, SLOT, T0 + 2.0, MAX)
+                    .unwrap_or_else(|err| {
+                        panic!("merged bytes unreadable ({err}) from {input:02x?}")
+                    });
+            }
+            Err(err) => check_code(
+                "Engine::sync",
+                &input,
+                err.code(),
+                &[SNAPSHOT_CODES, &["NUMERICAL_ERROR"]].concat(),
+            ),
+        }
+
+        let mut b = tracked.clone();
+        let events: Vec<_> = b.events().cloned().collect();
+        match b.restore(&input, T0 + 1.0, MAX) {
+            Ok(_) => {}
+            Err(err) => {
+                check_code("Behavior::restore", &input, err.code(), SNAPSHOT_CODES);
+                assert!(
+                    b.events().eq(events.iter()),
+                    "a refused restore changed the store"
+                );
+            }
+        }
+        let mut b = tracked.clone();
+        if let Ok(r) = b.sync(Some(&input), T0 + 1.0, MAX) {
+            behavior()
+                .restore(&r.bytes, T0 + 2.0, MAX)
+                .unwrap_or_else(|err| panic!("merged bytes unreadable ({err}) from {input:02x?}"));
+        }
+    }
+    println!(
+        "fuzz: snapshot decode, Engine restore/sync, Behavior restore/sync: {n} inputs ({accepted} decoded, {refused} refused), 0 panics"
+    );
+    assert!(
+        accepted > 0 && refused > n / 4,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+#[test]
+fn fuzz_storage_frames_and_base64() {
+    let n = inputs_per_target();
+    let payload = insitu::to_base64(&seed_snapshot());
+    let seeds: Vec<Vec<u8>> = vec![
+        seal_frame(T0, 12, &payload).unwrap().into_bytes(),
+        seal_frame(T0, 0, r#"[{"at":1,"event":"quarantined"}]"#)
+            .unwrap()
+            .into_bytes(),
+    ];
+    let mut rng = Rng::new(0x5eed_0002);
+    let mut opened = 0usize;
+    for i in 0..n {
+        let input = mutate(&mut rng, &seeds[i % seeds.len()], &seeds);
+        let mut text = String::from_utf8_lossy(&input).into_owned();
+        if i % 2 == 0 {
+            // Repair the checksum so the fields are parsed.
+            if let Some(rest) = text.strip_prefix("insitu1;").and_then(|r| r.get(9..)) {
+                let fields: Vec<&str> = rest.splitn(3, ';').collect();
+                if fields.len() == 3 {
+                    if let (Ok(t), Ok(g)) = (fields[0].parse::<f64>(), fields[1].parse::<u64>()) {
+                        if let Ok(s) = seal_frame(t, g, fields[2]) {
+                            text = s;
+                        }
+                    }
+                }
+            }
+        }
+        match open_frame(&text) {
+            Ok(f) => {
+                opened += 1;
+                assert!(f.saved_at >= 0.0 && f.saved_at.fract() == 0.0);
+                // The payload as the store reads a snapshot.
+                if let Err(e) = from_base64(f.payload) {
+                    check_code("from_base64", &input, e.code(), &["SNAPSHOT_CORRUPT"]);
+                }
+            }
+            Err(e) => check_code("open_frame", &input, e.code(), &SNAPSHOT_CODES[..3]),
+        }
+        if let Err(e) = from_base64(&text) {
+            check_code("from_base64", &input, e.code(), &["SNAPSHOT_CORRUPT"]);
+        }
+    }
+    println!("fuzz: storage frames and base64: {n} inputs ({opened} opened), 0 panics");
+    assert!(opened > n / 10, "{opened} frames opened");
+}
+
+#[test]
+fn fuzz_event_api_text_and_packed() {
+    let n = inputs_per_target();
+    let text: Vec<Vec<u8>> = seed_events().into_iter().map(String::into_bytes).collect();
+    let packed = seed_packed_events();
+    let mut rng = Rng::new(0x5eed_0003);
+    let (mut stored, mut refused) = (0usize, 0usize);
+    let mut b = behavior();
+    let codes = ["INVALID_EVENT", "UNKNOWN_EVENT_TYPE"];
+    for i in 0..n {
+        let now = T0 + i as f64;
+        let before = b.events().count();
+        let r = if i % 2 == 0 {
+            let input = mutate(&mut rng, &text[i / 2 % text.len()], &text);
+            let event = String::from_utf8_lossy(&input).into_owned();
+            (b.track(&event, now), input)
+        } else {
+            let input = mutate(&mut rng, &packed[i / 2 % packed.len()], &packed);
+            (b.track_packed(&input, now), input)
+        };
+        match r {
+            (Ok(()), _) => stored += 1,
+            (Err(e), input) => {
+                refused += 1;
+                check_code("track", &input, e.code(), &codes);
+                assert_eq!(b.events().count(), before, "a refused event was stored");
+            }
+        }
+        if i % 512 == 511 {
+            // Keep the store small and its derived features consistent.
+            b.features(now, 0.0).unwrap();
+            b = behavior();
+        }
+    }
+    println!("fuzz: event API (text and packed): {n} inputs ({stored} stored, {refused} refused), 0 panics");
+    assert!(
+        stored > 0 && refused > n / 4,
+        "{stored} stored, {refused} refused"
+    );
+}
