@@ -1,13 +1,14 @@
-// The demo's state: one insitu learner per page slot, the decision each slot
-// currently shows, and the real visitor's clicks. Panels (www/panels/) read
-// and drive it; they never touch the DOM of the slots themselves.
+// The demo's state: the insitu store (`open()`: consent, durable learning,
+// the behaviour store, the audit), one slot per page slot, the decision each
+// slot currently shows, and the real visitor's clicks. Panels (www/panels/)
+// read and drive it; they never touch the DOM of the slots themselves.
 
 import { renderCopy, renderDecision, renderUnavailable } from "./slot-view.js";
 
 /** Feature settings shared by every slot; `allow` is the privacy allowlist. */
 export const FEATURES = {
   bits: 5,
-  allow: ["page", "visitor", "variant"],
+  allow: ["page", "visitor", "variant", "behavior"],
   interactions: [["visitor", "variant"]],
 };
 
@@ -18,16 +19,39 @@ export function visitorContext() {
   return { page: { section: "home" }, visitor: { device, hour: new Date().getHours() } };
 }
 
+/** Where this site keeps the visitor's consent choice (the site's own record, not insitu's). */
+const CONSENT_KEY = "ridgeline.consent";
+
+function storedConsent() {
+  try {
+    const v = localStorage.getItem(CONSENT_KEY);
+    return ["none", "functional", "personalization"].includes(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class App extends EventTarget {
   /**
-   * @param {typeof import("insitu").Insitu} Insitu the learner class
+   * @param {typeof import("insitu")} insitu the package (for `open`)
    * @param {object} defs slot definitions (www/slots.json)
    * @param {{ seed: number }} options base seed; slot i uses seed + i
    */
-  constructor(Insitu, defs, { seed }) {
+  constructor(insitu, defs, { seed }) {
     super();
-    this.Insitu = Insitu;
     this.seed = seed;
+    /** Storage problems the store reported (quota, corrupt data set aside, …). */
+    this.storageErrors = [];
+    // Nothing is kept across visits until the visitor opts in: the default
+    // tier is functional (the audit history only).
+    this.site = insitu.open({
+      defaultConsent: "functional",
+      consent: storedConsent(),
+      onError: (e) => {
+        this.storageErrors.push(e);
+        console.warn(`insitu storage (${e.code}):`, e.message);
+      },
+    });
     this.features = FEATURES;
     /** @type {Map<string, Slot>} */
     this.slots = new Map();
@@ -43,7 +67,7 @@ export class App extends EventTarget {
 
   #createEngine(slot) {
     try {
-      return new this.Insitu({
+      return this.site.slot(slot.id, {
         variants: slot.def.variants.map(({ id, features }) => ({ id, features })),
         features: this.features,
         policy: slot.def.policy,
@@ -80,15 +104,26 @@ export class App extends EventTarget {
     slot.shown = { decision, source, rewarded: false };
   }
 
-  /** Forget everything learned: fresh learners at the prior. */
+  /** Forget everything learned and tracked, here and in storage (every tab). */
   reset() {
-    for (const slot of this.slots.values()) {
-      slot.engine?.free();
-      slot.engine = this.#createEngine(slot);
-      slot.shown = null;
-    }
+    this.site.forget();
+    for (const slot of this.slots.values()) slot.shown = null;
     this.dispatchEvent(new Event("reset"));
     this.decideForVisitor();
+  }
+
+  /** Record the visitor's consent choice and apply it (lowering it deletes what it no longer allows). */
+  setConsent(tier) {
+    const state = this.site.setConsent(tier);
+    try {
+      localStorage.setItem(CONSENT_KEY, tier);
+    } catch {
+      // Storage blocked: the choice holds for this page view.
+    }
+    // Store what was learned so far right away, rather than at the next update.
+    if (state.tier === "personalization") this.site.flush();
+    this.dispatchEvent(new Event("consent"));
+    return state;
   }
 
   // A click on a slot's call to action is the reward signal. Only the real
@@ -109,6 +144,7 @@ export class App extends EventTarget {
       }
       try {
         slot.engine.reward({ decisionId: shown.decision.decisionId, reward: 1 });
+        this.site.track({ type: "click", category: slot.id, item: shown.decision.variant });
         shown.rewarded = true;
         this.toast(`Thanks. Your click taught the ${slot.def.label.toLowerCase()} that "${shown.decision.variant}" works, on this device only.`);
       } catch (err) {

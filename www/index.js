@@ -4,7 +4,7 @@
 
 import defs from "./slots.json";
 import { App, FEATURES, showUnavailable } from "./app.js";
-import { mountPrivacy } from "./panels/privacy.js";
+import { disableAudit, mountAudit, mountPrivacy } from "./panels/privacy.js";
 import { disableSimulator, mountSimulator } from "./panels/simulator.js";
 
 // The anti-flicker class set by the inline script in index.html.
@@ -21,21 +21,24 @@ async function main() {
   const simulator = document.querySelector('[data-panel="simulator"]');
   mountPrivacy(document.querySelector('[data-panel="privacy"]'), { features: FEATURES });
 
-  let Insitu;
+  let insitu;
   try {
-    ({ Insitu } = await import(/* webpackChunkName: "insitu" */ "insitu"));
+    insitu = await import(/* webpackChunkName: "insitu" */ "insitu");
   } catch (err) {
     console.error("insitu: the learner could not load; showing default content.", err);
     showUnavailable(defs, "fallback: learner unavailable");
     disableSimulator(simulator, "The learner could not load in this browser, so the page shows its default content.");
+    disableAudit(document.querySelector('[data-panel="audit"]'), "insitu could not load in this browser.");
     reveal();
     return;
   }
 
-  const app = new App(Insitu, defs, { seed: seedFromUrl() });
+  const app = new App(insitu, defs, { seed: seedFromUrl() });
+  app.site.track({ type: "view", category: "home" });
   app.decideForVisitor();
   reveal();
   mountSimulator(simulator, app);
+  mountAudit(document.querySelector('[data-panel="audit"]'), app);
   // Handy in the console: window.insituDemo.slots.get("hero").engine.stats()
   window.insituDemo = app;
 }

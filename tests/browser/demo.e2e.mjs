@@ -164,6 +164,61 @@ try {
     t.log(`after ${await page.locator(SIM_VISITS).textContent()} simulated visits: ${JSON.stringify(shown)}`);
   });
 
+  // The privacy panel: the live audit, the consent switch, Forget.
+  const insituKeys = () =>
+    page.evaluate(() => Object.keys(localStorage).filter((k) => k === "insitu" || k.startsWith("insitu.")).sort());
+  const heroUpdates = () =>
+    page.evaluate(() => window.insituDemo.site.audit().models.find((m) => m.slot === "hero").updates);
+  const panelText = (id) => page.locator(`[data-testid="${id}"]`).textContent();
+
+  await t.check("the audit panel shows the default consent, no network and nothing learned stored", async () => {
+    assert((await panelText("network")).trim() === "none", "network is not none");
+    assert(/default \(functional\)/.test(await panelText("consent-source")), await panelText("consent-source"));
+    assert(await page.locator('[data-testid="consent-functional"]').isChecked(), "functional is not selected");
+    const keys = await insituKeys();
+    assert(!keys.includes("insitu"), `learning was stored without consent: ${keys}`);
+  });
+
+  let learned = 0;
+  await t.check("choosing Personalization stores learning on the device, and a reload restores it", async () => {
+    await page.locator('[data-testid="consent-personalization"]').check();
+    learned = await page.evaluate(async () => {
+      await window.insituDemo.site.flush();
+      return window.insituDemo.site.audit().models.find((m) => m.slot === "hero").updates;
+    });
+    assert(learned > 100, `only ${learned} hero updates after the simulation`);
+    await page.waitForFunction(() => document.querySelector('[data-testid="audit-keys"]')?.textContent.includes("insitu"), null, { timeout: 5_000 });
+    assert((await insituKeys()).includes("insitu"), "no snapshot key after consenting");
+    await page.reload({ waitUntil: "load" });
+    await page.waitForFunction(() => window.insituDemo?.site, null, { timeout: 15_000 });
+    const after = await heroUpdates();
+    assert(after === learned, `a reload restored ${after} hero updates, not ${learned}`);
+    assert(await page.locator('[data-testid="consent-personalization"]').isChecked(), "the consent choice was not kept");
+    assert(/your choice/.test(await panelText("consent-source")), await panelText("consent-source"));
+    await page.locator('[data-panel="audit"]').screenshot({ path: await artifactPath("demo-audit.png") });
+  });
+
+  await t.check("Forget me empties storage and the learners", async () => {
+    await page.locator('[data-testid="forget"]').click();
+    const keys = await insituKeys();
+    assert(keys.length === 0, `left after Forget: ${keys}`);
+    assert((await heroUpdates()) === 0, "the hero learner kept its updates");
+    await page.waitForFunction(() => document.querySelector('[data-testid="audit-keys"]')?.dataset.count === "0", null, { timeout: 3_000 });
+  });
+
+  await t.check("lowering consent to None deletes what was stored", async () => {
+    await page.locator(HERO_CTA).first().click({ timeout: 5_000 });
+    await page.evaluate(() => window.insituDemo.site.flush());
+    assert((await insituKeys()).includes("insitu"), "the click was not stored under Personalization");
+    await page.locator('[data-testid="consent-none"]').check();
+    const keys = await insituKeys();
+    assert(keys.length === 0, `left after consent none: ${keys}`);
+    await page.reload({ waitUntil: "load" });
+    await page.waitForFunction(() => window.insituDemo?.site, null, { timeout: 15_000 });
+    assert((await heroUpdates()) === 0, "a page with consent none restored learning");
+    assert(await page.locator('[data-testid="consent-none"]').isChecked(), "the consent choice was not kept");
+  });
+
   await page.screenshot({ path: await artifactPath("demo.png"), fullPage: true });
 
   await t.check("no console errors or page errors", () => {

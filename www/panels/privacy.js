@@ -1,15 +1,137 @@
-// The privacy panel. For now it states what the learners may see, read from
-// the live configuration; the audit (live audit(), consent switch, GPC
-// indicator, Forget button) joins it with the store work.
+// The privacy panels: what the learners may see (read from the live
+// configuration), and the live audit: what is stored on this device and for
+// how long, the consent tier and where it came from, the Global Privacy
+// Control signal, and a Forget button. Everything shown comes from
+// `site.audit()`, the same manifest a privacy reviewer gets in the console.
 
-/** Mount the panel found at `root` (the element with data-panel="privacy"). */
+/** Mount the allowlist panel found at `root` (data-panel="privacy"). */
 export function mountPrivacy(root, { features }) {
   const list = root.querySelector('[data-role="allowlist"]');
-  list.replaceChildren(
-    ...features.allow.map((ns) => {
-      const li = document.createElement("li");
-      li.textContent = ns;
-      return li;
-    }),
+  list.replaceChildren(...features.allow.map((ns) => el("li", {}, ns)));
+}
+
+const TIERS = [
+  ["none", "None", "nothing is stored; learning lasts for this page view"],
+  ["functional", "Functional", "only the storage event history is kept"],
+  ["personalization", "Personalization", "learning and your on-site activity are kept on this device"],
+];
+
+const HOLDS = {
+  snapshot: "learning and activity",
+  "audit-history": "storage event history",
+  quarantine: "unreadable data set aside",
+};
+
+/** Mount the live audit panel at `root` (data-panel="audit") for `app`. */
+export function mountAudit(root, app) {
+  const $ = (role) => root.querySelector(`[data-role="${role}"]`);
+  const consentForm = $("consent");
+  consentForm.replaceChildren(
+    ...TIERS.map(([tier, label, what]) =>
+      el("label", { class: "tier" }, [
+        el("input", { type: "radio", name: "consent", value: tier, "data-testid": `consent-${tier}` }),
+        el("span", {}, [el("strong", {}, label), el("span", { class: "muted" }, what)]),
+      ]),
+    ),
   );
+  consentForm.addEventListener("change", (e) => {
+    const state = app.setConsent(e.target.value);
+    app.toast(state.source === "gpc"
+      ? "Your browser sends Global Privacy Control, so learning stays in memory (functional at most)."
+      : `Consent set to ${state.tier}.`);
+    render();
+  });
+  $("forget").addEventListener("click", () => {
+    app.reset();
+    render();
+    app.toast("Forgotten: everything insitu stored on this device is erased, in every tab.");
+  });
+
+  let last = "";
+  function render() {
+    const a = app.site.audit();
+    // Re-render only when something changed (the panel refreshes every second).
+    const key = JSON.stringify({ ...a, generatedAt: 0 });
+    if (key === last) return;
+    last = key;
+
+    for (const input of consentForm.querySelectorAll("input")) input.checked = input.value === a.consent.tier;
+    $("consent-source").textContent = {
+      default: `the site's default (${a.consent.default})`,
+      site: "your choice",
+      gpc: "capped by Global Privacy Control",
+    }[a.consent.source];
+    const gpc = $("gpc");
+    gpc.textContent = a.consent.gpc ? "on: honoured" : "off";
+    gpc.dataset.on = String(a.consent.gpc);
+
+    const rows = a.storage.keys.map((k) =>
+      el("tr", {}, [
+        el("td", {}, el("code", {}, k.key)),
+        el("td", {}, HOLDS[k.holds] ?? k.holds),
+        el("td", { class: "num" }, bytes(k.bytes)),
+        el("td", {}, k.expiresAt === null ? "–" : new Date(k.expiresAt).toLocaleDateString()),
+      ]),
+    );
+    $("keys").replaceChildren(
+      ...(rows.length > 0
+        ? rows
+        : [el("tr", {}, el("td", { colspan: "4", class: "muted" }, "Nothing is stored on this device."))]),
+    );
+    $("keys").dataset.count = String(rows.length);
+    $("storage-status").textContent = `${a.storage.backend}, ${a.storage.status}`;
+
+    const byType = Object.entries(a.events.byType);
+    $("events").textContent = byType.length === 0
+      ? "none"
+      : byType.map(([t, n]) => `${n} ${t}${n === 1 ? "" : "s"}`).join(" · ");
+    const r = a.retention;
+    $("retention").textContent = `${r.maxAgeDays} days, at most ${r.maxEvents} events (${bytes(r.maxBytes)})`;
+    $("models").replaceChildren(
+      ...a.models.map((m) =>
+        el("li", {}, [
+          el("strong", {}, m.slot),
+          ` ${m.updates} update${m.updates === 1 ? "" : "s"} · ${m.policy} · `,
+          el("code", {}, m.modelVersion),
+        ]),
+      ),
+    );
+    $("network").textContent = a.network;
+    const recent = a.history.slice(-5).reverse();
+    $("history").replaceChildren(
+      ...(recent.length > 0
+        ? recent.map((h) =>
+            el("li", {}, [
+              el("span", { class: "muted" }, new Date(h.at).toLocaleTimeString()),
+              ` ${h.event}${h.code ? ` (${h.code})` : ""}${h.detail ? `: ${h.detail}` : ""}`,
+            ]),
+          )
+        : [el("li", { class: "muted" }, "no storage events yet")]),
+    );
+    $("raw").textContent = JSON.stringify(a, null, 2);
+  }
+
+  app.addEventListener("reset", render);
+  render();
+  setInterval(render, 1000);
+}
+
+/** The audit panel when insitu could not load: say so; nothing is stored. */
+export function disableAudit(root, reason) {
+  root.querySelectorAll("button, input").forEach((e) => (e.disabled = true));
+  root.querySelector('[data-role="keys"]').replaceChildren(
+    el("tr", {}, el("td", { colspan: "4", class: "muted" }, `${reason} Nothing is stored.`)),
+  );
+}
+
+function bytes(n) {
+  return n < 1024 ? `${n} B` : `${(n / 1024).toFixed(1)} KB`;
+}
+
+/** A DOM element with attributes and children (strings become text). */
+function el(tag, attrs = {}, children = []) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  e.append(...[children].flat());
+  return e;
 }
