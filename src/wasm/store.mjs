@@ -25,7 +25,6 @@
 // waits until its copy of localStorage shows it before merging.
 
 const TIERS = ["none", "functional", "personalization"];
-const FRAME = "insitu1";
 const DAY_MS = 86_400_000;
 /** Audit history entries kept. */
 const MAX_HISTORY = 50;
@@ -335,6 +334,13 @@ class Site {
   readSnapshot() {
     const raw = this.get(this.key);
     if (raw === null) return { raw, bytes: null, generation: 0 };
+    // Base64 of the cap, plus the frame's fields: anything longer is refused
+    // before it is copied into wasm and decoded.
+    if (raw.length > Math.ceil(this.maxBytes / 3) * 4 + 64) {
+      const too = `${raw.length} characters, over the ${this.maxBytes}-byte cap`;
+      this.quarantine(this.key, raw, "SNAPSHOT_TOO_LARGE", too);
+      return { raw, bytes: null, generation: 0 };
+    }
     const f = this.unframe(raw, "bytes");
     const stored = { raw, bytes: null, generation: f.generation ?? 0 };
     let { code, why } = f;

@@ -205,6 +205,30 @@ test("corrupt, truncated and foreign data is quarantined, and the page starts fr
   }
 });
 
+test("a stored value over the size cap is quarantined as SNAPSHOT_TOO_LARGE, before decoding when far over", async () => {
+  const good = new MemoryStorage();
+  const g = site(good);
+  learn(g.s.slot("hero", SLOT), 5, g.clock);
+  await g.s.flush();
+  const valid = good.getItem("insitu");
+  g.s.close();
+  const bytes = Buffer.from(valid.split(";")[4], "base64").length;
+  for (const [name, raw, maxBytes] of [
+    ["decoded over the cap", valid, bytes - 1],
+    ["far over the cap", valid + "A".repeat(400_000), bytes + 100],
+  ]) {
+    const storage = new MemoryStorage();
+    storage.setItem("insitu", raw);
+    const { s, errors } = site(storage, { maxBytes });
+    assert.equal(updates(s.slot("hero", SLOT)), 0, name);
+    assert.deepEqual(errors.map((e) => e.code), ["SNAPSHOT_TOO_LARGE"], name);
+    assert.equal(storage.getItem("insitu"), null, name);
+    assert.ok(storage.getItem("insitu.quarantine.1").includes(raw.slice(0, 200)), `${name}: kept aside`);
+    assert.ok(checkAudit(s).history.some((h) => h.event === "quarantined" && h.code === "SNAPSHOT_TOO_LARGE"), name);
+    s.close();
+  }
+});
+
 // The module's CRC-32 (IEEE) over UTF-16 code units, low byte first.
 function crcOf(text) {
   let c = -1;
