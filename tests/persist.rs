@@ -548,3 +548,59 @@ fn restore_refuses_bad_data_and_changes_nothing() {
     );
     assert_eq!(b.updates().iter().sum::<u64>(), 1);
 }
+
+#[test]
+fn the_reader_refuses_wide_epochs_and_repeated_ids_and_cuts_far_expiries() {
+    let mut a = engine(1);
+    let first = open_decision(&mut a);
+    let second = open_decision(&mut a);
+    let good = a.sync(None, SLOT, 0.0, MAX).unwrap().bytes;
+    let snap = Snapshot::decode(&good, MAX).unwrap();
+    let body = snap.section("learner:hero").unwrap().to_vec();
+    // Where each pending decision starts: its epoch and counter, little-endian.
+    let at = |id: &str| {
+        let (epoch, counter) = insitu::parse_decision_id(id).unwrap();
+        let pattern: Vec<u8> = [epoch.to_le_bytes(), counter.to_le_bytes()].concat();
+        // From the end: the section header holds the writer (epoch, sequence), which can match.
+        body.windows(16)
+            .rposition(|w| w == pattern.as_slice())
+            .unwrap()
+    };
+    let seal = |body: &[u8]| {
+        let mut s = snap.clone();
+        s.set_section("learner:hero", body.to_vec());
+        s.encode(MAX).unwrap()
+    };
+    let refused = |body: &[u8], why: &str| {
+        let e = engine(2).restore(&seal(body), SLOT, 1.0, MAX).unwrap_err();
+        assert_eq!(e.code(), "SNAPSHOT_CORRUPT", "{e}");
+        assert!(e.to_string().contains(why), "{e}");
+    };
+
+    let mut wide = body.clone();
+    wide[at(&first) + 6] = 1; // bit 48 of the epoch
+    refused(&wide, "wider than 48 bits");
+
+    let mut twice = body.clone();
+    let (s, f) = (at(&second), at(&first));
+    let copy = twice[f + 8..f + 16].to_vec();
+    twice[s + 8..s + 16].copy_from_slice(&copy);
+    refused(&twice, "appears twice");
+
+    // An expiry far past any reward window reads as one window from now.
+    let mut far = body.clone();
+    let e = at(&first) + 16 + 4;
+    far[e..e + 8].copy_from_slice(&1e300f64.to_le_bytes());
+    let mut b = engine(2);
+    b.restore(&seal(&far), SLOT, 1.0, MAX).unwrap();
+    let day = 86_400_000.0;
+    let late = 1.0 + day + day + 1.0; // past the default 1-day window plus a day of clock slack
+    assert_eq!(
+        b.reward(&first, 1.0, late).unwrap_err().code(),
+        "DECISION_EXPIRED"
+    );
+    // Within the window it still settles.
+    let mut c = engine(3);
+    c.restore(&seal(&far), SLOT, 1.0, MAX).unwrap();
+    c.reward(&first, 1.0, 2.0).unwrap();
+}

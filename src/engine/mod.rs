@@ -383,7 +383,7 @@ impl Choice {
 }
 
 /// Bits of the engine epoch that prefixes decision ids.
-const EPOCH_BITS: u32 = 48;
+pub(super) const EPOCH_BITS: u32 = 48;
 
 /// The decision id of `counter` in an engine with `epoch`.
 fn decision_id(epoch: u64, counter: u64) -> String {

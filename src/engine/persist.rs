@@ -42,6 +42,7 @@ const LAYOUT: u8 = 1;
 pub(crate) const MAX_JOURNAL: usize = 1024;
 /// Longest slot name.
 const MAX_SLOT: usize = 48;
+const DAY_MS: f64 = 86_400_000.0;
 
 /// One observation learned since the last successful sync.
 #[derive(Debug, Clone)]
@@ -306,7 +307,7 @@ impl Engine {
             None => Snapshot::new(),
         };
         let st = match snap.section(&name) {
-            Some(body) => Some(self.read_section(body).map_err(|e| match e {
+            Some(body) => Some(self.read_section(body, now_ms).map_err(|e| match e {
                 Error::SnapshotCorrupt { reason } => corrupt(format!("section `{name}`: {reason}")),
                 e => e,
             })?),
@@ -473,7 +474,7 @@ impl Engine {
         Ok(w)
     }
 
-    fn read_section(&self, body: &[u8]) -> Result<Stored> {
+    fn read_section(&self, body: &[u8], now_ms: f64) -> Result<Stored> {
         let m = &self.cfg.model;
         let mut r = Reader::new(body, "learner section");
         let layout = r.u8()?;
@@ -512,10 +513,20 @@ impl Engine {
         }
         let count = r.count(41)?;
         let mut pending = Vec::new();
+        // No decision made before now can expire later than one reward
+        // window from now; another tab's clock may run a day ahead. Later
+        // expiries (a different `rewardTtlMs`, or crafted data) are cut to
+        // that, not refused, so a config change never sets learning aside.
+        let latest_expiry = now_ms + self.cfg.reward_ttl_ms + DAY_MS;
         for _ in 0..count {
             let (epoch, counter) = (r.u64()?, r.u64()?);
+            if epoch >> super::EPOCH_BITS != 0 {
+                return Err(corrupt(format!(
+                    "a decision epoch {epoch:#x} wider than 48 bits"
+                )));
+            }
             let arm = r.u32()? as usize;
-            let expires_at = r.f64()?;
+            let expires_at = r.f64()?.min(latest_expiry);
             let activated = match r.u8()? {
                 0 => false,
                 1 => true,
@@ -537,6 +548,13 @@ impl Engine {
             });
         }
         r.finish()?;
+        let keys = sorted(pending.iter().map(key).collect());
+        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+            let (epoch, counter) = ((w[0] >> 64) as u64, w[0] as u64);
+            return Err(corrupt(format!(
+                "decision {epoch:012x}-{counter} appears twice"
+            )));
+        }
         Ok(Stored {
             model_matches: true,
             writer,
