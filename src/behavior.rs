@@ -46,7 +46,7 @@ const MAX_TYPES: usize = 16;
 /// Categories (and, separately, tags) that become features: the most frequent.
 pub(crate) const TOP: usize = 8;
 const MINUTE_MS: f64 = 60_000.0;
-const DAY_MS: f64 = 86_400_000.0;
+pub(crate) const DAY_MS: f64 = 86_400_000.0;
 /// Half-life of the `:recent` features.
 const HALF_LIFE_MS: f64 = DAY_MS;
 const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
@@ -606,14 +606,12 @@ impl Behavior {
             Some(b) => Snapshot::decode(b, max_bytes)?,
             None => Snapshot::new(),
         };
-        let mut report = BehaviorSync::default();
-        let mut merged = match self.stored_events(&snap)? {
-            None => self.with_own(Vec::new(), true),
-            Some((st, dropped)) => {
-                report.dropped = dropped;
-                self.with_own(st, false)
-            }
+        let stored = self.stored_events(&snap)?;
+        let mut report = BehaviorSync {
+            dropped: stored.as_ref().map_or(0, |s| s.1),
+            ..BehaviorSync::default()
         };
+        let mut merged = self.with_own(stored.map(|s| s.0));
         merged.retain(now_ms);
         snap.set_section(SECTION, merged.write_section());
         report.bytes = snap.encode(max_bytes)?;
@@ -636,7 +634,7 @@ impl Behavior {
             self.staged = None;
             return Ok(0);
         };
-        let mut merged = self.with_own(st, false);
+        let mut merged = self.with_own(Some(st));
         merged.retain(now_ms);
         merged.journal = self.journal.take();
         *self = merged;
@@ -655,12 +653,14 @@ impl Behavior {
         })
     }
 
-    /// A new store of the `stored` events plus this store's own: all of them
-    /// when `all`, else those not yet stored (the journal; when it
-    /// overflowed, each own event `stored` does not already hold).
-    fn with_own(&self, mut stored: Vec<Event>, all: bool) -> Behavior {
+    /// A new store of the `stored` events plus this store's own: those not
+    /// yet stored (the journal; when it overflowed, each own event `stored`
+    /// does not already hold), or all of them when nothing is stored.
+    fn with_own(&self, stored: Option<Vec<Event>>) -> Behavior {
+        let something_stored = stored.is_some();
+        let mut stored = stored.unwrap_or_default();
         match &self.journal {
-            Some(j) if !all => stored.extend(j.iter().cloned()),
+            Some(j) if something_stored => stored.extend(j.iter().cloned()),
             _ => {
                 let own: Vec<Event> = self
                     .events()

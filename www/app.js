@@ -40,17 +40,13 @@ export class App extends EventTarget {
   constructor(insitu, defs, { seed }) {
     super();
     this.seed = seed;
-    /** Storage problems the store reported (quota, corrupt data set aside, …). */
-    this.storageErrors = [];
     // Nothing is kept across visits until the visitor opts in: the default
     // tier is functional (the audit history only).
     this.site = insitu.open({
       defaultConsent: "functional",
       consent: storedConsent(),
-      onError: (e) => {
-        this.storageErrors.push(e);
-        console.warn(`insitu storage (${e.code}):`, e.message);
-      },
+      // Also in the audit panel's storage events.
+      onError: (e) => console.warn(`insitu storage (${e.code}):`, e.message),
     });
     this.features = FEATURES;
     /** @type {Map<string, Slot>} */
@@ -122,7 +118,6 @@ export class App extends EventTarget {
     }
     // Store what was learned so far right away, rather than at the next update.
     if (state.tier === "personalization") this.site.flush();
-    this.dispatchEvent(new Event("consent"));
     return state;
   }
 

@@ -19,7 +19,7 @@ mod persist;
 pub use persist::SyncReport;
 
 /// Default time a decision may wait for its reward: 24 hours.
-pub(crate) const DEFAULT_REWARD_TTL_MS: f64 = 24.0 * 3600.0 * 1000.0;
+pub(crate) const DEFAULT_REWARD_TTL_MS: f64 = crate::behavior::DAY_MS;
 /// Default number of decisions kept for delayed rewards.
 pub(crate) const DEFAULT_MAX_PENDING: u64 = 256;
 /// Upper bound on `maxPending`.
@@ -215,6 +215,15 @@ fn take_features<'a>(json: &mut Json<'a>) -> (Option<Json<'a>>, Option<Vec<Json<
     (context, actions)
 }
 
+/// The options object with `context` and `actions` type-checked, for
+/// [`take_features`] to move them out once the other fields are read.
+fn feature_options<'j>(json: &'j Json<'j>) -> Result<Obj<'j>> {
+    let mut o = Obj::new(json, "", OPT_ERR)?;
+    o.get("context");
+    o.arr("actions")?;
+    Ok(o)
+}
+
 impl<'a> RankOptions<'a> {
     /// A copy that owns its features, to keep beyond the text it was parsed from.
     pub fn into_owned(self) -> RankOptions<'static> {
@@ -240,9 +249,7 @@ impl<'a> RankOptions<'a> {
 
     /// [`parse`](Self::parse) of options already read.
     pub(crate) fn from_json(mut json: Json<'a>) -> Result<RankOptions<'a>> {
-        let mut o = Obj::new(&json, "", OPT_ERR)?;
-        o.get("context");
-        o.arr("actions")?;
+        let mut o = feature_options(&json)?;
         let seed = o.int("seed", 0, MAX_SEED)?;
         let defer = o.bool("defer")?.unwrap_or(false);
         let now = read_now(&mut o)?;
@@ -275,9 +282,7 @@ impl<'a> LearnOptions<'a> {
 
     /// [`parse`](Self::parse) of options already read.
     pub(crate) fn from_json(mut json: Json<'a>) -> Result<LearnOptions<'a>> {
-        let mut o = Obj::new(&json, "", OPT_ERR)?;
-        o.get("context");
-        o.arr("actions")?;
+        let mut o = feature_options(&json)?;
         let variant = o
             .str("variant")?
             .ok_or_else(|| o.err("variant", "is required"))?
@@ -424,6 +429,13 @@ struct Pending {
     /// Written to (or read from) the shared snapshot, so other tabs may know
     /// it: if it is missing from a later snapshot, it was settled elsewhere.
     shared: bool,
+}
+
+impl Pending {
+    /// Still settleable at `now_ms`.
+    fn live(&self, now_ms: f64) -> bool {
+        !self.rewarded && now_ms <= self.expires_at
+    }
 }
 
 /// Buffers reused from one decision to the next.

@@ -42,7 +42,6 @@ const LAYOUT: u8 = 1;
 pub(crate) const MAX_JOURNAL: usize = 1024;
 /// Longest slot name.
 const MAX_SLOT: usize = 48;
-const DAY_MS: f64 = 86_400_000.0;
 
 /// One observation learned since the last successful sync.
 #[derive(Debug, Clone)]
@@ -193,7 +192,6 @@ impl Engine {
         self.sync.staged = None;
         let (mut snap, name, st) = self.load(stored, slot, now_ms, max_bytes)?;
         let mut report = SyncReport::default();
-        let live = |p: &Pending| !p.rewarded && now_ms <= p.expires_at;
         let mut gone = Vec::new();
         let mut adopt = Vec::new();
         let mut arms = None;
@@ -218,9 +216,8 @@ impl Engine {
 
         // What to write: every live decision of this engine and of those it
         // knows about, newest first up to `maxPending`.
-        let is_gone = |p: &Pending| gone.binary_search(&key(p)).is_ok();
         let out: Vec<&Pending> = (self.pending.iter().chain(&self.foreign).chain(&adopt))
-            .filter(|p| live(p) && !is_gone(p))
+            .filter(|p| p.live(now_ms) && !holds(&gone, key(p)))
             .collect();
         let out = latest(out, self.cfg.max_pending, |p| p.expires_at);
         let writer = (self.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
@@ -279,14 +276,12 @@ impl Engine {
         }
         self.settle_gone(&gone);
         if let Some(j) = &mut self.sync.journal {
-            j.retain(|o| !o.decision.is_some_and(|k| gone.binary_search(&k).is_ok()));
+            j.retain(|o| !o.settles_one_of(&gone));
         }
-        let mut adopt = self.unknown(st.pending, now_ms);
+        // Read as shared: they are in the store, so a later absence means
+        // settled elsewhere.
+        let adopt = self.unknown(st.pending, now_ms);
         report.adopted = adopt.len();
-        // They are in the store: a later absence means settled elsewhere.
-        for p in &mut adopt {
-            p.shared = true;
-        }
         self.adopt(adopt);
         Ok(report)
     }
@@ -334,7 +329,7 @@ impl Engine {
     fn replay(&self, arms: &mut [Posterior], gone: &[u128], report: &mut SyncReport) {
         let noise = self.cfg.model.noise;
         for o in self.sync.journal.iter().flatten() {
-            if o.decision.is_some_and(|k| gone.binary_search(&k).is_ok()) {
+            if o.settles_one_of(gone) {
                 report.duplicates += 1;
             } else if arms[o.arm].update(&o.x, o.reward, noise, 1.0).is_ok() {
                 report.replayed += 1;
@@ -349,17 +344,17 @@ impl Engine {
     fn unknown(&self, stored: Vec<Pending>, now_ms: f64) -> Vec<Pending> {
         let own = self.cfg.epoch;
         let known = sorted(self.foreign.iter().map(key).collect());
-        let have = |p: &Pending| p.epoch == own || known.binary_search(&key(p)).is_ok();
+        let have = |p: &Pending| p.epoch == own || holds(&known, key(p));
         stored
             .into_iter()
-            .filter(|p| !p.rewarded && now_ms <= p.expires_at && !have(p))
+            .filter(|p| p.live(now_ms) && !have(p))
             .collect()
     }
 
     /// Mark `gone` decisions settled.
     fn settle_gone(&mut self, gone: &[u128]) {
         for p in self.pending.iter_mut().chain(&mut self.foreign) {
-            if gone.binary_search(&key(p)).is_ok() {
+            if holds(gone, key(p)) {
                 p.rewarded = true;
             }
         }
@@ -383,12 +378,11 @@ impl Engine {
             return false;
         };
         let since = s.journaled;
-        let gone = |d: &Option<u128>| d.is_some_and(|k| s.gone.binary_search(&k).is_ok());
         // The journal entries made after the sync; `None` if it overflowed.
         let later: Option<Vec<Observation>> = self.sync.journal.take().map(|j| {
             j.into_iter()
                 .skip(since)
-                .filter(|o| !gone(&o.decision))
+                .filter(|o| !o.settles_one_of(&s.gone))
                 .collect()
         });
         if let Some(mut arms) = s.arms {
@@ -407,7 +401,7 @@ impl Engine {
         self.settle_gone(&s.gone);
         self.foreign.extend(s.adopt);
         for p in self.pending.iter_mut().chain(&mut self.foreign) {
-            if s.written.binary_search(&key(p)).is_ok() {
+            if holds(&s.written, key(p)) {
                 p.shared = true;
             }
         }
@@ -517,7 +511,7 @@ impl Engine {
         // window from now; another tab's clock may run a day ahead. Later
         // expiries (a different `rewardTtlMs`, or crafted data) are cut to
         // that, not refused, so a config change never sets learning aside.
-        let latest_expiry = now_ms + self.cfg.reward_ttl_ms + DAY_MS;
+        let latest_expiry = now_ms + self.cfg.reward_ttl_ms + crate::behavior::DAY_MS;
         for _ in 0..count {
             let (epoch, counter) = (r.u64()?, r.u64()?);
             if epoch >> super::EPOCH_BITS != 0 {
@@ -567,6 +561,18 @@ impl Engine {
 /// A decision id (epoch, counter) as one sortable key.
 pub(super) fn id_key(epoch: u64, counter: u64) -> u128 {
     (u128::from(epoch) << 64) | u128::from(counter)
+}
+
+/// `k` is among the sorted `keys`.
+fn holds(keys: &[u128], k: u128) -> bool {
+    keys.binary_search(&k).is_ok()
+}
+
+impl Observation {
+    /// It is the reward of one of the decisions `keys` (sorted).
+    fn settles_one_of(&self, keys: &[u128]) -> bool {
+        self.decision.is_some_and(|k| holds(keys, k))
+    }
 }
 
 /// A pending decision's [`id_key`].

@@ -81,6 +81,15 @@ function learn(slot, n, clock) {
   }
 }
 
+/** A page view on `storage` that learns `n` rewards and stores them; the stored value. */
+async function storeLearning(storage, n) {
+  const { s, clock } = site(storage);
+  learn(s.slot("hero", SLOT), n, clock);
+  assert.equal((await s.flush()).written, true);
+  s.close();
+  return storage.getItem("insitu");
+}
+
 function checkAudit(s) {
   const a = s.audit();
   assert.ok(validate(a), JSON.stringify(validate.errors));
@@ -161,12 +170,7 @@ test("two tabs rewarding concurrently lose no update", async () => {
 });
 
 test("corrupt, truncated and foreign data is quarantined, and the page starts from the prior", async () => {
-  const good = new MemoryStorage();
-  const g = site(good);
-  learn(g.s.slot("hero", SLOT), 5, g.clock);
-  await g.s.flush();
-  const valid = good.getItem("insitu");
-  g.s.close();
+  const valid = await storeLearning(new MemoryStorage(), 5);
   const [tag, , at, generation, payload] = valid.split(";");
   const flip = (text, i) => text.slice(0, i) + (text[i] === "A" ? "B" : "A") + text.slice(i + 1);
   // Bytes with a valid frame but a damaged snapshot inside.
@@ -206,12 +210,7 @@ test("corrupt, truncated and foreign data is quarantined, and the page starts fr
 });
 
 test("a stored value over the size cap is quarantined as SNAPSHOT_TOO_LARGE, before decoding when far over", async () => {
-  const good = new MemoryStorage();
-  const g = site(good);
-  learn(g.s.slot("hero", SLOT), 5, g.clock);
-  await g.s.flush();
-  const valid = good.getItem("insitu");
-  g.s.close();
+  const valid = await storeLearning(new MemoryStorage(), 5);
   const bytes = Buffer.from(valid.split(";")[4], "base64").length;
   for (const [name, raw, maxBytes] of [
     ["decoded over the cap", valid, bytes - 1],
@@ -308,10 +307,7 @@ test("consent tiers: none stores nothing, functional only the audit history", as
 
 test("a default tier never deletes; lowering consent deletes what the lower tier forbids", async () => {
   const storage = new MemoryStorage();
-  const first = site(storage);
-  learn(first.s.slot("hero", SLOT), 10, first.clock);
-  await first.s.flush();
-  first.s.close();
+  await storeLearning(storage, 10);
   storage.setItem("insitu.quarantine.1", "kept aside earlier");
   storage.setItem("unrelated", "someone else's");
 

@@ -42,8 +42,7 @@ export function mountAudit(root, app) {
     render();
   });
   $("forget").addEventListener("click", () => {
-    app.reset();
-    render();
+    app.reset(); // re-renders through the "reset" event below
     app.toast("Forgotten: everything insitu stored on this device is erased, in every tab.");
   });
 
