@@ -117,6 +117,19 @@ pub enum Error {
         /// The type that was given.
         kind: String,
     },
+    /// An experiment configuration is invalid (a bad weight, an unknown
+    /// field, a duplicate key, overlapping namespace ranges, ...).
+    InvalidExperiment {
+        /// Path of the offending field, e.g. `experiments[1].weights[0]`.
+        field: String,
+        /// What is wrong with it, naming the value.
+        reason: String,
+    },
+    /// No experiment with this key was configured.
+    UnknownExperiment {
+        /// The key that was given.
+        key: String,
+    },
     /// A snapshot would exceed the size cap (or a stored one does).
     SnapshotTooLarge {
         /// Its size in bytes.
@@ -149,6 +162,8 @@ impl Error {
             Error::SnapshotTooLarge { .. } => "SNAPSHOT_TOO_LARGE",
             Error::InvalidEvent { .. } => "INVALID_EVENT",
             Error::UnknownEventType { .. } => "UNKNOWN_EVENT_TYPE",
+            Error::InvalidExperiment { .. } => "INVALID_EXPERIMENT",
+            Error::UnknownExperiment { .. } => "UNKNOWN_EXPERIMENT",
         }
     }
 
@@ -168,6 +183,14 @@ impl Error {
             field: field.into(),
             reason: reason.into(),
         }
+    }
+
+    pub(crate) fn experiment_owned(field: String, reason: String) -> Self {
+        Error::InvalidExperiment { field, reason }
+    }
+
+    pub(crate) fn context_owned(field: String, reason: String) -> Self {
+        Error::InvalidContext { field, reason }
     }
 
     pub(crate) fn model(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -229,6 +252,12 @@ impl fmt::Display for Error {
                 f,
                 "event type `{kind}` is not view, click, convert or a type declared in `types`"
             ),
+            Error::InvalidExperiment { field, reason } => {
+                write!(f, "experiment field `{field}` {reason}")
+            }
+            Error::UnknownExperiment { key } => {
+                write!(f, "no experiment `{key}` is configured")
+            }
             Error::SnapshotTooLarge { bytes, max } => {
                 write!(f, "snapshot is {bytes} bytes; the cap is {max}")
             }
@@ -357,6 +386,8 @@ mod tests {
             Error::UnknownEventType {
                 kind: "hover".into(),
             },
+            Error::experiment_owned("experiments[0].weights".into(), "x".into()),
+            Error::UnknownExperiment { key: "hero".into() },
         ];
         let mut codes: Vec<_> = all.iter().map(Error::code).collect();
         codes.sort_unstable();

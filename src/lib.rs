@@ -27,6 +27,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+mod allocation;
 mod bandit;
 mod behavior;
 mod bytes;
@@ -42,6 +43,11 @@ mod snapshot;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
+pub use allocation::{
+    fnv1a32, growthbook_hash, Allocation, Allocator, Assignment, Condition, Experiment,
+    Experiments, Exposure, HashVersion, Holdout, Namespace, Reason, Scalar, Test, UnitSource,
+    SECTION as EXPERIMENTS_SECTION,
+};
 pub use bandit::explore;
 pub use behavior::{
     Behavior, BehaviorConfig, BehaviorSync, Event, Value as BehaviorValue,

@@ -1,0 +1,135 @@
+//! Deterministic assignment of a unit to a variant of a fixed-weight
+//! experiment, and the eligibility checks every experiment shares.
+
+use super::config::{Experiment, HashVersion};
+use super::hash::{growthbook, uniform};
+use crate::json::Json;
+
+/// Why a unit is or is not in an experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// In the experiment: the variant was assigned.
+    Assigned,
+    /// No unit key: consent `none` and no id from the site.
+    NoUnit,
+    /// A targeting condition does not hold.
+    NotTargeted,
+    /// The unit falls outside the experiment's namespace range.
+    Namespace,
+    /// The unit is in the holdout group.
+    Holdout,
+    /// The unit falls outside the coverage.
+    Coverage,
+}
+
+impl Reason {
+    /// The name used in results, e.g. `"holdout"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Assigned => "assigned",
+            Reason::NoUnit => "no-unit",
+            Reason::NotTargeted => "targeting",
+            Reason::Namespace => "namespace",
+            Reason::Holdout => "holdout",
+            Reason::Coverage => "coverage",
+        }
+    }
+}
+
+/// Where a unit stands in an experiment before a variant is picked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Eligibility {
+    /// Not in it, for this reason.
+    Out(Reason),
+    /// In it; with the unit's hash position (GrowthBook versions only).
+    In(Option<f64>),
+}
+
+/// Targeting, namespace, holdout and coverage, in that order. `unit` is
+/// the unit key.
+pub(crate) fn eligibility(
+    e: &Experiment,
+    unit: &str,
+    attributes: Option<&Json<'_>>,
+) -> Eligibility {
+    if !e.targeting.iter().all(|c| c.holds(attributes)) {
+        return Eligibility::Out(Reason::NotTargeted);
+    }
+    let gb = match e.hash {
+        HashVersion::Insitu1 => None,
+        HashVersion::GrowthBook1 => Some(1),
+        HashVersion::GrowthBook2 => Some(2),
+    };
+    if let Some(ns) = &e.namespace {
+        // GrowthBook places namespaces with its version-1 hash of
+        // "__" + name, whatever the experiment's version.
+        let at = match gb {
+            Some(_) => growthbook(&format!("__{}", ns.name), unit, 1).unwrap_or(0.0),
+            None => uniform(ns.seed, unit.as_bytes()),
+        };
+        if at < ns.start || at >= ns.end {
+            return Eligibility::Out(Reason::Namespace);
+        }
+    }
+    if let Some(h) = &e.holdout {
+        if uniform(h.seed, unit.as_bytes()) < h.fraction {
+            return Eligibility::Out(Reason::Holdout);
+        }
+    }
+    match gb {
+        // GrowthBook's coverage shrinks each variant's range (see `variant`).
+        Some(v) => Eligibility::In(growthbook(&e.seed, unit, v)),
+        None => {
+            if e.coverage < 1.0 && uniform(e.seeds[e.variants.len()], unit.as_bytes()) >= e.coverage
+            {
+                Eligibility::Out(Reason::Coverage)
+            } else {
+                Eligibility::In(None)
+            }
+        }
+    }
+}
+
+/// The variant of an eligible unit under fixed weights; None when a
+/// GrowthBook position falls in the gap its coverage leaves.
+///
+/// `insitu/1` is a weighted race: each variant draws an independent
+/// exponential `E_i = -ln(U_i)` from its own hash of the unit, and the unit
+/// goes to the least `E_i / w_i`, which variant `i` wins with probability
+/// exactly `w_i` (the minimum of independent exponentials with rates `w_i`).
+/// Changing one weight changes only that variant's `E_i / w_i`, so units
+/// move only into (weight up) or out of (weight down) that variant, and
+/// exactly the share the change requires; the other variants' units are
+/// compared with each other as before. Adding a variant only takes units
+/// from others; removing one only hands its own units out.
+pub(crate) fn variant(e: &Experiment, unit: &str, position: Option<f64>) -> Option<usize> {
+    match position {
+        Some(n) => {
+            // GrowthBook's getBucketRanges and chooseVariation, with the same
+            // floating-point operations in the same order.
+            let mut cumulative = 0.0;
+            for (i, w) in e.weights.iter().enumerate() {
+                let start = cumulative;
+                cumulative += w;
+                if n >= start && n < start + e.coverage * w {
+                    return Some(i);
+                }
+            }
+            None
+        }
+        None => {
+            let mut best = None;
+            let mut best_t = f64::INFINITY;
+            for (i, w) in e.weights.iter().enumerate() {
+                if *w > 0.0 {
+                    let t = -uniform(e.seeds[i], unit.as_bytes()).ln() / w;
+                    if t < best_t {
+                        best_t = t;
+                        best = Some(i);
+                    }
+                }
+            }
+            best
+        }
+    }
+}

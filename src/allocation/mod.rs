@@ -1,0 +1,22 @@
+//! Client-side A/B allocation: deterministic, sticky, identifier-free
+//! assignment, the local exposure log, and bandit (Thompson) allocation.
+//!
+//! An [`Allocator`] holds a checked set of [`Experiments`] and the state
+//! they need on this device: the unit key (a random device seed, or an id
+//! the site supplies), the exposure log, and per bandit experiment its
+//! counts and current trial. That state is its own snapshot (section
+//! [`SECTION`]), merged across tabs like the learner's: stored counts plus
+//! this page's own settlements, each settlement applied once (by its seed).
+
+mod assign;
+mod config;
+mod hash;
+mod state;
+mod targeting;
+mod thompson;
+
+pub use assign::Reason;
+pub use config::{Allocation, Experiment, Experiments, HashVersion, Holdout, Namespace};
+pub use hash::{fnv1a32, growthbook as growthbook_hash};
+pub use state::{Allocator, Assignment, Exposure, UnitSource, SECTION};
+pub use targeting::{Condition, Scalar, Test};
