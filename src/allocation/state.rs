@@ -565,10 +565,15 @@ fn merge(from: Option<State>, mine: &State, journal: &[Settlement]) -> State {
             None => out.exposures.push(e.clone()),
         }
     }
-    if out.exposures.len() > MAX_EXPOSURES {
-        out.exposures.sort_by(|a, b| a.at.total_cmp(&b.at));
-        let extra = out.exposures.len() - MAX_EXPOSURES;
-        out.exposures.drain(..extra);
+    // Over the cap, the oldest go (a linear scan: no sort code in the .wasm).
+    while out.exposures.len() > MAX_EXPOSURES {
+        let mut oldest = 0;
+        for (i, e) in out.exposures.iter().enumerate() {
+            if e.at < out.exposures[oldest].at {
+                oldest = i;
+            }
+        }
+        out.exposures.remove(oldest);
     }
     for m in &mine.bandits {
         match out.bandits.iter_mut().find(|b| b.key == m.key) {
@@ -692,8 +697,8 @@ fn stored_name<'a>(r: &mut Reader<'a>, what: &str) -> Result<&'a str> {
         Ok(s)
     } else {
         Err(corrupt(format!(
-            "it holds an invalid {what} `{}`",
-            s.escape_debug()
+            "it holds an invalid {what} ({} bytes)",
+            s.len()
         )))
     }
 }

@@ -6,6 +6,7 @@
 //! `Error { code: "POISONED" }` instead of running on corrupt memory.
 
 mod behavior;
+mod experiments;
 mod frame;
 mod insitu;
 mod types;

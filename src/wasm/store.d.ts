@@ -1,7 +1,7 @@
 // Types of the store (src/wasm/store.mjs), shipped as part of index.d.ts.
 import type {
   ActivateOptions, BehaviorEvent, BehaviorOptions, Decision, ErrorCode, InsituError, InsituOptions,
-  LearnOptions, RankOptions, RewardOptions, Stats,
+  LearnOptions, RankOptions, RewardOptions, Stats, ExperimentConfig, ExperimentInfo,
 } from "./insitu.js";
 
 /** What the visitor allows. `none`: nothing is stored, no identifier, learning
@@ -32,6 +32,45 @@ export interface OpenOptions {
   flushDelayMs?: number;
   /** Storage problems (`STORAGE_QUOTA`, `STORAGE_UNAVAILABLE`, `SNAPSHOT_*` on quarantine) are reported here; the page keeps working. */
   onError?: (error: InsituError) => void;
+  /** An id the site already has for this visitor, used as the experiments' unit key instead of the device seed. */
+  unit?: string;
+  /** Called once per first exposure of this unit to a variant. The only way
+   * an assignment leaves the device, and only if the site sends it on. */
+  onExposure?: (exposure: ExposureEvent) => void;
+}
+
+/** What `run()` returns. */
+export interface Assignment {
+  key: string;
+  /** The variant to show: the assigned one, or the fallback when not in the experiment. */
+  variant: string;
+  index: number;
+  inExperiment: boolean;
+  /** `assigned`, or why not: `no-unit`, `targeting`, `namespace`, `holdout`, `coverage`. */
+  reason: "assigned" | "no-unit" | "targeting" | "namespace" | "holdout" | "coverage";
+  /** The probability this variant was assigned with: its weight, or the bandit trial's probability (1 for a fallback). */
+  probability: number;
+  hash: "insitu/1" | "growthbook/1" | "growthbook/2";
+  allocation: "weights" | "thompson";
+  /** Where the unit key came from. */
+  unit: "device" | "site" | "none";
+  /** The unit's GrowthBook hash position (GrowthBook hash versions). */
+  bucket?: number;
+  /** The bandit trial's seed, which replays its draw. */
+  seed?: number;
+}
+
+/** What `onExposure` receives. */
+export interface ExposureEvent {
+  experiment: string;
+  variant: string;
+  index: number;
+  probability: number;
+  hash: Assignment["hash"];
+  allocation: Assignment["allocation"];
+  unit: "device" | "site";
+  /** The site's own id, when the unit is the site's (the device seed is never passed on). */
+  unitId?: string;
 }
 
 /** A decision slot opened through the store: `Insitu`'s API, with the
@@ -92,17 +131,25 @@ export interface Audit {
     default: ConsentTier;
     honorsGpc: boolean;
     /** What the current tier lets this module keep in storage. */
-    persists: Array<"audit-history" | "snapshot" | "quarantine">;
+    persists: Array<"audit-history" | "experiments" | "snapshot" | "quarantine">;
   };
   storage: {
     backend: "localStorage";
     status: "ok" | "unavailable" | "quota-exceeded";
     /** Every key this module holds: UTF-16 bytes of key and value, and when it expires unless rewritten. */
-    keys: Array<{ key: string; holds: "snapshot" | "audit-history" | "quarantine"; bytes: number; expiresAt: number | null }>;
+    keys: Array<{ key: string; holds: "snapshot" | "audit-history" | "experiments" | "quarantine"; bytes: number; expiresAt: number | null }>;
   };
   retention: Required<BehaviorOptions>;
   events: { total: number; byType: Record<string, number> };
   models: Array<{ slot: string; modelVersion: string; hashVersion: 1; policy: string; updates: number }>;
+  experiments: {
+    unit: "device" | "site" | "none";
+    list: Array<{
+      key: string; variants: string[]; hash: Assignment["hash"]; allocation: Assignment["allocation"];
+      counts?: Array<{ successes: number; failures: number }>;
+    }>;
+    exposures: Array<{ experiment: string; variant: string; at: number }>;
+  };
   history: AuditEntry[];
 }
 
@@ -110,6 +157,16 @@ export interface Audit {
 export interface Site {
   /** Open a slot (`new Insitu(options)`), restored from storage when consent allows. */
   slot(name: string, options: InsituOptions): Slot;
+  /** Configure the A/B experiments (replacing earlier ones; device state is kept).
+   * Throws `INVALID_EXPERIMENT` naming the bad field, changing nothing. */
+  experiments(configs: ExperimentConfig[]): ExperimentInfo[];
+  /** This visitor's variant of experiment `key`; a first exposure is logged and
+   * passed to `onExposure`. Throws `UNKNOWN_EXPERIMENT`. */
+  run(key: string, options?: { attributes?: Record<string, unknown> }): Assignment;
+  /** Reward the running trial of bandit experiment `key` (reward in [0, 1], default 1). */
+  rewardExperiment(key: string, reward?: number): void;
+  /** Use the site's own id as the unit key from now on (null: the device seed). */
+  setUnit(unit: string | null): void;
   /** Record a behaviour event. Throws `INVALID_EVENT` or `UNKNOWN_EVENT_TYPE`; nothing is stored then. */
   track(event: BehaviorEvent): void;
   /** The `behavior` namespace the slots add to each context. */

@@ -34,8 +34,10 @@ const utf8 = new TextEncoder();
 const KEY_RE = /^[A-Za-z0-9_-]{1,32}$/;
 const OPTIONS = [
   "key", "consent", "defaultConsent", "gpc", "behavior", "storage", "now",
-  "maxBytes", "flushDelayMs", "onError",
+  "maxBytes", "flushDelayMs", "onError", "unit", "onExposure",
 ];
+/** Reasons of `Experiments#assign`, by code (src/allocation/assign.rs). */
+const REASONS = ["assigned", "no-unit", "targeting", "namespace", "holdout", "coverage"];
 
 function fail(code, message) {
   const e = new Error(message);
@@ -127,11 +129,16 @@ class Site {
     const gpc = o.gpc ?? "honor";
     if (gpc !== "honor" && gpc !== "ignore") throw option("gpc", `should be "honor" or "ignore", but is ${String(gpc)}`);
     this.honorGpc = gpc === "honor";
-    for (const f of ["now", "onError"]) {
+    for (const f of ["now", "onError", "onExposure"]) {
       if (o[f] !== undefined && typeof o[f] !== "function") throw option(f, "should be a function");
     }
     this.now = o.now ?? Date.now;
     this.onError = o.onError ?? null;
+    this.onExposure = o.onExposure ?? null;
+    if (o.unit !== undefined && o.unit !== null && (typeof o.unit !== "string" || o.unit.length === 0 || o.unit.length > 256)) {
+      throw option("unit", `should be a string of 1 to 256 characters, but is ${String(o.unit)}`);
+    }
+    this.unit = o.unit ?? null;
     const delay = o.flushDelayMs ?? 1000;
     if (!Number.isFinite(delay) || delay < 0 || delay > 60_000) {
       throw option("flushDelayMs", `should be in [0, 60000], but is ${String(delay)}`);
@@ -158,6 +165,11 @@ class Site {
     this.cache = null; // behaviour features of the current minute
     this.tracked = 0;
     this.stored = null; // the snapshot read at open, for slots created later
+    this.ab = null; // the Experiments, once the site configures some
+    this.abInfo = null; // per experiment key: { index, variants, hash, targeted, allocation }
+    this.abPending = false; // the experiments state changed since it was stored
+    this.abNewer = false; // a newer build's experiments state is stored
+    this.releases = new Map(); // per key, the release of the generation lock held
     this.newer = false; // a newer build's data is stored: do not overwrite it
     this.status = "ok";
     this.storage = o.storage === undefined ? defaultStorage() : o.storage;
@@ -198,6 +210,7 @@ class Site {
     if (before !== this.effective) this.record("consent-changed", { detail: `${before} -> ${this.effective}` });
     this.enforce();
     if (this.effective === "personalization" && before !== "personalization") this.restoreAll();
+    if (TIERS.indexOf(before) < 1 && TIERS.indexOf(this.effective) >= 1 && this.ab !== null) this.restoreAb();
     this.broadcast({ type: "consent", tier });
     return this.consent;
   }
@@ -210,9 +223,14 @@ class Site {
       const needs = k === this.key || k.startsWith(`${this.key}.quarantine.`) ? 2 : 1;
       if (rank < needs && this.remove(k)) removed.push(k);
     }
-    if (rank < 2) {
+    if (rank < 1) {
       clearTimeout(this.timer);
       this.timer = null;
+      this.ab?.dropDeviceUnit();
+    } else if (rank < 2 && this.ab !== null) {
+      // The stored experiments state may hold bandit counts: rewrite it without.
+      this.abPending = true;
+      this.changed();
     }
     if (removed.length > 0) this.record("deleted", { detail: `consent ${this.effective}: ${removed.join(", ")}` });
   }
@@ -331,26 +349,26 @@ class Site {
   /** One read of the stored snapshot: the `raw` value (null when there is
    * none), its `bytes` (null when there are none or they were set aside) and
    * its `generation` (0 when it has none). */
-  readSnapshot() {
-    const raw = this.get(this.key);
+  readSnapshot(k = this.key) {
+    const raw = this.get(k);
     if (raw === null) return { raw, bytes: null, generation: 0 };
     // Base64 of the cap, plus the frame's fields: anything longer is refused
     // before it is copied into wasm and decoded.
     if (raw.length > Math.ceil(this.maxBytes / 3) * 4 + 64) {
       const too = `${raw.length} characters, over the ${this.maxBytes}-byte cap`;
-      this.quarantine(this.key, raw, "SNAPSHOT_TOO_LARGE", too);
+      this.quarantine(k, raw, "SNAPSHOT_TOO_LARGE", too);
       return { raw, bytes: null, generation: 0 };
     }
     const f = this.unframe(raw, "bytes");
     const stored = { raw, bytes: null, generation: f.generation ?? 0 };
     let { code, why } = f;
     if (code === "SNAPSHOT_VERSION") {
-      this.newerFormat();
+      this.newerFormat(k);
       return stored;
     }
     if (code === undefined && f.savedAt + this.retention.maxAgeDays * DAY_MS < this.now()) {
-      this.remove(this.key);
-      this.record("expired", { key: this.key, detail: `saved ${new Date(f.savedAt).toISOString()}` });
+      this.remove(k);
+      this.record("expired", { key: k, detail: `saved ${new Date(f.savedAt).toISOString()}` });
       return stored;
     }
     if (code === undefined) {
@@ -361,14 +379,16 @@ class Site {
       code = "SNAPSHOT_TOO_LARGE";
       why = `${f.payload.length} bytes, over the ${this.maxBytes}-byte cap`;
     }
-    this.quarantine(this.key, raw, code, why);
+    this.quarantine(k, raw, code, why);
     return stored;
   }
 
-  newerFormat() {
-    if (!this.newer) {
-      this.newer = true;
-      this.record("newer-format", { key: this.key, detail: "written by a newer insitu; left untouched, learning in memory only" });
+  /** A newer build's data under `k` is left untouched; this page keeps it in memory only. */
+  newerFormat(k = this.key) {
+    const flag = k === this.key ? "newer" : "abNewer";
+    if (!this[flag]) {
+      this[flag] = true;
+      this.record("newer-format", { key: k, detail: "written by a newer insitu; left untouched, kept in memory only" });
     }
   }
 
@@ -376,13 +396,13 @@ class Site {
    * data is left alone (`newer-format`); unreadable data is set aside
    * (`quarantined`, or `quarantine-failed` when it could not be). Null for
    * errors that are not about stored data. */
-  setAside(e, raw) {
+  setAside(e, raw, k = this.key) {
     if (e?.code === "SNAPSHOT_VERSION") {
-      this.newerFormat();
+      this.newerFormat(k);
       return "newer-format";
     }
     if (e?.code !== "SNAPSHOT_CORRUPT" && e?.code !== "SNAPSHOT_FOREIGN") return null;
-    if (raw === null || this.quarantine(this.key, raw, e.code, e.message)) return "quarantined";
+    if (raw === null || this.quarantine(k, raw, e.code, e.message)) return "quarantined";
     return "quarantine-failed";
   }
 
@@ -450,8 +470,9 @@ class Site {
   }
 
   changed() {
-    if (this.effective !== "personalization" || this.timer !== null) return;
-    this.schedule(this.flushDelayMs);
+    if (this.timer !== null) return;
+    const rank = TIERS.indexOf(this.effective);
+    if (rank === 2 || (rank === 1 && this.abPending)) this.schedule(this.flushDelayMs);
   }
 
   schedule(ms) {
@@ -469,52 +490,65 @@ class Site {
     const locks = globalThis.navigator?.locks;
     if (typeof locks?.request === "function") {
       return locks.request(`${this.key}.lock`, async () => {
-        await this.awaitNewest(locks);
+        await this.awaitNewest(locks, this.key);
         const r = this.flushLocked();
-        if (r.written) await this.holdGeneration(locks, r.generation);
+        if (r.written) await this.holdGeneration(locks, this.key, r.generation);
+        if (this.abDirty()) {
+          const k = `${this.key}.ab`;
+          await this.awaitNewest(locks, k);
+          r.experiments = this.flushAbLocked();
+          if (r.experiments.written) await this.holdGeneration(locks, k, r.experiments.generation);
+        }
         return r;
       });
     }
-    return Promise.resolve(this.flushLocked());
+    const r = this.flushLocked();
+    if (this.abDirty()) r.experiments = this.flushAbLocked();
+    return Promise.resolve(r);
   }
 
-  /** The generation of the stored snapshot as this tab sees it (0: none). */
-  seenGeneration() {
-    const raw = this.get(this.key);
+  /** The generation of the value under `k` as this tab sees it (0: none). */
+  seenGeneration(k) {
+    const raw = this.get(k);
     return raw === null ? 0 : (this.unframe(raw).generation ?? 0);
   }
 
   /** Wait (at most 2 s) until this tab's localStorage shows the newest
-   * generation any living tab wrote; see the header. */
-  async awaitNewest(locks) {
+   * generation of `k` any living tab wrote; see the header. */
+  async awaitNewest(locks, k) {
     if (typeof locks.query !== "function") return;
-    const prefix = `${this.key}.generation.`;
+    const prefix = `${k}.generation.`;
     let newest = 0;
     for (const l of (await locks.query()).held ?? []) {
       if (l.name?.startsWith(prefix)) newest = Math.max(newest, Number(l.name.slice(prefix.length)) || 0);
     }
-    let seen = this.seenGeneration();
+    let seen = this.seenGeneration(k);
     for (let i = 0; i < 400 && seen < newest; i++) {
       await new Promise((r) => setTimeout(r, 5));
-      seen = this.seenGeneration();
+      seen = this.seenGeneration(k);
     }
     if (seen < newest) {
-      this.record("stale-read", { key: this.key, detail: `generation ${newest} written elsewhere is not visible here after 2 s` });
+      this.record("stale-read", { key: k, detail: `generation ${newest} written elsewhere is not visible here after 2 s` });
     }
   }
 
-  /** Hold the lock that announces generation `g` (and let go of the last one). */
-  async holdGeneration(locks, g) {
-    const previous = this.release;
+  /** Hold the lock that announces generation `g` of `k` (and let go of the last one). */
+  async holdGeneration(locks, k, g) {
+    const previous = this.releases.get(k);
     await new Promise((granted) => {
-      locks.request(`${this.key}.generation.${g}`, () => {
+      locks.request(`${k}.generation.${g}`, () => {
         granted();
         return new Promise((r) => {
-          this.release = r;
+          this.releases.set(k, r);
         });
       });
     });
     previous?.();
+  }
+
+  releaseAll() {
+    for (const r of this.releases.values()) r();
+    this.releases.clear();
   }
 
   flushLocked() {
@@ -564,6 +598,170 @@ class Site {
     this.status = "ok";
     this.stored = bytes;
     return { written: true, bytes: bytes.length, generation };
+  }
+
+  // --- experiments ---------------------------------------------------------
+
+  /** Configure the A/B experiments (replacing any earlier set; device
+   * state is kept). Throws `INVALID_EXPERIMENT` naming the bad field, and
+   * then changes nothing. Returns the checked configurations. */
+  experiments(configs) {
+    if (this.ab === null) {
+      const ab = new this.wasm.Experiments(configs);
+      if (this.unit !== null) ab.setUnit(this.unit);
+      this.ab = ab;
+      this.restoreAb();
+    } else {
+      this.ab.setExperiments(configs);
+    }
+    const list = this.ab.describe();
+    this.abInfo = new Map(list.map((e, index) => [e.key, { ...e, index }]));
+    return list;
+  }
+
+  /** Use an id the site supplies as the unit key (null: the device seed). */
+  setUnit(unit) {
+    if (unit !== null && (typeof unit !== "string" || unit.length === 0 || unit.length > 256)) {
+      throw option("unit", `should be a string of 1 to 256 characters or null, but is ${String(unit)}`);
+    }
+    this.unit = unit;
+    this.ab?.setUnit(unit ?? undefined);
+  }
+
+  /** Assign this visitor to a variant of experiment `key` (see `Assignment`).
+   * Throws `UNKNOWN_EXPERIMENT`, or `INVALID_CONTEXT` for attributes JSON cannot hold. */
+  run(key, options) {
+    const info = this.abInfo?.get(key);
+    if (info === undefined) {
+      throw fail("UNKNOWN_EXPERIMENT", `no experiment \`${String(key)}\` is configured; pass it to experiments() first`);
+    }
+    if (this.unit === null && !this.ab.hasDeviceUnit && TIERS.indexOf(this.effective) >= 1) this.deviceUnit();
+    let attributes;
+    if (info.targeted) {
+      const a = options?.attributes;
+      if (a !== undefined && (a === null || typeof a !== "object")) {
+        throw fail("INVALID_CONTEXT", "option `attributes` should be an object");
+      }
+      attributes = { ...a, behavior: this.features() ?? {} };
+    }
+    const code = this.ab.assign(info.index, attributes, this.now());
+    const index = code & 63;
+    const reason = REASONS[(code >> 6) & 7];
+    const result = {
+      key,
+      variant: info.variants[index],
+      index,
+      inExperiment: reason === "assigned",
+      reason,
+      probability: this.ab.probability,
+      hash: info.hash,
+      allocation: info.allocation,
+      unit: this.ab.unitSource,
+    };
+    const bucket = this.ab.bucket;
+    if (!Number.isNaN(bucket)) result.bucket = bucket;
+    const seed = this.ab.seed;
+    if (seed >= 0) result.seed = seed;
+    const first = (code & 512) !== 0;
+    if (first || info.allocation === "thompson") {
+      this.abPending = true;
+      this.changed();
+    }
+    if (first) this.expose(result);
+    return result;
+  }
+
+  /** Reward this visitor's running trial of bandit experiment `key` (1: converted). */
+  rewardExperiment(key, reward = 1) {
+    const info = this.abInfo?.get(key);
+    if (info === undefined) {
+      throw fail("UNKNOWN_EXPERIMENT", `no experiment \`${String(key)}\` is configured; pass it to experiments() first`);
+    }
+    this.ab.reward(info.index, reward, this.now());
+    this.abPending = true;
+    this.changed();
+  }
+
+  /** Hand a first exposure to the site's callback: the only way an
+   * assignment leaves the device, and only if the site sends it on. */
+  expose(r) {
+    if (this.onExposure === null) return;
+    const e = {
+      experiment: r.key, variant: r.variant, index: r.index, probability: r.probability,
+      hash: r.hash, allocation: r.allocation, unit: r.unit,
+    };
+    // A site-supplied id is the site's own; the device seed never leaves.
+    if (r.unit === "site") e.unitId = this.unit;
+    try {
+      this.onExposure(e);
+    } catch {
+      // A throwing callback must not break the page.
+    }
+  }
+
+  /** A random device seed, 128 bits from the platform's CSPRNG. */
+  deviceUnit() {
+    const bytes = new Uint8Array(16);
+    if (typeof globalThis.crypto?.getRandomValues === "function") globalThis.crypto.getRandomValues(bytes);
+    else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    let hex = "d:";
+    for (const b of bytes) hex += b.toString(16).padStart(2, "0");
+    if (this.ab.setDeviceUnit(hex)) {
+      this.abPending = true;
+      this.changed();
+    }
+  }
+
+  restoreAb() {
+    if (TIERS.indexOf(this.effective) < 1) return;
+    const k = `${this.key}.ab`;
+    const stored = this.readSnapshot(k);
+    if (stored.bytes === null) return;
+    try {
+      this.ab.restore(stored.bytes, this.now(), this.maxBytes);
+    } catch (e) {
+      if (this.setAside(e, stored.raw, k) === null) this.report(e?.code ?? "SNAPSHOT_CORRUPT", String(e?.message ?? e));
+    }
+  }
+
+  abDirty() {
+    return this.ab !== null && (this.abPending || this.ab.pending > 0);
+  }
+
+  /** Store the experiments state (consent functional and up; bandit
+   * counts only with personalization), merged with other tabs'. */
+  flushAbLocked() {
+    const rank = TIERS.indexOf(this.effective);
+    if (rank < 1) return { written: false, reason: "consent" };
+    if (this.storage === null || this.abNewer) {
+      return { written: false, reason: this.abNewer ? "newer-format" : "unavailable" };
+    }
+    const k = `${this.key}.ab`;
+    const stored = this.readSnapshot(k);
+    if (this.abNewer) return { written: false, reason: "newer-format" };
+    const options = {
+      now: this.now(), maxBytes: this.maxBytes, maxAgeMs: this.retention.maxAgeDays * DAY_MS, learning: rank === 2,
+    };
+    let bytes;
+    try {
+      bytes = this.ab.sync(stored.bytes, options);
+    } catch (e) {
+      const outcome = this.setAside(e, stored.raw, k);
+      if (outcome !== "quarantined") {
+        if (outcome === null) this.report(e?.code ?? "NUMERICAL_ERROR", String(e?.message ?? e));
+        return { written: false, reason: outcome ?? "error" };
+      }
+      bytes = this.ab.sync(null, options);
+    }
+    const framed = this.frame(bytes, stored.generation + 1);
+    if (framed === null || !this.set(k, framed)) {
+      this.failures++;
+      this.schedule(Math.min(60_000, 1000 * 2 ** this.failures));
+      return { written: false, reason: this.status };
+    }
+    this.ab.commit();
+    this.abPending = false;
+    return { written: true, bytes: bytes.length, generation: stored.generation + 1 };
   }
 
   // --- audit and forget ----------------------------------------------------
@@ -636,7 +834,9 @@ class Site {
     const keys = this.ownKeys().map((key) => {
       const v = this.get(key) ?? "";
       const f = this.unframe(v);
-      const holds = key === this.key ? "snapshot" : key === `${this.key}.audit` ? "audit-history" : "quarantine";
+      const holds = key === this.key ? "snapshot"
+        : key === `${this.key}.audit` ? "audit-history"
+        : key === `${this.key}.ab` ? "experiments" : "quarantine";
       const expiresAt = f.savedAt === undefined ? null : f.savedAt + this.retention.maxAgeDays * DAY_MS;
       return { key, holds, bytes: 2 * (key.length + v.length), expiresAt };
     });
@@ -649,7 +849,11 @@ class Site {
         ...this.consent,
         default: this.defaultTier,
         honorsGpc: this.honorGpc,
-        persists: { none: [], functional: ["audit-history"], personalization: ["audit-history", "snapshot", "quarantine"] }[this.effective],
+        persists: {
+          none: [],
+          functional: ["audit-history", "experiments"],
+          personalization: ["audit-history", "experiments", "snapshot", "quarantine"],
+        }[this.effective],
       },
       storage: { backend: "localStorage", status: this.storage === null ? "unavailable" : this.status, keys },
       retention: this.retention,
@@ -661,7 +865,21 @@ class Site {
         policy: s.inner.policy,
         updates: s.inner.stats().variants.reduce((a, v) => a + v.updates, 0),
       })),
+      experiments: this.auditExperiments(),
       history: this.entries().map((h) => ({ ...h })),
+    };
+  }
+
+  auditExperiments() {
+    if (this.ab === null) return { unit: this.unit === null ? "none" : "site", list: [], exposures: [] };
+    return {
+      unit: this.ab.unitSource,
+      list: this.ab.describe().map((e, i) => {
+        const out = { key: e.key, variants: e.variants, hash: e.hash, allocation: e.allocation };
+        if (e.allocation === "thompson") out.counts = this.ab.banditCounts(i);
+        return out;
+      }),
+      exposures: this.ab.exposures(),
     };
   }
 
@@ -676,11 +894,12 @@ class Site {
   forgetHere() {
     clearTimeout(this.timer);
     this.timer = null;
-    this.release?.();
-    this.release = undefined;
+    this.releaseAll();
     for (const k of this.ownKeys()) this.remove(k);
     this.behavior.clear();
     for (const s of this.slots.values()) s.inner.reset();
+    this.ab?.reset();
+    this.abPending = false;
     this.history = [];
     this.cache = null;
     this.stored = null;
@@ -717,8 +936,7 @@ class Site {
   close() {
     clearTimeout(this.timer);
     this.timer = null;
-    this.release?.();
-    this.release = undefined;
+    this.releaseAll();
     this.channel?.close();
     this.channel = undefined;
   }

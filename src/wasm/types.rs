@@ -211,6 +211,70 @@ export interface BehaviorSyncResult {
   dropped: number;
 }
 
+/** One targeting condition: the attribute (a dotted path such as
+ * `behavior.sessions`) and exactly one test. Comparisons are strict: `"3"` is
+ * not `3`; a missing or null attribute fails every test but `exists: false`. */
+export type TargetingCondition = { attribute: string } & (
+  | { equals: string | number | boolean }
+  | { in: Array<string | number | boolean> }
+  /** `[min, max)`; null leaves a side open. Numbers only. */
+  | { range: [number | null, number | null] }
+  | { exists: boolean }
+);
+
+/** An experiment, as the site configures it. Checked on load: errors are
+ * `INVALID_EXPERIMENT` naming the field, e.g. `experiments[1].weights`. */
+export interface ExperimentConfig {
+  /** Unique key: 1 to 64 letters, digits, `_ - . : /`. */
+  key: string;
+  /** 2 to 32 unique variant ids (same characters as keys). */
+  variants: string[];
+  /** Non-negative weights summing to 1, one per variant. Default: equal. */
+  weights?: number[];
+  /** Fraction of eligible units in the test, [0, 1]. Default 1. */
+  coverage?: number;
+  /** Units held out of every experiment naming the same holdout key. */
+  holdout?: { key: string; fraction: number };
+  /** Experiments in one namespace with disjoint ranges never share a unit. */
+  namespace?: { name: string; range: [number, number] };
+  /** All must hold, else the unit gets the fallback (reason `targeting`). */
+  targeting?: TargetingCondition[];
+  /** Variant served outside the experiment. Default: the first. */
+  fallback?: string;
+  /** `insitu/1` (default), or `growthbook/1` / `growthbook/2` to match GrowthBook's bucketing exactly. */
+  hash?: "insitu/1" | "growthbook/1" | "growthbook/2";
+  /** Hash seed. Default: the key. */
+  seed?: string;
+  /** Fixed weights (default), or a Thompson bandit over rewards seen on this device. */
+  allocation?:
+    | { type: "weights" }
+    | {
+        type: "thompson";
+        /** Prior [successes, failures] per variant id, added to Beta(1, 1). */
+        prior?: Record<string, [number, number]>;
+        /** Least probability of any variant, at most 1/K. Default min(0.05, 1/K). */
+        minProbability?: number;
+        /** Posterior draws per trial, 1 to 8192. Default 512. */
+        samples?: number;
+        /** How long a trial waits for its reward before counting as a failure. Default one day. */
+        rewardWindowMs?: number;
+      };
+}
+
+/** A checked experiment, as `Experiments#describe()` returns it. */
+export interface ExperimentInfo {
+  key: string;
+  variants: string[];
+  weights: number[];
+  coverage: number;
+  fallback: string;
+  hash: "insitu/1" | "growthbook/1" | "growthbook/2";
+  targeted: boolean;
+  allocation: "weights" | "thompson";
+  namespace?: { name: string; range: [number, number] };
+  holdout?: { key: string; fraction: number };
+}
+
 /** Stable error codes (see the README, Error codes). */
 export type ErrorCode =
   | "INVALID_OPTION" | "INVALID_MODEL" | "INVALID_CONTEXT" | "NON_FINITE_FEATURE"
@@ -218,6 +282,7 @@ export type ErrorCode =
   | "DECISION_EXPIRED" | "DUPLICATE_REWARD" | "NOT_ACTIVATED" | "UNKNOWN_VARIANT"
   | "NUMERICAL_ERROR" | "SNAPSHOT_FOREIGN" | "SNAPSHOT_CORRUPT" | "SNAPSHOT_VERSION"
   | "SNAPSHOT_TOO_LARGE" | "INVALID_EVENT" | "UNKNOWN_EVENT_TYPE"
+  | "INVALID_EXPERIMENT" | "UNKNOWN_EXPERIMENT"
   | "STORAGE_UNAVAILABLE" | "STORAGE_QUOTA" | "POISONED";
 
 /** Every error insitu throws or reports: an `Error` with a stable `code`. */

@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
 import { createOpen } from "../../src/wasm/store.mjs";
-import { throwsCode } from "./helpers.mjs";
+import { MemoryStorage, throwsCode } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
 const wasm = require("../../pkg-node/insitu.js");
@@ -19,41 +19,6 @@ const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
 
 const T0 = 1_700_000_040_000;
 const SLOT = { variants: ["a", "b", "c"], features: { allow: ["page", "behavior"] }, seed: 7 };
-
-/** A Storage with a byte quota (UTF-16, as browsers count) that can be made to fail. */
-class MemoryStorage {
-  constructor(quota = Infinity) {
-    this.map = new Map();
-    this.quota = quota;
-    this.blocked = false;
-  }
-  check() {
-    if (this.blocked) throw new DOMException("access denied", "SecurityError");
-  }
-  get length() {
-    this.check();
-    return this.map.size;
-  }
-  key(i) {
-    this.check();
-    return [...this.map.keys()][i] ?? null;
-  }
-  getItem(k) {
-    this.check();
-    return this.map.has(k) ? this.map.get(k) : null;
-  }
-  setItem(k, v) {
-    this.check();
-    let used = 2 * (k.length + String(v).length);
-    for (const [key, val] of this.map) if (key !== k) used += 2 * (key.length + val.length);
-    if (used > this.quota) throw new DOMException("quota", "QuotaExceededError");
-    this.map.set(k, String(v));
-  }
-  removeItem(k) {
-    this.check();
-    this.map.delete(k);
-  }
-}
 
 /** A site on `storage` with a manual clock; errors reported go to `errors`. */
 function site(storage, extra = {}) {
@@ -325,7 +290,7 @@ test("a default tier never deletes; lowering consent deletes what the lower tier
   assert.deepEqual([...storage.map.keys()].sort(), ["insitu.audit", "unrelated"]);
   const a = checkAudit(d.s);
   assert.ok(a.history.some((h) => h.event === "deleted"));
-  assert.deepEqual(a.consent.persists, ["audit-history"]);
+  assert.deepEqual(a.consent.persists, ["audit-history", "experiments"]);
   // Down to none: everything of ours goes.
   d.s.setConsent("none");
   assert.deepEqual([...storage.map.keys()], ["unrelated"]);
