@@ -67,6 +67,31 @@ try {
     t.log(`restore + first decision: median ${median(restore).toFixed(2)} ms (min ${Math.min(...restore).toFixed(2)}, max ${Math.max(...restore).toFixed(2)}) after instantiation; instantiation median ${median(inst).toFixed(2)} ms; stored value ${bytes} chars`);
   });
 
+  await t.check("an A/B assignment is sticky across reloads, and exposures log once", async () => {
+    await a.evaluate(() => insitu.site.flush());
+    // Load once more so this page runs on the seed that is stored (the two
+    // pages opened at once each drew a seed; the first stored one names the device).
+    await load(a);
+    const first = await a.evaluate(() => insitu.assignment);
+    assert(first.inExperiment && first.unit === "device", `first assignment ${JSON.stringify(first)}`);
+    const logged = await a.evaluate(() => insitu.site.audit().experiments.exposures.length);
+    for (let i = 0; i < 10; i++) {
+      await load(a);
+      const again = await a.evaluate(() => insitu.assignment);
+      assert(again.variant === first.variant, `reload ${i + 1}: ${again.variant}, first ${first.variant}`);
+    }
+    const exposures = await a.evaluate(() => insitu.site.audit().experiments.exposures);
+    assert(exposures.length === logged, `${exposures.length} exposures after 10 reloads, ${logged} before`);
+    // Without the stored seed each load is a new unit: the variants spread.
+    const seen = new Set();
+    for (let i = 0; i < 12; i++) {
+      await a.evaluate(() => localStorage.removeItem("insitu.ab"));
+      await load(a);
+      seen.add(await a.evaluate(() => insitu.assignment.variant));
+    }
+    assert(seen.size >= 2, `12 fresh seeds all got ${[...seen]}`);
+  });
+
   await t.check("forget() empties storage in every tab, and the audit shows nothing stored", async () => {
     const audit = await a.evaluate(() => insitu.site.forget());
     assert(audit.storage.keys.length === 0, `audit lists ${audit.storage.keys.length} keys`);
