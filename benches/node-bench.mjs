@@ -52,7 +52,7 @@ async function loadInsitu() {
       const mod = require(files[0]);
       const wasm = fs.readFileSync(files[1]);
       const id = crypto.createHash("sha256").update(wasm).digest("hex").slice(0, 12);
-      return { Insitu: mod.Insitu, build: { wasmBytes: wasm.length, wasmSha256: id } };
+      return { Insitu: mod.Insitu, mod, build: { wasmBytes: wasm.length, wasmSha256: id } };
     } catch (err) {
       if (Date.now() > deadline) throw err;
       delete require.cache[files[0]];
@@ -67,7 +67,8 @@ import {
   userAttributes,
 } from "./workload.mjs";
 
-const { Insitu, build } = await loadInsitu();
+const { Insitu, mod: insituModule, build } = await loadInsitu();
+const { createOpen } = await import("../src/wasm/store.mjs");
 const { GrowthBook, GrowthBookClient } = require("@growthbook/growthbook");
 
 // ---------------------------------------------------------------- inputs
@@ -225,6 +226,63 @@ function growthbookClientBench() {
   };
 }
 
+// ---------------------------------------------------------------- A/B assignment
+
+// One experiment, configured identically for both: three variants, unequal
+// weights, 80% coverage, a namespace range, GrowthBook hash version 2. Each
+// call is a new visitor (a site-supplied id), both with a tracking callback.
+const AB = {
+  key: "hero-ab", variations: ["control", "bold", "minimal"], weights: [0.5, 0.25, 0.25], coverage: 0.8,
+  hashVersion: 2, namespace: ["homepage", 0, 0.6],
+};
+const AB_INSITU = {
+  key: AB.key, variants: AB.variations, weights: AB.weights, coverage: AB.coverage, hash: "growthbook/2",
+  namespace: { name: AB.namespace[0], range: AB.namespace.slice(1) },
+};
+let abExposed = 0;
+
+function insituRunBench() {
+  const site = createOpen(insituModule)({ storage: null, onExposure: () => abExposed++ });
+  site.experiments([AB_INSITU]);
+  let sink = 0;
+  return (i) => {
+    site.setUnit(newUserAttributes(i).id);
+    sink ^= site.run(AB.key).index;
+    return sink;
+  };
+}
+
+function growthbookAbBench() {
+  const gb = new GrowthBook({ trackingCallback });
+  let sink = 0;
+  return (i) => {
+    gb.setAttributes(newUserAttributes(i));
+    sink ^= gb.run(AB).variationId;
+    return sink;
+  };
+}
+
+/** Both must assign every one of `n` users identically, or the rows compare different work. */
+function checkSameAssignments(n) {
+  const site = createOpen(insituModule)({ storage: null });
+  site.experiments([AB_INSITU]);
+  let inExperiment = 0;
+  for (let i = 0; i < n; i++) {
+    const id = `check-${i}`;
+    site.setUnit(id);
+    const r = site.run(AB.key);
+    const gb = new GrowthBook({ attributes: { id } });
+    const g = gb.run(AB);
+    gb.destroy();
+    if (r.index !== g.variationId || r.inExperiment !== g.inExperiment) {
+      throw new Error(`A/B rows disagree for ${id}: insitu ${r.variant}, GrowthBook ${g.value}`);
+    }
+    inExperiment += r.inExperiment;
+  }
+  site.close();
+  return inExperiment;
+}
+
 // ---------------------------------------------------------------- run
 
 const loadavg = os.loadavg()[0];
@@ -258,6 +316,13 @@ if (tracked - trackedBeforePaired !== (WARMUP_BATCHES + BATCHES) * CALLS) {
 }
 main.gbRun = await measureGrowthBook("GrowthBook setAttributes + run", growthbookRunBench());
 main.gbClient = await measureGrowthBook("GrowthBookClient getFeatureValue(userContext)", growthbookClientBench());
+const abAgree = checkSameAssignments(2000);
+console.log(`A/B: insitu and GrowthBook assign 2000 of 2000 users identically (${abAgree} in the experiment)`);
+main.abRun = await measure("insitu setUnit + run (A/B, growthbook/2)", insituRunBench());
+main.gbAbRun = await measure("GrowthBook setAttributes + run (same experiment)", growthbookAbBench());
+const abPaired = await pairedRatio(insituRunBench(), growthbookAbBench(), {
+  batches: BATCHES, warmup: WARMUP_BATCHES, calls: CALLS, now, pause: yieldToLoop,
+});
 
 // Where insitu's time goes: each row changes one thing from the headline call.
 const slot = new Insitu(insituConfig());
@@ -336,6 +401,8 @@ const checks = [
   ["rank / GrowthBook run", `${ratio(main.rank, main.gbRun).toFixed(2)}×`, "", null],
   ["rank / GrowthBookClient getFeatureValue", `${ratio(main.rank, main.gbClient).toFixed(2)}×`, "", null],
   ["reward / GrowthBook getFeatureValue", `${ratio(main.reward, main.gbFeature).toFixed(2)}×`, "", null],
+  ["A/B run / GrowthBook run, paired", `${abPaired.median.toFixed(2)}×`, "< 1×", abPaired.median < 1],
+  ["  (p10–p90 of the paired batch ratios)", `${abPaired.p10.toFixed(2)}–${abPaired.p90.toFixed(2)}×`, "", null],
 ];
 console.log("\nAgainst the targets:");
 for (const [what, value, target, ok] of checks) {
@@ -370,6 +437,7 @@ if (args.has("--json")) {
       rankToGrowthBookGetFeatureValue: ratio(main.rank, main.gbFeature),
       rankToGrowthBookRun: ratio(main.rank, main.gbRun),
       rankToGrowthBookClient: ratio(main.rank, main.gbClient),
+      abRunToGrowthBookRunPaired: abPaired,
     },
     breakdown: parts,
   };

@@ -635,7 +635,12 @@ class Site {
     if (info === undefined) {
       throw fail("UNKNOWN_EXPERIMENT", `no experiment \`${String(key)}\` is configured; pass it to experiments() first`);
     }
-    if (this.unit === null && !this.ab.hasDeviceUnit && TIERS.indexOf(this.effective) >= 1) this.deviceUnit();
+    // Each getter is a call into wasm: read only what this result needs.
+    let unit = "site";
+    if (this.unit === null) {
+      if (!this.ab.hasDeviceUnit && TIERS.indexOf(this.effective) >= 1) this.deviceUnit();
+      unit = this.ab.hasDeviceUnit ? "device" : "none";
+    }
     let attributes;
     if (info.targeted) {
       const a = options?.attributes;
@@ -656,12 +661,13 @@ class Site {
       probability: this.ab.probability,
       hash: info.hash,
       allocation: info.allocation,
-      unit: this.ab.unitSource,
+      unit,
     };
-    const bucket = this.ab.bucket;
-    if (!Number.isNaN(bucket)) result.bucket = bucket;
-    const seed = this.ab.seed;
-    if (seed >= 0) result.seed = seed;
+    if (info.hash !== "insitu/1" && reason !== "no-unit") {
+      const bucket = this.ab.bucket;
+      if (!Number.isNaN(bucket)) result.bucket = bucket;
+    }
+    if (info.allocation === "thompson" && reason === "assigned") result.seed = this.ab.seed;
     const first = (code & 512) !== 0;
     if (first || info.allocation === "thompson") {
       this.abPending = true;
