@@ -129,7 +129,7 @@ pub struct Allocator {
     /// Settlements made here and not yet stored.
     journal: Vec<Settlement>,
     /// A merged state waiting for `commit`, with the journal length it holds.
-    staged: Option<(State, usize, bool)>,
+    staged: Option<(State, usize)>,
 }
 
 fn unit_tag(unit: &str) -> u32 {
@@ -504,14 +504,14 @@ impl Allocator {
         merged.exposures.retain(|e| e.at >= oldest);
         snap.set_section(SECTION, write_state(&merged, learning));
         let bytes = snap.encode(max_bytes)?;
-        self.staged = Some((merged, journal.len(), learning));
+        self.staged = Some((merged, journal.len()));
         Ok(bytes)
     }
 
     /// Apply the last [`sync`](Allocator::sync) once its bytes were written.
     /// Returns false, changing nothing, when there is nothing to commit.
     pub fn commit(&mut self) -> bool {
-        let Some((merged, folded, _learning)) = self.staged.take() else {
+        let Some((merged, folded)) = self.staged.take() else {
             return false;
         };
         // Keep what happened here since the sync: exposures and trial starts.

@@ -1,9 +1,8 @@
 //! The `Experiments` class: A/B allocation on the device (see `src/allocation/`).
 
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
-use super::{entropy_seed, guard, now_or, pack, pack_as, JsObj};
+use super::{entropy_seed, guard, now_or, pack, pack_as, stored_bytes, JsObj};
 use crate::json::{Json, Obj};
 use crate::{Allocation, Allocator, Error, Experiments};
 
@@ -28,25 +27,6 @@ fn read_experiments(configs: &JsValue) -> Result<Experiments, JsValue> {
     let bytes = pack_as(configs, "experiments", Error::experiment_owned)?;
     let json = Json::unpack(&bytes, "experiments", Error::experiment_owned)?;
     Ok(Experiments::from_json(&json)?)
-}
-
-/// The stored bytes of a `sync` or `restore`: a Uint8Array, or none.
-fn stored_bytes(stored: &JsValue, max: usize) -> Result<Option<Vec<u8>>, JsValue> {
-    if stored.is_undefined() || stored.is_null() {
-        return Ok(None);
-    }
-    let Some(a) = stored.dyn_ref::<js_sys::Uint8Array>() else {
-        return Err(Error::option(
-            "stored",
-            "should be a Uint8Array, or null when nothing is stored",
-        )
-        .into());
-    };
-    let bytes = a.length() as usize;
-    if bytes > max {
-        return Err(Error::SnapshotTooLarge { bytes, max }.into());
-    }
-    Ok(Some(a.to_vec()))
 }
 
 #[wasm_bindgen(js_class = Experiments)]

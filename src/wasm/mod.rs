@@ -155,23 +155,7 @@ impl SyncArgs {
             .int("maxBytes", 64, MAX_SNAPSHOT_CAP)?
             .map_or(crate::DEFAULT_MAX_SNAPSHOT_BYTES, |m| m as usize);
         o.finish()?;
-        let stored = if stored.is_undefined() || stored.is_null() {
-            None
-        } else {
-            let Some(a) = stored.dyn_ref::<js_sys::Uint8Array>() else {
-                return Err(Error::option(
-                    "stored",
-                    "should be a Uint8Array, or null when nothing is stored",
-                )
-                .into());
-            };
-            // Refused before it is copied into wasm memory.
-            let bytes = a.length() as usize;
-            if bytes > max {
-                return Err(Error::SnapshotTooLarge { bytes, max }.into());
-            }
-            Some(a.to_vec())
-        };
+        let stored = stored_bytes(stored, max)?;
         Ok(SyncArgs {
             stored,
             slot,
@@ -179,6 +163,27 @@ impl SyncArgs {
             max,
         })
     }
+}
+
+/// Stored bytes passed to a `sync` or `restore`: a Uint8Array, or None for
+/// `null`/`undefined`. Over `max` bytes it is refused before it is copied
+/// into wasm memory.
+fn stored_bytes(stored: &JsValue, max: usize) -> Result<Option<Vec<u8>>, JsValue> {
+    if stored.is_undefined() || stored.is_null() {
+        return Ok(None);
+    }
+    let Some(a) = stored.dyn_ref::<js_sys::Uint8Array>() else {
+        return Err(Error::option(
+            "stored",
+            "should be a Uint8Array, or null when nothing is stored",
+        )
+        .into());
+    };
+    let bytes = a.length() as usize;
+    if bytes > max {
+        return Err(Error::SnapshotTooLarge { bytes, max }.into());
+    }
+    Ok(Some(a.to_vec()))
 }
 
 impl SyncArgs {
