@@ -644,13 +644,7 @@ impl Behavior {
     /// The events of the snapshot's behaviour section (none if it has none)
     /// whose type this store knows, and how many it did not.
     fn stored_events(&self, snap: &Snapshot) -> Result<Option<(Vec<Event>, usize)>> {
-        let Some(body) = snap.section(SECTION) else {
-            return Ok(None);
-        };
-        self.read_section(body).map(Some).map_err(|e| match e {
-            Error::SnapshotCorrupt { reason } => corrupt(format!("section `{SECTION}`: {reason}")),
-            e => e,
-        })
+        snap.read(SECTION, |body| self.read_section(body))
     }
 
     /// A new store of the `stored` events plus this store's own: those not

@@ -182,6 +182,22 @@ impl Snapshot {
         self.sections.iter().map(|(n, b)| (n.as_str(), b.len()))
     }
 
+    /// Read section `name` with `read` (None if the snapshot has none); a
+    /// corruption it finds names the section.
+    pub(crate) fn read<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let Some(body) = self.section(name) else {
+            return Ok(None);
+        };
+        read(body).map(Some).map_err(|e| match e {
+            Error::SnapshotCorrupt { reason } => corrupt(format!("section `{name}`: {reason}")),
+            e => e,
+        })
+    }
+
     fn find(&self, name: &str) -> std::result::Result<usize, usize> {
         self.sections
             .binary_search_by(|(n, _)| n.as_str().cmp(name))

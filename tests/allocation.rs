@@ -598,6 +598,18 @@ impl Coin {
     }
 }
 
+/// Total (successes, failures) of the `bandit` experiment in stored bytes,
+/// as a fresh page restoring them sees it.
+fn stored_counts(bytes: &[u8]) -> (f64, f64) {
+    let mut reader = allocator(bandit(json!({})));
+    reader.restore(bytes, 0.0, MAX).unwrap();
+    let counts = reader.bandit_counts(0).unwrap();
+    (
+        counts.iter().map(|c| c.0).sum(),
+        counts.iter().map(|c| c.1).sum(),
+    )
+}
+
 #[test]
 fn the_bandit_learns_which_variant_converts() {
     let rates = [0.05, 0.25, 0.05];
@@ -764,13 +776,7 @@ fn two_tabs_merge_bandit_counts_without_losing_or_doubling_any() {
         stored = Some(tab.sync(stored.as_deref(), 1e9, MAX, DAY, true).unwrap());
         tab.commit();
     }
-    let mut reader = Allocator::new(experiments(bandit(json!({}))), 3);
-    reader
-        .restore(stored.as_deref().unwrap(), 1e9, MAX)
-        .unwrap();
-    let counts = reader.bandit_counts(0).unwrap();
-    let successes: f64 = counts.iter().map(|c| c.0).sum();
-    let failures: f64 = counts.iter().map(|c| c.1).sum();
+    let (successes, failures) = stored_counts(stored.as_deref().unwrap());
     assert_eq!(successes, settled, "every reward stored exactly once");
     // Trials that another tab's newer trial replaced before they ended were
     // never settled anywhere: they are not counted as failures either.
@@ -798,10 +804,8 @@ fn a_trial_settled_in_two_tabs_counts_once() {
     a.commit();
     let s2 = b.sync(Some(&s1), 6.0, MAX, DAY, true).unwrap();
     b.commit();
-    let mut r = Allocator::new(experiments(bandit(json!({}))), 3);
-    r.restore(&s2, 7.0, MAX).unwrap();
-    let total: f64 = r.bandit_counts(0).unwrap().iter().map(|c| c.0 + c.1).sum();
-    assert_eq!(total, 1.0);
+    let (successes, failures) = stored_counts(&s2);
+    assert_eq!(successes + failures, 1.0);
 }
 
 #[test]
@@ -816,20 +820,12 @@ fn functional_consent_stores_the_unit_and_trials_but_no_counts() {
     let mut r = allocator(bandit(json!({})));
     r.restore(&bytes, 3.0, MAX).unwrap();
     assert_eq!(r.unit().0, Some("d:x"));
-    assert_eq!(
-        r.bandit_counts(0).unwrap().iter().map(|c| c.0).sum::<f64>(),
-        0.0
-    );
+    assert_eq!(stored_counts(&bytes).0, 0.0);
     // Personalization later stores the reward.
     let bytes = a.sync(Some(&bytes), 4.0, MAX, DAY, true).unwrap();
     a.commit();
     assert_eq!(a.pending(), 0);
-    let mut r = allocator(bandit(json!({})));
-    r.restore(&bytes, 5.0, MAX).unwrap();
-    assert_eq!(
-        r.bandit_counts(0).unwrap().iter().map(|c| c.0).sum::<f64>(),
-        1.0
-    );
+    assert_eq!(stored_counts(&bytes).0, 1.0);
 }
 
 #[test]

@@ -64,7 +64,7 @@ pub(crate) fn eligibility(
         // GrowthBook places namespaces with its version-1 hash of
         // "__" + name, whatever the experiment's version.
         let at = match gb {
-            Some(_) => growthbook(&format!("__{}", ns.name), unit, 1).unwrap_or(0.0),
+            Some(_) => growthbook(&ns.growthbook_seed, unit, 1).unwrap_or(0.0),
             None => uniform(ns.seed, unit.as_bytes()),
         };
         if at < ns.start || at >= ns.end {
@@ -80,8 +80,7 @@ pub(crate) fn eligibility(
         // GrowthBook's coverage shrinks each variant's range (see `variant`).
         Some(v) => Eligibility::In(growthbook(&e.seed, unit, v)),
         None => {
-            if e.coverage < 1.0 && uniform(e.seeds[e.variants.len()], unit.as_bytes()) >= e.coverage
-            {
+            if e.coverage < 1.0 && uniform(e.coverage_seed, unit.as_bytes()) >= e.coverage {
                 Eligibility::Out(Reason::Coverage)
             } else {
                 Eligibility::In(None)

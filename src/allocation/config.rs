@@ -93,6 +93,8 @@ pub struct Namespace {
     /// End of the range (exclusive).
     pub end: f64,
     pub(crate) seed: u32,
+    /// GrowthBook's namespace seed, `"__" + name`, built once.
+    pub(crate) growthbook_seed: String,
 }
 
 /// One checked experiment.
@@ -120,8 +122,10 @@ pub struct Experiment {
     pub seed: String,
     /// Fixed weights or a bandit.
     pub allocation: Allocation,
-    /// insitu/1 purpose seeds: one per variant, then coverage.
+    /// insitu/1 purpose seeds, one per variant.
     pub(crate) seeds: Vec<u32>,
+    /// insitu/1 purpose seed of the coverage draw.
+    pub(crate) coverage_seed: u32,
 }
 
 /// A checked set of experiments: keys unique, namespace ranges disjoint.
@@ -199,13 +203,26 @@ impl Experiments {
     }
 }
 
-/// A name: 1 to 64 letters, digits, `_`, `-`, `.`, `:` or `/`.
-fn name(o: &Obj<'_>, key: &str, v: &str) -> Result<String> {
-    let ok = !v.is_empty()
+/// Whether `v` is a name: 1 to 64 letters, digits, `_`, `-`, `.`, `:` or
+/// `/`. Keys, variant ids, namespaces and attribute paths are names, and the
+/// state reader admits only what a configuration could hold.
+pub(super) fn is_name(v: &str) -> bool {
+    !v.is_empty()
         && v.len() <= MAX_NAME
         && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b))
+}
+
+/// The name at `key`, which is required.
+fn required_name(o: &mut Obj<'_>, key: &str) -> Result<String> {
+    match o.str(key)? {
+        Some(v) => name(o, key, v),
+        None => Err(o.err(key, "is required")),
+    }
+}
+
+fn name(o: &Obj<'_>, key: &str, v: &str) -> Result<String> {
+    if is_name(v) {
         Ok(v.into())
     } else {
         Err(o.err(
@@ -254,10 +271,7 @@ fn fraction(o: &mut Obj<'_>, key: &str, lo: f64, hi: f64, hi_open: bool) -> Resu
 
 fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
     let mut o = Obj::new(v, path, ERR)?;
-    let key = match o.str("key")? {
-        Some(k) => name(&o, "key", k)?,
-        None => return Err(o.err("key", "is required")),
-    };
+    let key = required_name(&mut o, "key")?;
     let Some(items) = o.arr("variants")? else {
         return Err(o.err("variants", "is required: a list of 2 or more variant ids"));
     };
@@ -286,12 +300,6 @@ fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
         variants.push(id);
     }
     let k = variants.len();
-    let index_of = |o: &Obj<'_>, field: &str, id: &str| {
-        variants
-            .iter()
-            .position(|v| v == id)
-            .ok_or_else(|| o.err(field, format!("`{}` is not one of the variants", clip(id))))
-    };
 
     let weights = match o.arr("weights")? {
         None => vec![1.0 / k as f64; k],
@@ -299,7 +307,15 @@ fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
     };
     let coverage = fraction(&mut o, "coverage", 0.0, 1.0, false)?.unwrap_or(1.0);
     let fallback = match o.str("fallback")? {
-        Some(id) => index_of(&o, "fallback", id)?,
+        Some(id) => match variants.iter().position(|v| v == id) {
+            Some(i) => i,
+            None => {
+                return Err(o.err(
+                    "fallback",
+                    format!("`{}` is not one of the variants", clip(id)),
+                ))
+            }
+        },
         None => 0,
     };
     let hash = match o.str("hash")? {
@@ -329,10 +345,7 @@ fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
     let holdout = match o.obj("holdout")? {
         None => None,
         Some(mut h) => {
-            let hkey = match h.str("key")? {
-                Some(s) => name(&h, "key", s)?,
-                None => return Err(h.err("key", "is required")),
-            };
+            let hkey = required_name(&mut h, "key")?;
             let Some(fraction) = fraction(&mut h, "fraction", 0.0, 1.0, true)? else {
                 return Err(h.err("fraction", "is required"));
             };
@@ -348,18 +361,15 @@ fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
     let namespace = match o.obj("namespace")? {
         None => None,
         Some(mut n) => {
-            let nname = match n.str("name")? {
-                Some(s) => name(&n, "name", s)?,
-                None => return Err(n.err("name", "is required")),
-            };
+            let nname = required_name(&mut n, "name")?;
             let (start, end) = read_range(&mut n)?;
             n.finish()?;
-            let seed = purpose_seed(&["namespace", &nname]);
             Some(Namespace {
+                seed: purpose_seed(&["namespace", &nname]),
+                growthbook_seed: format!("__{nname}"),
                 name: nname,
                 start,
                 end,
-                seed,
             })
         }
     };
@@ -380,11 +390,11 @@ fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
         Some(a) => read_allocation(a, &variants, o.get("weights").is_some())?,
     };
     o.finish()?;
-    let mut seeds: Vec<u32> = variants
+    let seeds = variants
         .iter()
         .map(|v| purpose_seed(&["variant", &seed, v]))
         .collect();
-    seeds.push(purpose_seed(&["coverage", &seed]));
+    let coverage_seed = purpose_seed(&["coverage", &seed]);
     Ok(Experiment {
         key,
         variants,
@@ -398,6 +408,7 @@ fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
         seed,
         allocation,
         seeds,
+        coverage_seed,
     })
 }
 
@@ -474,10 +485,7 @@ fn read_scalar(v: &Json<'_>, path: &str) -> Result<Scalar> {
 
 fn read_condition(v: &Json<'_>, path: &str) -> Result<Condition> {
     let mut o = Obj::new(v, path, ERR)?;
-    let attribute = match o.str("attribute")? {
-        Some(a) => name(&o, "attribute", a)?,
-        None => return Err(o.err("attribute", "is required")),
-    };
+    let attribute = required_name(&mut o, "attribute")?;
     let mut tests = Vec::new();
     if let Some(x) = o.get("equals") {
         tests.push(Test::Equals(read_scalar(x, &o.field("equals"))?));

@@ -61,6 +61,13 @@ pub struct Exposure {
     pub at: f64,
 }
 
+impl Exposure {
+    /// Whether this is the exposure of unit `tag` to `variant` of `experiment`.
+    fn is(&self, tag: u32, experiment: &str, variant: &str) -> bool {
+        self.unit_tag == tag && self.experiment == experiment && self.variant == variant
+    }
+}
+
 /// The result of [`Allocator::assign`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
@@ -230,10 +237,19 @@ impl Allocator {
         now_ms: f64,
     ) -> Result<Assignment> {
         crate::engine::check_now(now_ms)?;
-        let e = self.experiment(index)?;
-        let fallback = e.fallback;
+        // Borrowed field by field: a bandit trial updates the state while
+        // the experiment is read.
+        let Allocator {
+            experiments,
+            rng,
+            site_unit,
+            state,
+            journal,
+            ..
+        } = self;
+        let e = experiment(experiments, index)?;
         let out = |reason| Assignment {
-            variant: fallback,
+            variant: e.fallback,
             in_experiment: false,
             reason,
             probability: 1.0,
@@ -241,7 +257,7 @@ impl Allocator {
             seed: None,
             new_exposure: false,
         };
-        let Some(unit) = self.unit().0 else {
+        let Some(unit) = site_unit.as_deref().or(state.unit.as_deref()) else {
             return Ok(out(Reason::NoUnit));
         };
         let bucket = match eligibility(e, unit, attributes) {
@@ -255,8 +271,8 @@ impl Allocator {
             bucket,
             ..out(Reason::Assigned)
         };
-        if let Allocation::Weights = e.allocation {
-            match variant(e, unit, bucket) {
+        match &e.allocation {
+            Allocation::Weights => match variant(e, unit, bucket) {
                 Some(v) => {
                     a.variant = v;
                     a.probability = e.weights[v];
@@ -267,151 +283,46 @@ impl Allocator {
                         ..out(Reason::Coverage)
                     })
                 }
-            }
-        } else {
-            let e = e.clone();
-            (a.variant, a.probability, a.seed) = {
-                let (v, p, seed) = self.trial(&e, now_ms);
-                (v, p, Some(seed))
-            };
-        }
-        if a.in_experiment {
-            let e = &self.experiments.list[index];
-            let id = &e.variants[a.variant];
-            let seen = self
-                .state
-                .exposures
-                .iter()
-                .any(|x| x.unit_tag == tag && x.experiment == e.key && x.variant == *id);
-            if !seen {
-                if self.state.exposures.len() >= MAX_EXPOSURES {
-                    self.state.exposures.remove(0);
-                }
-                self.state.exposures.push(Exposure {
-                    unit_tag: tag,
-                    experiment: e.key.clone(),
-                    variant: id.clone(),
-                    at: now_ms,
+            },
+            Allocation::Thompson {
+                prior,
+                min_probability,
+                samples,
+                window_ms,
+            } => {
+                let t = trial(e, state, journal, now_ms, *window_ms, |state, journal| {
+                    let (alpha, beta) = posterior(prior, &state_counts(e, state, journal));
+                    let seed = rng.next_seed();
+                    let (v, p) = draw(&alpha, &beta, *samples, *min_probability, seed);
+                    (v, p, seed)
                 });
-                a.new_exposure = true;
+                (a.variant, a.probability, a.seed) = (t.0, t.1, Some(t.2));
             }
+        }
+        let id = &e.variants[a.variant];
+        if !state.exposures.iter().any(|x| x.is(tag, &e.key, id)) {
+            if state.exposures.len() >= MAX_EXPOSURES {
+                state.exposures.remove(0);
+            }
+            state.exposures.push(Exposure {
+                unit_tag: tag,
+                experiment: e.key.clone(),
+                variant: id.clone(),
+                at: now_ms,
+            });
+            a.new_exposure = true;
         }
         Ok(a)
     }
 
-    fn experiment(&self, index: usize) -> Result<&Experiment> {
-        self.experiments
-            .list
-            .get(index)
-            .ok_or_else(|| Error::UnknownExperiment {
-                key: format!("#{index}"),
-            })
-    }
-
-    fn bandit_mut(&mut self, key: &str) -> &mut Bandit {
-        let i = match self.state.bandits.iter().position(|b| b.key == key) {
-            Some(i) => i,
-            None => {
-                self.state.bandits.push(Bandit {
-                    key: key.to_owned(),
-                    counts: Vec::new(),
-                    trial: None,
-                    settled: Vec::new(),
-                });
-                self.state.bandits.len() - 1
-            }
-        };
-        &mut self.state.bandits[i]
-    }
-
-    /// The running trial of bandit `e`, or a new one: (variant, probability, seed).
-    fn trial(&mut self, e: &Experiment, now_ms: f64) -> (usize, f64, u64) {
-        let Allocation::Thompson {
-            prior,
-            min_probability,
-            samples,
-            window_ms,
-        } = &e.allocation
-        else {
-            return (e.fallback, 1.0, 0);
-        };
-        let b = self.bandit_mut(&e.key);
-        if let Some(t) = &b.trial {
-            if now_ms < t.expires {
-                if let Some(v) = e.variants.iter().position(|id| *id == t.variant) {
-                    return (v, t.probability, t.seed);
-                }
-            }
-        }
-        // The last trial ran out without a reward: a failure.
-        if let Some(t) = b.trial.take() {
-            if !t.settled && e.variants.contains(&t.variant) {
-                self.journal.push(Settlement {
-                    key: e.key.clone(),
-                    seed: t.seed,
-                    variant: t.variant,
-                    reward: 0.0,
-                });
-            }
-        }
-        let (alpha, beta) = self.posterior(e, prior);
-        let seed = self.rng.next_seed();
-        let (v, p) = Allocator::draw(&alpha, &beta, *samples, *min_probability, seed);
-        self.bandit_mut(&e.key).trial = Some(Trial {
-            seed,
-            variant: e.variants[v].clone(),
-            probability: p,
-            at: now_ms,
-            expires: now_ms + window_ms,
-            settled: false,
-        });
-        (v, p, seed)
-    }
-
-    /// The served distribution for a trial with `seed` and its sample:
-    /// replaying a trial from its seed and the counts gives the same result.
-    fn draw(alpha: &[f64], beta: &[f64], samples: u32, min_p: f64, seed: u64) -> (usize, f64) {
-        let mut rng = Rng::new(seed);
-        let mut pmf = thompson::pmf(alpha, beta, samples, &mut rng);
-        explore::floor(&mut pmf, min_p);
-        explore::sample(&pmf, rng.next_f64())
-    }
-
-    /// Beta parameters per variant: 1 + prior + stored counts + own
-    /// settlements not yet stored.
-    fn posterior(&self, e: &Experiment, prior: &[(f64, f64)]) -> (Vec<f64>, Vec<f64>) {
-        let mut alpha: Vec<f64> = prior.iter().map(|p| 1.0 + p.0).collect();
-        let mut beta: Vec<f64> = prior.iter().map(|p| 1.0 + p.1).collect();
-        if let Some(b) = self.state.bandits.iter().find(|b| b.key == e.key) {
-            for (id, s, f) in &b.counts {
-                if let Some(i) = e.variants.iter().position(|v| v == id) {
-                    alpha[i] += s;
-                    beta[i] += f;
-                }
-            }
-        }
-        for s in self.journal.iter().filter(|s| s.key == e.key) {
-            if let Some(i) = e.variants.iter().position(|v| *v == s.variant) {
-                alpha[i] += s.reward;
-                beta[i] += 1.0 - s.reward;
-            }
-        }
-        (alpha, beta)
-    }
-
     /// Device-learned (successes, failures) per variant of bandit `index`,
-    /// stored and not yet stored.
+    /// stored and not yet stored (empty for a fixed-weight experiment).
     pub fn bandit_counts(&self, index: usize) -> Result<Vec<(f64, f64)>> {
-        let e = self.experiment(index)?;
-        let Allocation::Thompson { prior, .. } = &e.allocation else {
-            return Ok(Vec::new());
-        };
-        let (a, b) = self.posterior(e, prior);
-        Ok(a.iter()
-            .zip(&b)
-            .zip(prior)
-            .map(|((a, b), p)| (a - 1.0 - p.0, b - 1.0 - p.1))
-            .collect())
+        let e = experiment(&self.experiments, index)?;
+        Ok(match e.allocation {
+            Allocation::Thompson { .. } => state_counts(e, &self.state, &self.journal),
+            Allocation::Weights => Vec::new(),
+        })
     }
 
     /// Reward the running trial of bandit experiment `index` with `reward`
@@ -423,7 +334,7 @@ impl Allocator {
         if !(0.0..=1.0).contains(&reward) {
             return Err(Error::InvalidReward { value: reward });
         }
-        let e = self.experiment(index)?;
+        let e = experiment(&self.experiments, index)?;
         let key = e.key.clone();
         let id = || format!("{key}/trial");
         if !matches!(e.allocation, Allocation::Thompson { .. }) {
@@ -462,7 +373,7 @@ impl Allocator {
         &self.state.exposures
     }
 
-    /// Whether anything changed since the last commit that a write would store.
+    /// Settlements made here and not yet stored.
     pub fn pending(&self) -> usize {
         self.journal.len()
     }
@@ -533,6 +444,120 @@ impl Allocator {
     }
 }
 
+fn experiment(experiments: &Experiments, index: usize) -> Result<&Experiment> {
+    experiments
+        .list
+        .get(index)
+        .ok_or_else(|| Error::UnknownExperiment {
+            key: format!("#{index}"),
+        })
+}
+
+/// The entry of bandit `key`, added empty when there is none.
+fn bandit_entry<'a>(bandits: &'a mut Vec<Bandit>, key: &str) -> &'a mut Bandit {
+    let i = match bandits.iter().position(|b| b.key == key) {
+        Some(i) => i,
+        None => {
+            bandits.push(Bandit {
+                key: key.to_owned(),
+                counts: Vec::new(),
+                trial: None,
+                settled: Vec::new(),
+            });
+            bandits.len() - 1
+        }
+    };
+    &mut bandits[i]
+}
+
+/// The running trial of bandit `e`: (variant, probability, seed). When
+/// none runs, a trial that ran out unrewarded is journaled as a failure and
+/// `start` draws the next one from the state and journal that include it;
+/// the new trial runs for `window_ms`.
+fn trial(
+    e: &Experiment,
+    state: &mut State,
+    journal: &mut Vec<Settlement>,
+    now_ms: f64,
+    window_ms: f64,
+    start: impl FnOnce(&State, &[Settlement]) -> (usize, f64, u64),
+) -> (usize, f64, u64) {
+    let b = bandit_entry(&mut state.bandits, &e.key);
+    if let Some(t) = &b.trial {
+        if now_ms < t.expires {
+            if let Some(v) = e.variants.iter().position(|id| *id == t.variant) {
+                return (v, t.probability, t.seed);
+            }
+        }
+    }
+    if let Some(t) = b.trial.take() {
+        if !t.settled && e.variants.contains(&t.variant) {
+            journal.push(Settlement {
+                key: e.key.clone(),
+                seed: t.seed,
+                variant: t.variant,
+                reward: 0.0,
+            });
+        }
+    }
+    let (v, p, seed) = start(state, journal);
+    bandit_entry(&mut state.bandits, &e.key).trial = Some(Trial {
+        seed,
+        variant: e.variants[v].clone(),
+        probability: p,
+        at: now_ms,
+        expires: now_ms + window_ms,
+        settled: false,
+    });
+    (v, p, seed)
+}
+
+/// The served distribution for a trial with `seed` and its sample:
+/// replaying a trial from its seed and the counts gives the same result.
+fn draw(alpha: &[f64], beta: &[f64], samples: u32, min_p: f64, seed: u64) -> (usize, f64) {
+    let mut rng = Rng::new(seed);
+    let mut pmf = thompson::pmf(alpha, beta, samples, &mut rng);
+    explore::floor(&mut pmf, min_p);
+    explore::sample(&pmf, rng.next_f64())
+}
+
+/// Device-learned (successes, failures) per variant of `e`: the stored
+/// counts plus the settlements not yet stored.
+fn state_counts(e: &Experiment, state: &State, journal: &[Settlement]) -> Vec<(f64, f64)> {
+    let mut counts = vec![(0.0, 0.0); e.variants.len()];
+    let at = |id: &str| e.variants.iter().position(|v| v == id);
+    if let Some(b) = state.bandits.iter().find(|b| b.key == e.key) {
+        for (id, s, f) in &b.counts {
+            if let Some(i) = at(id) {
+                counts[i].0 += s;
+                counts[i].1 += f;
+            }
+        }
+    }
+    for s in journal.iter().filter(|s| s.key == e.key) {
+        if let Some(i) = at(&s.variant) {
+            counts[i].0 += s.reward;
+            counts[i].1 += 1.0 - s.reward;
+        }
+    }
+    counts
+}
+
+/// Beta parameters per variant: 1 + prior + device counts.
+fn posterior(prior: &[(f64, f64)], counts: &[(f64, f64)]) -> (Vec<f64>, Vec<f64>) {
+    let alpha = prior
+        .iter()
+        .zip(counts)
+        .map(|(p, c)| 1.0 + p.0 + c.0)
+        .collect();
+    let beta = prior
+        .iter()
+        .zip(counts)
+        .map(|(p, c)| 1.0 + p.1 + c.1)
+        .collect();
+    (alpha, beta)
+}
+
 fn check_unit(u: &str, field: &str) -> Result<()> {
     if u.is_empty() || u.len() > MAX_UNIT {
         return Err(Error::option(
@@ -558,9 +583,11 @@ fn merge(from: Option<State>, mine: &State, journal: &[Settlement]) -> State {
         out.unit = mine.unit.clone();
     }
     for e in &mine.exposures {
-        match out.exposures.iter_mut().find(|x| {
-            x.unit_tag == e.unit_tag && x.experiment == e.experiment && x.variant == e.variant
-        }) {
+        match out
+            .exposures
+            .iter_mut()
+            .find(|x| x.is(e.unit_tag, &e.experiment, &e.variant))
+        {
             Some(x) => x.at = x.at.min(e.at),
             None => out.exposures.push(e.clone()),
         }
@@ -597,18 +624,7 @@ fn merge(from: Option<State>, mine: &State, journal: &[Settlement]) -> State {
         }
     }
     for s in journal {
-        let b = match out.bandits.iter().position(|b| b.key == s.key) {
-            Some(i) => &mut out.bandits[i],
-            None => {
-                out.bandits.push(Bandit {
-                    key: s.key.clone(),
-                    counts: Vec::new(),
-                    trial: None,
-                    settled: Vec::new(),
-                });
-                out.bandits.last_mut().expect("just pushed")
-            }
-        };
+        let b = bandit_entry(&mut out.bandits, &s.key);
         if b.settled.contains(&s.seed) {
             continue;
         }
@@ -677,23 +693,13 @@ fn write_state(s: &State, learning: bool) -> Vec<u8> {
 }
 
 fn read_state(snap: &Snapshot) -> Result<Option<State>> {
-    let Some(body) = snap.section(SECTION) else {
-        return Ok(None);
-    };
-    read_section(body).map(Some).map_err(|e| match e {
-        Error::SnapshotCorrupt { reason } => corrupt(format!("section `{SECTION}`: {reason}")),
-        e => e,
-    })
+    snap.read(SECTION, read_section)
 }
 
-/// A stored name (key, variant id): what the configuration admits.
+/// A stored name (key, variant id): what a configuration could hold.
 fn stored_name<'a>(r: &mut Reader<'a>, what: &str) -> Result<&'a str> {
     let s = r.str()?;
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b));
-    if ok {
+    if super::config::is_name(s) {
         Ok(s)
     } else {
         Err(corrupt(format!(
@@ -747,9 +753,10 @@ fn read_section(body: &[u8]) -> Result<State> {
             variant: stored_name(&mut r, "variant id")?.to_owned(),
             at: r.f64()?,
         };
-        if exposures.iter().any(|x| {
-            x.unit_tag == e.unit_tag && x.experiment == e.experiment && x.variant == e.variant
-        }) {
+        if exposures
+            .iter()
+            .any(|x| x.is(e.unit_tag, &e.experiment, &e.variant))
+        {
             return Err(corrupt(format!(
                 "exposure {}/{} repeats",
                 e.experiment, e.variant

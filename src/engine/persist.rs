@@ -301,13 +301,7 @@ impl Engine {
             Some(b) => Snapshot::decode(b, max_bytes)?,
             None => Snapshot::new(),
         };
-        let st = match snap.section(&name) {
-            Some(body) => Some(self.read_section(body, now_ms).map_err(|e| match e {
-                Error::SnapshotCorrupt { reason } => corrupt(format!("section `{name}`: {reason}")),
-                e => e,
-            })?),
-            None => None,
-        };
+        let st = snap.read(&name, |body| self.read_section(body, now_ms))?;
         Ok((snap, name, st))
     }
 

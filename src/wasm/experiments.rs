@@ -142,12 +142,6 @@ impl JsExperiments {
         self.inner.device_unit().is_some()
     }
 
-    /// Where the unit key comes from: `"device"`, `"site"` or `"none"`.
-    #[wasm_bindgen(getter, js_name = unitSource)]
-    pub fn unit_source(&self) -> String {
-        self.inner.unit().1.name().into()
-    }
-
     /// Assign experiment `index` at `now`. Returns a code: bits 0-5 the
     /// variant index, 6-8 the reason (0 assigned, 1 no-unit, 2 targeting,
     /// 3 namespace, 4 holdout, 5 coverage), bit 9 a first exposure. The

@@ -48,6 +48,14 @@ function fail(code, message) {
 
 const option = (field, why) => fail("INVALID_OPTION", `option \`${field}\` ${why}`);
 
+/** A site-supplied unit id: a string of 1 to 256 characters, or null. */
+function checkUnit(unit) {
+  if (unit !== null && (typeof unit !== "string" || unit.length === 0 || unit.length > 256)) {
+    throw option("unit", `should be a string of 1 to 256 characters or null, but is ${String(unit)}`);
+  }
+  return unit;
+}
+
 const isQuota = (e) =>
   e != null && (e.name === "QuotaExceededError" || e.name === "NS_ERROR_DOM_QUOTA_REACHED" ||
     e.code === 22 || e.code === 1014);
@@ -135,10 +143,7 @@ class Site {
     this.now = o.now ?? Date.now;
     this.onError = o.onError ?? null;
     this.onExposure = o.onExposure ?? null;
-    if (o.unit !== undefined && o.unit !== null && (typeof o.unit !== "string" || o.unit.length === 0 || o.unit.length > 256)) {
-      throw option("unit", `should be a string of 1 to 256 characters, but is ${String(o.unit)}`);
-    }
-    this.unit = o.unit ?? null;
+    this.unit = checkUnit(o.unit ?? null);
     const delay = o.flushDelayMs ?? 1000;
     if (!Number.isFinite(delay) || delay < 0 || delay > 60_000) {
       throw option("flushDelayMs", `should be in [0, 60000], but is ${String(delay)}`);
@@ -166,6 +171,7 @@ class Site {
     this.tracked = 0;
     this.stored = null; // the snapshot read at open, for slots created later
     this.ab = null; // the Experiments, once the site configures some
+    this.abKey = `${key}.ab`;
     this.abInfo = null; // per experiment key: { index, variants, hash, targeted, allocation }
     this.abPending = false; // the experiments state changed since it was stored
     this.abNewer = false; // a newer build's experiments state is stored
@@ -229,8 +235,7 @@ class Site {
       this.ab?.dropDeviceUnit();
     } else if (rank < 2 && this.ab !== null) {
       // The stored experiments state may hold bandit counts: rewrite it without.
-      this.abPending = true;
-      this.changed();
+      this.abChanged();
     }
     if (removed.length > 0) this.record("deleted", { detail: `consent ${this.effective}: ${removed.join(", ")}` });
   }
@@ -494,10 +499,9 @@ class Site {
         const r = this.flushLocked();
         if (r.written) await this.holdGeneration(locks, this.key, r.generation);
         if (this.abDirty()) {
-          const k = `${this.key}.ab`;
-          await this.awaitNewest(locks, k);
+          await this.awaitNewest(locks, this.abKey);
           r.experiments = this.flushAbLocked();
-          if (r.experiments.written) await this.holdGeneration(locks, k, r.experiments.generation);
+          if (r.experiments.written) await this.holdGeneration(locks, this.abKey, r.experiments.generation);
         }
         return r;
       });
@@ -621,26 +625,15 @@ class Site {
 
   /** Use an id the site supplies as the unit key (null: the device seed). */
   setUnit(unit) {
-    if (unit !== null && (typeof unit !== "string" || unit.length === 0 || unit.length > 256)) {
-      throw option("unit", `should be a string of 1 to 256 characters or null, but is ${String(unit)}`);
-    }
-    this.unit = unit;
+    this.unit = checkUnit(unit);
     this.ab?.setUnit(unit ?? undefined);
   }
 
   /** Assign this visitor to a variant of experiment `key` (see `Assignment`).
    * Throws `UNKNOWN_EXPERIMENT`, or `INVALID_CONTEXT` for attributes JSON cannot hold. */
   run(key, options) {
-    const info = this.abInfo?.get(key);
-    if (info === undefined) {
-      throw fail("UNKNOWN_EXPERIMENT", `no experiment \`${String(key)}\` is configured; pass it to experiments() first`);
-    }
-    // Each getter is a call into wasm: read only what this result needs.
-    let unit = "site";
-    if (this.unit === null) {
-      if (!this.ab.hasDeviceUnit && TIERS.indexOf(this.effective) >= 1) this.deviceUnit();
-      unit = this.ab.hasDeviceUnit ? "device" : "none";
-    }
+    const info = this.experiment(key);
+    if (this.unit === null && TIERS.indexOf(this.effective) >= 1 && !this.ab.hasDeviceUnit) this.deviceUnit();
     let attributes;
     if (info.targeted) {
       const a = options?.attributes;
@@ -661,29 +654,43 @@ class Site {
       probability: this.ab.probability,
       hash: info.hash,
       allocation: info.allocation,
-      unit,
+      unit: this.unitSource(),
     };
+    // Each getter is a call into wasm: read only what this result needs.
     if (info.hash !== "insitu/1" && reason !== "no-unit") {
       const bucket = this.ab.bucket;
       if (!Number.isNaN(bucket)) result.bucket = bucket;
     }
     if (info.allocation === "thompson" && reason === "assigned") result.seed = this.ab.seed;
     const first = (code & 512) !== 0;
-    if (first || info.allocation === "thompson") {
-      this.abPending = true;
-      this.changed();
-    }
+    if (first || info.allocation === "thompson") this.abChanged();
     if (first) this.expose(result);
     return result;
   }
 
   /** Reward this visitor's running trial of bandit experiment `key` (1: converted). */
   rewardExperiment(key, reward = 1) {
+    this.ab.reward(this.experiment(key).index, reward, this.now());
+    this.abChanged();
+  }
+
+  /** The checked configuration of experiment `key`; throws `UNKNOWN_EXPERIMENT`. */
+  experiment(key) {
     const info = this.abInfo?.get(key);
     if (info === undefined) {
       throw fail("UNKNOWN_EXPERIMENT", `no experiment \`${String(key)}\` is configured; pass it to experiments() first`);
     }
-    this.ab.reward(info.index, reward, this.now());
+    return info;
+  }
+
+  /** Where the unit key comes from: the site's id, the device seed, or none. */
+  unitSource() {
+    if (this.unit !== null) return "site";
+    return this.ab?.hasDeviceUnit ? "device" : "none";
+  }
+
+  /** The experiments state changed: store it (from consent functional on). */
+  abChanged() {
     this.abPending = true;
     this.changed();
   }
@@ -712,15 +719,12 @@ class Site {
     else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
     let hex = "d:";
     for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-    if (this.ab.setDeviceUnit(hex)) {
-      this.abPending = true;
-      this.changed();
-    }
+    if (this.ab.setDeviceUnit(hex)) this.abChanged();
   }
 
   restoreAb() {
     if (TIERS.indexOf(this.effective) < 1) return;
-    const k = `${this.key}.ab`;
+    const k = this.abKey;
     const stored = this.readSnapshot(k);
     if (stored.bytes === null) return;
     try {
@@ -742,7 +746,7 @@ class Site {
     if (this.storage === null || this.abNewer) {
       return { written: false, reason: this.abNewer ? "newer-format" : "unavailable" };
     }
-    const k = `${this.key}.ab`;
+    const k = this.abKey;
     const stored = this.readSnapshot(k);
     if (this.abNewer) return { written: false, reason: "newer-format" };
     const options = {
@@ -842,7 +846,7 @@ class Site {
       const f = this.unframe(v);
       const holds = key === this.key ? "snapshot"
         : key === `${this.key}.audit` ? "audit-history"
-        : key === `${this.key}.ab` ? "experiments" : "quarantine";
+        : key === this.abKey ? "experiments" : "quarantine";
       const expiresAt = f.savedAt === undefined ? null : f.savedAt + this.retention.maxAgeDays * DAY_MS;
       return { key, holds, bytes: 2 * (key.length + v.length), expiresAt };
     });
@@ -877,16 +881,12 @@ class Site {
   }
 
   auditExperiments() {
-    if (this.ab === null) return { unit: this.unit === null ? "none" : "site", list: [], exposures: [] };
-    return {
-      unit: this.ab.unitSource,
-      list: this.ab.describe().map((e, i) => {
-        const out = { key: e.key, variants: e.variants, hash: e.hash, allocation: e.allocation };
-        if (e.allocation === "thompson") out.counts = this.ab.banditCounts(i);
-        return out;
-      }),
-      exposures: this.ab.exposures(),
-    };
+    const list = [...(this.abInfo?.values() ?? [])].map((e) => {
+      const out = { key: e.key, variants: e.variants, hash: e.hash, allocation: e.allocation };
+      if (e.allocation === "thompson") out.counts = this.ab.banditCounts(e.index);
+      return out;
+    });
+    return { unit: this.unitSource(), list, exposures: this.ab?.exposures() ?? [] };
   }
 
   /** Erase every key this module wrote (quarantine and history too) and
