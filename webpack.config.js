@@ -1,5 +1,7 @@
-// Builds the demo site in www/ against pkg/, the exact package users install
-// (wasm-pack --target bundler), so the demo cannot drift from the release.
+// Builds the demo site in www/ against pkg/, the exact package users install,
+// so the demo cannot drift from the release. No experiments flag: the glue
+// finds its .wasm with new URL("insitu_bg.wasm", import.meta.url), which
+// webpack 5 emits as an asset on its own.
 const path = require("path");
 const HtmlWebpackPlugin = require("html-webpack-plugin");
 
@@ -16,12 +18,10 @@ module.exports = (_env, argv) => {
     output: {
       path: path.resolve(__dirname, "dist"),
       filename: production ? "[name].[contenthash:8].js" : "[name].js",
-      webassemblyModuleFilename: production ? "[hash].module.wasm" : "[id].module.wasm",
       clean: true,
     },
     // Source maps as separate files: no eval(), so the page runs under a strict CSP too.
     devtool: production ? false : "source-map",
-    experiments: { asyncWebAssembly: true },
     resolve: { alias: { insitu: path.resolve(__dirname, "pkg") } },
     plugins: [
       new HtmlWebpackPlugin({

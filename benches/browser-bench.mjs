@@ -1,6 +1,6 @@
 // insitu against GrowthBook in headless Chromium, the same workload and the
 // same paired measurement as the Node benchmark (benches/workload.mjs), for
-// the place the library really runs. Measures pkg-web/ (npm run build first).
+// the place the library really runs. Measures pkg/ (npm run build first).
 //
 //   node benches/browser-bench.mjs [--quick]
 //

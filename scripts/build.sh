@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Release build of the wasm package for every way people load it:
-#   pkg/       --target bundler  (webpack, Vite; what `npm pack` ships)
-#   pkg-web/   --target web      (plain <script type="module">)
-#   pkg-node/  --target nodejs   (Node: tests, scripts/replay.mjs, benchmarks)
+# Release build of the wasm package:
+#   pkg/       --target web     what `npm pack` ships. One package for webpack 5,
+#                               Vite and a plain <script type="module">: the
+#                               glue finds its .wasm with new URL(…, import.meta.url),
+#                               which both bundlers emit as an asset, and load()
+#                               can fall back when WebAssembly is blocked.
+#   pkg-node/  --target nodejs  Node: tests, scripts/replay.mjs, benchmarks
 # Tools come from scripts/setup.sh; --mode no-install stops wasm-pack from
 # trying to download anything, and wasm-opt is the npm binaryen on PATH.
 # The glue and snippets are then minified in place (scripts/minify.mjs).
@@ -12,10 +15,10 @@ export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 command -v wasm-opt >/dev/null || { echo "build: wasm-opt missing; run scripts/setup.sh" >&2; exit 1; }
 
-for target in bundler web nodejs; do
+rm -rf pkg-web # the separate web build of earlier versions
+for target in web nodejs; do
   case $target in
-    bundler) out=pkg ;;
-    web) out=pkg-web ;;
+    web) out=pkg ;;
     nodejs) out=pkg-node ;;
   esac
   echo "build: wasm-pack --target $target -> $out/"
@@ -24,8 +27,8 @@ for target in bundler web nodejs; do
   wasm-pack --quiet build --release --mode no-install --target "$target" --out-dir "$out" --out-name insitu 2>&1 \
     | { grep -v "failed to get wasm-pack version" || true; }
   test -f "$out/insitu_bg.wasm" || { echo "build: $out/insitu_bg.wasm was not produced" >&2; exit 1; }
-  # One entry point, index.js: the wasm classes plus open() (the store).
-  if [ "$target" != nodejs ]; then node scripts/entry.mjs "$out" "$target"; fi
+  # One entry point, index.js: load(), open() (the store) and the wasm classes.
+  if [ "$target" = web ]; then node scripts/entry.mjs "$out"; fi
   # Ship the JavaScript minified (terser, from npm); the sources stay readable.
   node scripts/minify.mjs "$out"
   # The generated class declares [Symbol.dispose]; say which TypeScript lib

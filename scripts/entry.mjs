@@ -1,40 +1,52 @@
-// Give a built package its one entry point, `index.js`: everything the
-// wasm-bindgen module exports, plus `open()` (the store, src/wasm/store.mjs)
-// bound to its classes. Also ships the store, its types and the audit schema,
-// and points package.json at the entry.
-// Usage: node scripts/entry.mjs <package dir> <bundler|web>
+// Give the built package (the web target) its one entry point, `index.js`:
+// everything the wasm-bindgen module exports, `open()` (the store,
+// src/wasm/store.mjs) bound to its classes, and `load()` (src/wasm/load.mjs),
+// which instantiates the wasm and falls back to plain JS when it cannot.
+// Also ships the store's types and the audit schema, and points package.json
+// at the entry.
+// Usage: node scripts/entry.mjs <package dir>
 import fs from "node:fs";
 import path from "node:path";
 
-const [dir, target] = process.argv.slice(2);
-if (!dir || !["bundler", "web"].includes(target)) {
-  console.error("usage: node scripts/entry.mjs <package dir> <bundler|web>");
+const [dir] = process.argv.slice(2);
+if (!dir) {
+  console.error("usage: node scripts/entry.mjs <package dir>");
   process.exit(2);
 }
 const src = path.join(path.dirname(new URL(import.meta.url).pathname), "..");
-const web = target === "web";
+const copy = (from, to) =>
+  fs.writeFileSync(
+    path.join(dir, to),
+    fs.readFileSync(path.join(src, from), "utf8").replaceAll('"./store.mjs"', '"./store.js"'),
+  );
 
-fs.copyFileSync(path.join(src, "src/wasm/store.mjs"), path.join(dir, "store.js"));
-fs.copyFileSync(path.join(src, "schema/audit.schema.json"), path.join(dir, "audit.schema.json"));
+copy("src/wasm/store.mjs", "store.js");
+copy("src/wasm/load.mjs", "load.js");
+copy("schema/audit.schema.json", "audit.schema.json");
+// insitu.js has no side effect at import beyond defining functions: nothing
+// touches window or fetches before init() or load() runs (tests/js/ssr.test.mjs).
 fs.writeFileSync(
   path.join(dir, "index.js"),
-  `import * as wasm from "./insitu.js";
+  `import init, * as wasm from "./insitu.js";
 import { createOpen } from "./store.js";
+import { createLoad } from "./load.js";
 export * from "./insitu.js";
-${web ? 'export { default } from "./insitu.js";\n' : ""}export const open = createOpen(wasm);
+export { default } from "./insitu.js";
+export const open = createOpen(wasm);
+export const load = createLoad(init, open);
 `,
 );
-const types = fs.readFileSync(path.join(src, "src/wasm/store.d.ts"), "utf8")
-  .replace(/^\/\/.*\n/, "");
+const types = fs.readFileSync(path.join(src, "src/wasm/store.d.ts"), "utf8").replace(/^\/\/.*\n/, "");
 fs.writeFileSync(
   path.join(dir, "index.d.ts"),
-  `export * from "./insitu.js";\n${web ? 'export { default } from "./insitu.js";\n' : ""}${types}`,
+  `export * from "./insitu.js";\nexport { default } from "./insitu.js";\n${types}`,
 );
 
 const pj = path.join(dir, "package.json");
 const pkg = JSON.parse(fs.readFileSync(pj, "utf8"));
-pkg.files = [...new Set([...pkg.files, "index.js", "index.d.ts", "store.js", "audit.schema.json"])];
+const shipped = ["index.js", "index.d.ts", "store.js", "load.js", "audit.schema.json"];
+pkg.files = [...new Set([...pkg.files, ...shipped])];
 pkg.main = "index.js";
-if (pkg.module) pkg.module = "index.js";
+pkg.module = "index.js";
 pkg.types = "index.d.ts";
 fs.writeFileSync(pj, `${JSON.stringify(pkg, null, 2)}\n`);

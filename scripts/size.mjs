@@ -9,8 +9,7 @@ import { join, dirname } from "node:path";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const targets = [
-  { name: "bundler (pkg/)", dir: "pkg", files: ["insitu_bg.wasm", "insitu_bg.js", "insitu.js", "index.js", "store.js"] },
-  { name: "web (pkg-web/)", dir: "pkg-web", files: ["insitu_bg.wasm", "insitu.js", "index.js", "store.js"] },
+  { name: "package (pkg/)", dir: "pkg", files: ["insitu_bg.wasm", "insitu.js", "index.js", "store.js", "load.js"] },
 ];
 
 function measure(buf) {

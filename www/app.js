@@ -31,23 +31,27 @@ function storedConsent() {
   }
 }
 
+/** The store's options (`load()`/`open()`). Nothing is kept across visits
+ * until the visitor opts in: the default tier is functional. */
+export function storeOptions() {
+  return {
+    defaultConsent: "functional",
+    consent: storedConsent(),
+    // Also in the audit panel's storage events.
+    onError: (e) => console.warn(`insitu storage (${e.code}):`, e.message),
+  };
+}
+
 export class App extends EventTarget {
   /**
-   * @param {typeof import("insitu")} insitu the package (for `open`)
+   * @param {import("insitu").Site} site the page's store, from `load(storeOptions())`
    * @param {object} defs slot definitions (www/slots.json)
    * @param {{ seed: number }} options base seed; slot i uses seed + i
    */
-  constructor(insitu, defs, { seed }) {
+  constructor(site, defs, { seed }) {
     super();
     this.seed = seed;
-    // Nothing is kept across visits until the visitor opts in: the default
-    // tier is functional (the audit history only).
-    this.site = insitu.open({
-      defaultConsent: "functional",
-      consent: storedConsent(),
-      // Also in the audit panel's storage events.
-      onError: (e) => console.warn(`insitu storage (${e.code}):`, e.message),
-    });
+    this.site = site;
     this.features = FEATURES;
     /** @type {Map<string, Slot>} */
     this.slots = new Map();

@@ -1,9 +1,10 @@
-// Entry point of the demo. Loads insitu (webpack instantiates its wasm),
+// Entry point of the demo. Loads insitu (`load()` instantiates its wasm),
 // makes the first decision for every slot before revealing them, then mounts
-// the panels. If anything fails the page keeps its fallback copy.
+// the panels. If the wasm cannot run, the page keeps its fallback copy.
 
+import { load } from "insitu";
 import defs from "./slots.json";
-import { App, FEATURES, showUnavailable } from "./app.js";
+import { App, FEATURES, showUnavailable, storeOptions } from "./app.js";
 import { disableAudit, mountAudit, mountPrivacy } from "./panels/privacy.js";
 import { disableSimulator, mountSimulator } from "./panels/simulator.js";
 
@@ -21,11 +22,11 @@ async function main() {
   const simulator = document.querySelector('[data-panel="simulator"]');
   mountPrivacy(document.querySelector('[data-panel="privacy"]'), { features: FEATURES });
 
-  let insitu;
-  try {
-    insitu = await import(/* webpackChunkName: "insitu" */ "insitu");
-  } catch (err) {
-    console.error("insitu: the learner could not load; showing default content.", err);
+  const site = await load({
+    ...storeOptions(),
+    onFallback: (err) => console.warn("insitu: the learner could not load; showing default content.", err),
+  });
+  if (site.fallback !== null) {
     showUnavailable(defs, "fallback: learner unavailable");
     disableSimulator(simulator, "The learner could not load in this browser, so the page shows its default content.");
     disableAudit(document.querySelector('[data-panel="audit"]'), "insitu could not load in this browser.");
@@ -33,7 +34,7 @@ async function main() {
     return;
   }
 
-  const app = new App(insitu, defs, { seed: seedFromUrl() });
+  const app = new App(site, defs, { seed: seedFromUrl() });
   app.site.track({ type: "view", category: "home" });
   app.decideForVisitor();
   reveal();

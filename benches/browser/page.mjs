@@ -1,7 +1,7 @@
 // The browser half of benches/browser-bench.mjs: the same workload as the
 // Node benchmark (benches/workload.mjs), run in the page against the web
-// build (pkg-web/) and GrowthBook's ESM bundle, both served from this repo.
-import init, { Insitu } from "/pkg-web/insitu.js";
+// build (pkg/) and GrowthBook's ESM bundle, both served from this repo.
+import init, { Insitu } from "/pkg/insitu.js";
 import { GrowthBook } from "/node_modules/@growthbook/growthbook/dist/bundles/esm.min.js";
 import { FEATURE_KEY, context, countFeatures, features, insituConfig, pairedRatio, userAttributes } from "../workload.mjs";
 

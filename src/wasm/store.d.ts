@@ -46,8 +46,9 @@ export interface Assignment {
   variant: string;
   index: number;
   inExperiment: boolean;
-  /** `assigned`, or why not: `no-unit`, `targeting`, `namespace`, `holdout`, `coverage`. */
-  reason: "assigned" | "no-unit" | "targeting" | "namespace" | "holdout" | "coverage";
+  /** `assigned`, or why not: `no-unit`, `targeting`, `namespace`, `holdout`, `coverage`,
+   * or `unavailable` (WebAssembly could not run: the site from `load()` is a fallback). */
+  reason: "assigned" | "no-unit" | "targeting" | "namespace" | "holdout" | "coverage" | "unavailable";
   /** The probability this variant was assigned with: its weight, or the bandit trial's probability (1 for a fallback). */
   probability: number;
   hash: "insitu/1" | "growthbook/1" | "growthbook/2";
@@ -104,7 +105,7 @@ export interface FlushResult {
   bytes?: number;
   /** The stored snapshot's generation when written (one above the one it merged onto). */
   generation?: number;
-  /** Why nothing was written: `consent`, `unavailable`, `quota-exceeded`, `newer-format`, `quarantine-failed`, `error`. */
+  /** Why nothing was written: `consent`, `unavailable`, `quota-exceeded`, `newer-format`, `quarantine-failed`, `error`, or `fallback` (no WebAssembly: a fallback site never writes). */
   reason?: string;
   error?: InsituError;
 }
@@ -115,7 +116,9 @@ export interface AuditEntry {
   event:
     | "restored" | "quarantined" | "quarantine-dropped" | "quarantine-failed" | "recovered"
     | "quota-exceeded" | "storage-unavailable" | "consent-changed" | "deleted" | "expired"
-    | "newer-format" | "stale-read";
+    | "newer-format" | "stale-read"
+    /** This page view runs without WebAssembly (`load()` fell back); never stored. */
+    | "fallback";
   code?: ErrorCode;
   key?: string;
   detail?: string;
@@ -155,6 +158,11 @@ export interface Audit {
 
 /** The page's store: consent, storage, the behaviour store and the slots. */
 export interface Site {
+  /** Null when the wasm runs. From `load()`, the error that made this a
+   * fallback site: every slot's `rank()` and every `run()` then return the
+   * configured fallback, nothing is learned or stored, and stored learning
+   * is left untouched (only `forget()` and lowering consent delete). */
+  readonly fallback: InsituError | null;
   /** Open a slot (`new Insitu(options)`), restored from storage when consent allows. */
   slot(name: string, options: InsituOptions): Slot;
   /** Configure the A/B experiments (replacing earlier ones; device state is kept).
@@ -185,3 +193,31 @@ export interface Site {
 
 /** Open the page's store. Throws `INVALID_OPTION` naming the bad field. */
 export declare function open(options?: OpenOptions): Site;
+
+/** Options of `load()`: those of `open()`, plus where the wasm comes from and
+ * who hears about a fallback. */
+export interface LoadOptions extends OpenOptions {
+  /** The .wasm to instantiate: a URL (default: `insitu_bg.wasm` next to the
+   * package's `insitu.js`, which webpack 5 and Vite emit as an asset), a
+   * `Response`, its bytes, or a compiled `WebAssembly.Module`. */
+  wasm?: string | URL | Request | Response | BufferSource | WebAssembly.Module;
+  /** Called once, with an `InsituError`, when `load()` resolves to a fallback
+   * site: `WASM_UNAVAILABLE` (the `cause` says why: a CSP without
+   * `'wasm-unsafe-eval'`, a failed download, no WebAssembly), or the code of
+   * the options `open()` refused. Without it, the error is logged with
+   * `console.warn`. */
+  onFallback?: (error: InsituError) => void;
+}
+
+/**
+ * The entry point: instantiate the wasm (once per page) and open the page's
+ * store. Never rejects: if WebAssembly cannot run or the options are refused
+ * it resolves to a fallback site (`site.fallback` says why) whose slots and
+ * experiments serve their configured fallbacks, so the page renders either way.
+ *
+ * ```js
+ * const site = await load({ consent: "functional", onFallback: report });
+ * const d = site.slot("hero", { variants: ["a", "b"], fallback: "a" }).rank();
+ * ```
+ */
+export declare function load(options?: LoadOptions): Promise<Site>;

@@ -24,14 +24,20 @@
 // next writer learns the newest generation from navigator.locks.query() and
 // waits until its copy of localStorage shows it before merging.
 
-const TIERS = ["none", "functional", "personalization"];
+export const TIERS = ["none", "functional", "personalization"];
 const DAY_MS = 86_400_000;
+/** What each consent tier lets this module keep in storage. */
+export const PERSISTS = {
+  none: [],
+  functional: ["audit-history", "experiments"],
+  personalization: ["audit-history", "experiments", "snapshot", "quarantine"],
+};
 /** Audit history entries kept. */
 const MAX_HISTORY = 50;
 /** Quarantine keys: `<key>.quarantine.1` to `.3`. */
 const MAX_QUARANTINE = 3;
 const utf8 = new TextEncoder();
-const KEY_RE = /^[A-Za-z0-9_-]{1,32}$/;
+export const KEY_RE = /^[A-Za-z0-9_-]{1,32}$/;
 const OPTIONS = [
   "key", "consent", "defaultConsent", "gpc", "behavior", "storage", "now",
   "maxBytes", "flushDelayMs", "onError", "unit", "onExposure",
@@ -39,14 +45,14 @@ const OPTIONS = [
 /** Reasons of `Experiments#assign`, by code (src/allocation/assign.rs). */
 const REASONS = ["assigned", "no-unit", "targeting", "namespace", "holdout", "coverage"];
 
-function fail(code, message) {
+export function fail(code, message) {
   const e = new Error(message);
   e.name = "InsituError";
   e.code = code;
   return e;
 }
 
-const option = (field, why) => fail("INVALID_OPTION", `option \`${field}\` ${why}`);
+export const option = (field, why) => fail("INVALID_OPTION", `option \`${field}\` ${why}`);
 
 /** A site-supplied unit id: a string of 1 to 256 characters, or null. */
 function checkUnit(unit) {
@@ -61,7 +67,7 @@ const isQuota = (e) =>
     e.code === 22 || e.code === 1014);
 
 /** The page's localStorage, or null where reading it throws (blocked by policy). */
-function defaultStorage() {
+export function defaultStorage() {
   try {
     return globalThis.localStorage ?? null;
   } catch {
@@ -118,8 +124,56 @@ class Slot {
   }
 }
 
-class Site {
+/** What the page and the fallback site (load.mjs) share: the consent tier
+ * and where it came from, and the keys this module holds. Needs `key`,
+ * `storage`, `siteTier`, `defaultTier`, `honorGpc` and `effective`. */
+export class Consent {
+  gpc() {
+    return globalThis.navigator?.globalPrivacyControl === true;
+  }
+
+  consentSource() {
+    if (this.honorGpc && this.gpc() && TIERS.indexOf(this.siteTier ?? this.defaultTier) > 1) return "gpc";
+    return this.siteTier === null ? "default" : "site";
+  }
+
+  computeTier() {
+    const t = this.siteTier ?? this.defaultTier;
+    // GPC asks that nothing about the visitor be kept for profiling: at most functional.
+    return this.honorGpc && this.gpc() && t === "personalization" ? "functional" : t;
+  }
+
+  get consent() {
+    return { tier: this.effective, source: this.consentSource(), gpc: this.gpc() };
+  }
+
+  /** Every key this module wrote: `key` and `key.*`. */
+  ownKeys() {
+    const s = this.storage;
+    if (s === null) return [];
+    try {
+      const keys = [];
+      for (let i = 0; i < s.length; i++) {
+        const k = s.key(i);
+        if (k === this.key || (k !== null && k.startsWith(`${this.key}.`))) keys.push(k);
+      }
+      return keys;
+    } catch {
+      return [];
+    }
+  }
+
+  /** What a stored key holds, for the audit. */
+  holds(k) {
+    return k === this.key ? "snapshot"
+      : k === `${this.key}.audit` ? "audit-history"
+      : k === `${this.key}.ab` ? "experiments" : "quarantine";
+  }
+}
+
+class Site extends Consent {
   constructor(wasm, o) {
+    super();
     if (o == null || typeof o !== "object") throw option("options", "should be an object");
     for (const k of Object.keys(o)) {
       if (!OPTIONS.includes(k)) throw option(k, "is not a known option");
@@ -160,6 +214,7 @@ class Site {
 
     this.Insitu = wasm.Insitu;
     this.wasm = wasm;
+    this.fallback = null; // see load.mjs
     this.key = key;
     this.behavior = new wasm.Behavior(o.behavior);
     this.retention = this.behavior.retention();
@@ -187,25 +242,6 @@ class Site {
   }
 
   // --- consent -------------------------------------------------------------
-
-  gpc() {
-    return globalThis.navigator?.globalPrivacyControl === true;
-  }
-
-  consentSource() {
-    if (this.honorGpc && this.gpc() && TIERS.indexOf(this.siteTier ?? this.defaultTier) > 1) return "gpc";
-    return this.siteTier === null ? "default" : "site";
-  }
-
-  computeTier() {
-    const t = this.siteTier ?? this.defaultTier;
-    // GPC asks that nothing about the visitor be kept for profiling: at most functional.
-    return this.honorGpc && this.gpc() && t === "personalization" ? "functional" : t;
-  }
-
-  get consent() {
-    return { tier: this.effective, source: this.consentSource(), gpc: this.gpc() };
-  }
 
   /** Set the consent tier the visitor gave (from the site's consent manager). */
   setConsent(tier) {
@@ -260,21 +296,6 @@ class Site {
     } catch (e) {
       this.report(e?.code ?? "INVALID_OPTION", String(e?.message ?? e));
       return null;
-    }
-  }
-
-  ownKeys() {
-    const s = this.storage;
-    if (s === null) return [];
-    try {
-      const keys = [];
-      for (let i = 0; i < s.length; i++) {
-        const k = s.key(i);
-        if (k === this.key || (k !== null && k.startsWith(`${this.key}.`))) keys.push(k);
-      }
-      return keys;
-    } catch {
-      return [];
     }
   }
 
@@ -844,9 +865,7 @@ class Site {
     const keys = this.ownKeys().map((key) => {
       const v = this.get(key) ?? "";
       const f = this.unframe(v);
-      const holds = key === this.key ? "snapshot"
-        : key === `${this.key}.audit` ? "audit-history"
-        : key === this.abKey ? "experiments" : "quarantine";
+      const holds = this.holds(key);
       const expiresAt = f.savedAt === undefined ? null : f.savedAt + this.retention.maxAgeDays * DAY_MS;
       return { key, holds, bytes: 2 * (key.length + v.length), expiresAt };
     });
@@ -859,11 +878,7 @@ class Site {
         ...this.consent,
         default: this.defaultTier,
         honorsGpc: this.honorGpc,
-        persists: {
-          none: [],
-          functional: ["audit-history", "experiments"],
-          personalization: ["audit-history", "experiments", "snapshot", "quarantine"],
-        }[this.effective],
+        persists: PERSISTS[this.effective],
       },
       storage: { backend: "localStorage", status: this.storage === null ? "unavailable" : this.status, keys },
       retention: this.retention,

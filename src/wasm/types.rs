@@ -283,7 +283,7 @@ export type ErrorCode =
   | "NUMERICAL_ERROR" | "SNAPSHOT_FOREIGN" | "SNAPSHOT_CORRUPT" | "SNAPSHOT_VERSION"
   | "SNAPSHOT_TOO_LARGE" | "INVALID_EVENT" | "UNKNOWN_EVENT_TYPE"
   | "INVALID_EXPERIMENT" | "UNKNOWN_EXPERIMENT"
-  | "STORAGE_UNAVAILABLE" | "STORAGE_QUOTA" | "POISONED";
+  | "STORAGE_UNAVAILABLE" | "STORAGE_QUOTA" | "POISONED" | "WASM_UNAVAILABLE";
 
 /** Every error insitu throws or reports: an `Error` with a stable `code`. */
 export interface InsituError extends Error {

@@ -124,9 +124,10 @@ const MIME = {
 
 /**
  * Serve `root` on 127.0.0.1 at a free port. Resolves to `{ url, close }`;
- * `url` ends with a slash. Directories serve their index.html.
+ * `url` ends with a slash. Directories serve their index.html. `headers` are
+ * added to every file served (the CSP check).
  */
-export async function serveStatic(root) {
+export async function serveStatic(root, { headers = {} } = {}) {
   const base = resolve(root);
   const server = createServer(async (req, res) => {
     try {
@@ -138,6 +139,7 @@ export async function serveStatic(root) {
       res.writeHead(200, {
         "content-type": MIME[extname(file)] ?? "application/octet-stream",
         "cache-control": "no-store",
+        ...headers,
       });
       res.end(body);
     } catch {

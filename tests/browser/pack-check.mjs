@@ -1,19 +1,24 @@
 // Packaging check: what a real user does with the published package.
-//   1. `npm pack` pkg/ (bundler target) and pkg-web/ (web target).
-//   2. Install the bundler tarball into a scratch project, build it with
-//      webpack (Node API, asyncWebAssembly) and load it in Chromium.
-//   3. Install the web tarball into another scratch project and load it from
-//      a plain <script type="module"> page, no bundler.
-// Both pages must show a model version computed in wasm, log no errors or
-// warnings, and send nothing beyond 127.0.0.1.
+//   1. `npm pack` pkg/, the one package (wasm-pack's web target plus the
+//      entry index.js with load()).
+//   2. Install the tarball into three scratch projects: one built with
+//      webpack 5 (no experiments flag), one built with Vite, and a plain
+//      <script type="module"> page with no bundler.
+//   3. Load each in Chromium: it must render a decision computed in wasm,
+//      log no errors or warnings, and send nothing beyond 127.0.0.1.
+//   4. Load each again under a Content-Security-Policy without
+//      'wasm-unsafe-eval': load() must resolve to the fallback site, the page
+//      must render the configured fallback variant, and onFallback must
+//      receive WASM_UNAVAILABLE. Step 3 is the negative control: the same
+//      files without the header run the wasm.
 //
-// Usage: node tests/browser/pack-check.mjs   (needs pkg/ and pkg-web/ built)
+// Usage: node tests/browser/pack-check.mjs   (needs pkg/ built)
 
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import {
   REPO,
@@ -27,8 +32,9 @@ import {
 
 const MODEL_VERSION = /^m1-[0-9a-f]{16}$/;
 const VARIANTS = ["a", "b", "c"];
+const FALLBACK = "b";
 
-const t = createRunner("pack-check", { timeoutMs: 120_000 });
+const t = createRunner("pack-check", { timeoutMs: 300_000 });
 const run = promisify(execFile);
 
 /** `npm pack <dir>` into its own folder; returns the tarball path and its file list. */
@@ -57,25 +63,33 @@ async function scratchProject(dir, tarball) {
 }
 
 /**
- * The code both pages run once `Insitu` is available: rank once, write the
- * decision into #result and mark it. Kept as text because it runs inside
- * the scratch projects, not here.
+ * The code every consumer runs once `load` is imported: load, rank once,
+ * write the result into #result and mark it. Kept as text because it runs
+ * inside the scratch projects, not here. load() never rejects, so the
+ * catch only sees bugs.
  */
 const PROBE = `
 const out = document.getElementById("result");
 try {
-  const slot = new Insitu({ variants: ${JSON.stringify(VARIANTS)}, features: { allow: ["page"] }, seed: 42 });
+  const reported = [];
+  const site = await load({
+    onFallback: (e) => reported.push({ code: e.code, isError: e instanceof Error, cause: String(e.cause?.message ?? "") }),
+  });
+  const slot = site.slot("hero", { variants: ${JSON.stringify(VARIANTS)}, features: { allow: ["page"] }, seed: 42, fallback: "${FALLBACK}" });
   const d = slot.rank({ context: { page: { section: "sports" } } });
   let errorShape = null;
   try {
-    new Insitu({ variants: [] });
+    site.slot("bad", { variants: [] });
   } catch (e) {
     errorShape = { isError: e instanceof Error, name: e.name, code: e.code };
   }
   out.textContent = JSON.stringify({
     variant: d.variant,
+    fallback: d.fallback,
     modelVersion: d.modelVersion,
     slotModelVersion: slot.modelVersion,
+    siteFallback: site.fallback?.code ?? null,
+    reported,
     errorShape,
   });
   out.dataset.status = "ok";
@@ -85,26 +99,18 @@ try {
 }
 `;
 
-// Catches failures before the probe runs (wasm fetch, instantiation, a bad
-// import) so the test reports them instead of waiting for a timeout.
-const ON_LOAD_ERROR = `
-<script>
-  const fail = (e) => {
-    const out = document.getElementById("result");
-    out.textContent = String(e && (e.stack || e.message) || e);
-    out.dataset.status = "error";
-  };
-  addEventListener("error", (ev) => fail(ev.error || ev.message));
-  addEventListener("unhandledrejection", (ev) => fail(ev.reason));
-</script>`;
+const PAGE = (title, script) => `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head>
+<body><div id="result"></div>${script}</body></html>`;
 
-async function writeBundlerApp(app) {
-  await mkdir(join(app, "src"), { recursive: true });
-  await writeFile(join(app, "src", "index.js"), `import { Insitu } from "insitu";\n${PROBE}`);
+/** The scratch project's entry module, as a developer would write it. */
+async function writeEntry(app, specifier, file = join(app, "src", "index.js")) {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, `import { load } from "${specifier}";\n${PROBE}`);
 }
 
-/** Build the scratch bundler project with the repo's webpack; returns dist/. */
+/** Build the webpack project with the repo's webpack; returns dist/. */
 async function buildWithWebpack(app) {
+  await writeEntry(app, "insitu");
   // The scratch project has no webpack of its own: borrow the repo's.
   const requireFromRepo = createRequire(join(REPO, "package.json"));
   const webpack = requireFromRepo("webpack");
@@ -116,15 +122,9 @@ async function buildWithWebpack(app) {
     context: app,
     entry: "./src/index.js",
     output: { path: dist, clean: true },
-    experiments: { asyncWebAssembly: true },
     resolve: { modules },
     resolveLoader: { modules },
-    plugins: [
-      new HtmlWebpackPlugin({
-        templateContent: `<!doctype html><html><head><meta charset="utf-8"><title>insitu bundler</title></head>
-<body><div id="result"></div>${ON_LOAD_ERROR}</body></html>`,
-      }),
-    ],
+    plugins: [new HtmlWebpackPlugin({ templateContent: PAGE("insitu webpack", "") })],
     performance: { hints: false },
     infrastructureLogging: { level: "error" },
   });
@@ -139,7 +139,7 @@ async function buildWithWebpack(app) {
   );
   // Prove the build used the installed tarball, not pkg/ or some alias.
   const wasmModule = info.modules.find((m) => /insitu_bg\.wasm$/.test(m.name ?? ""));
-  assert(wasmModule, "no insitu_bg.wasm module in the webpack build");
+  assert(wasmModule, "no insitu_bg.wasm asset in the webpack build");
   assert(
     wasmModule.name.includes("node_modules/insitu/"),
     `wasm came from ${wasmModule.name}, not from the installed package`,
@@ -147,29 +147,61 @@ async function buildWithWebpack(app) {
   return dist;
 }
 
-async function writeWebApp(app) {
-  await writeFile(
-    join(app, "index.html"),
-    `<!doctype html><html><head><meta charset="utf-8"><title>insitu web</title></head>
-<body><div id="result"></div>${ON_LOAD_ERROR}
-<script type="module">
-import init, { Insitu } from "./node_modules/insitu/insitu.js";
-await init();
-${PROBE}
-</script></body></html>`,
+/** Build the Vite project with the repo's Vite; returns dist/. */
+async function buildWithVite(app) {
+  await writeEntry(app, "insitu");
+  await writeFile(join(app, "index.html"), PAGE("insitu vite", '<script type="module" src="/src/index.js"></script>'));
+  const { build, createLogger } = await import("vite");
+  const problems = [];
+  const logger = createLogger("warn");
+  logger.warn = (m) => problems.push(`warning: ${m}`);
+  logger.warnOnce = logger.warn;
+  logger.error = (m) => problems.push(`error: ${m}`);
+  const dist = join(app, "dist");
+  const result = await build({
+    root: app,
+    configFile: false,
+    logLevel: "warn",
+    customLogger: logger,
+    build: { outDir: dist, emptyOutDir: true },
+  });
+  assert(problems.length === 0, `vite reported:\n${problems.join("\n")}`);
+  const outputs = [result].flat().flatMap((r) => r.output ?? []);
+  const wasm = outputs.find((o) => o.type === "asset" && /\.wasm$/.test(o.fileName));
+  assert(wasm, `vite emitted no .wasm asset; emitted ${outputs.map((o) => o.fileName).join(", ")}`);
+  const entry = outputs.find((o) => o.type === "chunk" && o.isEntry);
+  assert(
+    Object.keys(entry?.modules ?? {}).some((m) => m.includes("node_modules/insitu/")),
+    "vite's entry chunk has no module from node_modules/insitu/",
   );
+  return dist;
 }
+
+/** The plain project: an HTML page and a module script, no bundler. */
+async function writePlainApp(app) {
+  await writeEntry(app, "./node_modules/insitu/index.js", join(app, "app.js"));
+  await writeFile(join(app, "index.html"), PAGE("insitu plain", '<script type="module" src="./app.js"></script>'));
+  return app;
+}
+
+/** A CSP that allows the page's own scripts and requests but not WebAssembly. */
+const NO_WASM_CSP = "default-src 'self'; script-src 'self'; style-src 'self'";
+/** What Chromium logs when that CSP refuses to compile the module. */
+const CSP_REFUSAL = /wasm-unsafe-eval|WebAssembly/;
 
 /**
  * Load `url` in a new page of `context` and check #result. Console errors and
- * warnings count as failures: wasm-bindgen warns, for example, when the
- * server's .wasm MIME type forces its slow fallback path.
+ * warnings count as failures (wasm-bindgen warns, for example, when the
+ * server's .wasm MIME type forces its slow fallback path), except, under the
+ * CSP, Chromium's own report that it refused the wasm.
  */
-async function checkPage(context, guard, url, shot) {
+async function checkPage(context, guard, url, shot, { csp = false } = {}) {
   const page = await context.newPage();
   const problems = [];
   page.on("console", (m) => {
-    if (m.type() === "error" || m.type() === "warning") problems.push(`${m.type()}: ${m.text()}`);
+    if (m.type() !== "error" && m.type() !== "warning") return;
+    if (csp && CSP_REFUSAL.test(m.text())) return;
+    problems.push(`${m.type()}: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   const leaksBefore = guard.leaks.length;
@@ -183,13 +215,23 @@ async function checkPage(context, guard, url, shot) {
     const text = await result.textContent();
     assert(status === "ok", `#result says ${status}: ${text}`);
     const r = JSON.parse(text);
-    assert(MODEL_VERSION.test(r.modelVersion), `modelVersion ${JSON.stringify(r.modelVersion)} does not match ${MODEL_VERSION}`);
-    assert(r.slotModelVersion === r.modelVersion, `slot.modelVersion ${r.slotModelVersion} != decision's ${r.modelVersion}`);
-    assert(VARIANTS.includes(r.variant), `variant ${JSON.stringify(r.variant)} is not one of ${VARIANTS}`);
+    if (csp) {
+      assert(r.variant === FALLBACK && r.fallback === true, `under the CSP the page showed ${r.variant} (fallback ${r.fallback}), not the fallback ${FALLBACK}`);
+      assert(r.modelVersion === "fallback" && r.siteFallback === "WASM_UNAVAILABLE", `fallback site not reported: ${text}`);
+      assert(
+        r.reported.length === 1 && r.reported[0].code === "WASM_UNAVAILABLE" && r.reported[0].isError,
+        `onFallback should get one WASM_UNAVAILABLE Error, got ${JSON.stringify(r.reported)}`,
+      );
+    } else {
+      assert(MODEL_VERSION.test(r.modelVersion), `modelVersion ${JSON.stringify(r.modelVersion)} does not match ${MODEL_VERSION}`);
+      assert(r.slotModelVersion === r.modelVersion, `slot.modelVersion ${r.slotModelVersion} != decision's ${r.modelVersion}`);
+      assert(VARIANTS.includes(r.variant) && r.fallback === false, `variant ${JSON.stringify(r.variant)} (fallback ${r.fallback})`);
+      assert(r.siteFallback === null && r.reported.length === 0, `the wasm ran, yet load() fell back: ${text}`);
+    }
     const e = r.errorShape;
     assert(
-      e && e.isError && e.name === "InsituError" && typeof e.code === "string",
-      `bad options did not throw an InsituError with a code: ${JSON.stringify(e)}`,
+      e && e.isError && e.name === "InsituError" && e.code === "INVALID_OPTION",
+      `bad slot options did not throw an InsituError INVALID_OPTION: ${JSON.stringify(e)}`,
     );
     assert(problems.length === 0, `console/page problems:\n${problems.join("\n")}`);
     const leaks = guard.leaks.slice(leaksBefore);
@@ -207,61 +249,48 @@ const servers = [];
 try {
   t.log(`scratch dir ${scratch}`);
 
-  t.log("npm pack pkg/ and pkg-web/");
-  const bundlerPkg = await t.check("npm pack pkg/ ships glue, wasm and types", async () => {
-    const p = await pack(join(REPO, "pkg"), join(scratch, "tgz-bundler"));
-    for (const f of ["package.json", "insitu.js", "insitu_bg.js", "insitu_bg.wasm", "insitu.d.ts"]) {
-      assert(p.files.includes(f), `pkg tarball lacks ${f}; has ${p.files.join(", ")}`);
-    }
-    return p;
-  });
-  const webPkg = await t.check("npm pack pkg-web/ ships glue, wasm and types", async () => {
-    const p = await pack(join(REPO, "pkg-web"), join(scratch, "tgz-web"));
-    for (const f of ["package.json", "insitu.js", "insitu_bg.wasm", "insitu.d.ts"]) {
-      assert(p.files.includes(f), `pkg-web tarball lacks ${f}; has ${p.files.join(", ")}`);
-    }
+  t.log("npm pack pkg/");
+  const pkg = await t.check("npm pack pkg/ ships the entry, glue, wasm, types and schema", async () => {
+    const p = await pack(join(REPO, "pkg"), join(scratch, "tgz"));
+    const want = [
+      "package.json", "index.js", "index.d.ts", "load.js", "store.js", "insitu.js", "insitu.d.ts",
+      "insitu_bg.wasm", "audit.schema.json",
+    ];
+    for (const f of want) assert(p.files.includes(f), `tarball lacks ${f}; has ${p.files.join(", ")}`);
     return p;
   });
 
-  const bundlerApp = join(scratch, "bundler-app");
-  const webApp = join(scratch, "web-app");
-  let dist;
-  if (bundlerPkg) {
-    t.log("install the bundler tarball and build with webpack");
-    dist = await t.check("webpack builds a project that imports the tarball", async () => {
-      await scratchProject(bundlerApp, bundlerPkg.tarball);
-      await writeBundlerApp(bundlerApp);
-      return buildWithWebpack(bundlerApp);
+  const consumers = [
+    { name: "webpack 5", dir: "webpack-app", build: buildWithWebpack },
+    { name: "Vite", dir: "vite-app", build: buildWithVite },
+    { name: "plain <script type=\"module\">", dir: "plain-app", build: writePlainApp },
+  ];
+  const built = [];
+  for (const c of consumers) {
+    if (!pkg) break;
+    t.log(`install the tarball into a ${c.name} project`);
+    const root = await t.check(`${c.name}: a project that installs the tarball builds`, async () => {
+      const app = join(scratch, c.dir);
+      await scratchProject(app, pkg.tarball);
+      return c.build(app);
     });
-  }
-  let webReady;
-  if (webPkg) {
-    t.log("install the web tarball into a plain-HTML project");
-    webReady = await t.check("npm installs the web tarball into a plain project", async () => {
-      await scratchProject(webApp, webPkg.tarball);
-      await writeWebApp(webApp);
-      return true;
-    });
+    if (root) built.push({ ...c, root });
   }
 
   t.log("launch Chromium");
   context = await launchBrowser();
   const guard = await guardNetwork(context);
 
-  if (dist) {
-    const server = await serveStatic(dist);
-    servers.push(server);
-    t.log(`load the webpack build from ${server.url}`);
-    await t.check("webpack build shows a wasm model version in Chromium", () =>
-      checkPage(context, guard, server.url, "pack-bundler.png"),
+  for (const c of built) {
+    const plain = await serveStatic(c.root);
+    const strict = await serveStatic(c.root, { headers: { "content-security-policy": NO_WASM_CSP } });
+    servers.push(plain, strict);
+    t.log(`load the ${c.name} build from ${plain.url}, then under the CSP from ${strict.url}`);
+    await t.check(`${c.name}: renders a decision computed in wasm in Chromium`, () =>
+      checkPage(context, guard, plain.url, `pack-${c.dir}.png`),
     );
-  }
-  if (webReady) {
-    const server = await serveStatic(webApp);
-    servers.push(server);
-    t.log(`load the <script type="module"> page from ${server.url}`);
-    await t.check("plain module page shows a wasm model version in Chromium", () =>
-      checkPage(context, guard, server.url, "pack-web.png"),
+    await t.check(`${c.name}: with WebAssembly blocked by CSP, renders the fallback and reports it`, () =>
+      checkPage(context, guard, strict.url, `pack-${c.dir}-csp.png`, { csp: true }),
     );
   }
 

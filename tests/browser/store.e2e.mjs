@@ -1,4 +1,4 @@
-// The store in Chromium (pkg-web/): two pages rewarding at once lose no
+// The store in Chromium (pkg/): two pages rewarding at once lose no
 // update, a reload restores learning and behaviour, restore time on load,
 // forget() empties storage, and the whole session makes no request.
 // Run: node tests/browser/store.e2e.mjs (after scripts/build.sh)

@@ -13,7 +13,9 @@ import {
   type RewardOptions,
   type Stats,
 } from "../../../pkg/insitu.js";
-import { open, type Audit, type ConsentTier, type Site } from "../../../pkg/index.js";
+import {
+  load, open, type Audit, type ConsentTier, type InsituError, type LoadOptions, type Site,
+} from "../../../pkg/index.js";
 
 const model: Model = {
   format: 1,
@@ -84,5 +86,19 @@ void site.flush().then((r) => r.written);
 site.setConsent("everything");
 // @ts-expect-error: an event needs a type
 site.track({ item: "sku-1" });
+
+// The entry point: load() resolves to a Site, a fallback one when WebAssembly cannot run.
+const loadOptions: LoadOptions = {
+  consent: "functional",
+  wasm: new URL("https://cdn.example/insitu_bg.wasm"),
+  onFallback: (e: InsituError) => void e.code,
+};
+void load(loadOptions).then((s: Site) => {
+  const why: InsituError | null = s.fallback;
+  const fromFallback: boolean = s.slot("cta", { variants: ["a"] }).rank().fallback;
+  void [why, fromFallback];
+});
+// @ts-expect-error: onFallback takes an error, not a string
+void load({ onFallback: (e: string) => e });
 
 void [variant, p, pmf, updates, version, wrong, shown, tier, network];
