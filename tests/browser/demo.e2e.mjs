@@ -7,6 +7,7 @@
 // DEMO_WEBPACK_CONFIG=/path/to/webpack.config.js points it at another config;
 // that is only for testing this harness.
 
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import {
@@ -26,6 +27,8 @@ const HERO_CTA = '[data-slot="hero"] [data-reward]';
 const SIM_START = '[data-testid="sim-start"]';
 const SIM_STOP = '[data-testid="sim-stop"]';
 const SIM_VISITS = '[data-testid="visits"]';
+const SIM_VISITS_NEEDED = 900; // more than three windows of 250 past the learning phase
+const SLOTS = JSON.parse(readFileSync(join(REPO, "www/slots.json"), "utf8"));
 const CONFIG = resolve(process.env.DEMO_WEBPACK_CONFIG ?? join(REPO, "webpack.config.js"));
 
 const t = createRunner("e2e", { timeoutMs: 120_000 });
@@ -145,14 +148,15 @@ try {
     // The real visitor's reward path: the hero's call to action.
     await page.locator(HERO_CTA).first().click({ timeout: 5_000 });
     // Many rank/reward rounds in wasm: run the simulated visitor for a while.
+    await page.locator('[data-control="speed"]').selectOption("60");
     await page.locator(SIM_START).click({ timeout: 5_000 });
     await page
-      .waitForFunction((sel) => Number(document.querySelector(sel)?.textContent) >= 200, SIM_VISITS, {
-        timeout: 15_000,
+      .waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.textContent) >= n, [SIM_VISITS, SIM_VISITS_NEEDED], {
+        timeout: 30_000,
       })
       .catch(async () => {
         throw new Error(
-          `simulator did not reach 200 visits in 15 s (at ${await page.locator(SIM_VISITS).textContent()}); ` +
+          `simulator did not reach ${SIM_VISITS_NEEDED} visits in 30 s (at ${await page.locator(SIM_VISITS).textContent()}); ` +
             `errors: ${pageErrors.join(" | ") || "none"}`,
         );
       });
@@ -162,6 +166,36 @@ try {
     const p = Number(shown.heroProbability);
     assert(p > 0 && p <= 1, `afterwards hero-probability is ${JSON.stringify(shown.heroProbability)}`);
     t.log(`after ${await page.locator(SIM_VISITS).textContent()} simulated visits: ${JSON.stringify(shown)}`);
+  });
+
+  await t.check("the simulated visitor's favourite wins more than chance allows, within each policy's exploration floor", async () => {
+    const z = 3.09; // one-sided, p = 0.001
+    const lines = [];
+    for (const [id, def] of Object.entries(SLOTS)) {
+      const el = page.locator(`[data-testid="summary-${id}"]`);
+      const share = Number(await el.getAttribute("data-fav-share"));
+      const n = Number(await el.getAttribute("data-window"));
+      const k = def.variants.length;
+      // A learner that learns nothing shows each variant 1/K of the time: the
+      // favourite's share of n visits must beat that at p = 0.001.
+      const chance = 1 / k;
+      const above = chance + z * Math.sqrt((chance * (1 - chance)) / n);
+      // The policy caps any one variant: epsilon-greedy explores epsilon of
+      // the time uniformly; the others keep every variant at minProbability
+      // (default 0.01). A share beyond the cap (by more than z sd) would mean
+      // exploration had stopped.
+      const p = def.policy;
+      const cap = p.type === "egreedy"
+        ? 1 - (p.epsilon ?? 0.1) * (k - 1) / k
+        : 1 - (k - 1) * (p.minProbability ?? 0.01);
+      const below = Math.min(1, cap + z * Math.sqrt((cap * (1 - cap)) / n));
+      lines.push(`${id} (${p.type}, K=${k}): favourite ${share.toFixed(3)} of ${n}, needs > ${above.toFixed(3)} and <= ${below.toFixed(3)}`);
+      assert(n >= 250, `${id}: window of ${n} visits`);
+      assert(share > above, `${id}: favourite's share ${share} is not above chance (${above.toFixed(3)})`);
+      assert(share <= below, `${id}: favourite's share ${share} exceeds the policy's cap ${below.toFixed(3)}`);
+    }
+    t.log(lines.join("; "));
+    await page.locator('[data-panel="simulator"]').screenshot({ path: await artifactPath("demo-simulator.png") });
   });
 
   // The privacy panel: the live audit, the consent switch, Forget.

@@ -82,8 +82,12 @@ export function mountSimulator(root, app) {
       drawAllocation(allocation, { points: metrics.points, xMax, variantCount: slot.def.variants.length, events });
       if (metrics.count) {
         const favIndex = slot.def.variants.findIndex((v) => v.id === prefs.favourites[id]);
-        const last = metrics.points[metrics.points.length - 1];
-        const favShare = last ? last.shares[favIndex] : 0;
+        const n = Math.min(metrics.count, metrics.window);
+        const favShare = metrics.windowCounts[favIndex] / n;
+        // For the end-to-end test: the favourite's share of the moving window.
+        summary.dataset.favourite = prefs.favourites[id];
+        summary.dataset.favShare = String(favShare);
+        summary.dataset.window = String(n);
         summary.innerHTML =
           `<strong>${pct(metrics.rate)}</strong> clicks vs ${pct(prefs.uniformRate(id))} random` +
           ` · favourite shown <strong>${pct(favShare)}</strong>`;
