@@ -3,6 +3,7 @@
 // slot currently shows, and the real visitor's clicks. Panels (www/panels/)
 // read and drive it; they never touch the DOM of the slots themselves.
 
+import { EXPERIMENT_COPY, EXPERIMENTS } from "./experiments.js";
 import { renderCopy, renderDecision, renderUnavailable } from "./slot-view.js";
 
 /** Feature settings shared by every slot; `allow` is the privacy allowlist. */
@@ -52,6 +53,9 @@ export class App extends EventTarget {
     super();
     this.seed = seed;
     this.site = site;
+    /** This visitor's assignment per A/B test (`site.run()`), since the last reset. */
+    this.assignments = new Map();
+    site.experiments(EXPERIMENTS);
     this.features = FEATURES;
     /** @type {Map<string, Slot>} */
     this.slots = new Map();
@@ -92,6 +96,17 @@ export class App extends EventTarget {
     }
   }
 
+  /** Assign this visitor in every A/B test (on this device) and show the promo strip. */
+  runExperiments() {
+    const { device } = visitorContext().visitor;
+    for (const c of EXPERIMENTS) this.assignments.set(c.key, this.site.run(c.key, { attributes: { device } }));
+    const promo = this.assignments.get("promo-strip");
+    const strip = document.querySelector('[data-experiment="promo-strip"]');
+    strip.dataset.variant = promo.variant;
+    strip.querySelector('[data-role="promo-text"]').textContent = EXPERIMENT_COPY["promo-strip"].variants[promo.variant];
+    this.dispatchEvent(new Event("assigned"));
+  }
+
   /**
    * Show a decision in its slot. `source` is "visitor" for the real visitor's
    * own decision (clicks on it are rewarded) or "sim" for a simulated visit.
@@ -108,6 +123,8 @@ export class App extends EventTarget {
   reset() {
     this.site.forget();
     for (const slot of this.slots.values()) slot.shown = null;
+    // No new visitor id is drawn until the next page view runs a test.
+    this.assignments.clear();
     this.dispatchEvent(new Event("reset"));
     this.decideForVisitor();
   }
@@ -120,6 +137,8 @@ export class App extends EventTarget {
     } catch {
       // Storage blocked: the choice holds for this page view.
     }
+    // The A/B assignment follows: no visitor id under None, one from Functional on.
+    this.runExperiments();
     // Store what was learned so far right away, rather than at the next update.
     if (state.tier === "personalization") this.site.flush();
     return state;

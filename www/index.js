@@ -5,6 +5,7 @@
 import { load } from "insitu";
 import defs from "./slots.json";
 import { App, FEATURES, showUnavailable, storeOptions } from "./app.js";
+import { disableAb, mountAb } from "./panels/ab.js";
 import { disableAudit, mountAudit, mountPrivacy } from "./panels/privacy.js";
 import { disableSimulator, mountSimulator } from "./panels/simulator.js";
 
@@ -30,6 +31,7 @@ async function main() {
     showUnavailable(defs, "fallback: learner unavailable");
     disableSimulator(simulator, "The learner could not load in this browser, so the page shows its default content.");
     disableAudit(document.querySelector('[data-panel="audit"]'), "insitu could not load in this browser.");
+    disableAb(document.querySelector('[data-panel="ab"]'), "insitu could not load in this browser.");
     reveal();
     return;
   }
@@ -37,9 +39,11 @@ async function main() {
   const app = new App(site, defs, { seed: seedFromUrl() });
   app.site.track({ type: "view", category: "home" });
   app.decideForVisitor();
+  app.runExperiments();
   reveal();
   mountSimulator(simulator, app);
   mountAudit(document.querySelector('[data-panel="audit"]'), app);
+  mountAb(document.querySelector('[data-panel="ab"]'), app);
   // Handy in the console: window.insituDemo.slots.get("hero").engine.stats()
   window.insituDemo = app;
 }

@@ -144,6 +144,41 @@ try {
     t.log(`shown: ${JSON.stringify(shown)}`);
   });
 
+  await t.check("the A/B panel shows this visitor's assignment, logs one exposure per test, and a reload keeps both", async () => {
+    const read = () =>
+      page.evaluate(() => ({
+        strip: document.querySelector('[data-experiment="promo-strip"]').dataset.variant,
+        promo: document.querySelector('[data-testid="ab-promo-strip"]')?.dataset,
+        nav: document.querySelector('[data-testid="ab-mobile-nav"]')?.dataset,
+        unit: document.querySelector('[data-testid="ab-unit"]').dataset.unit,
+        exposures: window.insituDemo.site.audit().experiments.exposures,
+        stored: localStorage.getItem("insitu.ab") !== null,
+      }));
+    await page.waitForFunction(() => document.querySelector('[data-testid="ab-promo-strip"]')?.dataset.variant, null, { timeout: 5_000 });
+    const before = await read();
+    assert(["returns", "price-match"].includes(before.promo.variant), `promo-strip: ${JSON.stringify(before.promo)}`);
+    assert(before.promo.reason === "assigned", `promo-strip reason ${before.promo.reason}`);
+    assert(before.strip === before.promo.variant, `the page shows ${before.strip}, the panel ${before.promo.variant}`);
+    // Chromium's default viewport is a desktop: the touch-only test does not target it.
+    assert(before.nav.reason === "targeting" && before.nav.variant === "tabs", `mobile-nav: ${JSON.stringify(before.nav)}`);
+    assert(before.unit === "device", `unit ${before.unit}`);
+    assert(
+      before.exposures.length === 1 && before.exposures[0].experiment === "promo-strip" &&
+        before.exposures[0].variant === before.promo.variant,
+      `exposures ${JSON.stringify(before.exposures)}`,
+    );
+    const text = await page.locator('[data-testid="ab-exposures"]').textContent();
+    assert(text.includes("promo-strip") && text.includes(before.promo.variant), `exposure log shows ${text}`);
+    // The experiments state is written a second after the first exposure.
+    await page.waitForFunction(() => localStorage.getItem("insitu.ab") !== null, null, { timeout: 5_000 });
+    await page.reload({ waitUntil: "load" });
+    await page.waitForFunction(() => document.querySelector('[data-testid="ab-promo-strip"]')?.dataset.variant, null, { timeout: 15_000 });
+    const after = await read();
+    assert(after.promo.variant === before.promo.variant, `a reload moved the visitor from ${before.promo.variant} to ${after.promo.variant}`);
+    assert(after.exposures.length === 1, `a reload logged a second exposure: ${JSON.stringify(after.exposures)}`);
+    await page.locator('[data-panel="ab"]').screenshot({ path: await artifactPath("demo-ab.png") });
+  });
+
   await t.check("clicking the hero and running the simulator keep it working", async () => {
     // The real visitor's reward path: the hero's call to action.
     await page.locator(HERO_CTA).first().click({ timeout: 5_000 });

@@ -4,6 +4,8 @@
 // Control signal, and a Forget button. Everything shown comes from
 // `site.audit()`, the same manifest a privacy reviewer gets in the console.
 
+import { el } from "../dom.js";
+
 /** Mount the allowlist panel found at `root` (data-panel="privacy"). */
 export function mountPrivacy(root, { features }) {
   const list = root.querySelector('[data-role="allowlist"]');
@@ -12,13 +14,14 @@ export function mountPrivacy(root, { features }) {
 
 const TIERS = [
   ["none", "None", "nothing is stored; learning lasts for this page view"],
-  ["functional", "Functional", "only the storage event history is kept"],
+  ["functional", "Functional", "only the A/B test id, its exposure log and the storage event history are kept"],
   ["personalization", "Personalization", "learning and your on-site activity are kept on this device"],
 ];
 
 const HOLDS = {
   snapshot: "learning and activity",
   "audit-history": "storage event history",
+  experiments: "A/B test id and exposure log",
   quarantine: "unreadable data set aside",
 };
 
@@ -125,12 +128,4 @@ export function disableAudit(root, reason) {
 
 function bytes(n) {
   return n < 1024 ? `${n} B` : `${(n / 1024).toFixed(1)} KB`;
-}
-
-/** A DOM element with attributes and children (strings become text). */
-function el(tag, attrs = {}, children = []) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  e.append(...[children].flat());
-  return e;
 }
