@@ -177,7 +177,19 @@ export class FallbackSite extends Consent {
     for (const k of this.ownKeys()) {
       if (rank < (this.holds(k) === "audit-history" ? 1 : 2)) this.remove(k);
     }
+    this.announce({ type: "consent", tier: t });
     return this.consent;
+  }
+
+  /** Tell the page's other tabs, which may run the wasm (store.mjs listens). */
+  announce(message) {
+    try {
+      const channel = new globalThis.BroadcastChannel(`insitu:${this.key}`);
+      channel.postMessage(message);
+      channel.close();
+    } catch {
+      // No BroadcastChannel: other tabs see the storage change on their next read.
+    }
   }
 
   flush() {
@@ -226,6 +238,7 @@ export class FallbackSite extends Consent {
 
   forget() {
     for (const k of this.ownKeys()) this.remove(k);
+    this.announce({ type: "forget" });
     return this.audit();
   }
 

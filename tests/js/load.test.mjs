@@ -177,7 +177,14 @@ test("the fallback site still deletes: lowering consent and forget(), with a val
   check();
 
   await storedPageView(storage);
+  // Other tabs hear it, as from a real site (store.mjs forgets on this message).
+  const heard = [];
+  const other = new BroadcastChannel("insitu:insitu");
+  other.onmessage = (m) => heard.push(m.data);
   const gone = site.forget();
+  await new Promise((ok) => setTimeout(ok, 50));
+  other.close();
+  assert.deepEqual(heard, [{ type: "forget" }]);
   assert.ok(validate(gone), JSON.stringify(validate.errors));
   assert.deepEqual(gone.storage.keys, []);
   assert.deepEqual([...storage.map.keys()], ["other-site"]);
