@@ -52,7 +52,7 @@ layer "wasm-pack test --headless --chrome" \
 
 if bash scripts/build.sh; then
   passed=$((passed + 1))
-  summary+=("  ok    release build (wasm-pack, 3 targets)")
+  summary+=("  ok    release build (wasm-pack: the package, and Node for the tests)")
   layer "size report" node scripts/size.mjs
   layer "JS API tests (node --test)" bash -c '
     set -eo pipefail
@@ -63,7 +63,7 @@ if bash scripts/build.sh; then
 
   layer "browser end-to-end (demo)" node tests/browser/demo.e2e.mjs
   layer "browser end-to-end (store: two pages, reload, forget, no network)" node tests/browser/store.e2e.mjs
-  layer "packaging check (npm pack -> webpack, <script type=module>)" node tests/browser/pack-check.mjs
+  layer "packaging check (npm pack -> webpack, Vite, <script type=module>; each also under a CSP without wasm)" node tests/browser/pack-check.mjs
 else
   failed=$((failed + 1))
   failures+=("release build")
