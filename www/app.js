@@ -55,6 +55,8 @@ export class App extends EventTarget {
     this.site = site;
     /** This visitor's assignment per A/B test (`site.run()`), since the last reset. */
     this.assignments = new Map();
+    /** The latest `site.audit()`, read by `refresh()` for the panels. */
+    this.audit = null;
     site.experiments(EXPERIMENTS);
     this.features = FEATURES;
     /** @type {Map<string, Slot>} */
@@ -104,7 +106,14 @@ export class App extends EventTarget {
     const strip = document.querySelector('[data-experiment="promo-strip"]');
     strip.dataset.variant = promo.variant;
     strip.querySelector('[data-role="promo-text"]').textContent = EXPERIMENT_COPY["promo-strip"].variants[promo.variant];
-    this.dispatchEvent(new Event("assigned"));
+    this.refresh();
+  }
+
+  /** Read the audit once and hand it to every panel (the "audit" event):
+   * after each change here, and once a second from index.js. */
+  refresh() {
+    this.audit = this.site.audit();
+    this.dispatchEvent(new Event("audit"));
   }
 
   /**
@@ -127,6 +136,7 @@ export class App extends EventTarget {
     this.assignments.clear();
     this.dispatchEvent(new Event("reset"));
     this.decideForVisitor();
+    this.refresh();
   }
 
   /** Record the visitor's consent choice and apply it (lowering it deletes what it no longer allows). */

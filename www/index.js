@@ -44,6 +44,9 @@ async function main() {
   mountSimulator(simulator, app);
   mountAudit(document.querySelector('[data-panel="audit"]'), app);
   mountAb(document.querySelector('[data-panel="ab"]'), app);
+  // One audit a second, shared by both panels (it reads every stored key).
+  app.refresh();
+  setInterval(() => app.refresh(), 1000);
   // Handy in the console: window.insituDemo.slots.get("hero").engine.stats()
   window.insituDemo = app;
 }

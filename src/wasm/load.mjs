@@ -13,9 +13,8 @@
 // allow (the experiments key too under `functional`, as its bandit counts
 // cannot be taken out without the wasm).
 
-import { Consent, KEY_RE, PERSISTS, TIERS, defaultStorage, fail, option } from "./store.mjs";
+import { Consent, KEY_RE, TIERS, defaultStorage, fail, option } from "./store.mjs";
 
-const DAY_MS = 86_400_000;
 const HASHES = ["insitu/1", "growthbook/1", "growthbook/2"];
 const RETENTION = { maxAgeDays: 30, maxEvents: 500, maxBytes: 16384, sessionGapMinutes: 30 };
 
@@ -64,13 +63,15 @@ export function createLoad(init, open) {
  * site takes what it can from options `open()` may have refused. */
 const pick = (v, check, otherwise) => (v !== undefined && check(v) ? v : otherwise);
 const tier = (v) => TIERS.includes(v);
+/** A slot's or experiment's variants and its fallback's index, checked as `open()` would. */
 const variantsOf = (where, o) => {
+  const code = where === "slot" ? "INVALID_OPTION" : "INVALID_EXPERIMENT";
   const variants = o?.variants;
   if (!Array.isArray(variants) || variants.length === 0 || !variants.every((v) => typeof v === "string")) {
-    throw fail(where === "slot" ? "INVALID_OPTION" : "INVALID_EXPERIMENT", `${where} \`variants\` should be a non-empty array of strings`);
+    throw fail(code, `${where} \`variants\` should be a non-empty array of strings`);
   }
   const i = o.fallback === undefined ? 0 : variants.indexOf(o.fallback);
-  if (i < 0) throw fail(where === "slot" ? "INVALID_OPTION" : "INVALID_EXPERIMENT", `${where} \`fallback\` is not one of its variants`);
+  if (i < 0) throw fail(code, `${where} \`fallback\` is not one of its variants`);
   return { variants, index: i };
 };
 
@@ -204,26 +205,22 @@ export class FallbackSite extends Consent {
     }
   }
 
+  /** A stored value, or null where storage is blocked. */
+  get(k) {
+    try {
+      return this.storage?.getItem(k) ?? null;
+    } catch {
+      return null;
+    }
+  }
+
   audit() {
-    const keys = this.ownKeys().map((key) => {
-      let v = "";
-      try {
-        v = this.storage.getItem(key) ?? "";
-      } catch {
-        // Listed, unreadable: size unknown.
-      }
-      // The frame's third field is when it was saved (store.mjs).
-      const savedAt = Number(v.split(";", 3)[2]);
-      const expiresAt = v.startsWith("insitu1;") && Number.isFinite(savedAt)
-        ? savedAt + this.retention.maxAgeDays * DAY_MS : null;
-      return { key, holds: this.holds(key), bytes: 2 * (key.length + v.length), expiresAt };
-    });
-    return {
-      schema: "insitu-audit/1",
-      generatedAt: this.now(),
-      network: "none",
-      consent: { ...this.consent, default: this.defaultTier, honorsGpc: this.honorGpc, persists: PERSISTS[this.effective] },
-      storage: { backend: "localStorage", status: this.storage === null ? "unavailable" : "ok", keys },
+    // The frame's third field is when it was saved (store.mjs); read without the wasm.
+    const savedAt = (v) => {
+      const at = Number(v.split(";", 3)[2]);
+      return v.startsWith("insitu1;") && Number.isFinite(at) ? at : null;
+    };
+    return this.manifest("ok", savedAt, {
       retention: { ...this.retention, types: [...this.retention.types] },
       events: { total: 0, byType: {} },
       models: [],
@@ -233,7 +230,7 @@ export class FallbackSite extends Consent {
         exposures: [],
       },
       history: [{ at: this.at, event: "fallback", code: this.fallback.code, detail: String(this.fallback.message) }],
-    };
+    });
   }
 
   forget() {

@@ -27,7 +27,7 @@
 export const TIERS = ["none", "functional", "personalization"];
 const DAY_MS = 86_400_000;
 /** What each consent tier lets this module keep in storage. */
-export const PERSISTS = {
+const PERSISTS = {
   none: [],
   functional: ["audit-history", "experiments"],
   personalization: ["audit-history", "experiments", "snapshot", "quarantine"],
@@ -168,6 +168,32 @@ export class Consent {
     return k === this.key ? "snapshot"
       : k === `${this.key}.audit` ? "audit-history"
       : k === `${this.key}.ab` ? "experiments" : "quarantine";
+  }
+
+  /** The audit manifest (schema: audit.schema.json). The parts both sites
+   * share are built here: every stored key (read with `get`, its save time
+   * from `savedAt(value)`, null when unknown) and the consent state; `parts`
+   * are the site's own retention, events, models, experiments and history. */
+  manifest(status, savedAt, parts) {
+    const keys = this.ownKeys().map((key) => {
+      const v = this.get(key) ?? "";
+      const at = savedAt(v);
+      const expiresAt = at === null ? null : at + parts.retention.maxAgeDays * DAY_MS;
+      return { key, holds: this.holds(key), bytes: 2 * (key.length + v.length), expiresAt };
+    });
+    return {
+      schema: "insitu-audit/1",
+      generatedAt: this.now(),
+      network: "none",
+      consent: {
+        ...this.consent,
+        default: this.defaultTier,
+        honorsGpc: this.honorGpc,
+        persists: PERSISTS[this.effective],
+      },
+      storage: { backend: "localStorage", status: this.storage === null ? "unavailable" : status, keys },
+      ...parts,
+    };
   }
 }
 
@@ -862,25 +888,8 @@ class Site extends Consent {
 
   /** A machine-readable manifest of what is stored and why (schema: audit.schema.json). */
   audit() {
-    const keys = this.ownKeys().map((key) => {
-      const v = this.get(key) ?? "";
-      const f = this.unframe(v);
-      const holds = this.holds(key);
-      const expiresAt = f.savedAt === undefined ? null : f.savedAt + this.retention.maxAgeDays * DAY_MS;
-      return { key, holds, bytes: 2 * (key.length + v.length), expiresAt };
-    });
     const byType = this.behavior.counts();
-    return {
-      schema: "insitu-audit/1",
-      generatedAt: this.now(),
-      network: "none",
-      consent: {
-        ...this.consent,
-        default: this.defaultTier,
-        honorsGpc: this.honorGpc,
-        persists: PERSISTS[this.effective],
-      },
-      storage: { backend: "localStorage", status: this.storage === null ? "unavailable" : this.status, keys },
+    return this.manifest(this.status, (v) => this.unframe(v).savedAt ?? null, {
       retention: this.retention,
       events: { total: Object.values(byType).reduce((a, b) => a + b, 0), byType },
       models: [...this.slots].map(([slot, s]) => ({
@@ -892,7 +901,7 @@ class Site extends Consent {
       })),
       experiments: this.auditExperiments(),
       history: this.entries().map((h) => ({ ...h })),
-    };
+    });
   }
 
   auditExperiments() {

@@ -28,7 +28,7 @@ export function mountAb(root, app) {
   const $ = (role) => root.querySelector(`[data-role="${role}"]`);
   let last = "";
   function render() {
-    const a = app.site.audit().experiments;
+    const a = app.audit.experiments;
     const key = JSON.stringify([a, [...app.assignments]]);
     if (key === last) return;
     last = key;
@@ -63,10 +63,7 @@ export function mountAb(root, app) {
         : [el("li", { class: "muted" }, "No exposures logged on this device.")]),
     );
   }
-  app.addEventListener("reset", render);
-  app.addEventListener("assigned", render);
-  render();
-  setInterval(render, 1000);
+  app.addEventListener("audit", render);
 }
 
 /** The panel when insitu could not load. */

@@ -42,17 +42,16 @@ export function mountAudit(root, app) {
     app.toast(state.source === "gpc"
       ? "Your browser sends Global Privacy Control, so learning stays in memory (functional at most)."
       : `Consent set to ${state.tier}.`);
-    render();
   });
   $("forget").addEventListener("click", () => {
-    app.reset(); // re-renders through the "reset" event below
+    app.reset(); // re-renders through the "audit" event below
     app.toast("Forgotten: everything insitu stored on this device is erased, in every tab.");
   });
 
   let last = "";
   function render() {
-    const a = app.site.audit();
-    // Re-render only when something changed (the panel refreshes every second).
+    const a = app.audit;
+    // Re-render only when something changed (the audit is refreshed every second).
     const key = JSON.stringify({ ...a, generatedAt: 0 });
     if (key === last) return;
     last = key;
@@ -113,9 +112,7 @@ export function mountAudit(root, app) {
     $("raw").textContent = JSON.stringify(a, null, 2);
   }
 
-  app.addEventListener("reset", render);
-  render();
-  setInterval(render, 1000);
+  app.addEventListener("audit", render);
 }
 
 /** The audit panel when insitu could not load: say so; nothing is stored. */
