@@ -54,8 +54,8 @@ pub use behavior::{
     BUILTIN_TYPES as BUILTIN_EVENT_TYPES, SECTION as BEHAVIOR_SECTION,
 };
 pub use engine::{
-    parse_decision_id, Choice, Decision, Engine, EngineConfig, LearnOptions, RankOptions,
-    SettleOptions, SyncReport,
+    parse_decision_id, Choice, Contribution, Decision, Engine, EngineConfig, ExplainOptions,
+    Explanation, LearnOptions, RankOptions, SettleOptions, SyncReport,
 };
 pub use error::{Error, Result};
 pub use features::{hash, Hashed, HASH_VERSION};

@@ -15,7 +15,9 @@ use crate::json::{Json, Obj};
 use crate::model::{self, CompactModel, Posterior};
 use crate::rng::{Rng, MAX_SEED};
 
+mod explain;
 mod persist;
+pub use explain::{Contribution, ExplainOptions, Explanation};
 pub use persist::SyncReport;
 
 /// Default time a decision may wait for its reward: 24 hours.
@@ -781,9 +783,7 @@ impl Engine {
             s.variances.resize(self.arms.len(), 0.0);
         }
         if !s.scores.iter().chain(&s.variances).all(|v| v.is_finite()) {
-            return Err(Error::NumericalError {
-                reason: "the variants' scores overflow; feature values are too large".into(),
-            });
+            return Err(overflow());
         }
         let seed = seed.unwrap_or_else(|| self.rng.next_seed());
         let mut rng = Rng::new(seed);
@@ -902,6 +902,13 @@ impl Engine {
             e.sync.journal(arm, x, reward, None);
             Ok(())
         })
+    }
+}
+
+/// Scores that are not finite: feature values so large they overflow.
+fn overflow() -> Error {
+    Error::NumericalError {
+        reason: "the variants' scores overflow; feature values are too large".into(),
     }
 }
 

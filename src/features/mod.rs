@@ -274,6 +274,27 @@ impl Hashed {
     }
 }
 
+/// The name of a hashed feature, for explanations: `ns.name` for a number
+/// or a flag, `ns.name=value` for a categorical.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Label<'j> {
+    pub(crate) ns: &'j str,
+    pub(crate) name: &'j str,
+    pub(crate) value: Option<&'j str>,
+}
+
+/// One term of an expanded feature vector ([`FeatureConfig::expand_each`]):
+/// indices are into the features it was expanded from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Term {
+    /// The bias slot.
+    Constant,
+    /// A feature on its own.
+    Feature(usize),
+    /// The product of two features (a configured interaction).
+    Cross(usize, usize),
+}
+
 impl FeatureConfig {
     /// Hash seed of each allowlisted namespace, in `allow` order.
     pub(crate) fn ns_seeds(&self) -> &[u32] {
@@ -293,6 +314,19 @@ impl FeatureConfig {
         ctx: &Json,
         origin: Origin,
         out: &mut Vec<Hashed>,
+    ) -> Result<()> {
+        self.walk_context(ctx, origin, &mut |h, _| push(out, h))
+    }
+
+    /// [`hash_context`](Self::hash_context) that also hands `each` the
+    /// feature's name, for explanations. Features come in context order.
+    /// (`dyn`: one copy of the walk serves both, and neither is the hot
+    /// path, which the JS half hashes.)
+    pub(crate) fn walk_context<'j>(
+        &self,
+        ctx: &'j Json,
+        origin: Origin,
+        each: &mut dyn FnMut(Hashed, Label<'j>) -> Result<()>,
     ) -> Result<()> {
         let namespaces = match ctx {
             Json::Null => return Ok(()),
@@ -324,36 +358,40 @@ impl FeatureConfig {
             for (name, value) in feats {
                 let field = || origin.field(&format!("{ns_name}.{name}"));
                 check_name(name, field)?;
+                let label = |value| Label {
+                    ns: ns_name,
+                    name,
+                    value,
+                };
+                let numeric = |x| Hashed {
+                    ns,
+                    h: hash::numeric(seed, name),
+                    x,
+                };
+                let categorical = |s: &str| {
+                    check_len(s, field)?;
+                    Ok(Hashed {
+                        ns,
+                        h: hash::categorical(seed, name, s),
+                        x: 1.0,
+                    })
+                };
                 match value {
                     // JSON text can hold numbers beyond f64 (1e400 reads as inf).
                     Json::Num(x) if !x.is_finite() => {
                         return Err(Error::NonFiniteFeature { field: field() })
                     }
-                    Json::Num(x) => push(
-                        out,
-                        Hashed {
-                            ns,
-                            h: hash::numeric(seed, name),
-                            x: *x,
-                        },
-                    )?,
-                    Json::Bool(b) => push(
-                        out,
-                        Hashed {
-                            ns,
-                            h: hash::numeric(seed, name),
-                            x: f64::from(u8::from(*b)),
-                        },
-                    )?,
+                    Json::Num(x) => each(numeric(*x), label(None))?,
+                    Json::Bool(b) => each(numeric(f64::from(u8::from(*b))), label(None))?,
                     // JSON.stringify turns NaN and ±Infinity into null.
                     Json::Null => return Err(Error::NonFiniteFeature { field: field() }),
-                    Json::Str(s) => categorical(out, ns, seed, name, s, field)?,
+                    Json::Str(s) => each(categorical(s)?, label(Some(s)))?,
                     Json::Arr(items) => {
                         for item in items {
                             let Json::Str(s) = item else {
                                 return Err(Error::context(field(), "should list only strings"));
                             };
-                            categorical(out, ns, seed, name, s, field)?;
+                            each(categorical(s)?, label(Some(s)))?;
                         }
                     }
                     Json::Obj(_) => {
@@ -395,18 +433,37 @@ impl FeatureConfig {
     /// The (slot, value) pairs of `feats`: the constant, each feature, and
     /// each configured interaction product.
     fn expand(&self, feats: &[Hashed], pairs: &mut Vec<(u32, f64)>) -> Result<()> {
-        let mask = (self.dim() - 1) as u32;
         pairs.clear();
-        pairs.push((hash::constant() & mask, 1.0));
-        pairs.extend(feats.iter().map(|f| (f.h & mask, f.x)));
+        self.expand_each(feats, |slot, x, _| pairs.push((slot, x)))
+    }
+
+    /// Hand `each` every term of `feats` with its slot and value, in
+    /// [`expand`](Self::expand)'s order: the constant, each feature, then
+    /// each interaction product.
+    pub(crate) fn expand_each(
+        &self,
+        feats: &[Hashed],
+        mut each: impl FnMut(u32, f64, Term),
+    ) -> Result<()> {
+        let mask = (self.dim() - 1) as u32;
+        each(hash::constant() & mask, 1.0, Term::Constant);
+        for (i, f) in feats.iter().enumerate() {
+            each(f.h & mask, f.x, Term::Feature(i));
+        }
+        let mut count = 1 + feats.len();
         for &(a, b) in &self.interactions {
             for (i, fa) in feats.iter().enumerate().filter(|(_, f)| f.ns == a) {
                 // Within one namespace, each unordered pair once.
                 let start = if a == b { i + 1 } else { 0 };
-                for fb in feats[start..].iter().filter(|f| f.ns == b) {
-                    if pairs.len() >= MAX_EXPANDED_FEATURES {
+                for (j, fb) in feats
+                    .iter()
+                    .enumerate()
+                    .skip(start)
+                    .filter(|(_, f)| f.ns == b)
+                {
+                    if count >= MAX_EXPANDED_FEATURES {
                         return Err(Error::TooManyFeatures {
-                            count: pairs.len(),
+                            count,
                             max: MAX_EXPANDED_FEATURES,
                         });
                     }
@@ -416,7 +473,8 @@ impl FeatureConfig {
                             field: "interaction product".into(),
                         });
                     }
-                    pairs.push((hash::interaction(fa.h, fb.h) & mask, x));
+                    each(hash::interaction(fa.h, fb.h) & mask, x, Term::Cross(i, j));
+                    count += 1;
                 }
             }
         }
@@ -442,20 +500,6 @@ impl FeatureConfig {
         }
         self.fold(&feats)
     }
-}
-
-/// Hash and push one categorical feature `name=value` with value 1.
-fn categorical(
-    out: &mut Vec<Hashed>,
-    ns: usize,
-    seed: u32,
-    name: &str,
-    value: &str,
-    field: impl Fn() -> String,
-) -> Result<()> {
-    check_len(value, field)?;
-    let h = hash::categorical(seed, name, value);
-    push(out, Hashed { ns, h, x: 1.0 })
 }
 
 fn push(out: &mut Vec<Hashed>, h: Hashed) -> Result<()> {
