@@ -5,7 +5,9 @@ use wasm_bindgen::prelude::*;
 use super::{guard, now_or, pack, pack_for, Fast, JsObj};
 use crate::features::Hashed;
 use crate::json::Json;
-use crate::{Choice, Engine, EngineConfig, LearnOptions, RankOptions, SettleOptions};
+use crate::{
+    Choice, Engine, EngineConfig, ExplainOptions, LearnOptions, RankOptions, SettleOptions,
+};
 
 /// One decision point: a page slot with its variants, model and learner.
 ///
@@ -133,6 +135,48 @@ impl Insitu {
         Ok(self
             .engine
             .learn(&LearnOptions::from_json(unpack(&bytes, "learn options")?)?)?)
+    }
+
+    /// Why a variant: its posterior mean score split into what each feature
+    /// of the context adds (`Explanation`). Takes the rank options the
+    /// decision was made with (`context`, `actions`) plus `variant` (default:
+    /// the highest mean score) and `top` (1 to 64 contributions, default 5).
+    /// Changes nothing. Throws `InsituError` for bad input, with the codes
+    /// `rank` reports in `error`, plus `UNKNOWN_VARIANT`.
+    #[wasm_bindgen(unchecked_return_type = "Explanation")]
+    pub fn explain(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ExplainOptions | undefined")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        guard()?;
+        let bytes = pack_for(&self.fast.walker, &options)?;
+        let opts = ExplainOptions::from_json(unpack(&bytes, "explain options")?)?;
+        let x = self.engine.explain(&opts)?;
+        let numbers =
+            |v: &[f64]| -> js_sys::Array { v.iter().map(|&n| JsValue::from(n)).collect() };
+        let contributions: js_sys::Array = (x.contributions.iter())
+            .map(|c| {
+                JsObj::new()
+                    .set("feature", c.feature.as_str())
+                    .set("value", c.value)
+                    .set("weight", c.weight)
+                    .set("contribution", c.contribution)
+                    .set("shared", c.shared)
+                    .done()
+            })
+            .collect();
+        let best = self.engine.variant_ids().swap_remove(x.best);
+        Ok(JsObj::new()
+            .set("variant", x.variant)
+            .set("score", x.score)
+            .set("bias", x.bias)
+            .set("contributions", contributions)
+            .set("other", x.other)
+            .set("best", best)
+            .set("scores", numbers(&x.scores))
+            .set("sd", numbers(&x.sd))
+            .set("updates", x.updates as f64)
+            .done())
     }
 
     /// Merge this slot's learning with a stored snapshot (a `Uint8Array`,

@@ -116,6 +116,8 @@ export class FallbackSite extends Consent {
     return {
       name,
       rank: () => ({ ...decision, pmf: [...decision.pmf], scores: [] }),
+      // Nothing was learned or scored: there is nothing to explain.
+      explain: () => null,
       reward: none,
       activate: none,
       learn: none,

@@ -1,6 +1,7 @@
 // Types of the store (src/wasm/store.mjs), shipped as part of index.d.ts.
 import type {
-  ActivateOptions, BehaviorEvent, BehaviorOptions, Decision, ErrorCode, InsituError, InsituOptions,
+  ActivateOptions, BehaviorEvent, BehaviorOptions, Decision, ErrorCode, ExplainOptions, Explanation,
+  InsituError, InsituOptions,
   LearnOptions, RankOptions, RewardOptions, Stats, ExperimentConfig, ExperimentInfo,
 } from "./insitu.js";
 
@@ -80,6 +81,13 @@ export interface Slot {
   readonly name: string;
   /** Never throws: on bad input returns the fallback variant with `fallback: true`. */
   rank(options?: RankOptions): Decision;
+  /**
+   * Why a variant: its mean score split into what each feature of the
+   * context (behaviour features included) adds. Pass the options the
+   * decision was ranked with and its `variant`. Changes nothing; throws
+   * `InsituError` on bad input. `null` on the fallback site (nothing learned).
+   */
+  explain(options?: ExplainOptions): Explanation | null;
   reward(options: RewardOptions): void;
   activate(options: ActivateOptions): void;
   learn(options: LearnOptions): void;

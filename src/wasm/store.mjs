@@ -85,11 +85,20 @@ class Slot {
   }
 
   rank(options) {
+    return this.inner.rank(this.withBehavior(options));
+  }
+
+  explain(options) {
+    return this.inner.explain(this.withBehavior(options));
+  }
+
+  /** `options` with the behaviour features added to its context. */
+  withBehavior(options) {
     const behavior = this.site.features();
-    if (behavior === null) return this.inner.rank(options);
+    if (behavior === null) return options;
     const o = options == null || typeof options !== "object" ? {} : options;
     const context = o.context != null && typeof o.context === "object" ? o.context : {};
-    return this.inner.rank({ ...o, context: { ...context, behavior } });
+    return { ...o, context: { ...context, behavior } };
   }
 
   reward(options) {

@@ -108,6 +108,54 @@ export interface Decision {
   error?: InsituError;
 }
 
+/** Options of `explain`: the rank options the decision was made with. */
+export interface ExplainOptions {
+  context?: Context;
+  actions?: Array<Context | null>;
+  /** The variant to explain. Default: the one with the highest mean score. */
+  variant?: string;
+  /** How many contributions to list, 1 to 64. Default 5. */
+  top?: number;
+}
+
+/** One term of a variant's score. */
+export interface Contribution {
+  /** `namespace.name` (a number or flag), `namespace.name=value` (a
+   * categorical) or `a × b` (an interaction). */
+  feature: string;
+  /** The feature's value (1 for a categorical; summed if listed twice). */
+  value: number;
+  /** What this variant has learned for it: the posterior mean weight. */
+  weight: number;
+  /** `value × weight`, what it adds to the score. */
+  contribution: number;
+  /** Another term hashes to the same slot, so the weight is shared. */
+  shared: boolean;
+}
+
+/** The result of `explain`: why a variant scores what it does. */
+export interface Explanation {
+  variant: string;
+  /** Its posterior mean score: `bias + Σ contribution + other`. */
+  score: number;
+  /** What the variant scores with no features at all. */
+  bias: number;
+  /** The largest terms, largest first by size. */
+  contributions: Contribution[];
+  /** What the terms not listed add together. */
+  other: number;
+  /** The variant with the highest mean score. When a decision chose another,
+   * the policy explored (see `sd`). */
+  best: string;
+  /** Every variant's posterior mean score, in variant order (as `rank`). */
+  scores: number[];
+  /** Every variant's posterior standard deviation of the score: how unsure
+   * the learner still is, which Thompson sampling and LinUCB act on. */
+  sd: number[];
+  /** Rewards this variant has learned from. */
+  updates: number;
+}
+
 /** Options of `reward`. */
 export interface RewardOptions {
   decisionId: string;

@@ -91,6 +91,7 @@ test("load() falls back when WebAssembly is blocked: fallback variants, one WASM
   assert.equal(site.slot("cta", { variants: ["x", "y"] }).rank().variant, "x", "no fallback given: the first variant");
   assert.deepEqual(slot.variants, ["a", "b", "c"]);
   assert.deepEqual(slot.stats().variants.map((v) => v.updates), [0, 0, 0]);
+  assert.equal(slot.explain({ variant: "b" }), null, "nothing learned, nothing to explain");
 
   const info = site.experiments([EXPERIMENT, { key: "tb", variants: ["p", "q"], allocation: { type: "thompson" } }]);
   assert.deepEqual(info.map((i) => [i.key, i.fallback, i.allocation]), [["cta", "try", "weights"], ["tb", "p", "thompson"]]);

@@ -396,6 +396,12 @@ test("behaviour features reach decisions of slots that allow them", () => {
   assert.equal(typeof f.hour, "string");
   const d = hero.rank({ context: { page: { section: "news" } } });
   assert.equal(d.fallback, false);
+  // explain() sees the same behaviour features as rank().
+  const x = hero.explain({ context: { page: { section: "news" } }, variant: d.variant, top: 64 });
+  assert.deepEqual(x.scores, d.scores);
+  const names = x.contributions.map((c) => c.feature);
+  assert.ok(names.includes("behavior.type:view"), names.join());
+  assert.ok(names.includes(`behavior.hour=${f.hour}`), names.join());
   // Cached within the minute, recomputed after a track.
   assert.equal(s.features(), f);
   s.track({ type: "view" });

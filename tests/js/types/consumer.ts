@@ -7,6 +7,7 @@ import {
   type ActivateOptions,
   type Decision,
   type ErrorCode,
+  type Explanation,
   type InsituOptions,
   type Model,
   type RankOptions,
@@ -78,6 +79,12 @@ const site: Site = open({ consent: "personalization", behavior: { maxAgeDays: 7 
 const hero = site.slot("hero", { variants: ["a", "b"] });
 site.track({ type: "view", category: "shoes", tags: ["sale"], value: 3 });
 const shown: string = hero.rank({ context: { page: { section: "news" } } }).variant;
+const why: Explanation | null = hero.explain({ context: { page: { section: "news" } }, variant: shown, top: 3 });
+const top: string | undefined = why?.contributions[0]?.feature;
+const direct: Explanation = slot.explain({ variant: "a" });
+const sds: number[] = direct.sd;
+// @ts-expect-error: top is a count
+slot.explain({ top: "all" });
 const tier: ConsentTier = site.setConsent("functional").tier;
 const audit: Audit = site.audit();
 const network: "none" = audit.network;
@@ -101,4 +108,4 @@ void load(loadOptions).then((s: Site) => {
 // @ts-expect-error: onFallback takes an error, not a string
 void load({ onFallback: (e: string) => e });
 
-void [variant, p, pmf, updates, version, wrong, shown, tier, network];
+void [variant, p, pmf, updates, version, wrong, shown, tier, network, top, sds];
