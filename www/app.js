@@ -4,7 +4,7 @@
 // read and drive it; they never touch the DOM of the slots themselves.
 
 import { EXPERIMENT_COPY, EXPERIMENTS } from "./experiments.js";
-import { renderCopy, renderDecision, renderUnavailable } from "./slot-view.js";
+import { renderCopy, renderDecision, renderUnavailable, renderWhy } from "./slot-view.js";
 
 /** Feature settings shared by every slot; `allow` is the privacy allowlist. */
 export const FEATURES = {
@@ -13,11 +13,17 @@ export const FEATURES = {
   interactions: [["visitor", "variant"]],
 };
 
+/** A local hour as a part of the day: a category, so the learner can give
+ * evenings their own weight instead of fitting a line through 0 to 23. */
+export function daypart(hour) {
+  return hour < 6 ? "night" : hour < 12 ? "morning" : hour < 18 ? "afternoon" : "evening";
+}
+
 /** The real visitor's context: coarse, computed here, never sent anywhere. */
 export function visitorContext() {
   const coarse = window.matchMedia("(pointer: coarse)").matches;
   const device = !coarse ? "desktop" : window.innerWidth < 768 ? "mobile" : "tablet";
-  return { page: { section: "home" }, visitor: { device, hour: new Date().getHours() } };
+  return { page: { section: "home" }, visitor: { device, daypart: daypart(new Date().getHours()) } };
 }
 
 /** Where this site keeps the visitor's consent choice (the site's own record, not insitu's). */
@@ -94,7 +100,7 @@ export class App extends EventTarget {
       if (!slot.engine) continue;
       const decision = slot.engine.rank({ context });
       if (decision.fallback) console.warn(`insitu: slot "${slot.id}" fell back:`, decision.error);
-      this.show(slot.id, decision, { source: "visitor" });
+      this.show(slot.id, decision, { source: "visitor", context });
     }
   }
 
@@ -117,15 +123,28 @@ export class App extends EventTarget {
   }
 
   /**
-   * Show a decision in its slot. `source` is "visitor" for the real visitor's
-   * own decision (clicks on it are rewarded) or "sim" for a simulated visit.
+   * Show a decision in its slot, with why (the context it was ranked with).
+   * `source` is "visitor" for the real visitor's own decision (clicks on it
+   * are rewarded) or "sim" for a simulated visit.
    */
-  show(slotId, decision, { source }) {
+  show(slotId, decision, { source, context }) {
     const slot = this.slots.get(slotId);
     const variant = slot.def.variants.find((v) => v.id === decision.variant);
     if (slot.el.dataset.variant !== decision.variant || !slot.shown) renderCopy(slot.el, variant.id, variant.copy);
     renderDecision(slot.card, decision, source === "sim" ? "simulated visit" : "");
+    renderWhy(slot.card, this.#explain(slot, decision, context));
     slot.shown = { decision, source, rewarded: false };
+  }
+
+  /** The top three reasons for a decision, as the learner sees them now. */
+  #explain(slot, decision, context) {
+    if (decision.fallback) return null;
+    try {
+      return slot.engine.explain({ context, variant: decision.variant, top: 3 });
+    } catch (err) {
+      console.warn(`insitu: slot "${slot.id}" could not explain (${err.code ?? "error"}):`, err);
+      return null;
+    }
   }
 
   /** Forget everything learned and tracked, here and in storage (every tab). */

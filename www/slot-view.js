@@ -78,11 +78,66 @@ export function renderDecision(card, decision, note = "") {
   statusEl.hidden = !status;
 }
 
+/** A signed score contribution: 0.1234 -> "+0.12", -0.5 -> "−0.50". */
+export function formatContribution(c) {
+  const text = Math.abs(c).toFixed(2);
+  return c < 0 ? `\u2212${text}` : `+${text}`;
+}
+
+/**
+ * Show an explanation (the object `explain()` returns) in a decision card:
+ * the largest feature contributions to the shown variant's score, and when
+ * another variant has a higher mean score, that the policy explored.
+ * `null` hides the line (a fallback: nothing to explain).
+ */
+export function renderWhy(card, explanation) {
+  const why = card.querySelector('[data-role="why"]');
+  if (!why) return;
+  why.hidden = !explanation;
+  if (!explanation) return;
+  const { bias, other, score, scores, best } = explanation;
+  const top = Math.max(...scores);
+  Object.assign(why.dataset, { score: String(score), bias: String(bias), other: String(other), top: String(top) });
+  // A term that adds nothing (nothing learned for it yet) is no reason.
+  const contributions = explanation.contributions.filter((c) => c.contribution !== 0);
+  const terms = contributions.map((c) => {
+    const term = document.createElement("span");
+    term.className = "why-term";
+    term.dataset.feature = c.feature;
+    term.dataset.contribution = String(c.contribution);
+    term.title = `value ${c.value} × learned weight ${c.weight.toFixed(3)}` +
+      (c.shared ? "; shares its hashed slot with another feature, so the weight is learned from both" : "");
+    const name = document.createElement("code");
+    name.textContent = c.shared ? `${c.feature} \u2248` : c.feature;
+    const amount = document.createElement("span");
+    amount.className = c.contribution < 0 ? "down" : "up";
+    amount.textContent = ` ${formatContribution(c.contribution)}`;
+    term.append(name, amount);
+    return term;
+  });
+  if (terms.length === 0) {
+    const none = document.createElement("span");
+    none.className = "why-note";
+    none.dataset.role = "unlearned";
+    none.textContent = score === 0 && top === 0 ? "nothing learned yet: every variant scores 0" : "no feature of this visit adds to the score";
+    terms.push(none);
+  }
+  if (top > score) {
+    const note = document.createElement("span");
+    note.className = "why-note";
+    note.dataset.role = "explored";
+    note.textContent = `exploring: "${best}" scores higher`;
+    terms.push(note);
+  }
+  why.querySelector('[data-role="why-list"]').replaceChildren(...terms);
+}
+
 /** The card when no learner is available (the wasm did not load). */
 export function renderUnavailable(card, fallbackId, reason) {
   card.querySelector('[data-role="variant"]').textContent = fallbackId;
   // Without a learner there is no probability, policy or model to show.
   card.querySelectorAll(".decision-item").forEach((item, i) => (item.hidden = i > 0));
+  renderWhy(card, null);
   const statusEl = card.querySelector('[data-role="status"]');
   statusEl.textContent = reason;
   statusEl.hidden = false;

@@ -29,6 +29,9 @@ const SIM_STOP = '[data-testid="sim-stop"]';
 const SIM_VISITS = '[data-testid="visits"]';
 const SIM_VISITS_NEEDED = 900; // more than three windows of 250 past the learning phase
 const SLOTS = JSON.parse(readFileSync(join(REPO, "www/slots.json"), "utf8"));
+// The demo's allowlist (www/app.js FEATURES.allow): every reason a card
+// gives must name these namespaces and nothing else.
+const FEATURE_NAMESPACES = ["page", "visitor", "variant", "behavior"];
 const CONFIG = resolve(process.env.DEMO_WEBPACK_CONFIG ?? join(REPO, "webpack.config.js"));
 
 const t = createRunner("e2e", { timeoutMs: 120_000 });
@@ -179,6 +182,51 @@ try {
     await page.locator('[data-panel="ab"]').screenshot({ path: await artifactPath("demo-ab.png") });
   });
 
+  // Each decision card's "why": the largest feature contributions to the
+  // shown variant's learned score, which must add up to that score.
+  const readWhy = () =>
+    page.evaluate((ids) =>
+      ids.map((id) => {
+        const why = document.querySelector(`[data-testid="${id}-why"]`);
+        const card = why?.closest("[data-decision]");
+        return {
+          id,
+          hidden: !why || why.hidden,
+          variant: card?.querySelector('[data-role="variant"]')?.textContent,
+          ...why?.dataset,
+          explored: Boolean(why?.querySelector('[data-role="explored"]')),
+          unlearned: Boolean(why?.querySelector('[data-role="unlearned"]')),
+          terms: [...(why?.querySelectorAll(".why-term") ?? [])].map((el) => ({
+            feature: el.dataset.feature,
+            contribution: Number(el.dataset.contribution),
+          })),
+        };
+      }), Object.keys(SLOTS));
+  const checkWhy = async (when) => {
+    const allowed = new RegExp(`^(${FEATURE_NAMESPACES.join("|")})\\.[^ ]+( × (${FEATURE_NAMESPACES.join("|")})\\.[^ ]+)?$`);
+    const cards = await readWhy();
+    for (const w of cards) {
+      assert(!w.hidden, `${when}: ${w.id} shows no "why"`);
+      assert(w.terms.length <= 3, `${when}: ${w.id} lists ${w.terms.length} reasons`);
+      assert(w.unlearned === (w.terms.length === 0), `${when}: ${w.id} lists ${w.terms.length} reasons, "nothing learned" note ${w.unlearned}`);
+      assert(w.terms.every((x) => x.contribution !== 0), `${when}: ${w.id} lists a reason that adds nothing`);
+      for (const term of w.terms) assert(allowed.test(term.feature), `${when}: ${w.id} names ${JSON.stringify(term.feature)}`);
+      const sizes = w.terms.map((x) => Math.abs(x.contribution));
+      assert(sizes.every((x, i) => i === 0 || sizes[i - 1] >= x), `${when}: ${w.id} reasons are not largest first: ${sizes}`);
+      const sum = Number(w.bias) + w.terms.reduce((a, x) => a + x.contribution, 0) + Number(w.other);
+      assert(Math.abs(sum - Number(w.score)) < 1e-9, `${when}: ${w.id} reasons add to ${sum}, not the score ${w.score}`);
+      assert(w.explored === Number(w.top) > Number(w.score), `${when}: ${w.id} scores ${w.score}, top ${w.top}, explored note ${w.explored}`);
+    }
+    t.log(`${when}: ` + cards.map((w) => `${w.id} ${w.variant}: ${w.terms.map((x) => `${x.feature} ${x.contribution.toFixed(3)}`).join(", ") || "nothing learned"}${w.explored ? " (exploring)" : ""}`).join("; "));
+    return cards;
+  };
+
+  await t.check("each decision card says why: its largest feature contributions, adding up to the score", async () => {
+    const cards = await checkWhy("on load");
+    // A first visit: nothing learned, so no reasons, and no variant is ahead.
+    for (const w of cards) assert(w.unlearned && !w.explored, `on load: ${w.id} ${JSON.stringify(w)}`);
+  });
+
   await t.check("clicking the hero and running the simulator keep it working", async () => {
     // The real visitor's reward path: the hero's call to action.
     await page.locator(HERO_CTA).first().click({ timeout: 5_000 });
@@ -201,6 +249,10 @@ try {
     const p = Number(shown.heroProbability);
     assert(p > 0 && p <= 1, `afterwards hero-probability is ${JSON.stringify(shown.heroProbability)}`);
     t.log(`after ${await page.locator(SIM_VISITS).textContent()} simulated visits: ${JSON.stringify(shown)}`);
+    const cards = await checkWhy("after the simulator");
+    // After 900 visits every shown variant has learned weights to show.
+    for (const w of cards) assert(w.terms.length > 0, `after the simulator: ${w.id} gives no reason`);
+    await page.locator('[data-slot="hero"]').screenshot({ path: await artifactPath("demo-why.png") });
   });
 
   await t.check("the simulated visitor's favourite wins more than chance allows, within each policy's exploration floor", async () => {

@@ -69,7 +69,7 @@ export function mountSimulator(root, app) {
       const reward = random() < prefs.clickRate(id, d.variant, context) ? 1 : 0;
       slot.engine.reward({ decisionId: d.decisionId, reward });
       charts.get(id).metrics.record(d.index, reward, prefs.uniformRate(id), prefs.bestRate());
-      latest.set(id, d);
+      latest.set(id, { d, context });
     }
   }
 
@@ -98,7 +98,7 @@ export function mountSimulator(root, app) {
   }
 
   function showLatest() {
-    for (const [id, d] of latest) app.show(id, d, { source: "sim" });
+    for (const [id, { d, context }] of latest) app.show(id, d, { source: "sim", context });
     latest = new Map();
   }
 

@@ -2,6 +2,8 @@
 // click preferences. Knowing the true click rates lets the charts draw the
 // exact expected reward of a uniform random choice and of the best choice.
 
+import { daypart } from "../app.js";
+
 /** mulberry32: a small, fast, seeded PRNG returning floats in [0, 1). */
 export function seededRandom(seed) {
   let a = seed >>> 0;
@@ -33,7 +35,7 @@ function pickWeighted(random, pairs) {
 export function randomContext(random) {
   return {
     page: { section: SECTIONS[Math.floor(random() * SECTIONS.length)] },
-    visitor: { device: pickWeighted(random, DEVICES), hour: Math.floor(random() * 24) },
+    visitor: { device: pickWeighted(random, DEVICES), daypart: daypart(Math.floor(random() * 24)) },
   };
 }
 
