@@ -92,12 +92,15 @@ fn a_fresh_learner_stores_no_slots_and_only_a_header() {
     let fresh = r.bytes.len();
     // Container 16 + table 2 + name 1 + 12 + length 4; section layout 1,
     // model version 2 + 19, hash version, slots and variants 12, writer 16;
-    // per variant updates 8 and touched count 4; pending count 4.
-    assert_eq!(fresh, 35 + 50 + 3 * 12 + 4);
+    // per variant updates 8 and touched count 4; pending count 4;
+    // tombstone count 4 and horizon 8.
+    assert_eq!(fresh, 35 + 50 + 3 * 12 + 4 + 12);
     // One reward touches one variant's slots of that context: t slots cost
     // their index and mean and the t (t + 1) / 2 covariances among them.
+    // The decision it rewards may be in the bytes of that sync (not
+    // committed), so another tab may hold it: it leaves a 24-byte tombstone.
     step(&mut e, 0);
-    let grown = e.sync(None, SLOT, 0.0, MAX).unwrap().bytes.len() - fresh;
+    let grown = e.sync(None, SLOT, 0.0, MAX).unwrap().bytes.len() - fresh - 24;
     assert!(
         (1..=32).any(|t| grown == t * 12 + t * (t + 1) / 2 * 8),
         "{grown}"
@@ -375,7 +378,7 @@ fn bad_stored_data_is_refused_and_changes_nothing() {
         "result over the cap",
     );
     let mut newer = body.clone();
-    newer[0] = 2;
+    newer[0] = 3;
     check(
         &seal(&newer),
         MAX,
@@ -603,4 +606,197 @@ fn the_reader_refuses_wide_epochs_and_repeated_ids_and_cuts_far_expiries() {
     let mut c = engine(3);
     c.restore(&seal(&far), SLOT, 1.0, MAX).unwrap();
     c.reward(&first, 1.0, 2.0).unwrap();
+}
+
+/// Two tabs (`maxPending` 4) whose stored pending list holds only the four
+/// latest-expiring decisions: the older ones leave it while still live in
+/// the tab that made them. Absence is not settlement: they stay rewardable
+/// there and each counts once. What another tab did settle arrives as a
+/// tombstone and is refused as a duplicate.
+#[test]
+fn decisions_dropped_by_the_cap_stay_live_and_settled_ones_arrive_as_tombstones() {
+    let small = |entropy| {
+        Engine::new(
+            EngineConfig::parse(
+                r#"{"variants":["a","b","c"],"seed":3,"maxPending":4,
+                    "features":{"bits":5,"allow":["page","user"]}}"#,
+                entropy,
+            )
+            .unwrap(),
+        )
+    };
+    let rank_at = |e: &mut Engine, now: f64| {
+        e.rank(&RankOptions::parse(&context(1)).unwrap(), now)
+            .unwrap()
+            .decision_id
+            .unwrap()
+    };
+    let mut store = None;
+    let mut a = small(1);
+    let old: Vec<String> = (0..4).map(|i| rank_at(&mut a, i as f64)).collect();
+    save(&mut a, &mut store, 4.0);
+    // B adopts A's four, then makes four that expire later and stores: the
+    // stored list keeps B's four.
+    let mut b = small(2);
+    b.restore(store.as_deref().unwrap(), SLOT, 5.0, MAX)
+        .unwrap();
+    let newer: Vec<String> = (0..4).map(|i| rank_at(&mut b, 10.0 + i as f64)).collect();
+    // B settles one of A's before storing: that one gets a tombstone.
+    b.reward(&old[0], 1.0, 14.0).unwrap();
+    save(&mut b, &mut store, 15.0);
+    let stored = Snapshot::decode(store.as_deref().unwrap(), MAX).unwrap();
+    assert!(stored.section("learner:hero").is_some());
+
+    // A syncs: old[0] is settled elsewhere, old[1..] were only dropped.
+    let r = save(&mut a, &mut store, 16.0);
+    assert!(r.merged, "{r:?}");
+    assert_eq!(
+        a.reward(&old[0], 1.0, 17.0).unwrap_err().code(),
+        "DUPLICATE_REWARD"
+    );
+    for id in &old[1..] {
+        a.reward(id, 1.0, 17.0).unwrap();
+    }
+    save(&mut a, &mut store, 18.0);
+    // B syncs and sees A's three settlements as tombstones, so it cannot
+    // count them again, and settles its own.
+    save(&mut b, &mut store, 19.0);
+    for id in &old[1..] {
+        assert_eq!(
+            b.reward(id, 1.0, 20.0).unwrap_err().code(),
+            "DUPLICATE_REWARD"
+        );
+    }
+    for id in &newer {
+        b.reward(id, 1.0, 20.0).unwrap();
+    }
+    save(&mut b, &mut store, 21.0);
+    // Every decision counted exactly once: 1 + 3 + 4.
+    let mut c = small(3);
+    c.restore(store.as_deref().unwrap(), SLOT, 22.0, MAX)
+        .unwrap();
+    assert_eq!(c.updates().iter().sum::<u64>(), 8);
+}
+
+/// Both tabs reward one decision before either sees the other's tombstone:
+/// it counts once, whichever stores first.
+#[test]
+fn a_race_to_settle_counts_once_in_either_order() {
+    for a_first in [true, false] {
+        let mut a = engine(1);
+        let id = open_decision(&mut a);
+        let mut store = None;
+        save(&mut a, &mut store, 0.0);
+        let mut b = engine(2);
+        b.restore(store.as_deref().unwrap(), SLOT, 1.0, MAX)
+            .unwrap();
+        a.reward(&id, 1.0, 2.0).unwrap();
+        b.reward(&id, 0.0, 2.0).unwrap();
+        let (first, second) = if a_first {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        save(first, &mut store, 3.0);
+        let r = save(second, &mut store, 4.0);
+        assert_eq!((r.duplicates, r.replayed), (1, 0), "{r:?}");
+        let mut c = engine(3);
+        c.restore(store.as_deref().unwrap(), SLOT, 5.0, MAX)
+            .unwrap();
+        assert_eq!(c.updates().iter().sum::<u64>(), 1);
+    }
+}
+
+/// Layout 1 (before tombstones) is read: learning and pending decisions
+/// restore, and a stored decision missing later is taken as settled, as its
+/// writers meant. The next write is layout 2.
+#[test]
+fn layout_1_sections_are_migrated() {
+    let mut a = engine(1);
+    for t in 0..20 {
+        step(&mut a, t);
+    }
+    let id = open_decision(&mut a);
+    // Layout 1 is layout 2 without the tail: tombstone count, tombstones
+    // (24 bytes each) and the horizon.
+    let as_v1 = |bytes: &[u8], tombstones: usize| {
+        let mut snap = Snapshot::decode(bytes, MAX).unwrap();
+        let body = snap.section("learner:hero").unwrap();
+        let tail = 4 + 24 * tombstones + 8;
+        let count = &body[body.len() - tail..body.len() - tail + 4];
+        assert_eq!(count, (tombstones as u32).to_le_bytes());
+        let mut v1 = body[..body.len() - tail].to_vec();
+        v1[0] = 1;
+        snap.set_section("learner:hero", v1);
+        snap.encode(MAX).unwrap()
+    };
+    assert!(a.sync(None, SLOT, 30.0, MAX).is_ok());
+    assert!(a.commit());
+    let old = as_v1(&a.sync(None, SLOT, 30.0, MAX).unwrap().bytes, 0);
+
+    let mut b = engine(2);
+    let r = b.restore(&old, SLOT, 31.0, MAX).unwrap();
+    assert_eq!(r.adopted, 1);
+    assert_eq!(b.updates(), a.updates());
+    assert_eq!(probe(&b, 2), probe(&a, 2));
+    // A settles it and an old build stores that (layout 1, no tombstone):
+    // B, finding it missing, takes it as settled.
+    a.reward(&id, 1.0, 31.5).unwrap();
+    let settled = as_v1(&a.sync(None, SLOT, 31.5, MAX).unwrap().bytes, 1);
+    b.sync(Some(&settled), SLOT, 32.0, MAX).unwrap();
+    assert!(b.commit());
+    assert_eq!(
+        b.reward(&id, 1.0, 33.0).unwrap_err().code(),
+        "DUPLICATE_REWARD"
+    );
+    // And what B wrote is layout 2.
+    let mut store = None;
+    save(&mut b, &mut store, 34.0);
+    let written = Snapshot::decode(store.as_deref().unwrap(), MAX).unwrap();
+    assert_eq!(written.section("learner:hero").unwrap()[0], 2);
+}
+
+/// The tombstone list is checked like the pending list: a claimed count
+/// beyond the bytes, a repeated id, a wide epoch or a non-finite horizon is
+/// refused as corrupt, and nothing changes.
+#[test]
+fn the_reader_refuses_bad_tombstones() {
+    let mut a = engine(1);
+    let id = open_decision(&mut a);
+    save(&mut a, &mut None, 0.0);
+    a.reward(&id, 1.0, 1.0).unwrap();
+    let good = a.sync(None, SLOT, 1.0, MAX).unwrap().bytes;
+    let snap = Snapshot::decode(&good, MAX).unwrap();
+    let body = snap.section("learner:hero").unwrap().to_vec();
+    let tail = body.len() - (4 + 24 + 8);
+    assert_eq!(body[tail..tail + 4], 1u32.to_le_bytes());
+    let seal = |body: &[u8]| {
+        let mut s = snap.clone();
+        s.set_section("learner:hero", body.to_vec());
+        s.encode(MAX).unwrap()
+    };
+    let mut b = engine(2);
+    b.restore(&seal(&body), SLOT, 2.0, MAX).unwrap();
+    let before = (probe(&b, 2), b.updates());
+    let refused = |b: &mut Engine, body: &[u8], why: &str| {
+        let e = b.restore(&seal(body), SLOT, 2.0, MAX).unwrap_err();
+        assert_eq!(e.code(), "SNAPSHOT_CORRUPT", "{e}");
+        assert!(e.to_string().contains(why), "{why}: {e}");
+    };
+    let mut huge = body.clone();
+    huge[tail..tail + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    refused(&mut b, &huge, "claims");
+    let mut twice = body[..tail].to_vec();
+    twice.extend_from_slice(&2u32.to_le_bytes());
+    twice.extend_from_slice(&body[tail + 4..tail + 28]);
+    twice.extend_from_slice(&body[tail + 4..]);
+    refused(&mut b, &twice, "tombstone");
+    let mut wide = body.clone();
+    wide[tail + 4 + 6] = 1; // bit 48 of the epoch
+    refused(&mut b, &wide, "wider than 48 bits");
+    let mut nan = body.clone();
+    let n = nan.len();
+    nan[n - 8..].copy_from_slice(&f64::NAN.to_le_bytes());
+    refused(&mut b, &nan, "non-finite");
+    assert_eq!((probe(&b, 2), b.updates()), before);
 }

@@ -867,8 +867,10 @@ impl Engine {
         }
         self.arms[p.arm].update(&p.x, reward, noise, 1.0)?;
         p.rewarded = true;
-        self.sync
-            .journal(p.arm, &p.x, reward, Some(persist::id_key(epoch, counter)));
+        let key = persist::id_key(epoch, counter);
+        self.sync.journal(p.arm, &p.x, reward, Some(key));
+        // Other tabs holding it learn from the tombstone that it is settled.
+        self.sync.settle(key, p.expires_at, p.shared);
         Ok(())
     }
 

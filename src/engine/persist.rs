@@ -6,9 +6,18 @@
 //! different rewards since they last met are merged exactly by replaying one
 //! tab's own observations (its *journal*) onto the other's stored state;
 //! nobody's update is lost to a last-writer-wins overwrite. A decision whose
-//! reward was already counted elsewhere is not counted twice: a pending
-//! decision that was in the snapshot and has since left it was settled (or
-//! dropped) by another tab.
+//! reward was already counted elsewhere is not counted twice: the tab that
+//! settles a stored decision leaves a *tombstone* (its id and expiry) in the
+//! section, and other tabs treat a decision they hold as settled only when
+//! they find its tombstone. A decision that left the stored pending list
+//! for another reason (another tab's `maxPending` cap, or its clock saying
+//! it expired) stays live here and is written back. Tombstones are kept
+//! while they can matter (until a day past their expiry) and capped at
+//! `maxPending`; the section records the latest expiry the cap evicted (the
+//! *horizon*), and a decision expiring no later than that which is missing
+//! without a tombstone is taken as settled, so a reward is never counted
+//! twice (layout 1, which had no tombstones, reads with a horizon of one
+//! reward window from now).
 //!
 //! The caller (the JS boundary, holding a Web Lock) reads the stored bytes,
 //! calls [`Engine::sync`], writes the bytes it returns, and on success calls
@@ -25,6 +34,9 @@
 //! - pending count u32; per decision: epoch u64, counter u64, variant u32,
 //!   expiry f64, activated u8, feature count u32, slots (u32, increasing),
 //!   values f64.
+//!
+//! Layout 2 adds, after the pending decisions: tombstone count u32; per
+//! settled decision: epoch u64, counter u64, expiry f64; then the horizon f64.
 
 use super::{Engine, Pending};
 use crate::error::{Error, Result};
@@ -33,8 +45,10 @@ use crate::model::posterior::Covariance;
 use crate::model::Posterior;
 use crate::snapshot::{corrupt, put_f64, put_str, put_u32, put_u64, Reader, Snapshot};
 
-/// The learner section layout this build writes and reads.
-const LAYOUT: u8 = 1;
+/// The learner section layout this build writes (it reads 1 and 2).
+const LAYOUT: u8 = 2;
+/// The layout without tombstones.
+const LAYOUT_V1: u8 = 1;
 /// Journal length beyond which an engine stops journaling (storage has been
 /// failing, or was never used, for that long); its next successful sync then
 /// writes its own state over the stored one, and reports that it did. About
@@ -70,6 +84,8 @@ struct Staged {
     /// Journal length when staged: later entries are not in the written
     /// state and are replayed by `commit`.
     journaled: usize,
+    /// Own tombstones written (the first ones of [`SyncState::settled`]).
+    settled: usize,
 }
 
 /// Persistence bookkeeping of one engine.
@@ -81,6 +97,12 @@ pub(crate) struct SyncState {
     /// The writer id (epoch, sequence) of the last section this engine wrote.
     written: Option<(u64, u64)>,
     staged: Option<Staged>,
+    /// Decisions this engine settled that other tabs may hold ([`id_key`],
+    /// expiry), to write as tombstones; at most [`MAX_JOURNAL`].
+    settled: Vec<(u128, f64)>,
+    /// The latest expiry among own tombstones dropped because `settled` was
+    /// full: written as the horizon.
+    dropped: f64,
 }
 
 impl Default for SyncState {
@@ -89,6 +111,8 @@ impl Default for SyncState {
             journal: Some(Vec::new()),
             written: None,
             staged: None,
+            settled: Vec::new(),
+            dropped: 0.0,
         }
     }
 }
@@ -114,6 +138,23 @@ impl SyncState {
                 });
             }
         }
+    }
+}
+
+impl SyncState {
+    /// Record that this engine settled decision `key`, expiring at
+    /// `expires_at`, which another tab may hold: `shared` (read from or
+    /// written to the store), or possibly written by a sync not yet
+    /// committed.
+    pub(super) fn settle(&mut self, key: u128, expires_at: f64, shared: bool) {
+        if !(shared || self.staged.is_some()) {
+            return;
+        }
+        if self.settled.len() >= MAX_JOURNAL {
+            let (_, e) = self.settled.remove(0);
+            self.dropped = self.dropped.max(e);
+        }
+        self.settled.push((key, expires_at));
     }
 }
 
@@ -166,6 +207,25 @@ struct Stored {
     writer: (u64, u64),
     arms: Vec<Posterior>,
     pending: Vec<Pending>,
+    /// Decisions settled by the tabs that wrote it: ([`id_key`], expiry).
+    tombstones: Vec<(u128, f64)>,
+    /// A decision expiring no later than this that is missing without a
+    /// tombstone may have been settled (its tombstone was evicted).
+    horizon: f64,
+}
+
+impl Stored {
+    /// Nothing stored for this model: no tombstones, no horizon.
+    fn empty(model_matches: bool) -> Stored {
+        Stored {
+            model_matches,
+            writer: (0, 0),
+            arms: Vec::new(),
+            pending: Vec::new(),
+            tombstones: Vec::new(),
+            horizon: 0.0,
+        }
+    }
 }
 
 impl Engine {
@@ -195,6 +255,7 @@ impl Engine {
         let mut gone = Vec::new();
         let mut adopt = Vec::new();
         let mut arms = None;
+        let (tombstones, horizon) = self.tombstones(st.as_ref(), now_ms);
         match st {
             Some(st) if !st.model_matches => report.model_changed = true,
             None => {}
@@ -224,8 +285,13 @@ impl Engine {
         // Merged state is checked before it is written; this engine's own is
         // what its updates made.
         let merged = arms.as_deref();
-        let body =
-            self.write_section(merged.unwrap_or(&self.arms), merged.is_some(), &out, writer)?;
+        let body = self.write_section(
+            merged.unwrap_or(&self.arms),
+            merged.is_some(),
+            &out,
+            (&tombstones, horizon),
+            writer,
+        )?;
         let written = sorted(out.iter().map(|p| key(p)).collect());
         snap.set_section(&name, body);
         report.bytes = snap.encode(max_bytes)?;
@@ -236,6 +302,7 @@ impl Engine {
             written,
             writer,
             journaled: self.sync.journal.as_ref().map_or(0, Vec::len),
+            settled: self.sync.settled.len(),
         });
         Ok(report)
     }
@@ -306,16 +373,45 @@ impl Engine {
     }
 
     /// Shared decisions (known to be in the store) that are live here but
-    /// missing from `st`: another tab settled or dropped them. Sorted keys.
+    /// another tab settled: tombstoned in `st`, or missing from it and
+    /// expiring within its horizon (tombstones evicted). Sorted keys.
     fn gone_from(&self, st: &Stored, now_ms: f64) -> Vec<u128> {
         let in_store = sorted(st.pending.iter().map(key).collect());
+        let settled = sorted(st.tombstones.iter().map(|t| t.0).collect());
         sorted(
             (self.pending.iter().chain(&self.foreign))
                 .filter(|p| p.shared && now_ms <= p.expires_at)
+                .filter(|p| {
+                    holds(&settled, key(p))
+                        || (!holds(&in_store, key(p)) && p.expires_at <= st.horizon)
+                })
                 .map(key)
-                .filter(|k| in_store.binary_search(k).is_err())
                 .collect(),
         )
+    }
+
+    /// The tombstones and horizon to write: the stored ones (for this
+    /// model) and this engine's own, while they can matter (a day of
+    /// clock slack past their expiry), the `maxPending` latest-expiring;
+    /// the horizon rises to cover what that cap evicts.
+    fn tombstones(&self, st: Option<&Stored>, now_ms: f64) -> (Vec<(u128, f64)>, f64) {
+        let st = st.filter(|s| s.model_matches);
+        let stored: &[(u128, f64)] = st.map_or(&[], |s| &s.tombstones);
+        let known = sorted(stored.iter().map(|t| t.0).collect());
+        let own = (self.sync.settled.iter()).filter(|t| !holds(&known, t.0));
+        let live: Vec<(u128, f64)> = (stored.iter().chain(own))
+            .filter(|t| now_ms <= t.1 + crate::behavior::DAY_MS)
+            .copied()
+            .collect();
+        let mut horizon = st.map_or(0.0, |s| s.horizon).max(self.sync.dropped);
+        let n = live.len();
+        let kept = latest(live, self.cfg.max_pending, |t| t.1);
+        if kept.len() < n {
+            // Everything evicted expires no later than the earliest kept.
+            let earliest = kept.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+            horizon = horizon.max(earliest);
+        }
+        (kept, horizon)
     }
 
     /// Replay the journal onto `arms`, except rewards for `gone` decisions
@@ -400,6 +496,8 @@ impl Engine {
             }
         }
         self.adopt(Vec::new());
+        // The written tombstones are in the store now, which carries them on.
+        self.sync.settled.drain(..s.settled);
         self.sync.journal = later;
         self.sync.written = Some(s.writer);
         true
@@ -410,6 +508,7 @@ impl Engine {
         arms: &[Posterior],
         check: bool,
         pending: &[&Pending],
+        (tombstones, horizon): (&[(u128, f64)], f64),
         writer: (u64, u64),
     ) -> Result<Vec<u8>> {
         let m = &self.cfg.model;
@@ -459,6 +558,13 @@ impl Engine {
             p.x.idx.iter().for_each(|&i| put_u32(&mut w, i));
             p.x.val.iter().for_each(|&x| put_f64(&mut w, x));
         }
+        put_u32(&mut w, tombstones.len() as u32);
+        for &(k, expires_at) in tombstones {
+            put_u64(&mut w, (k >> 64) as u64);
+            put_u64(&mut w, k as u64);
+            put_f64(&mut w, expires_at);
+        }
+        put_f64(&mut w, horizon);
         Ok(w)
     }
 
@@ -466,7 +572,7 @@ impl Engine {
         let m = &self.cfg.model;
         let mut r = Reader::new(body, "learner section");
         let layout = r.u8()?;
-        if layout != LAYOUT {
+        if layout != LAYOUT && layout != LAYOUT_V1 {
             return if layout > LAYOUT {
                 Err(Error::SnapshotVersion {
                     found: u32::from(layout),
@@ -477,12 +583,7 @@ impl Engine {
             };
         }
         if r.str()? != m.version() {
-            return Ok(Stored {
-                model_matches: false,
-                writer: (0, 0),
-                arms: Vec::new(),
-                pending: Vec::new(),
-            });
+            return Ok(Stored::empty(false));
         }
         let d = m.features.dim();
         let k = m.variants.len();
@@ -507,12 +608,7 @@ impl Engine {
         // that, not refused, so a config change never sets learning aside.
         let latest_expiry = now_ms + self.cfg.reward_ttl_ms + crate::behavior::DAY_MS;
         for _ in 0..count {
-            let (epoch, counter) = (r.u64()?, r.u64()?);
-            if epoch >> super::EPOCH_BITS != 0 {
-                return Err(corrupt(format!(
-                    "a decision epoch {epoch:#x} wider than 48 bits"
-                )));
-            }
+            let (epoch, counter) = read_id(&mut r)?;
             let arm = r.u32()? as usize;
             let expires_at = r.f64()?.min(latest_expiry);
             let activated = match r.u8()? {
@@ -535,20 +631,55 @@ impl Engine {
                 shared: true,
             });
         }
+        let (tombstones, horizon) = if layout == LAYOUT_V1 {
+            // No tombstones were kept: any stored decision missing later may
+            // have been settled, as layout 1's writers meant.
+            (Vec::new(), latest_expiry)
+        } else {
+            let count = r.count(24)?;
+            let mut t = Vec::new();
+            for _ in 0..count {
+                let (epoch, counter) = read_id(&mut r)?;
+                t.push((id_key(epoch, counter), r.f64()?.min(latest_expiry)));
+            }
+            (t, r.f64()?)
+        };
         r.finish()?;
-        let keys = sorted(pending.iter().map(key).collect());
-        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-            let (epoch, counter) = ((w[0] >> 64) as u64, w[0] as u64);
-            return Err(corrupt(format!(
-                "decision {epoch:012x}-{counter} appears twice"
-            )));
-        }
+        unique(pending.iter().map(key), "decision")?;
+        unique(tombstones.iter().map(|t| t.0), "tombstone")?;
         Ok(Stored {
             model_matches: true,
             writer,
             arms,
             pending,
+            tombstones,
+            horizon,
         })
+    }
+}
+
+/// A stored decision id, refusing epochs wider than decision ids allow.
+fn read_id(r: &mut Reader<'_>) -> Result<(u64, u64)> {
+    let (epoch, counter) = (r.u64()?, r.u64()?);
+    if epoch >> super::EPOCH_BITS != 0 {
+        return Err(corrupt(format!(
+            "a decision epoch {epoch:#x} wider than 48 bits"
+        )));
+    }
+    Ok((epoch, counter))
+}
+
+/// Refuse a list of ids (`what`s) naming one twice.
+fn unique(keys: impl Iterator<Item = u128>, what: &str) -> Result<()> {
+    let keys = sorted(keys.collect());
+    match keys.windows(2).find(|w| w[0] == w[1]) {
+        None => Ok(()),
+        Some(w) => {
+            let (epoch, counter) = ((w[0] >> 64) as u64, w[0] as u64);
+            Err(corrupt(format!(
+                "{what} {epoch:012x}-{counter} appears twice"
+            )))
+        }
     }
 }
 
