@@ -800,3 +800,55 @@ fn the_reader_refuses_bad_tombstones() {
     refused(&mut b, &nan, "non-finite");
     assert_eq!((probe(&b, 2), b.updates()), before);
 }
+
+/// A deferred decision activated in one tab (the variant was shown there)
+/// is activated in every tab that holds it once they meet in the store,
+/// through `sync` and through `restore`, in either direction.
+#[test]
+fn activation_reaches_other_tabs() {
+    let deferred = |e: &mut Engine| {
+        let text = context(1).replacen('{', r#"{"defer": true, "#, 1);
+        e.rank(&RankOptions::parse(&text).unwrap(), 0.0)
+            .unwrap()
+            .decision_id
+            .unwrap()
+    };
+    for through_restore in [false, true] {
+        let mut store = None;
+        let mut a = engine(1);
+        let first = deferred(&mut a);
+        let second = deferred(&mut a);
+        save(&mut a, &mut store, 1.0);
+        let mut b = engine(2);
+        b.restore(store.as_deref().unwrap(), SLOT, 2.0, MAX)
+            .unwrap();
+        assert_eq!(
+            b.reward(&first, 1.0, 3.0).unwrap_err().code(),
+            "NOT_ACTIVATED"
+        );
+        // A shows the first; B shows the second.
+        a.activate(&first, 3.0).unwrap();
+        b.activate(&second, 3.0).unwrap();
+        save(&mut a, &mut store, 4.0);
+        save(&mut b, &mut store, 5.0);
+        if through_restore {
+            a.restore(store.as_deref().unwrap(), SLOT, 6.0, MAX)
+                .unwrap();
+        } else {
+            save(&mut a, &mut store, 6.0);
+        }
+        // Each tab can now settle the one the other showed.
+        b.reward(&first, 1.0, 7.0).unwrap();
+        a.reward(&second, 0.0, 7.0).unwrap();
+        save(&mut a, &mut store, 8.0);
+        save(&mut b, &mut store, 9.0);
+        let mut c = engine(3);
+        c.restore(store.as_deref().unwrap(), SLOT, 10.0, MAX)
+            .unwrap();
+        assert_eq!(
+            c.updates().iter().sum::<u64>(),
+            2,
+            "through restore: {through_restore}"
+        );
+    }
+}

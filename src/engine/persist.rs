@@ -17,7 +17,8 @@
 //! *horizon*), and a decision expiring no later than that which is missing
 //! without a tombstone is taken as settled, so a reward is never counted
 //! twice (layout 1, which had no tombstones, reads with a horizon of one
-//! reward window from now).
+//! reward window from now). Activation only goes one way, so a decision
+//! stored as activated is activated in every tab that holds it.
 //!
 //! The caller (the JS boundary, holding a Web Lock) reads the stored bytes,
 //! calls [`Engine::sync`], writes the bytes it returns, and on success calls
@@ -78,6 +79,8 @@ struct Staged {
     gone: Vec<u128>,
     /// Decisions of other page views to adopt.
     adopt: Vec<Pending>,
+    /// Held decisions another tab activated ([`key`]s, sorted).
+    activated: Vec<u128>,
     /// Written as pending ([`key`]s, sorted).
     written: Vec<u128>,
     writer: (u64, u64),
@@ -255,6 +258,7 @@ impl Engine {
         let mut gone = Vec::new();
         let mut adopt = Vec::new();
         let mut arms = None;
+        let mut activated = Vec::new();
         let (tombstones, horizon) = self.tombstones(st.as_ref(), now_ms);
         match st {
             Some(st) if !st.model_matches => report.model_changed = true,
@@ -270,13 +274,15 @@ impl Engine {
                         arms = Some(std::mem::take(&mut st.arms));
                     }
                 }
+                activated = activated_in(&st);
                 adopt = self.unknown(st.pending, now_ms);
                 report.adopted = adopt.len();
             }
         }
 
         // What to write: every live decision of this engine and of those it
-        // knows about, newest first up to `maxPending`.
+        // knows about, newest first up to `maxPending`, activated if any tab
+        // activated it.
         let out: Vec<&Pending> = (self.pending.iter().chain(&self.foreign).chain(&adopt))
             .filter(|p| p.live(now_ms) && !holds(&gone, key(p)))
             .collect();
@@ -288,7 +294,7 @@ impl Engine {
         let body = self.write_section(
             merged.unwrap_or(&self.arms),
             merged.is_some(),
-            &out,
+            (&out, &activated),
             (&tombstones, horizon),
             writer,
         )?;
@@ -303,6 +309,7 @@ impl Engine {
             writer,
             journaled: self.sync.journal.as_ref().map_or(0, Vec::len),
             settled: self.sync.settled.len(),
+            activated,
         });
         Ok(report)
     }
@@ -332,6 +339,7 @@ impl Engine {
             return Ok(report);
         }
         let gone = self.gone_from(&st, now_ms);
+        let activated = activated_in(&st);
         if self.sync.written != Some(st.writer) {
             report.merged = true;
             // An overflowed journal cannot be replayed: this engine's own
@@ -342,6 +350,7 @@ impl Engine {
             }
         }
         self.settle_gone(&gone);
+        self.activate_held(&activated);
         if let Some(j) = &mut self.sync.journal {
             j.retain(|o| !o.settles_one_of(&gone));
         }
@@ -441,6 +450,17 @@ impl Engine {
             .collect()
     }
 
+    /// Mark held decisions that another tab activated (`keys`, sorted) as
+    /// activated here too: the variant was shown, so a reward may arrive in
+    /// any tab.
+    fn activate_held(&mut self, keys: &[u128]) {
+        for p in self.pending.iter_mut().chain(&mut self.foreign) {
+            if holds(keys, key(p)) {
+                p.activated = true;
+            }
+        }
+    }
+
     /// Mark `gone` decisions settled.
     fn settle_gone(&mut self, gone: &[u128]) {
         for p in self.pending.iter_mut().chain(&mut self.foreign) {
@@ -489,6 +509,7 @@ impl Engine {
             }
         }
         self.settle_gone(&s.gone);
+        self.activate_held(&s.activated);
         self.foreign.extend(s.adopt);
         for p in self.pending.iter_mut().chain(&mut self.foreign) {
             if holds(&s.written, key(p)) {
@@ -507,7 +528,7 @@ impl Engine {
         &self,
         arms: &[Posterior],
         check: bool,
-        pending: &[&Pending],
+        (pending, activated): (&[&Pending], &[u128]),
         (tombstones, horizon): (&[(u128, f64)], f64),
         writer: (u64, u64),
     ) -> Result<Vec<u8>> {
@@ -553,7 +574,7 @@ impl Engine {
             put_u64(&mut w, p.counter);
             put_u32(&mut w, p.arm as u32);
             put_f64(&mut w, p.expires_at);
-            w.push(u8::from(p.activated));
+            w.push(u8::from(p.activated || holds(activated, key(p))));
             put_u32(&mut w, p.x.idx.len() as u32);
             p.x.idx.iter().for_each(|&i| put_u32(&mut w, i));
             p.x.val.iter().for_each(|&x| put_f64(&mut w, x));
@@ -656,6 +677,11 @@ impl Engine {
             horizon,
         })
     }
+}
+
+/// The stored decisions that are activated ([`key`]s, sorted).
+fn activated_in(st: &Stored) -> Vec<u128> {
+    sorted(st.pending.iter().filter(|p| p.activated).map(key).collect())
 }
 
 /// A stored decision id, refusing epochs wider than decision ids allow.
