@@ -518,7 +518,8 @@ impl Engine {
         }
         self.adopt(Vec::new());
         // The written tombstones are in the store now, which carries them on.
-        self.sync.settled.drain(..s.settled);
+        let written = s.settled.min(self.sync.settled.len());
+        self.sync.settled.drain(..written);
         self.sync.journal = later;
         self.sync.written = Some(s.writer);
         true
