@@ -137,7 +137,6 @@ export function renderUnavailable(card, fallbackId, reason) {
   card.querySelector('[data-role="variant"]').textContent = fallbackId;
   // Without a learner there is no probability, policy or model to show.
   card.querySelectorAll(".decision-item").forEach((item, i) => (item.hidden = i > 0));
-  renderWhy(card, null);
   const statusEl = card.querySelector('[data-role="status"]');
   statusEl.textContent = reason;
   statusEl.hidden = false;

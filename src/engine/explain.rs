@@ -19,8 +19,8 @@
 //! Nothing changes: no seed is drawn, no decision is recorded.
 
 use super::{take_features, Engine, OPT_ERR};
-use crate::error::{Error, Result};
-use crate::features::{Hashed, Label, Origin, Term, MAX_FEATURES};
+use crate::error::Result;
+use crate::features::{check_count, push, Hashed, Label, Origin, Term};
 use crate::json::Json;
 
 /// Most contributions one explanation lists.
@@ -120,14 +120,7 @@ impl Engine {
     pub fn explain(&self, opts: &ExplainOptions<'_>) -> Result<Explanation> {
         let fc = &self.cfg.model.features;
         let k = self.arms.len();
-        if let Some(a) = &opts.actions {
-            if a.len() != k {
-                return Err(Error::context(
-                    "actions",
-                    format!("should list {k} variants, but lists {}", a.len()),
-                ));
-            }
-        }
+        self.check_actions(opts.actions.as_deref())?;
         // The shared features and each variant's own, hashed with their names.
         let mut shared = Named::default();
         let context = opts.context.as_ref().unwrap_or(&Json::Null);
@@ -150,13 +143,7 @@ impl Engine {
         let mut scores = Vec::with_capacity(k);
         let mut sd = Vec::with_capacity(k);
         for (arm, own) in self.arms.iter().zip(&own) {
-            let count = shared.hashed.len() + own.hashed.len();
-            if count > MAX_FEATURES {
-                return Err(Error::TooManyFeatures {
-                    count,
-                    max: MAX_FEATURES,
-                });
-            }
+            check_count(shared.hashed.len() + own.hashed.len())?;
             let x = fc.fold(&[&shared.hashed[..], &own.hashed[..]].concat())?;
             scores.push(arm.mean_score(&x));
             sd.push(arm.score_variance(&x).sqrt());
@@ -168,12 +155,7 @@ impl Engine {
         let best = (0..k).fold(0, |b, i| if scores[i] > scores[b] { i } else { b });
         let index = match &opts.variant {
             None => best,
-            Some(v) => self
-                .cfg
-                .model
-                .variant_ids()
-                .position(|id| id == v)
-                .ok_or_else(|| Error::UnknownVariant { variant: v.clone() })?,
+            Some(v) => self.arm_of(v)?,
         };
 
         // The explained variant's terms.
@@ -254,13 +236,7 @@ struct Named<'j> {
 
 impl<'j> Named<'j> {
     fn push(&mut self, h: Hashed, l: Label<'j>) -> Result<()> {
-        if self.hashed.len() >= MAX_FEATURES {
-            return Err(Error::TooManyFeatures {
-                count: self.hashed.len() + 1,
-                max: MAX_FEATURES,
-            });
-        }
-        self.hashed.push(h);
+        push(&mut self.hashed, h)?;
         self.labels.push(l);
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use crate::bandit::{Policy, PolicyOptions};
 use crate::error::{Error, Num, Result};
-use crate::features::{Dense, FeatureOptions, Hashed, Origin, SparseVec, MAX_FEATURES};
+use crate::features::{check_count, Dense, FeatureOptions, Hashed, Origin, SparseVec};
 use crate::json::{Json, Obj};
 use crate::model::{self, CompactModel, Posterior};
 use crate::rng::{Rng, MAX_SEED};
@@ -565,16 +565,8 @@ impl Engine {
         context: Option<&Json>,
         actions: Option<&[Json]>,
     ) -> Result<(Vec<Hashed>, PerAction)> {
-        let k = self.arms.len();
         let fc = &self.cfg.model.features;
-        if let Some(a) = actions {
-            if a.len() != k {
-                return Err(Error::context(
-                    "actions",
-                    format!("should list {k} variants, but lists {}", a.len()),
-                ));
-            }
-        }
+        self.check_actions(actions)?;
         let mut shared = Vec::new();
         fc.hash_context(context.unwrap_or(&Json::Null), Origin::Context, &mut shared)?;
         let per_action = match actions {
@@ -591,6 +583,29 @@ impl Engine {
             ),
         };
         Ok((shared, per_action))
+    }
+
+    /// Refuse per-call `actions` that do not list one entry per variant.
+    fn check_actions<T>(&self, actions: Option<&[T]>) -> Result<()> {
+        let k = self.arms.len();
+        match actions {
+            Some(a) if a.len() != k => Err(Error::context(
+                "actions",
+                format!("should list {k} variants, but lists {}", a.len()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The position of variant `id`, or `UNKNOWN_VARIANT`.
+    fn arm_of(&self, id: &str) -> Result<usize> {
+        self.cfg
+            .model
+            .variant_ids()
+            .position(|v| v == id)
+            .ok_or_else(|| Error::UnknownVariant {
+                variant: id.to_owned(),
+            })
     }
 
     /// Fold shared features plus each variant's own (from `actions`, else
@@ -623,12 +638,7 @@ impl Engine {
             s.feats.clear();
             s.feats.extend_from_slice(shared);
             let a = own(i);
-            if s.feats.len() + a.len() > MAX_FEATURES {
-                return Err(Error::TooManyFeatures {
-                    count: s.feats.len() + a.len(),
-                    max: MAX_FEATURES,
-                });
-            }
+            check_count(s.feats.len() + a.len())?;
             s.feats.extend_from_slice(a);
             fc.fold_into(&s.feats, &mut s.dense, x)?;
         }
@@ -696,12 +706,7 @@ impl Engine {
         now_ms: f64,
     ) -> Result<Choice> {
         check_now(now_ms)?;
-        if feats.len() > MAX_FEATURES {
-            return Err(Error::TooManyFeatures {
-                count: feats.len(),
-                max: MAX_FEATURES,
-            });
-        }
+        check_count(feats.len())?;
         let namespaces = self.cfg.model.features.allow.len();
         if feats.iter().any(|f| f.ns() >= namespaces) {
             return Err(Error::context(
@@ -888,14 +893,7 @@ impl Engine {
     /// not choose). On error nothing changes.
     pub fn learn(&mut self, opts: &LearnOptions<'_>) -> Result<()> {
         check_reward(opts.reward)?;
-        let arm = self
-            .cfg
-            .model
-            .variant_ids()
-            .position(|v| v == opts.variant.as_str())
-            .ok_or_else(|| Error::UnknownVariant {
-                variant: opts.variant.clone(),
-            })?;
+        let arm = self.arm_of(&opts.variant)?;
         let (shared, actions) = self.hash_json(opts.context.as_ref(), opts.actions.as_deref())?;
         let (noise, reward) = (self.cfg.model.noise, opts.reward);
         self.with_folded(&shared, actions.as_deref(), |e, xs| {

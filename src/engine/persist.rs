@@ -210,8 +210,12 @@ struct Stored {
     writer: (u64, u64),
     arms: Vec<Posterior>,
     pending: Vec<Pending>,
+    /// The pending decisions' [`key`]s, sorted.
+    pending_keys: Vec<u128>,
     /// Decisions settled by the tabs that wrote it: ([`id_key`], expiry).
     tombstones: Vec<(u128, f64)>,
+    /// Their keys, sorted.
+    settled: Vec<u128>,
     /// A decision expiring no later than this that is missing without a
     /// tombstone may have been settled (its tombstone was evicted).
     horizon: f64,
@@ -225,7 +229,9 @@ impl Stored {
             writer: (0, 0),
             arms: Vec::new(),
             pending: Vec::new(),
+            pending_keys: Vec::new(),
             tombstones: Vec::new(),
+            settled: Vec::new(),
             horizon: 0.0,
         }
     }
@@ -385,14 +391,12 @@ impl Engine {
     /// another tab settled: tombstoned in `st`, or missing from it and
     /// expiring within its horizon (tombstones evicted). Sorted keys.
     fn gone_from(&self, st: &Stored, now_ms: f64) -> Vec<u128> {
-        let in_store = sorted(st.pending.iter().map(key).collect());
-        let settled = sorted(st.tombstones.iter().map(|t| t.0).collect());
         sorted(
             (self.pending.iter().chain(&self.foreign))
                 .filter(|p| p.shared && now_ms <= p.expires_at)
                 .filter(|p| {
-                    holds(&settled, key(p))
-                        || (!holds(&in_store, key(p)) && p.expires_at <= st.horizon)
+                    holds(&st.settled, key(p))
+                        || (!holds(&st.pending_keys, key(p)) && p.expires_at <= st.horizon)
                 })
                 .map(key)
                 .collect(),
@@ -405,9 +409,9 @@ impl Engine {
     /// the horizon rises to cover what that cap evicts.
     fn tombstones(&self, st: Option<&Stored>, now_ms: f64) -> (Vec<(u128, f64)>, f64) {
         let st = st.filter(|s| s.model_matches);
-        let stored: &[(u128, f64)] = st.map_or(&[], |s| &s.tombstones);
-        let known = sorted(stored.iter().map(|t| t.0).collect());
-        let own = (self.sync.settled.iter()).filter(|t| !holds(&known, t.0));
+        let (stored, known): (&[(u128, f64)], &[u128]) =
+            st.map_or((&[], &[]), |s| (&s.tombstones, &s.settled));
+        let own = (self.sync.settled.iter()).filter(|t| !holds(known, t.0));
         let live: Vec<(u128, f64)> = (stored.iter().chain(own))
             .filter(|t| now_ms <= t.1 + crate::behavior::DAY_MS)
             .copied()
@@ -667,13 +671,13 @@ impl Engine {
             (t, r.f64()?)
         };
         r.finish()?;
-        unique(pending.iter().map(key), "decision")?;
-        unique(tombstones.iter().map(|t| t.0), "tombstone")?;
         Ok(Stored {
             model_matches: true,
             writer,
             arms,
+            pending_keys: unique(pending.iter().map(key), "decision")?,
             pending,
+            settled: unique(tombstones.iter().map(|t| t.0), "tombstone")?,
             tombstones,
             horizon,
         })
@@ -696,11 +700,11 @@ fn read_id(r: &mut Reader<'_>) -> Result<(u64, u64)> {
     Ok((epoch, counter))
 }
 
-/// Refuse a list of ids (`what`s) naming one twice.
-fn unique(keys: impl Iterator<Item = u128>, what: &str) -> Result<()> {
+/// `keys` sorted, refusing a list of ids (`what`s) naming one twice.
+fn unique(keys: impl Iterator<Item = u128>, what: &str) -> Result<Vec<u128>> {
     let keys = sorted(keys.collect());
     match keys.windows(2).find(|w| w[0] == w[1]) {
-        None => Ok(()),
+        None => Ok(keys),
         Some(w) => {
             let (epoch, counter) = ((w[0] >> 64) as u64, w[0] as u64);
             Err(corrupt(format!(

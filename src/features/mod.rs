@@ -502,14 +502,21 @@ impl FeatureConfig {
     }
 }
 
-fn push(out: &mut Vec<Hashed>, h: Hashed) -> Result<()> {
-    if out.len() >= MAX_FEATURES {
+/// Push one feature, refusing more than [`MAX_FEATURES`].
+pub(crate) fn push(out: &mut Vec<Hashed>, h: Hashed) -> Result<()> {
+    check_count(out.len() + 1)?;
+    out.push(h);
+    Ok(())
+}
+
+/// Refuse `count` raw features (a context plus one action's) over [`MAX_FEATURES`].
+pub(crate) fn check_count(count: usize) -> Result<()> {
+    if count > MAX_FEATURES {
         return Err(Error::TooManyFeatures {
-            count: out.len() + 1,
+            count,
             max: MAX_FEATURES,
         });
     }
-    out.push(h);
     Ok(())
 }
 
