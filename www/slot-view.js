@@ -3,6 +3,8 @@
 // variant); here we only fill the same data-field elements, so the page and
 // the runtime can never disagree about structure.
 
+import { el } from "./dom.js";
+
 const POLICY_NAMES = {
   thompson: "Thompson sampling",
   linucb: "LinUCB",
@@ -100,35 +102,22 @@ export function renderWhy(card, explanation) {
   Object.assign(why.dataset, { score: String(score), bias: String(bias), other: String(other), top: String(top) });
   // A term that adds nothing (nothing learned for it yet) is no reason.
   const contributions = explanation.contributions.filter((c) => c.contribution !== 0);
-  const terms = contributions.map((c) => {
-    const term = document.createElement("span");
-    term.className = "why-term";
-    term.dataset.feature = c.feature;
-    term.dataset.contribution = String(c.contribution);
-    term.title = `value ${c.value} × learned weight ${c.weight.toFixed(3)}` +
-      (c.shared ? "; shares its hashed slot with another feature, so the weight is learned from both" : "");
-    const name = document.createElement("code");
-    name.textContent = c.shared ? `${c.feature} \u2248` : c.feature;
-    const amount = document.createElement("span");
-    amount.className = c.contribution < 0 ? "down" : "up";
-    amount.textContent = ` ${formatContribution(c.contribution)}`;
-    term.append(name, amount);
-    return term;
-  });
+  const terms = contributions.map((c) =>
+    el("span", {
+      class: "why-term",
+      "data-feature": c.feature,
+      "data-contribution": String(c.contribution),
+      title: `value ${c.value} × learned weight ${c.weight.toFixed(3)}` +
+        (c.shared ? "; shares its hashed slot with another feature, so the weight is learned from both" : ""),
+    }, [
+      el("code", {}, c.shared ? `${c.feature} \u2248` : c.feature),
+      el("span", { class: c.contribution < 0 ? "down" : "up" }, ` ${formatContribution(c.contribution)}`),
+    ]));
+  const note = (role, text) => el("span", { class: "why-note", "data-role": role }, text);
   if (terms.length === 0) {
-    const none = document.createElement("span");
-    none.className = "why-note";
-    none.dataset.role = "unlearned";
-    none.textContent = score === 0 && top === 0 ? "nothing learned yet: every variant scores 0" : "no feature of this visit adds to the score";
-    terms.push(none);
+    terms.push(note("unlearned", score === 0 && top === 0 ? "nothing learned yet: every variant scores 0" : "no feature of this visit adds to the score"));
   }
-  if (top > score) {
-    const note = document.createElement("span");
-    note.className = "why-note";
-    note.dataset.role = "explored";
-    note.textContent = `exploring: "${best}" scores higher`;
-    terms.push(note);
-  }
+  if (top > score) terms.push(note("explored", `exploring: "${best}" scores higher`));
   why.querySelector('[data-role="why-list"]').replaceChildren(...terms);
 }
 
