@@ -57,6 +57,21 @@ fn probe(e: &Engine, t: usize) -> (Vec<f64>, Vec<f64>) {
     (d.pmf, d.scores)
 }
 
+/// A learner section (layout 3) holding one model entry, written at `written`.
+fn one_entry(entry: &[u8], written: f64) -> Vec<u8> {
+    let mut s = vec![3, 1];
+    s.extend_from_slice(&written.to_le_bytes());
+    s.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+    s.extend_from_slice(entry);
+    s
+}
+
+/// The model entry of a one-entry learner section.
+fn entry_of(section: &[u8]) -> Vec<u8> {
+    assert_eq!(section[..2], [3, 1], "a one-entry layout 3 section");
+    section[14..].to_vec()
+}
+
 /// Store: read, sync, write, commit; what a tab does under the storage lock.
 fn save(e: &mut Engine, store: &mut Option<Vec<u8>>, now: f64) -> insitu::SyncReport {
     let report = e.sync(store.as_deref(), SLOT, now, MAX).unwrap();
@@ -91,10 +106,11 @@ fn a_fresh_learner_stores_no_slots_and_only_a_header() {
     // variants: nothing of the 32 × 33 / 2 covariance entries.
     let fresh = r.bytes.len();
     // Container 16 + table 2 + name 1 + 12 + length 4; section layout 1,
-    // model version 2 + 19, hash version, slots and variants 12, writer 16;
-    // per variant updates 8 and touched count 4; pending count 4;
-    // tombstone count 4 and horizon 8.
-    assert_eq!(fresh, 35 + 50 + 3 * 12 + 4 + 12);
+    // entry count 1, write time 8 and entry length 4; entry layout 1, model
+    // version 2 + 19, hash version, slots and variants 12, writer 16; per
+    // variant updates 8 and touched count 4; pending count 4; tombstone
+    // count 4 and horizon 8.
+    assert_eq!(fresh, 35 + 14 + 50 + 3 * 12 + 4 + 12);
     // One reward touches one variant's slots of that context: t slots cost
     // their index and mean and the t (t + 1) / 2 covariances among them.
     // The decision it rewards may be in the bytes of that sync (not
@@ -254,19 +270,161 @@ fn a_decision_rewarded_in_two_tabs_counts_once() {
     );
 }
 
+/// An engine of model version `bits` (the hash width is part of the
+/// model's content hash, so each width is a version of its own).
+fn model(bits: u32, entropy: u64) -> Engine {
+    let o = options(3).replace(r#""bits": 5"#, &format!(r#""bits": {bits}"#));
+    Engine::new(EngineConfig::parse(&o, entropy).unwrap())
+}
+
+/// What a fresh tab of model `bits` restores from `store`: its updates.
+fn restored(bits: u32, store: &Option<Vec<u8>>, now: f64) -> Vec<u64> {
+    let mut e = model(bits, 99);
+    e.restore(store.as_deref().unwrap(), SLOT, now, MAX)
+        .unwrap();
+    e.updates()
+}
+
+/// A tab of the previous release and a tab of a new model version (a new
+/// prior was shipped) share the store: each merges into its own model's
+/// entry and keeps the other's, so neither erases the other's learning.
 #[test]
-fn a_new_model_sets_old_learning_aside() {
-    let mut a = engine(1);
-    for t in 0..50 {
-        step(&mut a, t);
-    }
+fn two_model_versions_keep_each_others_learning() {
     let mut store = None;
-    save(&mut a, &mut store, 50.0);
-    let other = options(3).replace(r#""bits": 5"#, r#""bits": 6"#);
-    let mut b = Engine::new(EngineConfig::parse(&other, 2).unwrap());
-    let r = save(&mut b, &mut store, 51.0);
+    let mut old = model(5, 1);
+    for t in 0..30 {
+        step(&mut old, t);
+    }
+    save(&mut old, &mut store, 30.0);
+    let mut new = model(6, 2);
+    let r = save(&mut new, &mut store, 31.0);
     assert!(r.model_changed && !r.merged, "{r:?}");
-    assert_eq!(b.updates(), vec![0, 0, 0]);
+    assert_eq!(new.updates(), vec![0, 0, 0]);
+    for t in 30..50 {
+        step(&mut old, t);
+        step(&mut new, t);
+        save(&mut old, &mut store, t as f64);
+        save(&mut new, &mut store, t as f64 + 0.5);
+    }
+    assert_eq!(restored(5, &store, 60.0).iter().sum::<u64>(), 50);
+    assert_eq!(restored(6, &store, 60.0).iter().sum::<u64>(), 20);
+    // A second tab of the old release merges with the first, as before.
+    let mut old2 = model(5, 3);
+    step(&mut old2, 0);
+    let r = save(&mut old2, &mut store, 61.0);
+    assert!(r.merged && !r.model_changed, "{r:?}");
+    assert_eq!(restored(5, &store, 62.0).iter().sum::<u64>(), 51);
+    assert_eq!(restored(6, &store, 62.0).iter().sum::<u64>(), 20);
+}
+
+/// Other versions are kept at most [three in all], while written in the
+/// last week, and the oldest give way first when the snapshot would be over
+/// its cap; this model's own learning is never dropped for them.
+#[test]
+fn other_model_versions_are_bounded() {
+    let day = 86_400_000.0;
+    let mut store = None;
+    let mut tabs: Vec<Engine> = (4..8).map(|bits| model(bits, u64::from(bits))).collect();
+    for (i, e) in tabs.iter_mut().enumerate() {
+        step(e, i);
+        save(e, &mut store, i as f64);
+    }
+    // Four versions written in turn: the first (4 bits) made way.
+    let kept = |store: &Option<Vec<u8>>, now: f64| -> Vec<u64> {
+        (4..8)
+            .map(|b| restored(b, store, now).iter().sum())
+            .collect()
+    };
+    assert_eq!(kept(&store, 5.0), vec![0, 1, 1, 1]);
+    // A week and a bit later only the writer's own entry is left.
+    save(&mut tabs[3], &mut store, 8.0 * day);
+    assert_eq!(kept(&store, 8.0 * day), vec![0, 0, 0, 1]);
+    // Under a cap that holds two entries but not three, the oldest other
+    // version is dropped rather than the write refused.
+    let mut store = None;
+    for (i, e) in tabs.iter_mut().enumerate().skip(1) {
+        step(e, 10 + i);
+        save(e, &mut store, 10.0 + i as f64);
+    }
+    // Tab 7 learns more: unbounded, its write would be `big` bytes.
+    for t in 20..40 {
+        step(&mut tabs[3], t);
+    }
+    let all = store.as_ref().unwrap().len();
+    let big = tabs[3]
+        .sync(store.as_deref(), SLOT, 20.0, MAX)
+        .unwrap()
+        .bytes
+        .len();
+    assert!(big > all, "{big} > {all}");
+    let cap = big - 1;
+    let r = tabs[3].sync(store.as_deref(), SLOT, 20.0, cap).unwrap();
+    assert!(r.bytes.len() <= cap);
+    assert!(tabs[3].commit());
+    let store = Some(r.bytes);
+    let total = |b: u32| restored(b, &store, 21.0).iter().sum::<u64>();
+    assert_eq!((total(5), total(6), total(7)), (0, 2, 22));
+    // Too small for this model's own entry: refused, as before.
+    let e = tabs[3].sync(None, SLOT, 22.0, 200).unwrap_err();
+    assert_eq!(e.code(), "SNAPSHOT_TOO_LARGE");
+}
+
+/// The entry table of layout 3 is checked: no entries, too many, a repeated
+/// version, a non-finite write time or an unknown entry layout is refused
+/// as corrupt, and nothing changes.
+#[test]
+fn the_reader_refuses_bad_entry_tables() {
+    let mut a = engine(1);
+    step(&mut a, 0);
+    let good = a.sync(None, SLOT, 1.0, MAX).unwrap().bytes;
+    let snap = Snapshot::decode(&good, MAX).unwrap();
+    let entry = entry_of(snap.section("learner:hero").unwrap());
+    let seal = |body: Vec<u8>| {
+        let mut s = snap.clone();
+        s.set_section("learner:hero", body);
+        s.encode(MAX).unwrap()
+    };
+    let mut b = engine(2);
+    step(&mut b, 1);
+    let before = (probe(&b, 2), b.updates());
+    let twice = {
+        let mut t = one_entry(&entry, 1.0);
+        t[1] = 2;
+        t.extend_from_slice(&one_entry(&entry, 1.0)[2..]);
+        t
+    };
+    let mut none = one_entry(&entry, 1.0)[..2].to_vec();
+    none[1] = 0;
+    let mut many = one_entry(&entry, 1.0);
+    many[1] = 17;
+    let mut v0 = entry.clone();
+    v0[0] = 0;
+    for (body, why) in [
+        (none, "0 model entries"),
+        (many, "17 model entries"),
+        (twice, "repeated"),
+        (one_entry(&entry, f64::NAN), "finite"),
+        (one_entry(&v0, 1.0), "entry layout 0"),
+    ] {
+        let e = b.sync(Some(&seal(body)), SLOT, 2.0, MAX).unwrap_err();
+        assert_eq!(e.code(), "SNAPSHOT_CORRUPT", "{why}: {e}");
+        assert!(e.to_string().contains(why), "{why}: {e}");
+        assert!(!b.commit());
+        assert_eq!((probe(&b, 2), b.updates()), before, "{why}");
+    }
+    // The good table reads, and another version's entry is carried over
+    // byte for byte.
+    let mut other = model(6, 7);
+    step(&mut other, 2);
+    let mut store = Some(good.clone());
+    save(&mut other, &mut store, 3.0);
+    let merged = Snapshot::decode(store.as_deref().unwrap(), MAX).unwrap();
+    let body = merged.section("learner:hero").unwrap();
+    assert_eq!(body[1], 2);
+    assert!(
+        body.ends_with(&entry),
+        "the other model's entry is unchanged"
+    );
 }
 
 #[test]
@@ -326,12 +484,14 @@ fn bad_stored_data_is_refused_and_changes_nothing() {
         .unwrap();
     let good = a.sync(None, SLOT, 50.0, MAX).unwrap().bytes;
     let section = Snapshot::decode(&good, MAX).unwrap();
-    let body = section.section("learner:hero").unwrap().to_vec();
-    let seal = |body: &[u8]| {
+    let body = entry_of(section.section("learner:hero").unwrap());
+    let seal_raw = |body: &[u8]| {
         let mut s = section.clone();
         s.set_section("learner:hero", body.to_vec());
         s.encode(MAX).unwrap()
     };
+    // The entry, in a valid one-entry section.
+    let seal = |body: &[u8]| seal_raw(&one_entry(body, 50.0));
 
     let mut b = engine(2);
     step(&mut b, 3);
@@ -377,14 +537,17 @@ fn bad_stored_data_is_refused_and_changes_nothing() {
         "SNAPSHOT_TOO_LARGE",
         "result over the cap",
     );
-    let mut newer = body.clone();
-    newer[0] = 3;
+    let mut newer = one_entry(&body, 50.0);
+    newer[0] = 4;
     check(
-        &seal(&newer),
+        &seal_raw(&newer),
         MAX,
         "SNAPSHOT_VERSION",
         "newer section layout",
     );
+    let mut unknown = body.clone();
+    unknown[0] = 3;
+    check(&seal(&unknown), MAX, "SNAPSHOT_CORRUPT", "entry layout 3");
     let mut dims = body.clone();
     let at = 1 + 2 + "m1-0123456789abcdef".len() + 4;
     dims[at] ^= 1;
@@ -400,6 +563,14 @@ fn bad_stored_data_is_refused_and_changes_nothing() {
             .unwrap_err();
         assert_eq!(e.code(), "SNAPSHOT_CORRUPT", "cut at {n}: {e}");
         assert!(e.to_string().contains("learner:hero"), "{e}");
+    }
+    // And cut anywhere in the entry table (its length then overruns).
+    let whole = one_entry(&body, 50.0);
+    for n in 1..whole.len() {
+        let e = b
+            .sync(Some(&seal_raw(&whole[..n])), SLOT, 60.0, MAX)
+            .unwrap_err();
+        assert_eq!(e.code(), "SNAPSHOT_CORRUPT", "section cut at {n}: {e}");
     }
     let mut rng = insitu::Rng::new(5);
     let mut refused = 0;
@@ -709,7 +880,7 @@ fn a_race_to_settle_counts_once_in_either_order() {
 
 /// Layout 1 (before tombstones) is read: learning and pending decisions
 /// restore, and a stored decision missing later is taken as settled, as its
-/// writers meant. The next write is layout 2.
+/// writers meant. The next write is layout 3 with a layout 2 entry.
 #[test]
 fn layout_1_sections_are_migrated() {
     let mut a = engine(1);
@@ -721,7 +892,7 @@ fn layout_1_sections_are_migrated() {
     // (24 bytes each) and the horizon.
     let as_v1 = |bytes: &[u8], tombstones: usize| {
         let mut snap = Snapshot::decode(bytes, MAX).unwrap();
-        let body = snap.section("learner:hero").unwrap();
+        let body = entry_of(snap.section("learner:hero").unwrap());
         let tail = 4 + 24 * tombstones + 8;
         let count = &body[body.len() - tail..body.len() - tail + 4];
         assert_eq!(count, (tombstones as u32).to_le_bytes());
@@ -749,11 +920,11 @@ fn layout_1_sections_are_migrated() {
         b.reward(&id, 1.0, 33.0).unwrap_err().code(),
         "DUPLICATE_REWARD"
     );
-    // And what B wrote is layout 2.
+    // And what B wrote is layout 3, its entry layout 2.
     let mut store = None;
     save(&mut b, &mut store, 34.0);
     let written = Snapshot::decode(store.as_deref().unwrap(), MAX).unwrap();
-    assert_eq!(written.section("learner:hero").unwrap()[0], 2);
+    assert_eq!(entry_of(written.section("learner:hero").unwrap())[0], 2);
 }
 
 /// The tombstone list is checked like the pending list: a claimed count
@@ -767,12 +938,12 @@ fn the_reader_refuses_bad_tombstones() {
     a.reward(&id, 1.0, 1.0).unwrap();
     let good = a.sync(None, SLOT, 1.0, MAX).unwrap().bytes;
     let snap = Snapshot::decode(&good, MAX).unwrap();
-    let body = snap.section("learner:hero").unwrap().to_vec();
+    let body = entry_of(snap.section("learner:hero").unwrap());
     let tail = body.len() - (4 + 24 + 8);
     assert_eq!(body[tail..tail + 4], 1u32.to_le_bytes());
     let seal = |body: &[u8]| {
         let mut s = snap.clone();
-        s.set_section("learner:hero", body.to_vec());
+        s.set_section("learner:hero", one_entry(body, 1.0));
         s.encode(MAX).unwrap()
     };
     let mut b = engine(2);

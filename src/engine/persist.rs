@@ -2,7 +2,10 @@
 //! the same site stored meanwhile.
 //!
 //! Each decision slot keeps one section, `learner:<slot>`, in the shared
-//! [`Snapshot`]. Bayesian updates commute, so two tabs that learned from
+//! [`Snapshot`], holding the learning of each model version the slot ran
+//! recently: a tab still running the previous release and a tab running the
+//! new one each merge into their own model's entry and carry the other's
+//! over unchanged, so neither erases the other's learning. Bayesian updates commute, so two tabs that learned from
 //! different rewards since they last met are merged exactly by replaying one
 //! tab's own observations (its *journal*) onto the other's stored state;
 //! nobody's update is lost to a last-writer-wins overwrite. A decision whose
@@ -38,6 +41,16 @@
 //!
 //! Layout 2 adds, after the pending decisions: tombstone count u32; per
 //! settled decision: epoch u64, counter u64, expiry f64; then the horizon f64.
+//!
+//! Layout 3 holds one entry per model version: u8 layout (3); entry count
+//! u8; per entry: last written f64 (ms), body length u32, body (one model's
+//! learning in layout 1 or 2, which starts with its model version). Versions
+//! are distinct. A writer puts its own entry first and keeps the other
+//! versions written in the last [`MODEL_KEPT_MS`], the most recent
+//! [`MAX_MODELS`]` - 1` of them, dropping the oldest first while the
+//! snapshot would be over its size cap. Builds that read only layouts 1 and
+//! 2 see a newer format and leave the data alone. A layout 1 or 2 section
+//! reads as a single entry written now.
 
 use super::{Engine, Pending};
 use crate::error::{Error, Result};
@@ -46,10 +59,20 @@ use crate::model::posterior::Covariance;
 use crate::model::Posterior;
 use crate::snapshot::{corrupt, put_f64, put_str, put_u32, put_u64, Reader, Snapshot};
 
-/// The learner section layout this build writes (it reads 1 and 2).
-const LAYOUT: u8 = 2;
+/// The learner section layout this build writes (it reads 1 to 3).
+const LAYOUT: u8 = 3;
+/// One model's learning: the layout of each entry this build writes.
+const ENTRY: u8 = 2;
 /// The layout without tombstones.
 const LAYOUT_V1: u8 = 1;
+/// Model versions one slot's section keeps: this tab's and the most
+/// recently written others.
+const MAX_MODELS: usize = 3;
+/// Entries a reader accepts (a later build may keep more versions).
+const MAX_ENTRIES: usize = 16;
+/// Another model version's learning is kept this long after it was last
+/// written (a tab of the previous release left open for days keeps it).
+const MODEL_KEPT_MS: f64 = 7.0 * crate::behavior::DAY_MS;
 /// Journal length beyond which an engine stops journaling (storage has been
 /// failing, or was never used, for that long); its next successful sync then
 /// writes its own state over the stored one, and reports that it did. About
@@ -166,8 +189,9 @@ impl SyncState {
 pub struct SyncReport {
     /// The snapshot to write.
     pub bytes: Vec<u8>,
-    /// The stored section came from another model (a new prior was shipped):
-    /// its learning was set aside and this engine's state is written instead.
+    /// The stored section held learning of other model versions only (a new
+    /// prior was shipped): this engine starts its own entry, and the others
+    /// are kept for tabs still running them.
     pub model_changed: bool,
     /// Another tab or page view had written since this engine last did; its
     /// state is the base that this engine's own observations were replayed on.
@@ -204,9 +228,21 @@ pub(crate) fn section_name(slot: &str) -> Result<String> {
     }
 }
 
-/// A decoded learner section.
+/// A decoded learner section: this model's entry, and the other versions'
+/// entries, carried over unread.
+struct Section {
+    ours: Option<Stored>,
+    others: Vec<Other>,
+}
+
+/// Another model version's entry.
+struct Other {
+    written: f64,
+    body: Vec<u8>,
+}
+
+/// This model's decoded learning.
 struct Stored {
-    model_matches: bool,
     writer: (u64, u64),
     arms: Vec<Posterior>,
     pending: Vec<Pending>,
@@ -219,22 +255,6 @@ struct Stored {
     /// A decision expiring no later than this that is missing without a
     /// tombstone may have been settled (its tombstone was evicted).
     horizon: f64,
-}
-
-impl Stored {
-    /// Nothing stored for this model: no tombstones, no horizon.
-    fn empty(model_matches: bool) -> Stored {
-        Stored {
-            model_matches,
-            writer: (0, 0),
-            arms: Vec::new(),
-            pending: Vec::new(),
-            pending_keys: Vec::new(),
-            tombstones: Vec::new(),
-            settled: Vec::new(),
-            horizon: 0.0,
-        }
-    }
 }
 
 impl Engine {
@@ -259,15 +279,18 @@ impl Engine {
     ) -> Result<SyncReport> {
         // A failed sync must not leave an earlier merge to be committed.
         self.sync.staged = None;
-        let (mut snap, name, st) = self.load(stored, slot, now_ms, max_bytes)?;
-        let mut report = SyncReport::default();
+        let (mut snap, name, section) = self.load(stored, slot, now_ms, max_bytes)?;
+        let (st, others) = section.map_or((None, Vec::new()), |s| (s.ours, s.others));
+        let mut report = SyncReport {
+            model_changed: st.is_none() && !others.is_empty(),
+            ..SyncReport::default()
+        };
         let mut gone = Vec::new();
         let mut adopt = Vec::new();
         let mut arms = None;
         let mut activated = Vec::new();
         let (tombstones, horizon) = self.tombstones(st.as_ref(), now_ms);
         match st {
-            Some(st) if !st.model_matches => report.model_changed = true,
             None => {}
             Some(mut st) => {
                 gone = self.gone_from(&st, now_ms);
@@ -305,8 +328,7 @@ impl Engine {
             writer,
         )?;
         let written = sorted(out.iter().map(|p| key(p)).collect());
-        snap.set_section(&name, body);
-        report.bytes = snap.encode(max_bytes)?;
+        report.bytes = write_models(&mut snap, &name, (body, now_ms), others, max_bytes)?;
         self.sync.staged = Some(Staged {
             arms,
             gone,
@@ -334,16 +356,16 @@ impl Engine {
         now_ms: f64,
         max_bytes: usize,
     ) -> Result<SyncReport> {
-        let (_, _, st) = self.load(Some(stored), slot, now_ms, max_bytes)?;
+        let (_, _, section) = self.load(Some(stored), slot, now_ms, max_bytes)?;
         self.sync.staged = None;
         let mut report = SyncReport::default();
-        let Some(mut st) = st else {
+        let Some(section) = section else {
             return Ok(report);
         };
-        if !st.model_matches {
+        let Some(mut st) = section.ours else {
             report.model_changed = true;
             return Ok(report);
-        }
+        };
         let gone = self.gone_from(&st, now_ms);
         let activated = activated_in(&st);
         if self.sync.written != Some(st.writer) {
@@ -376,15 +398,15 @@ impl Engine {
         slot: &str,
         now_ms: f64,
         max_bytes: usize,
-    ) -> Result<(Snapshot, String, Option<Stored>)> {
+    ) -> Result<(Snapshot, String, Option<Section>)> {
         super::check_now(now_ms)?;
         let name = section_name(slot)?;
         let snap = match stored {
             Some(b) => Snapshot::decode(b, max_bytes)?,
             None => Snapshot::new(),
         };
-        let st = snap.read(&name, |body| self.read_section(body, now_ms))?;
-        Ok((snap, name, st))
+        let section = snap.read(&name, |body| self.read_section(body, now_ms))?;
+        Ok((snap, name, section))
     }
 
     /// Shared decisions (known to be in the store) that are live here but
@@ -403,12 +425,11 @@ impl Engine {
         )
     }
 
-    /// The tombstones and horizon to write: the stored ones (for this
-    /// model) and this engine's own, while they can matter (a day of
+    /// The tombstones and horizon to write: the stored ones (of this
+    /// model's entry) and this engine's own, while they can matter (a day of
     /// clock slack past their expiry), the `maxPending` latest-expiring;
     /// the horizon rises to cover what that cap evicts.
     fn tombstones(&self, st: Option<&Stored>, now_ms: f64) -> (Vec<(u128, f64)>, f64) {
-        let st = st.filter(|s| s.model_matches);
         let (stored, known): (&[(u128, f64)], &[u128]) =
             st.map_or((&[], &[]), |s| (&s.tombstones, &s.settled));
         let own = (self.sync.settled.iter()).filter(|t| !holds(known, t.0));
@@ -539,7 +560,7 @@ impl Engine {
     ) -> Result<Vec<u8>> {
         let m = &self.cfg.model;
         let d = m.features.dim();
-        let mut w = vec![LAYOUT];
+        let mut w = vec![ENTRY];
         put_str(&mut w, m.version());
         put_u32(&mut w, m.features.hash_version);
         put_u32(&mut w, d as u32);
@@ -594,23 +615,67 @@ impl Engine {
         Ok(w)
     }
 
-    fn read_section(&self, body: &[u8], now_ms: f64) -> Result<Stored> {
-        let m = &self.cfg.model;
-        let mut r = Reader::new(body, "learner section");
-        let layout = r.u8()?;
-        if layout != LAYOUT && layout != LAYOUT_V1 {
-            return if layout > LAYOUT {
-                Err(Error::SnapshotVersion {
-                    found: u32::from(layout),
-                    supported: u32::from(LAYOUT),
-                })
+    /// The section: this model's entry decoded and checked, the others'
+    /// kept as they are (a layout 1 or 2 section is one entry written now).
+    fn read_section(&self, body: &[u8], now_ms: f64) -> Result<Section> {
+        let layout = body.first().copied().unwrap_or(0);
+        if layout > LAYOUT {
+            return Err(Error::SnapshotVersion {
+                found: u32::from(layout),
+                supported: u32::from(LAYOUT),
+            });
+        }
+        let entries = if layout == LAYOUT {
+            let mut r = Reader::new(body, "learner section");
+            r.u8()?;
+            let n = r.u8()? as usize;
+            if n == 0 || n > MAX_ENTRIES {
+                return Err(corrupt(format!("{n} model entries")));
+            }
+            let mut entries = Vec::new();
+            for _ in 0..n {
+                let written = r.f64()?;
+                let len = r.u32()? as usize;
+                entries.push((written, r.take(len)?));
+            }
+            r.finish()?;
+            entries
+        } else {
+            vec![(now_ms, body)]
+        };
+        let mut section = Section {
+            ours: None,
+            others: Vec::new(),
+        };
+        let mut versions = Vec::new();
+        for (written, body) in entries {
+            let mut r = Reader::new(body, "learner entry");
+            let layout = r.u8()?;
+            if layout != ENTRY && layout != LAYOUT_V1 {
+                return Err(corrupt(format!("entry layout {layout} was never written")));
+            }
+            let version = r.str()?;
+            if !written.is_finite() || versions.contains(&version) {
+                return Err(corrupt(format!(
+                    "model {version} is repeated or has no finite write time"
+                )));
+            }
+            versions.push(version);
+            if version == self.cfg.model.version() {
+                section.ours = Some(self.read_entry(r, layout, now_ms)?);
             } else {
-                Err(corrupt(format!("layout {layout} was never written")))
-            };
+                section.others.push(Other {
+                    written,
+                    body: body.to_vec(),
+                });
+            }
         }
-        if r.str()? != m.version() {
-            return Ok(Stored::empty(false));
-        }
+        Ok(section)
+    }
+
+    /// This model's entry, read past its layout and model version.
+    fn read_entry(&self, mut r: Reader<'_>, layout: u8, now_ms: f64) -> Result<Stored> {
+        let m = &self.cfg.model;
         let d = m.features.dim();
         let k = m.variants.len();
         let (hv, sd, sk) = (r.u32()?, r.u32()? as usize, r.u32()? as usize);
@@ -672,7 +737,6 @@ impl Engine {
         };
         r.finish()?;
         Ok(Stored {
-            model_matches: true,
             writer,
             arms,
             pending_keys: unique(pending.iter().map(key), "decision")?,
@@ -681,6 +745,49 @@ impl Engine {
             tombstones,
             horizon,
         })
+    }
+}
+
+/// Set section `name` to this model's entry `own` (its body, written at
+/// `now_ms`) followed by the `others` still kept (see the module docs), and
+/// encode the snapshot: the oldest other versions are dropped while it would
+/// exceed `max_bytes`.
+fn write_models(
+    snap: &mut Snapshot,
+    name: &str,
+    (own, now_ms): (Vec<u8>, f64),
+    others: Vec<Other>,
+    max_bytes: usize,
+) -> Result<Vec<u8>> {
+    let mut others: Vec<Other> = others
+        .into_iter()
+        .filter(|o| o.written + MODEL_KEPT_MS >= now_ms)
+        .collect();
+    // Most recently written first (at most MAX_ENTRIES: an insertion sort).
+    for i in 1..others.len() {
+        let mut j = i;
+        while j > 0 && others[j - 1].written < others[j].written {
+            others.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    others.truncate(MAX_MODELS - 1);
+    loop {
+        let mut w = vec![LAYOUT, 1 + others.len() as u8];
+        for (written, body) in
+            std::iter::once((now_ms, &own)).chain(others.iter().map(|o| (o.written, &o.body)))
+        {
+            put_f64(&mut w, written);
+            put_u32(&mut w, body.len() as u32);
+            w.extend_from_slice(body);
+        }
+        snap.set_section(name, w);
+        match snap.encode(max_bytes) {
+            Err(Error::SnapshotTooLarge { .. }) if !others.is_empty() => {
+                others.pop();
+            }
+            r => return r,
+        }
     }
 }
 
