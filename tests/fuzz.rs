@@ -1,7 +1,7 @@
 //! Seeded fuzzing of everything that reads bytes from outside: the snapshot
 //! container, the learner and behaviour sections (through `restore` and
-//! `sync`), the storage frame and its base64, and the event API in both its
-//! text and packed (JS boundary) forms.
+//! `sync`), the A/B allocator's stored state, the storage frame and its
+//! base64, and the event API in both its text and packed (JS boundary) forms.
 //!
 //! cargo fuzz needs a nightly toolchain and libFuzzer, which these offline
 //! machines cannot install; this is the seeded property test the issue
@@ -21,8 +21,8 @@
 //! --release --test fuzz -- --nocapture`).
 
 use insitu::{
-    crc32, from_base64, open_frame, seal_frame, Behavior, BehaviorConfig, Engine, EngineConfig,
-    RankOptions, Rng, Snapshot,
+    crc32, from_base64, open_frame, seal_frame, Allocator, Behavior, BehaviorConfig, Engine,
+    EngineConfig, Experiments, RankOptions, Rng, Snapshot,
 };
 
 const MAX: usize = 1 << 16;
@@ -45,8 +45,9 @@ fn behavior() -> Behavior {
     Behavior::new(BehaviorConfig::parse(r#"{"types": ["add_to_cart"]}"#).unwrap())
 }
 
-/// A snapshot with a learner section (updates and open decisions) and a
-/// behaviour section (events with every optional field).
+/// A snapshot with a learner section (updates and open decisions, of this
+/// model and of another version) and a behaviour section (events with every
+/// optional field).
 fn seed_snapshot() -> Vec<u8> {
     let mut e = engine(1);
     for t in 0..40 {
@@ -65,8 +66,43 @@ fn seed_snapshot() -> Vec<u8> {
     for (i, ev) in seed_events().iter().enumerate() {
         b.track(ev, T0 + i as f64 * 60_000.0).unwrap();
     }
-    let bytes = e.sync(None, SLOT, T0, MAX).unwrap().bytes;
+    // The previous release's model (another hash width) learned first.
+    let old = r#"{"variants": ["a", "b"], "features": {"bits": 4, "allow": ["page"]}}"#;
+    let mut o = Engine::new(EngineConfig::parse(old, 2).unwrap());
+    let d = o
+        .rank(
+            &RankOptions::parse(r#"{"context": {"page": {"a": 1}}}"#).unwrap(),
+            T0,
+        )
+        .unwrap();
+    o.reward(d.decision_id.as_deref().unwrap(), 1.0, T0)
+        .unwrap();
+    let bytes = o.sync(None, SLOT, T0, MAX).unwrap().bytes;
+    let bytes = e.sync(Some(&bytes), SLOT, T0, MAX).unwrap().bytes;
     b.sync(Some(&bytes), T0 + 1e6, MAX).unwrap().bytes
+}
+
+/// An allocator with a plain A/B test and a Thompson bandit.
+fn allocator(seed: u64) -> Allocator {
+    let cfg = r#"[{"key": "hero", "variants": ["a", "b"]},
+        {"key": "cta", "variants": ["x", "y", "z"],
+         "allocation": {"type": "thompson", "rewardWindowMs": 100000000}}]"#;
+    Allocator::new(Experiments::parse(cfg).unwrap(), seed)
+}
+
+/// The allocator's section (device unit, exposures, bandit counts and a
+/// settled trial) stored beside the other sections.
+fn seed_allocator() -> Vec<u8> {
+    let mut a = allocator(1);
+    a.set_device_unit("d:fuzz-seed").unwrap();
+    for t in 0..6 {
+        a.assign(t % 2, None, T0 + t as f64).unwrap();
+        if t == 1 {
+            a.reward(1, 1.0, T0 + 1.5).unwrap();
+        }
+    }
+    a.sync(Some(&seed_snapshot()), T0 + 10.0, MAX, 1e10, true)
+        .unwrap()
 }
 
 fn seed_events() -> Vec<String> {
@@ -292,6 +328,69 @@ fn fuzz_snapshot_decoding_restore_and_sync() {
     assert!(
         accepted > 0 && refused > n / 4,
         "{accepted} accepted, {refused} refused"
+    );
+}
+
+/// What a refused input must leave as it was.
+fn allocator_state(a: &Allocator) -> impl PartialEq + std::fmt::Debug {
+    (
+        a.unit().0.map(str::to_owned),
+        a.exposures().to_vec(),
+        a.pending(),
+        a.bandit_counts(1).unwrap(),
+    )
+}
+
+#[test]
+fn fuzz_allocator_state() {
+    let n = inputs_per_target();
+    let seed = seed_allocator();
+    let seeds = vec![seed.clone(), seed_snapshot()];
+    let mut rng = Rng::new(0x5eed_0004);
+    // A page that already assigned, logged an exposure and holds a reward.
+    let mut page = allocator(5);
+    page.set_device_unit("d:page").unwrap();
+    page.assign(0, None, T0).unwrap();
+    page.assign(1, None, T0).unwrap();
+    page.reward(1, 0.0, T0 + 1.0).unwrap();
+    let (mut restored, mut refused) = (0usize, 0usize);
+    for i in 0..n {
+        let mut input = mutate(&mut rng, &seeds[i % seeds.len()], &seeds);
+        if i % 2 == 0 {
+            input = reseal(input);
+        }
+        let mut a = page.clone();
+        let before = allocator_state(&a);
+        match a.restore(&input, T0 + 2.0, MAX) {
+            Ok(()) => restored += 1,
+            Err(err) => {
+                refused += 1;
+                check_code("Allocator::restore", &input, err.code(), SNAPSHOT_CODES);
+                assert_eq!(
+                    allocator_state(&a),
+                    before,
+                    "a refused restore changed the state"
+                );
+            }
+        }
+        let mut a = page.clone();
+        match a.sync(Some(&input), T0 + 2.0, MAX, 1e10, i % 3 != 0) {
+            // What an accepted merge writes reads back.
+            Ok(bytes) => allocator(9)
+                .restore(&bytes, T0 + 3.0, MAX)
+                .unwrap_or_else(|err| panic!("merged bytes unreadable ({err}) from {input:02x?}")),
+            Err(err) => {
+                check_code("Allocator::sync", &input, err.code(), SNAPSHOT_CODES);
+                assert!(!a.commit(), "a refused sync left something to commit");
+            }
+        }
+    }
+    println!(
+        "fuzz: allocator state restore/sync: {n} inputs ({restored} restored, {refused} refused), 0 panics"
+    );
+    assert!(
+        restored > n / 20 && refused > n / 4,
+        "{restored} restored, {refused} refused"
     );
 }
 
