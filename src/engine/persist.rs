@@ -5,10 +5,11 @@
 //! [`Snapshot`], holding the learning of each model version the slot ran
 //! recently: a tab still running the previous release and a tab running the
 //! new one each merge into their own model's entry and carry the other's
-//! over unchanged, so neither erases the other's learning. Bayesian updates commute, so two tabs that learned from
-//! different rewards since they last met are merged exactly by replaying one
-//! tab's own observations (its *journal*) onto the other's stored state;
-//! nobody's update is lost to a last-writer-wins overwrite. A decision whose
+//! over unchanged, so neither erases the other's learning. Bayesian updates
+//! commute, so two tabs that learned from different rewards since they last
+//! met are merged exactly by replaying one tab's own observations (its
+//! *journal*) onto the other's stored state; nobody's update is lost to a
+//! last-writer-wins overwrite. A decision whose
 //! reward was already counted elsewhere is not counted twice: the tab that
 //! settles a stored decision leaves a *tombstone* (its id and expiry) in the
 //! section, and other tabs treat a decision they hold as settled only when
