@@ -256,6 +256,11 @@ impl<'a> Reader<'a> {
         self.c.take(n).ok_or_else(|| self.early(n))
     }
 
+    /// Bytes read so far.
+    pub(crate) fn pos(&self) -> usize {
+        self.c.pos()
+    }
+
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         self.c.array().ok_or_else(|| self.early(N))
     }
@@ -319,6 +324,21 @@ impl<'a> Reader<'a> {
                 self.what,
                 self.c.left()
             )));
+        }
+        Ok(n)
+    }
+
+    /// [`count`](Reader::count), refusing more than `max` items (`what`,
+    /// plural, names them).
+    pub(crate) fn count_at_most(
+        &mut self,
+        item_bytes: usize,
+        max: usize,
+        what: &str,
+    ) -> Result<usize> {
+        let n = self.count(item_bytes)?;
+        if n > max {
+            return Err(corrupt(format!("it holds {n} {what}; the limit is {max}")));
         }
         Ok(n)
     }

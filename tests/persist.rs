@@ -277,12 +277,13 @@ fn model(bits: u32, entropy: u64) -> Engine {
     Engine::new(EngineConfig::parse(&o, entropy).unwrap())
 }
 
-/// What a fresh tab of model `bits` restores from `store`: its updates.
-fn restored(bits: u32, store: &Option<Vec<u8>>, now: f64) -> Vec<u64> {
+/// What a fresh tab of model `bits` restores from `store`: its updates, in
+/// all (5 bits is [`engine`]'s model).
+fn restored(bits: u32, store: &Option<Vec<u8>>, now: f64) -> u64 {
     let mut e = model(bits, 99);
     e.restore(store.as_deref().unwrap(), SLOT, now, MAX)
         .unwrap();
-    e.updates()
+    e.updates().iter().sum()
 }
 
 /// A tab of the previous release and a tab of a new model version (a new
@@ -306,15 +307,15 @@ fn two_model_versions_keep_each_others_learning() {
         save(&mut old, &mut store, t as f64);
         save(&mut new, &mut store, t as f64 + 0.5);
     }
-    assert_eq!(restored(5, &store, 60.0).iter().sum::<u64>(), 50);
-    assert_eq!(restored(6, &store, 60.0).iter().sum::<u64>(), 20);
+    assert_eq!(restored(5, &store, 60.0), 50);
+    assert_eq!(restored(6, &store, 60.0), 20);
     // A second tab of the old release merges with the first, as before.
     let mut old2 = model(5, 3);
     step(&mut old2, 0);
     let r = save(&mut old2, &mut store, 61.0);
     assert!(r.merged && !r.model_changed, "{r:?}");
-    assert_eq!(restored(5, &store, 62.0).iter().sum::<u64>(), 51);
-    assert_eq!(restored(6, &store, 62.0).iter().sum::<u64>(), 20);
+    assert_eq!(restored(5, &store, 62.0), 51);
+    assert_eq!(restored(6, &store, 62.0), 20);
 }
 
 /// Other versions are kept at most [three in all], while written in the
@@ -331,9 +332,7 @@ fn other_model_versions_are_bounded() {
     }
     // Four versions written in turn: the first (4 bits) made way.
     let kept = |store: &Option<Vec<u8>>, now: f64| -> Vec<u64> {
-        (4..8)
-            .map(|b| restored(b, store, now).iter().sum())
-            .collect()
+        (4..8).map(|b| restored(b, store, now)).collect()
     };
     assert_eq!(kept(&store, 5.0), vec![0, 1, 1, 1]);
     // A week and a bit later only the writer's own entry is left.
@@ -362,7 +361,7 @@ fn other_model_versions_are_bounded() {
     assert!(r.bytes.len() <= cap);
     assert!(tabs[3].commit());
     let store = Some(r.bytes);
-    let total = |b: u32| restored(b, &store, 21.0).iter().sum::<u64>();
+    let total = |b: u32| restored(b, &store, 21.0);
     assert_eq!((total(5), total(6), total(7)), (0, 2, 22));
     // Too small for this model's own entry: refused, as before.
     let e = tabs[3].sync(None, SLOT, 22.0, 200).unwrap_err();
@@ -679,10 +678,7 @@ fn restore_of_a_decision_settled_elsewhere_does_not_count_it_twice() {
     assert_eq!(r.duplicates, 1, "{r:?}");
     assert_eq!(b.updates().iter().sum::<u64>(), 1);
     save(&mut b, &mut store, 6.0);
-    let mut c = engine(3);
-    c.restore(store.as_deref().unwrap(), SLOT, 7.0, MAX)
-        .unwrap();
-    assert_eq!(c.updates().iter().sum::<u64>(), 1);
+    assert_eq!(restored(5, &store, 7.0), 1);
 }
 
 #[test]
@@ -871,10 +867,7 @@ fn a_race_to_settle_counts_once_in_either_order() {
         save(first, &mut store, 3.0);
         let r = save(second, &mut store, 4.0);
         assert_eq!((r.duplicates, r.replayed), (1, 0), "{r:?}");
-        let mut c = engine(3);
-        c.restore(store.as_deref().unwrap(), SLOT, 5.0, MAX)
-            .unwrap();
-        assert_eq!(c.updates().iter().sum::<u64>(), 1);
+        assert_eq!(restored(5, &store, 5.0), 1);
     }
 }
 
@@ -1013,11 +1006,8 @@ fn activation_reaches_other_tabs() {
         a.reward(&second, 0.0, 7.0).unwrap();
         save(&mut a, &mut store, 8.0);
         save(&mut b, &mut store, 9.0);
-        let mut c = engine(3);
-        c.restore(store.as_deref().unwrap(), SLOT, 10.0, MAX)
-            .unwrap();
         assert_eq!(
-            c.updates().iter().sum::<u64>(),
+            restored(5, &store, 10.0),
             2,
             "through restore: {through_restore}"
         );

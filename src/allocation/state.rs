@@ -739,12 +739,7 @@ fn read_section(body: &[u8]) -> Result<State> {
         }
         f => return Err(corrupt(format!("its unit flag is {f}"))),
     };
-    let n = r.count(4 + 2 + 2 + 8)?;
-    if n > MAX_EXPOSURES {
-        return Err(corrupt(format!(
-            "it holds {n} exposures; the limit is {MAX_EXPOSURES}"
-        )));
-    }
+    let n = r.count_at_most(4 + 2 + 2 + 8, MAX_EXPOSURES, "exposures")?;
     let mut exposures: Vec<Exposure> = Vec::with_capacity(n);
     for _ in 0..n {
         let e = Exposure {
@@ -764,12 +759,7 @@ fn read_section(body: &[u8]) -> Result<State> {
         }
         exposures.push(e);
     }
-    let n = r.count(2 + 2 + 1 + 2)?;
-    if n > MAX_BANDITS {
-        return Err(corrupt(format!(
-            "it holds {n} bandits; the limit is {MAX_BANDITS}"
-        )));
-    }
+    let n = r.count_at_most(2 + 2 + 1 + 2, MAX_BANDITS, "bandits")?;
     let mut bandits: Vec<Bandit> = Vec::with_capacity(n);
     for _ in 0..n {
         let key = stored_name(&mut r, "experiment key")?.to_owned();

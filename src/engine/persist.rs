@@ -229,17 +229,19 @@ pub(crate) fn section_name(slot: &str) -> Result<String> {
     }
 }
 
-/// A decoded learner section: this model's entry, and the other versions'
-/// entries, carried over unread.
+/// A decoded learner section: this model's entry, and where the other
+/// versions' entries are, carried over unread (a restore copies nothing of
+/// them).
 struct Section {
     ours: Option<Stored>,
     others: Vec<Other>,
 }
 
-/// Another model version's entry.
+/// Another model version's entry: when it was written, and its bytes'
+/// range in the section body.
 struct Other {
     written: f64,
-    body: Vec<u8>,
+    body: std::ops::Range<usize>,
 }
 
 /// This model's decoded learning.
@@ -637,20 +639,22 @@ impl Engine {
             for _ in 0..n {
                 let written = r.f64()?;
                 let len = r.u32()? as usize;
-                entries.push((written, r.take(len)?));
+                let at = r.pos();
+                r.take(len)?;
+                entries.push((written, at..at + len));
             }
             r.finish()?;
             entries
         } else {
-            vec![(now_ms, body)]
+            vec![(now_ms, 0..body.len())]
         };
         let mut section = Section {
             ours: None,
             others: Vec::new(),
         };
         let mut versions = Vec::new();
-        for (written, body) in entries {
-            let mut r = Reader::new(body, "learner entry");
+        for (written, range) in entries {
+            let mut r = Reader::new(&body[range.clone()], "learner entry");
             let layout = r.u8()?;
             if layout != ENTRY && layout != LAYOUT_V1 {
                 return Err(corrupt(format!("entry layout {layout} was never written")));
@@ -667,7 +671,7 @@ impl Engine {
             } else {
                 section.others.push(Other {
                     written,
-                    body: body.to_vec(),
+                    body: range,
                 });
             }
         }
@@ -750,9 +754,9 @@ impl Engine {
 }
 
 /// Set section `name` to this model's entry `own` (its body, written at
-/// `now_ms`) followed by the `others` still kept (see the module docs), and
-/// encode the snapshot: the oldest other versions are dropped while it would
-/// exceed `max_bytes`.
+/// `now_ms`) followed by the `others` of the stored section still kept (see
+/// the module docs), and encode the snapshot: the oldest other versions are
+/// dropped while it would exceed `max_bytes`.
 fn write_models(
     snap: &mut Snapshot,
     name: &str,
@@ -773,10 +777,20 @@ fn write_models(
         }
     }
     others.truncate(MAX_MODELS - 1);
+    // Their bytes, copied out of the stored section this write replaces.
+    let stored = snap.section(name).unwrap_or_default();
+    let mut kept: Vec<(f64, Vec<u8>)> = (others.iter())
+        .map(|o| {
+            (
+                o.written,
+                stored.get(o.body.clone()).unwrap_or_default().to_vec(),
+            )
+        })
+        .collect();
     loop {
-        let mut w = vec![LAYOUT, 1 + others.len() as u8];
+        let mut w = vec![LAYOUT, 1 + kept.len() as u8];
         for (written, body) in
-            std::iter::once((now_ms, &own)).chain(others.iter().map(|o| (o.written, &o.body)))
+            std::iter::once((now_ms, &own)).chain(kept.iter().map(|(t, b)| (*t, b)))
         {
             put_f64(&mut w, written);
             put_u32(&mut w, body.len() as u32);
@@ -784,8 +798,8 @@ fn write_models(
         }
         snap.set_section(name, w);
         match snap.encode(max_bytes) {
-            Err(Error::SnapshotTooLarge { .. }) if !others.is_empty() => {
-                others.pop();
+            Err(Error::SnapshotTooLarge { .. }) if !kept.is_empty() => {
+                kept.pop();
             }
             r => return r,
         }
