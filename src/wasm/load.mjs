@@ -13,7 +13,7 @@
 // allow (the experiments key too under `functional`, as its bandit counts
 // cannot be taken out without the wasm).
 
-import { Consent, KEY_RE, TIERS, defaultStorage, fail, option } from "./store.mjs";
+import { Consent, KEY_RE, TIERS, defaultStorage, fail, option, warm } from "./store.mjs";
 
 const HASHES = ["insitu/1", "growthbook/1", "growthbook/2"];
 const RETENTION = { maxAgeDays: 30, maxEvents: 500, maxBytes: 16384, sessionGapMinutes: 30 };
@@ -28,9 +28,15 @@ export function createLoad(init, open) {
     else if (onFallback !== undefined && typeof onFallback !== "function") {
       reason = option("onFallback", "should be a function");
     }
+    let warmed = null;
     if (reason === null) {
       try {
-        await init(wasm === undefined ? undefined : { module_or_path: wasm });
+        // init() starts the download and compilation, then waits for them:
+        // the browser work open() needs runs meanwhile (see warm()).
+        const instantiated = init(wasm === undefined ? undefined : { module_or_path: wasm });
+        warmed = warm(rest);
+        await instantiated;
+        mark("insitu:instantiated");
       } catch (e) {
         reason = fail(
           "WASM_UNAVAILABLE",
@@ -41,11 +47,14 @@ export function createLoad(init, open) {
     }
     if (reason === null) {
       try {
-        return open(rest);
+        const site = open(rest, warmed);
+        mark("insitu:opened");
+        return site;
       } catch (e) {
         reason = e?.name === "InsituError" ? e : fail("POISONED", String(e?.message ?? e));
       }
     }
+    warmed?.close();
     if (typeof onFallback === "function") {
       try {
         onFallback(reason);
@@ -57,6 +66,16 @@ export function createLoad(init, open) {
     }
     return new FallbackSite(rest, reason);
   };
+}
+
+/** A User Timing mark, for the page's own performance monitoring: where
+ * the instantiation ended and where the site was ready. */
+function mark(name) {
+  try {
+    globalThis.performance?.mark?.(name);
+  } catch {
+    // No User Timing (an old or stripped-down runtime): nothing to record.
+  }
 }
 
 /** Each value of `o` that `check` accepts, else `otherwise`: the fallback

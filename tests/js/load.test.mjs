@@ -242,6 +242,78 @@ test("load() hands the wasm option to init unchanged, and nothing when it is abs
   assert.deepEqual(seen, [{ module_or_path: bytes }, undefined]);
 });
 
+test("load() does open()'s browser first-use work while the wasm compiles, and hands its channel to the site", async () => {
+  const log = [];
+  const Real = globalThis.BroadcastChannel;
+  const channels = [];
+  globalThis.BroadcastChannel = class extends Real {
+    constructor(name) {
+      super(name);
+      log.push(`channel ${name}`);
+      channels.push(this);
+    }
+    close() {
+      log.push(`close ${this.name}`);
+      super.close();
+    }
+  };
+  const touched = [];
+  const had = Object.getOwnPropertyDescriptor(globalThis, "localStorage");
+  Object.defineProperty(globalThis, "localStorage", {
+    configurable: true,
+    get() {
+      touched.push("localStorage");
+      return null;
+    },
+  });
+  let release;
+  const slowInit = createLoad(() => {
+    log.push("init called");
+    return new Promise((ok) => (release = ok)).then(() => log.push("instantiated"));
+  }, open);
+  try {
+    const pending = slowInit({ key: "warm", consent: "personalization", flushDelayMs: 60_000 });
+    await new Promise((ok) => setTimeout(ok, 5));
+    assert.deepEqual(log, ["init called", "channel insitu:warm"], "the channel is opened after init starts, before it ends");
+    assert.deepEqual(touched, ["localStorage"], "localStorage is touched while init runs");
+    release();
+    const site = await pending;
+    assert.equal(site.fallback, null);
+    assert.equal(site.channel, channels[0], "the site listens on the channel load() opened");
+    assert.deepEqual(log, ["init called", "channel insitu:warm", "instantiated"], "no second channel");
+    for (const name of ["insitu:instantiated", "insitu:opened"]) {
+      assert.equal(performance.getEntriesByName(name, "mark").length > 0, true, `mark ${name}`);
+    }
+    // Another tab's forget() reaches the site on that channel.
+    const slot = site.slot("hero", SLOT);
+    slot.reward({ decisionId: slot.rank({ context: { page: { section: "news" } } }).decisionId, reward: 1 });
+    assert.equal(updates(slot), 1);
+    const other = new Real("insitu:warm");
+    other.postMessage({ type: "forget" });
+    for (let i = 0; i < 50 && updates(slot) > 0; i++) await new Promise((ok) => setTimeout(ok, 10));
+    other.close();
+    assert.equal(updates(slot), 0, "forget() from another tab was heard");
+    site.close();
+
+    // Refused options: the channel opened for them is closed, and a site's
+    // own storage is never the page's localStorage, so that is left alone.
+    log.length = 0;
+    touched.length = 0;
+    const refused = await working({ key: "warm2", storage: new MemoryStorage(), flushDelayMs: -1, onFallback() {} });
+    assert.equal(refused.fallback.code, "INVALID_OPTION");
+    assert.deepEqual(log, ["channel insitu:warm2", "close insitu:warm2"]);
+    assert.deepEqual(touched, [], "a site-supplied storage: localStorage untouched");
+    // A key open() refuses opens no channel at all.
+    log.length = 0;
+    await working({ key: "not a key!", storage: null, onFallback() {} });
+    assert.deepEqual(log, []);
+  } finally {
+    globalThis.BroadcastChannel = Real;
+    if (had === undefined) delete globalThis.localStorage;
+    else Object.defineProperty(globalThis, "localStorage", had);
+  }
+});
+
 test("the built package: importing it touches no browser global (SSR), and load() works or falls back in Node", () => {
   // A child process, so the traps cannot leak into other tests.
   const script = `
