@@ -653,6 +653,14 @@ impl Behavior {
     fn with_own(&self, stored: Option<Vec<Event>>) -> Behavior {
         let something_stored = stored.is_some();
         let mut stored = stored.unwrap_or_default();
+        // What was stored is in time order (the reader checks it), as is
+        // `self.events()`: appended in one pass. Own events added to what
+        // was stored are inserted where they fall (another tab's clock).
+        let sorted = if something_stored {
+            stored.len()
+        } else {
+            self.events.len()
+        };
         match &self.journal {
             Some(j) if something_stored => stored.extend(j.iter().cloned()),
             _ => {
@@ -665,10 +673,31 @@ impl Behavior {
             }
         }
         let mut merged = Behavior::new(self.cfg.clone());
-        for e in stored {
+        let rest = stored.split_off(sorted);
+        merged.append_sorted(stored);
+        for e in rest {
             merged.insert(e);
         }
         merged
+    }
+
+    /// Append `events`, in time order and none older than the newest held,
+    /// as [`insert`](Behavior::insert) would one by one, without its search
+    /// (a page load restores up to `maxEvents` of them).
+    fn append_sorted(&mut self, events: Vec<Event>) {
+        debug_assert!(events.windows(2).all(|w| w[0].at <= w[1].at));
+        self.events.reserve(events.len());
+        let gap = self.cfg.gap_ms();
+        for ev in events {
+            self.count_event(&ev, true);
+            self.bytes += ev.stored_len();
+            let starts = self.events.back().map_or(true, |p| ev.at - p.ev.at > gap);
+            if starts {
+                self.sessions += 1;
+                self.session_start = ev.at;
+            }
+            self.events.push_back(Entry { ev, starts });
+        }
     }
 
     /// Apply the last [`sync`](Behavior::sync) once its bytes were written;

@@ -2,7 +2,7 @@
 //! learner's section kept alongside, and bad stored data.
 
 use insitu::{
-    Behavior, BehaviorConfig, Engine, EngineConfig, Event, Snapshot, BEHAVIOR_SECTION,
+    Behavior, BehaviorConfig, BehaviorValue, Engine, EngineConfig, Event, Snapshot, BEHAVIOR_SECTION,
     DEFAULT_MAX_SNAPSHOT_BYTES as MAX,
 };
 
@@ -330,4 +330,64 @@ fn restore_refuses_bad_data_and_changes_nothing() {
         "SNAPSHOT_TOO_LARGE"
     );
     assert_eq!(events(&b), before);
+}
+
+/// Restore builds the store in one pass; sessions (gaps over 30 minutes),
+/// events at the same instant, and own events older than the stored ones
+/// must come out as in a store that tracked every event itself.
+#[test]
+fn restore_in_one_pass_matches_tracking_every_event() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut step = || {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (x >> 33) % 100
+    };
+    let mut at = T0;
+    let mut times = Vec::new();
+    for _ in 0..300 {
+        // Same instant, minutes apart, exactly the gap (still the same
+        // session), or a new session (over 30 minutes).
+        at += match step() {
+            0..=19 => 0.0,
+            20..=79 => (1 + step() % 20) as f64 * MIN,
+            80..=84 => 30.0 * MIN,
+            _ => (31 + step()) as f64 * MIN,
+        };
+        times.push(at);
+    }
+    let now = at + MIN;
+    let options = r#"{"maxEvents": 1000, "maxBytes": 262144}"#;
+    let mut a = behavior(options);
+    for (i, t) in times.iter().enumerate().take(280) {
+        a.track(&event(i), *t).unwrap();
+    }
+    let mut store = None;
+    save(&mut a, &mut store, now);
+    // B tracked the last 20 itself, plus one event older than all stored
+    // ones (a clock behind the other tab's) before it read storage.
+    let mut b = behavior(options);
+    for (i, t) in times.iter().enumerate().skip(280) {
+        b.track(&event(i), *t).unwrap();
+    }
+    b.track(&event(999), T0 - 90.0 * MIN).unwrap();
+    b.restore(store.as_deref().unwrap(), now, MAX).unwrap();
+    let mut all = behavior(options);
+    all.track(&event(999), T0 - 90.0 * MIN).unwrap();
+    for (i, t) in times.iter().enumerate() {
+        all.track(&event(i), *t).unwrap();
+    }
+    assert_eq!(events(&b), events(&all));
+    let (fb, fa) = (b.features(now, 0.0).unwrap(), all.features(now, 0.0).unwrap());
+    assert_eq!(fb, fa);
+    // The sequence has many sessions, so the session flags were exercised.
+    let sessions = fa.iter().find(|(n, _)| n == "sessions").map(|(_, v)| v);
+    assert!(
+        matches!(sessions, Some(BehaviorValue::Num(s)) if *s > 20f64.ln_1p()),
+        "{sessions:?}"
+    );
+    // A reload of that store alone (nothing own) gives the same again.
+    let mut c = behavior(options);
+    save(&mut b, &mut store, now);
+    c.restore(store.as_deref().unwrap(), now, MAX).unwrap();
+    assert_eq!(c.features(now, 0.0).unwrap(), fa);
 }
