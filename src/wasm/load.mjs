@@ -47,9 +47,7 @@ export function createLoad(init, open) {
     }
     if (reason === null) {
       try {
-        const site = open(rest, warmed);
-        mark("insitu:opened");
-        return site;
+        return open(rest, warmed);
       } catch (e) {
         reason = e?.name === "InsituError" ? e : fail("POISONED", String(e?.message ?? e));
       }
@@ -69,7 +67,7 @@ export function createLoad(init, open) {
 }
 
 /** A User Timing mark, for the page's own performance monitoring: where
- * the instantiation ended and where the site was ready. */
+ * the instantiation ended (the site is ready when `load()` resolves). */
 function mark(name) {
   try {
     globalThis.performance?.mark?.(name);

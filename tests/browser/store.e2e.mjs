@@ -7,7 +7,10 @@ import {
 } from "./lib.mjs";
 
 const t = createRunner("store e2e", { timeoutMs: 300_000 });
-const server = await serveStatic(REPO);
+// Cross-origin isolated, so performance.now() has 5 µs resolution, not 100.
+const server = await serveStatic(REPO, {
+  headers: { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" },
+});
 const context = await launchBrowser();
 const { leaks } = await guardNetwork(context);
 const PAGE = `${server.url}tests/browser/pages/store.html`;

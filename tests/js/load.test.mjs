@@ -281,9 +281,7 @@ test("load() does open()'s browser first-use work while the wasm compiles, and h
     assert.equal(site.fallback, null);
     assert.equal(site.channel, channels[0], "the site listens on the channel load() opened");
     assert.deepEqual(log, ["init called", "channel insitu:warm", "instantiated"], "no second channel");
-    for (const name of ["insitu:instantiated", "insitu:opened"]) {
-      assert.equal(performance.getEntriesByName(name, "mark").length > 0, true, `mark ${name}`);
-    }
+    assert.ok(performance.getEntriesByName("insitu:instantiated", "mark").length > 0, "the mark");
     // Another tab's forget() reaches the site on that channel.
     const slot = site.slot("hero", SLOT);
     slot.reward({ decisionId: slot.rank({ context: { page: { section: "news" } } }).decisionId, reward: 1 });
