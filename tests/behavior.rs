@@ -2,8 +2,8 @@
 //! learner's section kept alongside, and bad stored data.
 
 use insitu::{
-    Behavior, BehaviorConfig, BehaviorValue, Engine, EngineConfig, Event, Snapshot, BEHAVIOR_SECTION,
-    DEFAULT_MAX_SNAPSHOT_BYTES as MAX,
+    Behavior, BehaviorConfig, BehaviorValue, Engine, EngineConfig, Event, Snapshot,
+    BEHAVIOR_SECTION, DEFAULT_MAX_SNAPSHOT_BYTES as MAX,
 };
 
 const T0: f64 = 1_700_000_040_000.0;
@@ -377,7 +377,10 @@ fn restore_in_one_pass_matches_tracking_every_event() {
         all.track(&event(i), *t).unwrap();
     }
     assert_eq!(events(&b), events(&all));
-    let (fb, fa) = (b.features(now, 0.0).unwrap(), all.features(now, 0.0).unwrap());
+    let (fb, fa) = (
+        b.features(now, 0.0).unwrap(),
+        all.features(now, 0.0).unwrap(),
+    );
     assert_eq!(fb, fa);
     // The sequence has many sessions, so the session flags were exercised.
     let sessions = fa.iter().find(|(n, _)| n == "sessions").map(|(_, v)| v);
