@@ -112,7 +112,6 @@ export class App extends EventTarget {
     const strip = document.querySelector('[data-experiment="promo-strip"]');
     strip.dataset.variant = promo.variant;
     strip.querySelector('[data-role="promo-text"]').textContent = EXPERIMENT_COPY["promo-strip"].variants[promo.variant];
-    this.refresh();
   }
 
   /** Read the audit once and hand it to every panel (the "audit" event):
@@ -168,8 +167,10 @@ export class App extends EventTarget {
     }
     // The A/B assignment follows: no visitor id under None, one from Functional on.
     this.runExperiments();
-    // Store what was learned so far right away, rather than at the next update.
-    if (state.tier === "personalization") this.site.flush();
+    this.refresh();
+    // Store what was learned so far right away, rather than at the next
+    // update, and show the panels what was stored.
+    if (state.tier === "personalization") this.site.flush().then(() => this.refresh());
     return state;
   }
 

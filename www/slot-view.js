@@ -81,7 +81,7 @@ export function renderDecision(card, decision, note = "") {
 }
 
 /** A signed score contribution: 0.1234 -> "+0.12", -0.5 -> "−0.50". */
-export function formatContribution(c) {
+function formatContribution(c) {
   const text = Math.abs(c).toFixed(2);
   return c < 0 ? `\u2212${text}` : `+${text}`;
 }

@@ -62,7 +62,7 @@ try {
     const runs = { load: { restore: [], inst: [] }, open: { restore: [], inst: [] } };
     for (let i = 0; i < 40; i++) {
       const entry = i % 2 ? "open" : "load";
-      await load(b, entry === "open" ? "?entry=open" : "");
+      await load(b, `?entry=${entry}`);
       const m = await b.evaluate(() => ({ r: insitu.restoreMs, i: insitu.instantiateMs, fb: insitu.first.fallback }));
       assert(m.fb === false, `the first decision fell back (${entry})`);
       runs[entry].restore.push(m.r);
