@@ -1,4 +1,5 @@
-// The JS half of the boundary's hot path (rank, reward, activate).
+// The JS half of the boundary's hot path (rank, reward, activate), and
+// `obj`, which makes each object the wasm side returns in one call.
 //
 // Passing an options object to wasm as JSON (stringify, encode, decode) cost
 // far more than the decision itself. Instead this walks the options in
@@ -501,4 +502,32 @@ export function decision(w, index, probability, seed, counter, k, nScores) {
     policy: w.policy,
     fallback,
   };
+}
+
+/**
+ * A plain object from the fields `JsObj` (src/wasm/mod.rs) collected: per
+ * field, `layout` holds its kind (0 number, 1 boolean, 2 string, 3 other
+ * value), its key's length and its string's length; keys and strings are
+ * back to back in `text`, numbers and booleans in `nums`, other values in
+ * `vals`. A `__proto__` key becomes an own property, not the prototype.
+ */
+export function obj(text, layout, nums, vals) {
+  const o = {};
+  let at = 0;
+  let n = 0;
+  let v = 0;
+  for (let i = 0; i < layout.length; i += 3) {
+    const key = text.slice(at, (at += layout[i + 1]));
+    const kind = layout[i];
+    const value = kind === 0 ? nums[n++]
+      : kind === 1 ? nums[n++] !== 0
+      : kind === 2 ? text.slice(at, (at += layout[i + 2]))
+      : vals[v++];
+    if (key === "__proto__") {
+      Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true });
+    } else {
+      o[key] = value;
+    }
+  }
+  return o;
 }

@@ -167,12 +167,12 @@ impl Insitu {
             .collect();
         let best = self.engine.variant_ids().swap_remove(x.best);
         Ok(JsObj::new()
-            .set("variant", x.variant)
+            .set("variant", &x.variant)
             .set("score", x.score)
             .set("bias", x.bias)
             .set("contributions", contributions)
             .set("other", x.other)
-            .set("best", best)
+            .set("best", &best)
             .set("scores", numbers(&x.scores))
             .set("sd", numbers(&x.sd))
             .set("updates", x.updates as f64)
@@ -268,7 +268,7 @@ impl Insitu {
             .variant_ids()
             .into_iter()
             .zip(self.engine.updates())
-            .map(|(id, n)| JsObj::new().set("id", id).set("updates", n as f64).done())
+            .map(|(id, n)| JsObj::new().set("id", &id).set("updates", n as f64).done())
             .collect();
         Ok(JsObj::new()
             .set("variants", variants)

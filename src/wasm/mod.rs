@@ -195,22 +195,124 @@ impl SyncArgs {
     }
 }
 
-/// A plain JS object under construction (for the rarely called `stats`).
-struct JsObj(js_sys::Object);
+/// A plain JS object under construction, made in JS by one call (`obj` in
+/// fast.js) however many fields it has. Setting each field by
+/// `Reflect.set` took three crossings per field (key, value, set): on a
+/// page's first load those ran cold, and V8 soon spent time compiling them
+/// (a behaviour feature object alone took over 40), while the first
+/// decision waited.
+struct JsObj {
+    /// Keys and string values, back to back.
+    text: String,
+    /// Per field: its kind, its key's length and its string's length (0
+    /// unless a string), lengths in UTF-16 code units as JS counts them.
+    layout: Vec<u32>,
+    /// Numbers and booleans (1 or 0), in field order.
+    nums: Vec<f64>,
+    /// Any other JS value (arrays, nested objects, byte arrays), in order.
+    vals: Vec<JsValue>,
+}
+
+/// A field's value for [`JsObj::set`].
+enum Field<'a> {
+    Num(f64),
+    Bool(bool),
+    Str(&'a str),
+    Js(JsValue),
+}
+
+impl From<f64> for Field<'_> {
+    fn from(x: f64) -> Self {
+        Field::Num(x)
+    }
+}
+
+impl From<bool> for Field<'_> {
+    fn from(b: bool) -> Self {
+        Field::Bool(b)
+    }
+}
+
+impl<'a> From<&'a str> for Field<'a> {
+    fn from(s: &'a str) -> Self {
+        Field::Str(s)
+    }
+}
+
+impl<'a> From<&'a String> for Field<'a> {
+    fn from(s: &'a String) -> Self {
+        Field::Str(s)
+    }
+}
+
+impl From<JsValue> for Field<'_> {
+    fn from(v: JsValue) -> Self {
+        Field::Js(v)
+    }
+}
+
+impl From<js_sys::Array> for Field<'_> {
+    fn from(a: js_sys::Array) -> Self {
+        Field::Js(a.into())
+    }
+}
+
+impl From<js_sys::Uint8Array> for Field<'_> {
+    fn from(a: js_sys::Uint8Array) -> Self {
+        Field::Js(a.into())
+    }
+}
+
+/// Length of `s` in UTF-16 code units (`String#length`).
+fn utf16_len(s: &str) -> u32 {
+    if s.is_ascii() {
+        s.len() as u32
+    } else {
+        s.chars().map(|c| c.len_utf16() as u32).sum()
+    }
+}
 
 impl JsObj {
     fn new() -> JsObj {
-        JsObj(js_sys::Object::new())
+        JsObj {
+            text: String::new(),
+            layout: Vec::new(),
+            nums: Vec::new(),
+            vals: Vec::new(),
+        }
     }
 
-    fn set(self, key: &str, value: impl Into<JsValue>) -> JsObj {
-        // Defining a property on a fresh plain object cannot fail.
-        let _ = js_sys::Reflect::set(&self.0, &key.into(), &value.into());
+    fn set<'a>(self, key: &str, value: impl Into<Field<'a>>) -> JsObj {
+        self.put(key, value.into())
+    }
+
+    #[inline(never)] // one copy, not one per value type
+    fn put(mut self, key: &str, value: Field<'_>) -> JsObj {
+        self.text.push_str(key);
+        let (kind, len) = match value {
+            Field::Num(x) => {
+                self.nums.push(x);
+                (0, 0)
+            }
+            Field::Bool(b) => {
+                self.nums.push(if b { 1.0 } else { 0.0 });
+                (1, 0)
+            }
+            Field::Str(s) => {
+                self.text.push_str(s);
+                (2, utf16_len(s))
+            }
+            Field::Js(v) => {
+                self.vals.push(v);
+                (3, 0)
+            }
+        };
+        self.layout.extend_from_slice(&[kind, utf16_len(key), len]);
         self
     }
 
     fn done(self) -> JsValue {
-        self.0.into()
+        obj(&self.text, &self.layout, &self.nums, self.vals)
     }
 }
 
@@ -237,6 +339,7 @@ extern "C" {
     fn pack_for_js(walker: &JsValue, value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
     #[wasm_bindgen(js_name = pack, catch)]
     fn pack_js(value: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
+    fn obj(text: &str, layout: &[u32], nums: &[f64], vals: Vec<JsValue>) -> JsValue;
     #[allow(clippy::too_many_arguments)]
     fn decision(
         walker: &JsValue,

@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import { throwsCode } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
-const { Insitu } = require("../../pkg-node/insitu.js");
+const { Insitu, Behavior, __openFrame, __sealFrame } = require("../../pkg-node/insitu.js");
 const fixture = JSON.parse(readFileSync(new URL("../fixtures/determinism.json", import.meta.url)));
 
 const OPTS = { variants: ["a", "b", "c"], features: { allow: ["page"] }, seed: 42 };
@@ -216,4 +216,51 @@ test("explain: bad options throw Errors with codes", () => {
   assert.deepEqual(x.contributions, []);
   assert.equal(x.score, x.bias);
   slot.free();
+});
+
+test("objects made in wasm: every kind of field, non-ASCII keys and strings, and `__proto__` as an own key", () => {
+  const b = new Behavior({ types: ["__proto__", "signup"] });
+  const t0 = Date.UTC(2026, 10, 22, 9, 30);
+  b.track({ type: "__proto__", category: "chaussures-é" }, t0);
+  b.track({ type: "signup", category: "__proto__" }, t0);
+  b.track({ type: "view", category: "🎉 party" }, t0);
+  const counts = b.counts();
+  assert.equal(Object.getPrototypeOf(counts), Object.prototype);
+  assert.deepEqual(Object.entries(counts), [["__proto__", 1], ["signup", 1], ["view", 1]]);
+  const f = b.features(t0 + 60_000, -60);
+  assert.deepEqual(f, {
+    hour: "10",
+    weekday: "sun",
+    sessions: Math.log1p(1),
+    sessionDepth: Math.log1p(3),
+    daysSinceFirst: 60_000 / 86_400_000,
+    "type:__proto__": Math.log1p(1),
+    "type:signup": Math.log1p(1),
+    "type:view": Math.log1p(1),
+    "cat:__proto__": Math.log1p(1),
+    "cat:__proto__:recent": f["cat:__proto__:recent"],
+    "cat:chaussures-é": Math.log1p(1),
+    "cat:chaussures-é:recent": f["cat:chaussures-é:recent"],
+    "cat:🎉 party": Math.log1p(1),
+    "cat:🎉 party:recent": f["cat:🎉 party:recent"],
+  });
+  assert.ok(f["cat:🎉 party:recent"] > 0.99 && f["cat:🎉 party:recent"] < 1);
+  // Numbers, strings and an array.
+  assert.deepEqual(b.retention(), {
+    maxAgeDays: 30, maxEvents: 500, maxBytes: 16384, sessionGapMinutes: 30, types: ["__proto__", "signup"],
+  });
+  // Booleans, nested objects and arrays of objects.
+  const slot = new Insitu({ variants: ["ä", "b"], features: { allow: ["page"] }, seed: 7 });
+  const x = slot.explain({ context: { page: { "ß": 1 } }, variant: "ä" });
+  assert.equal(x.variant, "ä");
+  assert.equal(typeof x.other, "number");
+  assert.equal(typeof x.best, "string");
+  assert.ok(x.contributions.every((c) => typeof c.shared === "boolean" && typeof c.feature === "string"));
+  assert.ok(x.contributions.some((c) => c.feature === "page.ß"), x.contributions.map((c) => c.feature).join());
+  assert.deepEqual(slot.stats().variants, [{ id: "ä", updates: 0 }, { id: "b", updates: 0 }]);
+  // A byte array.
+  const framed = __sealFrame(t0, 3, new Uint8Array([0, 1, 255]));
+  const opened = __openFrame(new TextEncoder().encode(framed), "bytes");
+  assert.deepEqual({ ...opened, payload: [...opened.payload] }, { savedAt: t0, generation: 3, payload: [0, 1, 255] });
+  assert.ok(opened.payload instanceof Uint8Array);
 });
