@@ -992,8 +992,11 @@ class Site extends Consent {
 
 /** What `warm()` started, for the `open()` that follows. */
 class Warm {
-  constructor(channel) {
+  constructor(channel, gpc) {
     this.channel = channel;
+    // Kept only so that a minifier cannot drop the read as unused (terser
+    // did): open() reads the signal again itself.
+    this.gpc = gpc;
   }
 
   /** Release what `open()` did not take (it refused its options). */
@@ -1018,21 +1021,22 @@ class Warm {
  */
 export function warm(options) {
   const o = options !== null && typeof options === "object" ? options : {};
+  let gpc;
   try {
     if (o.storage === undefined) defaultStorage();
-    void globalThis.navigator?.globalPrivacyControl;
+    gpc = globalThis.navigator?.globalPrivacyControl;
     // Each slot draws its decision-id epoch and default seed from here.
     globalThis.crypto?.getRandomValues?.(new Uint32Array(2));
     const key = o.key ?? "insitu";
     if (typeof key === "string" && KEY_RE.test(key) && typeof globalThis.BroadcastChannel === "function") {
       const channel = new globalThis.BroadcastChannel(`insitu:${key}`);
       channel.unref?.();
-      return new Warm(channel);
+      return new Warm(channel, gpc);
     }
   } catch {
     // A browser that refuses any of it: open() meets the same and copes.
   }
-  return new Warm(null);
+  return new Warm(null, gpc);
 }
 
 /** `open(options)` bound to the wasm module's exports (`Insitu`,

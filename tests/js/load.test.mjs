@@ -312,6 +312,28 @@ test("load() does open()'s browser first-use work while the wasm compiles, and h
   }
 });
 
+test("the built package's warm-up still reads what open() will need (the minifier keeps the reads)", async () => {
+  const { warm } = await import(new URL("store.js", PKG).href);
+  const reads = [];
+  const had = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+  Object.defineProperty(globalThis, "navigator", {
+    configurable: true,
+    get: () => ({
+      get globalPrivacyControl() {
+        reads.push("globalPrivacyControl");
+        return false;
+      },
+    }),
+  });
+  try {
+    warm({ storage: null, key: "not a key!" }).close();
+  } finally {
+    if (had === undefined) delete globalThis.navigator;
+    else Object.defineProperty(globalThis, "navigator", had);
+  }
+  assert.deepEqual(reads, ["globalPrivacyControl"]);
+});
+
 test("the built package: importing it touches no browser global (SSR), and load() works or falls back in Node", () => {
   // A child process, so the traps cannot leak into other tests.
   const script = `
