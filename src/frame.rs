@@ -16,8 +16,8 @@
 //! interpreter on first load, where checking a 10 K-character value took
 //! about 2 ms in Chromium; compiled wasm takes tens of microseconds.
 
+use crate::snapshot::crc32_feed;
 use crate::{Error, Result};
-use insitu_kernels::crc32_feed;
 
 /// The tag of the one frame layout this build writes and reads.
 pub const FRAME_TAG: &str = "insitu1";

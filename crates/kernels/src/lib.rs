@@ -237,9 +237,10 @@ fn crc_byte(c: u32, b: u8) -> u32 {
     CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
 }
 
-/// Feed `bytes` into the running (pre-inverted) CRC-32 register `c`; with
-/// `widen`, each byte is fed as a UTF-16 code unit (the byte, then a zero),
-/// which is how an ASCII string's code units are checksummed.
+/// Feed `bytes` into the running (pre-inverted) CRC-32 register `c`, one
+/// byte at a time; with `widen`, each byte is fed as a UTF-16 code unit (the
+/// byte, then a zero), which is how an ASCII string's code units are
+/// checksummed. [`crc32_feed_sliced`] gives the same result faster.
 pub fn crc32_feed(mut c: u32, bytes: &[u8], widen: bool) -> u32 {
     if widen {
         for &b in bytes {
@@ -251,6 +252,57 @@ pub fn crc32_feed(mut c: u32, bytes: &[u8], widen: bool) -> u32 {
         }
     }
     c
+}
+
+/// Tables for [`crc32_feed_sliced`]: `t[k][i]` is the CRC-32 register
+/// contribution of byte `i` followed by `k` zero bytes (`t[0]` is the byte
+/// table).
+pub type CrcTables = [[u32; 256]; 8];
+
+/// Fill the slicing tables (8 KB, made at run time: shipped in the .wasm
+/// they would add about 7 KB gzipped).
+pub fn crc32_tables(t: &mut CrcTables) {
+    t[0] = CRC_TABLE;
+    for k in 1..8 {
+        for i in 0..256 {
+            let prev = t[k - 1][i];
+            t[k][i] = (prev >> 8) ^ CRC_TABLE[(prev & 0xff) as usize];
+        }
+    }
+}
+
+/// [`crc32_feed`] eight input bytes per step (slicing-by-8): the same
+/// register, in about a third of the steps. A page's first load runs this
+/// in V8's baseline compiler, where each step's overhead is what costs.
+/// Widened, four characters make the eight bytes and the two zero bytes'
+/// lookups are left out (their table entries are 0).
+pub fn crc32_feed_sliced(mut c: u32, bytes: &[u8], widen: bool, t: &CrcTables) -> u32 {
+    let step = if widen { 4 } else { 8 };
+    let mut chunks = bytes.chunks_exact(step);
+    for b in &mut chunks {
+        let (lo, hi) = if widen {
+            (
+                u32::from(b[0]) | u32::from(b[1]) << 16,
+                u32::from(b[2]) | u32::from(b[3]) << 16,
+            )
+        } else {
+            (
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            )
+        };
+        let lo = c ^ lo;
+        c = t[7][(lo & 0xff) as usize]
+            ^ t[6][(lo >> 8 & 0xff) as usize]
+            ^ t[5][(lo >> 16 & 0xff) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][(hi & 0xff) as usize]
+            ^ t[1][(hi >> 16 & 0xff) as usize];
+        if !widen {
+            c ^= t[2][(hi >> 8 & 0xff) as usize] ^ t[0][(hi >> 24) as usize];
+        }
+    }
+    crc32_feed(c, chunks.remainder(), widen)
 }
 
 /// The value of a standard base64 digit, or 64 for anything else.
@@ -449,5 +501,33 @@ mod tests {
         let mut out = Vec::new();
         drain(&slots, &mut acc, &mut seen, &mut out);
         assert_eq!((out, acc, seen), (std::vec![2.5], [0.0; 4], [false; 4]));
+    }
+
+    #[test]
+    fn sliced_crc_matches_the_bytewise_register_for_every_length_and_start() {
+        let mut t = [[0u32; 256]; 8];
+        crc32_tables(&mut t);
+        // The standard check value, plain and as UTF-16 code units.
+        assert_eq!(!crc32_feed_sliced(!0, b"123456789", false, &t), 0xcbf4_3926);
+        let wide: Vec<u8> = b"123456789".iter().flat_map(|&b| [b, 0]).collect();
+        assert_eq!(
+            crc32_feed_sliced(!0, b"123456789", true, &t),
+            crc32_feed(!0, &wide, false)
+        );
+        // Every length up to 260 (each remainder of 4 and 8) from several
+        // registers; 167 is odd, so the bytes take all 256 values.
+        let data: Vec<u8> = (0..260u32).map(|i| (i * 167 + 13) as u8).collect();
+        for len in 0..data.len() {
+            for c in [!0u32, 0, 0x1234_5678] {
+                for widen in [false, true] {
+                    let bytes = &data[data.len() - len..];
+                    assert_eq!(
+                        crc32_feed_sliced(c, bytes, widen, &t),
+                        crc32_feed(c, bytes, widen),
+                        "len {len}, register {c:#x}, widen {widen}"
+                    );
+                }
+            }
+        }
     }
 }
