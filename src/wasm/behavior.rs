@@ -138,6 +138,13 @@ impl JsBehavior {
             .done())
     }
 
+    /// The retention's maximum age in days (also in `retention()`): what a
+    /// page load needs to tell an expired snapshot, without the object.
+    #[wasm_bindgen(getter, js_name = maxAgeDays)]
+    pub fn max_age_days(&self) -> f64 {
+        self.inner.config().max_age_days
+    }
+
     /// Bytes the retained events take in the snapshot.
     #[wasm_bindgen(getter, js_name = storedBytes)]
     pub fn stored_bytes(&self) -> f64 {

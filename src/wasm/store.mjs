@@ -252,7 +252,7 @@ class Site extends Consent {
     this.fallback = null; // see load.mjs
     this.key = key;
     this.behavior = new wasm.Behavior(o.behavior);
-    this.retention = this.behavior.retention();
+    this.maxAgeMs = this.behavior.maxAgeDays * DAY_MS;
     this.slots = new Map();
     this.history = null; // read from storage on first use: see entries()
     this.timer = null;
@@ -427,7 +427,7 @@ class Site extends Consent {
       this.newerFormat(k);
       return stored;
     }
-    if (code === undefined && f.savedAt + this.retention.maxAgeDays * DAY_MS < this.now()) {
+    if (code === undefined && f.savedAt + this.maxAgeMs < this.now()) {
       this.remove(k);
       this.record("expired", { key: k, detail: `saved ${new Date(f.savedAt).toISOString()}` });
       return stored;
@@ -806,7 +806,7 @@ class Site extends Consent {
     const stored = this.readSnapshot(k);
     if (this.abNewer) return { written: false, reason: "newer-format" };
     const options = {
-      now: this.now(), maxBytes: this.maxBytes, maxAgeMs: this.retention.maxAgeDays * DAY_MS, learning: rank === 2,
+      now: this.now(), maxBytes: this.maxBytes, maxAgeMs: this.maxAgeMs, learning: rank === 2,
     };
     let bytes;
     try {
@@ -891,7 +891,7 @@ class Site extends Consent {
       this.quarantine(k, raw, f.code ?? "SNAPSHOT_CORRUPT", "the audit history is unreadable");
       return;
     }
-    const oldest = this.now() - this.retention.maxAgeDays * DAY_MS;
+    const oldest = this.now() - this.maxAgeMs;
     this.history = list.filter((h) => h !== null && typeof h === "object" && h.at >= oldest).slice(-MAX_HISTORY);
   }
 
@@ -899,7 +899,7 @@ class Site extends Consent {
   audit() {
     const byType = this.behavior.counts();
     return this.manifest(this.status, (v) => this.unframe(v).savedAt ?? null, {
-      retention: this.retention,
+      retention: this.behavior.retention(),
       events: { total: Object.values(byType).reduce((a, b) => a + b, 0), byType },
       models: [...this.slots].map(([slot, s]) => ({
         slot,

@@ -352,6 +352,10 @@ test("an expired snapshot is deleted, and a newer build's is left untouched", as
   assert.equal(updates(late.slot("hero", SLOT)), 0);
   assert.equal(storage.getItem("insitu"), null);
   assert.ok(late.audit().history.some((h) => h.event === "expired"));
+  // The audit's retention is a copy: changing it changes nothing here.
+  assert.equal(late.behavior.maxAgeDays, 1);
+  late.audit().retention.maxAgeDays = 99;
+  assert.equal(late.audit().retention.maxAgeDays, 1);
   late.close();
 
   const newer = "insitu2;00000000;1;whatever a newer build writes";
