@@ -264,9 +264,9 @@ pub type CrcTables = [[u32; 256]; 8];
 pub fn crc32_tables(t: &mut CrcTables) {
     t[0] = CRC_TABLE;
     for k in 1..8 {
-        for i in 0..256 {
-            let prev = t[k - 1][i];
-            t[k][i] = (prev >> 8) ^ CRC_TABLE[(prev & 0xff) as usize];
+        let prev = t[k - 1];
+        for (out, p) in t[k].iter_mut().zip(prev) {
+            *out = (p >> 8) ^ CRC_TABLE[(p & 0xff) as usize];
         }
     }
 }
