@@ -629,8 +629,14 @@ impl Behavior {
     /// their type is no longer declared.
     pub fn restore(&mut self, stored: &[u8], now_ms: f64, max_bytes: usize) -> Result<usize> {
         crate::engine::check_now(now_ms)?;
-        let snap = Snapshot::decode(stored, max_bytes)?;
-        let Some((st, dropped)) = self.stored_events(&snap)? else {
+        self.restore_snapshot(&Snapshot::decode(stored, max_bytes)?, now_ms)
+    }
+
+    /// [`restore`](Behavior::restore) from a snapshot already decoded, as a
+    /// page load does once for all its parts.
+    pub fn restore_snapshot(&mut self, snap: &Snapshot, now_ms: f64) -> Result<usize> {
+        crate::engine::check_now(now_ms)?;
+        let Some((st, dropped)) = self.stored_events(snap)? else {
             self.staged = None;
             return Ok(0);
         };

@@ -359,7 +359,20 @@ impl Engine {
         now_ms: f64,
         max_bytes: usize,
     ) -> Result<SyncReport> {
-        let (_, _, section) = self.load(Some(stored), slot, now_ms, max_bytes)?;
+        super::check_now(now_ms)?;
+        self.restore_snapshot(&Snapshot::decode(stored, max_bytes)?, slot, now_ms)
+    }
+
+    /// [`restore`](Engine::restore) from a snapshot already decoded, as a
+    /// page load does once for all its parts.
+    pub fn restore_snapshot(
+        &mut self,
+        snap: &Snapshot,
+        slot: &str,
+        now_ms: f64,
+    ) -> Result<SyncReport> {
+        super::check_now(now_ms)?;
+        let section = self.read_from(snap, &section_name(slot)?, now_ms)?;
         self.sync.staged = None;
         let mut report = SyncReport::default();
         let Some(section) = section else {
@@ -408,8 +421,13 @@ impl Engine {
             Some(b) => Snapshot::decode(b, max_bytes)?,
             None => Snapshot::new(),
         };
-        let section = snap.read(&name, |body| self.read_section(body, now_ms))?;
+        let section = self.read_from(&snap, &name, now_ms)?;
         Ok((snap, name, section))
+    }
+
+    /// This slot's section of `snap` (section `name`), if it has one.
+    fn read_from(&self, snap: &Snapshot, name: &str, now_ms: f64) -> Result<Option<Section>> {
+        snap.read(name, |body| self.read_section(body, now_ms))
     }
 
     /// Shared decisions (known to be in the store) that are live here but

@@ -2,6 +2,7 @@
 
 use wasm_bindgen::prelude::*;
 
+use super::frame::JsSnapshot;
 use super::{guard, now_or, pack, pack_as, JsObj, SyncArgs};
 use crate::behavior::event_err;
 use crate::json::Json;
@@ -104,6 +105,13 @@ impl JsBehavior {
         let mut a = SyncArgs::read(&stored, &options, false)?;
         let bytes = a.required()?;
         Ok(self.inner.restore(&bytes, a.now, a.max)? as u32)
+    }
+
+    /// `restore()` from the store's decoded snapshot, at `now`.
+    #[wasm_bindgen(js_name = __restoreSnapshot, skip_typescript)]
+    pub fn restore_snapshot(&mut self, snap: &JsSnapshot, now: f64) -> Result<u32, JsValue> {
+        guard()?;
+        Ok(self.inner.restore_snapshot(&snap.0, now)? as u32)
     }
 
     /// Apply the last `sync()` once its bytes are stored.

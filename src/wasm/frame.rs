@@ -62,3 +62,23 @@ pub fn seal_frame(saved_at: f64, generation: f64, payload: &JsValue) -> Result<S
     };
     Ok(crate::seal_frame(saved_at, generation as u64, payload)?)
 }
+
+/// A stored snapshot decoded once (its checksum checked, its sections
+/// read) for every part a page load restores from it: the behaviour store
+/// and each slot. The store's handle; see `__decodeSnapshot`.
+#[wasm_bindgen(js_name = __Snapshot, skip_typescript)]
+#[allow(unreachable_pub)] // exported to JS, not to Rust
+pub struct JsSnapshot(pub(super) crate::Snapshot);
+
+/// Decode `bytes` (a frame's payload) of at most `maxBytes`. Throws
+/// `SNAPSHOT_FOREIGN`, `SNAPSHOT_VERSION`, `SNAPSHOT_CORRUPT` or
+/// `SNAPSHOT_TOO_LARGE`, as a part's `restore()` would.
+#[wasm_bindgen(js_name = __decodeSnapshot, skip_typescript)]
+#[allow(unreachable_pub)] // exported to JS, not to Rust
+pub fn decode_snapshot(bytes: &[u8], max_bytes: u32) -> Result<JsSnapshot, JsValue> {
+    guard()?;
+    Ok(JsSnapshot(crate::Snapshot::decode(
+        bytes,
+        max_bytes as usize,
+    )?))
+}

@@ -223,6 +223,20 @@ impl Insitu {
         Ok(report(&r).done())
     }
 
+    /// `restore()` from the store's decoded snapshot, for `slot` at `now`;
+    /// the store reads no report.
+    #[wasm_bindgen(js_name = __restoreSnapshot, skip_typescript)]
+    pub fn restore_snapshot(
+        &mut self,
+        snap: &super::frame::JsSnapshot,
+        slot: &str,
+        now: f64,
+    ) -> Result<(), JsValue> {
+        guard()?;
+        self.engine.restore_snapshot(&snap.0, slot, now)?;
+        Ok(())
+    }
+
     /// Apply the last `sync()` after its bytes were stored. Returns false,
     /// changing nothing, when there is nothing to commit or the slot decided
     /// or learned since that sync (sync again).

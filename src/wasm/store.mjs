@@ -260,6 +260,7 @@ class Site extends Consent {
     this.cache = null; // behaviour features of the current minute
     this.tracked = 0;
     this.stored = null; // the snapshot read at open, for slots created later
+    this.decoded = null; // { bytes, snapshot }: `stored` decoded in wasm (see restore())
     this.ab = null; // the Experiments, once the site configures some
     this.abKey = `${key}.ab`;
     this.abInfo = null; // per experiment key: { index, variants, hash, targeted, allocation }
@@ -475,16 +476,29 @@ class Site extends Consent {
     return o;
   }
 
-  /** Load stored state into a part (the behaviour store or a slot). */
+  /** Load stored state into a part (the behaviour store or the slot
+   * `name`), from the snapshot decoded once for all parts. */
   restore(part, name) {
     if (this.stored === null) return;
     try {
-      part.restore(this.stored, this.syncOptions(name));
+      if (this.decoded?.bytes !== this.stored) {
+        this.dropDecoded();
+        this.decoded = { bytes: this.stored, snapshot: this.wasm.__decodeSnapshot(this.stored, this.maxBytes) };
+      }
+      const { snapshot } = this.decoded;
+      if (name === undefined) part.__restoreSnapshot(snapshot, this.now());
+      else part.__restoreSnapshot(snapshot, name, this.now());
     } catch (e) {
       const outcome = this.setAside(e, this.get(this.key));
       if (outcome === null) this.report(e?.code ?? "SNAPSHOT_CORRUPT", String(e?.message ?? e));
       else if (outcome !== "newer-format") this.stored = null;
     }
+  }
+
+  /** Free the decoded snapshot (wasm memory) once `stored` moves on. */
+  dropDecoded() {
+    this.decoded?.snapshot.free();
+    this.decoded = null;
   }
 
   restoreAll() {
@@ -657,6 +671,7 @@ class Site extends Consent {
     this.failures = 0;
     this.status = "ok";
     this.stored = bytes;
+    this.dropDecoded();
     return { written: true, bytes: bytes.length, generation };
   }
 
@@ -942,6 +957,7 @@ class Site extends Consent {
     this.history = [];
     this.cache = null;
     this.stored = null;
+    this.dropDecoded();
     this.failures = 0;
   }
 
@@ -987,6 +1003,7 @@ class Site extends Consent {
     this.releaseAll();
     this.channel?.close();
     this.channel = undefined;
+    this.dropDecoded();
   }
 }
 
@@ -1040,7 +1057,8 @@ export function warm(options) {
 }
 
 /** `open(options)` bound to the wasm module's exports (`Insitu`,
- * `Behavior`, and the frame functions `__openFrame` and `__sealFrame`).
+ * `Behavior`, the frame functions `__openFrame` and `__sealFrame`, and
+ * `__decodeSnapshot`).
  * `load()` passes a second argument, what `warm(options)` started. */
 export function createOpen(wasm) {
   return (options = {}, warmed = undefined) =>

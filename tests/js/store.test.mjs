@@ -86,6 +86,35 @@ test("a reload restores the learner and the behaviour store", async () => {
   b.s.close();
 });
 
+test("page load decodes the stored snapshot once for the behaviour store and every slot, until a flush replaces it", async () => {
+  const storage = new MemoryStorage();
+  const first = site(storage);
+  first.s.track({ type: "view", category: "shoes" });
+  learn(first.s.slot("hero", SLOT), 4, first.clock);
+  learn(first.s.slot("side", SLOT), 2, first.clock);
+  assert.equal((await first.s.flush()).written, true);
+  first.s.close();
+
+  let decodes = 0;
+  const counting = createOpen({ ...wasm, __decodeSnapshot: (...a) => (decodes++, wasm.__decodeSnapshot(...a)) });
+  const clock = { t: T0 + 60_000 };
+  const s = counting({ storage, consent: "personalization", now: () => clock.t, flushDelayMs: 60_000 });
+  const hero = s.slot("hero", SLOT);
+  const side = s.slot("side", SLOT);
+  assert.equal(decodes, 1, "one decode for the behaviour store and both slots");
+  assert.deepEqual([updates(hero), updates(side), s.behavior.counts().view], [4, 2, 1]);
+  // A flush stores new bytes: a slot opened after it decodes those.
+  learn(hero, 1, clock);
+  assert.equal((await s.flush()).written, true);
+  const late = s.slot("late", SLOT);
+  assert.equal(decodes, 2);
+  assert.equal(updates(late), 0);
+  s.close();
+  const next = counting({ storage, consent: "personalization", now: () => clock.t, flushDelayMs: 60_000 });
+  assert.equal(updates(next.slot("hero", SLOT)), 5, "the flush after the restore stored all five");
+  next.close();
+});
+
 test("consent given after learning in memory: stored and own learning both kept, once", async () => {
   const storage = new MemoryStorage();
   const first = site(storage);
