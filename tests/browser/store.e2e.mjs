@@ -18,7 +18,7 @@ const errors = [];
 
 async function load(page = undefined, query = "") {
   const p = page ?? (await context.newPage());
-  if (page === undefined) errors.push(...[]), collect(p);
+  if (page === undefined) collect(p);
   await p.goto(PAGE + query, { waitUntil: "load" });
   await p.waitForSelector("body[data-ready='1']", { state: "attached", timeout: 30_000 });
   return p;
