@@ -51,3 +51,6 @@ export class MemoryStorage {
     this.map.delete(k);
   }
 }
+
+/** Rewards a slot has counted, over all its variants. */
+export const updates = (slot) => slot.stats().variants.reduce((n, v) => n + v.updates, 0);

@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
 import { createOpen } from "../../src/wasm/store.mjs";
 import { createLoad } from "../../src/wasm/load.mjs";
-import { MemoryStorage, throwsCode } from "./helpers.mjs";
+import { MemoryStorage, throwsCode, updates } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
 const wasm = require("../../pkg-node/insitu.js");
@@ -36,7 +36,6 @@ function options(storage, reported, extra = {}) {
   return { storage, consent: "personalization", now: () => T0, flushDelayMs: 60_000, onFallback: (e) => reported.push(e), ...extra };
 }
 
-const updates = (slot) => slot.stats().variants.reduce((n, v) => n + v.updates, 0);
 
 /** Store learning (40 rewards), experiment state and audit history as a real page view would. */
 async function storedPageView(storage) {

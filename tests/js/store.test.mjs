@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
 import { createOpen } from "../../src/wasm/store.mjs";
-import { MemoryStorage, throwsCode } from "./helpers.mjs";
+import { MemoryStorage, throwsCode, updates } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
 const wasm = require("../../pkg-node/insitu.js");
@@ -35,7 +35,6 @@ function site(storage, extra = {}) {
   return { s, clock, errors };
 }
 
-const updates = (slot) => slot.stats().variants.reduce((n, v) => n + v.updates, 0);
 
 function learn(slot, n, clock) {
   for (let i = 0; i < n; i++) {

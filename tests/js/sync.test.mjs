@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { throwsCode } from "./helpers.mjs";
+import { throwsCode, updates } from "./helpers.mjs";
 
 const { Insitu } = createRequire(import.meta.url)("../../pkg-node/insitu.js");
 
@@ -20,7 +20,6 @@ function save(slot, store) {
   return r;
 }
 
-const updates = (slot) => slot.stats().variants.reduce((n, v) => n + v.updates, 0);
 
 test("a reloaded slot has the learning and the pending decision of the last page view", () => {
   const store = {};
