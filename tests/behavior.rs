@@ -2,7 +2,7 @@
 //! learner's section kept alongside, and bad stored data.
 
 use insitu::{
-    Behavior, BehaviorConfig, BehaviorValue, Engine, EngineConfig, Event, Snapshot,
+    Behavior, BehaviorConfig, BehaviorValue, Engine, EngineConfig, Event, Rng, Snapshot,
     BEHAVIOR_SECTION, DEFAULT_MAX_SNAPSHOT_BYTES as MAX,
 };
 
@@ -337,11 +337,8 @@ fn restore_refuses_bad_data_and_changes_nothing() {
 /// must come out as in a store that tracked every event itself.
 #[test]
 fn restore_in_one_pass_matches_tracking_every_event() {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut step = || {
-        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        (x >> 33) % 100
-    };
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut step = || rng.next_u64() % 100;
     let mut at = T0;
     let mut times = Vec::new();
     for _ in 0..300 {
