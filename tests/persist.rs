@@ -607,6 +607,9 @@ fn slot_names_are_checked() {
         let err = e.sync(None, bad, 0.0, MAX).unwrap_err();
         assert_eq!(err.code(), "INVALID_OPTION", "{bad:?}");
         assert!(err.to_string().contains("slot"), "{err}");
+        // Before the stored bytes: a bad name is not bad stored data.
+        let err = e.restore(b"not a snapshot", bad, 0.0, MAX).unwrap_err();
+        assert_eq!(err.code(), "INVALID_OPTION", "restore {bad:?}");
     }
     assert!(e.sync(None, "hero.v2_main-1", 0.0, MAX).is_ok());
     assert_eq!(

@@ -359,7 +359,10 @@ impl Engine {
         now_ms: f64,
         max_bytes: usize,
     ) -> Result<SyncReport> {
+        // The options are checked before the bytes, as `sync` does: a bad
+        // slot name must not read as bad stored data.
         super::check_now(now_ms)?;
+        section_name(slot)?;
         self.restore_snapshot(&Snapshot::decode(stored, max_bytes)?, slot, now_ms)
     }
 

@@ -301,6 +301,8 @@ class Site extends Consent {
       const needs = k === this.key || k.startsWith(`${this.key}.quarantine.`) ? 2 : 1;
       if (rank < needs && this.remove(k)) removed.push(k);
     }
+    // What was read from storage goes too, with its decoded copy in wasm.
+    if (rank < 2) this.setStored(null);
     if (rank < 1) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -486,23 +488,33 @@ class Site extends Consent {
         this.decoded = { bytes: this.stored, snapshot: this.wasm.__decodeSnapshot(this.stored, this.maxBytes) };
       }
       const { snapshot } = this.decoded;
-      if (name === undefined) part.__restoreSnapshot(snapshot, this.now());
-      else part.__restoreSnapshot(snapshot, name, this.now());
+      const now = this.now();
+      // As the options object's `now` was, before this took plain numbers.
+      if (typeof now !== "number") throw option("now", `should return a number, but returned ${typeof now}`);
+      if (name === undefined) part.__restoreSnapshot(snapshot, now);
+      else part.__restoreSnapshot(snapshot, name, now);
     } catch (e) {
       const outcome = this.setAside(e, this.get(this.key));
       if (outcome === null) this.report(e?.code ?? "SNAPSHOT_CORRUPT", String(e?.message ?? e));
-      else if (outcome !== "newer-format") this.stored = null;
+      else if (outcome !== "newer-format") this.setStored(null);
     }
   }
 
-  /** Free the decoded snapshot (wasm memory) once `stored` moves on. */
+  /** Free the decoded snapshot (wasm memory). */
   dropDecoded() {
     this.decoded?.snapshot.free();
     this.decoded = null;
   }
 
+  /** Keep `bytes` as the stored snapshot for slots opened later; a decoded
+   * copy of other bytes is freed. */
+  setStored(bytes) {
+    if (bytes !== this.stored) this.dropDecoded();
+    this.stored = bytes;
+  }
+
   restoreAll() {
-    this.stored = this.readSnapshot().bytes;
+    this.setStored(this.readSnapshot().bytes);
     if (this.stored === null) return;
     this.restore(this.behavior);
     for (const [name, s] of this.slots) this.restore(s.inner, name);
@@ -670,8 +682,7 @@ class Site extends Consent {
     }
     this.failures = 0;
     this.status = "ok";
-    this.stored = bytes;
-    this.dropDecoded();
+    this.setStored(bytes);
     return { written: true, bytes: bytes.length, generation };
   }
 
@@ -956,8 +967,7 @@ class Site extends Consent {
     this.abPending = false;
     this.history = [];
     this.cache = null;
-    this.stored = null;
-    this.dropDecoded();
+    this.setStored(null);
     this.failures = 0;
   }
 

@@ -311,7 +311,7 @@ test("load() does open()'s browser first-use work while the wasm compiles, and h
   }
 });
 
-test("the built package's warm-up still reads what open() will need (the minifier keeps the reads)", async () => {
+test("the built package's warm-up still reads the GPC signal (the minifier once dropped that read)", async () => {
   const { warm } = await import(new URL("store.js", PKG).href);
   const reads = [];
   const had = Object.getOwnPropertyDescriptor(globalThis, "navigator");

@@ -85,33 +85,69 @@ test("a reload restores the learner and the behaviour store", async () => {
   b.s.close();
 });
 
-test("page load decodes the stored snapshot once for the behaviour store and every slot, until a flush replaces it", async () => {
+test("page load decodes the stored snapshot once for the behaviour store and every slot, and frees it when the bytes go", async () => {
   const storage = new MemoryStorage();
   const first = site(storage);
   first.s.track({ type: "view", category: "shoes" });
   learn(first.s.slot("hero", SLOT), 4, first.clock);
   learn(first.s.slot("side", SLOT), 2, first.clock);
+  learn(first.s.slot("late", SLOT), 3, first.clock);
   assert.equal((await first.s.flush()).written, true);
   first.s.close();
 
+  // Count decodes, and frees of the decoded handles.
   let decodes = 0;
-  const counting = createOpen({ ...wasm, __decodeSnapshot: (...a) => (decodes++, wasm.__decodeSnapshot(...a)) });
+  let frees = 0;
+  const counting = createOpen({
+    ...wasm,
+    __decodeSnapshot: (...a) => {
+      decodes++;
+      const h = wasm.__decodeSnapshot(...a);
+      const free = h.free.bind(h);
+      h.free = () => (frees++, free());
+      return h;
+    },
+  });
   const clock = { t: T0 + 60_000 };
-  const s = counting({ storage, consent: "personalization", now: () => clock.t, flushDelayMs: 60_000 });
+  const options = { storage, consent: "personalization", now: () => clock.t, flushDelayMs: 60_000 };
+  const s = counting(options);
   const hero = s.slot("hero", SLOT);
   const side = s.slot("side", SLOT);
   assert.equal(decodes, 1, "one decode for the behaviour store and both slots");
   assert.deepEqual([updates(hero), updates(side), s.behavior.counts().view], [4, 2, 1]);
-  // A flush stores new bytes: a slot opened after it decodes those.
+  // A flush stores new bytes and frees the old decode; a slot opened after
+  // it restores from the new bytes.
   learn(hero, 1, clock);
   assert.equal((await s.flush()).written, true);
-  const late = s.slot("late", SLOT);
+  assert.equal(frees, 1, "the flush freed the first decode");
+  assert.equal(updates(s.slot("late", SLOT)), 3);
   assert.equal(decodes, 2);
-  assert.equal(updates(late), 0);
+  // Lowering consent below personalization deletes the stored learning and
+  // lets go of the copy read from it.
+  s.setConsent("functional");
+  assert.equal(storage.getItem("insitu"), null);
+  assert.equal(frees, 2, "a consent change freed the second decode");
   s.close();
-  const next = counting({ storage, consent: "personalization", now: () => clock.t, flushDelayMs: 60_000 });
-  assert.equal(updates(next.slot("hero", SLOT)), 5, "the flush after the restore stored all five");
-  next.close();
+
+  // forget() frees what it holds too.
+  await storeLearning(storage, 2);
+  const other = counting(options);
+  other.slot("hero", SLOT);
+  assert.equal(decodes, 3);
+  other.forget();
+  assert.equal(frees, 3, "forget() freed its decode");
+  other.close();
+  assert.equal(frees, 3, "nothing left to free at close()");
+
+  // A clock that returns no number is an option error, and the stored data
+  // is neither quarantined nor dropped.
+  const kept = await storeLearning(storage, 2);
+  const errors = [];
+  const odd = counting({ ...options, now: () => String(clock.t), onError: (e) => errors.push(e) });
+  odd.close();
+  assert.deepEqual(errors.map((e) => e.code), ["INVALID_OPTION"]);
+  assert.equal(storage.getItem("insitu"), kept);
+  assert.equal(storage.getItem("insitu.quarantine.1"), null);
 });
 
 test("consent given after learning in memory: stored and own learning both kept, once", async () => {

@@ -504,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn sliced_crc_matches_the_bytewise_register_for_every_length_and_start() {
+    fn sliced_crc_matches_the_bytewise_register_for_every_length_and_register() {
         let mut t = [[0u32; 256]; 8];
         crc32_tables(&mut t);
         // The standard check value, plain and as UTF-16 code units.
