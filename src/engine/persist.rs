@@ -362,8 +362,8 @@ impl Engine {
         // The options are checked before the bytes, as `sync` does: a bad
         // slot name must not read as bad stored data.
         super::check_now(now_ms)?;
-        section_name(slot)?;
-        self.restore_snapshot(&Snapshot::decode(stored, max_bytes)?, slot, now_ms)
+        let name = section_name(slot)?;
+        self.restore_section(&Snapshot::decode(stored, max_bytes)?, &name, now_ms)
     }
 
     /// [`restore`](Engine::restore) from a snapshot already decoded, as a
@@ -375,7 +375,13 @@ impl Engine {
         now_ms: f64,
     ) -> Result<SyncReport> {
         super::check_now(now_ms)?;
-        let section = self.read_from(snap, &section_name(slot)?, now_ms)?;
+        self.restore_section(snap, &section_name(slot)?, now_ms)
+    }
+
+    /// [`restore`](Engine::restore) of section `name` of `snap`, the
+    /// options checked.
+    fn restore_section(&mut self, snap: &Snapshot, name: &str, now_ms: f64) -> Result<SyncReport> {
+        let section = snap.read(name, |body| self.read_section(body, now_ms))?;
         self.sync.staged = None;
         let mut report = SyncReport::default();
         let Some(section) = section else {
@@ -424,13 +430,8 @@ impl Engine {
             Some(b) => Snapshot::decode(b, max_bytes)?,
             None => Snapshot::new(),
         };
-        let section = self.read_from(&snap, &name, now_ms)?;
+        let section = snap.read(&name, |body| self.read_section(body, now_ms))?;
         Ok((snap, name, section))
-    }
-
-    /// This slot's section of `snap` (section `name`), if it has one.
-    fn read_from(&self, snap: &Snapshot, name: &str, now_ms: f64) -> Result<Option<Section>> {
-        snap.read(name, |body| self.read_section(body, now_ms))
     }
 
     /// Shared decisions (known to be in the store) that are live here but

@@ -260,7 +260,7 @@ class Site extends Consent {
     this.cache = null; // behaviour features of the current minute
     this.tracked = 0;
     this.stored = null; // the snapshot read at open, for slots created later
-    this.decoded = null; // { bytes, snapshot }: `stored` decoded in wasm (see restore())
+    this.decoded = null; // `stored` decoded in wasm, once a part restored from it (see setStored())
     this.ab = null; // the Experiments, once the site configures some
     this.abKey = `${key}.ab`;
     this.abInfo = null; // per experiment key: { index, variants, hash, targeted, allocation }
@@ -483,11 +483,7 @@ class Site extends Consent {
   restore(part, name) {
     if (this.stored === null) return;
     try {
-      if (this.decoded?.bytes !== this.stored) {
-        this.dropDecoded();
-        this.decoded = { bytes: this.stored, snapshot: this.wasm.__decodeSnapshot(this.stored, this.maxBytes) };
-      }
-      const { snapshot } = this.decoded;
+      const snapshot = (this.decoded ??= this.wasm.__decodeSnapshot(this.stored, this.maxBytes));
       const now = this.now();
       // As the options object's `now` was, before this took plain numbers.
       if (typeof now !== "number") throw option("now", `should return a number, but returned ${typeof now}`);
@@ -502,7 +498,7 @@ class Site extends Consent {
 
   /** Free the decoded snapshot (wasm memory). */
   dropDecoded() {
-    this.decoded?.snapshot.free();
+    this.decoded?.free();
     this.decoded = null;
   }
 

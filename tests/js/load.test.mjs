@@ -36,7 +36,6 @@ function options(storage, reported, extra = {}) {
   return { storage, consent: "personalization", now: () => T0, flushDelayMs: 60_000, onFallback: (e) => reported.push(e), ...extra };
 }
 
-
 /** Store learning (40 rewards), experiment state and audit history as a real page view would. */
 async function storedPageView(storage) {
   const site = await working(options(storage, []));

@@ -35,7 +35,6 @@ function site(storage, extra = {}) {
   return { s, clock, errors };
 }
 
-
 function learn(slot, n, clock) {
   for (let i = 0; i < n; i++) {
     clock.t += 1000;

@@ -20,7 +20,6 @@ function save(slot, store) {
   return r;
 }
 
-
 test("a reloaded slot has the learning and the pending decision of the last page view", () => {
   const store = {};
   const first = new Insitu(OPTS);
