@@ -1,7 +1,31 @@
 //! The one error type of the core. Every variant has a stable `code()` that
 //! the JS boundary copies onto the thrown `Error` as its `code` property.
 
-use std::fmt;
+use core::fmt;
+
+use crate::prelude::*;
+
+#[cfg(not(feature = "std"))]
+use crate::prim::math::Float;
+
+/// The text of an error message. Builds with `std` (native: tests, tools)
+/// format it; builds without (the .wasm, which carries no formatter) keep
+/// the format string itself, placeholders and all, and the TypeScript side
+/// words the message from the code and what it passed in.
+#[cfg(feature = "std")]
+macro_rules! text {
+    ($($t:tt)*) => {
+        alloc::format!($($t)*)
+    };
+}
+
+/// The text of an error message (see the `std` version).
+#[cfg(not(feature = "std"))]
+macro_rules! text {
+    ($fmt:literal $(, $($rest:tt)*)?) => {
+        alloc::string::String::from($fmt)
+    };
+}
 
 /// Everything that can go wrong in insitu, with a stable machine-readable code.
 ///
@@ -265,7 +289,7 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}
 
 /// Formats a number for a message without the float formatter, which would
 /// add about 20 KB to the .wasm. Integers print exactly; other values with
@@ -326,7 +350,7 @@ impl fmt::Display for Num {
 }
 
 /// Shorthand for results in this crate.
-pub type Result<T> = std::result::Result<T, Error>;
+pub type Result<T> = core::result::Result<T, Error>;
 
 #[cfg(test)]
 mod tests {

@@ -74,7 +74,7 @@ impl<'a> Json<'a> {
             ));
         }
         let mut u = Unpacker {
-            c: crate::bytes::Cursor::new(bytes),
+            c: crate::prim::cursor::Cursor::new(bytes),
         };
         let v = u.value(0).and_then(|v| {
             if u.c.left() == 0 {
@@ -161,7 +161,7 @@ type PResult<T> = std::result::Result<T, &'static str>;
 /// Reader of the packed form (see [`Json::unpack`]).
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Unpacker<'a> {
-    c: crate::bytes::Cursor<'a>,
+    c: crate::prim::cursor::Cursor<'a>,
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -1083,7 +1083,7 @@ mod tests {
         // Every double, written as JS writes it (shortest round trip, up to 17
         // significant digits), reads back as exactly that double: random bit
         // patterns over the whole range, subnormals included.
-        let mut rng = crate::rng::Rng::new(99);
+        let mut rng = crate::prim::rng::Rng::new(99);
         for _ in 0..100_000 {
             let x = f64::from_bits(rng.next_u64() & !(1 << 63));
             if !x.is_finite() {
@@ -1129,7 +1129,7 @@ mod tests {
         );
         // Found in review: more than 19 digits near the overflow threshold.
         assert_eq!(decimal_to_f64(b"17976931348623158079e289"), f64::MAX);
-        let mut rng = crate::rng::Rng::new(7);
+        let mut rng = crate::prim::rng::Rng::new(7);
         for _ in 0..2_000 {
             let digits: String = (0..25)
                 .map(|_| char::from(b'0' + (rng.next_u64() % 10) as u8))
@@ -1146,7 +1146,7 @@ mod tests {
         // A seeded fuzz loop over JSON-ish byte soup and mutations of valid documents.
         const ALPHABET: &[u8] = b"{}[]\":,-+.eE0123456789 truefalsnul\\u\n\x7f\xc3\xa9";
         let valid = br#"{"a":[1,-2.5e3,true,null,"x\u00e9"],"b":{"c":1e400}}"#;
-        let mut rng = crate::rng::Rng::new(2026);
+        let mut rng = crate::prim::rng::Rng::new(2026);
         let mut cases = 0;
         for _ in 0..100_000 {
             let mut bytes: Vec<u8> = if rng.next_u64() % 2 == 0 {

@@ -5,7 +5,11 @@
 //! exploration policy turns scores into probabilities, and a seeded sample
 //! picks the variant. Rewards update the learner in place, in the browser.
 //!
-//! The core is plain Rust; the JS surface lives in `src/wasm/` only.
+//! This crate is the core: plain Rust that receives validated, typed data
+//! (the TypeScript control plane in `src/ts/` validates the site's options)
+//! and never panics on bad bytes. The WebAssembly boundary lives in
+//! `src/wasm/` only. Native builds (`std`, the default) also read options as
+//! JSON (feature `json`), for tests, benchmarks and tools; the .wasm does not.
 //!
 //! ```
 //! use insitu::{Engine, EngineConfig, RankOptions};
@@ -25,43 +29,67 @@
 //! assert_eq!(err.code(), "INVALID_OPTION");
 //! assert!(err.to_string().contains("polcy"));
 //! ```
+#![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs, unreachable_pub)]
+// Builds without `std` keep each message's text but fill in no values (see
+// `text!`), so the values named in a format string go unused there.
+#![cfg_attr(not(feature = "std"), allow(unused_variables))]
 
+extern crate alloc;
+
+/// What every module takes from `alloc`: the share of the standard prelude
+/// that `no_std` builds lack.
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::boxed::Box;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec;
+    pub(crate) use alloc::vec::Vec;
+}
+
+#[macro_use]
+mod error;
 mod allocation;
 mod bandit;
 mod behavior;
-mod bytes;
 mod engine;
-mod error;
 mod features;
-mod frame;
+#[cfg(feature = "json")]
 mod json;
 mod model;
-mod rng;
-mod snapshot;
+mod prim;
+mod store;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(any(feature = "first", all(target_arch = "wasm32", test)))]
 mod wasm;
 
 pub use allocation::{
-    fnv1a32, growthbook_hash, Allocation, Allocator, Assignment, Condition, Experiment,
-    Experiments, Exposure, HashVersion, Holdout, Namespace, Reason, Scalar, Test, UnitSource,
-    SECTION as EXPERIMENTS_SECTION,
+    fnv1a32, growthbook_hash, Allocation, Allocator, Assignment, Experiment, Experiments, Exposure,
+    HashVersion, Holdout, Namespace, Reason, UnitSource, SECTION as EXPERIMENTS_SECTION,
 };
+#[cfg(feature = "json")]
+pub use allocation::{Condition, Scalar, Test};
 pub use bandit::explore;
 pub use behavior::{
     Behavior, BehaviorConfig, BehaviorSync, Event, Value as BehaviorValue,
     BUILTIN_TYPES as BUILTIN_EVENT_TYPES, SECTION as BEHAVIOR_SECTION,
 };
+#[cfg(feature = "json")]
 pub use engine::{
-    parse_decision_id, Choice, Contribution, Decision, Engine, EngineConfig, ExplainOptions,
-    Explanation, LearnOptions, RankOptions, SettleOptions, SyncReport,
+    parse_decision_id, ExplainOptions, LearnOptions, NamedContribution, NamedExplanation,
+    RankOptions, SettleOptions,
+};
+pub use engine::{
+    Choice, Contribution, Decision, Engine, EngineConfig, Explanation, Labelled, SyncReport, Term,
 };
 pub use error::{Error, Result};
 pub use features::{hash, Hashed, HASH_VERSION};
-pub use frame::{from_base64, open as open_frame, seal as seal_frame, to_base64, Frame, FRAME_TAG};
-pub use rng::Rng;
-pub use snapshot::{
-    crc32, Snapshot, DEFAULT_MAX_BYTES as DEFAULT_MAX_SNAPSHOT_BYTES,
+pub use prim::hash::{crc32, murmur3_32};
+pub use prim::rng::Rng;
+pub use store::frame::{
+    from_base64, open as open_frame, seal as seal_frame, to_base64, Frame, FRAME_TAG,
+};
+pub use store::{
+    Snapshot, DEFAULT_MAX_BYTES as DEFAULT_MAX_SNAPSHOT_BYTES,
     FORMAT_VERSION as SNAPSHOT_FORMAT_VERSION,
 };

@@ -25,7 +25,7 @@ fn allocator(v: Value) -> Allocator {
 /// The variant index `unit` gets in experiment 0 (None: not in it).
 fn assign(a: &mut Allocator, index: usize, unit: &str) -> Option<usize> {
     a.set_site_unit(Some(unit)).unwrap();
-    let r = a.assign(index, None, 0.0).unwrap();
+    let r = a.assign_attributes(index, None, 0.0).unwrap();
     r.in_experiment.then_some(r.variant)
 }
 
@@ -92,7 +92,7 @@ fn growthbook_assignments_match_the_golden_fixtures() {
                 continue; // no unit: insitu refuses an empty id, GrowthBook skips it
             }
             a.set_site_unit(Some(unit)).unwrap();
-            let r = a.assign(0, None, 0.0).unwrap();
+            let r = a.assign_attributes(0, None, 0.0).unwrap();
             assert_eq!(
                 r.in_experiment,
                 c["inExperiment"].as_bool().unwrap(),
@@ -288,8 +288,8 @@ fn holdouts_take_the_same_units_out_of_every_experiment_using_them() {
     let mut held = 0.0;
     for i in 0..n {
         a.set_site_unit(Some(&format!("u{i}"))).unwrap();
-        let r1 = a.assign(0, None, 0.0).unwrap();
-        let r2 = a.assign(1, None, 0.0).unwrap();
+        let r1 = a.assign_attributes(0, None, 0.0).unwrap();
+        let r2 = a.assign_attributes(1, None, 0.0).unwrap();
         assert_eq!(r1.reason == Reason::Holdout, r2.reason == Reason::Holdout);
         if r1.reason == Reason::Holdout {
             held += 1.0;
@@ -311,7 +311,10 @@ fn targeting_reads_attributes_strictly() {
         ]}]),
     );
     a.set_site_unit(Some("unit-1")).unwrap();
-    let run = |a: &mut Allocator, attrs: Value| a.assign(0, Some(&attrs.to_string()), 0.0).unwrap();
+    let run = |a: &mut Allocator, attrs: Value| {
+        a.assign_attributes(0, Some(&attrs.to_string()), 0.0)
+            .unwrap()
+    };
     let base = json!({"country": "DE", "behavior": {"sessions": 3}, "beta": true});
     assert!(
         run(&mut a, base.clone()).in_experiment,
@@ -344,7 +347,10 @@ fn targeting_reads_attributes_strictly() {
     attrs["plan"] = Value::Null;
     assert!(run(&mut a, attrs).in_experiment);
     // No attributes at all: every test but `exists: false` fails.
-    assert_eq!(a.assign(0, None, 0.0).unwrap().reason, Reason::NotTargeted);
+    assert_eq!(
+        a.assign_attributes(0, None, 0.0).unwrap().reason,
+        Reason::NotTargeted
+    );
     // A range's maximum is outside it.
     let mut b = allocator(
         json!([{"key": "t", "variants": ["a", "b"], "targeting": [{"attribute": "n", "range": [null, 10]}]}]),
@@ -354,7 +360,7 @@ fn targeting_reads_attributes_strictly() {
     assert!(!run(&mut b, json!({"n": 10})).in_experiment);
     // Attributes that are not JSON are an INVALID_CONTEXT.
     assert_eq!(
-        b.assign(0, Some("{"), 0.0).unwrap_err().code(),
+        b.assign_attributes(0, Some("{"), 0.0).unwrap_err().code(),
         "INVALID_CONTEXT"
     );
 }
@@ -515,7 +521,7 @@ fn bad_configurations_are_refused_naming_the_field() {
 fn without_a_unit_every_experiment_serves_its_fallback() {
     let mut a = allocator(json!([{"key": "k", "variants": ["a", "b"], "fallback": "b"}]));
     assert_eq!(a.unit().1, UnitSource::None);
-    let r = a.assign(0, None, 0.0).unwrap();
+    let r = a.assign_attributes(0, None, 0.0).unwrap();
     assert_eq!(
         (r.in_experiment, r.reason, r.variant, r.new_exposure),
         (false, Reason::NoUnit, 1, false)
@@ -533,9 +539,9 @@ fn the_device_seed_and_exposures_survive_a_reload_and_exposures_log_once() {
         json!([{"key": "k", "variants": ["a", "b", "c"]}, {"key": "j", "variants": ["x", "y"]}]);
     let mut tab = allocator(cfg.clone());
     assert!(tab.set_device_unit("d:0123456789abcdef").unwrap());
-    let first = tab.assign(0, None, 1000.0).unwrap();
+    let first = tab.assign_attributes(0, None, 1000.0).unwrap();
     assert!(first.new_exposure && first.in_experiment);
-    let again = tab.assign(0, None, 2000.0).unwrap();
+    let again = tab.assign_attributes(0, None, 2000.0).unwrap();
     assert_eq!((again.variant, again.new_exposure), (first.variant, false));
     let stored = tab.sync(None, 3000.0, MAX, DAY, false).unwrap();
     assert!(tab.commit());
@@ -552,13 +558,18 @@ fn the_device_seed_and_exposures_survive_a_reload_and_exposures_log_once() {
         !reloaded.set_device_unit("d:other").unwrap(),
         "the stored seed is kept"
     );
-    let r = reloaded.assign(0, None, 5000.0).unwrap();
+    let r = reloaded.assign_attributes(0, None, 5000.0).unwrap();
     assert_eq!((r.variant, r.new_exposure), (first.variant, false));
     assert_eq!(reloaded.exposures().len(), 1);
     assert_eq!(reloaded.exposures()[0].at, 1000.0);
     // A site-supplied id is a different unit: its own exposure.
     reloaded.set_site_unit(Some("user-9")).unwrap();
-    assert!(reloaded.assign(0, None, 6000.0).unwrap().new_exposure);
+    assert!(
+        reloaded
+            .assign_attributes(0, None, 6000.0)
+            .unwrap()
+            .new_exposure
+    );
     // Exposures older than the retention are dropped on the next write.
     let bytes = reloaded
         .sync(Some(&stored), 1000.0 + DAY + 1.0, MAX, DAY, false)
@@ -620,7 +631,7 @@ fn the_bandit_learns_which_variant_converts() {
     let trials = 3000;
     for t in 0..trials {
         let now = t as f64 * 1000.0; // each trial's window ends as the next starts
-        let r = a.assign(0, None, now).unwrap();
+        let r = a.assign_attributes(0, None, now).unwrap();
         assert!(
             r.probability >= 0.05 - 1e-12,
             "the floor holds: {}",
@@ -659,7 +670,7 @@ fn bandit_probabilities_are_the_serving_probabilities() {
     let n = 4000;
     let (mut ipw, mut served_b) = (0.0, 0.0);
     for t in 0..n {
-        let r = a.assign(0, None, t as f64).unwrap();
+        let r = a.assign_attributes(0, None, t as f64).unwrap();
         if r.variant == 1 {
             ipw += 1.0 / r.probability;
             served_b += 1.0;
@@ -685,21 +696,21 @@ fn a_bandit_trial_is_sticky_within_its_window_and_replays_from_its_seed() {
     for x in [&mut a, &mut twin] {
         x.set_device_unit("d:x").unwrap();
     }
-    let first = a.assign(0, None, 0.0).unwrap();
+    let first = a.assign_attributes(0, None, 0.0).unwrap();
     let seed = first.seed.unwrap();
     for t in [1.0, 500.0, 999.0] {
-        let r = a.assign(0, None, t).unwrap();
+        let r = a.assign_attributes(0, None, t).unwrap();
         assert_eq!(
             (r.variant, r.seed, r.probability),
             (first.variant, Some(seed), first.probability)
         );
     }
     assert_eq!(
-        twin.assign(0, None, 0.0).unwrap(),
+        twin.assign_attributes(0, None, 0.0).unwrap(),
         first,
         "same seed, same history: same trial"
     );
-    let next = a.assign(0, None, 1000.0).unwrap();
+    let next = a.assign_attributes(0, None, 1000.0).unwrap();
     assert_ne!(next.seed, Some(seed), "a new trial after the window");
     let counts = a.bandit_counts(0).unwrap();
     assert_eq!(
@@ -717,7 +728,7 @@ fn bandit_rewards_are_checked() {
         a.reward(0, 1.0, 0.0).unwrap_err().code(),
         "UNKNOWN_DECISION"
     );
-    a.assign(0, None, 0.0).unwrap();
+    a.assign_attributes(0, None, 0.0).unwrap();
     for bad in [1.5, -0.1, f64::NAN] {
         assert_eq!(a.reward(0, bad, 1.0).unwrap_err().code(), "INVALID_REWARD");
     }
@@ -736,7 +747,7 @@ fn bandit_rewards_are_checked() {
     );
     let mut fixed = allocator(json!([{"key": "f", "variants": ["a", "b"]}]));
     fixed.set_device_unit("d:x").unwrap();
-    fixed.assign(0, None, 0.0).unwrap();
+    fixed.assign_attributes(0, None, 0.0).unwrap();
     assert_eq!(
         fixed.reward(0, 1.0, 1.0).unwrap_err().code(),
         "UNKNOWN_DECISION"
@@ -758,7 +769,7 @@ fn two_tabs_merge_bandit_counts_without_losing_or_doubling_any() {
     for round in 0..200 {
         for (i, tab) in tabs.iter_mut().enumerate() {
             let now = (round * 2000 + i * 1001) as f64;
-            tab.assign(0, None, now).unwrap();
+            tab.assign_attributes(0, None, now).unwrap();
             if tab.reward(0, 1.0, now + 1.0).is_ok() {
                 settled += 1.0;
             }
@@ -788,14 +799,14 @@ fn a_trial_settled_in_two_tabs_counts_once() {
     let cfg = bandit(json!({}));
     let mut a = Allocator::new(experiments(cfg.clone()), 1);
     a.set_device_unit("d:x").unwrap();
-    a.assign(0, None, 0.0).unwrap();
+    a.assign_attributes(0, None, 0.0).unwrap();
     let shared = a.sync(None, 1.0, MAX, DAY, true).unwrap();
     a.commit();
     let mut b = Allocator::new(experiments(cfg), 2);
     b.restore(&shared, 2.0, MAX).unwrap();
     let (ra, rb) = (
-        a.assign(0, None, 3.0).unwrap(),
-        b.assign(0, None, 3.0).unwrap(),
+        a.assign_attributes(0, None, 3.0).unwrap(),
+        b.assign_attributes(0, None, 3.0).unwrap(),
     );
     assert_eq!(ra.seed, rb.seed, "the second tab serves the stored trial");
     a.reward(0, 1.0, 4.0).unwrap();
@@ -812,7 +823,7 @@ fn a_trial_settled_in_two_tabs_counts_once() {
 fn functional_consent_stores_the_unit_and_trials_but_no_counts() {
     let mut a = allocator(bandit(json!({})));
     a.set_device_unit("d:x").unwrap();
-    a.assign(0, None, 0.0).unwrap();
+    a.assign_attributes(0, None, 0.0).unwrap();
     a.reward(0, 1.0, 1.0).unwrap();
     let bytes = a.sync(None, 2.0, MAX, DAY, false).unwrap();
     a.commit();
@@ -832,7 +843,7 @@ fn functional_consent_stores_the_unit_and_trials_but_no_counts() {
 fn damaged_allocator_state_is_refused_and_changes_nothing() {
     let mut a = allocator(bandit(json!({})));
     a.set_device_unit("d:x").unwrap();
-    a.assign(0, None, 0.0).unwrap();
+    a.assign_attributes(0, None, 0.0).unwrap();
     a.reward(0, 1.0, 1.0).unwrap();
     let good = a.sync(None, 2.0, MAX, DAY, true).unwrap();
     let mut fresh = allocator(bandit(json!({})));

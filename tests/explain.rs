@@ -7,7 +7,7 @@ fn engine(options: &str) -> Engine {
     Engine::new(EngineConfig::parse(options, 7).unwrap())
 }
 
-fn explain(e: &Engine, options: &str) -> insitu::Explanation {
+fn explain(e: &Engine, options: &str) -> insitu::NamedExplanation {
     e.explain(&ExplainOptions::parse(options).unwrap()).unwrap()
 }
 
@@ -57,7 +57,7 @@ fn the_learned_feature_is_the_top_contribution() {
     // Every visit had one device or the other, so the device terms share
     // the intercept with the bias; being balanced, both learn the same
     // weight, smaller than the section's.
-    let device = |x: &insitu::Explanation, d: &str| {
+    let device = |x: &insitu::NamedExplanation, d: &str| {
         let name = format!("user.device={d}");
         x.contributions
             .iter()

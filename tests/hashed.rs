@@ -108,7 +108,13 @@ fn hashed_and_json_entries_decide_alike() {
             .unwrap();
         let pmf_a = by_json.last_pmf().to_vec();
         let b = by_hash
-            .rank_hashed(&to_hashed(&by_hash, &ctx), Some(seed), false, t as f64)
+            .rank_hashed(
+                &to_hashed(&by_hash, &ctx),
+                None,
+                Some(seed),
+                false,
+                t as f64,
+            )
             .unwrap();
         assert_eq!(a, b, "step {t}: {text}");
         assert_eq!(pmf_a, by_hash.last_pmf(), "step {t}");
@@ -130,13 +136,17 @@ fn hashed_entry_rejects_what_the_boundary_must_not_send() {
     ];
     for (feats, code) in cases {
         assert_eq!(
-            e.rank_hashed(&feats, None, false, 0.0).unwrap_err().code(),
+            e.rank_hashed(&feats, None, None, false, 0.0)
+                .unwrap_err()
+                .code(),
             code
         );
     }
-    let err = e.rank_hashed(&[], Some(1 << 53), false, 0.0).unwrap_err();
+    let err = e
+        .rank_hashed(&[], None, Some(1 << 53), false, 0.0)
+        .unwrap_err();
     assert_eq!(err.code(), "INVALID_OPTION");
-    let err = e.rank_hashed(&[], None, false, f64::NAN).unwrap_err();
+    let err = e.rank_hashed(&[], None, None, false, f64::NAN).unwrap_err();
     assert_eq!(err.code(), "INVALID_OPTION");
     assert_eq!(
         format!("{e:?}"),

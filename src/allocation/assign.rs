@@ -1,9 +1,12 @@
 //! Deterministic assignment of a unit to a variant of a fixed-weight
 //! experiment, and the eligibility checks every experiment shares.
 
+use crate::prelude::*;
+
+use crate::prim::math;
+
 use super::config::{Experiment, HashVersion};
 use super::hash::{growthbook, uniform};
-use crate::json::Json;
 
 /// Why a unit is or is not in an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +49,10 @@ pub(crate) enum Eligibility {
 }
 
 /// Targeting, namespace, holdout and coverage, in that order. `unit` is
-/// the unit key.
-pub(crate) fn eligibility(
-    e: &Experiment,
-    unit: &str,
-    attributes: Option<&Json<'_>>,
-) -> Eligibility {
-    if !e.targeting.iter().all(|c| c.holds(attributes)) {
+/// the unit key; `targeted` whether the experiment's targeting conditions
+/// hold (the caller evaluates them on its attributes).
+pub(crate) fn eligibility(e: &Experiment, unit: &str, targeted: bool) -> Eligibility {
+    if !targeted {
         return Eligibility::Out(Reason::NotTargeted);
     }
     let gb = match e.hash {
@@ -121,7 +121,7 @@ pub(crate) fn variant(e: &Experiment, unit: &str, position: Option<f64>) -> Opti
             let mut best_t = f64::INFINITY;
             for (i, w) in e.weights.iter().enumerate() {
                 if *w > 0.0 {
-                    let t = -uniform(e.seeds[i], unit.as_bytes()).ln() / w;
+                    let t = -math::ln(uniform(e.seeds[i], unit.as_bytes())) / w;
                     if t < best_t {
                         best_t = t;
                         best = Some(i);

@@ -1,33 +1,31 @@
 //! Experiment configuration: plain data from the site, checked once into
 //! [`Experiments`]; nothing downstream re-checks it.
 
-use std::borrow::Cow;
+use crate::prelude::*;
 
 use super::hash::purpose_seed;
-use super::targeting::{Condition, Scalar, Test};
-use crate::error::{Error, Num, Result};
-use crate::json::{map_items, Json, Obj};
-
-const ERR: crate::json::ErrKind = Error::experiment_owned;
+#[cfg(feature = "json")]
+use super::targeting::Condition;
+use crate::error::{Error, Result};
 
 /// Most experiments in one set.
 pub(crate) const MAX_EXPERIMENTS: usize = 256;
 /// Most variants of one experiment.
 pub(crate) const MAX_VARIANTS: usize = 32;
 /// Most targeting conditions of one experiment, and values of one `in` list.
-const MAX_CONDITIONS: usize = 32;
+pub(crate) const MAX_CONDITIONS: usize = 32;
 /// Longest key, variant id, namespace or attribute path, in bytes.
-const MAX_NAME: usize = 64;
+pub(crate) const MAX_NAME: usize = 64;
 /// Longest seed or string condition value, in bytes.
-const MAX_TEXT: usize = 256;
+pub(crate) const MAX_TEXT: usize = 256;
 /// How far the weights may sum from 1: enough for decimal fractions such as
 /// 0.1 + 0.2 + 0.7, far too little to hide a mistake.
-const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
+pub(crate) const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
 /// Thompson draws per decision: default and limit.
-const DEFAULT_SAMPLES: u32 = 512;
-const MAX_SAMPLES: u64 = 8192;
+pub(crate) const DEFAULT_SAMPLES: u32 = 512;
+pub(crate) const MAX_SAMPLES: u64 = 8192;
 /// Default reward window of a bandit trial: one day.
-const DEFAULT_WINDOW_MS: f64 = crate::behavior::DAY_MS;
+pub(crate) const DEFAULT_WINDOW_MS: f64 = crate::prim::clock::DAY_MS;
 
 /// How units are hashed to positions (see [`super::hash`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +110,12 @@ pub struct Experiment {
     pub holdout: Option<Holdout>,
     /// Namespace range, if any.
     pub namespace: Option<Namespace>,
-    /// Targeting conditions, all of which must hold.
+    /// Targeting conditions, all of which must hold (read from JSON only:
+    /// for the .wasm the TypeScript side evaluates them, see `targeted`).
+    #[cfg(feature = "json")]
     pub targeting: Vec<Condition>,
+    /// Whether the experiment has targeting conditions.
+    pub targeted: bool,
     /// The variant served outside the experiment (default: the first).
     pub fallback: usize,
     /// How units are hashed.
@@ -135,60 +137,6 @@ pub struct Experiments {
 }
 
 impl Experiments {
-    /// Parse and check a JSON array of experiment configurations.
-    ///
-    /// Errors are `INVALID_EXPERIMENT`, naming the field, e.g.
-    /// `experiments[1].weights` for weights that do not sum to 1.
-    pub fn parse(text: &str) -> Result<Experiments> {
-        Experiments::from_json(&Json::parse(text, "experiments", ERR)?)
-    }
-
-    /// [`parse`](Self::parse) of a value already read.
-    pub(crate) fn from_json(json: &Json<'_>) -> Result<Experiments> {
-        let Json::Arr(items) = json else {
-            return Err(Error::experiment_owned(
-                "experiments".into(),
-                format!("should be an array, but is {}", json.type_name()),
-            ));
-        };
-        if items.len() > MAX_EXPERIMENTS {
-            return Err(Error::experiment_owned(
-                "experiments".into(),
-                format!("has {} items; the limit is {MAX_EXPERIMENTS}", items.len()),
-            ));
-        }
-        let list = map_items(items, |i, v| {
-            read_experiment(v, &format!("experiments[{i}]"))
-        })?;
-        for (i, e) in list.iter().enumerate() {
-            for (j, other) in list[..i].iter().enumerate() {
-                if other.key == e.key {
-                    return Err(Error::experiment_owned(
-                        format!("experiments[{i}].key"),
-                        format!("`{}` is also the key of experiments[{j}]", e.key),
-                    ));
-                }
-                if let (Some(a), Some(b)) = (&e.namespace, &other.namespace) {
-                    if a.name == b.name && a.start < b.end && b.start < a.end {
-                        return Err(Error::experiment_owned(
-                            format!("experiments[{i}].namespace.range"),
-                            format!(
-                                "[{}, {}) overlaps [{}, {}) of experiments[{j}] (`{}`) in namespace `{}`",
-                                Num(a.start),
-                                Num(a.end),
-                                Num(b.start),
-                                Num(b.end),
-                                other.key,
-                                a.name
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(Experiments { list })
-    }
-
     /// The experiments, in the order given.
     pub fn list(&self) -> &[Experiment] {
         &self.list
@@ -213,407 +161,148 @@ pub(super) fn is_name(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b))
 }
 
-/// The name at `key`, which is required.
-fn required_name(o: &mut Obj<'_>, key: &str) -> Result<String> {
-    match o.str(key)? {
-        Some(v) => name(o, key, v),
-        None => Err(o.err(key, "is required")),
-    }
-}
-
-fn name(o: &Obj<'_>, key: &str, v: &str) -> Result<String> {
-    if is_name(v) {
-        Ok(v.into())
-    } else {
-        Err(o.err(
-            key,
-            format!(
-                "should be 1 to {MAX_NAME} letters, digits, `_`, `-`, `.`, `:` or `/`, but is `{}`",
-                clip(v)
-            ),
-        ))
-    }
-}
-
-/// A value for a message: itself when short, else its length (slicing a
-/// `str` at a character boundary would pull panic code into the .wasm).
-fn clip(v: &str) -> Cow<'_, str> {
-    if v.len() <= 64 {
-        Cow::Borrowed(v)
-    } else {
-        Cow::Owned(format!("a string of {} bytes", v.len()))
-    }
-}
-
-fn fraction(o: &mut Obj<'_>, key: &str, lo: f64, hi: f64, hi_open: bool) -> Result<Option<f64>> {
-    let bad = |x: f64| x < lo || x > hi || (hi_open && x == hi);
-    match o.num(key)? {
-        Some(x) if bad(x) => {
-            let close = if hi_open { ")" } else { "]" };
-            Err(o.err(
-                key,
-                format!(
-                    "should be in [{}, {}{close}, but is {}",
-                    Num(lo),
-                    Num(hi),
-                    Num(x)
-                ),
-            ))
+impl Experiment {
+    /// A checked experiment from its parts, as the boundary receives them
+    /// (the TypeScript side has read and checked the configuration with
+    /// messages naming each field; this refuses what it could not have
+    /// sent): a key and 2 to 32 distinct variant ids that are names, one
+    /// non-negative weight per variant summing to 1, coverage in [0, 1], a
+    /// holdout fraction in [0, 1), a namespace range with `0 <= start < end
+    /// <= 1`, the fallback's index, a seed of 1 to 256 bytes without NUL,
+    /// and a Thompson allocation's prior, floor (at most 1/K), draws and
+    /// window.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        key: String,
+        variants: Vec<String>,
+        weights: Vec<f64>,
+        coverage: f64,
+        holdout: Option<(String, f64)>,
+        namespace: Option<(String, f64, f64)>,
+        targeted: bool,
+        fallback: usize,
+        hash: HashVersion,
+        seed: String,
+        allocation: Allocation,
+    ) -> Result<Experiment> {
+        let bad = |why: String| Err(Error::experiment_owned(key.clone(), why));
+        let k = variants.len();
+        if !is_name(&key) || !(2..=MAX_VARIANTS).contains(&k) {
+            return bad(text!("needs a key and 2 to {MAX_VARIANTS} variants"));
         }
-        Some(x) => Ok(Some(x)),
-        None if o.is_null(key) => Err(o.err(
-            key,
-            "should be a finite number, but is null (NaN or Infinity?)",
-        )),
-        None => Ok(None),
-    }
-}
-
-fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
-    let mut o = Obj::new(v, path, ERR)?;
-    let key = required_name(&mut o, "key")?;
-    let Some(items) = o.arr("variants")? else {
-        return Err(o.err("variants", "is required: a list of 2 or more variant ids"));
-    };
-    if items.len() < 2 || items.len() > MAX_VARIANTS {
-        return Err(o.err(
-            "variants",
-            format!(
-                "should list 2 to {MAX_VARIANTS} variant ids, but lists {}",
-                items.len()
-            ),
-        ));
-    }
-    let mut variants: Vec<String> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let field = format!("variants[{i}]");
-        let Json::Str(id) = item else {
-            return Err(o.err(
-                &field,
-                format!("should be a string, but is {}", item.type_name()),
-            ));
-        };
-        let id = name(&o, &field, id)?;
-        if let Some(j) = variants.iter().position(|v| *v == id) {
-            return Err(o.err(&field, format!("`{id}` repeats variants[{j}]")));
-        }
-        variants.push(id);
-    }
-    let k = variants.len();
-
-    let weights = match o.arr("weights")? {
-        None => vec![1.0 / k as f64; k],
-        Some(ws) => read_weights(&o, ws, k)?,
-    };
-    let coverage = fraction(&mut o, "coverage", 0.0, 1.0, false)?.unwrap_or(1.0);
-    let fallback = match o.str("fallback")? {
-        Some(id) => match variants.iter().position(|v| v == id) {
-            Some(i) => i,
-            None => {
-                return Err(o.err(
-                    "fallback",
-                    format!("`{}` is not one of the variants", clip(id)),
-                ))
-            }
-        },
-        None => 0,
-    };
-    let hash = match o.str("hash")? {
-        None | Some("insitu/1") => HashVersion::Insitu1,
-        Some("growthbook/1") => HashVersion::GrowthBook1,
-        Some("growthbook/2") => HashVersion::GrowthBook2,
-        Some(other) => {
-            return Err(o.err(
-                "hash",
-                format!(
-                    "should be \"insitu/1\", \"growthbook/1\" or \"growthbook/2\", but is `{}`",
-                    clip(other)
-                ),
-            ))
-        }
-    };
-    let seed = match o.str("seed")? {
-        Some(s) if s.is_empty() || s.len() > MAX_TEXT || s.contains('\0') => {
-            return Err(o.err(
-                "seed",
-                format!("should be 1 to {MAX_TEXT} bytes without NUL"),
-            ))
-        }
-        Some(s) => s.to_owned(),
-        None => key.clone(),
-    };
-    let holdout = match o.obj("holdout")? {
-        None => None,
-        Some(mut h) => {
-            let hkey = required_name(&mut h, "key")?;
-            let Some(fraction) = fraction(&mut h, "fraction", 0.0, 1.0, true)? else {
-                return Err(h.err("fraction", "is required"));
-            };
-            h.finish()?;
-            let seed = purpose_seed(&["holdout", &hkey]);
-            Some(Holdout {
-                key: hkey,
-                fraction,
-                seed,
-            })
-        }
-    };
-    let namespace = match o.obj("namespace")? {
-        None => None,
-        Some(mut n) => {
-            let nname = required_name(&mut n, "name")?;
-            let (start, end) = read_range(&mut n)?;
-            n.finish()?;
-            Some(Namespace {
-                seed: purpose_seed(&["namespace", &nname]),
-                growthbook_seed: format!("__{nname}"),
-                name: nname,
-                start,
-                end,
-            })
-        }
-    };
-    let targeting = match o.arr("targeting")? {
-        None => Vec::new(),
-        Some(cs) if cs.len() > MAX_CONDITIONS => {
-            return Err(o.err(
-                "targeting",
-                format!("has {} conditions; the limit is {MAX_CONDITIONS}", cs.len()),
-            ))
-        }
-        Some(cs) => map_items(cs, |i, c| {
-            read_condition(c, &o.field(&format!("targeting[{i}]")))
-        })?,
-    };
-    let allocation = match o.obj("allocation")? {
-        None => Allocation::Weights,
-        Some(a) => read_allocation(a, &variants, o.get("weights").is_some())?,
-    };
-    o.finish()?;
-    let seeds = variants
-        .iter()
-        .map(|v| purpose_seed(&["variant", &seed, v]))
-        .collect();
-    let coverage_seed = purpose_seed(&["coverage", &seed]);
-    Ok(Experiment {
-        key,
-        variants,
-        weights,
-        coverage,
-        holdout,
-        namespace,
-        targeting,
-        fallback,
-        hash,
-        seed,
-        allocation,
-        seeds,
-        coverage_seed,
-    })
-}
-
-fn read_weights(o: &Obj<'_>, ws: &[Json<'_>], k: usize) -> Result<Vec<f64>> {
-    if ws.len() != k {
-        return Err(o.err(
-            "weights",
-            format!("has {} weights for {k} variants", ws.len()),
-        ));
-    }
-    let weights = map_items(ws, |i, w| match w {
-        Json::Num(x) if *x >= 0.0 => Ok(*x),
-        Json::Num(x) => Err(o.err(
-            &format!("weights[{i}]"),
-            format!("should be at least 0, but is {}", Num(*x)),
-        )),
-        Json::Null => Err(o.err(
-            &format!("weights[{i}]"),
-            "should be a finite number, but is null (NaN or Infinity?)",
-        )),
-        other => Err(o.err(
-            &format!("weights[{i}]"),
-            format!("should be a number, but is {}", other.type_name()),
-        )),
-    })?;
-    let sum: f64 = weights.iter().sum();
-    if (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
-        return Err(o.err(
-            "weights",
-            format!("should sum to 1, but sum to {}", Num(sum)),
-        ));
-    }
-    Ok(weights)
-}
-
-/// `range: [start, end]` with `0 <= start < end <= 1`.
-fn read_range(n: &mut Obj<'_>) -> Result<(f64, f64)> {
-    let r = match n.arr("range")? {
-        Some([Json::Num(a), Json::Num(b)]) => (*a, *b),
-        Some(_) => return Err(n.err("range", "should be [start, end], two numbers")),
-        None => return Err(n.err("range", "is required: [start, end] within [0, 1]")),
-    };
-    if !(0.0 <= r.0 && r.0 < r.1 && r.1 <= 1.0) {
-        return Err(n.err(
-            "range",
-            format!(
-                "should satisfy 0 <= start < end <= 1, but is [{}, {}]",
-                Num(r.0),
-                Num(r.1)
-            ),
-        ));
-    }
-    Ok(r)
-}
-
-fn read_scalar(v: &Json<'_>, path: &str) -> Result<Scalar> {
-    match v {
-        Json::Str(s) if s.len() <= MAX_TEXT => Ok(Scalar::Str(s.to_string())),
-        Json::Str(s) => Err(Error::experiment_owned(
-            path.into(),
-            format!("is {} bytes; the limit is {MAX_TEXT}", s.len()),
-        )),
-        Json::Num(x) => Ok(Scalar::Num(*x)),
-        Json::Bool(b) => Ok(Scalar::Bool(*b)),
-        other => Err(Error::experiment_owned(
-            path.into(),
-            format!(
-                "should be a string, number or boolean, but is {}",
-                other.type_name()
-            ),
-        )),
-    }
-}
-
-fn read_condition(v: &Json<'_>, path: &str) -> Result<Condition> {
-    let mut o = Obj::new(v, path, ERR)?;
-    let attribute = required_name(&mut o, "attribute")?;
-    let mut tests = Vec::new();
-    if let Some(x) = o.get("equals") {
-        tests.push(Test::Equals(read_scalar(x, &o.field("equals"))?));
-    }
-    if let Some(items) = o.arr("in")? {
-        if items.is_empty() || items.len() > MAX_CONDITIONS {
-            return Err(o.err(
-                "in",
-                format!(
-                    "should list 1 to {MAX_CONDITIONS} values, but lists {}",
-                    items.len()
-                ),
-            ));
-        }
-        let values = map_items(items, |i, x| read_scalar(x, &o.field(&format!("in[{i}]"))))?;
-        tests.push(Test::In(values));
-    }
-    if let Some(r) = o.arr("range")? {
-        let bound = |i: usize| match r.get(i) {
-            Some(Json::Num(x)) => Ok(Some(*x)),
-            Some(Json::Null) => Ok(None),
-            _ => Err(o.err(
-                "range",
-                "should be [min, max]: numbers, or null for no bound",
-            )),
-        };
-        if r.len() != 2 {
-            return Err(o.err(
-                "range",
-                "should be [min, max]: numbers, or null for no bound",
-            ));
-        }
-        let (min, max) = (bound(0)?, bound(1)?);
-        if let (Some(a), Some(b)) = (min, max) {
-            if a >= b {
-                return Err(o.err(
-                    "range",
-                    format!("should have min < max, but is [{}, {}]", Num(a), Num(b)),
-                ));
+        for (i, v) in variants.iter().enumerate() {
+            if !is_name(v) || variants[..i].contains(v) {
+                return bad(text!("variant {i} is not a new name"));
             }
         }
-        if min.is_none() && max.is_none() {
-            return Err(o.err("range", "should bound at least one side"));
+        let sum: f64 = weights.iter().sum();
+        if weights.len() != k
+            || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0))
+            || (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE
+        {
+            return bad(text!("needs one weight per variant, summing to 1"));
         }
-        tests.push(Test::Range { min, max });
-    }
-    if let Some(b) = o.bool("exists")? {
-        tests.push(Test::Exists(b));
-    }
-    o.finish()?;
-    match tests.len() {
-        1 => Ok(Condition {
-            path: attribute.split('.').map(str::to_owned).collect(),
-            attribute,
-            test: tests.pop().unwrap_or(Test::Exists(true)),
-        }),
-        n => Err(Error::experiment_owned(
-            path.into(),
-            format!("should have exactly one of equals, in, range or exists, but has {n}"),
-        )),
-    }
-}
-
-fn read_allocation(mut a: Obj<'_>, variants: &[String], has_weights: bool) -> Result<Allocation> {
-    match a.str("type")? {
-        Some("weights") => {
-            a.finish()?;
-            Ok(Allocation::Weights)
+        if !(0.0..=1.0).contains(&coverage) || fallback >= k {
+            return bad(text!("has a coverage outside [0, 1] or no such fallback"));
         }
-        Some("thompson") => {
-            if has_weights {
-                return Err(a.err(
-                    "type",
-                    "is thompson, which allocates by reward: remove `weights`",
-                ));
-            }
-            let k = variants.len() as f64;
-            let min_probability = fraction(&mut a, "minProbability", 0.0, 1.0 / k, false)?
-                .unwrap_or((0.05f64).min(1.0 / k));
-            let samples = a
-                .int("samples", 1, MAX_SAMPLES)?
-                .map_or(DEFAULT_SAMPLES, |s| s as u32);
-            let window_ms = match a.num("rewardWindowMs")? {
-                Some(w) if (1.0..=365.0 * DEFAULT_WINDOW_MS).contains(&w) => w,
-                Some(w) => {
-                    return Err(a.err(
-                        "rewardWindowMs",
-                        format!(
-                            "should be in [1, 31536000000] (one year), but is {}",
-                            Num(w)
-                        ),
-                    ))
+        if seed.is_empty() || seed.len() > MAX_TEXT || seed.contains('\0') {
+            return bad(text!("needs a seed of 1 to {MAX_TEXT} bytes without NUL"));
+        }
+        let holdout = match holdout {
+            None => None,
+            Some((hkey, fraction)) => {
+                if !is_name(&hkey) || !(0.0..1.0).contains(&fraction) {
+                    return bad(text!("has a bad holdout"));
                 }
-                None => DEFAULT_WINDOW_MS,
-            };
-            let mut prior = vec![(0.0, 0.0); variants.len()];
-            if let Some(mut p) = a.obj("prior")? {
-                for (i, v) in variants.iter().enumerate() {
-                    let Some(pair) = p.arr(v)? else { continue };
-                    match pair {
-                        [Json::Num(s), Json::Num(f)] if *s >= 0.0 && *f >= 0.0 && s + f <= 1e9 => {
-                            prior[i] = (*s, *f)
-                        }
-                        _ => {
-                            return Err(p.err(
-                                v,
-                                "should be [successes, failures]: two numbers of at least 0, summing to at most 1e9",
-                            ))
-                        }
-                    }
-                }
-                p.finish()?;
+                Some(Holdout {
+                    seed: purpose_seed(&["holdout", &hkey]),
+                    key: hkey,
+                    fraction,
+                })
             }
-            a.finish()?;
-            Ok(Allocation::Thompson {
-                prior,
-                min_probability,
-                samples,
-                window_ms,
-            })
+        };
+        let namespace = match namespace {
+            None => None,
+            Some((name, start, end)) => {
+                if !is_name(&name) || !(0.0 <= start && start < end && end <= 1.0) {
+                    return bad(text!("has a bad namespace"));
+                }
+                Some(Namespace {
+                    seed: purpose_seed(&["namespace", &name]),
+                    growthbook_seed: ["__", &name].concat(),
+                    name,
+                    start,
+                    end,
+                })
+            }
+        };
+        if let Allocation::Thompson {
+            prior,
+            min_probability,
+            samples,
+            window_ms,
+        } = &allocation
+        {
+            let ok = prior.len() == k
+                && prior
+                    .iter()
+                    .all(|(s, f)| *s >= 0.0 && *f >= 0.0 && s + f <= 1e9)
+                && (0.0..=1.0 / k as f64).contains(min_probability)
+                && (1..=MAX_SAMPLES).contains(&u64::from(*samples))
+                && (1.0..=365.0 * DEFAULT_WINDOW_MS).contains(window_ms);
+            if !ok {
+                return bad(text!("has a bad thompson allocation"));
+            }
         }
-        Some(other) => Err(a.err(
-            "type",
-            format!(
-                "should be \"weights\" or \"thompson\", but is `{}`",
-                clip(other)
-            ),
-        )),
-        None => Err(a.err("type", "is required: \"weights\" or \"thompson\"")),
+        let seeds = variants
+            .iter()
+            .map(|v| purpose_seed(&["variant", &seed, v]))
+            .collect();
+        let coverage_seed = purpose_seed(&["coverage", &seed]);
+        Ok(Experiment {
+            key,
+            variants,
+            weights,
+            coverage,
+            holdout,
+            namespace,
+            #[cfg(feature = "json")]
+            targeting: Vec::new(),
+            targeted,
+            fallback,
+            hash,
+            seed,
+            allocation,
+            seeds,
+            coverage_seed,
+        })
+    }
+}
+
+impl Experiments {
+    /// A checked set: at most 256 experiments, keys unique, ranges of one
+    /// namespace disjoint.
+    pub fn new(list: Vec<Experiment>) -> Result<Experiments> {
+        if list.len() > MAX_EXPERIMENTS {
+            return Err(Error::experiment_owned(
+                "experiments".into(),
+                text!("has over {MAX_EXPERIMENTS} items"),
+            ));
+        }
+        for (i, e) in list.iter().enumerate() {
+            for other in &list[..i] {
+                let overlap = match (&e.namespace, &other.namespace) {
+                    (Some(a), Some(b)) => a.name == b.name && a.start < b.end && b.start < a.end,
+                    _ => false,
+                };
+                if other.key == e.key || overlap {
+                    return Err(Error::experiment_owned(
+                        e.key.clone(),
+                        text!("repeats a key or overlaps a namespace range"),
+                    ));
+                }
+            }
+        }
+        Ok(Experiments { list })
     }
 }

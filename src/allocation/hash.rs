@@ -10,25 +10,10 @@
 //!   Version 2: `fnv(fnv(seed + unit) as decimal) % 10000 / 10000`.
 //!   Version 1: `fnv(unit + seed) % 1000 / 1000`.
 
-use crate::features::hash::murmur3_32;
+use crate::prelude::*;
 
-const FNV_OFFSET: u32 = 0x811c_9dc5;
-const FNV_PRIME: u32 = 0x0100_0193;
-
-/// FNV-1a 32-bit over UTF-16 code units, continuing from `h`.
-fn fnv_utf16(mut h: u32, s: &str) -> u32 {
-    for unit in s.encode_utf16() {
-        h ^= unit as u32;
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
-}
-
-/// FNV-1a 32-bit of a string as JS sees it (UTF-16 code units), as in
-/// GrowthBook's `hashFnv32a`.
-pub fn fnv1a32(s: &str) -> u32 {
-    fnv_utf16(FNV_OFFSET, s)
-}
+use crate::prim::hash::{fnv_utf16, murmur3_32, FNV_OFFSET, FNV_PRIME};
+use alloc::vec::Vec;
 
 /// FNV-1a 32-bit of the decimal digits of `v` (`v + ""` in JS).
 fn fnv_decimal(v: u32) -> u32 {
@@ -85,6 +70,7 @@ pub(crate) fn uniform(seed: u32, unit: &[u8]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prim::hash::fnv1a32;
 
     #[test]
     fn fnv1a32_matches_published_vectors() {

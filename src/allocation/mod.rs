@@ -8,15 +8,22 @@
 //! [`SECTION`]), merged across tabs like the learner's: stored counts plus
 //! this page's own settlements, each settlement applied once (by its seed).
 
+use crate::prelude::*;
+
 mod assign;
 mod config;
 mod hash;
+#[cfg(feature = "json")]
+mod json;
 mod state;
+#[cfg(feature = "json")]
 mod targeting;
 mod thompson;
 
+pub use crate::prim::hash::fnv1a32;
 pub use assign::Reason;
 pub use config::{Allocation, Experiment, Experiments, HashVersion, Holdout, Namespace};
-pub use hash::{fnv1a32, growthbook as growthbook_hash};
+pub use hash::growthbook as growthbook_hash;
 pub use state::{Allocator, Assignment, Exposure, UnitSource, SECTION};
+#[cfg(feature = "json")]
 pub use targeting::{Condition, Scalar, Test};

@@ -1,15 +1,16 @@
 //! The allocator: experiments plus the state they keep on the device, its
 //! snapshot section, and the merge of that section across tabs.
 
+use crate::prelude::*;
+
 use super::assign::{eligibility, variant, Eligibility, Reason};
 use super::config::{Allocation, Experiment, Experiments};
 use super::thompson;
 use crate::bandit::explore;
 use crate::error::{Error, Result};
-use crate::features::hash::murmur3_32;
-use crate::json::Json;
-use crate::rng::{Rng, MAX_SEED};
-use crate::snapshot::{corrupt, put_f64, put_str, put_u16, put_u32, put_u64, Reader, Snapshot};
+use crate::prim::hash::murmur3_32;
+use crate::prim::rng::{Rng, MAX_SEED};
+use crate::store::{corrupt, put_f64, put_str, put_u16, put_u32, put_u64, Reader, Snapshot};
 
 /// The snapshot section holding the allocator's state.
 pub const SECTION: &str = "experiments";
@@ -212,31 +213,10 @@ impl Allocator {
 
     /// Assign the unit to a variant of experiment `index` (see
     /// [`Experiments::index`]), log a first exposure, and, for a bandit,
-    /// start a trial when none is running. `attributes` is a JSON object of
-    /// the attributes targeting reads (`INVALID_CONTEXT` if it is not JSON).
-    pub fn assign(
-        &mut self,
-        index: usize,
-        attributes: Option<&str>,
-        now_ms: f64,
-    ) -> Result<Assignment> {
-        match attributes {
-            Some(text) => {
-                let json = Json::parse(text, "attributes", Error::context_owned)?;
-                self.assign_json(index, Some(&json), now_ms)
-            }
-            None => self.assign_json(index, None, now_ms),
-        }
-    }
-
-    /// [`assign`](Self::assign) with attributes already read.
-    pub(crate) fn assign_json(
-        &mut self,
-        index: usize,
-        attributes: Option<&Json<'_>>,
-        now_ms: f64,
-    ) -> Result<Assignment> {
-        crate::engine::check_now(now_ms)?;
+    /// start a trial when none is running. `targeted` says whether the
+    /// experiment's targeting conditions hold (the caller evaluates them).
+    pub fn assign(&mut self, index: usize, targeted: bool, now_ms: f64) -> Result<Assignment> {
+        crate::prim::clock::check_now(now_ms)?;
         // Borrowed field by field: a bandit trial updates the state while
         // the experiment is read.
         let Allocator {
@@ -260,7 +240,7 @@ impl Allocator {
         let Some(unit) = site_unit.as_deref().or(state.unit.as_deref()) else {
             return Ok(out(Reason::NoUnit));
         };
-        let bucket = match eligibility(e, unit, attributes) {
+        let bucket = match eligibility(e, unit, targeted) {
             Eligibility::Out(reason) => return Ok(out(reason)),
             Eligibility::In(bucket) => bucket,
         };
@@ -330,16 +310,16 @@ impl Allocator {
     /// `UNKNOWN_DECISION` when no trial runs (not a bandit, or never
     /// assigned); `DECISION_EXPIRED` after its window; `DUPLICATE_REWARD`.
     pub fn reward(&mut self, index: usize, reward: f64, now_ms: f64) -> Result<()> {
-        crate::engine::check_now(now_ms)?;
+        crate::prim::clock::check_now(now_ms)?;
         if !(0.0..=1.0).contains(&reward) {
             return Err(Error::InvalidReward { value: reward });
         }
         let e = experiment(&self.experiments, index)?;
         let key = e.key.clone();
-        let id = || format!("{key}/trial");
+        let id = || text!("{key}/trial");
         if !matches!(e.allocation, Allocation::Thompson { .. }) {
             return Err(Error::UnknownDecision {
-                id: format!("{key} (fixed weights: nothing to reward)"),
+                id: text!("{key} (fixed weights: nothing to reward)"),
             });
         }
         let Some(t) = self
@@ -400,7 +380,7 @@ impl Allocator {
         learning: bool,
     ) -> Result<Vec<u8>> {
         self.staged = None;
-        crate::engine::check_now(now_ms)?;
+        crate::prim::clock::check_now(now_ms)?;
         let (mut snap, from) = match stored {
             Some(b) => {
                 let snap = Snapshot::decode(b, max_bytes)?;
@@ -435,7 +415,7 @@ impl Allocator {
     /// allows storage again), keeping this page's own state; nothing is
     /// encoded. On error nothing changes.
     pub fn restore(&mut self, stored: &[u8], now_ms: f64, max_bytes: usize) -> Result<()> {
-        crate::engine::check_now(now_ms)?;
+        crate::prim::clock::check_now(now_ms)?;
         let snap = Snapshot::decode(stored, max_bytes)?;
         let from = read_state(&snap)?;
         self.state = merge(from, &self.state, &[]);
@@ -449,7 +429,7 @@ fn experiment(experiments: &Experiments, index: usize) -> Result<&Experiment> {
         .list
         .get(index)
         .ok_or_else(|| Error::UnknownExperiment {
-            key: format!("#{index}"),
+            key: text!("#{index}"),
         })
 }
 
@@ -562,7 +542,7 @@ fn check_unit(u: &str, field: &str) -> Result<()> {
     if u.is_empty() || u.len() > MAX_UNIT {
         return Err(Error::option(
             field,
-            format!("should be 1 to {MAX_UNIT} bytes, but is {} bytes", u.len()),
+            text!("should be 1 to {MAX_UNIT} bytes, but is {} bytes", u.len()),
         ));
     }
     Ok(())
@@ -702,7 +682,7 @@ fn stored_name<'a>(r: &mut Reader<'a>, what: &str) -> Result<&'a str> {
     if super::config::is_name(s) {
         Ok(s)
     } else {
-        Err(corrupt(format!(
+        Err(corrupt(text!(
             "it holds an invalid {what} ({} bytes)",
             s.len()
         )))
@@ -737,7 +717,7 @@ fn read_section(body: &[u8]) -> Result<State> {
             }
             Some(u.to_owned())
         }
-        f => return Err(corrupt(format!("its unit flag is {f}"))),
+        f => return Err(corrupt(text!("its unit flag is {f}"))),
     };
     let n = r.count_at_most(4 + 2 + 2 + 8, MAX_EXPOSURES, "exposures")?;
     let mut exposures: Vec<Exposure> = Vec::with_capacity(n);
@@ -752,9 +732,10 @@ fn read_section(body: &[u8]) -> Result<State> {
             .iter()
             .any(|x| x.is(e.unit_tag, &e.experiment, &e.variant))
         {
-            return Err(corrupt(format!(
+            return Err(corrupt(text!(
                 "exposure {}/{} repeats",
-                e.experiment, e.variant
+                e.experiment,
+                e.variant
             )));
         }
         exposures.push(e);
@@ -764,17 +745,17 @@ fn read_section(body: &[u8]) -> Result<State> {
     for _ in 0..n {
         let key = stored_name(&mut r, "experiment key")?.to_owned();
         if bandits.iter().any(|b| b.key == key) {
-            return Err(corrupt(format!("bandit `{key}` repeats")));
+            return Err(corrupt(text!("bandit `{key}` repeats")));
         }
         let k = r.u16()? as usize;
         if k > super::config::MAX_VARIANTS {
-            return Err(corrupt(format!("bandit `{key}` has {k} variants")));
+            return Err(corrupt(text!("bandit `{key}` has {k} variants")));
         }
         let mut counts: Vec<(String, f64, f64)> = Vec::with_capacity(k);
         for _ in 0..k {
             let id = stored_name(&mut r, "variant id")?.to_owned();
             if counts.iter().any(|c| c.0 == id) {
-                return Err(corrupt(format!("bandit `{key}` repeats variant `{id}`")));
+                return Err(corrupt(text!("bandit `{key}` repeats variant `{id}`")));
             }
             let s = stored_count(r.f64()?)?;
             let f = stored_count(r.f64()?)?;
@@ -795,15 +776,15 @@ fn read_section(body: &[u8]) -> Result<State> {
                     || !(t.probability > 0.0 && t.probability <= 1.0)
                     || t.expires <= t.at
                 {
-                    return Err(corrupt(format!("bandit `{key}` holds an impossible trial")));
+                    return Err(corrupt(text!("bandit `{key}` holds an impossible trial")));
                 }
                 Some(t)
             }
-            f => return Err(corrupt(format!("bandit `{key}` has trial flag {f}"))),
+            f => return Err(corrupt(text!("bandit `{key}` has trial flag {f}"))),
         };
         let m = r.u16()? as usize;
         if m > MAX_SETTLED {
-            return Err(corrupt(format!(
+            return Err(corrupt(text!(
                 "bandit `{key}` remembers {m} settled trials"
             )));
         }

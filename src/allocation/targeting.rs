@@ -6,6 +6,8 @@
 //! not equal the number 3, and a range matches numbers only. A missing
 //! attribute (or `null`) fails every test except `exists: false`.
 
+use crate::prelude::*;
+
 use crate::json::Json;
 
 /// A value a condition compares with.

@@ -5,7 +5,14 @@
 //! variant is then sampled from, so the probability returned with a trial is
 //! exactly the probability with which its variant was served.
 
-use crate::rng::Rng;
+use crate::prelude::*;
+
+#[cfg(not(feature = "std"))]
+use crate::prim::math::Float;
+
+use crate::prim::math;
+
+use crate::prim::rng::Rng;
 
 /// A Gamma(shape, 1) draw for `shape >= 1` (Marsaglia and Tsang, 2000).
 /// Every posterior here has shape at least 1: Beta(1, 1) plus counts.
@@ -22,7 +29,9 @@ pub(crate) fn gamma(shape: f64, rng: &mut Rng) -> f64 {
         let u = rng.next_f64();
         let x2 = x * x;
         // The squeeze accepts about 98% of draws without a logarithm.
-        if u < 1.0 - 0.0331 * x2 * x2 || (u > 0.0 && u.ln() < 0.5 * x2 + d * (1.0 - v + v.ln())) {
+        if u < 1.0 - 0.0331 * x2 * x2
+            || (u > 0.0 && math::ln(u) < 0.5 * x2 + d * (1.0 - v + math::ln(v)))
+        {
             return d * v;
         }
     }

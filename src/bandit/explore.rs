@@ -2,7 +2,9 @@
 //! function (pmf), and the seeded sample from it. Kept apart from scoring, as
 //! in Vowpal Wabbit, so each can be tested and swapped alone.
 
-use crate::rng::Rng;
+use crate::prelude::*;
+
+use crate::prim::rng::Rng;
 
 /// All mass on the best score; exact ties share it equally.
 pub fn greedy(scores: &[f64]) -> Vec<f64> {

@@ -3,11 +3,17 @@
 //! Every policy reads the same scorer output (per-variant posterior mean and
 //! variance of the score) and hands a pmf to the shared floor and sampler.
 
+use crate::prelude::*;
+
+#[cfg(not(feature = "std"))]
+use crate::prim::math::Float;
+
 pub mod explore;
 
 use crate::error::{Error, Num, Result};
+#[cfg(feature = "json")]
 use crate::json::Obj;
-use crate::rng::Rng;
+use crate::prim::rng::Rng;
 
 /// Policy options as the site passes them: `{ type: "thompson", ... }`.
 #[derive(Debug, Clone, Default)]
@@ -79,11 +85,12 @@ fn in_unit(x: f64, field: &str) -> Result<f64> {
     } else {
         Err(Error::option(
             field,
-            format!("should be in [0, 1], but is {}", Num(x)),
+            text!("should be in [0, 1], but is {}", Num(x)),
         ))
     }
 }
 
+#[cfg(feature = "json")]
 impl PolicyOptions {
     /// Read from a JSON object; unknown keys are errors.
     pub(crate) fn read(mut o: Obj<'_>) -> Result<PolicyOptions> {
@@ -98,7 +105,9 @@ impl PolicyOptions {
         o.finish()?;
         Ok(p)
     }
+}
 
+impl PolicyOptions {
     /// Validate for `k` variants.
     pub(crate) fn check(&self, k: usize) -> Result<Policy> {
         let kind_name = self.kind.as_deref().unwrap_or(DEFAULT_POLICY);
@@ -110,7 +119,7 @@ impl PolicyOptions {
             other => {
                 return Err(Error::option(
                     "policy.type",
-                    format!("should be one of thompson, linucb, egreedy, greedy, but is `{other}`"),
+                    text!("should be one of thompson, linucb, egreedy, greedy, but is `{other}`"),
                 ))
             }
         };
@@ -122,8 +131,8 @@ impl PolicyOptions {
         ];
         if let Some((name, _)) = given.iter().find(|(n, set)| *set && !allowed.contains(n)) {
             return Err(Error::option(
-                format!("policy.{name}"),
-                format!("does not apply to policy `{kind_name}`"),
+                text!("policy.{name}"),
+                text!("does not apply to policy `{kind_name}`"),
             ));
         }
         let non_negative = |x: f64, field: &str| {
@@ -132,7 +141,7 @@ impl PolicyOptions {
             } else {
                 Err(Error::option(
                     field,
-                    format!("should be non-negative and finite, but is {}", Num(x)),
+                    text!("should be non-negative and finite, but is {}", Num(x)),
                 ))
             }
         };
@@ -142,7 +151,7 @@ impl PolicyOptions {
                 if !(1..=MAX_SAMPLES).contains(&samples) {
                     return Err(Error::option(
                         "policy.samples",
-                        format!("should be in [1, {MAX_SAMPLES}], but is {samples}"),
+                        text!("should be in [1, {MAX_SAMPLES}], but is {samples}"),
                     ));
                 }
                 PolicyKind::Thompson {
@@ -168,7 +177,7 @@ impl PolicyOptions {
         if min_probability * k as f64 > 1.0 {
             return Err(Error::option(
                 "policy.minProbability",
-                format!(
+                text!(
                     "should be at most 1/{k} for {k} variants, but is {}",
                     Num(min_probability)
                 ),

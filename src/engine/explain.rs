@@ -11,64 +11,32 @@
 //! Thompson sampling's draw when a variant is uncertain), which
 //! [`Explanation::best`] and [`Explanation::sd`] make visible.
 //!
-//! Hashing is one way, so names come from the context passed in, not from
-//! the learned weights: explain with the same options the decision was
-//! ranked with. Two different terms can hash to one slot and then share a
-//! weight; such terms are marked [`Contribution::shared`].
+//! Hashing is one way, so names stay with the caller: each feature comes
+//! with a label id (equal ids: the same feature by name), and a term is
+//! returned by the positions of its features, for the caller to name. Two
+//! different terms can hash to one slot and then share a weight; such
+//! terms are marked [`Contribution::shared`].
 //!
 //! Nothing changes: no seed is drawn, no decision is recorded.
 
-use super::{take_features, Engine, OPT_ERR};
-use crate::error::Result;
-use crate::features::{check_count, push, Hashed, Label, Origin, Term};
-use crate::json::Json;
+use crate::prelude::*;
+
+use super::Engine;
+use crate::error::{Error, Result};
+pub use crate::features::Term;
+use crate::features::{check_count, Hashed};
+#[cfg(feature = "json")]
+pub use json::{term_name, ExplainOptions, NamedContribution, NamedExplanation};
 
 /// Most contributions one explanation lists.
-pub(crate) const MAX_TOP: u64 = 64;
-/// Contributions listed when `top` is not given.
-const DEFAULT_TOP: usize = 5;
-
-/// Options of `explain`: the rank options (`context`, `actions`), the
-/// variant to explain and how many contributions to list.
-#[derive(Debug, Clone, Default)]
-pub struct ExplainOptions<'a> {
-    pub(crate) context: Option<Json<'a>>,
-    pub(crate) actions: Option<Vec<Json<'a>>>,
-    pub(crate) variant: Option<String>,
-    pub(crate) top: usize,
-}
-
-impl<'a> ExplainOptions<'a> {
-    /// Parse `{ context?, actions?, variant?, top? }`. `variant` defaults to
-    /// the variant with the highest mean score; `top` (1 to 64) to 5.
-    pub fn parse(text: &'a str) -> Result<ExplainOptions<'a>> {
-        ExplainOptions::from_json(Json::parse(text, "explain options", OPT_ERR)?)
-    }
-
-    /// [`parse`](Self::parse) of options already read.
-    pub(crate) fn from_json(mut json: Json<'a>) -> Result<ExplainOptions<'a>> {
-        let mut o = super::feature_options(&json)?;
-        let variant = o.str("variant")?.map(str::to_owned);
-        let top = o
-            .int("top", 1, MAX_TOP)?
-            .map_or(DEFAULT_TOP, |t| t as usize);
-        o.finish()?;
-        let (context, actions) = take_features(&mut json);
-        Ok(ExplainOptions {
-            context,
-            actions,
-            variant,
-            top,
-        })
-    }
-}
+pub(crate) const MAX_TOP: usize = 64;
 
 /// One term of a variant's score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contribution {
-    /// `namespace.name` for a number or flag, `namespace.name=value` for a
-    /// categorical, `a × b` for an interaction.
-    pub feature: String,
+    /// The term: a feature or the product of two, by position in the
+    /// explained features (the context's, then the variant's own).
+    pub term: Term,
     /// The term's value (summed when the context lists it more than once).
     pub value: f64,
     /// The posterior mean weight of its slot, for this variant.
@@ -83,9 +51,7 @@ pub struct Contribution {
 /// A variant's score, term by term.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
-    /// The variant explained.
-    pub variant: String,
-    /// Its position in the variant list.
+    /// The variant explained: its position in the variant list.
     pub index: usize,
     /// Its posterior mean score: `bias + Σ contributions + other`.
     pub score: f64,
@@ -114,56 +80,79 @@ struct Item {
     term: Term,
 }
 
+/// Features with their label ids.
+pub struct Labelled<'a> {
+    /// The hashed features.
+    pub hashed: &'a [Hashed],
+    /// One label id per feature: equal ids name the same feature.
+    pub labels: &'a [u32],
+}
+
 impl Engine {
-    /// Explain a variant's mean score for a context. Errors as for `rank`
-    /// (a bad context), plus `UNKNOWN_VARIANT`. Nothing changes.
-    pub fn explain(&self, opts: &ExplainOptions<'_>) -> Result<Explanation> {
+    /// Explain a variant's mean score for a context: `shared` is the
+    /// context's features, `own` each variant's own (the per-call actions,
+    /// or the model's variant features), `variant` the one to explain
+    /// (default: the highest mean score) and `top` how many contributions to
+    /// list (1 to 64). Errors as for `rank` (bad features), plus
+    /// `UNKNOWN_VARIANT`. Nothing changes.
+    pub fn explain_hashed(
+        &self,
+        shared: Labelled<'_>,
+        own: &[Labelled<'_>],
+        variant: Option<usize>,
+        top: usize,
+    ) -> Result<Explanation> {
         let fc = &self.cfg.model.features;
         let k = self.arms.len();
-        self.check_actions(opts.actions.as_deref())?;
-        // The shared features and each variant's own, hashed with their names.
-        let mut shared = Named::default();
-        let context = opts.context.as_ref().unwrap_or(&Json::Null);
-        fc.walk_context(context, Origin::Context, &mut |h, l| shared.push(h, l))?;
-        let mut own = Vec::with_capacity(k);
-        for i in 0..k {
-            let mut n = Named::default();
-            let (json, origin) = match &opts.actions {
-                Some(a) => (&a[i], Origin::Action(Some(i))),
-                None => match &self.cfg.model.variants[i].features {
-                    Some(f) => (f, Origin::Action(None)),
-                    None => (&Json::Null, Origin::Action(None)),
-                },
-            };
-            fc.walk_context(json, origin, &mut |h, l| n.push(h, l))?;
-            own.push(n);
+        let actions: Vec<Vec<Hashed>> = own.iter().map(|o| o.hashed.to_vec()).collect();
+        self.check_features(shared.hashed, Some(&actions))?;
+        if shared.labels.len() != shared.hashed.len()
+            || own.iter().any(|o| o.labels.len() != o.hashed.len())
+            || !(1..=MAX_TOP).contains(&top)
+        {
+            return Err(Error::option(
+                "explain",
+                text!("labels or top out of range"),
+            ));
         }
 
         // Every variant's mean and sd, from the vectors `rank` folds.
         let mut scores = Vec::with_capacity(k);
         let mut sd = Vec::with_capacity(k);
-        for (arm, own) in self.arms.iter().zip(&own) {
-            check_count(shared.hashed.len() + own.hashed.len())?;
-            let x = fc.fold(&[&shared.hashed[..], &own.hashed[..]].concat())?;
+        for (arm, own) in self.arms.iter().zip(&actions) {
+            check_count(shared.hashed.len() + own.len())?;
+            let x = fc.fold(&[shared.hashed, &own[..]].concat())?;
             scores.push(arm.mean_score(&x));
-            sd.push(arm.score_variance(&x).sqrt());
+            sd.push(crate::prim::math::sqrt(arm.score_variance(&x)));
         }
         // What `rank` refuses, explain refuses too.
         if !scores.iter().chain(&sd).all(|v| v.is_finite()) {
             return Err(super::overflow());
         }
         let best = (0..k).fold(0, |b, i| if scores[i] > scores[b] { i } else { b });
-        let index = match &opts.variant {
+        let index = match variant {
             None => best,
-            Some(v) => self.arm_of(v)?,
+            Some(v) if v < k => v,
+            Some(v) => {
+                return Err(Error::UnknownVariant {
+                    variant: text!("#{v}"),
+                })
+            }
         };
 
-        // The explained variant's terms.
-        let mut names = shared;
-        names.hashed.extend_from_slice(&own[index].hashed);
-        names.labels.extend_from_slice(&own[index].labels);
+        // The explained variant's terms, and the label of each feature.
+        let hashed = [shared.hashed, &actions[index][..]].concat();
+        let labels = [shared.labels, own[index].labels].concat();
+        let same = |a: Term, b: Term| match (a, b) {
+            (Term::Constant, Term::Constant) => true,
+            (Term::Feature(i), Term::Feature(j)) => labels[i] == labels[j],
+            (Term::Cross(i, j), Term::Cross(p, q)) => {
+                labels[i] == labels[p] && labels[j] == labels[q]
+            }
+            _ => false,
+        };
         let mut items = Vec::new();
-        fc.expand_each(&names.hashed, |slot, value, term| {
+        fc.expand_each(&hashed, |slot, value, term| {
             items.push(Item { slot, value, term })
         })?;
         let w = &self.arms[index].mean;
@@ -180,7 +169,7 @@ impl Engine {
         // value twice) into one.
         let mut contributions = Vec::new();
         let mut listed = 0.0;
-        while contributions.len() < opts.top && !items.is_empty() {
+        while contributions.len() < top && !items.is_empty() {
             let size = |it: &Item| (it.value * weight(it)).abs();
             let pick = (0..items.len()).fold(0, |b, i| {
                 if size(&items[i]) > size(&items[b]) {
@@ -192,19 +181,19 @@ impl Engine {
             let first = items.swap_remove(pick);
             let mut value = first.value;
             items.retain(|it| {
-                let same = it.slot == first.slot && names.same(it.term, first.term);
-                if same {
+                let dup = it.slot == first.slot && same(it.term, first.term);
+                if dup {
                     value += it.value;
                 }
-                !same
+                !dup
             });
             let shared = all
                 .iter()
-                .any(|it| it.slot == first.slot && !names.same(it.term, first.term));
+                .any(|it| it.slot == first.slot && !same(it.term, first.term));
             let contribution = value * weight(&first);
             listed += contribution;
             contributions.push(Contribution {
-                feature: names.name(first.term),
+                term: first.term,
                 value,
                 weight: weight(&first),
                 contribution,
@@ -213,7 +202,6 @@ impl Engine {
         }
         let score = scores[index];
         Ok(Explanation {
-            variant: self.cfg.model.variants[index].id.clone(),
             index,
             score,
             bias,
@@ -227,41 +215,215 @@ impl Engine {
     }
 }
 
-/// Hashed features with their names.
-#[derive(Default)]
-struct Named<'j> {
-    hashed: Vec<Hashed>,
-    labels: Vec<Label<'j>>,
-}
+#[cfg(feature = "json")]
+mod json {
+    //! `explain` with options read from JSON, naming each term.
+    use crate::prelude::*;
 
-impl<'j> Named<'j> {
-    fn push(&mut self, h: Hashed, l: Label<'j>) -> Result<()> {
-        push(&mut self.hashed, h)?;
-        self.labels.push(l);
-        Ok(())
+    use super::super::json::{feature_options, take_features, OPT_ERR};
+    use super::{Engine, Labelled, Term};
+    use crate::error::Result;
+    use crate::features::{push, Hashed, Label, Origin};
+    use crate::json::Json;
+
+    /// Contributions listed when `top` is not given.
+    const DEFAULT_TOP: usize = 5;
+
+    /// Options of `explain`: the rank options (`context`, `actions`), the
+    /// variant to explain and how many contributions to list.
+    #[derive(Debug, Clone, Default)]
+    pub struct ExplainOptions<'a> {
+        pub(crate) context: Option<Json<'a>>,
+        pub(crate) actions: Option<Vec<Json<'a>>>,
+        pub(crate) variant: Option<String>,
+        pub(crate) top: usize,
     }
 
-    /// Whether two terms are the same feature or interaction by name.
-    fn same(&self, a: Term, b: Term) -> bool {
-        let l = &self.labels;
-        match (a, b) {
-            (Term::Constant, Term::Constant) => true,
-            (Term::Feature(i), Term::Feature(j)) => l[i] == l[j],
-            (Term::Cross(i, j), Term::Cross(p, q)) => l[i] == l[p] && l[j] == l[q],
-            _ => false,
+    impl<'a> ExplainOptions<'a> {
+        /// Parse `{ context?, actions?, variant?, top? }`. `variant` defaults to
+        /// the variant with the highest mean score; `top` (1 to 64) to 5.
+        pub fn parse(text: &'a str) -> Result<ExplainOptions<'a>> {
+            ExplainOptions::from_json(Json::parse(text, "explain options", OPT_ERR)?)
+        }
+
+        /// [`parse`](Self::parse) of options already read.
+        pub(crate) fn from_json(mut json: Json<'a>) -> Result<ExplainOptions<'a>> {
+            let mut o = feature_options(&json)?;
+            let variant = o.str("variant")?.map(str::to_owned);
+            let top = o
+                .int("top", 1, super::MAX_TOP as u64)?
+                .map_or(DEFAULT_TOP, |t| t as usize);
+            o.finish()?;
+            let (context, actions) = take_features(&mut json);
+            Ok(ExplainOptions {
+                context,
+                actions,
+                variant,
+                top,
+            })
         }
     }
 
-    /// A term's display name.
-    fn name(&self, t: Term) -> String {
+    /// A term named: `ns.name`, `ns.name=value`, `a × b` or `bias`.
+    pub fn term_name(labels: &[Label<'_>], t: Term) -> String {
         let one = |l: &Label<'_>| match l.value {
             None => format!("{}.{}", l.ns, l.name),
             Some(v) => format!("{}.{}={v}", l.ns, l.name),
         };
         match t {
             Term::Constant => "bias".to_owned(),
-            Term::Feature(i) => one(&self.labels[i]),
-            Term::Cross(i, j) => format!("{} × {}", one(&self.labels[i]), one(&self.labels[j])),
+            Term::Feature(i) => one(&labels[i]),
+            Term::Cross(i, j) => format!("{} × {}", one(&labels[i]), one(&labels[j])),
+        }
+    }
+
+    /// The id of label `l`: its position among the labels seen.
+    fn intern<'j>(seen: &mut Vec<Label<'j>>, l: Label<'j>) -> u32 {
+        match seen.iter().position(|s| *s == l) {
+            Some(i) => i as u32,
+            None => {
+                seen.push(l);
+                (seen.len() - 1) as u32
+            }
+        }
+    }
+
+    /// One term of an explanation, named.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct NamedContribution {
+        /// `namespace.name` for a number or flag, `namespace.name=value` for
+        /// a categorical, `a × b` for an interaction.
+        pub feature: String,
+        /// The term's value (summed when the context lists it more than once).
+        pub value: f64,
+        /// The posterior mean weight of its slot, for this variant.
+        pub weight: f64,
+        /// `value × weight`: what the term adds to the score.
+        pub contribution: f64,
+        /// Another term hashes to the same slot.
+        pub shared: bool,
+    }
+
+    /// An [`Explanation`](super::Explanation) with the variant and each
+    /// term named.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct NamedExplanation {
+        /// The variant explained.
+        pub variant: String,
+        /// Its position in the variant list.
+        pub index: usize,
+        /// Its posterior mean score: `bias + Σ contributions + other`.
+        pub score: f64,
+        /// What the bias slot adds.
+        pub bias: f64,
+        /// The largest terms by size, largest first.
+        pub contributions: Vec<NamedContribution>,
+        /// What the terms not listed add together.
+        pub other: f64,
+        /// Every variant's posterior mean score.
+        pub scores: Vec<f64>,
+        /// Every variant's posterior standard deviation of the score.
+        pub sd: Vec<f64>,
+        /// The variant with the highest mean score.
+        pub best: usize,
+        /// Rewards this variant has learned from.
+        pub updates: u64,
+    }
+
+    /// Features hashed with their names.
+    #[derive(Default)]
+    struct Named<'j> {
+        hashed: Vec<Hashed>,
+        labels: Vec<Label<'j>>,
+    }
+
+    impl Engine {
+        /// Explain a variant's mean score for a context given as JSON, each
+        /// term named (see [`term_name`]).
+        pub fn explain(&self, opts: &ExplainOptions<'_>) -> Result<NamedExplanation> {
+            let fc = &self.cfg.model.features;
+            let k = self.arms.len();
+            self.check_actions(opts.actions.as_deref())?;
+            let mut shared = Named::default();
+            let context = opts.context.as_ref().unwrap_or(&Json::Null);
+            fc.walk_context(context, Origin::Context, &mut |h, l| {
+                push(&mut shared.hashed, h)?;
+                shared.labels.push(l);
+                Ok(())
+            })?;
+            let mut own = Vec::with_capacity(k);
+            for i in 0..k {
+                let mut n = Named::default();
+                let (json, origin) = match &opts.actions {
+                    Some(a) => (&a[i], Origin::Action(Some(i))),
+                    None => match &self.cfg.model.variants[i].features {
+                        Some(f) => (f, Origin::Action(None)),
+                        None => (&Json::Null, Origin::Action(None)),
+                    },
+                };
+                fc.walk_context(json, origin, &mut |h, l| {
+                    push(&mut n.hashed, h)?;
+                    n.labels.push(l);
+                    Ok(())
+                })?;
+                own.push(n);
+            }
+            // Label ids: equal labels, equal ids.
+            let mut seen: Vec<Label<'_>> = Vec::new();
+            let shared_ids: Vec<u32> = shared
+                .labels
+                .iter()
+                .map(|l| intern(&mut seen, *l))
+                .collect();
+            let own_ids: Vec<Vec<u32>> = own
+                .iter()
+                .map(|n| n.labels.iter().map(|l| intern(&mut seen, *l)).collect())
+                .collect();
+            let variant = match &opts.variant {
+                None => None,
+                Some(v) => Some(self.arm_of(v)?),
+            };
+            let own_l: Vec<Labelled<'_>> = own
+                .iter()
+                .zip(&own_ids)
+                .map(|(n, ids)| Labelled {
+                    hashed: &n.hashed,
+                    labels: ids,
+                })
+                .collect();
+            let e = self.explain_hashed(
+                Labelled {
+                    hashed: &shared.hashed,
+                    labels: &shared_ids,
+                },
+                &own_l,
+                variant,
+                opts.top,
+            )?;
+            let mut labels = shared.labels.clone();
+            labels.extend_from_slice(&own[e.index].labels);
+            Ok(NamedExplanation {
+                variant: self.cfg.model.variants[e.index].id.clone(),
+                index: e.index,
+                score: e.score,
+                bias: e.bias,
+                contributions: e
+                    .contributions
+                    .iter()
+                    .map(|c| NamedContribution {
+                        feature: term_name(&labels, c.term),
+                        value: c.value,
+                        weight: c.weight,
+                        contribution: c.contribution,
+                        shared: c.shared,
+                    })
+                    .collect(),
+                other: e.other,
+                scores: e.scores,
+                sd: e.sd,
+                best: e.best,
+                updates: e.updates,
+            })
         }
     }
 }

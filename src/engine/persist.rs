@@ -53,12 +53,18 @@
 //! 2 see a newer format and leave the data alone. A layout 1 or 2 section
 //! reads as a single entry written now.
 
+use crate::prelude::*;
+
+#[cfg(not(feature = "std"))]
+use crate::prim::math::Float;
+
 use super::{Engine, Pending};
 use crate::error::{Error, Result};
 use crate::features::SparseVec;
 use crate::model::posterior::Covariance;
 use crate::model::Posterior;
-use crate::snapshot::{corrupt, put_f64, put_str, put_u32, put_u64, Reader, Snapshot};
+use crate::prim::sort::{latest, sorted};
+use crate::store::{corrupt, put_f64, put_str, put_u32, put_u64, Reader, Snapshot};
 
 /// The learner section layout this build writes (it reads 1 to 3).
 const LAYOUT: u8 = 3;
@@ -73,7 +79,7 @@ const MAX_MODELS: usize = 3;
 const MAX_ENTRIES: usize = 16;
 /// Another model version's learning is kept this long after it was last
 /// written (a tab of the previous release left open for days keeps it).
-const MODEL_KEPT_MS: f64 = 7.0 * crate::behavior::DAY_MS;
+const MODEL_KEPT_MS: f64 = 7.0 * crate::prim::clock::DAY_MS;
 /// Journal length beyond which an engine stops journaling (storage has been
 /// failing, or was never used, for that long); its next successful sync then
 /// writes its own state over the stored one, and reports that it did. About
@@ -220,11 +226,11 @@ pub(crate) fn section_name(slot: &str) -> Result<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if ok {
-        Ok(format!("learner:{slot}"))
+        Ok(["learner:", slot].concat())
     } else {
         Err(Error::option(
             "slot",
-            format!("should be 1 to {MAX_SLOT} letters, digits, `-`, `_` or `.`, but is `{slot}`"),
+            text!("should be 1 to {MAX_SLOT} letters, digits, `-`, `_` or `.`, but is `{slot}`"),
         ))
     }
 }
@@ -241,7 +247,7 @@ struct Section {
 /// range in the section body.
 struct Other {
     written: f64,
-    body: std::ops::Range<usize>,
+    body: core::ops::Range<usize>,
 }
 
 /// This model's decoded learning.
@@ -303,7 +309,7 @@ impl Engine {
                         report.overwrote = true;
                     } else {
                         self.replay(&mut st.arms, &gone, &mut report);
-                        arms = Some(std::mem::take(&mut st.arms));
+                        arms = Some(core::mem::take(&mut st.arms));
                     }
                 }
                 activated = activated_in(&st);
@@ -459,7 +465,7 @@ impl Engine {
             st.map_or((&[], &[]), |s| (&s.tombstones, &s.settled));
         let own = (self.sync.settled.iter()).filter(|t| !holds(known, t.0));
         let live: Vec<(u128, f64)> = (stored.iter().chain(own))
-            .filter(|t| now_ms <= t.1 + crate::behavior::DAY_MS)
+            .filter(|t| now_ms <= t.1 + crate::prim::clock::DAY_MS)
             .copied()
             .collect();
         let mut horizon = st.map_or(0.0, |s| s.horizon).max(self.sync.dropped);
@@ -524,7 +530,7 @@ impl Engine {
     /// `maxPending`.
     fn adopt(&mut self, adopt: Vec<Pending>) {
         self.foreign.extend(adopt);
-        let foreign = std::mem::take(&mut self.foreign);
+        let foreign = core::mem::take(&mut self.foreign);
         self.foreign = latest(foreign, self.cfg.max_pending, |p| p.expires_at);
     }
 
@@ -600,7 +606,7 @@ impl Engine {
                 // to singular to take more updates. Not corruption: the
                 // stored data is valid and must not be quarantined over this.
                 check_arm(a, &v.variance, &touched).map_err(|e| Error::NumericalError {
-                    reason: format!("the stored learner cannot take this tab's updates ({e})"),
+                    reason: text!("the stored learner cannot take this tab's updates ({e})"),
                 })?;
             }
             put_u64(&mut w, a.n);
@@ -655,7 +661,7 @@ impl Engine {
             r.u8()?;
             let n = r.u8()? as usize;
             if n == 0 || n > MAX_ENTRIES {
-                return Err(corrupt(format!("{n} model entries")));
+                return Err(corrupt(text!("{n} model entries")));
             }
             let mut entries = Vec::new();
             for _ in 0..n {
@@ -679,11 +685,11 @@ impl Engine {
             let mut r = Reader::new(&body[range.clone()], "learner entry");
             let layout = r.u8()?;
             if layout != ENTRY && layout != LAYOUT_V1 {
-                return Err(corrupt(format!("entry layout {layout} was never written")));
+                return Err(corrupt(text!("entry layout {layout} was never written")));
             }
             let version = r.str()?;
             if !written.is_finite() || versions.contains(&version) {
-                return Err(corrupt(format!(
+                return Err(corrupt(text!(
                     "model {version} is repeated or has no finite write time"
                 )));
             }
@@ -707,7 +713,7 @@ impl Engine {
         let k = m.variants.len();
         let (hv, sd, sk) = (r.u32()?, r.u32()? as usize, r.u32()? as usize);
         if (hv, sd, sk) != (m.features.hash_version, d, k) {
-            return Err(corrupt(format!(
+            return Err(corrupt(text!(
                 "hash version {hv}, {sd} slots and {sk} variants do not match the model's \
                  {}, {d} and {k}",
                 m.features.hash_version
@@ -724,7 +730,7 @@ impl Engine {
         // window from now; another tab's clock may run a day ahead. Later
         // expiries (a different `rewardTtlMs`, or crafted data) are cut to
         // that, not refused, so a config change never sets learning aside.
-        let latest_expiry = now_ms + self.cfg.reward_ttl_ms + crate::behavior::DAY_MS;
+        let latest_expiry = now_ms + self.cfg.reward_ttl_ms + crate::prim::clock::DAY_MS;
         for _ in 0..count {
             let (epoch, counter) = read_id(&mut r)?;
             let arm = r.u32()? as usize;
@@ -732,10 +738,10 @@ impl Engine {
             let activated = match r.u8()? {
                 0 => false,
                 1 => true,
-                b => return Err(corrupt(format!("activation flag {b}"))),
+                b => return Err(corrupt(text!("activation flag {b}"))),
             };
             if arm >= k {
-                return Err(corrupt(format!("a decision names variant {arm} of {k}")));
+                return Err(corrupt(text!("a decision names variant {arm} of {k}")));
             }
             let x = read_sparse(&mut r, d)?;
             pending.push(Pending {
@@ -812,7 +818,7 @@ fn write_models(
     loop {
         let mut w = vec![LAYOUT, 1 + kept.len() as u8];
         for (written, body) in
-            std::iter::once((now_ms, &own)).chain(kept.iter().map(|(t, b)| (*t, b)))
+            core::iter::once((now_ms, &own)).chain(kept.iter().map(|(t, b)| (*t, b)))
         {
             put_f64(&mut w, written);
             put_u32(&mut w, body.len() as u32);
@@ -837,7 +843,7 @@ fn activated_in(st: &Stored) -> Vec<u128> {
 fn read_id(r: &mut Reader<'_>) -> Result<(u64, u64)> {
     let (epoch, counter) = (r.u64()?, r.u64()?);
     if epoch >> super::EPOCH_BITS != 0 {
-        return Err(corrupt(format!(
+        return Err(corrupt(text!(
             "a decision epoch {epoch:#x} wider than 48 bits"
         )));
     }
@@ -851,7 +857,7 @@ fn unique(keys: impl Iterator<Item = u128>, what: &str) -> Result<Vec<u128>> {
         None => Ok(keys),
         Some(w) => {
             let (epoch, counter) = ((w[0] >> 64) as u64, w[0] as u64);
-            Err(corrupt(format!(
+            Err(corrupt(text!(
                 "{what} {epoch:012x}-{counter} appears twice"
             )))
         }
@@ -878,65 +884,6 @@ impl Observation {
 /// A pending decision's [`id_key`].
 fn key(p: &Pending) -> u128 {
     id_key(p.epoch, p.counter)
-}
-
-/// `v` sorted ascending. One small heapsort serves every sort here: the
-/// standard library's sorts would add about 14 KB to the .wasm.
-fn sorted(mut v: Vec<u128>) -> Vec<u128> {
-    fn sift(v: &mut [u128], mut i: usize, n: usize) {
-        loop {
-            let mut c = 2 * i + 1;
-            if c >= n {
-                return;
-            }
-            if c + 1 < n && v[c + 1] > v[c] {
-                c += 1;
-            }
-            if v[i] >= v[c] {
-                return;
-            }
-            v.swap(i, c);
-            i = c;
-        }
-    }
-    let n = v.len();
-    for i in (0..n / 2).rev() {
-        sift(&mut v, i, n);
-    }
-    for end in (1..n).rev() {
-        v.swap(0, end);
-        sift(&mut v, 0, end);
-    }
-    v
-}
-
-/// The `cap` items of `v` with the latest `time` (all finite), in their
-/// original order.
-fn latest<T>(v: Vec<T>, cap: usize, time: impl Fn(&T) -> f64) -> Vec<T> {
-    if v.len() <= cap {
-        return v;
-    }
-    // Finite doubles map to u64s in the same order; the index breaks ties.
-    let order = |x: f64| {
-        let b = x.to_bits();
-        if b >> 63 == 1 {
-            !b
-        } else {
-            b | 1 << 63
-        }
-    };
-    let keys = sorted(
-        (v.iter().enumerate())
-            .map(|(i, x)| (u128::from(order(time(x))) << 64) | i as u128)
-            .collect(),
-    );
-    let mut keep = vec![false; v.len()];
-    for k in &keys[keys.len() - cap..] {
-        keep[*k as u64 as usize] = true;
-    }
-    (v.into_iter().zip(keep))
-        .filter_map(|(x, k)| k.then_some(x))
-        .collect()
 }
 
 /// Slots whose mean, variance or covariances differ from the prior.
@@ -972,7 +919,7 @@ fn read_arm(r: &mut Reader<'_>, a: &mut Posterior, prior_var: &[f64], d: usize) 
     a.n = r.u64()?;
     let t = r.count(4 + 8 + 8)?;
     if t > d {
-        return Err(corrupt(format!("{t} touched slots of {d}")));
+        return Err(corrupt(text!("{t} touched slots of {d}")));
     }
     let mut idx = Vec::with_capacity(t);
     for _ in 0..t {
@@ -1013,7 +960,7 @@ fn check_arm(a: &Posterior, prior_var: &[f64], idx: &[usize]) -> Result<()> {
     for &i in idx {
         let v = var(i);
         if !(v > 0.0 && v <= prior_var[i] * (1.0 + 1e-9)) {
-            return Err(corrupt(format!(
+            return Err(corrupt(text!(
                 "variance of slot {i} is outside (0, prior variance]"
             )));
         }
@@ -1030,7 +977,7 @@ fn check_arm(a: &Posterior, prior_var: &[f64], idx: &[usize]) -> Result<()> {
             }
         }
         if let Some(k) = cholesky_fails(&mut l, t) {
-            return Err(corrupt(format!(
+            return Err(corrupt(text!(
                 "the covariance is not positive definite (at slot {})",
                 idx[k]
             )));
@@ -1067,7 +1014,7 @@ fn cholesky_fails(a: &mut [f64], t: usize) -> Option<usize> {
 fn slot(r: &mut Reader<'_>, d: usize, prev: Option<usize>) -> Result<usize> {
     let i = r.u32()? as usize;
     if i >= d || prev.is_some_and(|p| i <= p) {
-        return Err(corrupt(format!("slot {i} is out of range or out of order")));
+        return Err(corrupt(text!("slot {i} is out of range or out of order")));
     }
     Ok(i)
 }
@@ -1075,7 +1022,7 @@ fn slot(r: &mut Reader<'_>, d: usize, prev: Option<usize>) -> Result<usize> {
 fn read_sparse(r: &mut Reader<'_>, d: usize) -> Result<SparseVec> {
     let n = r.count(12)?;
     if n > d {
-        return Err(corrupt(format!("{n} features in {d} slots")));
+        return Err(corrupt(text!("{n} features in {d} slots")));
     }
     let mut x = SparseVec::default();
     for _ in 0..n {
@@ -1091,26 +1038,7 @@ fn read_sparse(r: &mut Reader<'_>, d: usize) -> Result<SparseVec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
-
-    #[test]
-    fn the_heapsort_sorts_and_latest_keeps_the_latest() {
-        let mut rng = Rng::new(2);
-        for n in [0usize, 1, 2, 3, 10, 257] {
-            let v: Vec<u128> = (0..n)
-                .map(|_| u128::from(rng.next_u64() % 50) << 70)
-                .collect();
-            let mut want = v.clone();
-            want.sort_unstable();
-            assert_eq!(sorted(v), want, "n = {n}");
-        }
-        let times = [5.0, -1.0, 3.0, f64::MAX, 3.0, -0.0, 0.0];
-        let got = latest(times.to_vec(), 3, |t| *t);
-        // Of the two 3.0s the later one stays (ties go to the higher index).
-        assert_eq!(got, [5.0, f64::MAX, 3.0]);
-        assert_eq!(latest(times.to_vec(), 9, |t| *t), times);
-        assert_eq!(latest(times.to_vec(), 0, |t| *t), Vec::<f64>::new());
-    }
+    use crate::prim::rng::Rng;
 
     /// The reader's checks must accept whatever long learning produces:
     /// after 100,000 updates of correlated sparse contexts every slot is

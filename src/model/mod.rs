@@ -22,12 +22,20 @@
 //! does not change with JSON formatting; when the file states one, it must
 //! match, which catches truncated or edited models.
 
+use crate::prelude::*;
+
 pub(crate) mod posterior;
 
-use crate::error::{Error, Num, Result};
-use crate::features::{FeatureConfig, FeatureOptions, Hashed};
-use crate::json::{Json, Obj};
+use crate::error::{Error, Result};
+use crate::features::{FeatureConfig, Hashed};
+#[cfg(feature = "json")]
+use crate::json::Json;
 pub(crate) use posterior::Posterior;
+
+#[cfg(feature = "json")]
+mod json;
+#[cfg(feature = "json")]
+pub(crate) use json::positive;
 
 /// The only model format so far.
 pub(crate) const MODEL_FORMAT: u32 = 1;
@@ -41,7 +49,10 @@ pub(crate) const DEFAULT_PRIOR_VARIANCE: f64 = 1.0;
 /// A validated variant.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Variant {
+    /// The variant's id (read from JSON only: the .wasm knows variants by index).
     pub(crate) id: String,
+    /// The variant's own features as given (JSON only: the .wasm gets them hashed).
+    #[cfg(feature = "json")]
     pub(crate) features: Option<Json<'static>>,
     /// `features` hashed once, at validation; what every decision folds in.
     pub(crate) hashed: Vec<Hashed>,
@@ -69,36 +80,6 @@ impl CompactModel {
         self.variants.iter().map(|v| v.id.as_str())
     }
 
-    /// A flat model: zero means, one variance everywhere. What an engine
-    /// without a shipped model starts from.
-    pub(crate) fn uninformed(
-        features: FeatureConfig,
-        ids: Vec<(String, Option<Json<'static>>, Vec<Hashed>)>,
-        noise: f64,
-        variance: f64,
-    ) -> Result<CompactModel> {
-        let d = features.dim();
-        let variants = ids
-            .into_iter()
-            .map(|(id, features, hashed)| Variant {
-                id,
-                features,
-                hashed,
-                mean: vec![0.0; d],
-                variance: vec![variance; d],
-            })
-            .collect();
-        let mut m = CompactModel {
-            features,
-            noise,
-            variants,
-            version: String::new(),
-        };
-        validate_variants(&m.variants, "variants")?;
-        m.version = m.content_hash();
-        Ok(m)
-    }
-
     /// A fresh posterior per variant, starting at the prior.
     pub(crate) fn posteriors(&self) -> Vec<Posterior> {
         self.variants
@@ -106,289 +87,73 @@ impl CompactModel {
             .map(|v| Posterior::new(v.mean.clone(), &v.variance))
             .collect()
     }
-
-    /// FNV-1a 64 over a canonical byte encoding of every validated field.
-    fn content_hash(&self) -> String {
-        let mut h = Fnv::new();
-        h.u32(MODEL_FORMAT);
-        h.u32(self.features.hash_version);
-        h.u32(self.features.bits as u32);
-        for ns in &self.features.allow {
-            h.str(ns);
-        }
-        for (a, b) in &self.features.interactions {
-            h.u32(*a as u32);
-            h.u32(*b as u32);
-        }
-        h.f64(self.noise);
-        for v in &self.variants {
-            h.str(&v.id);
-            if let Some(f) = &v.features {
-                h.json(f);
-            }
-            v.mean.iter().for_each(|x| h.f64(*x));
-            v.variance.iter().for_each(|x| h.f64(*x));
-        }
-        format!("m1-{:016x}", h.0)
-    }
-}
-
-struct Fnv(u64);
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    fn bytes(&mut self, b: &[u8]) {
-        for x in b {
-            self.0 = (self.0 ^ *x as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    fn u32(&mut self, x: u32) {
-        self.bytes(&x.to_le_bytes());
-    }
-    fn f64(&mut self, x: f64) {
-        self.bytes(&x.to_le_bytes());
-    }
-    fn str(&mut self, s: &str) {
-        self.u32(s.len() as u32);
-        self.bytes(s.as_bytes());
-    }
-    fn json(&mut self, v: &Json) {
-        match v {
-            Json::Null => self.bytes(b"n"),
-            Json::Bool(b) => self.bytes(if *b { b"t" } else { b"f" }),
-            Json::Num(x) => {
-                self.bytes(b"#");
-                self.f64(*x);
-            }
-            Json::Str(s) => {
-                self.bytes(b"s");
-                self.str(s);
-            }
-            Json::Arr(items) => {
-                self.bytes(b"[");
-                self.u32(items.len() as u32);
-                items.iter().for_each(|i| self.json(i));
-            }
-            Json::Obj(fields) => {
-                self.bytes(b"{");
-                self.u32(fields.len() as u32);
-                for (k, v) in fields {
-                    self.str(k);
-                    self.json(v);
-                }
-            }
-        }
-    }
-}
-
-fn validate_variants(vs: &[Variant], path: &str) -> Result<()> {
-    if vs.len() < 2 {
-        return Err(Error::option(
-            path,
-            format!("needs at least 2 variants, but has {}", vs.len()),
-        ));
-    }
-    if vs.len() > MAX_VARIANTS {
-        return Err(Error::option(
-            path,
-            format!(
-                "allows at most {MAX_VARIANTS} variants, but has {}",
-                vs.len()
-            ),
-        ));
-    }
-    for (i, v) in vs.iter().enumerate() {
-        if v.id.is_empty() || v.id.len() > crate::features::MAX_STRING_BYTES {
-            return Err(Error::option(
-                format!("{path}[{i}].id"),
-                "must be 1 to 256 bytes long",
-            ));
-        }
-        if vs[..i].iter().any(|w| w.id == v.id) {
-            return Err(Error::option(
-                format!("{path}[{i}].id"),
-                format!("`{}` is a duplicate", v.id),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Check a positive finite number.
-pub(crate) fn positive(x: f64, field: &str, err: crate::json::ErrKind) -> Result<f64> {
-    if x.is_finite() && x > 0.0 {
-        Ok(x)
-    } else {
-        Err(err(
-            field.to_owned(),
-            format!("should be positive and finite, but is {}", Num(x)),
-        ))
-    }
-}
-
-pub(crate) fn model_err(field: String, reason: String) -> Error {
-    Error::InvalidModel { field, reason }
 }
 
 impl CompactModel {
-    /// Parse and validate model JSON text.
-    #[cfg(test)]
-    pub(crate) fn parse(text: &str) -> Result<CompactModel> {
-        CompactModel::from_json(&Json::parse(text, "model", model_err)?)
-    }
-
-    /// Validate a parsed model; errors name the bad field.
-    pub(crate) fn from_json(json: &Json) -> Result<CompactModel> {
-        let mut o = Obj::new(json, "", model_err)?;
-        let format = o
-            .num("format")?
-            .ok_or_else(|| Error::model("format", "is required"))?;
-        if format != MODEL_FORMAT as f64 {
-            return Err(Error::model(
-                "format",
-                format!("should be {MODEL_FORMAT}, but is {}", Num(format)),
+    /// A checked model from its parts, as the boundary receives them: the
+    /// feature configuration, the noise (positive, finite), 2 to 64 variants
+    /// each with its hashed features (namespace indices below the
+    /// allowlist's length, finite values, at most 256 and 4096 once
+    /// expanded), `2^bits` finite prior means and positive finite variances,
+    /// and the model version the TypeScript side computed (`m1-` and 16 hex
+    /// digits, the content hash). Variant ids stay on the TypeScript side.
+    pub(crate) fn new(
+        features: FeatureConfig,
+        noise: f64,
+        variants: Vec<(Vec<Hashed>, Vec<f64>, Vec<f64>)>,
+        version: String,
+    ) -> Result<CompactModel> {
+        let d = features.dim();
+        if !(noise.is_finite() && noise > 0.0) {
+            return Err(Error::option(
+                "noise",
+                text!("should be positive and finite"),
             ));
         }
-        let fo = o
-            .obj("features")?
-            .ok_or_else(|| Error::model("features", "is required"))?;
-        let features = FeatureOptions::read(fo)
-            .and_then(|f| f.check("features."))
-            .map_err(as_model_error)?;
-        let d = features.dim();
-        let noise = positive(o.num("noise")?.unwrap_or(DEFAULT_NOISE), "noise", model_err)?;
-        let stated = o.str("version")?;
-        let specs = o
-            .arr("variants")?
-            .ok_or_else(|| Error::model("variants", "is required"))?;
-        o.finish()?;
-        let mut variants = Vec::with_capacity(specs.len());
-        for (i, spec) in specs.iter().enumerate() {
-            let path = format!("variants[{i}]");
-            let mut v = Obj::new(spec, &path, model_err)?;
-            let id = v
-                .str("id")?
-                .ok_or_else(|| v.err("id", "is required"))?
-                .to_owned();
-            let mean = match v.get("weights") {
-                None => vec![0.0; d],
-                Some(Json::Arr(w)) => {
-                    if w.len() != d {
-                        return Err(v.err(
-                            "weights",
-                            format!("should have 2^bits = {d} entries, but has {}", w.len()),
-                        ));
-                    }
-                    crate::json::map_items(w, |j, x| {
-                        finite(x).ok_or_else(|| {
-                            v.err(&format!("weights[{j}]"), "must be a finite number")
-                        })
-                    })?
-                }
-                Some(Json::Obj(m)) => {
-                    let mut dense = vec![0.0; d];
-                    for (k, x) in m {
-                        let slot = k.parse::<usize>().ok().filter(|s| *s < d).ok_or_else(|| {
-                            v.err("weights", format!("key `{k}` is not a slot in [0, {d})"))
-                        })?;
-                        dense[slot] = finite(x).ok_or_else(|| {
-                            v.err(&format!("weights.{k}"), "must be a finite number")
-                        })?;
-                    }
-                    dense
-                }
-                Some(other) => {
-                    return Err(v.err(
-                        "weights",
-                        format!(
-                            "should be an array or an object, but is {}",
-                            other.type_name()
-                        ),
-                    ))
-                }
-            };
-            let variance = match v.get("variance") {
-                None => vec![DEFAULT_PRIOR_VARIANCE; d],
-                Some(Json::Num(x)) => vec![positive(*x, &v.field("variance"), model_err)?; d],
-                Some(Json::Arr(xs)) => {
-                    if xs.len() != d {
-                        return Err(v.err(
-                            "variance",
-                            format!("should have 2^bits = {d} entries, but has {}", xs.len()),
-                        ));
-                    }
-                    crate::json::map_items(xs, |j, x| {
-                        let field = v.field(&format!("variance[{j}]"));
-                        positive(finite(x).unwrap_or(f64::NAN), &field, model_err)
-                    })?
-                }
-                Some(other) => {
-                    return Err(v.err(
-                        "variance",
-                        format!(
-                            "should be a number or an array, but is {}",
-                            other.type_name()
-                        ),
-                    ))
-                }
-            };
-            let feats = v.get("features").map(|j| j.clone().into_owned());
-            // Validated now, so a bad model fails at load, not at the first decision.
-            let hashed = match &feats {
-                Some(f) => features
-                    .hash_variant(f)
-                    .map_err(|e| v.err("features", e.to_string()))?,
-                None => Vec::new(),
-            };
-            v.finish()?;
-            variants.push(Variant {
-                id,
-                features: feats,
+        if !(2..=MAX_VARIANTS).contains(&variants.len()) {
+            return Err(Error::option(
+                "variants",
+                text!("should be 2 to {MAX_VARIANTS}"),
+            ));
+        }
+        if version.is_empty() || version.len() > 64 || !version.is_ascii() {
+            return Err(Error::option(
+                "version",
+                text!("should be 1 to 64 ASCII bytes"),
+            ));
+        }
+        let mut out = Vec::with_capacity(variants.len());
+        for (hashed, mean, variance) in variants {
+            let ok = mean.len() == d
+                && variance.len() == d
+                && mean.iter().all(|x| x.is_finite())
+                && variance.iter().all(|v| v.is_finite() && *v > 0.0)
+                && hashed
+                    .iter()
+                    .all(|h| h.ns() < features.namespaces() && h.value().is_finite());
+            if !ok {
+                return Err(Error::option(
+                    "variants",
+                    text!("hold a bad prior or bad features"),
+                ));
+            }
+            crate::features::check_count(hashed.len())?;
+            features.fold(&hashed)?;
+            out.push(Variant {
+                id: String::new(),
+                #[cfg(feature = "json")]
+                features: None,
                 hashed,
                 mean,
                 variance,
             });
         }
-        validate_variants(&variants, "variants").map_err(as_model_error)?;
-        let mut model = CompactModel {
+        Ok(CompactModel {
             features,
             noise,
-            variants,
-            version: String::new(),
-        };
-        model.version = model.content_hash();
-        if let Some(stated) = stated {
-            if stated != model.version {
-                return Err(Error::model(
-                    "version",
-                    format!(
-                        "is `{stated}`, but the content hashes to `{}`",
-                        model.version
-                    ),
-                ));
-            }
-        }
-        Ok(model)
-    }
-}
-
-fn finite(x: &Json) -> Option<f64> {
-    match x {
-        Json::Num(v) if v.is_finite() => Some(*v),
-        _ => None,
-    }
-}
-
-fn as_model_error(e: Error) -> Error {
-    match e {
-        Error::InvalidOption { field, reason } | Error::InvalidContext { field, reason } => {
-            Error::InvalidModel { field, reason }
-        }
-        other => Error::InvalidModel {
-            field: "features".into(),
-            reason: other.to_string(),
-        },
+            variants: out,
+            version,
+        })
     }
 }
 

@@ -12,6 +12,8 @@
 //! of the covariance, which is O(nnz) per step and the usual approximation
 //! for hashed linear bandits.
 
+use crate::prelude::*;
+
 use crate::error::{Error, Result};
 use crate::features::SparseVec;
 
@@ -142,7 +144,7 @@ fn diag_quad_form(v: &[f64], x: &SparseVec) -> f64 {
 
 fn numerical(q: f64) -> Error {
     Error::NumericalError {
-        reason: format!("update denominator is {}", crate::error::Num(q)),
+        reason: text!("update denominator is {}", crate::error::Num(q)),
     }
 }
 
@@ -150,7 +152,7 @@ fn numerical(q: f64) -> Error {
 #[allow(clippy::needless_range_loop)] // index loops read like the maths they check
 mod tests {
     use super::*;
-    use crate::rng::Rng;
+    use crate::prim::rng::Rng;
 
     /// The full row-major covariance of a packed posterior.
     fn unpack(p: &Posterior) -> Vec<f64> {

@@ -2,6 +2,8 @@
 //! options (`json::Unpacker`) and the snapshot (`snapshot::Reader`). Every
 //! read checks what is left first; each reader words its own errors.
 
+use crate::prelude::*;
+
 /// Reads forward through `b`, never past its end.
 #[derive(Debug)]
 pub(crate) struct Cursor<'a> {

@@ -23,11 +23,20 @@
 //! strings when flagged; u8 tag count and the tags; the value f64 when
 //! flagged.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+
+#[cfg(not(feature = "std"))]
+use crate::prim::math::Float;
+
+use crate::prim::math;
+
+use alloc::collections::VecDeque;
 
 use crate::error::{Error, Num, Result};
-use crate::json::{Json, Obj};
-use crate::snapshot::{corrupt, put_f64, put_str, put_u32, Reader, Snapshot};
+
+#[cfg(feature = "json")]
+mod json;
+use crate::store::{corrupt, put_f64, put_str, put_u32, Reader, Snapshot};
 
 /// The snapshot section holding the events.
 pub const SECTION: &str = "behavior";
@@ -79,78 +88,44 @@ impl Default for BehaviorConfig {
 }
 
 impl BehaviorConfig {
-    /// Parse options from JSON text (`{}` for the defaults).
-    pub fn parse(text: &str) -> Result<BehaviorConfig> {
-        let json = Json::parse(text, "behavior options", Error::option_owned)?;
-        BehaviorConfig::from_json(&json, "")
-    }
-
-    /// Read options; `path` prefixes field names in errors. Unknown keys
-    /// are errors.
-    pub(crate) fn from_json(json: &Json<'_>, path: &str) -> Result<BehaviorConfig> {
-        let mut o = Obj::new(json, path, Error::option_owned)?;
-        let d = BehaviorConfig::default();
-        let max_age_days = match o.num("maxAgeDays")? {
-            None => d.max_age_days,
-            Some(x) if x > 0.0 && x <= 400.0 => x,
-            Some(x) => {
-                return Err(o.err(
-                    "maxAgeDays",
-                    format!("should be in (0, 400], but is {}", Num(x)),
-                ))
-            }
-        };
-        let max_events = o
-            .int("maxEvents", 1, 5000)?
-            .map_or(d.max_events, |x| x as usize);
-        let max_bytes = o
-            .int("maxBytes", 256, 256 << 10)?
-            .map_or(d.max_bytes, |x| x as usize);
-        let session_gap_minutes = match o.num("sessionGapMinutes")? {
-            None => d.session_gap_minutes,
-            Some(x) if (1.0..=1440.0).contains(&x) => x,
-            Some(x) => {
-                return Err(o.err(
-                    "sessionGapMinutes",
-                    format!("should be in [1, 1440], but is {}", Num(x)),
-                ))
-            }
-        };
-        let mut types = o.strs("types")?.unwrap_or_default();
-        if types.len() > MAX_TYPES {
-            return Err(o.err(
-                "types",
-                format!(
-                    "should hold at most {MAX_TYPES} types, but holds {}",
-                    types.len()
-                ),
-            ));
+    /// Check the settings (the ranges of the JS options, with the
+    /// TypeScript side's messages) and sort and deduplicate the custom
+    /// types: 1 to 32 letters, digits, `_` or `-`, not a built-in type, at
+    /// most 16.
+    pub fn check(mut self) -> Result<BehaviorConfig> {
+        let bad = |field: &str, why: String| Err(Error::option(field, why));
+        if !(self.max_age_days > 0.0 && self.max_age_days <= 400.0) {
+            return bad("behavior.maxAgeDays", text!("should be in (0, 400]"));
         }
-        for (i, t) in types.iter().enumerate() {
-            let ok = !t.is_empty()
-                && t.len() <= MAX_TYPE
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-            if !ok || BUILTIN_TYPES.contains(&t.as_str()) {
-                return Err(o.err(
-                    &format!("types[{i}]"),
-                    format!(
-                        "should be 1 to {MAX_TYPE} letters, digits, `_` or `-`, and not a \
-                         built-in type, but is `{t}`"
-                    ),
-                ));
+        if !(1..=5000).contains(&self.max_events) {
+            return bad("behavior.maxEvents", text!("should be in [1, 5000]"));
+        }
+        if !(256..=256 << 10).contains(&self.max_bytes) {
+            return bad("behavior.maxBytes", text!("should be in [256, 262144]"));
+        }
+        if !(1.0..=1440.0).contains(&self.session_gap_minutes) {
+            return bad(
+                "behavior.sessionGapMinutes",
+                text!("should be in [1, 1440]"),
+            );
+        }
+        if self.types.len() > MAX_TYPES {
+            return bad(
+                "behavior.types",
+                text!("should hold at most {MAX_TYPES} types"),
+            );
+        }
+        for t in &self.types {
+            if !is_type_name(t) {
+                return bad(
+                    "behavior.types",
+                    text!("should be type names, not built-in types"),
+                );
             }
         }
-        crate::features::sort_strings(&mut types);
-        types.dedup();
-        o.finish()?;
-        Ok(BehaviorConfig {
-            max_age_days,
-            max_events,
-            max_bytes,
-            session_gap_minutes,
-            types,
-        })
+        crate::prim::sort::sort_strings(&mut self.types);
+        self.types.dedup();
+        Ok(self)
     }
 
     fn known_type(&self, t: &str) -> bool {
@@ -199,14 +174,60 @@ pub(crate) fn event_err(field: String, reason: String) -> Error {
 }
 
 /// A 1 to [`MAX_NAME`] byte name.
-fn name(s: &str, field: &str) -> Result<String> {
+fn name(s: &str, field: &str) -> Result<()> {
     if s.is_empty() || s.len() > MAX_NAME {
         return Err(event_err(
             field.into(),
-            format!("should be 1 to {MAX_NAME} bytes, but is {} bytes", s.len()),
+            text!("should be 1 to {MAX_NAME} bytes, but is {} bytes", s.len()),
         ));
     }
-    Ok(s.to_owned())
+    Ok(())
+}
+
+/// A custom event type: 1 to 32 letters, digits, `_` or `-`, not built in.
+pub(crate) fn is_type_name(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= MAX_TYPE
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        && !BUILTIN_TYPES.contains(&t)
+}
+
+impl Event {
+    /// Check an event against `cfg` (its type known; item, category and
+    /// tags 1 to 64 bytes; at most 8 tags, without repeats; a finite value).
+    fn check(&self, cfg: &BehaviorConfig) -> Result<()> {
+        if !cfg.known_type(&self.kind) {
+            return Err(Error::UnknownEventType {
+                kind: self.kind.chars().take(MAX_NAME).collect(),
+            });
+        }
+        if let Some(i) = &self.item {
+            name(i, "item")?;
+        }
+        if let Some(c) = &self.category {
+            name(c, "category")?;
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(event_err(
+                "tags".into(),
+                text!("should hold at most {MAX_TAGS} tags"),
+            ));
+        }
+        for (i, t) in self.tags.iter().enumerate() {
+            name(t, "tags")?;
+            if self.tags[..i].contains(t) {
+                return Err(event_err("tags".into(), text!("repeat a tag")));
+            }
+        }
+        if self.value.is_some_and(|v| !v.is_finite()) {
+            return Err(event_err(
+                "value".into(),
+                text!("should be a finite number"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A derived feature's value: numeric, or categorical (hashed with its name).
@@ -291,24 +312,13 @@ impl Behavior {
         &self.cfg
     }
 
-    /// Record an event given as JSON text, at `now_ms`.
-    pub fn track(&mut self, event: &str, now_ms: f64) -> Result<()> {
-        let json = Json::parse(event, "event", event_err)?;
-        self.track_json(&json, now_ms)
-    }
-
-    /// Record an event given in the packed JSON form the JS boundary writes
-    /// (see `Json::unpack`). Errors as for [`track`](Behavior::track).
-    pub fn track_packed(&mut self, event: &[u8], now_ms: f64) -> Result<()> {
-        let json = Json::unpack(event, "event", event_err)?;
-        self.track_json(&json, now_ms)
-    }
-
-    /// Record an event read from JSON. Errors (`INVALID_EVENT`,
-    /// `UNKNOWN_EVENT_TYPE`, or `INVALID_OPTION` for `now`) store nothing.
-    fn track_json(&mut self, event: &Json<'_>, now_ms: f64) -> Result<()> {
-        crate::engine::check_now(now_ms)?;
-        let ev = self.read_event(event, now_ms)?;
+    /// Record an event at `now_ms` (its `at` is set to it). Errors
+    /// (`INVALID_EVENT`, `UNKNOWN_EVENT_TYPE`, or `INVALID_OPTION` for
+    /// `now`) store nothing.
+    pub fn track_event(&mut self, mut ev: Event, now_ms: f64) -> Result<()> {
+        crate::prim::clock::check_now(now_ms)?;
+        ev.check(&self.cfg)?;
+        ev.at = now_ms;
         if let Some(j) = &mut self.journal {
             if j.len() >= self.cfg.max_events {
                 self.journal = None;
@@ -319,69 +329,6 @@ impl Behavior {
         self.insert(ev);
         self.retain(now_ms);
         Ok(())
-    }
-
-    fn read_event(&self, event: &Json<'_>, at: f64) -> Result<Event> {
-        let mut o = Obj::new(event, "", event_err)?;
-        let kind = o
-            .str("type")?
-            .ok_or_else(|| event_err("type".into(), "is required".into()))?;
-        if !self.cfg.known_type(kind) {
-            return Err(Error::UnknownEventType {
-                kind: kind.chars().take(MAX_NAME).collect(),
-            });
-        }
-        let item = o.str("item")?.map(|s| name(s, "item")).transpose()?;
-        let category = o
-            .str("category")?
-            .map(|s| name(s, "category"))
-            .transpose()?;
-        let mut tags: Vec<String> = Vec::new();
-        for (i, t) in o.arr("tags")?.unwrap_or_default().iter().enumerate() {
-            let field = format!("tags[{i}]");
-            let Json::Str(t) = t else {
-                return Err(event_err(
-                    field,
-                    format!("should be a string, but is {}", t.type_name()),
-                ));
-            };
-            let t = name(t, &field)?;
-            if !tags.contains(&t) {
-                tags.push(t);
-            }
-        }
-        if tags.len() > MAX_TAGS {
-            return Err(event_err(
-                "tags".into(),
-                format!(
-                    "should hold at most {MAX_TAGS} tags, but holds {}",
-                    tags.len()
-                ),
-            ));
-        }
-        // JSON.stringify turns NaN and ±Infinity into null.
-        if o.is_null("value") {
-            return Err(event_err(
-                "value".into(),
-                "should be a finite number".into(),
-            ));
-        }
-        let value = o.num("value")?;
-        if value.is_some_and(|v| !v.is_finite()) {
-            return Err(event_err(
-                "value".into(),
-                "should be a finite number".into(),
-            ));
-        }
-        o.finish()?;
-        Ok(Event {
-            at,
-            kind: kind.to_owned(),
-            item,
-            category,
-            tags,
-            value,
-        })
     }
 
     /// Retained events, oldest first.
@@ -408,7 +355,7 @@ impl Behavior {
         *self = Behavior::new(self.cfg.clone());
     }
 
-    fn stat(&self, kind: u8, name: &str) -> std::result::Result<usize, usize> {
+    fn stat(&self, kind: u8, name: &str) -> core::result::Result<usize, usize> {
         self.stats
             .binary_search_by(|s| (s.kind, s.name.as_str()).cmp(&(kind, name)))
     }
@@ -535,11 +482,11 @@ impl Behavior {
         now_ms: f64,
         tz_offset_minutes: f64,
     ) -> Result<Vec<(String, Value)>> {
-        crate::engine::check_now(now_ms)?;
+        crate::prim::clock::check_now(now_ms)?;
         if !(-1440.0..=1440.0).contains(&tz_offset_minutes) {
             return Err(Error::option(
                 "tzOffset",
-                format!(
+                text!(
                     "should be minutes in [-1440, 1440], but is {}",
                     Num(tz_offset_minutes)
                 ),
@@ -567,24 +514,24 @@ impl Behavior {
                 out.push((name, Value::Num(x)));
             }
         };
-        num("sessions".into(), (self.sessions as f64).ln_1p());
+        num("sessions".into(), math::ln_1p(self.sessions as f64));
         if t - last.ev.at <= self.cfg.gap_ms() {
             let start = self.session_start;
             let depth = self.events.len() - self.events.partition_point(|e| e.ev.at < start);
-            num("sessionDepth".into(), (depth as f64).ln_1p());
+            num("sessionDepth".into(), math::ln_1p(depth as f64));
         }
         num(
             "daysSinceFirst".into(),
             ((t - first.ev.at) / DAY_MS).max(0.0),
         );
         for s in self.stats.iter().filter(|s| s.kind == TYPE) {
-            num(format!("type:{}", s.name), (s.count as f64).ln_1p());
+            num(["type:", &s.name].concat(), math::ln_1p(s.count as f64));
         }
         for (kind, prefix) in [(CATEGORY, "cat:"), (TAG, "tag:")] {
             for s in top(self.stats.iter().filter(|s| s.kind == kind)) {
-                num(format!("{prefix}{}", s.name), (s.count as f64).ln_1p());
+                num([prefix, &s.name].concat(), math::ln_1p(s.count as f64));
                 let age = ((t - s.last) / HALF_LIFE_MS).max(0.0);
-                num(format!("{prefix}{}:recent", s.name), (-age).exp2());
+                num([prefix, &s.name, ":recent"].concat(), math::exp2(-age));
             }
         }
         Ok(out)
@@ -601,7 +548,7 @@ impl Behavior {
         max_bytes: usize,
     ) -> Result<BehaviorSync> {
         self.staged = None;
-        crate::engine::check_now(now_ms)?;
+        crate::prim::clock::check_now(now_ms)?;
         let mut snap = match stored {
             Some(b) => Snapshot::decode(b, max_bytes)?,
             None => Snapshot::new(),
@@ -628,14 +575,14 @@ impl Behavior {
     /// error nothing changes. Returns the stored events dropped because
     /// their type is no longer declared.
     pub fn restore(&mut self, stored: &[u8], now_ms: f64, max_bytes: usize) -> Result<usize> {
-        crate::engine::check_now(now_ms)?;
+        crate::prim::clock::check_now(now_ms)?;
         self.restore_snapshot(&Snapshot::decode(stored, max_bytes)?, now_ms)
     }
 
     /// [`restore`](Behavior::restore) from a snapshot already decoded, as a
     /// page load does once for all its parts.
     pub fn restore_snapshot(&mut self, snap: &Snapshot, now_ms: f64) -> Result<usize> {
-        crate::engine::check_now(now_ms)?;
+        crate::prim::clock::check_now(now_ms)?;
         let Some((st, dropped)) = self.stored_events(snap)? else {
             self.staged = None;
             return Ok(0);
@@ -781,7 +728,7 @@ impl Behavior {
         let stored = |r: &mut Reader<'_>, max: usize| -> Result<String> {
             let s = r.str()?;
             if s.is_empty() || s.len() > max {
-                return Err(corrupt(format!(
+                return Err(corrupt(text!(
                     "a name of {} bytes (1 to {max} allowed)",
                     s.len()
                 )));
@@ -797,7 +744,7 @@ impl Behavior {
             let kind = stored(&mut r, MAX_TYPE)?;
             let flags = r.u8()?;
             if flags > 7 {
-                return Err(corrupt(format!("unknown event flags {flags:#x}")));
+                return Err(corrupt(text!("unknown event flags {flags:#x}")));
             }
             let item = if flags & 1 != 0 {
                 Some(stored(&mut r, MAX_NAME)?)
@@ -811,7 +758,7 @@ impl Behavior {
             };
             let k = r.u8()? as usize;
             if k > MAX_TAGS {
-                return Err(corrupt(format!(
+                return Err(corrupt(text!(
                     "an event with {k} tags (at most {MAX_TAGS})"
                 )));
             }
@@ -819,7 +766,7 @@ impl Behavior {
             for _ in 0..k {
                 let t = stored(&mut r, MAX_NAME)?;
                 if tags.contains(&t) {
-                    return Err(corrupt(format!("an event repeats the tag `{t}`")));
+                    return Err(corrupt(text!("an event repeats the tag `{t}`")));
                 }
                 tags.push(t);
             }
@@ -906,13 +853,13 @@ mod tests {
             b.track(&ev, T0 + dt * MIN).unwrap();
         }
         let f = b.features(T0 + 102.0 * MIN, 0.0).unwrap();
-        assert_eq!(num(&f, "sessions"), Some(2f64.ln_1p()));
-        assert_eq!(num(&f, "sessionDepth"), Some(2f64.ln_1p()));
-        assert_eq!(num(&f, "type:view"), Some(5f64.ln_1p()));
-        assert_eq!(num(&f, "cat:c0"), Some(3f64.ln_1p()));
-        assert_eq!(num(&f, "tag:x"), Some(5f64.ln_1p()));
+        assert_eq!(num(&f, "sessions"), Some(math::ln_1p(2.0)));
+        assert_eq!(num(&f, "sessionDepth"), Some(math::ln_1p(2.0)));
+        assert_eq!(num(&f, "type:view"), Some(math::ln_1p(5.0)));
+        assert_eq!(num(&f, "cat:c0"), Some(math::ln_1p(3.0)));
+        assert_eq!(num(&f, "tag:x"), Some(math::ln_1p(5.0)));
         // Last seen 1 minute before `now`: 2^(-1/1440).
-        assert!((num(&f, "tag:x:recent").unwrap() - (-1.0f64 / 1440.0).exp2()).abs() < 1e-12);
+        assert!((num(&f, "tag:x:recent").unwrap() - math::exp2(-1.0f64 / 1440.0)).abs() < 1e-12);
         // After the session gap the depth is gone.
         let f = b.features(T0 + 140.0 * MIN, 0.0).unwrap();
         assert_eq!(num(&f, "sessionDepth"), None);

@@ -19,7 +19,10 @@
 //! truncation, a flipped bit or an oversized value each get their own error
 //! code, and nothing is changed.
 
+use crate::prelude::*;
+
 use crate::error::{Error, Result};
+use crate::prim::hash::crc32;
 
 /// The newest container format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -51,7 +54,7 @@ impl Snapshot {
     pub fn decode(bytes: &[u8], max: usize) -> Result<Snapshot> {
         if bytes.len() < 4 || &bytes[..4] != MAGIC {
             return Err(Error::SnapshotForeign {
-                reason: format!(
+                reason: text!(
                     "it does not start with the insitu magic bytes ({} bytes)",
                     bytes.len()
                 ),
@@ -80,11 +83,11 @@ impl Snapshot {
             }
         }
         if flags != 0 {
-            return Err(corrupt(format!("unknown flags {flags:#06x}")));
+            return Err(corrupt(text!("unknown flags {flags:#06x}")));
         }
         let payload = &bytes[HEADER..];
         if payload.len() != len {
-            return Err(corrupt(format!(
+            return Err(corrupt(text!(
                 "the header gives {len} payload bytes but {} follow",
                 payload.len()
             )));
@@ -97,16 +100,14 @@ impl Snapshot {
         let mut sections: Vec<(String, Vec<u8>)> = Vec::new();
         for _ in 0..count {
             let n = r.u8()? as usize;
-            let name = std::str::from_utf8(r.take(n)?)
+            let name = core::str::from_utf8(r.take(n)?)
                 .map_err(|_| corrupt("a section name is not UTF-8".into()))?;
             if name.is_empty() || name.len() > MAX_NAME {
-                return Err(corrupt(format!(
-                    "section name `{name}` is empty or too long"
-                )));
+                return Err(corrupt(text!("section name `{name}` is empty or too long")));
             }
             if let Some((last, _)) = sections.last() {
                 if last.as_str() >= name {
-                    return Err(corrupt(format!(
+                    return Err(corrupt(text!(
                         "section `{name}` is out of order or repeated"
                     )));
                 }
@@ -193,12 +194,12 @@ impl Snapshot {
             return Ok(None);
         };
         read(body).map(Some).map_err(|e| match e {
-            Error::SnapshotCorrupt { reason } => corrupt(format!("section `{name}`: {reason}")),
+            Error::SnapshotCorrupt { reason } => corrupt(text!("section `{name}`: {reason}")),
             e => e,
         })
     }
 
-    fn find(&self, name: &str) -> std::result::Result<usize, usize> {
+    fn find(&self, name: &str) -> core::result::Result<usize, usize> {
         self.sections
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
     }
@@ -206,27 +207,6 @@ impl Snapshot {
 
 pub(crate) fn corrupt(reason: String) -> Error {
     Error::SnapshotCorrupt { reason }
-}
-
-/// CRC-32 (IEEE 802.3, reflected, as in zlib and PNG); see
-/// `insitu_kernels::crc32_feed`.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    !crc32_feed(!0, bytes, false)
-}
-
-/// `insitu_kernels::crc32_feed_sliced`, with its tables made for the call:
-/// 1,792 table steps, against the 2 to 3 steps per byte the slicing saves
-/// on the several KB a snapshot holds; under 1 KB of input (counting a
-/// widened byte as two) goes byte by byte.
-/// Keeping the tables in a lazy static instead was 0.1 ms faster on a page
-/// load but 0.6 KB more gzipped .wasm (`OnceLock`).
-pub(crate) fn crc32_feed(c: u32, bytes: &[u8], widen: bool) -> u32 {
-    if bytes.len() << usize::from(widen) < 1024 {
-        return insitu_kernels::crc32_feed(c, bytes, widen);
-    }
-    let mut t = [[0u32; 256]; 8];
-    insitu_kernels::crc32_tables(&mut t);
-    insitu_kernels::crc32_feed_sliced(c, bytes, widen, &t)
 }
 
 pub(crate) fn put_u16(w: &mut Vec<u8>, v: u16) {
@@ -252,17 +232,17 @@ pub(crate) fn put_str(w: &mut Vec<u8>, s: &str) {
     w.extend_from_slice(s.as_bytes());
 }
 
-/// A [`Cursor`](crate::bytes::Cursor) whose errors name the part of a
+/// A [`Cursor`](crate::prim::cursor::Cursor) whose errors name the part of a
 /// snapshot being read.
 pub(crate) struct Reader<'a> {
-    c: crate::bytes::Cursor<'a>,
+    c: crate::prim::cursor::Cursor<'a>,
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(b: &'a [u8], what: &'static str) -> Reader<'a> {
         Reader {
-            c: crate::bytes::Cursor::new(b),
+            c: crate::prim::cursor::Cursor::new(b),
             what,
         }
     }
@@ -281,7 +261,7 @@ impl<'a> Reader<'a> {
     }
 
     fn early(&self, n: usize) -> Error {
-        corrupt(format!(
+        corrupt(text!(
             "the {} ends early: {n} bytes wanted at byte {}, {} left",
             self.what,
             self.c.pos(),
@@ -311,7 +291,7 @@ impl<'a> Reader<'a> {
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(corrupt(format!(
+            Err(corrupt(text!(
                 "the {} holds a non-finite number at byte {}",
                 self.what,
                 self.c.pos() - 8
@@ -321,12 +301,8 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn str(&mut self) -> Result<&'a str> {
         let n = self.u16()? as usize;
-        std::str::from_utf8(self.take(n)?).map_err(|_| {
-            corrupt(format!(
-                "the {} holds a string that is not UTF-8",
-                self.what
-            ))
-        })
+        core::str::from_utf8(self.take(n)?)
+            .map_err(|_| corrupt(text!("the {} holds a string that is not UTF-8", self.what)))
     }
 
     /// A count of items of at least `item_bytes` each, checked against what
@@ -334,7 +310,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn count(&mut self, item_bytes: usize) -> Result<usize> {
         let n = self.u32()? as usize;
         if n.saturating_mul(item_bytes.max(1)) > self.c.left() {
-            return Err(corrupt(format!(
+            return Err(corrupt(text!(
                 "the {} claims {n} items but has only {} bytes left",
                 self.what,
                 self.c.left()
@@ -353,7 +329,7 @@ impl<'a> Reader<'a> {
     ) -> Result<usize> {
         let n = self.count(item_bytes)?;
         if n > max {
-            return Err(corrupt(format!("it holds {n} {what}; the limit is {max}")));
+            return Err(corrupt(text!("it holds {n} {what}; the limit is {max}")));
         }
         Ok(n)
     }
@@ -362,7 +338,7 @@ impl<'a> Reader<'a> {
         if self.c.left() == 0 {
             Ok(())
         } else {
-            Err(corrupt(format!(
+            Err(corrupt(text!(
                 "the {} has {} unread bytes at its end",
                 self.what,
                 self.c.left()
@@ -374,7 +350,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
+    use crate::prim::rng::Rng;
 
     fn sample() -> Snapshot {
         let mut s = Snapshot::new();

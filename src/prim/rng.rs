@@ -6,6 +6,10 @@
 //! SplitMix64 is small, fast, and fixed here forever (any change would need a
 //! new seed version).
 
+use crate::prelude::*;
+
+use crate::prim::math;
+
 /// A deterministic xoshiro256++ generator.
 #[derive(Debug, Clone)]
 pub struct Rng {
@@ -77,7 +81,7 @@ impl Rng {
             let v = 2.0 * self.next_f64() - 1.0;
             let s = u * u + v * v;
             if s > 0.0 && s < 1.0 {
-                let m = (-2.0 * s.ln() / s).sqrt();
+                let m = math::sqrt(-2.0 * math::ln(s) / s);
                 return (u * m, v * m);
             }
         }
@@ -123,9 +127,9 @@ pub(crate) fn inverse_normal_cdf(p: f64) -> f64 {
             / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0)
     };
     if p < P_LOW {
-        tail((-2.0 * p.ln()).sqrt())
+        tail(math::sqrt(-2.0 * math::ln(p)))
     } else if p > 1.0 - P_LOW {
-        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+        -tail(math::sqrt(-2.0 * math::ln(1.0 - p)))
     } else {
         let q = p - 0.5;
         let r = q * q;

@@ -1,0 +1,3 @@
+//! The sync protocol (see the module above).
+
+use crate::prelude::*;
