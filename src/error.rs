@@ -19,13 +19,97 @@ macro_rules! text {
     };
 }
 
-/// The text of an error message (see the `std` version).
+/// The text of an error message (see the `std` version): nothing, in a
+/// build without `std`.
 #[cfg(not(feature = "std"))]
 macro_rules! text {
     ($fmt:literal $(, $($rest:tt)*)?) => {
-        alloc::string::String::from($fmt)
+        $crate::error::NoText
     };
 }
+
+/// The text an error carries: formatted in builds with `std`; nothing in
+/// the .wasm, whose errors cross as codes (the TypeScript side words the
+/// message from the code and what it passed in). Every error stays as
+/// small as its code there, and no error builds a string.
+#[cfg(feature = "std")]
+pub type Text = String;
+
+/// The text an error carries (see the `std` version).
+#[cfg(not(feature = "std"))]
+pub type Text = NoText;
+
+/// No text: what a `no_std` build keeps of an error message.
+#[cfg(not(feature = "std"))]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NoText;
+
+#[cfg(not(feature = "std"))]
+impl From<&str> for NoText {
+    fn from(_: &str) -> NoText {
+        NoText
+    }
+}
+
+#[cfg(not(feature = "std"))]
+impl From<String> for NoText {
+    fn from(_: String) -> NoText {
+        NoText
+    }
+}
+
+#[cfg(not(feature = "std"))]
+impl FromIterator<char> for NoText {
+    fn from_iter<I: IntoIterator<Item = char>>(_: I) -> NoText {
+        NoText
+    }
+}
+
+#[cfg(not(feature = "std"))]
+impl fmt::Display for NoText {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "std"))]
+impl core::ops::Deref for NoText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        ""
+    }
+}
+
+/// Every error code of insitu, in the order of `schema/errors.json`, which
+/// the TypeScript side and the README are tested against too. The last four
+/// are the control plane's own (storage, a trapped instance, no wasm).
+pub const CODES: [&str; 25] = [
+    "INVALID_OPTION",
+    "INVALID_MODEL",
+    "INVALID_CONTEXT",
+    "NON_FINITE_FEATURE",
+    "STRING_TOO_LONG",
+    "TOO_MANY_FEATURES",
+    "INVALID_REWARD",
+    "UNKNOWN_DECISION",
+    "DECISION_EXPIRED",
+    "DUPLICATE_REWARD",
+    "NOT_ACTIVATED",
+    "UNKNOWN_VARIANT",
+    "NUMERICAL_ERROR",
+    "SNAPSHOT_FOREIGN",
+    "SNAPSHOT_CORRUPT",
+    "SNAPSHOT_VERSION",
+    "SNAPSHOT_TOO_LARGE",
+    "INVALID_EVENT",
+    "UNKNOWN_EVENT_TYPE",
+    "INVALID_EXPERIMENT",
+    "UNKNOWN_EXPERIMENT",
+    "STORAGE_QUOTA",
+    "STORAGE_UNAVAILABLE",
+    "POISONED",
+    "WASM_UNAVAILABLE",
+];
 
 /// Everything that can go wrong in insitu, with a stable machine-readable code.
 ///
@@ -35,26 +119,26 @@ pub enum Error {
     /// A configuration option is missing, of the wrong type or out of range.
     InvalidOption {
         /// Path of the option, e.g. `policy.epsilon`.
-        field: String,
+        field: Text,
         /// What is wrong with it, naming the value.
-        reason: String,
+        reason: Text,
     },
     /// A context or action feature set is malformed.
     InvalidContext {
         /// Path of the offending feature, e.g. `page.price`.
-        field: String,
+        field: Text,
         /// What is wrong with it.
-        reason: String,
+        reason: Text,
     },
     /// A numeric feature is NaN or infinite.
     NonFiniteFeature {
         /// Path of the offending feature.
-        field: String,
+        field: Text,
     },
     /// A string (name, namespace or categorical value) is longer than allowed.
     StringTooLong {
         /// Path of the offending string.
-        field: String,
+        field: Text,
         /// Its length in bytes.
         len: usize,
         /// The limit in bytes.
@@ -70,9 +154,9 @@ pub enum Error {
     /// The shipped prior model failed validation.
     InvalidModel {
         /// Path of the offending model field, e.g. `variants[1].weights`.
-        field: String,
+        field: Text,
         /// What is wrong with it.
-        reason: String,
+        reason: Text,
     },
     /// A reward is not a finite number in [0, 1].
     InvalidReward {
@@ -82,44 +166,44 @@ pub enum Error {
     /// No pending decision has this id (never issued, or evicted).
     UnknownDecision {
         /// The id that was given.
-        id: String,
+        id: Text,
     },
     /// The decision existed but its reward window has passed.
     DecisionExpired {
         /// The id that was given.
-        id: String,
+        id: Text,
     },
     /// The decision was already rewarded once.
     DuplicateReward {
         /// The id that was given.
-        id: String,
+        id: Text,
     },
     /// The decision was made with deferred activation and not activated yet.
     NotActivated {
         /// The id that was given.
-        id: String,
+        id: Text,
     },
     /// A variant index or id does not exist.
     UnknownVariant {
         /// The index or id that was given.
-        variant: String,
+        variant: Text,
     },
     /// A numerical update was rejected because it would corrupt the learner.
     NumericalError {
         /// What went wrong.
-        reason: String,
+        reason: Text,
     },
     /// Stored data is not an insitu snapshot at all (another library's value
     /// under our key, or text that is not ours).
     SnapshotForeign {
         /// What was found instead.
-        reason: String,
+        reason: Text,
     },
     /// A snapshot is ours but damaged: truncated, failing its checksum, or
     /// holding values no engine could have written.
     SnapshotCorrupt {
         /// What is wrong, naming the part.
-        reason: String,
+        reason: Text,
     },
     /// A snapshot written by a newer insitu, in a format this one cannot read.
     SnapshotVersion {
@@ -132,27 +216,27 @@ pub enum Error {
     /// an over-long string, too many tags, an unknown key).
     InvalidEvent {
         /// The offending field, e.g. `tags[2]`.
-        field: String,
+        field: Text,
         /// What is wrong with it.
-        reason: String,
+        reason: Text,
     },
     /// A tracked event's type is neither built in nor declared by the site.
     UnknownEventType {
         /// The type that was given.
-        kind: String,
+        kind: Text,
     },
     /// An experiment configuration is invalid (a bad weight, an unknown
     /// field, a duplicate key, overlapping namespace ranges, ...).
     InvalidExperiment {
         /// Path of the offending field, e.g. `experiments[1].weights[0]`.
-        field: String,
+        field: Text,
         /// What is wrong with it, naming the value.
-        reason: String,
+        reason: Text,
     },
     /// No experiment with this key was configured.
     UnknownExperiment {
         /// The key that was given.
-        key: String,
+        key: Text,
     },
     /// A snapshot would exceed the size cap (or a stored one does).
     SnapshotTooLarge {
@@ -166,58 +250,90 @@ pub enum Error {
 impl Error {
     /// The stable machine-readable code, e.g. `"INVALID_OPTION"`.
     pub fn code(&self) -> &'static str {
+        CODES[self.code_index()]
+    }
+
+    /// The code's position in [`CODES`] (how the .wasm reports it).
+    pub fn code_index(&self) -> usize {
         match self {
-            Error::InvalidOption { .. } => "INVALID_OPTION",
-            Error::InvalidContext { .. } => "INVALID_CONTEXT",
-            Error::NonFiniteFeature { .. } => "NON_FINITE_FEATURE",
-            Error::StringTooLong { .. } => "STRING_TOO_LONG",
-            Error::TooManyFeatures { .. } => "TOO_MANY_FEATURES",
-            Error::InvalidModel { .. } => "INVALID_MODEL",
-            Error::InvalidReward { .. } => "INVALID_REWARD",
-            Error::UnknownDecision { .. } => "UNKNOWN_DECISION",
-            Error::DecisionExpired { .. } => "DECISION_EXPIRED",
-            Error::DuplicateReward { .. } => "DUPLICATE_REWARD",
-            Error::NotActivated { .. } => "NOT_ACTIVATED",
-            Error::UnknownVariant { .. } => "UNKNOWN_VARIANT",
-            Error::NumericalError { .. } => "NUMERICAL_ERROR",
-            Error::SnapshotForeign { .. } => "SNAPSHOT_FOREIGN",
-            Error::SnapshotCorrupt { .. } => "SNAPSHOT_CORRUPT",
-            Error::SnapshotVersion { .. } => "SNAPSHOT_VERSION",
-            Error::SnapshotTooLarge { .. } => "SNAPSHOT_TOO_LARGE",
-            Error::InvalidEvent { .. } => "INVALID_EVENT",
-            Error::UnknownEventType { .. } => "UNKNOWN_EVENT_TYPE",
-            Error::InvalidExperiment { .. } => "INVALID_EXPERIMENT",
-            Error::UnknownExperiment { .. } => "UNKNOWN_EXPERIMENT",
+            Error::InvalidOption { .. } => 0,
+            Error::InvalidModel { .. } => 1,
+            Error::InvalidContext { .. } => 2,
+            Error::NonFiniteFeature { .. } => 3,
+            Error::StringTooLong { .. } => 4,
+            Error::TooManyFeatures { .. } => 5,
+            Error::InvalidReward { .. } => 6,
+            Error::UnknownDecision { .. } => 7,
+            Error::DecisionExpired { .. } => 8,
+            Error::DuplicateReward { .. } => 9,
+            Error::NotActivated { .. } => 10,
+            Error::UnknownVariant { .. } => 11,
+            Error::NumericalError { .. } => 12,
+            Error::SnapshotForeign { .. } => 13,
+            Error::SnapshotCorrupt { .. } => 14,
+            Error::SnapshotVersion { .. } => 15,
+            Error::SnapshotTooLarge { .. } => 16,
+            Error::InvalidEvent { .. } => 17,
+            Error::UnknownEventType { .. } => 18,
+            Error::InvalidExperiment { .. } => 19,
+            Error::UnknownExperiment { .. } => 20,
         }
     }
 
-    pub(crate) fn option(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// The message's text: what `Display` writes after the code's own words
+    /// (in builds without `std`, the pattern; see `text!`).
+    pub fn detail(&self) -> &str {
+        match self {
+            Error::InvalidOption { reason, .. }
+            | Error::InvalidContext { reason, .. }
+            | Error::InvalidModel { reason, .. }
+            | Error::NumericalError { reason }
+            | Error::SnapshotForeign { reason }
+            | Error::SnapshotCorrupt { reason }
+            | Error::InvalidEvent { reason, .. }
+            | Error::InvalidExperiment { reason, .. } => reason,
+            Error::NonFiniteFeature { field } | Error::StringTooLong { field, .. } => field,
+            Error::UnknownDecision { id }
+            | Error::DecisionExpired { id }
+            | Error::DuplicateReward { id }
+            | Error::NotActivated { id } => id,
+            Error::UnknownVariant { variant } => variant,
+            Error::UnknownEventType { kind } => kind,
+            Error::UnknownExperiment { key } => key,
+            Error::InvalidReward { .. }
+            | Error::TooManyFeatures { .. }
+            | Error::SnapshotVersion { .. }
+            | Error::SnapshotTooLarge { .. } => "",
+        }
+    }
+
+    pub(crate) fn option(field: impl Into<Text>, reason: impl Into<Text>) -> Self {
         Error::InvalidOption {
             field: field.into(),
             reason: reason.into(),
         }
     }
 
-    pub(crate) fn option_owned(field: String, reason: String) -> Self {
+    pub(crate) fn option_owned(field: Text, reason: Text) -> Self {
         Error::InvalidOption { field, reason }
     }
 
-    pub(crate) fn context(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn context(field: impl Into<Text>, reason: impl Into<Text>) -> Self {
         Error::InvalidContext {
             field: field.into(),
             reason: reason.into(),
         }
     }
 
-    pub(crate) fn experiment_owned(field: String, reason: String) -> Self {
+    pub(crate) fn experiment_owned(field: Text, reason: Text) -> Self {
         Error::InvalidExperiment { field, reason }
     }
 
-    pub(crate) fn context_owned(field: String, reason: String) -> Self {
+    pub(crate) fn context_owned(field: Text, reason: Text) -> Self {
         Error::InvalidContext { field, reason }
     }
 
-    pub(crate) fn model(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn model(field: impl Into<Text>, reason: impl Into<Text>) -> Self {
         Error::InvalidModel {
             field: field.into(),
             reason: reason.into(),

@@ -82,7 +82,7 @@ pub use engine::{
 pub use engine::{
     Choice, Contribution, Decision, Engine, EngineConfig, Explanation, Labelled, SyncReport, Term,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, CODES as ERROR_CODES};
 pub use features::{hash, Hashed, HASH_VERSION};
 pub use prim::hash::{crc32, murmur3_32};
 pub use prim::rng::Rng;

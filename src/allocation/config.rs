@@ -185,7 +185,7 @@ impl Experiment {
         seed: String,
         allocation: Allocation,
     ) -> Result<Experiment> {
-        let bad = |why: String| Err(Error::experiment_owned(key.clone(), why));
+        let bad = |why: crate::error::Text| Err(Error::experiment_owned(key.as_str().into(), why));
         let k = variants.len();
         if !is_name(&key) || !(2..=MAX_VARIANTS).contains(&k) {
             return bad(text!("needs a key and 2 to {MAX_VARIANTS} variants"));
@@ -297,7 +297,7 @@ impl Experiments {
                 };
                 if other.key == e.key || overlap {
                     return Err(Error::experiment_owned(
-                        e.key.clone(),
+                        e.key.as_str().into(),
                         text!("repeats a key or overlaps a namespace range"),
                     ));
                 }

@@ -93,7 +93,7 @@ impl BehaviorConfig {
     /// types: 1 to 32 letters, digits, `_` or `-`, not a built-in type, at
     /// most 16.
     pub fn check(mut self) -> Result<BehaviorConfig> {
-        let bad = |field: &str, why: String| Err(Error::option(field, why));
+        let bad = |field: &str, why: crate::error::Text| Err(Error::option(field, why));
         if !(self.max_age_days > 0.0 && self.max_age_days <= 400.0) {
             return bad("behavior.maxAgeDays", text!("should be in (0, 400]"));
         }
@@ -169,7 +169,7 @@ impl Event {
     }
 }
 
-pub(crate) fn event_err(field: String, reason: String) -> Error {
+pub(crate) fn event_err(field: crate::error::Text, reason: crate::error::Text) -> Error {
     Error::InvalidEvent { field, reason }
 }
 

@@ -102,10 +102,10 @@ impl Engine {
         variant: Option<usize>,
         top: usize,
     ) -> Result<Explanation> {
-        let fc = &self.cfg.model.features;
-        let k = self.arms.len();
+        let fc = &self.s.cfg.model.features;
+        let k = self.s.arms.len();
         let actions: Vec<Vec<Hashed>> = own.iter().map(|o| o.hashed.to_vec()).collect();
-        self.check_features(shared.hashed, Some(&actions))?;
+        self.s.check_features(shared.hashed, Some(&actions))?;
         if shared.labels.len() != shared.hashed.len()
             || own.iter().any(|o| o.labels.len() != o.hashed.len())
             || !(1..=MAX_TOP).contains(&top)
@@ -119,7 +119,7 @@ impl Engine {
         // Every variant's mean and sd, from the vectors `rank` folds.
         let mut scores = Vec::with_capacity(k);
         let mut sd = Vec::with_capacity(k);
-        for (arm, own) in self.arms.iter().zip(&actions) {
+        for (arm, own) in self.s.arms.iter().zip(&actions) {
             check_count(shared.hashed.len() + own.len())?;
             let x = fc.fold(&[shared.hashed, &own[..]].concat())?;
             scores.push(arm.mean_score(&x));
@@ -155,7 +155,7 @@ impl Engine {
         fc.expand_each(&hashed, |slot, value, term| {
             items.push(Item { slot, value, term })
         })?;
-        let w = &self.arms[index].mean;
+        let w = &self.s.arms[index].mean;
         let weight = |it: &Item| w[it.slot as usize];
         let bias = items
             .iter()
@@ -210,7 +210,7 @@ impl Engine {
             scores,
             sd,
             best,
-            updates: self.arms[index].n,
+            updates: self.s.arms[index].n,
         })
     }
 }
@@ -341,8 +341,8 @@ mod json {
         /// Explain a variant's mean score for a context given as JSON, each
         /// term named (see [`term_name`]).
         pub fn explain(&self, opts: &ExplainOptions<'_>) -> Result<NamedExplanation> {
-            let fc = &self.cfg.model.features;
-            let k = self.arms.len();
+            let fc = &self.s.cfg.model.features;
+            let k = self.s.arms.len();
             self.check_actions(opts.actions.as_deref())?;
             let mut shared = Named::default();
             let context = opts.context.as_ref().unwrap_or(&Json::Null);
@@ -356,7 +356,7 @@ mod json {
                 let mut n = Named::default();
                 let (json, origin) = match &opts.actions {
                     Some(a) => (&a[i], Origin::Action(Some(i))),
-                    None => match &self.cfg.model.variants[i].features {
+                    None => match &self.s.cfg.model.variants[i].features {
                         Some(f) => (f, Origin::Action(None)),
                         None => (&Json::Null, Origin::Action(None)),
                     },
@@ -403,7 +403,7 @@ mod json {
             let mut labels = shared.labels.clone();
             labels.extend_from_slice(&own[e.index].labels);
             Ok(NamedExplanation {
-                variant: self.cfg.model.variants[e.index].id.clone(),
+                variant: self.s.cfg.model.variants[e.index].id.clone(),
                 index: e.index,
                 score: e.score,
                 bias: e.bias,

@@ -356,25 +356,25 @@ pub fn parse_decision_id(id: &str) -> Option<(u64, u64)> {
 impl Engine {
     /// Variant ids in order.
     pub fn variant_ids(&self) -> Vec<String> {
-        self.cfg.model.variant_ids().map(str::to_owned).collect()
+        self.s.cfg.model.variant_ids().map(str::to_owned).collect()
     }
 
     /// Allowlisted namespaces, sorted (feature namespace indices refer to
     /// this order), and their hash seeds.
     pub fn namespaces(&self) -> (&[String], &[u32]) {
-        let f = &self.cfg.model.features;
+        let f = &self.s.cfg.model.features;
         (&f.allow, f.ns_seeds())
     }
 
     /// The decision served when anything fails: the fallback variant with
     /// probability 1 and no decision id (the boundary attaches the error).
     pub fn fallback_decision(&self) -> Decision {
-        let index = self.cfg.fallback;
+        let index = self.s.cfg.fallback;
         Decision {
-            variant: self.cfg.model.variants[index].id.clone(),
+            variant: self.s.cfg.model.variants[index].id.clone(),
             index,
             probability: 1.0,
-            pmf: (0..self.arms.len())
+            pmf: (0..self.s.arms.len())
                 .map(|i| if i == index { 1.0 } else { 0.0 })
                 .collect(),
             scores: Vec::new(),
@@ -392,7 +392,7 @@ impl Engine {
         context: Option<&Json>,
         actions: Option<&[Json]>,
     ) -> Result<(Vec<Hashed>, PerAction)> {
-        let fc = &self.cfg.model.features;
+        let fc = &self.s.cfg.model.features;
         self.check_actions(actions)?;
         let mut shared = Vec::new();
         fc.hash_context(context.unwrap_or(&Json::Null), Origin::Context, &mut shared)?;
@@ -414,7 +414,7 @@ impl Engine {
 
     /// Refuse per-call `actions` that do not list one entry per variant.
     pub(super) fn check_actions<T>(&self, actions: Option<&[T]>) -> Result<()> {
-        let k = self.arms.len();
+        let k = self.s.arms.len();
         match actions {
             Some(a) if a.len() != k => Err(Error::context(
                 "actions",
@@ -426,7 +426,7 @@ impl Engine {
 
     /// The position of variant `id`, or `UNKNOWN_VARIANT`.
     pub(super) fn arm_of(&self, id: &str) -> Result<usize> {
-        self.cfg
+        self.s.cfg
             .model
             .variant_ids()
             .position(|v| v == id)
@@ -452,15 +452,15 @@ impl Engine {
     /// The full decision for the latest choice `c`.
     pub fn decision(&self, c: Choice) -> Decision {
         Decision {
-            variant: self.cfg.model.variants[c.index].id.clone(),
+            variant: self.s.cfg.model.variants[c.index].id.clone(),
             index: c.index,
             probability: c.probability,
-            pmf: self.scratch.pmf.clone(),
-            scores: self.scratch.scores.clone(),
+            pmf: self.s.scratch.pmf.clone(),
+            scores: self.s.scratch.scores.clone(),
             decision_id: Some(c.decision_id()),
             seed: Some(c.seed),
             model_version: self.model_version().to_owned(),
-            policy: self.cfg.policy.name(),
+            policy: self.s.cfg.policy.name(),
             fallback: false,
         }
     }
@@ -486,7 +486,7 @@ impl Engine {
 
     /// The prefix of every decision id of this engine (`<epoch>-`).
     pub fn decision_prefix(&self) -> String {
-        format!("{:012x}-", self.cfg.epoch)
+        format!("{:012x}-", self.s.cfg.epoch)
     }
 
     /// Learn from a logged observation (the variant may be one this engine did

@@ -28,6 +28,7 @@ pub use explain::{NamedContribution, NamedExplanation};
 #[cfg(feature = "json")]
 pub use json::{parse_decision_id, ExplainOptions, LearnOptions, RankOptions, SettleOptions};
 pub use persist::SyncReport;
+pub(crate) use persist::section_name;
 
 /// Default time a decision may wait for its reward: 24 hours.
 pub(crate) const DEFAULT_REWARD_TTL_MS: f64 = crate::prim::clock::DAY_MS;
@@ -151,7 +152,7 @@ pub(crate) const EPOCH_BITS: u32 = 48;
 
 /// The decision id `epoch-counter`, for a message (a builds without `std`
 /// keep the pattern; the TypeScript side words its own message).
-fn id_text(epoch: u64, counter: u64) -> String {
+fn id_text(epoch: u64, counter: u64) -> crate::error::Text {
     text!("{epoch:012x}-{counter}")
 }
 
@@ -199,50 +200,44 @@ pub(crate) fn epoch_of(entropy: u64) -> u64 {
     Rng::new(entropy ^ 0x6570_6f63_6821).next_u64() >> (64 - EPOCH_BITS)
 }
 
-/// The engine: one decision point (a page slot) with its variants.
+/// The scorer of one slot: its configuration, each variant's posterior,
+/// the seed stream and the decision counter. It scores, explores and
+/// samples; it keeps no pending decisions and nothing for storage, which
+/// is all the first decision of a page needs (the first-decision module
+/// holds scorers; the [`Engine`] wraps one).
 #[derive(Debug, Clone)]
-pub struct Engine {
+pub struct Scorer {
     cfg: EngineConfig,
     arms: Vec<Posterior>,
     rng: Rng,
+    counter: u64,
+    scratch: Scratch,
+}
+
+/// The engine: one decision point (a page slot) with its variants: a
+/// [`Scorer`], the decisions waiting for their rewards, and what its next
+/// sync with storage needs.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    s: Scorer,
     pending: VecDeque<Pending>,
     /// Pending decisions of other page views or tabs, restored from the
     /// snapshot so their delayed rewards still count here.
     foreign: Vec<Pending>,
-    counter: u64,
-    scratch: Scratch,
     /// Persistence state (see `persist`).
     sync: persist::SyncState,
 }
 
-impl Engine {
-    /// A new engine at the prior.
-    pub fn new(cfg: EngineConfig) -> Engine {
-        Engine {
+impl Scorer {
+    /// A new scorer at the prior.
+    pub fn new(cfg: EngineConfig) -> Scorer {
+        Scorer {
             arms: cfg.model.posteriors(),
             rng: Rng::new(cfg.seed),
-            pending: VecDeque::new(),
-            foreign: Vec::new(),
             counter: 0,
             scratch: Scratch::default(),
-            sync: persist::SyncState::default(),
             cfg,
         }
-    }
-
-    /// Forget everything learned and every pending decision: back to the
-    /// prior, as if new, with a new decision-id `epoch` (below 2^48, fresh
-    /// entropy from the caller) so no earlier id settles a later decision
-    /// (the page's `forget()`).
-    pub fn reset(&mut self, epoch: u64) {
-        let mut cfg = self.cfg.clone();
-        cfg.epoch = epoch & ((1 << EPOCH_BITS) - 1);
-        *self = Engine::new(cfg);
-    }
-
-    /// The model version (content hash of the prior).
-    pub fn model_version(&self) -> &str {
-        self.cfg.model.version()
     }
 
     /// Number of variants.
@@ -250,9 +245,44 @@ impl Engine {
         self.arms.len()
     }
 
-    /// Policy name.
-    pub fn policy_name(&self) -> &'static str {
-        self.cfg.policy.name()
+    /// Take the learning of a stored slot section `body` (this model's
+    /// entry: each variant's posterior; pending decisions and tombstones
+    /// are the engine's business and are skipped). No entry for this model:
+    /// nothing changes. Errors: `SNAPSHOT_*` codes; nothing changes then.
+    pub fn restore_section(&mut self, body: &[u8]) -> Result<()> {
+        if let Some(arms) = persist::read_arms(&self.cfg, body)? {
+            self.arms = arms;
+        }
+        Ok(())
+    }
+
+    /// Choose a variant for hashed features (see [`Engine::rank_hashed`]),
+    /// without recording a pending decision. On error nothing changes.
+    pub fn decide(
+        &mut self,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+        seed: Option<u64>,
+        now_ms: f64,
+    ) -> Result<Choice> {
+        check_now(now_ms)?;
+        self.check_features(shared, actions)?;
+        check_seed(seed)?;
+        self.with_folded(shared, actions, |s, xs| {
+            let c = s.sample(xs, seed)?;
+            s.counter += 1;
+            Ok(c)
+        })
+    }
+
+    /// The pmf of the latest decision, in variant order.
+    pub fn last_pmf(&self) -> &[f64] {
+        &self.scratch.pmf
+    }
+
+    /// The posterior mean scores of the latest decision, in variant order.
+    pub fn last_scores(&self) -> &[f64] {
+        &self.scratch.scores
     }
 
     /// Updates learned per variant, in variant order.
@@ -260,11 +290,36 @@ impl Engine {
         self.arms.iter().map(|p| p.n).collect()
     }
 
-    /// Decisions waiting for a reward.
-    pub fn pending_count(&self) -> usize {
-        (self.pending.iter().chain(&self.foreign))
-            .filter(|p| !p.rewarded)
-            .count()
+    /// Decisions made so far: the counter of the latest decision id.
+    pub fn counter(&self) -> u64 {
+        self.counter
+    }
+    /// Refuse hashed features the TypeScript side could not have sent: a
+    /// namespace outside the allowlist, a value that is not finite, too
+    /// many of them, or per-call actions that do not list every variant.
+    fn check_features(&self, shared: &[Hashed], actions: Option<&[Vec<Hashed>]>) -> Result<()> {
+        let namespaces = self.cfg.model.features.namespaces();
+        let k = self.arms.len();
+        if actions.is_some_and(|a| a.len() != k) {
+            return Err(Error::context("actions", text!("should list {k} variants")));
+        }
+        let own = actions.map_or(0, |a| a.iter().map(Vec::len).max().unwrap_or(0));
+        check_count(shared.len() + own)?;
+        let all = shared.iter().chain(actions.into_iter().flatten().flatten());
+        for f in all {
+            if f.ns() >= namespaces {
+                return Err(Error::context(
+                    "context",
+                    text!("names a namespace outside the allowlist"),
+                ));
+            }
+            if !f.value().is_finite() {
+                return Err(Error::NonFiniteFeature {
+                    field: text!("context"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Fold shared features plus each variant's own (from `actions`, else
@@ -304,6 +359,105 @@ impl Engine {
         Ok(())
     }
 
+    /// Fold the features into the scratch vectors (see [`fold_arms`]) and run
+    /// `then` on them; the scratch buffers are kept for the next call.
+    fn with_folded<T>(
+        &mut self,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+        then: impl FnOnce(&mut Scorer, &[SparseVec]) -> Result<T>,
+    ) -> Result<T> {
+        let mut xs = core::mem::take(&mut self.scratch.xs);
+        let result = self
+            .fold_arms(shared, actions, &mut xs)
+            .and_then(|()| then(self, &xs));
+        self.scratch.xs = xs;
+        result
+    }
+
+    /// Score, explore and sample: the variant, its probability and the seed
+    /// of the draw (drawn from the stream unless given). Fails, before
+    /// anything changes, only when the scores are not finite (feature values
+    /// so large they overflow). The pmf and scores stay in the scratch.
+    fn sample(&mut self, xs: &[SparseVec], seed: Option<u64>) -> Result<Choice> {
+        let policy = &self.cfg.policy;
+        let s = &mut self.scratch;
+        s.scores.clear();
+        s.scores
+            .extend((self.arms.iter().enumerate()).map(|(i, p)| p.mean_score(for_arm(xs, i))));
+        s.variances.clear();
+        if policy.needs_variance() {
+            s.variances.extend(
+                (self.arms.iter().enumerate()).map(|(i, p)| p.score_variance(for_arm(xs, i))),
+            );
+        } else {
+            s.variances.resize(self.arms.len(), 0.0);
+        }
+        if !s.scores.iter().chain(&s.variances).all(|v| v.is_finite()) {
+            return Err(overflow());
+        }
+        let seed = seed.unwrap_or_else(|| self.rng.next_seed());
+        let mut rng = Rng::new(seed);
+        policy.pmf_into(&s.scores, &s.variances, &mut rng, &mut s.pmf);
+        let (index, probability) = crate::bandit::explore::sample(&s.pmf, rng.next_f64());
+        Ok(Choice {
+            index,
+            probability,
+            seed,
+            epoch: self.cfg.epoch,
+            counter: self.counter + 1,
+        })
+    }
+}
+
+impl Engine {
+    /// A new engine at the prior.
+    pub fn new(cfg: EngineConfig) -> Engine {
+        Engine {
+            s: Scorer::new(cfg),
+            pending: VecDeque::new(),
+            foreign: Vec::new(),
+            sync: persist::SyncState::default(),
+        }
+    }
+
+    /// Forget everything learned and every pending decision: back to the
+    /// prior, as if new, with a new decision-id `epoch` (below 2^48, fresh
+    /// entropy from the caller) so no earlier id settles a later decision
+    /// (the page's `forget()`).
+    pub fn reset(&mut self, epoch: u64) {
+        let mut cfg = self.s.cfg.clone();
+        cfg.epoch = epoch & ((1 << EPOCH_BITS) - 1);
+        *self = Engine::new(cfg);
+    }
+
+    /// The model version (content hash of the prior).
+    pub fn model_version(&self) -> &str {
+        self.s.cfg.model.version()
+    }
+
+    /// Number of variants.
+    pub fn variant_count(&self) -> usize {
+        self.s.arms.len()
+    }
+
+    /// Policy name.
+    pub fn policy_name(&self) -> &'static str {
+        self.s.cfg.policy.name()
+    }
+
+    /// Updates learned per variant, in variant order.
+    pub fn updates(&self) -> Vec<u64> {
+        self.s.arms.iter().map(|p| p.n).collect()
+    }
+
+    /// Decisions waiting for a reward.
+    pub fn pending_count(&self) -> usize {
+        (self.pending.iter().chain(&self.foreign))
+            .filter(|p| !p.rewarded)
+            .count()
+    }
+
     /// Drop what can no longer be settled, and make room for one more
     /// decision. `maxPending` caps the decisions still *waiting* for their
     /// reward (neither rewarded nor expired): when it is reached the oldest
@@ -313,8 +467,8 @@ impl Engine {
     /// Returns the feature vector of an entry dropped (or an empty one), so
     /// the next pending decision reuses its buffers.
     fn prune(&mut self, now: f64) -> SparseVec {
-        let ttl = self.cfg.reward_ttl_ms;
-        let cap = self.cfg.max_pending;
+        let ttl = self.s.cfg.reward_ttl_ms;
+        let cap = self.s.cfg.max_pending;
         let mut spare = SparseVec::default();
         while self
             .pending
@@ -364,42 +518,9 @@ impl Engine {
         now_ms: f64,
     ) -> Result<Choice> {
         check_now(now_ms)?;
-        self.check_features(shared, actions)?;
-        if seed.is_some_and(|s| s > MAX_SEED) {
-            return Err(Error::option(
-                "seed",
-                text!("should be an integer in [0, 2^53 - 1]"),
-            ));
-        }
+        self.s.check_features(shared, actions)?;
+        check_seed(seed)?;
         self.choose(shared, actions, seed, defer, now_ms)
-    }
-
-    /// Refuse hashed features the TypeScript side could not have sent: a
-    /// namespace outside the allowlist, a value that is not finite, too
-    /// many of them, or per-call actions that do not list every variant.
-    fn check_features(&self, shared: &[Hashed], actions: Option<&[Vec<Hashed>]>) -> Result<()> {
-        let namespaces = self.cfg.model.features.namespaces();
-        let k = self.arms.len();
-        if actions.is_some_and(|a| a.len() != k) {
-            return Err(Error::context("actions", text!("should list {k} variants")));
-        }
-        let own = actions.map_or(0, |a| a.iter().map(Vec::len).max().unwrap_or(0));
-        check_count(shared.len() + own)?;
-        let all = shared.iter().chain(actions.into_iter().flatten().flatten());
-        for f in all {
-            if f.ns() >= namespaces {
-                return Err(Error::context(
-                    "context",
-                    text!("names a namespace outside the allowlist"),
-                ));
-            }
-            if !f.value().is_finite() {
-                return Err(Error::NonFiniteFeature {
-                    field: text!("context"),
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Learn from a logged observation: `arm`'s reward for the context
@@ -413,29 +534,30 @@ impl Engine {
         reward: f64,
     ) -> Result<()> {
         check_reward(reward)?;
-        if arm >= self.arms.len() {
+        if arm >= self.s.arms.len() {
             return Err(Error::UnknownVariant {
                 variant: text!("#{arm}"),
             });
         }
-        self.check_features(shared, actions)?;
-        let noise = self.cfg.model.noise;
-        self.with_folded(shared, actions, |e, xs| {
+        self.s.check_features(shared, actions)?;
+        let noise = self.s.cfg.model.noise;
+        let sync = &mut self.sync;
+        self.s.with_folded(shared, actions, |s, xs| {
             let x = for_arm(xs, arm);
-            e.arms[arm].update(x, reward, noise, 1.0)?;
-            e.sync.journal(arm, x, reward, None);
+            s.arms[arm].update(x, reward, noise, 1.0)?;
+            sync.journal(arm, x, reward, None);
             Ok(())
         })
     }
 
     /// The pmf of the latest decision, in variant order.
     pub fn last_pmf(&self) -> &[f64] {
-        &self.scratch.pmf
+        self.s.last_pmf()
     }
 
     /// The posterior mean scores of the latest decision, in variant order.
     pub fn last_scores(&self) -> &[f64] {
-        &self.scratch.scores
+        self.s.last_scores()
     }
 
     fn choose(
@@ -446,81 +568,77 @@ impl Engine {
         defer: bool,
         now_ms: f64,
     ) -> Result<Choice> {
-        self.with_folded(shared, actions, |e, xs| e.sample(xs, seed, defer, now_ms))
-    }
-
-    /// Fold the features into the scratch vectors (see [`fold_arms`]) and run
-    /// `then` on them; the scratch buffers are kept for the next call.
-    fn with_folded<T>(
-        &mut self,
-        shared: &[Hashed],
-        actions: Option<&[Vec<Hashed>]>,
-        then: impl FnOnce(&mut Engine, &[SparseVec]) -> Result<T>,
-    ) -> Result<T> {
-        let mut xs = core::mem::take(&mut self.scratch.xs);
-        let result = self
-            .fold_arms(shared, actions, &mut xs)
-            .and_then(|()| then(self, &xs));
-        self.scratch.xs = xs;
+        let mut xs = core::mem::take(&mut self.s.scratch.xs);
+        let result = self.s.fold_arms(shared, actions, &mut xs).and_then(|()| {
+            let c = self.s.sample(&xs, seed)?;
+            self.record(&xs, c, defer, now_ms);
+            Ok(c)
+        });
+        self.s.scratch.xs = xs;
         result
     }
 
-    /// Score, explore and sample. Fails, before anything changes, only when
-    /// the scores are not finite (feature values so large they overflow).
-    fn sample(
+    /// Take over a decision the first-decision module made on the same
+    /// state (same configuration, restored from the same snapshot) before
+    /// this engine existed: `arm` chosen for these features at `now_ms`,
+    /// with its seed drawn from the stream (`drew`) or given. It becomes
+    /// this engine's next decision, pending as `rank` would have left it,
+    /// so its id, reward and activation work here as there.
+    pub fn take_over(
         &mut self,
-        xs: &[SparseVec],
-        seed: Option<u64>,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+        arm: usize,
+        drew: bool,
         defer: bool,
         now_ms: f64,
     ) -> Result<Choice> {
-        let policy = &self.cfg.policy;
-        let s = &mut self.scratch;
-        s.scores.clear();
-        s.scores
-            .extend((self.arms.iter().enumerate()).map(|(i, p)| p.mean_score(for_arm(xs, i))));
-        s.variances.clear();
-        if policy.needs_variance() {
-            s.variances.extend(
-                (self.arms.iter().enumerate()).map(|(i, p)| p.score_variance(for_arm(xs, i))),
-            );
-        } else {
-            s.variances.resize(self.arms.len(), 0.0);
+        check_now(now_ms)?;
+        self.s.check_features(shared, actions)?;
+        if arm >= self.s.arms.len() {
+            return Err(Error::UnknownVariant {
+                variant: text!("#{arm}"),
+            });
         }
-        if !s.scores.iter().chain(&s.variances).all(|v| v.is_finite()) {
-            return Err(overflow());
-        }
-        let seed = seed.unwrap_or_else(|| self.rng.next_seed());
-        let mut rng = Rng::new(seed);
-        policy.pmf_into(&s.scores, &s.variances, &mut rng, &mut s.pmf);
-        let (index, probability) = crate::bandit::explore::sample(&s.pmf, rng.next_f64());
-        self.counter += 1;
+        let mut xs = core::mem::take(&mut self.s.scratch.xs);
+        let result = self.s.fold_arms(shared, actions, &mut xs).map(|()| {
+            let seed = if drew { self.s.rng.next_seed() } else { 0 };
+            let c = Choice {
+                index: arm,
+                probability: 0.0,
+                seed,
+                epoch: self.s.cfg.epoch,
+                counter: self.s.counter + 1,
+            };
+            self.record(&xs, c, defer, now_ms);
+            c
+        });
+        self.s.scratch.xs = xs;
+        result
+    }
+
+    /// Record decision `c` as pending, with the feature vector of its variant.
+    fn record(&mut self, xs: &[SparseVec], c: Choice, defer: bool, now_ms: f64) {
+        self.s.counter += 1;
         let mut x = self.prune(now_ms);
-        x.copy_from(for_arm(xs, index));
+        x.copy_from(for_arm(xs, c.index));
         self.pending.push_back(Pending {
-            epoch: self.cfg.epoch,
-            counter: self.counter,
-            arm: index,
+            epoch: self.s.cfg.epoch,
+            counter: self.s.counter,
+            arm: c.index,
             x,
-            expires_at: now_ms + self.cfg.reward_ttl_ms,
+            expires_at: now_ms + self.s.cfg.reward_ttl_ms,
             activated: !defer,
             rewarded: false,
             shared: false,
         });
-        Ok(Choice {
-            index,
-            probability,
-            seed,
-            epoch: self.cfg.epoch,
-            counter: self.counter,
-        })
     }
 
     /// Mark the deferred decision `epoch-counter` as shown, so its reward
     /// will count.
     pub fn activate_id(&mut self, epoch: u64, counter: u64, now_ms: f64) -> Result<()> {
         check_now(now_ms)?;
-        let own = self.cfg.epoch;
+        let own = self.s.cfg.epoch;
         find(
             &mut self.pending,
             &mut self.foreign,
@@ -538,8 +656,8 @@ impl Engine {
     pub fn reward_id(&mut self, epoch: u64, counter: u64, reward: f64, now_ms: f64) -> Result<()> {
         check_now(now_ms)?;
         check_reward(reward)?;
-        let noise = self.cfg.model.noise;
-        let own = self.cfg.epoch;
+        let noise = self.s.cfg.model.noise;
+        let own = self.s.cfg.epoch;
         let p = find(
             &mut self.pending,
             &mut self.foreign,
@@ -553,7 +671,7 @@ impl Engine {
                 id: id_text(epoch, counter),
             });
         }
-        self.arms[p.arm].update(&p.x, reward, noise, 1.0)?;
+        self.s.arms[p.arm].update(&p.x, reward, noise, 1.0)?;
         p.rewarded = true;
         let key = persist::id_key(epoch, counter);
         self.sync.journal(p.arm, &p.x, reward, Some(key));
@@ -564,12 +682,17 @@ impl Engine {
 
     /// This engine's epoch, the first part of its decision ids.
     pub fn epoch(&self) -> u64 {
-        self.cfg.epoch
+        self.s.cfg.epoch
+    }
+
+    /// Variant `i`'s own features, as the model configured them.
+    pub fn variant_features(&self, i: usize) -> &[Hashed] {
+        self.s.cfg.model.variants.get(i).map_or(&[], |v| &v.hashed)
     }
 
     /// Decisions made so far: the counter of the latest decision id.
     pub fn counter(&self) -> u64 {
-        self.counter
+        self.s.counter
     }
 }
 
@@ -622,6 +745,17 @@ fn find<'a>(
         return Err(Error::DecisionExpired { id: id() });
     }
     Ok(p)
+}
+
+/// Refuse a seed JS cannot hold exactly.
+fn check_seed(seed: Option<u64>) -> Result<()> {
+    if seed.is_some_and(|s| s > MAX_SEED) {
+        return Err(Error::option(
+            "seed",
+            text!("should be an integer in [0, 2^53 - 1]"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn check_reward(r: f64) -> Result<()> {

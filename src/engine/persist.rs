@@ -58,7 +58,7 @@ use crate::prelude::*;
 #[cfg(not(feature = "std"))]
 use crate::prim::math::Float;
 
-use super::{Engine, Pending};
+use super::{Engine, EngineConfig, Pending};
 use crate::error::{Error, Result};
 use crate::features::SparseVec;
 use crate::model::posterior::Covariance;
@@ -324,13 +324,13 @@ impl Engine {
         let out: Vec<&Pending> = (self.pending.iter().chain(&self.foreign).chain(&adopt))
             .filter(|p| p.live(now_ms) && !holds(&gone, key(p)))
             .collect();
-        let out = latest(out, self.cfg.max_pending, |p| p.expires_at);
-        let writer = (self.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
+        let out = latest(out, self.s.cfg.max_pending, |p| p.expires_at);
+        let writer = (self.s.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
         // Merged state is checked before it is written; this engine's own is
         // what its updates made.
         let merged = arms.as_deref();
         let body = self.write_section(
-            merged.unwrap_or(&self.arms),
+            merged.unwrap_or(&self.s.arms),
             merged.is_some(),
             (&out, &activated),
             (&tombstones, horizon),
@@ -405,7 +405,7 @@ impl Engine {
             // state stays, and its next sync writes over the stored one.
             if self.sync.journal.is_some() {
                 self.replay(&mut st.arms, &gone, &mut report);
-                self.arms = st.arms;
+                self.s.arms = st.arms;
             }
         }
         self.settle_gone(&gone);
@@ -470,7 +470,7 @@ impl Engine {
             .collect();
         let mut horizon = st.map_or(0.0, |s| s.horizon).max(self.sync.dropped);
         let n = live.len();
-        let kept = latest(live, self.cfg.max_pending, |t| t.1);
+        let kept = latest(live, self.s.cfg.max_pending, |t| t.1);
         if kept.len() < n {
             // Everything evicted expires no later than the earliest kept.
             let earliest = kept.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
@@ -482,7 +482,7 @@ impl Engine {
     /// Replay the journal onto `arms`, except rewards for `gone` decisions
     /// (already counted by the tab that settled them).
     fn replay(&self, arms: &mut [Posterior], gone: &[u128], report: &mut SyncReport) {
-        let noise = self.cfg.model.noise;
+        let noise = self.s.cfg.model.noise;
         for o in self.sync.journal.iter().flatten() {
             if o.settles_one_of(gone) {
                 report.duplicates += 1;
@@ -497,7 +497,7 @@ impl Engine {
     /// The stored pending decisions still live that this engine does not
     /// hold (its own are never adopted back).
     fn unknown(&self, stored: Vec<Pending>, now_ms: f64) -> Vec<Pending> {
-        let own = self.cfg.epoch;
+        let own = self.s.cfg.epoch;
         let known = sorted(self.foreign.iter().map(key).collect());
         let have = |p: &Pending| p.epoch == own || holds(&known, key(p));
         stored
@@ -531,7 +531,7 @@ impl Engine {
     fn adopt(&mut self, adopt: Vec<Pending>) {
         self.foreign.extend(adopt);
         let foreign = core::mem::take(&mut self.foreign);
-        self.foreign = latest(foreign, self.cfg.max_pending, |p| p.expires_at);
+        self.foreign = latest(foreign, self.s.cfg.max_pending, |p| p.expires_at);
     }
 
     /// Apply the last [`sync`](Engine::sync) once its bytes were written.
@@ -552,7 +552,7 @@ impl Engine {
                 .collect()
         });
         if let Some(mut arms) = s.arms {
-            let noise = self.cfg.model.noise;
+            let noise = self.s.cfg.model.noise;
             // If the journal overflowed since the sync, this tab's own state,
             // which has every one of its updates, is the better of the two.
             if let Some(later) = &later {
@@ -561,7 +561,7 @@ impl Engine {
                     // refusal here is counted nowhere else, like `sync`'s.
                     let _ = arms[o.arm].update(&o.x, o.reward, noise, 1.0);
                 }
-                self.arms = arms;
+                self.s.arms = arms;
             }
         }
         self.settle_gone(&s.gone);
@@ -589,7 +589,7 @@ impl Engine {
         (tombstones, horizon): (&[(u128, f64)], f64),
         writer: (u64, u64),
     ) -> Result<Vec<u8>> {
-        let m = &self.cfg.model;
+        let m = &self.s.cfg.model;
         let d = m.features.dim();
         let mut w = vec![ENTRY];
         put_str(&mut w, m.version());
@@ -649,88 +649,36 @@ impl Engine {
     /// The section: this model's entry decoded and checked, the others'
     /// kept as they are (a layout 1 or 2 section is one entry written now).
     fn read_section(&self, body: &[u8], now_ms: f64) -> Result<Section> {
-        let layout = body.first().copied().unwrap_or(0);
-        if layout > LAYOUT {
-            return Err(Error::SnapshotVersion {
-                found: u32::from(layout),
-                supported: u32::from(LAYOUT),
-            });
-        }
-        let entries = if layout == LAYOUT {
-            let mut r = Reader::new(body, "learner section");
-            r.u8()?;
-            let n = r.u8()? as usize;
-            if n == 0 || n > MAX_ENTRIES {
-                return Err(corrupt(text!("{n} model entries")));
-            }
-            let mut entries = Vec::new();
-            for _ in 0..n {
-                let written = r.f64()?;
-                let len = r.u32()? as usize;
-                let at = r.pos();
-                r.take(len)?;
-                entries.push((written, at..at + len));
-            }
-            r.finish()?;
-            entries
-        } else {
-            vec![(now_ms, 0..body.len())]
-        };
         let mut section = Section {
             ours: None,
             others: Vec::new(),
         };
-        let mut versions = Vec::new();
-        for (written, range) in entries {
-            let mut r = Reader::new(&body[range.clone()], "learner entry");
-            let layout = r.u8()?;
-            if layout != ENTRY && layout != LAYOUT_V1 {
-                return Err(corrupt(text!("entry layout {layout} was never written")));
-            }
-            let version = r.str()?;
-            if !written.is_finite() || versions.contains(&version) {
-                return Err(corrupt(text!(
-                    "model {version} is repeated or has no finite write time"
-                )));
-            }
-            versions.push(version);
-            if version == self.cfg.model.version() {
-                section.ours = Some(self.read_entry(r, layout, now_ms)?);
-            } else {
-                section.others.push(Other {
+        for_entries(body, now_ms, self.s.cfg.model.version(), |written, range, ours| {
+            match ours {
+                Some((r, layout)) => section.ours = Some(self.read_entry(r, layout, now_ms)?),
+                None => section.others.push(Other {
                     written,
                     body: range,
-                });
+                }),
             }
-        }
+            Ok(())
+        })?;
         Ok(section)
     }
 
     /// This model's entry, read past its layout and model version.
     fn read_entry(&self, mut r: Reader<'_>, layout: u8, now_ms: f64) -> Result<Stored> {
-        let m = &self.cfg.model;
+        let m = &self.s.cfg.model;
         let d = m.features.dim();
         let k = m.variants.len();
-        let (hv, sd, sk) = (r.u32()?, r.u32()? as usize, r.u32()? as usize);
-        if (hv, sd, sk) != (m.features.hash_version, d, k) {
-            return Err(corrupt(text!(
-                "hash version {hv}, {sd} slots and {sk} variants do not match the model's \
-                 {}, {d} and {k}",
-                m.features.hash_version
-            )));
-        }
-        let writer = (r.u64()?, r.u64()?);
-        let mut arms = m.posteriors();
-        for (a, v) in arms.iter_mut().zip(&m.variants) {
-            read_arm(&mut r, a, &v.variance, d)?;
-        }
+        let (arms, writer) = read_arms_of(&self.s.cfg, &mut r)?;
         let count = r.count(41)?;
         let mut pending = Vec::new();
         // No decision made before now can expire later than one reward
         // window from now; another tab's clock may run a day ahead. Later
         // expiries (a different `rewardTtlMs`, or crafted data) are cut to
         // that, not refused, so a config change never sets learning aside.
-        let latest_expiry = now_ms + self.cfg.reward_ttl_ms + crate::prim::clock::DAY_MS;
+        let latest_expiry = now_ms + self.s.cfg.reward_ttl_ms + crate::prim::clock::DAY_MS;
         for _ in 0..count {
             let (epoch, counter) = read_id(&mut r)?;
             let arm = r.u32()? as usize;
@@ -779,6 +727,100 @@ impl Engine {
             horizon,
         })
     }
+}
+
+/// Walk the entries of a learner section (a layout 1 or 2 section is one
+/// entry written at `now_ms`): `each` gets each entry's write time and byte
+/// range, and for the entry of model `version` a reader past its layout and
+/// version, and that layout.
+fn for_entries<'b>(
+    body: &'b [u8],
+    now_ms: f64,
+    version: &str,
+    mut each: impl FnMut(f64, core::ops::Range<usize>, Option<(Reader<'b>, u8)>) -> Result<()>,
+) -> Result<()> {
+    let layout = body.first().copied().unwrap_or(0);
+    if layout > LAYOUT {
+        return Err(Error::SnapshotVersion {
+            found: u32::from(layout),
+            supported: u32::from(LAYOUT),
+        });
+    }
+    let entries = if layout == LAYOUT {
+        let mut r = Reader::new(body, "learner section");
+        r.u8()?;
+        let n = r.u8()? as usize;
+        if n == 0 || n > MAX_ENTRIES {
+            return Err(corrupt(text!("{n} model entries")));
+        }
+        let mut entries = Vec::new();
+        for _ in 0..n {
+            let written = r.f64()?;
+            let len = r.u32()? as usize;
+            let at = r.pos();
+            r.take(len)?;
+            entries.push((written, at..at + len));
+        }
+        r.finish()?;
+        entries
+    } else {
+        vec![(now_ms, 0..body.len())]
+    };
+    let mut versions = Vec::new();
+    for (written, range) in entries {
+        let mut r = Reader::new(&body[range.clone()], "learner entry");
+        let layout = r.u8()?;
+        if layout != ENTRY && layout != LAYOUT_V1 {
+            return Err(corrupt(text!("entry layout {layout} was never written")));
+        }
+        let v = r.str()?;
+        if !written.is_finite() || versions.contains(&v) {
+            return Err(corrupt(text!(
+                "model {v} is repeated or has no finite write time"
+            )));
+        }
+        versions.push(v);
+        let ours = (v == version).then_some((r, layout));
+        each(written, range, ours)?;
+    }
+    Ok(())
+}
+
+/// The posteriors of model `cfg`'s entry of a learner section (None when it
+/// has none), checked as [`Engine::restore`] checks them; the entry's
+/// pending decisions and tombstones are not read.
+pub(super) fn read_arms(cfg: &EngineConfig, body: &[u8]) -> Result<Option<Vec<Posterior>>> {
+    let mut out = None;
+    for_entries(body, 0.0, cfg.model.version(), |_, _, ours| {
+        if let Some((mut r, _)) = ours {
+            let (mut arms, _) = read_arms_of(cfg, &mut r)?;
+            out = Some(core::mem::take(&mut arms));
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Read an entry's header and arms, past its layout and version: the
+/// posteriors and the writer id.
+fn read_arms_of(cfg: &EngineConfig, r: &mut Reader<'_>) -> Result<(Vec<Posterior>, (u64, u64))> {
+    let m = &cfg.model;
+    let d = m.features.dim();
+    let k = m.variants.len();
+    let (hv, sd, sk) = (r.u32()?, r.u32()? as usize, r.u32()? as usize);
+    if (hv, sd, sk) != (m.features.hash_version, d, k) {
+        return Err(corrupt(text!(
+            "hash version {hv}, {sd} slots and {sk} variants do not match the model's \
+             {}, {d} and {k}",
+            m.features.hash_version
+        )));
+    }
+    let writer = (r.u64()?, r.u64()?);
+    let mut arms = m.posteriors();
+    for (a, v) in arms.iter_mut().zip(&m.variants) {
+        read_arm(r, a, &v.variance, d)?;
+    }
+    Ok((arms, writer))
 }
 
 /// Set section `name` to this model's entry `own` (its body, written at

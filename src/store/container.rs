@@ -205,7 +205,7 @@ impl Snapshot {
     }
 }
 
-pub(crate) fn corrupt(reason: String) -> Error {
+pub(crate) fn corrupt(reason: crate::error::Text) -> Error {
     Error::SnapshotCorrupt { reason }
 }
 

@@ -190,7 +190,7 @@ pub fn to_base64(bytes: &[u8]) -> String {
 /// Decode standard padded base64; `SNAPSHOT_CORRUPT` for anything else.
 pub fn from_base64(text: &str) -> Result<Vec<u8>> {
     let b = text.as_bytes();
-    let bad = |why: String| Error::SnapshotCorrupt {
+    let bad = |why: crate::error::Text| Error::SnapshotCorrupt {
         reason: text!("the payload is not base64: {why}"),
     };
     if b.len() % 4 != 0 {

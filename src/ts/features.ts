@@ -140,7 +140,8 @@ export function walkNamespace(
   for (const name of keys(feats)) {
     const v = feats[name];
     if (v === undefined) continue;
-    const field = () => `${origin}.${ns}.${name}`;
+    // A name too long to be valid is clipped in messages, which stay short.
+    const field = () => `${origin}.${ns}.${name.length > MAX_STRING_BYTES ? `${name.slice(0, 64)}…` : name}`;
     if (name.length === 0) throw invalid(field(), "must not be empty");
     checkLength(name, field);
     const e = hasher.entry(ns, name);

@@ -109,18 +109,26 @@ export class Fnv64 {
   lo = 0x84222325;
 
   byte(b: number): void {
-    const lo = (this.lo ^ b) >>> 0;
-    // lo * 0x1b3 needs 41 bits: exact in a double.
-    const l = lo * 0x1b3;
-    const carry = Math.floor(l / 4294967296);
-    const newLo = l >>> 0;
-    // hi' = hi * 0x1b3 + carry + (lo << 8)  (the << 40 part lands in hi shifted by 8).
-    this.hi = (Math.imul(this.hi, 0x1b3) + carry + (lo << 8)) >>> 0;
-    this.lo = newLo;
+    B1[0] = b;
+    this.bytes(B1);
   }
 
   bytes(b: Uint8Array): void {
-    for (let i = 0; i < b.length; i++) this.byte(b[i]!);
+    // The halves in locals and integer-only steps (16-bit partial
+    // products): several times faster than a double multiply per byte,
+    // which matters for a model's 2 x 2^bits numbers per variant.
+    let hi = this.hi | 0;
+    let lo = this.lo | 0;
+    for (let i = 0; i < b.length; i++) {
+      lo ^= b[i]!;
+      const p0 = (lo & 0xffff) * 0x1b3;
+      const p1 = (lo >>> 16) * 0x1b3 + (p0 >>> 16);
+      // hi' = hi * 0x1b3 + carry + (lo << 8): the 2^40 part lands in hi shifted by 8.
+      hi = (Math.imul(hi, 0x1b3) + (p1 >>> 16) + (lo << 8)) | 0;
+      lo = (p1 << 16) | (p0 & 0xffff);
+    }
+    this.hi = hi >>> 0;
+    this.lo = lo >>> 0;
   }
 
   u32(x: number): void {
@@ -147,3 +155,4 @@ export class Fnv64 {
 
 const F64 = new Float64Array(1);
 const F64_BYTES = new Uint8Array(F64.buffer);
+const B1 = new Uint8Array(1);

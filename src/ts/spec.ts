@@ -24,7 +24,11 @@ export type PolicySpec =
 /** One variant, checked. */
 export interface VariantSpec {
   id: string;
-  /** The variant's own features as given (a context object, copied), or null. Validated. */
+  /**
+   * The variant's own features, or null: its allowlisted namespaces, validated
+   * and copied as JSON would hold them (the namespaces the allowlist drops
+   * count only for the model version).
+   */
   features: Record<string, Record<string, unknown>> | null;
   /** Prior weight means, `2^bits` of them; null for all zeros. */
   mean: Float64Array | null;
@@ -105,4 +109,97 @@ export interface ExperimentSpec {
         samples: number;
         rewardWindowMs: number;
       };
+}
+
+/** `reward` options, checked (`reward` a finite number in [0, 1]). */
+export interface RewardSpec {
+  decisionId: string;
+  reward: number;
+  /** The injected clock in ms, or null for `Date.now()`. */
+  now: number | null;
+}
+
+/** `activate` options, checked. */
+export interface ActivateSpec {
+  decisionId: string;
+  now: number | null;
+}
+
+/**
+ * The options of a call that takes features (`rank`, `learn`, `explain`),
+ * with everything but the features checked. `context` and the items of
+ * `actions` are the caller's own values, handed on for the context walk to
+ * validate (`undefined` / null when absent).
+ */
+export interface FeatureCall {
+  context: unknown;
+  /** A copy of the `actions` array (one feature object per variant), or null. */
+  actions: unknown[] | null;
+}
+
+/** `rank` options, checked but for the features. */
+export interface RankShape extends FeatureCall {
+  /** Replays a decision: an integer in [0, 2^53), or null for the next seed. */
+  seed: number | null;
+  defer: boolean;
+  now: number | null;
+}
+
+/** `learn` options, checked but for the features (`reward` in [0, 1]). */
+export interface LearnShape extends FeatureCall {
+  variant: string;
+  reward: number;
+}
+
+/** `explain` options, checked but for the features. */
+export interface ExplainShape extends FeatureCall {
+  /** The variant to explain, or null for the best one. */
+  variant: string | null;
+  /** Contributions to list, 1 to 64. */
+  top: number;
+}
+
+/** A consent tier, lowest first. */
+export type Tier = "none" | "functional" | "personalization";
+
+/** What `load()` may instantiate the wasm from: a URL, `Request`, `Response`, bytes, a compiled module, or a promise of one. */
+export type WasmSource = string | URL | Request | Response | BufferSource | WebAssembly.Module | Promise<unknown>;
+
+/** The part of `Storage` the store uses. */
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+  key(index: number): string | null;
+  readonly length: number;
+}
+
+/**
+ * `open()` / `load()` options, checked; defaults filled in. The callbacks,
+ * `storage` and the wasm sources are the caller's own objects, kept as given.
+ */
+export interface OpenSpec {
+  /** Storage key and prefix of every key written, 1 to 32 letters, digits, `_` or `-`. */
+  key: string;
+  /** The visitor's tier from the site, or null until known. */
+  consent: Tier | null;
+  defaultConsent: Tier;
+  gpc: "honor" | "ignore";
+  behavior: BehaviorSpec;
+  /** The site's storage, null for memory only, or `"default"` for `localStorage` (looked up by the store, not here). */
+  storage: StorageLike | null | "default";
+  /** The clock, ms since the epoch (default `Date.now`). */
+  now: () => number;
+  /** Snapshot cap in bytes, 64 to 16 MiB. */
+  maxBytes: number;
+  flushDelayMs: number;
+  onError: ((error: Error) => void) | null;
+  /** The site's own id for this visitor, 1 to 256 characters, or null. */
+  unit: string | null;
+  onExposure: ((exposure: object) => void) | null;
+  /** Where `load()` gets the .wasm, or null for the default next to the package. */
+  wasm: WasmSource | null;
+  /** The same for the full build, or null. */
+  wasmFull: WasmSource | null;
+  onFallback: ((error: Error) => void) | null;
 }

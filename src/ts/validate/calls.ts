@@ -1,0 +1,106 @@
+// The options of each call on a slot, but for its features: the Rust core's
+// `SettleOptions` (reward, activate), `RankOptions`, `LearnOptions` and
+// `ExplainOptions`, with the same fields and messages. A call's `context`
+// and `actions` items are handed on as given: the context walk validates
+// them (and reads only the namespaces the slot allows).
+
+import { describe, fail } from "../errors.js";
+import type { ActivateSpec, ExplainShape, FeatureCall, LearnShape, RankShape, RewardSpec } from "../spec.js";
+import { MAX_VARIANTS } from "./model.js";
+import { guard, isArray, items, type Kind, Obj, OPTION } from "./read.js";
+import { MAX_SEED } from "./slot.js";
+
+/** Most contributions `explain` lists. */
+const MAX_TOP = 64;
+
+/** `INVALID_CONTEXT`, as the context walk reports a shape error. */
+const CONTEXT: Kind = (field, why) => fail("INVALID_CONTEXT", `feature \`${field}\` ${why}`);
+
+/** Read the options of one call: `undefined` and null read as `{}`. */
+const read = <T>(options: unknown, known: readonly string[], body: (o: Obj) => T): T =>
+  guard(OPTION, "options", () => body(Obj.of(options ?? {}, "", OPTION, known, "options")));
+
+const required = <T>(o: Obj, key: string, x: T | undefined): T => {
+  if (x === undefined) throw o.err(key, "is required");
+  return x;
+};
+
+/** The injected clock: absent, or a finite number (null, what NaN used to become, is an error). */
+function now(o: Obj): number | null {
+  const x = o.raw("now");
+  if (x === undefined) return null;
+  if (x !== null && typeof x !== "number") throw o.err("now", `should be a number, but is ${describe(x)}`);
+  if (x === null || !Number.isFinite(x)) throw o.err("now", `should be a finite time in ms, but is ${describe(x)}`);
+  return x;
+}
+
+/** `reward`: required; a value that is not a finite number in [0, 1] is `INVALID_REWARD`. */
+function reward(o: Obj): () => number {
+  const x = o.raw("reward");
+  if (x === undefined) throw o.err("reward", "is required");
+  if (x !== null && typeof x !== "number") throw o.err("reward", `should be a number, but is ${describe(x)}`);
+  // Checked after the other fields, as the core did.
+  return () => {
+    if (typeof x !== "number" || !(x >= 0 && x <= 1)) {
+      throw fail("INVALID_REWARD", `reward must be a finite number in [0, 1], but is ${describe(x)}`);
+    }
+    return x === 0 ? 0 : x;
+  };
+}
+
+/** `context` as given, and a copy of `actions` (one entry per variant; `k` when known). */
+function features(o: Obj, k?: number): FeatureCall {
+  const context = o.get("context");
+  const raw = o.get("actions");
+  if (raw === undefined) return { context, actions: null };
+  if (!isArray(raw)) throw o.err("actions", `should be an array, but is ${describe(raw)}`);
+  const lists = (n: number) => `should list ${k ?? `at most ${MAX_VARIANTS}`} variants, but lists ${n}`;
+  const actions = items(raw, "actions", CONTEXT, k ?? MAX_VARIANTS, lists);
+  if (k !== undefined && actions.length !== k) throw CONTEXT("actions", lists(actions.length));
+  return { context, actions };
+}
+
+/** `reward({ decisionId, reward, now? })`. */
+export function checkReward(options: unknown): RewardSpec {
+  return read(options, ["decisionId", "reward", "now"], (o) => {
+    const decisionId = required(o, "decisionId", o.str("decisionId"));
+    const value = reward(o);
+    return { decisionId, now: now(o), reward: value() };
+  });
+}
+
+/** `activate({ decisionId, now? })`. */
+export function checkActivate(options: unknown): ActivateSpec {
+  return read(options, ["decisionId", "now"], (o) => ({
+    decisionId: required(o, "decisionId", o.str("decisionId")),
+    now: now(o),
+  }));
+}
+
+/** `rank({ context?, actions?, seed?, defer?, now? })`; `k`, when given, is the number of variants `actions` must list. */
+export function checkRankShape(options: unknown, k?: number): RankShape {
+  return read(options, ["context", "actions", "seed", "defer", "now"], (o) => ({
+    ...features(o, k),
+    seed: o.int("seed", 0, MAX_SEED) ?? null,
+    defer: o.bool("defer") ?? false,
+    now: now(o),
+  }));
+}
+
+/** `learn({ context?, actions?, variant, reward })`. */
+export function checkLearn(options: unknown, k?: number): LearnShape {
+  return read(options, ["context", "actions", "variant", "reward"], (o) => {
+    const f = features(o, k);
+    const variant = required(o, "variant", o.str("variant"));
+    return { ...f, variant, reward: reward(o)() };
+  });
+}
+
+/** `explain({ context?, actions?, variant?, top? })`: `top` 1 to 64, default 5. */
+export function checkExplainShape(options: unknown, k?: number): ExplainShape {
+  return read(options, ["context", "actions", "variant", "top"], (o) => ({
+    ...features(o, k),
+    variant: o.str("variant") ?? null,
+    top: o.int("top", 1, MAX_TOP) ?? 5,
+  }));
+}

@@ -1,0 +1,155 @@
+// A slot's options (`new Insitu(options)`, `site.slot(name, options)`)
+// into a `SlotSpec`: the Rust core's `EngineConfig::from_json` and
+// `PolicyOptions::read`/`check`, with the same fields, defaults and messages.
+
+import { describe } from "../errors.js";
+import { Hasher } from "../features.js";
+import type { PolicySpec, SlotSpec, VariantSpec } from "../spec.js";
+import {
+  checkFeatures, checkIds, checkModel, contentHash, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, type Hashed, MAX_VARIANTS,
+  variantFeatures,
+} from "./model.js";
+import { guard, Obj, OPTION, positive, wellFormed, within } from "./read.js";
+
+export { checkFeatures } from "./model.js";
+
+/** Largest seed that survives a round trip through a JS number. */
+export const MAX_SEED = 2 ** 53 - 1;
+/** Default time a decision waits for its reward: 24 h. */
+const DEFAULT_REWARD_TTL_MS = 86_400_000;
+const DEFAULT_MAX_PENDING = 256;
+const MAX_PENDING = 10_000;
+
+const SLOT_KEYS = [
+  "variants", "model", "features", "policy", "fallback", "seed", "noise", "priorVariance", "rewardTtlMs", "maxPending",
+] as const;
+
+/**
+ * Check a slot's options (`InsituOptions`): `variants` or `model`,
+ * `features`, `policy`, `fallback`, `seed`, `noise`, `priorVariance`,
+ * `rewardTtlMs`, `maxPending`. Errors are `INVALID_OPTION` naming the field,
+ * or `INVALID_MODEL` for the model's own fields. `undefined` reads as `{}`.
+ */
+export function checkSlot(options: unknown): SlotSpec {
+  return guard(OPTION, "options", () => {
+    const o = Obj.of(options ?? {}, "", OPTION, SLOT_KEYS, "options");
+    const model = o.get("model");
+    const list = o.list("variants", MAX_VARIANTS, (n) => `allows at most ${MAX_VARIANTS} variants, but has ${n}`);
+    const features = o.get("features");
+    const noise = o.num("noise");
+    const priorVariance = o.num("priorVariance");
+    const policy = o.get("policy");
+    const fallback = o.str("fallback");
+    const seed = o.int("seed", 0, MAX_SEED);
+    const rewardTtlMs = o.num("rewardTtlMs");
+    const maxPending = o.int("maxPending", 1, MAX_PENDING);
+    // Each variant is an id, or `{ id, features }`.
+    const given = list?.map((x, i): { id: string; features?: unknown } => {
+      if (typeof x === "string") return { id: wellFormed(x) };
+      const v = Obj.of(x, `variants[${i}]`, OPTION, ["id", "features"]);
+      const id = v.str("id");
+      if (id === undefined) throw v.err("id", "is required");
+      return { id, features: v.get("features") };
+    });
+
+    let variants: VariantSpec[];
+    let spec: Pick<SlotSpec, "features" | "noise" | "modelVersion">;
+    const hasher = new Hasher();
+    if (model !== undefined) {
+      if (features !== undefined || noise !== undefined || priorVariance !== undefined) {
+        throw OPTION("features", "features, noise and priorVariance come from the model when one is given");
+      }
+      const m = checkModel(model, hasher);
+      if (given && (given.length !== m.variants.length || given.some((g, i) => g.id !== m.variants[i]!.id))) {
+        throw OPTION("variants", "must match the model's variant ids, or be left out");
+      }
+      variants = m.variants;
+      spec = { features: m.features, noise: m.noise, modelVersion: m.version };
+    } else if (given) {
+      const fs = checkFeatures(features, "features", OPTION);
+      const n = positive(noise ?? DEFAULT_NOISE, "noise", OPTION);
+      const variance = positive(priorVariance ?? DEFAULT_PRIOR_VARIANCE, "priorVariance", OPTION);
+      const hashed = given.map(({ id, features }, i): Hashed => {
+        const own = variantFeatures(features, fs, hasher, `variants[${i}].features`, OPTION);
+        return { id, features: own?.features ?? null, mean: null, variance, json: own?.json ?? null };
+      });
+      checkIds(hashed.map((v) => v.id), "variants", OPTION);
+      variants = hashed.map(({ json: _, ...v }) => v);
+      spec = { features: fs, noise: n, modelVersion: contentHash(fs, n, hashed) };
+    } else {
+      throw OPTION("variants", "is required when no model is given");
+    }
+
+    const at = fallback === undefined ? 0 : variants.findIndex((v) => v.id === fallback);
+    if (at < 0) throw OPTION("fallback", `${describe(fallback)} is not one of the variants`);
+    return {
+      variants,
+      features: spec.features,
+      noise: spec.noise,
+      policy: checkPolicy(policy, variants.length),
+      fallback: at,
+      seed: seed ?? null,
+      rewardTtlMs: positive(rewardTtlMs ?? DEFAULT_REWARD_TTL_MS, "rewardTtlMs", OPTION),
+      maxPending: maxPending ?? DEFAULT_MAX_PENDING,
+      modelVersion: spec.modelVersion,
+    };
+  });
+}
+
+const POLICY_KEYS = ["type", "scale", "samples", "alpha", "epsilon", "minProbability"] as const;
+/** Each policy type and the parameters it takes. */
+const PARAMS = new Map<string, readonly string[]>([
+  ["thompson", ["scale", "samples"]],
+  ["linucb", ["alpha"]],
+  ["egreedy", ["epsilon"]],
+  ["greedy", []],
+]);
+/** Most posterior draws Thompson sampling may take per decision. */
+const MAX_SAMPLES = 4096;
+
+/**
+ * Check `policy` (`{ type?, alpha?, scale?, samples?, epsilon?, minProbability? }`)
+ * for `k` variants; defaults: LinUCB with alpha 0.5, a 0.01 floor (at most 1/k).
+ */
+export function checkPolicy(value: unknown, k: number): PolicySpec {
+  return guard(OPTION, "policy", () => {
+    const o = Obj.of(value ?? {}, "policy", OPTION, POLICY_KEYS);
+    const type = o.str("type") ?? "linucb";
+    const given = {
+      scale: o.num("scale"),
+      samples: o.int("samples", 0, 2 ** 32 - 1),
+      alpha: o.num("alpha"),
+      epsilon: o.num("epsilon"),
+    };
+    const mp = o.num("minProbability");
+    const params = PARAMS.get(type);
+    if (params === undefined) {
+      throw OPTION("policy.type", `should be one of thompson, linucb, egreedy, greedy, but is ${describe(type)}`);
+    }
+    for (const [name, x] of Object.entries(given)) {
+      if (x !== undefined && !params.includes(name)) throw OPTION(`policy.${name}`, `does not apply to policy ${describe(type)}`);
+    }
+    const nonNegative = (x: number, field: string) => {
+      if (!(Number.isFinite(x) && x >= 0)) throw OPTION(field, `should be non-negative and finite, but is ${describe(x)}`);
+      return x;
+    };
+    const floor = () => {
+      const x = within(mp ?? 0.01, 0, 1, "policy.minProbability", OPTION);
+      if (x * k > 1) throw OPTION("policy.minProbability", `should be at most 1/${k} for ${k} variants, but is ${describe(x)}`);
+      return x;
+    };
+    switch (type) {
+      case "thompson": {
+        const samples = within(given.samples ?? 32, 1, MAX_SAMPLES, "policy.samples", OPTION);
+        const scale = nonNegative(given.scale ?? 0.25, "policy.scale");
+        return { type, scale, samples, minProbability: floor() };
+      }
+      case "linucb":
+        return { type, alpha: nonNegative(given.alpha ?? 0.5, "policy.alpha"), minProbability: floor() };
+      case "egreedy":
+        return { type, epsilon: within(given.epsilon ?? 0.1, 0, 1, "policy.epsilon", OPTION), minProbability: floor() };
+      default:
+        return { type: "greedy", minProbability: floor() };
+    }
+  });
+}

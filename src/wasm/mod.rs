@@ -1,0 +1,298 @@
+//! The WebAssembly boundary: the only code that knows it runs in wasm.
+//!
+//! The module imports nothing. The TypeScript control plane (src/ts/) has
+//! validated every option before it calls in; it hands over numbers, two
+//! shared buffers in linear memory (`io`, f64s, and `bytes`) and handles,
+//! and reads results from the same buffers. Nothing here reads JSON or a
+//! JS object. Still, nothing trusts what crosses: a bad handle, a length
+//! past the buffer or a value out of range is an error code, never a panic.
+//!
+//! Conventions (mirrored by src/ts/core.ts):
+//! - an export returns an `i32`: `>= 0` is success (a count, a handle or a
+//!   value), `< 0` is `-(index of the error code in CODES) - 1`; the error's
+//!   text is then copied into `bytes` by `err_text`;
+//! - handles are `index + 1` into a table per kind (0 is never a handle);
+//! - a build with the `full` feature exports everything; the first-decision
+//!   module (`first`) leaves out what writes and merges storage and
+//!   `explain`, which the page loads after its first decision.
+//!
+//! A panic is a bug: the panic handler traps (`unreachable`), and the
+//! TypeScript side then considers the instance corrupt (`POISONED`).
+
+mod behavior;
+mod experiments;
+#[cfg(not(feature = "full"))]
+mod scorer;
+mod slot;
+mod store;
+
+use core::cell::UnsafeCell;
+
+use crate::error::Error;
+use crate::prelude::*;
+
+// talc: a small allocator, as fast as dlmalloc here for many small
+// short-lived allocations.
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+#[global_allocator]
+// SAFETY: wasm32-unknown-unknown without threads is single-threaded.
+static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
+
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    // No message: formatting it would bring the formatter into the .wasm.
+    core::arch::wasm32::unreachable()
+}
+
+/// A global of this single-threaded instance. The module imports nothing,
+/// so no export runs while another is running.
+struct Global<T>(UnsafeCell<T>);
+
+// SAFETY: a wasm instance without threads runs one export at a time.
+unsafe impl<T> Sync for Global<T> {}
+
+impl<T> Global<T> {
+    const fn new(t: T) -> Global<T> {
+        Global(UnsafeCell::new(t))
+    }
+
+    /// Run `f` on the value. Exports never nest, so no other borrow lives.
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: single-threaded, not re-entered (see the type's doc).
+        f(unsafe { &mut *self.0.get() })
+    }
+}
+
+/// The f64 buffer calls read their numbers from and write results to.
+static IO: Global<Vec<f64>> = Global::new(Vec::new());
+/// The byte buffer: strings and stored bytes, in and out.
+static BYTES: Global<Vec<u8>> = Global::new(Vec::new());
+/// The last error, for `err_text`.
+static LAST: Global<Option<Error>> = Global::new(None);
+
+/// Make the f64 buffer hold `n` values (zeroed when grown) and return where
+/// it is. Any later call may move it.
+#[no_mangle]
+pub extern "C" fn io(n: u32) -> *mut f64 {
+    IO.with(|v| {
+        v.resize(n as usize, 0.0);
+        v.as_mut_ptr()
+    })
+}
+
+/// Make the byte buffer hold `n` bytes and return where it is.
+#[no_mangle]
+pub extern "C" fn bytes(n: u32) -> *mut u8 {
+    BYTES.with(|v| {
+        v.resize(n as usize, 0);
+        v.as_mut_ptr()
+    })
+}
+
+/// Where the f64 buffer is now (after a call wrote results into it).
+#[no_mangle]
+pub extern "C" fn io_at() -> *mut f64 {
+    IO.with(|v| v.as_mut_ptr())
+}
+
+/// Where the byte buffer is now.
+#[no_mangle]
+pub extern "C" fn bytes_at() -> *mut u8 {
+    BYTES.with(|v| v.as_mut_ptr())
+}
+
+/// Copy the last error's text into `bytes`; its length.
+#[no_mangle]
+pub extern "C" fn err_text() -> i32 {
+    let text = LAST.with(|e| e.as_ref().map(|e| String::from(e.detail())));
+    put_bytes(text.unwrap_or_default().as_bytes())
+}
+
+/// The result of an export: `ok` as it is, an error as its negative code.
+fn done(r: crate::Result<i32>) -> i32 {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            let code = -(e.code_index() as i32) - 1;
+            LAST.with(|l| *l = Some(e));
+            code
+        }
+    }
+}
+
+/// An error about what crossed the boundary (a bug on the TypeScript side).
+fn bad(what: &'static str) -> Error {
+    Error::option("boundary", String::from(what))
+}
+
+/// Replace the f64 buffer's content with `values`.
+fn put_io(values: impl IntoIterator<Item = f64>) {
+    IO.with(|v| {
+        v.clear();
+        v.extend(values);
+    })
+}
+
+/// Replace the byte buffer's content with `b`; its length.
+fn put_bytes(b: &[u8]) -> i32 {
+    BYTES.with(|v| {
+        v.clear();
+        v.extend_from_slice(b);
+        v.len() as i32
+    })
+}
+
+/// The first `n` bytes of the byte buffer, copied out.
+fn take_bytes(n: i32) -> crate::Result<Option<Vec<u8>>> {
+    if n < 0 {
+        return Ok(None);
+    }
+    BYTES.with(|v| {
+        v.get(..n as usize)
+            .map(|b| Some(b.to_vec()))
+            .ok_or_else(|| bad("a byte length past the buffer"))
+    })
+}
+
+/// Reads numbers from the f64 buffer, checking each against what it may be.
+struct Nums<'a> {
+    v: &'a [f64],
+    at: usize,
+}
+
+impl Nums<'_> {
+    fn f64(&mut self) -> crate::Result<f64> {
+        let x = *self.v.get(self.at).ok_or_else(|| bad("too few numbers"))?;
+        self.at += 1;
+        Ok(x)
+    }
+
+    /// An integer in `[0, max]`.
+    fn int(&mut self, max: u64) -> crate::Result<u64> {
+        let x = self.f64()?;
+        if x >= 0.0 && x <= max as f64 && x == libm::trunc(x) {
+            Ok(x as u64)
+        } else {
+            Err(bad("a number that should be a small integer"))
+        }
+    }
+
+    fn usize(&mut self, max: usize) -> crate::Result<usize> {
+        self.int(max as u64).map(|x| x as usize)
+    }
+
+    /// `n` hashed features: (namespace index, hash, value) triples.
+    fn features(&mut self, n: usize) -> crate::Result<Vec<crate::Hashed>> {
+        let mut out = Vec::with_capacity(n.min(crate::features::MAX_EXPANDED_FEATURES));
+        for _ in 0..n {
+            let ns = self.usize(crate::features::MAX_NAMESPACES)?;
+            let h = self.int(u32::MAX as u64)? as u32;
+            out.push(crate::Hashed::new(ns, h, self.f64()?));
+        }
+        Ok(out)
+    }
+}
+
+/// Run `f` on the numbers in the f64 buffer (copied out first, so `f` may
+/// write results into it).
+fn with_io<R>(f: impl FnOnce(&mut Nums<'_>) -> crate::Result<R>) -> crate::Result<R> {
+    let v = IO.with(|v| v.clone());
+    f(&mut Nums { v: &v, at: 0 })
+}
+
+/// Reads strings and numbers from a byte layout (little-endian).
+struct Fields<'a> {
+    c: crate::prim::cursor::Cursor<'a>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(b: &'a [u8]) -> Fields<'a> {
+        Fields {
+            c: crate::prim::cursor::Cursor::new(b),
+        }
+    }
+
+    fn u8(&mut self) -> crate::Result<u8> {
+        Ok(self.c.array::<1>().ok_or_else(|| bad("too few bytes"))?[0])
+    }
+
+    fn f64(&mut self) -> crate::Result<f64> {
+        Ok(f64::from_le_bytes(
+            self.c.array::<8>().ok_or_else(|| bad("too few bytes"))?,
+        ))
+    }
+
+    /// A string: its UTF-8 length (u16), then its bytes.
+    fn str(&mut self) -> crate::Result<String> {
+        let n = u16::from_le_bytes(self.c.array::<2>().ok_or_else(|| bad("too few bytes"))?);
+        let b = self.c.take(n as usize).ok_or_else(|| bad("too few bytes"))?;
+        String::from_utf8(b.to_vec()).map_err(|_| bad("a string that is not UTF-8"))
+    }
+
+    /// An optional string (flag byte, then the string).
+    fn opt_str(&mut self) -> crate::Result<Option<String>> {
+        match self.u8()? {
+            0 => Ok(None),
+            _ => self.str().map(Some),
+        }
+    }
+
+    fn finish(&self) -> crate::Result<()> {
+        if self.c.left() == 0 {
+            Ok(())
+        } else {
+            Err(bad("bytes left over"))
+        }
+    }
+}
+
+/// One table of live objects of a kind; handles are `index + 1`.
+struct Table<T> {
+    items: Vec<Option<T>>,
+}
+
+impl<T> Table<T> {
+    const fn new() -> Table<T> {
+        Table { items: Vec::new() }
+    }
+
+    fn add(&mut self, t: T) -> i32 {
+        match self.items.iter().position(Option::is_none) {
+            Some(i) => {
+                self.items[i] = Some(t);
+                i as i32 + 1
+            }
+            None => {
+                self.items.push(Some(t));
+                self.items.len() as i32
+            }
+        }
+    }
+
+    fn get(&mut self, h: u32) -> crate::Result<&mut T> {
+        (h as usize)
+            .checked_sub(1)
+            .and_then(|i| self.items.get_mut(i))
+            .and_then(Option::as_mut)
+            .ok_or_else(|| bad("no such handle"))
+    }
+
+    fn remove(&mut self, h: u32) -> i32 {
+        match (h as usize).checked_sub(1).and_then(|i| self.items.get_mut(i)) {
+            Some(slot @ Some(_)) => {
+                *slot = None;
+                0
+            }
+            _ => done(Err(bad("no such handle"))),
+        }
+    }
+}
+
+/// Decode UTF-8 bytes the TypeScript side wrote.
+fn utf8(b: Vec<u8>) -> crate::Result<String> {
+    String::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))
+}
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests;

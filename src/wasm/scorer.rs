@@ -1,0 +1,70 @@
+//! The first-decision module's slots: scorers restored from storage that
+//! decide, and keep nothing else. Until the whole engine arrives, the
+//! TypeScript side records each decision made here and hands it over
+//! (`slot_take_over`), and queues rewards, activations and `learn`.
+
+use super::{bad, done, put_io, take_bytes, utf8, with_io, Global, Table};
+use crate::engine::Scorer;
+use crate::prelude::*;
+
+static SCORERS: Global<Table<Scorer>> = Global::new(Table::new());
+
+fn scorer<R>(h: u32, f: impl FnOnce(&mut Scorer) -> crate::Result<R>) -> crate::Result<R> {
+    SCORERS.with(|t| f(t.get(h)?))
+}
+
+/// A new scorer from the slot configuration in `io` (as `slot_new`).
+#[no_mangle]
+pub extern "C" fn score_new() -> i32 {
+    done(with_io(super::slot::config).map(|cfg| SCORERS.with(|t| t.add(Scorer::new(cfg)))))
+}
+
+/// Free a scorer.
+#[no_mangle]
+pub extern "C" fn score_drop(h: u32) -> i32 {
+    SCORERS.with(|t| t.remove(h))
+}
+
+/// Take the learning of slot `name` (the first `name_len` bytes of `bytes`)
+/// from the decoded snapshot `snap`.
+#[no_mangle]
+pub extern "C" fn score_restore(h: u32, snap: u32, name_len: i32) -> i32 {
+    done((|| {
+        let name = utf8(take_bytes(name_len)?.ok_or_else(|| bad("a slot name"))?)?;
+        let section = crate::engine::section_name(&name)?;
+        super::store::with_snapshot(snap, |s| {
+            let Some(body) = s.section(&section) else {
+                return Ok(0);
+            };
+            scorer(h, |sc| sc.restore_section(body).map(|()| 0))
+        })
+    })())
+}
+
+/// Decide for the features in `io`, as `rank` does, without recording a
+/// pending decision; the same results in `io`.
+#[no_mangle]
+pub extern "C" fn decide(h: u32, n: u32, actions: u32, seed: f64, now: f64) -> i32 {
+    done(scorer(h, |s| {
+        let k = s.variant_count();
+        let (shared, own) = with_io(|io| super::slot::call_features(io, n, actions, k))?;
+        let seed = super::slot::seed_of(seed)?;
+        let c = s.decide(&shared, own.as_deref(), seed, now)?;
+        let head = [c.probability, c.seed as f64, c.counter as f64];
+        put_io(
+            head.into_iter()
+                .chain(s.last_pmf().iter().copied())
+                .chain(s.last_scores().iter().copied()),
+        );
+        Ok(c.index as i32)
+    }))
+}
+
+/// Updates per variant into `io`, and 0 decisions waiting; the number of variants.
+#[no_mangle]
+pub extern "C" fn score_stats(h: u32) -> i32 {
+    done(scorer(h, |s| {
+        put_io(s.updates().into_iter().map(|u| u as f64).chain([0.0]));
+        Ok(s.variant_count() as i32)
+    }))
+}

@@ -1,0 +1,356 @@
+//! A slot: one engine (`new Insitu(options)` / `site.slot(name, options)`).
+
+use super::{bad, done, put_bytes, put_io, take_bytes, utf8, with_io, Global, Nums, Table};
+use crate::bandit::PolicyOptions;
+use crate::features::FeatureConfig;
+use crate::model::CompactModel;
+use crate::prelude::*;
+use crate::{Engine, EngineConfig, Hashed, Labelled, Term};
+
+#[cfg(feature = "full")]
+static SLOTS: Global<Table<Engine>> = Global::new(Table::new());
+
+#[cfg(feature = "full")]
+fn slot<R>(h: u32, f: impl FnOnce(&mut Engine) -> crate::Result<R>) -> crate::Result<R> {
+    SLOTS.with(|t| f(t.get(h)?))
+}
+
+/// The model version string of a content hash's halves: `m1-` and 16 hex digits.
+fn version(hi: u64, lo: u64) -> String {
+    let mut s = String::from("m1-");
+    crate::prim::digits::push_hex(&mut s, hi << 32 | lo, 16);
+    s
+}
+
+/// Read a slot's configuration (layout 1, see src/ts/core.ts `slotLayout`).
+pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
+    if n.int(255)? != 1 {
+        return Err(bad("slot layout"));
+    }
+    let hash_version = n.int(255)? as u32;
+    let bits = n.int(64)? as u8;
+    let ns = n.usize(crate::features::MAX_NAMESPACES)?;
+    let seeds = (0..ns)
+        .map(|_| n.int(u32::MAX as u64).map(|s| s as u32))
+        .collect::<crate::Result<Vec<u32>>>()?;
+    let pairs = n.usize(ns * ns)?;
+    let mut interactions = Vec::with_capacity(pairs);
+    for _ in 0..pairs {
+        interactions.push((n.usize(ns)?, n.usize(ns)?));
+    }
+    let features = FeatureConfig::new(hash_version, bits, seeds, interactions)?;
+    let d = features.dim();
+    let noise = n.f64()?;
+    let kind = n.int(3)?;
+    let param = n.f64()?;
+    let samples = n.int(u32::MAX as u64)? as u32;
+    let min_probability = n.f64()?;
+    let fallback = n.usize(usize::MAX >> 1)?;
+    let seed = n.int(crate::prim::rng::MAX_SEED)?;
+    let epoch = n.int((1 << crate::engine::EPOCH_BITS) - 1)?;
+    let ttl = n.f64()?;
+    let max_pending = n.int(u32::MAX as u64)?;
+    let (hi, lo) = (n.int(u32::MAX as u64)?, n.int(u32::MAX as u64)?);
+    let k = n.usize(crate::model::MAX_VARIANTS)?;
+    let mut variants = Vec::with_capacity(k);
+    for _ in 0..k {
+        let count = n.usize(crate::features::MAX_FEATURES)?;
+        let hashed = n.features(count)?;
+        let mean = match n.int(2)? {
+            0 => vec![0.0; d],
+            1 => (0..d).map(|_| n.f64()).collect::<crate::Result<_>>()?,
+            _ => {
+                let mut m = vec![0.0; d];
+                for _ in 0..n.usize(d)? {
+                    let i = n.usize(d - 1)?;
+                    m[i] = n.f64()?;
+                }
+                m
+            }
+        };
+        let variance = match n.int(1)? {
+            0 => vec![n.f64()?; d],
+            _ => (0..d).map(|_| n.f64()).collect::<crate::Result<_>>()?,
+        };
+        variants.push((hashed, mean, variance));
+    }
+    let model = CompactModel::new(features, noise, variants, version(hi, lo))?;
+    let name = ["thompson", "linucb", "egreedy", "greedy"][kind as usize];
+    let mut p = PolicyOptions {
+        kind: Some(String::from(name)),
+        min_probability: Some(min_probability),
+        ..PolicyOptions::default()
+    };
+    match kind {
+        0 => (p.scale, p.samples) = (Some(param), Some(samples)),
+        1 => p.alpha = Some(param),
+        2 => p.epsilon = Some(param),
+        _ => {}
+    }
+    let policy = p.check(k)?;
+    EngineConfig::new(model, policy, fallback, seed, epoch, ttl, max_pending)
+}
+
+/// A new slot from the configuration in `io`; its handle.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn slot_new() -> i32 {
+    done(with_io(config).map(|cfg| SLOTS.with(|t| t.add(Engine::new(cfg)))))
+}
+
+/// Free a slot.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn slot_drop(h: u32) -> i32 {
+    SLOTS.with(|t| t.remove(h))
+}
+
+/// The features of a call in `io`: `n` shared triples, then, with
+/// `actions`, one count per variant and each variant's triples.
+pub(super) fn call_features(
+    io: &mut Nums<'_>,
+    n: u32,
+    actions: u32,
+    k: usize,
+) -> crate::Result<(Vec<Hashed>, Option<Vec<Vec<Hashed>>>)> {
+    let shared = io.features(n as usize)?;
+    if actions == 0 {
+        return Ok((shared, None));
+    }
+    let counts = (0..k)
+        .map(|_| io.usize(crate::features::MAX_FEATURES))
+        .collect::<crate::Result<Vec<usize>>>()?;
+    let own = counts
+        .into_iter()
+        .map(|c| io.features(c))
+        .collect::<crate::Result<_>>()?;
+    Ok((shared, Some(own)))
+}
+
+/// Choose a variant for the features in `io` (see [`call_features`]).
+/// `seed` < 0 draws one. Writes the probability, the seed, the decision
+/// counter, the pmf and the mean scores into `io`; returns the variant.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn rank(h: u32, n: u32, actions: u32, seed: f64, now: f64, defer: u32) -> i32 {
+    done(slot(h, |e| {
+        let k = e.variant_count();
+        let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
+        let seed = seed_of(seed)?;
+        let c = e.rank_hashed(&shared, own.as_deref(), seed, defer != 0, now)?;
+        let head = [c.probability, c.seed as f64, c.counter as f64];
+        put_io(head.into_iter().chain(e.last_pmf().iter().copied()).chain(e.last_scores().iter().copied()));
+        Ok(c.index as i32)
+    }))
+}
+
+/// A seed from JS: < 0 for none (draw one), else an integer below 2^53.
+pub(super) fn seed_of(seed: f64) -> crate::Result<Option<u64>> {
+    if seed < 0.0 {
+        Ok(None)
+    } else if seed == libm::trunc(seed) && seed <= crate::prim::rng::MAX_SEED as f64 {
+        Ok(Some(seed as u64))
+    } else {
+        Err(bad("a seed that is not an integer below 2^53"))
+    }
+}
+
+fn id(epoch: f64, counter: f64) -> crate::Result<(u64, u64)> {
+    let whole = |x: f64, max: f64| x >= 0.0 && x <= max && x == libm::trunc(x);
+    if whole(epoch, 281_474_976_710_655.0) && whole(counter, 9_007_199_254_740_991.0) {
+        Ok((epoch as u64, counter as u64))
+    } else {
+        Err(bad("a decision id out of range"))
+    }
+}
+
+/// Settle decision `epoch-counter` with `reward`.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn reward(h: u32, epoch: f64, counter: f64, reward: f64, now: f64) -> i32 {
+    done(slot(h, |e| {
+        let (ep, c) = id(epoch, counter)?;
+        e.reward_id(ep, c, reward, now).map(|()| 0)
+    }))
+}
+
+/// Mark the deferred decision `epoch-counter` as shown.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn activate(h: u32, epoch: f64, counter: f64, now: f64) -> i32 {
+    done(slot(h, |e| {
+        let (ep, c) = id(epoch, counter)?;
+        e.activate_id(ep, c, now).map(|()| 0)
+    }))
+}
+
+/// Learn `arm`'s `reward` for the features in `io`.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn learn(h: u32, arm: u32, n: u32, actions: u32, reward: f64) -> i32 {
+    done(slot(h, |e| {
+        let k = e.variant_count();
+        let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
+        e.learn_hashed(arm as usize, &shared, own.as_deref(), reward).map(|()| 0)
+    }))
+}
+
+/// Updates per variant and the decisions waiting, into `io`; the number of variants.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn stats(h: u32) -> i32 {
+    done(slot(h, |e| {
+        let k = e.variant_count();
+        let pending = e.pending_count() as f64;
+        put_io(e.updates().into_iter().map(|u| u as f64).chain([pending]));
+        Ok(k as i32)
+    }))
+}
+
+/// Back to the prior with a new decision-id epoch (`forget()`).
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn slot_reset(h: u32, epoch: f64) -> i32 {
+    done(slot(h, |e| {
+        let (ep, _) = id(epoch, 0.0)?;
+        e.reset(ep);
+        Ok(0)
+    }))
+}
+
+/// The slot's name, the first `name` bytes of `bytes`.
+fn name(name: i32) -> crate::Result<String> {
+    utf8(take_bytes(name)?.ok_or_else(|| bad("a slot name"))?)
+}
+
+fn report(r: &crate::SyncReport) -> [f64; 7] {
+    [
+        f64::from(u8::from(r.model_changed)),
+        f64::from(u8::from(r.merged)),
+        r.replayed as f64,
+        r.duplicates as f64,
+        r.rejected as f64,
+        r.adopted as f64,
+        f64::from(u8::from(r.overwrote)),
+    ]
+}
+
+/// Restore slot `name` (the first `name_len` bytes of `bytes`) from the
+/// decoded snapshot `snap`; the report goes into `io`.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn slot_restore(h: u32, snap: u32, name_len: i32, now: f64) -> i32 {
+    done((|| {
+        let name = name(name_len)?;
+        super::store::with_snapshot(snap, |s| {
+            slot(h, |e| {
+                let r = e.restore_snapshot(s, &name, now)?;
+                put_io(report(&r));
+                Ok(0)
+            })
+        })
+    })())
+}
+
+/// Take over a decision the first-decision module made (see
+/// `Engine::take_over`): `arm` chosen for the features in `io` (as for
+/// `rank`) at `now`; `drew`: its seed came from the stream.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn slot_take_over(h: u32, n: u32, actions: u32, arm: u32, drew: u32, defer: u32, now: f64) -> i32 {
+    done(slot(h, |e| {
+        let k = e.variant_count();
+        let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
+        let c = e.take_over(&shared, own.as_deref(), arm as usize, drew != 0, defer != 0, now)?;
+        Ok(c.counter as i32)
+    }))
+}
+
+/// Merge slot `name` with the stored snapshot: `bytes` holds the name
+/// (`name_len` bytes) then the stored bytes (`stored_len`, or -1 when
+/// nothing is stored). The snapshot to write replaces `bytes` (the
+/// length is returned) and the report goes into `io`.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn slot_sync(h: u32, name_len: i32, stored_len: i32, now: f64, max: u32) -> i32 {
+    done((|| {
+        let all = take_bytes(name_len.max(0) + stored_len.max(0))?.unwrap_or_default();
+        let (name, stored) = all.split_at(name_len.max(0) as usize);
+        let name = utf8(name.to_vec())?;
+        let stored = (stored_len >= 0).then_some(stored);
+        slot(h, |e| {
+            let r = e.sync(stored, &name, now, max as usize)?;
+            put_io(report(&r));
+            Ok(put_bytes(&r.bytes))
+        })
+    })())
+}
+
+/// Apply the last sync once its bytes were written: 1, or 0 when there was none.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn slot_commit(h: u32) -> i32 {
+    done(slot(h, |e| Ok(i32::from(e.commit()))))
+}
+
+/// Explain `variant` (< 0: the best) with the `top` largest terms, for the
+/// features in `io` as for `rank`, followed by a label id per shared
+/// feature and per own feature of every variant (the call's actions, or
+/// the model's variant features). Writes the explanation into `io`.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn explain(h: u32, n: u32, actions: u32, variant: i32, top: u32) -> i32 {
+    done(slot(h, |e| {
+        let k = e.variant_count();
+        let (shared, labels, own, own_labels) = with_io(|io| {
+            let (shared, own) = call_features(io, n, actions, k)?;
+            let own = own.unwrap_or_else(|| (0..k).map(|i| e.variant_features(i).to_vec()).collect());
+            let label = |io: &mut Nums<'_>| io.int(u32::MAX as u64).map(|l| l as u32);
+            let labels = (0..shared.len()).map(|_| label(io)).collect::<crate::Result<Vec<u32>>>()?;
+            let own_labels = own
+                .iter()
+                .map(|o| (0..o.len()).map(|_| label(io)).collect::<crate::Result<Vec<u32>>>())
+                .collect::<crate::Result<Vec<_>>>()?;
+            Ok((shared, labels, own, own_labels))
+        })?;
+        let own_l: Vec<Labelled<'_>> = own
+            .iter()
+            .zip(&own_labels)
+            .map(|(hashed, labels)| Labelled { hashed, labels })
+            .collect();
+        let variant = usize::try_from(variant).ok();
+        let x = e.explain_hashed(
+            Labelled {
+                hashed: &shared,
+                labels: &labels,
+            },
+            &own_l,
+            variant,
+            top as usize,
+        )?;
+        let head = [
+            x.index as f64,
+            x.score,
+            x.bias,
+            x.other,
+            x.best as f64,
+            x.updates as f64,
+            x.contributions.len() as f64,
+        ];
+        let terms = x.contributions.iter().flat_map(|c| {
+            let (kind, i, j) = match c.term {
+                Term::Constant => (0.0, 0.0, 0.0),
+                Term::Feature(i) => (1.0, i as f64, 0.0),
+                Term::Cross(i, j) => (2.0, i as f64, j as f64),
+            };
+            [kind, i, j, c.value, c.weight, c.contribution, f64::from(u8::from(c.shared))]
+        });
+        put_io(
+            head.into_iter()
+                .chain(x.scores.iter().copied())
+                .chain(x.sd.iter().copied())
+                .chain(terms),
+        );
+        Ok(0)
+    }))
+}

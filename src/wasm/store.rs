@@ -1,0 +1,75 @@
+//! Storage formats at the boundary: the text frame around each stored
+//! value, and a snapshot decoded once per page load for every part.
+
+use super::{bad, done, put_bytes, put_io, take_bytes, utf8, Global, Table};
+use crate::prelude::*;
+use crate::store::frame;
+use crate::Snapshot;
+
+static SNAPSHOTS: Global<Table<Snapshot>> = Global::new(Table::new());
+
+/// Run `f` on the decoded snapshot `h`.
+pub(super) fn with_snapshot<R>(
+    h: u32,
+    f: impl FnOnce(&Snapshot) -> crate::Result<R>,
+) -> crate::Result<R> {
+    // Taken out of the table while `f` runs (it may restore into a part of
+    // another table); put back afterwards.
+    let snap = SNAPSHOTS.with(|t| t.get(h).map(core::mem::take))?;
+    let r = f(&snap);
+    SNAPSHOTS.with(|t| t.get(h).map(|s| *s = snap))?;
+    r
+}
+
+/// Open the stored value in `bytes` (UTF-8, `len` long): `io` gets its
+/// saved time and generation; with `payload` 1 its payload text, with 2
+/// its payload decoded from base64, replaces `bytes` (the length is
+/// returned; 0 with `payload` 0).
+#[no_mangle]
+pub extern "C" fn frame_open(len: i32, payload: u32) -> i32 {
+    done((|| {
+        let raw = utf8(take_bytes(len)?.ok_or_else(|| bad("a stored value"))?)?;
+        let f = frame::open(&raw)?;
+        put_io([f.saved_at, f.generation as f64]);
+        Ok(match payload {
+            0 => put_bytes(&[]),
+            1 => put_bytes(f.payload.as_bytes()),
+            _ => put_bytes(&frame::from_base64(f.payload)?),
+        })
+    })())
+}
+
+/// Frame the payload in `bytes` (`len` long: UTF-8 text with `payload` 1,
+/// bytes written as base64 with 2), saved at `now` with `generation`; the
+/// framed text replaces `bytes` and its length is returned.
+#[no_mangle]
+pub extern "C" fn frame_seal(now: f64, generation: f64, len: i32, payload: u32) -> i32 {
+    done((|| {
+        let b = take_bytes(len)?.ok_or_else(|| bad("a payload"))?;
+        let text = match payload {
+            1 => utf8(b)?,
+            _ => frame::to_base64(&b),
+        };
+        if !(generation >= 0.0 && generation == libm::trunc(generation)) {
+            return Err(bad("a generation"));
+        }
+        let framed = frame::seal(libm::floor(now), generation as u64, &text)?;
+        Ok(put_bytes(framed.as_bytes()))
+    })())
+}
+
+/// Decode the snapshot in `bytes` (`len` long, at most `max`); its handle.
+#[no_mangle]
+pub extern "C" fn snap_decode(len: i32, max: u32) -> i32 {
+    done((|| {
+        let b = take_bytes(len)?.ok_or_else(|| bad("stored bytes"))?;
+        let s = Snapshot::decode(&b, max as usize)?;
+        Ok(SNAPSHOTS.with(|t| t.add(s)))
+    })())
+}
+
+/// Free a decoded snapshot.
+#[no_mangle]
+pub extern "C" fn snap_drop(h: u32) -> i32 {
+    SNAPSHOTS.with(|t| t.remove(h))
+}
