@@ -426,7 +426,8 @@ impl Engine {
 
     /// The position of variant `id`, or `UNKNOWN_VARIANT`.
     pub(super) fn arm_of(&self, id: &str) -> Result<usize> {
-        self.s.cfg
+        self.s
+            .cfg
             .model
             .variant_ids()
             .position(|v| v == id)

@@ -27,8 +27,8 @@ pub use explain::{Contribution, Explanation, Labelled, Term};
 pub use explain::{NamedContribution, NamedExplanation};
 #[cfg(feature = "json")]
 pub use json::{parse_decision_id, ExplainOptions, LearnOptions, RankOptions, SettleOptions};
-pub use persist::SyncReport;
 pub(crate) use persist::section_name;
+pub use persist::SyncReport;
 
 /// Default time a decision may wait for its reward: 24 hours.
 pub(crate) const DEFAULT_REWARD_TTL_MS: f64 = crate::prim::clock::DAY_MS;

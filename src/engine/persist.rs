@@ -653,16 +653,21 @@ impl Engine {
             ours: None,
             others: Vec::new(),
         };
-        for_entries(body, now_ms, self.s.cfg.model.version(), |written, range, ours| {
-            match ours {
-                Some((r, layout)) => section.ours = Some(self.read_entry(r, layout, now_ms)?),
-                None => section.others.push(Other {
-                    written,
-                    body: range,
-                }),
-            }
-            Ok(())
-        })?;
+        for_entries(
+            body,
+            now_ms,
+            self.s.cfg.model.version(),
+            |written, range, ours| {
+                match ours {
+                    Some((r, layout)) => section.ours = Some(self.read_entry(r, layout, now_ms)?),
+                    None => section.others.push(Other {
+                        written,
+                        body: range,
+                    }),
+                }
+                Ok(())
+            },
+        )?;
         Ok(section)
     }
 

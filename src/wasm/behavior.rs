@@ -16,12 +16,13 @@ fn store<R>(h: u32, f: impl FnOnce(&mut Behavior) -> crate::Result<R>) -> crate:
 #[no_mangle]
 pub extern "C" fn beh_new(types_len: i32) -> i32 {
     done((|| {
-        let (age, events, bytes, gap) = with_io(|n| {
-            Ok((n.f64()?, n.usize(1 << 20)?, n.usize(1 << 30)?, n.f64()?))
-        })?;
+        let (age, events, bytes, gap) =
+            with_io(|n| Ok((n.f64()?, n.usize(1 << 20)?, n.usize(1 << 30)?, n.f64()?)))?;
         let b = take_bytes(types_len)?.unwrap_or_default();
         let mut f = Fields::new(&b);
-        let types = (0..f.u8()?).map(|_| f.str()).collect::<crate::Result<Vec<_>>>()?;
+        let types = (0..f.u8()?)
+            .map(|_| f.str())
+            .collect::<crate::Result<Vec<_>>>()?;
         f.finish()?;
         let cfg = BehaviorConfig {
             max_age_days: age,
@@ -52,7 +53,9 @@ pub extern "C" fn beh_track(h: u32, len: i32, now: f64) -> i32 {
         let kind = f.str()?;
         let item = f.opt_str()?;
         let category = f.opt_str()?;
-        let tags = (0..f.u8()?).map(|_| f.str()).collect::<crate::Result<Vec<_>>>()?;
+        let tags = (0..f.u8()?)
+            .map(|_| f.str())
+            .collect::<crate::Result<Vec<_>>>()?;
         let value = match f.u8()? {
             0 => None,
             _ => Some(f.f64()?),

@@ -128,7 +128,9 @@ pub extern "C" fn ab_assign(h: u32, index: u32, targeted: u32, now: f64) -> i32 
 /// Reward the running trial of bandit experiment `index`.
 #[no_mangle]
 pub extern "C" fn ab_reward(h: u32, index: u32, reward: f64, now: f64) -> i32 {
-    done(allocator(h, |a| a.reward(index as usize, reward, now).map(|()| 0)))
+    done(allocator(h, |a| {
+        a.reward(index as usize, reward, now).map(|()| 0)
+    }))
 }
 
 /// Use the unit id in `bytes` (`len` long; -1: none, the device seed).
@@ -226,7 +228,14 @@ pub extern "C" fn ab_restore(h: u32, len: i32, now: f64, max: u32) -> i32 {
 /// The snapshot to write replaces `bytes`; its length.
 #[cfg(feature = "full")]
 #[no_mangle]
-pub extern "C" fn ab_sync(h: u32, len: i32, now: f64, max: u32, max_age: f64, learning: u32) -> i32 {
+pub extern "C" fn ab_sync(
+    h: u32,
+    len: i32,
+    now: f64,
+    max: u32,
+    max_age: f64,
+    learning: u32,
+) -> i32 {
     done((|| {
         let stored = take_bytes(len)?;
         allocator(h, |a| {

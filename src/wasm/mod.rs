@@ -226,7 +226,10 @@ impl<'a> Fields<'a> {
     /// A string: its UTF-8 length (u16), then its bytes.
     fn str(&mut self) -> crate::Result<String> {
         let n = u16::from_le_bytes(self.c.array::<2>().ok_or_else(|| bad("too few bytes"))?);
-        let b = self.c.take(n as usize).ok_or_else(|| bad("too few bytes"))?;
+        let b = self
+            .c
+            .take(n as usize)
+            .ok_or_else(|| bad("too few bytes"))?;
         String::from_utf8(b.to_vec()).map_err(|_| bad("a string that is not UTF-8"))
     }
 
@@ -279,7 +282,10 @@ impl<T> Table<T> {
     }
 
     fn remove(&mut self, h: u32) -> i32 {
-        match (h as usize).checked_sub(1).and_then(|i| self.items.get_mut(i)) {
+        match (h as usize)
+            .checked_sub(1)
+            .and_then(|i| self.items.get_mut(i))
+        {
             Some(slot @ Some(_)) => {
                 *slot = None;
                 0
@@ -293,6 +299,3 @@ impl<T> Table<T> {
 fn utf8(b: Vec<u8>) -> crate::Result<String> {
     String::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))
 }
-
-#[cfg(all(test, target_arch = "wasm32"))]
-mod tests;

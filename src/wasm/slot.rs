@@ -139,7 +139,11 @@ pub extern "C" fn rank(h: u32, n: u32, actions: u32, seed: f64, now: f64, defer:
         let seed = seed_of(seed)?;
         let c = e.rank_hashed(&shared, own.as_deref(), seed, defer != 0, now)?;
         let head = [c.probability, c.seed as f64, c.counter as f64];
-        put_io(head.into_iter().chain(e.last_pmf().iter().copied()).chain(e.last_scores().iter().copied()));
+        put_io(
+            head.into_iter()
+                .chain(e.last_pmf().iter().copied())
+                .chain(e.last_scores().iter().copied()),
+        );
         Ok(c.index as i32)
     }))
 }
@@ -191,7 +195,8 @@ pub extern "C" fn learn(h: u32, arm: u32, n: u32, actions: u32, reward: f64) -> 
     done(slot(h, |e| {
         let k = e.variant_count();
         let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
-        e.learn_hashed(arm as usize, &shared, own.as_deref(), reward).map(|()| 0)
+        e.learn_hashed(arm as usize, &shared, own.as_deref(), reward)
+            .map(|()| 0)
     }))
 }
 
@@ -257,11 +262,26 @@ pub extern "C" fn slot_restore(h: u32, snap: u32, name_len: i32, now: f64) -> i3
 /// `rank`) at `now`; `drew`: its seed came from the stream.
 #[cfg(feature = "full")]
 #[no_mangle]
-pub extern "C" fn slot_take_over(h: u32, n: u32, actions: u32, arm: u32, drew: u32, defer: u32, now: f64) -> i32 {
+pub extern "C" fn slot_take_over(
+    h: u32,
+    n: u32,
+    actions: u32,
+    arm: u32,
+    drew: u32,
+    defer: u32,
+    now: f64,
+) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
         let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
-        let c = e.take_over(&shared, own.as_deref(), arm as usize, drew != 0, defer != 0, now)?;
+        let c = e.take_over(
+            &shared,
+            own.as_deref(),
+            arm as usize,
+            drew != 0,
+            defer != 0,
+            now,
+        )?;
         Ok(c.counter as i32)
     }))
 }
@@ -304,12 +324,19 @@ pub extern "C" fn explain(h: u32, n: u32, actions: u32, variant: i32, top: u32) 
         let k = e.variant_count();
         let (shared, labels, own, own_labels) = with_io(|io| {
             let (shared, own) = call_features(io, n, actions, k)?;
-            let own = own.unwrap_or_else(|| (0..k).map(|i| e.variant_features(i).to_vec()).collect());
+            let own =
+                own.unwrap_or_else(|| (0..k).map(|i| e.variant_features(i).to_vec()).collect());
             let label = |io: &mut Nums<'_>| io.int(u32::MAX as u64).map(|l| l as u32);
-            let labels = (0..shared.len()).map(|_| label(io)).collect::<crate::Result<Vec<u32>>>()?;
+            let labels = (0..shared.len())
+                .map(|_| label(io))
+                .collect::<crate::Result<Vec<u32>>>()?;
             let own_labels = own
                 .iter()
-                .map(|o| (0..o.len()).map(|_| label(io)).collect::<crate::Result<Vec<u32>>>())
+                .map(|o| {
+                    (0..o.len())
+                        .map(|_| label(io))
+                        .collect::<crate::Result<Vec<u32>>>()
+                })
                 .collect::<crate::Result<Vec<_>>>()?;
             Ok((shared, labels, own, own_labels))
         })?;
@@ -343,7 +370,15 @@ pub extern "C" fn explain(h: u32, n: u32, actions: u32, variant: i32, top: u32) 
                 Term::Feature(i) => (1.0, i as f64, 0.0),
                 Term::Cross(i, j) => (2.0, i as f64, j as f64),
             };
-            [kind, i, j, c.value, c.weight, c.contribution, f64::from(u8::from(c.shared))]
+            [
+                kind,
+                i,
+                j,
+                c.value,
+                c.weight,
+                c.contribution,
+                f64::from(u8::from(c.shared)),
+            ]
         });
         put_io(
             head.into_iter()
