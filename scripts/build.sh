@@ -1,40 +1,34 @@
 #!/usr/bin/env bash
-# Release build of the wasm package:
-#   pkg/       --target web     what `npm pack` ships. One package for webpack 5,
-#                               Vite and a plain <script type="module">: the
-#                               glue finds its .wasm with new URL(…, import.meta.url),
-#                               which both bundlers emit as an asset, and load()
-#                               can fall back when WebAssembly is blocked.
-#   pkg-node/  --target nodejs  Node: tests, scripts/replay.mjs, benchmarks
-# Tools come from scripts/setup.sh; --mode no-install stops wasm-pack from
-# trying to download anything, and wasm-opt is the npm binaryen on PATH.
-# The glue and snippets are then minified in place (scripts/minify.mjs).
+# Release build of the package in pkg/ (what `npm pack` ships, for webpack 5,
+# Vite, a plain <script type="module"> and Node alike):
+#   insitu_bg.wasm    the first-decision module (cargo feature `first`)
+#   insitu_full.wasm  the full engine, loaded after the first paint (`full`)
+#   index.js          the TypeScript control plane (src/ts/), one minified ES module
+#   types/            its declarations, generated from the source by tsc
+# The .wasm files are built with cargo for wasm32-unknown-unknown without the
+# standard library and optimised with wasm-opt (npm binaryen 132; never
+# Debian's binaryen 108, whose output fails at load time). The module
+# imports nothing and needs no JS glue beyond src/ts/core.ts, so wasm-bindgen
+# is not involved in the package (the wasm test layers still use it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
-
+export PATH="$PWD/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 command -v wasm-opt >/dev/null || { echo "build: wasm-opt missing; run scripts/setup.sh" >&2; exit 1; }
 
-rm -rf pkg-web # the separate web build of earlier versions
-for target in web nodejs; do
-  case $target in
-    web) out=pkg ;;
-    nodejs) out=pkg-node ;;
+out=pkg
+rm -rf "$out" pkg-node pkg-web
+mkdir -p "$out"
+target=target/wasm-release
+for feature in first full; do
+  case $feature in
+    first) file=insitu_bg.wasm ;;
+    full) file=insitu_full.wasm ;;
   esac
-  echo "build: wasm-pack --target $target -> $out/"
-  rm -rf "$out"
-  # Drop wasm-pack's harmless update-check noise; pipefail keeps a failed build failing.
-  wasm-pack --quiet build --release --mode no-install --target "$target" --out-dir "$out" --out-name insitu 2>&1 \
-    | { grep -v "failed to get wasm-pack version" || true; }
-  test -f "$out/insitu_bg.wasm" || { echo "build: $out/insitu_bg.wasm was not produced" >&2; exit 1; }
-  # One entry point, index.js: load(), open() (the store) and the wasm classes.
-  if [ "$target" = web ]; then node scripts/entry.mjs "$out"; fi
-  # Ship the JavaScript minified (terser, from npm); the sources stay readable.
-  node scripts/minify.mjs "$out"
-  # The generated class declares [Symbol.dispose]; say which TypeScript lib
-  # that needs, so consumers on an ES2022 lib still type-check.
-  if grep -q "Symbol.dispose" "$out/insitu.d.ts"; then
-    printf '/// <reference lib="esnext.disposable" />\n%s\n' "$(cat "$out/insitu.d.ts")" >"$out/insitu.d.ts.tmp"
-    mv "$out/insitu.d.ts.tmp" "$out/insitu.d.ts"
-  fi
+  echo "build: cargo --features $feature -> $out/$file"
+  CARGO_TARGET_DIR=$target cargo build --quiet --lib --release --target wasm32-unknown-unknown \
+    --no-default-features --features "$feature"
+  wasm-opt -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals --enable-multivalue \
+    "$target/wasm32-unknown-unknown/release/insitu.wasm" -o "$out/$file"
 done
+node scripts/package.mjs "$out"

@@ -188,6 +188,15 @@ impl Allocator {
         Ok(true)
     }
 
+    /// Use `unit` as the device seed, replacing any other (the stored
+    /// device seed is kept under its own key, written the moment it is
+    /// drawn, and wins over the copy in the allocator's section).
+    pub fn use_device_unit(&mut self, unit: &str) -> Result<()> {
+        check_unit(unit, "unit")?;
+        self.state.unit = Some(unit.to_owned());
+        Ok(())
+    }
+
     /// The device seed, if any.
     pub fn device_unit(&self) -> Option<&str> {
         self.state.unit.as_deref()

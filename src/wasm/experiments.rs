@@ -142,12 +142,19 @@ pub extern "C" fn ab_site_unit(h: u32, len: i32) -> i32 {
     })())
 }
 
-/// Set the device seed in `bytes` if there is none yet: 1 if set.
+/// Set the device seed in `bytes`: with `force`, replacing any other;
+/// else only if there is none yet. 1 if set.
 #[no_mangle]
-pub extern "C" fn ab_device_unit(h: u32, len: i32) -> i32 {
+pub extern "C" fn ab_device_unit(h: u32, len: i32, force: u32) -> i32 {
     done((|| {
         let unit = utf8(take_bytes(len)?.unwrap_or_default())?;
-        allocator(h, |a| a.set_device_unit(&unit).map(i32::from))
+        allocator(h, |a| {
+            if force != 0 {
+                a.use_device_unit(&unit).map(|()| 1)
+            } else {
+                a.set_device_unit(&unit).map(i32::from)
+            }
+        })
     })())
 }
 

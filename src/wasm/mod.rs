@@ -102,6 +102,12 @@ pub extern "C" fn bytes_at() -> *mut u8 {
     BYTES.with(|v| v.as_mut_ptr())
 }
 
+/// How many bytes `bytes` holds (after a call wrote text into it).
+#[no_mangle]
+pub extern "C" fn bytes_len() -> i32 {
+    BYTES.with(|v| v.len() as i32)
+}
+
 /// Copy the last error's text into `bytes`; its length.
 #[no_mangle]
 pub extern "C" fn err_text() -> i32 {

@@ -39,25 +39,6 @@ pub extern "C" fn frame_open(len: i32, payload: u32) -> i32 {
     })())
 }
 
-/// Frame the payload in `bytes` (`len` long: UTF-8 text with `payload` 1,
-/// bytes written as base64 with 2), saved at `now` with `generation`; the
-/// framed text replaces `bytes` and its length is returned.
-#[no_mangle]
-pub extern "C" fn frame_seal(now: f64, generation: f64, len: i32, payload: u32) -> i32 {
-    done((|| {
-        let b = take_bytes(len)?.ok_or_else(|| bad("a payload"))?;
-        let text = match payload {
-            1 => utf8(b)?,
-            _ => frame::to_base64(&b),
-        };
-        if !(generation >= 0.0 && generation == libm::trunc(generation)) {
-            return Err(bad("a generation"));
-        }
-        let framed = frame::seal(libm::floor(now), generation as u64, &text)?;
-        Ok(put_bytes(framed.as_bytes()))
-    })())
-}
-
 /// Decode the snapshot in `bytes` (`len` long, at most `max`); its handle.
 #[no_mangle]
 pub extern "C" fn snap_decode(len: i32, max: u32) -> i32 {

@@ -1,0 +1,145 @@
+// insitu: on-device personalization. The one entry point of the package.
+//
+//   const site = await load({ consent });     // the page's site
+//   const d = site.slot("hero", { variants: ["a", "b"] }).rank({ context });
+//
+// `load()` instantiates the first-decision module (insitu_bg.wasm), opens
+// the site and resolves; the full engine (insitu_full.wasm: learning,
+// merging and writing storage, `explain`) loads after the first paint and
+// takes over what happened meanwhile (`site.ready` resolves then). If
+// WebAssembly cannot run, `load()` resolves to a fallback site that serves
+// every configured fallback. Importing this module touches no browser
+// global and fetches nothing (safe in Node and server-side rendering).
+
+import { Core, fetchModule, instantiate } from "./core.js";
+import { coded, fail, type InsituError } from "./errors.js";
+import { FallbackSite } from "./fallback.js";
+import { setEngine, theEngine } from "./insitu.js";
+import { Site, warm } from "./site.js";
+import type { LoadOptions, OpenOptions, WasmSource } from "./types.js";
+import { checkOpen } from "./validate/open.js";
+
+export { CODES, type ErrorCode, InsituError } from "./errors.js";
+export { Context } from "./features.js";
+export { Insitu, type RestoreResult, type SyncResult, type SyncOptions } from "./insitu.js";
+export type { Site, Slot, FlushResult } from "./site.js";
+export type { FallbackSite } from "./fallback.js";
+export type { Decision, Explanation, Contribution, Stats } from "./slot.js";
+export type { Assignment, ExposureEvent, ExperimentInfo } from "./experiments.js";
+export type { Audit, AuditEntry } from "./audit.js";
+export type { ConsentState } from "./consent.js";
+export type { BehaviorEvent } from "./behavior.js";
+export type * from "./types.js";
+
+/** Where the modules are: next to this file, which webpack 5 and Vite emit as assets. */
+const FIRST = (): URL => new URL("./insitu_bg.wasm", import.meta.url);
+const FULL = (): URL => new URL("./insitu_full.wasm", import.meta.url);
+
+let full: Promise<Core> | null = null;
+
+/** The full engine from `source` (default: `insitu_full.wasm` next to the package), once per page for the default. */
+function fullEngine(source: unknown): Promise<Core> {
+  if (source !== null && source !== undefined) return fetchModule(source).then(instantiate).then((i) => new Core(i, true));
+  full ??= fetchModule(FULL()).then(instantiate).then((i) => new Core(i, true));
+  return full;
+}
+
+/**
+ * Instantiate the full engine, for `open()` and `new Insitu()` (`load()`
+ * needs no `init()`). `source`: a URL, `Request`, `Response`, bytes or
+ * `WebAssembly.Module` of `insitu_full.wasm`.
+ */
+export default async function init(source?: WasmSource | { module_or_path: WasmSource }): Promise<void> {
+  const arg = source !== null && typeof source === "object" && "module_or_path" in source ? (source as { module_or_path: unknown }).module_or_path : source;
+  setEngine(await fullEngine(arg));
+}
+
+/** Open the page's site on the full engine (`await init()` first). Throws `INVALID_OPTION` naming the bad option. */
+export function open(options?: OpenOptions): Site {
+  return new Site(theEngine(), checkOpen(options), null);
+}
+
+/** A User Timing mark for the page's own monitoring (where the first-decision module was ready). */
+function mark(name: string): void {
+  try {
+    globalThis.performance?.mark?.(name);
+  } catch {
+    // No User Timing: nothing to record.
+  }
+}
+
+/** Run `f` after the next paint (or soon, where there is no painting). */
+function afterPaint(f: () => void): void {
+  const raf = (globalThis as { requestAnimationFrame?: (cb: () => void) => number }).requestAnimationFrame;
+  if (typeof raf === "function" && globalThis.document?.visibilityState !== "hidden") raf(() => setTimeout(f, 0));
+  else setTimeout(f, 0);
+}
+
+/**
+ * The entry point: instantiate the first-decision module and open the
+ * page's site; the full engine follows after the first paint. Never
+ * rejects: if WebAssembly cannot run or the options are refused, it
+ * resolves to a fallback site (`site.fallback` says why, and `onFallback`
+ * hears it once) whose slots and experiments serve their fallbacks.
+ */
+export async function load(options?: LoadOptions): Promise<Site | FallbackSite> {
+  let reason: InsituError;
+  let spec;
+  try {
+    spec = checkOpen(options, true);
+  } catch (e) {
+    return fallback(options, coded(e, "INVALID_OPTION"), null);
+  }
+  let warmed = null;
+  try {
+    // The download and compilation start, then the browser's first-use work runs while they go on.
+    const first = fetchModule(spec.wasm ?? FIRST()).then(instantiate);
+    warmed = warm(spec);
+    const core = new Core(await first, false);
+    mark("insitu:instantiated");
+    const site = new Site(core, spec, warmed);
+    afterPaint(() => {
+      fullEngine(spec.wasmFull).then(
+        (f) => site.upgrade(f),
+        (e) => site.lostLearning(fail("WASM_UNAVAILABLE", `the full engine could not be loaded (${errorText(e)})`, e)),
+      );
+    });
+    return site;
+  } catch (e) {
+    warmed?.close();
+    reason = e instanceof Error && e.name === "InsituError"
+      ? coded(e, "POISONED")
+      : fail("WASM_UNAVAILABLE", `WebAssembly could not be loaded (${errorText(e)}); every slot serves its fallback`, e);
+  }
+  return fallback(options, reason, spec.onFallback);
+}
+
+function errorText(e: unknown): string {
+  try {
+    return e instanceof Error ? e.message : String(e);
+  } catch {
+    return "unknown error";
+  }
+}
+
+function fallback(options: unknown, reason: InsituError, onFallback: ((e: Error) => void) | null): FallbackSite {
+  let hear = onFallback;
+  if (hear === null) {
+    try {
+      const f = (options as { onFallback?: unknown } | null)?.onFallback;
+      if (typeof f === "function") hear = f as (e: Error) => void;
+    } catch {
+      // A hostile options object: nobody to tell.
+    }
+  }
+  if (hear !== null) {
+    try {
+      hear(reason);
+    } catch {
+      // A throwing callback must not break the page.
+    }
+  } else {
+    console.warn("insitu: serving fallback variants:", reason);
+  }
+  return new FallbackSite(options, reason);
+}
