@@ -1,18 +1,26 @@
 #!/usr/bin/env node
-// Size report of the shipped package: raw, gzip -9 and brotli (quality 11)
-// bytes of the .wasm and the JS glue of each build target, and their totals.
+// Size report of the package in pkg/, and its budgets: every byte a page
+// fetches before its first decision (the critical path: the entry module
+// and the first-decision .wasm), and everything the package ships (the full
+// engine, loaded after the first paint, included). Brotli at quality 11, as
+// a server serves them; raw and gzip -9 for reference.
+// Prints the two budget lines and exits 1 when a budget is exceeded.
 // Usage: node scripts/size.mjs [--json]
-import { readFileSync, existsSync, readdirSync } from "node:fs";
-import { gzipSync, brotliCompressSync, constants } from "node:zlib";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { join, dirname } from "node:path";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const targets = [
-  { name: "package (pkg/)", dir: "pkg", files: ["insitu_bg.wasm", "insitu.js", "index.js", "store.js", "load.js"] },
-];
+const pkg = join(root, "pkg");
+/** Budgets in brotli bytes (issue #20). */
+export const BUDGETS = { critical: 28_000, package: 60_000 };
+/** Fetched before the first decision: the entry (one module, no imports) and the first-decision module. */
+const CRITICAL = ["index.js", "insitu_bg.wasm"];
+/** Everything else a page may fetch: the full engine, after the first paint. */
+const LAZY = ["insitu_full.wasm"];
 
-function measure(buf) {
+export function measure(buf) {
   return {
     raw: buf.length,
     gzip: gzipSync(buf, { level: 9 }).length,
@@ -22,41 +30,32 @@ function measure(buf) {
   };
 }
 
-/** Files of wasm-bindgen's inline JS snippets (shipped with the glue), relative to `dir`. */
-function snippets(dir) {
-  const base = join(root, dir, "snippets");
-  if (!existsSync(base)) return [];
-  return readdirSync(base, { recursive: true })
-    .filter((f) => f.endsWith(".js"))
-    .map((f) => join("snippets", f))
-    .sort();
+export function report() {
+  const rows = [...CRITICAL, ...LAZY].map((file) => {
+    const p = join(pkg, file);
+    if (!existsSync(p)) throw new Error(`size: ${p} is missing; run npm run build first`);
+    return { file, critical: CRITICAL.includes(file), ...measure(readFileSync(p)) };
+  });
+  const sum = (rs) => rs.reduce((a, r) => a + r.brotli, 0);
+  return { rows, critical: sum(rows.filter((r) => r.critical)), package: sum(rows) };
 }
 
-const report = [];
-for (const t of targets) {
-  t.files = [...t.files, ...snippets(t.dir)];
-  const rows = [];
-  for (const f of t.files) {
-    const p = join(root, t.dir, f);
-    if (!existsSync(p)) {
-      console.error(`size: ${p} is missing; run scripts/build.sh first`);
-      process.exit(1);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const r = report();
+  if (process.argv.includes("--json")) {
+    console.log(JSON.stringify({ ...r, budgets: BUDGETS }, null, 2));
+  } else {
+    const pad = (s, n) => String(s).padStart(n);
+    console.log(`  ${"file".padEnd(20)}${pad("raw", 10)}${pad("gzip -9", 10)}${pad("brotli", 10)}`);
+    for (const x of r.rows) {
+      console.log(`  ${x.file.padEnd(20)}${pad(x.raw, 10)}${pad(x.gzip, 10)}${pad(x.brotli, 10)}${x.critical ? "  (before the first decision)" : "  (after the first paint)"}`);
     }
-    rows.push({ file: f, ...measure(readFileSync(p)) });
   }
-  const sum = (k) => rows.reduce((a, r) => a + r[k], 0);
-  report.push({ target: t.name, rows, total: { raw: sum("raw"), gzip: sum("gzip"), brotli: sum("brotli") } });
-}
-
-if (process.argv.includes("--json")) {
-  console.log(JSON.stringify(report, null, 2));
-} else {
-  const pad = (s, n) => String(s).padStart(n);
-  for (const t of report) {
-    const w = Math.max(...t.rows.map((r) => r.file.length)) + 2;
-    console.log(`size: ${t.target}`);
-    console.log(`  ${"file".padEnd(w)}${pad("raw", 10)}${pad("gzip -9", 10)}${pad("brotli", 10)}`);
-    for (const r of t.rows) console.log(`  ${r.file.padEnd(w)}${pad(r.raw, 10)}${pad(r.gzip, 10)}${pad(r.brotli, 10)}`);
-    console.log(`  ${"total".padEnd(w)}${pad(t.total.raw, 10)}${pad(t.total.gzip, 10)}${pad(t.total.brotli, 10)}`);
+  console.log(`critical path: ${r.critical} B brotli (budget ${BUDGETS.critical})`);
+  console.log(`package: ${r.package} B brotli (budget ${BUDGETS.package})`);
+  const over = [r.critical > BUDGETS.critical && "critical path", r.package > BUDGETS.package && "package"].filter(Boolean);
+  if (over.length > 0) {
+    console.log(`size: over budget: ${over.join(", ")}`);
+    process.exitCode = 1;
   }
 }

@@ -39,35 +39,44 @@ skip() {
 
 layer "cargo fmt --check" cargo fmt --all --check
 layer "cargo clippy (native)" cargo clippy --workspace --all-targets --quiet -- -D warnings
-layer "cargo clippy (wasm32)" cargo clippy --workspace --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
+# The two .wasm builds: no std, only the boundary's exports.
+layer "cargo clippy (wasm32: first-decision module and full engine)" bash -c '
+  set -e
+  for f in first full; do
+    CARGO_TARGET_DIR=target/wasm-clippy cargo clippy --lib --target wasm32-unknown-unknown --no-default-features \
+      --features "$f" --quiet -- -D warnings
+  done'
 layer "cargo test" cargo test --workspace --quiet
 # Seeded fuzzing of every reader of outside bytes (tests/fuzz.rs), release
 # build, 300,000 inputs per target; prints the counts.
 layer "fuzz (seeded, tests/fuzz.rs)" env INSITU_FUZZ_INPUTS=300000 \
   cargo test --release --quiet --test fuzz -- --nocapture
-layer "wasm-pack test --node" wasm-pack test --node --mode no-install
+layer "wasm-pack test --node" wasm-pack test --node --mode no-install -- --features full
 layer "wasm-pack test --headless --chrome" \
   wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --mode no-install \
-  -- --features test-in-browser
+  -- --features full,test-in-browser
+# The control plane, type-checked strictly; emits target/ts/ for the unit tests.
+layer "tsc --strict (src/ts/)" tsc -p tsconfig.json
 
 if bash scripts/build.sh; then
   passed=$((passed + 1))
-  summary+=("  ok    release build (wasm-pack: the package, and Node for the tests)")
-  layer "size report" node scripts/size.mjs
+  summary+=("  ok    release build (pkg/: the two .wasm modules and the control plane)")
+  layer "size budgets (npm run size)" node scripts/size.mjs
   layer "JS API tests (node --test)" bash -c '
     set -eo pipefail
-    # The panic-hook test needs a build that exports a deliberate panic (never shipped).
-    wasm-pack --quiet build --dev --mode no-install --target nodejs --out-dir target/pkg-panic \
-      --out-name insitu -- --features test-panic 2>&1 | { grep -v "failed to get wasm-pack version" || true; }
+    # The trap test needs a full engine that exports a deliberate panic (never shipped).
+    mkdir -p target/pkg-panic
+    CARGO_TARGET_DIR=target/wasm-panic cargo build --quiet --lib --release --target wasm32-unknown-unknown \
+      --no-default-features --features full,test-panic
+    cp target/wasm-panic/wasm32-unknown-unknown/release/insitu.wasm target/pkg-panic/insitu_full.wasm
     node --test tests/js/'
-
   layer "browser end-to-end (demo)" node tests/browser/demo.e2e.mjs
-  layer "browser end-to-end (store: two pages, reload, forget, no network)" node tests/browser/store.e2e.mjs
+  layer "browser end-to-end (store: two pages, reload, forget, quick exits, no network)" node tests/browser/store.e2e.mjs
   layer "packaging check (npm pack -> webpack, Vite, <script type=module>; each also under a CSP without wasm)" node tests/browser/pack-check.mjs
 else
   failed=$((failed + 1))
   failures+=("release build")
-  for l in "size report" "JS API tests" "browser end-to-end (demo)" "browser end-to-end (store)" "packaging check"; do skip "$l"; done
+  for l in "size budgets" "JS API tests" "browser end-to-end (demo)" "browser end-to-end (store)" "packaging check"; do skip "$l"; done
 fi
 
 echo

@@ -495,9 +495,9 @@ impl Behavior {
         self.retain(now_ms);
         let t = (now_ms / MINUTE_MS).floor() * MINUTE_MS;
         let local = t - tz_offset_minutes * MINUTE_MS;
-        let hour = (local.rem_euclid(DAY_MS) / 3_600_000.0) as usize;
+        let hour = (math::modulo(local, DAY_MS) / 3_600_000.0) as usize;
         // 1970-01-01 was a Thursday.
-        let day = ((local / DAY_MS).floor() + 4.0).rem_euclid(7.0) as usize;
+        let day = math::modulo(math::floor(local / DAY_MS) + 4.0, 7.0) as usize;
         const HOURS: [&str; 24] = [
             "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
             "16", "17", "18", "19", "20", "21", "22", "23",

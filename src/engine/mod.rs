@@ -294,6 +294,35 @@ impl Scorer {
     pub fn counter(&self) -> u64 {
         self.counter
     }
+
+    /// Every variant's posterior mean score and its standard deviation for
+    /// these features, as `rank` computes them, without choosing (for
+    /// explanations). Nothing changes.
+    pub fn score(
+        &mut self,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.check_features(shared, actions)?;
+        self.with_folded(shared, actions, |s, xs| {
+            let mut means = Vec::with_capacity(s.arms.len());
+            let mut sds = Vec::with_capacity(s.arms.len());
+            for (i, a) in s.arms.iter().enumerate() {
+                means.push(a.mean_score(for_arm(xs, i)));
+                sds.push(crate::prim::math::sqrt(a.score_variance(for_arm(xs, i))));
+            }
+            if !means.iter().chain(&sds).all(|v| v.is_finite()) {
+                return Err(overflow());
+            }
+            Ok((means, sds))
+        })
+    }
+
+    /// Variant `arm`'s posterior mean weight of every slot, and how many
+    /// rewards it learned from.
+    pub fn arm_mean(&self, arm: usize) -> Option<(&[f64], u64)> {
+        self.arms.get(arm).map(|a| (&a.mean[..], a.n))
+    }
     /// Refuse hashed features the TypeScript side could not have sent: a
     /// namespace outside the allowlist, a value that is not finite, too
     /// many of them, or per-call actions that do not list every variant.
@@ -553,6 +582,11 @@ impl Engine {
     /// The pmf of the latest decision, in variant order.
     pub fn last_pmf(&self) -> &[f64] {
         self.s.last_pmf()
+    }
+
+    /// The scorer (for explanations: scores without choosing, mean weights).
+    pub fn scorer(&mut self) -> &mut Scorer {
+        &mut self.s
     }
 
     /// The posterior mean scores of the latest decision, in variant order.

@@ -90,19 +90,11 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     !crc32_feed(!0, bytes, false)
 }
 
-/// `insitu_kernels::crc32_feed_sliced`, with its tables made for the call:
-/// 1,792 table steps, against the 2 to 3 steps per byte the slicing saves
-/// on the several KB a snapshot holds; under 1 KB of input (counting a
-/// widened byte as two) goes byte by byte.
-/// Keeping the tables in a lazy static instead was 0.1 ms faster on a page
-/// load but 0.6 KB more gzipped .wasm (`OnceLock`).
+/// `insitu_kernels::crc32_feed`: the byte-wise table register (the
+/// slicing-by-8 variant was faster on a cold page load but 1.5 KB more
+/// .wasm, and the first decision no longer checksums the whole snapshot).
 pub(crate) fn crc32_feed(c: u32, bytes: &[u8], widen: bool) -> u32 {
-    if bytes.len() << usize::from(widen) < 1024 {
-        return insitu_kernels::crc32_feed(c, bytes, widen);
-    }
-    let mut t = [[0u32; 256]; 8];
-    insitu_kernels::crc32_tables(&mut t);
-    insitu_kernels::crc32_feed_sliced(c, bytes, widen, &t)
+    insitu_kernels::crc32_feed(c, bytes, widen)
 }
 
 #[cfg(test)]

@@ -38,6 +38,19 @@ pub(crate) fn floor(x: f64) -> f64 {
     libm::floor(x)
 }
 
+/// `x` modulo `d` (> 0) in `[0, d)`: exact for the whole numbers it is used
+/// on (times in ms, day counts), without the generic `fmod`.
+pub(crate) fn modulo(x: f64, d: f64) -> f64 {
+    let r = x - floor(x / d) * d;
+    if r < 0.0 {
+        r + d
+    } else if r >= d {
+        r - d
+    } else {
+        r
+    }
+}
+
 /// The exact float methods a `no_std` build lacks. Builds with `std` use the
 /// standard library's, which give the same bits: each is exact.
 #[cfg(not(feature = "std"))]
@@ -45,7 +58,6 @@ pub(crate) trait Float {
     fn sqrt(self) -> f64;
     fn floor(self) -> f64;
     fn fract(self) -> f64;
-    fn rem_euclid(self, rhs: f64) -> f64;
 }
 
 #[cfg(not(feature = "std"))]
@@ -61,14 +73,5 @@ impl Float for f64 {
     #[inline]
     fn fract(self) -> f64 {
         self - libm::trunc(self)
-    }
-    #[inline]
-    fn rem_euclid(self, rhs: f64) -> f64 {
-        let r = libm::fmod(self, rhs);
-        if r < 0.0 {
-            r + rhs.abs()
-        } else {
-            r
-        }
     }
 }

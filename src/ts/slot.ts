@@ -13,7 +13,8 @@
 
 import { type Core, type Own, slotLayout } from "./core.js";
 import { coded, describe, fail, type InsituError } from "./errors.js";
-import { Budget, Context, type Encoded, type Hasher, isPlain, walkNamespace } from "./features.js";
+import { Budget, Context, type Encoded, type Hasher, isPlain, MAX_EXPANDED, walkNamespace } from "./features.js";
+import { CONSTANT, interaction } from "./hash.js";
 import type { SlotSpec } from "./spec.js";
 import { checkActivate, checkExplainShape, checkLearn, checkRankShape, checkReward } from "./validate/calls.js";
 import { checkSlot } from "./validate/slot.js";
@@ -263,6 +264,37 @@ const about = (id: string) => (code: string): string =>
   : code === "NOT_ACTIVATED" ? `decision \`${id}\` was deferred and has not been activated`
   : `decision \`${id}\`: refused (${code})`;
 
+/** One term of a feature vector: its hashed slot and value, and the features it is made of (`i` < 0: the bias; `j` < 0: one feature). */
+interface Term {
+  slot: number;
+  value: number;
+  i: number;
+  j: number;
+}
+
+/**
+ * The terms of a feature vector as the core expands it (src/features/mod.rs
+ * `expand_each`): the bias, each feature, then each configured interaction
+ * product (within one namespace, each unordered pair once).
+ */
+function expand(feats: number[], pairs: ReadonlyArray<readonly [number, number]>, mask: number): Term[] {
+  const n = feats.length / 3;
+  const out: Term[] = [{ slot: CONSTANT & mask, value: 1, i: -1, j: -1 }];
+  for (let i = 0; i < n; i++) out.push({ slot: feats[3 * i + 1]! & mask, value: feats[3 * i + 2]!, i, j: -1 });
+  for (const [a, b] of pairs) {
+    for (let i = 0; i < n; i++) {
+      if (feats[3 * i] !== a) continue;
+      for (let j = a === b ? i + 1 : 0; j < n; j++) {
+        if (feats[3 * j] !== b) continue;
+        if (out.length >= MAX_EXPANDED) throw fail("TOO_MANY_FEATURES", `context has more than ${MAX_EXPANDED} features (stopped at ${out.length})`);
+        const value = feats[3 * i + 2]! * feats[3 * j + 2]!;
+        out.push({ slot: interaction(feats[3 * i + 1]!, feats[3 * j + 1]!) & mask, value, i, j });
+      }
+    }
+  }
+  return out;
+}
+
 /** A decision this side tracks until the full engine takes it over. */
 interface Tracked {
   counter: number;
@@ -456,50 +488,72 @@ export class Learner {
 
   /**
    * Why a variant: its mean score split into what each feature adds. Null
-   * before the full engine has arrived (the first-decision module keeps no
-   * explanation code; `await site.ready`) and on a fallback site.
+   * before the full engine has arrived (`await site.ready`) and on a
+   * fallback site. Every policy scores a variant with a linear model, so
+   * its posterior mean score is exactly the bias plus, for each term of its
+   * feature vector (each feature, each interaction product), the term's
+   * value times what the variant learned for the term's hashed slot: the
+   * core gives the scores and the learned weights, and this names the terms
+   * (hashing is one way: names come from the context passed in).
    */
   explain(options?: unknown): Explanation | null {
     if (!this.core.full) return null;
     const o = checkExplainShape(options, this.p.k);
-    const variant = o.variant === null ? -1 : this.p.ids.indexOf(o.variant);
-    if (variant < 0 && o.variant !== null) throw fail("UNKNOWN_VARIANT", `no variant ${describe(o.variant)}`);
-    const f = encode(this.p, o.context, o.actions, this.behavior(), true);
-    const ownNames = f.actionNames ?? this.p.ownNames;
-    // Label ids: equal names, equal ids.
-    const ids = new Map<string, number>();
-    const id = (s: string) => {
-      let i = ids.get(s);
-      if (i === undefined) ids.set(s, (i = ids.size));
-      return i;
-    };
-    const nums = callNums(f).slice();
-    f.names!.forEach((n) => nums.push(id(n)));
-    ownNames.forEach((ns) => ns.forEach((n) => nums.push(id(n))));
-    this.core.nums(nums);
     const k = this.p.k;
-    this.core.call("explain", [this.h, f.shared.length / 3, f.actions === null ? 0 : 1, variant, o.top]);
-    const head = this.core.read(7);
-    const m = head[6]!;
-    const r = this.core.read(7 + 2 * k + 7 * m);
-    const index = r[0]!;
-    const names = [...f.names!, ...ownNames[index]!];
-    const name = (kind: number, i: number, j: number) => (kind === 1 ? names[i]! : `${names[i]} × ${names[j]}`);
+    const wanted = o.variant === null ? -1 : this.p.ids.indexOf(o.variant);
+    if (wanted < 0 && o.variant !== null) throw fail("UNKNOWN_VARIANT", `no variant ${describe(o.variant)}`);
+    const f = encode(this.p, o.context, o.actions, this.behavior(), true);
+    const c = this.core;
+    c.nums(callNums(f));
+    c.call("scores", [this.h, f.shared.length / 3, f.actions === null ? 0 : 1]);
+    const r = c.read(2 * k);
+    const scores = Array.from(r.subarray(0, k));
+    const best = scores.reduce((b, x, i) => (x > scores[b]! ? i : b), 0);
+    const index = wanted < 0 ? best : wanted;
+    const feats = [...f.shared, ...(f.actions?.[index] ?? this.p.own[index]!.triples)];
+    const names = [...f.names!, ...(f.actionNames?.[index] ?? this.p.ownNames[index]!)];
+    const d = c.call("arm_mean", [this.h, index]);
+    const w = c.read(d + 1);
+    const terms = expand(feats, this.p.spec.features.interactions, d - 1);
+    const weight = (t: Term) => w[t.slot]!;
+    const bias = terms.filter((t) => t.i < 0).reduce((a, t) => a + t.value * weight(t), 0);
+    const label = (t: Term) => (t.i < 0 ? "" : t.j < 0 ? names[t.i]! : `${names[t.i]} × ${names[t.j]}`);
+    const all = terms;
+    let rest = terms.filter((t) => t.i >= 0);
     const contributions: Contribution[] = [];
-    for (let c = 0; c < m; c++) {
-      const t = r.subarray(7 + 2 * k + 7 * c);
-      contributions.push({ feature: name(t[0]!, t[1]!, t[2]!), value: t[3]!, weight: t[4]!, contribution: t[5]!, shared: t[6] !== 0 });
+    let listed = 0;
+    // The `top` largest, a term listed twice (a list naming a value twice) merged into one.
+    while (contributions.length < o.top && rest.length > 0) {
+      const size = (t: Term) => Math.abs(t.value * weight(t));
+      const first = rest.reduce((b, t) => (size(t) > size(b) ? t : b), rest[0]!);
+      const name = label(first);
+      let value = 0;
+      rest = rest.filter((t) => {
+        const same = t.slot === first.slot && label(t) === name;
+        if (same) value += t.value;
+        return !same;
+      });
+      const contribution = value * weight(first);
+      listed += contribution;
+      contributions.push({
+        feature: name,
+        value,
+        weight: weight(first),
+        contribution,
+        shared: all.some((t) => t.slot === first.slot && label(t) !== name),
+      });
     }
+    const score = scores[index]!;
     return {
       variant: this.p.ids[index]!,
-      score: r[1]!,
-      bias: r[2]!,
+      score,
+      bias,
       contributions,
-      other: r[3]!,
-      best: this.p.ids[r[4]!]!,
-      scores: Array.from(r.subarray(7, 7 + k)),
-      sd: Array.from(r.subarray(7 + k, 7 + 2 * k)),
-      updates: r[5]!,
+      other: score - bias - listed,
+      best: this.p.ids[best]!,
+      scores,
+      sd: Array.from(r.subarray(k, 2 * k)),
+      updates: w[d]!,
     };
   }
 

@@ -31,12 +31,12 @@ use core::cell::UnsafeCell;
 use crate::error::Error;
 use crate::prelude::*;
 
-// talc: a small allocator, as fast as dlmalloc here for many small
-// short-lived allocations.
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+mod alloc;
+
 #[cfg(all(target_arch = "wasm32", not(feature = "std")))]
 #[global_allocator]
-// SAFETY: wasm32-unknown-unknown without threads is single-threaded.
-static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
+static ALLOCATOR: alloc::Classes = alloc::Classes::new();
 
 #[cfg(all(target_arch = "wasm32", not(feature = "std")))]
 #[panic_handler]
@@ -301,7 +301,18 @@ impl<T> Table<T> {
     }
 }
 
+/// Traps on purpose: only in builds with the `test-panic` feature, for the
+/// JS test that a trap poisons the instance.
+#[cfg(feature = "test-panic")]
+#[no_mangle]
+pub extern "C" fn test_panic() -> i32 {
+    panic!("deliberate test panic")
+}
+
 /// Decode UTF-8 bytes the TypeScript side wrote.
 fn utf8(b: Vec<u8>) -> crate::Result<String> {
     String::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))
 }
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests;

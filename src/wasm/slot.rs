@@ -5,7 +5,7 @@ use crate::bandit::PolicyOptions;
 use crate::features::FeatureConfig;
 use crate::model::CompactModel;
 use crate::prelude::*;
-use crate::{Engine, EngineConfig, Hashed, Labelled, Term};
+use crate::{Engine, EngineConfig, Hashed};
 
 #[cfg(feature = "full")]
 static SLOTS: Global<Table<Engine>> = Global::new(Table::new());
@@ -313,79 +313,29 @@ pub extern "C" fn slot_commit(h: u32) -> i32 {
     done(slot(h, |e| Ok(i32::from(e.commit()))))
 }
 
-/// Explain `variant` (< 0: the best) with the `top` largest terms, for the
-/// features in `io` as for `rank`, followed by a label id per shared
-/// feature and per own feature of every variant (the call's actions, or
-/// the model's variant features). Writes the explanation into `io`.
+/// Every variant's posterior mean score, then its standard deviation, for
+/// the features in `io` (as for `rank`), into `io`, without choosing.
 #[cfg(feature = "full")]
 #[no_mangle]
-pub extern "C" fn explain(h: u32, n: u32, actions: u32, variant: i32, top: u32) -> i32 {
+pub extern "C" fn scores(h: u32, n: u32, actions: u32) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
-        let (shared, labels, own, own_labels) = with_io(|io| {
-            let (shared, own) = call_features(io, n, actions, k)?;
-            let own =
-                own.unwrap_or_else(|| (0..k).map(|i| e.variant_features(i).to_vec()).collect());
-            let label = |io: &mut Nums<'_>| io.int(u32::MAX as u64).map(|l| l as u32);
-            let labels = (0..shared.len())
-                .map(|_| label(io))
-                .collect::<crate::Result<Vec<u32>>>()?;
-            let own_labels = own
-                .iter()
-                .map(|o| {
-                    (0..o.len())
-                        .map(|_| label(io))
-                        .collect::<crate::Result<Vec<u32>>>()
-                })
-                .collect::<crate::Result<Vec<_>>>()?;
-            Ok((shared, labels, own, own_labels))
-        })?;
-        let own_l: Vec<Labelled<'_>> = own
-            .iter()
-            .zip(&own_labels)
-            .map(|(hashed, labels)| Labelled { hashed, labels })
-            .collect();
-        let variant = usize::try_from(variant).ok();
-        let x = e.explain_hashed(
-            Labelled {
-                hashed: &shared,
-                labels: &labels,
-            },
-            &own_l,
-            variant,
-            top as usize,
-        )?;
-        let head = [
-            x.index as f64,
-            x.score,
-            x.bias,
-            x.other,
-            x.best as f64,
-            x.updates as f64,
-            x.contributions.len() as f64,
-        ];
-        let terms = x.contributions.iter().flat_map(|c| {
-            let (kind, i, j) = match c.term {
-                Term::Constant => (0.0, 0.0, 0.0),
-                Term::Feature(i) => (1.0, i as f64, 0.0),
-                Term::Cross(i, j) => (2.0, i as f64, j as f64),
-            };
-            [
-                kind,
-                i,
-                j,
-                c.value,
-                c.weight,
-                c.contribution,
-                f64::from(u8::from(c.shared)),
-            ]
-        });
-        put_io(
-            head.into_iter()
-                .chain(x.scores.iter().copied())
-                .chain(x.sd.iter().copied())
-                .chain(terms),
-        );
-        Ok(0)
+        let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
+        let (means, sds) = e.scorer().score(&shared, own.as_deref())?;
+        put_io(means.into_iter().chain(sds));
+        Ok(k as i32)
+    }))
+}
+
+/// Variant `arm`'s posterior mean weight of every slot into `io`, then the
+/// rewards it learned from; the number of slots.
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn arm_mean(h: u32, arm: u32) -> i32 {
+    done(slot(h, |e| {
+        let (mean, n) = e.scorer().arm_mean(arm as usize).ok_or_else(|| bad("no such variant"))?;
+        let d = mean.len();
+        put_io(mean.iter().copied().chain([n as f64]));
+        Ok(d as i32)
     }))
 }
