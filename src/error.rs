@@ -80,6 +80,34 @@ impl core::ops::Deref for NoText {
     }
 }
 
+/// A number an error reports (a length, a limit, a version): kept in
+/// builds with `std`; nothing in the .wasm (see [`Text`]).
+#[cfg(feature = "std")]
+pub type Figure<T> = T;
+
+/// A number an error reports (see the `std` version): nothing in the .wasm.
+#[cfg(not(feature = "std"))]
+pub type Figure<T> = NoFigure<T>;
+
+/// No number: what a `no_std` build keeps of a figure in an error.
+#[cfg(not(feature = "std"))]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NoFigure<T>(core::marker::PhantomData<T>);
+
+#[cfg(not(feature = "std"))]
+impl<T> From<T> for NoFigure<T> {
+    fn from(_: T) -> NoFigure<T> {
+        NoFigure(core::marker::PhantomData)
+    }
+}
+
+#[cfg(not(feature = "std"))]
+impl<T> fmt::Display for NoFigure<T> {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+
 /// Every error code of insitu, in the order of `schema/errors.json`, which
 /// the TypeScript side and the README are tested against too. The last four
 /// are the control plane's own (storage, a trapped instance, no wasm).
@@ -140,16 +168,16 @@ pub enum Error {
         /// Path of the offending string.
         field: Text,
         /// Its length in bytes.
-        len: usize,
+        len: Figure<usize>,
         /// The limit in bytes.
-        max: usize,
+        max: Figure<usize>,
     },
     /// A context expands to more features than allowed.
     TooManyFeatures {
         /// How many features it produced before being stopped.
-        count: usize,
+        count: Figure<usize>,
         /// The limit.
-        max: usize,
+        max: Figure<usize>,
     },
     /// The shipped prior model failed validation.
     InvalidModel {
@@ -161,7 +189,7 @@ pub enum Error {
     /// A reward is not a finite number in [0, 1].
     InvalidReward {
         /// The rejected value.
-        value: f64,
+        value: Figure<f64>,
     },
     /// No pending decision has this id (never issued, or evicted).
     UnknownDecision {
@@ -208,9 +236,9 @@ pub enum Error {
     /// A snapshot written by a newer insitu, in a format this one cannot read.
     SnapshotVersion {
         /// The format version found.
-        found: u32,
+        found: Figure<u32>,
         /// The newest version this build reads.
-        supported: u32,
+        supported: Figure<u32>,
     },
     /// A tracked behaviour event is malformed (a missing or mistyped field,
     /// an over-long string, too many tags, an unknown key).
@@ -241,9 +269,9 @@ pub enum Error {
     /// A snapshot would exceed the size cap (or a stored one does).
     SnapshotTooLarge {
         /// Its size in bytes.
-        bytes: usize,
+        bytes: Figure<usize>,
         /// The cap in bytes.
-        max: usize,
+        max: Figure<usize>,
     },
 }
 
@@ -366,7 +394,7 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "reward must be a finite number in [0, 1], but is {}",
-                    Num(*value)
+                    shown(value)
                 )
             }
             Error::UnknownDecision { id } => write!(f, "no pending decision has id `{id}`"),
@@ -411,6 +439,18 @@ impl core::error::Error for Error {}
 /// add about 20 KB to the .wasm. Integers print exactly; other values with
 /// up to 6 significant decimals, in exponent form when very large or small.
 pub(crate) struct Num(pub(crate) f64);
+
+/// A reported value as messages show it.
+#[cfg(feature = "std")]
+fn shown(v: &f64) -> Num {
+    Num(*v)
+}
+
+/// A reported value as messages show it (nothing, without `std`).
+#[cfg(not(feature = "std"))]
+fn shown(v: &Figure<f64>) -> Figure<f64> {
+    *v
+}
 
 impl fmt::Display for Num {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

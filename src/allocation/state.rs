@@ -321,7 +321,7 @@ impl Allocator {
     pub fn reward(&mut self, index: usize, reward: f64, now_ms: f64) -> Result<()> {
         crate::prim::clock::check_now(now_ms)?;
         if !(0.0..=1.0).contains(&reward) {
-            return Err(Error::InvalidReward { value: reward });
+            return Err(Error::InvalidReward { value: (reward).into() });
         }
         let e = experiment(&self.experiments, index)?;
         let key = e.key.clone();
@@ -713,8 +713,8 @@ fn read_section(body: &[u8]) -> Result<State> {
     let v = r.u16()?;
     if v != SECTION_VERSION {
         return Err(Error::SnapshotVersion {
-            found: v as u32,
-            supported: SECTION_VERSION as u32,
+            found: (v as u32).into(),
+            supported: (SECTION_VERSION as u32).into(),
         });
     }
     let unit = match r.u8()? {

@@ -716,8 +716,8 @@ impl Behavior {
         let layout = r.u8()?;
         if layout != LAYOUT {
             return Err(Error::SnapshotVersion {
-                found: layout as u32,
-                supported: LAYOUT as u32,
+                found: (layout as u32).into(),
+                supported: (LAYOUT as u32).into(),
             });
         }
         // The smallest event: time, a 1-byte type, flags, tag count.

@@ -105,7 +105,7 @@ impl Engine {
         let fc = &self.s.cfg.model.features;
         let k = self.s.arms.len();
         let actions: Vec<Vec<Hashed>> = own.iter().map(|o| o.hashed.to_vec()).collect();
-        self.s.check_features(shared.hashed, Some(&actions))?;
+        self.s.clone().score(shared.hashed, Some(&actions))?;
         if shared.labels.len() != shared.hashed.len()
             || own.iter().any(|o| o.labels.len() != o.hashed.len())
             || !(1..=MAX_TOP).contains(&top)

@@ -180,8 +180,9 @@ impl Pending {
     }
 }
 
-/// Buffers reused from one decision to the next.
-#[derive(Debug, Clone, Default)]
+/// Buffers reused from one decision to the next (not state: what a failed
+/// call leaves in them means nothing, so `Debug` shows none of it).
+#[derive(Clone, Default)]
 struct Scratch {
     /// Shared plus one variant's hashed features.
     feats: Vec<Hashed>,
@@ -192,6 +193,12 @@ struct Scratch {
     scores: Vec<f64>,
     variances: Vec<f64>,
     pmf: Vec<f64>,
+}
+
+impl core::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Scratch")
+    }
 }
 
 /// The decision-id epoch made of `entropy`: independent of the seed stream,
@@ -266,13 +273,11 @@ impl Scorer {
         now_ms: f64,
     ) -> Result<Choice> {
         check_now(now_ms)?;
-        self.check_features(shared, actions)?;
         check_seed(seed)?;
-        self.with_folded(shared, actions, |s, xs| {
-            let c = s.sample(xs, seed)?;
-            s.counter += 1;
-            Ok(c)
-        })
+        self.fold(shared, actions)?;
+        let c = self.sample(seed)?;
+        self.counter += 1;
+        Ok(c)
     }
 
     /// The pmf of the latest decision, in variant order.
@@ -297,25 +302,19 @@ impl Scorer {
 
     /// Every variant's posterior mean score and its standard deviation for
     /// these features, as `rank` computes them, without choosing (for
-    /// explanations). Nothing changes.
+    /// explanations). Nothing changes but the scratch buffers.
     pub fn score(
         &mut self,
         shared: &[Hashed],
         actions: Option<&[Vec<Hashed>]>,
     ) -> Result<(Vec<f64>, Vec<f64>)> {
-        self.check_features(shared, actions)?;
-        self.with_folded(shared, actions, |s, xs| {
-            let mut means = Vec::with_capacity(s.arms.len());
-            let mut sds = Vec::with_capacity(s.arms.len());
-            for (i, a) in s.arms.iter().enumerate() {
-                means.push(a.mean_score(for_arm(xs, i)));
-                sds.push(crate::prim::math::sqrt(a.score_variance(for_arm(xs, i))));
-            }
-            if !means.iter().chain(&sds).all(|v| v.is_finite()) {
-                return Err(overflow());
-            }
-            Ok((means, sds))
-        })
+        self.fold(shared, actions)?;
+        self.moments(true)?;
+        let s = &self.scratch;
+        Ok((
+            s.scores.clone(),
+            s.variances.iter().map(|v| crate::prim::math::sqrt(*v)).collect(),
+        ))
     }
 
     /// Variant `arm`'s posterior mean weight of every slot, and how many
@@ -323,111 +322,83 @@ impl Scorer {
     pub fn arm_mean(&self, arm: usize) -> Option<(&[f64], u64)> {
         self.arms.get(arm).map(|a| (&a.mean[..], a.n))
     }
-    /// Refuse hashed features the TypeScript side could not have sent: a
-    /// namespace outside the allowlist, a value that is not finite, too
-    /// many of them, or per-call actions that do not list every variant.
-    fn check_features(&self, shared: &[Hashed], actions: Option<&[Vec<Hashed>]>) -> Result<()> {
-        let namespaces = self.cfg.model.features.namespaces();
+
+    /// Fold shared features plus each variant's own (from `actions`, else
+    /// the model's) into the scratch vectors, refusing features the
+    /// TypeScript side could not have sent: a namespace outside the
+    /// allowlist, a value that is not finite, too many of them, or per-call
+    /// actions that do not list every variant. When no variant has features
+    /// of its own, every variant sees the same vector and the scratch holds
+    /// only that one (see [`for_arm`]).
+    fn fold(&mut self, shared: &[Hashed], actions: Option<&[Vec<Hashed>]>) -> Result<()> {
         let k = self.arms.len();
+        let variants = &self.cfg.model.variants;
+        let own = |i: usize| match actions {
+            Some(a) => a.get(i).map_or(&[][..], |v| &v[..]),
+            None => &variants[i].hashed[..],
+        };
         if actions.is_some_and(|a| a.len() != k) {
             return Err(Error::context("actions", text!("should list {k} variants")));
         }
-        let own = actions.map_or(0, |a| a.iter().map(Vec::len).max().unwrap_or(0));
-        check_count(shared.len() + own)?;
-        let all = shared.iter().chain(actions.into_iter().flatten().flatten());
-        for f in all {
-            if f.ns() >= namespaces {
-                return Err(Error::context(
-                    "context",
-                    text!("names a namespace outside the allowlist"),
-                ));
-            }
-            if !f.value().is_finite() {
-                return Err(Error::NonFiniteFeature {
-                    field: text!("context"),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Fold shared features plus each variant's own (from `actions`, else
-    /// the model's) into `xs`. When no variant has features of its own, every
-    /// variant sees the same vector and `xs` holds only that one (see
-    /// [`for_arm`]), rather than K copies.
-    fn fold_arms(
-        &mut self,
-        shared: &[Hashed],
-        actions: Option<&[Vec<Hashed>]>,
-        xs: &mut Vec<SparseVec>,
-    ) -> Result<()> {
-        let k = self.arms.len();
-        let own = |i: usize| match actions {
-            Some(a) => &a[i],
-            None => &self.cfg.model.variants[i].hashed,
-        };
         let fc = &self.cfg.model.features;
         let s = &mut self.scratch;
-        let n = if (0..k).all(|i| own(i).is_empty()) {
-            1
-        } else {
-            k
-        };
-        xs.resize_with(n, SparseVec::default);
-        if n == 1 {
-            return fc.fold_into(shared, &mut s.dense, &mut xs[0]);
-        }
-        for (i, x) in xs.iter_mut().enumerate() {
+        let n = if (0..k).all(|i| own(i).is_empty()) { 1 } else { k };
+        s.xs.resize_with(n, SparseVec::default);
+        for i in 0..n {
             s.feats.clear();
             s.feats.extend_from_slice(shared);
-            let a = own(i);
-            check_count(s.feats.len() + a.len())?;
-            s.feats.extend_from_slice(a);
-            fc.fold_into(&s.feats, &mut s.dense, x)?;
+            s.feats.extend_from_slice(own(i));
+            check_count(s.feats.len())?;
+            for f in &s.feats {
+                if f.ns() >= fc.namespaces() {
+                    return Err(Error::context(
+                        "context",
+                        text!("names a namespace outside the allowlist"),
+                    ));
+                }
+                if !f.value().is_finite() {
+                    return Err(Error::NonFiniteFeature {
+                        field: text!("context"),
+                    });
+                }
+            }
+            fc.fold_into(&s.feats, &mut s.dense, &mut s.xs[i])?;
         }
         Ok(())
     }
 
-    /// Fold the features into the scratch vectors (see [`fold_arms`]) and run
-    /// `then` on them; the scratch buffers are kept for the next call.
-    fn with_folded<T>(
-        &mut self,
-        shared: &[Hashed],
-        actions: Option<&[Vec<Hashed>]>,
-        then: impl FnOnce(&mut Scorer, &[SparseVec]) -> Result<T>,
-    ) -> Result<T> {
-        let mut xs = core::mem::take(&mut self.scratch.xs);
-        let result = self
-            .fold_arms(shared, actions, &mut xs)
-            .and_then(|()| then(self, &xs));
-        self.scratch.xs = xs;
-        result
-    }
-
-    /// Score, explore and sample: the variant, its probability and the seed
-    /// of the draw (drawn from the stream unless given). Fails, before
-    /// anything changes, only when the scores are not finite (feature values
-    /// so large they overflow). The pmf and scores stay in the scratch.
-    fn sample(&mut self, xs: &[SparseVec], seed: Option<u64>) -> Result<Choice> {
-        let policy = &self.cfg.policy;
+    /// Every variant's posterior mean score (and, when `variance`, the
+    /// variance of its score) for the folded vectors, into the scratch.
+    /// Fails when they are not finite (feature values so large they overflow).
+    fn moments(&mut self, variance: bool) -> Result<()> {
         let s = &mut self.scratch;
         s.scores.clear();
-        s.scores
-            .extend((self.arms.iter().enumerate()).map(|(i, p)| p.mean_score(for_arm(xs, i))));
         s.variances.clear();
-        if policy.needs_variance() {
-            s.variances.extend(
-                (self.arms.iter().enumerate()).map(|(i, p)| p.score_variance(for_arm(xs, i))),
-            );
-        } else {
-            s.variances.resize(self.arms.len(), 0.0);
+        for (i, p) in self.arms.iter().enumerate() {
+            let x = for_arm(&s.xs, i);
+            let m = p.mean_score(x);
+            let v = if variance { p.score_variance(x) } else { 0.0 };
+            if !(m.is_finite() && v.is_finite()) {
+                return Err(overflow());
+            }
+            s.scores.push(m);
+            s.variances.push(v);
         }
-        if !s.scores.iter().chain(&s.variances).all(|v| v.is_finite()) {
-            return Err(overflow());
-        }
+        Ok(())
+    }
+
+    /// Score, explore and sample the folded vectors: the variant, its
+    /// probability and the seed of the draw (drawn from the stream unless
+    /// given). Fails, before anything changes, only when the scores are not
+    /// finite. The pmf and scores stay in the scratch.
+    fn sample(&mut self, seed: Option<u64>) -> Result<Choice> {
+        self.moments(self.cfg.policy.needs_variance())?;
         let seed = seed.unwrap_or_else(|| self.rng.next_seed());
         let mut rng = Rng::new(seed);
-        policy.pmf_into(&s.scores, &s.variances, &mut rng, &mut s.pmf);
+        let s = &mut self.scratch;
+        self.cfg
+            .policy
+            .pmf_into(&s.scores, &s.variances, &mut rng, &mut s.pmf);
         let (index, probability) = crate::bandit::explore::sample(&s.pmf, rng.next_f64());
         Ok(Choice {
             index,
@@ -547,7 +518,6 @@ impl Engine {
         now_ms: f64,
     ) -> Result<Choice> {
         check_now(now_ms)?;
-        self.s.check_features(shared, actions)?;
         check_seed(seed)?;
         self.choose(shared, actions, seed, defer, now_ms)
     }
@@ -568,15 +538,11 @@ impl Engine {
                 variant: text!("#{arm}"),
             });
         }
-        self.s.check_features(shared, actions)?;
-        let noise = self.s.cfg.model.noise;
-        let sync = &mut self.sync;
-        self.s.with_folded(shared, actions, |s, xs| {
-            let x = for_arm(xs, arm);
-            s.arms[arm].update(x, reward, noise, 1.0)?;
-            sync.journal(arm, x, reward, None);
-            Ok(())
-        })
+        self.s.fold(shared, actions)?;
+        let x = for_arm(&self.s.scratch.xs, arm);
+        self.s.arms[arm].update(x, reward, self.s.cfg.model.noise, 1.0)?;
+        self.sync.journal(arm, x, reward, None);
+        Ok(())
     }
 
     /// The pmf of the latest decision, in variant order.
@@ -602,14 +568,10 @@ impl Engine {
         defer: bool,
         now_ms: f64,
     ) -> Result<Choice> {
-        let mut xs = core::mem::take(&mut self.s.scratch.xs);
-        let result = self.s.fold_arms(shared, actions, &mut xs).and_then(|()| {
-            let c = self.s.sample(&xs, seed)?;
-            self.record(&xs, c, defer, now_ms);
-            Ok(c)
-        });
-        self.s.scratch.xs = xs;
-        result
+        self.s.fold(shared, actions)?;
+        let c = self.s.sample(seed)?;
+        self.record(c, defer, now_ms);
+        Ok(c)
     }
 
     /// Take over a decision the first-decision module made on the same
@@ -628,34 +590,29 @@ impl Engine {
         now_ms: f64,
     ) -> Result<Choice> {
         check_now(now_ms)?;
-        self.s.check_features(shared, actions)?;
         if arm >= self.s.arms.len() {
             return Err(Error::UnknownVariant {
                 variant: text!("#{arm}"),
             });
         }
-        let mut xs = core::mem::take(&mut self.s.scratch.xs);
-        let result = self.s.fold_arms(shared, actions, &mut xs).map(|()| {
-            let seed = if drew { self.s.rng.next_seed() } else { 0 };
-            let c = Choice {
-                index: arm,
-                probability: 0.0,
-                seed,
-                epoch: self.s.cfg.epoch,
-                counter: self.s.counter + 1,
-            };
-            self.record(&xs, c, defer, now_ms);
-            c
-        });
-        self.s.scratch.xs = xs;
-        result
+        self.s.fold(shared, actions)?;
+        let seed = if drew { self.s.rng.next_seed() } else { 0 };
+        let c = Choice {
+            index: arm,
+            probability: 0.0,
+            seed,
+            epoch: self.s.cfg.epoch,
+            counter: self.s.counter + 1,
+        };
+        self.record(c, defer, now_ms);
+        Ok(c)
     }
 
     /// Record decision `c` as pending, with the feature vector of its variant.
-    fn record(&mut self, xs: &[SparseVec], c: Choice, defer: bool, now_ms: f64) {
+    fn record(&mut self, c: Choice, defer: bool, now_ms: f64) {
         self.s.counter += 1;
         let mut x = self.prune(now_ms);
-        x.copy_from(for_arm(xs, c.index));
+        x.copy_from(for_arm(&self.s.scratch.xs, c.index));
         self.pending.push_back(Pending {
             epoch: self.s.cfg.epoch,
             counter: self.s.counter,
@@ -796,6 +753,6 @@ pub(crate) fn check_reward(r: f64) -> Result<()> {
     if r.is_finite() && (0.0..=1.0).contains(&r) {
         Ok(())
     } else {
-        Err(Error::InvalidReward { value: r })
+        Err(Error::InvalidReward { value: (r).into() })
     }
 }

@@ -747,8 +747,8 @@ fn for_entries<'b>(
     let layout = body.first().copied().unwrap_or(0);
     if layout > LAYOUT {
         return Err(Error::SnapshotVersion {
-            found: u32::from(layout),
-            supported: u32::from(LAYOUT),
+            found: (u32::from(layout)).into(),
+            supported: (u32::from(LAYOUT)).into(),
         });
     }
     let entries = if layout == LAYOUT {

@@ -117,9 +117,9 @@ fn check_name(s: &str, field: impl Fn() -> String) -> Result<()> {
 fn check_len(s: &str, field: impl Fn() -> String) -> Result<()> {
     if s.len() > MAX_STRING_BYTES {
         return Err(Error::StringTooLong {
-            field: field(),
-            len: s.len(),
-            max: MAX_STRING_BYTES,
+            field: (field()).into(),
+            len: (s.len()).into(),
+            max: (MAX_STRING_BYTES).into(),
         });
     }
     Ok(())

@@ -62,8 +62,8 @@ impl Snapshot {
         }
         if bytes.len() > max {
             return Err(Error::SnapshotTooLarge {
-                bytes: bytes.len(),
-                max,
+                bytes: (bytes.len()).into(),
+                max: max.into(),
             });
         }
         let mut r = Reader::new(bytes, "header");
@@ -77,8 +77,8 @@ impl Snapshot {
             0 => return Err(corrupt("format version 0 was never written".into())),
             found => {
                 return Err(Error::SnapshotVersion {
-                    found,
-                    supported: FORMAT_VERSION,
+                    found: found.into(),
+                    supported: (FORMAT_VERSION).into(),
                 })
             }
         }
@@ -129,7 +129,7 @@ impl Snapshot {
             .sum();
         let total = HEADER + 2 + body;
         if total > max {
-            return Err(Error::SnapshotTooLarge { bytes: total, max });
+            return Err(Error::SnapshotTooLarge { bytes: (total).into(), max: max.into() });
         }
         let mut w = Vec::with_capacity(total);
         w.extend_from_slice(MAGIC);

@@ -104,8 +104,8 @@ pub fn open(raw: &str) -> Result<Frame<'_>> {
         let version = tag.strip_prefix(b"insitu").and_then(|v| number(v, 10));
         return Err(match version {
             Some(v) if v > FRAME_VERSION => Error::SnapshotVersion {
-                found: v.min(u64::from(u32::MAX)) as u32,
-                supported: FRAME_VERSION as u32,
+                found: (v.min(u64::from(u32::MAX)) as u32).into(),
+                supported: (FRAME_VERSION as u32).into(),
             },
             _ => Error::SnapshotForeign {
                 reason: text!("the stored value does not start with `{FRAME_TAG};`"),

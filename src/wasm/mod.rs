@@ -200,11 +200,13 @@ impl Nums<'_> {
     }
 }
 
-/// Run `f` on the numbers in the f64 buffer (copied out first, so `f` may
-/// write results into it).
+/// Run `f` on the numbers in the f64 buffer (taken out meanwhile; `f`
+/// must not write results into it).
 fn with_io<R>(f: impl FnOnce(&mut Nums<'_>) -> crate::Result<R>) -> crate::Result<R> {
-    let v = IO.with(|v| v.clone());
-    f(&mut Nums { v: &v, at: 0 })
+    let v = IO.with(core::mem::take);
+    let r = f(&mut Nums { v: &v, at: 0 });
+    IO.with(|io| *io = v);
+    r
 }
 
 /// Reads strings and numbers from a byte layout (little-endian).

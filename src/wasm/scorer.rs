@@ -68,3 +68,4 @@ pub extern "C" fn score_stats(h: u32) -> i32 {
         Ok(s.variant_count() as i32)
     }))
 }
+

@@ -75,19 +75,28 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
         variants.push((hashed, mean, variance));
     }
     let model = CompactModel::new(features, noise, variants, version(hi, lo))?;
-    let name = ["thompson", "linucb", "egreedy", "greedy"][kind as usize];
-    let mut p = PolicyOptions {
-        kind: Some(String::from(name)),
-        min_probability: Some(min_probability),
-        ..PolicyOptions::default()
+    use crate::bandit::{Policy, PolicyKind};
+    let kind = match kind {
+        0 => PolicyKind::Thompson {
+            scale: param,
+            samples,
+        },
+        1 => PolicyKind::LinUcb { alpha: param },
+        2 => PolicyKind::EpsilonGreedy { epsilon: param },
+        _ => PolicyKind::Greedy,
     };
-    match kind {
-        0 => (p.scale, p.samples) = (Some(param), Some(samples)),
-        1 => p.alpha = Some(param),
-        2 => p.epsilon = Some(param),
-        _ => {}
+    let ok = param.is_finite()
+        && param >= 0.0
+        && (1..=crate::bandit::MAX_SAMPLES).contains(&samples.max(1))
+        && min_probability >= 0.0
+        && min_probability * k as f64 <= 1.0;
+    if !ok {
+        return Err(bad("a policy"));
     }
-    let policy = p.check(k)?;
+    let policy = Policy {
+        kind,
+        min_probability,
+    };
     EngineConfig::new(model, policy, fallback, seed, epoch, ttl, max_pending)
 }
 
@@ -117,13 +126,14 @@ pub(super) fn call_features(
     if actions == 0 {
         return Ok((shared, None));
     }
-    let counts = (0..k)
-        .map(|_| io.usize(crate::features::MAX_FEATURES))
-        .collect::<crate::Result<Vec<usize>>>()?;
-    let own = counts
-        .into_iter()
-        .map(|c| io.features(c))
-        .collect::<crate::Result<_>>()?;
+    let mut counts = Vec::with_capacity(k);
+    for _ in 0..k {
+        counts.push(io.usize(crate::features::MAX_FEATURES)?);
+    }
+    let mut own = Vec::with_capacity(k);
+    for c in counts {
+        own.push(io.features(c)?);
+    }
     Ok((shared, Some(own)))
 }
 

@@ -192,19 +192,26 @@ pub fn drain(slots: &[u32], acc: &mut [f64], seen: &mut [bool], out: &mut impl E
     }
 }
 
-/// Sort slot indices: Shell sort with Ciura's gaps. A vector holds at most a
-/// few thousand slots, and a library sort costs kilobytes of .wasm.
+/// Sort slot indices: Shell sort with Ciura's gaps. A vector holds at most
+/// a few thousand slots, and a library sort costs kilobytes of .wasm.
 pub fn sort_slots(v: &mut [u32]) {
     for gap in [701, 301, 132, 57, 23, 10, 4, 1] {
-        for i in gap..v.len() {
-            let item = v[i];
-            let mut j = i;
-            while j >= gap && v[j - gap] > item {
-                v[j] = v[j - gap];
-                j -= gap;
-            }
-            v[j] = item;
+        gap_pass(v, gap);
+    }
+}
+
+/// One insertion-sort pass over the elements `gap` apart. Not inlined: the
+/// loop over the gaps is unrolled, and it would copy this loop per gap.
+#[inline(never)]
+fn gap_pass(v: &mut [u32], gap: usize) {
+    for i in gap..v.len() {
+        let item = v[i];
+        let mut j = i;
+        while j >= gap && v[j - gap] > item {
+            v[j] = v[j - gap];
+            j -= gap;
         }
+        v[j] = item;
     }
 }
 
