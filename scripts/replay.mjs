@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Offline-evaluation driver: runs the built Node package (pkg-node/) behind a
-// line protocol, so an evaluation harness can replay a bandit stream through
+// Offline-evaluation driver: runs the built package (pkg/index.js on the full
+// engine, pkg/insitu_full.wasm) behind a line protocol, so an evaluation harness can replay a bandit stream through
 // exactly the code a site ships.
 //
 // One JSON object per line on stdin; each reply is one JSON line on stdout.
@@ -22,12 +22,12 @@
 // Usage: node scripts/replay.mjs < session.jsonl
 
 import { createInterface } from "node:readline";
-import { createRequire } from "node:module";
-import { realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import init, { Insitu } from "../pkg/index.js";
 
-const require = createRequire(import.meta.url);
-const { Insitu } = require("../pkg-node/insitu.js");
+// `new Insitu()` runs on the full engine, instantiated once from its bytes.
+await init(readFileSync(new URL("../pkg/insitu_full.wasm", import.meta.url)));
 
 /** Codes of errors the driver itself detects (the engine's own codes pass through). */
 export const ERROR_CODES = Object.freeze({
@@ -166,7 +166,7 @@ export class Session {
   }
 
   reset() {
-    this.slot?.free();
+    this.slot?.close();
     this.slot = null;
     this.last = null;
   }

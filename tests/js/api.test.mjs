@@ -1,13 +1,11 @@
-// JS API tests against the built package (pkg-node/, the same code as pkg/).
+// JS API tests of `new Insitu(options)` against the built package (pkg/index.js
+// on the full engine, pkg/insitu_full.wasm), and of the plain-data results.
 // Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { throwsCode } from "./helpers.mjs";
+import { CODES, Insitu, InsituError, open, throwsCode, updates } from "./helpers.mjs";
 
-const require = createRequire(import.meta.url);
-const { Insitu, Behavior, __openFrame, __sealFrame } = require("../../pkg-node/insitu.js");
 const fixture = JSON.parse(readFileSync(new URL("../fixtures/determinism.json", import.meta.url)));
 
 const OPTS = { variants: ["a", "b", "c"], features: { allow: ["page"] }, seed: 42 };
@@ -21,55 +19,85 @@ test("a decision has every documented field", () => {
   assert.equal(d.pmf.length, 3);
   assert.ok(Math.abs(d.pmf.reduce((x, y) => x + y, 0) - 1) < 1e-12);
   assert.equal(d.probability, d.pmf[d.index]);
+  assert.equal(d.scores.length, 3);
   assert.equal(typeof d.decisionId, "string");
+  assert.match(d.decisionId, /^[0-9a-f]{12}-[1-9][0-9]*$/);
   assert.ok(Number.isSafeInteger(d.seed));
   assert.match(d.modelVersion, /^m1-[0-9a-f]{16}$/);
   assert.equal(d.modelVersion, slot.modelVersion);
   assert.equal(d.policy, "linucb");
+  assert.equal(slot.policy, "linucb");
+  assert.deepEqual(slot.variants, ["a", "b", "c"]);
   assert.equal(d.fallback, false);
-  slot.free();
+  assert.equal("error" in d, false);
+  slot.close();
 });
 
-test("errors cross as Error objects with a stable code", () => {
+test("errors are InsituError objects with a stable code from CODES", () => {
+  const errors = JSON.parse(readFileSync(new URL("../../schema/errors.json", import.meta.url)));
+  assert.deepEqual([...CODES], errors.codes.map((c) => c.code), "CODES is the list of schema/errors.json, in order");
   let e = throwsCode(() => new Insitu({ variants: ["a", "b"], policy: { type: "ucb" } }), "INVALID_OPTION");
   assert.match(e.message, /policy\.type/);
+  assert.ok(e instanceof InsituError && e instanceof Error);
   e = throwsCode(() => new Insitu({ variants: ["a", "b"], polcy: {} }), "INVALID_OPTION");
   assert.match(e.message, /polcy/);
   throwsCode(() => new Insitu({ variants: ["a"] }), "INVALID_OPTION");
   throwsCode(() => new Insitu({ variants: ["a", "a"] }), "INVALID_OPTION");
   throwsCode(() => new Insitu({ variants: ["a", "b"], features: { bits: 40 } }), "INVALID_OPTION");
   throwsCode(() => new Insitu({ variants: ["a", "b"], seed: -1 }), "INVALID_OPTION");
+  throwsCode(() => new Insitu(), "INVALID_OPTION");
+  throwsCode(() => new Insitu("a,b"), "INVALID_OPTION");
   const cyclic = { variants: ["a", "b"] };
   cyclic.self = cyclic;
   throwsCode(() => new Insitu(cyclic), "INVALID_OPTION");
   throwsCode(() => new Insitu({ variants: ["a", "b"], seed: 10n }), "INVALID_OPTION");
+  throwsCode(() => new Insitu({ variants: ["a", "b"], seed: Symbol("s") }), "INVALID_OPTION");
+  // What no JSON could hold is refused with a code, not a TypeError.
+  for (const bad of [() => 1, Symbol("s"), 10n, null, [["a", "b"]]]) throwsCode(() => new Insitu(bad), "INVALID_OPTION");
+  throwsCode(() => new Insitu({ variants: ["a", "b"], features: { allow: [Symbol("ns")] } }), "INVALID_OPTION");
 });
 
 test("reward: bad, unknown, duplicate and expired ids get codes and change nothing", () => {
   const slot = new Insitu({ ...OPTS, rewardTtlMs: 1000 });
   const d = slot.rank({ context: { page: { section: "news" } }, now: 0 });
-  const updates = () => slot.stats().variants.reduce((n, v) => n + v.updates, 0);
-  for (const r of [1.5, -0.1, NaN, Infinity, "1"]) {
+  for (const r of [1.5, -0.1, NaN, Infinity, "1", null]) {
     throwsCode(() => slot.reward({ decisionId: d.decisionId, reward: r, now: 1 }), r === "1" ? "INVALID_OPTION" : "INVALID_REWARD");
   }
   throwsCode(() => slot.reward({ decisionId: "nope", reward: 1, now: 1 }), "UNKNOWN_DECISION");
   throwsCode(() => slot.reward({ reward: 1 }), "INVALID_OPTION");
   throwsCode(() => slot.reward({ decisionId: d.decisionId, reward: 1, extra: 1 }), "INVALID_OPTION");
-  assert.equal(updates(), 0);
+  throwsCode(() => slot.reward(), "INVALID_OPTION");
+  assert.equal(updates(slot), 0);
+  assert.equal(slot.stats().pending, 1);
   slot.reward({ decisionId: d.decisionId, reward: 1, now: 10 });
-  assert.equal(updates(), 1);
+  assert.equal(updates(slot), 1);
+  assert.equal(slot.stats().pending, 0);
   throwsCode(() => slot.reward({ decisionId: d.decisionId, reward: 1, now: 11 }), "DUPLICATE_REWARD");
   const late = slot.rank({ now: 0 });
   throwsCode(() => slot.reward({ decisionId: late.decisionId, reward: 1, now: 5000 }), "DECISION_EXPIRED");
-  assert.equal(updates(), 1);
+  assert.equal(updates(slot), 1);
+});
+
+test("settling by id: another slot's ids and non-canonical ids are unknown", () => {
+  const a = new Insitu({ ...OPTS, seed: 1 });
+  const b = new Insitu({ ...OPTS, seed: 1 });
+  const da = a.rank({ now: 0 });
+  const [prefix, counter] = da.decisionId.split("-");
+  for (const id of [b.rank({ now: 0 }).decisionId, `${prefix}-0${counter}`, `${prefix}-${counter}.0`, `${prefix.toUpperCase()}-${counter}`, ` ${da.decisionId}`]) {
+    throwsCode(() => a.reward({ decisionId: id, reward: 1, now: 1 }), "UNKNOWN_DECISION");
+  }
+  a.reward({ decisionId: da.decisionId, reward: 1, now: 1 });
+  assert.equal(a.stats().variants[da.index].updates, 1);
 });
 
 test("deferred decisions must be activated before the reward counts", () => {
   const slot = new Insitu(OPTS);
   const d = slot.rank({ defer: true, now: 0 });
   throwsCode(() => slot.reward({ decisionId: d.decisionId, reward: 1, now: 1 }), "NOT_ACTIVATED");
+  assert.equal(updates(slot), 0);
   slot.activate({ decisionId: d.decisionId, now: 2 });
   slot.reward({ decisionId: d.decisionId, reward: 1, now: 3 });
+  assert.equal(updates(slot), 1);
   throwsCode(() => slot.activate({ decisionId: "missing" }), "UNKNOWN_DECISION");
 });
 
@@ -80,19 +108,32 @@ test("rank never throws: bad input returns the fallback variant and the error", 
     { context: { page: { title: "x".repeat(1000) } } },
     { context: { page: { nested: { no: 1 } } } },
     { context: { page: { price: 1 } }, unknown: true },
+    { context: [] },
     { actions: [{}, {}] },
     { seed: 2 ** 60 },
+    { now: NaN },
+    "context",
+    42,
   ]) {
     const d = slot.rank(bad);
     assert.equal(d.variant, "c");
+    assert.equal(d.index, 2);
     assert.equal(d.fallback, true);
     assert.equal(d.probability, 1);
+    assert.deepEqual(d.pmf, [0, 0, 1]);
+    assert.deepEqual(d.scores, []);
     assert.equal(d.decisionId, null);
-    assert.ok(d.error instanceof Error, "error is an Error object");
-    assert.equal(typeof d.error.code, "string");
+    assert.equal(d.seed, null);
+    assert.ok(d.error instanceof InsituError, "error is an InsituError");
+    assert.ok(CODES.includes(d.error.code), d.error.code);
   }
   assert.equal(slot.rank({ context: { page: { price: NaN } } }).error.code, "NON_FINITE_FEATURE");
   assert.equal(slot.rank({ context: { page: { t: "x".repeat(1000) } } }).error.code, "STRING_TOO_LONG");
+  assert.equal(slot.rank({ context: { page: { nested: { no: 1 } } } }).error.code, "INVALID_CONTEXT");
+  assert.equal(slot.rank({ seed: 2 ** 60 }).error.code, "INVALID_OPTION");
+  const many = {};
+  for (let i = 0; i < 300; i++) many[`f${i}`] = i;
+  assert.equal(slot.rank({ context: { page: many } }).error.code, "TOO_MANY_FEATURES");
   assert.equal(slot.stats().pending, 0, "failed ranks leave nothing pending");
   // Non-allowlisted namespaces are dropped before they are read: no error.
   assert.equal(slot.rank({ context: { secret: { email: NaN } } }).fallback, false);
@@ -100,6 +141,7 @@ test("rank never throws: bad input returns the fallback variant and the error", 
 
 test("the same seed gives the same decisions as the native core (shared fixture)", () => {
   const slot = new Insitu(fixture.options);
+  assert.ok(fixture.steps.length > 10);
   for (const step of fixture.steps) {
     const d = slot.rank(step.rank);
     assert.equal(d.variant, step.variant);
@@ -180,7 +222,7 @@ test("explain: the learned feature tops the list, and the terms add up to the de
     slot.learn({ context: { page: { section } }, variant: "b", reward: section === "sports" ? 1 : 0 });
     slot.learn({ context: { page: { section } }, variant: "a", reward: 0.5 });
   }
-  // Not allowlisted: dropped before it crosses into wasm, as for rank.
+  // Not allowlisted: dropped before it reaches the core, as for rank.
   const context = { page: { section: "sports", price: 12.5 }, pii: { email: "a@b.c" } };
   const d = slot.rank({ context });
   const x = slot.explain({ context, variant: d.variant, top: 64 });
@@ -199,7 +241,7 @@ test("explain: the learned feature tops the list, and the terms add up to the de
   const before = slot.stats().pending;
   slot.explain({ context });
   assert.equal(slot.stats().pending, before);
-  slot.free();
+  slot.close();
 });
 
 test("explain: bad options throw Errors with codes", () => {
@@ -215,22 +257,46 @@ test("explain: bad options throw Errors with codes", () => {
   const x = slot.explain();
   assert.deepEqual(x.contributions, []);
   assert.equal(x.score, x.bias);
-  slot.free();
+  slot.close();
 });
 
-test("objects made in wasm: every kind of field, non-ASCII keys and strings, and `__proto__` as an own key", () => {
-  const b = new Behavior({ types: ["__proto__", "signup"] });
+test("close() frees the slot: later calls fail with a code and rank serves the fallback", () => {
+  const slot = new Insitu({ ...OPTS, fallback: "b" });
+  const d = slot.rank({ now: 0 });
+  slot.close();
+  const after = slot.rank({ now: 1 });
+  assert.equal(after.fallback, true);
+  assert.equal(after.variant, "b");
+  assert.ok(after.error instanceof InsituError);
+  for (const call of [
+    () => slot.reward({ decisionId: d.decisionId, reward: 1, now: 1 }),
+    () => slot.stats(),
+    () => slot.close(),
+  ]) {
+    assert.throws(call, (e) => e instanceof InsituError && CODES.includes(e.code));
+  }
+  // Other slots on the same engine are unaffected.
+  const other = new Insitu(OPTS);
+  assert.equal(other.rank({ now: 0 }).fallback, false);
+});
+
+test("plain-data results: every kind of field, non-ASCII keys and strings, and `__proto__` as an own key", () => {
   const t0 = Date.UTC(2026, 10, 22, 9, 30);
-  b.track({ type: "__proto__", category: "chaussures-é" }, t0);
-  b.track({ type: "signup", category: "__proto__" }, t0);
-  b.track({ type: "view", category: "🎉 party" }, t0);
-  const counts = b.counts();
+  const clock = { t: t0 };
+  const site = open({ storage: null, now: () => clock.t, behavior: { types: ["__proto__", "signup"] } });
+  site.track({ type: "__proto__", category: "chaussures-é" });
+  site.track({ type: "signup", category: "__proto__" });
+  site.track({ type: "view", category: "🎉 party" });
+  const counts = site.audit().events.byType;
   assert.equal(Object.getPrototypeOf(counts), Object.prototype);
-  assert.deepEqual(Object.entries(counts), [["__proto__", 1], ["signup", 1], ["view", 1]]);
-  const f = b.features(t0 + 60_000, -60);
+  assert.deepEqual(Object.entries(counts).sort(), [["__proto__", 1], ["signup", 1], ["view", 1]]);
+  assert.equal(Object.prototype.hasOwnProperty.call(counts, "__proto__"), true);
+  clock.t = t0 + 60_000;
+  const f = site.features();
+  const local = new Date(clock.t);
   assert.deepEqual(f, {
-    hour: "10",
-    weekday: "sun",
+    hour: String(local.getHours()),
+    weekday: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"][local.getDay()],
     sessions: Math.log1p(1),
     sessionDepth: Math.log1p(3),
     daysSinceFirst: 60_000 / 86_400_000,
@@ -246,9 +312,10 @@ test("objects made in wasm: every kind of field, non-ASCII keys and strings, and
   });
   assert.ok(f["cat:🎉 party:recent"] > 0.99 && f["cat:🎉 party:recent"] < 1);
   // Numbers, strings and an array.
-  assert.deepEqual(b.retention(), {
+  assert.deepEqual(site.audit().retention, {
     maxAgeDays: 30, maxEvents: 500, maxBytes: 16384, sessionGapMinutes: 30, types: ["__proto__", "signup"],
   });
+  site.close();
   // Booleans, nested objects and arrays of objects.
   const slot = new Insitu({ variants: ["ä", "b"], features: { allow: ["page"] }, seed: 7 });
   const x = slot.explain({ context: { page: { "ß": 1 } }, variant: "ä" });
@@ -258,9 +325,12 @@ test("objects made in wasm: every kind of field, non-ASCII keys and strings, and
   assert.ok(x.contributions.every((c) => typeof c.shared === "boolean" && typeof c.feature === "string"));
   assert.ok(x.contributions.some((c) => c.feature === "page.ß"), x.contributions.map((c) => c.feature).join());
   assert.deepEqual(slot.stats().variants, [{ id: "ä", updates: 0 }, { id: "b", updates: 0 }]);
-  // A byte array.
-  const framed = __sealFrame(t0, 3, new Uint8Array([0, 1, 255]));
-  const opened = __openFrame(new TextEncoder().encode(framed), "bytes");
-  assert.deepEqual({ ...opened, payload: [...opened.payload] }, { savedAt: t0, generation: 3, payload: [0, 1, 255] });
-  assert.ok(opened.payload instanceof Uint8Array);
+  // A byte array: the snapshot sync() returns, read back by restore().
+  const r = slot.sync(null, { slot: "hero", now: t0 });
+  assert.ok(r.bytes instanceof Uint8Array);
+  assert.equal(slot.commit(), true);
+  const again = new Insitu({ variants: ["ä", "b"], features: { allow: ["page"] }, seed: 7 });
+  assert.deepEqual(again.restore(r.bytes, { slot: "hero", now: t0 }), {
+    modelChanged: false, merged: true, replayed: 0, duplicates: 0, rejected: 0, adopted: 0,
+  });
 });

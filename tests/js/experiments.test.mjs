@@ -1,20 +1,19 @@
-// A/B experiments through the store (site.experiments / run): GrowthBook
-// compatibility against the shared golden fixtures and GrowthBook's own SDK,
-// stickiness across a reload, exposure logging and the callback, consent,
-// bad configurations and damaged stored state.
+// A/B experiments of a site (site.experiments / run), against the built
+// package (pkg/index.js): GrowthBook compatibility against the shared golden
+// fixtures and GrowthBook's own SDK, stickiness across a reload, exposure
+// logging and the callback, consent, bad configurations and damaged stored
+// state. Sites are opened with open() on the full engine, and with load()
+// (the first-decision module, then the full engine) where that matters.
 // Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
-import { createOpen } from "../../src/wasm/store.mjs";
-import { MemoryStorage, throwsCode } from "./helpers.mjs";
+import { loadSite, MemoryStorage, open, throwsCode } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
-const wasm = require("../../pkg-node/insitu.js");
 const { GrowthBook } = require("@growthbook/growthbook");
-const open = createOpen(wasm);
 const fixtures = JSON.parse(readFileSync(new URL("../fixtures/growthbook.json", import.meta.url)));
 const schema = JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url)));
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
@@ -80,7 +79,7 @@ test("an assignment is sticky across a reload through the stored device seed", a
   assert.equal(r.experiments.written, true, "but the experiments state is stored");
   first.s.close();
   const stored = [...storage.map.keys()];
-  assert.deepEqual(stored.sort(), ["insitu.ab"]);
+  assert.deepEqual(stored.sort(), ["insitu.ab", "insitu.unit"]);
 
   // 200 fresh pages on the same storage all show the same variant and log
   // no new exposure; pages on fresh storage spread over the variants.
@@ -97,6 +96,16 @@ test("an assignment is sticky across a reload through the stored device seed", a
     other.s.close();
   }
   assert.equal(seen.size, 3);
+
+  // The same through load(), before and after the full engine takes over.
+  for (let i = 0; i < 5; i++) {
+    const page = await loadSite({ storage, now: () => T0, flushDelayMs: 60_000 });
+    page.experiments([HERO]);
+    assert.equal(page.run("hero").variant, a.variant, "first-decision module");
+    await page.ready;
+    assert.equal(page.run("hero").variant, a.variant, "full engine");
+    page.close();
+  }
 });
 
 test("the audit lists experiments, the unit source and exposures, and forget() clears them", async () => {
@@ -158,17 +167,34 @@ test("bandit counts are stored only with personalization", async () => {
   s.rewardExperiment("cta");
   throwsCode(() => s.rewardExperiment("cta"), "DUPLICATE_REWARD");
   await s.flush();
+  const counted = (site) => site.audit().experiments.list[0].counts.reduce((n, c) => n + c.successes + c.failures, 0);
+  assert.equal(counted(s), 1);
+  const withCounts = storage.getItem("insitu.ab");
+  // Another page view with personalization reads the counts back.
+  const peek = open({ storage, consent: "personalization", now: () => T0 });
+  peek.experiments([bandit]);
+  assert.equal(counted(peek), 1, "stored with personalization");
+  peek.close();
   s.setConsent("functional");
   await s.flush();
+  assert.notEqual(storage.getItem("insitu.ab"), withCounts, "lowering consent rewrote the state");
   s.close();
-  const reader = new wasm.Experiments([bandit]);
-  const raw = storage.getItem("insitu.ab");
-  const f = wasm.__openFrame(new TextEncoder().encode(raw), "bytes");
-  reader.restore(f.payload, T0, 1 << 18);
-  assert.deepEqual(reader.banditCounts(0), [{ successes: 0, failures: 0 }, { successes: 0, failures: 0 }],
+  const unit = payload(storage.getItem("insitu.unit"));
+  assert.match(unit, /^d:[0-9a-f]{32}$/);
+  // The device seed's own key aside, the experiments state still holds it.
+  storage.removeItem("insitu.unit");
+  const reader = open({ storage, consent: "personalization", now: () => T0 });
+  reader.experiments([bandit]);
+  const audit = reader.audit();
+  assert.deepEqual(audit.experiments.list[0].counts, [{ successes: 0, failures: 0 }, { successes: 0, failures: 0 }],
     "functional consent rewrote the state without the counts");
-  assert.equal(reader.hasDeviceUnit, true, "but kept the seed");
+  assert.equal(audit.experiments.unit, "device", "but kept the seed");
+  assert.equal(payload(storage.getItem("insitu.unit")), unit, "the same seed, written back under its key");
+  reader.close();
 });
+
+/** The payload of a framed stored value: `insitu1;<crc>;<saved at>;<generation>;<payload>`. */
+const payload = (raw) => raw.split(";").slice(4).join(";");
 
 test("bad configurations and calls are refused with codes, changing nothing", () => {
   const { s } = site(new MemoryStorage());
@@ -187,7 +213,10 @@ test("bad configurations and calls are refused with codes, changing nothing", ()
   throwsCode(() => open({ unit: 5 }), "INVALID_OPTION");
   s.experiments([{ ...HERO, targeting: [{ attribute: "country", equals: "DE" }] }]);
   throwsCode(() => s.run("hero", { attributes: 5 }), "INVALID_CONTEXT");
-  throwsCode(() => s.run("hero", { attributes: { country: 1n } }), "INVALID_CONTEXT");
+  // Attributes stay in JS: a value of another type simply fails a strict comparison.
+  assert.equal(s.run("hero", { attributes: { country: 1n } }).reason, "targeting");
+  throwsCode(() => s.run("hero", { attribute: {} }), "INVALID_OPTION");
+  throwsCode(() => s.run("hero", "DE"), "INVALID_OPTION");
   assert.equal(s.run("hero", { attributes: { country: "FR" } }).reason, "targeting");
   assert.equal(s.run("hero", { attributes: { country: "DE" } }).reason, "assigned");
   s.close();

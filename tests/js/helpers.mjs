@@ -1,5 +1,31 @@
-// Shared by the JS test files (not a test file itself).
+// Shared by the JS test files (not a test file itself). Every test runs the
+// built package (pkg/index.js) with the two .wasm modules read from pkg/.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as insitu from "../../pkg/index.js";
+
+export { insitu };
+export const { load, open, Insitu, InsituError, CODES, Context } = insitu;
+export const init = insitu.default;
+
+const PKG = new URL("../../pkg/", import.meta.url);
+/** The first-decision module and the full engine, as bytes. */
+export const WASM = readFileSync(new URL("insitu_bg.wasm", PKG));
+export const WASM_FULL = readFileSync(new URL("insitu_full.wasm", PKG));
+export const PKG_URL = PKG;
+
+// The full engine, instantiated once for `open()` and `new Insitu()`.
+await init(WASM_FULL);
+
+/** `load()` with both modules as bytes. */
+export const loadSite = (options = {}) => load({ wasm: WASM, wasmFull: WASM_FULL, ...options });
+
+/** `load()`, then wait for the full engine to take over. */
+export async function loadReady(options = {}) {
+  const site = await loadSite(options);
+  await site.ready;
+  return site;
+}
 
 /** Assert `fn` throws a real Error (not a string) with the given code; returns it. */
 export function throwsCode(fn, code) {
@@ -12,9 +38,21 @@ export function throwsCode(fn, code) {
   assert.ok(caught !== undefined, `expected an error with code ${code}`);
   assert.equal(typeof caught, "object", "thrown value is an object, not a string");
   assert.ok(caught instanceof Error, "thrown value is an Error");
+  assert.ok(caught instanceof InsituError, `an InsituError, not ${caught.name}: ${caught.message}`);
   assert.equal(caught.name, "InsituError");
   assert.equal(caught.code, code, caught.message);
   return caught;
+}
+
+/** Assert a decision is the configured fallback with an InsituError of `code` (any code when omitted). */
+export function isFallback(d, variant, code) {
+  assert.equal(d.fallback, true, `expected the fallback, got ${JSON.stringify(d)}`);
+  if (variant !== undefined) assert.equal(d.variant, variant);
+  assert.equal(d.probability, 1);
+  assert.equal(d.decisionId, null);
+  assert.ok(d.error instanceof InsituError, "error is an InsituError");
+  assert.ok(CODES.includes(d.error.code), d.error.code);
+  if (code !== undefined) assert.equal(d.error.code, code, d.error.message);
 }
 
 /** A Storage with a byte quota (UTF-16, as browsers count) that can be made to fail. */
@@ -52,5 +90,45 @@ export class MemoryStorage {
   }
 }
 
+/** A Storage whose every method and property throws SecurityError (storage blocked by the browser). */
+export function blockedStorage() {
+  const deny = () => {
+    throw new DOMException("The operation is insecure.", "SecurityError");
+  };
+  return { getItem: deny, setItem: deny, removeItem: deny, key: deny, get length() { return deny(); } };
+}
+
 /** Rewards a slot has counted, over all its variants. */
 export const updates = (slot) => slot.stats().variants.reduce((n, v) => n + v.updates, 0);
+
+/** A decision without its id's epoch (fresh entropy per slot), for comparing twins. */
+export const sameDecision = (a, b, message) => {
+  const strip = (d) => ({ ...d, decisionId: d.decisionId === null ? null : d.decisionId.split("-")[1] });
+  assert.deepEqual(strip(a), strip(b), message);
+};
+
+/** Small seeded generator (mulberry32), so failures reproduce. */
+export function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Run `body` with `globalThis[name]` replaced by `value` (a property descriptor's value or getter), then restore it. */
+export async function withGlobal(name, descriptor, body) {
+  const had = Object.getOwnPropertyDescriptor(globalThis, name);
+  Object.defineProperty(globalThis, name, { configurable: true, ...descriptor });
+  try {
+    return await body();
+  } finally {
+    if (had === undefined) delete globalThis[name];
+    else Object.defineProperty(globalThis, name, had);
+  }
+}
+
+/** A copy of every key and value of a MemoryStorage. */
+export const snapshotOf = (storage) => new Map(storage.map);

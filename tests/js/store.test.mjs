@@ -1,19 +1,13 @@
-// The store (open()): durable state, quarantine, quota, blocked storage,
+// The site's store: durable state, quarantine, quota, blocked storage,
 // consent tiers, GPC, forget() and the audit, against the built package
-// (pkg-node/) with an in-memory Storage standing in for localStorage.
+// (pkg/index.js; sites opened with open() on the full engine) with an
+// in-memory Storage standing in for localStorage.
 // Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
-import { createOpen } from "../../src/wasm/store.mjs";
-import { MemoryStorage, throwsCode, updates } from "./helpers.mjs";
-
-const require = createRequire(import.meta.url);
-const wasm = require("../../pkg-node/insitu.js");
-const { Insitu, Behavior } = wasm;
-const open = createOpen(wasm);
+import { init, MemoryStorage, open, throwsCode, updates, WASM_FULL } from "./helpers.mjs";
 const schema = JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url)));
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
 
@@ -53,6 +47,9 @@ async function storeLearning(storage, n) {
   return storage.getItem("insitu");
 }
 
+/** Retained behaviour events by type, as the audit reports them. */
+const counts = (s) => s.audit().events.byType;
+
 function checkAudit(s) {
   const a = s.audit();
   assert.ok(validate(a), JSON.stringify(validate.errors));
@@ -73,7 +70,7 @@ test("a reload restores the learner and the behaviour store", async () => {
   const b = site(storage);
   const again = b.s.slot("hero", SLOT);
   assert.equal(updates(again), 50);
-  assert.deepEqual(b.s.behavior.counts(), { click: 1, view: 1 });
+  assert.deepEqual(counts(b.s), { click: 1, view: 1 });
   const f = b.s.features();
   assert.equal(f["cat:shoes"], Math.log1p(2));
   const a = checkAudit(b.s);
@@ -83,6 +80,36 @@ test("a reload restores the learner and the behaviour store", async () => {
   assert.deepEqual(a.storage.keys.map((k) => k.key).sort(), ["insitu"]);
   b.s.close();
 });
+
+/**
+ * Run `body` on a full engine whose calls of the exports `names` are counted
+ * (the instance's exports wrapped as `init()` instantiates them), then go
+ * back to the plain engine.
+ */
+async function countingEngine(names, body) {
+  const counts = Object.fromEntries(names.map((n) => [n, 0]));
+  const real = WebAssembly.instantiate;
+  WebAssembly.instantiate = async (...args) => {
+    const r = await real.apply(WebAssembly, args);
+    const exports = { ...r.instance.exports };
+    for (const n of names) {
+      const f = exports[n];
+      assert.equal(typeof f, "function", `the full engine exports ${n}`);
+      exports[n] = (...a) => (counts[n]++, f(...a));
+    }
+    return { module: r.module, instance: { exports } };
+  };
+  try {
+    await init(WASM_FULL);
+  } finally {
+    WebAssembly.instantiate = real;
+  }
+  try {
+    return await body(counts);
+  } finally {
+    await init(WASM_FULL);
+  }
+}
 
 test("page load decodes the stored snapshot once for the behaviour store and every slot, and frees it when the bytes go", async () => {
   const storage = new MemoryStorage();
@@ -94,59 +121,51 @@ test("page load decodes the stored snapshot once for the behaviour store and eve
   assert.equal((await first.s.flush()).written, true);
   first.s.close();
 
-  // Count decodes, and frees of the decoded handles.
-  let decodes = 0;
-  let frees = 0;
-  const counting = createOpen({
-    ...wasm,
-    __decodeSnapshot: (...a) => {
-      decodes++;
-      const h = wasm.__decodeSnapshot(...a);
-      const free = h.free.bind(h);
-      h.free = () => (frees++, free());
-      return h;
-    },
-  });
-  const clock = { t: T0 + 60_000 };
-  const options = { storage, consent: "personalization", now: () => clock.t, flushDelayMs: 60_000 };
-  const s = counting(options);
-  const hero = s.slot("hero", SLOT);
-  const side = s.slot("side", SLOT);
-  assert.equal(decodes, 1, "one decode for the behaviour store and both slots");
-  assert.deepEqual([updates(hero), updates(side), s.behavior.counts().view], [4, 2, 1]);
-  // A flush stores new bytes and frees the old decode; a slot opened after
-  // it restores from the new bytes.
-  learn(hero, 1, clock);
-  assert.equal((await s.flush()).written, true);
-  assert.equal(frees, 1, "the flush freed the first decode");
-  assert.equal(updates(s.slot("late", SLOT)), 3);
-  assert.equal(decodes, 2);
-  // Lowering consent below personalization deletes the stored learning and
-  // lets go of the copy read from it.
-  s.setConsent("functional");
-  assert.equal(storage.getItem("insitu"), null);
-  assert.equal(frees, 2, "a consent change freed the second decode");
-  s.close();
+  await countingEngine(["snap_decode", "snap_drop"], async (n) => {
+    const clock = { t: T0 + 60_000 };
+    const options = { storage, consent: "personalization", now: () => clock.t, flushDelayMs: 60_000 };
+    const s = open(options);
+    const hero = s.slot("hero", SLOT);
+    const side = s.slot("side", SLOT);
+    assert.equal(n.snap_decode, 1, "one decode for the behaviour store and both slots");
+    assert.deepEqual([updates(hero), updates(side), counts(s).view], [4, 2, 1]);
+    // A flush stores new bytes and frees the old decode; a slot opened after
+    // it restores from the new bytes.
+    learn(hero, 1, clock);
+    assert.equal((await s.flush()).written, true);
+    assert.equal(n.snap_drop, 1, "the flush freed the first decode");
+    assert.equal(updates(s.slot("late", SLOT)), 3);
+    assert.equal(n.snap_decode, 2);
+    // Lowering consent below personalization deletes the stored learning and
+    // lets go of the copy read from it.
+    s.setConsent("functional");
+    assert.equal(storage.getItem("insitu"), null);
+    assert.equal(n.snap_drop, 2, "a consent change freed the second decode");
+    s.close();
 
-  // forget() frees what it holds too.
-  await storeLearning(storage, 2);
-  const other = counting(options);
-  other.slot("hero", SLOT);
-  assert.equal(decodes, 3);
-  other.forget();
-  assert.equal(frees, 3, "forget() freed its decode");
-  other.close();
-  assert.equal(frees, 3, "nothing left to free at close()");
+    // forget() frees what it holds too.
+    await storeLearning(storage, 2);
+    const other = open(options);
+    other.slot("hero", SLOT);
+    assert.equal(n.snap_decode, 3);
+    other.forget();
+    assert.equal(n.snap_drop, 3, "forget() freed its decode");
+    other.close();
+    assert.equal(n.snap_drop, 3, "nothing left to free at close()");
+  });
 
   // A clock that returns no number is an option error, and the stored data
   // is neither quarantined nor dropped.
   const kept = await storeLearning(storage, 2);
   const errors = [];
-  const odd = counting({ ...options, now: () => String(clock.t), onError: (e) => errors.push(e) });
-  odd.close();
-  assert.deepEqual(errors.map((e) => e.code), ["INVALID_OPTION"]);
+  const e = throwsCode(
+    () => open({ storage, consent: "personalization", now: () => String(T0), onError: (x) => errors.push(x) }),
+    "INVALID_OPTION",
+  );
+  assert.match(e.message, /now/);
   assert.equal(storage.getItem("insitu"), kept);
   assert.equal(storage.getItem("insitu.quarantine.1"), null);
+  assert.deepEqual(errors, []);
 });
 
 test("consent given after learning in memory: stored and own learning both kept, once", async () => {
@@ -167,7 +186,7 @@ test("consent given after learning in memory: stored and own learning both kept,
   later.s.track({ type: "click", category: "shoes" });
   later.s.setConsent("personalization");
   assert.equal(updates(hero), 65, "the stored 40 and the 25 learned here");
-  assert.deepEqual(later.s.behavior.counts(), { click: 1, view: 1 });
+  assert.deepEqual(counts(later.s), { click: 1, view: 1 });
   // The decision made before consent still settles, once.
   hero.reward({ decisionId: open.decisionId, reward: 1 });
   assert.equal((await later.s.flush()).written, true);
@@ -175,7 +194,7 @@ test("consent given after learning in memory: stored and own learning both kept,
 
   const next = site(storage);
   assert.equal(updates(next.s.slot("hero", SLOT)), 66);
-  assert.deepEqual(next.s.behavior.counts(), { click: 1, view: 1 });
+  assert.deepEqual(counts(next.s), { click: 1, view: 1 });
   assert.deepEqual(next.errors, []);
   next.s.close();
 });
@@ -193,7 +212,7 @@ test("two tabs rewarding concurrently lose no update", async () => {
   }
   const fresh = site(storage);
   assert.equal(updates(fresh.s.slot("hero", SLOT)), 2000);
-  assert.deepEqual(fresh.s.behavior.counts(), { click: 20, view: 20 });
+  assert.deepEqual(counts(fresh.s), { click: 20, view: 20 });
   for (const t of [...tabs, fresh]) t.s.close();
 });
 
@@ -310,7 +329,11 @@ test("blocked or missing storage: memory only, reported, and nothing breaks", as
     const a = checkAudit(s);
     assert.equal(a.storage.status, "unavailable");
     assert.deepEqual(a.storage.keys, []);
-    if (backend !== null) assert.ok(errors.some((e) => e.code === "STORAGE_UNAVAILABLE"));
+    if (backend !== null) {
+      assert.deepEqual(errors.map((e) => e.code), ["STORAGE_UNAVAILABLE"], "reported once");
+      assert.ok(errors[0] instanceof Error && errors[0].name === "InsituError");
+      assert.ok(a.history.some((h) => h.event === "storage-unavailable" && h.code === "STORAGE_UNAVAILABLE"));
+    }
     s.close();
   }
 });
@@ -353,7 +376,7 @@ test("a default tier never deletes; lowering consent deletes what the lower tier
   assert.deepEqual([...storage.map.keys()].sort(), ["insitu.audit", "unrelated"]);
   const a = checkAudit(d.s);
   assert.ok(a.history.some((h) => h.event === "deleted"));
-  assert.deepEqual(a.consent.persists, ["audit-history", "experiments"]);
+  assert.deepEqual(a.consent.persists, ["audit-history", "experiments", "device-unit"]);
   // Down to none: everything of ours goes.
   d.s.setConsent("none");
   assert.deepEqual([...storage.map.keys()], ["unrelated"]);
@@ -416,7 +439,7 @@ test("an expired snapshot is deleted, and a newer build's is left untouched", as
   assert.equal(storage.getItem("insitu"), null);
   assert.ok(late.audit().history.some((h) => h.event === "expired"));
   // The audit's retention is a copy: changing it changes nothing here.
-  assert.equal(late.behavior.maxAgeDays, 1);
+  assert.equal(late.audit().retention.maxAgeDays, 1);
   late.audit().retention.maxAgeDays = 99;
   assert.equal(late.audit().retention.maxAgeDays, 1);
   late.close();
@@ -441,8 +464,9 @@ test("bad events and options get codes and store nothing", async () => {
   throwsCode(() => s.track({ type: "view", extra: 1 }), "INVALID_EVENT");
   throwsCode(() => s.track(null), "INVALID_EVENT");
   throwsCode(() => s.track({ type: "view", category: 1n }), "INVALID_EVENT");
+  assert.deepEqual(counts(s), {}, "refused events stored nothing");
   s.track({ type: "add_to_cart", value: 3 });
-  assert.deepEqual(s.behavior.counts(), { add_to_cart: 1 });
+  assert.deepEqual(counts(s), { add_to_cart: 1 });
   await s.flush();
   s.close();
   const e = throwsCode(() => open({ consent: "all" }), "INVALID_OPTION");
@@ -469,9 +493,11 @@ test("behaviour features reach decisions of slots that allow them", () => {
   const names = x.contributions.map((c) => c.feature);
   assert.ok(names.includes("behavior.type:view"), names.join());
   assert.ok(names.includes(`behavior.hour=${f.hour}`), names.join());
-  // Cached within the minute, recomputed after a track.
-  assert.equal(s.features(), f);
+  // The same within the minute (a copy: changing it changes nothing), recomputed after a track.
+  const copy = { ...f };
+  f.hour = "changed";
+  assert.deepEqual(s.features(), copy);
   s.track({ type: "view" });
-  assert.notEqual(s.features(), f);
+  assert.equal(s.features()["type:view"], Math.log1p(6));
   s.close();
 });

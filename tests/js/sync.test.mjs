@@ -1,12 +1,10 @@
-// Persistence through the JS API: sync() / commit() against the built
-// package (pkg-node/), with an in-memory store standing in for localStorage.
+// Persistence through the JS API: restore() / sync() / commit() of
+// `new Insitu()` against the built package (pkg/index.js on the full engine),
+// with an in-memory store standing in for localStorage.
 // Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
-import { throwsCode, updates } from "./helpers.mjs";
-
-const { Insitu } = createRequire(import.meta.url)("../../pkg-node/insitu.js");
+import { Insitu, throwsCode, updates } from "./helpers.mjs";
 
 const OPTS = { variants: ["a", "b", "c"], features: { allow: ["page"] }, seed: 42 };
 const ctx = (t) => ({ context: { page: { section: ["news", "sports", "tech"][t % 3] } }, now: t });
@@ -86,6 +84,12 @@ test("bad stored data and bad options throw coded errors and change nothing", ()
   throwsCode(() => slot.sync(bytes, { slot: "no spaces" }), "INVALID_OPTION");
   throwsCode(() => slot.sync(bytes, { slot: "hero", maxBytes: 1.5 }), "INVALID_OPTION");
   throwsCode(() => slot.sync(bytes, { slot: "hero", color: "red" }), "INVALID_OPTION");
+  throwsCode(() => slot.sync(bytes, null), "INVALID_OPTION");
+  throwsCode(() => slot.sync(bytes, { slot: "hero", now: NaN }), "INVALID_OPTION");
+  throwsCode(() => slot.sync([...bytes], { slot: "hero" }), "INVALID_OPTION");
+  throwsCode(() => slot.restore(null, { slot: "hero" }), "INVALID_OPTION");
+  throwsCode(() => slot.restore(bytes.slice(0, 40), { slot: "hero" }), "SNAPSHOT_CORRUPT");
+  throwsCode(() => slot.restore(newer, { slot: "hero" }), "SNAPSHOT_VERSION");
   slot.sync(null, { slot: "hero" });
   throwsCode(() => slot.sync(newer, { slot: "hero" }), "SNAPSHOT_VERSION");
   assert.equal(slot.commit(), false, "a failed sync discards the one before it");
@@ -95,4 +99,36 @@ test("bad stored data and bad options throw coded errors and change nothing", ()
   // And the slot still syncs normally afterwards.
   save(slot, store);
   assert.equal(updates(slot), 1);
+});
+
+test("restore() loads the stored learning and pending decisions without writing, and its report says what it found", () => {
+  const store = {};
+  const first = new Insitu(OPTS);
+  for (let t = 0; t < 12; t++) {
+    const d = first.rank(ctx(t));
+    first.reward({ decisionId: d.decisionId, reward: 1, now: t });
+  }
+  const open = first.rank(ctx(12));
+  save(first, store);
+  const bytes = store.bytes.slice();
+
+  const second = new Insitu(OPTS);
+  const d = second.rank(ctx(13));
+  second.reward({ decisionId: d.decisionId, reward: 0, now: 13 });
+  const r = second.restore(store.bytes, { slot: "hero", now: 14 });
+  assert.deepEqual(r, { modelChanged: false, merged: true, replayed: 1, duplicates: 0, rejected: 0, adopted: 1 });
+  assert.equal(updates(second), 13, "the stored 12 and its own 1");
+  assert.deepEqual(store.bytes, bytes, "restore() wrote nothing");
+  assert.equal(second.commit(), false, "restore() needs no commit");
+  second.reward({ decisionId: open.decisionId, reward: 1, now: 15 });
+  assert.equal(updates(second), 14);
+  // Its own updates reach storage exactly once, at its next sync.
+  save(second, store);
+  const reader = new Insitu(OPTS);
+  reader.restore(store.bytes, { slot: "hero", now: 16 });
+  assert.equal(updates(reader), 14);
+  // Another model's section: its learning is set aside.
+  const other = new Insitu({ ...OPTS, variants: ["x", "y"] });
+  assert.equal(other.restore(store.bytes, { slot: "hero", now: 16 }).modelChanged, true);
+  assert.equal(updates(other), 0);
 });

@@ -1,4 +1,5 @@
-// The package's TypeScript declarations: a consumer (tests/js/types/consumer.ts)
+// The package's TypeScript declarations (pkg/index.d.ts, generated from
+// src/ts/): a consumer (tests/js/types/consumer.ts)
 // must type-check against the built pkg/ with tsc --strict, and each misuse
 // it marks with @ts-expect-error must be rejected.
 // Run: node --test tests/js/
