@@ -751,42 +751,45 @@ fn for_entries<'b>(
             supported: (u32::from(LAYOUT)).into(),
         });
     }
-    let entries = if layout == LAYOUT {
-        let mut r = Reader::new(body, "learner section");
-        r.u8()?;
-        let n = r.u8()? as usize;
+    let mut outer = Reader::new(body, "learner section");
+    let n = if layout == LAYOUT {
+        outer.take(1)?;
+        let n = outer.u8()? as usize;
         if n == 0 || n > MAX_ENTRIES {
             return Err(corrupt(text!("{n} model entries")));
         }
-        let mut entries = Vec::new();
-        for _ in 0..n {
-            let written = r.f64()?;
-            let len = r.u32()? as usize;
-            let at = r.pos();
-            r.take(len)?;
-            entries.push((written, at..at + len));
-        }
-        r.finish()?;
-        entries
+        n
     } else {
-        vec![(now_ms, 0..body.len())]
+        1
     };
-    let mut versions = Vec::new();
-    for (written, range) in entries {
-        let mut r = Reader::new(&body[range.clone()], "learner entry");
+    let mut versions: Vec<&[u8]> = Vec::new();
+    for _ in 0..n {
+        let (written, range) = if layout == LAYOUT {
+            let written = outer.f64()?;
+            let len = outer.u32()? as usize;
+            let at = outer.pos();
+            outer.take(len)?;
+            (written, at..at + len)
+        } else {
+            (now_ms, 0..body.len())
+        };
+        let mut r = Reader::new(body.get(range.clone()).unwrap_or_default(), "learner entry");
         let layout = r.u8()?;
         if layout != ENTRY && layout != LAYOUT_V1 {
             return Err(corrupt(text!("entry layout {layout} was never written")));
         }
-        let v = r.str()?;
+        let v = r.bytes16()?;
         if !written.is_finite() || versions.contains(&v) {
             return Err(corrupt(text!(
-                "model {v} is repeated or has no finite write time"
+                "a model version is repeated or has no finite write time"
             )));
         }
         versions.push(v);
-        let ours = (v == version).then_some((r, layout));
+        let ours = (v == version.as_bytes()).then_some((r, layout));
         each(written, range, ours)?;
+    }
+    if layout == LAYOUT {
+        outer.finish()?;
     }
     Ok(())
 }

@@ -138,7 +138,6 @@ impl CompactModel {
                 ));
             }
             crate::features::check_count(hashed.len())?;
-            features.fold(&hashed)?;
             out.push(Variant {
                 id: String::new(),
                 #[cfg(feature = "json")]

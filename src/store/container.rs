@@ -299,6 +299,13 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string's bytes (u16 length, then the bytes), not checked as UTF-8:
+    /// for names that are only compared.
+    pub(crate) fn bytes16(&mut self) -> Result<&'a [u8]> {
+        let n = self.u16()? as usize;
+        self.take(n)
+    }
+
     pub(crate) fn str(&mut self) -> Result<&'a str> {
         let n = self.u16()? as usize;
         core::str::from_utf8(self.take(n)?)

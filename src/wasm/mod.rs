@@ -174,6 +174,16 @@ impl Nums<'_> {
         Ok(x)
     }
 
+    /// The next `n` numbers.
+    fn slice(&mut self, n: usize) -> crate::Result<&[f64]> {
+        let s = self
+            .v
+            .get(self.at..self.at.saturating_add(n))
+            .ok_or_else(|| bad("too few numbers"))?;
+        self.at += n;
+        Ok(s)
+    }
+
     /// An integer in `[0, max]`.
     fn int(&mut self, max: u64) -> crate::Result<u64> {
         let x = self.f64()?;

@@ -1,7 +1,6 @@
 //! A slot: one engine (`new Insitu(options)` / `site.slot(name, options)`).
 
 use super::{bad, done, put_bytes, put_io, take_bytes, utf8, with_io, Global, Nums, Table};
-use crate::bandit::PolicyOptions;
 use crate::features::FeatureConfig;
 use crate::model::CompactModel;
 use crate::prelude::*;
@@ -24,15 +23,17 @@ fn version(hi: u64, lo: u64) -> String {
 
 /// Read a slot's configuration (layout 1, see src/ts/core.ts `slotLayout`).
 pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
+    use crate::bandit::{Policy, PolicyKind};
     if n.int(255)? != 1 {
         return Err(bad("slot layout"));
     }
     let hash_version = n.int(255)? as u32;
     let bits = n.int(64)? as u8;
     let ns = n.usize(crate::features::MAX_NAMESPACES)?;
-    let seeds = (0..ns)
-        .map(|_| n.int(u32::MAX as u64).map(|s| s as u32))
-        .collect::<crate::Result<Vec<u32>>>()?;
+    let mut seeds = Vec::with_capacity(ns);
+    for _ in 0..ns {
+        seeds.push(n.int(u32::MAX as u64)? as u32);
+    }
     let pairs = n.usize(ns * ns)?;
     let mut interactions = Vec::with_capacity(pairs);
     for _ in 0..pairs {
@@ -43,7 +44,7 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     let noise = n.f64()?;
     let kind = n.int(3)?;
     let param = n.f64()?;
-    let samples = n.int(u32::MAX as u64)? as u32;
+    let samples = n.int(crate::bandit::MAX_SAMPLES as u64)? as u32;
     let min_probability = n.f64()?;
     let fallback = n.usize(usize::MAX >> 1)?;
     let seed = n.int(crate::prim::rng::MAX_SEED)?;
@@ -58,7 +59,7 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
         let hashed = n.features(count)?;
         let mean = match n.int(2)? {
             0 => vec![0.0; d],
-            1 => (0..d).map(|_| n.f64()).collect::<crate::Result<_>>()?,
+            1 => n.slice(d)?.to_vec(),
             _ => {
                 let mut m = vec![0.0; d];
                 for _ in 0..n.usize(d)? {
@@ -70,27 +71,23 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
         };
         let variance = match n.int(1)? {
             0 => vec![n.f64()?; d],
-            _ => (0..d).map(|_| n.f64()).collect::<crate::Result<_>>()?,
+            _ => n.slice(d)?.to_vec(),
         };
         variants.push((hashed, mean, variance));
     }
     let model = CompactModel::new(features, noise, variants, version(hi, lo))?;
-    use crate::bandit::{Policy, PolicyKind};
     let kind = match kind {
         0 => PolicyKind::Thompson {
             scale: param,
-            samples,
+            samples: samples.max(1),
         },
         1 => PolicyKind::LinUcb { alpha: param },
         2 => PolicyKind::EpsilonGreedy { epsilon: param },
         _ => PolicyKind::Greedy,
     };
-    let ok = param.is_finite()
-        && param >= 0.0
-        && (1..=crate::bandit::MAX_SAMPLES).contains(&samples.max(1))
-        && min_probability >= 0.0
-        && min_probability * k as f64 <= 1.0;
-    if !ok {
+    if !(param.is_finite() && param >= 0.0 && min_probability >= 0.0)
+        || min_probability * k as f64 > 1.0
+    {
         return Err(bad("a policy"));
     }
     let policy = Policy {
