@@ -46,29 +46,46 @@ pub(crate) fn epsilon_greedy_in_place(v: &mut [f64], epsilon: f64) {
 /// actually served (the estimate is what is sampled from), and an unbiased
 /// estimate of the ideal Thompson probability.
 pub fn thompson(mean: &[f64], sd: &[f64], samples: u32, rng: &mut Rng) -> Vec<f64> {
+    let mut out = Vec::new();
+    thompson_into(mean, sd, samples, rng, &mut out);
+    out
+}
+
+/// [`thompson`] into `out`.
+pub(crate) fn thompson_into(
+    mean: &[f64],
+    sd: &[f64],
+    samples: u32,
+    rng: &mut Rng,
+    out: &mut Vec<f64>,
+) {
     let k = mean.len();
+    out.clear();
+    out.resize(k, 0.0);
     // When one variant beats every other even 8 sd apart, a draw could only
     // go another way with probability below 1e-15: skip the sampling (a large
     // share of a decision's time) and give it all the mass.
     let lo = |a: usize| mean[a] - 8.0 * sd[a];
     let hi = |a: usize| mean[a] + 8.0 * sd[a];
     if let Some(best) = (0..k).find(|&b| (0..k).all(|a| a == b || hi(a) < lo(b))) {
-        return (0..k).map(|a| if a == best { 1.0 } else { 0.0 }).collect();
+        out[best] = 1.0;
+        return;
     }
-    let mut wins = vec![0u32; k];
     for _ in 0..samples {
         let mut best = 0;
         let mut best_v = f64::NEG_INFINITY;
-        for a in 0..k {
-            let v = mean[a] + sd[a] * rng.normal();
+        for (a, (m, s)) in mean.iter().zip(sd).enumerate() {
+            let v = m + s * rng.normal();
             if v > best_v {
                 best_v = v;
                 best = a;
             }
         }
-        wins[best] += 1;
+        out[best] += 1.0;
     }
-    wins.iter().map(|w| *w as f64 / samples as f64).collect()
+    for p in out.iter_mut() {
+        *p /= samples as f64;
+    }
 }
 
 /// Mix with uniform so every action has at least `min_p` (requires `min_p <= 1/K`).

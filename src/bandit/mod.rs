@@ -229,8 +229,11 @@ impl Policy {
         out.clear();
         match self.kind {
             PolicyKind::Thompson { scale, samples } => {
-                let sd: Vec<f64> = variance.iter().map(|v| scale * v.sqrt()).collect();
-                out.extend(explore::thompson(mean, &sd, samples, rng));
+                let mut sd = Vec::with_capacity(variance.len());
+                for v in variance {
+                    sd.push(scale * v.sqrt());
+                }
+                explore::thompson_into(mean, &sd, samples, rng, out);
             }
             PolicyKind::LinUcb { alpha } => {
                 out.extend(mean.iter().zip(variance).map(|(m, v)| m + alpha * v.sqrt()));

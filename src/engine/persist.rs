@@ -321,9 +321,12 @@ impl Engine {
         // What to write: every live decision of this engine and of those it
         // knows about, newest first up to `maxPending`, activated if any tab
         // activated it.
-        let out: Vec<&Pending> = (self.pending.iter().chain(&self.foreign).chain(&adopt))
-            .filter(|p| p.live(now_ms) && !holds(&gone, key(p)))
-            .collect();
+        let mut out: Vec<&Pending> = Vec::new();
+        for p in self.pending.iter().chain(&self.foreign).chain(&adopt) {
+            if p.live(now_ms) && !holds(&gone, key(p)) {
+                out.push(p);
+            }
+        }
         let out = latest(out, self.s.cfg.max_pending, |p| p.expires_at);
         let writer = (self.s.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
         // Merged state is checked before it is written; this engine's own is
@@ -444,16 +447,18 @@ impl Engine {
     /// another tab settled: tombstoned in `st`, or missing from it and
     /// expiring within its horizon (tombstones evicted). Sorted keys.
     fn gone_from(&self, st: &Stored, now_ms: f64) -> Vec<u128> {
-        sorted(
-            (self.pending.iter().chain(&self.foreign))
-                .filter(|p| p.shared && now_ms <= p.expires_at)
-                .filter(|p| {
-                    holds(&st.settled, key(p))
-                        || (!holds(&st.pending_keys, key(p)) && p.expires_at <= st.horizon)
-                })
-                .map(key)
-                .collect(),
-        )
+        let mut gone = Vec::new();
+        for p in self.pending.iter().chain(&self.foreign) {
+            let k = key(p);
+            if p.shared
+                && now_ms <= p.expires_at
+                && (holds(&st.settled, k)
+                    || (!holds(&st.pending_keys, k) && p.expires_at <= st.horizon))
+            {
+                gone.push(k);
+            }
+        }
+        sorted(gone)
     }
 
     /// The tombstones and horizon to write: the stored ones (of this
@@ -463,17 +468,22 @@ impl Engine {
     fn tombstones(&self, st: Option<&Stored>, now_ms: f64) -> (Vec<(u128, f64)>, f64) {
         let (stored, known): (&[(u128, f64)], &[u128]) =
             st.map_or((&[], &[]), |s| (&s.tombstones, &s.settled));
-        let own = (self.sync.settled.iter()).filter(|t| !holds(known, t.0));
-        let live: Vec<(u128, f64)> = (stored.iter().chain(own))
-            .filter(|t| now_ms <= t.1 + crate::prim::clock::DAY_MS)
-            .copied()
-            .collect();
+        let mut live: Vec<(u128, f64)> = Vec::new();
+        for (i, t) in stored.iter().chain(&self.sync.settled).enumerate() {
+            let own = i >= stored.len();
+            if (!own || !holds(known, t.0)) && now_ms <= t.1 + crate::prim::clock::DAY_MS {
+                live.push(*t);
+            }
+        }
         let mut horizon = st.map_or(0.0, |s| s.horizon).max(self.sync.dropped);
         let n = live.len();
         let kept = latest(live, self.s.cfg.max_pending, |t| t.1);
         if kept.len() < n {
             // Everything evicted expires no later than the earliest kept.
-            let earliest = kept.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+            let mut earliest = f64::INFINITY;
+            for t in &kept {
+                earliest = earliest.min(t.1);
+            }
             horizon = horizon.max(earliest);
         }
         (kept, horizon)
@@ -499,11 +509,13 @@ impl Engine {
     fn unknown(&self, stored: Vec<Pending>, now_ms: f64) -> Vec<Pending> {
         let own = self.s.cfg.epoch;
         let known = sorted(self.foreign.iter().map(key).collect());
-        let have = |p: &Pending| p.epoch == own || holds(&known, key(p));
-        stored
-            .into_iter()
-            .filter(|p| p.live(now_ms) && !have(p))
-            .collect()
+        let mut out = Vec::new();
+        for p in stored {
+            if p.live(now_ms) && p.epoch != own && !holds(&known, key(&p)) {
+                out.push(p);
+            }
+        }
+        out
     }
 
     /// Mark held decisions that another tab activated (`keys`, sorted) as
@@ -546,10 +558,13 @@ impl Engine {
         let since = s.journaled;
         // The journal entries made after the sync; `None` if it overflowed.
         let later: Option<Vec<Observation>> = self.sync.journal.take().map(|j| {
-            j.into_iter()
-                .skip(since)
-                .filter(|o| !o.settles_one_of(&s.gone))
-                .collect()
+            let mut later = Vec::new();
+            for o in j.into_iter().skip(since) {
+                if !o.settles_one_of(&s.gone) {
+                    later.push(o);
+                }
+            }
+            later
         });
         if let Some(mut arms) = s.arms {
             let noise = self.s.cfg.model.noise;
@@ -611,18 +626,22 @@ impl Engine {
             }
             put_u64(&mut w, a.n);
             put_u32(&mut w, touched.len() as u32);
-            touched.iter().for_each(|&i| put_u32(&mut w, i as u32));
-            touched.iter().for_each(|&i| put_f64(&mut w, a.mean[i]));
-            match &a.cov {
-                Covariance::Full(c) => {
-                    for (k, &i) in touched.iter().enumerate() {
+            for &i in &touched {
+                put_u32(&mut w, i as u32);
+            }
+            for &i in &touched {
+                put_f64(&mut w, a.mean[i]);
+            }
+            for (k, &i) in touched.iter().enumerate() {
+                match &a.cov {
+                    Covariance::Full(c) => {
                         let row = insitu_kernels::packed_row(i, d);
                         for &j in &touched[k..] {
                             put_f64(&mut w, c[row + j - i]);
                         }
                     }
+                    Covariance::Diag(c) => put_f64(&mut w, c[i]),
                 }
-                Covariance::Diag(c) => touched.iter().for_each(|&i| put_f64(&mut w, c[i])),
             }
         }
         put_u32(&mut w, pending.len() as u32);
@@ -633,8 +652,12 @@ impl Engine {
             put_f64(&mut w, p.expires_at);
             w.push(u8::from(p.activated || holds(activated, key(p))));
             put_u32(&mut w, p.x.idx.len() as u32);
-            p.x.idx.iter().for_each(|&i| put_u32(&mut w, i));
-            p.x.val.iter().for_each(|&x| put_f64(&mut w, x));
+            for &i in &p.x.idx {
+                put_u32(&mut w, i);
+            }
+            for &x in &p.x.val {
+                put_f64(&mut w, x);
+            }
         }
         put_u32(&mut w, tombstones.len() as u32);
         for &(k, expires_at) in tombstones {
@@ -725,9 +748,9 @@ impl Engine {
         Ok(Stored {
             writer,
             arms,
-            pending_keys: unique(pending.iter().map(key), "decision")?,
+            pending_keys: unique(pending.iter().map(key).collect(), "decision")?,
             pending,
-            settled: unique(tombstones.iter().map(|t| t.0), "tombstone")?,
+            settled: unique(tombstones.iter().map(|t| t.0).collect(), "tombstone")?,
             tombstones,
             horizon,
         })
@@ -842,29 +865,17 @@ fn write_models(
     others: Vec<Other>,
     max_bytes: usize,
 ) -> Result<Vec<u8>> {
-    let mut others: Vec<Other> = others
-        .into_iter()
-        .filter(|o| o.written + MODEL_KEPT_MS >= now_ms)
-        .collect();
-    // Most recently written first (at most MAX_ENTRIES: an insertion sort).
-    for i in 1..others.len() {
-        let mut j = i;
-        while j > 0 && others[j - 1].written < others[j].written {
-            others.swap(j - 1, j);
-            j -= 1;
+    // Their bytes, copied out of the stored section this write replaces,
+    // most recently written first (at most MAX_ENTRIES: an insertion sort).
+    let stored = snap.section(name).unwrap_or_default();
+    let mut kept: Vec<(f64, Vec<u8>)> = Vec::new();
+    for o in others {
+        if o.written + MODEL_KEPT_MS >= now_ms {
+            let at = kept.partition_point(|k| k.0 >= o.written);
+            kept.insert(at, (o.written, stored.get(o.body).unwrap_or_default().to_vec()));
         }
     }
-    others.truncate(MAX_MODELS - 1);
-    // Their bytes, copied out of the stored section this write replaces.
-    let stored = snap.section(name).unwrap_or_default();
-    let mut kept: Vec<(f64, Vec<u8>)> = (others.iter())
-        .map(|o| {
-            (
-                o.written,
-                stored.get(o.body.clone()).unwrap_or_default().to_vec(),
-            )
-        })
-        .collect();
+    kept.truncate(MAX_MODELS - 1);
     loop {
         let mut w = vec![LAYOUT, 1 + kept.len() as u8];
         for (written, body) in
@@ -886,7 +897,13 @@ fn write_models(
 
 /// The stored decisions that are activated ([`key`]s, sorted).
 fn activated_in(st: &Stored) -> Vec<u128> {
-    sorted(st.pending.iter().filter(|p| p.activated).map(key).collect())
+    let mut keys = Vec::new();
+    for p in &st.pending {
+        if p.activated {
+            keys.push(key(p));
+        }
+    }
+    sorted(keys)
 }
 
 /// A stored decision id, refusing epochs wider than decision ids allow.
@@ -901,17 +918,17 @@ fn read_id(r: &mut Reader<'_>) -> Result<(u64, u64)> {
 }
 
 /// `keys` sorted, refusing a list of ids (`what`s) naming one twice.
-fn unique(keys: impl Iterator<Item = u128>, what: &str) -> Result<Vec<u128>> {
-    let keys = sorted(keys.collect());
-    match keys.windows(2).find(|w| w[0] == w[1]) {
-        None => Ok(keys),
-        Some(w) => {
+fn unique(keys: Vec<u128>, what: &str) -> Result<Vec<u128>> {
+    let keys = sorted(keys);
+    for w in keys.windows(2) {
+        if w[0] == w[1] {
             let (epoch, counter) = ((w[0] >> 64) as u64, w[0] as u64);
-            Err(corrupt(text!(
+            return Err(corrupt(text!(
                 "{what} {epoch:012x}-{counter} appears twice"
-            )))
+            )));
         }
     }
+    Ok(keys)
 }
 
 /// A decision id (epoch, counter) as one sortable key.
@@ -1015,6 +1032,10 @@ fn check_arm(a: &Posterior, prior_var: &[f64], idx: &[usize]) -> Result<()> {
             )));
         }
     }
+    // The first-decision module only decides: a covariance that is not
+    // positive definite there gives a variance clamped at 0, and the full
+    // engine, which learns from it, refuses it when it takes over.
+    #[cfg(any(feature = "full", not(feature = "first")))]
     if let Covariance::Full(c) = &a.cov {
         let t = idx.len();
         // The touched block, dense and row-major.
@@ -1038,6 +1059,7 @@ fn check_arm(a: &Posterior, prior_var: &[f64], idx: &[usize]) -> Result<()> {
 
 /// Factorise the symmetric `t`×`t` matrix `a` in place (lower triangle);
 /// the first pivot that is not positive, if any.
+#[cfg(any(feature = "full", not(feature = "first")))]
 fn cholesky_fails(a: &mut [f64], t: usize) -> Option<usize> {
     for j in 0..t {
         let mut s = a[j * t + j];

@@ -43,27 +43,39 @@ pub(crate) fn latest<T>(v: Vec<T>, cap: usize, time: impl Fn(&T) -> f64) -> Vec<
     if v.len() <= cap {
         return v;
     }
-    // Finite doubles map to u64s in the same order; the index breaks ties.
-    let order = |x: f64| {
-        let b = x.to_bits();
-        if b >> 63 == 1 {
-            !b
-        } else {
-            b | 1 << 63
-        }
-    };
-    let keys = sorted(
-        (v.iter().enumerate())
-            .map(|(i, x)| (u128::from(order(time(x))) << 64) | i as u128)
-            .collect(),
-    );
-    let mut keep = vec![false; v.len()];
-    for k in &keys[keys.len() - cap..] {
-        keep[*k as u64 as usize] = true;
+    let mut times = Vec::with_capacity(v.len());
+    for x in &v {
+        times.push(time(x));
     }
-    (v.into_iter().zip(keep))
-        .filter_map(|(x, k)| k.then_some(x))
-        .collect()
+    let keep = latest_of(&times, cap);
+    let mut out = Vec::with_capacity(cap);
+    for (x, k) in v.into_iter().zip(keep) {
+        if k {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// Which of `times` (all finite, more than `cap`) are the `cap` latest;
+/// of equal times the later ones. Not generic, so one copy serves every
+/// item type.
+fn latest_of(times: &[f64], cap: usize) -> Vec<bool> {
+    // Finite doubles map to u64s in the same order; the index breaks ties.
+    let mut keys = Vec::with_capacity(times.len());
+    for (i, x) in times.iter().enumerate() {
+        let b = x.to_bits();
+        let order = if b >> 63 == 1 { !b } else { b | 1 << 63 };
+        keys.push((u128::from(order) << 64) | i as u128);
+    }
+    let keys = sorted(keys);
+    let mut keep = vec![false; times.len()];
+    for k in keys.iter().skip(keys.len().saturating_sub(cap)) {
+        if let Some(slot) = keep.get_mut(*k as u64 as usize) {
+            *slot = true;
+        }
+    }
+    keep
 }
 
 /// Insertion sort of a few names, by their bytes.

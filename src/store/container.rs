@@ -40,8 +40,9 @@ pub(crate) const MAX_NAME: usize = 64;
 /// A decoded snapshot: named sections of opaque bytes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// Sorted by name, names unique.
-    sections: Vec<(String, Vec<u8>)>,
+    /// Sorted by name (as bytes), names unique. Names are kept as bytes:
+    /// they are only compared, and every name this crate writes is ASCII.
+    sections: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Snapshot {
@@ -97,24 +98,22 @@ impl Snapshot {
         }
         let mut r = Reader::new(payload, "section table");
         let count = r.u16()?;
-        let mut sections: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut sections: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let n = r.u8()? as usize;
-            let name = core::str::from_utf8(r.take(n)?)
-                .map_err(|_| corrupt("a section name is not UTF-8".into()))?;
-            if name.is_empty() || name.len() > MAX_NAME {
-                return Err(corrupt(text!("section name `{name}` is empty or too long")));
-            }
-            if let Some((last, _)) = sections.last() {
-                if last.as_str() >= name {
-                    return Err(corrupt(text!(
-                        "section `{name}` is out of order or repeated"
-                    )));
-                }
+            let name = r.take(n)?;
+            if name.is_empty()
+                || name.len() > MAX_NAME
+                || !name.iter().all(u8::is_ascii_graphic)
+                || sections.last().is_some_and(|(last, _)| &last[..] >= name)
+            {
+                return Err(corrupt(text!(
+                    "a section name is empty, too long, not ASCII, out of order or repeated"
+                )));
             }
             let body_len = r.u32()? as usize;
             let body = r.take(body_len)?;
-            sections.push((name.to_owned(), body.to_vec()));
+            sections.push((name.to_vec(), body.to_vec()));
         }
         r.finish()?;
         Ok(Snapshot { sections })
@@ -140,7 +139,7 @@ impl Snapshot {
         put_u16(&mut w, self.sections.len() as u16);
         for (name, b) in &self.sections {
             w.push(name.len() as u8);
-            w.extend_from_slice(name.as_bytes());
+            w.extend_from_slice(name);
             put_u32(&mut w, b.len() as u32);
             w.extend_from_slice(b);
         }
@@ -151,7 +150,18 @@ impl Snapshot {
 
     /// The body of section `name`.
     pub fn section(&self, name: &str) -> Option<&[u8]> {
-        self.find(name).ok().map(|i| self.sections[i].1.as_slice())
+        self.section_parts(name.as_bytes(), b"")
+    }
+
+    /// The body of the section named `prefix` then `rest` (e.g. a slot's
+    /// `learner:` section), built from parts without allocating.
+    pub fn section_parts(&self, prefix: &[u8], rest: &[u8]) -> Option<&[u8]> {
+        let key = |n: &[u8]| {
+            let (a, b) = n.split_at(n.len().min(prefix.len()));
+            a.cmp(prefix).then_with(|| b.cmp(rest))
+        };
+        let i = self.sections.binary_search_by(|(n, _)| key(n)).ok()?;
+        self.sections.get(i).map(|(_, b)| &b[..])
     }
 
     /// Set (or replace) section `name`.
@@ -163,7 +173,7 @@ impl Snapshot {
         debug_assert!(!name.is_empty() && name.len() <= MAX_NAME);
         match self.find(name) {
             Ok(i) => self.sections[i].1 = body,
-            Err(i) => self.sections.insert(i, (name.to_owned(), body)),
+            Err(i) => self.sections.insert(i, (name.as_bytes().to_vec(), body)),
         }
     }
 
@@ -178,9 +188,10 @@ impl Snapshot {
         }
     }
 
-    /// Section names and body sizes, in name order.
+    /// Section names and body sizes, in name order (a name that is not
+    /// UTF-8, which no insitu build writes, reads as empty).
     pub fn sections(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.sections.iter().map(|(n, b)| (n.as_str(), b.len()))
+        (self.sections.iter()).map(|(n, b)| (core::str::from_utf8(n).unwrap_or(""), b.len()))
     }
 
     /// Read section `name` with `read` (None if the snapshot has none); a
@@ -201,7 +212,7 @@ impl Snapshot {
 
     fn find(&self, name: &str) -> core::result::Result<usize, usize> {
         self.sections
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .binary_search_by(|(n, _)| n[..].cmp(name.as_bytes()))
     }
 }
 
@@ -481,7 +492,7 @@ mod tests {
                 "out of order",
             ),
             (&[1, 0, 0, 0, 0, 0, 0], "empty"),
-            (&[1, 0, 1, 0xff, 0, 0, 0, 0], "UTF-8"),
+            (&[1, 0, 1, 0xff, 0, 0, 0, 0], "ASCII"),
             (&[0, 0, 7], "unread"),
         ];
         for (payload, want) in cases {

@@ -140,6 +140,16 @@ fn put_io(values: impl IntoIterator<Item = f64>) {
     })
 }
 
+/// Replace the f64 buffer's content with `parts`, one after the other.
+fn put_slices(parts: &[&[f64]]) {
+    IO.with(|v| {
+        v.clear();
+        for p in parts {
+            v.extend_from_slice(p);
+        }
+    })
+}
+
 /// Replace the byte buffer's content with `b`; its length.
 fn put_bytes(b: &[u8]) -> i32 {
     BYTES.with(|v| {

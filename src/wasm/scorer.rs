@@ -3,7 +3,7 @@
 //! TypeScript side records each decision made here and hands it over
 //! (`slot_take_over`), and queues rewards, activations and `learn`.
 
-use super::{bad, done, put_io, take_bytes, utf8, with_io, Global, Table};
+use super::{bad, done, put_io, take_bytes, with_io, Global, Table};
 use crate::engine::Scorer;
 use crate::prelude::*;
 
@@ -26,17 +26,16 @@ pub extern "C" fn score_drop(h: u32) -> i32 {
 }
 
 /// Take the learning of slot `name` (the first `name_len` bytes of `bytes`)
-/// from the decoded snapshot `snap`.
+/// from the decoded snapshot `snap` (its section `learner:<name>`).
 #[no_mangle]
 pub extern "C" fn score_restore(h: u32, snap: u32, name_len: i32) -> i32 {
     done((|| {
-        let name = utf8(take_bytes(name_len)?.ok_or_else(|| bad("a slot name"))?)?;
-        let section = crate::engine::section_name(&name)?;
+        let name = take_bytes(name_len)?.ok_or_else(|| bad("a slot name"))?;
         super::store::with_snapshot(snap, |s| {
-            let Some(body) = s.section(&section) else {
-                return Ok(0);
-            };
-            scorer(h, |sc| sc.restore_section(body).map(|()| 0))
+            match s.section_parts(b"learner:", &name) {
+                Some(body) => scorer(h, |sc| sc.restore_section(body).map(|()| 0)),
+                None => Ok(0),
+            }
         })
     })())
 }
@@ -50,13 +49,7 @@ pub extern "C" fn decide(h: u32, n: u32, actions: u32, seed: f64, now: f64) -> i
         let (shared, own) = with_io(|io| super::slot::call_features(io, n, actions, k))?;
         let seed = super::slot::seed_of(seed)?;
         let c = s.decide(&shared, own.as_deref(), seed, now)?;
-        let head = [c.probability, c.seed as f64, c.counter as f64];
-        put_io(
-            head.into_iter()
-                .chain(s.last_pmf().iter().copied())
-                .chain(s.last_scores().iter().copied()),
-        );
-        Ok(c.index as i32)
+        Ok(super::slot::put_choice(&c, s.last_pmf(), s.last_scores()))
     }))
 }
 

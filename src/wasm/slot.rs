@@ -145,14 +145,15 @@ pub extern "C" fn rank(h: u32, n: u32, actions: u32, seed: f64, now: f64, defer:
         let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
         let seed = seed_of(seed)?;
         let c = e.rank_hashed(&shared, own.as_deref(), seed, defer != 0, now)?;
-        let head = [c.probability, c.seed as f64, c.counter as f64];
-        put_io(
-            head.into_iter()
-                .chain(e.last_pmf().iter().copied())
-                .chain(e.last_scores().iter().copied()),
-        );
-        Ok(c.index as i32)
+        Ok(put_choice(&c, e.last_pmf(), e.last_scores()))
     }))
+}
+
+/// A decision's probability, seed and counter, its pmf and its scores into
+/// `io`; the variant.
+pub(super) fn put_choice(c: &crate::Choice, pmf: &[f64], scores: &[f64]) -> i32 {
+    super::put_slices(&[&[c.probability, c.seed as f64, c.counter as f64], pmf, scores]);
+    c.index as i32
 }
 
 /// A seed from JS: < 0 for none (draw one), else an integer below 2^53.
