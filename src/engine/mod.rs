@@ -8,8 +8,6 @@
 
 use crate::prelude::*;
 
-use alloc::collections::VecDeque;
-
 use crate::bandit::Policy;
 use crate::error::{Error, Result};
 use crate::features::{check_count, Dense, Hashed, SparseVec};
@@ -227,7 +225,8 @@ pub struct Scorer {
 #[derive(Debug, Clone)]
 pub struct Engine {
     s: Scorer,
-    pending: VecDeque<Pending>,
+    /// Own decisions, oldest (lowest counter) first.
+    pending: Vec<Pending>,
     /// Pending decisions of other page views or tabs, restored from the
     /// snapshot so their delayed rewards still count here.
     foreign: Vec<Pending>,
@@ -415,7 +414,7 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
         Engine {
             s: Scorer::new(cfg),
-            pending: VecDeque::new(),
+            pending: Vec::new(),
             foreign: Vec::new(),
             sync: persist::SyncState::default(),
         }
@@ -426,9 +425,14 @@ impl Engine {
     /// entropy from the caller) so no earlier id settles a later decision
     /// (the page's `forget()`).
     pub fn reset(&mut self, epoch: u64) {
-        let mut cfg = self.s.cfg.clone();
-        cfg.epoch = epoch & ((1 << EPOCH_BITS) - 1);
-        *self = Engine::new(cfg);
+        let s = &mut self.s;
+        s.cfg.epoch = epoch & ((1 << EPOCH_BITS) - 1);
+        s.arms = s.cfg.model.posteriors();
+        s.rng = Rng::new(s.cfg.seed);
+        s.counter = 0;
+        self.pending.clear();
+        self.foreign.clear();
+        self.sync = persist::SyncState::default();
     }
 
     /// The model version (content hash of the prior).
@@ -470,34 +474,34 @@ impl Engine {
         let ttl = self.s.cfg.reward_ttl_ms;
         let cap = self.s.cfg.max_pending;
         let mut spare = SparseVec::default();
-        while self
+        let gone = self
             .pending
-            .front()
-            .is_some_and(|p| p.expires_at + ttl < now)
-        {
-            if let Some(p) = self.pending.pop_front() {
-                spare = p.x;
-            }
+            .iter()
+            .take_while(|p| p.expires_at + ttl < now)
+            .count();
+        for p in self.pending.drain(..gone) {
+            spare = p.x;
         }
-        let mut waiting = self.pending.iter().filter(|p| p.live(now)).count();
-        while waiting >= cap {
-            let Some(i) = self.pending.iter().position(|p| p.live(now)) else {
-                break;
-            };
-            if let Some(p) = self.pending.remove(i) {
-                spare = p.x;
-            }
-            waiting -= 1;
+        // Evict the oldest waiting decisions past the cap, then the oldest
+        // settled or expired ones past it.
+        let mut waiting = 0;
+        for p in &self.pending {
+            waiting += usize::from(p.live(now));
         }
         let mut done = self.pending.len() - waiting;
-        while done > cap {
-            let Some(i) = self.pending.iter().position(|p| !p.live(now)) else {
-                break;
-            };
-            if let Some(p) = self.pending.remove(i) {
-                spare = p.x;
+        let mut i = 0;
+        while i < self.pending.len() && (waiting >= cap || done > cap) {
+            let live = self.pending[i].live(now);
+            if (live && waiting >= cap) || (!live && done > cap) {
+                if live {
+                    waiting -= 1;
+                } else {
+                    done -= 1;
+                }
+                spare = self.pending.remove(i).x;
+            } else {
+                i += 1;
             }
-            done -= 1;
         }
         spare
     }
@@ -613,7 +617,7 @@ impl Engine {
         self.s.counter += 1;
         let mut x = self.prune(now_ms);
         x.copy_from(for_arm(&self.s.scratch.xs, c.index));
-        self.pending.push_back(Pending {
+        self.pending.push(Pending {
             epoch: self.s.cfg.epoch,
             counter: self.s.counter,
             arm: c.index,
@@ -708,7 +712,7 @@ pub(crate) fn for_arm(xs: &[SparseVec], i: usize) -> &SparseVec {
 /// page views. A free function over the queues so callers can update the
 /// learners while holding it.
 fn find<'a>(
-    pending: &'a mut VecDeque<Pending>,
+    pending: &'a mut [Pending],
     foreign: &'a mut [Pending],
     own_epoch: u64,
     epoch: u64,

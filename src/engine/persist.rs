@@ -956,14 +956,13 @@ fn key(p: &Pending) -> u128 {
 /// Slots whose mean, variance or covariances differ from the prior.
 fn touched(a: &Posterior, mean: &[f64], var: &[f64]) -> Vec<usize> {
     let d = a.mean.len();
-    let mut t: Vec<bool> = (0..d).map(|i| a.mean[i] != mean[i]).collect();
-    match &a.cov {
-        Covariance::Full(c) => {
-            for i in 0..d {
+    let mut t = vec![false; d];
+    for i in 0..d {
+        t[i] |= a.mean[i] != mean[i];
+        match &a.cov {
+            Covariance::Full(c) => {
                 let row = insitu_kernels::packed_row(i, d);
-                if c[row] != var[i] {
-                    t[i] = true;
-                }
+                t[i] |= c[row] != var[i];
                 for j in i + 1..d {
                     if c[row + j - i] != 0.0 {
                         t[i] = true;
@@ -971,14 +970,16 @@ fn touched(a: &Posterior, mean: &[f64], var: &[f64]) -> Vec<usize> {
                     }
                 }
             }
-        }
-        Covariance::Diag(c) => {
-            for i in 0..d {
-                t[i] |= c[i] != var[i];
-            }
+            Covariance::Diag(c) => t[i] |= c[i] != var[i],
         }
     }
-    (0..d).filter(|&i| t[i]).collect()
+    let mut out = Vec::new();
+    for (i, hit) in t.into_iter().enumerate() {
+        if hit {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// Read one variant's touched slots onto its prior `a` (see [`check_arm`]).

@@ -3,7 +3,7 @@
 //! TypeScript side records each decision made here and hands it over
 //! (`slot_take_over`), and queues rewards, activations and `learn`.
 
-use super::{bad, done, put_io, take_bytes, with_io, Global, Table};
+use super::{bad, done, take_bytes, with_io, Global, Table};
 use crate::engine::Scorer;
 use crate::prelude::*;
 
@@ -57,8 +57,7 @@ pub extern "C" fn decide(h: u32, n: u32, actions: u32, seed: f64, now: f64) -> i
 #[no_mangle]
 pub extern "C" fn score_stats(h: u32) -> i32 {
     done(scorer(h, |s| {
-        put_io(s.updates().into_iter().map(|u| u as f64).chain([0.0]));
-        Ok(s.variant_count() as i32)
+        Ok(super::slot::put_stats(&s.updates(), 0))
     }))
 }
 

@@ -156,6 +156,19 @@ pub(super) fn put_choice(c: &crate::Choice, pmf: &[f64], scores: &[f64]) -> i32 
     c.index as i32
 }
 
+/// Updates per variant, then the decisions waiting, into `io`; the number
+/// of variants.
+pub(super) fn put_stats(updates: &[u64], pending: usize) -> i32 {
+    super::IO.with(|v| {
+        v.clear();
+        for u in updates {
+            v.push(*u as f64);
+        }
+        v.push(pending as f64);
+    });
+    updates.len() as i32
+}
+
 /// A seed from JS: < 0 for none (draw one), else an integer below 2^53.
 pub(super) fn seed_of(seed: f64) -> crate::Result<Option<u64>> {
     if seed < 0.0 {
@@ -213,10 +226,7 @@ pub extern "C" fn learn(h: u32, arm: u32, n: u32, actions: u32, reward: f64) -> 
 #[no_mangle]
 pub extern "C" fn stats(h: u32) -> i32 {
     done(slot(h, |e| {
-        let k = e.variant_count();
-        let pending = e.pending_count() as f64;
-        put_io(e.updates().into_iter().map(|u| u as f64).chain([pending]));
-        Ok(k as i32)
+        Ok(put_stats(&e.updates(), e.pending_count()))
     }))
 }
 
@@ -330,7 +340,7 @@ pub extern "C" fn scores(h: u32, n: u32, actions: u32) -> i32 {
         let k = e.variant_count();
         let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
         let (means, sds) = e.scorer().score(&shared, own.as_deref())?;
-        put_io(means.into_iter().chain(sds));
+        super::put_slices(&[&means, &sds]);
         Ok(k as i32)
     }))
 }
@@ -342,8 +352,7 @@ pub extern "C" fn scores(h: u32, n: u32, actions: u32) -> i32 {
 pub extern "C" fn arm_mean(h: u32, arm: u32) -> i32 {
     done(slot(h, |e| {
         let (mean, n) = e.scorer().arm_mean(arm as usize).ok_or_else(|| bad("no such variant"))?;
-        let d = mean.len();
-        put_io(mean.iter().copied().chain([n as f64]));
-        Ok(d as i32)
+        super::put_slices(&[mean, &[n as f64]]);
+        Ok(mean.len() as i32)
     }))
 }
