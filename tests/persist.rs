@@ -1016,3 +1016,47 @@ fn activation_reaches_other_tabs() {
         );
     }
 }
+
+/// A snapshot that pending decisions would push over its cap keeps the
+/// learning and the latest decisions, leaves the earliest-expiring out
+/// (reported), and the ones it kept are settleable after a reload.
+#[test]
+fn pending_decisions_give_way_to_the_size_cap() {
+    let mut e = engine(11);
+    for t in 0..20 {
+        step(&mut e, t);
+    }
+    let mut learned = e.clone();
+    let learning_only = learned.sync(None, SLOT, 2000.0, MAX).unwrap().bytes.len();
+    let ids: Vec<String> = (0..200)
+        .map(|t| {
+            e.rank(&RankOptions::parse(&context(t)).unwrap(), 1000.0 + t as f64)
+                .unwrap()
+                .decision_id
+                .unwrap()
+        })
+        .collect();
+    // Room for the learning and some of the 200 decisions, not all.
+    let full = e.sync(None, SLOT, 2000.0, MAX).unwrap().bytes.len();
+    let cap = full / 2;
+    let r = e.sync(None, SLOT, 2000.0, cap).unwrap();
+    assert!(r.bytes.len() <= cap, "{} > {cap}", r.bytes.len());
+    assert!(r.trimmed > 0 && r.trimmed < 200, "trimmed {}", r.trimmed);
+    assert!(e.commit());
+    let mut back = engine(12);
+    back.restore(&r.bytes, SLOT, 2000.0, cap).unwrap();
+    assert_eq!(back.updates(), e.updates(), "the learning was kept");
+    assert_eq!(back.pending_count(), 200 - r.trimmed);
+    // The latest decisions were kept, the earliest left out.
+    let (id_first, id_last) = (&ids[0], &ids[199]);
+    assert_eq!(
+        back.reward(id_first, 1.0, 2000.0).unwrap_err().code(),
+        "UNKNOWN_DECISION"
+    );
+    back.reward(id_last, 1.0, 2000.0).unwrap();
+    // Not even one decision fits: the learning is still written.
+    let r = e.sync(None, SLOT, 2000.0, learning_only).unwrap();
+    assert_eq!(r.bytes.len(), learning_only);
+    // Those settled since are not pending any more; every other one is left out.
+    assert_eq!(r.trimmed, e.pending_count());
+}

@@ -216,6 +216,9 @@ pub struct SyncReport {
     pub rejected: usize,
     /// Pending decisions restored from other page views.
     pub adopted: usize,
+    /// Pending decisions left out of the snapshot to keep it under its
+    /// size cap (the earliest-expiring: other page views cannot settle them).
+    pub trimmed: usize,
 }
 
 /// The section name of a slot.
@@ -327,20 +330,34 @@ impl Engine {
                 out.push(p);
             }
         }
-        let out = latest(out, self.s.cfg.max_pending, |p| p.expires_at);
+        let mut out = latest(out, self.s.cfg.max_pending, |p| p.expires_at);
         let writer = (self.s.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
         // Merged state is checked before it is written; this engine's own is
         // what its updates made.
         let merged = arms.as_deref();
-        let body = self.write_section(
-            merged.unwrap_or(&self.s.arms),
-            merged.is_some(),
-            (&out, &activated),
-            (&tombstones, horizon),
-            writer,
-        )?;
+        let mut kept = kept_models(&snap, &name, others, now_ms);
+        // Over the size cap once the other versions are dropped, the pending
+        // decisions expiring first are left out, halving until it fits: they
+        // stay settleable here, only other page views cannot see them (as
+        // when `maxPending` evicts them). Learning is never given up for them.
+        report.bytes = loop {
+            let body = self.write_section(
+                merged.unwrap_or(&self.s.arms),
+                merged.is_some(),
+                (&out, &activated),
+                (&tombstones, horizon),
+                writer,
+            )?;
+            match write_models(&mut snap, &name, (&body, now_ms), &mut kept, max_bytes) {
+                Err(Error::SnapshotTooLarge { .. }) if !out.is_empty() => {
+                    let half = out.len() / 2;
+                    report.trimmed += out.len() - half;
+                    out = latest(out, half, |p| p.expires_at);
+                }
+                r => break r?,
+            }
+        };
         let written = sorted(out.iter().map(|p| key(p)).collect());
-        report.bytes = write_models(&mut snap, &name, (body, now_ms), others, max_bytes)?;
         self.sync.staged = Some(Staged {
             arms,
             gone,
@@ -854,34 +871,41 @@ fn read_arms_of(cfg: &EngineConfig, r: &mut Reader<'_>) -> Result<(Vec<Posterior
     Ok((arms, writer))
 }
 
-/// Set section `name` to this model's entry `own` (its body, written at
-/// `now_ms`) followed by the `others` of the stored section still kept (see
-/// the module docs), and encode the snapshot: the oldest other versions are
-/// dropped while it would exceed `max_bytes`.
-fn write_models(
-    snap: &mut Snapshot,
-    name: &str,
-    (own, now_ms): (Vec<u8>, f64),
-    others: Vec<Other>,
-    max_bytes: usize,
-) -> Result<Vec<u8>> {
-    // Their bytes, copied out of the stored section this write replaces,
-    // most recently written first (at most MAX_ENTRIES: an insertion sort).
+/// The other model versions' entries to keep (see the module docs), most
+/// recently written first: their write times and bytes, copied out of the
+/// stored section this write replaces.
+fn kept_models(snap: &Snapshot, name: &str, others: Vec<Other>, now_ms: f64) -> Vec<(f64, Vec<u8>)> {
     let stored = snap.section(name).unwrap_or_default();
     let mut kept: Vec<(f64, Vec<u8>)> = Vec::new();
     for o in others {
         if o.written + MODEL_KEPT_MS >= now_ms {
+            // At most MAX_ENTRIES: an insertion sort.
             let at = kept.partition_point(|k| k.0 >= o.written);
             kept.insert(at, (o.written, stored.get(o.body).unwrap_or_default().to_vec()));
         }
     }
     kept.truncate(MAX_MODELS - 1);
+    kept
+}
+
+/// Set section `name` to this model's entry `own` (its body, written at
+/// `now_ms`) followed by the `kept` other versions, and encode the
+/// snapshot: the oldest other versions are dropped (from `kept` too) while
+/// it would exceed `max_bytes`.
+fn write_models(
+    snap: &mut Snapshot,
+    name: &str,
+    (own, now_ms): (&[u8], f64),
+    kept: &mut Vec<(f64, Vec<u8>)>,
+    max_bytes: usize,
+) -> Result<Vec<u8>> {
     loop {
         let mut w = vec![LAYOUT, 1 + kept.len() as u8];
-        for (written, body) in
-            core::iter::once((now_ms, &own)).chain(kept.iter().map(|(t, b)| (*t, b)))
-        {
-            put_f64(&mut w, written);
+        put_f64(&mut w, now_ms);
+        put_u32(&mut w, own.len() as u32);
+        w.extend_from_slice(own);
+        for (written, body) in kept.iter() {
+            put_f64(&mut w, *written);
             put_u32(&mut w, body.len() as u32);
             w.extend_from_slice(body);
         }

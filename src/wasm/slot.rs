@@ -246,7 +246,7 @@ fn name(name: i32) -> crate::Result<String> {
     utf8(take_bytes(name)?.ok_or_else(|| bad("a slot name"))?)
 }
 
-fn report(r: &crate::SyncReport) -> [f64; 7] {
+fn report(r: &crate::SyncReport) -> [f64; 8] {
     [
         f64::from(u8::from(r.model_changed)),
         f64::from(u8::from(r.merged)),
@@ -255,6 +255,7 @@ fn report(r: &crate::SyncReport) -> [f64; 7] {
         r.rejected as f64,
         r.adopted as f64,
         f64::from(u8::from(r.overwrote)),
+        r.trimmed as f64,
     ]
 }
 
