@@ -6,7 +6,7 @@
 // a server serves them; raw and gzip -9 for reference.
 // Prints the two budget lines and exits 1 when a budget is exceeded.
 // Usage: node scripts/size.mjs [--json]
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
@@ -15,10 +15,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = join(root, "pkg");
 /** Budgets in brotli bytes (issue #20). */
 export const BUDGETS = { critical: 28_000, package: 60_000 };
-/** Fetched before the first decision: the entry (one module, no imports) and the first-decision module. */
+/** Fetched before the first decision: the entry (one module, no static imports) and the first-decision module. */
 const CRITICAL = ["index.js", "insitu_bg.wasm"];
-/** Everything else a page may fetch: the full engine, after the first paint. */
-const LAZY = ["insitu_full.wasm"];
+/** Everything else a page may fetch, after the first paint: the full engine and the JS imported with it (full.js). */
+const lazy = () => readdirSync(pkg).filter((f) => /\.(js|wasm)$/.test(f) && !CRITICAL.includes(f)).sort();
 
 export function measure(buf) {
   return {
@@ -31,13 +31,14 @@ export function measure(buf) {
 }
 
 export function report() {
-  const rows = [...CRITICAL, ...LAZY].map((file) => {
+  const rows = [...CRITICAL, ...(existsSync(pkg) ? lazy() : [])].map((file) => {
     const p = join(pkg, file);
     if (!existsSync(p)) throw new Error(`size: ${p} is missing; run npm run build first`);
     return { file, critical: CRITICAL.includes(file), ...measure(readFileSync(p)) };
   });
   const sum = (rs) => rs.reduce((a, r) => a + r.brotli, 0);
-  return { rows, critical: sum(rows.filter((r) => r.critical)), package: sum(rows) };
+  const js = rows.filter((r) => r.file.endsWith(".js"));
+  return { rows, critical: sum(rows.filter((r) => r.critical)), package: sum(rows), js: sum(js) };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
@@ -52,6 +53,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     }
   }
   console.log(`critical path: ${r.critical} B brotli (budget ${BUDGETS.critical})`);
+  console.log(`JS: ${r.js} B brotli (entry and lazy)`);
   console.log(`package: ${r.package} B brotli (budget ${BUDGETS.package})`);
   const over = [r.critical > BUDGETS.critical && "critical path", r.package > BUDGETS.package && "package"].filter(Boolean);
   if (over.length > 0) {

@@ -8,10 +8,12 @@
 import { PERSISTS, type Consent, type ConsentState } from "./consent.js";
 import type { ErrorCode } from "./errors.js";
 import type { Tier } from "./spec.js";
-import { seal, type Event, type Holds, type Store } from "./storage.js";
+import { type Event, type Holds, savedAtOf, type Store } from "./storage.js";
 
 /** Audit history entries kept. */
 const MAX_HISTORY = 50;
+/** Events kept in memory only. */
+const UNSTORED: readonly Event[] = ["restored", "fallback", "handover-failed"];
 const DAY_MS = 86_400_000;
 
 /** One entry of the audit history. */
@@ -69,48 +71,57 @@ export interface Audit {
 
 /** The audit history of one site. */
 export class History {
-  private entries: AuditEntry[] | null = null;
+  #entries: AuditEntry[] | null = null;
 
-  constructor(
-    private readonly store: Store,
-    private readonly consent: Consent,
-    private readonly clock: () => number,
-    private readonly maxAgeMs: () => number,
-  ) {}
+  readonly #store: Store;
+  readonly #consent: Consent;
+  readonly #clock: () => number;
+  readonly #maxAgeMs: () => number;
+
+  constructor(store: Store, consent: Consent, clock: () => number, maxAgeMs: () => number) {
+    this.#store = store;
+    this.#consent = consent;
+    this.#clock = clock;
+    this.#maxAgeMs = maxAgeMs;
+  }
 
   /** The entries, read from storage the first time they are needed. */
   list(): AuditEntry[] {
-    if (this.entries === null) {
-      this.entries = [];
-      this.load();
+    if (this.#entries === null) {
+      this.#entries = [];
+      this.#load();
     }
-    return this.entries;
+    return this.#entries;
   }
 
-  /** Record a storage event; stored unless it is a restore (one per page load would push the rest out). */
+  /**
+   * Record a storage event; stored unless it is one of `UNSTORED` (a restore,
+   * once per page load, would push the rest out; a page view whose full
+   * engine failed to load writes nothing).
+   */
   record(event: Event, extra: { code?: ErrorCode; key?: string; detail?: string } = {}): void {
     const list = this.list();
-    const e: AuditEntry = { at: this.clock(), event };
+    const e: AuditEntry = { at: this.#clock(), event };
     if (extra.code !== undefined) e.code = extra.code;
     if (extra.key !== undefined) e.key = extra.key;
     if (extra.detail !== undefined) e.detail = extra.detail;
     list.push(e);
     if (list.length > MAX_HISTORY) list.splice(0, list.length - MAX_HISTORY);
-    if (event === "restored" || event === "fallback" || !this.consent.allows("functional")) return;
-    const kept = list.filter((h) => h.event !== "restored" && h.event !== "fallback");
+    if (UNSTORED.includes(event) || !this.#consent.allows("functional")) return;
+    const kept = list.filter((h) => !UNSTORED.includes(h.event));
     // A failed write stays in memory; a full or blocked store is reported elsewhere.
-    this.store.set(`${this.store.key}.audit`, seal(this.clock(), 0, JSON.stringify(kept)));
+    this.#store.put(`${this.#store.key}.audit`, this.#clock(), 0, JSON.stringify(kept));
   }
 
   /** Forget every entry (after `forget()` erased the stored ones). */
   clear(): void {
-    this.entries = [];
+    this.#entries = [];
   }
 
-  private load(): void {
-    if (!this.consent.allows("functional")) return;
-    const k = `${this.store.key}.audit`;
-    const raw = this.store.get(k);
+  #load(): void {
+    if (!this.#consent.allows("functional")) return;
+    const k = `${this.#store.key}.audit`;
+    const raw = this.#store.get(k);
     if (raw === null) return;
     let list: unknown = null;
     // The frame's CRC is checked by the .wasm for snapshots; the history is
@@ -124,11 +135,11 @@ export class History {
       }
     }
     if (!Array.isArray(list)) {
-      this.store.quarantine(k, raw, "SNAPSHOT_CORRUPT", "the audit history is unreadable");
+      this.#store.quarantine(k, raw, "SNAPSHOT_CORRUPT", "the audit history is unreadable");
       return;
     }
-    const oldest = this.clock() - this.maxAgeMs();
-    this.entries = list
+    const oldest = this.#clock() - this.#maxAgeMs();
+    this.#entries = list
       .filter((h): h is AuditEntry => h !== null && typeof h === "object" && typeof h.at === "number" && h.at >= oldest && typeof h.event === "string")
       .slice(-MAX_HISTORY);
   }
@@ -144,18 +155,16 @@ export function nthIndex(s: string, c: string, n: number): number {
   return at;
 }
 
-/** The manifest's keys and consent, the parts every site shares. */
+/** The manifest's keys and consent, the parts every site shares (`maxAgeDays`: the retention). */
 export function manifestBase(
   store: Store,
   consent: Consent,
-  status: "ok" | "unavailable" | "quota-exceeded",
-  savedAt: (v: string) => number | null,
   maxAgeDays: number,
   now: number,
 ): Pick<Audit, "schema" | "generatedAt" | "network" | "consent" | "storage"> {
   const keys = store.ownKeys().map((key) => {
     const v = store.get(key) ?? "";
-    const at = savedAt(v);
+    const at = savedAtOf(v);
     return { key, holds: store.holds(key), bytes: 2 * (key.length + v.length), expiresAt: at === null ? null : at + maxAgeDays * DAY_MS };
   });
   return {
@@ -168,6 +177,6 @@ export function manifestBase(
       honorsGpc: consent.honorGpc,
       persists: PERSISTS[consent.effective],
     },
-    storage: { backend: "localStorage", status: store.storage === null ? "unavailable" : status, keys },
+    storage: { backend: "localStorage", status: store.storage === null ? "unavailable" : store.status, keys },
   };
 }

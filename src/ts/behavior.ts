@@ -5,7 +5,8 @@
 // or after a `track`, and reused by every slot that allows them.
 //
 // The first-decision module derives features from what is stored; events
-// tracked before the full engine arrives are queued and handed to it.
+// tracked before the full engine arrives are queued and handed to it
+// (full.ts `behaviorOnto`).
 
 import { behaviorLayout, type Core, eventLayout } from "./core.js";
 import type { Encoded, Hasher } from "./features.js";
@@ -30,21 +31,26 @@ const MINUTE_MS = 60_000;
 export class Behavior {
   core: Core;
   h: number;
-  private cache: { minute: number; tracked: number; enc: Encoded; named: Record<string, number | string> } | null = null;
-  private tracked = 0;
-  /** Events tracked while on the first-decision module, for the full engine. */
-  private queued: Array<{ e: EventSpec; at: number }> = [];
+  /** @internal */
+  cache: { minute: number; tracked: number; enc: Encoded; named: Record<string, number | string> } | null = null;
+  #tracked = 0;
+  /** @internal Events tracked while on the first-decision module, for the full engine. */
+  queued: Array<{ e: EventSpec; at: number }> = [];
+
+  readonly #hasher: Hasher;
 
   constructor(
     core: Core,
     readonly spec: BehaviorSpec,
-    private readonly hasher: Hasher,
+    hasher: Hasher,
   ) {
+    this.#hasher = hasher;
     this.core = core;
     this.h = this.make(core);
   }
 
-  private make(core: Core): number {
+  /** @internal A new store on `core`; its handle. */
+  make(core: Core): number {
     const [nums, types] = behaviorLayout(this.spec);
     core.nums(nums);
     return core.call("beh_new", [core.put(types)]);
@@ -53,16 +59,21 @@ export class Behavior {
   /** Record an event at `now`. Throws `INVALID_EVENT` or `UNKNOWN_EVENT_TYPE`; nothing is stored then. */
   track(event: unknown, now: number): void {
     const e = checkEvent(event, this.spec);
-    if (this.core.full) this.core.call("beh_track", [this.h, this.core.put(eventLayout(e)), now]);
+    if (this.core.full) this.keep(e, now);
     else this.queued.push({ e, at: now });
-    this.tracked++;
+    this.#tracked++;
+  }
+
+  /** @internal Hand the checked event `e` at `at` to the full engine. */
+  keep(e: EventSpec, at: number): void {
+    this.core.call("beh_track", [this.h, this.core.put(eventLayout(e)), at]);
   }
 
   /** The features at `now`, hashed, and by name; recomputed once a minute or after a `track`. */
-  private derive(now: number): { enc: Encoded; named: Record<string, number | string> } {
+  #derive(now: number): { enc: Encoded; named: Record<string, number | string> } {
     const minute = Math.floor(now / MINUTE_MS);
     const c = this.cache;
-    if (c !== null && c.minute === minute && c.tracked === this.tracked) return c;
+    if (c !== null && c.minute === minute && c.tracked === this.#tracked) return c;
     const n = this.core.call("beh_features", [this.h, now, new Date(now).getTimezoneOffset()]);
     const values = this.core.read(n);
     const lines = n === 0 ? [] : this.core.string(this.core.call("bytes_len", [])).split("\n");
@@ -74,31 +85,31 @@ export class Behavior {
       const tab = line.indexOf("\t");
       const name = line.slice(0, tab);
       const cat = line.slice(tab + 1);
-      const e = this.hasher.entry("behavior", name);
+      const e = this.#hasher.entry("behavior", name);
       if (cat === "") {
         pairs[2 * i] = e.h;
         pairs[2 * i + 1] = values[i]!;
         labels.push(name);
         named[name] = values[i]!;
       } else {
-        pairs[2 * i] = this.hasher.value(e, cat);
+        pairs[2 * i] = this.#hasher.value(e, cat);
         pairs[2 * i + 1] = 1;
         labels.push(`${name}=${cat}`);
         named[name] = cat;
       }
     }
-    this.cache = { minute, tracked: this.tracked, enc: { pairs, n, labels }, named };
+    this.cache = { minute, tracked: this.#tracked, enc: { pairs, n, labels }, named };
     return this.cache;
   }
 
   /** The `behavior` namespace, hashed, for the slots. */
   encoded(now: number): Encoded {
-    return this.derive(now).enc;
+    return this.#derive(now).enc;
   }
 
   /** The `behavior` namespace as the slots see it, by name. */
   features(now: number): Record<string, number | string> {
-    return { ...this.derive(now).named };
+    return { ...this.#derive(now).named };
   }
 
   /** Retained events by type. */
@@ -117,34 +128,13 @@ export class Behavior {
     this.core.call("beh_clear", [this.h]);
     this.queued = [];
     this.cache = null;
-    this.tracked++;
+    this.#tracked++;
   }
 
   /** Restore the stored events from the decoded snapshot `snap`. */
   restore(snap: number, now: number): void {
     this.core.call("beh_restore", [this.h, snap, now]);
     this.cache = null;
-    this.tracked++;
-  }
-
-  /** Move to the full engine: a new store there, restored from `snap` (0: none), then the events tracked meanwhile. */
-  handOver(full: Core, snap: number, now: number): void {
-    const old = { core: this.core, h: this.h };
-    this.core = full;
-    this.h = this.make(full);
-    if (snap !== 0) this.restore(snap, now);
-    for (const { e, at } of this.queued) full.call("beh_track", [this.h, full.put(eventLayout(e)), at]);
-    this.queued = [];
-    this.cache = null;
-    try {
-      old.core.call("beh_drop", [old.h]);
-    } catch {
-      // Dropped with the module anyway.
-    }
-  }
-
-  /** Events waiting for the full engine (they are not in storage yet). */
-  get waiting(): number {
-    return this.queued.length;
+    this.#tracked++;
   }
 }

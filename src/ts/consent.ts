@@ -10,6 +10,7 @@
 // Global Privacy Control (navigator.globalPrivacyControl) lowers
 // personalization to functional unless the site opts out (`gpc: "ignore"`).
 
+import { describe, option } from "./errors.js";
 import type { Tier } from "./spec.js";
 
 /** Consent tiers, lowest first. */
@@ -40,6 +41,12 @@ export function gpcSignal(): boolean {
   }
 }
 
+/** `v` as a tier; else `INVALID_OPTION` naming `field`. */
+export function checkTier(v: unknown, field = "consent"): Tier {
+  if (!(TIERS as readonly unknown[]).includes(v)) throw option(field, `should be one of ${TIERS.join(", ")}, but is ${describe(v)}`);
+  return v as Tier;
+}
+
 /** A tier's rank: 0 none, 1 functional, 2 personalization. */
 export const rank = (t: Tier): number => TIERS.indexOf(t);
 
@@ -55,19 +62,19 @@ export class Consent {
     this.effective = this.compute();
   }
 
-  private lowered(): boolean {
+  #lowered(): boolean {
     return this.honorGpc && gpcSignal() && (this.site ?? this.fallback) === "personalization";
   }
 
   /** The tier in force now. */
   compute(): Tier {
-    return this.lowered() ? "functional" : (this.site ?? this.fallback);
+    return this.#lowered() ? "functional" : (this.site ?? this.fallback);
   }
 
   get state(): ConsentState {
     return {
       tier: this.effective,
-      source: this.lowered() ? "gpc" : this.site === null ? "default" : "site",
+      source: this.#lowered() ? "gpc" : this.site === null ? "default" : "site",
       gpc: gpcSignal(),
     };
   }

@@ -10,8 +10,9 @@
 // for data written by earlier builds.
 //
 // On the first-decision module every call is also logged, and replayed on
-// the full engine when it arrives (assignment is deterministic given the
-// stored state and the allocator's seed, which both share).
+// the full engine when it arrives (full.ts `experimentsOnto`; assignment is
+// deterministic given the stored state and the allocator's seed, which both
+// share).
 
 import { type Core, experimentsLayout } from "./core.js";
 import { describe, fail, type InsituError } from "./errors.js";
@@ -72,7 +73,7 @@ export interface ExperimentInfo {
 const REASONS = ["assigned", "no-unit", "targeting", "namespace", "holdout", "coverage"] as const;
 
 /** A call on the allocator, for the full engine to replay. */
-type Logged = [name: string, args: number[], bytes: Uint8Array | null];
+export type Logged = [name: string, args: number[], bytes: Uint8Array | null];
 
 /** The experiments and the allocator of a site. */
 export class Experiments {
@@ -80,9 +81,10 @@ export class Experiments {
   /** The allocator's handle, once experiments are configured. */
   h = 0;
   specs: ExperimentSpec[] = [];
-  private byKey = new Map<string, number>();
-  private readonly seed = entropy(53);
-  private log: Logged[] | null;
+  #byKey = new Map<string, number>();
+  readonly #seed = entropy(53);
+  /** @internal */
+  log: Logged[] | null;
 
   constructor(core: Core) {
     this.core = core;
@@ -93,7 +95,7 @@ export class Experiments {
    * Call the allocator (and log the call while on the first-decision
    * module). With `bytes`, their length goes in as the second argument.
    */
-  private call(name: string, args: number[], bytes: Uint8Array | null = null, words?: (code: string) => string): number {
+  #call(name: string, args: number[], bytes: Uint8Array | null = null, words?: (code: string) => string): number {
     const all = bytes === null ? args : [args[0]!, this.core.put(bytes), ...args.slice(1)];
     const r = this.core.call(name, all, words);
     this.log?.push([name, args, bytes]);
@@ -105,27 +107,27 @@ export class Experiments {
     const specs = checkExperiments(configs);
     const layout = experimentsLayout(specs);
     if (this.h === 0) {
-      this.h = this.call("ab_new", [this.seed], layout);
+      this.h = this.#call("ab_new", [this.#seed], layout);
     } else {
-      this.call("ab_set", [this.h], layout);
+      this.#call("ab_set", [this.h], layout);
     }
     this.specs = specs;
-    this.byKey = new Map(specs.map((e, i) => [e.key, i]));
+    this.#byKey = new Map(specs.map((e, i) => [e.key, i]));
     return specs.map(info);
   }
 
   /** The index of experiment `key`; `UNKNOWN_EXPERIMENT`. */
   index(key: unknown): number {
-    const i = typeof key === "string" ? this.byKey.get(key) : undefined;
-    if (i === undefined) throw fail("UNKNOWN_EXPERIMENT", `no experiment ${describe(key)} is configured; pass it to experiments() first`);
+    const i = typeof key === "string" ? this.#byKey.get(key) : undefined;
+    if (i === undefined) throw unknownExperiment(key);
     return i;
   }
 
   /** The site's id as the unit key (null: the device seed). */
   siteUnit(unit: string | null): void {
     if (this.h === 0) return;
-    if (unit === null) this.call("ab_site_unit", [this.h, -1]);
-    else this.call("ab_site_unit", [this.h], new TextEncoder().encode(unit));
+    if (unit === null) this.#call("ab_site_unit", [this.h, -1]);
+    else this.#call("ab_site_unit", [this.h], new TextEncoder().encode(unit));
   }
 
   /** The device seed held (empty: none). */
@@ -136,7 +138,7 @@ export class Experiments {
 
   /** Use `unit` as the device seed; with `force` replacing any other. Whether it was set. */
   useDevice(unit: string, force: boolean): boolean {
-    return this.call("ab_device_unit", [this.h, force ? 1 : 0], new TextEncoder().encode(unit)) === 1;
+    return this.#call("ab_device_unit", [this.h, force ? 1 : 0], new TextEncoder().encode(unit)) === 1;
   }
 
   /**
@@ -147,7 +149,7 @@ export class Experiments {
     const i = this.index(key);
     const e = this.specs[i]!;
     const targeted = e.targeting.every((c) => holds(c, attributes));
-    const code = this.call("ab_assign", [this.h, i, targeted ? 1 : 0, now]);
+    const code = this.#call("ab_assign", [this.h, i, targeted ? 1 : 0, now]);
     const [probability, bucket, seed] = this.core.read(3);
     const index = code & 63;
     const reason = REASONS[(code >> 6) & 7]!;
@@ -170,7 +172,7 @@ export class Experiments {
   /** Reward the running trial of bandit experiment `key` (reward in [0, 1]). */
   reward(key: string, reward: number, now: number): void {
     const i = this.index(key);
-    this.call("ab_reward", [this.h, i, reward, now], null, (code) =>
+    this.#call("ab_reward", [this.h, i, reward, now], null, (code) =>
       code === "UNKNOWN_DECISION" ? `experiment \`${key}\` has no running trial to reward (not a bandit, or not assigned)`
       : code === "DECISION_EXPIRED" ? `the trial of experiment \`${key}\` has expired; its reward window is over`
       : code === "DUPLICATE_REWARD" ? `the trial of experiment \`${key}\` was already rewarded`
@@ -196,53 +198,27 @@ export class Experiments {
     });
   }
 
-  /** Settlements not yet stored. */
-  pending(): number {
-    return this.h === 0 ? 0 : this.core.call("ab_pending", [this.h]);
-  }
-
   /** Forget the device seed and its exposures (consent moved to `none`). */
   dropDevice(): void {
-    if (this.h !== 0) this.call("ab_drop_device", [this.h]);
+    if (this.h !== 0) this.#call("ab_drop_device", [this.h]);
   }
 
   /** Forget everything (`forget()`). */
   reset(): void {
-    if (this.h !== 0) this.call("ab_reset", [this.h]);
+    if (this.h !== 0) this.#call("ab_reset", [this.h]);
   }
 
   /** Load the allocator's stored state (bytes of `<key>.ab`). Throws the core's `SNAPSHOT_*` codes. */
   restore(bytes: Uint8Array, now: number, max: number): void {
-    this.call("ab_restore", [this.h, now, max], bytes);
-  }
-
-  /** Move to the full engine: replay every call made on the first-decision module. */
-  handOver(full: Core, refused: (e: InsituError) => void): void {
-    const log = this.log ?? [];
-    const old = { core: this.core, h: this.h };
-    this.core = full;
-    this.log = null;
-    if (old.h === 0) return;
-    for (const [name, args, bytes] of log) {
-      try {
-        // The first argument is the allocator's handle, except `ab_new`'s (the seed).
-        const first = name === "ab_new" ? args[0]! : this.h;
-        const all = bytes === null ? [first, ...args.slice(1)] : [first, full.put(bytes), ...args.slice(1)];
-        const r = full.call(name, all);
-        if (name === "ab_new") this.h = r;
-      } catch (e) {
-        refused(e as InsituError);
-      }
-    }
-    try {
-      old.core.call("ab_drop", [old.h]);
-    } catch {
-      // Dropped with the module anyway.
-    }
+    this.#call("ab_restore", [this.h, now, max], bytes);
   }
 }
 
-function info(e: ExperimentSpec): ExperimentInfo {
+export const unknownExperiment = (key: unknown): InsituError =>
+  fail("UNKNOWN_EXPERIMENT", `no experiment ${describe(key)} is configured; pass it to experiments() first`);
+
+/** What `experiments()` says of a checked experiment. */
+export function info(e: ExperimentSpec): ExperimentInfo {
   const out: ExperimentInfo = {
     key: e.key,
     variants: [...e.variants],

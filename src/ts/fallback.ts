@@ -2,7 +2,7 @@
 // (a Content-Security-Policy without 'wasm-unsafe-eval', a blocked or failed
 // download, server-side rendering) or the options are refused. The same
 // API in plain JS, serving every slot's and experiment's configured
-// fallback.
+// fallback; it needs nothing but the entry (never full.js).
 //
 // It never writes storage: what earlier page views learned stays exactly as
 // it was for the next page view that has WebAssembly. It still deletes on
@@ -10,122 +10,110 @@
 // every key, and lowering consent deletes what the new tier does not allow.
 
 import { type Audit, manifestBase } from "./audit.js";
-import { Consent, type ConsentState, rank, TIERS } from "./consent.js";
-import { describe, fail, type InsituError } from "./errors.js";
-import type { Assignment, ExperimentInfo } from "./experiments.js";
+import { checkTier, Consent, type ConsentState, rank, TIERS } from "./consent.js";
+import type { InsituError } from "./errors.js";
+import { type Assignment, type ExperimentInfo, info, unknownExperiment } from "./experiments.js";
 import type { FlushResult, Slot } from "./site.js";
-import type { Decision } from "./slot.js";
-import type { Tier } from "./spec.js";
-import { defaultStorage, savedAtOf, type Sink, Store } from "./storage.js";
+import { fallbackDecision } from "./slot.js";
+import type { ExperimentSpec, StorageLike, Tier } from "./spec.js";
+import { defaultStorage, type Sink, Store } from "./storage.js";
+import { checkBehavior } from "./validate/behavior.js";
 import { checkExperiments } from "./validate/experiments.js";
 import { KEY_RE } from "./validate/open.js";
-import { checkSlot } from "./validate/slot.js";
+import { checkName, checkSlot } from "./validate/slot.js";
 import type { ConsentTier, ContextObject, ExperimentConfig, InsituOptions } from "./types.js";
 
-const RETENTION = { maxAgeDays: 30, maxEvents: 500, maxBytes: 16384, sessionGapMinutes: 30 };
+const FALLBACK = "fallback";
+const none = (): void => {};
 
-/** Each value of `o` that `check` accepts, else `otherwise`: the fallback site takes what it can from options that may have been refused. */
-function pick<T>(o: Record<string, unknown>, k: string, check: (v: unknown) => boolean, otherwise: T): T {
+/** Value `k` of `o` when `check` accepts it, else `otherwise`: the fallback site takes what it can from options that may have been refused. */
+function pick<T>(o: unknown, k: string, check: (v: unknown) => boolean, otherwise: T): T {
   try {
-    const v = o[k];
+    const v = (o as Record<string, unknown>)[k];
     return v !== undefined && check(v) ? (v as T) : otherwise;
   } catch {
     return otherwise;
   }
 }
 
-const tier = (v: unknown): boolean => (TIERS as readonly unknown[]).includes(v);
+const isTier = (v: unknown): boolean => (TIERS as readonly unknown[]).includes(v);
+
+/** `f()`, or `otherwise()` when it throws. */
+function safe<T>(f: () => T, otherwise: () => T): T {
+  try {
+    return f();
+  } catch {
+    return otherwise();
+  }
+}
 
 /** A site without WebAssembly: the site's API serving fallbacks. */
 export class FallbackSite implements Sink {
   readonly ready: Promise<void> = Promise.resolve();
   readonly key: string;
-  private readonly store: Store;
-  private readonly consentState: Consent;
-  private readonly clock: () => number;
-  private readonly retention: Audit["retention"];
-  private list = new Map<string, ExperimentInfo & { index: number }>();
-  private readonly at: number;
+  readonly #store: Store;
+  readonly #now: () => number;
+  readonly #consentState: Consent;
+  readonly #retention: Audit["retention"];
+  #specs = new Map<string, ExperimentSpec>();
+  readonly #at: number;
 
-  constructor(options: unknown, readonly fallback: InsituError) {
-    const o = (options !== null && typeof options === "object" ? options : {}) as Record<string, unknown>;
+  constructor(
+    options: unknown,
+    readonly fallback: InsituError,
+  ) {
+    const o = options !== null && typeof options === "object" ? options : {};
     this.key = pick(o, "key", (k) => typeof k === "string" && KEY_RE.test(k), "insitu");
-    const s = pick<unknown>(o, "storage", () => true, undefined);
-    const d = s === undefined ? defaultStorage() : s;
-    const storage = d instanceof Error || d === null || typeof (d as { getItem?: unknown }).getItem !== "function" ? null : (d as Store["storage"]);
-    this.clock = pick(o, "now", (f) => typeof f === "function", Date.now);
-    this.store = new Store(storage, this.key, this, () => this.now());
-    this.consentState = new Consent(
-      pick<Tier | null>(o, "consent", tier, null),
-      pick<Tier>(o, "defaultConsent", tier, "functional"),
+    const clock = pick(o, "now", (f) => typeof f === "function", Date.now);
+    this.#now = () => {
+      try {
+        const t = clock();
+        return typeof t === "number" && Number.isFinite(t) ? t : Date.now();
+      } catch {
+        return Date.now();
+      }
+    };
+    let s = pick<unknown>(o, "storage", () => true, undefined);
+    if (s === undefined) s = defaultStorage();
+    const storage = pick(s, "getItem", (f) => typeof f === "function", null) === null ? null : (s as StorageLike);
+    this.#store = new Store(storage, this.key, this, this.#now);
+    this.#consentState = new Consent(
+      pick<Tier | null>(o, "consent", isTier, null),
+      pick<Tier>(o, "defaultConsent", isTier, "functional"),
       pick<unknown>(o, "gpc", () => true, "honor") !== "ignore",
     );
-    const b = pick<Record<string, unknown>>(o, "behavior", (x) => x !== null && typeof x === "object", {});
-    this.retention = {
-      maxAgeDays: pick(b, "maxAgeDays", (x) => typeof x === "number" && x > 0, RETENTION.maxAgeDays),
-      maxEvents: pick(b, "maxEvents", (x) => typeof x === "number" && x > 0, RETENTION.maxEvents),
-      maxBytes: pick(b, "maxBytes", (x) => typeof x === "number" && x > 0, RETENTION.maxBytes),
-      sessionGapMinutes: pick(b, "sessionGapMinutes", (x) => typeof x === "number" && x > 0, RETENTION.sessionGapMinutes),
-      types: [...pick<string[]>(b, "types", (t) => Array.isArray(t) && t.every((x) => typeof x === "string"), [])],
-    };
-    this.at = this.now();
+    // Retention as the real site reads it; the defaults when it would refuse it.
+    const b = pick<unknown>(o, "behavior", () => true, undefined);
+    this.#retention = safe(() => checkBehavior(b, "behavior"), () => checkBehavior(undefined));
+    this.#at = this.#now();
   }
 
-  private now(): number {
-    try {
-      const t = this.clock();
-      return typeof t === "number" && Number.isFinite(t) ? t : Date.now();
-    } catch {
-      return Date.now();
-    }
-  }
+  /** Nothing is stored here, so there is nothing to report or record about storage. */
+  report(): void {}
 
-  report(): void {
-    // Nothing is stored here, so there is nothing to report about storage.
-  }
-
-  record(): void {
-    // The history is not written without the wasm (it is never written here).
-  }
+  record(): void {}
 
   get consent(): ConsentState {
-    return this.consentState.state;
+    return this.#consentState.state;
   }
 
   /** A slot serving its fallback; bad options are refused as the real site refuses them. */
   slot(name: string, options: InsituOptions): Slot {
-    if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,48}$/.test(name)) {
-      throw fail("INVALID_OPTION", `option \`slot\` should be 1 to 48 letters, digits, \`-\`, \`_\` or \`.\`, but is ${describe(name)}`);
-    }
+    checkName(name);
     const spec = checkSlot(options);
     const ids = spec.variants.map((v) => v.id);
-    const i = spec.fallback;
-    const decision = (): Decision => ({
-      variant: ids[i]!,
-      index: i,
-      probability: 1,
-      pmf: ids.map((_, j) => (j === i ? 1 : 0)),
-      scores: [],
-      decisionId: null,
-      seed: null,
-      modelVersion: "fallback",
-      policy: "fallback",
-      fallback: true,
-      error: this.fallback,
-    });
-    const none = (): void => {};
     return {
       name,
-      rank: decision,
+      rank: () => fallbackDecision(ids, spec.fallback, FALLBACK, FALLBACK, this.fallback),
       // Nothing was learned or scored: there is nothing to explain.
       explain: () => null,
       reward: none,
       activate: none,
       learn: none,
-      stats: () => ({ variants: ids.map((id) => ({ id, updates: 0 })), pending: 0, policy: "fallback", modelVersion: "fallback" }),
+      stats: () => ({ variants: ids.map((id) => ({ id, updates: 0 })), pending: 0, policy: FALLBACK, modelVersion: FALLBACK }),
       variants: [...ids],
-      modelVersion: "fallback",
-      policy: "fallback",
+      modelVersion: FALLBACK,
+      policy: FALLBACK,
     };
   }
 
@@ -135,27 +123,16 @@ export class FallbackSite implements Sink {
 
   experiments(configs: ExperimentConfig[]): ExperimentInfo[] {
     const specs = checkExperiments(configs);
-    const list = specs.map((e) => ({
-      key: e.key,
-      variants: [...e.variants],
-      weights: [...e.weights],
-      coverage: e.coverage,
-      fallback: e.variants[e.fallback]!,
-      hash: e.hash,
-      targeted: e.targeting.length > 0,
-      allocation: e.allocation.type,
-      index: e.fallback,
-    }));
-    this.list = new Map(list.map((e) => [e.key, e]));
-    return list.map(({ index: _, ...e }) => e);
+    this.#specs = new Map(specs.map((e) => [e.key, e]));
+    return specs.map(info);
   }
 
   run(key: string, _options?: { attributes?: Record<string, unknown> }): Assignment {
-    const e = typeof key === "string" ? this.list.get(key) : undefined;
-    if (e === undefined) throw fail("UNKNOWN_EXPERIMENT", `no experiment ${describe(key)} is configured; pass it to experiments() first`);
+    const e = typeof key === "string" ? this.#specs.get(key) : undefined;
+    if (e === undefined) throw unknownExperiment(key);
     return {
-      key: e.key, variant: e.fallback, index: e.index, inExperiment: false, reason: "unavailable", probability: 1,
-      hash: e.hash, allocation: e.allocation, unit: "none",
+      key: e.key, variant: e.variants[e.fallback]!, index: e.fallback, inExperiment: false, reason: "unavailable", probability: 1,
+      hash: e.hash, allocation: e.allocation.type, unit: "none",
     };
   }
 
@@ -169,17 +146,23 @@ export class FallbackSite implements Sink {
     return null;
   }
 
+  /**
+   * Set the visitor's tier; lowering it deletes what the new tier does not
+   * allow, and below personalization the experiments' state too (its bandit
+   * counts cannot be taken out without the wasm).
+   */
   setConsent(t: ConsentTier): ConsentState {
-    if (!tier(t)) throw fail("INVALID_OPTION", `option \`consent\` should be one of ${TIERS.join(", ")}, but is ${describe(t)}`);
-    this.consentState.set(t as Tier);
-    const r = rank(this.consentState.effective);
-    for (const k of this.store.ownKeys()) if (r < this.store.tierOf(k)) this.store.remove(k);
-    this.announce({ type: "consent", tier: t });
+    this.#consentState.set(checkTier(t));
+    const r = rank(this.#consentState.effective);
+    for (const k of this.#store.ownKeys()) {
+      if (r < this.#store.tierOf(k) || (r < 2 && this.#store.holds(k) === "experiments")) this.#store.remove(k);
+    }
+    this.#announce({ type: "consent", tier: t });
     return this.consent;
   }
 
   /** Tell the page's other tabs, which may run the wasm. */
-  private announce(message: object): void {
+  #announce(message: object): void {
     try {
       const channel = new BroadcastChannel(`insitu:${this.key}`);
       channel.postMessage(message);
@@ -190,27 +173,27 @@ export class FallbackSite implements Sink {
   }
 
   flush(): Promise<FlushResult> {
-    return Promise.resolve({ written: false, reason: "fallback", error: this.fallback });
+    return Promise.resolve({ written: false, reason: FALLBACK, error: this.fallback });
   }
 
   audit(): Audit {
     return {
-      ...manifestBase(this.store, this.consentState, "ok", savedAtOf, this.retention.maxAgeDays, this.now()),
-      retention: { ...this.retention, types: [...this.retention.types] },
+      ...manifestBase(this.#store, this.#consentState, this.#retention.maxAgeDays, this.#now()),
+      retention: { ...this.#retention, types: [...this.#retention.types] },
       events: { total: 0, byType: {} },
       models: [],
       experiments: {
         unit: "none",
-        list: [...this.list.values()].map((e) => ({ key: e.key, variants: [...e.variants], hash: e.hash, allocation: e.allocation })),
+        list: [...this.#specs.values()].map((e) => ({ key: e.key, variants: [...e.variants], hash: e.hash, allocation: e.allocation.type })),
         exposures: [],
       },
-      history: [{ at: this.at, event: "fallback", code: this.fallback.code, detail: this.fallback.message }],
+      history: [{ at: this.#at, event: FALLBACK, code: this.fallback.code, detail: this.fallback.message }],
     };
   }
 
   forget(): Audit {
-    for (const k of this.store.ownKeys()) this.store.remove(k);
-    this.announce({ type: "forget" });
+    for (const k of this.#store.ownKeys()) this.#store.remove(k);
+    this.#announce({ type: "forget" });
     return this.audit();
   }
 

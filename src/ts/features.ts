@@ -9,6 +9,7 @@
 
 import { describe, fail, InsituError } from "./errors.js";
 import { categorical, murmurStr, namespaceSeed, utf8Length } from "./hash.js";
+import { guard } from "./validate/read.js";
 
 /** Longest namespace, feature name or categorical value, in UTF-8 bytes. */
 export const MAX_STRING_BYTES = 256;
@@ -106,7 +107,8 @@ function checkLength(s: string, field: () => string): void {
   }
 }
 
-const invalid = (field: string, why: string): InsituError => fail("INVALID_CONTEXT", `feature \`${field}\` ${why}`);
+/** `INVALID_CONTEXT` naming the feature: "feature `field` why". */
+export const invalid = (field: string, why: string): InsituError => fail("INVALID_CONTEXT", `feature \`${field}\` ${why}`);
 
 /** Counts features across the namespaces of one context (and one action). */
 export class Budget {
@@ -209,24 +211,24 @@ export class Context {
   private raw: Record<string, unknown>;
   private encoded = new Map<string, Encoded | InsituError>();
 
-  constructor(
-    private readonly hasher: Hasher,
-    raw: unknown,
-  ) {
-    if (raw === undefined || raw === null) raw = {};
-    if (!isPlain(raw)) {
-      throw fail("INVALID_CONTEXT", `feature \`context\` should be an object of namespaces, but is ${describe(raw)}`);
-    }
+  readonly #hasher: Hasher;
+
+  constructor(hasher: Hasher, raw: unknown) {
+    this.#hasher = hasher;
     // Take each namespace's value now: a namespace added to or removed from
     // the caller's object later does not change this context.
     const copy: Record<string, unknown> = Object.create(null);
     const order: string[] = [];
-    for (const ns of keys(raw)) {
-      const v = raw[ns];
-      if (v === undefined) continue;
-      copy[ns] = v;
-      order.push(ns);
-    }
+    guard(invalid, "context", () => {
+      const o = raw ?? {};
+      if (!isPlain(o)) throw invalid("context", `should be an object of namespaces, but is ${describe(o)}`);
+      for (const ns of keys(o)) {
+        const v = o[ns];
+        if (v === undefined) continue;
+        copy[ns] = v;
+        order.push(ns);
+      }
+    });
     this.raw = copy;
     this.order = order;
   }
@@ -237,7 +239,7 @@ export class Context {
     if (e === undefined) {
       if (!(ns in this.raw)) return undefined;
       try {
-        e = encodeNamespace(this.hasher, ns, this.raw[ns], "context");
+        e = encodeNamespace(this.#hasher, ns, this.raw[ns], "context");
       } catch (err) {
         e = err instanceof InsituError ? err : fail("INVALID_CONTEXT", `feature \`context.${ns}\` could not be read`, err);
       }

@@ -65,22 +65,8 @@ export function murmurStr(s: string, seed: number): number {
   return finish(h, k, n & 3, n);
 }
 
-/** Length of `s` in UTF-8 bytes. */
-export function utf8Length(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 127) {
-      // Surrogate pairs are 4 bytes for 2 units; lone surrogates become U+FFFD (3 bytes).
-      if (c < 0x800) n += 1;
-      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-        n += 2;
-        i++;
-      } else n += 2;
-    }
-  }
-  return n;
-}
+/** Length of `s` in UTF-8 bytes (lone surrogates as U+FFFD, 3 bytes, as TextEncoder writes them). */
+export const utf8Length = (s: string): number => encoder.encode(s).length;
 
 /** Seed of a feature namespace: its name hashed with seed 0. */
 export const namespaceSeed = (ns: string): number => murmurStr(ns, 0);

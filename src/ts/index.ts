@@ -5,19 +5,23 @@
 //
 // `load()` instantiates the first-decision module (insitu_bg.wasm), opens
 // the site and resolves; the full engine (insitu_full.wasm: learning,
-// merging and writing storage, `explain`) loads after the first paint and
-// takes over what happened meanwhile (`site.ready` resolves then). If
-// WebAssembly cannot run, `load()` resolves to a fallback site that serves
-// every configured fallback. Importing this module touches no browser
+// merging and writing storage, `explain`) loads after the first paint with
+// its control plane (full.js) and takes over what happened meanwhile
+// (`site.ready` resolves then). If WebAssembly cannot run, `load()`
+// resolves to a fallback site that serves every configured fallback; it
+// needs nothing but this file. Importing this module touches no browser
 // global and fetches nothing (safe in Node and server-side rendering).
 
 import { Core, fetchModule, instantiate } from "./core.js";
-import { coded, fail, type InsituError } from "./errors.js";
+import { plane, setEngine, setPlane, theEngine } from "./engine.js";
+import { coded, describe, fail, type InsituError } from "./errors.js";
 import { FallbackSite } from "./fallback.js";
-import { setEngine, theEngine } from "./insitu.js";
+import type * as Full from "./full.js";
+import { CONSTANT } from "./hash.js";
 import { Site, warm } from "./site.js";
 import type { LoadOptions, OpenOptions, WasmSource } from "./types.js";
 import { checkOpen } from "./validate/open.js";
+import { guard } from "./validate/read.js";
 
 export { CODES, type ErrorCode, InsituError } from "./errors.js";
 export { Context } from "./features.js";
@@ -36,12 +40,27 @@ const FIRST = (): URL => new URL("./insitu_bg.wasm", import.meta.url);
 const FULL = (): URL => new URL("./insitu_full.wasm", import.meta.url);
 
 let full: Promise<Core> | null = null;
+let control: Promise<typeof Full> | null = null;
 
-/** The full engine from `source` (default: `insitu_full.wasm` next to the package), once per page for the default. */
+/**
+ * The full engine from `source` (default: `insitu_full.wasm` next to the
+ * package, once per page) and its control plane (full.js, imported once).
+ */
 function fullEngine(source: unknown): Promise<Core> {
-  if (source !== null && source !== undefined) return fetchModule(source).then(instantiate).then((i) => new Core(i, true));
-  full ??= fetchModule(FULL()).then(instantiate).then((i) => new Core(i, true));
-  return full;
+  control ??= import("./full.js").then(
+    (m) => {
+      m.attach({ fail, coded, describe, guard, constant: CONSTANT });
+      setPlane(m);
+      return m;
+    },
+    (e: unknown) => {
+      control = null; // a later init() tries again
+      throw e;
+    },
+  );
+  const core = (s: unknown) => fetchModule(s).then(instantiate).then((i) => new Core(i, true));
+  const engine = source !== null && source !== undefined ? core(source) : (full ??= core(FULL()));
+  return Promise.all([engine, control]).then(([c]) => c);
 }
 
 /**
@@ -100,7 +119,7 @@ export async function load(options?: LoadOptions): Promise<Site | FallbackSite> 
     const site = new Site(core, spec, warmed);
     afterPaint(() => {
       fullEngine(spec.wasmFull).then(
-        (f) => site.upgrade(f),
+        (f) => plane!.upgrade(site, f),
         (e) => site.lostLearning(fail("WASM_UNAVAILABLE", `the full engine could not be loaded (${errorText(e)})`, e)),
       );
     });

@@ -8,15 +8,16 @@
 //
 // On the first-decision module a slot has a scorer only: it decides, and
 // this side records each decision and queues rewards, activations and
-// `learn` until the full engine arrives and takes them over (`handOver`),
-// so a decision made before then is rewarded exactly once after.
+// `learn` until the full engine arrives and takes them over (full.ts
+// `slotOnto`), so a decision made before then is rewarded exactly once after.
 
-import { type Core, type Own, slotLayout } from "./core.js";
-import { coded, describe, fail, type InsituError } from "./errors.js";
-import { Budget, Context, type Encoded, type Hasher, isPlain, MAX_EXPANDED, walkNamespace } from "./features.js";
-import { CONSTANT, interaction } from "./hash.js";
+import { type Core, type Own, slotLayout, type Wording } from "./core.js";
+import { plane } from "./engine.js";
+import { coded, describe, type ErrorCode, fail, type InsituError } from "./errors.js";
+import { Budget, Context, type Encoded, type Hasher, invalid, isPlain, walkNamespace } from "./features.js";
 import type { SlotSpec } from "./spec.js";
 import { checkActivate, checkExplainShape, checkLearn, checkRankShape, checkReward } from "./validate/calls.js";
+import { guard, wellFormed } from "./validate/read.js";
 import { checkSlot } from "./validate/slot.js";
 
 /** The result of `rank`. */
@@ -107,6 +108,21 @@ export function parseId(id: string): [number, number] | null {
   return Number.isSafeInteger(counter) ? [parseInt(m[1]!, 16), counter] : null;
 }
 
+/** The fallback decision of a slot with variants `ids`: variant `i`, with the error that made it one. */
+export const fallbackDecision = (ids: string[], i: number, modelVersion: string, policy: string, error: InsituError): Decision => ({
+  variant: ids[i]!,
+  index: i,
+  probability: 1,
+  pmf: ids.map((_, j) => (j === i ? 1 : 0)),
+  scores: [],
+  decisionId: null,
+  seed: null,
+  modelVersion,
+  policy,
+  fallback: true,
+  error,
+});
+
 /** A slot's options checked and prepared for a core, once. */
 export class Prepared {
   readonly spec: SlotSpec;
@@ -171,7 +187,11 @@ export interface Features {
  * namespaces of `context` (a plain object or a `Context`), the behaviour
  * namespace `behavior` when the slot allows it, and each of `actions`.
  */
-export function encode(
+export const encode = (p: Prepared, context: unknown, actions: unknown[] | null, behavior: Encoded | null, withNames: boolean): Features =>
+  // What the caller's getters and Proxy traps throw is an error naming the context.
+  guard(invalid, "context", () => walk(p, context, actions, behavior, withNames));
+
+function walk(
   p: Prepared,
   context: unknown,
   actions: unknown[] | null,
@@ -180,6 +200,8 @@ export function encode(
 ): Features {
   const names: string[] | null = withNames ? [] : null;
   const shared: number[] = [];
+  // A namespace's name is read as its features' are: lone surrogates as U+FFFD.
+  const at = (ns: string): number | undefined => p.allow.get(wellFormed(ns));
   const budget = new Budget();
   const push = (i: number, ns: string) => (h: number, x: number, name: string, value: string | null) => {
     shared.push(i, h, x);
@@ -187,7 +209,7 @@ export function encode(
   };
   if (context instanceof Context) {
     for (const ns of context.order) {
-      const i = p.allow.get(ns);
+      const i = at(ns);
       if (i === undefined || (behavior !== null && ns === "behavior")) continue;
       const e = context.get(ns)!;
       for (let j = 0; j < e.n; j++) {
@@ -201,7 +223,7 @@ export function encode(
       throw fail("INVALID_CONTEXT", `feature \`context\` should be an object of namespaces, but is ${describe(context)}`);
     }
     for (const ns of Object.keys(context)) {
-      const i = p.allow.get(ns);
+      const i = at(ns);
       // Not allowlisted: never read. The store's own behaviour features replace the caller's.
       if (i === undefined || (behavior !== null && ns === "behavior")) continue;
       const feats = context[ns];
@@ -232,7 +254,7 @@ export function encode(
         const b = new Budget();
         b.n = budget.n;
         for (const ns of Object.keys(a)) {
-          const i = p.allow.get(ns);
+          const i = at(ns);
           if (i === undefined || a[ns] === undefined) continue;
           walkNamespace(p.hasher, ns, a[ns], `actions[${k}]`, b, (h, x, name, value) => {
             t.push(i, h, x);
@@ -248,7 +270,7 @@ export function encode(
 }
 
 /** `f.shared`, then with actions a count per variant and each variant's triples: what the core reads from `io`. */
-function callNums(f: Features): number[] {
+export function callNums(f: Features): number[] {
   if (f.actions === null) return f.shared;
   const out = f.shared.slice();
   for (const a of f.actions) out.push(a.length / 3);
@@ -257,58 +279,32 @@ function callNums(f: Features): number[] {
 }
 
 /** What a wasm error of a call about decision `id` says. */
-const about = (id: string) => (code: string): string =>
-  code === "UNKNOWN_DECISION" ? `no pending decision has id \`${id}\``
-  : code === "DECISION_EXPIRED" ? `decision \`${id}\` has expired; its reward window is over`
-  : code === "DUPLICATE_REWARD" ? `decision \`${id}\` was already rewarded`
-  : code === "NOT_ACTIVATED" ? `decision \`${id}\` was deferred and has not been activated`
-  : `decision \`${id}\`: refused (${code})`;
-
-/** One term of a feature vector: its hashed slot and value, and the features it is made of (`i` < 0: the bias; `j` < 0: one feature). */
-interface Term {
-  slot: number;
-  value: number;
-  i: number;
-  j: number;
-}
-
-/**
- * The terms of a feature vector as the core expands it (src/features/mod.rs
- * `expand_each`): the bias, each feature, then each configured interaction
- * product (within one namespace, each unordered pair once).
- */
-function expand(feats: number[], pairs: ReadonlyArray<readonly [number, number]>, mask: number): Term[] {
-  const n = feats.length / 3;
-  const out: Term[] = [{ slot: CONSTANT & mask, value: 1, i: -1, j: -1 }];
-  for (let i = 0; i < n; i++) out.push({ slot: feats[3 * i + 1]! & mask, value: feats[3 * i + 2]!, i, j: -1 });
-  for (const [a, b] of pairs) {
-    for (let i = 0; i < n; i++) {
-      if (feats[3 * i] !== a) continue;
-      for (let j = a === b ? i + 1 : 0; j < n; j++) {
-        if (feats[3 * j] !== b) continue;
-        if (out.length >= MAX_EXPANDED) throw fail("TOO_MANY_FEATURES", `context has more than ${MAX_EXPANDED} features (stopped at ${out.length})`);
-        const value = feats[3 * i + 2]! * feats[3 * j + 2]!;
-        out.push({ slot: interaction(feats[3 * i + 1]!, feats[3 * j + 1]!) & mask, value, i, j });
-      }
-    }
-  }
-  return out;
-}
+const about = (raw: string): Wording => {
+  // An id may be any string: clipped in messages, which stay short.
+  const id = raw.length > 64 ? `${raw.slice(0, 64)}…` : raw;
+  return (code) =>
+    code === "UNKNOWN_DECISION" ? `no pending decision has id \`${id}\``
+    : code === "DECISION_EXPIRED" ? `decision \`${id}\` has expired; its reward window is over`
+    : code === "DUPLICATE_REWARD" ? `decision \`${id}\` was already rewarded`
+    : code === "NOT_ACTIVATED" ? `decision \`${id}\` was deferred and has not been activated`
+    : `decision \`${id}\`: refused (${code})`;
+};
 
 /** A decision this side tracks until the full engine takes it over. */
-interface Tracked {
+export interface Tracked {
   counter: number;
   expires: number;
   activated: boolean;
   rewarded: boolean;
 }
 
-/** What happened on the first-decision module, in order, for the full engine to take over. */
-type Logged =
-  | { op: "decide"; nums: number[]; n: number; actions: boolean; arm: number; drew: boolean; defer: boolean; now: number }
-  | { op: "reward"; id: string; epoch: number; counter: number; reward: number; now: number }
-  | { op: "activate"; id: string; epoch: number; counter: number; now: number }
-  | { op: "learn"; nums: number[]; n: number; actions: boolean; arm: number; reward: number };
+/**
+ * A call of the full engine's slot made on the first-decision module, for
+ * the full engine to replay in order: its export, its arguments after the
+ * slot's handle, the numbers it reads from `io` (or null), and the wording
+ * of its errors.
+ */
+export type Logged = [name: string, args: number[], nums: number[] | null, words: Wording | undefined];
 
 /** Most calls logged before the full engine arrives; past that, learning waits for the next page view. */
 const MAX_LOGGED = 65_536;
@@ -320,17 +316,26 @@ const MAX_LOGGED = 65_536;
 export class Learner {
   core: Core;
   h: number;
-  /** The log for the full engine, while on the first-decision module (null after, or when full). */
-  private log: Logged[] | null;
-  private own: Tracked[] = [];
+  /** @internal The log for the full engine, while on the first-decision module (null after, or when full). */
+  log: Logged[] | null;
+  /** @internal This slot's own decisions, checked before the full engine arrives. */
+  own: Tracked[] = [];
+  readonly #clock: () => number;
+  /** The behaviour namespace (the site's). */
+  readonly #behavior: () => Encoded | null;
+  /** Hears every update. */
+  readonly #changed: () => void;
 
   constructor(
     core: Core,
     readonly p: Prepared,
-    private readonly clock: () => number,
-    private readonly behavior: () => Encoded | null = () => null,
-    private readonly changed: () => void = () => {},
+    clock: () => number,
+    behavior: () => Encoded | null = () => null,
+    changed: () => void = () => {},
   ) {
+    this.#clock = clock;
+    this.#behavior = behavior;
+    this.#changed = changed;
     this.core = core;
     core.nums(p.layout());
     this.h = core.call(core.full ? "slot_new" : "score_new", []);
@@ -351,40 +356,32 @@ export class Learner {
 
   /** The fallback decision, with the error that made it one. */
   fallbackDecision(error: InsituError): Decision {
-    const i = this.p.spec.fallback;
-    return {
-      variant: this.p.ids[i]!,
-      index: i,
-      probability: 1,
-      pmf: this.p.ids.map((_, j) => (j === i ? 1 : 0)),
-      scores: [],
-      decisionId: null,
-      seed: null,
-      modelVersion: this.modelVersion,
-      policy: this.policy,
-      fallback: true,
-      error,
-    };
+    return fallbackDecision(this.p.ids, this.p.spec.fallback, this.modelVersion, this.policy, error);
   }
 
   /** Choose a variant. Never throws: on any failure, the fallback with the error. */
   rank(options?: unknown): Decision {
     try {
       const o = checkRankShape(options, this.p.k);
-      const f = encode(this.p, o.context, o.actions, this.behavior(), false);
-      const now = o.now ?? this.clock();
+      const f = encode(this.p, o.context, o.actions, this.#behavior(), false);
+      const now = o.now ?? this.#clock();
       if (!Number.isFinite(now)) throw fail("INVALID_OPTION", `option \`now\` should be a finite time in ms, but the clock gave ${describe(now)}`);
       const nums = callNums(f);
       const c = this.core;
-      c.nums(nums);
+      const n = f.shared.length / 3;
       const actions = f.actions === null ? 0 : 1;
-      const index = c.full
-        ? c.call("rank", [this.h, f.shared.length / 3, actions, o.seed ?? -1, now, o.defer ? 1 : 0])
-        : c.call("decide", [this.h, f.shared.length / 3, actions, o.seed ?? -1, now]);
+      c.nums(nums);
+      const index = c.full ? c.call("rank", [this.h, n, actions, o.seed ?? -1, now, o.defer ? 1 : 0]) : c.call("decide", [this.h, n, actions, o.seed ?? -1, now]);
       const k = this.p.k;
       const r = c.read(3 + 2 * k);
       const counter = r[2]!;
-      if (this.log !== null) this.recordDecision(nums, f.shared.length / 3, actions === 1, index, o.seed === null, o.defer, now, counter);
+      if (this.log !== null) {
+        this.#push(["slot_take_over", [n, actions, index, o.seed === null ? 1 : 0, o.defer ? 1 : 0, now], nums, undefined]);
+        // maxPending counts the decisions still waiting: evict the oldest waiting one past it.
+        const waiting = this.own.filter((t) => !t.rewarded && now <= t.expires);
+        if (waiting.length >= this.p.spec.maxPending) this.own.splice(this.own.indexOf(waiting[0]!), 1);
+        this.own.push({ counter, expires: now + this.p.spec.rewardTtlMs, activated: !o.defer, rewarded: false });
+      }
       return {
         variant: this.p.ids[index]!,
         index,
@@ -402,71 +399,55 @@ export class Learner {
     }
   }
 
-  private recordDecision(nums: number[], n: number, actions: boolean, arm: number, drew: boolean, defer: boolean, now: number, counter: number): void {
-    this.push({ op: "decide", nums, n, actions, arm, drew, defer, now });
-    // maxPending counts the decisions still waiting: evict the oldest waiting one past it.
-    const waiting = this.own.filter((t) => !t.rewarded && now <= t.expires);
-    if (waiting.length >= this.p.spec.maxPending) this.own.splice(this.own.indexOf(waiting[0]!), 1);
-    this.own.push({ counter, expires: now + this.p.spec.rewardTtlMs, activated: !defer, rewarded: false });
+  #push(entry: Logged): void {
+    this.log?.push(entry);
+    if (this.log && this.log.length > MAX_LOGGED) this.log = null;
   }
 
-  private push(entry: Logged): void {
-    if (this.log === null) return;
-    this.log.push(entry);
-    if (this.log.length > MAX_LOGGED) this.log = null;
+  /** Call the full engine's `name` (after `nums`), or log the call for it while on the first-decision module; then `changed`. */
+  #send(name: string, args: number[], nums: number[] | null, words?: Wording): void {
+    if (this.core.full) {
+      if (nums !== null) this.core.nums(nums);
+      this.core.call(name, [this.h, ...args], words);
+    } else this.#push([name, args, nums, words]);
+    this.#changed();
   }
 
   /** Settle a decision with a reward in [0, 1]. Throws `InsituError`; nothing changes then. */
   reward(options: unknown): void {
     const o = checkReward(options);
-    const now = o.now ?? this.clock();
-    const [epoch, counter] = this.id(o.decisionId);
-    if (this.core.full) {
-      this.core.call("reward", [this.h, epoch, counter, o.reward, now], about(o.decisionId));
-    } else {
-      const t = this.tracked(o.decisionId, epoch, counter, now);
-      if (t !== null && !t.activated) throw fail("NOT_ACTIVATED", about(o.decisionId)("NOT_ACTIVATED"));
-      if (t !== null) t.rewarded = true;
-      this.push({ op: "reward", id: o.decisionId, epoch, counter, reward: o.reward, now });
-    }
-    this.changed();
+    this.#settle(o.decisionId, o.now, o.reward);
   }
 
   /** Mark a decision ranked with `defer: true` as shown. */
   activate(options: unknown): void {
     const o = checkActivate(options);
-    const now = o.now ?? this.clock();
-    const [epoch, counter] = this.id(o.decisionId);
-    if (this.core.full) {
-      this.core.call("activate", [this.h, epoch, counter, now], about(o.decisionId));
-    } else {
-      const t = this.tracked(o.decisionId, epoch, counter, now);
-      if (t !== null) t.activated = true;
-      this.push({ op: "activate", id: o.decisionId, epoch, counter, now });
-    }
-    this.changed();
-  }
-
-  /** A decision id's parts; `UNKNOWN_DECISION` when it is not one. */
-  private id(id: string): [number, number] {
-    const parts = parseId(id);
-    if (parts === null) throw fail("UNKNOWN_DECISION", about(id)("UNKNOWN_DECISION"));
-    return parts;
+    this.#settle(o.decisionId, o.now, null);
   }
 
   /**
-   * Before the full engine arrives: this slot's own decision `counter`,
-   * checked as the engine would; null for a decision of another page view,
-   * which the engine checks when it takes over (a refusal then goes to
-   * `onError`).
+   * Reward decision `id` (`reward` null: activate it). Before the full
+   * engine arrives, this slot's own decisions are checked as the engine
+   * would; a decision of another page view is checked when it takes over (a
+   * refusal then goes to `onError`).
    */
-  private tracked(id: string, epoch: number, counter: number, now: number): Tracked | null {
-    if (epoch !== this.p.epoch) return null;
-    const t = this.own.find((x) => x.counter === counter);
-    if (t === undefined) throw fail("UNKNOWN_DECISION", about(id)("UNKNOWN_DECISION"));
-    if (t.rewarded) throw fail("DUPLICATE_REWARD", about(id)("DUPLICATE_REWARD"));
-    if (now > t.expires) throw fail("DECISION_EXPIRED", about(id)("DECISION_EXPIRED"));
-    return t;
+  #settle(id: string, at: number | null, reward: number | null): void {
+    const now = at ?? this.#clock();
+    const words = about(id);
+    const refuse = (code: ErrorCode) => fail(code, words(code));
+    const parts = parseId(id);
+    if (parts === null) throw refuse("UNKNOWN_DECISION");
+    const [epoch, counter] = parts;
+    if (!this.core.full && epoch === this.p.epoch) {
+      const t = this.own.find((x) => x.counter === counter);
+      if (t === undefined) throw refuse("UNKNOWN_DECISION");
+      if (t.rewarded) throw refuse("DUPLICATE_REWARD");
+      if (now > t.expires) throw refuse("DECISION_EXPIRED");
+      if (reward === null) t.activated = true;
+      else if (!t.activated) throw refuse("NOT_ACTIVATED");
+      else t.rewarded = true;
+    }
+    this.#send(reward === null ? "activate" : "reward", reward === null ? [epoch, counter, now] : [epoch, counter, reward, now], null, words);
   }
 
   /** Learn from a logged observation, for any variant. */
@@ -474,93 +455,27 @@ export class Learner {
     const o = checkLearn(options, this.p.k);
     const arm = this.p.ids.indexOf(o.variant);
     if (arm < 0) throw fail("UNKNOWN_VARIANT", `no variant ${describe(o.variant)}`);
-    const f = encode(this.p, o.context, o.actions, this.behavior(), false);
-    const nums = callNums(f);
-    const actions = f.actions !== null;
-    if (this.core.full) {
-      this.core.nums(nums);
-      this.core.call("learn", [this.h, arm, f.shared.length / 3, actions ? 1 : 0, o.reward]);
-    } else {
-      this.push({ op: "learn", nums, n: f.shared.length / 3, actions, arm, reward: o.reward });
-    }
-    this.changed();
+    const f = encode(this.p, o.context, o.actions, this.#behavior(), false);
+    this.#send("learn", [arm, f.shared.length / 3, f.actions === null ? 0 : 1, o.reward], callNums(f));
   }
 
   /**
-   * Why a variant: its mean score split into what each feature adds. Null
-   * before the full engine has arrived (`await site.ready`) and on a
-   * fallback site. Every policy scores a variant with a linear model, so
-   * its posterior mean score is exactly the bias plus, for each term of its
-   * feature vector (each feature, each interaction product), the term's
-   * value times what the variant learned for the term's hashed slot: the
-   * core gives the scores and the learned weights, and this names the terms
-   * (hashing is one way: names come from the context passed in).
+   * Why a variant: its mean score split into what each feature adds (full.ts
+   * `explain`). Null before the full engine has arrived (`await site.ready`).
    */
   explain(options?: unknown): Explanation | null {
-    if (!this.core.full) return null;
+    if (!this.core.full || plane === null) return null;
     const o = checkExplainShape(options, this.p.k);
-    const k = this.p.k;
     const wanted = o.variant === null ? -1 : this.p.ids.indexOf(o.variant);
     if (wanted < 0 && o.variant !== null) throw fail("UNKNOWN_VARIANT", `no variant ${describe(o.variant)}`);
-    const f = encode(this.p, o.context, o.actions, this.behavior(), true);
-    const c = this.core;
-    c.nums(callNums(f));
-    c.call("scores", [this.h, f.shared.length / 3, f.actions === null ? 0 : 1]);
-    const r = c.read(2 * k);
-    const scores = Array.from(r.subarray(0, k));
-    const best = scores.reduce((b, x, i) => (x > scores[b]! ? i : b), 0);
-    const index = wanted < 0 ? best : wanted;
-    const feats = [...f.shared, ...(f.actions?.[index] ?? this.p.own[index]!.triples)];
-    const names = [...f.names!, ...(f.actionNames?.[index] ?? this.p.ownNames[index]!)];
-    const d = c.call("arm_mean", [this.h, index]);
-    const w = c.read(d + 1);
-    const terms = expand(feats, this.p.spec.features.interactions, d - 1);
-    const weight = (t: Term) => w[t.slot]!;
-    const bias = terms.filter((t) => t.i < 0).reduce((a, t) => a + t.value * weight(t), 0);
-    const label = (t: Term) => (t.i < 0 ? "" : t.j < 0 ? names[t.i]! : `${names[t.i]} × ${names[t.j]}`);
-    const all = terms;
-    let rest = terms.filter((t) => t.i >= 0);
-    const contributions: Contribution[] = [];
-    let listed = 0;
-    // The `top` largest, a term listed twice (a list naming a value twice) merged into one.
-    while (contributions.length < o.top && rest.length > 0) {
-      const size = (t: Term) => Math.abs(t.value * weight(t));
-      const first = rest.reduce((b, t) => (size(t) > size(b) ? t : b), rest[0]!);
-      const name = label(first);
-      let value = 0;
-      rest = rest.filter((t) => {
-        const same = t.slot === first.slot && label(t) === name;
-        if (same) value += t.value;
-        return !same;
-      });
-      const contribution = value * weight(first);
-      listed += contribution;
-      contributions.push({
-        feature: name,
-        value,
-        weight: weight(first),
-        contribution,
-        shared: all.some((t) => t.slot === first.slot && label(t) !== name),
-      });
-    }
-    const score = scores[index]!;
-    return {
-      variant: this.p.ids[index]!,
-      score,
-      bias,
-      contributions,
-      other: score - bias - listed,
-      best: this.p.ids[best]!,
-      scores,
-      sd: Array.from(r.subarray(k, 2 * k)),
-      updates: w[d]!,
-    };
+    const f = encode(this.p, o.context, o.actions, this.#behavior(), true);
+    return plane.explain(this, f, callNums(f), wanted, o.top);
   }
 
   stats(): Stats {
     const k = this.core.call(this.core.full ? "stats" : "score_stats", [this.h]);
     const r = this.core.read(k + 1);
-    const pending = this.core.full ? r[k]! : this.own.filter((t) => !t.rewarded && this.clock() <= t.expires).length;
+    const pending = this.core.full ? r[k]! : this.own.filter((t) => !t.rewarded && this.#clock() <= t.expires).length;
     return {
       variants: this.p.ids.map((id, i) => ({ id, updates: r[i]! })),
       pending,
@@ -592,48 +507,7 @@ export class Learner {
   restore(snap: number, name: string): void {
     const c = this.core;
     const len = c.text(name);
-    if (c.full) c.call("slot_restore", [this.h, snap, len, this.clock()]);
+    if (c.full) c.call("slot_restore", [this.h, snap, len, this.#clock()]);
     else c.call("score_restore", [this.h, snap, len]);
-  }
-
-  /**
-   * Move to the full engine `full`: a new engine with this slot's
-   * configuration (same seed and epoch), restored from `snap` (a handle on
-   * `full`, or 0), then every decision, reward, activation and `learn`
-   * made meanwhile, in order. Refusals of what could not be checked before
-   * (a reward for a decision of another page view) go to `refused`.
-   */
-  handOver(full: Core, snap: number, name: string | null, refused: (e: InsituError) => void): void {
-    const log = this.log;
-    full.nums(this.p.layout());
-    const h = full.call("slot_new", []);
-    const old = { core: this.core, h: this.h };
-    this.core = full;
-    this.h = h;
-    this.log = null;
-    this.own = [];
-    if (name !== null && snap !== 0) this.restore(snap, name);
-    for (const e of log ?? []) {
-      try {
-        if (e.op === "decide") {
-          full.nums(e.nums);
-          full.call("slot_take_over", [h, e.n, e.actions ? 1 : 0, e.arm, e.drew ? 1 : 0, e.defer ? 1 : 0, e.now]);
-        } else if (e.op === "reward") {
-          full.call("reward", [h, e.epoch, e.counter, e.reward, e.now], about(e.id));
-        } else if (e.op === "activate") {
-          full.call("activate", [h, e.epoch, e.counter, e.now], about(e.id));
-        } else {
-          full.nums(e.nums);
-          full.call("learn", [h, e.arm, e.n, e.actions ? 1 : 0, e.reward]);
-        }
-      } catch (err) {
-        refused(coded(err, "NUMERICAL_ERROR"));
-      }
-    }
-    try {
-      old.core.call("score_drop", [old.h]);
-    } catch {
-      // The first-decision module is dropped anyway.
-    }
   }
 }

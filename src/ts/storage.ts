@@ -40,13 +40,6 @@ function makeTable(): Uint32Array {
   return t;
 }
 
-/** Standard base64 of bytes, as `btoa` writes it. */
-export function toBase64(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  return btoa(s);
-}
-
 /** Frame `payload` saved at `savedAt` (whole ms) with `generation`. */
 export function seal(savedAt: number, generation: number, payload: string): string {
   const body = `${Math.floor(savedAt)};${generation};${payload}`;
@@ -90,15 +83,20 @@ export function defaultStorage(): StorageLike | null | Error {
 
 /** The keys of one site (`key` and `key.*`) in a `Storage`. */
 export class Store {
+  /** What the storage did last (a site without storage shows as `unavailable` in the audit). */
   status: "ok" | "unavailable" | "quota-exceeded" = "ok";
+
+  readonly #sink: Sink;
+  readonly #clock: () => number;
 
   constructor(
     readonly storage: StorageLike | null,
     readonly key: string,
-    private readonly sink: Sink,
-    private readonly clock: () => number,
+    sink: Sink,
+    clock: () => number,
   ) {
-    if (storage === null) this.status = "unavailable";
+    this.#sink = sink;
+    this.#clock = clock;
   }
 
   /** A stored value, or null (none, or storage blocked: reported once). */
@@ -112,6 +110,11 @@ export class Store {
     }
   }
 
+  /** Write `payload` framed (saved at `savedAt`, with `generation`); false (reported) when storage refuses. */
+  put(k: string, savedAt: number, generation: number, payload: string): boolean {
+    return this.set(k, seal(savedAt, generation, payload));
+  }
+
   /** Write; false (reported) when storage refuses. */
   set(k: string, v: string): boolean {
     if (this.storage === null) return false;
@@ -121,9 +124,10 @@ export class Store {
       return true;
     } catch (e) {
       if (isQuota(e)) {
+        // The history's own write may succeed: the status says what refused.
+        this.#sink.record("quota-exceeded", { code: "STORAGE_QUOTA", key: k });
+        this.#sink.report("STORAGE_QUOTA", `storage is full: ${k} (${v.length * 2} bytes) was not written; kept in memory, retrying`, e);
         this.status = "quota-exceeded";
-        this.sink.record("quota-exceeded", { code: "STORAGE_QUOTA", key: k });
-        this.sink.report("STORAGE_QUOTA", `storage is full: ${k} (${v.length * 2} bytes) was not written; kept in memory, retrying`, e);
       } else {
         this.unavailable(e);
       }
@@ -151,18 +155,9 @@ export class Store {
     } catch {
       // A hostile error object.
     }
-    this.sink.record("storage-unavailable", { code: "STORAGE_UNAVAILABLE" });
-    this.sink.report("STORAGE_UNAVAILABLE", `storage is unavailable (${name}); working in memory only`, e);
+    this.#sink.record("storage-unavailable", { code: "STORAGE_UNAVAILABLE" });
+    this.#sink.report("STORAGE_UNAVAILABLE", `storage is unavailable (${name}); working in memory only`, e);
   }
-
-  /** The browser refused Web Locks (an opaque-origin iframe): writes go on without them, reported once. */
-  unavailableLocks(e: unknown): void {
-    if (this.lockless) return;
-    this.lockless = true;
-    this.sink.report("STORAGE_UNAVAILABLE", "the browser refuses Web Locks here (a sandboxed iframe?); writing without them, so two tabs may overwrite each other", e);
-  }
-
-  private lockless = false;
 
   /** Every key this module wrote: `key` and `key.*`. */
   ownKeys(): string[] {
@@ -213,16 +208,16 @@ export class Store {
     }
     if (slot === null && oldest !== null) {
       slot = oldest.q;
-      this.sink.record("quarantine-dropped", { key: slot, detail: "the oldest quarantined value made room" });
+      this.#sink.record("quarantine-dropped", { key: slot, detail: "the oldest quarantined value made room" });
     }
     const entry = JSON.stringify({ key: k, code, reason: why, value: raw });
-    if (slot === null || !this.set(slot, seal(this.clock(), 0, entry))) {
-      this.sink.record("quarantine-failed", { key: k, code });
+    if (slot === null || !this.put(slot, this.#clock(), 0, entry)) {
+      this.#sink.record("quarantine-failed", { key: k, code });
       return false;
     }
     this.remove(k);
-    this.sink.record("quarantined", { key: k, code, detail: `${why}; kept as ${slot}` });
-    this.sink.report(code, `stored data under ${k} was unreadable (${why}); kept as ${slot}, starting from the prior`);
+    this.#sink.record("quarantined", { key: k, code, detail: `${why}; kept as ${slot}` });
+    this.#sink.report(code, `stored data under ${k} was unreadable (${why}); kept as ${slot}, starting from the prior`);
     return true;
   }
 }

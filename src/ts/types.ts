@@ -186,7 +186,7 @@ export interface ExperimentConfig {
 export type ConsentTier = "none" | "functional" | "personalization";
 
 /** Where a `.wasm` comes from: a URL, `Request`, `Response`, its bytes or a compiled module. */
-export type WasmSource = string | URL | Request | Response | BufferSource | WebAssembly.Module;
+export type WasmSource = string | URL | Request | Response | BufferSource | (WebAssembly.Module & object);
 
 /** Options of `open()`. Every field is optional. */
 export interface OpenOptions {

@@ -1,6 +1,7 @@
 // Packaging check: what a real user does with the published package.
-//   1. `npm pack` pkg/, the one package (wasm-pack's web target plus the
-//      entry index.js with load()).
+//   1. `npm pack` pkg/, the one package: the entry index.js with load(), the
+//      full engine's control plane full.js (imported by index.js after the
+//      first paint), the two .wasm modules, the types and the schemas.
 //   2. Install the tarball into three scratch projects: one built with
 //      webpack 5 (no experiments flag), one built with Vite, and a plain
 //      <script type="module"> page with no bundler.
@@ -250,11 +251,11 @@ try {
   t.log(`scratch dir ${scratch}`);
 
   t.log("npm pack pkg/");
-  const pkg = await t.check("npm pack pkg/ ships the entry, glue, wasm, types and schema", async () => {
+  const pkg = await t.check("npm pack pkg/ ships the entry, the lazy control plane, wasm, types and schema", async () => {
     const p = await pack(join(REPO, "pkg"), join(scratch, "tgz"));
     const want = [
-      "package.json", "index.js", "index.d.ts", "load.js", "store.js", "insitu.js", "insitu.d.ts",
-      "insitu_bg.wasm", "audit.schema.json",
+      "package.json", "index.js", "full.js", "index.d.ts", "types/index.d.ts",
+      "insitu_bg.wasm", "insitu_full.wasm", "audit.schema.json", "errors.json",
     ];
     for (const f of want) assert(p.files.includes(f), `tarball lacks ${f}; has ${p.files.join(", ")}`);
     return p;

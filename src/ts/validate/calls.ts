@@ -5,16 +5,15 @@
 // them (and reads only the namespaces the slot allows).
 
 import { describe, fail } from "../errors.js";
+import { invalid as CONTEXT, isPlain } from "../features.js";
 import type { ActivateSpec, ExplainShape, FeatureCall, LearnShape, RankShape, RewardSpec } from "../spec.js";
 import { MAX_VARIANTS } from "./model.js";
-import { guard, isArray, items, type Kind, Obj, OPTION } from "./read.js";
+import { guard, isArray, items, Obj, OPTION } from "./read.js";
 import { MAX_SEED } from "./slot.js";
 
 /** Most contributions `explain` lists. */
 const MAX_TOP = 64;
 
-/** `INVALID_CONTEXT`, as the context walk reports a shape error. */
-const CONTEXT: Kind = (field, why) => fail("INVALID_CONTEXT", `feature \`${field}\` ${why}`);
 
 /** Read the options of one call: `undefined` and null read as `{}`. */
 const read = <T>(options: unknown, known: readonly string[], body: (o: Obj) => T): T =>
@@ -34,18 +33,18 @@ function now(o: Obj): number | null {
   return x;
 }
 
-/** `reward`: required; a value that is not a finite number in [0, 1] is `INVALID_REWARD`. */
+/** A reward: a finite number in [0, 1], else `INVALID_REWARD`. */
+export function rewardValue(x: unknown): number {
+  if (typeof x !== "number" || !(x >= 0 && x <= 1)) throw fail("INVALID_REWARD", `reward must be a finite number in [0, 1], but is ${describe(x)}`);
+  return x === 0 ? 0 : x;
+}
+
+/** `reward`: required; a value that is not a finite number in [0, 1] is `INVALID_REWARD`, checked after the other fields (as the core did). */
 function reward(o: Obj): () => number {
   const x = o.raw("reward");
   if (x === undefined) throw o.err("reward", "is required");
   if (x !== null && typeof x !== "number") throw o.err("reward", `should be a number, but is ${describe(x)}`);
-  // Checked after the other fields, as the core did.
-  return () => {
-    if (typeof x !== "number" || !(x >= 0 && x <= 1)) {
-      throw fail("INVALID_REWARD", `reward must be a finite number in [0, 1], but is ${describe(x)}`);
-    }
-    return x === 0 ? 0 : x;
-  };
+  return () => rewardValue(x);
 }
 
 /** `context` as given, and a copy of `actions` (one entry per variant; `k` when known). */
@@ -103,4 +102,14 @@ export function checkExplainShape(options: unknown, k?: number): ExplainShape {
     variant: o.str("variant") ?? null,
     top: o.int("top", 1, MAX_TOP) ?? 5,
   }));
+}
+
+/** `site.run(key, { attributes? })`: a copy of the attributes (an object), if any. */
+export function checkRun(options: unknown): object | undefined {
+  return read(options, ["attributes"], (o) => {
+    const a = o.raw("attributes");
+    if (a === undefined) return a;
+    if (!isPlain(a)) throw fail("INVALID_CONTEXT", `option \`attributes\` should be an object, but is ${describe(a)}`);
+    return { ...a };
+  });
 }

@@ -3,13 +3,12 @@
 // The callbacks, `storage` and the wasm sources are the caller's objects and
 // are kept as given; everything else is copied.
 
+import { checkTier } from "../consent.js";
 import { describe } from "../errors.js";
-import type { OpenSpec, StorageLike, Tier, WasmSource } from "../spec.js";
+import type { OpenSpec, StorageLike, WasmSource } from "../spec.js";
 import { checkBehavior } from "./behavior.js";
 import { guard, Obj, OPTION, unreadable, wellFormed } from "./read.js";
 
-/** Consent tiers, lowest first. */
-export const TIERS: readonly Tier[] = ["none", "functional", "personalization"];
 /** A storage key: 1 to 32 letters, digits, `_` or `-`. */
 export const KEY_RE = /^[A-Za-z0-9_-]{1,32}$/;
 const OPEN_KEYS = [
@@ -33,15 +32,9 @@ export function checkOpen(options: unknown, load = false): OpenSpec {
     if (typeof key !== "string" || !KEY_RE.test(key)) {
       throw OPTION("key", `should be 1 to 32 letters, digits, \`_\` or \`-\`, but is ${describe(key)}`);
     }
-    const tier = (field: string, v: unknown): Tier => {
-      if (!(TIERS as readonly unknown[]).includes(v)) {
-        throw OPTION(field, `should be one of ${TIERS.join(", ")}, but is ${describe(v)}`);
-      }
-      return v as Tier;
-    };
-    const defaultConsent = tier("defaultConsent", o.get("defaultConsent") ?? "functional");
+    const defaultConsent = checkTier(o.get("defaultConsent") ?? "functional", "defaultConsent");
     // An explicit null consent is an error, as in the store: omit it until it is known.
-    const consent = o.raw("consent") === undefined ? null : tier("consent", o.raw("consent"));
+    const consent = o.raw("consent") === undefined ? null : checkTier(o.raw("consent"));
     const gpc = o.get("gpc") ?? "honor";
     if (gpc !== "honor" && gpc !== "ignore") throw OPTION("gpc", `should be "honor" or "ignore", but is ${describe(gpc)}`);
     const fn = <T extends Callback>(field: string): T | null => {
@@ -53,10 +46,7 @@ export function checkOpen(options: unknown, load = false): OpenSpec {
     const now = fn<() => number>("now") ?? Date.now;
     const onError = fn<(error: Error) => void>("onError");
     const onExposure = fn<(exposure: object) => void>("onExposure");
-    const unit = o.raw("unit") ?? null;
-    if (unit !== null && (typeof unit !== "string" || unit.length === 0 || unit.length > 256)) {
-      throw OPTION("unit", `should be a string of 1 to 256 characters or null, but is ${describe(unit)}`);
-    }
+    const unit = checkUnit(o.raw("unit") ?? null);
     const flushDelayMs = o.get("flushDelayMs") ?? 1000;
     if (typeof flushDelayMs !== "number" || !(flushDelayMs >= 0 && flushDelayMs <= 60_000)) {
       throw OPTION("flushDelayMs", `should be in [0, 60000], but is ${describe(flushDelayMs)}`);
@@ -77,13 +67,21 @@ export function checkOpen(options: unknown, load = false): OpenSpec {
       maxBytes,
       flushDelayMs: flushDelayMs === 0 ? 0 : flushDelayMs,
       onError,
-      unit: unit === null ? null : wellFormed(unit as string),
+      unit: unit === null ? null : wellFormed(unit),
       onExposure,
       wasm: wasm(o, "wasm"),
       wasmFull: wasm(o, "wasmFull"),
       onFallback: load ? fn<(error: Error) => void>("onFallback") : null,
     };
   });
+}
+
+/** The site's own id for its visitor (`unit`): 1 to 256 characters, or null. */
+export function checkUnit(unit: unknown): string | null {
+  if (unit !== null && (typeof unit !== "string" || unit.length === 0 || unit.length > 256)) {
+    throw OPTION("unit", `should be a string of 1 to 256 characters or null, but is ${describe(unit)}`);
+  }
+  return unit;
 }
 
 /** `storage`: a `Storage` (an object with `getItem`), null for memory only, or absent for `localStorage`. */

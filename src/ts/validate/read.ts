@@ -72,23 +72,15 @@ export const isArray = Array.isArray;
 export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null && !isArray(v);
 
 const SURROGATE = /[\ud800-\udfff]/;
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 /**
  * `s` with each lone surrogate replaced by U+FFFD, as the Rust core saw
- * strings (they crossed as UTF-8), so ids compare, hash and sort alike.
+ * strings (they crossed as UTF-8, which is what this does), so ids
+ * compare, hash and sort alike.
  */
-export function wellFormed(s: string): string {
-  if (!SURROGATE.test(s)) return s;
-  let out = "";
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      out += s.slice(i, i + 2);
-      i++;
-    } else out += (c & 0xf800) === 0xd800 ? "\ufffd" : s.charAt(i);
-  }
-  return out;
-}
+export const wellFormed = (s: string): string => (SURROGATE.test(s) ? decoder.decode(encoder.encode(s)) : s);
 
 /** Order of two well-formed strings by their UTF-8 bytes (code points), as Rust orders `String`s. */
 export function byBytes(a: string, b: string): number {
@@ -164,8 +156,8 @@ export function keysOf(v: object, field: string, k: Kind): string[] {
  * into a plain object, so `__proto__` is just an unknown key).
  */
 export class Obj {
-  private readonly seen = new Map<string, unknown>();
-  private readonly own: Set<string>;
+  readonly #seen = new Map<string, unknown>();
+  readonly #own: Set<string>;
 
   private constructor(
     private readonly v: object,
@@ -175,7 +167,7 @@ export class Obj {
     /** Its own enumerable keys. */
     readonly keys: readonly string[],
   ) {
-    this.own = new Set(keys);
+    this.#own = new Set(keys);
   }
 
   /**
@@ -214,16 +206,16 @@ export class Obj {
 
   /** The value at `key` as given (`undefined` when not an own enumerable key). */
   raw(key: string): unknown {
-    if (this.seen.has(key)) return this.seen.get(key);
+    if (this.#seen.has(key)) return this.#seen.get(key);
     let x: unknown;
-    if (this.own.has(key)) {
+    if (this.#own.has(key)) {
       try {
         x = (this.v as Record<string, unknown>)[key];
       } catch (e) {
         throw unreadable(this.kind, this.field(key), e);
       }
     }
-    this.seen.set(key, x);
+    this.#seen.set(key, x);
     return x;
   }
 
@@ -233,14 +225,14 @@ export class Obj {
     return x === null ? undefined : x;
   }
 
-  private typed<T>(key: string, type: string, what: string): T | undefined {
+  #typed<T>(key: string, type: string, what: string): T | undefined {
     const x = this.get(key);
     if (x !== undefined && typeof x !== type) throw this.err(key, `should be ${what}, but is ${describe(x)}`);
     return x as T | undefined;
   }
 
   num(key: string): number | undefined {
-    return this.typed<number>(key, "number", "a number");
+    return this.#typed<number>(key, "number", "a number");
   }
 
   /** An integer in `[lo, hi]`. */
@@ -253,12 +245,12 @@ export class Obj {
   }
 
   bool(key: string): boolean | undefined {
-    return this.typed<boolean>(key, "boolean", "a boolean");
+    return this.#typed<boolean>(key, "boolean", "a boolean");
   }
 
   /** A string, made well-formed. */
   str(key: string): string | undefined {
-    const x = this.typed<string>(key, "string", "a string");
+    const x = this.#typed<string>(key, "string", "a string");
     return x === undefined ? x : wellFormed(x);
   }
 

@@ -20,6 +20,14 @@ const DEFAULT_REWARD_TTL_MS = 86_400_000;
 const DEFAULT_MAX_PENDING = 256;
 const MAX_PENDING = 10_000;
 
+/** A slot's name (`site.slot(name)`): 1 to 48 letters, digits, `-`, `_` or `.`; else `INVALID_OPTION`. */
+export function checkName(name: unknown): string {
+  if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,48}$/.test(name)) {
+    throw OPTION("slot", `should be 1 to 48 letters, digits, \`-\`, \`_\` or \`.\`, but is ${describe(name)}`);
+  }
+  return name;
+}
+
 const SLOT_KEYS = [
   "variants", "model", "features", "policy", "fallback", "seed", "noise", "priorVariance", "rewardTtlMs", "maxPending",
 ] as const;

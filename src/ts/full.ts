@@ -1,0 +1,544 @@
+// The control plane of the full engine, shipped as its own file (full.js):
+// what runs only once insitu_full.wasm is there. `load()` imports it after
+// the first paint, together with the full engine, and `init()` with it; the
+// entry (index.js) holds everything a page needs until then, so no page
+// fetches this before its first decisions. Here: the move onto the full
+// engine (the handover of what happened meanwhile), the write protocol
+// (merging under a Web Lock, generations, quarantine on a failed merge),
+// `explain`'s terms, and the persistence calls of `new Insitu()`.
+//
+// It imports no value from the entry's modules, only types: esbuild would
+// put whatever both files use into a third file, which the entry would
+// import before its first decision (scripts/package.mjs refuses such a
+// build). What it needs of theirs comes in `attach()`.
+
+import type { Behavior } from "./behavior.js";
+import type { Core } from "./core.js";
+import type * as Errors from "./errors.js";
+import type { InsituError } from "./errors.js";
+import type { Experiments } from "./experiments.js";
+import type { RestoreResult, SyncOptions, SyncResult } from "./insitu.js";
+import type { FlushResult, Site } from "./site.js";
+import type { Contribution, Explanation, Features, Learner } from "./slot.js";
+import type * as Read from "./validate/read.js";
+
+/** What this file uses of the entry's. */
+export interface Kit {
+  fail: typeof Errors.fail;
+  coded: typeof Errors.coded;
+  describe: typeof Errors.describe;
+  guard: typeof Read.guard;
+  /** The slot hash of the bias feature. */
+  constant: number;
+}
+
+let fail: Kit["fail"];
+let coded: Kit["coded"];
+let describe: Kit["describe"];
+let guard: Kit["guard"];
+let constant = 0;
+
+/** Called once by the entry, before anything else here. */
+export function attach(kit: Kit): void {
+  ({ fail, coded, describe, guard, constant } = kit);
+}
+
+const DAY_MS = 86_400_000;
+/** Most terms a feature vector expands to (features.ts `MAX_EXPANDED`). */
+const MAX_EXPANDED = 4096;
+
+// --- the move onto the full engine ----------------------------------------------
+
+/**
+ * Move every part of `site` onto the full engine `full` (loaded after the
+ * first decisions): each is rebuilt there from what is stored, and what
+ * happened meanwhile is handed over, so nothing is lost or counted twice.
+ */
+export function upgrade(site: Site, full: Core): void {
+  if (site.core.full || site.closed) return;
+  const refused = (e: InsituError): void =>
+    site.report(e.code, `a call made before the full engine arrived was refused when it took over: ${e.message}`, e);
+  try {
+    let snap = 0;
+    if (site.stored !== null) {
+      try {
+        snap = full.call("snap_decode", [full.put(site.stored), site.spec.maxBytes]);
+      } catch {
+        snap = 0;
+      }
+    }
+    behaviorOnto(site.behavior, full, snap, site.clock());
+    for (const [name, l] of site.slots) slotOnto(l, full, snap, name, refused);
+    experimentsOnto(site.ab, full, refused);
+    site.dropSnap();
+    site.core = full;
+    site.snap = snap;
+  } catch (e) {
+    site.lostLearning(coded(e, "POISONED"));
+    return;
+  }
+  site.markReady();
+  if (site.timer === null) site.changed();
+}
+
+/** Free `h` on the first-decision module (which is dropped anyway). */
+function drop(core: Core, name: string, h: number): void {
+  try {
+    core.call(name, [h]);
+  } catch {
+    // A poisoned module: nothing to free.
+  }
+}
+
+/** The behaviour store: a new one on `full`, restored from `snap` (0: none), then the events tracked meanwhile. */
+function behaviorOnto(b: Behavior, full: Core, snap: number, now: number): void {
+  const old = b.core;
+  const h = b.h;
+  b.core = full;
+  b.h = b.make(full);
+  if (snap !== 0) b.restore(snap, now);
+  for (const { e, at } of b.queued) b.keep(e, at);
+  b.queued = [];
+  b.cache = null;
+  drop(old, "beh_drop", h);
+}
+
+/**
+ * A slot: a new engine on `full` with its configuration (same seed and
+ * epoch), restored from `snap`, then every decision, reward, activation
+ * and `learn` made meanwhile, in order. Refusals of what could not be
+ * checked before (a reward for a decision of another page view) go to
+ * `refused`.
+ */
+function slotOnto(l: Learner, full: Core, snap: number, name: string, refused: (e: InsituError) => void): void {
+  const log = l.log ?? [];
+  const old = l.core;
+  const oldH = l.h;
+  full.nums(l.p.layout());
+  const h = full.call("slot_new", []);
+  l.core = full;
+  l.h = h;
+  l.log = null;
+  l.own = [];
+  if (snap !== 0) l.restore(snap, name);
+  for (const [call, args, nums, words] of log) {
+    try {
+      if (nums !== null) full.nums(nums);
+      full.call(call, [h, ...args], words);
+    } catch (err) {
+      refused(coded(err, "NUMERICAL_ERROR"));
+    }
+  }
+  drop(old, "score_drop", oldH);
+}
+
+/** The experiments: every allocator call made on the first-decision module, replayed. */
+function experimentsOnto(x: Experiments, full: Core, refused: (e: InsituError) => void): void {
+  const log = x.log ?? [];
+  const old = x.core;
+  const oldH = x.h;
+  x.core = full;
+  x.log = null;
+  if (oldH === 0) return;
+  for (const [name, args, bytes] of log) {
+    try {
+      // The first argument is the allocator's handle, except `ab_new`'s (the seed).
+      const first = name === "ab_new" ? args[0]! : x.h;
+      const r = full.call(name, bytes === null ? [first, ...args.slice(1)] : [first, full.put(bytes), ...args.slice(1)]);
+      if (name === "ab_new") x.h = r;
+    } catch (e) {
+      refused(coded(e, "NUMERICAL_ERROR"));
+    }
+  }
+  drop(old, "ab_drop", oldH);
+}
+
+// --- writing storage ------------------------------------------------------------
+
+/**
+ * Store now, merged with other tabs under a Web Lock (`site.flush()` once
+ * the full engine is there). Never rejects.
+ *
+ * localStorage is not linearizable across tabs (Chromium gives each
+ * renderer a cached copy that other tabs' writes reach asynchronously), so
+ * each write carries a generation one above the one it merged onto, its
+ * writer holds a Web Lock named after that generation until it writes
+ * again, and the next writer waits until its copy shows the newest
+ * generation before merging. Where the browser refuses locks (a sandboxed
+ * iframe) it writes without them and says so.
+ */
+export async function flush(site: Site): Promise<FlushResult> {
+  try {
+    const locks = globalThis.navigator?.locks;
+    if (typeof locks?.request === "function") {
+      try {
+        return await locks.request(`${site.key}.lock`, async () => {
+          await awaitNewest(site, locks, site.key);
+          const r = flushSnapshot(site);
+          if (r.written) await holdGeneration(site, locks, site.key, r.generation!);
+          if (abDirty(site)) {
+            const k = `${site.key}.ab`;
+            await awaitNewest(site, locks, k);
+            r.experiments = flushAb(site);
+            if (r.experiments.written) await holdGeneration(site, locks, k, r.experiments.generation!);
+          }
+          return r;
+        });
+      } catch (e) {
+        // Locks refused (an opaque-origin iframe): write without them, and say so once.
+        if (!lockless.has(site)) {
+          lockless.add(site);
+          site.report("STORAGE_UNAVAILABLE", "the browser refuses Web Locks here (a sandboxed iframe?); writing without them, so two tabs may overwrite each other", e);
+        }
+      }
+    }
+    return flushNow(site, true);
+  } catch (e) {
+    return failed(site, e, true);
+  }
+}
+
+/** A write that failed with `e`: reported (`report`), and the result that says so. */
+function failed(site: Site, e: unknown, report: boolean): FlushResult {
+  const err = coded(e, "NUMERICAL_ERROR");
+  if (report) site.report(err.code, err.message, e);
+  return { written: false, reason: "error", error: err };
+}
+
+/**
+ * Write now, without the locks: when they are refused, and when the page
+ * is being left (`pagehide`: no time for them). Merges onto what this tab
+ * sees.
+ */
+export function flushNow(site: Site, fromFlush: boolean): FlushResult {
+  if (site.closed) return { written: false, reason: "learning-unavailable" };
+  try {
+    const r = site.consentState.allows("personalization") ? flushSnapshot(site) : { written: false, reason: "consent" };
+    if (abDirty(site)) r.experiments = flushAb(site);
+    return r;
+  } catch (e) {
+    return failed(site, e, fromFlush);
+  }
+}
+
+/** Sites whose browser refused Web Locks (reported once). */
+const lockless = new WeakSet<Site>();
+
+/** The experiments' state changed, or settlements are not yet stored. */
+const abDirty = (site: Site): boolean => site.ab.h !== 0 && (site.abChanged || site.core.call("ab_pending", [site.ab.h]) > 0);
+
+/** The generation of the value under `k` as this tab sees it (0: none). */
+function seenGeneration(site: Site, k: string): number {
+  const fields = site.store.get(k)?.split(";", 5);
+  const g = Number(fields?.[3]);
+  return fields?.length === 5 && Number.isSafeInteger(g) ? g : 0;
+}
+
+/** Wait (at most 2 s) until this tab's localStorage shows the newest generation of `k` any living tab wrote. */
+async function awaitNewest(site: Site, locks: LockManager, k: string): Promise<void> {
+  if (typeof locks.query !== "function") return;
+  const prefix = `${k}.generation.`;
+  let newest = 0;
+  for (const l of (await locks.query()).held ?? []) {
+    if (l.name?.startsWith(prefix)) newest = Math.max(newest, Number(l.name.slice(prefix.length)) || 0);
+  }
+  let seen = seenGeneration(site, k);
+  for (let i = 0; i < 400 && seen < newest; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+    seen = seenGeneration(site, k);
+  }
+  if (seen < newest) site.record("stale-read", { key: k, detail: `generation ${newest} written elsewhere is not visible here after 2 s` });
+}
+
+/** Hold the lock that announces generation `g` of `k` (and let go of the last one). */
+async function holdGeneration(site: Site, locks: LockManager, k: string, g: number): Promise<void> {
+  const previous = site.releases.get(k);
+  await new Promise<void>((granted) => {
+    try {
+      locks.request(`${k}.generation.${g}`, () => {
+        granted();
+        return new Promise<void>((r) => {
+          site.releases.set(k, r);
+        });
+      }).catch(() => granted());
+    } catch {
+      granted();
+    }
+  });
+  previous?.();
+}
+
+/** Merge the snapshot (the behaviour store and every slot) with what is stored, and write it. */
+function flushSnapshot(site: Site): FlushResult {
+  if (!site.consentState.allows("personalization")) return { written: false, reason: "consent" };
+  if (site.store.storage === null || site.newer) return { written: false, reason: site.newer ? "newer-format" : "unavailable" };
+  const stored = site.readStored(site.key);
+  if (site.newer) return { written: false, reason: "newer-format" };
+  const generation = stored.generation + 1;
+  let bytes = stored.bytes;
+  let retried = false;
+  const now = site.clock();
+  const c = site.core;
+  for (;;) {
+    try {
+      bytes = syncParts(site, bytes, now);
+      break;
+    } catch (e) {
+      const err = coded(e, "NUMERICAL_ERROR");
+      // Unreadable stored data is set aside once, then merged from nothing.
+      const outcome = err.code === "SNAPSHOT_VERSION" || (!retried && bytes !== null) ? site.setAside(err, site.key) : null;
+      if (outcome === "quarantined") {
+        retried = true;
+        bytes = null;
+        continue;
+      }
+      if (outcome !== null) return { written: false, reason: outcome };
+      return failed(site, e, true);
+    }
+  }
+  if (!write(site, site.key, now, generation, bytes)) return { written: false, reason: site.store.status };
+  c.call("beh_commit", [site.behavior.h]);
+  for (const l of site.slots.values()) c.call("slot_commit", [l.h]);
+  if (site.failures > 0) site.record("recovered", { key: site.key, detail: `stored after ${site.failures} failed attempts` });
+  site.failures = 0;
+  site.setStored(bytes);
+  return { written: true, bytes: bytes.length, generation };
+}
+
+/** Merge every part onto `stored` in turn; the snapshot to write. */
+function syncParts(site: Site, stored: Uint8Array | null, now: number): Uint8Array {
+  const c = site.core;
+  const max = site.spec.maxBytes;
+  let bytes = c.bytes(c.call("beh_sync", [site.behavior.h, stored === null ? -1 : c.put(stored), now, max]));
+  for (const [name, l] of site.slots) {
+    const nameLen = c.text(name);
+    const all = new Uint8Array(nameLen + bytes.length);
+    all.set(c.bytes(nameLen));
+    all.set(bytes, nameLen);
+    c.put(all);
+    bytes = c.bytes(c.call("slot_sync", [l.h, nameLen, bytes.length, now, max]));
+  }
+  return bytes;
+}
+
+/** Store the experiments' state (consent functional and up; bandit counts only with personalization), merged with other tabs'. */
+function flushAb(site: Site): FlushResult {
+  const consent = site.consentState;
+  if (!consent.allows("functional")) return { written: false, reason: "consent" };
+  if (site.store.storage === null || site.abNewer) return { written: false, reason: site.abNewer ? "newer-format" : "unavailable" };
+  const k = `${site.key}.ab`;
+  const stored = site.readStored(k);
+  if (site.abNewer) return { written: false, reason: "newer-format" };
+  const c = site.core;
+  const now = site.clock();
+  const sync = (b: Uint8Array | null): number => c.call("ab_sync", [
+    site.ab.h, b === null ? -1 : c.put(b), now, site.spec.maxBytes, site.spec.behavior.maxAgeDays * DAY_MS,
+    consent.allows("personalization") ? 1 : 0,
+  ]);
+  let n: number;
+  try {
+    n = sync(stored.bytes);
+  } catch (e) {
+    const err = coded(e, "NUMERICAL_ERROR");
+    const outcome = site.setAside(err, k);
+    if (outcome !== "quarantined") {
+      if (outcome === null) site.report(err.code, err.message, e);
+      return { written: false, reason: outcome ?? "error" };
+    }
+    n = sync(null);
+  }
+  const bytes = c.bytes(n);
+  const generation = stored.generation + 1;
+  if (!write(site, k, now, generation, bytes)) return { written: false, reason: site.store.status };
+  c.call("ab_commit", [site.ab.h]);
+  site.abChanged = false;
+  return { written: true, bytes: bytes.length, generation };
+}
+
+/** Write `bytes` under `k`; when storage refuses, try again later (backing off to a minute). */
+function write(site: Site, k: string, now: number, generation: number, bytes: Uint8Array): boolean {
+  if (site.store.put(k, now, generation, toBase64(bytes))) return true;
+  site.failures++;
+  site.cancelTimer();
+  if (!site.closed) site.schedule(Math.min(60_000, 1000 * 2 ** site.failures));
+  return false;
+}
+
+/** Standard base64 of bytes, as `btoa` writes it. */
+function toBase64(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+// --- explain ------------------------------------------------------------------------
+
+/** One term of a feature vector: its hashed slot and value, and the features it is made of (`i` < 0: the bias; `j` < 0: one feature). */
+interface Term {
+  slot: number;
+  value: number;
+  i: number;
+  j: number;
+}
+
+/** Hash of the product of two hashed features (VW's quadratic rule; hash.ts `interaction`). */
+const interaction = (a: number, b: number): number => (Math.imul(a, 0x01000193) ^ b) >>> 0;
+
+/**
+ * The terms of a feature vector as the core expands it (src/features/mod.rs
+ * `expand_each`): the bias, each feature, then each configured interaction
+ * product (within one namespace, each unordered pair once).
+ */
+function expand(feats: number[], pairs: ReadonlyArray<readonly [number, number]>, mask: number): Term[] {
+  const n = feats.length / 3;
+  const out: Term[] = [{ slot: constant & mask, value: 1, i: -1, j: -1 }];
+  for (let i = 0; i < n; i++) out.push({ slot: feats[3 * i + 1]! & mask, value: feats[3 * i + 2]!, i, j: -1 });
+  for (const [a, b] of pairs) {
+    for (let i = 0; i < n; i++) {
+      if (feats[3 * i] !== a) continue;
+      for (let j = a === b ? i + 1 : 0; j < n; j++) {
+        if (feats[3 * j] !== b) continue;
+        if (out.length >= MAX_EXPANDED) throw fail("TOO_MANY_FEATURES", `context has more than ${MAX_EXPANDED} features (stopped at ${out.length})`);
+        const value = feats[3 * i + 2]! * feats[3 * j + 2]!;
+        out.push({ slot: interaction(feats[3 * i + 1]!, feats[3 * j + 1]!) & mask, value, i, j });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Why a variant of `l` (`wanted`, or -1 for the best): its mean score
+ * split into what each of the `top` largest terms of the call's features
+ * `f` (as the core reads them: `nums`) adds. Every policy scores a variant with a linear model, so its
+ * posterior mean score is exactly the bias plus, for each term of its
+ * feature vector (each feature, each interaction product), the term's
+ * value times what the variant learned for the term's hashed slot: the
+ * core gives the scores and the learned weights, and this names the terms
+ * (hashing is one way: names come from the context passed in).
+ */
+export function explain(l: Learner, f: Features, nums: number[], wanted: number, top: number): Explanation {
+  const c = l.core;
+  const k = l.p.k;
+  c.nums(nums);
+  c.call("scores", [l.h, f.shared.length / 3, f.actions === null ? 0 : 1]);
+  const r = c.read(2 * k);
+  const scores = Array.from(r.subarray(0, k));
+  const best = scores.reduce((b, x, i) => (x > scores[b]! ? i : b), 0);
+  const index = wanted < 0 ? best : wanted;
+  const feats = [...f.shared, ...(f.actions?.[index] ?? l.p.own[index]!.triples)];
+  const names = [...f.names!, ...(f.actionNames?.[index] ?? l.p.ownNames[index]!)];
+  const d = c.call("arm_mean", [l.h, index]);
+  const w = c.read(d + 1);
+  const terms = expand(feats, l.p.spec.features.interactions, d - 1);
+  const weight = (t: Term): number => w[t.slot]!;
+  const size = (t: Term): number => Math.abs(t.value * weight(t));
+  const label = (t: Term): string => (t.i < 0 ? "" : t.j < 0 ? names[t.i]! : `${names[t.i]} × ${names[t.j]}`);
+  const bias = terms.filter((t) => t.i < 0).reduce((a, t) => a + t.value * weight(t), 0);
+  let rest = terms.filter((t) => t.i >= 0);
+  const contributions: Contribution[] = [];
+  let listed = 0;
+  // The `top` largest, a term listed twice (a list naming a value twice) merged into one.
+  while (contributions.length < top && rest.length > 0) {
+    const first = rest.reduce((b, t) => (size(t) > size(b) ? t : b), rest[0]!);
+    const name = label(first);
+    let value = 0;
+    rest = rest.filter((t) => {
+      const same = t.slot === first.slot && label(t) === name;
+      if (same) value += t.value;
+      return !same;
+    });
+    const contribution = value * weight(first);
+    listed += contribution;
+    contributions.push({
+      feature: name,
+      value,
+      weight: weight(first),
+      contribution,
+      shared: terms.some((t) => t.slot === first.slot && label(t) !== name),
+    });
+  }
+  const score = scores[index]!;
+  return {
+    variant: l.p.ids[index]!,
+    score,
+    bias,
+    contributions,
+    other: score - bias - listed,
+    best: l.p.ids[best]!,
+    scores,
+    sd: Array.from(r.subarray(k, 2 * k)),
+    updates: w[d]!,
+  };
+}
+
+// --- new Insitu(): restore, sync -------------------------------------------------------
+
+const option = (k: string, why: string): InsituError => fail("INVALID_OPTION", `option \`${k}\` ${why}`);
+
+/**
+ * The arguments of `restore()` and `sync()`, checked: the stored bytes
+ * (`required`, or null for nothing stored) and the options. What the
+ * caller's getters or Proxy traps throw is `INVALID_OPTION` too.
+ */
+const args = (stored: unknown, options: unknown, required: boolean): { b: Uint8Array | null; slot: string; now: number; max: number } =>
+  guard(option, "options", () => {
+    if (options === null || typeof options !== "object") throw option("options", `should be an object, but is ${describe(options)}`);
+    const r = options as Record<string, unknown>;
+    for (const k of Object.keys(r)) if (k !== "slot" && k !== "now" && k !== "maxBytes") throw option(k.length > 64 ? `${k.slice(0, 64)}…` : k, "is not a known option");
+    const slot = r.slot;
+    if (typeof slot !== "string" || !/^[A-Za-z0-9._-]{1,48}$/.test(slot)) {
+      throw option("slot", `should be 1 to 48 letters, digits, \`-\`, \`_\` or \`.\`, but is ${describe(slot)}`);
+    }
+    const now = r.now ?? Date.now();
+    if (typeof now !== "number" || !Number.isFinite(now)) throw option("now", `should be a finite time in ms, but is ${describe(now)}`);
+    const max = r.maxBytes ?? 256 << 10;
+    if (typeof max !== "number" || !Number.isInteger(max) || max < 64 || max > 16 << 20) {
+      throw option("maxBytes", `should be an integer in [64, 16777216], but is ${describe(max)}`);
+    }
+    if ((stored === null || stored === undefined) && !required) return { b: null, slot, now, max };
+    if (!(stored instanceof Uint8Array)) {
+      throw option("stored", `should be ${required ? "the stored snapshot, a Uint8Array" : "a Uint8Array, or null when nothing is stored"}, but is ${describe(stored)}`);
+    }
+    if (stored.length > max) throw fail("SNAPSHOT_TOO_LARGE", `snapshot is ${stored.length} bytes; the cap is ${max}`);
+    return { b: stored, slot, now, max };
+  });
+
+const report = (r: Float64Array): RestoreResult => ({
+  modelChanged: r[0] === 1,
+  merged: r[1] === 1,
+  replayed: r[2]!,
+  duplicates: r[3]!,
+  rejected: r[4]!,
+  adopted: r[5]!,
+});
+
+/** `insitu.restore(stored, options)`: load the slot's learning from the stored snapshot (writes nothing). */
+export function restore(l: Learner, stored: unknown, options: SyncOptions): RestoreResult {
+  const o = args(stored, options, true);
+  const b = o.b!;
+  const c = l.core;
+  const snap = c.call("snap_decode", [c.put(b), o.max]);
+  try {
+    c.call("slot_restore", [l.h, snap, c.text(o.slot), o.now]);
+    return report(c.read(6));
+  } finally {
+    c.call("snap_drop", [snap]);
+  }
+}
+
+/** `insitu.sync(stored, options)`: merge the slot's learning onto the stored snapshot (null: nothing stored). */
+export function sync(l: Learner, stored: unknown, options: SyncOptions): SyncResult {
+  const o = args(stored, options, false);
+  const b = o.b;
+  const c = l.core;
+  const name = new TextEncoder().encode(o.slot);
+  const all = new Uint8Array(name.length + (b?.length ?? 0));
+  all.set(name);
+  if (b !== null) all.set(b, name.length);
+  c.put(all);
+  const n = c.call("slot_sync", [l.h, name.length, b === null ? -1 : b.length, o.now, o.max]);
+  const bytes = c.bytes(n);
+  const r = c.read(7);
+  return { ...report(r), bytes, overwrote: r[6] === 1 };
+}
