@@ -12,11 +12,9 @@
 // import before its first decision (scripts/package.mjs refuses such a
 // build). What it needs of theirs comes in `attach()`.
 
-import type { Behavior } from "./behavior.js";
 import type { Core } from "./core.js";
 import type * as Errors from "./errors.js";
 import type { InsituError } from "./errors.js";
-import type { Experiments } from "./experiments.js";
 import type { RestoreResult, SyncOptions, SyncResult } from "./insitu.js";
 import type { FlushResult, Site } from "./site.js";
 import type { Contribution, Explanation, Features, Learner } from "./slot.js";
@@ -56,24 +54,20 @@ const MAX_EXPANDED = 4096;
  */
 export function upgrade(site: Site, full: Core): void {
   if (site.core.full || site.closed) return;
+  const first = site.core;
   const refused = (e: InsituError): void =>
     site.report(e.code, `a call made before the full engine arrived was refused when it took over: ${e.message}`, e);
   try {
-    let snap = 0;
-    if (site.stored !== null) {
-      try {
-        snap = full.call("snap_decode", [full.put(site.stored), site.spec.maxBytes]);
-      } catch {
-        snap = 0;
-      }
-    }
-    behaviorOnto(site.behavior, full, snap, site.clock());
-    for (const [name, l] of site.slots) slotOnto(l, full, snap, name, refused);
-    experimentsOnto(site.ab, full, refused);
-    site.dropSnap();
+    // The first-decision module read nothing stored (a first visit, as far
+    // as the page could tell): what another tab stored meanwhile is read
+    // now, on the full engine, and each part is rebuilt on it.
     site.core = full;
-    site.snap = snap;
+    if (site.consentState.allows("personalization")) site.setStored(readStored(site, site.key).bytes);
+    behaviorOnto(site, full);
+    for (const [name, l] of site.slots) slotOnto(site, l, name, refused);
+    experimentsOnto(site, full, refused);
   } catch (e) {
+    site.core = first;
     site.lostLearning(coded(e, "POISONED"));
     return;
   }
@@ -90,13 +84,14 @@ function drop(core: Core, name: string, h: number): void {
   }
 }
 
-/** The behaviour store: a new one on `full`, restored from `snap` (0: none), then the events tracked meanwhile. */
-function behaviorOnto(b: Behavior, full: Core, snap: number, now: number): void {
+/** The behaviour store: a new one on `full`, restored from what is stored, then the events tracked meanwhile. */
+function behaviorOnto(site: Site, full: Core): void {
+  const b = site.behavior;
   const old = b.core;
   const h = b.h;
   b.core = full;
   b.h = b.make(full);
-  if (snap !== 0) b.restore(snap, now);
+  restorePart(site, null);
   for (const { e, at } of b.queued) b.keep(e, at);
   b.queued = [];
   b.cache = null;
@@ -105,12 +100,13 @@ function behaviorOnto(b: Behavior, full: Core, snap: number, now: number): void 
 
 /**
  * A slot: a new engine on `full` with its configuration (same seed and
- * epoch), restored from `snap`, then every decision, reward, activation
+ * epoch), restored from what is stored, then every decision, reward, activation
  * and `learn` made meanwhile, in order. Refusals of what could not be
  * checked before (a reward for a decision of another page view) go to
  * `refused`.
  */
-function slotOnto(l: Learner, full: Core, snap: number, name: string, refused: (e: InsituError) => void): void {
+function slotOnto(site: Site, l: Learner, name: string, refused: (e: InsituError) => void): void {
+  const full = site.core;
   const log = l.log ?? [];
   const old = l.core;
   const oldH = l.h;
@@ -120,7 +116,7 @@ function slotOnto(l: Learner, full: Core, snap: number, name: string, refused: (
   l.h = h;
   l.log = null;
   l.own = [];
-  if (snap !== 0) l.restore(snap, name);
+  restorePart(site, name);
   for (const [call, args, nums, words] of log) {
     try {
       if (nums !== null) full.nums(nums);
@@ -132,8 +128,12 @@ function slotOnto(l: Learner, full: Core, snap: number, name: string, refused: (
   drop(old, "score_drop", oldH);
 }
 
-/** The experiments: every allocator call made on the first-decision module, replayed. */
-function experimentsOnto(x: Experiments, full: Core, refused: (e: InsituError) => void): void {
+/**
+ * The experiments: a new allocator on `full` with what is stored, then
+ * every allocator call made on the first-decision module, replayed.
+ */
+function experimentsOnto(site: Site, full: Core, refused: (e: InsituError) => void): void {
+  const x = site.ab;
   const log = x.log ?? [];
   const old = x.core;
   const oldH = x.h;
@@ -145,12 +145,129 @@ function experimentsOnto(x: Experiments, full: Core, refused: (e: InsituError) =
       // The first argument is the allocator's handle, except `ab_new`'s (the seed).
       const first = name === "ab_new" ? args[0]! : x.h;
       const r = full.call(name, bytes === null ? [first, ...args.slice(1)] : [first, full.put(bytes), ...args.slice(1)]);
-      if (name === "ab_new") x.h = r;
+      if (name === "ab_new") {
+        x.h = r;
+        // Stored state first, as if the full engine had been there from the start.
+        if (site.consentState.allows("functional")) restoreAbState(site);
+      }
     } catch (e) {
       refused(coded(e, "NUMERICAL_ERROR"));
     }
   }
   drop(old, "ab_drop", oldH);
+}
+
+// --- reading storage ------------------------------------------------------------
+
+/**
+ * Open the frame of the value `raw` stored under `k` (its payload decoded
+ * from base64): the payload's length in the core's bytes, or null when it
+ * cannot be read (then quarantined, or, a newer build's, left alone and
+ * this page keeps its own in memory only).
+ */
+function open(site: Site, k: string, raw: string): number | null {
+  try {
+    return site.core.call("frame_open", [site.core.text(raw), 2]);
+  } catch (e) {
+    const err = coded(e, "SNAPSHOT_CORRUPT");
+    if (err.code === "SNAPSHOT_VERSION") site.newerFormat(k);
+    else if (err.code !== "POISONED") site.store.quarantine(k, raw, err.code, err.message);
+    return null;
+  }
+}
+
+/**
+ * Read and open the stored value `k` (its payload decoded from base64),
+ * setting aside what cannot be read (see `open`); an expired one is deleted.
+ */
+export function readStored(site: Site, k: string): { bytes: Uint8Array | null; generation: number } {
+  const raw = site.store.get(k);
+  const out = { bytes: null as Uint8Array | null, generation: 0 };
+  const max = site.spec.maxBytes;
+  const big = (size: string) => site.store.quarantine(k, raw!, "SNAPSHOT_TOO_LARGE", `${size}, over the ${max}-byte cap`);
+  if (raw === null) return out;
+  // Base64 of the cap, plus the frame's fields: anything longer is refused before it is decoded.
+  if (raw.length > Math.ceil(max / 3) * 4 + 64) {
+    big(`${raw.length} characters`);
+    return out;
+  }
+  const n = open(site, k, raw);
+  if (n === null) return out;
+  const [savedAt, generation] = site.core.read(2) as unknown as [number, number];
+  out.generation = generation;
+  if (savedAt + site.spec.behavior.maxAgeDays * DAY_MS < site.clock()) {
+    site.store.remove(k);
+    site.record("expired", { key: k, detail: `saved ${new Date(savedAt).toISOString()}` });
+  } else if (n > max) big(`${n} bytes`);
+  else out.bytes = site.core.bytes(n);
+  return out;
+}
+
+/**
+ * What a core error about the stored value under `k` means: a newer
+ * build's data is left alone, unreadable data is set aside. Null for
+ * errors that are not about stored data.
+ */
+function setAside(site: Site, e: InsituError, k: string): "newer-format" | "quarantined" | "quarantine-failed" | null {
+  if (e.code === "SNAPSHOT_VERSION") {
+    site.newerFormat(k);
+    return "newer-format";
+  }
+  if (e.code !== "SNAPSHOT_CORRUPT" && e.code !== "SNAPSHOT_FOREIGN") return null;
+  const raw = site.store.get(k);
+  return raw === null || site.store.quarantine(k, raw, e.code, e.message) ? "quarantined" : "quarantine-failed";
+}
+
+/** The stored snapshot decoded on the core, once for every part (0: none, or it cannot be: set aside). */
+function decoded(site: Site): number {
+  if (site.stored === null) return 0;
+  try {
+    site.snap ||= site.core.call("snap_decode", [site.core.put(site.stored), site.spec.maxBytes]);
+  } catch (e) {
+    unusable(site, e);
+  }
+  return site.snap;
+}
+
+/** The stored snapshot cannot be used: set it aside (or report a core that failed). */
+function unusable(site: Site, e: unknown): void {
+  const err = coded(e, "SNAPSHOT_CORRUPT");
+  const outcome = setAside(site, err, site.key);
+  if (outcome === null) site.report(err.code, err.message, e);
+  else if (outcome !== "newer-format") site.setStored(null);
+}
+
+/** Load stored state into a part (the behaviour store, or the slot `name`), from the snapshot decoded once for every part. */
+export function restorePart(site: Site, name: string | null): void {
+  const snap = decoded(site);
+  if (snap === 0) return;
+  try {
+    if (name === null) site.behavior.restore(snap, site.clock());
+    else site.slots.get(name)!.restore(snap, name);
+  } catch (e) {
+    unusable(site, e);
+  }
+}
+
+/** Load what is stored into every part (the site opens on the full engine, or consent now allows it). */
+export function restoreAll(site: Site): void {
+  site.setStored(readStored(site, site.key).bytes);
+  restorePart(site, null);
+  for (const name of site.slots.keys()) restorePart(site, name);
+  if (site.stored !== null) site.record("restored", { key: site.key, detail: `${site.stored.length} bytes` });
+}
+
+/** Load the experiments' stored state (`<key>.ab`) into the allocator. */
+export function restoreAbState(site: Site): void {
+  const k = `${site.key}.ab`;
+  const { bytes } = readStored(site, k);
+  if (bytes === null) return;
+  try {
+    site.ab.restore(bytes, site.clock(), site.spec.maxBytes);
+  } catch (e) {
+    const err = coded(e, "SNAPSHOT_CORRUPT");
+    if (setAside(site, err, k) === null) site.report(err.code, err.message, e);
+  }
 }
 
 // --- writing storage ------------------------------------------------------------
@@ -272,7 +389,7 @@ async function holdGeneration(site: Site, locks: LockManager, k: string, g: numb
 function flushSnapshot(site: Site): FlushResult {
   if (!site.consentState.allows("personalization")) return { written: false, reason: "consent" };
   if (site.store.storage === null || site.newer) return { written: false, reason: site.newer ? "newer-format" : "unavailable" };
-  const stored = site.readStored(site.key);
+  const stored = readStored(site, site.key);
   if (site.newer) return { written: false, reason: "newer-format" };
   const generation = stored.generation + 1;
   let bytes = stored.bytes;
@@ -286,7 +403,7 @@ function flushSnapshot(site: Site): FlushResult {
     } catch (e) {
       const err = coded(e, "NUMERICAL_ERROR");
       // Unreadable stored data is set aside once, then merged from nothing.
-      const outcome = err.code === "SNAPSHOT_VERSION" || (!retried && bytes !== null) ? site.setAside(err, site.key) : null;
+      const outcome = err.code === "SNAPSHOT_VERSION" || (!retried && bytes !== null) ? setAside(site, err, site.key) : null;
       if (outcome === "quarantined") {
         retried = true;
         bytes = null;
@@ -327,7 +444,7 @@ function flushAb(site: Site): FlushResult {
   if (!consent.allows("functional")) return { written: false, reason: "consent" };
   if (site.store.storage === null || site.abNewer) return { written: false, reason: site.abNewer ? "newer-format" : "unavailable" };
   const k = `${site.key}.ab`;
-  const stored = site.readStored(k);
+  const stored = readStored(site, k);
   if (site.abNewer) return { written: false, reason: "newer-format" };
   const c = site.core;
   const now = site.clock();
@@ -340,7 +457,7 @@ function flushAb(site: Site): FlushResult {
     n = sync(stored.bytes);
   } catch (e) {
     const err = coded(e, "NUMERICAL_ERROR");
-    const outcome = site.setAside(err, k);
+    const outcome = setAside(site, err, k);
     if (outcome !== "quarantined") {
       if (outcome === null) site.report(err.code, err.message, e);
       return { written: false, reason: outcome ?? "error" };

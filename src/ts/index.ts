@@ -3,22 +3,31 @@
 //   const site = await load({ consent });     // the page's site
 //   const d = site.slot("hero", { variants: ["a", "b"] }).rank({ context });
 //
-// `load()` instantiates the first-decision module (insitu_bg.wasm), opens
-// the site and resolves; the full engine (insitu_full.wasm: learning,
-// merging and writing storage, `explain`) loads after the first paint with
-// its control plane (full.js) and takes over what happened meanwhile
-// (`site.ready` resolves then). If WebAssembly cannot run, `load()`
-// resolves to a fallback site that serves every configured fallback; it
-// needs nothing but this file. Importing this module touches no browser
-// global and fetches nothing (safe in Node and server-side rendering).
+// `load()` opens the page's site on one of two modules. With nothing stored
+// (a first visit, or consent that keeps nothing) it instantiates the small
+// first-decision module (insitu_bg.wasm), which decides from the slots'
+// priors and reads no storage format, and resolves; the full engine
+// (insitu_full.wasm: restoring, learning, merging and writing storage,
+// `explain`) loads after the first paint with its control plane (full.js)
+// and takes over what happened meanwhile (`site.ready` resolves then).
+// With stored state (a repeat visit) the site opens on the full engine at
+// once: the previous page view loaded it after its first paint, so the
+// browser holds it in its HTTP cache, and its first decisions use what was
+// learned. If WebAssembly cannot run, `load()` resolves to a fallback site
+// that serves every configured fallback; it needs nothing but this file.
+// Importing this module touches no browser global and fetches nothing
+// (safe in Node and server-side rendering).
 
 import { Core, fetchModule, instantiate } from "./core.js";
 import { plane, setEngine, setPlane, theEngine } from "./engine.js";
+import { Consent } from "./consent.js";
 import { coded, describe, fail, type InsituError } from "./errors.js";
 import { FallbackSite } from "./fallback.js";
 import type * as Full from "./full.js";
 import { CONSTANT } from "./hash.js";
 import { Site, warm } from "./site.js";
+import type { OpenSpec } from "./spec.js";
+import { defaultStorage } from "./storage.js";
 import type { LoadOptions, OpenOptions, WasmSource } from "./types.js";
 import { checkOpen } from "./validate/open.js";
 import { guard } from "./validate/read.js";
@@ -110,19 +119,39 @@ export async function load(options?: LoadOptions): Promise<Site | FallbackSite> 
     return fallback(options, coded(e, "INVALID_OPTION"), null);
   }
   let warmed = null;
+  let lost: InsituError | null = null;
   try {
+    if (storedState(spec)) {
+      // A repeat visit: the full engine (in the HTTP cache since the last
+      // page view) decides from the start, with what was learned. If it
+      // cannot be loaded, the first-decision module decides from the
+      // priors and nothing stored is touched.
+      const engine = fullEngine(spec.wasmFull);
+      warmed = warm(spec);
+      try {
+        const site = new Site(await engine, spec, warmed);
+        mark("insitu:instantiated");
+        return site;
+      } catch (e) {
+        if (e instanceof Error && e.name === "InsituError") throw e;
+        lost = fail("WASM_UNAVAILABLE", `the full engine could not be loaded (${errorText(e)})`, e);
+      }
+    }
     // The download and compilation start, then the browser's first-use work runs while they go on.
     const first = fetchModule(spec.wasm ?? FIRST()).then(instantiate);
-    warmed = warm(spec);
+    warmed ??= warm(spec);
     const core = new Core(await first, false);
     mark("insitu:instantiated");
     const site = new Site(core, spec, warmed);
-    afterPaint(() => {
-      fullEngine(spec.wasmFull).then(
-        (f) => plane!.upgrade(site, f),
-        (e) => site.lostLearning(fail("WASM_UNAVAILABLE", `the full engine could not be loaded (${errorText(e)})`, e)),
-      );
-    });
+    if (lost !== null) site.lostLearning(lost);
+    else {
+      afterPaint(() => {
+        fullEngine(spec.wasmFull).then(
+          (f) => plane!.upgrade(site, f),
+          (e) => site.lostLearning(fail("WASM_UNAVAILABLE", `the full engine could not be loaded (${errorText(e)})`, e)),
+        );
+      });
+    }
     return site;
   } catch (e) {
     warmed?.close();
@@ -131,6 +160,24 @@ export async function load(options?: LoadOptions): Promise<Site | FallbackSite> 
       : fail("WASM_UNAVAILABLE", `WebAssembly could not be loaded (${errorText(e)}); every slot serves its fallback`, e);
   }
   return fallback(options, reason, spec.onFallback);
+}
+
+/**
+ * Whether the site has stored state its first decisions should use: the
+ * snapshot (consent personalization) or the experiments' state (consent
+ * functional and up). The device seed alone is read by the
+ * first-decision module's page too. A storage that cannot be read counts
+ * as empty (the site reports it).
+ */
+function storedState(spec: OpenSpec): boolean {
+  try {
+    const consent = new Consent(spec.consent, spec.defaultConsent, spec.gpc === "honor");
+    const s = spec.storage === "default" ? defaultStorage() : spec.storage;
+    if (s === null || s instanceof Error || !consent.allows("functional")) return false;
+    return (consent.allows("personalization") && s.getItem(spec.key) !== null) || s.getItem(`${spec.key}.ab`) !== null;
+  } catch {
+    return false;
+  }
 }
 
 function errorText(e: unknown): string {

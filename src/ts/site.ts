@@ -7,7 +7,10 @@
 // full engine after its first paint; the members marked internal are theirs.
 //
 // Storage is localStorage: it is synchronous, so what earlier page views
-// learned is restored before the first decision, with no flicker.
+// learned is restored before the first decision, with no flicker. A page
+// view with nothing stored (a first visit) decides on the first-decision
+// module, which reads no storage format; one with stored state decides on
+// the full engine from the start (`load()`), which restores it (full.ts).
 
 import { History, manifestBase, type Audit } from "./audit.js";
 import { Behavior, type BehaviorEvent } from "./behavior.js";
@@ -23,7 +26,7 @@ import type {
   ActivateOptions, ConsentTier, ContextObject, ExperimentConfig, ExplainOptions, InsituOptions, LearnOptions, RankOptions,
   RewardOptions,
 } from "./types.js";
-import { defaultStorage, type Event, type Sink, Store } from "./storage.js";
+import { defaultStorage, type Event, openFrame, type Sink, Store } from "./storage.js";
 import { checkRun, rewardValue } from "./validate/calls.js";
 import { checkUnit } from "./validate/open.js";
 import { checkName } from "./validate/slot.js";
@@ -180,7 +183,7 @@ export class Site implements Sink {
     this.ab = new Experiments(core);
     this.#unit = spec.unit;
     if (this.consentState.state.source !== "default") this.#enforce();
-    if (this.consentState.allows("personalization")) this.#restoreAll();
+    if (core.full && this.consentState.allows("personalization")) plane!.restoreAll(this);
     this.#listen(warmed);
     try {
       // Store what is pending when the page is hidden or left.
@@ -220,8 +223,8 @@ export class Site implements Sink {
     const after = this.consentState.effective;
     if (before !== after) this.record("consent-changed", { detail: `${before} -> ${after}` });
     this.#enforce();
-    if (after === "personalization" && before !== after) this.#restoreAll();
-    if (before === "none" && after !== before && this.ab.h !== 0) this.#restoreAb();
+    if (after === "personalization" && before !== after && this.core.full) plane!.restoreAll(this);
+    if (before === "none" && after !== before && this.ab.h !== 0) this.restoreAb();
     this.#broadcast({ type: "consent", tier });
     return this.consent;
   }
@@ -244,79 +247,6 @@ export class Site implements Sink {
 
   // --- reading storage ----------------------------------------------------------
 
-  /**
-   * Open the frame of the value `raw` stored under `k` (`mode` 2: a base64
-   * payload, decoded; 1: text): the payload's length in the core's bytes,
-   * or null when it cannot be read (then quarantined, or, a newer build's,
-   * left alone and this page keeps its own in memory only).
-   */
-  #open(k: string, raw: string, mode: 1 | 2): number | null {
-    try {
-      return this.core.call("frame_open", [this.core.text(raw), mode]);
-    } catch (e) {
-      const err = coded(e, "SNAPSHOT_CORRUPT");
-      if (err.code === "SNAPSHOT_VERSION") this.#newerFormat(k);
-      else if (err.code !== "POISONED") this.store.quarantine(k, raw, err.code, err.message);
-      return null;
-    }
-  }
-
-  /**
-   * Read and open the stored value `k` (its payload decoded from base64),
-   * setting aside what cannot be read (see `open`); an expired one is
-   * deleted.
-   *
-   * @internal
-   */
-  readStored(k: string): { bytes: Uint8Array | null; generation: number } {
-    const raw = this.store.get(k);
-    const out = { bytes: null as Uint8Array | null, generation: 0 };
-    const max = this.spec.maxBytes;
-    const big = (size: string) => this.store.quarantine(k, raw!, "SNAPSHOT_TOO_LARGE", `${size}, over the ${max}-byte cap`);
-    if (raw === null) return out;
-    // Base64 of the cap, plus the frame's fields: anything longer is refused before it is decoded.
-    if (raw.length > Math.ceil(max / 3) * 4 + 64) {
-      big(`${raw.length} characters`);
-      return out;
-    }
-    const n = this.#open(k, raw, 2);
-    if (n === null) return out;
-    const [savedAt, generation] = this.core.read(2) as unknown as [number, number];
-    out.generation = generation;
-    if (savedAt + this.spec.behavior.maxAgeDays * DAY_MS < this.clock()) {
-      this.store.remove(k);
-      this.record("expired", { key: k, detail: `saved ${new Date(savedAt).toISOString()}` });
-    } else if (n > max) big(`${n} bytes`);
-    else out.bytes = this.core.bytes(n);
-    return out;
-  }
-
-  /** A newer build's data under `k` is left untouched; this page keeps it in memory only. */
-  #newerFormat(k: string): void {
-    const snapshot = k === this.key;
-    if (snapshot ? this.newer : this.abNewer) return;
-    if (snapshot) this.newer = true;
-    else this.abNewer = true;
-    this.record("newer-format", { key: k, detail: "written by a newer insitu; left untouched, kept in memory only" });
-  }
-
-  /**
-   * What a core error about the stored value under `k` means: a newer
-   * build's data is left alone, unreadable data is set aside. Null for
-   * errors that are not about stored data.
-   *
-   * @internal
-   */
-  setAside(e: InsituError, k: string): "newer-format" | "quarantined" | "quarantine-failed" | null {
-    if (e.code === "SNAPSHOT_VERSION") {
-      this.#newerFormat(k);
-      return "newer-format";
-    }
-    if (e.code !== "SNAPSHOT_CORRUPT" && e.code !== "SNAPSHOT_FOREIGN") return null;
-    const raw = this.store.get(k);
-    return raw === null || this.store.quarantine(k, raw, e.code, e.message) ? "quarantined" : "quarantine-failed";
-  }
-
   /** @internal Keep `bytes` as the stored snapshot; its decoded copy on the core goes when they change. */
   setStored(bytes: Uint8Array | null): void {
     if (bytes !== this.stored) this.dropSnap();
@@ -329,29 +259,6 @@ export class Site implements Sink {
     this.snap = 0;
   }
 
-  /** Load stored state into a part (the behaviour store, or the slot `name`), from the snapshot decoded once for every part. */
-  #restorePart(name: string | null): void {
-    if (this.stored === null) return;
-    try {
-      this.snap ||= this.core.call("snap_decode", [this.core.put(this.stored), this.spec.maxBytes]);
-      if (name === null) this.behavior.restore(this.snap, this.clock());
-      else this.slots.get(name)!.restore(this.snap, name);
-    } catch (e) {
-      // The stored snapshot cannot be used: set it aside (or report a core that failed).
-      const err = coded(e, "SNAPSHOT_CORRUPT");
-      const outcome = this.setAside(err, this.key);
-      if (outcome === null) this.report(err.code, err.message, e);
-      else if (outcome !== "newer-format") this.setStored(null);
-    }
-  }
-
-  #restoreAll(): void {
-    this.setStored(this.readStored(this.key).bytes);
-    this.#restorePart(null);
-    for (const name of this.slots.keys()) this.#restorePart(name);
-    if (this.stored !== null) this.record("restored", { key: this.key, detail: `${this.stored.length} bytes` });
-  }
-
   // --- slots ------------------------------------------------------------------
 
   /** Open a slot: `new Insitu(options)`, restored from storage when consent allows; its updates are stored. */
@@ -361,7 +268,7 @@ export class Site implements Sink {
     const behavior = p.allow.has("behavior");
     const l = new Learner(this.core, p, this.clock, () => (behavior ? this.#derived((now) => this.behavior.encoded(now)) : null), () => this.changed());
     this.slots.set(name, l);
-    if (this.consentState.allows("personalization")) this.#restorePart(name);
+    if (this.core.full && this.consentState.allows("personalization")) plane!.restorePart(this, name);
     return {
       name,
       rank: (o) => l.rank(o),
@@ -418,7 +325,7 @@ export class Site implements Sink {
     const info = this.ab.configure(configs);
     if (first) {
       if (this.#unit !== null) this.ab.siteUnit(this.#unit);
-      this.#restoreAb();
+      this.restoreAb();
     }
     return info;
   }
@@ -478,16 +385,32 @@ export class Site implements Sink {
     this.ab.useDevice(unit, true);
   }
 
-  /** The device seed stored under `<key>.unit`, or null. */
+  /** The device seed stored under `<key>.unit`, or null (what cannot be read is set aside). */
   #readUnit(): string | null {
     const k = `${this.key}.unit`;
     const raw = this.consentState.allows("functional") ? this.store.get(k) : null;
-    const n = raw === null ? null : this.#open(k, raw, 1);
-    if (n === null) return null;
-    const unit = this.core.string(n);
+    if (raw === null) return null;
+    let unit: string;
+    try {
+      unit = openFrame(raw).payload;
+    } catch (e) {
+      const err = coded(e, "SNAPSHOT_CORRUPT");
+      if (err.code === "SNAPSHOT_VERSION") this.newerFormat(k);
+      else this.store.quarantine(k, raw, err.code, err.message);
+      return null;
+    }
     if (/^d:[0-9a-f]{32}$/.test(unit)) return unit;
-    this.store.quarantine(k, raw!, "SNAPSHOT_CORRUPT", "the device seed is not one this module draws");
+    this.store.quarantine(k, raw, "SNAPSHOT_CORRUPT", "the device seed is not one this module draws");
     return null;
+  }
+
+  /** @internal A newer build's data under `k` is left untouched; this page keeps it in memory only. */
+  newerFormat(k: string): void {
+    const snapshot = k === this.key;
+    if (snapshot ? this.newer : this.abNewer) return;
+    if (snapshot) this.newer = true;
+    else this.abNewer = true;
+    this.record("newer-format", { key: k, detail: "written by a newer insitu; left untouched, kept in memory only" });
   }
 
   #writeUnit(unit: string): void {
@@ -502,18 +425,15 @@ export class Site implements Sink {
     this.changed();
   }
 
-  /** Load the experiments' stored state and the device seed (consent functional and up). */
-  #restoreAb(): void {
+  /**
+   * Load the experiments' stored state (on the full engine: full.ts) and
+   * the device seed (consent functional and up).
+   *
+   * @internal
+   */
+  restoreAb(): void {
     if (!this.consentState.allows("functional") || this.ab.h === 0) return;
-    const k = `${this.key}.ab`;
-    const { bytes } = this.readStored(k);
-    if (bytes !== null) {
-      try {
-        this.ab.restore(bytes, this.clock(), this.spec.maxBytes);
-      } catch (e) {
-        if (this.setAside(coded(e, "SNAPSHOT_CORRUPT"), k) === null) this.#failed(e, "SNAPSHOT_CORRUPT");
-      }
-    }
+    if (this.core.full) plane!.restoreAbState(this);
     const unit = this.#readUnit();
     if (unit !== null) this.ab.useDevice(unit, true);
     else if (this.ab.deviceUnit() !== "") this.#writeUnit(this.ab.deviceUnit());

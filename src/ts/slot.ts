@@ -503,11 +503,8 @@ export class Learner {
     }
   }
 
-  /** Restore slot `name` from the decoded snapshot `snap` (a handle on this core). */
+  /** Restore slot `name` from the decoded snapshot `snap` (a handle on the full engine). */
   restore(snap: number, name: string): void {
-    const c = this.core;
-    const len = c.text(name);
-    if (c.full) c.call("slot_restore", [this.h, snap, len, this.#clock()]);
-    else c.call("score_restore", [this.h, snap, len]);
+    this.core.call("slot_restore", [this.h, snap, this.core.text(name), this.#clock()]);
   }
 }

@@ -6,8 +6,9 @@
 // Every value is framed as
 //     insitu1;<CRC-32 of what follows this field, 8 hex>;<saved at, ms>;<generation>;<payload>
 // (the CRC over the UTF-16 code units, low byte first). Frames are sealed
-// here; the .wasm opens them (its CRC and base64 decoding run compiled on a
-// page's first load, where a cold interpreter took milliseconds).
+// here, and small ones (the device seed) opened here too; the full engine's
+// .wasm opens the snapshots (its CRC and base64 decoding run compiled,
+// where a cold interpreter took milliseconds on a large value).
 
 import { describe, fail, type ErrorCode, type InsituError } from "./errors.js";
 import type { StorageLike } from "./spec.js";
@@ -44,6 +45,32 @@ function makeTable(): Uint32Array {
 export function seal(savedAt: number, generation: number, payload: string): string {
   const body = `${Math.floor(savedAt)};${generation};${payload}`;
   return `${TAG};${crc16le(body).toString(16).padStart(8, "0")};${body}`;
+}
+
+/**
+ * Open a small framed value (as the full engine's `frame_open` does):
+ * its saved time, generation and text payload. Throws `SNAPSHOT_FOREIGN`
+ * (not a frame of ours), `SNAPSHOT_VERSION` (a newer frame layout) or
+ * `SNAPSHOT_CORRUPT` (a checksum or field that fails).
+ */
+export function openFrame(raw: string): { savedAt: number; generation: number; payload: string } {
+  const f = raw.split(";", 4);
+  const tag = f[0]!;
+  if (tag !== TAG) {
+    const v = /^insitu([0-9]{1,9})$/.exec(tag);
+    if (v !== null && Number(v[1]) > 1) throw fail("SNAPSHOT_VERSION", `stored data is framed as ${tag}, newer than this build reads`);
+    throw fail("SNAPSHOT_FOREIGN", `stored data does not start with \`${TAG};\``);
+  }
+  const body = f.length === 4 ? raw.slice(tag.length + f[1]!.length + 2) : "";
+  const savedAt = Number(f[2]);
+  const generation = Number(f[3]);
+  const bad = (why: string) => fail("SNAPSHOT_CORRUPT", `the storage frame ${why}`);
+  const cut = body.indexOf(";", body.indexOf(";") + 1);
+  if (f.length < 4 || cut < 0) throw bad("is truncated");
+  if (!/^[0-9a-f]{8}$/.test(f[1]!) || parseInt(f[1]!, 16) !== crc16le(body)) throw bad("fails its checksum");
+  if (!/^[0-9]+$/.test(f[2]!) || !Number.isSafeInteger(savedAt)) throw bad("has no valid saved time");
+  if (!/^[0-9]+$/.test(f[3]!) || !Number.isSafeInteger(generation)) throw bad("has no valid generation");
+  return { savedAt, generation, payload: body.slice(cut + 1) };
 }
 
 /** The saved time of a framed value, read without checking it (the audit of a site without wasm). */

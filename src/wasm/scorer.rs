@@ -1,9 +1,11 @@
-//! The first-decision module's slots: scorers restored from storage that
-//! decide, and keep nothing else. Until the whole engine arrives, the
+//! The first-decision module's slots: scorers at their prior that decide,
+//! and keep nothing else. The first-decision module serves a page view
+//! with nothing stored (a first visit); a page view with stored learning
+//! decides on the full engine. Until the whole engine arrives, the
 //! TypeScript side records each decision made here and hands it over
 //! (`slot_take_over`), and queues rewards, activations and `learn`.
 
-use super::{bad, done, take_bytes, with_io, Global, Table};
+use super::{done, with_io, Global, Table};
 use crate::engine::Scorer;
 use crate::prelude::*;
 
@@ -23,21 +25,6 @@ pub extern "C" fn score_new() -> i32 {
 #[no_mangle]
 pub extern "C" fn score_drop(h: u32) -> i32 {
     SCORERS.with(|t| t.remove(h))
-}
-
-/// Take the learning of slot `name` (the first `name_len` bytes of `bytes`)
-/// from the decoded snapshot `snap` (its section `learner:<name>`).
-#[no_mangle]
-pub extern "C" fn score_restore(h: u32, snap: u32, name_len: i32) -> i32 {
-    done((|| {
-        let name = take_bytes(name_len)?.ok_or_else(|| bad("a slot name"))?;
-        super::store::with_snapshot(snap, |s| {
-            match s.section_parts(b"learner:", &name) {
-                Some(body) => scorer(h, |sc| sc.restore_section(body).map(|()| 0)),
-                None => Ok(0),
-            }
-        })
-    })())
 }
 
 /// Decide for the features in `io`, as `rank` does, without recording a

@@ -84,7 +84,9 @@ for (const [what, full] of [
       assert.equal(after.fallback, false, "still deciding");
       throwsCode(() => hero.reward({ decisionId: d.decisionId, reward: 1 }), "DUPLICATE_REWARD");
       hero.reward({ decisionId: after.decisionId, reward: 0 });
-      assert.equal(hero.stats().variants.reduce((n, v) => n + v.updates, 0), 6, "decides with what is stored");
+      // Stored state would have opened the site on the full engine: without it,
+      // the first-decision module decides from the priors; what is stored waits.
+      assert.equal(hero.stats().variants.reduce((n, v) => n + v.updates, 0), 0, "decides from the priors");
       const r = await site.flush();
       assert.deepEqual([r.written, r.reason, r.error?.code], [false, "learning-unavailable", "WASM_UNAVAILABLE"]);
       const a = site.audit();

@@ -1,6 +1,7 @@
-// The split of issue 20: load() decides on the first-decision module
-// (insitu_bg.wasm) and the full engine (insitu_full.wasm) takes over after the
-// first paint. What happened before it arrived (decisions, rewards,
+// The split of issue 20: with nothing stored (a first visit), load() decides
+// on the first-decision module (insitu_bg.wasm) and the full engine
+// (insitu_full.wasm) takes over after the first paint; with stored state it
+// opens on the full engine at once. What happened before it arrived (decisions, rewards,
 // activations, learn, track, experiments) is handed over and counted exactly
 // once; a page whose full engine cannot load keeps deciding and loses nothing
 // stored. Against the built package (pkg/index.js).
@@ -9,7 +10,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
-import { InsituError, isFallback, load, loadReady, loadSite, MemoryStorage, open, throwsCode, updates, WASM } from "./helpers.mjs";
+import { InsituError, isFallback, load, loadReady, loadSite, MemoryStorage, open, throwsCode, updates, WASM, WASM_FULL } from "./helpers.mjs";
 
 const schema = JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url)));
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
@@ -55,7 +56,7 @@ async function earlier(storage) {
  * One page view's calls, made on `site` (before its full engine arrives, for
  * a site from load()). Returns the slots and what is left to do after.
  */
-function pageView(site, waiting) {
+function pageView(site, waiting = null) {
   const hero = site.slot("hero", SLOT);
   const side = site.slot("side", { variants: ["l", "r"], features: { allow: ["page"] }, seed: 3 });
   const decisions = [];
@@ -71,7 +72,7 @@ function pageView(site, waiting) {
   // A deferred decision never activated: its reward is refused, before and after the handover alike.
   const shy = hero.rank({ context: { page: { n: 9 } }, defer: true });
   throwsCode(() => hero.reward({ decisionId: shy.decisionId, reward: 1 }), "NOT_ACTIVATED");
-  hero.reward({ decisionId: waiting.decisionId, reward: 1 }); // the earlier page view's decision
+  if (waiting !== null) hero.reward({ decisionId: waiting.decisionId, reward: 1 }); // the earlier page view's decision
   hero.learn({ context: { page: { n: 2 } }, variant: "c", reward: 1 });
   hero.learn({ variant: "a", reward: 0 });
   const s = side.rank({ context: site.context({ page: { n: 1 } }) });
@@ -86,40 +87,47 @@ function pageView(site, waiting) {
   return { slots: [hero, side], decisions, later, assigned };
 }
 
+/** A full engine held back until `release()`: the page stays on the first-decision module meanwhile. */
+function heldBack() {
+  let release;
+  const bytes = new Promise((r) => {
+    release = () => r(WASM_FULL);
+  });
+  return { bytes, release };
+}
+
 test("what happens before the full engine arrives is counted exactly once after the handover, and stored once", async () => {
   const [a, b] = [new MemoryStorage(), new MemoryStorage()];
-  const [wa, wb] = [await earlier(a), await earlier(b)];
   const options = (storage, errors) => ({ storage, consent: "personalization", unit: "user-7", now: () => T0 + 1000, flushDelayMs: 60_000, onError: (e) => errors.push(e) });
   const [errorsA, errorsB] = [[], []];
-  // The page under test, through load(); its twin on the full engine from the start, through open().
+  // A first visit, through load(); its twin on the full engine from the start, through open().
   const site = await loadSite(options(a, errorsA));
   const twin = open(options(b, errorsB));
-  const mine = pageView(site, wa);
-  const theirs = pageView(twin, wb);
+  const mine = pageView(site);
+  const theirs = pageView(twin);
   assert.deepEqual(mine.decisions.map((d) => [d.variant, d.pmf]), theirs.decisions.map((d) => [d.variant, d.pmf]), "the same decisions");
   assert.deepEqual(mine.assigned, theirs.assigned);
-  // Before the handover: restored learning only; the explanation needs the full engine.
-  assert.deepEqual(updates(mine.slots[0]), 10, "rewards are queued until the full engine arrives");
+  // Before the handover: the prior; rewards wait, and the explanation needs the full engine.
+  assert.deepEqual(updates(mine.slots[0]), 0, "rewards are queued until the full engine arrives");
   assert.equal(mine.slots[0].explain(), null);
   assert.deepEqual(site.audit().events.byType, twin.audit().events.byType, "tracked events are counted at once");
 
   await site.ready;
   assert.deepEqual(counted(site, mine.slots), counted(twin, theirs.slots), "after the handover, as if the full engine had been there");
-  assert.equal(updates(mine.slots[0]), 10 + 15 + 1 + 2, "stored, rewarded here, the earlier page view's decision, learned");
+  assert.equal(updates(mine.slots[0]), 15 + 2, "rewarded here, learned");
   assert.equal(updates(mine.slots[1]), 1);
   assert.notEqual(mine.slots[0].explain(), null);
   // Rewarded before: not again.
   for (const d of mine.decisions.filter((_, i) => i % 2 === 0)) {
     throwsCode(() => mine.slots[0].reward({ decisionId: d.decisionId, reward: 1 }), "DUPLICATE_REWARD");
   }
-  throwsCode(() => mine.slots[0].reward({ decisionId: wa.decisionId, reward: 1 }), "DUPLICATE_REWARD");
   throwsCode(() => site.rewardExperiment("tb", 1), "DUPLICATE_REWARD");
   // Decided before, rewarded after: counted.
   for (const [slot, list] of [[mine.slots[0], mine.later], [theirs.slots[0], theirs.later]]) {
     for (const d of list) slot.reward({ decisionId: d.decisionId, reward: 1 });
   }
   assert.deepEqual(per(mine.slots[0]), per(theirs.slots[0]));
-  assert.equal(updates(mine.slots[0]), 28 + mine.later.length);
+  assert.equal(updates(mine.slots[0]), 17 + mine.later.length);
   assert.deepEqual(errorsA, [], "the handover refused nothing");
 
   const [ra, rb] = [await site.flush(), await twin.flush()];
@@ -128,20 +136,48 @@ test("what happens before the full engine arrives is counted exactly once after 
   assert.equal(rb.written, true);
   site.close();
   twin.close();
-  // The next page views read back the same, counted once.
-  const [na, nb] = [await loadReady(options(a, errorsA)), await loadReady(options(b, errorsB))];
+  // The next page views (stored state: on the full engine at once) read back the same, counted once.
+  const [na, nb] = [await loadSite(options(a, errorsA)), await loadReady(options(b, errorsB))];
   const slotsOf = (s) => [s.slot("hero", SLOT), s.slot("side", { variants: ["l", "r"], features: { allow: ["page"] }, seed: 3 })];
   na.experiments([HERO, BANDIT]);
   nb.experiments([HERO, BANDIT]);
   const [sa, sb] = [slotsOf(na), slotsOf(nb)];
+  assert.notEqual(sa[0].explain(), null, "a repeat visit decides on the full engine from the start");
   assert.deepEqual(counted(na, sa), counted(nb, sb));
-  assert.equal(updates(sa[0]), 28 + mine.later.length);
-  assert.deepEqual(na.audit().events.byType, { click: 1, view: 2 });
+  assert.equal(updates(sa[0]), 17 + mine.later.length);
+  assert.deepEqual(na.audit().events.byType, { click: 1, view: 1 });
   assert.deepEqual(na.audit().experiments.list.find((e) => e.key === "tb").counts.reduce((n, c) => n + c.successes, 0), 1);
   assert.ok(validate(na.audit()), JSON.stringify(validate.errors));
   assert.deepEqual(errorsA, []);
   na.close();
   nb.close();
+});
+
+test("what another tab stores while a page is on the first-decision module is restored at the handover, under what happened meanwhile", async () => {
+  const storage = new MemoryStorage();
+  const errors = [];
+  const full = heldBack();
+  const site = await load({ wasm: WASM, wasmFull: full.bytes, storage, consent: "personalization", unit: "user-7", now: () => T0 + 1000, flushDelayMs: 60_000, onError: (e) => errors.push(e) });
+  const hero = site.slot("hero", SLOT);
+  const mine = [];
+  for (let i = 0; i < 6; i++) mine.push(hero.rank({ context: { page: { n: i % 3 } } }));
+  hero.reward({ decisionId: mine[0].decisionId, reward: 1 });
+  // Another tab stores ten rewards, a decision left waiting and experiment state.
+  const waiting = await earlier(storage);
+  assert.equal(updates(hero), 0, "the first-decision module reads nothing stored");
+  full.release();
+  await site.ready;
+  assert.equal(updates(hero), 10 + 1, "the other tab's learning, then this page's reward on it");
+  hero.reward({ decisionId: mine[1].decisionId, reward: 0 });
+  hero.reward({ decisionId: waiting.decisionId, reward: 1 });
+  throwsCode(() => hero.reward({ decisionId: mine[0].decisionId, reward: 1 }), "DUPLICATE_REWARD");
+  assert.equal(updates(hero), 13);
+  assert.equal((await site.flush()).written, true);
+  site.close();
+  const next = await loadSite({ storage, consent: "personalization", unit: "user-7", now: () => T0 + 2000 });
+  assert.equal(updates(next.slot("hero", SLOT)), 13, "stored once");
+  assert.deepEqual(errors, []);
+  next.close();
 });
 
 test("before the handover, rewards of this page's own decisions are checked at once; others' are checked at the handover", async () => {
@@ -243,7 +279,7 @@ test("a page whose full engine fails to load keeps deciding, site.ready resolves
   assert.deepEqual(errors.map((e) => e.code), ["WASM_UNAVAILABLE"], "reported once");
   assert.match(errors[0].message, /full engine/);
   assert.ok(errors[0].cause instanceof WebAssembly.CompileError || errors[0].cause?.cause instanceof WebAssembly.CompileError, "the cause is kept");
-  assert.equal(updates(hero), 10, "what earlier page views stored is still what it decides with");
+  assert.equal(updates(hero), 0, "without the full engine it decides from the priors; what is stored waits");
   const a = site.audit();
   assert.ok(a.history.some((h) => h.event === "handover-failed" && h.code === "WASM_UNAVAILABLE"));
   assert.ok(validate(a), JSON.stringify(validate.errors));
