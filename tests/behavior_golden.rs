@@ -90,7 +90,7 @@ fn section(bytes: &[u8]) -> Vec<u8> {
 fn record() -> (String, Vec<u8>) {
     let cfg = BehaviorConfig::parse(OPTIONS).unwrap();
     let mut tabs: Vec<Behavior> = (0..3).map(|_| Behavior::new(cfg.clone())).collect();
-    let mut rng = Rng::new(0x601d_e2);
+    let mut rng = Rng::new(0x0060_1de2);
     let mut out = String::new();
     let mut store: Option<Vec<u8>> = None;
     let mut now = T0;
