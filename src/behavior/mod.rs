@@ -35,9 +35,10 @@ use crate::prim::math;
 mod json;
 mod record;
 
-use record::records;
 pub(crate) use record::EventRef;
+use record::{names, records};
 
+use crate::prim::cursor::Cursor;
 use crate::store::{corrupt, put_u32, Reader, Snapshot};
 
 /// The snapshot section holding the events.
@@ -72,7 +73,8 @@ pub struct BehaviorConfig {
     pub max_bytes: usize,
     /// A gap longer than this many minutes starts a new session. Default 30.
     pub session_gap_minutes: f64,
-    /// Custom event types besides [`BUILTIN_TYPES`], sorted.
+    /// Custom event types besides [`BUILTIN_TYPES`] (the JSON reader sorts
+    /// them; their order does not matter).
     pub types: Vec<String>,
 }
 
@@ -89,11 +91,10 @@ impl Default for BehaviorConfig {
 }
 
 impl BehaviorConfig {
-    /// Check the settings (the ranges of the JS options, with the
-    /// TypeScript side's messages) and sort and deduplicate the custom
-    /// types: 1 to 32 letters, digits, `_` or `-`, not a built-in type, at
-    /// most 16.
-    pub fn check(mut self) -> Result<BehaviorConfig> {
+    /// Check the settings: the ranges of the JS options, with the
+    /// TypeScript side's messages, and at most 16 custom types, each 1 to
+    /// 32 letters, digits, `_` or `-`, not a built-in type.
+    pub fn check(self) -> Result<BehaviorConfig> {
         let bad = |field: &str, why: crate::error::Text| Err(Error::option(field, why));
         if !(self.max_age_days > 0.0 && self.max_age_days <= 400.0) {
             return bad("behavior.maxAgeDays", text!("should be in (0, 400]"));
@@ -124,14 +125,11 @@ impl BehaviorConfig {
                 );
             }
         }
-        crate::prim::sort::sort_strings(&mut self.types);
-        self.types.dedup();
         Ok(self)
     }
 
     fn known_type(&self, t: &[u8]) -> bool {
-        let is = |x: &&str| x.as_bytes() == t;
-        BUILTIN_TYPES.iter().any(is) || self.types.iter().map(String::as_str).any(|x| is(&x))
+        builtin(t) || self.types.iter().any(|x| x.as_bytes() == t)
     }
 
     /// Apply retention at `now_ms` to the records in `log`: too old, too
@@ -178,13 +176,17 @@ pub(crate) fn event_err(field: crate::error::Text, reason: crate::error::Text) -
     Error::InvalidEvent { field, reason }
 }
 
+/// A built-in event type.
+fn builtin(t: &[u8]) -> bool {
+    BUILTIN_TYPES.iter().any(|x| x.as_bytes() == t)
+}
+
 /// A custom event type: 1 to 32 letters, digits, `_` or `-`, not built in.
 pub(crate) fn is_type_name(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= MAX_TYPE
+    (1..=MAX_TYPE).contains(&t.len())
         && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-        && !BUILTIN_TYPES.contains(&t)
+        && !builtin(t.as_bytes())
 }
 
 /// A derived feature's value: numeric, or categorical (hashed with its name).
@@ -200,8 +202,6 @@ pub enum Value {
 const TYPE: u8 = 0;
 const CATEGORY: u8 = 1;
 const TAG: u8 = 2;
-/// The feature name prefix of each kind of stat.
-const PREFIX: [&[u8]; 3] = [b"type:", b"cat:", b"tag:"];
 
 /// Per event type, category or tag: how many retained events have it and
 /// when the latest was.
@@ -209,13 +209,27 @@ const PREFIX: [&[u8]; 3] = [b"type:", b"cat:", b"tag:"];
 struct Stat<'a> {
     kind: u8,
     name: &'a [u8],
+    /// Of the kind and name, to find the stat in one pass over the others.
+    hash: u32,
     count: u32,
     last: f64,
 }
 
+impl Stat<'_> {
+    /// Comes before `b` of the same kind: types by name; categories and
+    /// tags the most frequent first, ties to the most recent, then by name.
+    fn before(&self, b: &Stat<'_>) -> bool {
+        let (x, y) = ((self.count, self.last), (b.count, b.last));
+        if self.kind != TYPE && x != y {
+            return x > y;
+        }
+        self.name < b.name
+    }
+}
+
 /// What one scan of the retained events finds.
 struct Scan<'a> {
-    /// Sorted by (kind, name).
+    /// In the order first seen.
     stats: Vec<Stat<'a>>,
     sessions: usize,
     /// Events in the newest session.
@@ -223,6 +237,36 @@ struct Scan<'a> {
     /// The times of the oldest and the newest event.
     first: f64,
     last: f64,
+}
+
+impl<'a> Scan<'a> {
+    /// Count an event's type, category or tag, seen at `at` (events come
+    /// oldest first, so the latest so far).
+    fn tally(&mut self, kind: u8, name: &'a [u8], at: f64) {
+        let hash = crate::prim::hash::murmur3_32(name, kind.into());
+        let same = |s: &&mut Stat<'_>| s.hash == hash && s.kind == kind && s.name == name;
+        match self.stats.iter_mut().find(same) {
+            Some(s) => {
+                s.count += 1;
+                s.last = at;
+            }
+            None => self.stats.push(Stat {
+                kind,
+                name,
+                hash,
+                count: 1,
+                last: at,
+            }),
+        }
+    }
+
+    /// The stat of `kind` that comes next (see [`Stat::before`]) after
+    /// `prev`, or first.
+    fn after(&self, kind: u8, prev: Option<&Stat<'a>>) -> Option<&Stat<'a>> {
+        (self.stats.iter())
+            .filter(|s| s.kind == kind && prev.map_or(true, |p| p.before(s)))
+            .reduce(|a, b| if b.before(a) { b } else { a })
+    }
 }
 
 /// `ln(1 + n)`: for a whole `n` below 2^20 the same bits as `ln_1p(n)`
@@ -278,7 +322,7 @@ impl Behavior {
     /// (`INVALID_EVENT`, `UNKNOWN_EVENT_TYPE`, or `INVALID_OPTION` for
     /// `now`) store nothing.
     pub fn track_event(&mut self, ev: Event, now_ms: f64) -> Result<()> {
-        self.track_parts(&ev.parts(), now_ms)
+        self.track_parts(&ev.parts(&ev.tag_bytes()), now_ms)
     }
 
     /// [`track_event`](Behavior::track_event) from the event's parts.
@@ -320,10 +364,13 @@ impl Behavior {
     pub(crate) fn counts_into(&self, text: &mut Vec<u8>, values: &mut Vec<f64>) -> usize {
         text.clear();
         values.clear();
-        for s in self.scan().stats.iter().filter(|s| s.kind == TYPE) {
+        let scan = self.scan();
+        let mut prev = None;
+        while let Some(s) = scan.after(TYPE, prev) {
             text.extend_from_slice(s.name);
             text.push(b'\n');
             values.push(s.count as f64);
+            prev = Some(s);
         }
         values.len()
     }
@@ -361,12 +408,12 @@ impl Behavior {
             }
             s.depth += 1;
             s.last = ev.at;
-            tally(&mut s.stats, TYPE, ev.kind, ev.at);
+            s.tally(TYPE, ev.kind, ev.at);
             if let Some(c) = ev.category {
-                tally(&mut s.stats, CATEGORY, c, ev.at);
+                s.tally(CATEGORY, c, ev.at);
             }
-            for t in ev.tags() {
-                tally(&mut s.stats, TAG, t, ev.at);
+            for t in names(ev.tags) {
+                s.tally(TAG, t, ev.at);
             }
         }
         s
@@ -459,18 +506,23 @@ impl Behavior {
         }
         out.num(&[b"daysSinceFirst"], ((t - scan.first) / DAY_MS).max(0.0));
         for kind in TYPE..=TAG {
-            let prefix = PREFIX.get(kind as usize).copied().unwrap_or_default();
-            let stats = scan.stats.iter().filter(|s| s.kind == kind);
-            if kind == TYPE {
-                for s in stats {
-                    out.num(&[prefix, s.name], ln_1p_count(s.count as usize));
-                }
-                continue;
-            }
-            for s in top(stats) {
+            let prefix: &[u8] = match kind {
+                TYPE => b"type:",
+                CATEGORY => b"cat:",
+                _ => b"tag:",
+            };
+            // Every type, by name; the TOP most frequent categories and tags.
+            let mut prev = None;
+            for _ in 0..if kind == TYPE { usize::MAX } else { TOP } {
+                let Some(s) = scan.after(kind, prev) else {
+                    break;
+                };
                 out.num(&[prefix, s.name], ln_1p_count(s.count as usize));
-                let age = ((t - s.last) / HALF_LIFE_MS).max(0.0);
-                out.num(&[prefix, s.name, b":recent"], math::exp2(-age));
+                if kind != TYPE {
+                    let age = ((t - s.last) / HALF_LIFE_MS).max(0.0);
+                    out.num(&[prefix, s.name, b":recent"], math::exp2(-age));
+                }
+                prev = Some(s);
             }
         }
         Ok(out.values.len())
@@ -613,24 +665,28 @@ impl Behavior {
         }
         // The smallest event: time, a 1-byte type, flags, tag count.
         let n = r.count(8 + 3 + 2)?;
+        let mut c = Cursor::new(body.get(r.pos()..).unwrap_or_default());
         let mut out = Vec::with_capacity(body.len());
         let mut dropped = 0;
         let mut prev = f64::NEG_INFINITY;
         for _ in 0..n {
-            let start = r.pos();
-            let ev = EventRef::read(&mut r)?;
+            let start = c.pos();
+            let ev = EventRef::read(&mut c)
+                .ok_or_else(|| corrupt(text!("an event ends early or has unknown flags")))?;
             let known = ev.check(&self.cfg, true)?;
             if ev.at < prev {
                 return Err(corrupt(text!("events are out of time order")));
             }
             prev = ev.at;
             if known {
-                out.extend_from_slice(body.get(start..r.pos()).unwrap_or_default());
+                out.extend_from_slice(c.since(start));
             } else {
                 dropped += 1;
             }
         }
-        r.finish()?;
+        if c.left() != 0 {
+            return Err(corrupt(text!("{} bytes follow the events", c.left())));
+        }
         Ok((out, dropped))
     }
 }
@@ -688,45 +744,6 @@ fn unstored(own: &[u8], stored: &[u8]) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Count an event's type, category or tag, seen at `at` (events come
-/// oldest first, so the latest so far).
-fn tally<'a>(stats: &mut Vec<Stat<'a>>, kind: u8, name: &'a [u8], at: f64) {
-    match stats.binary_search_by(|s| (s.kind, s.name).cmp(&(kind, name))) {
-        Ok(i) => {
-            if let Some(s) = stats.get_mut(i) {
-                s.count += 1;
-                s.last = at;
-            }
-        }
-        Err(i) => stats.insert(
-            i,
-            Stat {
-                kind,
-                name,
-                count: 1,
-                last: at,
-            },
-        ),
-    }
-}
-
-/// The [`TOP`] most frequent, ties to the most recent, then by name.
-fn top<'s, 'a>(stats: impl Iterator<Item = &'s Stat<'a>>) -> Vec<&'s Stat<'a>> {
-    let better = |a: &Stat<'_>, b: &Stat<'_>| {
-        (a.count, a.last) > (b.count, b.last)
-            || ((a.count, a.last) == (b.count, b.last) && a.name < b.name)
-    };
-    let mut best: Vec<&Stat<'_>> = Vec::with_capacity(TOP + 1);
-    for s in stats {
-        let i = best.iter().position(|b| better(s, b)).unwrap_or(best.len());
-        if i < TOP {
-            best.insert(i, s);
-            best.truncate(TOP);
-        }
-    }
-    best
 }
 
 /// The features being written, as the boundary hands them over.
@@ -924,7 +941,7 @@ mod tests {
             let at = if i % 9 == 0 { now - 20.0 * MIN } else { now };
             b.track(&ev, at).unwrap();
             let scan = b.scan();
-            let stats: Vec<(u8, String, u32, f64)> = (scan.stats.iter())
+            let mut stats: Vec<(u8, String, u32, f64)> = (scan.stats.iter())
                 .map(|s| {
                     (
                         s.kind,
@@ -934,6 +951,7 @@ mod tests {
                     )
                 })
                 .collect();
+            stats.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
             assert_eq!((stats, scan.sessions), naive(&b), "after event {i}");
             let bytes: usize = b.events().map(|e| stored_len(&e)).sum();
             assert_eq!(b.stored_bytes(), bytes);

@@ -6,7 +6,8 @@ use crate::prelude::*;
 
 use super::{event_err, BehaviorConfig, Event, MAX_NAME, MAX_TAGS, MAX_TYPE};
 use crate::error::{Error, Result};
-use crate::store::{corrupt, put_f64, put_u16, Reader};
+use crate::prim::cursor::Cursor;
+use crate::store::{corrupt, put_f64, put_u16};
 
 /// An event's parts, borrowed: from a stored record, from the boundary's
 /// event layout, or from an [`Event`]. Equal as [`Event`]s are equal.
@@ -16,45 +17,30 @@ pub(crate) struct EventRef<'a> {
     pub(crate) kind: &'a [u8],
     pub(crate) item: Option<&'a [u8]>,
     pub(crate) category: Option<&'a [u8]>,
-    /// The first [`MAX_TAGS`] tags; the rest are empty.
-    pub(crate) tags: [&'a [u8]; MAX_TAGS],
-    /// How many tags the event has: more than [`MAX_TAGS`] in one that
+    /// The tags as the record holds them: each a u16 length and its bytes.
+    pub(crate) tags: &'a [u8],
+    /// How many: more than [`MAX_TAGS`] in one that
     /// [`check`](EventRef::check) refuses.
     pub(crate) ntags: usize,
     pub(crate) value: Option<f64>,
 }
 
-/// The records of `log` (records the store wrote, one after another),
-/// oldest first: each its parts and its bytes.
-pub(super) fn records(log: &[u8]) -> Records<'_> {
-    Records {
-        log,
-        r: Reader::new(log, "behavior events"),
-    }
+/// The name at `c`: a u16 length, then its bytes.
+fn name<'a>(c: &mut Cursor<'a>) -> Option<&'a [u8]> {
+    let n = u16::from_le_bytes(c.array()?);
+    c.take(n.into())
 }
 
-/// See [`records`].
-pub(super) struct Records<'a> {
-    log: &'a [u8],
-    r: Reader<'a>,
+/// The names in `b`, one after another (an event's tags).
+pub(super) fn names(b: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
+    let mut c = Cursor::new(b);
+    core::iter::from_fn(move || name(&mut c))
 }
 
-impl<'a> Iterator for Records<'a> {
-    type Item = (EventRef<'a>, &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let start = self.r.pos();
-        if start >= self.log.len() {
-            return None;
-        }
-        let ev = EventRef::read(&mut self.r).ok()?;
-        Some((ev, self.log.get(start..self.r.pos())?))
-    }
-}
-
-/// A name's bytes after its u16 length.
-fn put_name(w: &mut Vec<u8>, name: &[u8]) {
-    // Checked names are at most MAX_NAME bytes.
+/// Append a name: its u16 length, then its bytes (at most `u16::MAX` of
+/// them; a checked name has at most [`MAX_NAME`]).
+pub(super) fn put_name(w: &mut Vec<u8>, name: &[u8]) {
+    let name = name.get(..u16::MAX.into()).unwrap_or(name);
     put_u16(w, name.len() as u16);
     w.extend_from_slice(name);
 }
@@ -64,54 +50,49 @@ fn name_ok(name: &[u8], max: usize) -> bool {
     (1..=max).contains(&name.len()) && core::str::from_utf8(name).is_ok()
 }
 
+/// The records of `log` (records the store wrote, one after another),
+/// oldest first: each its parts and its bytes.
+pub(super) fn records(log: &[u8]) -> impl Iterator<Item = (EventRef<'_>, &[u8])> {
+    let mut c = Cursor::new(log);
+    core::iter::from_fn(move || {
+        let start = c.pos();
+        let ev = EventRef::read(&mut c)?;
+        Some((ev, c.since(start)))
+    })
+}
+
 impl<'a> EventRef<'a> {
-    /// Read the record at `r`, checking only its structure: a record that
-    /// ends early or has unknown flags is corrupt; what its parts hold is for
-    /// [`check`](EventRef::check).
-    pub(super) fn read(r: &mut Reader<'a>) -> Result<EventRef<'a>> {
-        let at = f64::from_bits(r.u64()?);
-        let kind = r.bytes16()?;
-        let flags = r.u8()?;
+    /// Read the record at `c`; `None` if it ends early or has unknown
+    /// flags. What its parts hold is for [`check`](EventRef::check).
+    pub(super) fn read(c: &mut Cursor<'a>) -> Option<EventRef<'a>> {
+        let at = f64::from_le_bytes(c.array()?);
+        let kind = name(c)?;
+        let [flags] = c.array()?;
         if flags > 7 {
-            return Err(corrupt(text!("unknown event flags {flags:#x}")));
+            return None;
         }
-        let item = if flags & 1 != 0 {
-            Some(r.bytes16()?)
-        } else {
-            None
-        };
-        let category = if flags & 2 != 0 {
-            Some(r.bytes16()?)
-        } else {
-            None
-        };
-        let ntags = r.u8()? as usize;
-        let mut tags: [&[u8]; MAX_TAGS] = [&[]; MAX_TAGS];
-        for i in 0..ntags {
-            let t = r.bytes16()?;
-            if let Some(slot) = tags.get_mut(i) {
-                *slot = t;
-            }
+        let item = if flags & 1 != 0 { Some(name(c)?) } else { None };
+        let category = if flags & 2 != 0 { Some(name(c)?) } else { None };
+        let [ntags] = c.array()?;
+        let start = c.pos();
+        for _ in 0..ntags {
+            name(c)?;
         }
+        let tags = c.since(start);
         let value = if flags & 4 != 0 {
-            Some(f64::from_bits(r.u64()?))
+            Some(f64::from_le_bytes(c.array()?))
         } else {
             None
         };
-        Ok(EventRef {
+        Some(EventRef {
             at,
             kind,
             item,
             category,
             tags,
-            ntags,
+            ntags: ntags.into(),
             value,
         })
-    }
-
-    /// The tags.
-    pub(super) fn tags(&self) -> &[&'a [u8]] {
-        &self.tags[..self.ntags.min(MAX_TAGS)]
     }
 
     /// Check the parts: of a stored event (`stored`: a bad part is corrupt
@@ -170,10 +151,9 @@ impl<'a> EventRef<'a> {
         if self.ntags > MAX_TAGS {
             return Err(bad("tags", text!("should hold at most {MAX_TAGS} tags")));
         }
-        let tags = self.tags();
-        for (i, t) in tags.iter().enumerate() {
+        for (i, t) in names(self.tags).enumerate() {
             name("tags", t)?;
-            if tags.iter().take(i).any(|x| x == t) {
+            if names(self.tags).take(i).any(|x| x == t) {
                 return Err(bad("tags", text!("repeat a tag")));
             }
         }
@@ -195,11 +175,9 @@ impl<'a> EventRef<'a> {
         for name in self.item.iter().chain(&self.category) {
             put_name(w, name);
         }
-        let tags = self.tags();
-        w.push(tags.len() as u8);
-        for t in tags {
-            put_name(w, t);
-        }
+        // Checked: at most MAX_TAGS.
+        w.push(self.ntags as u8);
+        w.extend_from_slice(self.tags);
         if let Some(v) = self.value {
             put_f64(w, v);
         }
@@ -213,19 +191,24 @@ impl<'a> EventRef<'a> {
             kind: s(self.kind),
             item: self.item.map(s),
             category: self.category.map(s),
-            tags: self.tags().iter().map(|t| s(t)).collect(),
+            tags: names(self.tags).map(s).collect(),
             value: self.value,
         }
     }
 }
 
 impl Event {
-    /// Its parts.
-    pub(super) fn parts(&self) -> EventRef<'_> {
-        let mut tags: [&[u8]; MAX_TAGS] = [&[]; MAX_TAGS];
-        for (slot, t) in tags.iter_mut().zip(&self.tags) {
-            *slot = t.as_bytes();
+    /// Its tags as a record holds them.
+    pub(super) fn tag_bytes(&self) -> Vec<u8> {
+        let mut w = Vec::new();
+        for t in &self.tags {
+            put_name(&mut w, t.as_bytes());
         }
+        w
+    }
+
+    /// Its parts, with `tags` from [`tag_bytes`](Event::tag_bytes).
+    pub(super) fn parts<'a>(&'a self, tags: &'a [u8]) -> EventRef<'a> {
         EventRef {
             at: self.at,
             kind: self.kind.as_bytes(),

@@ -49,23 +49,21 @@ pub extern "C" fn beh_drop(h: u32) -> i32 {
 #[no_mangle]
 pub extern "C" fn beh_track(h: u32, len: i32, now: f64) -> i32 {
     done((|| {
-        use crate::behavior::{EventRef, MAX_TAGS};
         let b = take_bytes(len)?.unwrap_or_default();
         let mut f = Fields::new(&b);
         let kind = f.text()?;
         let item = if f.u8()? != 0 { Some(f.text()?) } else { None };
         let category = if f.u8()? != 0 { Some(f.text()?) } else { None };
-        let ntags = f.u8()? as usize;
-        let mut tags: [&[u8]; MAX_TAGS] = [&[]; MAX_TAGS];
-        for i in 0..ntags {
-            let t = f.text()?;
-            if let Some(slot) = tags.get_mut(i) {
-                *slot = t;
-            }
+        // The tags are laid out as in the stored record.
+        let ntags = f.u8()?.into();
+        let start = f.c.pos();
+        for _ in 0..ntags {
+            f.text()?;
         }
+        let tags = f.c.since(start);
         let value = if f.u8()? != 0 { Some(f.f64()?) } else { None };
         f.finish()?;
-        let ev = EventRef {
+        let ev = crate::behavior::EventRef {
             at: now,
             kind,
             item,
