@@ -209,8 +209,10 @@ const TAG: u8 = 2;
 struct Stat<'a> {
     kind: u8,
     name: &'a [u8],
-    /// Of the kind and name, to find the stat in one pass over the others.
+    /// Of the kind and name.
     hash: u32,
+    /// The stat before it in its hash bucket (index + 1; 0 for none).
+    next: u32,
     count: u32,
     last: f64,
 }
@@ -227,10 +229,16 @@ impl Stat<'_> {
     }
 }
 
+/// Hash buckets of the stats: a few events per bucket even when a store
+/// holds thousands of names.
+const BUCKETS: usize = 1024;
+
 /// What one scan of the retained events finds.
 struct Scan<'a> {
     /// In the order first seen.
     stats: Vec<Stat<'a>>,
+    /// Per hash bucket the last stat in it (index + 1; 0 for none).
+    heads: [u32; BUCKETS],
     sessions: usize,
     /// Events in the newest session.
     depth: usize,
@@ -244,20 +252,30 @@ impl<'a> Scan<'a> {
     /// oldest first, so the latest so far).
     fn tally(&mut self, kind: u8, name: &'a [u8], at: f64) {
         let hash = crate::prim::hash::murmur3_32(name, kind.into());
-        let same = |s: &&mut Stat<'_>| s.hash == hash && s.kind == kind && s.name == name;
-        match self.stats.iter_mut().find(same) {
-            Some(s) => {
+        let Some(head) = self.heads.get_mut(hash as usize % BUCKETS) else {
+            return;
+        };
+        let mut k = *head;
+        while let Some(s) = (k as usize)
+            .checked_sub(1)
+            .and_then(|i| self.stats.get_mut(i))
+        {
+            if s.hash == hash && s.kind == kind && s.name == name {
                 s.count += 1;
                 s.last = at;
+                return;
             }
-            None => self.stats.push(Stat {
-                kind,
-                name,
-                hash,
-                count: 1,
-                last: at,
-            }),
+            k = s.next;
         }
+        self.stats.push(Stat {
+            kind,
+            name,
+            hash,
+            next: *head,
+            count: 1,
+            last: at,
+        });
+        *head = self.stats.len() as u32;
     }
 
     /// The stat of `kind` that comes next (see [`Stat::before`]) after
@@ -392,6 +410,7 @@ impl Behavior {
         let gap = self.cfg.gap_ms();
         let mut s = Scan {
             stats: Vec::new(),
+            heads: [0; BUCKETS],
             sessions: 0,
             depth: 0,
             first: 0.0,

@@ -151,10 +151,14 @@ impl<'a> EventRef<'a> {
         if self.ntags > MAX_TAGS {
             return Err(bad("tags", text!("should hold at most {MAX_TAGS} tags")));
         }
+        let mut seen: [&[u8]; MAX_TAGS] = [&[]; MAX_TAGS];
         for (i, t) in names(self.tags).enumerate() {
             name("tags", t)?;
-            if names(self.tags).take(i).any(|x| x == t) {
+            if seen.contains(&t) {
                 return Err(bad("tags", text!("repeat a tag")));
+            }
+            if let Some(slot) = seen.get_mut(i) {
+                *slot = t;
             }
         }
         if self.value.is_some_and(|v| !v.is_finite()) {

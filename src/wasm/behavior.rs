@@ -4,7 +4,7 @@ use super::{done, take_bytes, with_io, Fields, Global, Table, BYTES, IO};
 use crate::prelude::*;
 use crate::{Behavior, BehaviorConfig};
 
-static STORES: Global<Table<Behavior>> = Global::new(Table::new());
+static STORES: Global<Table<Box<Behavior>>> = Global::new(Table::new());
 
 fn store<R>(h: u32, f: impl FnOnce(&mut Behavior) -> crate::Result<R>) -> crate::Result<R> {
     STORES.with(|t| f(t.get(h)?))
@@ -33,7 +33,7 @@ pub extern "C" fn beh_new(types_len: i32) -> i32 {
             types,
         }
         .check()?;
-        Ok(STORES.with(|t| t.add(Behavior::new(cfg))))
+        Ok(STORES.with(|t| t.add(Box::new(Behavior::new(cfg)))))
     })())
 }
 
