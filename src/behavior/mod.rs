@@ -221,9 +221,13 @@ impl Stat<'_> {
     /// Comes before `b` of the same kind: types by name; categories and
     /// tags the most frequent first, ties to the most recent, then by name.
     fn before(&self, b: &Stat<'_>) -> bool {
-        let (x, y) = ((self.count, self.last), (b.count, b.last));
-        if self.kind != TYPE && x != y {
-            return x > y;
+        if self.kind != TYPE {
+            if self.count != b.count {
+                return self.count > b.count;
+            }
+            if self.last != b.last {
+                return self.last > b.last;
+            }
         }
         self.name < b.name
     }
@@ -281,9 +285,14 @@ impl<'a> Scan<'a> {
     /// The stat of `kind` that comes next (see [`Stat::before`]) after
     /// `prev`, or first.
     fn after(&self, kind: u8, prev: Option<&Stat<'a>>) -> Option<&Stat<'a>> {
-        (self.stats.iter())
-            .filter(|s| s.kind == kind && prev.map_or(true, |p| p.before(s)))
-            .reduce(|a, b| if b.before(a) { b } else { a })
+        let mut best = None;
+        for s in &self.stats {
+            let next = prev.map_or(true, |p| p.before(s));
+            if s.kind == kind && next && best.map_or(true, |b| s.before(b)) {
+                best = Some(s);
+            }
+        }
+        best
     }
 }
 
@@ -510,7 +519,8 @@ impl Behavior {
         let local = t - tz_offset_minutes * MINUTE_MS;
         let hour = ((math::modulo(local, DAY_MS) / 3_600_000.0) as u8).min(23);
         let digits = [b'0' + hour / 10, b'0' + hour % 10];
-        out.line(&[b"hour"], &digits[usize::from(hour < 10)..], 0.0);
+        let hour = digits.get(usize::from(hour < 10)..).unwrap_or_default();
+        out.line(&[b"hour"], hour, 0.0);
         // 1970-01-01 was a Thursday.
         let day = (math::modulo(math::floor(local / DAY_MS) + 4.0, 7.0) as usize).min(6);
         let weekday = WEEKDAYS.get(3 * day..3 * day + 3).unwrap_or_default();
@@ -658,11 +668,13 @@ impl Behavior {
         });
         // Events tracked since the sync: the journal's tail, or, if it
         // overflowed meanwhile, each own event the merge does not hold.
-        let extra = match &later {
-            Some((tail, _)) => tail.clone(),
-            None => unstored(&self.log, &next),
-        };
-        insert_all(&mut next, &extra);
+        match &later {
+            Some((tail, _)) => insert_all(&mut next, tail),
+            None => {
+                let own = unstored(&self.log, &next);
+                insert_all(&mut next, &own);
+            }
+        }
         // Retention as of the newest event: commit has no clock of its own.
         let now = records(&next).last().map_or(0.0, |(ev, _)| ev.at);
         self.cfg.retain(&mut next, now);
