@@ -36,9 +36,8 @@ mod json;
 mod record;
 
 pub(crate) use record::EventRef;
-use record::{names, records};
+use record::{names, records, until};
 
-use crate::prim::cursor::Cursor;
 use crate::store::{corrupt, put_u32, Reader, Snapshot};
 
 /// The snapshot section holding the events.
@@ -132,21 +131,23 @@ impl BehaviorConfig {
         builtin(t) || self.types.iter().any(|x| x.as_bytes() == t)
     }
 
-    /// Apply retention at `now_ms` to the records in `log`: too old, too
-    /// many or too large, oldest first.
-    fn retain(&self, log: &mut Vec<u8>, now_ms: f64) {
+    /// Apply retention at `now_ms` to `log`: too old, too many or too
+    /// large, oldest first.
+    fn retain(&self, log: &mut Log, now_ms: f64) {
+        debug_assert_eq!(log.n, records(&log.bytes).count());
         let oldest = now_ms - self.max_age_days * DAY_MS;
-        let mut left = records(log).count();
-        let mut gone = 0;
-        for (ev, rec) in records(log) {
-            if !(ev.at < oldest || left > self.max_events || log.len() - gone > self.max_bytes) {
+        let (mut left, mut gone) = (log.n, 0);
+        for (ev, rec) in records(&log.bytes) {
+            let over = left > self.max_events || log.bytes.len() - gone > self.max_bytes;
+            if !(ev.at < oldest || over) {
                 break;
             }
             left -= 1;
             gone += rec.len();
         }
         if gone > 0 {
-            *log = log.get(gone..).unwrap_or_default().to_vec();
+            log.bytes = log.bytes.get(gone..).unwrap_or_default().to_vec();
+            log.n = left;
         }
     }
 
@@ -318,15 +319,14 @@ pub struct BehaviorSync {
 #[derive(Debug, Clone)]
 pub struct Behavior {
     cfg: BehaviorConfig,
-    /// The retained events, oldest first: their records one after another,
-    /// as in the section.
-    log: Vec<u8>,
-    /// The records tracked since the last commit and how many; `None` once
-    /// more than `max_events` (the next merge then deduplicates instead).
-    journal: Option<(Vec<u8>, usize)>,
+    /// The retained events, oldest first.
+    log: Log,
+    /// The events tracked since the last commit; `None` once more than
+    /// `max_events` (the next merge then deduplicates instead).
+    journal: Option<Log>,
     /// The merged events of the last sync and the journal's length in
     /// bytes then.
-    staged: Option<(Vec<u8>, usize)>,
+    staged: Option<(Log, usize)>,
 }
 
 impl Behavior {
@@ -334,8 +334,8 @@ impl Behavior {
     pub fn new(cfg: BehaviorConfig) -> Behavior {
         Behavior {
             cfg,
-            log: Vec::new(),
-            journal: Some((Vec::new(), 0)),
+            log: Log::default(),
+            journal: Some(Log::default()),
             staged: None,
         }
     }
@@ -356,24 +356,27 @@ impl Behavior {
     pub(crate) fn track_parts(&mut self, ev: &EventRef<'_>, now_ms: f64) -> Result<()> {
         check_now(now_ms)?;
         ev.check(&self.cfg, false)?;
-        let mut rec = Vec::new();
-        EventRef { at: now_ms, ..*ev }.write(&mut rec);
-        if let Some((j, n)) = &mut self.journal {
-            if *n >= self.cfg.max_events {
+        let mut rec = Log {
+            bytes: Vec::new(),
+            n: 1,
+        };
+        EventRef { at: now_ms, ..*ev }.write(&mut rec.bytes);
+        if let Some(j) = &mut self.journal {
+            if j.n >= self.cfg.max_events {
                 self.journal = None;
             } else {
-                j.extend_from_slice(&rec);
-                *n += 1;
+                j.bytes.extend_from_slice(&rec.bytes);
+                j.n += 1;
             }
         }
-        insert_all(&mut self.log, &rec);
+        self.log.insert_all(&rec);
         self.cfg.retain(&mut self.log, now_ms);
         Ok(())
     }
 
     /// Retained events, oldest first.
     pub fn events(&self) -> impl Iterator<Item = Event> + '_ {
-        records(&self.log).map(|(ev, _)| ev.to_event())
+        records(&self.log.bytes).map(|(ev, _)| ev.to_event())
     }
 
     /// Retained events by type, in type order.
@@ -404,13 +407,13 @@ impl Behavior {
 
     /// Bytes the retained events take in the snapshot.
     pub fn stored_bytes(&self) -> usize {
-        self.log.len()
+        self.log.bytes.len()
     }
 
     /// Drop every event and start empty (the page's `forget()`).
     pub fn clear(&mut self) {
-        self.log.clear();
-        self.journal = Some((Vec::new(), 0));
+        self.log = Log::default();
+        self.journal = Some(Log::default());
         self.staged = None;
     }
 
@@ -425,7 +428,7 @@ impl Behavior {
             first: 0.0,
             last: f64::NEG_INFINITY,
         };
-        for (ev, _) in records(&self.log) {
+        for (ev, _) in records(&self.log.bytes) {
             // The oldest event, and each after a longer gap, starts a session.
             if ev.at - s.last > gap {
                 if s.sessions == 0 {
@@ -577,14 +580,14 @@ impl Behavior {
         let dropped = stored.as_ref().map_or(0, |s| s.1);
         let mut merged = self.with_own(stored.map(|s| s.0));
         self.cfg.retain(&mut merged, now_ms);
-        let events = records(&merged).count();
-        let mut section = Vec::with_capacity(5 + merged.len());
+        let events = merged.n;
+        let mut section = Vec::with_capacity(5 + merged.bytes.len());
         section.push(LAYOUT);
         put_u32(&mut section, events as u32);
-        section.extend_from_slice(&merged);
+        section.extend_from_slice(&merged.bytes);
         snap.set_section(SECTION, section);
         let bytes = snap.encode(max_bytes)?;
-        let journaled = self.journal.as_ref().map_or(0, |j| j.0.len());
+        let journaled = self.journal.as_ref().map_or(0, |j| j.bytes.len());
         self.staged = Some((merged, journaled));
         Ok(BehaviorSync {
             bytes,
@@ -633,22 +636,22 @@ impl Behavior {
 
     /// The records of the snapshot's behaviour section (none if it has none)
     /// whose type this store knows, and how many it did not.
-    fn stored_events(&self, snap: &Snapshot) -> Result<Option<(Vec<u8>, usize)>> {
+    fn stored_events(&self, snap: &Snapshot) -> Result<Option<(Log, usize)>> {
         snap.read(SECTION, |body| self.read_section(body))
     }
 
     /// The `stored` records plus this store's own: those not yet stored
     /// (the journal; when it overflowed, each own event `stored` does not
     /// already hold), or all of them when nothing is stored.
-    fn with_own(&self, stored: Option<Vec<u8>>) -> Vec<u8> {
+    fn with_own(&self, stored: Option<Log>) -> Log {
         let Some(mut merged) = stored else {
             return self.log.clone();
         };
         match &self.journal {
-            Some((j, _)) => insert_all(&mut merged, j),
+            Some(j) => merged.insert_all(j),
             None => {
                 let own = unstored(&self.log, &merged);
-                insert_all(&mut merged, &own);
+                merged.insert_all(&own);
             }
         }
         merged
@@ -661,22 +664,22 @@ impl Behavior {
         let Some((mut next, since)) = self.staged.take() else {
             return false;
         };
-        let later = (self.journal.take()).map(|(mut j, _)| {
-            let tail = j.split_off(since.min(j.len()));
-            let n = records(&tail).count();
-            (tail, n)
+        let later = (self.journal.take()).map(|mut j| {
+            let bytes = j.bytes.split_off(since.min(j.bytes.len()));
+            let n = records(&bytes).count();
+            Log { bytes, n }
         });
         // Events tracked since the sync: the journal's tail, or, if it
         // overflowed meanwhile, each own event the merge does not hold.
         match &later {
-            Some((tail, _)) => insert_all(&mut next, tail),
+            Some(tail) => next.insert_all(tail),
             None => {
                 let own = unstored(&self.log, &next);
-                insert_all(&mut next, &own);
+                next.insert_all(&own);
             }
         }
         // Retention as of the newest event: commit has no clock of its own.
-        let now = records(&next).last().map_or(0.0, |(ev, _)| ev.at);
+        let now = records(&next.bytes).last().map_or(0.0, |(ev, _)| ev.at);
         self.cfg.retain(&mut next, now);
         self.log = next;
         self.journal = later;
@@ -685,7 +688,7 @@ impl Behavior {
 
     /// Read a section: the records (oldest first) whose type this store
     /// knows, and how many it did not.
-    fn read_section(&self, body: &[u8]) -> Result<(Vec<u8>, usize)> {
+    fn read_section(&self, body: &[u8]) -> Result<(Log, usize)> {
         let mut r = Reader::new(body, "behavior section");
         let layout = r.u8()?;
         if layout != LAYOUT {
@@ -696,13 +699,16 @@ impl Behavior {
         }
         // The smallest event: time, a 1-byte type, flags, tag count.
         let n = r.count(8 + 3 + 2)?;
-        let mut c = Cursor::new(body.get(r.pos()..).unwrap_or_default());
-        let mut out = Vec::with_capacity(body.len());
+        let mut rest = body.get(r.pos()..).unwrap_or_default();
+        let mut out = Log {
+            bytes: Vec::with_capacity(body.len()),
+            n: 0,
+        };
         let mut dropped = 0;
         let mut prev = f64::NEG_INFINITY;
         for _ in 0..n {
-            let start = c.pos();
-            let ev = EventRef::read(&mut c)
+            let start = rest;
+            let ev = EventRef::read(&mut rest)
                 .ok_or_else(|| corrupt(text!("an event ends early or has unknown flags")))?;
             let known = ev.check(&self.cfg, true)?;
             if ev.at < prev {
@@ -710,57 +716,74 @@ impl Behavior {
             }
             prev = ev.at;
             if known {
-                out.extend_from_slice(c.since(start));
+                out.push(until(start, rest));
             } else {
                 dropped += 1;
             }
         }
-        if c.left() != 0 {
-            return Err(corrupt(text!("{} bytes follow the events", c.left())));
+        if !rest.is_empty() {
+            return Err(corrupt(text!("{} bytes follow the events", rest.len())));
         }
         Ok((out, dropped))
     }
 }
 
-/// Insert each record of `recs` in turn where it falls by time, after the
-/// events of the same time: one pass over `log` while they come in time
-/// order (a journal does, unless a clock went back), another each time one
-/// does not.
-fn insert_all(log: &mut Vec<u8>, recs: &[u8]) {
-    let mut out = Vec::with_capacity(log.len() + recs.len());
-    // Bytes of `log` already in `out`.
-    let mut done = 0;
-    let mut prev = f64::NEG_INFINITY;
-    for (ev, rec) in records(recs) {
-        if ev.at < prev {
-            out.extend_from_slice(log.get(done..).unwrap_or_default());
-            core::mem::swap(log, &mut out);
-            out.clear();
-            done = 0;
-        }
-        prev = ev.at;
-        for (e, r) in records(log.get(done..).unwrap_or_default()) {
-            if e.at > ev.at {
-                break;
-            }
-            out.extend_from_slice(r);
-            done += r.len();
-        }
-        out.extend_from_slice(rec);
+/// Event records one after another, as the section holds them, and how many.
+#[derive(Debug, Clone, Default)]
+struct Log {
+    bytes: Vec<u8>,
+    n: usize,
+}
+
+impl Log {
+    /// Append a record.
+    fn push(&mut self, rec: &[u8]) {
+        self.bytes.extend_from_slice(rec);
+        self.n += 1;
     }
-    out.extend_from_slice(log.get(done..).unwrap_or_default());
-    *log = out;
+
+    /// Insert each record of `recs` in turn where it falls by time, after
+    /// the events of the same time: one pass over these while they come in
+    /// time order (a journal does, unless a clock went back), another each
+    /// time one does not.
+    fn insert_all(&mut self, recs: &Log) {
+        let log = &mut self.bytes;
+        let mut out = Vec::with_capacity(log.len() + recs.bytes.len());
+        // Bytes of `log` already in `out`.
+        let mut done = 0;
+        let mut prev = f64::NEG_INFINITY;
+        for (ev, rec) in records(&recs.bytes) {
+            if ev.at < prev {
+                out.extend_from_slice(log.get(done..).unwrap_or_default());
+                core::mem::swap(log, &mut out);
+                out.clear();
+                done = 0;
+            }
+            prev = ev.at;
+            for (e, r) in records(log.get(done..).unwrap_or_default()) {
+                if e.at > ev.at {
+                    break;
+                }
+                out.extend_from_slice(r);
+                done += r.len();
+            }
+            out.extend_from_slice(rec);
+        }
+        out.extend_from_slice(log.get(done..).unwrap_or_default());
+        *log = out;
+        self.n += recs.n;
+    }
 }
 
 /// The records of `own` that `stored` does not hold, as [`Event`]s compare
 /// (a zero value equals a negative zero). Both are in time order.
-fn unstored(own: &[u8], stored: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
+fn unstored(own: &Log, stored: &Log) -> Log {
+    let mut out = Log::default();
     // Bytes of `stored` older than the own event at hand.
     let mut older = 0;
-    for (ev, rec) in records(own) {
+    for (ev, rec) in records(&own.bytes) {
         let mut held = false;
-        for (s, r) in records(stored.get(older..).unwrap_or_default()) {
+        for (s, r) in records(stored.bytes.get(older..).unwrap_or_default()) {
             if s.at < ev.at {
                 older += r.len();
             } else {
@@ -771,7 +794,7 @@ fn unstored(own: &[u8], stored: &[u8]) -> Vec<u8> {
             }
         }
         if !held {
-            out.extend_from_slice(rec);
+            out.push(rec);
         }
     }
     out
@@ -986,6 +1009,7 @@ mod tests {
             assert_eq!((stats, scan.sessions), naive(&b), "after event {i}");
             let bytes: usize = b.events().map(|e| stored_len(&e)).sum();
             assert_eq!(b.stored_bytes(), bytes);
+            assert_eq!(b.log.n, b.events().count());
             assert!(b
                 .events()
                 .zip(b.events().skip(1))
@@ -1057,7 +1081,7 @@ mod tests {
         assert!(b
             .journal
             .as_ref()
-            .is_some_and(|j| j.0.is_empty() && j.1 == 0));
+            .is_some_and(|j| j.bytes.is_empty() && j.n == 0));
         // Repeated tags count once; a declared type is accepted.
         b.track(r#"{"type": "cart", "tags": ["a", "a"], "value": 2.5}"#, T0)
             .unwrap();

@@ -6,7 +6,6 @@ use crate::prelude::*;
 
 use super::{event_err, BehaviorConfig, Event, MAX_NAME, MAX_TAGS, MAX_TYPE};
 use crate::error::{Error, Result};
-use crate::prim::cursor::Cursor;
 use crate::store::{corrupt, put_f64, put_u16};
 
 /// An event's parts, borrowed: from a stored record, from the boundary's
@@ -25,16 +24,34 @@ pub(crate) struct EventRef<'a> {
     pub(crate) value: Option<f64>,
 }
 
-/// The name at `c`: a u16 length, then its bytes.
-fn name<'a>(c: &mut Cursor<'a>) -> Option<&'a [u8]> {
-    let n = u16::from_le_bytes(c.array()?);
-    c.take(n.into())
+/// The first `n` bytes of `b`, moving `b` past them.
+fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (x, rest) = b.split_at_checked(n)?;
+    *b = rest;
+    Some(x)
+}
+
+/// The first `N` bytes of `b`, moving `b` past them.
+fn array<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
+    let (x, rest) = b.split_first_chunk::<N>()?;
+    *b = rest;
+    Some(*x)
+}
+
+/// The name at the start of `b`: a u16 length, then its bytes.
+fn name<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = u16::from_le_bytes(array(b)?);
+    take(b, n.into())
+}
+
+/// The bytes from `start` up to `rest`, what is left of it.
+pub(super) fn until<'a>(start: &'a [u8], rest: &[u8]) -> &'a [u8] {
+    start.get(..start.len() - rest.len()).unwrap_or_default()
 }
 
 /// The names in `b`, one after another (an event's tags).
-pub(super) fn names(b: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
-    let mut c = Cursor::new(b);
-    core::iter::from_fn(move || name(&mut c))
+pub(super) fn names(mut b: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
+    core::iter::from_fn(move || name(&mut b))
 }
 
 /// Append a name: its u16 length, then its bytes (at most `u16::MAX` of
@@ -52,35 +69,34 @@ fn name_ok(name: &[u8], max: usize) -> bool {
 
 /// The records of `log` (records the store wrote, one after another),
 /// oldest first: each its parts and its bytes.
-pub(super) fn records(log: &[u8]) -> impl Iterator<Item = (EventRef<'_>, &[u8])> {
-    let mut c = Cursor::new(log);
+pub(super) fn records(mut log: &[u8]) -> impl Iterator<Item = (EventRef<'_>, &[u8])> {
     core::iter::from_fn(move || {
-        let start = c.pos();
-        let ev = EventRef::read(&mut c)?;
-        Some((ev, c.since(start)))
+        let start = log;
+        let ev = EventRef::read(&mut log)?;
+        Some((ev, until(start, log)))
     })
 }
 
 impl<'a> EventRef<'a> {
-    /// Read the record at `c`; `None` if it ends early or has unknown
-    /// flags. What its parts hold is for [`check`](EventRef::check).
-    pub(super) fn read(c: &mut Cursor<'a>) -> Option<EventRef<'a>> {
-        let at = f64::from_le_bytes(c.array()?);
-        let kind = name(c)?;
-        let [flags] = c.array()?;
+    /// Read the record at the start of `b`, moving `b` past it; `None` if
+    /// it ends early or has unknown flags. What its parts hold is for [`check`](EventRef::check).
+    pub(super) fn read(b: &mut &'a [u8]) -> Option<EventRef<'a>> {
+        let at = f64::from_le_bytes(array(b)?);
+        let kind = name(b)?;
+        let [flags] = array(b)?;
         if flags > 7 {
             return None;
         }
-        let item = if flags & 1 != 0 { Some(name(c)?) } else { None };
-        let category = if flags & 2 != 0 { Some(name(c)?) } else { None };
-        let [ntags] = c.array()?;
-        let start = c.pos();
+        let item = if flags & 1 != 0 { Some(name(b)?) } else { None };
+        let category = if flags & 2 != 0 { Some(name(b)?) } else { None };
+        let [ntags] = array(b)?;
+        let start = *b;
         for _ in 0..ntags {
-            name(c)?;
+            name(b)?;
         }
-        let tags = c.since(start);
+        let tags = until(start, b);
         let value = if flags & 4 != 0 {
-            Some(f64::from_le_bytes(c.array()?))
+            Some(f64::from_le_bytes(array(b)?))
         } else {
             None
         };

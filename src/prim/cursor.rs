@@ -26,11 +26,6 @@ impl<'a> Cursor<'a> {
         self.b.len() - self.pos
     }
 
-    /// The bytes read since position `start`.
-    pub(crate) fn since(&self, start: usize) -> &'a [u8] {
-        self.b.get(start..self.pos).unwrap_or_default()
-    }
-
     /// The next `n` bytes, or `None` (moving nothing) if fewer are left.
     pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.left() {

@@ -60,7 +60,7 @@ pub extern "C" fn beh_track(h: u32, len: i32, now: f64) -> i32 {
         for _ in 0..ntags {
             f.text()?;
         }
-        let tags = f.c.since(start);
+        let tags = b.get(start..f.c.pos()).unwrap_or_default();
         let value = if f.u8()? != 0 { Some(f.f64()?) } else { None };
         f.finish()?;
         let ev = crate::behavior::EventRef {
