@@ -234,8 +234,8 @@ impl Stat<'_> {
     }
 }
 
-/// Hash buckets of the stats: a few events per bucket even when a store
-/// holds thousands of names.
+/// Hash buckets of the stats: a few names per bucket even when a store
+/// holds thousands of them, so a scan stays linear.
 const BUCKETS: usize = 1024;
 
 /// What one scan of the retained events finds.
@@ -365,8 +365,7 @@ impl Behavior {
             if j.n >= self.cfg.max_events {
                 self.journal = None;
             } else {
-                j.bytes.extend_from_slice(&rec.bytes);
-                j.n += 1;
+                j.push(&rec.bytes);
             }
         }
         self.log.insert_all(&rec);
