@@ -32,7 +32,7 @@ fn save(b: &mut Behavior, store: &mut Option<Vec<u8>>, now: f64) -> insitu::Beha
 }
 
 fn events(b: &Behavior) -> Vec<Event> {
-    b.events().cloned().collect()
+    b.events().collect()
 }
 
 #[test]

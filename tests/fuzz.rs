@@ -249,13 +249,13 @@ fn fuzz_snapshot_decoding_restore_and_sync() {
         }
 
         let mut b = tracked.clone();
-        let events: Vec<_> = b.events().cloned().collect();
+        let events: Vec<_> = b.events().collect();
         match b.restore(&input, T0 + 1.0, MAX) {
             Ok(_) => {}
             Err(err) => {
                 check_code("Behavior::restore", &input, err.code(), SNAPSHOT_CODES);
                 assert!(
-                    b.events().eq(events.iter()),
+                    b.events().eq(events.iter().cloned()),
                     "a refused restore changed the store"
                 );
             }

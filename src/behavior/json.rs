@@ -5,8 +5,8 @@
 use crate::prelude::*;
 
 use super::{
-    event_err, is_type_name, name, Behavior, BehaviorConfig, Event, BUILTIN_TYPES, MAX_NAME,
-    MAX_TAGS, MAX_TYPE, MAX_TYPES,
+    event_err, Behavior, BehaviorConfig, Event, BUILTIN_TYPES, MAX_NAME, MAX_TAGS, MAX_TYPE,
+    MAX_TYPES,
 };
 use crate::error::{Error, Num, Result};
 use crate::json::{Json, Obj};
@@ -107,7 +107,7 @@ impl Behavior {
         let kind = o
             .str("type")?
             .ok_or_else(|| event_err("type".into(), "is required".into()))?;
-        if !self.cfg.known_type(kind) {
+        if !self.cfg.known_type(kind.as_bytes()) {
             return Err(Error::UnknownEventType {
                 kind: kind.chars().take(MAX_NAME).collect(),
             });
@@ -167,4 +167,15 @@ impl Behavior {
             value,
         })
     }
+}
+
+/// A 1 to [`MAX_NAME`] byte name.
+fn name(s: &str, field: &str) -> Result<()> {
+    if s.is_empty() || s.len() > MAX_NAME {
+        return Err(event_err(
+            field.into(),
+            format!("should be 1 to {MAX_NAME} bytes, but is {} bytes", s.len()),
+        ));
+    }
+    Ok(())
 }

@@ -6,11 +6,13 @@
 //! events, none older than `maxAgeDays`, and at most `maxBytes` of them as
 //! stored; the oldest go first.
 //!
-//! Derived features (the `behavior` namespace; a slot only uses them when its
-//! allowlist names that namespace) are kept incrementally: per event type,
-//! category and tag a count and the time last seen, and the session count,
-//! are updated as events arrive and leave, so a decision never rescans the
-//! history. See [`Behavior::features`] for the exact list.
+//! The store keeps each retained event as its record in the section layout
+//! below, and derives the features (the `behavior` namespace; a slot only
+//! uses them when its allowlist names that namespace) in one scan of them
+//! when asked: per event type, category and tag a count and the time last
+//! seen, and the sessions. A page view holds at most `maxEvents` events and
+//! asks for the features at most once a minute or after a `track`. See
+//! [`Behavior::features`] for the exact list.
 //!
 //! Persistence follows the learner's protocol (`engine/persist.rs`): section
 //! [`SECTION`] of the shared [`Snapshot`]; each store keeps the events it
@@ -25,18 +27,18 @@
 
 use crate::prelude::*;
 
-#[cfg(not(feature = "std"))]
-use crate::prim::math::Float;
-
+use crate::error::{Error, Result};
+use crate::prim::clock::{check_now, DAY_MS, MINUTE_MS};
 use crate::prim::math;
-
-use alloc::collections::VecDeque;
-
-use crate::error::{Error, Num, Result};
 
 #[cfg(feature = "json")]
 mod json;
-use crate::store::{corrupt, put_f64, put_str, put_u32, Reader, Snapshot};
+mod record;
+
+pub(crate) use record::EventRef;
+use record::{names, records, until};
+
+use crate::store::{corrupt, put_u32, Reader, Snapshot};
 
 /// The snapshot section holding the events.
 pub const SECTION: &str = "behavior";
@@ -49,16 +51,15 @@ const MAX_NAME: usize = 64;
 /// Longest event type name, in bytes.
 const MAX_TYPE: usize = 32;
 /// Most tags on one event.
-const MAX_TAGS: usize = 8;
+pub(crate) const MAX_TAGS: usize = 8;
 /// Most custom event types.
 const MAX_TYPES: usize = 16;
 /// Categories (and, separately, tags) that become features: the most frequent.
 pub(crate) const TOP: usize = 8;
-const MINUTE_MS: f64 = 60_000.0;
-pub(crate) const DAY_MS: f64 = 86_400_000.0;
 /// Half-life of the `:recent` features.
 const HALF_LIFE_MS: f64 = DAY_MS;
-const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+/// The weekdays' feature values, 3 bytes each, from Sunday.
+const WEEKDAYS: &[u8; 21] = b"sunmontuewedthufrisat";
 
 /// Retention and event types (`behavior: {...}` in the store options).
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +72,8 @@ pub struct BehaviorConfig {
     pub max_bytes: usize,
     /// A gap longer than this many minutes starts a new session. Default 30.
     pub session_gap_minutes: f64,
-    /// Custom event types besides [`BUILTIN_TYPES`], sorted.
+    /// Custom event types besides [`BUILTIN_TYPES`] (the JSON reader sorts
+    /// them; their order does not matter).
     pub types: Vec<String>,
 }
 
@@ -88,11 +90,10 @@ impl Default for BehaviorConfig {
 }
 
 impl BehaviorConfig {
-    /// Check the settings (the ranges of the JS options, with the
-    /// TypeScript side's messages) and sort and deduplicate the custom
-    /// types: 1 to 32 letters, digits, `_` or `-`, not a built-in type, at
-    /// most 16.
-    pub fn check(mut self) -> Result<BehaviorConfig> {
+    /// Check the settings: the ranges of the JS options, with the
+    /// TypeScript side's messages, and at most 16 custom types, each 1 to
+    /// 32 letters, digits, `_` or `-`, not a built-in type.
+    pub fn check(self) -> Result<BehaviorConfig> {
         let bad = |field: &str, why: crate::error::Text| Err(Error::option(field, why));
         if !(self.max_age_days > 0.0 && self.max_age_days <= 400.0) {
             return bad("behavior.maxAgeDays", text!("should be in (0, 400]"));
@@ -123,13 +124,31 @@ impl BehaviorConfig {
                 );
             }
         }
-        crate::prim::sort::sort_strings(&mut self.types);
-        self.types.dedup();
         Ok(self)
     }
 
-    fn known_type(&self, t: &str) -> bool {
-        BUILTIN_TYPES.contains(&t) || self.types.binary_search_by(|x| x.as_str().cmp(t)).is_ok()
+    fn known_type(&self, t: &[u8]) -> bool {
+        builtin(t) || self.types.iter().any(|x| x.as_bytes() == t)
+    }
+
+    /// Apply retention at `now_ms` to `log`: too old, too many or too
+    /// large, oldest first.
+    fn retain(&self, log: &mut Log, now_ms: f64) {
+        debug_assert_eq!(log.n, records(&log.bytes).count());
+        let oldest = now_ms - self.max_age_days * DAY_MS;
+        let (mut left, mut gone) = (log.n, 0);
+        for (ev, rec) in records(&log.bytes) {
+            let over = left > self.max_events || log.bytes.len() - gone > self.max_bytes;
+            if !(ev.at < oldest || over) {
+                break;
+            }
+            left -= 1;
+            gone += rec.len();
+        }
+        if gone > 0 {
+            log.bytes = log.bytes.get(gone..).unwrap_or_default().to_vec();
+            log.n = left;
+        }
     }
 
     fn gap_ms(&self) -> f64 {
@@ -154,80 +173,21 @@ pub struct Event {
     pub value: Option<f64>,
 }
 
-impl Event {
-    /// Bytes it takes in the section.
-    fn stored_len(&self) -> usize {
-        let s = |x: &Option<String>| x.as_ref().map_or(0, |x| 2 + x.len());
-        8 + 2
-            + self.kind.len()
-            + 1
-            + s(&self.item)
-            + s(&self.category)
-            + 1
-            + self.tags.iter().map(|t| 2 + t.len()).sum::<usize>()
-            + self.value.map_or(0, |_| 8)
-    }
-}
-
 pub(crate) fn event_err(field: crate::error::Text, reason: crate::error::Text) -> Error {
     Error::InvalidEvent { field, reason }
 }
 
-/// A 1 to [`MAX_NAME`] byte name.
-fn name(s: &str, field: &str) -> Result<()> {
-    if s.is_empty() || s.len() > MAX_NAME {
-        return Err(event_err(
-            field.into(),
-            text!("should be 1 to {MAX_NAME} bytes, but is {} bytes", s.len()),
-        ));
-    }
-    Ok(())
+/// A built-in event type.
+fn builtin(t: &[u8]) -> bool {
+    BUILTIN_TYPES.iter().any(|x| x.as_bytes() == t)
 }
 
 /// A custom event type: 1 to 32 letters, digits, `_` or `-`, not built in.
 pub(crate) fn is_type_name(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= MAX_TYPE
+    (1..=MAX_TYPE).contains(&t.len())
         && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-        && !BUILTIN_TYPES.contains(&t)
-}
-
-impl Event {
-    /// Check an event against `cfg` (its type known; item, category and
-    /// tags 1 to 64 bytes; at most 8 tags, without repeats; a finite value).
-    fn check(&self, cfg: &BehaviorConfig) -> Result<()> {
-        if !cfg.known_type(&self.kind) {
-            return Err(Error::UnknownEventType {
-                kind: self.kind.chars().take(MAX_NAME).collect(),
-            });
-        }
-        if let Some(i) = &self.item {
-            name(i, "item")?;
-        }
-        if let Some(c) = &self.category {
-            name(c, "category")?;
-        }
-        if self.tags.len() > MAX_TAGS {
-            return Err(event_err(
-                "tags".into(),
-                text!("should hold at most {MAX_TAGS} tags"),
-            ));
-        }
-        for (i, t) in self.tags.iter().enumerate() {
-            name(t, "tags")?;
-            if self.tags[..i].contains(t) {
-                return Err(event_err("tags".into(), text!("repeat a tag")));
-            }
-        }
-        if self.value.is_some_and(|v| !v.is_finite()) {
-            return Err(event_err(
-                "value".into(),
-                text!("should be a finite number"),
-            ));
-        }
-        Ok(())
-    }
+        && !builtin(t.as_bytes())
 }
 
 /// A derived feature's value: numeric, or categorical (hashed with its name).
@@ -239,26 +199,108 @@ pub enum Value {
     Cat(&'static str),
 }
 
-/// Per event type, category or tag: how many retained events have it and
-/// when the latest was.
-#[derive(Debug, Clone, PartialEq)]
-struct Stat {
-    kind: u8,
-    name: String,
-    count: u32,
-    last: f64,
-}
-
+/// What a stat counts.
 const TYPE: u8 = 0;
 const CATEGORY: u8 = 1;
 const TAG: u8 = 2;
 
-#[derive(Debug, Clone)]
-struct Entry {
-    ev: Event,
-    /// It is the first event of a session (the gap before it exceeds the
-    /// session gap, or it is the oldest retained).
-    starts: bool,
+/// Per event type, category or tag: how many retained events have it and
+/// when the latest was.
+#[derive(Debug)]
+struct Stat<'a> {
+    kind: u8,
+    name: &'a [u8],
+    /// Of the kind and name.
+    hash: u32,
+    /// The stat before it in its hash bucket (index + 1; 0 for none).
+    next: u32,
+    count: u32,
+    last: f64,
+}
+
+impl Stat<'_> {
+    /// Comes before `b` of the same kind: types by name; categories and
+    /// tags the most frequent first, ties to the most recent, then by name.
+    fn before(&self, b: &Stat<'_>) -> bool {
+        if self.kind != TYPE {
+            if self.count != b.count {
+                return self.count > b.count;
+            }
+            if self.last != b.last {
+                return self.last > b.last;
+            }
+        }
+        self.name < b.name
+    }
+}
+
+/// Hash buckets of the stats: a few names per bucket even when a store
+/// holds thousands of them, so a scan stays linear.
+const BUCKETS: usize = 1024;
+
+/// What one scan of the retained events finds.
+struct Scan<'a> {
+    /// In the order first seen.
+    stats: Vec<Stat<'a>>,
+    /// Per hash bucket the last stat in it (index + 1; 0 for none).
+    heads: [u32; BUCKETS],
+    sessions: usize,
+    /// Events in the newest session.
+    depth: usize,
+    /// The times of the oldest and the newest event.
+    first: f64,
+    last: f64,
+}
+
+impl<'a> Scan<'a> {
+    /// Count an event's type, category or tag, seen at `at` (events come
+    /// oldest first, so the latest so far).
+    fn tally(&mut self, kind: u8, name: &'a [u8], at: f64) {
+        let hash = crate::prim::hash::murmur3_32(name, kind.into());
+        let Some(head) = self.heads.get_mut(hash as usize % BUCKETS) else {
+            return;
+        };
+        let mut k = *head;
+        while let Some(s) = (k as usize)
+            .checked_sub(1)
+            .and_then(|i| self.stats.get_mut(i))
+        {
+            if s.hash == hash && s.kind == kind && s.name == name {
+                s.count += 1;
+                s.last = at;
+                return;
+            }
+            k = s.next;
+        }
+        self.stats.push(Stat {
+            kind,
+            name,
+            hash,
+            next: *head,
+            count: 1,
+            last: at,
+        });
+        *head = self.stats.len() as u32;
+    }
+
+    /// The stat of `kind` that comes next (see [`Stat::before`]) after
+    /// `prev`, or first.
+    fn after(&self, kind: u8, prev: Option<&Stat<'a>>) -> Option<&Stat<'a>> {
+        let mut best = None;
+        for s in &self.stats {
+            let next = prev.map_or(true, |p| p.before(s));
+            if s.kind == kind && next && best.map_or(true, |b| s.before(b)) {
+                best = Some(s);
+            }
+        }
+        best
+    }
+}
+
+/// `ln(1 + n)`: for a whole `n` below 2^20 the same bits as `ln_1p(n)`
+/// (a test checks it), without a second logarithm in the .wasm.
+fn ln_1p_count(n: usize) -> f64 {
+    math::ln(1.0 + n as f64)
 }
 
 /// What [`Behavior::sync`] did.
@@ -277,19 +319,14 @@ pub struct BehaviorSync {
 #[derive(Debug, Clone)]
 pub struct Behavior {
     cfg: BehaviorConfig,
-    events: VecDeque<Entry>,
-    /// Stored size of `events`.
-    bytes: usize,
-    /// Sorted by (kind, name).
-    stats: Vec<Stat>,
-    sessions: usize,
-    /// Time of the newest session's first event.
-    session_start: f64,
-    /// Events tracked since the last commit; `None` once it outgrew
+    /// The retained events, oldest first.
+    log: Log,
+    /// The events tracked since the last commit; `None` once more than
     /// `max_events` (the next merge then deduplicates instead).
-    journal: Option<Vec<Event>>,
-    /// The merged store of the last sync and the journal length then.
-    staged: Option<(Box<Behavior>, usize)>,
+    journal: Option<Log>,
+    /// The merged events of the last sync and the journal's length in
+    /// bytes then.
+    staged: Option<(Log, usize)>,
 }
 
 impl Behavior {
@@ -297,12 +334,8 @@ impl Behavior {
     pub fn new(cfg: BehaviorConfig) -> Behavior {
         Behavior {
             cfg,
-            events: VecDeque::new(),
-            bytes: 0,
-            stats: Vec::new(),
-            sessions: 0,
-            session_start: 0.0,
-            journal: Some(Vec::new()),
+            log: Log::default(),
+            journal: Some(Log::default()),
             staged: None,
         }
     }
@@ -315,150 +348,105 @@ impl Behavior {
     /// Record an event at `now_ms` (its `at` is set to it). Errors
     /// (`INVALID_EVENT`, `UNKNOWN_EVENT_TYPE`, or `INVALID_OPTION` for
     /// `now`) store nothing.
-    pub fn track_event(&mut self, mut ev: Event, now_ms: f64) -> Result<()> {
-        crate::prim::clock::check_now(now_ms)?;
-        ev.check(&self.cfg)?;
-        ev.at = now_ms;
+    pub fn track_event(&mut self, ev: Event, now_ms: f64) -> Result<()> {
+        self.track_parts(&ev.parts(&ev.tag_bytes()), now_ms)
+    }
+
+    /// [`track_event`](Behavior::track_event) from the event's parts.
+    pub(crate) fn track_parts(&mut self, ev: &EventRef<'_>, now_ms: f64) -> Result<()> {
+        check_now(now_ms)?;
+        ev.check(&self.cfg, false)?;
+        let mut rec = Log {
+            bytes: Vec::new(),
+            n: 1,
+        };
+        EventRef { at: now_ms, ..*ev }.write(&mut rec.bytes);
         if let Some(j) = &mut self.journal {
-            if j.len() >= self.cfg.max_events {
+            if j.n >= self.cfg.max_events {
                 self.journal = None;
             } else {
-                j.push(ev.clone());
+                j.push(&rec.bytes);
             }
         }
-        self.insert(ev);
-        self.retain(now_ms);
+        self.log.insert_all(&rec);
+        self.cfg.retain(&mut self.log, now_ms);
         Ok(())
     }
 
     /// Retained events, oldest first.
-    pub fn events(&self) -> impl Iterator<Item = &Event> {
-        self.events.iter().map(|e| &e.ev)
+    pub fn events(&self) -> impl Iterator<Item = Event> + '_ {
+        records(&self.log.bytes).map(|(ev, _)| ev.to_event())
     }
 
     /// Retained events by type, in type order.
     pub fn counts(&self) -> Vec<(String, usize)> {
-        self.stats
-            .iter()
-            .filter(|s| s.kind == TYPE)
-            .map(|s| (s.name.clone(), s.count as usize))
+        let (mut text, mut values) = (Vec::new(), Vec::new());
+        self.counts_into(&mut text, &mut values);
+        let lines = text.split(|&b| b == b'\n');
+        (lines.zip(values))
+            .map(|(t, n)| (String::from_utf8_lossy(t).into_owned(), n as usize))
             .collect()
+    }
+
+    /// [`counts`](Behavior::counts) as the boundary hands them over: per
+    /// type a line `type\n` in `text`, its count in `values`. Returns how many.
+    pub(crate) fn counts_into(&self, text: &mut Vec<u8>, values: &mut Vec<f64>) -> usize {
+        text.clear();
+        values.clear();
+        let scan = self.scan();
+        let mut prev = None;
+        while let Some(s) = scan.after(TYPE, prev) {
+            text.extend_from_slice(s.name);
+            text.push(b'\n');
+            values.push(s.count as f64);
+            prev = Some(s);
+        }
+        values.len()
     }
 
     /// Bytes the retained events take in the snapshot.
     pub fn stored_bytes(&self) -> usize {
-        self.bytes
+        self.log.bytes.len()
     }
 
     /// Drop every event and start empty (the page's `forget()`).
     pub fn clear(&mut self) {
-        *self = Behavior::new(self.cfg.clone());
+        self.log = Log::default();
+        self.journal = Some(Log::default());
+        self.staged = None;
     }
 
-    fn stat(&self, kind: u8, name: &str) -> core::result::Result<usize, usize> {
-        self.stats
-            .binary_search_by(|s| (s.kind, s.name.as_str()).cmp(&(kind, name)))
-    }
-
-    fn count(&mut self, kind: u8, name: &str, at: f64, add: bool) {
-        match (self.stat(kind, name), add) {
-            (Ok(i), true) => {
-                let s = &mut self.stats[i];
-                s.count += 1;
-                s.last = s.last.max(at);
-            }
-            (Err(i), true) => self.stats.insert(
-                i,
-                Stat {
-                    kind,
-                    name: name.to_owned(),
-                    count: 1,
-                    last: at,
-                },
-            ),
-            (Ok(i), false) => {
-                // Events leave oldest first, so while any remain the newest
-                // (`last`) is among them.
-                self.stats[i].count -= 1;
-                if self.stats[i].count == 0 {
-                    self.stats.remove(i);
+    /// One pass over the retained events, oldest first.
+    fn scan(&self) -> Scan<'_> {
+        let gap = self.cfg.gap_ms();
+        let mut s = Scan {
+            stats: Vec::new(),
+            heads: [0; BUCKETS],
+            sessions: 0,
+            depth: 0,
+            first: 0.0,
+            last: f64::NEG_INFINITY,
+        };
+        for (ev, _) in records(&self.log.bytes) {
+            // The oldest event, and each after a longer gap, starts a session.
+            if ev.at - s.last > gap {
+                if s.sessions == 0 {
+                    s.first = ev.at;
                 }
+                s.sessions += 1;
+                s.depth = 0;
             }
-            (Err(_), false) => debug_assert!(false, "an event left that was never counted"),
-        }
-    }
-
-    fn count_event(&mut self, ev: &Event, add: bool) {
-        self.count(TYPE, &ev.kind, ev.at, add);
-        if let Some(c) = &ev.category {
-            self.count(CATEGORY, c, ev.at, add);
-        }
-        for t in &ev.tags {
-            self.count(TAG, t, ev.at, add);
-        }
-    }
-
-    fn starts_at(&self, i: usize) -> bool {
-        i == 0 || self.events[i].ev.at - self.events[i - 1].ev.at > self.cfg.gap_ms()
-    }
-
-    /// Re-derive the session flag of entry `i`.
-    fn flag(&mut self, i: usize) {
-        if i < self.events.len() {
-            let starts = self.starts_at(i);
-            let e = &mut self.events[i];
-            if e.starts != starts {
-                e.starts = starts;
-                if starts {
-                    self.sessions += 1;
-                } else {
-                    self.sessions -= 1;
-                }
+            s.depth += 1;
+            s.last = ev.at;
+            s.tally(TYPE, ev.kind, ev.at);
+            if let Some(c) = ev.category {
+                s.tally(CATEGORY, c, ev.at);
+            }
+            for t in names(ev.tags) {
+                s.tally(TAG, t, ev.at);
             }
         }
-    }
-
-    /// Insert in time order (after events of the same time).
-    fn insert(&mut self, ev: Event) {
-        self.count_event(&ev, true);
-        self.bytes += ev.stored_len();
-        let i = self.events.partition_point(|e| e.ev.at <= ev.at);
-        let appended = i == self.events.len();
-        self.events.insert(i, Entry { ev, starts: false });
-        self.flag(i);
-        self.flag(i + 1);
-        if appended {
-            if self.events[i].starts {
-                self.session_start = self.events[i].ev.at;
-            }
-        } else {
-            // Out of order (another tab's clock): find the newest session's start.
-            let last = (0..self.events.len())
-                .rev()
-                .find(|&j| self.events[j].starts);
-            self.session_start = last.map_or(0.0, |j| self.events[j].ev.at);
-        }
-    }
-
-    /// Apply retention at `now_ms`: too old, too many or too large, oldest first.
-    fn retain(&mut self, now_ms: f64) {
-        let oldest = now_ms - self.cfg.max_age_days * DAY_MS;
-        while let Some(front) = self.events.front() {
-            let over = front.ev.at < oldest
-                || self.events.len() > self.cfg.max_events
-                || self.bytes > self.cfg.max_bytes;
-            if !over {
-                break;
-            }
-            let Some(e) = self.events.pop_front() else {
-                break;
-            };
-            self.count_event(&e.ev, false);
-            self.bytes -= e.ev.stored_len();
-            // The oldest retained event always starts a session.
-            self.sessions -= 1;
-            self.flag(0);
-        }
+        s
     }
 
     /// The derived features at `now_ms` (rounded down to the minute, so they
@@ -482,59 +470,93 @@ impl Behavior {
         now_ms: f64,
         tz_offset_minutes: f64,
     ) -> Result<Vec<(String, Value)>> {
-        crate::prim::clock::check_now(now_ms)?;
+        /// The categorical values `features_into` writes.
+        const CATEGORIES: [&str; 31] = [
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+            "16", "17", "18", "19", "20", "21", "22", "23", "sun", "mon", "tue", "wed", "thu",
+            "fri", "sat",
+        ];
+        let (mut text, mut values) = (Vec::new(), Vec::new());
+        self.features_into(now_ms, tz_offset_minutes, &mut text, &mut values)?;
+        let lines = text.split(|&b| b == b'\n');
+        Ok(lines
+            .zip(values)
+            .map(|(line, x)| {
+                let tab = line.iter().position(|&b| b == b'\t').unwrap_or(line.len());
+                let (name, cat) = line.split_at(tab);
+                let name = String::from_utf8_lossy(name).into_owned();
+                let cat = cat.get(1..).unwrap_or_default();
+                let cat = CATEGORIES.iter().find(|c| c.as_bytes() == cat);
+                (name, cat.map_or(Value::Num(x), |c| Value::Cat(c)))
+            })
+            .collect())
+    }
+
+    /// [`features`](Behavior::features) as the boundary hands them over: per
+    /// feature a line in `text`, its name, a tab and its value when
+    /// categorical; in `values` its value (0 for a categorical one).
+    /// Returns how many.
+    pub(crate) fn features_into(
+        &mut self,
+        now_ms: f64,
+        tz_offset_minutes: f64,
+        text: &mut Vec<u8>,
+        values: &mut Vec<f64>,
+    ) -> Result<usize> {
+        check_now(now_ms)?;
         if !(-1440.0..=1440.0).contains(&tz_offset_minutes) {
             return Err(Error::option(
                 "tzOffset",
                 text!(
                     "should be minutes in [-1440, 1440], but is {}",
-                    Num(tz_offset_minutes)
+                    crate::error::Num(tz_offset_minutes)
                 ),
             ));
         }
-        self.retain(now_ms);
-        let t = (now_ms / MINUTE_MS).floor() * MINUTE_MS;
+        self.cfg.retain(&mut self.log, now_ms);
+        text.clear();
+        values.clear();
+        let mut out = Lines { text, values };
+        let t = math::floor(now_ms / MINUTE_MS) * MINUTE_MS;
         let local = t - tz_offset_minutes * MINUTE_MS;
-        let hour = (math::modulo(local, DAY_MS) / 3_600_000.0) as usize;
+        let hour = ((math::modulo(local, DAY_MS) / 3_600_000.0) as u8).min(23);
+        let digits = [b'0' + hour / 10, b'0' + hour % 10];
+        let hour = digits.get(usize::from(hour < 10)..).unwrap_or_default();
+        out.line(&[b"hour"], hour, 0.0);
         // 1970-01-01 was a Thursday.
-        let day = math::modulo(math::floor(local / DAY_MS) + 4.0, 7.0) as usize;
-        const HOURS: [&str; 24] = [
-            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-            "16", "17", "18", "19", "20", "21", "22", "23",
-        ];
-        let mut out = vec![
-            ("hour".to_owned(), Value::Cat(HOURS[hour.min(23)])),
-            ("weekday".to_owned(), Value::Cat(WEEKDAYS[day.min(6)])),
-        ];
-        let (Some(first), Some(last)) = (self.events.front(), self.events.back()) else {
-            return Ok(out);
-        };
-        let mut num = |name: String, x: f64| {
-            if x != 0.0 {
-                out.push((name, Value::Num(x)));
-            }
-        };
-        num("sessions".into(), math::ln_1p(self.sessions as f64));
-        if t - last.ev.at <= self.cfg.gap_ms() {
-            let start = self.session_start;
-            let depth = self.events.len() - self.events.partition_point(|e| e.ev.at < start);
-            num("sessionDepth".into(), math::ln_1p(depth as f64));
+        let day = (math::modulo(math::floor(local / DAY_MS) + 4.0, 7.0) as usize).min(6);
+        let weekday = WEEKDAYS.get(3 * day..3 * day + 3).unwrap_or_default();
+        out.line(&[b"weekday"], weekday, 0.0);
+        let scan = self.scan();
+        if scan.sessions == 0 {
+            return Ok(out.values.len());
         }
-        num(
-            "daysSinceFirst".into(),
-            ((t - first.ev.at) / DAY_MS).max(0.0),
-        );
-        for s in self.stats.iter().filter(|s| s.kind == TYPE) {
-            num(["type:", &s.name].concat(), math::ln_1p(s.count as f64));
+        out.num(&[b"sessions"], ln_1p_count(scan.sessions));
+        if t - scan.last <= self.cfg.gap_ms() {
+            out.num(&[b"sessionDepth"], ln_1p_count(scan.depth));
         }
-        for (kind, prefix) in [(CATEGORY, "cat:"), (TAG, "tag:")] {
-            for s in top(self.stats.iter().filter(|s| s.kind == kind)) {
-                num([prefix, &s.name].concat(), math::ln_1p(s.count as f64));
-                let age = ((t - s.last) / HALF_LIFE_MS).max(0.0);
-                num([prefix, &s.name, ":recent"].concat(), math::exp2(-age));
+        out.num(&[b"daysSinceFirst"], ((t - scan.first) / DAY_MS).max(0.0));
+        for kind in TYPE..=TAG {
+            let prefix: &[u8] = match kind {
+                TYPE => b"type:",
+                CATEGORY => b"cat:",
+                _ => b"tag:",
+            };
+            // Every type, by name; the TOP most frequent categories and tags.
+            let mut prev = None;
+            for _ in 0..if kind == TYPE { usize::MAX } else { TOP } {
+                let Some(s) = scan.after(kind, prev) else {
+                    break;
+                };
+                out.num(&[prefix, s.name], ln_1p_count(s.count as usize));
+                if kind != TYPE {
+                    let age = ((t - s.last) / HALF_LIFE_MS).max(0.0);
+                    out.num(&[prefix, s.name, b":recent"], math::exp2(-age));
+                }
+                prev = Some(s);
             }
         }
-        Ok(out)
+        Ok(out.values.len())
     }
 
     /// Merge this store's events with the stored snapshot `stored` (none when
@@ -548,24 +570,29 @@ impl Behavior {
         max_bytes: usize,
     ) -> Result<BehaviorSync> {
         self.staged = None;
-        crate::prim::clock::check_now(now_ms)?;
+        check_now(now_ms)?;
         let mut snap = match stored {
             Some(b) => Snapshot::decode(b, max_bytes)?,
             None => Snapshot::new(),
         };
         let stored = self.stored_events(&snap)?;
-        let mut report = BehaviorSync {
-            dropped: stored.as_ref().map_or(0, |s| s.1),
-            ..BehaviorSync::default()
-        };
+        let dropped = stored.as_ref().map_or(0, |s| s.1);
         let mut merged = self.with_own(stored.map(|s| s.0));
-        merged.retain(now_ms);
-        snap.set_section(SECTION, merged.write_section());
-        report.bytes = snap.encode(max_bytes)?;
-        report.events = merged.events.len();
-        let journaled = self.journal.as_ref().map_or(0, Vec::len);
-        self.staged = Some((Box::new(merged), journaled));
-        Ok(report)
+        self.cfg.retain(&mut merged, now_ms);
+        let events = merged.n;
+        let mut section = Vec::with_capacity(5 + merged.bytes.len());
+        section.push(LAYOUT);
+        put_u32(&mut section, events as u32);
+        section.extend_from_slice(&merged.bytes);
+        snap.set_section(SECTION, section);
+        let bytes = snap.encode(max_bytes)?;
+        let journaled = self.journal.as_ref().map_or(0, |j| j.bytes.len());
+        self.staged = Some((merged, journaled));
+        Ok(BehaviorSync {
+            bytes,
+            events,
+            dropped,
+        })
     }
 
     /// Load the stored events on page load (or when consent allows storage
@@ -575,143 +602,92 @@ impl Behavior {
     /// error nothing changes. Returns the stored events dropped because
     /// their type is no longer declared.
     pub fn restore(&mut self, stored: &[u8], now_ms: f64, max_bytes: usize) -> Result<usize> {
-        crate::prim::clock::check_now(now_ms)?;
+        check_now(now_ms)?;
         self.restore_snapshot(&Snapshot::decode(stored, max_bytes)?, now_ms)
     }
 
     /// [`restore`](Behavior::restore) from a snapshot already decoded, as a
     /// page load does once for all its parts.
     pub fn restore_snapshot(&mut self, snap: &Snapshot, now_ms: f64) -> Result<usize> {
-        crate::prim::clock::check_now(now_ms)?;
-        let Some((st, dropped)) = self.stored_events(snap)? else {
-            self.staged = None;
+        self.restore_from(snap, now_ms, true)
+    }
+
+    /// [`restore_snapshot`](Behavior::restore_snapshot); with `own` false
+    /// for a store that holds no events of its own (it cannot track), whose
+    /// events the stored ones then replace without a merge: the
+    /// first-decision module's.
+    pub(crate) fn restore_from(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: f64,
+        own: bool,
+    ) -> Result<usize> {
+        check_now(now_ms)?;
+        let stored = self.stored_events(snap)?;
+        self.staged = None;
+        let Some((st, dropped)) = stored else {
             return Ok(0);
         };
-        let mut merged = self.with_own(Some(st));
-        merged.retain(now_ms);
-        merged.journal = self.journal.take();
-        *self = merged;
+        self.log = if own { self.with_own(Some(st)) } else { st };
+        self.cfg.retain(&mut self.log, now_ms);
         Ok(dropped)
     }
 
-    /// The events of the snapshot's behaviour section (none if it has none)
+    /// The records of the snapshot's behaviour section (none if it has none)
     /// whose type this store knows, and how many it did not.
-    fn stored_events(&self, snap: &Snapshot) -> Result<Option<(Vec<Event>, usize)>> {
+    fn stored_events(&self, snap: &Snapshot) -> Result<Option<(Log, usize)>> {
         snap.read(SECTION, |body| self.read_section(body))
     }
 
-    /// A new store of the `stored` events plus this store's own: those not
-    /// yet stored (the journal; when it overflowed, each own event `stored`
-    /// does not already hold), or all of them when nothing is stored.
-    fn with_own(&self, stored: Option<Vec<Event>>) -> Behavior {
-        let something_stored = stored.is_some();
-        let mut stored = stored.unwrap_or_default();
-        // What was stored is in time order (the reader checks it), as is
-        // `self.events()`: appended in one pass. Own events added to what
-        // was stored are inserted where they fall (another tab's clock).
-        let sorted = if something_stored {
-            stored.len()
-        } else {
-            self.events.len()
+    /// The `stored` records plus this store's own: those not yet stored
+    /// (the journal; when it overflowed, each own event `stored` does not
+    /// already hold), or all of them when nothing is stored.
+    fn with_own(&self, stored: Option<Log>) -> Log {
+        let Some(mut merged) = stored else {
+            return self.log.clone();
         };
         match &self.journal {
-            Some(j) if something_stored => stored.extend(j.iter().cloned()),
-            _ => {
-                let own: Vec<Event> = self
-                    .events()
-                    .filter(|e| !stored.contains(e))
-                    .cloned()
-                    .collect();
-                stored.extend(own);
+            Some(j) => merged.insert_all(j),
+            None => {
+                let own = unstored(&self.log, &merged);
+                merged.insert_all(&own);
             }
-        }
-        let mut merged = Behavior::new(self.cfg.clone());
-        let rest = stored.split_off(sorted);
-        merged.append_sorted(stored);
-        for e in rest {
-            merged.insert(e);
         }
         merged
-    }
-
-    /// Append `events`, in time order and none older than the newest held,
-    /// as [`insert`](Behavior::insert) would one by one, without its search
-    /// (a page load restores up to `maxEvents` of them).
-    fn append_sorted(&mut self, events: Vec<Event>) {
-        debug_assert!(events.windows(2).all(|w| w[0].at <= w[1].at));
-        self.events.reserve(events.len());
-        let gap = self.cfg.gap_ms();
-        for ev in events {
-            self.count_event(&ev, true);
-            self.bytes += ev.stored_len();
-            let starts = self.events.back().map_or(true, |p| ev.at - p.ev.at > gap);
-            if starts {
-                self.sessions += 1;
-                self.session_start = ev.at;
-            }
-            self.events.push_back(Entry { ev, starts });
-        }
     }
 
     /// Apply the last [`sync`](Behavior::sync) once its bytes were written;
     /// events tracked in between are kept. Returns false, changing nothing,
     /// when there is nothing to commit.
     pub fn commit(&mut self) -> bool {
-        let Some((merged, since)) = self.staged.take() else {
+        let Some((mut next, since)) = self.staged.take() else {
             return false;
         };
-        let mut next = *merged;
-        let later: Option<Vec<Event>> =
-            (self.journal.take()).map(|j| j.into_iter().skip(since).collect());
+        let later = (self.journal.take()).map(|mut j| {
+            let bytes = j.bytes.split_off(since.min(j.bytes.len()));
+            let n = records(&bytes).count();
+            Log { bytes, n }
+        });
         // Events tracked since the sync: the journal's tail, or, if it
         // overflowed meanwhile, each own event the merge does not hold.
-        let extra: Vec<Event> = match &later {
-            Some(l) => l.clone(),
-            None => self
-                .events()
-                .filter(|e| !next.events().any(|m| m == *e))
-                .cloned()
-                .collect(),
-        };
-        for e in extra {
-            next.insert(e);
+        match &later {
+            Some(tail) => next.insert_all(tail),
+            None => {
+                let own = unstored(&self.log, &next);
+                next.insert_all(&own);
+            }
         }
         // Retention as of the newest event: commit has no clock of its own.
-        let now = next.events.back().map_or(0.0, |e| e.ev.at);
-        next.retain(now);
-        next.journal = later;
-        *self = next;
+        let now = records(&next.bytes).last().map_or(0.0, |(ev, _)| ev.at);
+        self.cfg.retain(&mut next, now);
+        self.log = next;
+        self.journal = later;
         true
     }
 
-    fn write_section(&self) -> Vec<u8> {
-        let mut w = Vec::with_capacity(5 + self.bytes);
-        w.push(LAYOUT);
-        put_u32(&mut w, self.events.len() as u32);
-        for Entry { ev, .. } in &self.events {
-            put_f64(&mut w, ev.at);
-            put_str(&mut w, &ev.kind);
-            let flags = u8::from(ev.item.is_some())
-                | u8::from(ev.category.is_some()) << 1
-                | u8::from(ev.value.is_some()) << 2;
-            w.push(flags);
-            for s in ev.item.iter().chain(&ev.category) {
-                put_str(&mut w, s);
-            }
-            w.push(ev.tags.len() as u8);
-            for t in &ev.tags {
-                put_str(&mut w, t);
-            }
-            if let Some(v) = ev.value {
-                put_f64(&mut w, v);
-            }
-        }
-        w
-    }
-
-    /// Read a section: the events (oldest first) whose type this store
+    /// Read a section: the records (oldest first) whose type this store
     /// knows, and how many it did not.
-    fn read_section(&self, body: &[u8]) -> Result<(Vec<Event>, usize)> {
+    fn read_section(&self, body: &[u8]) -> Result<(Log, usize)> {
         let mut r = Reader::new(body, "behavior section");
         let layout = r.u8()?;
         if layout != LAYOUT {
@@ -722,88 +698,132 @@ impl Behavior {
         }
         // The smallest event: time, a 1-byte type, flags, tag count.
         let n = r.count(8 + 3 + 2)?;
-        let mut out = Vec::with_capacity(n);
+        let mut rest = body.get(r.pos()..).unwrap_or_default();
+        let mut out = Log {
+            bytes: Vec::with_capacity(body.len()),
+            n: 0,
+        };
         let mut dropped = 0;
         let mut prev = f64::NEG_INFINITY;
-        let stored = |r: &mut Reader<'_>, max: usize| -> Result<String> {
-            let s = r.str()?;
-            if s.is_empty() || s.len() > max {
-                return Err(corrupt(text!(
-                    "a name of {} bytes (1 to {max} allowed)",
-                    s.len()
-                )));
-            }
-            Ok(s.to_owned())
-        };
         for _ in 0..n {
-            let at = r.f64()?;
-            if at < prev {
-                return Err(corrupt("events are out of time order".into()));
+            let start = rest;
+            let ev = EventRef::read(&mut rest)
+                .ok_or_else(|| corrupt(text!("an event ends early or has unknown flags")))?;
+            let known = ev.check(&self.cfg, true)?;
+            if ev.at < prev {
+                return Err(corrupt(text!("events are out of time order")));
             }
-            prev = at;
-            let kind = stored(&mut r, MAX_TYPE)?;
-            let flags = r.u8()?;
-            if flags > 7 {
-                return Err(corrupt(text!("unknown event flags {flags:#x}")));
-            }
-            let item = if flags & 1 != 0 {
-                Some(stored(&mut r, MAX_NAME)?)
-            } else {
-                None
-            };
-            let category = if flags & 2 != 0 {
-                Some(stored(&mut r, MAX_NAME)?)
-            } else {
-                None
-            };
-            let k = r.u8()? as usize;
-            if k > MAX_TAGS {
-                return Err(corrupt(text!(
-                    "an event with {k} tags (at most {MAX_TAGS})"
-                )));
-            }
-            let mut tags = Vec::with_capacity(k);
-            for _ in 0..k {
-                let t = stored(&mut r, MAX_NAME)?;
-                if tags.contains(&t) {
-                    return Err(corrupt(text!("an event repeats the tag `{t}`")));
-                }
-                tags.push(t);
-            }
-            let value = if flags & 4 != 0 { Some(r.f64()?) } else { None };
-            if self.cfg.known_type(&kind) {
-                out.push(Event {
-                    at,
-                    kind,
-                    item,
-                    category,
-                    tags,
-                    value,
-                });
+            prev = ev.at;
+            if known {
+                out.push(until(start, rest));
             } else {
                 dropped += 1;
             }
         }
-        r.finish()?;
+        if !rest.is_empty() {
+            return Err(corrupt(text!("{} bytes follow the events", rest.len())));
+        }
         Ok((out, dropped))
     }
 }
 
-/// The [`TOP`] most frequent, ties to the most recent, then by name.
-fn top<'a>(stats: impl Iterator<Item = &'a Stat>) -> Vec<&'a Stat> {
-    let better = |a: &Stat, b: &Stat| {
-        (a.count, a.last) > (b.count, b.last)
-            || ((a.count, a.last) == (b.count, b.last) && a.name < b.name)
-    };
-    let mut best: Vec<&Stat> = Vec::with_capacity(TOP + 1);
-    for s in stats {
-        let i = best.iter().position(|b| better(s, b)).unwrap_or(best.len());
-        if i < TOP {
-            best.insert(i, s);
-            best.truncate(TOP);
+/// Event records one after another, as the section holds them, and how many.
+#[derive(Debug, Clone, Default)]
+struct Log {
+    bytes: Vec<u8>,
+    n: usize,
+}
+
+impl Log {
+    /// Append a record.
+    fn push(&mut self, rec: &[u8]) {
+        self.bytes.extend_from_slice(rec);
+        self.n += 1;
+    }
+
+    /// Insert each record of `recs` in turn where it falls by time, after
+    /// the events of the same time: one pass over these while they come in
+    /// time order (a journal does, unless a clock went back), another each
+    /// time one does not.
+    fn insert_all(&mut self, recs: &Log) {
+        let log = &mut self.bytes;
+        let mut out = Vec::with_capacity(log.len() + recs.bytes.len());
+        // Bytes of `log` already in `out`.
+        let mut done = 0;
+        let mut prev = f64::NEG_INFINITY;
+        for (ev, rec) in records(&recs.bytes) {
+            if ev.at < prev {
+                out.extend_from_slice(log.get(done..).unwrap_or_default());
+                core::mem::swap(log, &mut out);
+                out.clear();
+                done = 0;
+            }
+            prev = ev.at;
+            for (e, r) in records(log.get(done..).unwrap_or_default()) {
+                if e.at > ev.at {
+                    break;
+                }
+                out.extend_from_slice(r);
+                done += r.len();
+            }
+            out.extend_from_slice(rec);
+        }
+        out.extend_from_slice(log.get(done..).unwrap_or_default());
+        *log = out;
+        self.n += recs.n;
+    }
+}
+
+/// The records of `own` that `stored` does not hold, as [`Event`]s compare
+/// (a zero value equals a negative zero). Both are in time order.
+fn unstored(own: &Log, stored: &Log) -> Log {
+    let mut out = Log::default();
+    // Bytes of `stored` older than the own event at hand.
+    let mut older = 0;
+    for (ev, rec) in records(&own.bytes) {
+        let mut held = false;
+        for (s, r) in records(stored.bytes.get(older..).unwrap_or_default()) {
+            if s.at < ev.at {
+                older += r.len();
+            } else {
+                held = s == ev;
+                if held || s.at > ev.at {
+                    break;
+                }
+            }
+        }
+        if !held {
+            out.push(rec);
         }
     }
-    best
+    out
+}
+
+/// The features being written, as the boundary hands them over.
+struct Lines<'o> {
+    text: &'o mut Vec<u8>,
+    values: &'o mut Vec<f64>,
+}
+
+impl Lines<'_> {
+    /// A feature named by the concatenation of `name`, with its category
+    /// (empty for a numeric one) and value.
+    fn line(&mut self, name: &[&[u8]], cat: &[u8], x: f64) {
+        for part in name {
+            self.text.extend_from_slice(part);
+        }
+        self.text.push(b'\t');
+        self.text.extend_from_slice(cat);
+        self.text.push(b'\n');
+        self.values.push(x);
+    }
+
+    /// A numeric feature, left out when 0.
+    fn num(&mut self, name: &[&[u8]], x: f64) {
+        if x != 0.0 {
+            self.line(name, b"", x);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -825,24 +845,60 @@ mod tests {
         })
     }
 
-    /// Recompute the aggregates from scratch, to check the incremental ones.
-    fn rescan(b: &Behavior) -> (Vec<Stat>, usize) {
-        let mut fresh = Behavior::new(b.cfg.clone());
-        for e in b.events() {
-            fresh.events.push_back(Entry {
-                ev: e.clone(),
-                starts: false,
-            });
-        }
-        let mut sessions = 0;
-        for i in 0..fresh.events.len() {
-            if fresh.starts_at(i) {
-                sessions += 1;
+    /// The counts, latest times and sessions of `b`'s events, counted
+    /// naively from its events as `Event`s, to check the scan.
+    fn naive(b: &Behavior) -> (Vec<(u8, String, u32, f64)>, usize) {
+        let events: Vec<Event> = b.events().collect();
+        let mut stats: Vec<(u8, String, u32, f64)> = Vec::new();
+        let mut add = |kind: u8, name: &str, at: f64| match stats
+            .iter_mut()
+            .find(|s| s.0 == kind && s.1 == name)
+        {
+            Some(s) => {
+                s.2 += 1;
+                s.3 = s.3.max(at);
             }
-            let ev = fresh.events[i].ev.clone();
-            fresh.count_event(&ev, true);
+            None => stats.push((kind, name.to_owned(), 1, at)),
+        };
+        for e in &events {
+            add(TYPE, &e.kind, e.at);
+            if let Some(c) = &e.category {
+                add(CATEGORY, c, e.at);
+            }
+            for t in &e.tags {
+                add(TAG, t, e.at);
+            }
         }
-        (fresh.stats, sessions)
+        stats.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let gap = b.cfg.gap_ms();
+        let sessions = (0..events.len())
+            .filter(|&i| i == 0 || events[i].at - events[i - 1].at > gap)
+            .count();
+        (stats, sessions)
+    }
+
+    /// The bytes an event takes in the section.
+    fn stored_len(e: &Event) -> usize {
+        let s = |x: &Option<String>| x.as_ref().map_or(0, |x| 2 + x.len());
+        8 + 2
+            + e.kind.len()
+            + 1
+            + s(&e.item)
+            + s(&e.category)
+            + 1
+            + e.tags.iter().map(|t| 2 + t.len()).sum::<usize>()
+            + e.value.map_or(0, |_| 8)
+    }
+
+    #[test]
+    fn ln_1p_of_a_count_is_ln_of_one_more() {
+        for n in 0..1 << 20 {
+            assert_eq!(
+                ln_1p_count(n).to_bits(),
+                math::ln_1p(n as f64).to_bits(),
+                "{n}"
+            );
+        }
     }
 
     #[test]
@@ -911,12 +967,13 @@ mod tests {
         let f = b.features(T0 + 31.0 * MIN + DAY_MS + MIN, 0.0).unwrap();
         assert_eq!(b.events().count(), 0);
         assert_eq!(f.len(), 2, "only hour and weekday remain: {f:?}");
-        assert!(b.stats.is_empty());
-        assert_eq!(b.sessions, 0);
+        let scan = b.scan();
+        assert!(scan.stats.is_empty());
+        assert_eq!((scan.sessions, scan.depth), (0, 0));
     }
 
     #[test]
-    fn incremental_state_equals_a_rescan() {
+    fn the_scan_equals_a_naive_count() {
         let cfg = BehaviorConfig::parse(
             r#"{"maxEvents": 40, "maxBytes": 1200, "sessionGapMinutes": 5, "types": ["cart"]}"#,
         )
@@ -936,11 +993,22 @@ mod tests {
             // Some events arrive late, as from another tab's clock.
             let at = if i % 9 == 0 { now - 20.0 * MIN } else { now };
             b.track(&ev, at).unwrap();
-            let (stats, sessions) = rescan(&b);
-            assert_eq!(b.stats, stats, "after event {i}");
-            assert_eq!(b.sessions, sessions, "after event {i}");
-            let bytes: usize = b.events().map(Event::stored_len).sum();
-            assert_eq!(b.bytes, bytes);
+            let scan = b.scan();
+            let mut stats: Vec<(u8, String, u32, f64)> = (scan.stats.iter())
+                .map(|s| {
+                    (
+                        s.kind,
+                        String::from_utf8(s.name.to_vec()).unwrap(),
+                        s.count,
+                        s.last,
+                    )
+                })
+                .collect();
+            stats.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            assert_eq!((stats, scan.sessions), naive(&b), "after event {i}");
+            let bytes: usize = b.events().map(|e| stored_len(&e)).sum();
+            assert_eq!(b.stored_bytes(), bytes);
+            assert_eq!(b.log.n, b.events().count());
             assert!(b
                 .events()
                 .zip(b.events().skip(1))
@@ -1009,7 +1077,10 @@ mod tests {
             "INVALID_OPTION"
         );
         assert_eq!(b.events().count(), 0);
-        assert!(b.journal.as_ref().is_some_and(Vec::is_empty));
+        assert!(b
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.bytes.is_empty() && j.n == 0));
         // Repeated tags count once; a declared type is accepted.
         b.track(r#"{"type": "cart", "tags": ["a", "a"], "value": 2.5}"#, T0)
             .unwrap();

@@ -1,10 +1,10 @@
 //! The behaviour store: tracked events and the features derived from them.
 
-use super::{done, put_bytes, put_io, take_bytes, with_io, Fields, Global, Table};
+use super::{done, take_bytes, with_io, Fields, Global, Table, BYTES, IO};
 use crate::prelude::*;
-use crate::{Behavior, BehaviorConfig, BehaviorValue, Event};
+use crate::{Behavior, BehaviorConfig};
 
-static STORES: Global<Table<Behavior>> = Global::new(Table::new());
+static STORES: Global<Table<Box<Behavior>>> = Global::new(Table::new());
 
 fn store<R>(h: u32, f: impl FnOnce(&mut Behavior) -> crate::Result<R>) -> crate::Result<R> {
     STORES.with(|t| f(t.get(h)?))
@@ -20,9 +20,10 @@ pub extern "C" fn beh_new(types_len: i32) -> i32 {
             with_io(|n| Ok((n.f64()?, n.usize(1 << 20)?, n.usize(1 << 30)?, n.f64()?)))?;
         let b = take_bytes(types_len)?.unwrap_or_default();
         let mut f = Fields::new(&b);
-        let types = (0..f.u8()?)
-            .map(|_| f.str())
-            .collect::<crate::Result<Vec<_>>>()?;
+        let mut types = Vec::new();
+        for _ in 0..f.u8()? {
+            types.push(f.str()?);
+        }
         f.finish()?;
         let cfg = BehaviorConfig {
             max_age_days: age,
@@ -32,7 +33,7 @@ pub extern "C" fn beh_new(types_len: i32) -> i32 {
             types,
         }
         .check()?;
-        Ok(STORES.with(|t| t.add(Behavior::new(cfg))))
+        Ok(STORES.with(|t| t.add(Box::new(Behavior::new(cfg)))))
     })())
 }
 
@@ -50,26 +51,28 @@ pub extern "C" fn beh_track(h: u32, len: i32, now: f64) -> i32 {
     done((|| {
         let b = take_bytes(len)?.unwrap_or_default();
         let mut f = Fields::new(&b);
-        let kind = f.str()?;
-        let item = f.opt_str()?;
-        let category = f.opt_str()?;
-        let tags = (0..f.u8()?)
-            .map(|_| f.str())
-            .collect::<crate::Result<Vec<_>>>()?;
-        let value = match f.u8()? {
-            0 => None,
-            _ => Some(f.f64()?),
-        };
+        let kind = f.text()?;
+        let item = if f.u8()? != 0 { Some(f.text()?) } else { None };
+        let category = if f.u8()? != 0 { Some(f.text()?) } else { None };
+        // The tags are laid out as in the stored record.
+        let ntags = f.u8()?.into();
+        let start = f.c.pos();
+        for _ in 0..ntags {
+            f.text()?;
+        }
+        let tags = b.get(start..f.c.pos()).unwrap_or_default();
+        let value = if f.u8()? != 0 { Some(f.f64()?) } else { None };
         f.finish()?;
-        let ev = Event {
+        let ev = crate::behavior::EventRef {
             at: now,
             kind,
             item,
             category,
             tags,
+            ntags,
             value,
         };
-        store(h, |b| b.track_event(ev, now).map(|()| 0))
+        store(h, |b| b.track_parts(&ev, now).map(|()| 0))
     })())
 }
 
@@ -80,24 +83,8 @@ pub extern "C" fn beh_track(h: u32, len: i32, now: f64) -> i32 {
 #[no_mangle]
 pub extern "C" fn beh_features(h: u32, now: f64, tz: f64) -> i32 {
     done(store(h, |b| {
-        let feats = b.features(now, tz)?;
-        let mut text = String::new();
-        let mut values = Vec::with_capacity(feats.len());
-        for (name, v) in &feats {
-            text.push_str(name);
-            text.push('\t');
-            match v {
-                BehaviorValue::Num(x) => values.push(*x),
-                BehaviorValue::Cat(c) => {
-                    text.push_str(c);
-                    values.push(0.0);
-                }
-            }
-            text.push('\n');
-        }
-        put_bytes(text.as_bytes());
-        put_io(values);
-        Ok(feats.len() as i32)
+        let n = BYTES.with(|t| IO.with(|v| b.features_into(now, tz, t, v)))?;
+        Ok(n as i32)
     }))
 }
 
@@ -106,15 +93,8 @@ pub extern "C" fn beh_features(h: u32, now: f64, tz: f64) -> i32 {
 #[no_mangle]
 pub extern "C" fn beh_counts(h: u32) -> i32 {
     done(store(h, |b| {
-        let counts = b.counts();
-        let mut text = String::new();
-        for (t, _) in &counts {
-            text.push_str(t);
-            text.push('\n');
-        }
-        put_bytes(text.as_bytes());
-        put_io(counts.iter().map(|(_, n)| *n as f64));
-        Ok(counts.len() as i32)
+        let n = BYTES.with(|t| IO.with(|v| b.counts_into(t, v)));
+        Ok(n as i32)
     }))
 }
 
@@ -132,7 +112,12 @@ pub extern "C" fn beh_clear(h: u32) -> i32 {
 #[no_mangle]
 pub extern "C" fn beh_restore(h: u32, snap: u32, now: f64) -> i32 {
     done(super::store::with_snapshot(snap, |s| {
-        store(h, |b| b.restore_snapshot(s, now).map(|d| d as i32))
+        // The first-decision module cannot track (the page queues its events
+        // until the full engine takes over): its stores hold no own events
+        // to merge with the stored ones.
+        let own = cfg!(feature = "full");
+        let r = store(h, |b| b.restore_from(s, now, own));
+        r.map(|d| d as i32)
     }))
 }
 
@@ -146,8 +131,8 @@ pub extern "C" fn beh_sync(h: u32, stored_len: i32, now: f64, max: u32) -> i32 {
         let stored = take_bytes(stored_len)?;
         store(h, |b| {
             let r = b.sync(stored.as_deref(), now, max as usize)?;
-            put_io([r.events as f64, r.dropped as f64]);
-            Ok(put_bytes(&r.bytes))
+            super::put_io([r.events as f64, r.dropped as f64]);
+            Ok(super::put_bytes(&r.bytes))
         })
     })())
 }

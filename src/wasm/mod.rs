@@ -261,12 +261,13 @@ impl<'a> Fields<'a> {
         String::from_utf8(b.to_vec()).map_err(|_| bad("a string that is not UTF-8"))
     }
 
-    /// An optional string (flag byte, then the string).
-    fn opt_str(&mut self) -> crate::Result<Option<String>> {
-        match self.u8()? {
-            0 => Ok(None),
-            _ => self.str().map(Some),
-        }
+    /// A string's bytes, checked as UTF-8 but not copied.
+    #[cfg(feature = "full")]
+    fn text(&mut self) -> crate::Result<&'a [u8]> {
+        let n = u16::from_le_bytes(self.c.array::<2>().ok_or_else(|| bad("too few bytes"))?);
+        let b = (self.c.take(n as usize)).ok_or_else(|| bad("too few bytes"))?;
+        core::str::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))?;
+        Ok(b)
     }
 
     fn finish(&self) -> crate::Result<()> {
