@@ -551,7 +551,7 @@ impl Behavior {
                 out.num(&[prefix, s.name], ln_1p_count(s.count as usize));
                 if kind != TYPE {
                     let age = ((t - s.last) / HALF_LIFE_MS).max(0.0);
-                    out.num(&[prefix, s.name, b":recent"], math::exp2(-age));
+                    out.num(&[prefix, s.name, b":recent"], math::exp2_neg(age));
                 }
                 prev = Some(s);
             }
@@ -915,7 +915,7 @@ mod tests {
         assert_eq!(num(&f, "cat:c0"), Some(math::ln_1p(3.0)));
         assert_eq!(num(&f, "tag:x"), Some(math::ln_1p(5.0)));
         // Last seen 1 minute before `now`: 2^(-1/1440).
-        assert!((num(&f, "tag:x:recent").unwrap() - math::exp2(-1.0f64 / 1440.0)).abs() < 1e-12);
+        assert!((num(&f, "tag:x:recent").unwrap() - 2f64.powf(-1.0 / 1440.0)).abs() < 1e-12);
         // After the session gap the depth is gone.
         let f = b.features(T0 + 140.0 * MIN, 0.0).unwrap();
         assert_eq!(num(&f, "sessionDepth"), None);
