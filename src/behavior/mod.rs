@@ -513,7 +513,6 @@ impl Behavior {
                 ),
             ));
         }
-        self.cfg.retain(&mut self.log, now_ms);
         text.clear();
         values.clear();
         let mut out = Lines { text, values };
@@ -527,6 +526,12 @@ impl Behavior {
         let day = (math::modulo(math::floor(local / DAY_MS) + 4.0, 7.0) as usize).min(6);
         let weekday = WEEKDAYS.get(3 * day..3 * day + 3).unwrap_or_default();
         out.line(&[b"weekday"], weekday, 0.0);
+        // The first-decision module holds no events (it neither restores
+        // nor tracks): the clock's features are all it derives.
+        if cfg!(all(feature = "first", not(feature = "full"))) {
+            return Ok(out.values.len());
+        }
+        self.cfg.retain(&mut self.log, now_ms);
         let scan = self.scan();
         if scan.sessions == 0 {
             return Ok(out.values.len());

@@ -108,16 +108,14 @@ pub extern "C" fn beh_clear(h: u32) -> i32 {
 }
 
 /// Restore the stored events from the decoded snapshot `snap`; how many
-/// stored events were dropped (their type is no longer declared).
+/// stored events were dropped (their type is no longer declared). The
+/// first-decision module restores nothing: it serves page views with
+/// nothing stored.
+#[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn beh_restore(h: u32, snap: u32, now: f64) -> i32 {
     done(super::store::with_snapshot(snap, |s| {
-        // The first-decision module cannot track (the page queues its events
-        // until the full engine takes over): its stores hold no own events
-        // to merge with the stored ones.
-        let own = cfg!(feature = "full");
-        let r = store(h, |b| b.restore_from(s, now, own));
-        r.map(|d| d as i32)
+        store(h, |b| b.restore_from(s, now, true)).map(|d| d as i32)
     }))
 }
 
