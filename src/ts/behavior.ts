@@ -6,9 +6,11 @@
 //
 // The first-decision module derives features from what is stored; events
 // tracked before the full engine arrives are queued and handed to it
-// (full.ts `behaviorOnto`).
+// (full.ts `behaviorOnto`); the full engine's calls (`keep`, restoring) are
+// in full.ts.
 
-import { behaviorLayout, type Core, eventLayout } from "./core.js";
+import { behaviorLayout, type Core } from "./core.js";
+import { plane } from "./engine.js";
 import type { Encoded, Hasher } from "./features.js";
 import type { BehaviorSpec, EventSpec } from "./spec.js";
 import { checkEvent } from "./validate/behavior.js";
@@ -59,14 +61,9 @@ export class Behavior {
   /** Record an event at `now`. Throws `INVALID_EVENT` or `UNKNOWN_EVENT_TYPE`; nothing is stored then. */
   track(event: unknown, now: number): void {
     const e = checkEvent(event, this.spec);
-    if (this.core.full) this.keep(e, now);
+    if (this.core.full) plane!.keep(this, e, now);
     else this.queued.push({ e, at: now });
     this.#tracked++;
-  }
-
-  /** @internal Hand the checked event `e` at `at` to the full engine. */
-  keep(e: EventSpec, at: number): void {
-    this.core.call("beh_track", [this.h, this.core.put(eventLayout(e)), at]);
   }
 
   /** The features at `now`, hashed, and by name; recomputed once a minute or after a `track`. */
@@ -77,28 +74,24 @@ export class Behavior {
     const n = this.core.call("beh_features", [this.h, now, new Date(now).getTimezoneOffset()]);
     const values = this.core.read(n);
     const lines = n === 0 ? [] : this.core.string(this.core.call("bytes_len", [])).split("\n");
-    const pairs = new Float64Array(2 * n);
-    const labels: string[] = [];
-    const named: Record<string, number | string> = Object.create(null);
+    const pairs: number[] = [];
+    const names: Array<string | null> = [];
+    const entries: Array<[string, number | string]> = [];
     for (let i = 0; i < n; i++) {
       const line = lines[i] ?? "";
       const tab = line.indexOf("\t");
       const name = line.slice(0, tab);
       const cat = line.slice(tab + 1);
       const e = this.#hasher.entry("behavior", name);
-      if (cat === "") {
-        pairs[2 * i] = e.h;
-        pairs[2 * i + 1] = values[i]!;
-        labels.push(name);
-        named[name] = values[i]!;
-      } else {
-        pairs[2 * i] = this.#hasher.value(e, cat);
-        pairs[2 * i + 1] = 1;
-        labels.push(`${name}=${cat}`);
-        named[name] = cat;
-      }
+      if (cat === "") pairs.push(e.h, values[i]!);
+      else pairs.push(this.#hasher.value(e, cat), 1);
+      names.push(name, cat === "" ? null : cat);
+      entries.push([name, cat === "" ? values[i]! : cat]);
     }
-    this.cache = { minute, tracked: this.#tracked, enc: { pairs, n, labels }, named };
+    // Made at once: an object given ~35 properties one by one is a dictionary to V8, which copies it
+    // (`features()`) a hundred times slower.
+    const named = Object.fromEntries(entries);
+    this.cache = { minute, tracked: this.#tracked, enc: { pairs, names }, named };
     return this.cache;
   }
 
@@ -107,9 +100,9 @@ export class Behavior {
     return this.#derive(now).enc;
   }
 
-  /** The `behavior` namespace as the slots see it, by name. */
-  features(now: number): Record<string, number | string> {
-    return { ...this.#derive(now).named };
+  /** The `behavior` namespace by name, as the slots see it (the cached object: read it, never change it). */
+  named(now: number): Record<string, number | string> {
+    return this.#derive(now).named;
   }
 
   /** Retained events by type. */
@@ -127,13 +120,6 @@ export class Behavior {
   clear(): void {
     this.core.call("beh_clear", [this.h]);
     this.queued = [];
-    this.cache = null;
-    this.#tracked++;
-  }
-
-  /** Restore the stored events from the decoded snapshot `snap`. */
-  restore(snap: number, now: number): void {
-    this.core.call("beh_restore", [this.h, snap, now]);
     this.cache = null;
     this.#tracked++;
   }

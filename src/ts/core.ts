@@ -12,8 +12,9 @@
 // A trap (a panic in the core: a bug) leaves the instance in an unknown
 // state: this marks it poisoned and every later call fails with POISONED.
 
+import { plane } from "./engine.js";
 import { CODES, fail, type InsituError } from "./errors.js";
-import type { BehaviorSpec, EventSpec, ExperimentSpec, PolicySpec, SlotSpec } from "./spec.js";
+import type { BehaviorSpec, ExperimentSpec, PolicySpec, SlotSpec } from "./spec.js";
 
 /** The exports every build has; the rest are looked up by name. */
 interface Exports {
@@ -37,6 +38,9 @@ export class Core {
   /** Set once the instance trapped: every call then fails with it. */
   poisoned: InsituError | null = null;
   private readonly x: Exports;
+  /** Views on the memory, renewed when it grows (a new buffer): a view per call would cost more than the call's copy. */
+  #f = new Float64Array(0);
+  #u = new Uint8Array(0);
 
   constructor(
     instance: WebAssembly.Instance,
@@ -60,24 +64,41 @@ export class Core {
     const code = CODES[-r - 1] ?? "POISONED";
     // Builds with `std` (tests) carry the core's own text; the shipped .wasm carries none.
     const detail = this.string(this.x.err_text());
-    throw fail(code, (words?.(code) ?? defaultWords(code)) + (detail === "" ? "" : ` (${detail})`));
+    throw fail(code, (words?.(code) ?? wording(code)) + (detail === "" ? "" : ` (${detail})`));
+  }
+
+  /** The memory as f64s (after any call that may grow it). */
+  #f64(): Float64Array {
+    const b = this.x.memory.buffer;
+    return this.#f.buffer === b ? this.#f : (this.#f = new Float64Array(b));
+  }
+
+  /** The memory as bytes (after any call that may grow it). */
+  #u8(): Uint8Array {
+    const b = this.x.memory.buffer;
+    return this.#u.buffer === b ? this.#u : (this.#u = new Uint8Array(b));
   }
 
   /** Write numbers into `io`. */
   nums(values: ArrayLike<number>): void {
-    const at = this.x.io(values.length);
-    new Float64Array(this.x.memory.buffer, at, values.length).set(values);
+    const at = this.x.io(values.length) / 8;
+    this.#f64().set(values, at);
   }
 
   /** The first `n` numbers of `io`, copied. */
   read(n: number): Float64Array {
-    return new Float64Array(this.x.memory.buffer, this.x.io_at(), n).slice();
+    const at = this.x.io_at() / 8;
+    const f = this.#f64();
+    // A loop: `slice` looks up the species constructor, which costs more than a short copy.
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) out[i] = f[at + i]!;
+    return out;
   }
 
   /** Write bytes into `bytes`; their length. */
   put(b: Uint8Array): number {
     const at = this.x.bytes(b.length);
-    new Uint8Array(this.x.memory.buffer, at, b.length).set(b);
+    this.#u8().set(b, at);
     return b.length;
   }
 
@@ -85,19 +106,21 @@ export class Core {
   text(s: string): number {
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     const at = this.x.bytes(3 * s.length);
-    const { written } = utf8.encodeInto(s, new Uint8Array(this.x.memory.buffer, at, 3 * s.length));
+    const { written } = utf8.encodeInto(s, this.#u8().subarray(at, at + 3 * s.length));
     this.x.bytes(written);
     return written;
   }
 
   /** The first `n` bytes of `bytes`, copied. */
   bytes(n: number): Uint8Array {
-    return new Uint8Array(this.x.memory.buffer, this.x.bytes_at(), n).slice();
+    const at = this.x.bytes_at();
+    return this.#u8().slice(at, at + n);
   }
 
   /** The first `n` bytes of `bytes` as UTF-8 text. */
   string(n: number): string {
-    return decoder.decode(new Uint8Array(this.x.memory.buffer, this.x.bytes_at(), n));
+    const at = this.x.bytes_at();
+    return decoder.decode(this.#u8().subarray(at, at + n));
   }
 
   has(name: string): boolean {
@@ -105,23 +128,14 @@ export class Core {
   }
 }
 
-/** What each code says when the caller adds nothing. */
-function defaultWords(code: string): string {
-  switch (code) {
-    case "SNAPSHOT_CORRUPT":
-      return "stored data is corrupt: truncated, failing its checksum, or holding values no engine writes";
-    case "SNAPSHOT_FOREIGN":
-      return "stored data is not an insitu snapshot";
-    case "SNAPSHOT_VERSION":
-      return "stored data was written by a newer insitu";
-    case "SNAPSHOT_TOO_LARGE":
-      return "the snapshot is over its size cap (maxBytes)";
-    case "NUMERICAL_ERROR":
-      return "numerical error: the update would have corrupted the learner; nothing changed";
-    default:
-      return `the core refused the call (${code})`;
-  }
-}
+/**
+ * What code `code` says when the caller adds nothing. The storage codes
+ * come only from the full engine (the first-decision module reads no
+ * storage format): full.ts words them.
+ */
+const wording = (code: string): string =>
+  code === "NUMERICAL_ERROR" ? "numerical error: the update would have corrupted the learner; nothing changed"
+  : plane?.words(code) ?? `the core refused the call (${code})`;
 
 /** Instantiate a .wasm from bytes, a `Response` (streaming compilation) or a compiled module. */
 export async function instantiate(source: BufferSource | Response | WebAssembly.Module): Promise<WebAssembly.Instance> {
@@ -230,10 +244,6 @@ export class Writer {
     return this;
   }
 
-  optStr(s: string | null): this {
-    return s === null ? this.u8(0) : this.u8(1).str(s);
-  }
-
   done(): Uint8Array {
     return this.b.subarray(0, this.at);
   }
@@ -270,11 +280,4 @@ export function behaviorLayout(b: BehaviorSpec): [number[], Uint8Array] {
   const w = new Writer().u8(b.types.length);
   b.types.forEach((t) => w.str(t));
   return [[b.maxAgeDays, b.maxEvents, b.maxBytes, b.sessionGapMinutes], w.done()];
-}
-
-/** A checked event for `beh_track`. */
-export function eventLayout(e: EventSpec): Uint8Array {
-  const w = new Writer().str(e.type).optStr(e.item).optStr(e.category).u8(e.tags.length);
-  e.tags.forEach((t) => w.str(t));
-  return (e.value === null ? w.u8(0) : w.u8(1).f64(e.value)).done();
 }

@@ -9,10 +9,11 @@
 // next visit. Its copy in the allocator's stored state is only a fallback
 // for data written by earlier builds.
 //
-// On the first-decision module every call is also logged, and replayed on
-// the full engine when it arrives (full.ts `experimentsOnto`; assignment is
-// deterministic given the stored state and the allocator's seed, which both
-// share).
+// On the first-decision module every call that may change the allocator is
+// also logged, and replayed on the full engine when it arrives (full.ts
+// `experimentsOnto`; assignment is deterministic given the stored state and
+// the allocator's seed, which both share). Like a slot's, the log is capped:
+// past it, the full engine gets the configuration and the units only.
 
 import { type Core, experimentsLayout } from "./core.js";
 import { describe, fail, type InsituError } from "./errors.js";
@@ -70,6 +71,11 @@ export interface ExperimentInfo {
   holdout?: { key: string; fraction: number };
 }
 
+/** Most calls logged before the full engine arrives (as a slot's, slot.ts). */
+const MAX_LOGGED = 65_536;
+
+const utf8 = new TextEncoder();
+
 const REASONS = ["assigned", "no-unit", "targeting", "namespace", "holdout", "coverage"] as const;
 
 /** A call on the allocator, for the full engine to replay. */
@@ -83,23 +89,58 @@ export class Experiments {
   specs: ExperimentSpec[] = [];
   #byKey = new Map<string, number>();
   readonly #seed = entropy(53);
-  /** @internal */
+  /** The site's id as the allocator has it (`siteUnit`), for a handover without the log. */
+  #site: Uint8Array | null = null;
+  /**
+   * @internal The calls that changed the allocator, for the full engine to
+   * replay, while on the first-decision module (null on the full engine, or
+   * past `MAX_LOGGED`).
+   */
   log: Logged[] | null;
+  /** Hears, once, that the log went past `MAX_LOGGED`. */
+  readonly #capped: () => void;
 
-  constructor(core: Core) {
+  constructor(core: Core, capped: () => void = () => {}) {
     this.core = core;
     this.log = core.full ? null : [];
+    this.#capped = capped;
   }
 
   /**
-   * Call the allocator (and log the call while on the first-decision
-   * module). With `bytes`, their length goes in as the second argument.
+   * Call the allocator, and log the call while on the first-decision
+   * module. With `bytes`, their length goes in as the second argument.
    */
   #call(name: string, args: number[], bytes: Uint8Array | null = null, words?: (code: string) => string): number {
-    const all = bytes === null ? args : [args[0]!, this.core.put(bytes), ...args.slice(1)];
-    const r = this.core.call(name, all, words);
-    this.log?.push([name, args, bytes]);
+    const r = this.#run(name, args, bytes, words);
+    this.#log([name, args, bytes]);
     return r;
+  }
+
+  #run(name: string, args: number[], bytes: Uint8Array | null, words?: (code: string) => string): number {
+    return this.core.call(name, bytes === null ? args : [args[0]!, this.core.put(bytes), ...args.slice(1)], words);
+  }
+
+  /** Log a call for the full engine (on the first-decision module): past `MAX_LOGGED`, the log goes (reported once). */
+  #log(call: Logged): void {
+    if (this.log !== null && this.log.push(call) > MAX_LOGGED) {
+      this.log = null;
+      this.#capped();
+    }
+  }
+
+  /**
+   * @internal What the full engine replays to take over (called on the
+   * first-decision module): the log, or past its cap the allocator rebuilt
+   * from its configuration and units (its exposures, trials and rewards are
+   * not handed over).
+   */
+  handover(): Logged[] {
+    if (this.log !== null || this.h === 0) return this.log ?? [];
+    const device = this.deviceUnit();
+    const out: Logged[] = [["ab_new", [this.#seed], experimentsLayout(this.specs)]];
+    if (this.#site !== null) out.push(["ab_site_unit", [0], this.#site]);
+    if (device !== "") out.push(["ab_device_unit", [0, 1], utf8.encode(device)]);
+    return out;
   }
 
   /** Configure (replacing any earlier set; device state is kept). Throws `INVALID_EXPERIMENT`, changing nothing. */
@@ -126,8 +167,9 @@ export class Experiments {
   /** The site's id as the unit key (null: the device seed). */
   siteUnit(unit: string | null): void {
     if (this.h === 0) return;
-    if (unit === null) this.#call("ab_site_unit", [this.h, -1]);
-    else this.#call("ab_site_unit", [this.h], new TextEncoder().encode(unit));
+    this.#site = unit === null ? null : utf8.encode(unit);
+    if (this.#site === null) this.#call("ab_site_unit", [this.h, -1]);
+    else this.#call("ab_site_unit", [this.h], this.#site);
   }
 
   /** The device seed held (empty: none). */
@@ -138,18 +180,24 @@ export class Experiments {
 
   /** Use `unit` as the device seed; with `force` replacing any other. Whether it was set. */
   useDevice(unit: string, force: boolean): boolean {
-    return this.#call("ab_device_unit", [this.h, force ? 1 : 0], new TextEncoder().encode(unit)) === 1;
+    return this.#call("ab_device_unit", [this.h, force ? 1 : 0], utf8.encode(unit)) === 1;
   }
 
   /**
-   * Assign experiment `key`: targeting evaluated on `attributes`, the
-   * allocator decides. Returns the assignment and whether the exposure is new.
+   * Assign experiment `key`: targeting evaluated on `attributes`, or for a
+   * condition on `behavior.*` on what `behavior()` gives (an object whose
+   * `behavior` is the behaviour namespace), the allocator decides. Returns
+   * the assignment and whether the exposure is new.
    */
-  assign(key: string, attributes: unknown, now: number, unit: Assignment["unit"]): [Assignment, boolean] {
+  assign(key: string, attributes: unknown, behavior: () => object, now: number, unit: Assignment["unit"]): [Assignment, boolean] {
     const i = this.index(key);
     const e = this.specs[i]!;
-    const targeted = e.targeting.every((c) => holds(c, attributes));
-    const code = this.#call("ab_assign", [this.h, i, targeted ? 1 : 0, now]);
+    const targeted = e.targeting.every((c) => holds(c, c.path[0] === "behavior" ? behavior() : attributes));
+    const args = [this.h, i, targeted ? 1 : 0, now];
+    const code = this.#run("ab_assign", args, null);
+    // Logged when it may have changed the allocator: a new exposure, or a bandit's trial (any other assignment
+    // only reads what was logged before, so a page that runs an experiment often logs it once).
+    if ((code & 512) !== 0 || e.allocation.type === "thompson") this.#log(["ab_assign", args, null]);
     const [probability, bucket, seed] = this.core.read(3);
     const index = code & 63;
     const reason = REASONS[(code >> 6) & 7]!;
@@ -206,11 +254,6 @@ export class Experiments {
   /** Forget everything (`forget()`). */
   reset(): void {
     if (this.h !== 0) this.#call("ab_reset", [this.h]);
-  }
-
-  /** Load the allocator's stored state (bytes of `<key>.ab`). Throws the core's `SNAPSHOT_*` codes. */
-  restore(bytes: Uint8Array, now: number, max: number): void {
-    this.#call("ab_restore", [this.h, now, max], bytes);
   }
 }
 

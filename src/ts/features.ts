@@ -20,14 +20,12 @@ export const MAX_EXPANDED = 4096;
 /** Cached name and value hashes per page before the caches are dropped and refilled. */
 const MAX_CACHED = 16384;
 
-/** One namespace's features, hashed: `pairs` holds hash, value, hash, value, ... */
+/** One namespace's features, hashed. */
 export interface Encoded {
-  /** Hash/value pairs. */
-  readonly pairs: Float64Array;
-  /** Pairs used. */
-  readonly n: number;
-  /** Each feature's label, `name` or `name=value` (for explanations). */
-  readonly labels: readonly string[];
+  /** Hash, value, hash, value, ... */
+  readonly pairs: number[];
+  /** Each feature's name and categorical value (null for a number), for explanations: labels are made only when `explain` asks. */
+  readonly names: Array<string | null>;
 }
 
 interface NameEntry {
@@ -113,8 +111,10 @@ export const invalid = (field: string, why: string): InsituError => fail("INVALI
 /** Counts features across the namespaces of one context (and one action). */
 export class Budget {
   n = 0;
-  take(): void {
-    if (++this.n > MAX_FEATURES) {
+  /** Count `k` more features (one by default). */
+  take(k = 1): void {
+    if ((this.n += k) > MAX_FEATURES) {
+      this.n = MAX_FEATURES + 1;
       throw fail("TOO_MANY_FEATURES", `context has more than ${MAX_FEATURES} features (stopped at ${this.n})`);
     }
   }
@@ -180,21 +180,13 @@ export function walkNamespace(
 
 /** Encode one namespace into an `Encoded`. */
 export function encodeNamespace(hasher: Hasher, ns: string, feats: unknown, origin: string): Encoded {
-  let pairs = new Float64Array(16);
-  const labels: string[] = [];
-  let n = 0;
+  const pairs: number[] = [];
+  const names: Array<string | null> = [];
   walkNamespace(hasher, ns, feats, origin, new Budget(), (h, x, name, value) => {
-    if (2 * n + 2 > pairs.length) {
-      const grown = new Float64Array(2 * pairs.length);
-      grown.set(pairs);
-      pairs = grown;
-    }
-    pairs[2 * n] = h;
-    pairs[2 * n + 1] = x;
-    labels.push(value === null ? name : `${name}=${value}`);
-    n++;
+    pairs.push(h, x);
+    names.push(name, value);
   });
-  return { pairs, n, labels };
+  return { pairs, names };
 }
 
 /**

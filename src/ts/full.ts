@@ -12,12 +12,16 @@
 // import before its first decision (scripts/package.mjs refuses such a
 // build). What it needs of theirs comes in `attach()`.
 
-import type { Core } from "./core.js";
+import type { Core, Writer } from "./core.js";
 import type * as Errors from "./errors.js";
 import type { InsituError } from "./errors.js";
-import type { RestoreResult, SyncOptions, SyncResult } from "./insitu.js";
+import type { Insitu, RestoreResult, SyncOptions, SyncResult } from "./insitu.js";
 import type { FlushResult, Site } from "./site.js";
-import type { Contribution, Explanation, Features, Learner } from "./slot.js";
+import type { Behavior } from "./behavior.js";
+import type * as Slot from "./slot.js";
+import type { Contribution, Decision, Explanation, Learner, Stats } from "./slot.js";
+import type { EventSpec } from "./spec.js";
+import type * as Calls from "./validate/calls.js";
 import type * as Read from "./validate/read.js";
 
 /** What this file uses of the entry's. */
@@ -28,6 +32,11 @@ export interface Kit {
   guard: typeof Read.guard;
   /** The slot hash of the bias feature. */
   constant: number;
+  Writer: typeof Writer;
+  checkExplainShape: typeof Calls.checkExplainShape;
+  encode: typeof Slot.encode;
+  callNums: typeof Slot.callNums;
+  Insitu: typeof Insitu;
 }
 
 let fail: Kit["fail"];
@@ -35,13 +44,29 @@ let coded: Kit["coded"];
 let describe: Kit["describe"];
 let guard: Kit["guard"];
 let constant = 0;
+let Bytes: Kit["Writer"];
+let checkExplainShape: Kit["checkExplainShape"];
+let encode: Kit["encode"];
+let callNums: Kit["callNums"];
 
-/** Called once by the entry, before anything else here. */
+/** Called once by the entry, before anything else here: `Insitu`'s methods are defined on its prototype. */
 export function attach(kit: Kit): void {
-  ({ fail, coded, describe, guard, constant } = kit);
+  ({ fail, coded, describe, guard, constant, Writer: Bytes, checkExplainShape, encode, callNums } = kit);
+  const methods = Object.getOwnPropertyDescriptors(Methods.prototype);
+  delete (methods as { constructor?: unknown }).constructor;
+  Object.defineProperties(kit.Insitu.prototype, methods);
 }
 
 const DAY_MS = 86_400_000;
+
+/** What a storage code from the full engine says when the caller adds nothing (core.ts words the rest). */
+export const words = (code: string): string | undefined =>
+  code === "SNAPSHOT_CORRUPT" ? "stored data is corrupt: truncated, failing its checksum, or holding values no engine writes"
+  : code === "SNAPSHOT_FOREIGN" ? "stored data is not an insitu snapshot"
+  : code === "SNAPSHOT_VERSION" ? "stored data was written by a newer insitu"
+  : code === "SNAPSHOT_TOO_LARGE" ? "the snapshot is over its size cap (maxBytes)"
+  : undefined;
+
 /** Most terms a feature vector expands to (features.ts `MAX_EXPANDED`). */
 const MAX_EXPANDED = 4096;
 
@@ -62,7 +87,7 @@ export function upgrade(site: Site, full: Core): void {
     // as the page could tell): what another tab stored meanwhile is read
     // now, on the full engine, and each part is rebuilt on it.
     site.core = full;
-    if (site.consentState.allows("personalization")) site.setStored(readStored(site, site.key).bytes);
+    if (site.consentState.allows("personalization")) setStored(site, readStored(site, site.key).bytes);
     behaviorOnto(site, full);
     for (const [name, l] of site.slots) slotOnto(site, l, name, refused);
     experimentsOnto(site, full, refused);
@@ -92,7 +117,7 @@ function behaviorOnto(site: Site, full: Core): void {
   b.core = full;
   b.h = b.make(full);
   restorePart(site, null);
-  for (const { e, at } of b.queued) b.keep(e, at);
+  for (const { e, at } of b.queued) keep(b, e, at);
   b.queued = [];
   b.cache = null;
   drop(old, "beh_drop", h);
@@ -130,11 +155,12 @@ function slotOnto(site: Site, l: Learner, name: string, refused: (e: InsituError
 
 /**
  * The experiments: a new allocator on `full` with what is stored, then
- * every allocator call made on the first-decision module, replayed.
+ * every allocator call made on the first-decision module that changed it,
+ * replayed (past the log's cap, only its configuration and units).
  */
 function experimentsOnto(site: Site, full: Core, refused: (e: InsituError) => void): void {
   const x = site.ab;
-  const log = x.log ?? [];
+  const log = x.handover();
   const old = x.core;
   const oldH = x.h;
   x.core = full;
@@ -157,7 +183,38 @@ function experimentsOnto(site: Site, full: Core, refused: (e: InsituError) => vo
   drop(old, "ab_drop", oldH);
 }
 
+/** Hand the checked event `e` at `at` to the full engine's store. */
+export function keep(b: Behavior, e: EventSpec, at: number): void {
+  const w = new Bytes().str(e.type);
+  for (const s of [e.item, e.category]) {
+    if (s === null) w.u8(0);
+    else w.u8(1).str(s);
+  }
+  w.u8(e.tags.length);
+  e.tags.forEach((t) => w.str(t));
+  // The event's layout for `beh_track` (src/wasm/behavior.rs).
+  b.core.call("beh_track", [b.h, b.core.put((e.value === null ? w.u8(0) : w.u8(1).f64(e.value)).done()), at]);
+}
+
 // --- reading storage ------------------------------------------------------------
+
+/** Keep `bytes` as the stored snapshot; its decoded copy on the core goes when they change. */
+export function setStored(site: Site, bytes: Uint8Array | null): void {
+  if (bytes !== site.stored) dropSnap(site);
+  site.stored = bytes;
+}
+
+/** Free the stored snapshot's decoded copy on the core. */
+export function dropSnap(site: Site): void {
+  if (site.snap !== 0) {
+    try {
+      site.core.call("snap_drop", [site.snap]);
+    } catch {
+      // A poisoned core: nothing to free.
+    }
+  }
+  site.snap = 0;
+}
 
 /**
  * Open the frame of the value `raw` stored under `k` (its payload decoded
@@ -234,7 +291,7 @@ function unusable(site: Site, e: unknown): void {
   const err = coded(e, "SNAPSHOT_CORRUPT");
   const outcome = setAside(site, err, site.key);
   if (outcome === null) site.report(err.code, err.message, e);
-  else if (outcome !== "newer-format") site.setStored(null);
+  else if (outcome !== "newer-format") setStored(site, null);
 }
 
 /** Load stored state into a part (the behaviour store, or the slot `name`), from the snapshot decoded once for every part. */
@@ -242,8 +299,11 @@ export function restorePart(site: Site, name: string | null): void {
   const snap = decoded(site);
   if (snap === 0) return;
   try {
-    if (name === null) site.behavior.restore(snap, site.clock());
-    else site.slots.get(name)!.restore(snap, name);
+    const c = site.core;
+    if (name === null) {
+      c.call("beh_restore", [site.behavior.h, snap, site.clock()]);
+      site.behavior.cache = null;
+    } else c.call("slot_restore", [site.slots.get(name)!.h, snap, c.text(name), site.clock()]);
   } catch (e) {
     unusable(site, e);
   }
@@ -251,7 +311,7 @@ export function restorePart(site: Site, name: string | null): void {
 
 /** Load what is stored into every part (the site opens on the full engine, or consent now allows it). */
 export function restoreAll(site: Site): void {
-  site.setStored(readStored(site, site.key).bytes);
+  setStored(site, readStored(site, site.key).bytes);
   restorePart(site, null);
   for (const name of site.slots.keys()) restorePart(site, name);
   if (site.stored !== null) site.record("restored", { key: site.key, detail: `${site.stored.length} bytes` });
@@ -263,7 +323,7 @@ export function restoreAbState(site: Site): void {
   const { bytes } = readStored(site, k);
   if (bytes === null) return;
   try {
-    site.ab.restore(bytes, site.clock(), site.spec.maxBytes);
+    site.core.call("ab_restore", [site.ab.h, site.core.put(bytes), site.clock(), site.spec.maxBytes]);
   } catch (e) {
     const err = coded(e, "SNAPSHOT_CORRUPT");
     if (setAside(site, err, k) === null) site.report(err.code, err.message, e);
@@ -418,7 +478,7 @@ function flushSnapshot(site: Site): FlushResult {
   for (const l of site.slots.values()) c.call("slot_commit", [l.h]);
   if (site.failures > 0) site.record("recovered", { key: site.key, detail: `stored after ${site.failures} failed attempts` });
   site.failures = 0;
-  site.setStored(bytes);
+  setStored(site, bytes);
   return { written: true, bytes: bytes.length, generation };
 }
 
@@ -525,26 +585,34 @@ function expand(feats: number[], pairs: ReadonlyArray<readonly [number, number]>
 }
 
 /**
- * Why a variant of `l` (`wanted`, or -1 for the best): its mean score
- * split into what each of the `top` largest terms of the call's features
- * `f` (as the core reads them: `nums`) adds. Every policy scores a variant with a linear model, so its
+ * `explain(options)` of `l`: why a variant (`variant`, or the best): its
+ * mean score split into what each of the `top` largest terms of the call's
+ * features adds. Every policy scores a variant with a linear model, so its
  * posterior mean score is exactly the bias plus, for each term of its
  * feature vector (each feature, each interaction product), the term's
  * value times what the variant learned for the term's hashed slot: the
  * core gives the scores and the learned weights, and this names the terms
  * (hashing is one way: names come from the context passed in).
  */
-export function explain(l: Learner, f: Features, nums: number[], wanted: number, top: number): Explanation {
-  const c = l.core;
+export function explain(l: Learner, options: unknown): Explanation {
   const k = l.p.k;
-  c.nums(nums);
+  const o = checkExplainShape(options, k);
+  const wanted = o.variant === null ? -1 : l.p.ids.indexOf(o.variant);
+  if (wanted < 0 && o.variant !== null) throw fail("UNKNOWN_VARIANT", `no variant ${describe(o.variant)}`);
+  const f = encode(l.p, o.context, o.actions, l.behavior(), true);
+  const top = o.top;
+  const c = l.core;
+  c.nums(callNums(f));
   c.call("scores", [l.h, f.shared.length / 3, f.actions === null ? 0 : 1]);
   const r = c.read(2 * k);
   const scores = Array.from(r.subarray(0, k));
   const best = scores.reduce((b, x, i) => (x > scores[b]! ? i : b), 0);
   const index = wanted < 0 ? best : wanted;
   const feats = [...f.shared, ...(f.actions?.[index] ?? l.p.own[index]!.triples)];
-  const names = [...f.names!, ...(f.actionNames?.[index] ?? l.p.ownNames[index]!)];
+  // Each feature's label: `ns.name`, or `ns.name=value` for a categorical.
+  const raw = [...f.names!, ...(f.actionNames?.[index] ?? l.p.ownNames[index]!)];
+  const names: string[] = [];
+  for (let i = 0; i < raw.length; i += 3) names.push(raw[i + 2] === null ? `${raw[i]}.${raw[i + 1]}` : `${raw[i]}.${raw[i + 1]}=${raw[i + 2]}`);
   const d = c.call("arm_mean", [l.h, index]);
   const w = c.read(d + 1);
   const terms = expand(feats, l.p.spec.features.interactions, d - 1);
@@ -589,7 +657,7 @@ export function explain(l: Learner, f: Features, nums: number[], wanted: number,
   };
 }
 
-// --- new Insitu(): restore, sync -------------------------------------------------------
+// --- new Insitu() -------------------------------------------------------
 
 const option = (k: string, why: string): InsituError => fail("INVALID_OPTION", `option \`${k}\` ${why}`);
 
@@ -630,32 +698,82 @@ const report = (r: Float64Array): RestoreResult => ({
   adopted: r[5]!,
 });
 
-/** `insitu.restore(stored, options)`: load the slot's learning from the stored snapshot (writes nothing). */
-export function restore(l: Learner, stored: unknown, options: SyncOptions): RestoreResult {
-  const o = args(stored, options, true);
-  const b = o.b!;
-  const c = l.core;
-  const snap = c.call("snap_decode", [c.put(b), o.max]);
-  try {
-    c.call("slot_restore", [l.h, snap, c.text(o.slot), o.now]);
-    return report(c.read(6));
-  } finally {
-    c.call("snap_drop", [snap]);
-  }
-}
+/** What `Insitu` does (src/ts/insitu.ts declares it): one slot on the full engine, with no site around it. */
+class Methods {
+  declare readonly l: Learner;
 
-/** `insitu.sync(stored, options)`: merge the slot's learning onto the stored snapshot (null: nothing stored). */
-export function sync(l: Learner, stored: unknown, options: SyncOptions): SyncResult {
-  const o = args(stored, options, false);
-  const b = o.b;
-  const c = l.core;
-  const name = new TextEncoder().encode(o.slot);
-  const all = new Uint8Array(name.length + (b?.length ?? 0));
-  all.set(name);
-  if (b !== null) all.set(b, name.length);
-  c.put(all);
-  const n = c.call("slot_sync", [l.h, name.length, b === null ? -1 : b.length, o.now, o.max]);
-  const bytes = c.bytes(n);
-  const r = c.read(7);
-  return { ...report(r), bytes, overwrote: r[6] === 1 };
+  rank(options?: unknown): Decision {
+    return this.l.rank(options);
+  }
+
+  reward(options: unknown): void {
+    this.l.reward(options);
+  }
+
+  activate(options: unknown): void {
+    this.l.activate(options);
+  }
+
+  learn(options: unknown): void {
+    this.l.learn(options);
+  }
+
+  explain(options?: unknown): Explanation | null {
+    return this.l.explain(options);
+  }
+
+  stats(): Stats {
+    return this.l.stats();
+  }
+
+  get variants(): string[] {
+    return this.l.variants;
+  }
+
+  get modelVersion(): string {
+    return this.l.modelVersion;
+  }
+
+  get policy(): string {
+    return this.l.policy;
+  }
+
+  /** Load this slot's learning from the stored snapshot (writes nothing). */
+  restore(stored: unknown, options: SyncOptions): RestoreResult {
+    const o = args(stored, options, true);
+    const c = this.l.core;
+    const snap = c.call("snap_decode", [c.put(o.b!), o.max]);
+    try {
+      c.call("slot_restore", [this.l.h, snap, c.text(o.slot), o.now]);
+      return report(c.read(6));
+    } finally {
+      c.call("snap_drop", [snap]);
+    }
+  }
+
+  /** Merge this slot's learning onto the stored snapshot (null: nothing stored). */
+  sync(stored: unknown, options: SyncOptions): SyncResult {
+    const o = args(stored, options, false);
+    const b = o.b;
+    const c = this.l.core;
+    const name = new TextEncoder().encode(o.slot);
+    const all = new Uint8Array(name.length + (b?.length ?? 0));
+    all.set(name);
+    if (b !== null) all.set(b, name.length);
+    c.put(all);
+    const n = c.call("slot_sync", [this.l.h, name.length, b === null ? -1 : b.length, o.now, o.max]);
+    const bytes = c.bytes(n);
+    const r = c.read(7);
+    return { ...report(r), bytes, overwrote: r[6] === 1 };
+  }
+
+  /** Apply the last `sync()` once its bytes are stored; false when there was none. */
+  commit(): boolean {
+    return this.l.core.call("slot_commit", [this.l.h]) === 1;
+  }
+
+  /** Free the slot's memory in the engine. */
+  close(): void {
+    this.l.core.call("slot_drop", [this.l.h]);
+  }
 }

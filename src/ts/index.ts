@@ -18,23 +18,27 @@
 // Importing this module touches no browser global and fetches nothing
 // (safe in Node and server-side rendering).
 
-import { Core, fetchModule, instantiate } from "./core.js";
+import { Core, fetchModule, instantiate, Writer } from "./core.js";
 import { plane, setEngine, setPlane, theEngine } from "./engine.js";
 import { Consent } from "./consent.js";
 import { coded, describe, fail, type InsituError } from "./errors.js";
 import { FallbackSite } from "./fallback.js";
 import type * as Full from "./full.js";
 import { CONSTANT } from "./hash.js";
+import { Insitu } from "./insitu.js";
 import { Site, warm } from "./site.js";
+import { callNums, encode } from "./slot.js";
 import type { OpenSpec } from "./spec.js";
 import { defaultStorage } from "./storage.js";
 import type { LoadOptions, OpenOptions, WasmSource } from "./types.js";
+import { checkExplainShape } from "./validate/calls.js";
 import { checkOpen } from "./validate/open.js";
 import { guard } from "./validate/read.js";
 
 export { CODES, type ErrorCode, InsituError } from "./errors.js";
 export { Context } from "./features.js";
-export { Insitu, type RestoreResult, type SyncResult, type SyncOptions } from "./insitu.js";
+export { Insitu };
+export type { RestoreResult, SyncResult, SyncOptions } from "./insitu.js";
 export type { Site, Slot, FlushResult } from "./site.js";
 export type { FallbackSite } from "./fallback.js";
 export type { Decision, Explanation, Contribution, Stats } from "./slot.js";
@@ -58,7 +62,7 @@ let control: Promise<typeof Full> | null = null;
 function fullEngine(source: unknown): Promise<Core> {
   control ??= import("./full.js").then(
     (m) => {
-      m.attach({ fail, coded, describe, guard, constant: CONSTANT });
+      m.attach({ fail, coded, describe, guard, constant: CONSTANT, Writer, checkExplainShape, encode, callNums, Insitu });
       setPlane(m);
       return m;
     },

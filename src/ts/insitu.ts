@@ -1,10 +1,11 @@
 // `new Insitu(options)`: one slot and its learner, with no site around it,
 // for sites that keep state themselves. Runs on the full engine, which
-// `await init()` loads. `restore`, `sync` and `commit` are the persistence
-// protocol the site's store uses: read what is stored, merge onto it,
-// write the bytes, then commit (`restore` and `sync` are in full.ts).
+// `await init()` loads with its control plane (full.js), which defines the
+// methods. `restore`, `sync` and `commit` are the persistence protocol the
+// site's store uses: read what is stored, merge onto it, write the bytes,
+// then commit.
 
-import { plane, theEngine } from "./engine.js";
+import { theEngine } from "./engine.js";
 import { Hasher } from "./features.js";
 import { type Decision, type Explanation, Learner, Prepared, type Stats } from "./slot.js";
 import type { ActivateOptions, ExplainOptions, InsituOptions, LearnOptions, RankOptions, RewardOptions } from "./types.js";
@@ -61,65 +62,34 @@ export class Insitu {
   constructor(options: InsituOptions) {
     this.l = new Learner(theEngine(), new Prepared(options, new Hasher()), Date.now);
   }
+}
 
+/**
+ * The methods of `Insitu`, defined on its prototype by full.js (`methods`
+ * there), the full engine's control plane: `init()` loads it before any
+ * `Insitu` can be made, so the entry carries none of them.
+ */
+export interface Insitu {
   /** Choose a variant. Never throws: on bad input, the fallback variant with `fallback: true` and the `error`. */
-  rank(options?: RankOptions): Decision {
-    return this.l.rank(options);
-  }
-
+  rank(options?: RankOptions): Decision;
   /** Settle a decision: `{ decisionId, reward, now? }`, reward in [0, 1]. */
-  reward(options: RewardOptions): void {
-    this.l.reward(options);
-  }
-
+  reward(options: RewardOptions): void;
   /** Mark a decision ranked with `defer: true` as shown, so its reward counts. */
-  activate(options: ActivateOptions): void {
-    this.l.activate(options);
-  }
-
+  activate(options: ActivateOptions): void;
   /** Learn from a logged observation: `{ context?, actions?, variant, reward }`. */
-  learn(options: LearnOptions): void {
-    this.l.learn(options);
-  }
-
+  learn(options: LearnOptions): void;
   /** Why a variant: its mean score split into what each feature adds. Changes nothing. */
-  explain(options?: ExplainOptions): Explanation | null {
-    return this.l.explain(options);
-  }
-
-  stats(): Stats {
-    return this.l.stats();
-  }
-
-  get variants(): string[] {
-    return this.l.variants;
-  }
-
-  get modelVersion(): string {
-    return this.l.modelVersion;
-  }
-
-  get policy(): string {
-    return this.l.policy;
-  }
-
+  explain(options?: ExplainOptions): Explanation | null;
+  stats(): Stats;
+  readonly variants: string[];
+  readonly modelVersion: string;
+  readonly policy: string;
   /** Load this slot's learning from the stored snapshot (writes nothing). */
-  restore(stored: Uint8Array, options: SyncOptions): RestoreResult {
-    return plane!.restore(this.l, stored, options);
-  }
-
+  restore(stored: Uint8Array, options: SyncOptions): RestoreResult;
   /** Merge this slot's learning onto the stored snapshot (null: nothing stored); store `bytes`, then `commit()`. */
-  sync(stored: Uint8Array | null, options: SyncOptions): SyncResult {
-    return plane!.sync(this.l, stored, options);
-  }
-
+  sync(stored: Uint8Array | null, options: SyncOptions): SyncResult;
   /** Apply the last `sync()` once its bytes are stored; false when there was none. */
-  commit(): boolean {
-    return this.l.core.call("slot_commit", [this.l.h]) === 1;
-  }
-
+  commit(): boolean;
   /** Free the slot's memory in the engine; the object is unusable after. */
-  close(): void {
-    this.l.core.call("slot_drop", [this.l.h]);
-  }
+  close(): void;
 }

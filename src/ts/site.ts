@@ -20,7 +20,7 @@ import { plane } from "./engine.js";
 import { coded, describe, type ErrorCode, fail, type InsituError, option } from "./errors.js";
 import { type Assignment, type ExperimentInfo, Experiments, type ExposureEvent } from "./experiments.js";
 import { Context, Hasher } from "./features.js";
-import { type Decision, type Explanation, Learner, Prepared, type Stats } from "./slot.js";
+import { type Decision, type Explanation, Learner, Prepared, random, type Stats } from "./slot.js";
 import type { OpenSpec, Tier } from "./spec.js";
 import type {
   ActivateOptions, ConsentTier, ContextObject, ExperimentConfig, ExplainOptions, InsituOptions, LearnOptions, RankOptions,
@@ -180,7 +180,11 @@ export class Site implements Sink {
     this.#history = new History(this.store, this.consentState, this.clock, () => spec.behavior.maxAgeDays * DAY_MS);
     if (storage instanceof Error) this.store.unavailable(storage);
     this.behavior = new Behavior(core, spec.behavior, this.#hasher);
-    this.ab = new Experiments(core);
+    this.ab = new Experiments(core, () =>
+      this.report(
+        "WASM_UNAVAILABLE",
+        "the full engine had not arrived after 65536 changes to the experiments' state: what they learned on this page view is not handed over to it (exposures may be reported again); assignments go on",
+      ));
     this.#unit = spec.unit;
     if (this.consentState.state.source !== "default") this.#enforce();
     if (core.full && this.consentState.allows("personalization")) plane!.restoreAll(this);
@@ -233,7 +237,7 @@ export class Site implements Sink {
   #enforce(): void {
     const r = rank(this.consentState.effective);
     const removed = this.store.ownKeys().filter((k) => r < this.store.tierOf(k) && this.store.remove(k));
-    if (r < 2) this.setStored(null);
+    if (r < 2) plane?.setStored(this, null);
     if (r < 1) {
       this.cancelTimer();
       this.ab.dropDevice();
@@ -243,20 +247,6 @@ export class Site implements Sink {
       this.changed();
     }
     if (removed.length > 0) this.record("deleted", { detail: `consent ${this.consentState.effective}: ${removed.join(", ")}` });
-  }
-
-  // --- reading storage ----------------------------------------------------------
-
-  /** @internal Keep `bytes` as the stored snapshot; its decoded copy on the core goes when they change. */
-  setStored(bytes: Uint8Array | null): void {
-    if (bytes !== this.stored) this.dropSnap();
-    this.stored = bytes;
-  }
-
-  /** @internal */
-  dropSnap(): void {
-    if (this.snap !== 0) safe(() => this.core.call("snap_drop", [this.snap]), undefined);
-    this.snap = 0;
   }
 
   // --- slots ------------------------------------------------------------------
@@ -314,7 +304,8 @@ export class Site implements Sink {
 
   /** The `behavior` namespace the slots add to each context. */
   features(): Record<string, number | string> | null {
-    return this.#derived((now) => this.behavior.features(now));
+    const named = this.#derived((now) => this.behavior.named(now));
+    return named && { ...named };
   }
 
   // --- experiments ----------------------------------------------------------------
@@ -345,8 +336,11 @@ export class Site implements Sink {
     this.ab.index(key);
     const attributes = checkRun(options);
     if (this.#unit === null && this.consentState.allows("functional") && this.ab.deviceUnit() === "") this.#drawDeviceUnit();
-    const attrs = { ...attributes, behavior: this.features() ?? {} };
-    const [a, first] = this.ab.assign(key, attrs, this.clock(), this.#unitSource());
+    // Targeting sees the attributes and, under `behavior`, the behaviour namespace (the caller's own `behavior`
+    // hidden): derived only for a condition that reads it, and read from the store's cache, not copied.
+    let seen: object | undefined;
+    const behavior = () => (seen ??= { behavior: this.#derived((now) => this.behavior.named(now)) ?? {} });
+    const [a, first] = this.ab.assign(key, attributes, behavior, this.clock(), this.#unitSource());
     if (first || a.allocation === "thompson") {
       this.abChanged = true;
       this.changed();
@@ -372,14 +366,8 @@ export class Site implements Sink {
   #drawDeviceUnit(): void {
     let unit = this.#readUnit();
     if (unit === null) {
-      const b = new Uint8Array(16);
-      try {
-        globalThis.crypto.getRandomValues(b);
-      } catch {
-        for (let i = 0; i < 16; i++) b[i] = Math.random() * 256;
-      }
       unit = "d:";
-      for (const x of b) unit += x.toString(16).padStart(2, "0");
+      for (const x of random(16)) unit += x.toString(16).padStart(2, "0");
       this.#writeUnit(unit);
     }
     this.ab.useDevice(unit, true);
@@ -527,7 +515,7 @@ export class Site implements Sink {
     safe(() => this.ab.reset(), undefined);
     this.abChanged = false;
     this.#history.clear();
-    this.setStored(null);
+    plane?.setStored(this, null);
     this.failures = 0;
   }
 
@@ -581,7 +569,7 @@ export class Site implements Sink {
       // Nothing to stop.
     }
     this.#channel = null;
-    this.dropSnap();
+    plane?.dropSnap(this);
   }
 }
 

@@ -16,7 +16,7 @@ import { plane } from "./engine.js";
 import { coded, describe, type ErrorCode, fail, type InsituError } from "./errors.js";
 import { Budget, Context, type Encoded, type Hasher, invalid, isPlain, walkNamespace } from "./features.js";
 import type { SlotSpec } from "./spec.js";
-import { checkActivate, checkExplainShape, checkLearn, checkRankShape, checkReward } from "./validate/calls.js";
+import { checkActivate, checkLearn, checkRankShape, checkReward } from "./validate/calls.js";
 import { guard, wellFormed } from "./validate/read.js";
 import { checkSlot } from "./validate/slot.js";
 
@@ -87,18 +87,20 @@ export interface Stats {
 
 /** 48 random bits: a decision-id epoch; or 53, a seed. */
 export function entropy(bits: 48 | 53): number {
-  const w = new Uint32Array(2);
-  try {
-    globalThis.crypto.getRandomValues(w);
-  } catch {
-    w[0] = Math.random() * 2 ** 32;
-    w[1] = Math.random() * 2 ** 32;
-  }
+  const w = new Uint32Array(random(8).buffer);
   return (w[0]! % 2 ** (bits - 32)) * 2 ** 32 + w[1]!;
 }
 
-/** A decision id: the epoch in 12 hex digits, a dash, the counter in decimal. */
-export const decisionId = (epoch: number, counter: number): string => `${epoch.toString(16).padStart(12, "0")}-${counter}`;
+/** `n` random bytes: the CSPRNG's, or where it is refused, `Math.random`'s. */
+export function random(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  try {
+    globalThis.crypto.getRandomValues(b);
+  } catch {
+    for (let i = 0; i < n; i++) b[i] = Math.random() * 256;
+  }
+  return b;
+}
 
 /** A decision id's epoch and counter, or null when it is not canonical (so one decision has one id). */
 export function parseId(id: string): [number, number] | null {
@@ -129,9 +131,10 @@ export class Prepared {
   readonly ids: string[];
   /** Allowlisted namespace → its index (the order of the sorted allowlist). */
   readonly allow = new Map<string, number>();
-  /** Each variant's own features, hashed, and their labels. */
+  /** Each variant's own features, hashed. */
   readonly own: Own[] = [];
-  readonly ownNames: string[][] = [];
+  /** Each variant's own features as namespace, name and categorical value (or null), for `explain`'s labels. */
+  readonly ownNames: Array<Array<string | null>> = [];
   readonly epoch: number;
   readonly seed: number;
 
@@ -140,14 +143,14 @@ export class Prepared {
     this.ids = this.spec.variants.map((v) => v.id);
     this.spec.features.allow.forEach((ns, i) => this.allow.set(ns, i));
     for (const v of this.spec.variants) {
-      const names: string[] = [];
+      const names: Array<string | null> = [];
       const own: Own = { triples: [], labels: [] };
       for (const [ns, feats] of Object.entries(v.features ?? {})) {
         const i = this.allow.get(ns);
         if (i === undefined) continue;
         walkNamespace(hasher, ns, feats, "action", new Budget(), (h, x, name, value) => {
           own.triples.push(i, h, x);
-          names.push(label(ns, name, value));
+          names.push(ns, name, value);
         });
       }
       this.own.push(own);
@@ -168,18 +171,18 @@ export class Prepared {
   }
 }
 
-/** A feature's label: `ns.name`, or `ns.name=value` for a categorical. */
-const label = (ns: string, name: string, value: string | null): string => (value === null ? `${ns}.${name}` : `${ns}.${name}=${value}`);
-
 /** The features of one call, as the core reads them. */
 export interface Features {
   /** The context's (namespace index, hash, value) triples. */
   shared: number[];
   /** Each variant's own triples for this call (`actions`), or null for the model's. */
   actions: number[][] | null;
-  /** Labels of the shared features, then of each action's (only when asked for). */
-  names: string[] | null;
-  actionNames: string[][] | null;
+  /**
+   * Only when asked for (`explain`): the shared features' namespace, name
+   * and categorical value (or null), three entries each; then each action's.
+   */
+  names: Array<string | null> | null;
+  actionNames: Array<Array<string | null>> | null;
 }
 
 /**
@@ -187,7 +190,7 @@ export interface Features {
  * namespaces of `context` (a plain object or a `Context`), the behaviour
  * namespace `behavior` when the slot allows it, and each of `actions`.
  */
-export const encode = (p: Prepared, context: unknown, actions: unknown[] | null, behavior: Encoded | null, withNames: boolean): Features =>
+export const encode = (p: Prepared, context: unknown, actions: unknown[] | null, behavior: Encoded | null, withNames = false): Features =>
   // What the caller's getters and Proxy traps throw is an error naming the context.
   guard(invalid, "context", () => walk(p, context, actions, behavior, withNames));
 
@@ -198,25 +201,24 @@ function walk(
   behavior: Encoded | null,
   withNames: boolean,
 ): Features {
-  const names: string[] | null = withNames ? [] : null;
+  const names: Array<string | null> | null = withNames ? [] : null;
   const shared: number[] = [];
   // A namespace's name is read as its features' are: lone surrogates as U+FFFD.
   const at = (ns: string): number | undefined => p.allow.get(wellFormed(ns));
   const budget = new Budget();
-  const push = (i: number, ns: string) => (h: number, x: number, name: string, value: string | null) => {
-    shared.push(i, h, x);
-    names?.push(label(ns, name, value));
+  /** An encoded namespace `ns` at index `i`: its pairs as triples, counted at once. */
+  const add = (i: number, ns: string, e: Encoded): void => {
+    const pairs = e.pairs;
+    budget.take(pairs.length / 2);
+    for (let j = 0; j < pairs.length; j += 2) {
+      shared.push(i, pairs[j]!, pairs[j + 1]!);
+      names?.push(ns, e.names[j]!, e.names[j + 1] ?? null);
+    }
   };
   if (context instanceof Context) {
     for (const ns of context.order) {
       const i = at(ns);
-      if (i === undefined || (behavior !== null && ns === "behavior")) continue;
-      const e = context.get(ns)!;
-      for (let j = 0; j < e.n; j++) {
-        budget.take();
-        shared.push(i, e.pairs[2 * j]!, e.pairs[2 * j + 1]!);
-        names?.push(`${ns}.${e.labels[j]}`);
-      }
+      if (i !== undefined && (behavior === null || ns !== "behavior")) add(i, ns, context.get(ns)!);
     }
   } else if (context !== undefined && context !== null) {
     if (!isPlain(context)) {
@@ -228,25 +230,22 @@ function walk(
       if (i === undefined || (behavior !== null && ns === "behavior")) continue;
       const feats = context[ns];
       if (feats === undefined) continue;
-      walkNamespace(p.hasher, ns, feats, "context", budget, push(i, ns));
+      walkNamespace(p.hasher, ns, feats, "context", budget, (h, x, name, value) => {
+        shared.push(i, h, x);
+        names?.push(ns, name, value);
+      });
     }
   }
   const bi = behavior === null ? undefined : p.allow.get("behavior");
-  if (behavior !== null && bi !== undefined) {
-    for (let j = 0; j < behavior.n; j++) {
-      budget.take();
-      shared.push(bi, behavior.pairs[2 * j]!, behavior.pairs[2 * j + 1]!);
-      names?.push(`behavior.${behavior.labels[j]}`);
-    }
-  }
+  if (bi !== undefined) add(bi, "behavior", behavior!);
   let own: number[][] | null = null;
-  let actionNames: string[][] | null = null;
+  let actionNames: Array<Array<string | null>> | null = null;
   if (actions !== null) {
     own = [];
     actionNames = withNames ? [] : null;
     actions.forEach((a, k) => {
       const t: number[] = [];
-      const n: string[] = [];
+      const n: Array<string | null> = [];
       if (a !== undefined && a !== null) {
         if (!isPlain(a)) {
           throw fail("INVALID_CONTEXT", `feature \`actions[${k}]\` should be an object of namespaces, but is ${describe(a)}`);
@@ -258,7 +257,7 @@ function walk(
           if (i === undefined || a[ns] === undefined) continue;
           walkNamespace(p.hasher, ns, a[ns], `actions[${k}]`, b, (h, x, name, value) => {
             t.push(i, h, x);
-            if (withNames) n.push(label(ns, name, value));
+            if (withNames) n.push(ns, name, value);
           });
         }
       }
@@ -320,9 +319,12 @@ export class Learner {
   log: Logged[] | null;
   /** @internal This slot's own decisions, checked before the full engine arrives. */
   own: Tracked[] = [];
+  /** The epoch `#prefix` is for (-1: none yet) and the decision ids' first part, `<epoch in hex>-`. */
+  #epoch = -1;
+  #prefix = "";
   readonly #clock: () => number;
-  /** The behaviour namespace (the site's). */
-  readonly #behavior: () => Encoded | null;
+  /** @internal The behaviour namespace (the site's). */
+  readonly behavior: () => Encoded | null;
   /** Hears every update. */
   readonly #changed: () => void;
 
@@ -334,7 +336,7 @@ export class Learner {
     changed: () => void = () => {},
   ) {
     this.#clock = clock;
-    this.#behavior = behavior;
+    this.behavior = behavior;
     this.#changed = changed;
     this.core = core;
     core.nums(p.layout());
@@ -362,36 +364,46 @@ export class Learner {
   /** Choose a variant. Never throws: on any failure, the fallback with the error. */
   rank(options?: unknown): Decision {
     try {
-      const o = checkRankShape(options, this.p.k);
-      const f = encode(this.p, o.context, o.actions, this.#behavior(), false);
+      const p = this.p;
+      const k = p.k;
+      const o = checkRankShape(options, k);
+      const f = encode(p, o.context, o.actions, this.behavior());
       const now = o.now ?? this.#clock();
       if (!Number.isFinite(now)) throw fail("INVALID_OPTION", `option \`now\` should be a finite time in ms, but the clock gave ${describe(now)}`);
       const nums = callNums(f);
       const c = this.core;
       const n = f.shared.length / 3;
       const actions = f.actions === null ? 0 : 1;
+      const seed = o.seed ?? -1;
       c.nums(nums);
-      const index = c.full ? c.call("rank", [this.h, n, actions, o.seed ?? -1, now, o.defer ? 1 : 0]) : c.call("decide", [this.h, n, actions, o.seed ?? -1, now]);
-      const k = this.p.k;
+      const index = c.full ? c.call("rank", [this.h, n, actions, seed, now, o.defer ? 1 : 0]) : c.call("decide", [this.h, n, actions, seed, now]);
       const r = c.read(3 + 2 * k);
       const counter = r[2]!;
       if (this.log !== null) {
         this.#push(["slot_take_over", [n, actions, index, o.seed === null ? 1 : 0, o.defer ? 1 : 0, now], nums, undefined]);
         // maxPending counts the decisions still waiting: evict the oldest waiting one past it.
         const waiting = this.own.filter((t) => !t.rewarded && now <= t.expires);
-        if (waiting.length >= this.p.spec.maxPending) this.own.splice(this.own.indexOf(waiting[0]!), 1);
-        this.own.push({ counter, expires: now + this.p.spec.rewardTtlMs, activated: !o.defer, rewarded: false });
+        if (waiting.length >= p.spec.maxPending) this.own.splice(this.own.indexOf(waiting[0]!), 1);
+        this.own.push({ counter, expires: now + p.spec.rewardTtlMs, activated: !o.defer, rewarded: false });
       }
+      const pmf: number[] = [];
+      const scores: number[] = [];
+      for (let i = 0; i < k; i++) {
+        pmf.push(r[3 + i]!);
+        scores.push(r[3 + k + i]!);
+      }
+      // A decision id is the epoch in 12 hex digits, a dash, the counter in decimal: the first part is kept.
+      if (this.#epoch !== p.epoch) this.#prefix = `${(this.#epoch = p.epoch).toString(16).padStart(12, "0")}-`;
       return {
-        variant: this.p.ids[index]!,
+        variant: p.ids[index]!,
         index,
         probability: r[0]!,
-        pmf: Array.from(r.subarray(3, 3 + k)),
-        scores: Array.from(r.subarray(3 + k)),
-        decisionId: decisionId(this.p.epoch, counter),
+        pmf,
+        scores,
+        decisionId: this.#prefix + counter,
         seed: r[1]!,
-        modelVersion: this.modelVersion,
-        policy: this.policy,
+        modelVersion: p.spec.modelVersion,
+        policy: p.spec.policy.type,
         fallback: false,
       };
     } catch (e) {
@@ -455,7 +467,7 @@ export class Learner {
     const o = checkLearn(options, this.p.k);
     const arm = this.p.ids.indexOf(o.variant);
     if (arm < 0) throw fail("UNKNOWN_VARIANT", `no variant ${describe(o.variant)}`);
-    const f = encode(this.p, o.context, o.actions, this.#behavior(), false);
+    const f = encode(this.p, o.context, o.actions, this.behavior());
     this.#send("learn", [arm, f.shared.length / 3, f.actions === null ? 0 : 1, o.reward], callNums(f));
   }
 
@@ -464,12 +476,7 @@ export class Learner {
    * `explain`). Null before the full engine has arrived (`await site.ready`).
    */
   explain(options?: unknown): Explanation | null {
-    if (!this.core.full || plane === null) return null;
-    const o = checkExplainShape(options, this.p.k);
-    const wanted = o.variant === null ? -1 : this.p.ids.indexOf(o.variant);
-    if (wanted < 0 && o.variant !== null) throw fail("UNKNOWN_VARIANT", `no variant ${describe(o.variant)}`);
-    const f = encode(this.p, o.context, o.actions, this.#behavior(), true);
-    return plane.explain(this, f, callNums(f), wanted, o.top);
+    return this.core.full && plane !== null ? plane.explain(this, options) : null;
   }
 
   stats(): Stats {
@@ -501,10 +508,5 @@ export class Learner {
       this.log = [];
       this.own = [];
     }
-  }
-
-  /** Restore slot `name` from the decoded snapshot `snap` (a handle on the full engine). */
-  restore(snap: number, name: string): void {
-    this.core.call("slot_restore", [this.h, snap, this.core.text(name), this.#clock()]);
   }
 }

@@ -152,12 +152,13 @@ export function keysOf(v: object, field: string, k: Kind): string[] {
 
 /**
  * One options object of the caller's, read as a set of known options.
- * Values are read on first use, once, and kept in a Map (never assigned
+ * Values are read on first use, once, and kept aside (never assigned
  * into a plain object, so `__proto__` is just an unknown key).
  */
 export class Obj {
-  readonly #seen = new Map<string, unknown>();
-  readonly #own: Set<string>;
+  /** The keys read so far and their values (a few: arrays cost less than a Map here). */
+  readonly #read: string[] = [];
+  readonly #values: unknown[] = [];
 
   private constructor(
     private readonly v: object,
@@ -166,9 +167,7 @@ export class Obj {
     readonly kind: Kind,
     /** Its own enumerable keys. */
     readonly keys: readonly string[],
-  ) {
-    this.#own = new Set(keys);
-  }
+  ) {}
 
   /**
    * `value` as an options object at `path` (errors about the value itself
@@ -206,16 +205,18 @@ export class Obj {
 
   /** The value at `key` as given (`undefined` when not an own enumerable key). */
   raw(key: string): unknown {
-    if (this.#seen.has(key)) return this.#seen.get(key);
+    const i = this.#read.indexOf(key);
+    if (i >= 0) return this.#values[i];
     let x: unknown;
-    if (this.#own.has(key)) {
+    if (this.keys.includes(key)) {
       try {
         x = (this.v as Record<string, unknown>)[key];
       } catch (e) {
         throw unreadable(this.kind, this.field(key), e);
       }
     }
-    this.#seen.set(key, x);
+    this.#read.push(key);
+    this.#values.push(x);
     return x;
   }
 
