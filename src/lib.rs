@@ -80,7 +80,8 @@ pub use engine::{
     RankOptions, SettleOptions,
 };
 pub use engine::{
-    Choice, Contribution, Decision, Engine, EngineConfig, Explanation, Labelled, SyncReport, Term,
+    Choice, Contribution, Decision, Engine, EngineConfig, Explanation, Labelled, Prior, SyncReport,
+    Term,
 };
 pub use error::{Error, Result, CODES as ERROR_CODES};
 pub use features::{hash, Hashed, HASH_VERSION};

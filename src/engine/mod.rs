@@ -16,6 +16,7 @@ use crate::prim::clock::check_now;
 use crate::prim::rng::{Rng, MAX_SEED};
 
 mod explain;
+mod prior;
 #[cfg(feature = "json")]
 mod json;
 mod persist;
@@ -27,6 +28,7 @@ pub use explain::{NamedContribution, NamedExplanation};
 pub use json::{parse_decision_id, ExplainOptions, LearnOptions, RankOptions, SettleOptions};
 pub(crate) use persist::section_name;
 pub use persist::SyncReport;
+pub use prior::Prior;
 
 /// Default time a decision may wait for its reward: 24 hours.
 pub(crate) const DEFAULT_REWARD_TTL_MS: f64 = crate::prim::clock::DAY_MS;
@@ -322,16 +324,52 @@ impl Scorer {
         self.arms.get(arm).map(|a| (&a.mean[..], a.n))
     }
 
+    /// Fold the call's features into the scratch vectors (see [`Scratch::fold`]).
+    fn fold(&mut self, shared: &[Hashed], actions: Option<&[Vec<Hashed>]>) -> Result<()> {
+        self.scratch.fold(&self.cfg.model, shared, actions)
+    }
+
+    /// Every variant's posterior mean score (and, when `variance`, the
+    /// variance of its score) for the folded vectors, into the scratch.
+    /// Fails when they are not finite (feature values so large they overflow).
+    fn moments(&mut self, variance: bool) -> Result<()> {
+        let s = &mut self.scratch;
+        s.scores.clear();
+        s.variances.clear();
+        for (i, p) in self.arms.iter().enumerate() {
+            let x = for_arm(&s.xs, i);
+            let v = if variance { p.score_variance(x) } else { 0.0 };
+            s.moment(p.mean_score(x), v)?;
+        }
+        Ok(())
+    }
+
+    /// Score, explore and sample the folded vectors: the variant, its
+    /// probability and the seed of the draw (drawn from the stream unless
+    /// given). Fails, before anything changes, only when the scores are not
+    /// finite. The pmf and scores stay in the scratch.
+    fn sample(&mut self, seed: Option<u64>) -> Result<Choice> {
+        self.moments(self.cfg.policy.needs_variance())?;
+        Ok(self.scratch.choose(&self.cfg, &mut self.rng, seed, self.counter))
+    }
+}
+
+impl Scratch {
     /// Fold shared features plus each variant's own (from `actions`, else
-    /// the model's) into the scratch vectors, refusing features the
+    /// the model's) into the folded vectors, refusing features the
     /// TypeScript side could not have sent: a namespace outside the
     /// allowlist, a value that is not finite, too many of them, or per-call
     /// actions that do not list every variant. When no variant has features
-    /// of its own, every variant sees the same vector and the scratch holds
-    /// only that one (see [`for_arm`]).
-    fn fold(&mut self, shared: &[Hashed], actions: Option<&[Vec<Hashed>]>) -> Result<()> {
-        let k = self.arms.len();
-        let variants = &self.cfg.model.variants;
+    /// of its own, every variant sees the same vector and `xs` holds only
+    /// that one (see [`for_arm`]).
+    fn fold(
+        &mut self,
+        model: &CompactModel,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+    ) -> Result<()> {
+        let variants = &model.variants;
+        let k = variants.len();
         let own = |i: usize| match actions {
             Some(a) => a.get(i).map_or(&[][..], |v| &v[..]),
             None => &variants[i].hashed[..],
@@ -339,16 +377,15 @@ impl Scorer {
         if actions.is_some_and(|a| a.len() != k) {
             return Err(Error::context("actions", text!("should list {k} variants")));
         }
-        let fc = &self.cfg.model.features;
-        let s = &mut self.scratch;
+        let fc = &model.features;
         let n = if (0..k).all(|i| own(i).is_empty()) { 1 } else { k };
-        s.xs.resize_with(n, SparseVec::default);
+        self.xs.resize_with(n, SparseVec::default);
         for i in 0..n {
-            s.feats.clear();
-            s.feats.extend_from_slice(shared);
-            s.feats.extend_from_slice(own(i));
-            check_count(s.feats.len())?;
-            for f in &s.feats {
+            self.feats.clear();
+            self.feats.extend_from_slice(shared);
+            self.feats.extend_from_slice(own(i));
+            check_count(self.feats.len())?;
+            for f in &self.feats {
                 if f.ns() >= fc.namespaces() {
                     return Err(Error::context(
                         "context",
@@ -361,51 +398,39 @@ impl Scorer {
                     });
                 }
             }
-            fc.fold_into(&s.feats, &mut s.dense, &mut s.xs[i])?;
+            fc.fold_into(&self.feats, &mut self.dense, &mut self.xs[i])?;
         }
         Ok(())
     }
 
-    /// Every variant's posterior mean score (and, when `variance`, the
-    /// variance of its score) for the folded vectors, into the scratch.
-    /// Fails when they are not finite (feature values so large they overflow).
-    fn moments(&mut self, variance: bool) -> Result<()> {
-        let s = &mut self.scratch;
-        s.scores.clear();
-        s.variances.clear();
-        for (i, p) in self.arms.iter().enumerate() {
-            let x = for_arm(&s.xs, i);
-            let m = p.mean_score(x);
-            let v = if variance { p.score_variance(x) } else { 0.0 };
-            if !(m.is_finite() && v.is_finite()) {
-                return Err(overflow());
-            }
-            s.scores.push(m);
-            s.variances.push(v);
+    /// Add a variant's mean score and score variance to `scores` and
+    /// `variances`; an overflow (not finite) when they are not finite
+    /// (feature values so large they overflow).
+    fn moment(&mut self, mean: f64, variance: f64) -> Result<()> {
+        if !(mean.is_finite() && variance.is_finite()) {
+            return Err(overflow());
         }
+        self.scores.push(mean);
+        self.variances.push(variance);
         Ok(())
     }
 
-    /// Score, explore and sample the folded vectors: the variant, its
-    /// probability and the seed of the draw (drawn from the stream unless
-    /// given). Fails, before anything changes, only when the scores are not
-    /// finite. The pmf and scores stay in the scratch.
-    fn sample(&mut self, seed: Option<u64>) -> Result<Choice> {
-        self.moments(self.cfg.policy.needs_variance())?;
-        let seed = seed.unwrap_or_else(|| self.rng.next_seed());
+    /// Explore and sample over `scores` and `variances`: the variant, its
+    /// probability and the seed of the draw (drawn from `stream` unless
+    /// given) of decision `counter + 1`. The pmf stays here.
+    fn choose(&mut self, cfg: &EngineConfig, stream: &mut Rng, seed: Option<u64>, counter: u64) -> Choice {
+        let seed = seed.unwrap_or_else(|| stream.next_seed());
         let mut rng = Rng::new(seed);
-        let s = &mut self.scratch;
-        self.cfg
-            .policy
-            .pmf_into(&s.scores, &s.variances, &mut rng, &mut s.pmf);
-        let (index, probability) = crate::bandit::explore::sample(&s.pmf, rng.next_f64());
-        Ok(Choice {
+        cfg.policy
+            .pmf_into(&self.scores, &self.variances, &mut rng, &mut self.pmf);
+        let (index, probability) = crate::bandit::explore::sample(&self.pmf, rng.next_f64());
+        Choice {
             index,
             probability,
             seed,
-            epoch: self.cfg.epoch,
-            counter: self.counter + 1,
-        })
+            epoch: cfg.epoch,
+            counter: counter + 1,
+        }
     }
 }
 

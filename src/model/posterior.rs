@@ -134,7 +134,7 @@ impl Posterior {
 }
 
 /// `x' diag(v) x`.
-fn diag_quad_form(v: &[f64], x: &SparseVec) -> f64 {
+pub(crate) fn diag_quad_form(v: &[f64], x: &SparseVec) -> f64 {
     x.idx
         .iter()
         .zip(&x.val)

@@ -6,19 +6,19 @@
 //! (`slot_take_over`), and queues rewards, activations and `learn`.
 
 use super::{done, with_io, Global, Table};
-use crate::engine::Scorer;
+use crate::engine::Prior;
 use crate::prelude::*;
 
-static SCORERS: Global<Table<Scorer>> = Global::new(Table::new());
+static SCORERS: Global<Table<Prior>> = Global::new(Table::new());
 
-fn scorer<R>(h: u32, f: impl FnOnce(&mut Scorer) -> crate::Result<R>) -> crate::Result<R> {
+fn scorer<R>(h: u32, f: impl FnOnce(&mut Prior) -> crate::Result<R>) -> crate::Result<R> {
     SCORERS.with(|t| f(t.get(h)?))
 }
 
 /// A new scorer from the slot configuration in `io` (as `slot_new`).
 #[no_mangle]
 pub extern "C" fn score_new() -> i32 {
-    done(with_io(super::slot::config).map(|cfg| SCORERS.with(|t| t.add(Scorer::new(cfg)))))
+    done(with_io(super::slot::config).map(|cfg| SCORERS.with(|t| t.add(Prior::new(cfg)))))
 }
 
 /// Free a scorer.
@@ -44,7 +44,7 @@ pub extern "C" fn decide(h: u32, n: u32, actions: u32, seed: f64, now: f64) -> i
 #[no_mangle]
 pub extern "C" fn score_stats(h: u32) -> i32 {
     done(scorer(h, |s| {
-        Ok(super::slot::put_stats(&s.updates(), 0))
+        Ok(super::slot::put_stats(&vec![0; s.variant_count()], 0))
     }))
 }
 
