@@ -132,11 +132,18 @@ fn script() -> Value {
                 tab.pending()
             ]));
             if (round + t as u32) % 4 == 1 {
-                let learning = round % 5 != 2 || tab.pending() == 0;
+                // What consent `functional` writes (not committed: what a
+                // commit does with pending settlements then is not pinned).
+                if round % 3 == 0 {
+                    let b = tab
+                        .sync(stored.as_deref(), now + 9.0, MAX, DAY, false)
+                        .unwrap();
+                    log.push(json!(["sync", t, false, tab.pending(), hex(&b)]));
+                }
                 let b = tab
-                    .sync(stored.as_deref(), now + 10.0, MAX, DAY, learning)
+                    .sync(stored.as_deref(), now + 10.0, MAX, DAY, true)
                     .unwrap();
-                log.push(json!(["sync", t, learning, hex(&b)]));
+                log.push(json!(["sync", t, true, hex(&b)]));
                 if round % 7 != 3 {
                     assert!(tab.commit());
                     stored = Some(b);
@@ -144,11 +151,11 @@ fn script() -> Value {
             }
         }
     }
-    // Functional consent with nothing pending, then a page that forgets.
+    // Functional consent (not committed), then a page that forgets.
     let b = tabs[1]
         .sync(stored.as_deref(), 1.8e12, MAX, DAY, false)
         .unwrap();
-    log.push(json!(["sync", 1, false, hex(&b)]));
+    log.push(json!(["sync", 1, false, tabs[1].pending(), hex(&b)]));
     tabs[0].drop_device_unit();
     let b = tabs[0].sync(Some(&b), 1.8e12, MAX, 1e12, true).unwrap();
     log.push(json!(["sync", 0, true, hex(&b)]));
