@@ -73,7 +73,8 @@ fn assignments() -> Value {
         .chain((0..100).map(|i| format!("\u{fc}-{i}-\u{1f600}")))
         .collect();
     let mut out = serde_json::Map::new();
-    for (i, e) in experiments().list().iter().enumerate() {
+    let set = experiments();
+    for i in 0..set.list().len() {
         let mut s = String::new();
         for u in &units {
             a.set_site_unit(Some(u)).unwrap();
@@ -85,7 +86,7 @@ fn assignments() -> Value {
             }
             s.push(' ');
         }
-        out.insert(e.key.clone(), json!(s));
+        out.insert(set.key(i).unwrap().to_string(), json!(s));
     }
     Value::Object(out)
 }

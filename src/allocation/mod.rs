@@ -8,9 +8,8 @@
 //! [`SECTION`]), merged across tabs like the learner's: stored counts plus
 //! this page's own settlements, each settlement applied once (by its seed).
 
-use crate::prelude::*;
-
 mod assign;
+mod bytes;
 mod config;
 mod hash;
 #[cfg(feature = "json")]
@@ -22,7 +21,10 @@ mod thompson;
 
 pub use crate::prim::hash::fnv1a32;
 pub use assign::Reason;
-pub use config::{Allocation, Experiment, Experiments, HashVersion, Holdout, Namespace};
+pub(crate) use bytes::Bytes;
+#[cfg(any(feature = "first", all(target_arch = "wasm32", test)))]
+pub(crate) use config::Names;
+pub use config::{Allocation, Experiment, Experiments, HashVersion, Holdout, Namespace, Variant};
 pub use hash::growthbook as growthbook_hash;
 pub use state::{Allocator, Assignment, Exposure, UnitSource, SECTION};
 #[cfg(feature = "json")]

@@ -4,13 +4,21 @@
 use crate::prelude::*;
 
 use super::assign::{eligibility, variant, Eligibility, Reason};
-use super::config::{Allocation, Experiment, Experiments};
+use super::config::{is_name, Allocation, Experiment, Experiments, Names, MAX_VARIANTS};
 use super::thompson;
+use super::Bytes;
 use crate::bandit::explore;
 use crate::error::{Error, Result};
+use crate::prim::clock::check_now;
 use crate::prim::hash::murmur3_32;
 use crate::prim::rng::{Rng, MAX_SEED};
-use crate::store::{corrupt, put_f64, put_str, put_u16, put_u32, put_u64, Reader, Snapshot};
+use crate::store::{corrupt, put_f64, put_u16, put_u32, put_u64, Snapshot};
+
+// The kinds of record in the state (see `Rec`).
+const EXPOSURE: u8 = 0;
+const BANDIT: u8 = 1;
+const COUNT: u8 = 2;
+const SETTLED: u8 = 3;
 
 /// The snapshot section holding the allocator's state.
 pub const SECTION: &str = "experiments";
@@ -25,6 +33,11 @@ const MAX_SETTLED: usize = 32;
 const MAX_BANDITS: usize = 256;
 /// Longest unit key, in bytes.
 const MAX_UNIT: usize = 256;
+/// Settlements kept unstored (storage failing, or consent `none` with a
+/// site id, for that long). Beyond, the oldest moves into this page's own
+/// counts: it keeps counting here, and reaches storage only where nothing
+/// stored has counts of its bandit (never twice).
+pub(crate) const MAX_JOURNAL: usize = 1024;
 
 /// Where the unit key comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +75,6 @@ pub struct Exposure {
     pub at: f64,
 }
 
-impl Exposure {
-    /// Whether this is the exposure of unit `tag` to `variant` of `experiment`.
-    fn is(&self, tag: u32, experiment: &str, variant: &str) -> bool {
-        self.unit_tag == tag && self.experiment == experiment && self.variant == variant
-    }
-}
-
 /// The result of [`Allocator::assign`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
@@ -90,58 +96,107 @@ pub struct Assignment {
     pub new_exposure: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Trial {
+/// One record of the device state: every table (exposures, bandits with
+/// their trial, counts, settled seeds, and the journal of settlements) is
+/// a list of these, so each is plain data handled by the same few lines.
+/// Names are symbols of the experiments' [`Names`]. Fields by kind:
+///
+/// | kind | key | id | tag | flag | seed | x | y | z |
+/// |---|---|---|---|---|---|---|---|---|
+/// | `EXPOSURE` | experiment | variant | unit tag | | | at | | |
+/// | `BANDIT` | experiment | trial's variant | | trial: 0 none, 1 running, 2 settled | trial's | its probability | started | expires |
+/// | `COUNT` | bandit | variant | | | | successes | failures | |
+/// | `SETTLED` | bandit | | | | settled trial's | | | |
+/// | journal | bandit | variant | | | trial's | reward | | |
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Rec {
+    kind: u8,
+    flag: u8,
+    key: u32,
+    id: u32,
+    tag: u32,
     seed: u64,
-    variant: String,
-    probability: f64,
-    at: f64,
-    expires: f64,
-    settled: bool,
+    x: f64,
+    y: f64,
+    z: f64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Bandit {
-    key: String,
-    /// Device-learned (successes, failures) per variant id, as stored.
-    counts: Vec<(String, f64, f64)>,
-    trial: Option<Trial>,
-    /// Recently settled trial seeds, oldest first.
-    settled: Vec<u64>,
+impl Rec {
+    /// Whether `self` and `other` are entries of the same thing: one
+    /// exposure of a unit to a variant, one bandit, one variant's counts,
+    /// one settled seed.
+    fn same(&self, other: &Rec) -> bool {
+        self.kind == other.kind
+            && self.key == other.key
+            && match self.kind {
+                EXPOSURE => (self.id, self.tag) == (other.id, other.tag),
+                COUNT => self.id == other.id,
+                SETTLED => self.seed == other.seed,
+                _ => true,
+            }
+    }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Settlement {
-    key: String,
-    seed: u64,
-    variant: String,
-    reward: f64,
+/// The entry of `recs` that is the same as `probe`.
+fn find(recs: &[Rec], probe: &Rec) -> Option<usize> {
+    recs.iter().position(|r| r.same(probe))
+}
+
+/// The entry the same as `probe`, added as `probe` when there is none.
+fn entry(recs: &mut Vec<Rec>, probe: Rec) -> &mut Rec {
+    let i = match find(recs, &probe) {
+        Some(i) => i,
+        None => {
+            recs.push(probe);
+            recs.len() - 1
+        }
+    };
+    &mut recs[i]
+}
+
+/// How many records of `kind` (and bandit `key`, unless None) there are.
+fn count(recs: &[Rec], kind: u8, key: Option<u32>) -> usize {
+    let of = |r: &&Rec| r.kind == kind && key.map_or(true, |k| r.key == k);
+    recs.iter().filter(of).count()
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct State {
-    unit: Option<String>,
-    exposures: Vec<Exposure>,
-    bandits: Vec<Bandit>,
+    /// The device seed; empty when there is none.
+    unit: Vec<u8>,
+    /// In the order stored: exposures; bandits; per bandit its counts and
+    /// its settled seeds (at most [`MAX_SETTLED`], oldest first).
+    recs: Vec<Rec>,
+}
+
+/// What `sync` computed, applied by `commit`.
+#[derive(Debug, Clone)]
+struct Staged {
+    state: State,
+    /// Journal entries the sync saw: stored in `state` (learning), or to
+    /// drop (consent `functional`, which stores no counts).
+    journaled: usize,
 }
 
 /// Experiments and their device state. See the module docs.
 #[derive(Debug, Clone)]
 pub struct Allocator {
+    /// The experiments, and the names the state refers to.
     experiments: Experiments,
     rng: Rng,
-    site_unit: Option<String>,
+    /// The id the site supplied; empty when there is none.
+    site_unit: Vec<u8>,
     /// Stored (or adopted) state, plus this page's exposures, device unit
     /// and trials; counts are the stored ones only.
     state: State,
-    /// Settlements made here and not yet stored.
-    journal: Vec<Settlement>,
-    /// A merged state waiting for `commit`, with the journal length it holds.
-    staged: Option<(State, usize)>,
+    /// Settlements made here and not yet stored; at most [`MAX_JOURNAL`].
+    journal: Vec<Rec>,
+    /// A merged state waiting for `commit`.
+    staged: Option<Staged>,
 }
 
-fn unit_tag(unit: &str) -> u32 {
-    murmur3_32(unit.as_bytes(), 0)
+fn as_text(b: &[u8]) -> Option<&str> {
+    core::str::from_utf8(b).ok().filter(|s| !s.is_empty())
 }
 
 impl Allocator {
@@ -150,7 +205,7 @@ impl Allocator {
         Allocator {
             experiments,
             rng: Rng::new(seed),
-            site_unit: None,
+            site_unit: Vec::new(),
             state: State::default(),
             journal: Vec::new(),
             staged: None,
@@ -164,59 +219,100 @@ impl Allocator {
 
     /// Replace the configured experiments; device state is kept (bandit
     /// counts are matched by experiment key and variant id).
-    pub fn set_experiments(&mut self, experiments: Experiments) {
+    pub fn set_experiments(&mut self, mut experiments: Experiments) {
+        // Their names become symbols of the names the state refers to.
+        let (from, names) = (&experiments.names, &mut self.experiments.names);
+        let mut sym = |s: &mut u32| *s = names.sym(from.get(*s));
+        for e in &mut experiments.list {
+            sym(&mut e.key);
+            sym(&mut e.seed);
+            for v in &mut e.variants {
+                sym(&mut v.id);
+            }
+            if let Some(n) = &mut e.namespace {
+                sym(&mut n.name);
+            }
+        }
+        experiments.names = core::mem::take(&mut self.experiments.names);
         self.experiments = experiments;
     }
 
     /// Use an id the site supplies as the unit key (None: the device seed).
     pub fn set_site_unit(&mut self, unit: Option<&str>) -> Result<()> {
-        if let Some(u) = unit {
-            check_unit(u, "unit")?;
+        self.site_unit_bytes(unit.map(str::as_bytes))
+    }
+
+    /// [`set_site_unit`](Self::set_site_unit) with the id's UTF-8 bytes.
+    pub(crate) fn site_unit_bytes(&mut self, unit: Option<&[u8]>) -> Result<()> {
+        let u = unit.unwrap_or_default();
+        if unit.is_some() {
+            check_unit(u)?;
         }
-        self.site_unit = unit.map(str::to_owned);
+        self.site_unit = u.to_vec();
         Ok(())
     }
 
     /// Set the device seed if there is none yet (the boundary draws it
     /// from the platform's CSPRNG). Returns whether it was set.
     pub fn set_device_unit(&mut self, unit: &str) -> Result<bool> {
-        check_unit(unit, "unit")?;
-        if self.state.unit.is_some() {
-            return Ok(false);
-        }
-        self.state.unit = Some(unit.to_owned());
-        Ok(true)
+        self.device_unit_bytes(unit.as_bytes(), false)
     }
 
     /// Use `unit` as the device seed, replacing any other (the stored
     /// device seed is kept under its own key, written the moment it is
     /// drawn, and wins over the copy in the allocator's section).
     pub fn use_device_unit(&mut self, unit: &str) -> Result<()> {
-        check_unit(unit, "unit")?;
-        self.state.unit = Some(unit.to_owned());
-        Ok(())
+        self.device_unit_bytes(unit.as_bytes(), true).map(drop)
+    }
+
+    /// The device seed's UTF-8 bytes: with `force` replacing any other,
+    /// else only if there is none yet. Whether it was set.
+    pub(crate) fn device_unit_bytes(&mut self, unit: &[u8], force: bool) -> Result<bool> {
+        check_unit(unit)?;
+        let set = force || self.state.unit.is_empty();
+        if set {
+            self.state.unit = unit.to_vec();
+        }
+        Ok(set)
     }
 
     /// The device seed, if any.
     pub fn device_unit(&self) -> Option<&str> {
-        self.state.unit.as_deref()
+        as_text(&self.state.unit)
+    }
+
+    /// The device seed's bytes (empty: none).
+    #[cfg_attr(not(feature = "first"), allow(dead_code))]
+    pub(crate) fn device_bytes(&self) -> &[u8] {
+        &self.state.unit
     }
 
     /// Forget the device seed and the exposures logged under it (consent
     /// moved to `none`); bandit state is kept in memory.
     pub fn drop_device_unit(&mut self) {
-        if let Some(u) = self.state.unit.take() {
-            let tag = unit_tag(&u);
-            self.state.exposures.retain(|e| e.unit_tag != tag);
+        let st = &mut self.state;
+        if !st.unit.is_empty() {
+            let tag = murmur3_32(&st.unit, 0);
+            st.recs.retain(|r| r.kind != EXPOSURE || r.tag != tag);
+            st.unit.clear();
         }
     }
 
     /// The unit key in use and its source.
     pub fn unit(&self) -> (Option<&str>, UnitSource) {
-        match (&self.site_unit, &self.state.unit) {
+        match (as_text(&self.site_unit), as_text(&self.state.unit)) {
             (Some(u), _) => (Some(u), UnitSource::Site),
             (None, Some(u)) => (Some(u), UnitSource::Device),
             (None, None) => (None, UnitSource::None),
+        }
+    }
+
+    /// The unit key in use (empty: none).
+    fn unit_bytes(&self) -> &[u8] {
+        if self.site_unit.is_empty() {
+            &self.state.unit
+        } else {
+            &self.site_unit
         }
     }
 
@@ -225,88 +321,135 @@ impl Allocator {
     /// start a trial when none is running. `targeted` says whether the
     /// experiment's targeting conditions hold (the caller evaluates them).
     pub fn assign(&mut self, index: usize, targeted: bool, now_ms: f64) -> Result<Assignment> {
-        crate::prim::clock::check_now(now_ms)?;
-        // Borrowed field by field: a bandit trial updates the state while
-        // the experiment is read.
-        let Allocator {
-            experiments,
-            rng,
-            site_unit,
-            state,
-            journal,
-            ..
-        } = self;
-        let e = experiment(experiments, index)?;
-        let out = |reason| Assignment {
+        check_now(now_ms)?;
+        let e = experiment(&self.experiments, index)?;
+        let mut a = Assignment {
             variant: e.fallback,
             in_experiment: false,
-            reason,
+            reason: Reason::NoUnit,
             probability: 1.0,
             bucket: None,
             seed: None,
             new_exposure: false,
         };
-        let Some(unit) = site_unit.as_deref().or(state.unit.as_deref()) else {
-            return Ok(out(Reason::NoUnit));
+        let unit = self.unit_bytes();
+        if unit.is_empty() {
+            return Ok(a);
+        }
+        match eligibility(e, &self.experiments.names, unit, targeted) {
+            Eligibility::Out(reason) => {
+                a.reason = reason;
+                return Ok(a);
+            }
+            Eligibility::In(bucket) => a.bucket = bucket,
+        }
+        a.reason = Reason::Coverage;
+        let mut x = Rec {
+            kind: EXPOSURE,
+            key: e.key,
+            tag: murmur3_32(unit, 0),
+            x: now_ms,
+            ..Rec::default()
         };
-        let bucket = match eligibility(e, unit, targeted) {
-            Eligibility::Out(reason) => return Ok(out(reason)),
-            Eligibility::In(bucket) => bucket,
-        };
-        let tag = unit_tag(unit);
-        let mut a = Assignment {
-            in_experiment: true,
-            reason: Reason::Assigned,
-            bucket,
-            ..out(Reason::Assigned)
-        };
-        match &e.allocation {
-            Allocation::Weights => match variant(e, unit, bucket) {
-                Some(v) => {
-                    a.variant = v;
-                    a.probability = e.weights[v];
-                }
-                None => {
-                    return Ok(Assignment {
-                        bucket,
-                        ..out(Reason::Coverage)
-                    })
-                }
+        (a.variant, x.id, a.probability) = match e.allocation {
+            Allocation::Weights => match variant(e, unit, a.bucket) {
+                Some(v) => v,
+                None => return Ok(a),
             },
             Allocation::Thompson {
-                prior,
                 min_probability,
                 samples,
                 window_ms,
             } => {
-                let t = trial(e, state, journal, now_ms, *window_ms, |state, journal| {
-                    let (alpha, beta) = posterior(prior, &state_counts(e, state, journal));
-                    let seed = rng.next_seed();
-                    let (v, p) = draw(&alpha, &beta, *samples, *min_probability, seed);
-                    (v, p, seed)
-                });
-                (a.variant, a.probability, a.seed) = (t.0, t.1, Some(t.2));
+                let (v, seed) = self.trial(index, now_ms, min_probability, samples, window_ms);
+                a.seed = Some(seed);
+                v
             }
-        }
-        let id = &e.variants[a.variant];
-        if !state.exposures.iter().any(|x| x.is(tag, &e.key, id)) {
-            if state.exposures.len() >= MAX_EXPOSURES {
-                state.exposures.remove(0);
+        };
+        a.in_experiment = true;
+        a.reason = Reason::Assigned;
+        let recs = &mut self.state.recs;
+        if find(recs, &x).is_none() {
+            if count(recs, EXPOSURE, None) >= MAX_EXPOSURES {
+                if let Some(first) = recs.iter().position(|r| r.kind == EXPOSURE) {
+                    recs.remove(first);
+                }
             }
-            state.exposures.push(Exposure {
-                unit_tag: tag,
-                experiment: e.key.clone(),
-                variant: id.clone(),
-                at: now_ms,
-            });
+            recs.push(x);
             a.new_exposure = true;
         }
         Ok(a)
     }
 
+    /// The running trial of bandit `index`: ((variant, its id's symbol,
+    /// probability), seed). When none runs, a trial that ran out unrewarded
+    /// is journaled as a failure and the next one is drawn from the counts
+    /// that include it; the new trial runs for `window_ms`.
+    fn trial(
+        &mut self,
+        index: usize,
+        now_ms: f64,
+        min_p: f64,
+        samples: u32,
+        window_ms: f64,
+    ) -> ((usize, u32, f64), u64) {
+        let Some(e) = self.experiments.list.get(index) else {
+            return ((0, 0, 1.0), 0);
+        };
+        let bandit = Rec {
+            kind: BANDIT,
+            key: e.key,
+            ..Rec::default()
+        };
+        let b = entry(&mut self.state.recs, bandit);
+        let t = *b;
+        if t.flag > 0 {
+            let i = e.variants.iter().position(|v| v.id == t.id);
+            if let Some(i) = i.filter(|_| now_ms < t.z) {
+                return ((i, t.id, t.x), t.seed);
+            }
+            b.flag = 0;
+            if t.flag == 1 && i.is_some() {
+                let failed = Rec { x: 0.0, ..t };
+                journal(&mut self.journal, &mut self.state, &mut self.staged, failed);
+            }
+        }
+        // Beta parameters per variant: 1 + prior + device counts.
+        let mut params = state_counts(e, &self.state, &self.journal);
+        for (c, v) in params.chunks_exact_mut(2).zip(&e.variants) {
+            if let [a, b] = c {
+                (*a, *b) = (1.0 + v.prior.0 + *a, 1.0 + v.prior.1 + *b);
+            }
+        }
+        let seed = self.rng.next_seed();
+        // The served distribution for a trial with `seed` and its sample:
+        // replaying a trial from its seed and the counts gives the same result.
+        let mut rng = Rng::new(seed);
+        let mut pmf = thompson::pmf(&params, samples, &mut rng);
+        explore::floor(&mut pmf, min_p);
+        let (i, p) = explore::sample(&pmf, rng.next_f64());
+        let id = e.variants.get(i).map_or(0, |v| v.id);
+        *entry(&mut self.state.recs, bandit) = Rec {
+            flag: 1,
+            id,
+            seed,
+            x: p,
+            y: now_ms,
+            z: now_ms + window_ms,
+            ..bandit
+        };
+        ((i, id, p), seed)
+    }
+
     /// Device-learned (successes, failures) per variant of bandit `index`,
     /// stored and not yet stored (empty for a fixed-weight experiment).
     pub fn bandit_counts(&self, index: usize) -> Result<Vec<(f64, f64)>> {
+        let c = self.counts(index)?;
+        Ok(c.chunks_exact(2).map(|c| (c[0], c[1])).collect())
+    }
+
+    /// [`bandit_counts`](Self::bandit_counts), two numbers a variant.
+    pub(crate) fn counts(&self, index: usize) -> Result<Vec<f64>> {
         let e = experiment(&self.experiments, index)?;
         Ok(match e.allocation {
             Allocation::Thompson { .. } => state_counts(e, &self.state, &self.journal),
@@ -319,47 +462,60 @@ impl Allocator {
     /// `UNKNOWN_DECISION` when no trial runs (not a bandit, or never
     /// assigned); `DECISION_EXPIRED` after its window; `DUPLICATE_REWARD`.
     pub fn reward(&mut self, index: usize, reward: f64, now_ms: f64) -> Result<()> {
-        crate::prim::clock::check_now(now_ms)?;
+        check_now(now_ms)?;
         if !(0.0..=1.0).contains(&reward) {
-            return Err(Error::InvalidReward { value: (reward).into() });
-        }
-        let e = experiment(&self.experiments, index)?;
-        let key = e.key.clone();
-        let id = || text!("{key}/trial");
-        if !matches!(e.allocation, Allocation::Thompson { .. }) {
-            return Err(Error::UnknownDecision {
-                id: text!("{key} (fixed weights: nothing to reward)"),
+            return Err(Error::InvalidReward {
+                value: (reward).into(),
             });
         }
-        let Some(t) = self
-            .state
-            .bandits
-            .iter_mut()
-            .find(|b| b.key == key)
-            .and_then(|b| b.trial.as_mut())
-        else {
-            return Err(Error::UnknownDecision { id: id() });
+        let e = experiment(&self.experiments, index)?;
+        let id = || text!("{}/trial", self.experiments.names.text(e.key));
+        let bandit = Rec {
+            kind: BANDIT,
+            key: e.key,
+            ..Rec::default()
         };
-        if now_ms >= t.expires {
-            return Err(Error::DecisionExpired { id: id() });
-        }
-        if t.settled {
-            return Err(Error::DuplicateReward { id: id() });
-        }
-        t.settled = true;
-        let s = Settlement {
-            key: key.clone(),
-            seed: t.seed,
-            variant: t.variant.clone(),
-            reward,
+        let t = match (e.allocation, find(&self.state.recs, &bandit)) {
+            (Allocation::Thompson { .. }, Some(i)) => &mut self.state.recs[i],
+            _ => return Err(Error::UnknownDecision { id: id() }),
         };
-        self.journal.push(s);
+        match t.flag {
+            0 => return Err(Error::UnknownDecision { id: id() }),
+            _ if now_ms >= t.z => return Err(Error::DecisionExpired { id: id() }),
+            2 => return Err(Error::DuplicateReward { id: id() }),
+            _ => {}
+        }
+        t.flag = 2;
+        let s = Rec { x: reward, ..*t };
+        journal(&mut self.journal, &mut self.state, &mut self.staged, s);
         Ok(())
     }
 
     /// The exposure log (this page's and the stored ones).
-    pub fn exposures(&self) -> &[Exposure] {
-        &self.state.exposures
+    pub fn exposures(&self) -> Vec<Exposure> {
+        let names = &self.experiments.names;
+        let log = self.state.recs.iter().filter(|r| r.kind == EXPOSURE);
+        log.map(|e| Exposure {
+            unit_tag: e.tag,
+            experiment: names.text(e.key).into(),
+            variant: names.text(e.id).into(),
+            at: e.x,
+        })
+        .collect()
+    }
+
+    /// The exposure log as lines of experiment, a tab and variant; their
+    /// times go to `at`.
+    #[cfg_attr(not(feature = "first"), allow(dead_code))]
+    pub(crate) fn exposure_lines(&self, text: &mut Vec<u8>, at: &mut Vec<f64>) {
+        let names = &self.experiments.names;
+        for e in self.state.recs.iter().filter(|r| r.kind == EXPOSURE) {
+            text.extend_from_slice(names.get(e.key));
+            text.push(b'\t');
+            text.extend_from_slice(names.get(e.id));
+            text.push(b'\n');
+            at.push(e.x);
+        }
     }
 
     /// Settlements made here and not yet stored.
@@ -378,8 +534,9 @@ impl Allocator {
     /// and return the bytes to write; nothing changes until
     /// [`commit`](Allocator::commit). With `learning` false (consent
     /// `functional`) bandit counts are neither written nor folded in: the
-    /// unit, exposures and trials are. Exposures older than `max_age_ms`
-    /// are dropped.
+    /// unit, exposures and trials are, and the commit drops the settlements
+    /// made so far (consent keeps them from ever being stored). Exposures
+    /// older than `max_age_ms` are dropped.
     pub fn sync(
         &mut self,
         stored: Option<&[u8]>,
@@ -389,11 +546,11 @@ impl Allocator {
         learning: bool,
     ) -> Result<Vec<u8>> {
         self.staged = None;
-        crate::prim::clock::check_now(now_ms)?;
+        check_now(now_ms)?;
         let (mut snap, from) = match stored {
             Some(b) => {
                 let snap = Snapshot::decode(b, max_bytes)?;
-                let st = read_state(&snap)?;
+                let st = self.read_state(&snap)?;
                 (snap, st)
             }
             None => (Snapshot::new(), None),
@@ -401,22 +558,25 @@ impl Allocator {
         let journal = if learning { &self.journal[..] } else { &[] };
         let mut merged = merge(from, &self.state, journal);
         let oldest = now_ms - max_age_ms;
-        merged.exposures.retain(|e| e.at >= oldest);
-        snap.set_section(SECTION, write_state(&merged, learning));
+        merged.recs.retain(|r| r.kind != EXPOSURE || r.x >= oldest);
+        snap.set_section(SECTION, self.write_state(&merged, learning));
         let bytes = snap.encode(max_bytes)?;
-        self.staged = Some((merged, journal.len()));
+        self.staged = Some(Staged {
+            state: merged,
+            journaled: self.journal.len(),
+        });
         Ok(bytes)
     }
 
     /// Apply the last [`sync`](Allocator::sync) once its bytes were written.
     /// Returns false, changing nothing, when there is nothing to commit.
     pub fn commit(&mut self) -> bool {
-        let Some((merged, folded)) = self.staged.take() else {
+        let Some(s) = self.staged.take() else {
             return false;
         };
         // Keep what happened here since the sync: exposures and trial starts.
-        self.state = merge(Some(merged), &self.state, &[]);
-        self.journal.drain(..folded.min(self.journal.len()));
+        self.state = merge(Some(s.state), &self.state, &[]);
+        self.journal.drain(..s.journaled.min(self.journal.len()));
         true
     }
 
@@ -424,12 +584,77 @@ impl Allocator {
     /// allows storage again), keeping this page's own state; nothing is
     /// encoded. On error nothing changes.
     pub fn restore(&mut self, stored: &[u8], now_ms: f64, max_bytes: usize) -> Result<()> {
-        crate::prim::clock::check_now(now_ms)?;
+        check_now(now_ms)?;
         let snap = Snapshot::decode(stored, max_bytes)?;
-        let from = read_state(&snap)?;
+        let from = self.read_state(&snap)?;
         self.state = merge(from, &self.state, &[]);
         self.staged = None;
         Ok(())
+    }
+
+    fn write_state(&self, s: &State, learning: bool) -> Vec<u8> {
+        let names = &self.experiments.names;
+        let mut w = Vec::new();
+        let name = |w: &mut Vec<u8>, sym: u32| put_bytes(w, names.get(sym));
+        put_u16(&mut w, SECTION_VERSION);
+        w.push(!s.unit.is_empty() as u8);
+        if !s.unit.is_empty() {
+            put_bytes(&mut w, &s.unit);
+        }
+        put_u32(&mut w, count(&s.recs, EXPOSURE, None) as u32);
+        for e in s.recs.iter().filter(|r| r.kind == EXPOSURE) {
+            put_u32(&mut w, e.tag);
+            name(&mut w, e.key);
+            name(&mut w, e.id);
+            put_f64(&mut w, e.x);
+        }
+        let bandits = s.recs.iter().filter(|r| r.kind == BANDIT).take(MAX_BANDITS);
+        put_u32(&mut w, bandits.clone().count() as u32);
+        for b in bandits {
+            name(&mut w, b.key);
+            let n = if learning {
+                count(&s.recs, COUNT, Some(b.key))
+            } else {
+                0
+            };
+            put_u16(&mut w, n as u16);
+            for c in s.recs.iter().filter(|r| r.kind == COUNT && r.key == b.key) {
+                if learning {
+                    name(&mut w, c.id);
+                    put_f64(&mut w, c.x);
+                    put_f64(&mut w, c.y);
+                }
+            }
+            w.push(b.flag);
+            if b.flag > 0 {
+                put_u64(&mut w, b.seed);
+                name(&mut w, b.id);
+                put_f64(&mut w, b.x);
+                put_f64(&mut w, b.y);
+                put_f64(&mut w, b.z);
+            }
+            put_u16(&mut w, count(&s.recs, SETTLED, Some(b.key)) as u16);
+            for x in s
+                .recs
+                .iter()
+                .filter(|r| r.kind == SETTLED && r.key == b.key)
+            {
+                put_u64(&mut w, x.seed);
+            }
+        }
+        w
+    }
+
+    /// The state in `snap`'s section, if it has one. On error the names
+    /// it added are taken out again.
+    fn read_state(&mut self, snap: &Snapshot) -> Result<Option<State>> {
+        let names = &mut self.experiments.names;
+        let known = names.0.len();
+        let r = snap.read(SECTION, |body| read_section(body, names));
+        if r.is_err() {
+            names.0.truncate(known);
+        }
+        r
     }
 }
 
@@ -442,119 +667,104 @@ fn experiment(experiments: &Experiments, index: usize) -> Result<&Experiment> {
         })
 }
 
-/// The entry of bandit `key`, added empty when there is none.
-fn bandit_entry<'a>(bandits: &'a mut Vec<Bandit>, key: &str) -> &'a mut Bandit {
-    let i = match bandits.iter().position(|b| b.key == key) {
-        Some(i) => i,
-        None => {
-            bandits.push(Bandit {
-                key: key.to_owned(),
-                counts: Vec::new(),
-                trial: None,
-                settled: Vec::new(),
-            });
-            bandits.len() - 1
+/// Journal settlement `s`. A full journal first moves its oldest entry
+/// into `state`'s own counts (see [`MAX_JOURNAL`]); a sync that saw it now
+/// saw one entry fewer.
+fn journal(journal: &mut Vec<Rec>, state: &mut State, staged: &mut Option<Staged>, s: Rec) {
+    if journal.len() >= MAX_JOURNAL {
+        fold(state, &journal.remove(0));
+        if let Some(st) = staged {
+            st.journaled = st.journaled.saturating_sub(1);
+        }
+    }
+    journal.push(s);
+}
+
+/// Device-learned successes and failures of each variant of `e` in turn
+/// (two numbers a variant): the stored counts plus the settlements not yet
+/// stored.
+fn state_counts(e: &Experiment, state: &State, journal: &[Rec]) -> Vec<f64> {
+    let mut counts = Vec::new();
+    for _ in &e.variants {
+        counts.extend_from_slice(&[0.0, 0.0]);
+    }
+    let mut add = |r: &Rec, failures: f64| {
+        for (v, c) in e.variants.iter().zip(counts.chunks_exact_mut(2)) {
+            if let ([s, f], true) = (c, r.key == e.key && v.id == r.id) {
+                *s += r.x;
+                *f += failures;
+                break;
+            }
         }
     };
-    &mut bandits[i]
-}
-
-/// The running trial of bandit `e`: (variant, probability, seed). When
-/// none runs, a trial that ran out unrewarded is journaled as a failure and
-/// `start` draws the next one from the state and journal that include it;
-/// the new trial runs for `window_ms`.
-fn trial(
-    e: &Experiment,
-    state: &mut State,
-    journal: &mut Vec<Settlement>,
-    now_ms: f64,
-    window_ms: f64,
-    start: impl FnOnce(&State, &[Settlement]) -> (usize, f64, u64),
-) -> (usize, f64, u64) {
-    let b = bandit_entry(&mut state.bandits, &e.key);
-    if let Some(t) = &b.trial {
-        if now_ms < t.expires {
-            if let Some(v) = e.variants.iter().position(|id| *id == t.variant) {
-                return (v, t.probability, t.seed);
-            }
+    for r in &state.recs {
+        if r.kind == COUNT {
+            add(r, r.y);
         }
     }
-    if let Some(t) = b.trial.take() {
-        if !t.settled && e.variants.contains(&t.variant) {
-            journal.push(Settlement {
-                key: e.key.clone(),
-                seed: t.seed,
-                variant: t.variant,
-                reward: 0.0,
-            });
-        }
-    }
-    let (v, p, seed) = start(state, journal);
-    bandit_entry(&mut state.bandits, &e.key).trial = Some(Trial {
-        seed,
-        variant: e.variants[v].clone(),
-        probability: p,
-        at: now_ms,
-        expires: now_ms + window_ms,
-        settled: false,
-    });
-    (v, p, seed)
-}
-
-/// The served distribution for a trial with `seed` and its sample:
-/// replaying a trial from its seed and the counts gives the same result.
-fn draw(alpha: &[f64], beta: &[f64], samples: u32, min_p: f64, seed: u64) -> (usize, f64) {
-    let mut rng = Rng::new(seed);
-    let mut pmf = thompson::pmf(alpha, beta, samples, &mut rng);
-    explore::floor(&mut pmf, min_p);
-    explore::sample(&pmf, rng.next_f64())
-}
-
-/// Device-learned (successes, failures) per variant of `e`: the stored
-/// counts plus the settlements not yet stored.
-fn state_counts(e: &Experiment, state: &State, journal: &[Settlement]) -> Vec<(f64, f64)> {
-    let mut counts = vec![(0.0, 0.0); e.variants.len()];
-    let at = |id: &str| e.variants.iter().position(|v| v == id);
-    if let Some(b) = state.bandits.iter().find(|b| b.key == e.key) {
-        for (id, s, f) in &b.counts {
-            if let Some(i) = at(id) {
-                counts[i].0 += s;
-                counts[i].1 += f;
-            }
-        }
-    }
-    for s in journal.iter().filter(|s| s.key == e.key) {
-        if let Some(i) = at(&s.variant) {
-            counts[i].0 += s.reward;
-            counts[i].1 += 1.0 - s.reward;
-        }
+    for r in journal {
+        add(r, 1.0 - r.x);
     }
     counts
 }
 
-/// Beta parameters per variant: 1 + prior + device counts.
-fn posterior(prior: &[(f64, f64)], counts: &[(f64, f64)]) -> (Vec<f64>, Vec<f64>) {
-    let alpha = prior
-        .iter()
-        .zip(counts)
-        .map(|(p, c)| 1.0 + p.0 + c.0)
-        .collect();
-    let beta = prior
-        .iter()
-        .zip(counts)
-        .map(|(p, c)| 1.0 + p.1 + c.1)
-        .collect();
-    (alpha, beta)
-}
-
-fn check_unit(u: &str, field: &str) -> Result<()> {
+fn check_unit(u: &[u8]) -> Result<()> {
     if u.is_empty() || u.len() > MAX_UNIT {
         return Err(Error::option(
-            field,
+            "unit",
             text!("should be 1 to {MAX_UNIT} bytes, but is {} bytes", u.len()),
         ));
     }
     Ok(())
+}
+
+/// Settlement `s` applied to `out`: unless `out` settled its seed already,
+/// it counts once and settles the trial it ends.
+fn fold(out: &mut State, s: &Rec) {
+    let recs = &mut out.recs;
+    let seed = Rec {
+        kind: SETTLED,
+        key: s.key,
+        seed: s.seed,
+        ..Rec::default()
+    };
+    // A seed settled there names an entry there: nothing to add then.
+    if find(recs, &seed).is_some() {
+        return;
+    }
+    let b = entry(
+        recs,
+        Rec {
+            kind: BANDIT,
+            ..seed
+        },
+    );
+    if b.flag > 0 && b.seed == s.seed {
+        b.flag = 2;
+    }
+    recs.push(seed);
+    if count(recs, SETTLED, Some(s.key)) > MAX_SETTLED {
+        if let Some(oldest) = recs
+            .iter()
+            .position(|r| r.kind == SETTLED && r.key == s.key)
+        {
+            recs.remove(oldest);
+        }
+    }
+    // Starting from -0 adds the first reward exactly, its sign too.
+    let c = entry(
+        recs,
+        Rec {
+            kind: COUNT,
+            key: s.key,
+            id: s.id,
+            x: -0.0,
+            y: -0.0,
+            ..Rec::default()
+        },
+    );
+    c.x += s.x;
+    c.y += 1.0 - s.x;
 }
 
 /// Stored state `from` (None: nothing stored) merged with this page's
@@ -565,253 +775,181 @@ fn check_unit(u: &str, field: &str) -> Result<()> {
 /// - bandit counts: stored, or this page's when the key is not stored, plus
 ///   each settlement whose seed the stored entry has not settled already;
 /// - trial: the later one, settled if either copy is.
-fn merge(from: Option<State>, mine: &State, journal: &[Settlement]) -> State {
-    let nothing_stored = from.is_none();
+fn merge(from: Option<State>, mine: &State, journal: &[Rec]) -> State {
     let mut out = from.unwrap_or_default();
-    if out.unit.is_none() {
-        out.unit = mine.unit.clone();
+    if out.unit.is_empty() {
+        out.unit.clone_from(&mine.unit);
     }
-    for e in &mine.exposures {
-        match out
-            .exposures
-            .iter_mut()
-            .find(|x| x.is(e.unit_tag, &e.experiment, &e.variant))
-        {
-            Some(x) => x.at = x.at.min(e.at),
-            None => out.exposures.push(e.clone()),
+    let recs = &mut out.recs;
+    for m in mine.recs.iter().filter(|r| r.kind == EXPOSURE) {
+        match find(recs, m).and_then(|i| recs.get_mut(i)) {
+            Some(x) => x.x = x.x.min(m.x),
+            None => recs.push(*m),
         }
     }
     // Over the cap, the oldest go (a linear scan: no sort code in the .wasm).
-    while out.exposures.len() > MAX_EXPOSURES {
+    while count(recs, EXPOSURE, None) > MAX_EXPOSURES {
         let mut oldest = 0;
-        for (i, e) in out.exposures.iter().enumerate() {
-            if e.at < out.exposures[oldest].at {
-                oldest = i;
+        let mut at = f64::INFINITY;
+        for (i, e) in recs.iter().enumerate() {
+            if e.kind == EXPOSURE && e.x < at {
+                (oldest, at) = (i, e.x);
             }
         }
-        out.exposures.remove(oldest);
+        recs.remove(oldest);
     }
-    for m in &mine.bandits {
-        match out.bandits.iter_mut().find(|b| b.key == m.key) {
+    for m in mine.recs.iter().filter(|r| r.kind == BANDIT) {
+        match find(recs, m).and_then(|i| recs.get_mut(i)) {
             // Nothing stored for it: what this page believes is stored.
-            None => out.bandits.push(m.clone()),
-            Some(b) => {
-                if nothing_stored {
-                    b.counts = m.counts.clone();
+            None => {
+                let own = |r: &&Rec| r.kind != EXPOSURE && r.key == m.key;
+                recs.extend(mine.recs.iter().filter(own));
+            }
+            // The later trial, settled if either copy is.
+            Some(s) => {
+                if m.flag > 0 {
+                    if s.flag == 0 || (s.seed != m.seed && m.y > s.y) {
+                        *s = *m;
+                    } else if s.seed == m.seed {
+                        s.flag = s.flag.max(m.flag);
+                    }
                 }
-                b.trial = match (b.trial.take(), &m.trial) {
-                    (Some(s), Some(t)) if s.seed == t.seed => Some(Trial {
-                        settled: s.settled || t.settled,
-                        ..s
-                    }),
-                    (Some(s), Some(t)) if t.at > s.at => Some(t.clone()),
-                    (s, None) => s,
-                    (Some(s), Some(_)) => Some(s),
-                    (None, t) => t.clone(),
-                };
             }
         }
     }
     for s in journal {
-        let b = bandit_entry(&mut out.bandits, &s.key);
-        if b.settled.contains(&s.seed) {
-            continue;
-        }
-        b.settled.push(s.seed);
-        if b.settled.len() > MAX_SETTLED {
-            b.settled.remove(0);
-        }
-        if let Some(t) = b.trial.as_mut().filter(|t| t.seed == s.seed) {
-            t.settled = true;
-        }
-        match b.counts.iter_mut().find(|c| c.0 == s.variant) {
-            Some(c) => {
-                c.1 += s.reward;
-                c.2 += 1.0 - s.reward;
-            }
-            None => b.counts.push((s.variant.clone(), s.reward, 1.0 - s.reward)),
-        }
+        fold(&mut out, s);
     }
     out
 }
 
-fn write_state(s: &State, learning: bool) -> Vec<u8> {
-    let mut w = Vec::new();
-    put_u16(&mut w, SECTION_VERSION);
-    match &s.unit {
-        Some(u) => {
-            w.push(1);
-            put_str(&mut w, u);
-        }
-        None => w.push(0),
-    }
-    put_u32(&mut w, s.exposures.len() as u32);
-    for e in &s.exposures {
-        put_u32(&mut w, e.unit_tag);
-        put_str(&mut w, &e.experiment);
-        put_str(&mut w, &e.variant);
-        put_f64(&mut w, e.at);
-    }
-    put_u32(&mut w, s.bandits.len().min(MAX_BANDITS) as u32);
-    for b in s.bandits.iter().take(MAX_BANDITS) {
-        put_str(&mut w, &b.key);
-        let counts: &[(String, f64, f64)] = if learning { &b.counts } else { &[] };
-        put_u16(&mut w, counts.len() as u16);
-        for (id, succ, fail) in counts {
-            put_str(&mut w, id);
-            put_f64(&mut w, *succ);
-            put_f64(&mut w, *fail);
-        }
-        match &b.trial {
-            Some(t) => {
-                w.push(1 + t.settled as u8);
-                put_u64(&mut w, t.seed);
-                put_str(&mut w, &t.variant);
-                put_f64(&mut w, t.probability);
-                put_f64(&mut w, t.at);
-                put_f64(&mut w, t.expires);
-            }
-            None => w.push(0),
-        }
-        put_u16(&mut w, b.settled.len() as u16);
-        for seed in &b.settled {
-            put_u64(&mut w, *seed);
-        }
-    }
-    w
+/// A string's bytes: its length (u16), then the bytes.
+fn put_bytes(w: &mut Vec<u8>, b: &[u8]) {
+    put_u16(w, b.len() as u16);
+    w.extend_from_slice(b);
 }
 
-fn read_state(snap: &Snapshot) -> Result<Option<State>> {
-    snap.read(SECTION, read_section)
+/// Add `rec`, read by `r`, to `recs`, which must not hold it yet.
+fn add(recs: &mut Vec<Rec>, r: &mut Bytes<'_>, rec: Rec) {
+    if find(recs, &rec).is_some() {
+        r.fail(text!("an entry repeats"));
+    }
+    recs.push(rec);
 }
 
 /// A stored name (key, variant id): what a configuration could hold.
-fn stored_name<'a>(r: &mut Reader<'a>, what: &str) -> Result<&'a str> {
-    let s = r.str()?;
-    if super::config::is_name(s) {
-        Ok(s)
+fn stored_name(r: &mut Bytes<'_>, names: &mut Names) -> u32 {
+    let b = r.bytes16();
+    if is_name(b) {
+        names.sym(b)
     } else {
-        Err(corrupt(text!(
-            "it holds an invalid {what} ({} bytes)",
-            s.len()
-        )))
+        r.fail(text!("it holds an invalid name ({} bytes)", b.len()));
+        0
     }
 }
 
-fn stored_count(x: f64) -> Result<f64> {
-    if (0.0..=1e12).contains(&x) {
-        Ok(x)
-    } else {
-        Err(corrupt(
-            "it holds a negative or impossibly large count".into(),
-        ))
+/// A stored count of successes or failures.
+fn stored_count(r: &mut Bytes<'_>) -> f64 {
+    let x = r.f64();
+    if !(0.0..=1e12).contains(&x) {
+        r.fail(text!("it holds a negative or impossibly large count"));
     }
+    x
 }
 
-fn read_section(body: &[u8]) -> Result<State> {
-    let mut r = Reader::new(body, "experiments section");
-    let v = r.u16()?;
-    if v != SECTION_VERSION {
+/// The state in an `experiments` section body, its names added to
+/// `names`. Refused: a newer section version, and everything a
+/// configuration or this build could not have written.
+fn read_section(body: &[u8], names: &mut Names) -> Result<State> {
+    let mut r = Bytes::new(body);
+    let v = r.uint(2);
+    if body.len() >= 2 && v != SECTION_VERSION as u64 {
         return Err(Error::SnapshotVersion {
             found: (v as u32).into(),
             supported: (SECTION_VERSION as u32).into(),
         });
     }
-    let unit = match r.u8()? {
-        0 => None,
+    let mut st = State::default();
+    match r.u8() {
+        0 => {}
         1 => {
-            let u = r.str()?;
-            if u.is_empty() || u.len() > MAX_UNIT {
-                return Err(corrupt("its device unit is empty or too long".into()));
+            let u = r.bytes16();
+            if u.is_empty() || u.len() > MAX_UNIT || core::str::from_utf8(u).is_err() {
+                r.fail(text!("its device unit is empty, too long or not UTF-8"));
             }
-            Some(u.to_owned())
+            st.unit = u.to_vec();
         }
-        f => return Err(corrupt(text!("its unit flag is {f}"))),
+        f => r.fail(text!("its unit flag is {f}")),
     };
-    let n = r.count_at_most(4 + 2 + 2 + 8, MAX_EXPOSURES, "exposures")?;
-    let mut exposures: Vec<Exposure> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let e = Exposure {
-            unit_tag: r.u32()?,
-            experiment: stored_name(&mut r, "experiment key")?.to_owned(),
-            variant: stored_name(&mut r, "variant id")?.to_owned(),
-            at: r.f64()?,
+    let recs = &mut st.recs;
+    for _ in 0..r.count(4 + 2 + 2 + 8, MAX_EXPOSURES) {
+        let tag = r.uint(4) as u32;
+        let rec = Rec {
+            kind: EXPOSURE,
+            tag,
+            key: stored_name(&mut r, names),
+            id: stored_name(&mut r, names),
+            x: r.finite(),
+            ..Rec::default()
         };
-        if exposures
-            .iter()
-            .any(|x| x.is(e.unit_tag, &e.experiment, &e.variant))
-        {
-            return Err(corrupt(text!(
-                "exposure {}/{} repeats",
-                e.experiment,
-                e.variant
-            )));
-        }
-        exposures.push(e);
+        add(recs, &mut r, rec);
     }
-    let n = r.count_at_most(2 + 2 + 1 + 2, MAX_BANDITS, "bandits")?;
-    let mut bandits: Vec<Bandit> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let key = stored_name(&mut r, "experiment key")?.to_owned();
-        if bandits.iter().any(|b| b.key == key) {
-            return Err(corrupt(text!("bandit `{key}` repeats")));
-        }
-        let k = r.u16()? as usize;
-        if k > super::config::MAX_VARIANTS {
-            return Err(corrupt(text!("bandit `{key}` has {k} variants")));
-        }
-        let mut counts: Vec<(String, f64, f64)> = Vec::with_capacity(k);
-        for _ in 0..k {
-            let id = stored_name(&mut r, "variant id")?.to_owned();
-            if counts.iter().any(|c| c.0 == id) {
-                return Err(corrupt(text!("bandit `{key}` repeats variant `{id}`")));
-            }
-            let s = stored_count(r.f64()?)?;
-            let f = stored_count(r.f64()?)?;
-            counts.push((id, s, f));
-        }
-        let trial = match r.u8()? {
-            0 => None,
-            flag @ (1 | 2) => {
-                let t = Trial {
-                    seed: r.u64()?,
-                    variant: stored_name(&mut r, "variant id")?.to_owned(),
-                    probability: r.f64()?,
-                    at: r.f64()?,
-                    expires: r.f64()?,
-                    settled: flag == 2,
-                };
-                if t.seed > MAX_SEED
-                    || !(t.probability > 0.0 && t.probability <= 1.0)
-                    || t.expires <= t.at
-                {
-                    return Err(corrupt(text!("bandit `{key}` holds an impossible trial")));
-                }
-                Some(t)
-            }
-            f => return Err(corrupt(text!("bandit `{key}` has trial flag {f}"))),
-        };
-        let m = r.u16()? as usize;
-        if m > MAX_SETTLED {
-            return Err(corrupt(text!(
-                "bandit `{key}` remembers {m} settled trials"
-            )));
-        }
-        let mut settled = Vec::with_capacity(m);
-        for _ in 0..m {
-            settled.push(r.u64()?);
-        }
-        bandits.push(Bandit {
+    for _ in 0..r.count(2 + 2 + 1 + 2, MAX_BANDITS) {
+        let key = stored_name(&mut r, names);
+        let mut b = Rec {
+            kind: BANDIT,
             key,
-            counts,
-            trial,
-            settled,
-        });
+            ..Rec::default()
+        };
+        add(recs, &mut r, b);
+        let mut k = r.uint(2) as usize;
+        if k > MAX_VARIANTS {
+            r.fail(text!("a bandit has {k} variants"));
+            k = 0;
+        }
+        for _ in 0..k {
+            let c = Rec {
+                kind: COUNT,
+                key,
+                id: stored_name(&mut r, names),
+                x: stored_count(&mut r),
+                y: stored_count(&mut r),
+                ..Rec::default()
+            };
+            add(recs, &mut r, c);
+        }
+        b.flag = r.u8();
+        if b.flag > 0 {
+            b.seed = r.uint(8);
+            b.id = stored_name(&mut r, names);
+            (b.x, b.y, b.z) = (r.finite(), r.finite(), r.finite());
+            if b.flag > 2 || b.seed > MAX_SEED || !(b.x > 0.0 && b.x <= 1.0) || b.z <= b.y {
+                r.fail(text!("a bandit holds an impossible trial"));
+            }
+        }
+        let mut m = r.uint(2) as usize;
+        if m > MAX_SETTLED {
+            r.fail(text!("a bandit remembers {m} settled trials"));
+            m = 0;
+        }
+        for _ in 0..m {
+            let seed = r.uint(8);
+            recs.push(Rec {
+                kind: SETTLED,
+                key,
+                seed,
+                ..Rec::default()
+            });
+        }
+        if let Some(i) = find(recs, &b) {
+            recs[i] = b;
+        }
     }
-    r.finish()?;
-    Ok(State {
-        unit,
-        exposures,
-        bandits,
-    })
+    if r.left() > 0 {
+        r.fail(text!("it has {} unread bytes at its end", r.left()));
+    }
+    match r.failed() {
+        None => Ok(st),
+        Some(why) => Err(corrupt(why)),
+    }
 }
