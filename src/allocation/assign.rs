@@ -59,31 +59,38 @@ pub(crate) fn eligibility(
         return Eligibility::Out(Reason::NotTargeted);
     }
     let gb = e.hash != HashVersion::Insitu1;
-    if let Some(ns) = &e.namespace {
-        // GrowthBook places namespaces with its version-1 hash of
-        // "__" + name, whatever the experiment's version.
-        let at = if gb {
-            position(&[b"__", names.get(ns.name)], unit, false)
-        } else {
-            uniform(ns.seed, unit)
-        };
-        if at < ns.start || at >= ns.end {
-            return Eligibility::Out(Reason::Namespace);
-        }
+    // No namespace is [0, 1) and no holdout 0, which exclude no unit.
+    let ns = &e.namespace;
+    // GrowthBook places namespaces with its version-1 hash of "__" + name,
+    // whatever the experiment's version.
+    let x = hashed(gb, ns.seed, &[b"__", names.get(ns.name)], unit, false);
+    if x < ns.start || x >= ns.end {
+        return Eligibility::Out(Reason::Namespace);
     }
-    if let Some(h) = &e.holdout {
-        if uniform(h.seed, unit) < h.fraction {
-            return Eligibility::Out(Reason::Holdout);
-        }
+    if uniform(e.holdout.seed, unit) < e.holdout.fraction {
+        return Eligibility::Out(Reason::Holdout);
     }
+    let v2 = e.hash == HashVersion::GrowthBook2;
+    let x = hashed(gb, e.coverage_seed, &[names.get(e.seed)], unit, v2);
     if gb {
         // GrowthBook's coverage shrinks each variant's range (see `variant`).
-        let v2 = e.hash == HashVersion::GrowthBook2;
-        Eligibility::In(Some(position(&[names.get(e.seed)], unit, v2)))
-    } else if e.coverage < 1.0 && uniform(e.coverage_seed, unit) >= e.coverage {
+        Eligibility::In(Some(x))
+    } else if x >= e.coverage {
         Eligibility::Out(Reason::Coverage)
     } else {
         Eligibility::In(None)
+    }
+}
+
+/// The position of `unit`: its GrowthBook hash (`gb`, version 2 or 1)
+/// with the seed that is the concatenation of `parts`, or its `insitu/1`
+/// draw for purpose seed `seed`.
+#[inline(never)]
+fn hashed(gb: bool, seed: u32, parts: &[&[u8]], unit: &[u8], v2: bool) -> f64 {
+    if gb {
+        position(parts, unit, v2)
+    } else {
+        uniform(seed, unit)
     }
 }
 

@@ -134,6 +134,9 @@ impl Names {
     }
 }
 
+/// The symbol of no name: a namespace's when there is none.
+pub(crate) const NO_NAME: u32 = u32::MAX;
+
 /// One variant of an experiment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
@@ -177,8 +180,10 @@ pub struct Experiment {
     pub(crate) key: u32,
     pub(crate) variants: Vec<Variant>,
     pub(crate) coverage: f64,
-    pub(crate) holdout: Option<Holdout>,
-    pub(crate) namespace: Option<Namespace>,
+    /// Fraction 0 when there is none (a unit's position is never below 0).
+    pub(crate) holdout: Holdout,
+    /// [`NO_NAME`] and `[0, 1)` when there is none (every position is in it).
+    pub(crate) namespace: Namespace,
     /// Targeting conditions, all of which must hold (read from JSON only:
     /// for the .wasm the TypeScript side evaluates them).
     #[cfg(feature = "json")]
@@ -206,12 +211,12 @@ impl Experiment {
 
     /// The holdout group, if any.
     pub fn holdout(&self) -> Option<&Holdout> {
-        self.holdout.as_ref()
+        Some(&self.holdout).filter(|h| h.fraction > 0.0)
     }
 
     /// The namespace range, if any.
     pub fn namespace(&self) -> Option<&Namespace> {
-        self.namespace.as_ref()
+        Some(&self.namespace).filter(|n| n.name != NO_NAME)
     }
 
     /// Whether the experiment has targeting conditions.
@@ -246,20 +251,20 @@ impl Experiment {
 
     /// Hold out `fraction` of the units in holdout `key`.
     pub(crate) fn set_holdout(&mut self, key: &[u8], fraction: f64) {
-        self.holdout = Some(Holdout {
+        self.holdout = Holdout {
             fraction,
             seed: purpose_seed(&[b"holdout", key]),
-        });
+        };
     }
 
     /// Take the range `[start, end)` of namespace `name`.
     pub(crate) fn set_namespace(&mut self, names: &mut Names, name: &[u8], start: f64, end: f64) {
-        self.namespace = Some(Namespace {
+        self.namespace = Namespace {
             name: names.sym(name),
             start,
             end,
             seed: purpose_seed(&[b"namespace", name]),
-        });
+        };
     }
 }
 
@@ -319,8 +324,16 @@ impl Experiments {
             key: names.sym(key),
             variants,
             coverage: 1.0,
-            holdout: None,
-            namespace: None,
+            holdout: Holdout {
+                fraction: 0.0,
+                seed: 0,
+            },
+            namespace: Namespace {
+                name: NO_NAME,
+                start: 0.0,
+                end: 1.0,
+                seed: 0,
+            },
             #[cfg(feature = "json")]
             targeting: Vec::new(),
             targeted: false,

@@ -58,7 +58,7 @@ impl Experiments {
                         ),
                     ));
                 }
-                if let (Some(a), Some(b)) = (&e.namespace, &other.namespace) {
+                if let (Some(a), Some(b)) = (e.namespace(), other.namespace()) {
                     if a.name == b.name && a.start < b.end && b.start < a.end {
                         return Err(Error::experiment_owned(
                             format!("experiments[{i}].namespace.range"),

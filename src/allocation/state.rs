@@ -4,7 +4,7 @@
 use crate::prelude::*;
 
 use super::assign::{eligibility, variant, Eligibility, Reason};
-use super::config::{is_name, Allocation, Experiment, Experiments, Names, MAX_VARIANTS};
+use super::config::{is_name, Allocation, Experiment, Experiments, Names, MAX_VARIANTS, NO_NAME};
 use super::thompson;
 use super::Bytes;
 use crate::bandit::explore;
@@ -229,8 +229,8 @@ impl Allocator {
             for v in &mut e.variants {
                 sym(&mut v.id);
             }
-            if let Some(n) = &mut e.namespace {
-                sym(&mut n.name);
+            if e.namespace.name != NO_NAME {
+                sym(&mut e.namespace.name);
             }
         }
         experiments.names = core::mem::take(&mut self.experiments.names);
