@@ -312,14 +312,15 @@ impl Experiments {
         ids: impl Iterator<Item = &'a [u8]>,
     ) -> Experiment {
         let names = &mut self.names;
-        let variants = ids
-            .map(|id| Variant {
+        let mut variants = Vec::new();
+        for id in ids {
+            variants.push(Variant {
                 id: names.sym(id),
                 weight: 0.0,
                 prior: (0.0, 0.0),
                 seed: 0,
-            })
-            .collect();
+            });
+        }
         Experiment {
             key: names.sym(key),
             variants,

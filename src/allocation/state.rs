@@ -101,20 +101,19 @@ pub struct Assignment {
 /// a list of these, so each is plain data handled by the same few lines.
 /// Names are symbols of the experiments' [`Names`]. Fields by kind:
 ///
-/// | kind | key | id | tag | flag | seed | x | y | z |
-/// |---|---|---|---|---|---|---|---|---|
-/// | `EXPOSURE` | experiment | variant | unit tag | | | at | | |
-/// | `BANDIT` | experiment | trial's variant | | trial: 0 none, 1 running, 2 settled | trial's | its probability | started | expires |
-/// | `COUNT` | bandit | variant | | | | successes | failures | |
-/// | `SETTLED` | bandit | | | | settled trial's | | | |
-/// | journal | bandit | variant | | | trial's | reward | | |
+/// | kind | key | id | flag | seed | x | y | z |
+/// |---|---|---|---|---|---|---|---|
+/// | `EXPOSURE` | experiment | variant | | unit tag | at | | |
+/// | `BANDIT` | experiment | trial's variant | trial: 0 none, 1 running, 2 settled | trial's | its probability | started | expires |
+/// | `COUNT` | bandit | variant | | | successes | failures | |
+/// | `SETTLED` | bandit | | | settled trial's | | | |
+/// | journal | bandit | variant | | trial's | reward | | |
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Rec {
     kind: u8,
     flag: u8,
     key: u32,
     id: u32,
-    tag: u32,
     seed: u64,
     x: f64,
     y: f64,
@@ -129,11 +128,22 @@ impl Rec {
         self.kind == other.kind
             && self.key == other.key
             && match self.kind {
-                EXPOSURE => (self.id, self.tag) == (other.id, other.tag),
+                EXPOSURE => (self.id, self.seed) == (other.id, other.seed),
                 COUNT => self.id == other.id,
                 SETTLED => self.seed == other.seed,
                 _ => true,
             }
+    }
+}
+
+/// A record of `kind` for `key` and `id`, its other fields 0.
+#[inline(never)]
+fn rec(kind: u8, key: u32, id: u32) -> Rec {
+    Rec {
+        kind,
+        key,
+        id,
+        ..Rec::default()
     }
 }
 
@@ -154,10 +164,35 @@ fn entry(recs: &mut Vec<Rec>, probe: Rec) -> &mut Rec {
     &mut recs[i]
 }
 
-/// How many records of `kind` (and bandit `key`, unless None) there are.
-fn count(recs: &[Rec], kind: u8, key: Option<u32>) -> usize {
-    let of = |r: &&Rec| r.kind == kind && key.map_or(true, |k| r.key == k);
-    recs.iter().filter(of).count()
+/// How many records of `kind` (and of bandit `key`, unless None) there
+/// are, and where the first is.
+fn tally(recs: &[Rec], kind: u8, key: Option<u32>) -> (usize, usize) {
+    let (mut n, mut first) = (0, 0);
+    for (i, r) in recs.iter().enumerate() {
+        if r.kind == kind && key.map_or(true, |k| r.key == k) {
+            if n == 0 {
+                first = i;
+            }
+            n += 1;
+        }
+    }
+    (n, first)
+}
+
+/// Drop the exposures of unit `tag` and those logged before `before`.
+fn drop_exposures(recs: &mut Vec<Rec>, tag: u64, before: f64) {
+    let mut kept = 0;
+    for i in 0..recs.len() {
+        if let Some(&r) = recs.get(i) {
+            if r.kind != EXPOSURE || (r.seed != tag && r.x >= before) {
+                if let Some(k) = recs.get_mut(kept) {
+                    *k = r;
+                }
+                kept += 1;
+            }
+        }
+    }
+    recs.truncate(kept);
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -292,8 +327,8 @@ impl Allocator {
     pub fn drop_device_unit(&mut self) {
         let st = &mut self.state;
         if !st.unit.is_empty() {
-            let tag = murmur3_32(&st.unit, 0);
-            st.recs.retain(|r| r.kind != EXPOSURE || r.tag != tag);
+            let tag = murmur3_32(&st.unit, 0) as u64;
+            drop_exposures(&mut st.recs, tag, f64::NEG_INFINITY);
             st.unit.clear();
         }
     }
@@ -321,10 +356,8 @@ impl Allocator {
     /// start a trial when none is running. `targeted` says whether the
     /// experiment's targeting conditions hold (the caller evaluates them).
     pub fn assign(&mut self, index: usize, targeted: bool, now_ms: f64) -> Result<Assignment> {
-        check_now(now_ms)?;
-        let e = experiment(&self.experiments, index)?;
         let mut a = Assignment {
-            variant: e.fallback,
+            variant: 0,
             in_experiment: false,
             reason: Reason::NoUnit,
             probability: 1.0,
@@ -332,29 +365,45 @@ impl Allocator {
             seed: None,
             new_exposure: false,
         };
+        self.assign_into(index, targeted, now_ms, &mut a)?;
+        Ok(a)
+    }
+
+    /// [`assign`](Self::assign) into `a`, whose fields are those of a unit
+    /// outside the experiment (but its fallback) and without a unit.
+    pub(crate) fn assign_into(
+        &mut self,
+        index: usize,
+        targeted: bool,
+        now_ms: f64,
+        a: &mut Assignment,
+    ) -> Result<()> {
+        check_now(now_ms)?;
+        let Some(e) = self.experiments.list.get(index) else {
+            return Err(unknown(index));
+        };
+        a.variant = e.fallback;
         let unit = self.unit_bytes();
         if unit.is_empty() {
-            return Ok(a);
+            return Ok(());
         }
         match eligibility(e, &self.experiments.names, unit, targeted) {
             Eligibility::Out(reason) => {
                 a.reason = reason;
-                return Ok(a);
+                return Ok(());
             }
             Eligibility::In(bucket) => a.bucket = bucket,
         }
         a.reason = Reason::Coverage;
         let mut x = Rec {
-            kind: EXPOSURE,
-            key: e.key,
-            tag: murmur3_32(unit, 0),
+            seed: murmur3_32(unit, 0) as u64,
             x: now_ms,
-            ..Rec::default()
+            ..rec(EXPOSURE, e.key, 0)
         };
         (a.variant, x.id, a.probability) = match e.allocation {
             Allocation::Weights => match variant(e, unit, a.bucket) {
                 Some(v) => v,
-                None => return Ok(a),
+                None => return Ok(()),
             },
             Allocation::Thompson {
                 min_probability,
@@ -370,15 +419,14 @@ impl Allocator {
         a.reason = Reason::Assigned;
         let recs = &mut self.state.recs;
         if find(recs, &x).is_none() {
-            if count(recs, EXPOSURE, None) >= MAX_EXPOSURES {
-                if let Some(first) = recs.iter().position(|r| r.kind == EXPOSURE) {
-                    recs.remove(first);
-                }
+            let (n, first) = tally(recs, EXPOSURE, None);
+            if n >= MAX_EXPOSURES {
+                recs.remove(first);
             }
             recs.push(x);
             a.new_exposure = true;
         }
-        Ok(a)
+        Ok(())
     }
 
     /// The running trial of bandit `index`: ((variant, its id's symbol,
@@ -396,11 +444,7 @@ impl Allocator {
         let Some(e) = self.experiments.list.get(index) else {
             return ((0, 0, 1.0), 0);
         };
-        let bandit = Rec {
-            kind: BANDIT,
-            key: e.key,
-            ..Rec::default()
-        };
+        let bandit = rec(BANDIT, e.key, 0);
         let b = entry(&mut self.state.recs, bandit);
         let t = *b;
         if t.flag > 0 {
@@ -411,7 +455,12 @@ impl Allocator {
             b.flag = 0;
             if t.flag == 1 && i.is_some() {
                 let failed = Rec { x: 0.0, ..t };
-                journal(&mut self.journal, &mut self.state, &mut self.staged, failed);
+                journal(
+                    &mut self.journal,
+                    &mut self.state,
+                    &mut self.staged,
+                    &failed,
+                );
             }
         }
         // Beta parameters per variant: 1 + prior + device counts.
@@ -450,7 +499,9 @@ impl Allocator {
 
     /// [`bandit_counts`](Self::bandit_counts), two numbers a variant.
     pub(crate) fn counts(&self, index: usize) -> Result<Vec<f64>> {
-        let e = experiment(&self.experiments, index)?;
+        let Some(e) = self.experiments.list.get(index) else {
+            return Err(unknown(index));
+        };
         Ok(match e.allocation {
             Allocation::Thompson { .. } => state_counts(e, &self.state, &self.journal),
             Allocation::Weights => Vec::new(),
@@ -468,13 +519,11 @@ impl Allocator {
                 value: (reward).into(),
             });
         }
-        let e = experiment(&self.experiments, index)?;
-        let id = || text!("{}/trial", self.experiments.names.text(e.key));
-        let bandit = Rec {
-            kind: BANDIT,
-            key: e.key,
-            ..Rec::default()
+        let Some(e) = self.experiments.list.get(index) else {
+            return Err(unknown(index));
         };
+        let id = || text!("{}/trial", self.experiments.names.text(e.key));
+        let bandit = rec(BANDIT, e.key, 0);
         let t = match (e.allocation, find(&self.state.recs, &bandit)) {
             (Allocation::Thompson { .. }, Some(i)) => &mut self.state.recs[i],
             _ => return Err(Error::UnknownDecision { id: id() }),
@@ -487,7 +536,7 @@ impl Allocator {
         }
         t.flag = 2;
         let s = Rec { x: reward, ..*t };
-        journal(&mut self.journal, &mut self.state, &mut self.staged, s);
+        journal(&mut self.journal, &mut self.state, &mut self.staged, &s);
         Ok(())
     }
 
@@ -496,7 +545,7 @@ impl Allocator {
         let names = &self.experiments.names;
         let log = self.state.recs.iter().filter(|r| r.kind == EXPOSURE);
         log.map(|e| Exposure {
-            unit_tag: e.tag,
+            unit_tag: e.seed as u32,
             experiment: names.text(e.key).into(),
             variant: names.text(e.id).into(),
             at: e.x,
@@ -558,7 +607,8 @@ impl Allocator {
         let journal = if learning { &self.journal[..] } else { &[] };
         let mut merged = merge(from, &self.state, journal);
         let oldest = now_ms - max_age_ms;
-        merged.recs.retain(|r| r.kind != EXPOSURE || r.x >= oldest);
+        // (No exposure is of unit tag u64::MAX: tags are u32s.)
+        drop_exposures(&mut merged.recs, u64::MAX, oldest);
         snap.set_section(SECTION, self.write_state(&merged, learning));
         let bytes = snap.encode(max_bytes)?;
         self.staged = Some(Staged {
@@ -595,51 +645,42 @@ impl Allocator {
     fn write_state(&self, s: &State, learning: bool) -> Vec<u8> {
         let names = &self.experiments.names;
         let mut w = Vec::new();
-        let name = |w: &mut Vec<u8>, sym: u32| put_bytes(w, names.get(sym));
         put_u16(&mut w, SECTION_VERSION);
         w.push(!s.unit.is_empty() as u8);
         if !s.unit.is_empty() {
             put_bytes(&mut w, &s.unit);
         }
-        put_u32(&mut w, count(&s.recs, EXPOSURE, None) as u32);
-        for e in s.recs.iter().filter(|r| r.kind == EXPOSURE) {
-            put_u32(&mut w, e.tag);
-            name(&mut w, e.key);
-            name(&mut w, e.id);
-            put_f64(&mut w, e.x);
+        let all = &s.recs;
+        put_u32(&mut w, tally(all, EXPOSURE, None).0 as u32);
+        for e in all {
+            if e.kind == EXPOSURE {
+                write_fields(&mut w, names, EXPOSURE_FIELDS, e);
+            }
         }
-        let bandits = s.recs.iter().filter(|r| r.kind == BANDIT).take(MAX_BANDITS);
-        put_u32(&mut w, bandits.clone().count() as u32);
-        for b in bandits {
-            name(&mut w, b.key);
+        let bandits = tally(all, BANDIT, None).0.min(MAX_BANDITS);
+        put_u32(&mut w, bandits as u32);
+        for b in all.iter().filter(|r| r.kind == BANDIT).take(bandits) {
+            write_fields(&mut w, names, b"k", b);
             let n = if learning {
-                count(&s.recs, COUNT, Some(b.key))
+                tally(all, COUNT, Some(b.key)).0
             } else {
                 0
             };
             put_u16(&mut w, n as u16);
-            for c in s.recs.iter().filter(|r| r.kind == COUNT && r.key == b.key) {
-                if learning {
-                    name(&mut w, c.id);
-                    put_f64(&mut w, c.x);
-                    put_f64(&mut w, c.y);
+            for r in all {
+                if learning && r.kind == COUNT && r.key == b.key {
+                    write_fields(&mut w, names, COUNT_FIELDS, r);
                 }
             }
             w.push(b.flag);
             if b.flag > 0 {
-                put_u64(&mut w, b.seed);
-                name(&mut w, b.id);
-                put_f64(&mut w, b.x);
-                put_f64(&mut w, b.y);
-                put_f64(&mut w, b.z);
+                write_fields(&mut w, names, TRIAL_FIELDS, b);
             }
-            put_u16(&mut w, count(&s.recs, SETTLED, Some(b.key)) as u16);
-            for x in s
-                .recs
-                .iter()
-                .filter(|r| r.kind == SETTLED && r.key == b.key)
-            {
-                put_u64(&mut w, x.seed);
+            put_u16(&mut w, tally(all, SETTLED, Some(b.key)).0 as u16);
+            for r in all {
+                if r.kind == SETTLED && r.key == b.key {
+                    write_fields(&mut w, names, b"s", r);
+                }
             }
         }
         w
@@ -658,54 +699,56 @@ impl Allocator {
     }
 }
 
-fn experiment(experiments: &Experiments, index: usize) -> Result<&Experiment> {
-    experiments
-        .list
-        .get(index)
-        .ok_or_else(|| Error::UnknownExperiment {
-            key: text!("#{index}"),
-        })
+/// The error for experiment `index`, which there is not.
+#[inline(never)]
+fn unknown(index: usize) -> Error {
+    Error::UnknownExperiment {
+        key: text!("#{index}"),
+    }
 }
 
 /// Journal settlement `s`. A full journal first moves its oldest entry
 /// into `state`'s own counts (see [`MAX_JOURNAL`]); a sync that saw it now
 /// saw one entry fewer.
-fn journal(journal: &mut Vec<Rec>, state: &mut State, staged: &mut Option<Staged>, s: Rec) {
+fn journal(journal: &mut Vec<Rec>, state: &mut State, staged: &mut Option<Staged>, s: &Rec) {
     if journal.len() >= MAX_JOURNAL {
         fold(state, &journal.remove(0));
         if let Some(st) = staged {
             st.journaled = st.journaled.saturating_sub(1);
         }
     }
-    journal.push(s);
+    journal.push(*s);
 }
 
 /// Device-learned successes and failures of each variant of `e` in turn
 /// (two numbers a variant): the stored counts plus the settlements not yet
 /// stored.
 fn state_counts(e: &Experiment, state: &State, journal: &[Rec]) -> Vec<f64> {
-    let mut counts = Vec::new();
-    for _ in &e.variants {
-        counts.extend_from_slice(&[0.0, 0.0]);
-    }
-    let mut add = |r: &Rec, failures: f64| {
-        for (v, c) in e.variants.iter().zip(counts.chunks_exact_mut(2)) {
-            if let ([s, f], true) = (c, r.key == e.key && v.id == r.id) {
-                *s += r.x;
-                *f += failures;
-                break;
-            }
-        }
-    };
+    let mut counts = vec![0.0; 2 * e.variants.len()];
     for r in &state.recs {
         if r.kind == COUNT {
-            add(r, r.y);
+            count_in(&mut counts, e, r, r.y);
         }
     }
-    for r in journal {
-        add(r, 1.0 - r.x);
+    for s in journal {
+        count_in(&mut counts, e, s, 1.0 - s.x);
     }
     counts
+}
+
+/// Add successes `r.x` and `failures` to the counts of the variant `r`
+/// names, if it is one of `e`'s.
+#[inline(never)]
+fn count_in(counts: &mut [f64], e: &Experiment, r: &Rec, failures: f64) {
+    if r.key != e.key {
+        return;
+    }
+    if let Some(i) = e.variants.iter().position(|v| v.id == r.id) {
+        if let Some([s, f]) = counts.get_mut(2 * i..2 * i + 2) {
+            *s += r.x;
+            *f += failures;
+        }
+    }
 }
 
 fn check_unit(u: &[u8]) -> Result<()> {
@@ -723,44 +766,29 @@ fn check_unit(u: &[u8]) -> Result<()> {
 fn fold(out: &mut State, s: &Rec) {
     let recs = &mut out.recs;
     let seed = Rec {
-        kind: SETTLED,
-        key: s.key,
         seed: s.seed,
-        ..Rec::default()
+        ..rec(SETTLED, s.key, 0)
     };
     // A seed settled there names an entry there: nothing to add then.
     if find(recs, &seed).is_some() {
         return;
     }
-    let b = entry(
-        recs,
-        Rec {
-            kind: BANDIT,
-            ..seed
-        },
-    );
+    let b = entry(recs, rec(BANDIT, s.key, 0));
     if b.flag > 0 && b.seed == s.seed {
         b.flag = 2;
     }
     recs.push(seed);
-    if count(recs, SETTLED, Some(s.key)) > MAX_SETTLED {
-        if let Some(oldest) = recs
-            .iter()
-            .position(|r| r.kind == SETTLED && r.key == s.key)
-        {
-            recs.remove(oldest);
-        }
+    let (n, oldest) = tally(recs, SETTLED, Some(s.key));
+    if n > MAX_SETTLED {
+        recs.remove(oldest);
     }
     // Starting from -0 adds the first reward exactly, its sign too.
     let c = entry(
         recs,
         Rec {
-            kind: COUNT,
-            key: s.key,
-            id: s.id,
             x: -0.0,
             y: -0.0,
-            ..Rec::default()
+            ..rec(COUNT, s.key, s.id)
         },
     );
     c.x += s.x;
@@ -781,14 +809,16 @@ fn merge(from: Option<State>, mine: &State, journal: &[Rec]) -> State {
         out.unit.clone_from(&mine.unit);
     }
     let recs = &mut out.recs;
-    for m in mine.recs.iter().filter(|r| r.kind == EXPOSURE) {
-        match find(recs, m).and_then(|i| recs.get_mut(i)) {
-            Some(x) => x.x = x.x.min(m.x),
-            None => recs.push(*m),
+    for m in &mine.recs {
+        if m.kind == EXPOSURE {
+            match find(recs, m).and_then(|i| recs.get_mut(i)) {
+                Some(x) => x.x = x.x.min(m.x),
+                None => recs.push(*m),
+            }
         }
     }
     // Over the cap, the oldest go (a linear scan: no sort code in the .wasm).
-    while count(recs, EXPOSURE, None) > MAX_EXPOSURES {
+    while tally(recs, EXPOSURE, None).0 > MAX_EXPOSURES {
         let mut oldest = 0;
         let mut at = f64::INFINITY;
         for (i, e) in recs.iter().enumerate() {
@@ -798,12 +828,18 @@ fn merge(from: Option<State>, mine: &State, journal: &[Rec]) -> State {
         }
         recs.remove(oldest);
     }
-    for m in mine.recs.iter().filter(|r| r.kind == BANDIT) {
+    for m in &mine.recs {
+        if m.kind != BANDIT {
+            continue;
+        }
         match find(recs, m).and_then(|i| recs.get_mut(i)) {
             // Nothing stored for it: what this page believes is stored.
             None => {
-                let own = |r: &&Rec| r.kind != EXPOSURE && r.key == m.key;
-                recs.extend(mine.recs.iter().filter(own));
+                for r in &mine.recs {
+                    if r.kind != EXPOSURE && r.key == m.key {
+                        recs.push(*r);
+                    }
+                }
             }
             // The later trial, settled if either copy is.
             Some(s) => {
@@ -837,24 +873,67 @@ fn add(recs: &mut Vec<Rec>, r: &mut Bytes<'_>, rec: Rec) {
     recs.push(rec);
 }
 
-/// A stored name (key, variant id): what a configuration could hold.
-fn stored_name(r: &mut Bytes<'_>, names: &mut Names) -> u32 {
-    let b = r.bytes16();
-    if is_name(b) {
-        names.sym(b)
-    } else {
-        r.fail(text!("it holds an invalid name ({} bytes)", b.len()));
-        0
+// How records are laid out in the section, a letter a field: `t` the
+// seed as a u32 (a unit tag), `s` the seed (u64), `k` the key and `i` the
+// id (names: a u16 length, then the bytes), `x` `y` `z` finite f64s, `c`
+// `d` counts (f64s in [0, 1e12]) into x and y.
+const EXPOSURE_FIELDS: &[u8] = b"tkix";
+const COUNT_FIELDS: &[u8] = b"icd";
+const TRIAL_FIELDS: &[u8] = b"sixyz";
+
+/// Read the `fields` of `rec`; names are added to `names`, and must be
+/// what a configuration could hold.
+#[inline(never)]
+fn read_fields(r: &mut Bytes<'_>, names: &mut Names, fields: &[u8], rec: &mut Rec) {
+    for &f in fields {
+        if f == b'k' || f == b'i' {
+            let b = r.bytes16();
+            if !is_name(b) {
+                r.fail(text!("it holds an invalid name ({} bytes)", b.len()));
+            }
+            let sym = names.sym(b);
+            if f == b'k' {
+                rec.key = sym;
+            } else {
+                rec.id = sym;
+            }
+        } else if f == b's' || f == b't' {
+            rec.seed = r.uint(if f == b's' { 8 } else { 4 });
+        } else {
+            let v = r.f64();
+            // `c`, `d`: a count; `x`, `y`, `z`: any finite number.
+            if !(if f < b'x' {
+                (0.0..=1e12).contains(&v)
+            } else {
+                v.is_finite()
+            }) {
+                r.fail(text!(
+                    "it holds a count out of range or a non-finite number"
+                ));
+            }
+            match f {
+                b'x' | b'c' => rec.x = v,
+                b'y' | b'd' => rec.y = v,
+                _ => rec.z = v,
+            }
+        }
     }
 }
 
-/// A stored count of successes or failures.
-fn stored_count(r: &mut Bytes<'_>) -> f64 {
-    let x = r.f64();
-    if !(0.0..=1e12).contains(&x) {
-        r.fail(text!("it holds a negative or impossibly large count"));
+/// Write the `fields` of `rec` (see [`read_fields`]).
+#[inline(never)]
+fn write_fields(w: &mut Vec<u8>, names: &Names, fields: &[u8], rec: &Rec) {
+    for &f in fields {
+        match f {
+            b't' => put_u32(w, rec.seed as u32),
+            b's' => put_u64(w, rec.seed),
+            b'k' => put_bytes(w, names.get(rec.key)),
+            b'i' => put_bytes(w, names.get(rec.id)),
+            b'x' | b'c' => put_f64(w, rec.x),
+            b'y' | b'd' => put_f64(w, rec.y),
+            _ => put_f64(w, rec.z),
+        }
     }
-    x
 }
 
 /// The state in an `experiments` section body, its names added to
@@ -883,24 +962,13 @@ fn read_section(body: &[u8], names: &mut Names) -> Result<State> {
     };
     let recs = &mut st.recs;
     for _ in 0..r.count(4 + 2 + 2 + 8, MAX_EXPOSURES) {
-        let tag = r.uint(4) as u32;
-        let rec = Rec {
-            kind: EXPOSURE,
-            tag,
-            key: stored_name(&mut r, names),
-            id: stored_name(&mut r, names),
-            x: r.finite(),
-            ..Rec::default()
-        };
-        add(recs, &mut r, rec);
+        let mut e = rec(EXPOSURE, 0, 0);
+        read_fields(&mut r, names, EXPOSURE_FIELDS, &mut e);
+        add(recs, &mut r, e);
     }
     for _ in 0..r.count(2 + 2 + 1 + 2, MAX_BANDITS) {
-        let key = stored_name(&mut r, names);
-        let mut b = Rec {
-            kind: BANDIT,
-            key,
-            ..Rec::default()
-        };
+        let mut b = rec(BANDIT, 0, 0);
+        read_fields(&mut r, names, b"k", &mut b);
         add(recs, &mut r, b);
         let mut k = r.uint(2) as usize;
         if k > MAX_VARIANTS {
@@ -908,21 +976,13 @@ fn read_section(body: &[u8], names: &mut Names) -> Result<State> {
             k = 0;
         }
         for _ in 0..k {
-            let c = Rec {
-                kind: COUNT,
-                key,
-                id: stored_name(&mut r, names),
-                x: stored_count(&mut r),
-                y: stored_count(&mut r),
-                ..Rec::default()
-            };
+            let mut c = rec(COUNT, b.key, 0);
+            read_fields(&mut r, names, COUNT_FIELDS, &mut c);
             add(recs, &mut r, c);
         }
         b.flag = r.u8();
         if b.flag > 0 {
-            b.seed = r.uint(8);
-            b.id = stored_name(&mut r, names);
-            (b.x, b.y, b.z) = (r.finite(), r.finite(), r.finite());
+            read_fields(&mut r, names, TRIAL_FIELDS, &mut b);
             if b.flag > 2 || b.seed > MAX_SEED || !(b.x > 0.0 && b.x <= 1.0) || b.z <= b.y {
                 r.fail(text!("a bandit holds an impossible trial"));
             }
@@ -933,13 +993,9 @@ fn read_section(body: &[u8], names: &mut Names) -> Result<State> {
             m = 0;
         }
         for _ in 0..m {
-            let seed = r.uint(8);
-            recs.push(Rec {
-                kind: SETTLED,
-                key,
-                seed,
-                ..Rec::default()
-            });
+            let mut x = rec(SETTLED, b.key, 0);
+            read_fields(&mut r, names, b"s", &mut x);
+            recs.push(x);
         }
         if let Some(i) = find(recs, &b) {
             recs[i] = b;

@@ -7,7 +7,7 @@
 use super::{bad, done, put_bytes, put_io, take_bytes, Global, Table, BYTES, IO};
 use crate::allocation::{Bytes, Names};
 use crate::prelude::*;
-use crate::{Allocation, Allocator, Experiment, Experiments, HashVersion};
+use crate::{Allocation, Allocator, Assignment, Experiment, Experiments, HashVersion, Reason};
 
 static ALLOCATORS: Global<Table<Allocator>> = Global::new(Table::new());
 
@@ -125,7 +125,16 @@ pub extern "C" fn ab_set(h: u32, len: i32) -> i32 {
 pub extern "C" fn ab_assign(h: u32, index: u32, targeted: u32, now: f64) -> i32 {
     let x = [index as f64, targeted as f64, now, 0.0];
     call(h, -1, x, |a, _, x| {
-        let r = a.assign(x[0] as usize, x[1] != 0.0, x[2])?;
+        let mut r = Assignment {
+            variant: 0,
+            in_experiment: false,
+            reason: Reason::NoUnit,
+            probability: 1.0,
+            bucket: None,
+            seed: None,
+            new_exposure: false,
+        };
+        a.assign_into(x[0] as usize, x[1] != 0.0, x[2], &mut r)?;
         put_io([
             r.probability,
             r.bucket.unwrap_or(f64::NAN),
