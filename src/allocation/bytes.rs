@@ -76,15 +76,6 @@ impl<'a> Bytes<'a> {
         f64::from_bits(self.uint(8))
     }
 
-    /// A finite f64.
-    pub(crate) fn finite(&mut self) -> f64 {
-        let x = self.f64();
-        if !x.is_finite() {
-            self.fail(text!("it holds a non-finite number"));
-        }
-        x
-    }
-
     /// A u32 count of at most `max` items of at least `item` bytes each
     /// (0 when it is not).
     pub(crate) fn count(&mut self, item: usize, max: usize) -> usize {
@@ -116,8 +107,5 @@ mod tests {
         assert_eq!(r.bytes16(), b"hi");
         assert_eq!(r.count(1, 8), 0, "9 items of a byte in 0 bytes");
         assert!(r.failed().is_some());
-        let mut r = Bytes::new(&[0, 0, 0, 0, 0, 0, 0xf0, 0x7f]);
-        r.finite();
-        assert!(r.failed().is_some(), "infinity");
     }
 }
