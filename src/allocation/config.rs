@@ -243,9 +243,9 @@ impl Experiment {
     /// of the coverage draw that derive from it.
     pub(crate) fn set_seed(&mut self, names: &mut Names, seed: &[u8]) {
         for v in &mut self.variants {
-            v.seed = purpose_seed(&[b"variant", seed, names.get(v.id)]);
+            v.seed = purpose_seed(b"variant", seed, names.get(v.id));
         }
-        self.coverage_seed = purpose_seed(&[b"coverage", seed]);
+        self.coverage_seed = purpose_seed(b"coverage", seed, b"");
         self.seed = names.sym(seed);
     }
 
@@ -253,7 +253,7 @@ impl Experiment {
     pub(crate) fn set_holdout(&mut self, key: &[u8], fraction: f64) {
         self.holdout = Holdout {
             fraction,
-            seed: purpose_seed(&[b"holdout", key]),
+            seed: purpose_seed(b"holdout", key, b""),
         };
     }
 
@@ -263,7 +263,7 @@ impl Experiment {
             name: names.sym(name),
             start,
             end,
-            seed: purpose_seed(&[b"namespace", name]),
+            seed: purpose_seed(b"namespace", name, b""),
         };
     }
 }

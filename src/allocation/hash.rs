@@ -90,15 +90,19 @@ pub(crate) fn position(seed: &[&[u8]], unit: &[u8], v2: bool) -> f64 {
 }
 
 /// The seed of one purpose of the `insitu/1` hash: `murmur3(parts joined by
-/// NUL)`. NUL cannot occur in keys, ids or names (they are validated), so
-/// different parts never collide by concatenation.
-pub(crate) fn purpose_seed(parts: &[&[u8]]) -> u32 {
+/// NUL)`, here `purpose`, `name` and then, if `more` is not empty, `more`
+/// (a variant's id, which is never empty). NUL cannot occur in keys, ids
+/// or names (they are validated), so different parts never collide by
+/// concatenation.
+pub(crate) fn purpose_seed(purpose: &[u8], name: &[u8], more: &[u8]) -> u32 {
     let mut bytes = Vec::new();
-    for p in parts {
-        bytes.extend_from_slice(p);
+    bytes.extend_from_slice(purpose);
+    bytes.push(0);
+    bytes.extend_from_slice(name);
+    if !more.is_empty() {
         bytes.push(0);
+        bytes.extend_from_slice(more);
     }
-    bytes.pop();
     murmur3_32(&bytes, 0)
 }
 
@@ -179,9 +183,13 @@ mod tests {
 
     #[test]
     fn purposes_do_not_collide_by_concatenation() {
-        assert_ne!(purpose_seed(&[b"ab", b"c"]), purpose_seed(&[b"a", b"bc"]));
-        assert_eq!(purpose_seed(&[b"a", b"b"]), murmur3_32(b"a\0b", 0));
-        let u = uniform(purpose_seed(&[b"x"]), b"unit");
+        assert_ne!(
+            purpose_seed(b"p", b"ab", b"c"),
+            purpose_seed(b"p", b"a", b"bc")
+        );
+        assert_eq!(purpose_seed(b"a", b"b", b""), murmur3_32(b"a\0b", 0));
+        assert_eq!(purpose_seed(b"a", b"b", b"c"), murmur3_32(b"a\0b\0c", 0));
+        let u = uniform(purpose_seed(b"x", b"y", b""), b"unit");
         assert!(u > 0.0 && u < 1.0);
     }
 }

@@ -865,12 +865,22 @@ fn put_bytes(w: &mut Vec<u8>, b: &[u8]) {
     w.extend_from_slice(b);
 }
 
-/// Add `rec`, read by `r`, to `recs`, which must not hold it yet.
-fn add(recs: &mut Vec<Rec>, r: &mut Bytes<'_>, rec: Rec) {
-    if find(recs, &rec).is_some() {
+/// Read the `fields` of `x` and add it to `recs`, which must not hold the
+/// same entry yet (settled seeds may repeat); where it went.
+#[inline(never)]
+fn read_rec(
+    r: &mut Bytes<'_>,
+    names: &mut Names,
+    recs: &mut Vec<Rec>,
+    mut x: Rec,
+    fields: &[u8],
+) -> usize {
+    read_fields(r, names, fields, &mut x);
+    if x.kind != SETTLED && find(recs, &x).is_some() {
         r.fail(text!("an entry repeats"));
     }
-    recs.push(rec);
+    recs.push(x);
+    recs.len() - 1
 }
 
 // How records are laid out in the section, a letter a field: `t` the
@@ -962,23 +972,18 @@ fn read_section(body: &[u8], names: &mut Names) -> Result<State> {
     };
     let recs = &mut st.recs;
     for _ in 0..r.count(4 + 2 + 2 + 8, MAX_EXPOSURES) {
-        let mut e = rec(EXPOSURE, 0, 0);
-        read_fields(&mut r, names, EXPOSURE_FIELDS, &mut e);
-        add(recs, &mut r, e);
+        read_rec(&mut r, names, recs, rec(EXPOSURE, 0, 0), EXPOSURE_FIELDS);
     }
     for _ in 0..r.count(2 + 2 + 1 + 2, MAX_BANDITS) {
-        let mut b = rec(BANDIT, 0, 0);
-        read_fields(&mut r, names, b"k", &mut b);
-        add(recs, &mut r, b);
+        let at = read_rec(&mut r, names, recs, rec(BANDIT, 0, 0), b"k");
+        let mut b = recs.get(at).copied().unwrap_or_default();
         let mut k = r.uint(2) as usize;
         if k > MAX_VARIANTS {
             r.fail(text!("a bandit has {k} variants"));
             k = 0;
         }
         for _ in 0..k {
-            let mut c = rec(COUNT, b.key, 0);
-            read_fields(&mut r, names, COUNT_FIELDS, &mut c);
-            add(recs, &mut r, c);
+            read_rec(&mut r, names, recs, rec(COUNT, b.key, 0), COUNT_FIELDS);
         }
         b.flag = r.u8();
         if b.flag > 0 {
@@ -993,12 +998,10 @@ fn read_section(body: &[u8], names: &mut Names) -> Result<State> {
             m = 0;
         }
         for _ in 0..m {
-            let mut x = rec(SETTLED, b.key, 0);
-            read_fields(&mut r, names, b"s", &mut x);
-            recs.push(x);
+            read_rec(&mut r, names, recs, rec(SETTLED, b.key, 0), b"s");
         }
-        if let Some(i) = find(recs, &b) {
-            recs[i] = b;
+        if let Some(x) = recs.get_mut(at) {
+            *x = b;
         }
     }
     if r.left() > 0 {
