@@ -454,19 +454,14 @@ impl Allocator {
             }
             b.flag = 0;
             if t.flag == 1 && i.is_some() {
-                let failed = Rec { x: 0.0, ..t };
-                journal(
-                    &mut self.journal,
-                    &mut self.state,
-                    &mut self.staged,
-                    &failed,
-                );
+                let (j, st) = (&mut self.journal, &mut self.state);
+                journal(j, st, &mut self.staged, &t, 0.0);
             }
         }
         // Beta parameters per variant: 1 + prior + device counts.
         let mut params = state_counts(e, &self.state, &self.journal);
-        for (c, v) in params.chunks_exact_mut(2).zip(&e.variants) {
-            if let [a, b] = c {
+        for (i, v) in e.variants.iter().enumerate() {
+            if let Some([a, b]) = params.get_mut(2 * i..2 * i + 2) {
                 (*a, *b) = (1.0 + v.prior.0 + *a, 1.0 + v.prior.1 + *b);
             }
         }
@@ -535,8 +530,14 @@ impl Allocator {
             _ => {}
         }
         t.flag = 2;
-        let s = Rec { x: reward, ..*t };
-        journal(&mut self.journal, &mut self.state, &mut self.staged, &s);
+        let t = *t;
+        journal(
+            &mut self.journal,
+            &mut self.state,
+            &mut self.staged,
+            &t,
+            reward,
+        );
         Ok(())
     }
 
@@ -707,17 +708,26 @@ fn unknown(index: usize) -> Error {
     }
 }
 
-/// Journal settlement `s`. A full journal first moves its oldest entry
+/// Journal the settlement of `trial` (a bandit's entry) with `reward`. A full journal first moves its oldest entry
 /// into `state`'s own counts (see [`MAX_JOURNAL`]); a sync that saw it now
 /// saw one entry fewer.
-fn journal(journal: &mut Vec<Rec>, state: &mut State, staged: &mut Option<Staged>, s: &Rec) {
+fn journal(
+    journal: &mut Vec<Rec>,
+    state: &mut State,
+    staged: &mut Option<Staged>,
+    trial: &Rec,
+    reward: f64,
+) {
     if journal.len() >= MAX_JOURNAL {
         fold(state, &journal.remove(0));
         if let Some(st) = staged {
             st.journaled = st.journaled.saturating_sub(1);
         }
     }
-    journal.push(*s);
+    journal.push(Rec {
+        x: reward,
+        ..*trial
+    });
 }
 
 /// Device-learned successes and failures of each variant of `e` in turn
