@@ -117,14 +117,14 @@ impl Names {
         at as u32
     }
 
-    /// The name of symbol `sym`.
+    /// The name of symbol `sym` (empty for [`NO_NAME`]).
     pub(crate) fn get(&self, sym: u32) -> &[u8] {
-        let at = sym as usize;
-        let n = self
-            .0
-            .get(at..at + 2)
-            .map_or(0, |n| n[0] as usize | (n[1] as usize) << 8);
-        self.0.get(at + 2..at + 2 + n).unwrap_or_default()
+        let at = (sym as usize).saturating_add(2);
+        let n = match self.0.get(sym as usize..at) {
+            Some(&[a, b]) => u16::from_le_bytes([a, b]) as usize,
+            _ => 0,
+        };
+        self.0.get(at..at.saturating_add(n)).unwrap_or_default()
     }
 
     /// The name of `sym` as text ("" if it is not UTF-8, which neither
@@ -344,5 +344,29 @@ impl Experiments {
             allocation: Allocation::Weights,
             coverage_seed: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_kept_once_and_no_name_is_empty() {
+        let mut n = Names::default();
+        let a = n.sym(b"hero");
+        let b = n.sym(b"");
+        let c = n.sym(&[b'x'; 300]);
+        assert_eq!((n.sym(b"hero"), n.sym(b""), n.sym(&[b'x'; 300])), (a, b, c));
+        assert_eq!(
+            (n.get(a), n.get(b), n.get(c)),
+            (&b"hero"[..], &b""[..], &[b'x'; 300][..])
+        );
+        assert_eq!(n.text(a), "hero");
+        assert_eq!(n.get(NO_NAME), b"");
+        assert_eq!(n.get(u32::MAX - 1), b"");
+        assert!(
+            is_name(b"a-Z_0.9:/x") && !is_name(b"") && !is_name(b"a b") && !is_name(&[b'a'; 65])
+        );
     }
 }

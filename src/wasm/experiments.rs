@@ -260,3 +260,174 @@ pub extern "C" fn ab_sync(
 pub extern "C" fn ab_commit(h: u32) -> i32 {
     call(h, -1, [0.0; 4], |a, _, _| Ok(i32::from(a.commit())))
 }
+
+/// The exports driven through their buffers as src/ts/core.ts and
+/// src/ts/experiments.ts drive them: natively with `cargo test --features
+/// full` (one test, as the buffers are globals), and in wasm with
+/// `wasm-pack test --node -- --features full`.
+#[cfg(test)]
+mod tests {
+    use super::super::{bytes, bytes_at, bytes_len, io_at};
+    use super::*;
+
+    /// Put `b` into `bytes`; its length.
+    fn put(b: &[u8]) -> i32 {
+        let p = bytes(b.len() as u32);
+        // SAFETY: `bytes(n)` made room for n bytes at `p`.
+        unsafe { core::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len()) };
+        b.len() as i32
+    }
+
+    /// What `bytes` holds.
+    fn taken() -> Vec<u8> {
+        let n = bytes_len() as usize;
+        // SAFETY: `bytes` holds n bytes at `bytes_at()`.
+        unsafe { core::slice::from_raw_parts(bytes_at(), n) }.to_vec()
+    }
+
+    fn io(n: usize) -> Vec<f64> {
+        // SAFETY: the last call wrote at least n values there.
+        (0..n).map(|i| unsafe { io_at().add(i).read() }).collect()
+    }
+
+    fn code(r: i32) -> &'static str {
+        assert!(r < 0, "{r} is not an error");
+        crate::ERROR_CODES[(-r - 1) as usize]
+    }
+
+    /// A layout as `experimentsLayout` writes it: a fixed-weight experiment
+    /// `hero` (a, b; holdout, namespace) and a bandit `cta` (x, y).
+    fn layout(fallback: u8, hash: u8, samples: f64) -> Vec<u8> {
+        let mut w = vec![2];
+        let s = |w: &mut Vec<u8>, t: &str| {
+            w.extend_from_slice(&(t.len() as u16).to_le_bytes());
+            w.extend_from_slice(t.as_bytes());
+        };
+        let f = |w: &mut Vec<u8>, x: f64| w.extend_from_slice(&x.to_le_bytes());
+        s(&mut w, "hero");
+        w.push(2);
+        s(&mut w, "a");
+        s(&mut w, "b");
+        f(&mut w, 0.5);
+        f(&mut w, 0.5);
+        f(&mut w, 1.0);
+        w.push(1);
+        s(&mut w, "h");
+        f(&mut w, 0.1);
+        w.push(1);
+        s(&mut w, "layer");
+        f(&mut w, 0.0);
+        f(&mut w, 1.0);
+        w.extend_from_slice(&[0, fallback, hash]);
+        s(&mut w, "hero");
+        w.push(0);
+        s(&mut w, "cta");
+        w.push(2);
+        s(&mut w, "x");
+        s(&mut w, "y");
+        f(&mut w, 0.5);
+        f(&mut w, 0.5);
+        f(&mut w, 1.0);
+        w.extend_from_slice(&[0, 0, 0, 0, 0]);
+        s(&mut w, "cta");
+        w.push(1);
+        for x in [1.0, 2.0, 0.0, 0.0, 0.05, samples, 1000.0] {
+            f(&mut w, x);
+        }
+        w
+    }
+
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    fn the_allocator_exports_work_through_their_buffers() {
+        // Layouts that would not be safe, and a truncated one, are refused.
+        for bad in [
+            layout(2, 0, 64.0),
+            layout(0, 3, 64.0),
+            layout(0, 0, 0.0),
+            layout(0, 0, 1.5),
+        ] {
+            assert_eq!(code(ab_new(7.0, put(&bad))), "INVALID_OPTION");
+        }
+        let good = layout(1, 0, 64.0);
+        assert_eq!(
+            code(ab_new(7.0, put(&good[..good.len() - 1]))),
+            "INVALID_OPTION"
+        );
+        assert_eq!(code(ab_new(-1.0, put(&good))), "INVALID_OPTION");
+        let h = ab_new(7.0, put(&good)) as u32;
+        assert!(h > 0);
+
+        // No unit: the fallback, reason no-unit (1).
+        let r = ab_assign(h, 0, 1, 1000.0);
+        assert_eq!((r & 63, (r >> 6) & 7, r >> 9), (1, 1, 0));
+        let v = io(3);
+        assert!(v[0] == 1.0 && v[1].is_nan() && v[2] == -1.0, "{v:?}");
+        assert_eq!(ab_device_unit(h, put(b"d:unit"), 0), 1);
+        assert_eq!(ab_device_unit(h, put(b"d:other"), 0), 0, "kept");
+        assert_eq!(ab_device(h), 6);
+        assert_eq!(taken(), b"d:unit");
+        // Not targeted (2); then assigned, a new exposure.
+        assert_eq!((ab_assign(h, 0, 0, 1000.0) >> 6) & 7, 2);
+        let r = ab_assign(h, 0, 1, 1000.0);
+        assert!(matches!((r >> 6) & 7, 0 | 3 | 4), "{r}");
+        // The bandit: a trial with its seed, rewarded once.
+        let r = ab_assign(h, 1, 1, 1000.0);
+        assert_eq!(((r >> 6) & 7, r >> 9), (0, 1));
+        let [p, bucket, seed] = <[f64; 3]>::try_from(io(3)).unwrap();
+        assert!(p > 0.0 && p <= 1.0 && bucket.is_nan() && seed >= 0.0);
+        assert_eq!(ab_reward(h, 1, 1.0, 1001.0), 0);
+        assert_eq!(code(ab_reward(h, 1, 1.0, 1002.0)), "DUPLICATE_REWARD");
+        assert_eq!(code(ab_reward(h, 0, 1.0, 1002.0)), "UNKNOWN_DECISION");
+        assert_eq!(code(ab_reward(h, 9, 1.0, 1002.0)), "UNKNOWN_EXPERIMENT");
+        assert_eq!(ab_pending(h), 1);
+        assert_eq!(ab_counts(h, 1), 2);
+        let c = io(4);
+        assert_eq!(c.iter().sum::<f64>(), 1.0, "{c:?}");
+        assert_eq!(ab_counts(h, 0), 0, "not a bandit");
+        let n = ab_exposures(h);
+        assert!(n >= 1);
+        let lines = taken();
+        assert!(
+            lines.starts_with(b"hero\ta\n")
+                || lines.starts_with(b"hero\tb\n")
+                || lines.starts_with(b"cta\t")
+        );
+
+        // Stored and read back by another allocator: the same trial.
+        assert_eq!(
+            code(ab_restore(h, put(b"INSU"), 1003.0, 1 << 16)),
+            "SNAPSHOT_CORRUPT"
+        );
+        assert_eq!(code(ab_restore(h, -1, 1003.0, 1 << 16)), "INVALID_OPTION");
+        let n = ab_sync(h, -1, 1003.0, 1 << 16, 1e10, 1);
+        assert!(n > 0);
+        let stored = taken();
+        assert_eq!(ab_commit(h), 1);
+        assert_eq!(ab_commit(h), 0);
+        assert_eq!(ab_pending(h), 0);
+        let g = ab_new(8.0, put(&good)) as u32;
+        assert_eq!(ab_restore(g, put(&stored), 1004.0, 1 << 16), 0);
+        assert_eq!(
+            ab_assign(g, 1, 1, 1004.0) & 63,
+            ab_assign(h, 1, 1, 1004.0) & 63
+        );
+        assert_eq!(io(3)[2], seed, "the stored trial");
+        assert_eq!(ab_device(g), 6);
+
+        // A site id, consent none, a new configuration, forgetting.
+        assert_eq!(ab_site_unit(g, put(b"user-1")), 0);
+        assert_eq!(code(ab_site_unit(g, put(b""))), "INVALID_OPTION");
+        assert_eq!(ab_site_unit(g, -1), 0);
+        assert_eq!(ab_drop_device(g), 0);
+        assert_eq!(ab_device(g), 0);
+        assert_eq!(ab_set(g, put(&layout(0, 2, 16.0))), 0);
+        assert_eq!(code(ab_set(g, put(&layout(5, 0, 16.0)))), "INVALID_OPTION");
+        assert_eq!(ab_reset(g), 0);
+        assert_eq!(ab_exposures(g), 0);
+        assert_eq!(ab_drop(g), 0);
+        assert_eq!(code(ab_drop(g)), "INVALID_OPTION");
+        assert_eq!(code(ab_pending(g)), "INVALID_OPTION");
+        assert_eq!(ab_drop(h), 0);
+    }
+}
