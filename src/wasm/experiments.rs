@@ -262,9 +262,9 @@ pub extern "C" fn ab_commit(h: u32) -> i32 {
 }
 
 /// The exports driven through their buffers as src/ts/core.ts and
-/// src/ts/experiments.ts drive them: natively with `cargo test --features
-/// full` (one test, as the buffers are globals), and in wasm with
-/// `wasm-pack test --node -- --features full`.
+/// src/ts/experiments.ts drive them, and compared with the JSON path:
+/// natively with `cargo test --features full` (one test, as the buffers are
+/// globals), and in wasm with `wasm-pack test --node -- --features full`.
 #[cfg(test)]
 mod tests {
     use super::super::{bytes, bytes_at, bytes_len, io_at};
@@ -335,6 +335,121 @@ mod tests {
             f(&mut w, x);
         }
         w
+    }
+
+    /// The layout `experimentsLayout` writes for JSON configurations that
+    /// give every field.
+    fn layout_of(cfg: &serde_json::Value) -> Vec<u8> {
+        let mut w = Vec::new();
+        let s = |w: &mut Vec<u8>, v: &serde_json::Value| {
+            let t = v.as_str().unwrap();
+            w.extend_from_slice(&(t.len() as u16).to_le_bytes());
+            w.extend_from_slice(t.as_bytes());
+        };
+        let f = |w: &mut Vec<u8>, v: &serde_json::Value| {
+            w.extend_from_slice(&v.as_f64().unwrap().to_le_bytes())
+        };
+        let list = cfg.as_array().unwrap();
+        w.push(list.len() as u8);
+        for e in list {
+            let ids = e["variants"].as_array().unwrap();
+            s(&mut w, &e["key"]);
+            w.push(ids.len() as u8);
+            ids.iter().for_each(|v| s(&mut w, v));
+            e["weights"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .for_each(|x| f(&mut w, x));
+            f(&mut w, &e["coverage"]);
+            if let Some(h) = e.get("holdout") {
+                w.push(1);
+                s(&mut w, &h["key"]);
+                f(&mut w, &h["fraction"]);
+            } else {
+                w.push(0);
+            }
+            if let Some(n) = e.get("namespace") {
+                w.push(1);
+                s(&mut w, &n["name"]);
+                f(&mut w, &n["range"][0]);
+                f(&mut w, &n["range"][1]);
+            } else {
+                w.push(0);
+            }
+            let fallback = ids.iter().position(|v| *v == e["fallback"]).unwrap();
+            let hash = ["insitu/1", "growthbook/1", "growthbook/2"]
+                .iter()
+                .position(|h| *h == e["hash"])
+                .unwrap();
+            w.extend_from_slice(&[0, fallback as u8, hash as u8]);
+            s(&mut w, &e["seed"]);
+            match e.get("allocation") {
+                Some(a) => {
+                    w.push(1);
+                    for v in ids {
+                        let p = &a["prior"][v.as_str().unwrap()];
+                        f(&mut w, &p[0]);
+                        f(&mut w, &p[1]);
+                    }
+                    f(&mut w, &a["minProbability"]);
+                    f(&mut w, &a["samples"]);
+                    f(&mut w, &a["rewardWindowMs"]);
+                }
+                None => w.push(0),
+            }
+        }
+        w
+    }
+
+    /// Assignments through the layout and the exports equal those of the
+    /// same configuration read from JSON, natively.
+    fn the_layout_assigns_as_the_json_reader_does() {
+        let cfg = serde_json::json!([
+            {"key": "hero", "variants": ["a", "b", "c"], "weights": [0.2, 0.3, 0.5],
+             "coverage": 0.8, "holdout": {"key": "h", "fraction": 0.1},
+             "namespace": {"name": "layer", "range": [0.1, 0.9]}, "fallback": "b",
+             "hash": "insitu/1", "seed": "s\u{e9}ed"},
+            {"key": "gb1", "variants": ["a", "b"], "weights": [0.4, 0.6], "coverage": 0.7,
+             "namespace": {"name": "gb", "range": [0.1, 0.9]}, "fallback": "a",
+             "hash": "growthbook/1", "seed": "gr\u{fc}n-\u{1f600}"},
+            {"key": "gb2", "variants": ["a", "b", "c"], "weights": [0.25, 0.25, 0.5],
+             "coverage": 0.9, "holdout": {"key": "h", "fraction": 0.05}, "fallback": "c",
+             "hash": "growthbook/2", "seed": "gb2"},
+            {"key": "cta", "variants": ["x", "y"], "weights": [0.5, 0.5], "coverage": 1,
+             "allocation": {"type": "thompson", "prior": {"x": [1, 2], "y": [0, 0]},
+                            "minProbability": 0.05, "samples": 64, "rewardWindowMs": 1},
+             "fallback": "x", "hash": "insitu/1", "seed": "cta"},
+        ]);
+        let h = ab_new(7.0, put(&layout_of(&cfg))) as u32;
+        assert!(h > 0);
+        // The JSON reader takes no weights with a bandit, and needs none.
+        let mut json = cfg.clone();
+        json[3].as_object_mut().unwrap().remove("weights");
+        let mut native = Allocator::new(Experiments::parse(&json.to_string()).unwrap(), 7);
+        for u in 0..300 {
+            let unit = if u % 3 == 0 {
+                format!("\u{fc}-{u}-\u{1f600}")
+            } else {
+                format!("u{u}")
+            };
+            assert_eq!(ab_site_unit(h, put(unit.as_bytes())), 0);
+            native.set_site_unit(Some(&unit)).unwrap();
+            for i in 0..4 {
+                let now = (u * 4 + i) as f64;
+                let r = ab_assign(h, i, 1, now);
+                let v = io(3);
+                let n = native.assign(i as usize, true, now).unwrap();
+                assert_eq!(r & 63, n.variant as i32, "{unit} {i}");
+                assert_eq!((r >> 6) & 7, n.reason as i32, "{unit} {i}");
+                assert_eq!(r >> 9, n.new_exposure as i32, "{unit} {i}");
+                assert_eq!(v[0], n.probability, "{unit} {i}");
+                assert_eq!(v[1].is_nan(), n.bucket.is_none(), "{unit} {i}");
+                assert!(n.bucket.map_or(true, |b| b == v[1]), "{unit} {i}");
+                assert_eq!(v[2], n.seed.map_or(-1.0, |s| s as f64), "{unit} {i}");
+            }
+        }
+        assert_eq!(ab_drop(h), 0);
     }
 
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
@@ -429,5 +544,7 @@ mod tests {
         assert_eq!(code(ab_drop(g)), "INVALID_OPTION");
         assert_eq!(code(ab_pending(g)), "INVALID_OPTION");
         assert_eq!(ab_drop(h), 0);
+
+        the_layout_assigns_as_the_json_reader_does();
     }
 }
