@@ -181,18 +181,14 @@ fn tally(recs: &[Rec], kind: u8, key: Option<u32>) -> (usize, usize) {
 
 /// Drop the exposures of unit `tag` and those logged before `before`.
 fn drop_exposures(recs: &mut Vec<Rec>, tag: u64, before: f64) {
-    let mut kept = 0;
-    for i in 0..recs.len() {
-        if let Some(&r) = recs.get(i) {
-            if r.kind != EXPOSURE || (r.seed != tag && r.x >= before) {
-                if let Some(k) = recs.get_mut(kept) {
-                    *k = r;
-                }
-                kept += 1;
-            }
+    let mut i = 0;
+    while let Some(r) = recs.get(i) {
+        if r.kind == EXPOSURE && (r.seed == tag || !(r.x >= before)) {
+            recs.remove(i);
+        } else {
+            i += 1;
         }
     }
-    recs.truncate(kept);
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
