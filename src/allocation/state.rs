@@ -147,6 +147,13 @@ fn rec(kind: u8, key: u32, id: u32) -> Rec {
     }
 }
 
+/// `recs.remove(i)` in one place (each caller of `Vec::remove` carries
+/// its own panic location); callers pass an index in bounds.
+#[inline(never)]
+fn take(recs: &mut Vec<Rec>, i: usize) -> Rec {
+    recs.remove(i)
+}
+
 /// The entry of `recs` that is the same as `probe`.
 fn find(recs: &[Rec], probe: &Rec) -> Option<usize> {
     recs.iter().position(|r| r.same(probe))
@@ -184,7 +191,7 @@ fn drop_exposures(recs: &mut Vec<Rec>, tag: u64, before: f64) {
     let mut i = 0;
     while let Some(r) = recs.get(i) {
         if r.kind == EXPOSURE && (r.seed == tag || !(r.x >= before)) {
-            recs.remove(i);
+            take(recs, i);
         } else {
             i += 1;
         }
@@ -417,7 +424,7 @@ impl Allocator {
         if find(recs, &x).is_none() {
             let (n, first) = tally(recs, EXPOSURE, None);
             if n >= MAX_EXPOSURES {
-                recs.remove(first);
+                take(recs, first);
             }
             recs.push(x);
             a.new_exposure = true;
@@ -515,15 +522,21 @@ impl Allocator {
         };
         let id = || text!("{}/trial", self.experiments.names.text(e.key));
         let bandit = rec(BANDIT, e.key, 0);
-        let t = match (e.allocation, find(&self.state.recs, &bandit)) {
-            (Allocation::Thompson { .. }, Some(i)) => &mut self.state.recs[i],
-            _ => return Err(Error::UnknownDecision { id: id() }),
+        let t = match e.allocation {
+            Allocation::Thompson { .. } => {
+                let i = find(&self.state.recs, &bandit);
+                i.and_then(|i| self.state.recs.get_mut(i))
+            }
+            Allocation::Weights => None,
         };
-        match t.flag {
-            0 => return Err(Error::UnknownDecision { id: id() }),
-            _ if now_ms >= t.z => return Err(Error::DecisionExpired { id: id() }),
-            2 => return Err(Error::DuplicateReward { id: id() }),
-            _ => {}
+        let Some(t) = t.filter(|t| t.flag > 0) else {
+            return Err(Error::UnknownDecision { id: id() });
+        };
+        if now_ms >= t.z {
+            return Err(Error::DecisionExpired { id: id() });
+        }
+        if t.flag == 2 {
+            return Err(Error::DuplicateReward { id: id() });
         }
         t.flag = 2;
         let t = *t;
@@ -715,7 +728,7 @@ fn journal(
     reward: f64,
 ) {
     if journal.len() >= MAX_JOURNAL {
-        fold(state, &journal.remove(0));
+        fold(state, &take(journal, 0));
         if let Some(st) = staged {
             st.journaled = st.journaled.saturating_sub(1);
         }
@@ -786,7 +799,7 @@ fn fold(out: &mut State, s: &Rec) {
     recs.push(seed);
     let (n, oldest) = tally(recs, SETTLED, Some(s.key));
     if n > MAX_SETTLED {
-        recs.remove(oldest);
+        take(recs, oldest);
     }
     // Starting from -0 adds the first reward exactly, its sign too.
     let c = entry(
@@ -832,7 +845,7 @@ fn merge(from: Option<State>, mine: &State, journal: &[Rec]) -> State {
                 (oldest, at) = (i, e.x);
             }
         }
-        recs.remove(oldest);
+        take(recs, oldest);
     }
     for m in &mine.recs {
         if m.kind != BANDIT {

@@ -9,7 +9,8 @@ use crate::allocation::{Bytes, Names};
 use crate::prelude::*;
 use crate::{Allocation, Allocator, Assignment, Experiment, Experiments, HashVersion, Reason};
 
-static ALLOCATORS: Global<Table<Allocator>> = Global::new(Table::new());
+// Boxed: the table then moves a pointer, not the allocator.
+static ALLOCATORS: Global<Table<Box<Allocator>>> = Global::new(Table::new());
 
 /// What an export does with its allocator: it gets the bytes passed in
 /// `bytes` (None when none were) and the export's numbers.
@@ -96,7 +97,8 @@ pub extern "C" fn ab_new(seed: f64, len: i32) -> i32 {
             return Err(bad("a seed"));
         }
         let e = experiments(take_bytes(len)?.as_deref())?;
-        Ok(ALLOCATORS.with(|t| t.add(Allocator::new(e, seed as u64))))
+        let a = Box::new(Allocator::new(e, seed as u64));
+        Ok(ALLOCATORS.with(|t| t.add(a)))
     })())
 }
 
