@@ -97,10 +97,10 @@ pub(crate) fn position(seed: &[&[u8]], unit: &[u8], v2: bool) -> f64 {
 pub(crate) fn purpose_seed(purpose: &[u8], name: &[u8], more: &[u8]) -> u32 {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(purpose);
-    bytes.push(0);
+    bytes.extend_from_slice(&[0]);
     bytes.extend_from_slice(name);
     if !more.is_empty() {
-        bytes.push(0);
+        bytes.extend_from_slice(&[0]);
         bytes.extend_from_slice(more);
     }
     murmur3_32(&bytes, 0)

@@ -570,9 +570,9 @@ impl Allocator {
         let names = &self.experiments.names;
         for e in self.state.recs.iter().filter(|r| r.kind == EXPOSURE) {
             text.extend_from_slice(names.get(e.key));
-            text.push(b'\t');
+            text.extend_from_slice(b"\t");
             text.extend_from_slice(names.get(e.id));
-            text.push(b'\n');
+            text.extend_from_slice(b"\n");
             at.push(e.x);
         }
     }
