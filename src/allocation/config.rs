@@ -268,7 +268,9 @@ impl Experiment {
     }
 }
 
-/// A checked set of experiments: keys unique, namespace ranges disjoint.
+/// A checked set of experiments: keys unique, namespace ranges disjoint
+/// (checked by [`Experiments::parse`], or for the .wasm by the TypeScript
+/// side).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Experiments {
     /// The names of the experiments, and of the state of the allocator

@@ -7,6 +7,14 @@
 //! counts and current trial. That state is its own snapshot (section
 //! [`SECTION`]), merged across tabs like the learner's: stored counts plus
 //! this page's own settlements, each settlement applied once (by its seed).
+//! The settlements not yet stored (the journal) are at most 1,024; a
+//! commit under consent `functional`, which stores no counts, drains them.
+//!
+//! Built for a small .wasm: names are interned once and handled as
+//! numbers, the state is one table of plain records, and the stored
+//! section is read with an error that sticks (see `state.rs` and
+//! `bytes.rs`); the TypeScript side has checked the configuration, and the
+//! .wasm's reader refuses only what would not be safe.
 
 mod assign;
 mod bytes;

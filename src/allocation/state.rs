@@ -35,8 +35,9 @@ const MAX_BANDITS: usize = 256;
 const MAX_UNIT: usize = 256;
 /// Settlements kept unstored (storage failing, or consent `none` with a
 /// site id, for that long). Beyond, the oldest moves into this page's own
-/// counts: it keeps counting here, and reaches storage only where nothing
-/// stored has counts of its bandit (never twice).
+/// counts: it keeps counting here, and reaches storage only if nothing
+/// stored has an entry of its bandit when this page next writes (never
+/// twice).
 pub(crate) const MAX_JOURNAL: usize = 1024;
 
 /// Where the unit key comes from.
