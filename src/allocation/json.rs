@@ -500,7 +500,7 @@ impl super::Allocator {
             None => None,
         };
         let e = self.experiments().list().get(index);
-        let targeted = e.is_none_or(|e| e.targeting.iter().all(|c| c.holds(json.as_ref())));
+        let targeted = e.map_or(true, |e| e.targeting.iter().all(|c| c.holds(json.as_ref())));
         self.assign(index, targeted, now_ms)
     }
 }

@@ -191,10 +191,10 @@ fn tally(recs: &[Rec], kind: u8, key: Option<u32>) -> (usize, usize) {
 fn drop_exposures(recs: &mut Vec<Rec>, tag: u64, before: f64) {
     let mut i = 0;
     while let Some(r) = recs.get(i) {
-        if r.kind == EXPOSURE && (r.seed == tag || !(r.x >= before)) {
-            take(recs, i);
-        } else {
+        if r.kind != EXPOSURE || (r.seed != tag && r.x >= before) {
             i += 1;
+        } else {
+            take(recs, i);
         }
     }
 }
