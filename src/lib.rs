@@ -65,7 +65,7 @@ mod wasm;
 
 pub use allocation::{
     fnv1a32, growthbook_hash, Allocation, Allocator, Assignment, Experiment, Experiments, Exposure,
-    HashVersion, Holdout, Namespace, Reason, UnitSource, SECTION as EXPERIMENTS_SECTION,
+    HashVersion, Holdout, Namespace, Reason, UnitSource, Variant, SECTION as EXPERIMENTS_SECTION,
 };
 #[cfg(feature = "json")]
 pub use allocation::{Condition, Scalar, Test};

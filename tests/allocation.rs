@@ -826,17 +826,81 @@ fn functional_consent_stores_the_unit_and_trials_but_no_counts() {
     a.assign_attributes(0, None, 0.0).unwrap();
     a.reward(0, 1.0, 1.0).unwrap();
     let bytes = a.sync(None, 2.0, MAX, DAY, false).unwrap();
-    a.commit();
-    assert_eq!(a.pending(), 1, "the reward stays unstored, in memory");
+    assert_eq!(a.pending(), 1, "nothing changes before the commit");
+    assert!(a.commit());
+    assert_eq!(
+        a.pending(),
+        0,
+        "the journal drains: consent keeps the reward from being stored"
+    );
     let mut r = allocator(bandit(json!({})));
     r.restore(&bytes, 3.0, MAX).unwrap();
     assert_eq!(r.unit().0, Some("d:x"));
     assert_eq!(stored_counts(&bytes).0, 0.0);
-    // Personalization later stores the reward.
+    // The trial stays settled, and a flush with nothing pending writes no counts.
+    assert_eq!(
+        a.reward(0, 1.0, 4.0).unwrap_err().code(),
+        "DUPLICATE_REWARD"
+    );
+    // Personalization later stores what is settled from then on, not what
+    // was settled before.
     let bytes = a.sync(Some(&bytes), 4.0, MAX, DAY, true).unwrap();
-    a.commit();
+    assert!(a.commit());
+    assert_eq!(stored_counts(&bytes), (0.0, 0.0));
+    a.assign_attributes(0, None, 1000.0).unwrap();
+    a.reward(0, 1.0, 1001.0).unwrap();
+    let bytes = a.sync(Some(&bytes), 1002.0, MAX, DAY, true).unwrap();
+    assert!(a.commit());
     assert_eq!(a.pending(), 0);
-    assert_eq!(stored_counts(&bytes).0, 1.0);
+    assert_eq!(stored_counts(&bytes), (1.0, 0.0));
+}
+
+#[test]
+fn the_journal_is_capped_and_what_leaves_it_counts_here_and_never_twice() {
+    // Trials of 1 ms, each rewarded: one settlement per millisecond.
+    let cfg = bandit(json!({"rewardWindowMs": 1, "samples": 1}));
+    let settle = |a: &mut Allocator, from: usize, to: usize| {
+        for t in from..to {
+            a.assign_attributes(0, None, t as f64).unwrap();
+            a.reward(0, 1.0, t as f64 + 0.5).unwrap();
+        }
+    };
+    let total = |c: Vec<(f64, f64)>| c.iter().fold((0.0, 0.0), |s, c| (s.0 + c.0, s.1 + c.1));
+
+    // Storage never written: every settlement is stored by the first sync.
+    let mut a = allocator(cfg.clone());
+    a.set_device_unit("d:x").unwrap();
+    settle(&mut a, 0, 1100);
+    assert_eq!(a.pending(), 1024, "the cap");
+    assert_eq!(total(a.bandit_counts(0).unwrap()), (1100.0, 0.0));
+    let bytes = a.sync(None, 2000.0, MAX, DAY, true).unwrap();
+    assert!(a.commit());
+    assert_eq!((a.pending(), stored_counts(&bytes)), (0, (1100.0, 0.0)));
+
+    // Stored counts of the bandit: what left the journal is lost from
+    // storage, the rest is added once.
+    let mut b = allocator(cfg);
+    b.set_device_unit("d:x").unwrap();
+    settle(&mut b, 0, 10);
+    let stored = b.sync(None, 20.0, MAX, DAY, true).unwrap();
+    assert!(b.commit());
+    settle(&mut b, 100, 1200);
+    assert_eq!(total(b.bandit_counts(0).unwrap()), (1110.0, 0.0));
+    let bytes = b.sync(Some(&stored), 2000.0, MAX, DAY, true).unwrap();
+    assert!(b.commit());
+    assert_eq!(stored_counts(&bytes), (10.0 + 1024.0, 0.0));
+
+    // A full journal while a sync waits for its commit: the commit drains
+    // only what the sync stored.
+    settle(&mut b, 3000, 3000 + 1024);
+    let staged = b.sync(Some(&bytes), 5000.0, MAX, DAY, true).unwrap();
+    settle(&mut b, 6000, 6010);
+    assert_eq!(b.pending(), 1024);
+    assert!(b.commit());
+    assert_eq!(b.pending(), 10, "the ten made after the sync stay");
+    let bytes = b.sync(Some(&staged), 7000.0, MAX, DAY, true).unwrap();
+    assert!(b.commit());
+    assert_eq!(stored_counts(&bytes), (1034.0 + 1024.0 + 10.0, 0.0));
 }
 
 #[test]

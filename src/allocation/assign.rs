@@ -1,12 +1,10 @@
 //! Deterministic assignment of a unit to a variant of a fixed-weight
 //! experiment, and the eligibility checks every experiment shares.
 
-use crate::prelude::*;
-
 use crate::prim::math;
 
-use super::config::{Experiment, HashVersion};
-use super::hash::{growthbook, uniform};
+use super::config::{Experiment, HashVersion, Names};
+use super::hash::{position, uniform};
 
 /// Why a unit is or is not in an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,41 +49,48 @@ pub(crate) enum Eligibility {
 /// Targeting, namespace, holdout and coverage, in that order. `unit` is
 /// the unit key; `targeted` whether the experiment's targeting conditions
 /// hold (the caller evaluates them on its attributes).
-pub(crate) fn eligibility(e: &Experiment, unit: &str, targeted: bool) -> Eligibility {
+pub(crate) fn eligibility(
+    e: &Experiment,
+    names: &Names,
+    unit: &[u8],
+    targeted: bool,
+) -> Eligibility {
     if !targeted {
         return Eligibility::Out(Reason::NotTargeted);
     }
-    let gb = match e.hash {
-        HashVersion::Insitu1 => None,
-        HashVersion::GrowthBook1 => Some(1),
-        HashVersion::GrowthBook2 => Some(2),
-    };
-    if let Some(ns) = &e.namespace {
-        // GrowthBook places namespaces with its version-1 hash of
-        // "__" + name, whatever the experiment's version.
-        let at = match gb {
-            Some(_) => growthbook(&ns.growthbook_seed, unit, 1).unwrap_or(0.0),
-            None => uniform(ns.seed, unit.as_bytes()),
-        };
-        if at < ns.start || at >= ns.end {
-            return Eligibility::Out(Reason::Namespace);
-        }
+    let gb = e.hash != HashVersion::Insitu1;
+    // No namespace is [0, 1) and no holdout 0, which exclude no unit.
+    let ns = &e.namespace;
+    // GrowthBook places namespaces with its version-1 hash of "__" + name,
+    // whatever the experiment's version.
+    let x = hashed(gb, ns.seed, &[b"__", names.get(ns.name)], unit, false);
+    if x < ns.start || x >= ns.end {
+        return Eligibility::Out(Reason::Namespace);
     }
-    if let Some(h) = &e.holdout {
-        if uniform(h.seed, unit.as_bytes()) < h.fraction {
-            return Eligibility::Out(Reason::Holdout);
-        }
+    if uniform(e.holdout.seed, unit) < e.holdout.fraction {
+        return Eligibility::Out(Reason::Holdout);
     }
-    match gb {
+    let v2 = e.hash == HashVersion::GrowthBook2;
+    let x = hashed(gb, e.coverage_seed, &[names.get(e.seed)], unit, v2);
+    if gb {
         // GrowthBook's coverage shrinks each variant's range (see `variant`).
-        Some(v) => Eligibility::In(growthbook(&e.seed, unit, v)),
-        None => {
-            if e.coverage < 1.0 && uniform(e.coverage_seed, unit.as_bytes()) >= e.coverage {
-                Eligibility::Out(Reason::Coverage)
-            } else {
-                Eligibility::In(None)
-            }
-        }
+        Eligibility::In(Some(x))
+    } else if x >= e.coverage {
+        Eligibility::Out(Reason::Coverage)
+    } else {
+        Eligibility::In(None)
+    }
+}
+
+/// The position of `unit`: its GrowthBook hash (`gb`, version 2 or 1)
+/// with the seed that is the concatenation of `parts`, or its `insitu/1`
+/// draw for purpose seed `seed`.
+#[inline(never)]
+fn hashed(gb: bool, seed: u32, parts: &[&[u8]], unit: &[u8], v2: bool) -> f64 {
+    if gb {
+        position(parts, unit, v2)
+    } else {
+        uniform(seed, unit)
     }
 }
 
@@ -101,34 +106,38 @@ pub(crate) fn eligibility(e: &Experiment, unit: &str, targeted: bool) -> Eligibi
 /// exactly the share the change requires; the other variants' units are
 /// compared with each other as before. Adding a variant only takes units
 /// from others; removing one only hands its own units out.
-pub(crate) fn variant(e: &Experiment, unit: &str, position: Option<f64>) -> Option<usize> {
-    match position {
-        Some(n) => {
-            // GrowthBook's getBucketRanges and chooseVariation, with the same
-            // floating-point operations in the same order.
-            let mut cumulative = 0.0;
-            for (i, w) in e.weights.iter().enumerate() {
+///
+/// Returns the variant's index, its id's symbol and its weight.
+pub(crate) fn variant(
+    e: &Experiment,
+    unit: &[u8],
+    position: Option<f64>,
+) -> Option<(usize, u32, f64)> {
+    let mut best = None;
+    let mut best_t = f64::INFINITY;
+    let mut cumulative = 0.0;
+    for (i, v) in e.variants.iter().enumerate() {
+        let w = v.weight;
+        match position {
+            // GrowthBook's getBucketRanges and chooseVariation, with the
+            // same floating-point operations in the same order.
+            Some(n) => {
                 let start = cumulative;
                 cumulative += w;
                 if n >= start && n < start + e.coverage * w {
-                    return Some(i);
+                    return Some((i, v.id, w));
                 }
             }
-            None
-        }
-        None => {
-            let mut best = None;
-            let mut best_t = f64::INFINITY;
-            for (i, w) in e.weights.iter().enumerate() {
-                if *w > 0.0 {
-                    let t = -math::ln(uniform(e.seeds[i], unit.as_bytes())) / w;
+            None => {
+                if w > 0.0 {
+                    let t = -math::ln(uniform(v.seed, unit)) / w;
                     if t < best_t {
                         best_t = t;
-                        best = Some(i);
+                        best = Some((i, v.id, w));
                     }
                 }
             }
-            best
         }
     }
+    best
 }

@@ -12,15 +12,45 @@
 
 use crate::prelude::*;
 
-use crate::prim::hash::{fnv_utf16, murmur3_32, FNV_OFFSET, FNV_PRIME};
-use alloc::vec::Vec;
+use crate::prim::hash::{murmur3_32, FNV_OFFSET, FNV_PRIME};
+
+fn fnv_step(h: u32, unit: u32) -> u32 {
+    (h ^ unit).wrapping_mul(FNV_PRIME)
+}
+
+/// FNV-1a 32-bit over the UTF-16 code units (JS `charCodeAt`) of the UTF-8
+/// text `s`, continuing from `h`; decoded here as it is hashed, so names and
+/// seeds stay bytes. Bytes that are not UTF-8 (which the TypeScript side
+/// never sends) hash to some value, never a panic.
+pub(crate) fn fnv_utf16(mut h: u32, s: &[u8]) -> u32 {
+    let mut it = s.iter();
+    while let Some(&b) = it.next() {
+        let mut c = b as u32;
+        if b >= 0x80 {
+            // A lead byte of 2, 3 or 4: 1, 2 or 3 continuation bytes follow.
+            let more = 1 + (b >= 0xE0) as u32 + (b >= 0xF0) as u32;
+            c &= 0x3F >> more;
+            for _ in 0..more {
+                c = c << 6 | (it.next().map_or(0, |&x| x as u32) & 0x3F);
+            }
+        }
+        if c >= 0x1_0000 {
+            // Outside the BMP: a surrogate pair.
+            c -= 0x1_0000;
+            h = fnv_step(h, 0xD800 | (c >> 10));
+            c = 0xDC00 | (c & 0x3FF);
+        }
+        h = fnv_step(h, c);
+    }
+    h
+}
 
 /// FNV-1a 32-bit of the decimal digits of `v` (`v + ""` in JS).
 fn fnv_decimal(v: u32) -> u32 {
     let mut digits = [0u8; 10];
     let mut n = v;
     let mut i = digits.len();
-    loop {
+    while i > 0 {
         i -= 1;
         digits[i] = b'0' + (n % 10) as u8;
         n /= 10;
@@ -28,9 +58,7 @@ fn fnv_decimal(v: u32) -> u32 {
             break;
         }
     }
-    digits[i..]
-        .iter()
-        .fold(FNV_OFFSET, |h, d| (h ^ *d as u32).wrapping_mul(FNV_PRIME))
+    fnv_utf16(FNV_OFFSET, digits.get(i..).unwrap_or_default())
 }
 
 /// GrowthBook's `hash(seed, value, version)`: the position of `value` in
@@ -38,25 +66,42 @@ fn fnv_decimal(v: u32) -> u32 {
 /// other versions, as in GrowthBook.
 pub fn growthbook(seed: &str, value: &str, version: u32) -> Option<f64> {
     match version {
-        2 => {
-            let inner = fnv_utf16(fnv_utf16(FNV_OFFSET, seed), value);
-            Some((fnv_decimal(inner) % 10_000) as f64 / 10_000.0)
-        }
-        1 => Some((fnv_utf16(fnv_utf16(FNV_OFFSET, value), seed) % 1000) as f64 / 1000.0),
+        1 | 2 => Some(position(&[seed.as_bytes()], value.as_bytes(), version == 2)),
         _ => None,
     }
 }
 
+/// [`growthbook`] version 2 (`v2`) or 1 of `unit` with the seed that is
+/// the concatenation of `seed`'s parts.
+pub(crate) fn position(seed: &[&[u8]], unit: &[u8], v2: bool) -> f64 {
+    let mut h = FNV_OFFSET;
+    if !v2 {
+        h = fnv_utf16(h, unit);
+    }
+    for part in seed {
+        h = fnv_utf16(h, part);
+    }
+    if v2 {
+        h = fnv_decimal(fnv_utf16(h, unit));
+        (h % 10_000) as f64 / 10_000.0
+    } else {
+        (h % 1000) as f64 / 1000.0
+    }
+}
+
 /// The seed of one purpose of the `insitu/1` hash: `murmur3(parts joined by
-/// NUL)`. NUL cannot occur in keys, ids or names (they are validated), so
-/// different parts never collide by concatenation.
-pub(crate) fn purpose_seed(parts: &[&str]) -> u32 {
-    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            bytes.push(0);
-        }
-        bytes.extend_from_slice(p.as_bytes());
+/// NUL)`, here `purpose`, `name` and then, if `more` is not empty, `more`
+/// (a variant's id, which is never empty). NUL cannot occur in keys, ids
+/// or names (they are validated), so different parts never collide by
+/// concatenation.
+pub(crate) fn purpose_seed(purpose: &[u8], name: &[u8], more: &[u8]) -> u32 {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(purpose);
+    bytes.extend_from_slice(&[0]);
+    bytes.extend_from_slice(name);
+    if !more.is_empty() {
+        bytes.extend_from_slice(&[0]);
+        bytes.extend_from_slice(more);
     }
     murmur3_32(&bytes, 0)
 }
@@ -71,6 +116,32 @@ pub(crate) fn uniform(seed: u32, unit: &[u8]) -> f64 {
 mod tests {
     use super::*;
     use crate::prim::hash::fnv1a32;
+
+    #[test]
+    fn utf8_is_hashed_as_its_utf16_code_units() {
+        let texts = [
+            "",
+            "a",
+            "foobar",
+            "\u{e9}",
+            "gr\u{fc}n",
+            "\u{7ff}\u{800}\u{ffff}",
+            "\u{10000}",
+            "\u{1f600}x",
+            "\u{10ffff}",
+            "mixed \u{e9}\u{4e2d}\u{1f600} text",
+        ];
+        for t in texts {
+            assert_eq!(fnv_utf16(FNV_OFFSET, t.as_bytes()), fnv1a32(t), "{t:?}");
+        }
+        for c in (0..0x11_0000).step_by(97).filter_map(char::from_u32) {
+            let t = c.to_string();
+            assert_eq!(fnv_utf16(FNV_OFFSET, t.as_bytes()), fnv1a32(&t), "{c:?}");
+        }
+        // Bytes that are not UTF-8 hash to something, without a panic.
+        fnv_utf16(FNV_OFFSET, &[0xF4, 0xFF]);
+        fnv_utf16(FNV_OFFSET, &[0xC3]);
+    }
 
     #[test]
     fn fnv1a32_matches_published_vectors() {
@@ -106,13 +177,19 @@ mod tests {
         }
         assert_eq!(growthbook("a", "b", 3), None);
         assert_eq!(fnv_decimal(0), fnv1a32("0"));
+        assert_eq!(fnv_decimal(7), fnv1a32("7"));
         assert_eq!(fnv_decimal(u32::MAX), fnv1a32("4294967295"));
     }
 
     #[test]
     fn purposes_do_not_collide_by_concatenation() {
-        assert_ne!(purpose_seed(&["ab", "c"]), purpose_seed(&["a", "bc"]));
-        let u = uniform(purpose_seed(&["x"]), b"unit");
+        assert_ne!(
+            purpose_seed(b"p", b"ab", b"c"),
+            purpose_seed(b"p", b"a", b"bc")
+        );
+        assert_eq!(purpose_seed(b"a", b"b", b""), murmur3_32(b"a\0b", 0));
+        assert_eq!(purpose_seed(b"a", b"b", b"c"), murmur3_32(b"a\0b\0c", 0));
+        let u = uniform(purpose_seed(b"x", b"y", b""), b"unit");
         assert!(u > 0.0 && u < 1.0);
     }
 }

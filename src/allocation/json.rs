@@ -8,11 +8,10 @@ use crate::prelude::*;
 use alloc::borrow::Cow;
 
 use super::config::{
-    is_name, Allocation, Experiment, Experiments, HashVersion, Holdout, Namespace, DEFAULT_SAMPLES,
-    DEFAULT_WINDOW_MS, MAX_CONDITIONS, MAX_EXPERIMENTS, MAX_NAME, MAX_SAMPLES, MAX_TEXT,
-    MAX_VARIANTS, WEIGHT_SUM_TOLERANCE,
+    is_name, Allocation, Experiments, HashVersion, DEFAULT_SAMPLES, DEFAULT_WINDOW_MS,
+    MAX_CONDITIONS, MAX_EXPERIMENTS, MAX_NAME, MAX_SAMPLES, MAX_TEXT, MAX_VARIANTS,
+    WEIGHT_SUM_TOLERANCE,
 };
-use super::hash::purpose_seed;
 use super::state::Assignment;
 use super::targeting::{Condition, Scalar, Test};
 use crate::error::{Error, Num, Result};
@@ -43,18 +42,23 @@ impl Experiments {
                 format!("has {} items; the limit is {MAX_EXPERIMENTS}", items.len()),
             ));
         }
-        let list = map_items(items, |i, v| {
-            read_experiment(v, &format!("experiments[{i}]"))
-        })?;
+        let mut set = Experiments::default();
+        for (i, v) in items.iter().enumerate() {
+            read_experiment(v, &format!("experiments[{i}]"), &mut set)?;
+        }
+        let (list, names) = (&set.list, &set.names);
         for (i, e) in list.iter().enumerate() {
             for (j, other) in list[..i].iter().enumerate() {
                 if other.key == e.key {
                     return Err(Error::experiment_owned(
                         format!("experiments[{i}].key"),
-                        format!("`{}` is also the key of experiments[{j}]", e.key),
+                        format!(
+                            "`{}` is also the key of experiments[{j}]",
+                            names.text(e.key)
+                        ),
                     ));
                 }
-                if let (Some(a), Some(b)) = (&e.namespace, &other.namespace) {
+                if let (Some(a), Some(b)) = (e.namespace(), other.namespace()) {
                     if a.name == b.name && a.start < b.end && b.start < a.end {
                         return Err(Error::experiment_owned(
                             format!("experiments[{i}].namespace.range"),
@@ -64,15 +68,15 @@ impl Experiments {
                                 Num(a.end),
                                 Num(b.start),
                                 Num(b.end),
-                                other.key,
-                                a.name
+                                names.text(other.key),
+                                names.text(a.name)
                             ),
                         ));
                     }
                 }
             }
         }
-        Ok(Experiments { list })
+        Ok(set)
     }
 }
 
@@ -85,7 +89,7 @@ fn required_name(o: &mut Obj<'_>, key: &str) -> Result<String> {
 }
 
 fn name(o: &Obj<'_>, key: &str, v: &str) -> Result<String> {
-    if is_name(v) {
+    if is_name(v.as_bytes()) {
         Ok(v.into())
     } else {
         Err(o.err(
@@ -132,7 +136,8 @@ fn fraction(o: &mut Obj<'_>, key: &str, lo: f64, hi: f64, hi_open: bool) -> Resu
     }
 }
 
-fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
+/// Read the experiment `v` at `path` into `set`.
+fn read_experiment(v: &Json<'_>, path: &str, set: &mut Experiments) -> Result<()> {
     let mut o = Obj::new(v, path, ERR)?;
     let key = required_name(&mut o, "key")?;
     let Some(items) = o.arr("variants")? else {
@@ -213,12 +218,7 @@ fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
                 return Err(h.err("fraction", "is required"));
             };
             h.finish()?;
-            let seed = purpose_seed(&["holdout", &hkey]);
-            Some(Holdout {
-                key: hkey,
-                fraction,
-                seed,
-            })
+            Some((hkey, fraction))
         }
     };
     let namespace = match o.obj("namespace")? {
@@ -227,13 +227,7 @@ fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
             let nname = required_name(&mut n, "name")?;
             let (start, end) = read_range(&mut n)?;
             n.finish()?;
-            Some(Namespace {
-                seed: purpose_seed(&["namespace", &nname]),
-                growthbook_seed: format!("__{nname}"),
-                name: nname,
-                start,
-                end,
-            })
+            Some((nname, start, end))
         }
     };
     let targeting = match o.arr("targeting")? {
@@ -249,31 +243,32 @@ fn read_experiment(v: &Json<'_>, path: &str) -> Result<Experiment> {
         })?,
     };
     let allocation = match o.obj("allocation")? {
-        None => Allocation::Weights,
+        None => (Allocation::Weights, vec![(0.0, 0.0); k]),
         Some(a) => read_allocation(a, &variants, o.get("weights").is_some())?,
     };
     o.finish()?;
-    let seeds = variants
-        .iter()
-        .map(|v| purpose_seed(&["variant", &seed, v]))
-        .collect();
-    let coverage_seed = purpose_seed(&["coverage", &seed]);
-    Ok(Experiment {
-        key,
-        variants,
-        weights,
-        coverage,
-        holdout,
-        namespace,
-        targeted: !targeting.is_empty(),
-        targeting,
-        fallback,
-        hash,
-        seed,
-        allocation,
-        seeds,
-        coverage_seed,
-    })
+    let ids = variants.iter().map(|v| v.as_bytes());
+    let mut e = set.start(key.as_bytes(), ids);
+    let names = &mut set.names;
+    e.set_seed(names, seed.as_bytes());
+    for ((v, w), p) in e.variants.iter_mut().zip(weights).zip(allocation.1) {
+        v.weight = w;
+        v.prior = p;
+    }
+    if let Some((hkey, fraction)) = holdout {
+        e.set_holdout(hkey.as_bytes(), fraction);
+    }
+    if let Some((name, start, end)) = namespace {
+        e.set_namespace(names, name.as_bytes(), start, end);
+    }
+    e.coverage = coverage;
+    e.targeted = !targeting.is_empty();
+    e.targeting = targeting;
+    e.fallback = fallback;
+    e.hash = hash;
+    e.allocation = allocation.0;
+    set.list.push(e);
+    Ok(())
 }
 
 fn read_weights(o: &Obj<'_>, ws: &[Json<'_>], k: usize) -> Result<Vec<f64>> {
@@ -413,11 +408,17 @@ fn read_condition(v: &Json<'_>, path: &str) -> Result<Condition> {
     }
 }
 
-fn read_allocation(mut a: Obj<'_>, variants: &[String], has_weights: bool) -> Result<Allocation> {
+/// The allocation, and the bandit prior per variant (zeros for weights).
+fn read_allocation(
+    mut a: Obj<'_>,
+    variants: &[String],
+    has_weights: bool,
+) -> Result<(Allocation, Vec<(f64, f64)>)> {
+    let mut prior = vec![(0.0, 0.0); variants.len()];
     match a.str("type")? {
         Some("weights") => {
             a.finish()?;
-            Ok(Allocation::Weights)
+            Ok((Allocation::Weights, prior))
         }
         Some("thompson") => {
             if has_weights {
@@ -445,7 +446,6 @@ fn read_allocation(mut a: Obj<'_>, variants: &[String], has_weights: bool) -> Re
                 }
                 None => DEFAULT_WINDOW_MS,
             };
-            let mut prior = vec![(0.0, 0.0); variants.len()];
             if let Some(mut p) = a.obj("prior")? {
                 for (i, v) in variants.iter().enumerate() {
                     let Some(pair) = p.arr(v)? else { continue };
@@ -464,12 +464,14 @@ fn read_allocation(mut a: Obj<'_>, variants: &[String], has_weights: bool) -> Re
                 p.finish()?;
             }
             a.finish()?;
-            Ok(Allocation::Thompson {
+            Ok((
+                Allocation::Thompson {
+                    min_probability,
+                    samples,
+                    window_ms,
+                },
                 prior,
-                min_probability,
-                samples,
-                window_ms,
-            })
+            ))
         }
         Some(other) => Err(a.err(
             "type",
@@ -498,7 +500,7 @@ impl super::Allocator {
             None => None,
         };
         let e = self.experiments().list().get(index);
-        let targeted = e.is_none_or(|e| e.targeting.iter().all(|c| c.holds(json.as_ref())));
+        let targeted = e.map_or(true, |e| e.targeting.iter().all(|c| c.holds(json.as_ref())));
         self.assign(index, targeted, now_ms)
     }
 }

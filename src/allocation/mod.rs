@@ -7,10 +7,17 @@
 //! counts and current trial. That state is its own snapshot (section
 //! [`SECTION`]), merged across tabs like the learner's: stored counts plus
 //! this page's own settlements, each settlement applied once (by its seed).
-
-use crate::prelude::*;
+//! The settlements not yet stored (the journal) are at most 1,024; a
+//! commit under consent `functional`, which stores no counts, drains them.
+//!
+//! Built for a small .wasm: names are interned once and handled as
+//! numbers, the state is one table of plain records, and the stored
+//! section is read with an error that sticks (see `state.rs` and
+//! `bytes.rs`); the TypeScript side has checked the configuration, and the
+//! .wasm's reader refuses only what would not be safe.
 
 mod assign;
+mod bytes;
 mod config;
 mod hash;
 #[cfg(feature = "json")]
@@ -22,7 +29,10 @@ mod thompson;
 
 pub use crate::prim::hash::fnv1a32;
 pub use assign::Reason;
-pub use config::{Allocation, Experiment, Experiments, HashVersion, Holdout, Namespace};
+pub(crate) use bytes::Bytes;
+#[cfg(any(feature = "first", all(target_arch = "wasm32", test)))]
+pub(crate) use config::Names;
+pub use config::{Allocation, Experiment, Experiments, HashVersion, Holdout, Namespace, Variant};
 pub use hash::growthbook as growthbook_hash;
 pub use state::{Allocator, Assignment, Exposure, UnitSource, SECTION};
 #[cfg(feature = "json")]

@@ -4,13 +4,21 @@
 use crate::prelude::*;
 
 use super::assign::{eligibility, variant, Eligibility, Reason};
-use super::config::{Allocation, Experiment, Experiments};
+use super::config::{is_name, Allocation, Experiment, Experiments, Names, MAX_VARIANTS, NO_NAME};
 use super::thompson;
+use super::Bytes;
 use crate::bandit::explore;
 use crate::error::{Error, Result};
+use crate::prim::clock::check_now;
 use crate::prim::hash::murmur3_32;
 use crate::prim::rng::{Rng, MAX_SEED};
-use crate::store::{corrupt, put_f64, put_str, put_u16, put_u32, put_u64, Reader, Snapshot};
+use crate::store::{corrupt, put_f64, put_u16, put_u32, put_u64, Snapshot};
+
+// The kinds of record in the state (see `Rec`).
+const EXPOSURE: u8 = 0;
+const BANDIT: u8 = 1;
+const COUNT: u8 = 2;
+const SETTLED: u8 = 3;
 
 /// The snapshot section holding the allocator's state.
 pub const SECTION: &str = "experiments";
@@ -25,6 +33,12 @@ const MAX_SETTLED: usize = 32;
 const MAX_BANDITS: usize = 256;
 /// Longest unit key, in bytes.
 const MAX_UNIT: usize = 256;
+/// Settlements kept unstored (storage failing, or consent `none` with a
+/// site id, for that long). Beyond, the oldest moves into this page's own
+/// counts: it keeps counting here, and reaches storage only if nothing
+/// stored has an entry of its bandit when this page next writes (never
+/// twice).
+pub(crate) const MAX_JOURNAL: usize = 1024;
 
 /// Where the unit key comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +76,6 @@ pub struct Exposure {
     pub at: f64,
 }
 
-impl Exposure {
-    /// Whether this is the exposure of unit `tag` to `variant` of `experiment`.
-    fn is(&self, tag: u32, experiment: &str, variant: &str) -> bool {
-        self.unit_tag == tag && self.experiment == experiment && self.variant == variant
-    }
-}
-
 /// The result of [`Allocator::assign`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
@@ -90,58 +97,145 @@ pub struct Assignment {
     pub new_exposure: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Trial {
+/// One record of the device state: every table (exposures, bandits with
+/// their trial, counts, settled seeds, and the journal of settlements) is
+/// a list of these, so each is plain data handled by the same few lines.
+/// Names are symbols of the experiments' [`Names`]. Fields by kind:
+///
+/// | kind | key | id | flag | seed | x | y | z |
+/// |---|---|---|---|---|---|---|---|
+/// | `EXPOSURE` | experiment | variant | | unit tag | at | | |
+/// | `BANDIT` | experiment | trial's variant | trial: 0 none, 1 running, 2 settled | trial's | its probability | started | expires |
+/// | `COUNT` | bandit | variant | | | successes | failures | |
+/// | `SETTLED` | bandit | | | settled trial's | | | |
+/// | journal | bandit | variant | | trial's | reward | | |
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Rec {
+    kind: u8,
+    flag: u8,
+    key: u32,
+    id: u32,
     seed: u64,
-    variant: String,
-    probability: f64,
-    at: f64,
-    expires: f64,
-    settled: bool,
+    x: f64,
+    y: f64,
+    z: f64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Bandit {
-    key: String,
-    /// Device-learned (successes, failures) per variant id, as stored.
-    counts: Vec<(String, f64, f64)>,
-    trial: Option<Trial>,
-    /// Recently settled trial seeds, oldest first.
-    settled: Vec<u64>,
+impl Rec {
+    /// Whether `self` and `other` are entries of the same thing: one
+    /// exposure of a unit to a variant, one bandit, one variant's counts,
+    /// one settled seed.
+    fn same(&self, other: &Rec) -> bool {
+        self.kind == other.kind
+            && self.key == other.key
+            && match self.kind {
+                EXPOSURE => (self.id, self.seed) == (other.id, other.seed),
+                COUNT => self.id == other.id,
+                SETTLED => self.seed == other.seed,
+                _ => true,
+            }
+    }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Settlement {
-    key: String,
-    seed: u64,
-    variant: String,
-    reward: f64,
+/// A record of `kind` for `key` and `id`, its other fields 0.
+#[inline(never)]
+fn rec(kind: u8, key: u32, id: u32) -> Rec {
+    Rec {
+        kind,
+        key,
+        id,
+        ..Rec::default()
+    }
+}
+
+/// `recs.remove(i)` in one place (each caller of `Vec::remove` carries
+/// its own panic location); callers pass an index in bounds.
+#[inline(never)]
+fn take(recs: &mut Vec<Rec>, i: usize) -> Rec {
+    recs.remove(i)
+}
+
+/// The entry of `recs` that is the same as `probe`.
+fn find(recs: &[Rec], probe: &Rec) -> Option<usize> {
+    recs.iter().position(|r| r.same(probe))
+}
+
+/// The entry the same as `probe`, added as `probe` when there is none.
+fn entry(recs: &mut Vec<Rec>, probe: Rec) -> &mut Rec {
+    let i = match find(recs, &probe) {
+        Some(i) => i,
+        None => {
+            recs.push(probe);
+            recs.len() - 1
+        }
+    };
+    &mut recs[i]
+}
+
+/// How many records of `kind` (and of bandit `key`, unless None) there
+/// are, and where the first is.
+fn tally(recs: &[Rec], kind: u8, key: Option<u32>) -> (usize, usize) {
+    let (mut n, mut first) = (0, 0);
+    for (i, r) in recs.iter().enumerate() {
+        if r.kind == kind && key.map_or(true, |k| r.key == k) {
+            if n == 0 {
+                first = i;
+            }
+            n += 1;
+        }
+    }
+    (n, first)
+}
+
+/// Drop the exposures of unit `tag` and those logged before `before`.
+fn drop_exposures(recs: &mut Vec<Rec>, tag: u64, before: f64) {
+    let mut i = 0;
+    while let Some(r) = recs.get(i) {
+        if r.kind != EXPOSURE || (r.seed != tag && r.x >= before) {
+            i += 1;
+        } else {
+            take(recs, i);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct State {
-    unit: Option<String>,
-    exposures: Vec<Exposure>,
-    bandits: Vec<Bandit>,
+    /// The device seed; empty when there is none.
+    unit: Vec<u8>,
+    /// In the order stored: exposures; bandits; per bandit its counts and
+    /// its settled seeds (at most [`MAX_SETTLED`], oldest first).
+    recs: Vec<Rec>,
+}
+
+/// What `sync` computed, applied by `commit`.
+#[derive(Debug, Clone)]
+struct Staged {
+    state: State,
+    /// Journal entries the sync saw: stored in `state` (learning), or to
+    /// drop (consent `functional`, which stores no counts).
+    journaled: usize,
 }
 
 /// Experiments and their device state. See the module docs.
 #[derive(Debug, Clone)]
 pub struct Allocator {
+    /// The experiments, and the names the state refers to.
     experiments: Experiments,
     rng: Rng,
-    site_unit: Option<String>,
+    /// The id the site supplied; empty when there is none.
+    site_unit: Vec<u8>,
     /// Stored (or adopted) state, plus this page's exposures, device unit
     /// and trials; counts are the stored ones only.
     state: State,
-    /// Settlements made here and not yet stored.
-    journal: Vec<Settlement>,
-    /// A merged state waiting for `commit`, with the journal length it holds.
-    staged: Option<(State, usize)>,
+    /// Settlements made here and not yet stored; at most [`MAX_JOURNAL`].
+    journal: Vec<Rec>,
+    /// A merged state waiting for `commit`.
+    staged: Option<Staged>,
 }
 
-fn unit_tag(unit: &str) -> u32 {
-    murmur3_32(unit.as_bytes(), 0)
+fn as_text(b: &[u8]) -> Option<&str> {
+    core::str::from_utf8(b).ok().filter(|s| !s.is_empty())
 }
 
 impl Allocator {
@@ -150,7 +244,7 @@ impl Allocator {
         Allocator {
             experiments,
             rng: Rng::new(seed),
-            site_unit: None,
+            site_unit: Vec::new(),
             state: State::default(),
             journal: Vec::new(),
             staged: None,
@@ -164,59 +258,100 @@ impl Allocator {
 
     /// Replace the configured experiments; device state is kept (bandit
     /// counts are matched by experiment key and variant id).
-    pub fn set_experiments(&mut self, experiments: Experiments) {
+    pub fn set_experiments(&mut self, mut experiments: Experiments) {
+        // Their names become symbols of the names the state refers to.
+        let (from, names) = (&experiments.names, &mut self.experiments.names);
+        let mut sym = |s: &mut u32| *s = names.sym(from.get(*s));
+        for e in &mut experiments.list {
+            sym(&mut e.key);
+            sym(&mut e.seed);
+            for v in &mut e.variants {
+                sym(&mut v.id);
+            }
+            if e.namespace.name != NO_NAME {
+                sym(&mut e.namespace.name);
+            }
+        }
+        experiments.names = core::mem::take(&mut self.experiments.names);
         self.experiments = experiments;
     }
 
     /// Use an id the site supplies as the unit key (None: the device seed).
     pub fn set_site_unit(&mut self, unit: Option<&str>) -> Result<()> {
-        if let Some(u) = unit {
-            check_unit(u, "unit")?;
+        self.site_unit_bytes(unit.map(str::as_bytes))
+    }
+
+    /// [`set_site_unit`](Self::set_site_unit) with the id's UTF-8 bytes.
+    pub(crate) fn site_unit_bytes(&mut self, unit: Option<&[u8]>) -> Result<()> {
+        let u = unit.unwrap_or_default();
+        if unit.is_some() {
+            check_unit(u)?;
         }
-        self.site_unit = unit.map(str::to_owned);
+        self.site_unit = u.to_vec();
         Ok(())
     }
 
     /// Set the device seed if there is none yet (the boundary draws it
     /// from the platform's CSPRNG). Returns whether it was set.
     pub fn set_device_unit(&mut self, unit: &str) -> Result<bool> {
-        check_unit(unit, "unit")?;
-        if self.state.unit.is_some() {
-            return Ok(false);
-        }
-        self.state.unit = Some(unit.to_owned());
-        Ok(true)
+        self.device_unit_bytes(unit.as_bytes(), false)
     }
 
     /// Use `unit` as the device seed, replacing any other (the stored
     /// device seed is kept under its own key, written the moment it is
     /// drawn, and wins over the copy in the allocator's section).
     pub fn use_device_unit(&mut self, unit: &str) -> Result<()> {
-        check_unit(unit, "unit")?;
-        self.state.unit = Some(unit.to_owned());
-        Ok(())
+        self.device_unit_bytes(unit.as_bytes(), true).map(drop)
+    }
+
+    /// The device seed's UTF-8 bytes: with `force` replacing any other,
+    /// else only if there is none yet. Whether it was set.
+    pub(crate) fn device_unit_bytes(&mut self, unit: &[u8], force: bool) -> Result<bool> {
+        check_unit(unit)?;
+        let set = force || self.state.unit.is_empty();
+        if set {
+            self.state.unit = unit.to_vec();
+        }
+        Ok(set)
     }
 
     /// The device seed, if any.
     pub fn device_unit(&self) -> Option<&str> {
-        self.state.unit.as_deref()
+        as_text(&self.state.unit)
+    }
+
+    /// The device seed's bytes (empty: none).
+    #[cfg_attr(not(feature = "first"), allow(dead_code))]
+    pub(crate) fn device_bytes(&self) -> &[u8] {
+        &self.state.unit
     }
 
     /// Forget the device seed and the exposures logged under it (consent
     /// moved to `none`); bandit state is kept in memory.
     pub fn drop_device_unit(&mut self) {
-        if let Some(u) = self.state.unit.take() {
-            let tag = unit_tag(&u);
-            self.state.exposures.retain(|e| e.unit_tag != tag);
+        let st = &mut self.state;
+        if !st.unit.is_empty() {
+            let tag = murmur3_32(&st.unit, 0) as u64;
+            drop_exposures(&mut st.recs, tag, f64::NEG_INFINITY);
+            st.unit.clear();
         }
     }
 
     /// The unit key in use and its source.
     pub fn unit(&self) -> (Option<&str>, UnitSource) {
-        match (&self.site_unit, &self.state.unit) {
+        match (as_text(&self.site_unit), as_text(&self.state.unit)) {
             (Some(u), _) => (Some(u), UnitSource::Site),
             (None, Some(u)) => (Some(u), UnitSource::Device),
             (None, None) => (None, UnitSource::None),
+        }
+    }
+
+    /// The unit key in use (empty: none).
+    fn unit_bytes(&self) -> &[u8] {
+        if self.site_unit.is_empty() {
+            &self.state.unit
+        } else {
+            &self.site_unit
         }
     }
 
@@ -225,89 +360,147 @@ impl Allocator {
     /// start a trial when none is running. `targeted` says whether the
     /// experiment's targeting conditions hold (the caller evaluates them).
     pub fn assign(&mut self, index: usize, targeted: bool, now_ms: f64) -> Result<Assignment> {
-        crate::prim::clock::check_now(now_ms)?;
-        // Borrowed field by field: a bandit trial updates the state while
-        // the experiment is read.
-        let Allocator {
-            experiments,
-            rng,
-            site_unit,
-            state,
-            journal,
-            ..
-        } = self;
-        let e = experiment(experiments, index)?;
-        let out = |reason| Assignment {
-            variant: e.fallback,
+        let mut a = Assignment {
+            variant: 0,
             in_experiment: false,
-            reason,
+            reason: Reason::NoUnit,
             probability: 1.0,
             bucket: None,
             seed: None,
             new_exposure: false,
         };
-        let Some(unit) = site_unit.as_deref().or(state.unit.as_deref()) else {
-            return Ok(out(Reason::NoUnit));
+        self.assign_into(index, targeted, now_ms, &mut a)?;
+        Ok(a)
+    }
+
+    /// [`assign`](Self::assign) into `a`, whose fields are those of a unit
+    /// outside the experiment (but its fallback) and without a unit.
+    pub(crate) fn assign_into(
+        &mut self,
+        index: usize,
+        targeted: bool,
+        now_ms: f64,
+        a: &mut Assignment,
+    ) -> Result<()> {
+        check_now(now_ms)?;
+        let Some(e) = self.experiments.list.get(index) else {
+            return Err(unknown(index));
         };
-        let bucket = match eligibility(e, unit, targeted) {
-            Eligibility::Out(reason) => return Ok(out(reason)),
-            Eligibility::In(bucket) => bucket,
+        a.variant = e.fallback;
+        let unit = self.unit_bytes();
+        if unit.is_empty() {
+            return Ok(());
+        }
+        match eligibility(e, &self.experiments.names, unit, targeted) {
+            Eligibility::Out(reason) => {
+                a.reason = reason;
+                return Ok(());
+            }
+            Eligibility::In(bucket) => a.bucket = bucket,
+        }
+        a.reason = Reason::Coverage;
+        let mut x = Rec {
+            seed: murmur3_32(unit, 0) as u64,
+            x: now_ms,
+            ..rec(EXPOSURE, e.key, 0)
         };
-        let tag = unit_tag(unit);
-        let mut a = Assignment {
-            in_experiment: true,
-            reason: Reason::Assigned,
-            bucket,
-            ..out(Reason::Assigned)
-        };
-        match &e.allocation {
-            Allocation::Weights => match variant(e, unit, bucket) {
-                Some(v) => {
-                    a.variant = v;
-                    a.probability = e.weights[v];
-                }
-                None => {
-                    return Ok(Assignment {
-                        bucket,
-                        ..out(Reason::Coverage)
-                    })
-                }
+        (a.variant, x.id, a.probability) = match e.allocation {
+            Allocation::Weights => match variant(e, unit, a.bucket) {
+                Some(v) => v,
+                None => return Ok(()),
             },
             Allocation::Thompson {
-                prior,
                 min_probability,
                 samples,
                 window_ms,
             } => {
-                let t = trial(e, state, journal, now_ms, *window_ms, |state, journal| {
-                    let (alpha, beta) = posterior(prior, &state_counts(e, state, journal));
-                    let seed = rng.next_seed();
-                    let (v, p) = draw(&alpha, &beta, *samples, *min_probability, seed);
-                    (v, p, seed)
-                });
-                (a.variant, a.probability, a.seed) = (t.0, t.1, Some(t.2));
+                let (v, seed) = self.trial(index, now_ms, min_probability, samples, window_ms);
+                a.seed = Some(seed);
+                v
             }
-        }
-        let id = &e.variants[a.variant];
-        if !state.exposures.iter().any(|x| x.is(tag, &e.key, id)) {
-            if state.exposures.len() >= MAX_EXPOSURES {
-                state.exposures.remove(0);
+        };
+        a.in_experiment = true;
+        a.reason = Reason::Assigned;
+        let recs = &mut self.state.recs;
+        if find(recs, &x).is_none() {
+            let (n, first) = tally(recs, EXPOSURE, None);
+            if n >= MAX_EXPOSURES {
+                take(recs, first);
             }
-            state.exposures.push(Exposure {
-                unit_tag: tag,
-                experiment: e.key.clone(),
-                variant: id.clone(),
-                at: now_ms,
-            });
+            recs.push(x);
             a.new_exposure = true;
         }
-        Ok(a)
+        Ok(())
+    }
+
+    /// The running trial of bandit `index`: ((variant, its id's symbol,
+    /// probability), seed). When none runs, a trial that ran out unrewarded
+    /// is journaled as a failure and the next one is drawn from the counts
+    /// that include it; the new trial runs for `window_ms`.
+    fn trial(
+        &mut self,
+        index: usize,
+        now_ms: f64,
+        min_p: f64,
+        samples: u32,
+        window_ms: f64,
+    ) -> ((usize, u32, f64), u64) {
+        let Some(e) = self.experiments.list.get(index) else {
+            return ((0, 0, 1.0), 0);
+        };
+        let bandit = rec(BANDIT, e.key, 0);
+        let b = entry(&mut self.state.recs, bandit);
+        let t = *b;
+        if t.flag > 0 {
+            let i = e.variants.iter().position(|v| v.id == t.id);
+            if let Some(i) = i.filter(|_| now_ms < t.z) {
+                return ((i, t.id, t.x), t.seed);
+            }
+            b.flag = 0;
+            if t.flag == 1 && i.is_some() {
+                let (j, st) = (&mut self.journal, &mut self.state);
+                journal(j, st, &mut self.staged, &t, 0.0);
+            }
+        }
+        // Beta parameters per variant: 1 + prior + device counts.
+        let mut params = state_counts(e, &self.state, &self.journal);
+        for (i, v) in e.variants.iter().enumerate() {
+            if let Some([a, b]) = params.get_mut(2 * i..2 * i + 2) {
+                (*a, *b) = (1.0 + v.prior.0 + *a, 1.0 + v.prior.1 + *b);
+            }
+        }
+        let seed = self.rng.next_seed();
+        // The served distribution for a trial with `seed` and its sample:
+        // replaying a trial from its seed and the counts gives the same result.
+        let mut rng = Rng::new(seed);
+        let mut pmf = thompson::pmf(&params, samples, &mut rng);
+        explore::floor(&mut pmf, min_p);
+        let (i, p) = explore::sample(&pmf, rng.next_f64());
+        let id = e.variants.get(i).map_or(0, |v| v.id);
+        *entry(&mut self.state.recs, bandit) = Rec {
+            flag: 1,
+            id,
+            seed,
+            x: p,
+            y: now_ms,
+            z: now_ms + window_ms,
+            ..bandit
+        };
+        ((i, id, p), seed)
     }
 
     /// Device-learned (successes, failures) per variant of bandit `index`,
     /// stored and not yet stored (empty for a fixed-weight experiment).
     pub fn bandit_counts(&self, index: usize) -> Result<Vec<(f64, f64)>> {
-        let e = experiment(&self.experiments, index)?;
+        let c = self.counts(index)?;
+        Ok(c.chunks_exact(2).map(|c| (c[0], c[1])).collect())
+    }
+
+    /// [`bandit_counts`](Self::bandit_counts), two numbers a variant.
+    pub(crate) fn counts(&self, index: usize) -> Result<Vec<f64>> {
+        let Some(e) = self.experiments.list.get(index) else {
+            return Err(unknown(index));
+        };
         Ok(match e.allocation {
             Allocation::Thompson { .. } => state_counts(e, &self.state, &self.journal),
             Allocation::Weights => Vec::new(),
@@ -319,47 +512,70 @@ impl Allocator {
     /// `UNKNOWN_DECISION` when no trial runs (not a bandit, or never
     /// assigned); `DECISION_EXPIRED` after its window; `DUPLICATE_REWARD`.
     pub fn reward(&mut self, index: usize, reward: f64, now_ms: f64) -> Result<()> {
-        crate::prim::clock::check_now(now_ms)?;
+        check_now(now_ms)?;
         if !(0.0..=1.0).contains(&reward) {
-            return Err(Error::InvalidReward { value: (reward).into() });
-        }
-        let e = experiment(&self.experiments, index)?;
-        let key = e.key.clone();
-        let id = || text!("{key}/trial");
-        if !matches!(e.allocation, Allocation::Thompson { .. }) {
-            return Err(Error::UnknownDecision {
-                id: text!("{key} (fixed weights: nothing to reward)"),
+            return Err(Error::InvalidReward {
+                value: (reward).into(),
             });
         }
-        let Some(t) = self
-            .state
-            .bandits
-            .iter_mut()
-            .find(|b| b.key == key)
-            .and_then(|b| b.trial.as_mut())
-        else {
+        let Some(e) = self.experiments.list.get(index) else {
+            return Err(unknown(index));
+        };
+        let id = || text!("{}/trial", self.experiments.names.text(e.key));
+        let bandit = rec(BANDIT, e.key, 0);
+        let t = match e.allocation {
+            Allocation::Thompson { .. } => {
+                let i = find(&self.state.recs, &bandit);
+                i.and_then(|i| self.state.recs.get_mut(i))
+            }
+            Allocation::Weights => None,
+        };
+        let Some(t) = t.filter(|t| t.flag > 0) else {
             return Err(Error::UnknownDecision { id: id() });
         };
-        if now_ms >= t.expires {
+        if now_ms >= t.z {
             return Err(Error::DecisionExpired { id: id() });
         }
-        if t.settled {
+        if t.flag == 2 {
             return Err(Error::DuplicateReward { id: id() });
         }
-        t.settled = true;
-        let s = Settlement {
-            key: key.clone(),
-            seed: t.seed,
-            variant: t.variant.clone(),
+        t.flag = 2;
+        let t = *t;
+        journal(
+            &mut self.journal,
+            &mut self.state,
+            &mut self.staged,
+            &t,
             reward,
-        };
-        self.journal.push(s);
+        );
         Ok(())
     }
 
     /// The exposure log (this page's and the stored ones).
-    pub fn exposures(&self) -> &[Exposure] {
-        &self.state.exposures
+    pub fn exposures(&self) -> Vec<Exposure> {
+        let names = &self.experiments.names;
+        let log = self.state.recs.iter().filter(|r| r.kind == EXPOSURE);
+        log.map(|e| Exposure {
+            unit_tag: e.seed as u32,
+            experiment: names.text(e.key).into(),
+            variant: names.text(e.id).into(),
+            at: e.x,
+        })
+        .collect()
+    }
+
+    /// The exposure log as lines of experiment, a tab and variant; their
+    /// times go to `at`.
+    #[cfg_attr(not(feature = "first"), allow(dead_code))]
+    pub(crate) fn exposure_lines(&self, text: &mut Vec<u8>, at: &mut Vec<f64>) {
+        let names = &self.experiments.names;
+        for e in self.state.recs.iter().filter(|r| r.kind == EXPOSURE) {
+            text.extend_from_slice(names.get(e.key));
+            text.extend_from_slice(b"\t");
+            text.extend_from_slice(names.get(e.id));
+            text.extend_from_slice(b"\n");
+            at.push(e.x);
+        }
     }
 
     /// Settlements made here and not yet stored.
@@ -378,8 +594,9 @@ impl Allocator {
     /// and return the bytes to write; nothing changes until
     /// [`commit`](Allocator::commit). With `learning` false (consent
     /// `functional`) bandit counts are neither written nor folded in: the
-    /// unit, exposures and trials are. Exposures older than `max_age_ms`
-    /// are dropped.
+    /// unit, exposures and trials are, and the commit drops the settlements
+    /// made so far (consent keeps them from ever being stored). Exposures
+    /// older than `max_age_ms` are dropped.
     pub fn sync(
         &mut self,
         stored: Option<&[u8]>,
@@ -389,11 +606,11 @@ impl Allocator {
         learning: bool,
     ) -> Result<Vec<u8>> {
         self.staged = None;
-        crate::prim::clock::check_now(now_ms)?;
+        check_now(now_ms)?;
         let (mut snap, from) = match stored {
             Some(b) => {
                 let snap = Snapshot::decode(b, max_bytes)?;
-                let st = read_state(&snap)?;
+                let st = self.read_state(&snap)?;
                 (snap, st)
             }
             None => (Snapshot::new(), None),
@@ -401,22 +618,26 @@ impl Allocator {
         let journal = if learning { &self.journal[..] } else { &[] };
         let mut merged = merge(from, &self.state, journal);
         let oldest = now_ms - max_age_ms;
-        merged.exposures.retain(|e| e.at >= oldest);
-        snap.set_section(SECTION, write_state(&merged, learning));
+        // (No exposure is of unit tag u64::MAX: tags are u32s.)
+        drop_exposures(&mut merged.recs, u64::MAX, oldest);
+        snap.set_section(SECTION, self.write_state(&merged, learning));
         let bytes = snap.encode(max_bytes)?;
-        self.staged = Some((merged, journal.len()));
+        self.staged = Some(Staged {
+            state: merged,
+            journaled: self.journal.len(),
+        });
         Ok(bytes)
     }
 
     /// Apply the last [`sync`](Allocator::sync) once its bytes were written.
     /// Returns false, changing nothing, when there is nothing to commit.
     pub fn commit(&mut self) -> bool {
-        let Some((merged, folded)) = self.staged.take() else {
+        let Some(s) = self.staged.take() else {
             return false;
         };
         // Keep what happened here since the sync: exposures and trial starts.
-        self.state = merge(Some(merged), &self.state, &[]);
-        self.journal.drain(..folded.min(self.journal.len()));
+        self.state = merge(Some(s.state), &self.state, &[]);
+        self.journal.drain(..s.journaled.min(self.journal.len()));
         true
     }
 
@@ -424,137 +645,174 @@ impl Allocator {
     /// allows storage again), keeping this page's own state; nothing is
     /// encoded. On error nothing changes.
     pub fn restore(&mut self, stored: &[u8], now_ms: f64, max_bytes: usize) -> Result<()> {
-        crate::prim::clock::check_now(now_ms)?;
+        check_now(now_ms)?;
         let snap = Snapshot::decode(stored, max_bytes)?;
-        let from = read_state(&snap)?;
+        let from = self.read_state(&snap)?;
         self.state = merge(from, &self.state, &[]);
         self.staged = None;
         Ok(())
     }
-}
 
-fn experiment(experiments: &Experiments, index: usize) -> Result<&Experiment> {
-    experiments
-        .list
-        .get(index)
-        .ok_or_else(|| Error::UnknownExperiment {
-            key: text!("#{index}"),
-        })
-}
-
-/// The entry of bandit `key`, added empty when there is none.
-fn bandit_entry<'a>(bandits: &'a mut Vec<Bandit>, key: &str) -> &'a mut Bandit {
-    let i = match bandits.iter().position(|b| b.key == key) {
-        Some(i) => i,
-        None => {
-            bandits.push(Bandit {
-                key: key.to_owned(),
-                counts: Vec::new(),
-                trial: None,
-                settled: Vec::new(),
-            });
-            bandits.len() - 1
+    fn write_state(&self, s: &State, learning: bool) -> Vec<u8> {
+        let names = &self.experiments.names;
+        let mut w = Vec::new();
+        put_u16(&mut w, SECTION_VERSION);
+        w.push(!s.unit.is_empty() as u8);
+        if !s.unit.is_empty() {
+            put_bytes(&mut w, &s.unit);
         }
-    };
-    &mut bandits[i]
+        let all = &s.recs;
+        put_u32(&mut w, tally(all, EXPOSURE, None).0 as u32);
+        for e in all {
+            if e.kind == EXPOSURE {
+                write_fields(&mut w, names, EXPOSURE_FIELDS, e);
+            }
+        }
+        let bandits = tally(all, BANDIT, None).0.min(MAX_BANDITS);
+        put_u32(&mut w, bandits as u32);
+        for b in all.iter().filter(|r| r.kind == BANDIT).take(bandits) {
+            write_fields(&mut w, names, b"k", b);
+            let n = if learning {
+                tally(all, COUNT, Some(b.key)).0
+            } else {
+                0
+            };
+            put_u16(&mut w, n as u16);
+            for r in all {
+                if learning && r.kind == COUNT && r.key == b.key {
+                    write_fields(&mut w, names, COUNT_FIELDS, r);
+                }
+            }
+            w.push(b.flag);
+            if b.flag > 0 {
+                write_fields(&mut w, names, TRIAL_FIELDS, b);
+            }
+            put_u16(&mut w, tally(all, SETTLED, Some(b.key)).0 as u16);
+            for r in all {
+                if r.kind == SETTLED && r.key == b.key {
+                    write_fields(&mut w, names, b"s", r);
+                }
+            }
+        }
+        w
+    }
+
+    /// The state in `snap`'s section, if it has one. On error the names
+    /// it added are taken out again.
+    fn read_state(&mut self, snap: &Snapshot) -> Result<Option<State>> {
+        let names = &mut self.experiments.names;
+        let known = names.0.len();
+        let r = snap.read(SECTION, |body| read_section(body, names));
+        if r.is_err() {
+            names.0.truncate(known);
+        }
+        r
+    }
 }
 
-/// The running trial of bandit `e`: (variant, probability, seed). When
-/// none runs, a trial that ran out unrewarded is journaled as a failure and
-/// `start` draws the next one from the state and journal that include it;
-/// the new trial runs for `window_ms`.
-fn trial(
-    e: &Experiment,
+/// The error for experiment `index`, which there is not.
+#[inline(never)]
+fn unknown(index: usize) -> Error {
+    Error::UnknownExperiment {
+        key: text!("#{index}"),
+    }
+}
+
+/// Journal the settlement of `trial` (a bandit's entry) with `reward`. A full journal first moves its oldest entry
+/// into `state`'s own counts (see [`MAX_JOURNAL`]); a sync that saw it now
+/// saw one entry fewer.
+fn journal(
+    journal: &mut Vec<Rec>,
     state: &mut State,
-    journal: &mut Vec<Settlement>,
-    now_ms: f64,
-    window_ms: f64,
-    start: impl FnOnce(&State, &[Settlement]) -> (usize, f64, u64),
-) -> (usize, f64, u64) {
-    let b = bandit_entry(&mut state.bandits, &e.key);
-    if let Some(t) = &b.trial {
-        if now_ms < t.expires {
-            if let Some(v) = e.variants.iter().position(|id| *id == t.variant) {
-                return (v, t.probability, t.seed);
-            }
+    staged: &mut Option<Staged>,
+    trial: &Rec,
+    reward: f64,
+) {
+    if journal.len() >= MAX_JOURNAL {
+        fold(state, &take(journal, 0));
+        if let Some(st) = staged {
+            st.journaled = st.journaled.saturating_sub(1);
         }
     }
-    if let Some(t) = b.trial.take() {
-        if !t.settled && e.variants.contains(&t.variant) {
-            journal.push(Settlement {
-                key: e.key.clone(),
-                seed: t.seed,
-                variant: t.variant,
-                reward: 0.0,
-            });
-        }
-    }
-    let (v, p, seed) = start(state, journal);
-    bandit_entry(&mut state.bandits, &e.key).trial = Some(Trial {
-        seed,
-        variant: e.variants[v].clone(),
-        probability: p,
-        at: now_ms,
-        expires: now_ms + window_ms,
-        settled: false,
+    journal.push(Rec {
+        x: reward,
+        ..*trial
     });
-    (v, p, seed)
 }
 
-/// The served distribution for a trial with `seed` and its sample:
-/// replaying a trial from its seed and the counts gives the same result.
-fn draw(alpha: &[f64], beta: &[f64], samples: u32, min_p: f64, seed: u64) -> (usize, f64) {
-    let mut rng = Rng::new(seed);
-    let mut pmf = thompson::pmf(alpha, beta, samples, &mut rng);
-    explore::floor(&mut pmf, min_p);
-    explore::sample(&pmf, rng.next_f64())
-}
-
-/// Device-learned (successes, failures) per variant of `e`: the stored
-/// counts plus the settlements not yet stored.
-fn state_counts(e: &Experiment, state: &State, journal: &[Settlement]) -> Vec<(f64, f64)> {
-    let mut counts = vec![(0.0, 0.0); e.variants.len()];
-    let at = |id: &str| e.variants.iter().position(|v| v == id);
-    if let Some(b) = state.bandits.iter().find(|b| b.key == e.key) {
-        for (id, s, f) in &b.counts {
-            if let Some(i) = at(id) {
-                counts[i].0 += s;
-                counts[i].1 += f;
-            }
+/// Device-learned successes and failures of each variant of `e` in turn
+/// (two numbers a variant): the stored counts plus the settlements not yet
+/// stored.
+fn state_counts(e: &Experiment, state: &State, journal: &[Rec]) -> Vec<f64> {
+    let mut counts = vec![0.0; 2 * e.variants.len()];
+    for r in &state.recs {
+        if r.kind == COUNT {
+            count_in(&mut counts, e, r, r.y);
         }
     }
-    for s in journal.iter().filter(|s| s.key == e.key) {
-        if let Some(i) = at(&s.variant) {
-            counts[i].0 += s.reward;
-            counts[i].1 += 1.0 - s.reward;
-        }
+    for s in journal {
+        count_in(&mut counts, e, s, 1.0 - s.x);
     }
     counts
 }
 
-/// Beta parameters per variant: 1 + prior + device counts.
-fn posterior(prior: &[(f64, f64)], counts: &[(f64, f64)]) -> (Vec<f64>, Vec<f64>) {
-    let alpha = prior
-        .iter()
-        .zip(counts)
-        .map(|(p, c)| 1.0 + p.0 + c.0)
-        .collect();
-    let beta = prior
-        .iter()
-        .zip(counts)
-        .map(|(p, c)| 1.0 + p.1 + c.1)
-        .collect();
-    (alpha, beta)
+/// Add successes `r.x` and `failures` to the counts of the variant `r`
+/// names, if it is one of `e`'s.
+#[inline(never)]
+fn count_in(counts: &mut [f64], e: &Experiment, r: &Rec, failures: f64) {
+    if r.key != e.key {
+        return;
+    }
+    if let Some(i) = e.variants.iter().position(|v| v.id == r.id) {
+        if let Some([s, f]) = counts.get_mut(2 * i..2 * i + 2) {
+            *s += r.x;
+            *f += failures;
+        }
+    }
 }
 
-fn check_unit(u: &str, field: &str) -> Result<()> {
+fn check_unit(u: &[u8]) -> Result<()> {
     if u.is_empty() || u.len() > MAX_UNIT {
         return Err(Error::option(
-            field,
+            "unit",
             text!("should be 1 to {MAX_UNIT} bytes, but is {} bytes", u.len()),
         ));
     }
     Ok(())
+}
+
+/// Settlement `s` applied to `out`: unless `out` settled its seed already,
+/// it counts once and settles the trial it ends.
+fn fold(out: &mut State, s: &Rec) {
+    let recs = &mut out.recs;
+    let seed = Rec {
+        seed: s.seed,
+        ..rec(SETTLED, s.key, 0)
+    };
+    // A seed settled there names an entry there: nothing to add then.
+    if find(recs, &seed).is_some() {
+        return;
+    }
+    let b = entry(recs, rec(BANDIT, s.key, 0));
+    if b.flag > 0 && b.seed == s.seed {
+        b.flag = 2;
+    }
+    recs.push(seed);
+    let (n, oldest) = tally(recs, SETTLED, Some(s.key));
+    if n > MAX_SETTLED {
+        take(recs, oldest);
+    }
+    // Starting from -0 adds the first reward exactly, its sign too.
+    let c = entry(
+        recs,
+        Rec {
+            x: -0.0,
+            y: -0.0,
+            ..rec(COUNT, s.key, s.id)
+        },
+    );
+    c.x += s.x;
+    c.y += 1.0 - s.x;
 }
 
 /// Stored state `from` (None: nothing stored) merged with this page's
@@ -565,253 +823,212 @@ fn check_unit(u: &str, field: &str) -> Result<()> {
 /// - bandit counts: stored, or this page's when the key is not stored, plus
 ///   each settlement whose seed the stored entry has not settled already;
 /// - trial: the later one, settled if either copy is.
-fn merge(from: Option<State>, mine: &State, journal: &[Settlement]) -> State {
-    let nothing_stored = from.is_none();
+fn merge(from: Option<State>, mine: &State, journal: &[Rec]) -> State {
     let mut out = from.unwrap_or_default();
-    if out.unit.is_none() {
-        out.unit = mine.unit.clone();
+    if out.unit.is_empty() {
+        out.unit.clone_from(&mine.unit);
     }
-    for e in &mine.exposures {
-        match out
-            .exposures
-            .iter_mut()
-            .find(|x| x.is(e.unit_tag, &e.experiment, &e.variant))
-        {
-            Some(x) => x.at = x.at.min(e.at),
-            None => out.exposures.push(e.clone()),
+    let recs = &mut out.recs;
+    for m in &mine.recs {
+        if m.kind == EXPOSURE {
+            match find(recs, m).and_then(|i| recs.get_mut(i)) {
+                Some(x) => x.x = x.x.min(m.x),
+                None => recs.push(*m),
+            }
         }
     }
     // Over the cap, the oldest go (a linear scan: no sort code in the .wasm).
-    while out.exposures.len() > MAX_EXPOSURES {
+    while tally(recs, EXPOSURE, None).0 > MAX_EXPOSURES {
         let mut oldest = 0;
-        for (i, e) in out.exposures.iter().enumerate() {
-            if e.at < out.exposures[oldest].at {
-                oldest = i;
+        let mut at = f64::INFINITY;
+        for (i, e) in recs.iter().enumerate() {
+            if e.kind == EXPOSURE && e.x < at {
+                (oldest, at) = (i, e.x);
             }
         }
-        out.exposures.remove(oldest);
+        take(recs, oldest);
     }
-    for m in &mine.bandits {
-        match out.bandits.iter_mut().find(|b| b.key == m.key) {
+    for m in &mine.recs {
+        if m.kind != BANDIT {
+            continue;
+        }
+        match find(recs, m).and_then(|i| recs.get_mut(i)) {
             // Nothing stored for it: what this page believes is stored.
-            None => out.bandits.push(m.clone()),
-            Some(b) => {
-                if nothing_stored {
-                    b.counts = m.counts.clone();
+            None => {
+                for r in &mine.recs {
+                    if r.kind != EXPOSURE && r.key == m.key {
+                        recs.push(*r);
+                    }
                 }
-                b.trial = match (b.trial.take(), &m.trial) {
-                    (Some(s), Some(t)) if s.seed == t.seed => Some(Trial {
-                        settled: s.settled || t.settled,
-                        ..s
-                    }),
-                    (Some(s), Some(t)) if t.at > s.at => Some(t.clone()),
-                    (s, None) => s,
-                    (Some(s), Some(_)) => Some(s),
-                    (None, t) => t.clone(),
-                };
+            }
+            // The later trial, settled if either copy is.
+            Some(s) => {
+                if m.flag > 0 {
+                    if s.flag == 0 || (s.seed != m.seed && m.y > s.y) {
+                        *s = *m;
+                    } else if s.seed == m.seed {
+                        s.flag = s.flag.max(m.flag);
+                    }
+                }
             }
         }
     }
     for s in journal {
-        let b = bandit_entry(&mut out.bandits, &s.key);
-        if b.settled.contains(&s.seed) {
-            continue;
-        }
-        b.settled.push(s.seed);
-        if b.settled.len() > MAX_SETTLED {
-            b.settled.remove(0);
-        }
-        if let Some(t) = b.trial.as_mut().filter(|t| t.seed == s.seed) {
-            t.settled = true;
-        }
-        match b.counts.iter_mut().find(|c| c.0 == s.variant) {
-            Some(c) => {
-                c.1 += s.reward;
-                c.2 += 1.0 - s.reward;
-            }
-            None => b.counts.push((s.variant.clone(), s.reward, 1.0 - s.reward)),
-        }
+        fold(&mut out, s);
     }
     out
 }
 
-fn write_state(s: &State, learning: bool) -> Vec<u8> {
-    let mut w = Vec::new();
-    put_u16(&mut w, SECTION_VERSION);
-    match &s.unit {
-        Some(u) => {
-            w.push(1);
-            put_str(&mut w, u);
-        }
-        None => w.push(0),
+/// A string's bytes: its length (u16), then the bytes.
+fn put_bytes(w: &mut Vec<u8>, b: &[u8]) {
+    put_u16(w, b.len() as u16);
+    w.extend_from_slice(b);
+}
+
+/// Read the `fields` of `x` and add it to `recs`, which must not hold the
+/// same entry yet (settled seeds may repeat); where it went.
+#[inline(never)]
+fn read_rec(
+    r: &mut Bytes<'_>,
+    names: &mut Names,
+    recs: &mut Vec<Rec>,
+    mut x: Rec,
+    fields: &[u8],
+) -> usize {
+    read_fields(r, names, fields, &mut x);
+    if x.kind != SETTLED && find(recs, &x).is_some() {
+        r.fail(text!("an entry repeats"));
     }
-    put_u32(&mut w, s.exposures.len() as u32);
-    for e in &s.exposures {
-        put_u32(&mut w, e.unit_tag);
-        put_str(&mut w, &e.experiment);
-        put_str(&mut w, &e.variant);
-        put_f64(&mut w, e.at);
-    }
-    put_u32(&mut w, s.bandits.len().min(MAX_BANDITS) as u32);
-    for b in s.bandits.iter().take(MAX_BANDITS) {
-        put_str(&mut w, &b.key);
-        let counts: &[(String, f64, f64)] = if learning { &b.counts } else { &[] };
-        put_u16(&mut w, counts.len() as u16);
-        for (id, succ, fail) in counts {
-            put_str(&mut w, id);
-            put_f64(&mut w, *succ);
-            put_f64(&mut w, *fail);
-        }
-        match &b.trial {
-            Some(t) => {
-                w.push(1 + t.settled as u8);
-                put_u64(&mut w, t.seed);
-                put_str(&mut w, &t.variant);
-                put_f64(&mut w, t.probability);
-                put_f64(&mut w, t.at);
-                put_f64(&mut w, t.expires);
+    recs.push(x);
+    recs.len() - 1
+}
+
+// How records are laid out in the section, a letter a field: `t` the
+// seed as a u32 (a unit tag), `s` the seed (u64), `k` the key and `i` the
+// id (names: a u16 length, then the bytes), `x` `y` `z` finite f64s, `c`
+// `d` counts (f64s in [0, 1e12]) into x and y.
+const EXPOSURE_FIELDS: &[u8] = b"tkix";
+const COUNT_FIELDS: &[u8] = b"icd";
+const TRIAL_FIELDS: &[u8] = b"sixyz";
+
+/// Read the `fields` of `rec`; names are added to `names`, and must be
+/// what a configuration could hold.
+#[inline(never)]
+fn read_fields(r: &mut Bytes<'_>, names: &mut Names, fields: &[u8], rec: &mut Rec) {
+    for &f in fields {
+        if f == b'k' || f == b'i' {
+            let b = r.bytes16();
+            if !is_name(b) {
+                r.fail(text!("it holds an invalid name ({} bytes)", b.len()));
             }
-            None => w.push(0),
+            let sym = names.sym(b);
+            if f == b'k' {
+                rec.key = sym;
+            } else {
+                rec.id = sym;
+            }
+        } else if f == b's' || f == b't' {
+            rec.seed = r.uint(if f == b's' { 8 } else { 4 });
+        } else {
+            let v = r.f64();
+            // `c`, `d`: a count; `x`, `y`, `z`: any finite number.
+            if !(if f < b'x' {
+                (0.0..=1e12).contains(&v)
+            } else {
+                v.is_finite()
+            }) {
+                r.fail(text!(
+                    "it holds a count out of range or a non-finite number"
+                ));
+            }
+            match f {
+                b'x' | b'c' => rec.x = v,
+                b'y' | b'd' => rec.y = v,
+                _ => rec.z = v,
+            }
         }
-        put_u16(&mut w, b.settled.len() as u16);
-        for seed in &b.settled {
-            put_u64(&mut w, *seed);
+    }
+}
+
+/// Write the `fields` of `rec` (see [`read_fields`]).
+#[inline(never)]
+fn write_fields(w: &mut Vec<u8>, names: &Names, fields: &[u8], rec: &Rec) {
+    for &f in fields {
+        match f {
+            b't' => put_u32(w, rec.seed as u32),
+            b's' => put_u64(w, rec.seed),
+            b'k' => put_bytes(w, names.get(rec.key)),
+            b'i' => put_bytes(w, names.get(rec.id)),
+            b'x' | b'c' => put_f64(w, rec.x),
+            b'y' | b'd' => put_f64(w, rec.y),
+            _ => put_f64(w, rec.z),
         }
     }
-    w
 }
 
-fn read_state(snap: &Snapshot) -> Result<Option<State>> {
-    snap.read(SECTION, read_section)
-}
-
-/// A stored name (key, variant id): what a configuration could hold.
-fn stored_name<'a>(r: &mut Reader<'a>, what: &str) -> Result<&'a str> {
-    let s = r.str()?;
-    if super::config::is_name(s) {
-        Ok(s)
-    } else {
-        Err(corrupt(text!(
-            "it holds an invalid {what} ({} bytes)",
-            s.len()
-        )))
-    }
-}
-
-fn stored_count(x: f64) -> Result<f64> {
-    if (0.0..=1e12).contains(&x) {
-        Ok(x)
-    } else {
-        Err(corrupt(
-            "it holds a negative or impossibly large count".into(),
-        ))
-    }
-}
-
-fn read_section(body: &[u8]) -> Result<State> {
-    let mut r = Reader::new(body, "experiments section");
-    let v = r.u16()?;
-    if v != SECTION_VERSION {
+/// The state in an `experiments` section body, its names added to
+/// `names`. Refused: a newer section version, and everything a
+/// configuration or this build could not have written.
+fn read_section(body: &[u8], names: &mut Names) -> Result<State> {
+    let mut r = Bytes::new(body);
+    let v = r.uint(2);
+    if body.len() >= 2 && v != SECTION_VERSION as u64 {
         return Err(Error::SnapshotVersion {
             found: (v as u32).into(),
             supported: (SECTION_VERSION as u32).into(),
         });
     }
-    let unit = match r.u8()? {
-        0 => None,
+    let mut st = State::default();
+    match r.u8() {
+        0 => {}
         1 => {
-            let u = r.str()?;
-            if u.is_empty() || u.len() > MAX_UNIT {
-                return Err(corrupt("its device unit is empty or too long".into()));
+            let u = r.bytes16();
+            if u.is_empty() || u.len() > MAX_UNIT || core::str::from_utf8(u).is_err() {
+                r.fail(text!("its device unit is empty, too long or not UTF-8"));
             }
-            Some(u.to_owned())
+            st.unit = u.to_vec();
         }
-        f => return Err(corrupt(text!("its unit flag is {f}"))),
+        f => r.fail(text!("its unit flag is {f}")),
     };
-    let n = r.count_at_most(4 + 2 + 2 + 8, MAX_EXPOSURES, "exposures")?;
-    let mut exposures: Vec<Exposure> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let e = Exposure {
-            unit_tag: r.u32()?,
-            experiment: stored_name(&mut r, "experiment key")?.to_owned(),
-            variant: stored_name(&mut r, "variant id")?.to_owned(),
-            at: r.f64()?,
-        };
-        if exposures
-            .iter()
-            .any(|x| x.is(e.unit_tag, &e.experiment, &e.variant))
-        {
-            return Err(corrupt(text!(
-                "exposure {}/{} repeats",
-                e.experiment,
-                e.variant
-            )));
-        }
-        exposures.push(e);
+    let recs = &mut st.recs;
+    for _ in 0..r.count(4 + 2 + 2 + 8, MAX_EXPOSURES) {
+        read_rec(&mut r, names, recs, rec(EXPOSURE, 0, 0), EXPOSURE_FIELDS);
     }
-    let n = r.count_at_most(2 + 2 + 1 + 2, MAX_BANDITS, "bandits")?;
-    let mut bandits: Vec<Bandit> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let key = stored_name(&mut r, "experiment key")?.to_owned();
-        if bandits.iter().any(|b| b.key == key) {
-            return Err(corrupt(text!("bandit `{key}` repeats")));
+    for _ in 0..r.count(2 + 2 + 1 + 2, MAX_BANDITS) {
+        let at = read_rec(&mut r, names, recs, rec(BANDIT, 0, 0), b"k");
+        let mut b = recs.get(at).copied().unwrap_or_default();
+        let mut k = r.uint(2) as usize;
+        if k > MAX_VARIANTS {
+            r.fail(text!("a bandit has {k} variants"));
+            k = 0;
         }
-        let k = r.u16()? as usize;
-        if k > super::config::MAX_VARIANTS {
-            return Err(corrupt(text!("bandit `{key}` has {k} variants")));
-        }
-        let mut counts: Vec<(String, f64, f64)> = Vec::with_capacity(k);
         for _ in 0..k {
-            let id = stored_name(&mut r, "variant id")?.to_owned();
-            if counts.iter().any(|c| c.0 == id) {
-                return Err(corrupt(text!("bandit `{key}` repeats variant `{id}`")));
-            }
-            let s = stored_count(r.f64()?)?;
-            let f = stored_count(r.f64()?)?;
-            counts.push((id, s, f));
+            read_rec(&mut r, names, recs, rec(COUNT, b.key, 0), COUNT_FIELDS);
         }
-        let trial = match r.u8()? {
-            0 => None,
-            flag @ (1 | 2) => {
-                let t = Trial {
-                    seed: r.u64()?,
-                    variant: stored_name(&mut r, "variant id")?.to_owned(),
-                    probability: r.f64()?,
-                    at: r.f64()?,
-                    expires: r.f64()?,
-                    settled: flag == 2,
-                };
-                if t.seed > MAX_SEED
-                    || !(t.probability > 0.0 && t.probability <= 1.0)
-                    || t.expires <= t.at
-                {
-                    return Err(corrupt(text!("bandit `{key}` holds an impossible trial")));
-                }
-                Some(t)
+        b.flag = r.u8();
+        if b.flag > 0 {
+            read_fields(&mut r, names, TRIAL_FIELDS, &mut b);
+            if b.flag > 2 || b.seed > MAX_SEED || !(b.x > 0.0 && b.x <= 1.0) || b.z <= b.y {
+                r.fail(text!("a bandit holds an impossible trial"));
             }
-            f => return Err(corrupt(text!("bandit `{key}` has trial flag {f}"))),
-        };
-        let m = r.u16()? as usize;
+        }
+        let mut m = r.uint(2) as usize;
         if m > MAX_SETTLED {
-            return Err(corrupt(text!(
-                "bandit `{key}` remembers {m} settled trials"
-            )));
+            r.fail(text!("a bandit remembers {m} settled trials"));
+            m = 0;
         }
-        let mut settled = Vec::with_capacity(m);
         for _ in 0..m {
-            settled.push(r.u64()?);
+            read_rec(&mut r, names, recs, rec(SETTLED, b.key, 0), b"s");
         }
-        bandits.push(Bandit {
-            key,
-            counts,
-            trial,
-            settled,
-        });
+        if let Some(x) = recs.get_mut(at) {
+            *x = b;
+        }
     }
-    r.finish()?;
-    Ok(State {
-        unit,
-        exposures,
-        bandits,
-    })
+    if r.left() > 0 {
+        r.fail(text!("it has {} unread bytes at its end", r.left()));
+    }
+    match r.failed() {
+        None => Ok(st),
+        Some(why) => Err(corrupt(why)),
+    }
 }

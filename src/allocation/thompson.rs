@@ -44,24 +44,30 @@ pub(crate) fn beta(a: f64, b: f64, rng: &mut Rng) -> f64 {
     x / (x + y)
 }
 
-/// P(variant i's Beta(alpha[i], beta[i]) draw is the largest), from
-/// `samples` joint draws.
-pub(crate) fn pmf(alpha: &[f64], beta_: &[f64], samples: u32, rng: &mut Rng) -> Vec<f64> {
-    let k = alpha.len();
-    let mut wins = vec![0u32; k];
+/// P(variant i's Beta(alpha, beta) draw is the largest), from `samples`
+/// joint draws; `params` holds each variant's alpha and beta in turn.
+pub(crate) fn pmf(params: &[f64], samples: u32, rng: &mut Rng) -> Vec<f64> {
+    let mut wins = vec![0.0; params.len() / 2];
     for _ in 0..samples {
         let mut best = 0;
         let mut best_v = f64::NEG_INFINITY;
-        for a in 0..k {
-            let v = beta(alpha[a], beta_[a], rng);
-            if v > best_v {
-                best_v = v;
-                best = a;
+        for (i, p) in params.chunks_exact(2).enumerate() {
+            if let [a, b] = p {
+                let v = beta(*a, *b, rng);
+                if v > best_v {
+                    best_v = v;
+                    best = i;
+                }
             }
         }
-        wins[best] += 1;
+        if let Some(w) = wins.get_mut(best) {
+            *w += 1.0;
+        }
     }
-    wins.iter().map(|w| *w as f64 / samples as f64).collect()
+    for w in &mut wins {
+        *w /= samples as f64;
+    }
+    wins
 }
 
 #[cfg(test)]
@@ -132,7 +138,7 @@ mod tests {
             })
             .sum();
         let n = 100_000;
-        let p = pmf(&[a1, a2], &[b1, b2], n, &mut Rng::new(5));
+        let p = pmf(&[a1, b1, a2, b2], n, &mut Rng::new(5));
         let sd = (exact * (1.0 - exact) / n as f64).sqrt();
         assert!(
             (p[1] - exact).abs() < 5.0 * sd,
