@@ -107,7 +107,8 @@ export class Behavior {
 
   /** Retained events by type. */
   counts(): Record<string, number> {
-    const n = this.core.call("beh_counts", [this.h]);
+    // The first-decision module holds no events: only the queued ones count.
+    const n = this.core.full ? this.core.call("beh_counts", [this.h]) : 0;
     const counts = this.core.read(n);
     const types = n === 0 ? [] : this.core.string(this.core.call("bytes_len", [])).split("\n");
     const out: Record<string, number> = {};
@@ -118,7 +119,7 @@ export class Behavior {
 
   /** Forget every event, here and queued. */
   clear(): void {
-    this.core.call("beh_clear", [this.h]);
+    if (this.core.full) this.core.call("beh_clear", [this.h]);
     this.queued = [];
     this.cache = null;
     this.#tracked++;

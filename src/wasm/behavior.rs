@@ -13,11 +13,15 @@ fn store<R>(h: u32, f: impl FnOnce(&mut Behavior) -> crate::Result<R>) -> crate:
 /// A new store: `io` holds maxAgeDays, maxEvents, maxBytes and
 /// sessionGapMinutes; `bytes` the custom types (a u8 count, then each a
 /// string), `types_len` bytes long.
+#[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn beh_new(types_len: i32) -> i32 {
     done((|| {
         let (age, events, bytes, gap) =
-            with_io(|n| Ok((n.f64()?, n.usize(1 << 20)?, n.usize(1 << 30)?, n.f64()?)))?;
+            with_io(|n| {
+                let v = (n.f64(), n.usize(1 << 20), n.usize(1 << 30), n.f64());
+                n.ok().map(|()| v)
+            })?;
         let b = take_bytes(types_len)?.unwrap_or_default();
         let mut f = Fields::new(&b);
         let mut types = Vec::new();
@@ -35,6 +39,15 @@ pub extern "C" fn beh_new(types_len: i32) -> i32 {
         .check()?;
         Ok(STORES.with(|t| t.add(Box::new(Behavior::new(cfg)))))
     })())
+}
+
+/// A new store, in the first-decision module: it holds no events (it
+/// neither restores nor tracks), so its retention and types do not matter
+/// there; it derives the clock's features.
+#[cfg(not(feature = "full"))]
+#[no_mangle]
+pub extern "C" fn beh_new(_types_len: i32) -> i32 {
+    STORES.with(|t| t.add(Box::new(Behavior::new(BehaviorConfig::default()))))
 }
 
 /// Free a store.
@@ -90,6 +103,7 @@ pub extern "C" fn beh_features(h: u32, now: f64, tz: f64) -> i32 {
 
 /// Retained events by type: `bytes` gets the types, one per line, `io`
 /// their counts. Returns how many types.
+#[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn beh_counts(h: u32) -> i32 {
     done(store(h, |b| {
@@ -99,6 +113,7 @@ pub extern "C" fn beh_counts(h: u32) -> i32 {
 }
 
 /// Forget every event.
+#[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn beh_clear(h: u32) -> i32 {
     done(store(h, |b| {

@@ -227,7 +227,9 @@ pub extern "C" fn ab_reset(h: u32) -> i32 {
     })
 }
 
-/// Load the stored allocator snapshot in `bytes` (`len` long).
+/// Load the stored allocator snapshot in `bytes` (`len` long). Not in the
+/// first-decision module, which serves page views with nothing stored.
+#[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn ab_restore(h: u32, len: i32, now: f64, max: u32) -> i32 {
     call(h, len, [now, max as f64, 0.0, 0.0], |a, b, x| {

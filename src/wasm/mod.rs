@@ -24,6 +24,7 @@ mod experiments;
 #[cfg(not(feature = "full"))]
 mod scorer;
 mod slot;
+#[cfg(feature = "full")]
 mod store;
 
 use core::cell::UnsafeCell;
@@ -172,51 +173,64 @@ fn take_bytes(n: i32) -> crate::Result<Option<Vec<u8>>> {
 }
 
 /// Reads numbers from the f64 buffer, checking each against what it may be.
+/// A number that is missing or out of range reads as 0 and marks the
+/// reader bad (its errors stick): a reader checks `ok()` once at the end,
+/// so what it builds meanwhile needs no cleanup on every early exit.
 struct Nums<'a> {
     v: &'a [f64],
     at: usize,
+    bad: bool,
 }
 
 impl Nums<'_> {
-    fn f64(&mut self) -> crate::Result<f64> {
-        let x = *self.v.get(self.at).ok_or_else(|| bad("too few numbers"))?;
+    fn f64(&mut self) -> f64 {
+        let x = self.v.get(self.at).copied();
         self.at += 1;
-        Ok(x)
+        self.bad |= x.is_none();
+        x.unwrap_or(0.0)
     }
 
-    /// The next `n` numbers.
-    fn slice(&mut self, n: usize) -> crate::Result<&[f64]> {
-        let s = self
-            .v
-            .get(self.at..self.at.saturating_add(n))
-            .ok_or_else(|| bad("too few numbers"))?;
-        self.at += n;
-        Ok(s)
+    /// The next `n` numbers (empty when fewer are left).
+    fn slice(&mut self, n: usize) -> &[f64] {
+        let s = self.v.get(self.at..self.at.saturating_add(n));
+        self.at = self.at.saturating_add(n);
+        self.bad |= s.is_none();
+        s.unwrap_or_default()
     }
 
     /// An integer in `[0, max]`.
-    fn int(&mut self, max: u64) -> crate::Result<u64> {
-        let x = self.f64()?;
+    fn int(&mut self, max: u64) -> u64 {
+        let x = self.f64();
         if x >= 0.0 && x <= max as f64 && x == libm::trunc(x) {
-            Ok(x as u64)
+            x as u64
         } else {
-            Err(bad("a number that should be a small integer"))
+            self.bad = true;
+            0
         }
     }
 
-    fn usize(&mut self, max: usize) -> crate::Result<usize> {
-        self.int(max as u64).map(|x| x as usize)
+    fn usize(&mut self, max: usize) -> usize {
+        self.int(max as u64) as usize
     }
 
     /// `n` hashed features: (namespace index, hash, value) triples.
-    fn features(&mut self, n: usize) -> crate::Result<Vec<crate::Hashed>> {
+    fn features(&mut self, n: usize) -> Vec<crate::Hashed> {
         let mut out = Vec::with_capacity(n.min(crate::features::MAX_EXPANDED_FEATURES));
         for _ in 0..n {
-            let ns = self.usize(crate::features::MAX_NAMESPACES)?;
-            let h = self.int(u32::MAX as u64)? as u32;
-            out.push(crate::Hashed::new(ns, h, self.f64()?));
+            let ns = self.usize(crate::features::MAX_NAMESPACES);
+            let h = self.int(u32::MAX as u64) as u32;
+            out.push(crate::Hashed::new(ns, h, self.f64()));
         }
-        Ok(out)
+        out
+    }
+
+    /// An error when anything read was missing or out of range.
+    fn ok(&self) -> crate::Result<()> {
+        if self.bad {
+            Err(bad("a number missing or out of range"))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -224,7 +238,11 @@ impl Nums<'_> {
 /// must not write results into it).
 fn with_io<R>(f: impl FnOnce(&mut Nums<'_>) -> crate::Result<R>) -> crate::Result<R> {
     let v = IO.with(core::mem::take);
-    let r = f(&mut Nums { v: &v, at: 0 });
+    let r = f(&mut Nums {
+        v: &v,
+        at: 0,
+        bad: false,
+    });
     IO.with(|io| *io = v);
     r
 }

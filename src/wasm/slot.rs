@@ -24,57 +24,71 @@ fn version(hi: u64, lo: u64) -> String {
 /// Read a slot's configuration (layout 1, see src/ts/core.ts `slotLayout`).
 pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     use crate::bandit::{Policy, PolicyKind};
-    if n.int(255)? != 1 {
+    if n.int(255) != 1 {
         return Err(bad("slot layout"));
     }
-    let hash_version = n.int(255)? as u32;
-    let bits = n.int(64)? as u8;
-    let ns = n.usize(crate::features::MAX_NAMESPACES)?;
+    let hash_version = n.int(255) as u32;
+    // At most 2^18 slots (FeatureConfig checks the range; this bounds what
+    // is allocated before it does).
+    let bits = n.int(18) as u8;
+    let ns = n.usize(crate::features::MAX_NAMESPACES);
     let mut seeds = Vec::with_capacity(ns);
     for _ in 0..ns {
-        seeds.push(n.int(u32::MAX as u64)? as u32);
+        seeds.push(n.int(u32::MAX as u64) as u32);
     }
-    let pairs = n.usize(ns * ns)?;
+    let pairs = n.usize(ns * ns);
     let mut interactions = Vec::with_capacity(pairs);
     for _ in 0..pairs {
-        interactions.push((n.usize(ns)?, n.usize(ns)?));
+        interactions.push((n.usize(ns), n.usize(ns)));
     }
-    let features = FeatureConfig::new(hash_version, bits, seeds, interactions)?;
-    let d = features.dim();
-    let noise = n.f64()?;
-    let kind = n.int(3)?;
-    let param = n.f64()?;
-    let samples = n.int(crate::bandit::MAX_SAMPLES as u64)? as u32;
-    let min_probability = n.f64()?;
-    let fallback = n.usize(usize::MAX >> 1)?;
-    let seed = n.int(crate::prim::rng::MAX_SEED)?;
-    let epoch = n.int((1 << crate::engine::EPOCH_BITS) - 1)?;
-    let ttl = n.f64()?;
-    let max_pending = n.int(u32::MAX as u64)?;
-    let (hi, lo) = (n.int(u32::MAX as u64)?, n.int(u32::MAX as u64)?);
-    let k = n.usize(crate::model::MAX_VARIANTS)?;
+    let d = 1usize << bits;
+    let noise = n.f64();
+    let kind = n.int(3);
+    let param = n.f64();
+    let samples = n.int(crate::bandit::MAX_SAMPLES as u64) as u32;
+    let min_probability = n.f64();
+    let fallback = n.usize(usize::MAX >> 1);
+    let seed = n.int(crate::prim::rng::MAX_SEED);
+    let epoch = n.int((1 << crate::engine::EPOCH_BITS) - 1);
+    let ttl = n.f64();
+    let max_pending = n.int(u32::MAX as u64);
+    let (hi, lo) = (n.int(u32::MAX as u64), n.int(u32::MAX as u64));
+    let k = n.usize(crate::model::MAX_VARIANTS);
     let mut variants = Vec::with_capacity(k);
     for _ in 0..k {
-        let count = n.usize(crate::features::MAX_FEATURES)?;
-        let hashed = n.features(count)?;
-        let mean = match n.int(2)? {
-            0 => vec![0.0; d],
-            1 => n.slice(d)?.to_vec(),
-            _ => {
-                let mut m = vec![0.0; d];
-                for _ in 0..n.usize(d)? {
-                    let i = n.usize(d - 1)?;
-                    m[i] = n.f64()?;
+        let count = n.usize(crate::features::MAX_FEATURES);
+        let hashed = n.features(count);
+        let mut mean = vec![0.0; d];
+        match n.int(2) {
+            0 => {}
+            1 => {
+                let v = n.slice(d);
+                if v.len() == d {
+                    mean.copy_from_slice(v);
                 }
-                m
             }
-        };
-        let variance = match n.int(1)? {
-            0 => vec![n.f64()?; d],
-            _ => n.slice(d)?.to_vec(),
+            _ => {
+                for _ in 0..n.usize(d) {
+                    let i = n.usize(d - 1);
+                    mean[i] = n.f64();
+                }
+            }
+        }
+        let variance = match n.int(1) {
+            0 => vec![n.f64(); d],
+            _ => {
+                let v = n.slice(d);
+                if v.len() == d {
+                    v.to_vec()
+                } else {
+                    vec![0.0; d]
+                }
+            }
         };
         variants.push((hashed, mean, variance));
     }
+    n.ok()?;
+    let features = FeatureConfig::new(hash_version, bits, seeds, interactions)?;
     let model = CompactModel::new(features, noise, variants, version(hi, lo))?;
     let kind = match kind {
         0 => PolicyKind::Thompson {
@@ -119,19 +133,21 @@ pub(super) fn call_features(
     actions: u32,
     k: usize,
 ) -> crate::Result<(Vec<Hashed>, Option<Vec<Vec<Hashed>>>)> {
-    let shared = io.features(n as usize)?;
-    if actions == 0 {
-        return Ok((shared, None));
+    let shared = io.features(n as usize);
+    let mut own = None;
+    if actions != 0 {
+        let mut counts = Vec::with_capacity(k);
+        for _ in 0..k {
+            counts.push(io.usize(crate::features::MAX_FEATURES));
+        }
+        let mut each = Vec::with_capacity(k);
+        for c in counts {
+            each.push(io.features(c));
+        }
+        own = Some(each);
     }
-    let mut counts = Vec::with_capacity(k);
-    for _ in 0..k {
-        counts.push(io.usize(crate::features::MAX_FEATURES)?);
-    }
-    let mut own = Vec::with_capacity(k);
-    for c in counts {
-        own.push(io.features(c)?);
-    }
-    Ok((shared, Some(own)))
+    io.ok()?;
+    Ok((shared, own))
 }
 
 /// Choose a variant for the features in `io` (see [`call_features`]).
