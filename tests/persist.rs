@@ -1060,3 +1060,33 @@ fn pending_decisions_give_way_to_the_size_cap() {
     // Those settled since are not pending any more; every other one is left out.
     assert_eq!(r.trimmed, e.pending_count());
 }
+
+/// A restore goes through the same staging as a sync and applies it as a
+/// commit would, but writes nothing: after the journal overflowed it keeps
+/// this tab's own learning without claiming to overwrite (the next sync
+/// does, and says so), and it cancels a sync not yet committed.
+#[test]
+fn restore_after_the_journal_overflowed_keeps_own_learning_and_cancels_a_staged_sync() {
+    let mut a = engine(1);
+    for t in 0..10 {
+        step(&mut a, t);
+    }
+    let mut store = None;
+    save(&mut a, &mut store, 10.0);
+    let mut b = engine(2);
+    for t in 0..1100 {
+        step(&mut b, t);
+    }
+    let before = probe(&b, 1);
+    let stored = store.clone().unwrap();
+    let r = b.restore(&stored, SLOT, 1100.0, MAX).unwrap();
+    assert!(r.merged && !r.overwrote, "{r:?}");
+    assert_eq!((r.replayed, r.duplicates, r.rejected), (0, 0, 0), "{r:?}");
+    assert_eq!(probe(&b, 1), before, "its own learning stays");
+    let r = b.sync(Some(&stored), SLOT, 1101.0, MAX).unwrap();
+    assert!(r.merged && r.overwrote, "{r:?}");
+    b.restore(&stored, SLOT, 1102.0, MAX).unwrap();
+    assert!(!b.commit(), "a restore cancels the staged sync");
+    save(&mut b, &mut store, 1103.0);
+    assert_eq!(restored(5, &store, 1104.0), 1100);
+}

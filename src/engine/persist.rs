@@ -113,7 +113,9 @@ struct Staged {
     activated: Vec<u128>,
     /// Written as pending ([`key`]s, sorted).
     written: Vec<u128>,
-    writer: (u64, u64),
+    /// The writer id of the section written; `None` for a restore, which
+    /// wrote nothing (its own updates stay journaled for the next sync).
+    writer: Option<(u64, u64)>,
     /// Journal length when staged: later entries are not in the written
     /// state and are replayed by `commit`.
     journaled: usize,
@@ -253,6 +255,15 @@ struct Other {
     body: core::ops::Range<usize>,
 }
 
+/// What [`Engine::take`] read and took.
+struct Taken {
+    staged: Staged,
+    report: SyncReport,
+    others: Vec<Other>,
+    tombstones: Vec<(u128, f64)>,
+    horizon: f64,
+}
+
 /// This model's decoded learning.
 struct Stored {
     writer: (u64, u64),
@@ -291,42 +302,31 @@ impl Engine {
     ) -> Result<SyncReport> {
         // A failed sync must not leave an earlier merge to be committed.
         self.sync.staged = None;
-        let (mut snap, name, section) = self.load(stored, slot, now_ms, max_bytes)?;
-        let (st, others) = section.map_or((None, Vec::new()), |s| (s.ours, s.others));
-        let mut report = SyncReport {
-            model_changed: st.is_none() && !others.is_empty(),
-            ..SyncReport::default()
+        super::check_now(now_ms)?;
+        let name = section_name(slot)?;
+        let mut snap = match stored {
+            Some(b) => Snapshot::decode(b, max_bytes)?,
+            None => Snapshot::new(),
         };
-        let mut gone = Vec::new();
-        let mut adopt = Vec::new();
-        let mut arms = None;
-        let mut activated = Vec::new();
-        let (tombstones, horizon) = self.tombstones(st.as_ref(), now_ms);
-        match st {
-            None => {}
-            Some(mut st) => {
-                gone = self.gone_from(&st, now_ms);
-                if self.sync.written != Some(st.writer) {
-                    report.merged = true;
-                    if self.sync.journal.is_none() {
-                        report.overwrote = true;
-                    } else {
-                        self.replay(&mut st.arms, &gone, &mut report);
-                        arms = Some(core::mem::take(&mut st.arms));
-                    }
-                }
-                activated = activated_in(&st);
-                adopt = self.unknown(st.pending, now_ms);
-                report.adopted = adopt.len();
-            }
-        }
+        let Taken {
+            mut staged,
+            mut report,
+            others,
+            tombstones,
+            horizon,
+        } = self.take(&snap, &name, now_ms)?;
 
         // What to write: every live decision of this engine and of those it
         // knows about, newest first up to `maxPending`, activated if any tab
         // activated it.
         let mut out: Vec<&Pending> = Vec::new();
-        for p in self.pending.iter().chain(&self.foreign).chain(&adopt) {
-            if p.live(now_ms) && !holds(&gone, key(p)) {
+        for p in self
+            .pending
+            .iter()
+            .chain(&self.foreign)
+            .chain(&staged.adopt)
+        {
+            if p.live(now_ms) && !holds(&staged.gone, key(p)) {
                 out.push(p);
             }
         }
@@ -334,7 +334,7 @@ impl Engine {
         let writer = (self.s.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
         // Merged state is checked before it is written; this engine's own is
         // what its updates made.
-        let merged = arms.as_deref();
+        let merged = staged.arms.as_deref();
         let mut kept = kept_models(&snap, &name, others, now_ms);
         // Over the size cap once the other versions are dropped, the pending
         // decisions expiring first are left out, halving until it fits: they
@@ -344,7 +344,7 @@ impl Engine {
             let body = self.write_section(
                 merged.unwrap_or(&self.s.arms),
                 merged.is_some(),
-                (&out, &activated),
+                (&out, &staged.activated),
                 (&tombstones, horizon),
                 writer,
             )?;
@@ -357,17 +357,10 @@ impl Engine {
                 r => break r?,
             }
         };
-        let written = sorted(out.iter().map(|p| key(p)).collect());
-        self.sync.staged = Some(Staged {
-            arms,
-            gone,
-            adopt,
-            written,
-            writer,
-            journaled: self.sync.journal.as_ref().map_or(0, Vec::len),
-            settled: self.sync.settled.len(),
-            activated,
-        });
+        staged.written = sorted(out.iter().map(|p| key(p)).collect());
+        staged.writer = Some(writer);
+        staged.settled = self.sync.settled.len();
+        self.sync.staged = Some(staged);
         Ok(report)
     }
 
@@ -407,57 +400,66 @@ impl Engine {
     /// [`restore`](Engine::restore) of section `name` of `snap`, the
     /// options checked.
     fn restore_section(&mut self, snap: &Snapshot, name: &str, now_ms: f64) -> Result<SyncReport> {
-        let section = snap.read(name, |body| self.read_section(body, now_ms))?;
+        let Taken {
+            staged, mut report, ..
+        } = self.take(snap, name, now_ms)?;
+        // An overflowed journal cannot be replayed: this engine's own state
+        // stays, and its next sync writes over the stored one (as it
+        // reports then).
+        report.overwrote = false;
         self.sync.staged = None;
-        let mut report = SyncReport::default();
-        let Some(section) = section else {
-            return Ok(report);
-        };
-        let Some(mut st) = section.ours else {
-            report.model_changed = true;
-            return Ok(report);
-        };
-        let gone = self.gone_from(&st, now_ms);
-        let activated = activated_in(&st);
-        if self.sync.written != Some(st.writer) {
-            report.merged = true;
-            // An overflowed journal cannot be replayed: this engine's own
-            // state stays, and its next sync writes over the stored one.
-            if self.sync.journal.is_some() {
-                self.replay(&mut st.arms, &gone, &mut report);
-                self.s.arms = st.arms;
-            }
-        }
-        self.settle_gone(&gone);
-        self.activate_held(&activated);
-        if let Some(j) = &mut self.sync.journal {
-            j.retain(|o| !o.settles_one_of(&gone));
-        }
-        // Read as shared: they are in the store, so a later absence means
-        // settled elsewhere.
-        let adopt = self.unknown(st.pending, now_ms);
-        report.adopted = adopt.len();
-        self.adopt(adopt);
+        self.apply(staged);
         Ok(report)
     }
 
-    /// The stored snapshot (empty when nothing is stored), this slot's
-    /// section name, and the section read and checked.
-    fn load(
-        &self,
-        stored: Option<&[u8]>,
-        slot: &str,
-        now_ms: f64,
-        max_bytes: usize,
-    ) -> Result<(Snapshot, String, Option<Section>)> {
-        super::check_now(now_ms)?;
-        let name = section_name(slot)?;
-        let snap = match stored {
-            Some(b) => Snapshot::decode(b, max_bytes)?,
-            None => Snapshot::new(),
+    /// Read section `name` of `snap` and what this engine takes from this
+    /// model's entry in it: the decisions another tab settled, the stored
+    /// learning with this engine's journal replayed onto it when another
+    /// tab wrote since this engine last did, the activations and the other
+    /// page views' decisions to adopt; the other versions' entries, and the
+    /// tombstones to write. Nothing changes here.
+    fn take(&self, snap: &Snapshot, name: &str, now_ms: f64) -> Result<Taken> {
+        let section = snap.read(name, |body| self.read_section(body, now_ms))?;
+        let (st, others) = section.map_or((None, Vec::new()), |s| (s.ours, s.others));
+        let mut report = SyncReport {
+            model_changed: st.is_none() && !others.is_empty(),
+            ..SyncReport::default()
         };
-        let section = snap.read(&name, |body| self.read_section(body, now_ms))?;
-        Ok((snap, name, section))
+        let (tombstones, horizon) = self.tombstones(st.as_ref(), now_ms);
+        let mut s = Staged {
+            arms: None,
+            gone: Vec::new(),
+            adopt: Vec::new(),
+            activated: Vec::new(),
+            written: Vec::new(),
+            writer: None,
+            journaled: self.sync.journal.as_ref().map_or(0, Vec::len),
+            settled: 0,
+        };
+        if let Some(mut st) = st {
+            s.gone = self.gone_from(&st, now_ms);
+            if self.sync.written != Some(st.writer) {
+                report.merged = true;
+                if self.sync.journal.is_none() {
+                    report.overwrote = true;
+                } else {
+                    self.replay(&mut st.arms, &s.gone, &mut report);
+                    s.arms = Some(core::mem::take(&mut st.arms));
+                }
+            }
+            s.activated = activated_in(&st);
+            // Read as shared: they are in the store, so a later absence
+            // means settled elsewhere.
+            s.adopt = self.unknown(st.pending, now_ms);
+            report.adopted = s.adopt.len();
+        }
+        Ok(Taken {
+            staged: s,
+            report,
+            others,
+            tombstones,
+            horizon,
+        })
     }
 
     /// Shared decisions (known to be in the store) that are live here but
@@ -555,29 +557,33 @@ impl Engine {
         }
     }
 
-    /// Add other page views' decisions, keeping the latest-expiring
-    /// `maxPending`.
-    fn adopt(&mut self, adopt: Vec<Pending>) {
-        self.foreign.extend(adopt);
-        let foreign = core::mem::take(&mut self.foreign);
-        self.foreign = latest(foreign, self.s.cfg.max_pending, |p| p.expires_at);
-    }
-
     /// Apply the last [`sync`](Engine::sync) once its bytes were written.
     /// Updates made between the two (an `await` in the caller's write) are
     /// kept: replayed onto the merged state and journaled for the next sync.
     /// Returns false, changing nothing, when there is nothing to commit (no
     /// sync, a failed one, or one already committed).
     pub fn commit(&mut self) -> bool {
-        let Some(s) = self.sync.staged.take() else {
-            return false;
-        };
+        match self.sync.staged.take() {
+            Some(s) => {
+                self.apply(s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Apply what a sync staged, or what a restore took (no writer: nothing
+    /// was written, so the whole journal but the rewards of decisions
+    /// settled elsewhere stays for the next sync).
+    fn apply(&mut self, s: Staged) {
+        let restore = s.writer.is_none();
         let since = s.journaled;
-        // The journal entries made after the sync; `None` if it overflowed.
+        // The journal entries made after the sync (every one, for a
+        // restore); `None` if it overflowed.
         let later: Option<Vec<Observation>> = self.sync.journal.take().map(|j| {
             let mut later = Vec::new();
-            for o in j.into_iter().skip(since) {
-                if !o.settles_one_of(&s.gone) {
+            for (i, o) in j.into_iter().enumerate() {
+                if (restore || i >= since) && !o.settles_one_of(&s.gone) {
                     later.push(o);
                 }
             }
@@ -588,7 +594,8 @@ impl Engine {
             // If the journal overflowed since the sync, this tab's own state,
             // which has every one of its updates, is the better of the two.
             if let Some(later) = &later {
-                for o in later {
+                // A restore replayed its whole journal already.
+                for o in later.iter().filter(|_| !restore) {
                     // It was accepted once on this tab's own state; a
                     // refusal here is counted nowhere else, like `sync`'s.
                     let _ = arms[o.arm].update(&o.x, o.reward, noise, 1.0);
@@ -604,13 +611,16 @@ impl Engine {
                 p.shared = true;
             }
         }
-        self.adopt(Vec::new());
+        // Other page views' decisions: the latest-expiring `maxPending`.
+        let foreign = core::mem::take(&mut self.foreign);
+        self.foreign = latest(foreign, self.s.cfg.max_pending, |p| p.expires_at);
         // The written tombstones are in the store now, which carries them on.
         let written = s.settled.min(self.sync.settled.len());
         self.sync.settled.drain(..written);
         self.sync.journal = later;
-        self.sync.written = Some(s.writer);
-        true
+        if s.writer.is_some() {
+            self.sync.written = s.writer;
+        }
     }
 
     fn write_section(
@@ -874,14 +884,22 @@ fn read_arms_of(cfg: &EngineConfig, r: &mut Reader<'_>) -> Result<(Vec<Posterior
 /// The other model versions' entries to keep (see the module docs), most
 /// recently written first: their write times and bytes, copied out of the
 /// stored section this write replaces.
-fn kept_models(snap: &Snapshot, name: &str, others: Vec<Other>, now_ms: f64) -> Vec<(f64, Vec<u8>)> {
+fn kept_models(
+    snap: &Snapshot,
+    name: &str,
+    others: Vec<Other>,
+    now_ms: f64,
+) -> Vec<(f64, Vec<u8>)> {
     let stored = snap.section(name).unwrap_or_default();
     let mut kept: Vec<(f64, Vec<u8>)> = Vec::new();
     for o in others {
         if o.written + MODEL_KEPT_MS >= now_ms {
             // At most MAX_ENTRIES: an insertion sort.
             let at = kept.partition_point(|k| k.0 >= o.written);
-            kept.insert(at, (o.written, stored.get(o.body).unwrap_or_default().to_vec()));
+            kept.insert(
+                at,
+                (o.written, stored.get(o.body).unwrap_or_default().to_vec()),
+            );
         }
     }
     kept.truncate(MAX_MODELS - 1);
