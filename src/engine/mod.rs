@@ -51,57 +51,30 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// A checked configuration from its parts, as the boundary receives
-    /// them: the model and policy (checked by their own constructors), the
-    /// fallback's index, the seed of the decision-seed stream (below 2^53),
-    /// the decision-id epoch (below 2^48, fresh entropy from the caller, so
-    /// no two instances or page views accept each other's ids), the reward
+    /// A configuration from its parts, as the boundary's reader checked
+    /// them: the model and policy, the fallback's index (one of the
+    /// variants), the seed of the decision-seed stream (below 2^53), the
+    /// decision-id epoch (below 2^48, fresh entropy from the caller, so no
+    /// two instances or page views accept each other's ids), the reward
     /// window in ms (positive, finite) and `maxPending` (1 to 10,000).
-    pub fn new(
+    pub(crate) fn new(
         model: CompactModel,
         policy: Policy,
         fallback: usize,
         seed: u64,
         epoch: u64,
         reward_ttl_ms: f64,
-        max_pending: u64,
-    ) -> Result<EngineConfig> {
-        if fallback >= model.variants.len() {
-            return Err(Error::option(
-                "fallback",
-                text!("is not one of the variants"),
-            ));
-        }
-        if seed > MAX_SEED {
-            return Err(Error::option(
-                "seed",
-                text!("should be an integer in [0, 2^53 - 1]"),
-            ));
-        }
-        if epoch >> EPOCH_BITS != 0 {
-            return Err(Error::option("epoch", text!("should be below 2^48")));
-        }
-        if !(reward_ttl_ms.is_finite() && reward_ttl_ms > 0.0) {
-            return Err(Error::option(
-                "rewardTtlMs",
-                text!("should be positive and finite"),
-            ));
-        }
-        if !(1..=MAX_PENDING_LIMIT).contains(&max_pending) {
-            return Err(Error::option(
-                "maxPending",
-                text!("should be an integer in [1, {MAX_PENDING_LIMIT}]"),
-            ));
-        }
-        Ok(EngineConfig {
+        max_pending: usize,
+    ) -> EngineConfig {
+        EngineConfig {
             model,
             policy,
             fallback,
             seed,
             reward_ttl_ms,
-            max_pending: max_pending as usize,
+            max_pending,
             epoch,
-        })
+        }
     }
 }
 

@@ -26,7 +26,6 @@ use crate::prelude::*;
 
 pub(crate) mod posterior;
 
-use crate::error::{Error, Result};
 use crate::features::{FeatureConfig, Hashed};
 #[cfg(feature = "json")]
 use crate::json::Json;
@@ -89,70 +88,41 @@ impl CompactModel {
     }
 }
 
+impl Variant {
+    /// A variant from what the boundary read: its hashed features and its
+    /// prior means and variances, which the reader checked (namespaces
+    /// below the allowlist's length, finite values, `2^bits` finite means
+    /// and positive finite variances).
+    pub(crate) fn new(hashed: Vec<Hashed>, mean: Vec<f64>, variance: Vec<f64>) -> Variant {
+        Variant {
+            id: String::new(),
+            #[cfg(feature = "json")]
+            features: None,
+            hashed,
+            mean,
+            variance,
+        }
+    }
+}
+
 impl CompactModel {
-    /// A checked model from its parts, as the boundary receives them: the
-    /// feature configuration, the noise (positive, finite), 2 to 64 variants
-    /// each with its hashed features (namespace indices below the
-    /// allowlist's length, finite values, at most 256 and 4096 once
-    /// expanded), `2^bits` finite prior means and positive finite variances,
-    /// and the model version the TypeScript side computed (`m1-` and 16 hex
-    /// digits, the content hash). Variant ids stay on the TypeScript side.
+    /// A model from its parts, as the boundary's reader checked them: the
+    /// feature configuration, the noise (positive, finite), 2 to 64
+    /// variants (see [`Variant::new`]) and the model version the TypeScript
+    /// side computed (`m1-` and 16 hex digits, the content hash). Variant
+    /// ids stay on the TypeScript side.
     pub(crate) fn new(
         features: FeatureConfig,
         noise: f64,
-        variants: Vec<(Vec<Hashed>, Vec<f64>, Vec<f64>)>,
+        variants: Vec<Variant>,
         version: String,
-    ) -> Result<CompactModel> {
-        let d = features.dim();
-        if !(noise.is_finite() && noise > 0.0) {
-            return Err(Error::option(
-                "noise",
-                text!("should be positive and finite"),
-            ));
-        }
-        if !(2..=MAX_VARIANTS).contains(&variants.len()) {
-            return Err(Error::option(
-                "variants",
-                text!("should be 2 to {MAX_VARIANTS}"),
-            ));
-        }
-        if version.is_empty() || version.len() > 64 || !version.is_ascii() {
-            return Err(Error::option(
-                "version",
-                text!("should be 1 to 64 ASCII bytes"),
-            ));
-        }
-        let mut out = Vec::with_capacity(variants.len());
-        for (hashed, mean, variance) in variants {
-            let ok = mean.len() == d
-                && variance.len() == d
-                && mean.iter().all(|x| x.is_finite())
-                && variance.iter().all(|v| v.is_finite() && *v > 0.0)
-                && hashed
-                    .iter()
-                    .all(|h| h.ns() < features.namespaces() && h.value().is_finite());
-            if !ok {
-                return Err(Error::option(
-                    "variants",
-                    text!("hold a bad prior or bad features"),
-                ));
-            }
-            crate::features::check_count(hashed.len())?;
-            out.push(Variant {
-                id: String::new(),
-                #[cfg(feature = "json")]
-                features: None,
-                hashed,
-                mean,
-                variance,
-            });
-        }
-        Ok(CompactModel {
+    ) -> CompactModel {
+        CompactModel {
             features,
             noise,
-            variants: out,
+            variants,
             version,
-        })
+        }
     }
 }
 
@@ -160,7 +130,7 @@ impl CompactModel {
 mod tests {
     use super::*;
 
-    fn spec(json: &str) -> Result<CompactModel> {
+    fn spec(json: &str) -> crate::Result<CompactModel> {
         CompactModel::parse(json)
     }
 

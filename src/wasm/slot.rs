@@ -2,7 +2,7 @@
 
 use super::{bad, done, put_bytes, put_io, take_bytes, utf8, with_io, Global, Nums, Table};
 use crate::features::FeatureConfig;
-use crate::model::CompactModel;
+use crate::model::{CompactModel, Variant};
 use crate::prelude::*;
 use crate::{Engine, EngineConfig, Hashed};
 
@@ -21,12 +21,26 @@ fn version(hi: u64, lo: u64) -> String {
     s
 }
 
+/// The next number, which must be finite.
+fn finite(n: &mut Nums<'_>) -> f64 {
+    let x = n.f64();
+    n.bad |= !x.is_finite();
+    x
+}
+
+/// The next number, which must be positive and finite.
+fn positive(n: &mut Nums<'_>) -> f64 {
+    let x = finite(n);
+    n.bad |= x <= 0.0;
+    x
+}
+
 /// Read a slot's configuration (layout 1, see src/ts/core.ts `slotLayout`).
+/// Every number is checked as it is read (the reader's errors stick), so
+/// the model and engine configuration are built from checked parts.
 pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     use crate::bandit::{Policy, PolicyKind};
-    if n.int(255) != 1 {
-        return Err(bad("slot layout"));
-    }
+    let layout = n.int(255);
     let hash_version = n.int(255) as u32;
     // At most 2^18 slots (FeatureConfig checks the range; this bounds what
     // is allocated before it does).
@@ -42,54 +56,61 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
         interactions.push((n.usize(ns), n.usize(ns)));
     }
     let d = 1usize << bits;
-    let noise = n.f64();
+    let noise = positive(n);
     let kind = n.int(3);
-    let param = n.f64();
+    let param = finite(n);
     let samples = n.int(crate::bandit::MAX_SAMPLES as u64) as u32;
-    let min_probability = n.f64();
-    let fallback = n.usize(usize::MAX >> 1);
+    let min_probability = finite(n);
+    let fallback = n.usize(crate::model::MAX_VARIANTS - 1);
     let seed = n.int(crate::prim::rng::MAX_SEED);
     let epoch = n.int((1 << crate::engine::EPOCH_BITS) - 1);
-    let ttl = n.f64();
-    let max_pending = n.int(u32::MAX as u64);
+    let ttl = positive(n);
+    let max_pending = n.usize(crate::engine::MAX_PENDING_LIMIT as usize);
     let (hi, lo) = (n.int(u32::MAX as u64), n.int(u32::MAX as u64));
     let k = n.usize(crate::model::MAX_VARIANTS);
+    n.bad |= layout != 1
+        || param < 0.0
+        || min_probability < 0.0
+        || max_pending == 0
+        || k < 2
+        || fallback >= k
+        || min_probability * k as f64 > 1.0;
     let mut variants = Vec::with_capacity(k);
     for _ in 0..k {
         let count = n.usize(crate::features::MAX_FEATURES);
         let hashed = n.features(count);
+        for h in &hashed {
+            n.bad |= h.ns() >= ns || !h.value().is_finite();
+        }
         let mut mean = vec![0.0; d];
         match n.int(2) {
             0 => {}
             1 => {
-                let v = n.slice(d);
-                if v.len() == d {
-                    mean.copy_from_slice(v);
+                for m in &mut mean {
+                    *m = finite(n);
                 }
             }
             _ => {
                 for _ in 0..n.usize(d) {
                     let i = n.usize(d - 1);
-                    mean[i] = n.f64();
+                    mean[i] = finite(n);
                 }
             }
         }
-        let variance = match n.int(1) {
-            0 => vec![n.f64(); d],
-            _ => {
-                let v = n.slice(d);
-                if v.len() == d {
-                    v.to_vec()
-                } else {
-                    vec![0.0; d]
-                }
+        let variance = if n.int(1) == 0 {
+            vec![positive(n); d]
+        } else {
+            let mut v = vec![0.0; d];
+            for x in &mut v {
+                *x = positive(n);
             }
+            v
         };
-        variants.push((hashed, mean, variance));
+        variants.push(Variant::new(hashed, mean, variance));
     }
     n.ok()?;
     let features = FeatureConfig::new(hash_version, bits, seeds, interactions)?;
-    let model = CompactModel::new(features, noise, variants, version(hi, lo))?;
+    let model = CompactModel::new(features, noise, variants, version(hi, lo));
     let kind = match kind {
         0 => PolicyKind::Thompson {
             scale: param,
@@ -99,16 +120,19 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
         2 => PolicyKind::EpsilonGreedy { epsilon: param },
         _ => PolicyKind::Greedy,
     };
-    if !(param.is_finite() && param >= 0.0 && min_probability >= 0.0)
-        || min_probability * k as f64 > 1.0
-    {
-        return Err(bad("a policy"));
-    }
     let policy = Policy {
         kind,
         min_probability,
     };
-    EngineConfig::new(model, policy, fallback, seed, epoch, ttl, max_pending)
+    Ok(EngineConfig::new(
+        model,
+        policy,
+        fallback,
+        seed,
+        epoch,
+        ttl,
+        max_pending,
+    ))
 }
 
 /// A new slot from the configuration in `io`; its handle.
@@ -168,7 +192,11 @@ pub extern "C" fn rank(h: u32, n: u32, actions: u32, seed: f64, now: f64, defer:
 /// A decision's probability, seed and counter, its pmf and its scores into
 /// `io`; the variant.
 pub(super) fn put_choice(c: &crate::Choice, pmf: &[f64], scores: &[f64]) -> i32 {
-    super::put_slices(&[&[c.probability, c.seed as f64, c.counter as f64], pmf, scores]);
+    super::put_slices(&[
+        &[c.probability, c.seed as f64, c.counter as f64],
+        pmf,
+        scores,
+    ]);
     c.index as i32
 }
 
@@ -241,9 +269,7 @@ pub extern "C" fn learn(h: u32, arm: u32, n: u32, actions: u32, reward: f64) -> 
 #[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn stats(h: u32) -> i32 {
-    done(slot(h, |e| {
-        Ok(put_stats(&e.updates(), e.pending_count()))
-    }))
+    done(slot(h, |e| Ok(put_stats(&e.updates(), e.pending_count()))))
 }
 
 /// Back to the prior with a new decision-id epoch (`forget()`).
@@ -368,8 +394,134 @@ pub extern "C" fn scores(h: u32, n: u32, actions: u32) -> i32 {
 #[no_mangle]
 pub extern "C" fn arm_mean(h: u32, arm: u32) -> i32 {
     done(slot(h, |e| {
-        let (mean, n) = e.scorer().arm_mean(arm as usize).ok_or_else(|| bad("no such variant"))?;
+        let (mean, n) = e
+            .scorer()
+            .arm_mean(arm as usize)
+            .ok_or_else(|| bad("no such variant"))?;
         super::put_slices(&[mean, &[n as f64]]);
         Ok(mean.len() as i32)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot layout (src/ts/core.ts `slotLayout`): 2 variants, bits 4,
+    /// one namespace, LinUCB with a 0.01 floor; variant a with one feature
+    /// of its own, sparse means and one variance (numbers 19 to 28),
+    /// variant b with dense means and variances (29 to 63).
+    fn layout() -> Vec<f64> {
+        let mut v = vec![
+            1.0,
+            1.0,
+            4.0,
+            1.0,
+            12345.0,
+            0.0, // layout, hash, bits, 1 namespace (seed), 0 pairs
+            0.25,
+            1.0,
+            0.5,
+            0.0,
+            0.01, // noise, linucb, alpha, samples, floor
+            1.0,
+            7.0,
+            3.0,
+            86_400_000.0,
+            256.0, // fallback, seed, epoch, ttl, maxPending
+            0.0,
+            1.0,
+            2.0, // version halves, K
+            1.0,
+            0.0,
+            99.0,
+            0.5,
+            2.0,
+            1.0,
+            3.0,
+            -0.5,
+            0.0,
+            2.0, // a
+            0.0,
+            1.0, // b: no features, dense means
+        ];
+        v.extend((0..16).map(|i| f64::from(i) / 10.0));
+        v.push(1.0);
+        v.extend((0..16).map(|i| 1.0 / f64::from(i + 1)));
+        v
+    }
+
+    fn read(v: &[f64]) -> crate::Result<EngineConfig> {
+        config(&mut Nums {
+            v,
+            at: 0,
+            bad: false,
+        })
+    }
+
+    #[test]
+    fn a_layout_reads_into_its_parts() {
+        let c = read(&layout()).unwrap();
+        let m = &c.model;
+        assert_eq!(
+            (m.features.dim(), m.noise, m.version()),
+            (16, 0.25, "m1-0000000000000001")
+        );
+        assert_eq!(m.variants[0].hashed, [Hashed::new(0, 99, 0.5)]);
+        let mut mean = [0.0; 16];
+        mean[3] = -0.5;
+        assert_eq!(m.variants[0].mean, mean);
+        assert_eq!(m.variants[0].variance, [2.0; 16]);
+        for i in 0..16 {
+            assert_eq!(m.variants[1].mean[i], i as f64 / 10.0);
+            assert_eq!(m.variants[1].variance[i], 1.0 / (i + 1) as f64);
+        }
+        assert_eq!((c.fallback, c.seed, c.epoch, c.max_pending), (1, 7, 3, 256));
+        assert_eq!(c.reward_ttl_ms, 86_400_000.0);
+        assert_eq!(c.policy.min_probability, 0.01);
+        assert!(
+            matches!(c.policy.kind, crate::bandit::PolicyKind::LinUcb { alpha } if alpha == 0.5)
+        );
+    }
+
+    /// Every number out of range is refused with INVALID_OPTION, as the
+    /// checks of the model and configuration constructors refused them.
+    #[test]
+    fn every_bad_number_is_refused() {
+        let cases: &[(usize, f64)] = &[
+            (0, 2.0),      // layout
+            (1, 2.0),      // hash version
+            (2, 19.0),     // bits
+            (6, 0.0),      // noise
+            (6, f64::NAN), // noise
+            (8, -1.0),     // alpha
+            (8, f64::INFINITY),
+            (10, 0.6), // floor × 2 variants > 1
+            (10, -0.01),
+            (11, 2.0),                     // fallback past the variants
+            (12, 9_007_199_254_740_992.0), // seed
+            (13, 281_474_976_710_656.0),   // epoch
+            (14, 0.0),                     // ttl
+            (15, 0.0),                     // maxPending
+            (15, 10_001.0),
+            (18, 1.0),           // one variant
+            (20, 1.0),           // a namespace past the allowlist
+            (22, f64::NAN),      // a feature value
+            (25, 16.0),          // a sparse mean's slot
+            (26, f64::INFINITY), // a mean
+            (28, 0.0),           // a variance
+            (32, f64::NAN),      // a dense mean
+            (60, -1.0),          // a dense variance
+        ];
+        for &(i, x) in cases {
+            let mut v = layout();
+            v[i] = x;
+            let e = read(&v).unwrap_err();
+            assert_eq!(e.code(), "INVALID_OPTION", "number {i} = {x}");
+        }
+        let v = layout();
+        for n in 0..v.len() {
+            assert!(read(&v[..n]).is_err(), "cut at {n}");
+        }
+    }
 }
