@@ -722,12 +722,13 @@ impl Engine {
     }
 
     /// This model's entry, read past its layout and model version.
-    fn read_entry(&self, mut r: Reader<'_>, layout: u8, now_ms: f64) -> Result<Stored> {
+    fn read_entry(&self, r: Reader<'_>, layout: u8, now_ms: f64) -> Result<Stored> {
         let m = &self.s.cfg.model;
         let d = m.features.dim();
         let k = m.variants.len();
-        let (arms, writer) = read_arms_of(&self.s.cfg, &mut r)?;
-        let count = r.count(41)?;
+        let r = &mut Sticky { r, err: None };
+        let (arms, writer) = read_arms_of(&self.s.cfg, r);
+        let count = r.count(41);
         let mut pending = Vec::new();
         // No decision made before now can expire later than one reward
         // window from now; another tab's clock may run a day ahead. Later
@@ -735,25 +736,22 @@ impl Engine {
         // that, not refused, so a config change never sets learning aside.
         let latest_expiry = now_ms + self.s.cfg.reward_ttl_ms + crate::prim::clock::DAY_MS;
         for _ in 0..count {
-            let (epoch, counter) = read_id(&mut r)?;
-            let arm = r.u32()? as usize;
-            let expires_at = r.f64()?.min(latest_expiry);
-            let activated = match r.u8()? {
-                0 => false,
-                1 => true,
-                b => return Err(corrupt(text!("activation flag {b}"))),
-            };
-            if arm >= k {
-                return Err(corrupt(text!("a decision names variant {arm} of {k}")));
-            }
-            let x = read_sparse(&mut r, d)?;
+            let (epoch, counter) = read_id(r);
+            let arm = r.u32() as usize;
+            let expires_at = r.f64().min(latest_expiry);
+            let flag = r.u8();
+            r.check(flag <= 1, || corrupt(text!("activation flag {flag}")));
+            r.check(arm < k, || {
+                corrupt(text!("a decision names variant {arm} of {k}"))
+            });
+            let x = read_sparse(r, d);
             pending.push(Pending {
                 epoch,
                 counter,
                 arm,
                 x,
                 expires_at,
-                activated,
+                activated: flag == 1,
                 rewarded: false,
                 shared: true,
             });
@@ -763,24 +761,88 @@ impl Engine {
             // have been settled, as layout 1's writers meant.
             (Vec::new(), latest_expiry)
         } else {
-            let count = r.count(24)?;
+            let count = r.count(24);
             let mut t = Vec::new();
             for _ in 0..count {
-                let (epoch, counter) = read_id(&mut r)?;
-                t.push((id_key(epoch, counter), r.f64()?.min(latest_expiry)));
+                let (epoch, counter) = read_id(r);
+                t.push((id_key(epoch, counter), r.f64().min(latest_expiry)));
             }
-            (t, r.f64()?)
+            (t, r.f64())
         };
-        r.finish()?;
-        Ok(Stored {
-            writer,
-            arms,
-            pending_keys: unique(pending.iter().map(key).collect(), "decision")?,
-            pending,
-            settled: unique(tombstones.iter().map(|t| t.0).collect(), "tombstone")?,
-            tombstones,
-            horizon,
-        })
+        if r.err.is_none() {
+            let end = r.r.finish();
+            r.keep(end);
+        }
+        let pending_keys = unique(r, pending.iter().map(key).collect(), "decision");
+        let settled = unique(r, tombstones.iter().map(|t| t.0).collect(), "tombstone");
+        match r.err.take() {
+            Some(e) => Err(e),
+            None => Ok(Stored {
+                writer,
+                arms,
+                pending_keys,
+                pending,
+                settled,
+                tombstones,
+                horizon,
+            }),
+        }
+    }
+}
+
+/// A [`Reader`] whose first error sticks: every read after it gives 0 (a
+/// count of 0), so an entry is read through without an exit at each field
+/// (each of which would drop what was read so far) and checked once, at
+/// the end. What it reads after an error is never used.
+struct Sticky<'a> {
+    r: Reader<'a>,
+    err: Option<Error>,
+}
+
+impl Sticky<'_> {
+    /// `v`'s value, or 0 and its error kept if it is the first.
+    fn keep<T: Default>(&mut self, v: Result<T>) -> T {
+        match v {
+            Ok(v) => v,
+            Err(e) => {
+                self.err.get_or_insert(e);
+                T::default()
+            }
+        }
+    }
+
+    /// Fail with `e()` unless `ok` (or it failed already).
+    fn check(&mut self, ok: bool, e: impl FnOnce() -> Error) {
+        if !ok && self.err.is_none() {
+            self.err = Some(e());
+        }
+    }
+
+    fn u8(&mut self) -> u8 {
+        let v = if self.err.is_none() { self.r.u8() } else { Ok(0) };
+        self.keep(v)
+    }
+
+    fn u32(&mut self) -> u32 {
+        let v = if self.err.is_none() { self.r.u32() } else { Ok(0) };
+        self.keep(v)
+    }
+
+    fn u64(&mut self) -> u64 {
+        let v = if self.err.is_none() { self.r.u64() } else { Ok(0) };
+        self.keep(v)
+    }
+
+    /// A finite f64.
+    fn f64(&mut self) -> f64 {
+        let v = if self.err.is_none() { self.r.f64() } else { Ok(0.0) };
+        self.keep(v)
+    }
+
+    /// See [`Reader::count`].
+    fn count(&mut self, item_bytes: usize) -> usize {
+        let v = if self.err.is_none() { self.r.count(item_bytes) } else { Ok(0) };
+        self.keep(v)
     }
 }
 
@@ -850,9 +912,13 @@ fn for_entries<'b>(
 pub(super) fn read_arms(cfg: &EngineConfig, body: &[u8]) -> Result<Option<Vec<Posterior>>> {
     let mut out = None;
     for_entries(body, 0.0, cfg.model.version(), |_, _, ours| {
-        if let Some((mut r, _)) = ours {
-            let (mut arms, _) = read_arms_of(cfg, &mut r)?;
-            out = Some(core::mem::take(&mut arms));
+        if let Some((r, _)) = ours {
+            let r = &mut Sticky { r, err: None };
+            let (arms, _) = read_arms_of(cfg, r);
+            if let Some(e) = r.err.take() {
+                return Err(e);
+            }
+            out = Some(arms);
         }
         Ok(())
     })?;
@@ -861,24 +927,24 @@ pub(super) fn read_arms(cfg: &EngineConfig, body: &[u8]) -> Result<Option<Vec<Po
 
 /// Read an entry's header and arms, past its layout and version: the
 /// posteriors and the writer id.
-fn read_arms_of(cfg: &EngineConfig, r: &mut Reader<'_>) -> Result<(Vec<Posterior>, (u64, u64))> {
+fn read_arms_of(cfg: &EngineConfig, r: &mut Sticky<'_>) -> (Vec<Posterior>, (u64, u64)) {
     let m = &cfg.model;
     let d = m.features.dim();
     let k = m.variants.len();
-    let (hv, sd, sk) = (r.u32()?, r.u32()? as usize, r.u32()? as usize);
-    if (hv, sd, sk) != (m.features.hash_version, d, k) {
-        return Err(corrupt(text!(
+    let (hv, sd, sk) = (r.u32(), r.u32() as usize, r.u32() as usize);
+    r.check((hv, sd, sk) == (m.features.hash_version, d, k), || {
+        corrupt(text!(
             "hash version {hv}, {sd} slots and {sk} variants do not match the model's \
              {}, {d} and {k}",
             m.features.hash_version
-        )));
-    }
-    let writer = (r.u64()?, r.u64()?);
+        ))
+    });
+    let writer = (r.u64(), r.u64());
     let mut arms = m.posteriors();
     for (a, v) in arms.iter_mut().zip(&m.variants) {
-        read_arm(r, a, &v.variance, d)?;
+        read_arm(r, a, &v.variance, d);
     }
-    Ok((arms, writer))
+    (arms, writer)
 }
 
 /// The other model versions' entries to keep (see the module docs), most
@@ -949,28 +1015,24 @@ fn activated_in(st: &Stored) -> Vec<u128> {
 }
 
 /// A stored decision id, refusing epochs wider than decision ids allow.
-fn read_id(r: &mut Reader<'_>) -> Result<(u64, u64)> {
-    let (epoch, counter) = (r.u64()?, r.u64()?);
-    if epoch >> super::EPOCH_BITS != 0 {
-        return Err(corrupt(text!(
-            "a decision epoch {epoch:#x} wider than 48 bits"
-        )));
-    }
-    Ok((epoch, counter))
+fn read_id(r: &mut Sticky<'_>) -> (u64, u64) {
+    let (epoch, counter) = (r.u64(), r.u64());
+    r.check(epoch >> super::EPOCH_BITS == 0, || {
+        corrupt(text!("a decision epoch {epoch:#x} wider than 48 bits"))
+    });
+    (epoch, counter)
 }
 
 /// `keys` sorted, refusing a list of ids (`what`s) naming one twice.
-fn unique(keys: Vec<u128>, what: &str) -> Result<Vec<u128>> {
+fn unique(r: &mut Sticky<'_>, keys: Vec<u128>, what: &str) -> Vec<u128> {
     let keys = sorted(keys);
     for w in keys.windows(2) {
-        if w[0] == w[1] {
-            let (epoch, counter) = ((w[0] >> 64) as u64, w[0] as u64);
-            return Err(corrupt(text!(
-                "{what} {epoch:012x}-{counter} appears twice"
-            )));
-        }
+        let (epoch, counter) = ((w[0] >> 64) as u64, w[0] as u64);
+        r.check(w[0] != w[1], || {
+            corrupt(text!("{what} {epoch:012x}-{counter} appears twice"))
+        });
     }
-    Ok(keys)
+    keys
 }
 
 /// A decision id (epoch, counter) as one sortable key.
@@ -1025,35 +1087,40 @@ fn touched(a: &Posterior, mean: &[f64], var: &[f64]) -> Vec<usize> {
 }
 
 /// Read one variant's touched slots onto its prior `a` (see [`check_arm`]).
-fn read_arm(r: &mut Reader<'_>, a: &mut Posterior, prior_var: &[f64], d: usize) -> Result<()> {
-    a.n = r.u64()?;
-    let t = r.count(4 + 8 + 8)?;
-    if t > d {
-        return Err(corrupt(text!("{t} touched slots of {d}")));
-    }
-    let mut idx = Vec::with_capacity(t);
+fn read_arm(r: &mut Sticky<'_>, a: &mut Posterior, prior_var: &[f64], d: usize) {
+    a.n = r.u64();
+    let t = r.count(4 + 8 + 8);
+    r.check(t <= d, || corrupt(text!("{t} touched slots of {d}")));
+    // Only valid slots, increasing, are kept (see `slot`): the loops below
+    // index with them whatever was read.
+    let mut idx = Vec::with_capacity(t.min(d));
     for _ in 0..t {
-        idx.push(slot(r, d, idx.last().copied())?);
+        if let Some(i) = slot(r, d, idx.last().map(|&p| p as u32)) {
+            idx.push(i as usize);
+        }
     }
     for &i in &idx {
-        a.mean[i] = r.f64()?;
+        a.mean[i] = r.f64();
     }
     match &mut a.cov {
         Covariance::Full(c) => {
             for (k, &i) in idx.iter().enumerate() {
                 let row = insitu_kernels::packed_row(i, d);
                 for &j in &idx[k..] {
-                    c[row + j - i] = r.f64()?;
+                    c[row + j - i] = r.f64();
                 }
             }
         }
         Covariance::Diag(c) => {
             for &i in &idx {
-                c[i] = r.f64()?;
+                c[i] = r.f64();
             }
         }
     }
-    check_arm(a, prior_var, &idx)
+    if r.err.is_none() {
+        let checked = check_arm(a, prior_var, &idx);
+        r.keep(checked);
+    }
 }
 
 /// Check that the covariance over the touched slots `idx` could have come
@@ -1125,29 +1192,27 @@ fn cholesky_fails(a: &mut [f64], t: usize) -> Option<usize> {
     None
 }
 
-/// A slot index below `d`, above `prev`.
-fn slot(r: &mut Reader<'_>, d: usize, prev: Option<usize>) -> Result<usize> {
-    let i = r.u32()? as usize;
-    if i >= d || prev.is_some_and(|p| i <= p) {
-        return Err(corrupt(text!("slot {i} is out of range or out of order")));
-    }
-    Ok(i)
+/// A slot index below `d`, above `prev`; `None` (an error) for any other.
+fn slot(r: &mut Sticky<'_>, d: usize, prev: Option<u32>) -> Option<u32> {
+    let i = r.u32();
+    let ok = (i as usize) < d && prev.map_or(true, |p| i > p);
+    r.check(ok, || corrupt(text!("slot {i} is out of range or out of order")));
+    ok.then_some(i)
 }
 
-fn read_sparse(r: &mut Reader<'_>, d: usize) -> Result<SparseVec> {
-    let n = r.count(12)?;
-    if n > d {
-        return Err(corrupt(text!("{n} features in {d} slots")));
-    }
+fn read_sparse(r: &mut Sticky<'_>, d: usize) -> SparseVec {
+    let n = r.count(12);
+    r.check(n <= d, || corrupt(text!("{n} features in {d} slots")));
     let mut x = SparseVec::default();
     for _ in 0..n {
-        x.idx
-            .push(slot(r, d, x.idx.last().map(|&i| i as usize))? as u32);
+        if let Some(i) = slot(r, d, x.idx.last().copied()) {
+            x.idx.push(i);
+        }
     }
     for _ in 0..n {
-        x.val.push(r.f64()?);
+        x.val.push(r.f64());
     }
-    Ok(x)
+    x
 }
 
 #[cfg(test)]
