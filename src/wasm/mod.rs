@@ -130,7 +130,7 @@ fn done(r: crate::Result<i32>) -> i32 {
 
 /// An error about what crossed the boundary (a bug on the TypeScript side).
 fn bad(what: &'static str) -> Error {
-    Error::option("boundary", String::from(what))
+    Error::option("boundary", what)
 }
 
 /// Replace the f64 buffer's content with `values`.
