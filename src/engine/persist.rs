@@ -231,7 +231,9 @@ pub(crate) fn section_name(slot: &str) -> Result<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if ok {
-        Ok(["learner:", slot].concat())
+        let mut name = String::from("learner:");
+        name.push_str(slot);
+        Ok(name)
     } else {
         Err(Error::option(
             "slot",
