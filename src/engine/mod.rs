@@ -57,7 +57,7 @@ impl EngineConfig {
     /// decision-id epoch (below 2^48, fresh entropy from the caller, so no
     /// two instances or page views accept each other's ids), the reward
     /// window in ms (positive, finite) and `maxPending` (1 to 10,000).
-    pub(crate) fn new(
+    pub fn new(
         model: CompactModel,
         policy: Policy,
         fallback: usize,
@@ -471,36 +471,36 @@ impl Engine {
     fn prune(&mut self, now: f64) -> SparseVec {
         let ttl = self.s.cfg.reward_ttl_ms;
         let cap = self.s.cfg.max_pending;
-        let mut spare = SparseVec::default();
         let gone = self
             .pending
             .iter()
             .take_while(|p| p.expires_at + ttl < now)
             .count();
-        for p in self.pending.drain(..gone) {
-            spare = p.x;
-        }
         // Evict the oldest waiting decisions past the cap, then the oldest
         // settled or expired ones past it.
         let mut waiting = 0;
-        for p in &self.pending {
+        for p in &self.pending[gone..] {
             waiting += usize::from(p.live(now));
         }
-        let mut done = self.pending.len() - waiting;
+        let mut done = self.pending.len() - gone - waiting;
+        let mut spare = SparseVec::default();
         let mut i = 0;
-        while i < self.pending.len() && (waiting >= cap || done > cap) {
-            let live = self.pending[i].live(now);
-            if (live && waiting >= cap) || (!live && done > cap) {
+        self.pending.retain_mut(|p| {
+            let live = p.live(now);
+            let drop = i < gone || (live && waiting >= cap) || (!live && done > cap);
+            if i >= gone && drop {
                 if live {
                     waiting -= 1;
                 } else {
                     done -= 1;
                 }
-                spare = self.pending.remove(i).x;
-            } else {
-                i += 1;
             }
-        }
+            if drop {
+                spare = core::mem::take(&mut p.x);
+            }
+            i += 1;
+            !drop
+        });
         spare
     }
 
@@ -756,5 +756,76 @@ pub(crate) fn check_reward(r: f64) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidReward { value: (r).into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pruning as it was written before (drain, count, remove one at
+    /// a time): the reference [`Engine::prune`] must agree with.
+    fn prune_before(pending: &mut Vec<Pending>, now: f64, ttl: f64, cap: usize) {
+        let gone = pending
+            .iter()
+            .take_while(|p| p.expires_at + ttl < now)
+            .count();
+        pending.drain(..gone);
+        let mut waiting = 0;
+        for p in pending.iter() {
+            waiting += usize::from(p.live(now));
+        }
+        let mut done = pending.len() - waiting;
+        let mut i = 0;
+        while i < pending.len() && (waiting >= cap || done > cap) {
+            let live = pending[i].live(now);
+            if (live && waiting >= cap) || (!live && done > cap) {
+                if live {
+                    waiting -= 1;
+                } else {
+                    done -= 1;
+                }
+                pending.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn pruning_keeps_what_it_always_kept() {
+        let mut rng = Rng::new(5);
+        for cap in [1usize, 2, 3, 7] {
+            let ttl = 10.0;
+            let mut pending: Vec<Pending> = Vec::new();
+            let mut e = Engine {
+                s: Scorer::new(crate::EngineConfig::parse(r#"{"variants": ["a", "b"]}"#, 1).unwrap()),
+                pending: Vec::new(),
+                foreign: Vec::new(),
+                sync: persist::SyncState::default(),
+            };
+            e.s.cfg.reward_ttl_ms = ttl;
+            e.s.cfg.max_pending = cap;
+            let mut now = 0.0;
+            for counter in 0..400u64 {
+                now += (rng.next_u64() % 5) as f64;
+                let p = Pending {
+                    epoch: 0,
+                    counter,
+                    arm: 0,
+                    x: SparseVec::default(),
+                    expires_at: now + (rng.next_u64() % 20) as f64,
+                    activated: true,
+                    rewarded: rng.next_u64() % 3 == 0,
+                    shared: false,
+                };
+                prune_before(&mut pending, now, ttl, cap);
+                e.prune(now);
+                let ids = |v: &[Pending]| v.iter().map(|p| p.counter).collect::<Vec<_>>();
+                assert_eq!(ids(&e.pending), ids(&pending), "cap {cap}, decision {counter}");
+                pending.push(p.clone());
+                e.pending.push(p);
+            }
+        }
     }
 }

@@ -93,6 +93,7 @@ impl Variant {
     /// prior means and variances, which the reader checked (namespaces
     /// below the allowlist's length, finite values, `2^bits` finite means
     /// and positive finite variances).
+    #[cfg_attr(not(feature = "first"), allow(dead_code))] // the boundary's only
     pub(crate) fn new(hashed: Vec<Hashed>, mean: Vec<f64>, variance: Vec<f64>) -> Variant {
         Variant {
             id: String::new(),
