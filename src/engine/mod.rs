@@ -276,19 +276,20 @@ impl Scorer {
 
     /// Every variant's posterior mean score and its standard deviation for
     /// these features, as `rank` computes them, without choosing (for
-    /// explanations). Nothing changes but the scratch buffers.
+    /// explanations). Nothing changes but the scratch buffers, which hold
+    /// both until the next call.
     pub fn score(
         &mut self,
         shared: &[Hashed],
         actions: Option<&[Vec<Hashed>]>,
-    ) -> Result<(Vec<f64>, Vec<f64>)> {
+    ) -> Result<(&[f64], &[f64])> {
         self.fold(shared, actions)?;
         self.moments(true)?;
-        let s = &self.scratch;
-        Ok((
-            s.scores.clone(),
-            s.variances.iter().map(|v| crate::prim::math::sqrt(*v)).collect(),
-        ))
+        let s = &mut self.scratch;
+        for v in &mut s.variances {
+            *v = crate::prim::math::sqrt(*v);
+        }
+        Ok((&s.scores, &s.variances))
     }
 
     /// Variant `arm`'s posterior mean weight of every slot, and how many

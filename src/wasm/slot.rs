@@ -269,7 +269,19 @@ pub extern "C" fn learn(h: u32, arm: u32, n: u32, actions: u32, reward: f64) -> 
 #[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn stats(h: u32) -> i32 {
-    done(slot(h, |e| Ok(put_stats(&e.updates(), e.pending_count()))))
+    done(slot(h, |e| {
+        let pending = e.pending_count() as f64;
+        let s = e.scorer();
+        let k = s.variant_count();
+        super::IO.with(|v| {
+            v.clear();
+            for i in 0..k {
+                v.push(s.arm_mean(i).map_or(0, |a| a.1) as f64);
+            }
+            v.push(pending);
+        });
+        Ok(k as i32)
+    }))
 }
 
 /// Back to the prior with a new decision-id epoch (`forget()`).
@@ -383,7 +395,7 @@ pub extern "C" fn scores(h: u32, n: u32, actions: u32) -> i32 {
         let k = e.variant_count();
         let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
         let (means, sds) = e.scorer().score(&shared, own.as_deref())?;
-        super::put_slices(&[&means, &sds]);
+        super::put_slices(&[means, sds]);
         Ok(k as i32)
     }))
 }
