@@ -1,6 +1,6 @@
 //! A slot: one engine (`new Insitu(options)` / `site.slot(name, options)`).
 
-use super::{bad, done, put_bytes, put_io, take_bytes, utf8, with_io, Global, Nums, Table};
+use super::{bad, done, put_bytes, put_io, with_io, Global, Nums, Table};
 use crate::features::FeatureConfig;
 use crate::model::{CompactModel, Variant};
 use crate::prelude::*;
@@ -202,6 +202,7 @@ pub(super) fn put_choice(c: &crate::Choice, pmf: &[f64], scores: &[f64]) -> i32 
 
 /// Updates per variant, then the decisions waiting, into `io`; the number
 /// of variants.
+#[cfg(not(feature = "full"))]
 pub(super) fn put_stats(updates: &[u64], pending: usize) -> i32 {
     super::IO.with(|v| {
         v.clear();
@@ -296,8 +297,22 @@ pub extern "C" fn slot_reset(h: u32, epoch: f64) -> i32 {
 }
 
 /// The slot's name, the first `name` bytes of `bytes`.
-fn name(name: i32) -> crate::Result<String> {
-    utf8(take_bytes(name)?.ok_or_else(|| bad("a slot name"))?)
+/// Run `f` on the slot name in the byte buffer's first `name_len` bytes
+/// and the `stored_len` bytes after it (`None` when negative), borrowed
+/// where they are: `f` must not use the byte buffer.
+fn with_name<R>(
+    name_len: i32,
+    stored_len: i32,
+    f: impl FnOnce(&str, Option<&[u8]>) -> crate::Result<R>,
+) -> crate::Result<R> {
+    let n = name_len.max(0) as usize;
+    super::BYTES.with(|b| {
+        let all = (b.get(..n.saturating_add(stored_len.max(0) as usize)))
+            .ok_or_else(|| bad("a byte length past the buffer"))?;
+        let (name, stored) = all.split_at(n);
+        let name = core::str::from_utf8(name).map_err(|_| bad("a string that is not UTF-8"))?;
+        f(name, (stored_len >= 0).then_some(stored))
+    })
 }
 
 fn report(r: &crate::SyncReport) -> [f64; 8] {
@@ -318,16 +333,15 @@ fn report(r: &crate::SyncReport) -> [f64; 8] {
 #[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn slot_restore(h: u32, snap: u32, name_len: i32, now: f64) -> i32 {
-    done((|| {
-        let name = name(name_len)?;
+    done(with_name(name_len, -1, |name, _| {
         super::store::with_snapshot(snap, |s| {
             slot(h, |e| {
-                let r = e.restore_snapshot(s, &name, now)?;
+                let r = e.restore_snapshot(s, name, now)?;
                 put_io(report(&r));
                 Ok(0)
             })
         })
-    })())
+    }))
 }
 
 /// Take over a decision the first-decision module made (see
@@ -366,17 +380,13 @@ pub extern "C" fn slot_take_over(
 #[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn slot_sync(h: u32, name_len: i32, stored_len: i32, now: f64, max: u32) -> i32 {
-    done((|| {
-        let all = take_bytes(name_len.max(0) + stored_len.max(0))?.unwrap_or_default();
-        let (name, stored) = all.split_at(name_len.max(0) as usize);
-        let name = utf8(name.to_vec())?;
-        let stored = (stored_len >= 0).then_some(stored);
-        slot(h, |e| {
-            let r = e.sync(stored, &name, now, max as usize)?;
-            put_io(report(&r));
-            Ok(put_bytes(&r.bytes))
-        })
-    })())
+    let r = with_name(name_len, stored_len, |name, stored| {
+        slot(h, |e| e.sync(stored, name, now, max as usize))
+    });
+    done(r.map(|r| {
+        put_io(report(&r));
+        put_bytes(&r.bytes)
+    }))
 }
 
 /// Apply the last sync once its bytes were written: 1, or 0 when there was none.
