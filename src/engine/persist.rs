@@ -582,15 +582,14 @@ impl Engine {
         let since = s.journaled;
         // The journal entries made after the sync (every one, for a
         // restore); `None` if it overflowed.
-        let later: Option<Vec<Observation>> = self.sync.journal.take().map(|j| {
-            let mut later = Vec::new();
-            for (i, o) in j.into_iter().enumerate() {
-                if (restore || i >= since) && !o.settles_one_of(&s.gone) {
-                    later.push(o);
-                }
-            }
-            later
-        });
+        let mut later = self.sync.journal.take();
+        if let Some(j) = &mut later {
+            let mut i = 0;
+            j.retain(|o| {
+                i += 1;
+                (restore || i > since) && !o.settles_one_of(&s.gone)
+            });
+        }
         if let Some(mut arms) = s.arms {
             let noise = self.s.cfg.model.noise;
             // If the journal overflowed since the sync, this tab's own state,

@@ -81,10 +81,11 @@ impl CompactModel {
 
     /// A fresh posterior per variant, starting at the prior.
     pub(crate) fn posteriors(&self) -> Vec<Posterior> {
-        self.variants
-            .iter()
-            .map(|v| Posterior::new(v.mean.clone(), &v.variance))
-            .collect()
+        let mut out = Vec::with_capacity(self.variants.len());
+        for v in &self.variants {
+            out.push(Posterior::new(v.mean.clone(), &v.variance));
+        }
+        out
     }
 }
 
