@@ -359,7 +359,11 @@ impl Engine {
                 r => break r?,
             }
         };
-        staged.written = sorted(out.iter().map(|p| key(p)).collect());
+        let mut written = Vec::with_capacity(out.len());
+        for p in &out {
+            written.push(key(p));
+        }
+        staged.written = sorted(written);
         staged.writer = Some(writer);
         staged.settled = self.sync.settled.len();
         self.sync.staged = Some(staged);
@@ -529,7 +533,7 @@ impl Engine {
     /// hold (its own are never adopted back).
     fn unknown(&self, stored: Vec<Pending>, now_ms: f64) -> Vec<Pending> {
         let own = self.s.cfg.epoch;
-        let known = sorted(self.foreign.iter().map(key).collect());
+        let known = keys(&self.foreign);
         let mut out = Vec::new();
         for p in stored {
             if p.live(now_ms) && p.epoch != own && !holds(&known, key(&p)) {
@@ -774,8 +778,12 @@ impl Engine {
             let end = r.r.finish();
             r.keep(end);
         }
-        let pending_keys = unique(r, pending.iter().map(key).collect(), "decision");
-        let settled = unique(r, tombstones.iter().map(|t| t.0).collect(), "tombstone");
+        let pending_keys = unique(r, keys(&pending), "decision");
+        let mut settled = Vec::with_capacity(tombstones.len());
+        for t in &tombstones {
+            settled.push(t.0);
+        }
+        let settled = unique(r, sorted(settled), "tombstone");
         match r.err.take() {
             Some(e) => Err(e),
             None => Ok(Stored {
@@ -1024,9 +1032,17 @@ fn read_id(r: &mut Sticky<'_>) -> (u64, u64) {
     (epoch, counter)
 }
 
-/// `keys` sorted, refusing a list of ids (`what`s) naming one twice.
+/// The [`key`]s of decisions, sorted.
+fn keys(ps: &[Pending]) -> Vec<u128> {
+    let mut out = Vec::with_capacity(ps.len());
+    for p in ps {
+        out.push(key(p));
+    }
+    sorted(out)
+}
+
+/// `keys` (sorted), refusing a list of ids (`what`s) naming one twice.
 fn unique(r: &mut Sticky<'_>, keys: Vec<u128>, what: &str) -> Vec<u128> {
-    let keys = sorted(keys);
     for w in keys.windows(2) {
         let (epoch, counter) = ((w[0] >> 64) as u64, w[0] as u64);
         r.check(w[0] != w[1], || {
