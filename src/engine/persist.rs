@@ -322,15 +322,8 @@ impl Engine {
         // knows about, newest first up to `maxPending`, activated if any tab
         // activated it.
         let mut out: Vec<&Pending> = Vec::new();
-        for p in self
-            .pending
-            .iter()
-            .chain(&self.foreign)
-            .chain(&staged.adopt)
-        {
-            if p.live(now_ms) && !holds(&staged.gone, key(p)) {
-                out.push(p);
-            }
+        for q in [&self.pending, &self.foreign, &staged.adopt] {
+            live_into(&mut out, q, now_ms, &staged.gone);
         }
         let mut out = latest(out, self.s.cfg.max_pending, |p| p.expires_at);
         let writer = (self.s.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
@@ -494,10 +487,12 @@ impl Engine {
         let (stored, known): (&[(u128, f64)], &[u128]) =
             st.map_or((&[], &[]), |s| (&s.tombstones, &s.settled));
         let mut live: Vec<(u128, f64)> = Vec::new();
-        for (i, t) in stored.iter().chain(&self.sync.settled).enumerate() {
-            let own = i >= stored.len();
-            if (!own || !holds(known, t.0)) && now_ms <= t.1 + crate::prim::clock::DAY_MS {
-                live.push(*t);
+        // Own tombstones already stored are among the stored ones.
+        for (own, ts) in [(false, stored), (true, &self.sync.settled[..])] {
+            for t in ts {
+                if (!own || !holds(known, t.0)) && now_ms <= t.1 + crate::prim::clock::DAY_MS {
+                    live.push(*t);
+                }
             }
         }
         let mut horizon = st.map_or(0.0, |s| s.horizon).max(self.sync.dropped);
@@ -518,7 +513,7 @@ impl Engine {
     /// (already counted by the tab that settled them).
     fn replay(&self, arms: &mut [Posterior], gone: &[u128], report: &mut SyncReport) {
         let noise = self.s.cfg.model.noise;
-        for o in self.sync.journal.iter().flatten() {
+        for o in self.sync.journal.as_deref().unwrap_or_default() {
             if o.settles_one_of(gone) {
                 report.duplicates += 1;
             } else if arms[o.arm].update(&o.x, o.reward, noise, 1.0).is_ok() {
@@ -600,10 +595,12 @@ impl Engine {
             // which has every one of its updates, is the better of the two.
             if let Some(later) = &later {
                 // A restore replayed its whole journal already.
-                for o in later.iter().filter(|_| !restore) {
-                    // It was accepted once on this tab's own state; a
-                    // refusal here is counted nowhere else, like `sync`'s.
-                    let _ = arms[o.arm].update(&o.x, o.reward, noise, 1.0);
+                if !restore {
+                    for o in later {
+                        // It was accepted once on this tab's own state; a
+                        // refusal here is counted nowhere else, like `sync`'s.
+                        let _ = arms[o.arm].update(&o.x, o.reward, noise, 1.0);
+                    }
                 }
                 self.s.arms = arms;
             }
@@ -1008,6 +1005,16 @@ fn write_models(
                 kept.pop();
             }
             r => return r,
+        }
+    }
+}
+
+/// Add the decisions of `q` still live at `now_ms` and not `gone` (sorted
+/// keys) to `out`.
+fn live_into<'a>(out: &mut Vec<&'a Pending>, q: &'a [Pending], now_ms: f64, gone: &[u128]) {
+    for p in q {
+        if p.live(now_ms) && !holds(gone, key(p)) {
+            out.push(p);
         }
     }
 }
