@@ -538,26 +538,6 @@ impl Engine {
         out
     }
 
-    /// Mark held decisions that another tab activated (`keys`, sorted) as
-    /// activated here too: the variant was shown, so a reward may arrive in
-    /// any tab.
-    fn activate_held(&mut self, keys: &[u128]) {
-        for p in self.pending.iter_mut().chain(&mut self.foreign) {
-            if holds(keys, key(p)) {
-                p.activated = true;
-            }
-        }
-    }
-
-    /// Mark `gone` decisions settled.
-    fn settle_gone(&mut self, gone: &[u128]) {
-        for p in self.pending.iter_mut().chain(&mut self.foreign) {
-            if holds(gone, key(p)) {
-                p.rewarded = true;
-            }
-        }
-    }
-
     /// Apply the last [`sync`](Engine::sync) once its bytes were written.
     /// Updates made between the two (an `await` in the caller's write) are
     /// kept: replayed onto the merged state and journaled for the next sync.
@@ -576,7 +556,7 @@ impl Engine {
     /// Apply what a sync staged, or what a restore took (no writer: nothing
     /// was written, so the whole journal but the rewards of decisions
     /// settled elsewhere stays for the next sync).
-    fn apply(&mut self, s: Staged) {
+    fn apply(&mut self, mut s: Staged) {
         let restore = s.writer.is_none();
         let since = s.journaled;
         // The journal entries made after the sync (every one, for a
@@ -589,7 +569,7 @@ impl Engine {
                 (restore || i > since) && !o.settles_one_of(&s.gone)
             });
         }
-        if let Some(mut arms) = s.arms {
+        if let Some(mut arms) = s.arms.take() {
             let noise = self.s.cfg.model.noise;
             // If the journal overflowed since the sync, this tab's own state,
             // which has every one of its updates, is the better of the two.
@@ -605,14 +585,9 @@ impl Engine {
                 self.s.arms = arms;
             }
         }
-        self.settle_gone(&s.gone);
-        self.activate_held(&s.activated);
-        self.foreign.extend(s.adopt);
-        for p in self.pending.iter_mut().chain(&mut self.foreign) {
-            if holds(&s.written, key(p)) {
-                p.shared = true;
-            }
-        }
+        self.foreign.extend(core::mem::take(&mut s.adopt));
+        mark(&mut self.pending, &s);
+        mark(&mut self.foreign, &s);
         // Other page views' decisions: the latest-expiring `maxPending`.
         let foreign = core::mem::take(&mut self.foreign);
         self.foreign = latest(foreign, self.s.cfg.max_pending, |p| p.expires_at);
@@ -1006,6 +981,20 @@ fn write_models(
             }
             r => return r,
         }
+    }
+}
+
+/// Mark the decisions of `q` as `s` found them: settled when another tab
+/// settled them, activated when another tab activated them (the variant
+/// was shown, so a reward may arrive in any tab), shared when written.
+/// (Adopted decisions are none of the settled ones, and carry their stored
+/// activation already.)
+fn mark(q: &mut [Pending], s: &Staged) {
+    for p in q {
+        let k = key(p);
+        p.rewarded |= holds(&s.gone, k);
+        p.activated |= holds(&s.activated, k);
+        p.shared |= holds(&s.written, k);
     }
 }
 
