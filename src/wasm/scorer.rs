@@ -33,7 +33,7 @@ pub extern "C" fn score_drop(h: u32) -> i32 {
 pub extern "C" fn decide(h: u32, n: u32, actions: u32, seed: f64, now: f64) -> i32 {
     done(scorer(h, |s| {
         let k = s.variant_count();
-        let (shared, own) = with_io(|io| super::slot::call_features(io, n, actions, k))?;
+        let (shared, own) = super::slot::call_features(n, actions, k)?;
         let seed = super::slot::seed_of(seed)?;
         let c = s.decide(&shared, own.as_deref(), seed, now)?;
         Ok(super::slot::put_choice(&c, s.last_pmf(), s.last_scores()))

@@ -1,10 +1,14 @@
 //! A slot: one engine (`new Insitu(options)` / `site.slot(name, options)`).
 
-use super::{bad, done, put_bytes, put_io, with_io, Global, Nums, Table};
+use super::{bad, with_io, Nums};
+#[cfg(feature = "full")]
+use super::{done, put_bytes, put_io, Global, Table};
 use crate::features::FeatureConfig;
 use crate::model::{CompactModel, Variant};
 use crate::prelude::*;
-use crate::{Engine, EngineConfig, Hashed};
+#[cfg(feature = "full")]
+use crate::Engine;
+use crate::{EngineConfig, Hashed};
 
 #[cfg(feature = "full")]
 static SLOTS: Global<Table<Engine>> = Global::new(Table::new());
@@ -151,7 +155,16 @@ pub extern "C" fn slot_drop(h: u32) -> i32 {
 
 /// The features of a call in `io`: `n` shared triples, then, with
 /// `actions`, one count per variant and each variant's triples.
+/// (One copy of the reader for every export that reads features.)
 pub(super) fn call_features(
+    n: u32,
+    actions: u32,
+    k: usize,
+) -> crate::Result<(Vec<Hashed>, Option<Vec<Vec<Hashed>>>)> {
+    with_io(|io| read_features(io, n, actions, k))
+}
+
+fn read_features(
     io: &mut Nums<'_>,
     n: u32,
     actions: u32,
@@ -182,7 +195,7 @@ pub(super) fn call_features(
 pub extern "C" fn rank(h: u32, n: u32, actions: u32, seed: f64, now: f64, defer: u32) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
-        let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
+        let (shared, own) = call_features(n, actions, k)?;
         let seed = seed_of(seed)?;
         let c = e.rank_hashed(&shared, own.as_deref(), seed, defer != 0, now)?;
         Ok(put_choice(&c, e.last_pmf(), e.last_scores()))
@@ -225,6 +238,7 @@ pub(super) fn seed_of(seed: f64) -> crate::Result<Option<u64>> {
     }
 }
 
+#[cfg(feature = "full")]
 fn id(epoch: f64, counter: f64) -> crate::Result<(u64, u64)> {
     let whole = |x: f64, max: f64| x >= 0.0 && x <= max && x == libm::trunc(x);
     if whole(epoch, 281_474_976_710_655.0) && whole(counter, 9_007_199_254_740_991.0) {
@@ -260,7 +274,7 @@ pub extern "C" fn activate(h: u32, epoch: f64, counter: f64, now: f64) -> i32 {
 pub extern "C" fn learn(h: u32, arm: u32, n: u32, actions: u32, reward: f64) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
-        let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
+        let (shared, own) = call_features(n, actions, k)?;
         e.learn_hashed(arm as usize, &shared, own.as_deref(), reward)
             .map(|()| 0)
     }))
@@ -296,6 +310,7 @@ pub extern "C" fn slot_reset(h: u32, epoch: f64) -> i32 {
     }))
 }
 
+#[cfg(feature = "full")]
 /// The slot's name, the first `name` bytes of `bytes`.
 /// Run `f` on the slot name in the byte buffer's first `name_len` bytes
 /// and the `stored_len` bytes after it (`None` when negative), borrowed
@@ -315,6 +330,7 @@ fn with_name<R>(
     })
 }
 
+#[cfg(feature = "full")]
 fn report(r: &crate::SyncReport) -> [f64; 8] {
     [
         f64::from(u8::from(r.model_changed)),
@@ -360,7 +376,7 @@ pub extern "C" fn slot_take_over(
 ) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
-        let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
+        let (shared, own) = call_features(n, actions, k)?;
         let c = e.take_over(
             &shared,
             own.as_deref(),
@@ -403,7 +419,7 @@ pub extern "C" fn slot_commit(h: u32) -> i32 {
 pub extern "C" fn scores(h: u32, n: u32, actions: u32) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
-        let (shared, own) = with_io(|io| call_features(io, n, actions, k))?;
+        let (shared, own) = call_features(n, actions, k)?;
         let (means, sds) = e.scorer().score(&shared, own.as_deref())?;
         super::put_slices(&[means, sds]);
         Ok(k as i32)
