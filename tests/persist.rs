@@ -1149,5 +1149,8 @@ fn mutated_sections_get_the_verdicts_they_always_got() {
         }
     }
     assert!(ok > 100 && refused > 2000, "{ok} read, {refused} refused");
-    assert_eq!(digest, 8_154_769_405_696_858_723, "{ok} read, {refused} refused");
+    assert_eq!(
+        digest, 8_154_769_405_696_858_723,
+        "{ok} read, {refused} refused"
+    );
 }

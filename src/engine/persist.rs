@@ -800,29 +800,49 @@ impl Sticky<'_> {
     }
 
     fn u8(&mut self) -> u8 {
-        let v = if self.err.is_none() { self.r.u8() } else { Ok(0) };
+        let v = if self.err.is_none() {
+            self.r.u8()
+        } else {
+            Ok(0)
+        };
         self.keep(v)
     }
 
     fn u32(&mut self) -> u32 {
-        let v = if self.err.is_none() { self.r.u32() } else { Ok(0) };
+        let v = if self.err.is_none() {
+            self.r.u32()
+        } else {
+            Ok(0)
+        };
         self.keep(v)
     }
 
     fn u64(&mut self) -> u64 {
-        let v = if self.err.is_none() { self.r.u64() } else { Ok(0) };
+        let v = if self.err.is_none() {
+            self.r.u64()
+        } else {
+            Ok(0)
+        };
         self.keep(v)
     }
 
     /// A finite f64.
     fn f64(&mut self) -> f64 {
-        let v = if self.err.is_none() { self.r.f64() } else { Ok(0.0) };
+        let v = if self.err.is_none() {
+            self.r.f64()
+        } else {
+            Ok(0.0)
+        };
         self.keep(v)
     }
 
     /// See [`Reader::count`].
     fn count(&mut self, item_bytes: usize) -> usize {
-        let v = if self.err.is_none() { self.r.count(item_bytes) } else { Ok(0) };
+        let v = if self.err.is_none() {
+            self.r.count(item_bytes)
+        } else {
+            Ok(0)
+        };
         self.keep(v)
     }
 }
@@ -1209,7 +1229,9 @@ fn cholesky_fails(a: &mut [f64], t: usize) -> Option<usize> {
 fn slot(r: &mut Sticky<'_>, d: usize, prev: Option<u32>) -> Option<u32> {
     let i = r.u32();
     let ok = (i as usize) < d && prev.map_or(true, |p| i > p);
-    r.check(ok, || corrupt(text!("slot {i} is out of range or out of order")));
+    r.check(ok, || {
+        corrupt(text!("slot {i} is out of range or out of order"))
+    });
     ok.then_some(i)
 }
 
