@@ -1075,7 +1075,18 @@ pub(super) fn id_key(epoch: u64, counter: u64) -> u128 {
 
 /// `k` is among the sorted `keys`.
 fn holds(keys: &[u128], k: u128) -> bool {
-    keys.binary_search(&k).is_ok()
+    let mut keys = keys;
+    while let Some(&m) = keys.get(keys.len() / 2) {
+        if m == k {
+            return true;
+        }
+        keys = if m < k {
+            &keys[keys.len() / 2 + 1..]
+        } else {
+            &keys[..keys.len() / 2]
+        };
+    }
+    false
 }
 
 impl Observation {
@@ -1254,6 +1265,26 @@ fn read_sparse(r: &mut Sticky<'_>, d: usize) -> SparseVec {
 mod tests {
     use super::*;
     use crate::prim::rng::Rng;
+
+    #[test]
+    fn holds_finds_exactly_the_keys_held() {
+        let mut rng = Rng::new(3);
+        for n in 0..40 {
+            let keys = sorted(
+                (0..n)
+                    .map(|_| u128::from(rng.next_u64() % 64) << 60)
+                    .collect(),
+            );
+            for k in 0..70u128 {
+                let k = k << 60;
+                assert_eq!(
+                    holds(&keys, k),
+                    keys.binary_search(&k).is_ok(),
+                    "{n} keys, {k}"
+                );
+            }
+        }
+    }
 
     /// The reader's checks must accept whatever long learning produces:
     /// after 100,000 updates of correlated sparse contexts every slot is
