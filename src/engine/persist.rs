@@ -864,28 +864,35 @@ fn for_entries<'b>(
             supported: (u32::from(LAYOUT)).into(),
         });
     }
-    let mut outer = Reader::new(body, "learner section");
-    let n = if layout == LAYOUT {
-        outer.take(1)?;
-        let n = outer.u8()? as usize;
-        if n == 0 || n > MAX_ENTRIES {
-            return Err(corrupt(text!("{n} model entries")));
-        }
-        n
-    } else {
-        1
+    let v3 = layout == LAYOUT;
+    let outer = &mut Sticky {
+        r: Reader::new(body, "learner section"),
+        err: None,
     };
+    let mut n = 1;
+    if v3 {
+        outer.u8();
+        n = outer.u8() as usize;
+        outer.check(n != 0 && n <= MAX_ENTRIES, || {
+            corrupt(text!("{n} model entries"))
+        });
+    }
     let mut versions: Vec<&[u8]> = Vec::new();
     for _ in 0..n {
-        let (written, range) = if layout == LAYOUT {
-            let written = outer.f64()?;
-            let len = outer.u32()? as usize;
-            let at = outer.pos();
-            outer.take(len)?;
-            (written, at..at + len)
-        } else {
-            (now_ms, 0..body.len())
-        };
+        let (mut written, mut range) = (now_ms, 0..body.len());
+        if v3 {
+            written = outer.f64();
+            let len = outer.u32() as usize;
+            let at = outer.r.pos();
+            if outer.err.is_none() {
+                let taken = outer.r.take(len).map(|_| ());
+                outer.keep(taken);
+            }
+            range = at..at.saturating_add(len);
+        }
+        if let Some(e) = outer.err.take() {
+            return Err(e);
+        }
         let mut r = Reader::new(body.get(range.clone()).unwrap_or_default(), "learner entry");
         let layout = r.u8()?;
         if layout != ENTRY && layout != LAYOUT_V1 {
@@ -901,10 +908,11 @@ fn for_entries<'b>(
         let ours = (v == version.as_bytes()).then_some((r, layout));
         each(written, range, ours)?;
     }
-    if layout == LAYOUT {
-        outer.finish()?;
+    if v3 {
+        let end = outer.r.finish();
+        outer.keep(end);
     }
-    Ok(())
+    outer.err.take().map_or(Ok(()), Err)
 }
 
 /// The posteriors of model `cfg`'s entry of a learner section (None when it
