@@ -456,9 +456,13 @@ impl Engine {
 
     /// Decisions waiting for a reward.
     pub fn pending_count(&self) -> usize {
-        (self.pending.iter().chain(&self.foreign))
-            .filter(|p| !p.rewarded)
-            .count()
+        let mut n = 0;
+        for q in [&self.pending, &self.foreign] {
+            for p in q {
+                n += usize::from(!p.rewarded);
+            }
+        }
+        n
     }
 
     /// Drop what can no longer be settled, and make room for one more
