@@ -144,7 +144,7 @@ export class Prepared {
     this.spec.features.allow.forEach((ns, i) => this.allow.set(ns, i));
     for (const v of this.spec.variants) {
       const names: Array<string | null> = [];
-      const own: Own = { triples: [], labels: [] };
+      const own: Own = { triples: [] };
       for (const [ns, feats] of Object.entries(v.features ?? {})) {
         const i = this.allow.get(ns);
         if (i === undefined) continue;
