@@ -111,8 +111,8 @@ export class Behavior {
     const n = this.core.full ? this.core.call("beh_counts", [this.h]) : 0;
     const counts = this.core.read(n);
     const types = n === 0 ? [] : this.core.string(this.core.call("bytes_len", [])).split("\n");
-    const out: Record<string, number> = {};
-    for (let i = 0; i < n; i++) Object.defineProperty(out, types[i]!, { value: counts[i]!, enumerable: true, writable: true, configurable: true });
+    // Own properties, whatever the type's name (`__proto__` too).
+    const out: Record<string, number> = Object.fromEntries(Array.from({ length: n }, (_, i) => [types[i]!, counts[i]!]));
     for (const { e } of this.queued) out[e.type] = (out[e.type] ?? 0) + 1;
     return out;
   }
