@@ -386,20 +386,14 @@ export class Learner {
         if (waiting.length >= p.spec.maxPending) this.own.splice(this.own.indexOf(waiting[0]!), 1);
         this.own.push({ counter, expires: now + p.spec.rewardTtlMs, activated: !o.defer, rewarded: false });
       }
-      const pmf: number[] = [];
-      const scores: number[] = [];
-      for (let i = 0; i < k; i++) {
-        pmf.push(r[3 + i]!);
-        scores.push(r[3 + k + i]!);
-      }
       // A decision id is the epoch in 12 hex digits, a dash, the counter in decimal: the first part is kept.
       if (this.#epoch !== p.epoch) this.#prefix = `${(this.#epoch = p.epoch).toString(16).padStart(12, "0")}-`;
       return {
         variant: p.ids[index]!,
         index,
         probability: r[0]!,
-        pmf,
-        scores,
+        pmf: Array.from(r.subarray(3, 3 + k)),
+        scores: Array.from(r.subarray(3 + k)),
         decisionId: this.#prefix + counter,
         seed: r[1]!,
         modelVersion: p.spec.modelVersion,
