@@ -42,7 +42,7 @@ const INTERNAL = [
   "ownNames", "actionNames", "fallbackDecision", "nums", "field", "err", "only", "raw", "num", "int", "bool", "str", "obj", "room",
   "u8", "u32", "f64", "byte", "hex", "done", "finite", "seeds", "cached", "count", "pairs", "names", "counter", "expires",
   "activated", "rewarded", "minute", "tracked", "enc", "hi", "lo", "channel", "kind", "epoch", "ids", "forgets", "state",
-  "json", "mean", "put", "string", "text", "read", "full",
+  "json", "mean", "put", "string", "text", "read", "full", "maxAgeMs", "capped",
 ];
 
 const { metafile } = await build({

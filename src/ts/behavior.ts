@@ -39,14 +39,11 @@ export class Behavior {
   /** @internal Events tracked while on the first-decision module, for the full engine. */
   queued: Array<{ e: EventSpec; at: number }> = [];
 
-  readonly #hasher: Hasher;
-
   constructor(
     core: Core,
     readonly spec: BehaviorSpec,
-    hasher: Hasher,
+    private readonly hasher: Hasher,
   ) {
-    this.#hasher = hasher;
     this.core = core;
     this.h = this.make(core);
   }
@@ -82,9 +79,9 @@ export class Behavior {
       const tab = line.indexOf("\t");
       const name = line.slice(0, tab);
       const cat = line.slice(tab + 1);
-      const e = this.#hasher.entry("behavior", name);
+      const e = this.hasher.entry("behavior", name);
       if (cat === "") pairs.push(e.h, values[i]!);
-      else pairs.push(this.#hasher.value(e, cat), 1);
+      else pairs.push(this.hasher.value(e, cat), 1);
       names.push(name, cat === "" ? null : cat);
       entries.push([name, cat === "" ? values[i]! : cat]);
     }

@@ -322,22 +322,16 @@ export class Learner {
   /** The epoch `#prefix` is for (-1: none yet) and the decision ids' first part, `<epoch in hex>-`. */
   #epoch = -1;
   #prefix = "";
-  readonly #clock: () => number;
-  /** @internal The behaviour namespace (the site's). */
-  readonly behavior: () => Encoded | null;
-  /** Hears every update. */
-  readonly #changed: () => void;
 
   constructor(
     core: Core,
     readonly p: Prepared,
-    clock: () => number,
-    behavior: () => Encoded | null = () => null,
-    changed: () => void = () => {},
+    private readonly clock: () => number,
+    /** @internal The behaviour namespace (the site's). */
+    readonly behavior: () => Encoded | null = () => null,
+    /** Hears every update. */
+    private readonly changed: () => void = () => {},
   ) {
-    this.#clock = clock;
-    this.behavior = behavior;
-    this.#changed = changed;
     this.core = core;
     core.nums(p.layout());
     this.h = core.call(core.full ? "slot_new" : "score_new", []);
@@ -368,7 +362,7 @@ export class Learner {
       const k = p.k;
       const o = checkRankShape(options, k);
       const f = encode(p, o.context, o.actions, this.behavior());
-      const now = o.now ?? this.#clock();
+      const now = o.now ?? this.clock();
       if (!Number.isFinite(now)) throw fail("INVALID_OPTION", `option \`now\` should be a finite time in ms, but the clock gave ${describe(now)}`);
       const nums = callNums(f);
       const c = this.core;
@@ -416,7 +410,7 @@ export class Learner {
       if (nums !== null) this.core.nums(nums);
       this.core.call(name, [this.h, ...args], words);
     } else this.#push([name, args, nums, words]);
-    this.#changed();
+    this.changed();
   }
 
   /** Settle a decision with a reward in [0, 1]. Throws `InsituError`; nothing changes then. */
@@ -438,7 +432,7 @@ export class Learner {
    * refusal then goes to `onError`).
    */
   #settle(id: string, at: number | null, reward: number | null): void {
-    const now = at ?? this.#clock();
+    const now = at ?? this.clock();
     const words = about(id);
     const refuse = (code: ErrorCode) => fail(code, words(code));
     const parts = parseId(id);
@@ -476,7 +470,7 @@ export class Learner {
   stats(): Stats {
     const k = this.core.call(this.core.full ? "stats" : "score_stats", [this.h]);
     const r = this.core.read(k + 1);
-    const pending = this.core.full ? r[k]! : this.own.filter((t) => !t.rewarded && this.#clock() <= t.expires).length;
+    const pending = this.core.full ? r[k]! : this.own.filter((t) => !t.rewarded && this.clock() <= t.expires).length;
     return {
       variants: this.p.ids.map((id, i) => ({ id, updates: r[i]! })),
       pending,
