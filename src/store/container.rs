@@ -40,9 +40,23 @@ pub(crate) const MAX_NAME: usize = 64;
 /// A decoded snapshot: named sections of opaque bytes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// Sorted by name (as bytes), names unique. Names are kept as bytes:
-    /// they are only compared, and every name this crate writes is ASCII.
-    sections: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The section table as the payload holds it after its count: per
+    /// section, sorted by name (as bytes), names unique, the name's length
+    /// (u8), the name, the body's length (u32) and the body. One buffer,
+    /// read in place: decoding copies the payload once, encoding once more.
+    /// Names are only compared, and every name this crate writes is ASCII.
+    table: Vec<u8>,
+    /// How many sections.
+    count: u16,
+}
+
+/// One section in a snapshot's table.
+struct Entry<'a> {
+    name: &'a [u8],
+    body: &'a [u8],
+    /// Where in the table it starts and ends.
+    start: usize,
+    end: usize,
 }
 
 impl Snapshot {
@@ -53,7 +67,7 @@ impl Snapshot {
 
     /// Decode and verify a stored snapshot of at most `max` bytes.
     pub fn decode(bytes: &[u8], max: usize) -> Result<Snapshot> {
-        if bytes.len() < 4 || &bytes[..4] != MAGIC {
+        if !bytes.starts_with(MAGIC) {
             return Err(Error::SnapshotForeign {
                 reason: text!(
                     "it does not start with the insitu magic bytes ({} bytes)",
@@ -86,7 +100,7 @@ impl Snapshot {
         if flags != 0 {
             return Err(corrupt(text!("unknown flags {flags:#06x}")));
         }
-        let payload = &bytes[HEADER..];
+        let payload = bytes.get(HEADER..).unwrap_or_default();
         if payload.len() != len {
             return Err(corrupt(text!(
                 "the header gives {len} payload bytes but {} follow",
@@ -98,37 +112,38 @@ impl Snapshot {
         }
         let mut r = Reader::new(payload, "section table");
         let count = r.u16()?;
-        let mut sections: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(count as usize);
+        let mut last: &[u8] = &[];
         for _ in 0..count {
             let n = r.u8()? as usize;
             let name = r.take(n)?;
             if name.is_empty()
                 || name.len() > MAX_NAME
                 || !name.iter().all(u8::is_ascii_graphic)
-                || sections.last().is_some_and(|(last, _)| &last[..] >= name)
+                || last >= name
             {
                 return Err(corrupt(text!(
                     "a section name is empty, too long, not ASCII, out of order or repeated"
                 )));
             }
+            last = name;
             let body_len = r.u32()? as usize;
-            let body = r.take(body_len)?;
-            sections.push((name.to_vec(), body.to_vec()));
+            r.take(body_len)?;
         }
         r.finish()?;
-        Ok(Snapshot { sections })
+        Ok(Snapshot {
+            table: payload.get(2..).unwrap_or_default().to_vec(),
+            count,
+        })
     }
 
     /// Encode, refusing to exceed `max` bytes.
     pub fn encode(&self, max: usize) -> Result<Vec<u8>> {
-        let body: usize = self
-            .sections
-            .iter()
-            .map(|(n, b)| 5 + n.len() + b.len())
-            .sum();
-        let total = HEADER + 2 + body;
+        let total = HEADER + 2 + self.table.len();
         if total > max {
-            return Err(Error::SnapshotTooLarge { bytes: (total).into(), max: max.into() });
+            return Err(Error::SnapshotTooLarge {
+                bytes: (total).into(),
+                max: max.into(),
+            });
         }
         let mut w = Vec::with_capacity(total);
         w.extend_from_slice(MAGIC);
@@ -136,16 +151,31 @@ impl Snapshot {
         put_u16(&mut w, 0);
         put_u32(&mut w, (total - HEADER) as u32);
         put_u32(&mut w, 0); // checksum, filled in below
-        put_u16(&mut w, self.sections.len() as u16);
-        for (name, b) in &self.sections {
-            w.push(name.len() as u8);
-            w.extend_from_slice(name);
-            put_u32(&mut w, b.len() as u32);
-            w.extend_from_slice(b);
+        put_u16(&mut w, self.count);
+        w.extend_from_slice(&self.table);
+        let crc = crc32(w.get(HEADER..).unwrap_or_default());
+        for (b, c) in w.iter_mut().skip(HEADER - 4).zip(crc.to_le_bytes()) {
+            *b = c;
         }
-        let crc = crc32(&w[HEADER..]);
-        w[12..16].copy_from_slice(&crc.to_le_bytes());
         Ok(w)
+    }
+
+    /// The sections in name order.
+    fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+        let mut r = crate::prim::cursor::Cursor::new(&self.table);
+        core::iter::from_fn(move || {
+            let start = r.pos();
+            let [n] = r.array()?;
+            let name = r.take(n.into())?;
+            let len = u32::from_le_bytes(r.array()?);
+            let body = r.take(len as usize)?;
+            Some(Entry {
+                name,
+                body,
+                start,
+                end: r.pos(),
+            })
+        })
     }
 
     /// The body of section `name`.
@@ -156,12 +186,8 @@ impl Snapshot {
     /// The body of the section named `prefix` then `rest` (e.g. a slot's
     /// `learner:` section), built from parts without allocating.
     pub fn section_parts(&self, prefix: &[u8], rest: &[u8]) -> Option<&[u8]> {
-        let key = |n: &[u8]| {
-            let (a, b) = n.split_at(n.len().min(prefix.len()));
-            a.cmp(prefix).then_with(|| b.cmp(rest))
-        };
-        let i = self.sections.binary_search_by(|(n, _)| key(n)).ok()?;
-        self.sections.get(i).map(|(_, b)| &b[..])
+        let is = |n: &[u8]| n.strip_prefix(prefix) == Some(rest);
+        Some(self.entries().find(|e| is(e.name))?.body)
     }
 
     /// Set (or replace) section `name`.
@@ -171,27 +197,32 @@ impl Snapshot {
     /// bytes, which callers check (debug builds assert it).
     pub fn set_section(&mut self, name: &str, body: Vec<u8>) {
         debug_assert!(!name.is_empty() && name.len() <= MAX_NAME);
-        match self.find(name) {
-            Ok(i) => self.sections[i].1 = body,
-            Err(i) => self.sections.insert(i, (name.as_bytes().to_vec(), body)),
-        }
+        let name = name.as_bytes();
+        let gone = self.find(name);
+        let new = gone.is_empty();
+        let mut entry = Vec::with_capacity(5 + name.len() + body.len());
+        entry.push(name.len() as u8);
+        entry.extend_from_slice(name);
+        put_u32(&mut entry, body.len() as u32);
+        entry.extend_from_slice(&body);
+        self.replace(gone, &entry);
+        self.count += u16::from(new);
     }
 
     /// Remove section `name`; whether it was there.
     pub fn remove_section(&mut self, name: &str) -> bool {
-        match self.find(name) {
-            Ok(i) => {
-                self.sections.remove(i);
-                true
-            }
-            Err(_) => false,
-        }
+        let gone = self.find(name.as_bytes());
+        let was = !gone.is_empty();
+        self.replace(gone, &[]);
+        self.count -= u16::from(was);
+        was
     }
 
     /// Section names and body sizes, in name order (a name that is not
     /// UTF-8, which no insitu build writes, reads as empty).
     pub fn sections(&self) -> impl Iterator<Item = (&str, usize)> {
-        (self.sections.iter()).map(|(n, b)| (core::str::from_utf8(n).unwrap_or(""), b.len()))
+        self.entries()
+            .map(|e| (core::str::from_utf8(e.name).unwrap_or(""), e.body.len()))
     }
 
     /// Read section `name` with `read` (None if the snapshot has none); a
@@ -210,9 +241,25 @@ impl Snapshot {
         })
     }
 
-    fn find(&self, name: &str) -> core::result::Result<usize, usize> {
-        self.sections
-            .binary_search_by(|(n, _)| n[..].cmp(name.as_bytes()))
+    /// The bytes section `name` takes in the table, or where it would go
+    /// (an empty range) when it is not there.
+    fn find(&self, name: &[u8]) -> core::ops::Range<usize> {
+        for e in self.entries() {
+            if e.name >= name {
+                return e.start..if e.name == name { e.end } else { e.start };
+            }
+        }
+        self.table.len()..self.table.len()
+    }
+
+    /// Replace the table's bytes `gone` with `with`.
+    fn replace(&mut self, gone: core::ops::Range<usize>, with: &[u8]) {
+        let t = &self.table;
+        let mut out = Vec::with_capacity(t.len() + with.len());
+        out.extend_from_slice(t.get(..gone.start).unwrap_or_default());
+        out.extend_from_slice(with);
+        out.extend_from_slice(t.get(gone.end..).unwrap_or_default());
+        self.table = out;
     }
 }
 
@@ -281,7 +328,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
+        self.array().map(|[b]| b)
     }
 
     pub(crate) fn u16(&mut self) -> Result<u16> {

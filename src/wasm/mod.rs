@@ -69,7 +69,9 @@ impl<T> Global<T> {
 static IO: Global<Vec<f64>> = Global::new(Vec::new());
 /// The byte buffer: strings and stored bytes, in and out.
 static BYTES: Global<Vec<u8>> = Global::new(Vec::new());
-/// The last error, for `err_text`.
+/// The last error, for `err_text` (builds with `std`: errors without it
+/// carry no text).
+#[cfg(feature = "std")]
 static LAST: Global<Option<Error>> = Global::new(None);
 
 /// Make the f64 buffer hold `n` values (zeroed when grown) and return where
@@ -110,10 +112,19 @@ pub extern "C" fn bytes_len() -> i32 {
 }
 
 /// Copy the last error's text into `bytes`; its length.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub extern "C" fn err_text() -> i32 {
     let text = LAST.with(|e| e.as_ref().map(|e| String::from(e.detail())));
     put_bytes(text.unwrap_or_default().as_bytes())
+}
+
+/// Copy the last error's text into `bytes`: none in a build without `std`
+/// (see `error::Text`).
+#[cfg(not(feature = "std"))]
+#[no_mangle]
+pub extern "C" fn err_text() -> i32 {
+    set_bytes(Vec::new())
 }
 
 /// The result of an export: `ok` as it is, an error as its negative code.
@@ -122,6 +133,7 @@ fn done(r: crate::Result<i32>) -> i32 {
         Ok(v) => v,
         Err(e) => {
             let code = -(e.code_index() as i32) - 1;
+            #[cfg(feature = "std")]
             LAST.with(|l| *l = Some(e));
             code
         }
@@ -160,16 +172,25 @@ fn put_bytes(b: &[u8]) -> i32 {
     })
 }
 
-/// The first `n` bytes of the byte buffer, copied out.
+/// Replace the byte buffer with `b` (moved, not copied); its length.
+fn set_bytes(b: Vec<u8>) -> i32 {
+    BYTES.with(|v| *v = b);
+    bytes_len()
+}
+
+/// The first `n` bytes of the byte buffer (none when `n` is negative),
+/// taken out of it, not copied: the buffer is empty afterwards (a call
+/// reads its input once; the TypeScript side writes each call's afresh).
 fn take_bytes(n: i32) -> crate::Result<Option<Vec<u8>>> {
     if n < 0 {
         return Ok(None);
     }
-    BYTES.with(|v| {
-        v.get(..n as usize)
-            .map(|b| Some(b.to_vec()))
-            .ok_or_else(|| bad("a byte length past the buffer"))
-    })
+    let mut v = BYTES.with(core::mem::take);
+    if n as usize > v.len() {
+        return Err(bad("a byte length past the buffer"));
+    }
+    v.truncate(n as usize);
+    Ok(Some(v))
 }
 
 /// Reads numbers from the f64 buffer, checking each against what it may be.
