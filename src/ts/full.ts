@@ -349,14 +349,18 @@ export async function flush(site: Site): Promise<FlushResult> {
     const locks = globalThis.navigator?.locks;
     if (typeof locks?.request === "function") {
       try {
+        const forgets = site.forgets;
+        // A forget() heard while this waited (from this tab or another)
+        // erased everything: what this flush would write is gone too.
+        const forgotten = (): FlushResult | null => (site.forgets === forgets ? null : { written: false, reason: "forgotten" });
         return await locks.request(`${site.key}.lock`, async () => {
           await awaitNewest(site, locks, site.key);
-          const r = flushSnapshot(site);
+          const r = forgotten() ?? flushSnapshot(site);
           if (r.written) await holdGeneration(site, locks, site.key, r.generation!);
           if (abDirty(site)) {
             const k = `${site.key}.ab`;
             await awaitNewest(site, locks, k);
-            r.experiments = flushAb(site);
+            r.experiments = forgotten() ?? flushAb(site);
             if (r.experiments.written) await holdGeneration(site, locks, k, r.experiments.generation!);
           }
           return r;

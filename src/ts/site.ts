@@ -41,6 +41,7 @@ export interface FlushResult {
   /** The stored snapshot's generation when written (one above the one it merged onto). */
   generation?: number;
   /** Why nothing was written: `consent`, `unavailable`, `quota-exceeded`, `newer-format`, `quarantine-failed`, `error`,
+   * `forgotten` (`forget()`, in this tab or another, erased everything while the write waited for its lock),
    * `learning-unavailable` (the full engine could not be loaded), or `fallback` (no WebAssembly). */
   reason?: string;
   error?: InsituError;
@@ -145,6 +146,8 @@ export class Site implements Sink {
   abChanged = false;
   /** @internal */
   timer: ReturnType<typeof setTimeout> | null = null;
+  /** @internal How many times this site forgot everything (a flush in progress then writes nothing). */
+  forgets = 0;
   /** @internal Writes refused in a row (full.ts backs off). */
   failures = 0;
   #channel: BroadcastChannel | null = null;
@@ -507,6 +510,7 @@ export class Site implements Sink {
   }
 
   #forgetHere(): void {
+    this.forgets++;
     this.cancelTimer();
     this.#releaseAll();
     for (const k of this.store.ownKeys()) this.store.remove(k);
