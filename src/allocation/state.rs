@@ -235,7 +235,7 @@ pub struct Allocator {
 }
 
 fn as_text(b: &[u8]) -> Option<&str> {
-    core::str::from_utf8(b).ok().filter(|s| !s.is_empty())
+    crate::prim::utf8::str(b).filter(|s| !s.is_empty())
 }
 
 impl Allocator {
@@ -983,7 +983,7 @@ fn read_section(body: &[u8], names: &mut Names) -> Result<State> {
         0 => {}
         1 => {
             let u = r.bytes16();
-            if u.is_empty() || u.len() > MAX_UNIT || core::str::from_utf8(u).is_err() {
+            if u.is_empty() || u.len() > MAX_UNIT || !crate::prim::utf8::is_utf8(u) {
                 r.fail(text!("its device unit is empty, too long or not UTF-8"));
             }
             st.unit = u.to_vec();

@@ -222,7 +222,7 @@ impl Snapshot {
     /// UTF-8, which no insitu build writes, reads as empty).
     pub fn sections(&self) -> impl Iterator<Item = (&str, usize)> {
         self.entries()
-            .map(|e| (core::str::from_utf8(e.name).unwrap_or(""), e.body.len()))
+            .map(|e| (crate::prim::utf8::str(e.name).unwrap_or(""), e.body.len()))
     }
 
     /// Read section `name` with `read` (None if the snapshot has none); a
@@ -366,8 +366,8 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn str(&mut self) -> Result<&'a str> {
         let n = self.u16()? as usize;
-        core::str::from_utf8(self.take(n)?)
-            .map_err(|_| corrupt(text!("the {} holds a string that is not UTF-8", self.what)))
+        crate::prim::utf8::str(self.take(n)?)
+            .ok_or_else(|| corrupt(text!("the {} holds a string that is not UTF-8", self.what)))
     }
 
     /// A count of items of at least `item_bytes` each, checked against what

@@ -142,7 +142,7 @@ fn done(r: crate::Result<i32>) -> i32 {
 
 /// An error about what crossed the boundary (a bug on the TypeScript side).
 fn bad(what: &'static str) -> Error {
-    Error::option("boundary", String::from(what))
+    Error::option("boundary", what)
 }
 
 /// Replace the f64 buffer's content with `values`.
@@ -297,7 +297,7 @@ impl<'a> Fields<'a> {
             .c
             .take(n as usize)
             .ok_or_else(|| bad("too few bytes"))?;
-        String::from_utf8(b.to_vec()).map_err(|_| bad("a string that is not UTF-8"))
+        crate::prim::utf8::string(b.to_vec()).ok_or_else(|| bad("a string that is not UTF-8"))
     }
 
     /// A string's bytes, checked as UTF-8 but not copied.
@@ -305,7 +305,9 @@ impl<'a> Fields<'a> {
     fn text(&mut self) -> crate::Result<&'a [u8]> {
         let n = u16::from_le_bytes(self.c.array::<2>().ok_or_else(|| bad("too few bytes"))?);
         let b = (self.c.take(n as usize)).ok_or_else(|| bad("too few bytes"))?;
-        core::str::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))?;
+        if !crate::prim::utf8::is_utf8(b) {
+            return Err(bad("a string that is not UTF-8"));
+        }
         Ok(b)
     }
 
@@ -373,7 +375,7 @@ pub extern "C" fn test_panic() -> i32 {
 
 /// Decode UTF-8 bytes the TypeScript side wrote.
 fn utf8(b: Vec<u8>) -> crate::Result<String> {
-    String::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))
+    crate::prim::utf8::string(b).ok_or_else(|| bad("a string that is not UTF-8"))
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]

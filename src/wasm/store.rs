@@ -29,7 +29,9 @@ pub(super) fn with_snapshot<R>(
 pub extern "C" fn frame_open(len: i32, payload: u32) -> i32 {
     done((|| {
         let mut raw = take_bytes(len)?.ok_or_else(|| bad("a stored value"))?;
-        core::str::from_utf8(&raw).map_err(|_| bad("a string that is not UTF-8"))?;
+        if !crate::prim::utf8::is_utf8(&raw) {
+            return Err(bad("a string that is not UTF-8"));
+        }
         let f = frame::open_bytes(&raw)?;
         put_io([f.saved_at, f.generation as f64]);
         let at = f.payload.min(raw.len());
