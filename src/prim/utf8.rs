@@ -46,7 +46,7 @@ pub(crate) fn str(b: &[u8]) -> Option<&str> {
 }
 
 /// `b` as a `String` if it is UTF-8 (the boundary's strings).
-#[cfg_attr(not(feature = "first"), allow(dead_code))]
+#[cfg_attr(not(feature = "full"), allow(dead_code))]
 pub(crate) fn string(b: alloc::vec::Vec<u8>) -> Option<alloc::string::String> {
     if is_utf8(&b) {
         // SAFETY: checked just above.

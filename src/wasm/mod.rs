@@ -268,58 +268,6 @@ fn with_io<R>(f: impl FnOnce(&mut Nums<'_>) -> crate::Result<R>) -> crate::Resul
     r
 }
 
-/// Reads strings and numbers from a byte layout (little-endian).
-struct Fields<'a> {
-    c: crate::prim::cursor::Cursor<'a>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(b: &'a [u8]) -> Fields<'a> {
-        Fields {
-            c: crate::prim::cursor::Cursor::new(b),
-        }
-    }
-
-    fn u8(&mut self) -> crate::Result<u8> {
-        Ok(self.c.array::<1>().ok_or_else(|| bad("too few bytes"))?[0])
-    }
-
-    fn f64(&mut self) -> crate::Result<f64> {
-        Ok(f64::from_le_bytes(
-            self.c.array::<8>().ok_or_else(|| bad("too few bytes"))?,
-        ))
-    }
-
-    /// A string: its UTF-8 length (u16), then its bytes.
-    fn str(&mut self) -> crate::Result<String> {
-        let n = u16::from_le_bytes(self.c.array::<2>().ok_or_else(|| bad("too few bytes"))?);
-        let b = self
-            .c
-            .take(n as usize)
-            .ok_or_else(|| bad("too few bytes"))?;
-        crate::prim::utf8::string(b.to_vec()).ok_or_else(|| bad("a string that is not UTF-8"))
-    }
-
-    /// A string's bytes, checked as UTF-8 but not copied.
-    #[cfg(feature = "full")]
-    fn text(&mut self) -> crate::Result<&'a [u8]> {
-        let n = u16::from_le_bytes(self.c.array::<2>().ok_or_else(|| bad("too few bytes"))?);
-        let b = (self.c.take(n as usize)).ok_or_else(|| bad("too few bytes"))?;
-        if !crate::prim::utf8::is_utf8(b) {
-            return Err(bad("a string that is not UTF-8"));
-        }
-        Ok(b)
-    }
-
-    fn finish(&self) -> crate::Result<()> {
-        if self.c.left() == 0 {
-            Ok(())
-        } else {
-            Err(bad("bytes left over"))
-        }
-    }
-}
-
 /// One table of live objects of a kind; handles are `index + 1`.
 struct Table<T> {
     items: Vec<Option<T>>,
