@@ -34,7 +34,14 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next `N` bytes as an array.
+    #[cfg(feature = "json")]
     pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
         self.take(N)?.try_into().ok()
+    }
+
+    /// An unsigned little-endian integer of `n` bytes (at most 8).
+    pub(crate) fn uint(&mut self, n: usize) -> Option<u64> {
+        let b = self.take(n)?;
+        Some(b.iter().rev().fold(0, |v, &x| v << 8 | u64::from(x)))
     }
 }

@@ -165,10 +165,10 @@ impl Snapshot {
         let mut r = crate::prim::cursor::Cursor::new(&self.table);
         core::iter::from_fn(move || {
             let start = r.pos();
-            let [n] = r.array()?;
-            let name = r.take(n.into())?;
-            let len = u32::from_le_bytes(r.array()?);
-            let body = r.take(len as usize)?;
+            let n = r.uint(1)? as usize;
+            let name = r.take(n)?;
+            let len = r.uint(4)? as usize;
+            let body = r.take(len)?;
             Some(Entry {
                 name,
                 body,
@@ -314,8 +314,12 @@ impl<'a> Reader<'a> {
         self.c.pos()
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        self.c.array().ok_or_else(|| self.early(N))
+    /// An unsigned little-endian integer of `n` bytes: every fixed-size
+    /// read goes through this one function (a generic array read would be
+    /// one copy per size, each with its own error path).
+    #[inline(never)]
+    fn uint(&mut self, n: usize) -> Result<u64> {
+        self.c.uint(n).ok_or_else(|| self.early(n))
     }
 
     fn early(&self, n: usize) -> Error {
@@ -328,24 +332,24 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8> {
-        self.array().map(|[b]| b)
+        self.uint(1).map(|v| v as u8)
     }
 
     pub(crate) fn u16(&mut self) -> Result<u16> {
-        self.array().map(u16::from_le_bytes)
+        self.uint(2).map(|v| v as u16)
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32> {
-        self.array().map(u32::from_le_bytes)
+        self.uint(4).map(|v| v as u32)
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64> {
-        self.array().map(u64::from_le_bytes)
+        self.uint(8)
     }
 
     /// A finite f64.
     pub(crate) fn f64(&mut self) -> Result<f64> {
-        let v = f64::from_le_bytes(self.array()?);
+        let v = f64::from_bits(self.uint(8)?);
         if v.is_finite() {
             Ok(v)
         } else {

@@ -24,7 +24,7 @@ pub(super) fn with_snapshot<R>(
 /// Open the stored value in `bytes` (UTF-8, `len` long): `io` gets its
 /// saved time and generation; with `payload` 1 its payload text, with 2
 /// its payload decoded from base64, replaces `bytes` (the length is
-/// returned; 0 with `payload` 0). The payload is moved or decoded in place.
+/// returned; 0 with `payload` 0). Base64 is decoded in place.
 #[no_mangle]
 pub extern "C" fn frame_open(len: i32, payload: u32) -> i32 {
     done((|| {
@@ -34,12 +34,14 @@ pub extern "C" fn frame_open(len: i32, payload: u32) -> i32 {
         }
         let f = frame::open_bytes(&raw)?;
         put_io([f.saved_at, f.generation as f64]);
-        let at = f.payload.min(raw.len());
+        let at = f.payload;
         let n = match payload {
             0 => 0,
             1 => {
-                raw.copy_within(at.., 0);
-                raw.len() - at
+                // A copy: moving the text down in place would bring a
+                // bounds panic.
+                raw = raw.get(at..).unwrap_or_default().to_vec();
+                raw.len()
             }
             _ => frame::base64_in_place(&mut raw, at)?,
         };
