@@ -148,11 +148,22 @@ fn rec(kind: u8, key: u32, id: u32) -> Rec {
     }
 }
 
-/// `recs.remove(i)` in one place (each caller of `Vec::remove` carries
-/// its own panic location); callers pass an index in bounds.
+/// `recs.remove(i)` in one place and without its panic (an index out of
+/// bounds removes nothing; callers pass one in bounds).
 #[inline(never)]
 fn take(recs: &mut Vec<Rec>, i: usize) -> Rec {
-    recs.remove(i)
+    let gone = recs.get(i).copied().unwrap_or_default();
+    let mut k = i;
+    while let Some(&next) = recs.get(k + 1) {
+        if let Some(r) = recs.get_mut(k) {
+            *r = next;
+        }
+        k += 1;
+    }
+    if i < recs.len() {
+        recs.pop();
+    }
+    gone
 }
 
 /// The entry of `recs` that is the same as `probe`.
