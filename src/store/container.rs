@@ -81,12 +81,18 @@ impl Snapshot {
                 max: max.into(),
             });
         }
-        let mut r = Reader::new(bytes, "header");
-        r.take(4)?;
-        let version = u32::from(r.u16()?);
-        let flags = r.u16()?;
-        let len = r.u32()? as usize;
-        let crc = r.u32()?;
+        // The header: magic, version (u16), flags (u16), payload length
+        // (u32), checksum (u32). A fixed array: its fields need no checks.
+        let Some(&h) = bytes.first_chunk::<HEADER>() else {
+            return Err(corrupt(text!(
+                "the header ends early ({} bytes)",
+                bytes.len()
+            )));
+        };
+        let version = u32::from(u16::from_le_bytes([h[4], h[5]]));
+        let flags = u16::from_le_bytes([h[6], h[7]]);
+        let len = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        let crc = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
         match version {
             1 => {}
             0 => return Err(corrupt("format version 0 was never written".into())),
@@ -186,7 +192,10 @@ impl Snapshot {
     /// The body of the section named `prefix` then `rest` (e.g. a slot's
     /// `learner:` section), built from parts without allocating.
     pub fn section_parts(&self, prefix: &[u8], rest: &[u8]) -> Option<&[u8]> {
-        let is = |n: &[u8]| n.strip_prefix(prefix) == Some(rest);
+        // (No `strip_prefix`: its split brings a bounds panic.)
+        let is = |n: &[u8]| {
+            n.len() == prefix.len() + rest.len() && n.starts_with(prefix) && n.ends_with(rest)
+        };
         Some(self.entries().find(|e| is(e.name))?.body)
     }
 
@@ -199,14 +208,16 @@ impl Snapshot {
         debug_assert!(!name.is_empty() && name.len() <= MAX_NAME);
         let name = name.as_bytes();
         let gone = self.find(name);
-        let new = gone.is_empty();
-        let mut entry = Vec::with_capacity(5 + name.len() + body.len());
-        entry.push(name.len() as u8);
-        entry.extend_from_slice(name);
-        put_u32(&mut entry, body.len() as u32);
-        entry.extend_from_slice(&body);
-        self.replace(gone, &entry);
-        self.count += u16::from(new);
+        self.count += u16::from(gone.is_empty());
+        let t = &self.table;
+        let mut out = Vec::with_capacity(t.len() + 5 + name.len() + body.len());
+        out.extend_from_slice(t.get(..gone.start).unwrap_or_default());
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+        put_u32(&mut out, body.len() as u32);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(t.get(gone.end..).unwrap_or_default());
+        self.table = out;
     }
 
     /// Remove section `name`; whether it was there.
@@ -451,6 +462,23 @@ mod tests {
         assert!(!t.remove_section("behavior"));
         t.set_section("learner:hero", vec![9]);
         assert_eq!(t.section("learner:hero"), Some(&[9u8][..]));
+        // Replacing keeps the count; the table reads as sections built afresh.
+        let mut fresh = Snapshot::new();
+        fresh.set_section("learner:cta", Vec::new());
+        fresh.set_section("learner:hero", vec![9]);
+        assert_eq!(t, fresh);
+        // A name from parts: the whole name, not a prefix or an extension.
+        assert_eq!(
+            s.section_parts(b"learner:", b"hero"),
+            Some(&[1u8, 2, 3, 4, 5][..])
+        );
+        assert_eq!(s.section_parts(b"learner:", b"her"), None);
+        assert_eq!(s.section_parts(b"learner:", b"heroes"), None);
+        assert_eq!(
+            s.section_parts(b"learner:hero", b""),
+            s.section("learner:hero")
+        );
+        assert_eq!(s.section_parts(b"", b"behavior"), s.section("behavior"));
     }
 
     #[test]

@@ -112,7 +112,9 @@ pub(crate) fn open_bytes(b: &[u8]) -> Result<Opened> {
     let [c0, c1, c2, c3] = cut;
     let tag = b.get(..c0).unwrap_or(b);
     if tag != FRAME_TAG.as_bytes() {
-        let version = tag.strip_prefix(b"insitu").and_then(|v| number(v, 10));
+        let version = (tag.get(6..))
+            .filter(|_| tag.starts_with(b"insitu"))
+            .and_then(|v| number(v, 10));
         return Err(match version {
             Some(v) if v > FRAME_VERSION => Error::SnapshotVersion {
                 found: (v.min(u64::from(u32::MAX)) as u32).into(),
