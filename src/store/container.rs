@@ -116,12 +116,17 @@ impl Snapshot {
         if crc32(payload) != crc {
             return Err(corrupt("the checksum does not match".into()));
         }
-        let mut r = Reader::new(payload, "section table");
-        let count = r.u16()?;
+        // The section table, checked by reading it as lookups do.
+        let early = || corrupt(text!("the section table ends early"));
+        let &[c0, c1] = payload.first_chunk::<2>().ok_or_else(early)?;
+        let snap = Snapshot {
+            table: payload.get(2..).unwrap_or_default().to_vec(),
+            count: u16::from_le_bytes([c0, c1]),
+        };
+        let (mut n, mut end) = (0, 0);
         let mut last: &[u8] = &[];
-        for _ in 0..count {
-            let n = r.u8()? as usize;
-            let name = r.take(n)?;
+        for e in snap.entries().take(snap.count.into()) {
+            let name = e.name;
             if name.is_empty()
                 || name.len() > MAX_NAME
                 || !name.iter().all(u8::is_ascii_graphic)
@@ -131,15 +136,18 @@ impl Snapshot {
                     "a section name is empty, too long, not ASCII, out of order or repeated"
                 )));
             }
-            last = name;
-            let body_len = r.u32()? as usize;
-            r.take(body_len)?;
+            (last, end, n) = (name, e.end, n + 1);
         }
-        r.finish()?;
-        Ok(Snapshot {
-            table: payload.get(2..).unwrap_or_default().to_vec(),
-            count,
-        })
+        if n < snap.count {
+            return Err(early());
+        }
+        if end != snap.table.len() {
+            return Err(corrupt(text!(
+                "the section table has {} unread bytes at its end",
+                snap.table.len() - end
+            )));
+        }
+        Ok(snap)
     }
 
     /// Encode, refusing to exceed `max` bytes.
