@@ -100,7 +100,7 @@ impl CompactModel {
     pub(crate) fn new(
         features: FeatureConfig,
         noise: f64,
-        variants: Vec<(Vec<Hashed>, Vec<f64>, Vec<f64>)>,
+        variants: Vec<Variant>,
         version: String,
     ) -> Result<CompactModel> {
         let d = features.dim();
@@ -122,14 +122,12 @@ impl CompactModel {
                 text!("should be 1 to 64 ASCII bytes"),
             ));
         }
-        let mut out = Vec::with_capacity(variants.len());
-        for (hashed, mean, variance) in variants {
-            let ok = mean.len() == d
-                && variance.len() == d
-                && mean.iter().all(|x| x.is_finite())
-                && variance.iter().all(|v| v.is_finite() && *v > 0.0)
-                && hashed
-                    .iter()
+        for v in &variants {
+            let ok = v.mean.len() == d
+                && v.variance.len() == d
+                && v.mean.iter().all(|x| x.is_finite())
+                && v.variance.iter().all(|v| v.is_finite() && *v > 0.0)
+                && (v.hashed.iter())
                     .all(|h| h.ns() < features.namespaces() && h.value().is_finite());
             if !ok {
                 return Err(Error::option(
@@ -137,20 +135,12 @@ impl CompactModel {
                     text!("hold a bad prior or bad features"),
                 ));
             }
-            crate::features::check_count(hashed.len())?;
-            out.push(Variant {
-                id: String::new(),
-                #[cfg(feature = "json")]
-                features: None,
-                hashed,
-                mean,
-                variance,
-            });
+            crate::features::check_count(v.hashed.len())?;
         }
         Ok(CompactModel {
             features,
             noise,
-            variants: out,
+            variants,
             version,
         })
     }

@@ -15,6 +15,7 @@ fn slot<R>(h: u32, f: impl FnOnce(&mut Engine) -> crate::Result<R>) -> crate::Re
 }
 
 /// The model version string of a content hash's halves: `m1-` and 16 hex digits.
+#[cfg(feature = "full")]
 fn version(hi: u64, lo: u64) -> String {
     let mut s = String::from("m1-");
     crate::prim::digits::push_hex(&mut s, hi << 32 | lo, 16);
@@ -85,11 +86,21 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
                 }
             }
         };
-        variants.push((hashed, mean, variance));
+        variants.push(crate::model::Variant {
+            id: String::new(),
+            #[cfg(feature = "json")]
+            features: None,
+            hashed,
+            mean,
+            variance,
+        });
     }
     n.ok()?;
-    let features = FeatureConfig::new(hash_version, bits, seeds, interactions)?;
-    let model = CompactModel::new(features, noise, variants, version(hi, lo))?;
+    #[cfg(feature = "full")]
+    let model = {
+        let features = FeatureConfig::new(hash_version, bits, seeds, interactions)?;
+        CompactModel::new(features, noise, variants, version(hi, lo))?
+    };
     let kind = match kind {
         0 => PolicyKind::Thompson {
             scale: param,
@@ -101,6 +112,7 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     };
     if !(param.is_finite() && param >= 0.0 && min_probability >= 0.0)
         || min_probability * k as f64 > 1.0
+        || (cfg!(not(feature = "full")) && k < 2)
     {
         return Err(bad("a policy"));
     }
@@ -108,6 +120,40 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
         kind,
         min_probability,
     };
+    // The first-decision module's scorer at the prior reads the features,
+    // the variants' priors, the policy, the seed and the epoch; the
+    // TypeScript side checked them all, and nothing it could be handed
+    // makes the scorer index out of bounds (every vector is `2^bits` long,
+    // every slot masked below it, 2 to 64 variants). The full engine, which
+    // learns, keeps and stores, checks its configuration again.
+    #[cfg(not(feature = "full"))]
+    {
+        let _ = (hi, lo);
+        let features = FeatureConfig {
+            hash_version,
+            bits,
+            #[cfg(feature = "json")]
+            allow: Vec::new(),
+            interactions,
+            ns_seeds: seeds,
+        };
+        let model = CompactModel {
+            features,
+            noise,
+            variants,
+            version: String::new(),
+        };
+        Ok(EngineConfig {
+            model,
+            policy,
+            fallback,
+            seed,
+            reward_ttl_ms: ttl,
+            max_pending: max_pending as usize,
+            epoch,
+        })
+    }
+    #[cfg(feature = "full")]
     EngineConfig::new(model, policy, fallback, seed, epoch, ttl, max_pending)
 }
 
