@@ -220,7 +220,8 @@ pub(super) fn put_choice(c: &crate::Choice, pmf: &[f64], scores: &[f64]) -> i32 
 
 /// Updates per variant, then the decisions waiting, into `io`; the number
 /// of variants.
-pub(super) fn put_stats(updates: &[u64], pending: usize) -> i32 {
+#[cfg(feature = "full")]
+fn put_stats(updates: &[u64], pending: usize) -> i32 {
     super::IO.with(|v| {
         v.clear();
         for u in updates {
