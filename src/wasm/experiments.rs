@@ -84,7 +84,7 @@ fn read(f: &mut Bytes<'_>, e: &mut Experiment, names: &mut Names) -> bool {
     }
     hash <= 2
         && (1.0..=8192.0).contains(&samples)
-        && samples == libm::trunc(samples)
+        && samples == crate::prim::math::trunc(samples)
         && e.fallback < e.variants.len()
 }
 

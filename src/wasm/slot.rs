@@ -4,6 +4,7 @@ use super::{bad, done, put_bytes, put_io, take_bytes, utf8, with_io, Global, Num
 use crate::features::FeatureConfig;
 use crate::model::CompactModel;
 use crate::prelude::*;
+use crate::prim::math::trunc;
 use crate::{Engine, EngineConfig, Hashed};
 
 #[cfg(feature = "full")]
@@ -236,7 +237,7 @@ fn put_stats(updates: &[u64], pending: usize) -> i32 {
 pub(super) fn seed_of(seed: f64) -> crate::Result<Option<u64>> {
     if seed < 0.0 {
         Ok(None)
-    } else if seed == libm::trunc(seed) && seed <= crate::prim::rng::MAX_SEED as f64 {
+    } else if seed == trunc(seed) && seed <= crate::prim::rng::MAX_SEED as f64 {
         Ok(Some(seed as u64))
     } else {
         Err(bad("a seed that is not an integer below 2^53"))
@@ -244,7 +245,7 @@ pub(super) fn seed_of(seed: f64) -> crate::Result<Option<u64>> {
 }
 
 fn id(epoch: f64, counter: f64) -> crate::Result<(u64, u64)> {
-    let whole = |x: f64, max: f64| x >= 0.0 && x <= max && x == libm::trunc(x);
+    let whole = |x: f64, max: f64| x >= 0.0 && x <= max && x == trunc(x);
     if whole(epoch, 281_474_976_710_655.0) && whole(counter, 9_007_199_254_740_991.0) {
         Ok((epoch as u64, counter as u64))
     } else {
