@@ -130,7 +130,8 @@ fn done(r: crate::Result<i32>) -> i32 {
 
 /// An error about what crossed the boundary (a bug on the TypeScript side).
 fn bad(what: &'static str) -> Error {
-    Error::option("boundary", String::from(what))
+    // Into the error's text type: nothing is kept of it in the .wasm.
+    Error::option("boundary", what)
 }
 
 /// Replace the f64 buffer's content with `values`.
