@@ -69,7 +69,9 @@ impl<T> Global<T> {
 static IO: Global<Vec<f64>> = Global::new(Vec::new());
 /// The byte buffer: strings and stored bytes, in and out.
 static BYTES: Global<Vec<u8>> = Global::new(Vec::new());
-/// The last error, for `err_text`.
+/// The last error, for `err_text` (builds with `std`: a build without
+/// keeps no text in its errors).
+#[cfg(feature = "std")]
 static LAST: Global<Option<Error>> = Global::new(None);
 
 /// Make the f64 buffer hold `n` values (zeroed when grown) and return where
@@ -110,10 +112,19 @@ pub extern "C" fn bytes_len() -> i32 {
 }
 
 /// Copy the last error's text into `bytes`; its length.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub extern "C" fn err_text() -> i32 {
     let text = LAST.with(|e| e.as_ref().map(|e| String::from(e.detail())));
     put_bytes(text.unwrap_or_default().as_bytes())
+}
+
+/// The last error's text: none in a build without `std` (the shipped
+/// .wasm), whose errors keep no text (see `text!`).
+#[cfg(not(feature = "std"))]
+#[no_mangle]
+pub extern "C" fn err_text() -> i32 {
+    0
 }
 
 /// The result of an export: `ok` as it is, an error as its negative code.
@@ -122,6 +133,7 @@ fn done(r: crate::Result<i32>) -> i32 {
         Ok(v) => v,
         Err(e) => {
             let code = -(e.code_index() as i32) - 1;
+            #[cfg(feature = "std")]
             LAST.with(|l| *l = Some(e));
             code
         }
