@@ -119,7 +119,7 @@ pub fn sample(pmf: &[f64], u: f64) -> (usize, f64) {
             }
         }
     }
-    (last, pmf[last])
+    (last, pmf.get(last).copied().unwrap_or(0.0))
 }
 
 #[cfg(test)]

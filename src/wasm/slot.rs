@@ -72,7 +72,10 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
             _ => {
                 for _ in 0..n.usize(d) {
                     let i = n.usize(d - 1);
-                    mean[i] = n.f64();
+                    let x = n.f64();
+                    if let Some(m) = mean.get_mut(i) {
+                        *m = x;
+                    }
                 }
             }
         }
