@@ -725,11 +725,12 @@ pub(crate) fn overflow() -> Error {
 
 /// The feature vector of variant `i` from [`Engine::fold_arms`]'s result.
 pub(crate) fn for_arm(xs: &[SparseVec], i: usize) -> &SparseVec {
-    if xs.len() == 1 {
-        &xs[0]
-    } else {
-        &xs[i]
-    }
+    // (A checked read, never out of bounds: no panic location in the .wasm.)
+    static NONE: SparseVec = SparseVec {
+        idx: Vec::new(),
+        val: Vec::new(),
+    };
+    xs.get(if xs.len() == 1 { 0 } else { i }).unwrap_or(&NONE)
 }
 
 /// The pending decision `epoch-counter` of an engine with `own_epoch`, if it
