@@ -1,6 +1,10 @@
-// insitu against GrowthBook in headless Chromium, the same workload and the
-// same paired measurement as the Node benchmark (benches/workload.mjs), for
-// the place the library really runs. Measures pkg/ (npm run build first).
+// insitu against GrowthBook in headless Chromium, for the place the library
+// really runs: `rank` of one slot (`new Insitu(...)` after `await init()`,
+// K=5, 32 active features, the default policy) against GrowthBook's
+// setAttributes + getFeatureValue of a 5-variant experiment, with the
+// workload and paired measurement of benches/workload.mjs (the Node
+// benchmark's first workload; benches/node-bench.mjs now measures whole page
+// views, benches/pageview.mjs). Measures pkg/ (npm run build first).
 //
 //   node benches/browser-bench.mjs [--quick]
 //
@@ -15,8 +19,14 @@ const context = await launchBrowser();
 try {
   const { leaks } = await guardNetwork(context);
   const page = await context.newPage();
+  // A page that cannot import the package says why instead of timing out.
+  const broken = new Promise((_, fail) => {
+    page.on("pageerror", (e) => fail(new Error(`benchmark page: ${e.message}`)));
+    page.on("console", (m) => m.type() === "error" && fail(new Error(`benchmark page: ${m.text()} (${m.location().url})`)));
+  });
+  broken.catch(() => undefined);
   await page.goto(`${server.url}benches/browser/index.html`);
-  await page.waitForFunction(() => document.querySelector("#status").textContent === "ready");
+  await Promise.race([page.waitForFunction(() => document.querySelector("#status").textContent === "ready"), broken]);
   const r = await page.evaluate((o) => window.bench(o), options);
   const fmt = (ns) => (ns >= 10_000 ? `${(ns / 1000).toFixed(1)} µs` : `${Math.round(ns)} ns`);
   console.log(`insitu browser benchmark — ${r.userAgent}`);

@@ -27,7 +27,7 @@ for feature in first full; do
   echo "build: cargo --features $feature -> $out/$file"
   CARGO_TARGET_DIR=$target cargo build --quiet --lib --release --target wasm32-unknown-unknown \
     --no-default-features --features "$feature"
-  wasm-opt -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int \
+  wasm-opt -Oz --converge --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-multivalue \
     "$target/wasm32-unknown-unknown/release/insitu.wasm" -o "$out/$file"
 done

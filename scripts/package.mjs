@@ -40,7 +40,9 @@ const INTERNAL = [
   "spec", "store", "clock", "ownKeys", "tierOf", "unavailable", "quarantine", "deviceUnit", "useDevice", "siteUnit", "dropDevice",
   "handover", "specs", "log", "own", "queued", "cache", "make", "named", "encoded", "hasher", "entry", "take", "layout", "triples",
   "ownNames", "actionNames", "fallbackDecision", "nums", "field", "err", "only", "raw", "num", "int", "bool", "str", "obj", "room",
-  "u8", "u32", "f64", "byte", "hex", "done",
+  "u8", "u32", "f64", "byte", "hex", "done", "finite", "seeds", "cached", "count", "pairs", "names", "counter", "expires",
+  "activated", "rewarded", "minute", "tracked", "enc", "hi", "lo", "channel", "kind", "epoch", "ids", "forgets", "state",
+  "json", "mean", "put", "string", "text", "read", "full", "maxAgeMs", "capped",
 ];
 
 const { metafile } = await build({

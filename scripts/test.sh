@@ -72,11 +72,12 @@ if bash scripts/build.sh; then
     node --test tests/js/'
   layer "browser end-to-end (demo)" node tests/browser/demo.e2e.mjs
   layer "browser end-to-end (store: two pages, reload, forget, quick exits, no network)" node tests/browser/store.e2e.mjs
+  layer "browser end-to-end (issue 23: quick exits, hidden pages, blocked storage, sandboxed iframes)" node tests/browser/issue23.e2e.mjs
   layer "packaging check (npm pack -> webpack, Vite, <script type=module>; each also under a CSP without wasm)" node tests/browser/pack-check.mjs
 else
   failed=$((failed + 1))
   failures+=("release build")
-  for l in "size budgets" "JS API tests" "browser end-to-end (demo)" "browser end-to-end (store)" "packaging check"; do skip "$l"; done
+  for l in "size budgets" "JS API tests" "browser end-to-end (demo)" "browser end-to-end (store)" "browser end-to-end (issue 23)" "packaging check"; do skip "$l"; done
 fi
 
 echo

@@ -1,7 +1,10 @@
-// The browser half of benches/browser-bench.mjs: the same workload as the
-// Node benchmark (benches/workload.mjs), run in the page against the web
-// build (pkg/) and GrowthBook's ESM bundle, both served from this repo.
-import init, { Insitu } from "/pkg/insitu.js";
+// The browser half of benches/browser-bench.mjs: the workload of
+// benches/workload.mjs, run in the page against the package (pkg/index.js)
+// and GrowthBook's ESM bundle, both served from this repo. insitu's side is
+// one slot on its own, `new Insitu(...)` on the full engine (`await init()`
+// loads insitu_full.wasm and full.js), so what is timed is `rank` alone, as
+// before: no site, storage or behaviour features around it.
+import init, { Insitu } from "/pkg/index.js";
 import { GrowthBook } from "/node_modules/@growthbook/growthbook/dist/bundles/esm.min.js";
 import { FEATURE_KEY, context, countFeatures, features, insituConfig, pairedRatio, userAttributes } from "../workload.mjs";
 

@@ -130,7 +130,7 @@ impl Names {
     /// The name of `sym` as text ("" if it is not UTF-8, which neither
     /// reader lets in).
     pub(crate) fn text(&self, sym: u32) -> &str {
-        core::str::from_utf8(self.get(sym)).unwrap_or_default()
+        crate::prim::utf8::str(self.get(sym)).unwrap_or_default()
     }
 }
 

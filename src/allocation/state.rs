@@ -148,11 +148,22 @@ fn rec(kind: u8, key: u32, id: u32) -> Rec {
     }
 }
 
-/// `recs.remove(i)` in one place (each caller of `Vec::remove` carries
-/// its own panic location); callers pass an index in bounds.
+/// `recs.remove(i)` in one place and without its panic (an index out of
+/// bounds removes nothing; callers pass one in bounds).
 #[inline(never)]
 fn take(recs: &mut Vec<Rec>, i: usize) -> Rec {
-    recs.remove(i)
+    let gone = recs.get(i).copied().unwrap_or_default();
+    let mut k = i;
+    while let Some(&next) = recs.get(k + 1) {
+        if let Some(r) = recs.get_mut(k) {
+            *r = next;
+        }
+        k += 1;
+    }
+    if i < recs.len() {
+        recs.pop();
+    }
+    gone
 }
 
 /// The entry of `recs` that is the same as `probe`.
@@ -241,7 +252,7 @@ pub struct Allocator {
 }
 
 fn as_text(b: &[u8]) -> Option<&str> {
-    core::str::from_utf8(b).ok().filter(|s| !s.is_empty())
+    crate::prim::utf8::str(b).filter(|s| !s.is_empty())
 }
 
 impl Allocator {
@@ -262,7 +273,7 @@ impl Allocator {
     /// An allocator for a first visit, as the first-decision module's:
     /// nothing is stored and it is never synced, restored or committed.
     /// It computes what [`Allocator::new`] computes on fresh state (every
-    /// assignment, probability, seed and count; see tests/prior.rs), with
+    /// assignment, probability, seed and count; see tests/first_allocator.rs), with
     /// less code: its settlements count at once instead of waiting in a
     /// journal for storage. For tests of the first-decision module.
     #[doc(hidden)]
@@ -1045,7 +1056,7 @@ fn read_section(body: &[u8], names: &mut Names) -> Result<State> {
         0 => {}
         1 => {
             let u = r.bytes16();
-            if u.is_empty() || u.len() > MAX_UNIT || core::str::from_utf8(u).is_err() {
+            if u.is_empty() || u.len() > MAX_UNIT || !crate::prim::utf8::is_utf8(u) {
                 r.fail(text!("its device unit is empty, too long or not UTF-8"));
             }
             st.unit = u.to_vec();

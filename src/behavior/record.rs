@@ -64,7 +64,7 @@ pub(super) fn put_name(w: &mut Vec<u8>, name: &[u8]) {
 
 /// A name of 1 to `max` bytes of UTF-8.
 fn name_ok(name: &[u8], max: usize) -> bool {
-    (1..=max).contains(&name.len()) && core::str::from_utf8(name).is_ok()
+    (1..=max).contains(&name.len()) && crate::prim::utf8::is_utf8(name)
 }
 
 /// The records of `log` (records the store wrote, one after another),

@@ -23,23 +23,25 @@ impl<'a> Cursor<'a> {
 
     /// Bytes not read yet.
     pub(crate) fn left(&self) -> usize {
-        self.b.len() - self.pos
+        self.b.len().saturating_sub(self.pos)
     }
 
     /// The next `n` bytes, or `None` (moving nothing) if fewer are left.
     pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.left() {
-            return None;
-        }
-        let s = &self.b[self.pos..self.pos + n];
+        let s = self.b.get(self.pos..)?.get(..n)?;
         self.pos += n;
         Some(s)
     }
 
     /// The next `N` bytes as an array.
+    #[cfg(feature = "json")]
     pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Some(a)
+        self.take(N)?.try_into().ok()
+    }
+
+    /// An unsigned little-endian integer of `n` bytes (at most 8).
+    pub(crate) fn uint(&mut self, n: usize) -> Option<u64> {
+        let b = self.take(n)?;
+        Some(b.iter().rev().fold(0, |v, &x| v << 8 | u64::from(x)))
     }
 }

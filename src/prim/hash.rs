@@ -87,14 +87,13 @@ impl Fnv64 {
 /// CRC-32 (IEEE 802.3, reflected, as in zlib and PNG); see
 /// `insitu_kernels::crc32_feed`.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    !crc32_feed(!0, bytes, false)
+    !insitu_kernels::crc32_feed(!0, bytes, &insitu_kernels::crc32_table())
 }
 
-/// `insitu_kernels::crc32_feed`: the byte-wise table register (the
-/// slicing-by-8 variant was faster on a cold page load but 1.5 KB more
-/// .wasm, and the first decision no longer checksums the whole snapshot).
-pub(crate) fn crc32_feed(c: u32, bytes: &[u8], widen: bool) -> u32 {
-    insitu_kernels::crc32_feed(c, bytes, widen)
+/// CRC-32 of a text's UTF-16 code units, each low byte first (what a JS
+/// string is), from its UTF-8 bytes; see `insitu_kernels::crc32_feed_utf16`.
+pub(crate) fn crc32_utf16(utf8: &[u8]) -> u32 {
+    !insitu_kernels::crc32_feed_utf16(!0, utf8, &insitu_kernels::crc32_table())
 }
 
 #[cfg(test)]

@@ -10,3 +10,4 @@ pub(crate) mod hash;
 pub(crate) mod math;
 pub(crate) mod rng;
 pub(crate) mod sort;
+pub(crate) mod utf8;

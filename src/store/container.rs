@@ -40,9 +40,23 @@ pub(crate) const MAX_NAME: usize = 64;
 /// A decoded snapshot: named sections of opaque bytes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// Sorted by name (as bytes), names unique. Names are kept as bytes:
-    /// they are only compared, and every name this crate writes is ASCII.
-    sections: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The section table as the payload holds it after its count: per
+    /// section, sorted by name (as bytes), names unique, the name's length
+    /// (u8), the name, the body's length (u32) and the body. One buffer,
+    /// read in place: decoding copies the payload once, encoding once more.
+    /// Names are only compared, and every name this crate writes is ASCII.
+    table: Vec<u8>,
+    /// How many sections.
+    count: u16,
+}
+
+/// One section in a snapshot's table.
+struct Entry<'a> {
+    name: &'a [u8],
+    body: &'a [u8],
+    /// Where in the table it starts and ends.
+    start: usize,
+    end: usize,
 }
 
 impl Snapshot {
@@ -53,7 +67,7 @@ impl Snapshot {
 
     /// Decode and verify a stored snapshot of at most `max` bytes.
     pub fn decode(bytes: &[u8], max: usize) -> Result<Snapshot> {
-        if bytes.len() < 4 || &bytes[..4] != MAGIC {
+        if !bytes.starts_with(MAGIC) {
             return Err(Error::SnapshotForeign {
                 reason: text!(
                     "it does not start with the insitu magic bytes ({} bytes)",
@@ -67,12 +81,18 @@ impl Snapshot {
                 max: max.into(),
             });
         }
-        let mut r = Reader::new(bytes, "header");
-        r.take(4)?;
-        let version = u32::from(r.u16()?);
-        let flags = r.u16()?;
-        let len = r.u32()? as usize;
-        let crc = r.u32()?;
+        // The header: magic, version (u16), flags (u16), payload length
+        // (u32), checksum (u32). A fixed array: its fields need no checks.
+        let Some(&h) = bytes.first_chunk::<HEADER>() else {
+            return Err(corrupt(text!(
+                "the header ends early ({} bytes)",
+                bytes.len()
+            )));
+        };
+        let version = u32::from(u16::from_le_bytes([h[4], h[5]]));
+        let flags = u16::from_le_bytes([h[6], h[7]]);
+        let len = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        let crc = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
         match version {
             1 => {}
             0 => return Err(corrupt("format version 0 was never written".into())),
@@ -86,7 +106,7 @@ impl Snapshot {
         if flags != 0 {
             return Err(corrupt(text!("unknown flags {flags:#06x}")));
         }
-        let payload = &bytes[HEADER..];
+        let payload = bytes.get(HEADER..).unwrap_or_default();
         if payload.len() != len {
             return Err(corrupt(text!(
                 "the header gives {len} payload bytes but {} follow",
@@ -96,39 +116,48 @@ impl Snapshot {
         if crc32(payload) != crc {
             return Err(corrupt("the checksum does not match".into()));
         }
-        let mut r = Reader::new(payload, "section table");
-        let count = r.u16()?;
-        let mut sections: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let n = r.u8()? as usize;
-            let name = r.take(n)?;
+        // The section table, checked by reading it as lookups do.
+        let early = || corrupt(text!("the section table ends early"));
+        let &[c0, c1] = payload.first_chunk::<2>().ok_or_else(early)?;
+        let snap = Snapshot {
+            table: payload.get(2..).unwrap_or_default().to_vec(),
+            count: u16::from_le_bytes([c0, c1]),
+        };
+        let (mut n, mut end) = (0, 0);
+        let mut last: &[u8] = &[];
+        for e in snap.entries().take(snap.count.into()) {
+            let name = e.name;
             if name.is_empty()
                 || name.len() > MAX_NAME
                 || !name.iter().all(u8::is_ascii_graphic)
-                || sections.last().is_some_and(|(last, _)| &last[..] >= name)
+                || last >= name
             {
                 return Err(corrupt(text!(
                     "a section name is empty, too long, not ASCII, out of order or repeated"
                 )));
             }
-            let body_len = r.u32()? as usize;
-            let body = r.take(body_len)?;
-            sections.push((name.to_vec(), body.to_vec()));
+            (last, end, n) = (name, e.end, n + 1);
         }
-        r.finish()?;
-        Ok(Snapshot { sections })
+        if n < snap.count {
+            return Err(early());
+        }
+        if end != snap.table.len() {
+            return Err(corrupt(text!(
+                "the section table has {} unread bytes at its end",
+                snap.table.len() - end
+            )));
+        }
+        Ok(snap)
     }
 
     /// Encode, refusing to exceed `max` bytes.
     pub fn encode(&self, max: usize) -> Result<Vec<u8>> {
-        let body: usize = self
-            .sections
-            .iter()
-            .map(|(n, b)| 5 + n.len() + b.len())
-            .sum();
-        let total = HEADER + 2 + body;
+        let total = HEADER + 2 + self.table.len();
         if total > max {
-            return Err(Error::SnapshotTooLarge { bytes: (total).into(), max: max.into() });
+            return Err(Error::SnapshotTooLarge {
+                bytes: (total).into(),
+                max: max.into(),
+            });
         }
         let mut w = Vec::with_capacity(total);
         w.extend_from_slice(MAGIC);
@@ -136,16 +165,31 @@ impl Snapshot {
         put_u16(&mut w, 0);
         put_u32(&mut w, (total - HEADER) as u32);
         put_u32(&mut w, 0); // checksum, filled in below
-        put_u16(&mut w, self.sections.len() as u16);
-        for (name, b) in &self.sections {
-            w.push(name.len() as u8);
-            w.extend_from_slice(name);
-            put_u32(&mut w, b.len() as u32);
-            w.extend_from_slice(b);
+        put_u16(&mut w, self.count);
+        w.extend_from_slice(&self.table);
+        let crc = crc32(w.get(HEADER..).unwrap_or_default());
+        for (b, c) in w.iter_mut().skip(HEADER - 4).zip(crc.to_le_bytes()) {
+            *b = c;
         }
-        let crc = crc32(&w[HEADER..]);
-        w[12..16].copy_from_slice(&crc.to_le_bytes());
         Ok(w)
+    }
+
+    /// The sections in name order.
+    fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+        let mut r = crate::prim::cursor::Cursor::new(&self.table);
+        core::iter::from_fn(move || {
+            let start = r.pos();
+            let n = r.uint(1)? as usize;
+            let name = r.take(n)?;
+            let len = r.uint(4)? as usize;
+            let body = r.take(len)?;
+            Some(Entry {
+                name,
+                body,
+                start,
+                end: r.pos(),
+            })
+        })
     }
 
     /// The body of section `name`.
@@ -156,12 +200,11 @@ impl Snapshot {
     /// The body of the section named `prefix` then `rest` (e.g. a slot's
     /// `learner:` section), built from parts without allocating.
     pub fn section_parts(&self, prefix: &[u8], rest: &[u8]) -> Option<&[u8]> {
-        let key = |n: &[u8]| {
-            let (a, b) = n.split_at(n.len().min(prefix.len()));
-            a.cmp(prefix).then_with(|| b.cmp(rest))
+        // (No `strip_prefix`: its split brings a bounds panic.)
+        let is = |n: &[u8]| {
+            n.len() == prefix.len() + rest.len() && n.starts_with(prefix) && n.ends_with(rest)
         };
-        let i = self.sections.binary_search_by(|(n, _)| key(n)).ok()?;
-        self.sections.get(i).map(|(_, b)| &b[..])
+        Some(self.entries().find(|e| is(e.name))?.body)
     }
 
     /// Set (or replace) section `name`.
@@ -171,27 +214,34 @@ impl Snapshot {
     /// bytes, which callers check (debug builds assert it).
     pub fn set_section(&mut self, name: &str, body: Vec<u8>) {
         debug_assert!(!name.is_empty() && name.len() <= MAX_NAME);
-        match self.find(name) {
-            Ok(i) => self.sections[i].1 = body,
-            Err(i) => self.sections.insert(i, (name.as_bytes().to_vec(), body)),
-        }
+        let name = name.as_bytes();
+        let gone = self.find(name);
+        self.count += u16::from(gone.is_empty());
+        let t = &self.table;
+        let mut out = Vec::with_capacity(t.len() + 5 + name.len() + body.len());
+        out.extend_from_slice(t.get(..gone.start).unwrap_or_default());
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+        put_u32(&mut out, body.len() as u32);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(t.get(gone.end..).unwrap_or_default());
+        self.table = out;
     }
 
     /// Remove section `name`; whether it was there.
     pub fn remove_section(&mut self, name: &str) -> bool {
-        match self.find(name) {
-            Ok(i) => {
-                self.sections.remove(i);
-                true
-            }
-            Err(_) => false,
-        }
+        let gone = self.find(name.as_bytes());
+        let was = !gone.is_empty();
+        self.replace(gone, &[]);
+        self.count -= u16::from(was);
+        was
     }
 
     /// Section names and body sizes, in name order (a name that is not
     /// UTF-8, which no insitu build writes, reads as empty).
     pub fn sections(&self) -> impl Iterator<Item = (&str, usize)> {
-        (self.sections.iter()).map(|(n, b)| (core::str::from_utf8(n).unwrap_or(""), b.len()))
+        self.entries()
+            .map(|e| (crate::prim::utf8::str(e.name).unwrap_or(""), e.body.len()))
     }
 
     /// Read section `name` with `read` (None if the snapshot has none); a
@@ -210,9 +260,25 @@ impl Snapshot {
         })
     }
 
-    fn find(&self, name: &str) -> core::result::Result<usize, usize> {
-        self.sections
-            .binary_search_by(|(n, _)| n[..].cmp(name.as_bytes()))
+    /// The bytes section `name` takes in the table, or where it would go
+    /// (an empty range) when it is not there.
+    fn find(&self, name: &[u8]) -> core::ops::Range<usize> {
+        for e in self.entries() {
+            if e.name >= name {
+                return e.start..if e.name == name { e.end } else { e.start };
+            }
+        }
+        self.table.len()..self.table.len()
+    }
+
+    /// Replace the table's bytes `gone` with `with`.
+    fn replace(&mut self, gone: core::ops::Range<usize>, with: &[u8]) {
+        let t = &self.table;
+        let mut out = Vec::with_capacity(t.len() + with.len());
+        out.extend_from_slice(t.get(..gone.start).unwrap_or_default());
+        out.extend_from_slice(with);
+        out.extend_from_slice(t.get(gone.end..).unwrap_or_default());
+        self.table = out;
     }
 }
 
@@ -267,8 +333,12 @@ impl<'a> Reader<'a> {
         self.c.pos()
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        self.c.array().ok_or_else(|| self.early(N))
+    /// An unsigned little-endian integer of `n` bytes: every fixed-size
+    /// read goes through this one function (a generic array read would be
+    /// one copy per size, each with its own error path).
+    #[inline(never)]
+    fn uint(&mut self, n: usize) -> Result<u64> {
+        self.c.uint(n).ok_or_else(|| self.early(n))
     }
 
     fn early(&self, n: usize) -> Error {
@@ -281,24 +351,24 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
+        self.uint(1).map(|v| v as u8)
     }
 
     pub(crate) fn u16(&mut self) -> Result<u16> {
-        self.array().map(u16::from_le_bytes)
+        self.uint(2).map(|v| v as u16)
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32> {
-        self.array().map(u32::from_le_bytes)
+        self.uint(4).map(|v| v as u32)
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64> {
-        self.array().map(u64::from_le_bytes)
+        self.uint(8)
     }
 
     /// A finite f64.
     pub(crate) fn f64(&mut self) -> Result<f64> {
-        let v = f64::from_le_bytes(self.array()?);
+        let v = f64::from_bits(self.uint(8)?);
         if v.is_finite() {
             Ok(v)
         } else {
@@ -319,8 +389,8 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn str(&mut self) -> Result<&'a str> {
         let n = self.u16()? as usize;
-        core::str::from_utf8(self.take(n)?)
-            .map_err(|_| corrupt(text!("the {} holds a string that is not UTF-8", self.what)))
+        crate::prim::utf8::str(self.take(n)?)
+            .ok_or_else(|| corrupt(text!("the {} holds a string that is not UTF-8", self.what)))
     }
 
     /// A count of items of at least `item_bytes` each, checked against what
@@ -400,6 +470,23 @@ mod tests {
         assert!(!t.remove_section("behavior"));
         t.set_section("learner:hero", vec![9]);
         assert_eq!(t.section("learner:hero"), Some(&[9u8][..]));
+        // Replacing keeps the count; the table reads as sections built afresh.
+        let mut fresh = Snapshot::new();
+        fresh.set_section("learner:cta", Vec::new());
+        fresh.set_section("learner:hero", vec![9]);
+        assert_eq!(t, fresh);
+        // A name from parts: the whole name, not a prefix or an extension.
+        assert_eq!(
+            s.section_parts(b"learner:", b"hero"),
+            Some(&[1u8, 2, 3, 4, 5][..])
+        );
+        assert_eq!(s.section_parts(b"learner:", b"her"), None);
+        assert_eq!(s.section_parts(b"learner:", b"heroes"), None);
+        assert_eq!(
+            s.section_parts(b"learner:hero", b""),
+            s.section("learner:hero")
+        );
+        assert_eq!(s.section_parts(b"", b"behavior"), s.section("behavior"));
     }
 
     #[test]

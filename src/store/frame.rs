@@ -18,7 +18,7 @@
 
 use crate::prelude::*;
 
-use crate::prim::hash::crc32_feed;
+use crate::prim::hash::crc32_utf16;
 use crate::{Error, Result};
 
 /// The tag of the one frame layout this build writes and reads.
@@ -35,18 +35,9 @@ pub struct Frame<'a> {
     pub payload: &'a str,
 }
 
-/// CRC-32 of a string's UTF-16 code units, low byte first. Stored values
-/// are base64 or JSON, nearly always ASCII, whose code units are its bytes.
+/// CRC-32 of a string's UTF-16 code units, low byte first.
 fn crc_utf16(text: &str) -> u32 {
-    if text.is_ascii() {
-        return !crc32_feed(!0, text.as_bytes(), true);
-    }
-    // Two bytes at a time: the byte-wise kernel, which needs no tables.
-    let mut c = !0;
-    for unit in text.encode_utf16() {
-        c = insitu_kernels::crc32_feed(c, &unit.to_le_bytes(), false);
-    }
-    !c
+    crc32_utf16(text.as_bytes())
 }
 
 /// Frame `payload`, saved at `saved_at` (ms, kept to the millisecond) with
@@ -83,25 +74,47 @@ pub fn seal(saved_at: f64, generation: u64, payload: &str) -> Result<String> {
 /// when a newer build framed it, `SNAPSHOT_CORRUPT` when the checksum or a
 /// field fails.
 pub fn open(raw: &str) -> Result<Frame<'_>> {
+    let f = open_bytes(raw.as_bytes())?;
+    Ok(Frame {
+        saved_at: f.saved_at,
+        generation: f.generation,
+        // Every cut is at an ASCII `;`, so this is a character boundary.
+        payload: raw.get(f.payload..).unwrap_or(""),
+    })
+}
+
+/// A frame's fields as [`open_bytes`] reads them.
+pub(crate) struct Opened {
+    pub(crate) saved_at: f64,
+    pub(crate) generation: u64,
+    /// Where the payload starts.
+    pub(crate) payload: usize,
+}
+
+/// [`open`] on the frame's UTF-8 bytes (checked as UTF-8 by the caller;
+/// other bytes fail some check, never panic).
+pub(crate) fn open_bytes(b: &[u8]) -> Result<Opened> {
     // Parsed as bytes, by hand: `str` splitting, slicing and number parsing
     // bring in panic and search code worth several KB of .wasm.
-    let b = raw.as_bytes();
-    let mut cut = [0usize; 4]; // the first four `;`
+    let mut cut = [b.len(); 4]; // the first four `;`
     let mut found = 0;
     for (i, &c) in b.iter().enumerate() {
         if c == b';' {
-            cut[found] = i;
+            if let Some(k) = cut.get_mut(found) {
+                *k = i;
+            }
             found += 1;
             if found == 4 {
                 break;
             }
         }
     }
-    let tag = b
-        .get(..if found > 0 { cut[0] } else { b.len() })
-        .unwrap_or(b);
+    let [c0, c1, c2, c3] = cut;
+    let tag = b.get(..c0).unwrap_or(b);
     if tag != FRAME_TAG.as_bytes() {
-        let version = tag.strip_prefix(b"insitu").and_then(|v| number(v, 10));
+        let version = (tag.get(6..))
+            .filter(|_| tag.starts_with(b"insitu"))
+            .and_then(|v| number(v, 10));
         return Err(match version {
             Some(v) if v > FRAME_VERSION => Error::SnapshotVersion {
                 found: (v.min(u64::from(u32::MAX)) as u32).into(),
@@ -118,21 +131,20 @@ pub fn open(raw: &str) -> Result<Frame<'_>> {
     if found < 4 {
         return Err(corrupt("is truncated"));
     }
-    let field = |k: usize| b.get(cut[k] + 1..cut[k + 1]).unwrap_or(&[]);
-    // Every cut is at an ASCII `;`, so these are character boundaries.
-    let body = raw.get(cut[1] + 1..).unwrap_or("");
-    let crc = field(0);
-    if crc.len() != 8 || number(crc, 16) != Some(u64::from(crc_utf16(body))) {
+    let field = |from: usize, to: usize| b.get(from + 1..to).unwrap_or_default();
+    let crc = field(c0, c1);
+    let body = b.get(c1 + 1..).unwrap_or_default();
+    if crc.len() != 8 || number(crc, 16) != Some(u64::from(crc32_utf16(body))) {
         return Err(corrupt("fails its checksum"));
     }
-    let saved_at = parse_ms(field(1)).ok_or_else(|| corrupt("has no valid saved time"))?;
-    let generation = number(field(2), 10)
+    let saved_at = parse_ms(field(c1, c2)).ok_or_else(|| corrupt("has no valid saved time"))?;
+    let generation = number(field(c2, c3), 10)
         .filter(|&g| (g as f64) < MAX_SAFE)
         .ok_or_else(|| corrupt("has no valid generation"))?;
-    Ok(Frame {
+    Ok(Opened {
         saved_at,
         generation,
-        payload: raw.get(cut[3] + 1..).unwrap_or(""),
+        payload: c3 + 1,
     })
 }
 
@@ -189,29 +201,49 @@ pub fn to_base64(bytes: &[u8]) -> String {
 
 /// Decode standard padded base64; `SNAPSHOT_CORRUPT` for anything else.
 pub fn from_base64(text: &str) -> Result<Vec<u8>> {
-    let b = text.as_bytes();
+    let mut b = text.as_bytes().to_vec();
+    let n = base64_in_place(&mut b, 0)?;
+    b.truncate(n);
+    Ok(b)
+}
+
+/// Decode the standard padded base64 in `buf[from..]` into `buf[..n]`, in
+/// place (each 4 digits become 3 bytes, so the output never overtakes the
+/// input); `n`. The bits of a last digit before padding that make no
+/// whole byte are ignored, as `atob` does.
+pub(crate) fn base64_in_place(buf: &mut [u8], from: usize) -> Result<usize> {
     let bad = |why: crate::error::Text| Error::SnapshotCorrupt {
         reason: text!("the payload is not base64: {why}"),
     };
-    if b.len() % 4 != 0 {
+    let text = buf.get(from..).unwrap_or_default();
+    if text.len() % 4 != 0 {
         return Err(bad("its length is not a multiple of 4".into()));
     }
-    let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
+    let pad = text.iter().rev().take_while(|&&c| c == b'=').count();
     if pad > 2 {
         return Err(bad("it has more than two `=`".into()));
     }
-    // Whole groups by the kernel; the padded last group here, its `=` read
-    // as zero digits.
-    let whole = if pad > 0 { b.len() - 4 } else { b.len() };
-    let mut out = vec![0u8; b.len() / 4 * 3];
-    let at = |i: usize| bad(text!("byte {i} is {:#04x}", b[i]));
-    insitu_kernels::base64_decode(&b[..whole], &mut out).map_err(at)?;
-    if pad > 0 {
-        let mut last = [b'A'; 4];
-        last[..4 - pad].copy_from_slice(&b[whole..b.len() - pad]);
-        insitu_kernels::base64_decode(&last, &mut out[whole / 4 * 3..])
-            .map_err(|i| at(whole + i))?;
-        out.truncate(out.len() - pad);
+    let end = buf.len() - pad;
+    let (mut acc, mut bits, mut out) = (0u32, 0u32, 0usize);
+    for i in from..end {
+        let c = buf.get(i).copied().unwrap_or(0);
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return Err(bad(text!("byte {} is {c:#04x}", i - from))),
+        };
+        acc = acc << 6 | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            if let Some(o) = buf.get_mut(out) {
+                *o = (acc >> bits) as u8;
+            }
+            out += 1;
+        }
     }
     Ok(out)
 }
@@ -324,6 +356,53 @@ mod tests {
                 "SNAPSHOT_CORRUPT",
                 "{bad}"
             );
+        }
+    }
+
+    /// The decoder before the in-place one (whole groups, then the padded
+    /// last group with its `=` read as `A`), to compare against.
+    fn reference_base64(text: &str) -> Option<Vec<u8>> {
+        let b = text.as_bytes();
+        let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
+        if b.len() % 4 != 0 || pad > 2 {
+            return None;
+        }
+        let mut digits = b[..b.len() - pad].to_vec();
+        digits.resize(b.len(), b'A');
+        let mut out = Vec::new();
+        for quad in digits.chunks(4) {
+            let mut n = 0u32;
+            for &c in quad {
+                n = n << 6 | ALPHABET.iter().position(|&a| a == c)? as u32;
+            }
+            out.extend_from_slice(&n.to_be_bytes()[1..]);
+        }
+        out.truncate(out.len() - pad);
+        Some(out)
+    }
+
+    #[test]
+    fn in_place_base64_decodes_as_before() {
+        let mut rng = Rng::new(19);
+        for i in 0..20_000 {
+            let len = (rng.next_u64() % 24) as usize;
+            let mut text: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[(rng.next_u64() % 64) as usize])
+                .collect();
+            // Some padding, and some bytes that are not digits.
+            let pad = (rng.next_u64() % 3) as usize;
+            text.resize(text.len() + pad, b'=');
+            if i % 5 == 0 && !text.is_empty() {
+                let k = (rng.next_u64() % text.len() as u64) as usize;
+                text[k] = b"=*-_ \x80"[(rng.next_u64() % 6) as usize];
+            }
+            let text = String::from_utf8_lossy(&text).into_owned();
+            let got = from_base64(&text).ok();
+            assert_eq!(got, reference_base64(&text), "{text:?}");
+            // In place after a prefix, as a frame's payload is decoded.
+            let mut buf = format!("insitu1;x;{text}").into_bytes();
+            let n = base64_in_place(&mut buf, 10).ok();
+            assert_eq!(n.map(|n| buf[..n].to_vec()), got, "{text:?}");
         }
     }
 }

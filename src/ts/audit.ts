@@ -73,17 +73,12 @@ export interface Audit {
 export class History {
   #entries: AuditEntry[] | null = null;
 
-  readonly #store: Store;
-  readonly #consent: Consent;
-  readonly #clock: () => number;
-  readonly #maxAgeMs: () => number;
-
-  constructor(store: Store, consent: Consent, clock: () => number, maxAgeMs: () => number) {
-    this.#store = store;
-    this.#consent = consent;
-    this.#clock = clock;
-    this.#maxAgeMs = maxAgeMs;
-  }
+  constructor(
+    private readonly store: Store,
+    private readonly consentState: Consent,
+    private readonly clock: () => number,
+    private readonly maxAgeMs: () => number,
+  ) {}
 
   /** The entries, read from storage the first time they are needed. */
   list(): AuditEntry[] {
@@ -101,16 +96,16 @@ export class History {
    */
   record(event: Event, extra: { code?: ErrorCode; key?: string; detail?: string } = {}): void {
     const list = this.list();
-    const e: AuditEntry = { at: this.#clock(), event };
+    const e: AuditEntry = { at: this.clock(), event };
     if (extra.code !== undefined) e.code = extra.code;
     if (extra.key !== undefined) e.key = extra.key;
     if (extra.detail !== undefined) e.detail = extra.detail;
     list.push(e);
     if (list.length > MAX_HISTORY) list.splice(0, list.length - MAX_HISTORY);
-    if (UNSTORED.includes(event) || !this.#consent.allows("functional")) return;
+    if (UNSTORED.includes(event) || !this.consentState.allows("functional")) return;
     const kept = list.filter((h) => !UNSTORED.includes(h.event));
     // A failed write stays in memory; a full or blocked store is reported elsewhere.
-    this.#store.put(`${this.#store.key}.audit`, this.#clock(), 0, JSON.stringify(kept));
+    this.store.put(`${this.store.key}.audit`, this.clock(), 0, JSON.stringify(kept));
   }
 
   /** Forget every entry (after `forget()` erased the stored ones). */
@@ -119,9 +114,9 @@ export class History {
   }
 
   #load(): void {
-    if (!this.#consent.allows("functional")) return;
-    const k = `${this.#store.key}.audit`;
-    const raw = this.#store.get(k);
+    if (!this.consentState.allows("functional")) return;
+    const k = `${this.store.key}.audit`;
+    const raw = this.store.get(k);
     if (raw === null) return;
     let list: unknown = null;
     // The frame's CRC is checked by the .wasm for snapshots; the history is
@@ -135,10 +130,10 @@ export class History {
       }
     }
     if (!Array.isArray(list)) {
-      this.#store.quarantine(k, raw, "SNAPSHOT_CORRUPT", "the audit history is unreadable");
+      this.store.quarantine(k, raw, "SNAPSHOT_CORRUPT", "the audit history is unreadable");
       return;
     }
-    const oldest = this.#clock() - this.#maxAgeMs();
+    const oldest = this.clock() - this.maxAgeMs();
     this.#entries = list
       .filter((h): h is AuditEntry => h !== null && typeof h === "object" && typeof h.at === "number" && h.at >= oldest && typeof h.event === "string")
       .slice(-MAX_HISTORY);

@@ -39,14 +39,11 @@ export class Behavior {
   /** @internal Events tracked while on the first-decision module, for the full engine. */
   queued: Array<{ e: EventSpec; at: number }> = [];
 
-  readonly #hasher: Hasher;
-
   constructor(
     core: Core,
     readonly spec: BehaviorSpec,
-    hasher: Hasher,
+    private readonly hasher: Hasher,
   ) {
-    this.#hasher = hasher;
     this.core = core;
     this.h = this.make(core);
   }
@@ -82,9 +79,9 @@ export class Behavior {
       const tab = line.indexOf("\t");
       const name = line.slice(0, tab);
       const cat = line.slice(tab + 1);
-      const e = this.#hasher.entry("behavior", name);
+      const e = this.hasher.entry("behavior", name);
       if (cat === "") pairs.push(e.h, values[i]!);
-      else pairs.push(this.#hasher.value(e, cat), 1);
+      else pairs.push(this.hasher.value(e, cat), 1);
       names.push(name, cat === "" ? null : cat);
       entries.push([name, cat === "" ? values[i]! : cat]);
     }
@@ -111,8 +108,8 @@ export class Behavior {
     const n = this.core.full ? this.core.call("beh_counts", [this.h]) : 0;
     const counts = this.core.read(n);
     const types = n === 0 ? [] : this.core.string(this.core.call("bytes_len", [])).split("\n");
-    const out: Record<string, number> = {};
-    for (let i = 0; i < n; i++) Object.defineProperty(out, types[i]!, { value: counts[i]!, enumerable: true, writable: true, configurable: true });
+    // Own properties, whatever the type's name (`__proto__` too).
+    const out: Record<string, number> = Object.fromEntries(Array.from({ length: n }, (_, i) => [types[i]!, counts[i]!]));
     for (const { e } of this.queued) out[e.type] = (out[e.type] ?? 0) + 1;
     return out;
   }

@@ -164,10 +164,9 @@ export async function fetchModule(source: unknown): Promise<BufferSource | Respo
 
 const POLICIES: Record<PolicySpec["type"], number> = { thompson: 0, linucb: 1, egreedy: 2, greedy: 3 };
 
-/** A variant's own features, hashed: (namespace index, hash, value) triples and a label id each. */
+/** A variant's own features, hashed: (namespace index, hash, value) triples. */
 export interface Own {
   triples: number[];
-  labels: number[];
 }
 
 /**

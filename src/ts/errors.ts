@@ -73,13 +73,11 @@ export function describe(value: unknown): string {
   try {
     switch (typeof value) {
       case "number":
+      case "boolean":
+      case "undefined":
         return Object.is(value, -0) ? "0" : String(value);
       case "bigint":
         return `${String(value)}n (a BigInt)`;
-      case "boolean":
-        return String(value);
-      case "undefined":
-        return "undefined";
       case "string":
         return value.length > PREVIEW ? `\`${value.slice(0, PREVIEW)}…\` (${value.length} characters)` : `\`${value}\``;
       case "symbol":

@@ -97,13 +97,13 @@ export class Experiments {
    * past `MAX_LOGGED`).
    */
   log: Logged[] | null;
-  /** Hears, once, that the log went past `MAX_LOGGED`. */
-  readonly #capped: () => void;
-
-  constructor(core: Core, capped: () => void = () => {}) {
+  constructor(
+    core: Core,
+    /** Hears, once, that the log went past `MAX_LOGGED`. */
+    private readonly capped: () => void = () => {},
+  ) {
     this.core = core;
     this.log = core.full ? null : [];
-    this.#capped = capped;
   }
 
   /**
@@ -124,7 +124,7 @@ export class Experiments {
   #log(call: Logged): void {
     if (this.log !== null && this.log.push(call) > MAX_LOGGED) {
       this.log = null;
-      this.#capped();
+      this.capped();
     }
   }
 

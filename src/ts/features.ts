@@ -147,12 +147,13 @@ export function walkNamespace(
     if (name.length === 0) throw invalid(field(), "must not be empty");
     checkLength(name, field);
     const e = hasher.entry(ns, name);
-    if (typeof v === "number") {
+    if (typeof v === "number" || v === null) {
+      // null is what JSON.stringify makes of NaN and ±Infinity.
       if (!Number.isFinite(v)) {
         throw fail("NON_FINITE_FEATURE", `feature \`${field()}\` must be a finite number, not NaN or Infinity`);
       }
       budget.take();
-      each(e.h, v === 0 ? 0 : v, name, null);
+      each(e.h, v === 0 ? 0 : v!, name, null);
     } else if (typeof v === "boolean") {
       budget.take();
       each(e.h, v ? 1 : 0, name, null);
@@ -169,9 +170,6 @@ export function walkNamespace(
         budget.take();
         each(hasher.value(e, item), 1, name, item);
       }
-    } else if (v === null) {
-      // What JSON.stringify makes of NaN and ±Infinity.
-      throw fail("NON_FINITE_FEATURE", `feature \`${field()}\` must be a finite number, not NaN or Infinity`);
     } else {
       throw invalid(field(), `should be a number, a boolean, a string or an array of strings, but is ${describe(v)}`);
     }

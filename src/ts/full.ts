@@ -498,6 +498,10 @@ function syncParts(site: Site, stored: Uint8Array | null, now: number): Uint8Arr
     all.set(bytes, nameLen);
     c.put(all);
     bytes = c.bytes(c.call("slot_sync", [l.h, nameLen, bytes.length, now, max]));
+    const trimmed = c.read(8)[7]!;
+    if (trimmed > 0) {
+      site.record("pending-trimmed", { key: name, detail: `${trimmed} pending decisions dropped, earliest-expiring first, to keep the snapshot under maxBytes` });
+    }
   }
   return bytes;
 }
@@ -767,8 +771,8 @@ class Methods {
     c.put(all);
     const n = c.call("slot_sync", [this.l.h, name.length, b === null ? -1 : b.length, o.now, o.max]);
     const bytes = c.bytes(n);
-    const r = c.read(7);
-    return { ...report(r), bytes, overwrote: r[6] === 1 };
+    const r = c.read(8);
+    return { ...report(r), bytes, overwrote: r[6] === 1, trimmed: r[7]! };
   }
 
   /** Apply the last `sync()` once its bytes are stored; false when there was none. */

@@ -32,6 +32,8 @@ export interface SyncResult extends RestoreResult {
   bytes: Uint8Array;
   /** Storage had failed for so long that this slot's state overwrote other tabs' updates. */
   overwrote: boolean;
+  /** Pending decisions dropped, earliest-expiring first, to keep the snapshot under `maxBytes` (rewards for them get `UNKNOWN_DECISION`). */
+  trimmed: number;
 }
 
 /** Options of `restore()` and `sync()`. */

@@ -27,6 +27,7 @@ import type {
   RewardOptions,
 } from "./types.js";
 import { defaultStorage, type Event, openFrame, type Sink, Store } from "./storage.js";
+import { fnv1a32 } from "./hash.js";
 import { checkRun, rewardValue } from "./validate/calls.js";
 import { checkUnit } from "./validate/open.js";
 import { checkName } from "./validate/slot.js";
@@ -134,6 +135,14 @@ export class Site implements Sink {
   /** @internal */
   readonly slots = new Map<string, Learner>();
   #unit: string | null;
+  /**
+   * First exposures of the device unit reported on the first-decision
+   * module, as hashes of experiment and variant (at most 64, the oldest
+   * dropped): stored with the device seed the moment they are reported, so a
+   * visitor who leaves before the full engine stores its exposure log
+   * (`<key>.ab`) is not reported again on the next visit.
+   */
+  #exposed: string[] = [];
   /** @internal The stored snapshot read at open (bytes), for slots opened later and for the full engine. */
   stored: Uint8Array | null = null;
   /** @internal `stored` decoded on the current core (0: not yet). */
@@ -244,6 +253,7 @@ export class Site implements Sink {
     if (r < 1) {
       this.cancelTimer();
       this.ab.dropDevice();
+      this.#exposed = [];
     } else if (r < 2 && this.ab.h !== 0) {
       // The stored experiments state may hold bandit counts: rewrite it without.
       this.abChanged = true;
@@ -350,7 +360,7 @@ export class Site implements Sink {
     }
     const f = this.spec.onExposure;
     // A first exposure goes to `onExposure`: the only way an assignment leaves the device, and only if the site sends it on.
-    if (first && f !== null && a.unit !== "none") {
+    if (first && f !== null && a.unit !== "none" && (a.unit !== "device" || this.core.full || this.#newExposure(a))) {
       const e: ExposureEvent = {
         experiment: a.key, variant: a.variant, index: a.index, probability: a.probability, hash: a.hash,
         allocation: a.allocation, unit: a.unit,
@@ -376,6 +386,15 @@ export class Site implements Sink {
     this.ab.useDevice(unit, true);
   }
 
+  /** Whether this first exposure on the first-decision module is new to the device seed's record (then it is added, and stored at once). */
+  #newExposure(a: Assignment): boolean {
+    const h = fnv1a32(`${a.key}\u0000${a.variant}`).toString(16).padStart(8, "0");
+    if (this.#exposed.includes(h)) return false;
+    if (this.#exposed.push(h) > 64) this.#exposed.shift();
+    this.#writeUnit(this.ab.deviceUnit());
+    return true;
+  }
+
   /** The device seed stored under `<key>.unit`, or null (what cannot be read is set aside). */
   #readUnit(): string | null {
     const k = `${this.key}.unit`;
@@ -390,7 +409,12 @@ export class Site implements Sink {
       else this.store.quarantine(k, raw, err.code, err.message);
       return null;
     }
-    if (/^d:[0-9a-f]{32}$/.test(unit)) return unit;
+    // `d:` and 32 hex digits, then the exposures reported before the full engine arrived (`/` and hashes).
+    const m = /^(d:[0-9a-f]{32})(?:\/([0-9a-f]{8}(?:,[0-9a-f]{8}){0,63}))?$/.exec(unit);
+    if (m !== null) {
+      this.#exposed = m[2]?.split(",") ?? [];
+      return m[1]!;
+    }
     this.store.quarantine(k, raw, "SNAPSHOT_CORRUPT", "the device seed is not one this module draws");
     return null;
   }
@@ -405,7 +429,8 @@ export class Site implements Sink {
   }
 
   #writeUnit(unit: string): void {
-    if (this.consentState.allows("functional")) this.store.put(`${this.key}.unit`, this.clock(), 0, unit);
+    const exposed = this.#exposed.length > 0 ? `/${this.#exposed.join(",")}` : "";
+    if (this.consentState.allows("functional")) this.store.put(`${this.key}.unit`, this.clock(), 0, unit + exposed);
   }
 
   /** Reward this visitor's running trial of bandit experiment `key` (reward in [0, 1], default 1). */
@@ -517,6 +542,7 @@ export class Site implements Sink {
     safe(() => this.behavior.clear(), undefined);
     for (const l of this.slots.values()) safe(() => l.reset(), undefined);
     safe(() => this.ab.reset(), undefined);
+    this.#exposed = [];
     this.abChanged = false;
     this.#history.clear();
     plane?.setStored(this, null);

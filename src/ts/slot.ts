@@ -144,7 +144,7 @@ export class Prepared {
     this.spec.features.allow.forEach((ns, i) => this.allow.set(ns, i));
     for (const v of this.spec.variants) {
       const names: Array<string | null> = [];
-      const own: Own = { triples: [], labels: [] };
+      const own: Own = { triples: [] };
       for (const [ns, feats] of Object.entries(v.features ?? {})) {
         const i = this.allow.get(ns);
         if (i === undefined) continue;
@@ -322,22 +322,16 @@ export class Learner {
   /** The epoch `#prefix` is for (-1: none yet) and the decision ids' first part, `<epoch in hex>-`. */
   #epoch = -1;
   #prefix = "";
-  readonly #clock: () => number;
-  /** @internal The behaviour namespace (the site's). */
-  readonly behavior: () => Encoded | null;
-  /** Hears every update. */
-  readonly #changed: () => void;
 
   constructor(
     core: Core,
     readonly p: Prepared,
-    clock: () => number,
-    behavior: () => Encoded | null = () => null,
-    changed: () => void = () => {},
+    private readonly clock: () => number,
+    /** @internal The behaviour namespace (the site's). */
+    readonly behavior: () => Encoded | null = () => null,
+    /** Hears every update. */
+    private readonly changed: () => void = () => {},
   ) {
-    this.#clock = clock;
-    this.behavior = behavior;
-    this.#changed = changed;
     this.core = core;
     core.nums(p.layout());
     this.h = core.call(core.full ? "slot_new" : "score_new", []);
@@ -368,7 +362,7 @@ export class Learner {
       const k = p.k;
       const o = checkRankShape(options, k);
       const f = encode(p, o.context, o.actions, this.behavior());
-      const now = o.now ?? this.#clock();
+      const now = o.now ?? this.clock();
       if (!Number.isFinite(now)) throw fail("INVALID_OPTION", `option \`now\` should be a finite time in ms, but the clock gave ${describe(now)}`);
       const nums = callNums(f);
       const c = this.core;
@@ -386,20 +380,14 @@ export class Learner {
         if (waiting.length >= p.spec.maxPending) this.own.splice(this.own.indexOf(waiting[0]!), 1);
         this.own.push({ counter, expires: now + p.spec.rewardTtlMs, activated: !o.defer, rewarded: false });
       }
-      const pmf: number[] = [];
-      const scores: number[] = [];
-      for (let i = 0; i < k; i++) {
-        pmf.push(r[3 + i]!);
-        scores.push(r[3 + k + i]!);
-      }
       // A decision id is the epoch in 12 hex digits, a dash, the counter in decimal: the first part is kept.
       if (this.#epoch !== p.epoch) this.#prefix = `${(this.#epoch = p.epoch).toString(16).padStart(12, "0")}-`;
       return {
         variant: p.ids[index]!,
         index,
         probability: r[0]!,
-        pmf,
-        scores,
+        pmf: Array.from(r.subarray(3, 3 + k)),
+        scores: Array.from(r.subarray(3 + k)),
         decisionId: this.#prefix + counter,
         seed: r[1]!,
         modelVersion: p.spec.modelVersion,
@@ -422,7 +410,7 @@ export class Learner {
       if (nums !== null) this.core.nums(nums);
       this.core.call(name, [this.h, ...args], words);
     } else this.#push([name, args, nums, words]);
-    this.#changed();
+    this.changed();
   }
 
   /** Settle a decision with a reward in [0, 1]. Throws `InsituError`; nothing changes then. */
@@ -444,7 +432,7 @@ export class Learner {
    * refusal then goes to `onError`).
    */
   #settle(id: string, at: number | null, reward: number | null): void {
-    const now = at ?? this.#clock();
+    const now = at ?? this.clock();
     const words = about(id);
     const refuse = (code: ErrorCode) => fail(code, words(code));
     const parts = parseId(id);
@@ -483,7 +471,7 @@ export class Learner {
     // The first-decision module decides at the prior: nothing learned yet.
     const k = this.core.full ? this.core.call("stats", [this.h]) : -1;
     const r = this.core.read(k + 1);
-    const pending = this.core.full ? r[k]! : this.own.filter((t) => !t.rewarded && this.#clock() <= t.expires).length;
+    const pending = this.core.full ? r[k]! : this.own.filter((t) => !t.rewarded && this.clock() <= t.expires).length;
     return {
       variants: this.p.ids.map((id, i) => ({ id, updates: r[i] ?? 0 })),
       pending,

@@ -3,7 +3,8 @@
 use super::{done, BYTES, IO};
 #[cfg(feature = "full")]
 use {
-    super::{take_bytes, with_io, Fields, Global, Table},
+    super::{bad, take_bytes, with_io, Global, Table},
+    crate::allocation::Bytes,
     crate::prelude::*,
     crate::{Behavior, BehaviorConfig},
 };
@@ -18,31 +19,37 @@ fn store<R>(h: u32, f: impl FnOnce(&mut Behavior) -> crate::Result<R>) -> crate:
 
 /// A new store: `io` holds maxAgeDays, maxEvents, maxBytes and
 /// sessionGapMinutes; `bytes` the custom types (a u8 count, then each a
-/// string), `types_len` bytes long.
+/// string), `types_len` bytes long. The TypeScript side checked them with
+/// messages; any values are safe here (retention only compares them), so
+/// they are not checked again.
 #[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn beh_new(types_len: i32) -> i32 {
     done((|| {
-        let (age, events, bytes, gap) =
-            with_io(|n| {
-                let v = (n.f64(), n.usize(1 << 20), n.usize(1 << 30), n.f64());
-                n.ok().map(|()| v)
-            })?;
+        let (age, events, bytes, gap) = with_io(|n| {
+            let v = (n.f64(), n.usize(1 << 20), n.usize(1 << 30), n.f64());
+            n.ok().map(|()| v)
+        })?;
         let b = take_bytes(types_len)?.unwrap_or_default();
-        let mut f = Fields::new(&b);
+        let mut f = Bytes::new(&b);
         let mut types = Vec::new();
-        for _ in 0..f.u8()? {
-            types.push(f.str()?);
+        for _ in 0..f.u8() {
+            let t = crate::prim::utf8::string(f.bytes16().to_vec());
+            types.push(t.unwrap_or_default());
+            if types.last().is_some_and(String::is_empty) {
+                f.fail(text!("a type that is empty or not UTF-8"));
+            }
         }
-        f.finish()?;
+        if f.left() > 0 || f.failed().is_some() {
+            return Err(bad("behaviour types"));
+        }
         let cfg = BehaviorConfig {
             max_age_days: age,
             max_events: events,
             max_bytes: bytes,
             session_gap_minutes: gap,
             types,
-        }
-        .check()?;
+        };
         Ok(STORES.with(|t| t.add(Box::new(Behavior::new(cfg)))))
     })())
 }
@@ -77,19 +84,22 @@ pub extern "C" fn beh_drop(_h: u32) -> i32 {
 pub extern "C" fn beh_track(h: u32, len: i32, now: f64) -> i32 {
     done((|| {
         let b = take_bytes(len)?.unwrap_or_default();
-        let mut f = Fields::new(&b);
-        let kind = f.text()?;
-        let item = if f.u8()? != 0 { Some(f.text()?) } else { None };
-        let category = if f.u8()? != 0 { Some(f.text()?) } else { None };
+        // Its names are checked with the event (`EventRef::check`).
+        let mut f = Bytes::new(&b);
+        let kind = f.bytes16();
+        let item = if f.u8() != 0 { Some(f.bytes16()) } else { None };
+        let category = if f.u8() != 0 { Some(f.bytes16()) } else { None };
         // The tags are laid out as in the stored record.
-        let ntags = f.u8()?.into();
-        let start = f.c.pos();
+        let ntags: usize = f.u8().into();
+        let start = b.len() - f.left();
         for _ in 0..ntags {
-            f.text()?;
+            f.bytes16();
         }
-        let tags = b.get(start..f.c.pos()).unwrap_or_default();
-        let value = if f.u8()? != 0 { Some(f.f64()?) } else { None };
-        f.finish()?;
+        let tags = b.get(start..b.len() - f.left()).unwrap_or_default();
+        let value = if f.u8() != 0 { Some(f.f64()) } else { None };
+        if f.left() > 0 || f.failed().is_some() {
+            return Err(bad("an event"));
+        }
         let ev = crate::behavior::EventRef {
             at: now,
             kind,

@@ -69,8 +69,8 @@ impl<T> Global<T> {
 static IO: Global<Vec<f64>> = Global::new(Vec::new());
 /// The byte buffer: strings and stored bytes, in and out.
 static BYTES: Global<Vec<u8>> = Global::new(Vec::new());
-/// The last error, for `err_text` (builds with `std`: a build without
-/// keeps no text in its errors).
+/// The last error, for `err_text` (builds with `std`: errors without it
+/// carry no text).
 #[cfg(feature = "std")]
 static LAST: Global<Option<Error>> = Global::new(None);
 
@@ -119,12 +119,12 @@ pub extern "C" fn err_text() -> i32 {
     put_bytes(text.unwrap_or_default().as_bytes())
 }
 
-/// The last error's text: none in a build without `std` (the shipped
-/// .wasm), whose errors keep no text (see `text!`).
+/// Copy the last error's text into `bytes`: none in a build without `std`
+/// (see `error::Text`).
 #[cfg(not(feature = "std"))]
 #[no_mangle]
 pub extern "C" fn err_text() -> i32 {
-    0
+    set_bytes(Vec::new())
 }
 
 /// The result of an export: `ok` as it is, an error as its negative code.
@@ -142,7 +142,6 @@ fn done(r: crate::Result<i32>) -> i32 {
 
 /// An error about what crossed the boundary (a bug on the TypeScript side).
 fn bad(what: &'static str) -> Error {
-    // Into the error's text type: nothing is kept of it in the .wasm.
     Error::option("boundary", what)
 }
 
@@ -173,16 +172,25 @@ fn put_bytes(b: &[u8]) -> i32 {
     })
 }
 
-/// The first `n` bytes of the byte buffer, copied out.
+/// Replace the byte buffer with `b` (moved, not copied); its length.
+fn set_bytes(b: Vec<u8>) -> i32 {
+    BYTES.with(|v| *v = b);
+    bytes_len()
+}
+
+/// The first `n` bytes of the byte buffer (none when `n` is negative),
+/// taken out of it, not copied: the buffer is empty afterwards (a call
+/// reads its input once; the TypeScript side writes each call's afresh).
 fn take_bytes(n: i32) -> crate::Result<Option<Vec<u8>>> {
     if n < 0 {
         return Ok(None);
     }
-    BYTES.with(|v| {
-        v.get(..n as usize)
-            .map(|b| Some(b.to_vec()))
-            .ok_or_else(|| bad("a byte length past the buffer"))
-    })
+    let mut v = BYTES.with(core::mem::take);
+    if n as usize > v.len() {
+        return Err(bad("a byte length past the buffer"));
+    }
+    v.truncate(n as usize);
+    Ok(Some(v))
 }
 
 /// Reads numbers from the f64 buffer, checking each against what it may be.
@@ -260,56 +268,6 @@ fn with_io<R>(f: impl FnOnce(&mut Nums<'_>) -> crate::Result<R>) -> crate::Resul
     r
 }
 
-/// Reads strings and numbers from a byte layout (little-endian).
-struct Fields<'a> {
-    c: crate::prim::cursor::Cursor<'a>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(b: &'a [u8]) -> Fields<'a> {
-        Fields {
-            c: crate::prim::cursor::Cursor::new(b),
-        }
-    }
-
-    fn u8(&mut self) -> crate::Result<u8> {
-        Ok(self.c.array::<1>().ok_or_else(|| bad("too few bytes"))?[0])
-    }
-
-    fn f64(&mut self) -> crate::Result<f64> {
-        Ok(f64::from_le_bytes(
-            self.c.array::<8>().ok_or_else(|| bad("too few bytes"))?,
-        ))
-    }
-
-    /// A string: its UTF-8 length (u16), then its bytes.
-    fn str(&mut self) -> crate::Result<String> {
-        let n = u16::from_le_bytes(self.c.array::<2>().ok_or_else(|| bad("too few bytes"))?);
-        let b = self
-            .c
-            .take(n as usize)
-            .ok_or_else(|| bad("too few bytes"))?;
-        String::from_utf8(b.to_vec()).map_err(|_| bad("a string that is not UTF-8"))
-    }
-
-    /// A string's bytes, checked as UTF-8 but not copied.
-    #[cfg(feature = "full")]
-    fn text(&mut self) -> crate::Result<&'a [u8]> {
-        let n = u16::from_le_bytes(self.c.array::<2>().ok_or_else(|| bad("too few bytes"))?);
-        let b = (self.c.take(n as usize)).ok_or_else(|| bad("too few bytes"))?;
-        core::str::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))?;
-        Ok(b)
-    }
-
-    fn finish(&self) -> crate::Result<()> {
-        if self.c.left() == 0 {
-            Ok(())
-        } else {
-            Err(bad("bytes left over"))
-        }
-    }
-}
-
 /// One table of live objects of a kind; handles are `index + 1`.
 struct Table<T> {
     items: Vec<Option<T>>,
@@ -365,7 +323,7 @@ pub extern "C" fn test_panic() -> i32 {
 
 /// Decode UTF-8 bytes the TypeScript side wrote.
 fn utf8(b: Vec<u8>) -> crate::Result<String> {
-    String::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))
+    crate::prim::utf8::string(b).ok_or_else(|| bad("a string that is not UTF-8"))
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]

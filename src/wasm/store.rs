@@ -1,7 +1,7 @@
 //! Storage formats at the boundary: the text frame around each stored
 //! value, and a snapshot decoded once per page load for every part.
 
-use super::{bad, done, put_bytes, put_io, take_bytes, utf8, Global, Table};
+use super::{bad, done, put_io, set_bytes, take_bytes, Global, Table};
 use crate::prelude::*;
 use crate::store::frame;
 use crate::Snapshot;
@@ -24,18 +24,29 @@ pub(super) fn with_snapshot<R>(
 /// Open the stored value in `bytes` (UTF-8, `len` long): `io` gets its
 /// saved time and generation; with `payload` 1 its payload text, with 2
 /// its payload decoded from base64, replaces `bytes` (the length is
-/// returned; 0 with `payload` 0).
+/// returned; 0 with `payload` 0). Base64 is decoded in place.
 #[no_mangle]
 pub extern "C" fn frame_open(len: i32, payload: u32) -> i32 {
     done((|| {
-        let raw = utf8(take_bytes(len)?.ok_or_else(|| bad("a stored value"))?)?;
-        let f = frame::open(&raw)?;
+        let mut raw = take_bytes(len)?.ok_or_else(|| bad("a stored value"))?;
+        if !crate::prim::utf8::is_utf8(&raw) {
+            return Err(bad("a string that is not UTF-8"));
+        }
+        let f = frame::open_bytes(&raw)?;
         put_io([f.saved_at, f.generation as f64]);
-        Ok(match payload {
-            0 => put_bytes(&[]),
-            1 => put_bytes(f.payload.as_bytes()),
-            _ => put_bytes(&frame::from_base64(f.payload)?),
-        })
+        let at = f.payload;
+        let n = match payload {
+            0 => 0,
+            1 => {
+                // A copy: moving the text down in place would bring a
+                // bounds panic.
+                raw = raw.get(at..).unwrap_or_default().to_vec();
+                raw.len()
+            }
+            _ => frame::base64_in_place(&mut raw, at)?,
+        };
+        raw.truncate(n);
+        Ok(set_bytes(raw))
     })())
 }
 

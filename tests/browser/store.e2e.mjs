@@ -91,9 +91,14 @@ try {
     const exposures = await a.evaluate(() => insitu.site.audit().experiments.exposures);
     assert(exposures.length === logged, `${exposures.length} exposures after 10 reloads, ${logged} before`);
     // Without the stored seed each load is a new unit: the variants spread.
+    // The device seed is kept under insitu.unit, the experiments' state
+    // (exposures, trials) under insitu.ab: both go.
     const seen = new Set();
     for (let i = 0; i < 12; i++) {
-      await a.evaluate(() => localStorage.removeItem("insitu.ab"));
+      await a.evaluate(() => {
+        localStorage.removeItem("insitu.unit");
+        localStorage.removeItem("insitu.ab");
+      });
       await load(a);
       seen.add(await a.evaluate(() => insitu.assignment.variant));
     }

@@ -78,6 +78,55 @@ test("23.0: the A/B assignment is sticky when the visitor leaves at once: the de
   assert.equal(none.map.size, 0);
 });
 
+test("23.0: a first exposure is reported once over visits left before the full engine arrives; the record is checked, capped and forgotten", async () => {
+  // Old behaviour: the exposure log is in <key>.ab, which only the full engine writes: each quick visit reported again.
+  const storage = new MemoryStorage();
+  const counts = [];
+  for (let visit = 0; visit < 4; visit++) {
+    const exposures = [];
+    const site = await loadSite({ storage, flushDelayMs: 60_000, onExposure: (e) => exposures.push(e) });
+    site.experiments([HERO]);
+    site.run("hero");
+    site.run("hero");
+    counts.push(exposures.length);
+    site.close();
+  }
+  assert.deepEqual(counts, [1, 0, 0, 0]);
+  assert.match(payload(storage.getItem("insitu.unit")), /^d:[0-9a-f]{32}\/[0-9a-f]{8}$/);
+
+  // 70 experiments: the record keeps the 64 latest.
+  const many = Array.from({ length: 70 }, (_, i) => ({ key: `e${i}`, variants: ["a", "b"] }));
+  let site = await loadSite({ storage, flushDelayMs: 60_000, onExposure() {} });
+  site.experiments(many);
+  for (const e of many) site.run(e.key);
+  site.close();
+  const hashes = payload(storage.getItem("insitu.unit")).split("/")[1].split(",");
+  assert.equal(hashes.length, 64);
+  assert.equal(new Set(hashes).size, 64);
+
+  // A record that is not one this module writes is set aside, never read as a seed.
+  const seed = payload(storage.getItem("insitu.unit")).split("/")[0];
+  const bad = storage.getItem("insitu.unit").replace(/\/[^;]*$/, "/zz");
+  storage.setItem("insitu.unit", bad);
+  const errors = [];
+  site = await loadSite({ storage, flushDelayMs: 60_000, onError: (e) => errors.push(e.code) });
+  site.experiments([HERO]);
+  site.run("hero");
+  assert.ok([...storage.map.keys()].some((k) => k.startsWith("insitu.quarantine.")), "the bad record is kept aside");
+  assert.notEqual(payload(storage.getItem("insitu.unit")).split("/")[0], seed, "a new seed is drawn");
+
+  // forget() clears the record with the seed: the next first exposure is reported.
+  site.forget();
+  assert.equal(storage.getItem("insitu.unit"), null);
+  const exposures = [];
+  site.close();
+  site = await loadSite({ storage, flushDelayMs: 60_000, onExposure: (e) => exposures.push(e) });
+  site.experiments([HERO]);
+  site.run("hero");
+  assert.equal(exposures.length, 1);
+  site.close();
+});
+
 test("23.0: what is pending is stored when the page is hidden or left (visibilitychange, pagehide)", async () => {
   const listeners = { document: new Map(), window: new Map() };
   const target = (map) => ({

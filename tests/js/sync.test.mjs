@@ -132,3 +132,34 @@ test("restore() loads the stored learning and pending decisions without writing,
   assert.equal(other.restore(store.bytes, { slot: "hero", now: 16 }).modelChanged, true);
   assert.equal(updates(other), 0);
 });
+
+test("sync() under a small maxBytes drops the earliest-expiring pending decisions and says how many (trimmed)", async () => {
+  const slot = new Insitu(OPTS);
+  const ids = [];
+  for (let t = 0; t < 400; t++) ids.push(slot.rank(ctx(t)).decisionId);
+  const roomy = slot.sync(null, { slot: "hero", now: 1e6 });
+  assert.equal(roomy.trimmed, 0);
+  const r = slot.sync(null, { slot: "hero", now: 1e6, maxBytes: 4096 });
+  assert.ok(r.trimmed > 0 && r.trimmed < 400, `trimmed ${r.trimmed}`);
+  assert.ok(r.bytes.length <= 4096, `${r.bytes.length} bytes`);
+  // A slot restored from those bytes can settle the latest decision, not the earliest.
+  const other = new Insitu(OPTS);
+  other.restore(r.bytes, { slot: "hero", now: 1e6 });
+  other.reward({ decisionId: ids[399], reward: 1, now: 1e6 });
+  throwsCode(() => other.reward({ decisionId: ids[0], reward: 1, now: 1e6 }), "UNKNOWN_DECISION");
+});
+
+test("a site whose snapshot cannot hold every pending decision records pending-trimmed in its audit history", async () => {
+  const { loadReady, MemoryStorage } = await import("./helpers.mjs");
+  const site = await loadReady({ storage: new MemoryStorage(), consent: "personalization", maxBytes: 4096, flushDelayMs: 60_000 });
+  const hero = site.slot("hero", OPTS);
+  // The site's own clock: decisions pending now, not expired.
+  for (let t = 0; t < 400; t++) hero.rank({ context: ctx(t).context });
+  const f = await site.flush();
+  assert.equal(f.written, true);
+  const h = site.audit().history.find((x) => x.event === "pending-trimmed");
+  assert.ok(h, JSON.stringify(site.audit().history));
+  assert.equal(h.key, "hero");
+  assert.match(h.detail, /^\d+ pending decisions dropped/);
+  site.close();
+});

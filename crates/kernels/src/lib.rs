@@ -215,50 +215,81 @@ fn gap_pass(v: &mut [u32], gap: usize) {
     }
 }
 
-/// The CRC-32 (IEEE 802.3, reflected, as in zlib and PNG) byte table, made
-/// at compile time: 1 KB of data for about 4 times the speed of a nibble
-/// table, which matters on a page's first load (every stored value is
-/// checksummed before it is read).
-const CRC_TABLE: [u32; 256] = {
+/// The CRC-32 (IEEE 802.3, reflected, as in zlib and PNG) byte table.
+pub type CrcTable = [u32; 256];
+
+/// Make the byte table. Made at run time, on the stack, for each checksum:
+/// about 2,000 steps, against 1 KB of incompressible data in the .wasm; a
+/// byte table is about 4 times the speed of a nibble table, which matters
+/// on a page's first load (every stored value is checksummed before it is
+/// read).
+pub fn crc32_table() -> CrcTable {
     let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
+    for (i, e) in t.iter_mut().enumerate() {
         let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
+        for _ in 0..8 {
             c = if c & 1 != 0 {
                 0xedb8_8320 ^ (c >> 1)
             } else {
                 c >> 1
             };
-            k += 1;
         }
-        t[i] = c;
-        i += 1;
+        *e = c;
     }
     t
-};
+}
 
 #[inline(always)]
-fn crc_byte(c: u32, b: u8) -> u32 {
-    CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
+fn crc_byte(c: u32, b: u8, t: &CrcTable) -> u32 {
+    t[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
 }
 
 /// Feed `bytes` into the running (pre-inverted) CRC-32 register `c`, one
-/// byte at a time; with `widen`, each byte is fed as a UTF-16 code unit (the
-/// byte, then a zero), which is how an ASCII string's code units are
-/// checksummed. [`crc32_feed_sliced`] gives the same result faster.
-pub fn crc32_feed(mut c: u32, bytes: &[u8], widen: bool) -> u32 {
-    if widen {
-        for &b in bytes {
-            c = crc_byte(crc_byte(c, b), 0);
+/// byte at a time. [`crc32_feed_sliced`] gives the same result faster.
+pub fn crc32_feed(mut c: u32, bytes: &[u8], t: &CrcTable) -> u32 {
+    for &b in bytes {
+        c = crc_byte(c, b, t);
+    }
+    c
+}
+
+/// Feed the UTF-16 code units of the UTF-8 text `utf8` into the register
+/// `c`, each as its low byte then its high byte (what a JS string is),
+/// without building them: an ASCII character is its byte and a zero, a
+/// character past U+FFFF a surrogate pair. Bytes that are not UTF-8 give
+/// some register, never a panic (callers check the text first).
+#[inline(never)]
+pub fn crc32_feed_utf16(mut c: u32, utf8: &[u8], t: &CrcTable) -> u32 {
+    // The code point being read, and how many continuation bytes it lacks.
+    let (mut cp, mut lacks) = (0u32, 0u32);
+    for &b in utf8 {
+        if b & 0xc0 == 0x80 && lacks > 0 {
+            cp = cp << 6 | u32::from(b & 0x3f);
+            lacks -= 1;
+        } else {
+            // A lead byte's count of high ones is its sequence's length
+            // (0 for ASCII).
+            let n = (!b).leading_zeros();
+            cp = u32::from(b) & (0x7f >> n);
+            lacks = n.saturating_sub(1);
         }
-    } else {
-        for &b in bytes {
-            c = crc_byte(c, b);
+        if lacks == 0 {
+            let mut unit = cp;
+            if cp >= 0x1_0000 {
+                let v = cp - 0x1_0000;
+                c = crc_unit(c, 0xd800 | (v >> 10 & 0x3ff), t);
+                unit = 0xdc00 | (v & 0x3ff);
+            }
+            c = crc_unit(c, unit, t);
         }
     }
     c
+}
+
+/// Feed a UTF-16 code unit, low byte first.
+#[inline(always)]
+fn crc_unit(c: u32, unit: u32, t: &CrcTable) -> u32 {
+    crc_byte(crc_byte(c, unit as u8, t), (unit >> 8) as u8, t)
 }
 
 /// Tables for [`crc32_feed_sliced`]: `t[k][i]` is the CRC-32 register
@@ -269,88 +300,34 @@ pub type CrcTables = [[u32; 256]; 8];
 /// Fill the slicing tables (8 KB, made at run time: shipped in the .wasm
 /// they would add about 7 KB gzipped).
 pub fn crc32_tables(t: &mut CrcTables) {
-    t[0] = CRC_TABLE;
+    let byte = crc32_table();
+    t[0] = byte;
     for k in 1..8 {
         let prev = t[k - 1];
         for (out, p) in t[k].iter_mut().zip(prev) {
-            *out = (p >> 8) ^ CRC_TABLE[(p & 0xff) as usize];
+            *out = (p >> 8) ^ byte[(p & 0xff) as usize];
         }
     }
 }
 
 /// [`crc32_feed`] eight input bytes per step (slicing-by-8): the same
-/// register, in about a third of the steps. A page's first load runs this
-/// in V8's baseline compiler, where each step's overhead is what costs.
-/// Widened, four characters make the eight bytes and the two zero bytes'
-/// lookups are left out (their table entries are 0).
-pub fn crc32_feed_sliced(mut c: u32, bytes: &[u8], widen: bool, t: &CrcTables) -> u32 {
-    let step = if widen { 4 } else { 8 };
-    let mut chunks = bytes.chunks_exact(step);
+/// register, in about a third of the steps (not in the .wasm: 1.5 KB more
+/// for a page's first load that no longer checksums a whole snapshot).
+pub fn crc32_feed_sliced(mut c: u32, bytes: &[u8], t: &CrcTables) -> u32 {
+    let mut chunks = bytes.chunks_exact(8);
     for b in &mut chunks {
-        let (lo, hi) = if widen {
-            (
-                u32::from(b[0]) | u32::from(b[1]) << 16,
-                u32::from(b[2]) | u32::from(b[3]) << 16,
-            )
-        } else {
-            (
-                u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-            )
-        };
-        let lo = c ^ lo;
+        let lo = c ^ u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let hi = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
         c = t[7][(lo & 0xff) as usize]
             ^ t[6][(lo >> 8 & 0xff) as usize]
             ^ t[5][(lo >> 16 & 0xff) as usize]
             ^ t[4][(lo >> 24) as usize]
             ^ t[3][(hi & 0xff) as usize]
-            ^ t[1][(hi >> 16 & 0xff) as usize];
-        if !widen {
-            c ^= t[2][(hi >> 8 & 0xff) as usize] ^ t[0][(hi >> 24) as usize];
-        }
+            ^ t[2][(hi >> 8 & 0xff) as usize]
+            ^ t[1][(hi >> 16 & 0xff) as usize]
+            ^ t[0][(hi >> 24) as usize];
     }
-    crc32_feed(c, chunks.remainder(), widen)
-}
-
-/// The value of a standard base64 digit, or 64 for anything else.
-#[inline(always)]
-fn b64_value(c: u8) -> u32 {
-    (match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => 64,
-    }) as u32
-}
-
-/// Decode unpadded standard base64 `text` (whole groups of 4 digits) into
-/// `out`, which must hold `text.len() / 4 * 3` bytes. Returns the index of
-/// the first byte that is not a base64 digit, if any; `out` is then only
-/// partly written.
-pub fn base64_decode(text: &[u8], out: &mut [u8]) -> Result<(), usize> {
-    for (k, (quad, o)) in text
-        .chunks_exact(4)
-        .zip(out.chunks_exact_mut(3))
-        .enumerate()
-    {
-        let (a, b, c, d) = (
-            b64_value(quad[0]),
-            b64_value(quad[1]),
-            b64_value(quad[2]),
-            b64_value(quad[3]),
-        );
-        if (a | b | c | d) & 64 != 0 {
-            let bad = [a, b, c, d].iter().position(|&v| v == 64).unwrap_or(0);
-            return Err(4 * k + bad);
-        }
-        let n = a << 18 | b << 12 | c << 6 | d;
-        o[0] = (n >> 16) as u8;
-        o[1] = (n >> 8) as u8;
-        o[2] = n as u8;
-    }
-    Ok(())
+    crc32_feed(c, chunks.remainder(), &t[0])
 }
 
 #[cfg(test)]
@@ -514,27 +491,41 @@ mod tests {
     fn sliced_crc_matches_the_bytewise_register_for_every_length_and_register() {
         let mut t = [[0u32; 256]; 8];
         crc32_tables(&mut t);
-        // The standard check value, plain and as UTF-16 code units.
-        assert_eq!(!crc32_feed_sliced(!0, b"123456789", false, &t), 0xcbf4_3926);
-        let wide: Vec<u8> = b"123456789".iter().flat_map(|&b| [b, 0]).collect();
-        assert_eq!(
-            crc32_feed_sliced(!0, b"123456789", true, &t),
-            crc32_feed(!0, &wide, false)
-        );
-        // Every length up to 260 (each remainder of 4 and 8) from several
+        // The standard check value.
+        assert_eq!(!crc32_feed_sliced(!0, b"123456789", &t), 0xcbf4_3926);
+        assert_eq!(!crc32_feed(!0, b"123456789", &t[0]), 0xcbf4_3926);
+        // Every length up to 260 (each remainder of 8) from several
         // registers; 167 is odd, so the bytes take all 256 values.
         let data: Vec<u8> = (0..260u32).map(|i| (i * 167 + 13) as u8).collect();
         for len in 0..data.len() {
             for c in [!0u32, 0, 0x1234_5678] {
-                for widen in [false, true] {
-                    let bytes = &data[data.len() - len..];
-                    assert_eq!(
-                        crc32_feed_sliced(c, bytes, widen, &t),
-                        crc32_feed(c, bytes, widen),
-                        "len {len}, register {c:#x}, widen {widen}"
-                    );
-                }
+                let bytes = &data[data.len() - len..];
+                assert_eq!(
+                    crc32_feed_sliced(c, bytes, &t),
+                    crc32_feed(c, bytes, &t[0]),
+                    "len {len}, register {c:#x}"
+                );
             }
         }
+    }
+
+    #[test]
+    fn utf16_crc_feeds_the_code_units_of_utf8_text() {
+        let t = crc32_table();
+        for s in [
+            "",
+            "123456789",
+            "ab\u{e9}\u{20ac};\u{10348}\u{ffff}\u{10000}\u{10ffff}x",
+            "\u{7f}\u{80}\u{7ff}\u{800}",
+        ] {
+            let units: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            assert_eq!(
+                crc32_feed_utf16(!0, s.as_bytes(), &t),
+                crc32_feed(!0, &units, &t),
+                "{s:?}"
+            );
+        }
+        // Bytes that are not UTF-8: some register, no panic.
+        crc32_feed_utf16(!0, &[0xff, 0x80, 0xf0, 0xc3], &t);
     }
 }

@@ -85,13 +85,7 @@ export function checkEvent(event: unknown, spec: BehaviorSpec): EventSpec {
     });
     if (tags.length > MAX_TAGS) throw o.err("tags", many(tags.length));
     // `null` is what NaN and ±Infinity used to become: not a missing value.
-    const value = o.raw("value");
-    if (value !== undefined && value !== null && typeof value !== "number") {
-      throw o.err("value", `should be a number, but is ${describe(value)}`);
-    }
-    if (value === null || (value !== undefined && !Number.isFinite(value))) {
-      throw o.err("value", `should be a finite number, but is ${describe(value)}`);
-    }
+    const value = o.finite("value");
     return {
       type,
       item,

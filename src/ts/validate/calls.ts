@@ -25,13 +25,7 @@ const required = <T>(o: Obj, key: string, x: T | undefined): T => {
 };
 
 /** The injected clock: absent, or a finite number (null, what NaN used to become, is an error). */
-function now(o: Obj): number | null {
-  const x = o.raw("now");
-  if (x === undefined) return null;
-  if (x !== null && typeof x !== "number") throw o.err("now", `should be a number, but is ${describe(x)}`);
-  if (x === null || !Number.isFinite(x)) throw o.err("now", `should be a finite time in ms, but is ${describe(x)}`);
-  return x;
-}
+const now = (o: Obj): number | null => o.finite("now", "a finite time in ms") ?? null;
 
 /** A reward: a finite number in [0, 1], else `INVALID_REWARD`. */
 export function rewardValue(x: unknown): number {

@@ -71,10 +71,8 @@ function required<T>(o: Obj, key: string, x: T | undefined, why = "is required")
 
 /** A number in `[lo, hi]` (or `[lo, hi)`), if present; null (what NaN used to become) is an error. */
 function fraction(o: Obj, key: string, lo: number, hi: number, hiOpen = false): number | undefined {
-  const x = o.raw(key);
+  const x = o.finite(key);
   if (x === undefined) return undefined;
-  if (x !== null && typeof x !== "number") throw o.err(key, `should be a number, but is ${describe(x)}`);
-  if (x === null || !Number.isFinite(x)) throw o.err(key, `should be a finite number, but is ${describe(x)}`);
   if (x < lo || x > hi || (hiOpen && x === hi)) {
     throw o.err(key, `should be in [${bound(lo)}, ${bound(hi)}${hiOpen ? ")" : "]"}, but is ${describe(x)}`);
   }

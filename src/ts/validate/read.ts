@@ -236,6 +236,17 @@ export class Obj {
     return this.#typed<number>(key, "number", "a number");
   }
 
+  /**
+   * A finite number at `key`, if present: `null` (what NaN and ±Infinity
+   * used to become) is an error, "should be <finite>".
+   */
+  finite(key: string, finite = "a finite number"): number | undefined {
+    const x = this.raw(key);
+    if (x !== undefined && x !== null && typeof x !== "number") throw this.err(key, `should be a number, but is ${describe(x)}`);
+    if (x === null || (x !== undefined && !Number.isFinite(x))) throw this.err(key, `should be ${finite}, but is ${describe(x)}`);
+    return x;
+  }
+
   /** An integer in `[lo, hi]`. */
   int(key: string, lo: number, hi: number): number | undefined {
     const x = this.num(key);

@@ -105,13 +105,16 @@ export function checkSlot(options: unknown): SlotSpec {
 }
 
 const POLICY_KEYS = ["type", "scale", "samples", "alpha", "epsilon", "minProbability"] as const;
-/** Each policy type and the parameters it takes. */
-const PARAMS = new Map<string, readonly string[]>([
-  ["thompson", ["scale", "samples"]],
+/** Each policy type and the parameters it takes, in the order they are checked. */
+const PARAMS = new Map<string, readonly Param[]>([
+  ["thompson", ["samples", "scale"]],
   ["linucb", ["alpha"]],
   ["egreedy", ["epsilon"]],
   ["greedy", []],
 ]);
+type Param = "scale" | "samples" | "alpha" | "epsilon";
+/** The parameters' defaults. */
+const DEFAULTS: Record<Param, number> = { scale: 0.25, samples: 32, alpha: 0.5, epsilon: 0.1 };
 /** Most posterior draws Thompson sampling may take per decision. */
 const MAX_SAMPLES = 4096;
 
@@ -123,7 +126,7 @@ export function checkPolicy(value: unknown, k: number): PolicySpec {
   return guard(OPTION, "policy", () => {
     const o = Obj.of(value ?? {}, "policy", OPTION, POLICY_KEYS);
     const type = o.str("type") ?? "linucb";
-    const given = {
+    const given: Record<Param, number | undefined> = {
       scale: o.num("scale"),
       samples: o.int("samples", 0, 2 ** 32 - 1),
       alpha: o.num("alpha"),
@@ -135,29 +138,20 @@ export function checkPolicy(value: unknown, k: number): PolicySpec {
       throw OPTION("policy.type", `should be one of thompson, linucb, egreedy, greedy, but is ${describe(type)}`);
     }
     for (const [name, x] of Object.entries(given)) {
-      if (x !== undefined && !params.includes(name)) throw OPTION(`policy.${name}`, `does not apply to policy ${describe(type)}`);
+      if (x !== undefined && !params.includes(name as Param)) throw OPTION(`policy.${name}`, `does not apply to policy ${describe(type)}`);
     }
-    const nonNegative = (x: number, field: string) => {
-      if (!(Number.isFinite(x) && x >= 0)) throw OPTION(field, `should be non-negative and finite, but is ${describe(x)}`);
-      return x;
-    };
-    const floor = () => {
-      const x = within(mp ?? 0.01, 0, 1, "policy.minProbability", OPTION);
-      if (x * k > 1) throw OPTION("policy.minProbability", `should be at most 1/${k} for ${k} variants, but is ${describe(x)}`);
-      return x;
-    };
-    switch (type) {
-      case "thompson": {
-        const samples = within(given.samples ?? 32, 1, MAX_SAMPLES, "policy.samples", OPTION);
-        const scale = nonNegative(given.scale ?? 0.25, "policy.scale");
-        return { type, scale, samples, minProbability: floor() };
-      }
-      case "linucb":
-        return { type, alpha: nonNegative(given.alpha ?? 0.5, "policy.alpha"), minProbability: floor() };
-      case "egreedy":
-        return { type, epsilon: within(given.epsilon ?? 0.1, 0, 1, "policy.epsilon", OPTION), minProbability: floor() };
-      default:
-        return { type: "greedy", minProbability: floor() };
+    const out: Record<string, unknown> = { type };
+    for (const name of params) {
+      const x = given[name] ?? DEFAULTS[name];
+      const field = `policy.${name}`;
+      if (name === "samples") out[name] = within(x, 1, MAX_SAMPLES, field, OPTION);
+      else if (name === "epsilon") out[name] = within(x, 0, 1, field, OPTION);
+      else if (!(Number.isFinite(x) && x >= 0)) throw OPTION(field, `should be non-negative and finite, but is ${describe(x)}`);
+      else out[name] = x;
     }
+    const floor = within(mp ?? 0.01, 0, 1, "policy.minProbability", OPTION);
+    if (floor * k > 1) throw OPTION("policy.minProbability", `should be at most 1/${k} for ${k} variants, but is ${describe(floor)}`);
+    out.minProbability = floor;
+    return out as PolicySpec;
   });
 }
