@@ -243,6 +243,12 @@ pub struct Allocator {
     journal: Vec<Rec>,
     /// A merged state waiting for `commit`.
     staged: Option<Staged>,
+    /// A first visit's settlements (see [`Allocator::first`]): it keeps no
+    /// journal, its settlements count at once.
+    settled: usize,
+    /// Native builds: whether this allocator serves a first visit only
+    /// (the .wasm builds fix it: see [`Allocator::first`]).
+    first: bool,
 }
 
 fn as_text(b: &[u8]) -> Option<&str> {
@@ -259,6 +265,42 @@ impl Allocator {
             state: State::default(),
             journal: Vec::new(),
             staged: None,
+            settled: 0,
+            first: false,
+        }
+    }
+
+    /// An allocator for a first visit, as the first-decision module's:
+    /// nothing is stored and it is never synced, restored or committed.
+    /// It computes what [`Allocator::new`] computes on fresh state (every
+    /// assignment, probability, seed and count; see tests/first_allocator.rs), with
+    /// less code: its settlements count at once instead of waiting in a
+    /// journal for storage. For tests of the first-decision module.
+    #[doc(hidden)]
+    pub fn first_visit(experiments: Experiments, seed: u64) -> Allocator {
+        Allocator {
+            first: true,
+            ..Allocator::new(experiments, seed)
+        }
+    }
+
+    /// Whether this allocator serves a first visit (nothing stored, never
+    /// synced): always in the first-decision module, never in the full
+    /// engine, natively as constructed. A first visit's settlement counts
+    /// at once: the full engine's journal, folded into the stored counts at
+    /// a sync (or into its own past the cap), adds the same rewards in the
+    /// same order onto nothing, so the sums are the same bits (both start
+    /// from zero; counts are never negative). The full engine's fold skips
+    /// a seed settled twice, which only a repeated 53-bit trial seed could
+    /// cause.
+    #[inline(always)]
+    fn first(&self) -> bool {
+        if cfg!(feature = "full") {
+            false
+        } else if cfg!(feature = "first") {
+            true
+        } else {
+            self.first
         }
     }
 
@@ -469,12 +511,14 @@ impl Allocator {
             }
             b.flag = 0;
             if t.flag == 1 && i.is_some() {
-                let (j, st) = (&mut self.journal, &mut self.state);
-                journal(j, st, &mut self.staged, &t, 0.0);
+                self.settle(&t, 0.0);
             }
         }
+        let Some(e) = self.experiments.list.get(index) else {
+            return ((0, 0, 1.0), 0);
+        };
         // Beta parameters per variant: 1 + prior + device counts.
-        let mut params = state_counts(e, &self.state, &self.journal);
+        let mut params = self.variant_counts(e);
         for (i, v) in e.variants.iter().enumerate() {
             if let Some([a, b]) = params.get_mut(2 * i..2 * i + 2) {
                 (*a, *b) = (1.0 + v.prior.0 + *a, 1.0 + v.prior.1 + *b);
@@ -513,7 +557,7 @@ impl Allocator {
             return Err(unknown(index));
         };
         Ok(match e.allocation {
-            Allocation::Thompson { .. } => state_counts(e, &self.state, &self.journal),
+            Allocation::Thompson { .. } => self.variant_counts(e),
             Allocation::Weights => Vec::new(),
         })
     }
@@ -552,14 +596,31 @@ impl Allocator {
         }
         t.flag = 2;
         let t = *t;
-        journal(
-            &mut self.journal,
-            &mut self.state,
-            &mut self.staged,
-            &t,
-            reward,
-        );
+        self.settle(&t, reward);
         Ok(())
+    }
+
+    /// Device-learned successes and failures of each variant of `e` in
+    /// turn (two numbers a variant): the stored counts plus the settlements
+    /// not yet stored.
+    fn variant_counts(&self, e: &Experiment) -> Vec<f64> {
+        let journal = if self.first() { &[] } else { &self.journal[..] };
+        state_counts(e, &self.state, journal)
+    }
+
+    /// Settle `trial` (a bandit's entry) with `reward`: journaled, or on
+    /// a first visit counted at once (see [`Allocator::first`]).
+    fn settle(&mut self, trial: &Rec, reward: f64) {
+        let s = Rec {
+            x: reward,
+            ..*trial
+        };
+        if self.first() {
+            count(&mut self.state.recs, &s);
+            self.settled += 1;
+        } else {
+            journal(&mut self.journal, &mut self.state, &mut self.staged, &s);
+        }
     }
 
     /// The exposure log (this page's and the stored ones).
@@ -591,7 +652,11 @@ impl Allocator {
 
     /// Settlements made here and not yet stored.
     pub fn pending(&self) -> usize {
-        self.journal.len()
+        if self.first() {
+            self.settled.min(MAX_JOURNAL)
+        } else {
+            self.journal.len()
+        }
     }
 
     /// Forget everything: device seed, exposures, bandit counts and trials.
@@ -599,6 +664,7 @@ impl Allocator {
         self.state = State::default();
         self.journal.clear();
         self.staged = None;
+        self.settled = 0;
     }
 
     /// Merge this page's state with the stored allocator snapshot `stored`
@@ -729,26 +795,17 @@ fn unknown(index: usize) -> Error {
     }
 }
 
-/// Journal the settlement of `trial` (a bandit's entry) with `reward`. A full journal first moves its oldest entry
+/// Journal settlement `s`. A full journal first moves its oldest entry
 /// into `state`'s own counts (see [`MAX_JOURNAL`]); a sync that saw it now
 /// saw one entry fewer.
-fn journal(
-    journal: &mut Vec<Rec>,
-    state: &mut State,
-    staged: &mut Option<Staged>,
-    trial: &Rec,
-    reward: f64,
-) {
+fn journal(journal: &mut Vec<Rec>, state: &mut State, staged: &mut Option<Staged>, s: &Rec) {
     if journal.len() >= MAX_JOURNAL {
         fold(state, &take(journal, 0));
         if let Some(st) = staged {
             st.journaled = st.journaled.saturating_sub(1);
         }
     }
-    journal.push(Rec {
-        x: reward,
-        ..*trial
-    });
+    journal.push(*s);
 }
 
 /// Device-learned successes and failures of each variant of `e` in turn
@@ -813,6 +870,11 @@ fn fold(out: &mut State, s: &Rec) {
     if n > MAX_SETTLED {
         take(recs, oldest);
     }
+    count(recs, s);
+}
+
+/// Settlement `s` added to the counts of its variant in `recs`.
+fn count(recs: &mut Vec<Rec>, s: &Rec) {
     // Starting from -0 adds the first reward exactly, its sign too.
     let c = entry(
         recs,

@@ -65,10 +65,14 @@ pub(crate) fn thompson_into(
     // When one variant beats every other even 8 sd apart, a draw could only
     // go another way with probability below 1e-15: skip the sampling (a large
     // share of a decision's time) and give it all the mass.
-    let lo = |a: usize| mean[a] - 8.0 * sd[a];
-    let hi = |a: usize| mean[a] + 8.0 * sd[a];
+    // (Checked reads, never out of bounds: no panic location in the .wasm.)
+    let at = |v: &[f64], a: usize| v.get(a).copied().unwrap_or(f64::NAN);
+    let lo = |a: usize| at(mean, a) - 8.0 * at(sd, a);
+    let hi = |a: usize| at(mean, a) + 8.0 * at(sd, a);
     if let Some(best) = (0..k).find(|&b| (0..k).all(|a| a == b || hi(a) < lo(b))) {
-        out[best] = 1.0;
+        if let Some(p) = out.get_mut(best) {
+            *p = 1.0;
+        }
         return;
     }
     for _ in 0..samples {
@@ -81,7 +85,9 @@ pub(crate) fn thompson_into(
                 best = a;
             }
         }
-        out[best] += 1.0;
+        if let Some(p) = out.get_mut(best) {
+            *p += 1.0;
+        }
     }
     for p in out.iter_mut() {
         *p /= samples as f64;
@@ -119,7 +125,7 @@ pub fn sample(pmf: &[f64], u: f64) -> (usize, f64) {
             }
         }
     }
-    (last, pmf[last])
+    (last, pmf.get(last).copied().unwrap_or(0.0))
 }
 
 #[cfg(test)]

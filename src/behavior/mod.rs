@@ -503,34 +503,8 @@ impl Behavior {
         text: &mut Vec<u8>,
         values: &mut Vec<f64>,
     ) -> Result<usize> {
-        check_now(now_ms)?;
-        if !(-1440.0..=1440.0).contains(&tz_offset_minutes) {
-            return Err(Error::option(
-                "tzOffset",
-                text!(
-                    "should be minutes in [-1440, 1440], but is {}",
-                    crate::error::Num(tz_offset_minutes)
-                ),
-            ));
-        }
-        text.clear();
-        values.clear();
+        let t = clock_features(now_ms, tz_offset_minutes, text, values)?;
         let mut out = Lines { text, values };
-        let t = math::floor(now_ms / MINUTE_MS) * MINUTE_MS;
-        let local = t - tz_offset_minutes * MINUTE_MS;
-        let hour = ((math::modulo(local, DAY_MS) / 3_600_000.0) as u8).min(23);
-        let digits = [b'0' + hour / 10, b'0' + hour % 10];
-        let hour = digits.get(usize::from(hour < 10)..).unwrap_or_default();
-        out.line(&[b"hour"], hour, 0.0);
-        // 1970-01-01 was a Thursday.
-        let day = (math::modulo(math::floor(local / DAY_MS) + 4.0, 7.0) as usize).min(6);
-        let weekday = WEEKDAYS.get(3 * day..3 * day + 3).unwrap_or_default();
-        out.line(&[b"weekday"], weekday, 0.0);
-        // The first-decision module holds no events (it neither restores
-        // nor tracks): the clock's features are all it derives.
-        if cfg!(all(feature = "first", not(feature = "full"))) {
-            return Ok(out.values.len());
-        }
         self.cfg.retain(&mut self.log, now_ms);
         let scan = self.scan();
         if scan.sessions == 0 {
@@ -802,6 +776,43 @@ fn unstored(own: &Log, stored: &Log) -> Log {
         }
     }
     out
+}
+
+/// The clock's features at `now_ms` (`tz_offset_minutes`: the local
+/// time's offset, as `Date#getTimezoneOffset`), the first lines of
+/// [`Behavior::features_into`] (text and values cleared first), and all
+/// that the first-decision module derives: it holds no events. Returns the
+/// whole minute the features are for.
+pub(crate) fn clock_features(
+    now_ms: f64,
+    tz_offset_minutes: f64,
+    text: &mut Vec<u8>,
+    values: &mut Vec<f64>,
+) -> Result<f64> {
+    check_now(now_ms)?;
+    if !(-1440.0..=1440.0).contains(&tz_offset_minutes) {
+        return Err(Error::option(
+            "tzOffset",
+            text!(
+                "should be minutes in [-1440, 1440], but is {}",
+                crate::error::Num(tz_offset_minutes)
+            ),
+        ));
+    }
+    text.clear();
+    values.clear();
+    let mut out = Lines { text, values };
+    let t = math::floor(now_ms / MINUTE_MS) * MINUTE_MS;
+    let local = t - tz_offset_minutes * MINUTE_MS;
+    let hour = ((math::modulo(local, DAY_MS) / 3_600_000.0) as u8).min(23);
+    let digits = [b'0' + hour / 10, b'0' + hour % 10];
+    let hour = digits.get(usize::from(hour < 10)..).unwrap_or_default();
+    out.line(&[b"hour"], hour, 0.0);
+    // 1970-01-01 was a Thursday.
+    let day = (math::modulo(math::floor(local / DAY_MS) + 4.0, 7.0) as usize).min(6);
+    let weekday = WEEKDAYS.get(3 * day..3 * day + 3).unwrap_or_default();
+    out.line(&[b"weekday"], weekday, 0.0);
+    Ok(t)
 }
 
 /// The features being written, as the boundary hands them over.

@@ -346,7 +346,7 @@ impl Scratch {
         let k = variants.len();
         let own = |i: usize| match actions {
             Some(a) => a.get(i).map_or(&[][..], |v| &v[..]),
-            None => &variants[i].hashed[..],
+            None => variants.get(i).map_or(&[][..], |v| &v.hashed[..]),
         };
         if actions.is_some_and(|a| a.len() != k) {
             return Err(Error::context("actions", text!("should list {k} variants")));
@@ -354,7 +354,7 @@ impl Scratch {
         let fc = &model.features;
         let n = if (0..k).all(|i| own(i).is_empty()) { 1 } else { k };
         self.xs.resize_with(n, SparseVec::default);
-        for i in 0..n {
+        for (i, x) in self.xs.iter_mut().enumerate() {
             self.feats.clear();
             self.feats.extend_from_slice(shared);
             self.feats.extend_from_slice(own(i));
@@ -372,7 +372,7 @@ impl Scratch {
                     });
                 }
             }
-            fc.fold_into(&self.feats, &mut self.dense, &mut self.xs[i])?;
+            fc.fold_into(&self.feats, &mut self.dense, x)?;
         }
         Ok(())
     }
@@ -703,11 +703,12 @@ pub(crate) fn overflow() -> Error {
 
 /// The feature vector of variant `i` from [`Engine::fold_arms`]'s result.
 pub(crate) fn for_arm(xs: &[SparseVec], i: usize) -> &SparseVec {
-    if xs.len() == 1 {
-        &xs[0]
-    } else {
-        &xs[i]
-    }
+    // (A checked read, never out of bounds: no panic location in the .wasm.)
+    static NONE: SparseVec = SparseVec {
+        idx: Vec::new(),
+        val: Vec::new(),
+    };
+    xs.get(if xs.len() == 1 { 0 } else { i }).unwrap_or(&NONE)
 }
 
 /// The pending decision `epoch-counter` of an engine with `own_epoch`, if it

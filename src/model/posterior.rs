@@ -138,7 +138,7 @@ pub(crate) fn diag_quad_form(v: &[f64], x: &SparseVec) -> f64 {
     x.idx
         .iter()
         .zip(&x.val)
-        .map(|(&i, &xi)| v[i as usize] * xi * xi)
+        .map(|(&i, &xi)| v.get(i as usize).copied().unwrap_or(0.0) * xi * xi)
         .sum()
 }
 

@@ -468,11 +468,12 @@ export class Learner {
   }
 
   stats(): Stats {
-    const k = this.core.call(this.core.full ? "stats" : "score_stats", [this.h]);
+    // The first-decision module decides at the prior: nothing learned yet.
+    const k = this.core.full ? this.core.call("stats", [this.h]) : -1;
     const r = this.core.read(k + 1);
     const pending = this.core.full ? r[k]! : this.own.filter((t) => !t.rewarded && this.clock() <= t.expires).length;
     return {
-      variants: this.p.ids.map((id, i) => ({ id, updates: r[i]! })),
+      variants: this.p.ids.map((id, i) => ({ id, updates: r[i] ?? 0 })),
       pending,
       policy: this.policy,
       modelVersion: this.modelVersion,

@@ -1,15 +1,18 @@
 //! The behaviour store: tracked events and the features derived from them.
 
+use super::{done, BYTES, IO};
 #[cfg(feature = "full")]
-use super::{bad, take_bytes, with_io};
-use super::{done, Global, Table, BYTES, IO};
-#[cfg(feature = "full")]
-use crate::allocation::Bytes;
-use crate::prelude::*;
-use crate::{Behavior, BehaviorConfig};
+use {
+    super::{bad, take_bytes, with_io, Global, Table},
+    crate::allocation::Bytes,
+    crate::prelude::*,
+    crate::{Behavior, BehaviorConfig},
+};
 
+#[cfg(feature = "full")]
 static STORES: Global<Table<Box<Behavior>>> = Global::new(Table::new());
 
+#[cfg(feature = "full")]
 fn store<R>(h: u32, f: impl FnOnce(&mut Behavior) -> crate::Result<R>) -> crate::Result<R> {
     STORES.with(|t| f(t.get(h)?))
 }
@@ -52,18 +55,26 @@ pub extern "C" fn beh_new(types_len: i32) -> i32 {
 }
 
 /// A new store, in the first-decision module: it holds no events (it
-/// neither restores nor tracks), so its retention and types do not matter
-/// there; it derives the clock's features.
+/// neither restores nor tracks), so there is nothing to keep: it derives
+/// the clock's features (`beh_features`), and every handle is the same.
 #[cfg(not(feature = "full"))]
 #[no_mangle]
 pub extern "C" fn beh_new(_types_len: i32) -> i32 {
-    STORES.with(|t| t.add(Box::new(Behavior::new(BehaviorConfig::default()))))
+    1
 }
 
 /// Free a store.
+#[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn beh_drop(h: u32) -> i32 {
     STORES.with(|t| t.remove(h))
+}
+
+/// Free a store (the first-decision module's hold nothing).
+#[cfg(not(feature = "full"))]
+#[no_mangle]
+pub extern "C" fn beh_drop(_h: u32) -> i32 {
+    0
 }
 
 /// Track the event in `bytes` (`len` long: its type, then optional item and
@@ -106,12 +117,22 @@ pub extern "C" fn beh_track(h: u32, len: i32, now: f64) -> i32 {
 /// as `Date#getTimezoneOffset`): `bytes` gets one line per feature, its
 /// name, a tab and its value when categorical; `io` gets each numeric
 /// value (0 for a categorical). Returns how many.
+#[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn beh_features(h: u32, now: f64, tz: f64) -> i32 {
     done(store(h, |b| {
         let n = BYTES.with(|t| IO.with(|v| b.features_into(now, tz, t, v)))?;
         Ok(n as i32)
     }))
+}
+
+/// The derived features at `now`, in the first-decision module: the
+/// clock's (its stores hold no events).
+#[cfg(not(feature = "full"))]
+#[no_mangle]
+pub extern "C" fn beh_features(_h: u32, now: f64, tz: f64) -> i32 {
+    let n = BYTES.with(|t| IO.with(|v| crate::behavior::clock_features(now, tz, t, v)));
+    done(n.map(|_| 2))
 }
 
 /// Retained events by type: `bytes` gets the types, one per line, `io`

@@ -84,7 +84,7 @@ fn read(f: &mut Bytes<'_>, e: &mut Experiment, names: &mut Names) -> bool {
     }
     hash <= 2
         && (1.0..=8192.0).contains(&samples)
-        && samples == libm::trunc(samples)
+        && samples == crate::prim::math::trunc(samples)
         && e.fallback < e.variants.len()
 }
 
@@ -212,7 +212,9 @@ pub extern "C" fn ab_exposures(h: u32) -> i32 {
     })
 }
 
-/// Settlements made here and not yet stored.
+/// Settlements made here and not yet stored (what the full engine's next
+/// write holds: the first-decision module writes nothing).
+#[cfg(feature = "full")]
 #[no_mangle]
 pub extern "C" fn ab_pending(h: u32) -> i32 {
     call(h, -1, [0.0; 4], |a, _, _| Ok(a.pending() as i32))

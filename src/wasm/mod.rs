@@ -222,7 +222,7 @@ impl Nums<'_> {
     /// An integer in `[0, max]`.
     fn int(&mut self, max: u64) -> u64 {
         let x = self.f64();
-        if x >= 0.0 && x <= max as f64 && x == libm::trunc(x) {
+        if x >= 0.0 && x <= max as f64 && x == crate::prim::math::trunc(x) {
             x as u64
         } else {
             self.bad = true;

@@ -39,12 +39,3 @@ pub extern "C" fn decide(h: u32, n: u32, actions: u32, seed: f64, now: f64) -> i
         Ok(super::slot::put_choice(&c, s.last_pmf(), s.last_scores()))
     }))
 }
-
-/// Updates per variant into `io`, and 0 decisions waiting; the number of variants.
-#[no_mangle]
-pub extern "C" fn score_stats(h: u32) -> i32 {
-    done(scorer(h, |s| {
-        Ok(super::slot::put_stats(&vec![0; s.variant_count()], 0))
-    }))
-}
-

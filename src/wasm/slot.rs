@@ -6,6 +6,7 @@ use super::{done, put_bytes, put_io, Global, Table};
 use crate::features::FeatureConfig;
 use crate::model::{CompactModel, Variant};
 use crate::prelude::*;
+use crate::prim::math::trunc;
 #[cfg(feature = "full")]
 use crate::Engine;
 use crate::{EngineConfig, Hashed};
@@ -19,6 +20,7 @@ fn slot<R>(h: u32, f: impl FnOnce(&mut Engine) -> crate::Result<R>) -> crate::Re
 }
 
 /// The model version string of a content hash's halves: `m1-` and 16 hex digits.
+#[cfg(feature = "full")]
 fn version(hi: u64, lo: u64) -> String {
     let mut s = String::from("m1-");
     crate::prim::digits::push_hex(&mut s, hi << 32 | lo, 16);
@@ -114,7 +116,15 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     }
     n.ok()?;
     let features = FeatureConfig::new(hash_version, bits, seeds, interactions)?;
-    let model = CompactModel::new(features, noise, variants, version(hi, lo));
+    // The first-decision module shows no model version (the TypeScript side has it).
+    #[cfg(feature = "full")]
+    let version = version(hi, lo);
+    #[cfg(not(feature = "full"))]
+    let version = {
+        let _ = (hi, lo);
+        String::new()
+    };
+    let model = CompactModel::new(features, noise, variants, version);
     let kind = match kind {
         0 => PolicyKind::Thompson {
             scale: param,
@@ -213,25 +223,11 @@ pub(super) fn put_choice(c: &crate::Choice, pmf: &[f64], scores: &[f64]) -> i32 
     c.index as i32
 }
 
-/// Updates per variant, then the decisions waiting, into `io`; the number
-/// of variants.
-#[cfg(not(feature = "full"))]
-pub(super) fn put_stats(updates: &[u64], pending: usize) -> i32 {
-    super::IO.with(|v| {
-        v.clear();
-        for u in updates {
-            v.push(*u as f64);
-        }
-        v.push(pending as f64);
-    });
-    updates.len() as i32
-}
-
 /// A seed from JS: < 0 for none (draw one), else an integer below 2^53.
 pub(super) fn seed_of(seed: f64) -> crate::Result<Option<u64>> {
     if seed < 0.0 {
         Ok(None)
-    } else if seed == libm::trunc(seed) && seed <= crate::prim::rng::MAX_SEED as f64 {
+    } else if seed == trunc(seed) && seed <= crate::prim::rng::MAX_SEED as f64 {
         Ok(Some(seed as u64))
     } else {
         Err(bad("a seed that is not an integer below 2^53"))
@@ -240,7 +236,7 @@ pub(super) fn seed_of(seed: f64) -> crate::Result<Option<u64>> {
 
 #[cfg(feature = "full")]
 fn id(epoch: f64, counter: f64) -> crate::Result<(u64, u64)> {
-    let whole = |x: f64, max: f64| x >= 0.0 && x <= max && x == libm::trunc(x);
+    let whole = |x: f64, max: f64| x >= 0.0 && x <= max && x == trunc(x);
     if whole(epoch, 281_474_976_710_655.0) && whole(counter, 9_007_199_254_740_991.0) {
         Ok((epoch as u64, counter as u64))
     } else {
