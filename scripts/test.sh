@@ -38,7 +38,7 @@ skip() {
 }
 
 layer "cargo fmt --check" cargo fmt --all --check
-layer "cargo clippy (native)" cargo clippy --workspace --all-targets --quiet -- -D warnings
+layer "cargo clippy (native, every feature: the union of the three builds)" cargo clippy --workspace --all-targets --features full --quiet -- -D warnings
 # The two .wasm builds: no std, only the boundary's exports.
 layer "cargo clippy (wasm32: first-decision module and full engine)" bash -c '
   set -e

@@ -33,11 +33,11 @@ macro_rules! text {
 /// message from the code and what it passed in). Every error stays as
 /// small as its code there, and no error builds a string.
 #[cfg(feature = "std")]
-pub type Text = String;
+pub(crate) type Text = String;
 
 /// The text an error carries (see the `std` version).
 #[cfg(not(feature = "std"))]
-pub type Text = NoText;
+pub(crate) type Text = NoText;
 
 /// No text: what a `no_std` build keeps of an error message.
 #[cfg(not(feature = "std"))]
@@ -83,11 +83,26 @@ impl core::ops::Deref for NoText {
 /// A number an error reports (a length, a limit, a version): kept in
 /// builds with `std`; nothing in the .wasm (see [`Text`]).
 #[cfg(feature = "std")]
-pub type Figure<T> = T;
+pub(crate) type Figure<T> = T;
 
 /// A number an error reports (see the `std` version): nothing in the .wasm.
 #[cfg(not(feature = "std"))]
-pub type Figure<T> = NoFigure<T>;
+pub(crate) type Figure<T> = NoFigure<T>;
+
+/// `x` as an error keeps it: itself with `std` (a function rather than
+/// `.into()`, which is the identity in this build and not in the other).
+#[cfg(feature = "std")]
+#[inline(always)]
+pub(crate) fn figure<T>(x: T) -> Figure<T> {
+    x
+}
+
+/// `x` as an error keeps it: nothing without `std`.
+#[cfg(not(feature = "std"))]
+#[inline(always)]
+pub(crate) fn figure<T>(x: T) -> Figure<T> {
+    NoFigure::from(x)
+}
 
 /// No number: what a `no_std` build keeps of a figure in an error.
 #[cfg(not(feature = "std"))]

@@ -1,14 +1,10 @@
-//! A small, bounded JSON reader.
-//!
-//! Options, contexts and models arrive either as JSON text (the Rust API) or,
-//! from the JS boundary, in a packed binary form of the same tree (see
-//! [`Json::unpack`]): the boundary runs `JSON.stringify` on the caller's
-//! object, so the value has exactly JSON's semantics, and writes the result
-//! tagged and length-prefixed, so the .wasm needs no text parser and no
-//! decimal-to-binary conversion. Reading them here instead of through serde
-//! keeps the .wasm small, rejects unknown keys (serde-wasm-bindgen silently
-//! skips them), names the full path of a bad value in its error, and bounds
-//! depth and size so hostile input cannot exhaust memory or the stack.
+//! A small, bounded JSON reader, for the native build (feature `json`):
+//! the Rust API's options, contexts and models as JSON text, for tests,
+//! benches and tools. The .wasm never reads JSON: the TypeScript side
+//! validates and hands over numbers and bytes. Reading them here instead of
+//! through serde rejects unknown keys, names the full path of a bad value in
+//! its error, and bounds depth and size so hostile input cannot exhaust
+//! memory or the stack.
 
 use std::borrow::Cow;
 
@@ -18,11 +14,6 @@ use crate::error::{Error, Num, Result};
 pub(crate) const MAX_DEPTH: usize = 32;
 /// Longest input accepted, in bytes (a dense 2^18-slot model fits).
 pub(crate) const MAX_INPUT_BYTES: usize = 16 << 20;
-/// Longest packed input accepted. A value packs to at most 4.5 times its
-/// JSON text (a number written `0,` in 2 bytes packs to 9), so this admits
-/// everything [`MAX_INPUT_BYTES`] of text does.
-pub(crate) const MAX_PACKED_BYTES: usize = 5 * MAX_INPUT_BYTES;
-
 /// A parsed JSON value. Objects keep their key order; duplicate keys are rejected.
 ///
 /// Strings borrow from the input text unless they contain escapes: a context
@@ -47,45 +38,6 @@ struct Parser<'a> {
 }
 
 impl<'a> Json<'a> {
-    /// Read the packed form of a JSON value. Each value starts with a tag
-    /// byte; lengths and counts are u32 little-endian:
-    ///
-    /// | tag | value  | then                                              |
-    /// |-----|--------|---------------------------------------------------|
-    /// | 0   | null   |                                                   |
-    /// | 1   | false  |                                                   |
-    /// | 2   | true   |                                                   |
-    /// | 3   | number | 8 bytes, f64 little-endian, finite                |
-    /// | 4   | string | byte length, UTF-8 bytes                          |
-    /// | 5   | array  | item count, the items                             |
-    /// | 6   | object | field count, then per field a key (as a string without its tag) and a value |
-    ///
-    /// The same limits as for text apply (size, depth, no duplicate keys);
-    /// anything malformed is an error, never a panic. Only the JS boundary
-    /// (and tests) write this form.
-    pub(crate) fn unpack(bytes: &'a [u8], what: &str, kind: ErrKind) -> Result<Json<'a>> {
-        if bytes.len() > MAX_PACKED_BYTES {
-            return Err(kind(
-                what.into(),
-                format!(
-                    "is {} bytes packed; the limit is {MAX_PACKED_BYTES}",
-                    bytes.len()
-                ),
-            ));
-        }
-        let mut u = Unpacker {
-            c: crate::prim::cursor::Cursor::new(bytes),
-        };
-        let v = u.value(0).and_then(|v| {
-            if u.c.left() == 0 {
-                Ok(v)
-            } else {
-                Err("unexpected bytes after the value")
-            }
-        });
-        v.map_err(|msg| kind(what.into(), format!("is not valid JSON: {msg}")))
-    }
-
     /// Parse `text`; errors use `kind` with `what` as the field.
     pub(crate) fn parse(text: &'a str, what: &str, kind: ErrKind) -> Result<Json<'a>> {
         if text.len() > MAX_INPUT_BYTES {
@@ -157,87 +109,6 @@ impl<'a> Json<'a> {
 }
 
 type PResult<T> = std::result::Result<T, &'static str>;
-
-/// Reader of the packed form (see [`Json::unpack`]).
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct Unpacker<'a> {
-    c: crate::prim::cursor::Cursor<'a>,
-}
-
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-impl<'a> Unpacker<'a> {
-    fn take(&mut self, n: usize) -> PResult<&'a [u8]> {
-        self.c.take(n).ok_or("unexpected end")
-    }
-
-    fn len(&mut self) -> PResult<usize> {
-        let b = self.c.array().ok_or("unexpected end")?;
-        Ok(u32::from_le_bytes(b) as usize)
-    }
-
-    /// A count of values, each at least one byte: no more than remain.
-    fn count(&mut self) -> PResult<usize> {
-        let n = self.len()?;
-        if n > self.c.left() {
-            return Err("a count exceeds the input");
-        }
-        Ok(n)
-    }
-
-    fn str(&mut self) -> PResult<Cow<'a, str>> {
-        let n = self.len()?;
-        let bytes = self.take(n)?;
-        std::str::from_utf8(bytes)
-            .map(Cow::Borrowed)
-            .map_err(|_| "bad UTF-8")
-    }
-
-    fn value(&mut self, depth: usize) -> PResult<Json<'a>> {
-        if depth > MAX_DEPTH {
-            return Err("nesting is too deep");
-        }
-        Ok(match self.take(1)?[0] {
-            0 => Json::Null,
-            1 => Json::Bool(false),
-            2 => Json::Bool(true),
-            3 => {
-                let b = self.take(8)?;
-                let mut le = [0u8; 8];
-                le.copy_from_slice(b);
-                let x = f64::from_le_bytes(le);
-                if !x.is_finite() {
-                    return Err("a number is not finite");
-                }
-                Json::Num(x)
-            }
-            4 => Json::Str(self.str()?),
-            5 => {
-                let n = self.count()?;
-                // Grown as read: a count is only checked against the bytes
-                // left, and nested counts would otherwise reserve far more.
-                let mut items = Vec::new();
-                for _ in 0..n {
-                    items.push(self.value(depth + 1)?);
-                }
-                Json::Arr(items)
-            }
-            6 => {
-                let n = self.count()?;
-                let mut fields: Vec<(Cow<'a, str>, Json<'a>)> = Vec::new();
-                for _ in 0..n {
-                    let k = self.str()?;
-                    if fields.iter().any(|(f, _)| *f == k) {
-                        return Err("duplicate key");
-                    }
-                    let v = self.value(depth + 1)?;
-                    fields.push((k, v));
-                }
-                Json::Obj(fields)
-            }
-            _ => return Err("unknown tag"),
-        })
-    }
-}
 
 impl<'a> Parser<'a> {
     fn ws(&mut self) {
@@ -826,167 +697,6 @@ mod tests {
 
     fn p(s: &str) -> Result<Json<'_>> {
         Json::parse(s, "input", Error::option_owned)
-    }
-
-    fn unpack(b: &[u8]) -> Result<Json<'_>> {
-        Json::unpack(b, "input", Error::option_owned)
-    }
-
-    /// The packed form of `j` (what the JS boundary's `pack` writes).
-    fn pack(j: &Json, out: &mut Vec<u8>) {
-        let str = |s: &str, out: &mut Vec<u8>| {
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
-        };
-        match j {
-            Json::Null => out.push(0),
-            Json::Bool(b) => out.push(1 + *b as u8),
-            Json::Num(x) => {
-                out.push(3);
-                out.extend_from_slice(&x.to_le_bytes());
-            }
-            Json::Str(s) => {
-                out.push(4);
-                str(s, out);
-            }
-            Json::Arr(items) => {
-                out.push(5);
-                out.extend_from_slice(&(items.len() as u32).to_le_bytes());
-                items.iter().for_each(|v| pack(v, out));
-            }
-            Json::Obj(fields) => {
-                out.push(6);
-                out.extend_from_slice(&(fields.len() as u32).to_le_bytes());
-                for (k, v) in fields {
-                    str(k, out);
-                    pack(v, out);
-                }
-            }
-        }
-    }
-
-    fn packed(text: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        pack(&p(text).unwrap(), &mut out);
-        out
-    }
-
-    #[test]
-    fn golden_packed_fixtures() {
-        // Written by the JS encoder (tests/js/packed.test.mjs checks it still writes them).
-        let text = include_str!("../tests/fixtures/packed-json.json");
-        let doc = p(text).unwrap();
-        let Some(Json::Arr(fixtures)) = field(&doc, "fixtures") else {
-            panic!("no fixtures")
-        };
-        assert!(fixtures.len() >= 15);
-        for f in fixtures {
-            let (Some(json), Some(Json::Str(hex))) = (field(f, "json"), field(f, "packed")) else {
-                panic!("bad fixture {f:?}")
-            };
-            let bytes: Vec<u8> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
-            assert_eq!(&unpack(&bytes).unwrap(), json, "{hex}");
-            let mut again = Vec::new();
-            pack(json, &mut again);
-            assert_eq!(again, bytes, "{hex}");
-        }
-    }
-
-    fn field<'a>(j: &'a Json<'a>, key: &str) -> Option<&'a Json<'a>> {
-        match j {
-            Json::Obj(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn packed_reads_what_text_reads() {
-        for text in [
-            r#"{"variants": ["a", "b"], "seed": 7, "features": {"bits": 6, "allow": ["page"]}}"#,
-            r#"[null, true, false, -0.0, 1e300, "\u00e9\ud834\udd1e", [], {}, [[[1]]]]"#,
-            r#""""#,
-            r#"{"": {"": ""}}"#,
-        ] {
-            assert_eq!(unpack(&packed(text)).unwrap(), p(text).unwrap(), "{text}");
-        }
-    }
-
-    #[test]
-    fn malformed_packs_are_errors_not_panics() {
-        let good = packed(r#"{"a": [1, "xy", null, {"b": true}], "c": 2.5}"#);
-        // Every truncation, and every extension, is an error.
-        for n in 0..good.len() {
-            let e = unpack(&good[..n]).unwrap_err();
-            assert_eq!(e.code(), "INVALID_OPTION");
-            assert!(e.to_string().contains("not valid JSON"), "{e}");
-        }
-        let mut longer = good.clone();
-        longer.push(0);
-        assert!(unpack(&longer)
-            .unwrap_err()
-            .to_string()
-            .contains("after the value"));
-        let cases: [(&[u8], &str); 7] = [
-            (&[7], "unknown tag"),
-            (&[4, 2, 0, 0, 0, 0xff, 0xfe], "bad UTF-8"),
-            (&[3, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f], "not finite"), // NaN
-            (&[3, 0, 0, 0, 0, 0, 0, 0xf0, 0x7f], "not finite"), // +Infinity
-            (&[5, 0xff, 0xff, 0xff, 0xff], "count exceeds"),
-            (
-                &[6, 2, 0, 0, 0, 1, 0, 0, 0, b'k', 0, 1, 0, 0, 0, b'k', 0],
-                "duplicate key",
-            ),
-            (&[4, 0xff, 0xff, 0xff, 0xff], "unexpected end"),
-        ];
-        for (bytes, why) in cases {
-            let e = unpack(bytes).unwrap_err();
-            assert!(e.to_string().contains(why), "{bytes:?}: {e}");
-        }
-        let mut deep = [[5u8, 1, 0, 0, 0]; 40].concat();
-        deep.push(0);
-        assert!(unpack(&deep).unwrap_err().to_string().contains("too deep"));
-    }
-
-    #[test]
-    fn packed_limit_admits_what_the_text_limit_does() {
-        // 2.5 M zeros: 5 MB of JSON text ("0,"), 22.5 MB packed.
-        let n = 2_500_000u32;
-        let mut b = vec![5];
-        b.extend_from_slice(&n.to_le_bytes());
-        for _ in 0..n {
-            b.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 0]);
-        }
-        assert!(b.len() > MAX_INPUT_BYTES);
-        match unpack(&b).unwrap() {
-            Json::Arr(items) => assert_eq!(items.len(), n as usize),
-            other => panic!("{other:?}"),
-        }
-        let e = unpack(&vec![0; MAX_PACKED_BYTES + 1]).unwrap_err();
-        assert!(e.to_string().contains("the limit is"), "{e}");
-    }
-
-    #[test]
-    fn random_bytes_never_panic() {
-        // Mutations of a valid pack (flipped bytes, cut tails), seeded: each
-        // either decodes or is an error, and a decoded value re-packs to itself.
-        let good = packed(r#"{"ctx": {"page": {"s": "abc", "x": [1, 2.5, true]}}, "n": null}"#);
-        let mut rng = crate::Rng::new(11);
-        for _ in 0..20_000 {
-            let mut b = good.clone();
-            for _ in 0..1 + rng.next_u64() % 4 {
-                let i = (rng.next_u64() % b.len() as u64) as usize;
-                b[i] = rng.next_u64() as u8;
-            }
-            b.truncate(b.len() - (rng.next_u64() % 3) as usize);
-            if let Ok(v) = unpack(&b) {
-                let mut again = Vec::new();
-                pack(&v, &mut again);
-                assert_eq!(again, b);
-            }
-        }
     }
 
     #[test]

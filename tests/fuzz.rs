@@ -432,7 +432,7 @@ fn fuzz_event_api_text_and_typed() {
 /// tags, too many tags, and values that are not finite.
 fn random_event(rng: &mut Rng, now: f64) -> insitu::Event {
     let below = |rng: &mut Rng, n: u64| rng.next_u64() % n;
-    let mut text = |rng: &mut Rng| -> String {
+    let text = |rng: &mut Rng| -> String {
         match below(rng, 6) {
             0 => String::new(),
             1 => "x".repeat(1 + below(rng, 90) as usize),

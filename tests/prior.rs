@@ -21,7 +21,10 @@ fn options(rng: &mut Rng, bits: u32, policy: &str, own: bool) -> String {
             .map(|_| format!("{:.6}", 0.05 + rng.next_f64()))
             .collect();
         let features = if own && v % 2 == 1 {
-            format!(r#","features":{{"variant":{{"tone":"t{v}","size":{}}}}}"#, v + 1)
+            format!(
+                r#","features":{{"variant":{{"tone":"t{v}","size":{}}}}}"#,
+                v + 1
+            )
         } else {
             String::new()
         };
@@ -36,7 +39,10 @@ fn options(rng: &mut Rng, bits: u32, policy: &str, own: bool) -> String {
             "interactions":[["page","variant"],["page","user"]]}},"variants":[{}]}}"#,
         variants.join(",")
     );
-    format!(r#"{{"model":{model},"policy":{policy},"seed":{}}}"#, rng.next_u64() >> 12)
+    format!(
+        r#"{{"model":{model},"policy":{policy},"seed":{}}}"#,
+        rng.next_u64() >> 12
+    )
 }
 
 /// Random hashed features over the allowlist (namespaces 0 to 2).
@@ -73,12 +79,22 @@ fn the_prior_decides_as_the_full_engine_before_learning() {
                     let a = full
                         .rank_hashed(&shared, actions.as_deref(), seed, false, 0.0)
                         .unwrap();
-                    let b = prior.decide(&shared, actions.as_deref(), seed, 0.0).unwrap();
+                    let b = prior
+                        .decide(&shared, actions.as_deref(), seed, 0.0)
+                        .unwrap();
                     let what = format!("bits {bits}, {policy}, own {own}, call {call}");
                     assert_eq!(a, b, "{what}");
                     let bits_of = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits_of(full.last_pmf()), bits_of(prior.last_pmf()), "{what}");
-                    assert_eq!(bits_of(full.last_scores()), bits_of(prior.last_scores()), "{what}");
+                    assert_eq!(
+                        bits_of(full.last_pmf()),
+                        bits_of(prior.last_pmf()),
+                        "{what}"
+                    );
+                    assert_eq!(
+                        bits_of(full.last_scores()),
+                        bits_of(prior.last_scores()),
+                        "{what}"
+                    );
                     compared += 1;
                 }
             }
@@ -98,7 +114,9 @@ fn the_prior_refuses_what_the_engine_refuses() {
         vec![Hashed::new(0, 1, 1e300); 3],
     ];
     for feats in bad {
-        let a = full.rank_hashed(&feats, None, None, false, 0.0).unwrap_err();
+        let a = full
+            .rank_hashed(&feats, None, None, false, 0.0)
+            .unwrap_err();
         let b = prior.decide(&feats, None, None, 0.0).unwrap_err();
         assert_eq!(a.code(), b.code());
     }

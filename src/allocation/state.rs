@@ -570,7 +570,7 @@ impl Allocator {
         check_now(now_ms)?;
         if !(0.0..=1.0).contains(&reward) {
             return Err(Error::InvalidReward {
-                value: (reward).into(),
+                value: crate::error::figure(reward),
             });
         }
         let Some(e) = self.experiments.list.get(index) else {
@@ -1047,8 +1047,8 @@ fn read_section(body: &[u8], names: &mut Names) -> Result<State> {
     let v = r.uint(2);
     if body.len() >= 2 && v != SECTION_VERSION as u64 {
         return Err(Error::SnapshotVersion {
-            found: (v as u32).into(),
-            supported: (SECTION_VERSION as u32).into(),
+            found: crate::error::figure(v as u32),
+            supported: crate::error::figure(SECTION_VERSION as u32),
         });
     }
     let mut st = State::default();

@@ -671,8 +671,8 @@ impl Behavior {
         let layout = r.u8()?;
         if layout != LAYOUT {
             return Err(Error::SnapshotVersion {
-                found: (layout as u32).into(),
-                supported: (LAYOUT as u32).into(),
+                found: crate::error::figure(layout as u32),
+                supported: crate::error::figure(LAYOUT as u32),
             });
         }
         // The smallest event: time, a 1-byte type, flags, tag count.

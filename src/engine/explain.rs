@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 pub use crate::features::Term;
 use crate::features::{check_count, Hashed};
 #[cfg(feature = "json")]
-pub use json::{term_name, ExplainOptions, NamedContribution, NamedExplanation};
+pub use json::{ExplainOptions, NamedContribution, NamedExplanation};
 
 /// Most contributions one explanation lists.
 pub(crate) const MAX_TOP: usize = 64;
@@ -265,7 +265,7 @@ mod json {
     }
 
     /// A term named: `ns.name`, `ns.name=value`, `a × b` or `bias`.
-    pub fn term_name(labels: &[Label<'_>], t: Term) -> String {
+    pub(crate) fn term_name(labels: &[Label<'_>], t: Term) -> String {
         let one = |l: &Label<'_>| match l.value {
             None => format!("{}.{}", l.ns, l.name),
             Some(v) => format!("{}.{}={v}", l.ns, l.name),

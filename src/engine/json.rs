@@ -6,8 +6,8 @@
 use crate::prelude::*;
 
 use super::{
-    epoch_of, for_arm, Choice, Decision, Engine, EngineConfig, DEFAULT_MAX_PENDING,
-    DEFAULT_REWARD_TTL_MS, EPOCH_BITS, MAX_PENDING_LIMIT,
+    epoch_of, Choice, Decision, Engine, EngineConfig, DEFAULT_MAX_PENDING, DEFAULT_REWARD_TTL_MS,
+    EPOCH_BITS, MAX_PENDING_LIMIT,
 };
 use crate::bandit::PolicyOptions;
 use crate::error::{Error, Result};

@@ -16,17 +16,16 @@ use crate::prim::clock::check_now;
 use crate::prim::rng::{Rng, MAX_SEED};
 
 mod explain;
-mod prior;
 #[cfg(feature = "json")]
 mod json;
 mod persist;
+mod prior;
 pub use explain::{Contribution, Explanation, Labelled, Term};
 #[cfg(feature = "json")]
 #[cfg(feature = "json")]
 pub use explain::{NamedContribution, NamedExplanation};
 #[cfg(feature = "json")]
 pub use json::{parse_decision_id, ExplainOptions, LearnOptions, RankOptions, SettleOptions};
-pub(crate) use persist::section_name;
 pub use persist::SyncReport;
 pub use prior::Prior;
 
@@ -57,7 +56,7 @@ impl EngineConfig {
     /// decision-id epoch (below 2^48, fresh entropy from the caller, so no
     /// two instances or page views accept each other's ids), the reward
     /// window in ms (positive, finite) and `maxPending` (1 to 10,000).
-    pub fn new(
+    pub(crate) fn new(
         model: CompactModel,
         policy: Policy,
         fallback: usize,
@@ -324,7 +323,9 @@ impl Scorer {
     /// finite. The pmf and scores stay in the scratch.
     fn sample(&mut self, seed: Option<u64>) -> Result<Choice> {
         self.moments(self.cfg.policy.needs_variance())?;
-        Ok(self.scratch.choose(&self.cfg, &mut self.rng, seed, self.counter))
+        Ok(self
+            .scratch
+            .choose(&self.cfg, &mut self.rng, seed, self.counter))
     }
 }
 
@@ -352,7 +353,11 @@ impl Scratch {
             return Err(Error::context("actions", text!("should list {k} variants")));
         }
         let fc = &model.features;
-        let n = if (0..k).all(|i| own(i).is_empty()) { 1 } else { k };
+        let n = if (0..k).all(|i| own(i).is_empty()) {
+            1
+        } else {
+            k
+        };
         self.xs.resize_with(n, SparseVec::default);
         for (i, x) in self.xs.iter_mut().enumerate() {
             self.feats.clear();
@@ -392,7 +397,13 @@ impl Scratch {
     /// Explore and sample over `scores` and `variances`: the variant, its
     /// probability and the seed of the draw (drawn from `stream` unless
     /// given) of decision `counter + 1`. The pmf stays here.
-    fn choose(&mut self, cfg: &EngineConfig, stream: &mut Rng, seed: Option<u64>, counter: u64) -> Choice {
+    fn choose(
+        &mut self,
+        cfg: &EngineConfig,
+        stream: &mut Rng,
+        seed: Option<u64>,
+        counter: u64,
+    ) -> Choice {
         let seed = seed.unwrap_or_else(|| stream.next_seed());
         let mut rng = Rng::new(seed);
         cfg.policy
@@ -761,7 +772,9 @@ pub(crate) fn check_reward(r: f64) -> Result<()> {
     if r.is_finite() && (0.0..=1.0).contains(&r) {
         Ok(())
     } else {
-        Err(Error::InvalidReward { value: (r).into() })
+        Err(Error::InvalidReward {
+            value: crate::error::figure(r),
+        })
     }
 }
 
@@ -805,7 +818,9 @@ mod tests {
             let ttl = 10.0;
             let mut pending: Vec<Pending> = Vec::new();
             let mut e = Engine {
-                s: Scorer::new(crate::EngineConfig::parse(r#"{"variants": ["a", "b"]}"#, 1).unwrap()),
+                s: Scorer::new(
+                    crate::EngineConfig::parse(r#"{"variants": ["a", "b"]}"#, 1).unwrap(),
+                ),
                 pending: Vec::new(),
                 foreign: Vec::new(),
                 sync: persist::SyncState::default(),
@@ -828,7 +843,11 @@ mod tests {
                 prune_before(&mut pending, now, ttl, cap);
                 e.prune(now);
                 let ids = |v: &[Pending]| v.iter().map(|p| p.counter).collect::<Vec<_>>();
-                assert_eq!(ids(&e.pending), ids(&pending), "cap {cap}, decision {counter}");
+                assert_eq!(
+                    ids(&e.pending),
+                    ids(&pending),
+                    "cap {cap}, decision {counter}"
+                );
                 pending.push(p.clone());
                 e.pending.push(p);
             }

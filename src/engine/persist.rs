@@ -860,8 +860,8 @@ fn for_entries<'b>(
     let layout = body.first().copied().unwrap_or(0);
     if layout > LAYOUT {
         return Err(Error::SnapshotVersion {
-            found: (u32::from(layout)).into(),
-            supported: (u32::from(LAYOUT)).into(),
+            found: crate::error::figure(u32::from(layout)),
+            supported: crate::error::figure(u32::from(LAYOUT)),
         });
     }
     let v3 = layout == LAYOUT;

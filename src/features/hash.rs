@@ -5,8 +5,6 @@
 //! different slots. Anything persisted records the version it was hashed with;
 //! a new scheme gets a new number and the old one stays available.
 
-use crate::prelude::*;
-
 /// The current (and so far only) feature hash version.
 pub const HASH_VERSION: u32 = 1;
 

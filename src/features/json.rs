@@ -5,8 +5,7 @@
 use crate::prelude::*;
 
 use super::{
-    hash, push, FeatureConfig, Hashed, SparseVec, BITS_RANGE, DEFAULT_BITS, HASH_VERSION,
-    MAX_STRING_BYTES,
+    hash, push, FeatureConfig, Hashed, BITS_RANGE, DEFAULT_BITS, HASH_VERSION, MAX_STRING_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::json::{Json, Obj};
@@ -117,9 +116,9 @@ fn check_name(s: &str, field: impl Fn() -> String) -> Result<()> {
 fn check_len(s: &str, field: impl Fn() -> String) -> Result<()> {
     if s.len() > MAX_STRING_BYTES {
         return Err(Error::StringTooLong {
-            field: (field()).into(),
-            len: (s.len()).into(),
-            max: (MAX_STRING_BYTES).into(),
+            field: field(),
+            len: crate::error::figure(s.len()),
+            max: crate::error::figure(MAX_STRING_BYTES),
         });
     }
     Ok(())
@@ -273,7 +272,11 @@ impl FeatureConfig {
 
     /// Hash a context and optional action features into one vector.
     #[cfg(test)]
-    pub(crate) fn featurize(&self, shared: &Json, action: Option<&Json>) -> Result<SparseVec> {
+    pub(crate) fn featurize(
+        &self,
+        shared: &Json,
+        action: Option<&Json>,
+    ) -> Result<crate::features::SparseVec> {
         let mut feats = Vec::new();
         self.hash_context(shared, Origin::Context, &mut feats)?;
         if let Some(a) = action {

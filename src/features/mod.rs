@@ -265,8 +265,8 @@ impl FeatureConfig {
                 {
                     if count >= MAX_EXPANDED_FEATURES {
                         return Err(Error::TooManyFeatures {
-                            count: count.into(),
-                            max: (MAX_EXPANDED_FEATURES).into(),
+                            count: crate::error::figure(count),
+                            max: crate::error::figure(MAX_EXPANDED_FEATURES),
                         });
                     }
                     let x = fa.x * fb.x;
@@ -295,8 +295,8 @@ pub(crate) fn push(out: &mut Vec<Hashed>, h: Hashed) -> Result<()> {
 pub(crate) fn check_count(count: usize) -> Result<()> {
     if count > MAX_FEATURES {
         return Err(Error::TooManyFeatures {
-            count: count.into(),
-            max: (MAX_FEATURES).into(),
+            count: crate::error::figure(count),
+            max: crate::error::figure(MAX_FEATURES),
         });
     }
     Ok(())

@@ -1,8 +1,6 @@
 //! Time is injected: every call that needs it takes `now` in ms since the
 //! epoch from the caller (the JS side's clock), and this checks it.
 
-use crate::prelude::*;
-
 use crate::error::{Error, Result};
 
 /// One minute in ms.

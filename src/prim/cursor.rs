@@ -2,8 +2,6 @@
 //! options (`json::Unpacker`) and the snapshot (`snapshot::Reader`). Every
 //! read checks what is left first; each reader words its own errors.
 
-use crate::prelude::*;
-
 /// Reads forward through `b`, never past its end.
 #[derive(Debug)]
 pub(crate) struct Cursor<'a> {
@@ -31,12 +29,6 @@ impl<'a> Cursor<'a> {
         let s = self.b.get(self.pos..)?.get(..n)?;
         self.pos += n;
         Some(s)
-    }
-
-    /// The next `N` bytes as an array.
-    #[cfg(feature = "json")]
-    pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
     }
 
     /// An unsigned little-endian integer of `n` bytes (at most 8).

@@ -6,8 +6,6 @@
 //! SplitMix64 is small, fast, and fixed here forever (any change would need a
 //! new seed version).
 
-use crate::prelude::*;
-
 use crate::prim::math;
 
 /// A deterministic xoshiro256++ generator.

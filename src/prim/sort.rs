@@ -2,8 +2,6 @@
 //! 14 KB to the .wasm: one small heapsort for keys, an insertion sort for
 //! the handful of names an allowlist or type list holds.
 
-use crate::prelude::*;
-
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;

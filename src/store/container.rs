@@ -77,8 +77,8 @@ impl Snapshot {
         }
         if bytes.len() > max {
             return Err(Error::SnapshotTooLarge {
-                bytes: (bytes.len()).into(),
-                max: max.into(),
+                bytes: crate::error::figure(bytes.len()),
+                max: crate::error::figure(max),
             });
         }
         // The header: magic, version (u16), flags (u16), payload length
@@ -98,8 +98,8 @@ impl Snapshot {
             0 => return Err(corrupt("format version 0 was never written".into())),
             found => {
                 return Err(Error::SnapshotVersion {
-                    found: found.into(),
-                    supported: (FORMAT_VERSION).into(),
+                    found: crate::error::figure(found),
+                    supported: crate::error::figure(FORMAT_VERSION),
                 })
             }
         }
@@ -155,8 +155,8 @@ impl Snapshot {
         let total = HEADER + 2 + self.table.len();
         if total > max {
             return Err(Error::SnapshotTooLarge {
-                bytes: (total).into(),
-                max: max.into(),
+                bytes: crate::error::figure(total),
+                max: crate::error::figure(max),
             });
         }
         let mut w = Vec::with_capacity(total);
@@ -387,12 +387,6 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
-    pub(crate) fn str(&mut self) -> Result<&'a str> {
-        let n = self.u16()? as usize;
-        crate::prim::utf8::str(self.take(n)?)
-            .ok_or_else(|| corrupt(text!("the {} holds a string that is not UTF-8", self.what)))
-    }
-
     /// A count of items of at least `item_bytes` each, checked against what
     /// is left so no caller reserves memory for a count the bytes cannot hold.
     pub(crate) fn count(&mut self, item_bytes: usize) -> Result<usize> {
@@ -403,21 +397,6 @@ impl<'a> Reader<'a> {
                 self.what,
                 self.c.left()
             )));
-        }
-        Ok(n)
-    }
-
-    /// [`count`](Reader::count), refusing more than `max` items (`what`,
-    /// plural, names them).
-    pub(crate) fn count_at_most(
-        &mut self,
-        item_bytes: usize,
-        max: usize,
-        what: &str,
-    ) -> Result<usize> {
-        let n = self.count(item_bytes)?;
-        if n > max {
-            return Err(corrupt(text!("it holds {n} {what}; the limit is {max}")));
         }
         Ok(n)
     }

@@ -117,8 +117,8 @@ pub(crate) fn open_bytes(b: &[u8]) -> Result<Opened> {
             .and_then(|v| number(v, 10));
         return Err(match version {
             Some(v) if v > FRAME_VERSION => Error::SnapshotVersion {
-                found: (v.min(u64::from(u32::MAX)) as u32).into(),
-                supported: (FRAME_VERSION as u32).into(),
+                found: crate::error::figure(v.min(u64::from(u32::MAX)) as u32),
+                supported: crate::error::figure(FRAME_VERSION as u32),
             },
             _ => Error::SnapshotForeign {
                 reason: text!("the stored value does not start with `{FRAME_TAG};`"),

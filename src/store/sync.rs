@@ -1,3 +1,1 @@
 //! The sync protocol (see the module above).
-
-use crate::prelude::*;

@@ -18,6 +18,9 @@
 //!
 //! A panic is a bug: the panic handler traps (`unreachable`), and the
 //! TypeScript side then considers the instance corrupt (`POISONED`).
+// The exports are `pub extern "C"` with `#[no_mangle]`: the module's export
+// table reaches them, no Rust path does.
+#![allow(unreachable_pub)]
 
 mod behavior;
 mod experiments;
@@ -211,14 +214,6 @@ impl Nums<'_> {
         x.unwrap_or(0.0)
     }
 
-    /// The next `n` numbers (empty when fewer are left).
-    fn slice(&mut self, n: usize) -> &[f64] {
-        let s = self.v.get(self.at..self.at.saturating_add(n));
-        self.at = self.at.saturating_add(n);
-        self.bad |= s.is_none();
-        s.unwrap_or_default()
-    }
-
     /// An integer in `[0, max]`.
     fn int(&mut self, max: u64) -> u64 {
         let x = self.f64();
@@ -319,11 +314,6 @@ impl<T> Table<T> {
 #[no_mangle]
 pub extern "C" fn test_panic() -> i32 {
     panic!("deliberate test panic")
-}
-
-/// Decode UTF-8 bytes the TypeScript side wrote.
-fn utf8(b: Vec<u8>) -> crate::Result<String> {
-    crate::prim::utf8::string(b).ok_or_else(|| bad("a string that is not UTF-8"))
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]

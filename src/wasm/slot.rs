@@ -166,20 +166,14 @@ pub extern "C" fn slot_drop(h: u32) -> i32 {
 /// The features of a call in `io`: `n` shared triples, then, with
 /// `actions`, one count per variant and each variant's triples.
 /// (One copy of the reader for every export that reads features.)
-pub(super) fn call_features(
-    n: u32,
-    actions: u32,
-    k: usize,
-) -> crate::Result<(Vec<Hashed>, Option<Vec<Vec<Hashed>>>)> {
+pub(super) fn call_features(n: u32, actions: u32, k: usize) -> crate::Result<Features> {
     with_io(|io| read_features(io, n, actions, k))
 }
 
-fn read_features(
-    io: &mut Nums<'_>,
-    n: u32,
-    actions: u32,
-    k: usize,
-) -> crate::Result<(Vec<Hashed>, Option<Vec<Vec<Hashed>>>)> {
+/// A call's features: the shared ones, and each variant's own when the call passes actions.
+type Features = (Vec<Hashed>, Option<Vec<Vec<Hashed>>>);
+
+fn read_features(io: &mut Nums<'_>, n: u32, actions: u32, k: usize) -> crate::Result<Features> {
     let shared = io.features(n as usize);
     let mut own = None;
     if actions != 0 {

@@ -2,7 +2,6 @@
 //! value, and a snapshot decoded once per page load for every part.
 
 use super::{bad, done, put_io, set_bytes, take_bytes, Global, Table};
-use crate::prelude::*;
 use crate::store::frame;
 use crate::Snapshot;
 

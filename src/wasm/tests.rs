@@ -31,7 +31,8 @@ fn the_golden_decisions_replay_in_wasm() {
     // outcomes are compared number by number.
     let options_at = FIXTURE.find("\"options\": ").unwrap() + 11;
     let options_end = FIXTURE[options_at..].find("\n  },").unwrap() + options_at + 4;
-    let mut engine = Engine::new(EngineConfig::parse(&FIXTURE[options_at..options_end], 0).unwrap());
+    let mut engine =
+        Engine::new(EngineConfig::parse(&FIXTURE[options_at..options_end], 0).unwrap());
     let mut at = FIXTURE.find("\"steps\"").unwrap();
     let mut steps = 0;
     while let Some(rank_at) = FIXTURE[at..].find("\"rank\": ") {
@@ -46,7 +47,9 @@ fn the_golden_decisions_replay_in_wasm() {
         let d = engine.rank(&rank, rank.now.unwrap()).unwrap();
         assert_eq!(d.probability, probability, "step {steps}");
         assert_eq!(d.seed.unwrap() as f64, seed, "step {steps}");
-        engine.reward(d.decision_id.as_deref().unwrap(), reward, now).unwrap();
+        engine
+            .reward(d.decision_id.as_deref().unwrap(), reward, now)
+            .unwrap();
         steps += 1;
         at = next;
     }
@@ -72,12 +75,33 @@ fn read(n: usize) -> Vec<f64> {
 /// namespace, LinUCB with a 0.01 floor, seed 7, epoch 1.
 fn layout() -> Vec<f64> {
     vec![
-        1.0, 1.0, 4.0, 1.0, 12345.0, 0.0, // layout, hash, bits, 1 namespace (seed), 0 interactions
-        0.25, 1.0, 0.5, 0.0, 0.01, // noise, linucb, alpha, samples, floor
-        0.0, 7.0, 1.0, 86_400_000.0, 256.0, // fallback, seed, epoch, ttl, maxPending
-        0.0, 1.0, 2.0, // version halves, K
-        0.0, 0.0, 0.0, 1.0, // variant a: no features, zero means, variance 1
-        0.0, 0.0, 0.0, 1.0, // variant b
+        1.0,
+        1.0,
+        4.0,
+        1.0,
+        12345.0,
+        0.0, // layout, hash, bits, 1 namespace (seed), 0 interactions
+        0.25,
+        1.0,
+        0.5,
+        0.0,
+        0.01, // noise, linucb, alpha, samples, floor
+        0.0,
+        7.0,
+        1.0,
+        86_400_000.0,
+        256.0, // fallback, seed, epoch, ttl, maxPending
+        0.0,
+        1.0,
+        2.0, // version halves, K
+        0.0,
+        0.0,
+        0.0,
+        1.0, // variant a: no features, zero means, variance 1
+        0.0,
+        0.0,
+        0.0,
+        1.0, // variant b
     ]
 }
 
