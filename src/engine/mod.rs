@@ -500,23 +500,25 @@ impl Engine {
         }
         let mut done = self.pending.len() - gone - waiting;
         let mut spare = SparseVec::default();
+        for p in self.pending.drain(..gone) {
+            spare = p.x;
+        }
+        // At the cap one decision goes per new one: one shift of the rest
+        // (a pass that moves every entry would cost more on every `rank`).
         let mut i = 0;
-        self.pending.retain_mut(|p| {
-            let live = p.live(now);
-            let drop = i < gone || (live && waiting >= cap) || (!live && done > cap);
-            if i >= gone && drop {
+        while i < self.pending.len() && (waiting >= cap || done > cap) {
+            let live = self.pending[i].live(now);
+            if (live && waiting >= cap) || (!live && done > cap) {
                 if live {
                     waiting -= 1;
                 } else {
                     done -= 1;
                 }
+                spare = self.pending.remove(i).x;
+            } else {
+                i += 1;
             }
-            if drop {
-                spare = core::mem::take(&mut p.x);
-            }
-            i += 1;
-            !drop
-        });
+        }
         spare
     }
 
