@@ -428,7 +428,7 @@ impl Allocator {
 
     /// [`assign`](Self::assign) into `a`, whose fields are those of a unit
     /// outside the experiment (but its fallback) and without a unit.
-    pub(crate) fn assign_into(
+    fn assign_into(
         &mut self,
         index: usize,
         targeted: bool,

@@ -7,7 +7,7 @@
 use super::{bad, done, put_bytes, put_io, take_bytes, Global, Table, BYTES, IO};
 use crate::allocation::{Bytes, Names};
 use crate::prelude::*;
-use crate::{Allocation, Allocator, Assignment, Experiment, Experiments, HashVersion, Reason};
+use crate::{Allocation, Allocator, Experiment, Experiments, HashVersion};
 
 // Boxed: the table then moves a pointer, not the allocator.
 static ALLOCATORS: Global<Table<Box<Allocator>>> = Global::new(Table::new());
@@ -127,16 +127,7 @@ pub extern "C" fn ab_set(h: u32, len: i32) -> i32 {
 pub extern "C" fn ab_assign(h: u32, index: u32, targeted: u32, now: f64) -> i32 {
     let x = [index as f64, targeted as f64, now, 0.0];
     call(h, -1, x, |a, _, x| {
-        let mut r = Assignment {
-            variant: 0,
-            in_experiment: false,
-            reason: Reason::NoUnit,
-            probability: 1.0,
-            bucket: None,
-            seed: None,
-            new_exposure: false,
-        };
-        a.assign_into(x[0] as usize, x[1] != 0.0, x[2], &mut r)?;
+        let r = a.assign(x[0] as usize, x[1] != 0.0, x[2])?;
         put_io([
             r.probability,
             r.bucket.unwrap_or(f64::NAN),
