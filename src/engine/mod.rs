@@ -784,33 +784,30 @@ pub(crate) fn check_reward(r: f64) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// The pruning as it was written before (drain, count, remove one at
-    /// a time): the reference [`Engine::prune`] must agree with.
-    fn prune_before(pending: &mut Vec<Pending>, now: f64, ttl: f64, cap: usize) {
+    /// What [`Engine::prune`] must do, said another way: drop the leading
+    /// entries past their reward window by the ttl, then the oldest waiting ones
+    /// until one fewer than `cap` wait (room for the next decision), and the
+    /// oldest settled or expired ones until `cap` are left.
+    fn prune_spec(pending: &mut Vec<Pending>, now: f64, ttl: f64, cap: usize) {
         let gone = pending
             .iter()
             .take_while(|p| p.expires_at + ttl < now)
             .count();
         pending.drain(..gone);
-        let mut waiting = 0;
-        for p in pending.iter() {
-            waiting += usize::from(p.live(now));
-        }
-        let mut done = pending.len() - waiting;
-        let mut i = 0;
-        while i < pending.len() && (waiting >= cap || done > cap) {
-            let live = pending[i].live(now);
-            if (live && waiting >= cap) || (!live && done > cap) {
-                if live {
-                    waiting -= 1;
-                } else {
-                    done -= 1;
-                }
-                pending.remove(i);
+        let waiting = pending.iter().filter(|p| p.live(now)).count();
+        let done = pending.len() - waiting;
+        let (mut live_over, mut done_over) =
+            ((waiting + 1).saturating_sub(cap), done.saturating_sub(cap));
+        pending.retain(|p| {
+            let over = if p.live(now) {
+                &mut live_over
             } else {
-                i += 1;
-            }
-        }
+                &mut done_over
+            };
+            let drop = *over > 0;
+            *over -= usize::from(drop);
+            !drop
+        });
     }
 
     #[test]
@@ -842,7 +839,7 @@ mod tests {
                     rewarded: rng.next_u64() % 3 == 0,
                     shared: false,
                 };
-                prune_before(&mut pending, now, ttl, cap);
+                prune_spec(&mut pending, now, ttl, cap);
                 e.prune(now);
                 let ids = |v: &[Pending]| v.iter().map(|p| p.counter).collect::<Vec<_>>();
                 assert_eq!(
