@@ -11,7 +11,9 @@ use crate::bandit::explore;
 use crate::error::{Error, Result};
 use crate::prim::clock::check_now;
 use crate::prim::hash::murmur3_32;
+use crate::prim::journal::{Journal, Marked, FOLD_OLDEST};
 use crate::prim::rng::{Rng, MAX_SEED};
+use crate::store::sync::{open, Persisted};
 use crate::store::{corrupt, put_f64, put_u16, put_u32, put_u64, Snapshot};
 
 // The kinds of record in the state (see `Rec`).
@@ -110,7 +112,7 @@ pub struct Assignment {
 /// | `SETTLED` | bandit | | | settled trial's | | | |
 /// | journal | bandit | variant | | trial's | reward | | |
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Rec {
+pub(crate) struct Rec {
     kind: u8,
     flag: u8,
     key: u32,
@@ -211,21 +213,12 @@ fn drop_exposures(recs: &mut Vec<Rec>, tag: u64, before: f64) {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-struct State {
+pub(crate) struct State {
     /// The device seed; empty when there is none.
     unit: Vec<u8>,
     /// In the order stored: exposures; bandits; per bandit its counts and
     /// its settled seeds (at most [`MAX_SETTLED`], oldest first).
     recs: Vec<Rec>,
-}
-
-/// What `sync` computed, applied by `commit`.
-#[derive(Debug, Clone)]
-struct Staged {
-    state: State,
-    /// Journal entries the sync saw: stored in `state` (learning), or to
-    /// drop (consent `functional`, which stores no counts).
-    journaled: usize,
 }
 
 /// Experiments and their device state. See the module docs.
@@ -239,10 +232,13 @@ pub struct Allocator {
     /// Stored (or adopted) state, plus this page's exposures, device unit
     /// and trials; counts are the stored ones only.
     state: State,
-    /// Settlements made here and not yet stored; at most [`MAX_JOURNAL`].
-    journal: Vec<Rec>,
+    /// Settlements made here and not yet stored; at most [`MAX_JOURNAL`],
+    /// past which the oldest counts in `state`. A commit drops those its
+    /// sync saw: stored (learning), or never to be (consent `functional`,
+    /// which stores no counts).
+    journal: Journal<Vec<Rec>, FOLD_OLDEST>,
     /// A merged state waiting for `commit`.
-    staged: Option<Staged>,
+    staged: Option<State>,
     /// A first visit's settlements (see [`Allocator::first`]): it keeps no
     /// journal, its settlements count at once.
     settled: usize,
@@ -263,7 +259,7 @@ impl Allocator {
             rng: Rng::new(seed),
             site_unit: Vec::new(),
             state: State::default(),
-            journal: Vec::new(),
+            journal: Journal::new(MAX_JOURNAL),
             staged: None,
             settled: 0,
             first: false,
@@ -604,7 +600,11 @@ impl Allocator {
     /// turn (two numbers a variant): the stored counts plus the settlements
     /// not yet stored.
     fn variant_counts(&self, e: &Experiment) -> Vec<f64> {
-        let journal = if self.first() { &[] } else { &self.journal[..] };
+        let journal = if self.first() {
+            &[]
+        } else {
+            &self.journal.entries()[..]
+        };
         state_counts(e, &self.state, journal)
     }
 
@@ -619,7 +619,10 @@ impl Allocator {
             count(&mut self.state.recs, &s);
             self.settled += 1;
         } else {
-            journal(&mut self.journal, &mut self.state, &mut self.staged, &s);
+            // A full journal moves its oldest entry into the own counts.
+            if let Some(old) = self.journal.push(s) {
+                fold(&mut self.state, &old);
+            }
         }
     }
 
@@ -662,7 +665,10 @@ impl Allocator {
     /// Forget everything: device seed, exposures, bandit counts and trials.
     pub fn reset(&mut self) {
         self.state = State::default();
-        self.journal.clear();
+        // (A first visit's is always empty: it journals nothing.)
+        if !self.first() {
+            self.journal.reset();
+        }
         self.staged = None;
         self.settled = 0;
     }
@@ -682,40 +688,13 @@ impl Allocator {
         max_age_ms: f64,
         learning: bool,
     ) -> Result<Vec<u8>> {
-        self.staged = None;
-        check_now(now_ms)?;
-        let (mut snap, from) = match stored {
-            Some(b) => {
-                let snap = Snapshot::decode(b, max_bytes)?;
-                let st = self.read_state(&snap)?;
-                (snap, st)
-            }
-            None => (Snapshot::new(), None),
-        };
-        let journal = if learning { &self.journal[..] } else { &[] };
-        let mut merged = merge(from, &self.state, journal);
-        let oldest = now_ms - max_age_ms;
-        // (No exposure is of unit tag u64::MAX: tags are u32s.)
-        drop_exposures(&mut merged.recs, u64::MAX, oldest);
-        snap.set_section(SECTION, self.write_state(&merged, learning));
-        let bytes = snap.encode(max_bytes)?;
-        self.staged = Some(Staged {
-            state: merged,
-            journaled: self.journal.len(),
-        });
-        Ok(bytes)
+        Persisted::sync(self, stored, now_ms, max_bytes, (max_age_ms, learning))
     }
 
     /// Apply the last [`sync`](Allocator::sync) once its bytes were written.
     /// Returns false, changing nothing, when there is nothing to commit.
     pub fn commit(&mut self) -> bool {
-        let Some(s) = self.staged.take() else {
-            return false;
-        };
-        // Keep what happened here since the sync: exposures and trial starts.
-        self.state = merge(Some(s.state), &self.state, &[]);
-        self.journal.drain(..s.journaled.min(self.journal.len()));
-        true
+        Persisted::commit(self)
     }
 
     /// Load the stored allocator snapshot on page load (or when consent
@@ -787,25 +766,55 @@ impl Allocator {
     }
 }
 
+impl Persisted for Allocator {
+    /// The exposure age kept, and whether consent lets counts be stored.
+    type Args<'a> = (f64, bool);
+    type Staged = State;
+    type Report = Vec<u8>;
+    type Journal = Journal<Vec<Rec>, FOLD_OLDEST>;
+
+    fn parts(&mut self) -> (&mut Option<State>, &mut Journal<Vec<Rec>, FOLD_OLDEST>) {
+        (&mut self.staged, &mut self.journal)
+    }
+
+    fn stage(
+        &mut self,
+        stored: Option<&[u8]>,
+        now_ms: f64,
+        max_bytes: usize,
+        (max_age_ms, learning): (f64, bool),
+    ) -> Result<Vec<u8>> {
+        let mut snap = open(stored, max_bytes)?;
+        // (An empty snapshot has no state.)
+        let from = self.read_state(&snap)?;
+        let journal = if learning {
+            &self.journal.entries()[..]
+        } else {
+            &[]
+        };
+        let mut merged = merge(from, &self.state, journal);
+        let oldest = now_ms - max_age_ms;
+        // (No exposure is of unit tag u64::MAX: tags are u32s.)
+        drop_exposures(&mut merged.recs, u64::MAX, oldest);
+        snap.set_section(SECTION, self.write_state(&merged, learning));
+        let bytes = snap.encode(max_bytes)?;
+        self.staged = Some(merged);
+        Ok(bytes)
+    }
+
+    /// Keep what happened here since the sync: exposures and trial starts.
+    fn apply(&mut self, s: State) {
+        self.state = merge(Some(s), &self.state, &[]);
+        self.journal.drain_marked();
+    }
+}
+
 /// The error for experiment `index`, which there is not.
 #[inline(never)]
 fn unknown(index: usize) -> Error {
     Error::UnknownExperiment {
         key: text!("#{index}"),
     }
-}
-
-/// Journal settlement `s`. A full journal first moves its oldest entry
-/// into `state`'s own counts (see [`MAX_JOURNAL`]); a sync that saw it now
-/// saw one entry fewer.
-fn journal(journal: &mut Vec<Rec>, state: &mut State, staged: &mut Option<Staged>, s: &Rec) {
-    if journal.len() >= MAX_JOURNAL {
-        fold(state, &take(journal, 0));
-        if let Some(st) = staged {
-            st.journaled = st.journaled.saturating_sub(1);
-        }
-    }
-    journal.push(*s);
 }
 
 /// Device-learned successes and failures of each variant of `e` in turn

@@ -29,6 +29,7 @@ use crate::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::prim::clock::{check_now, DAY_MS, MINUTE_MS};
+use crate::prim::journal::{Entries, Journal, Marked, STOP};
 use crate::prim::math;
 
 #[cfg(feature = "json")]
@@ -38,6 +39,7 @@ mod record;
 pub(crate) use record::EventRef;
 use record::{names, records, until};
 
+use crate::store::sync::{open, Persisted};
 use crate::store::{corrupt, put_u32, Reader, Snapshot};
 
 /// The snapshot section holding the events.
@@ -321,21 +323,20 @@ pub struct Behavior {
     cfg: BehaviorConfig,
     /// The retained events, oldest first.
     log: Log,
-    /// The events tracked since the last commit; `None` once more than
+    /// The events tracked since the last commit; lost once more than
     /// `max_events` (the next merge then deduplicates instead).
-    journal: Option<Log>,
-    /// The merged events of the last sync and the journal's length in
-    /// bytes then.
-    staged: Option<(Log, usize)>,
+    journal: Journal<Log, STOP>,
+    /// The merged events of the last sync.
+    staged: Option<Log>,
 }
 
 impl Behavior {
     /// An empty store.
     pub fn new(cfg: BehaviorConfig) -> Behavior {
         Behavior {
+            journal: Journal::new(cfg.max_events),
             cfg,
             log: Log::default(),
-            journal: Some(Log::default()),
             staged: None,
         }
     }
@@ -361,14 +362,8 @@ impl Behavior {
             n: 1,
         };
         EventRef { at: now_ms, ..*ev }.write(&mut rec.bytes);
-        if let Some(j) = &mut self.journal {
-            if j.n >= self.cfg.max_events {
-                self.journal = None;
-            } else {
-                j.push(&rec.bytes);
-            }
-        }
         self.log.insert_all(&rec);
+        self.journal.push(rec.bytes);
         self.cfg.retain(&mut self.log, now_ms);
         Ok(())
     }
@@ -412,7 +407,7 @@ impl Behavior {
     /// Drop every event and start empty (the page's `forget()`).
     pub fn clear(&mut self) {
         self.log = Log::default();
-        self.journal = Some(Log::default());
+        self.journal.reset();
         self.staged = None;
     }
 
@@ -548,30 +543,7 @@ impl Behavior {
         now_ms: f64,
         max_bytes: usize,
     ) -> Result<BehaviorSync> {
-        self.staged = None;
-        check_now(now_ms)?;
-        let mut snap = match stored {
-            Some(b) => Snapshot::decode(b, max_bytes)?,
-            None => Snapshot::new(),
-        };
-        let stored = self.stored_events(&snap)?;
-        let dropped = stored.as_ref().map_or(0, |s| s.1);
-        let mut merged = self.with_own(stored.map(|s| s.0));
-        self.cfg.retain(&mut merged, now_ms);
-        let events = merged.n;
-        let mut section = Vec::with_capacity(5 + merged.bytes.len());
-        section.push(LAYOUT);
-        put_u32(&mut section, events as u32);
-        section.extend_from_slice(&merged.bytes);
-        snap.set_section(SECTION, section);
-        let bytes = snap.encode(max_bytes)?;
-        let journaled = self.journal.as_ref().map_or(0, |j| j.bytes.len());
-        self.staged = Some((merged, journaled));
-        Ok(BehaviorSync {
-            bytes,
-            events,
-            dropped,
-        })
+        Persisted::sync(self, stored, now_ms, max_bytes, ())
     }
 
     /// Load the stored events on page load (or when consent allows storage
@@ -625,12 +597,11 @@ impl Behavior {
         let Some(mut merged) = stored else {
             return self.log.clone();
         };
-        match &self.journal {
-            Some(j) => merged.insert_all(j),
-            None => {
-                let own = unstored(&self.log, &merged);
-                merged.insert_all(&own);
-            }
+        if self.journal.overflowed() {
+            let own = unstored(&self.log, &merged);
+            merged.insert_all(&own);
+        } else {
+            merged.insert_all(self.journal.entries());
         }
         merged
     }
@@ -639,29 +610,7 @@ impl Behavior {
     /// events tracked in between are kept. Returns false, changing nothing,
     /// when there is nothing to commit.
     pub fn commit(&mut self) -> bool {
-        let Some((mut next, since)) = self.staged.take() else {
-            return false;
-        };
-        let later = (self.journal.take()).map(|mut j| {
-            let bytes = j.bytes.split_off(since.min(j.bytes.len()));
-            let n = records(&bytes).count();
-            Log { bytes, n }
-        });
-        // Events tracked since the sync: the journal's tail, or, if it
-        // overflowed meanwhile, each own event the merge does not hold.
-        match &later {
-            Some(tail) => next.insert_all(tail),
-            None => {
-                let own = unstored(&self.log, &next);
-                next.insert_all(&own);
-            }
-        }
-        // Retention as of the newest event: commit has no clock of its own.
-        let now = records(&next.bytes).last().map_or(0.0, |(ev, _)| ev.at);
-        self.cfg.retain(&mut next, now);
-        self.log = next;
-        self.journal = later;
-        true
+        Persisted::commit(self)
     }
 
     /// Read a section: the records (oldest first) whose type this store
@@ -706,9 +655,63 @@ impl Behavior {
     }
 }
 
+impl Persisted for Behavior {
+    type Args<'a> = ();
+    type Staged = Log;
+    type Report = BehaviorSync;
+    type Journal = Journal<Log, STOP>;
+
+    fn parts(&mut self) -> (&mut Option<Log>, &mut Journal<Log, STOP>) {
+        (&mut self.staged, &mut self.journal)
+    }
+
+    fn stage(
+        &mut self,
+        stored: Option<&[u8]>,
+        now_ms: f64,
+        max_bytes: usize,
+        (): (),
+    ) -> Result<BehaviorSync> {
+        let mut snap = open(stored, max_bytes)?;
+        let stored = self.stored_events(&snap)?;
+        let dropped = stored.as_ref().map_or(0, |s| s.1);
+        let mut merged = self.with_own(stored.map(|s| s.0));
+        self.cfg.retain(&mut merged, now_ms);
+        let events = merged.n;
+        let mut section = Vec::with_capacity(5 + merged.bytes.len());
+        section.push(LAYOUT);
+        put_u32(&mut section, events as u32);
+        section.extend_from_slice(&merged.bytes);
+        snap.set_section(SECTION, section);
+        let bytes = snap.encode(max_bytes)?;
+        self.staged = Some(merged);
+        Ok(BehaviorSync {
+            bytes,
+            events,
+            dropped,
+        })
+    }
+
+    /// Events tracked since the sync are kept: the journal's tail, or, if
+    /// it overflowed meanwhile, each own event the merge does not hold.
+    fn apply(&mut self, mut next: Log) {
+        self.journal.drain_marked();
+        if self.journal.overflowed() {
+            let own = unstored(&self.log, &next);
+            next.insert_all(&own);
+        } else {
+            next.insert_all(self.journal.entries());
+        }
+        // Retention as of the newest event: commit has no clock of its own.
+        let now = records(&next.bytes).last().map_or(0.0, |(ev, _)| ev.at);
+        self.cfg.retain(&mut next, now);
+        self.log = next;
+    }
+}
+
 /// Event records one after another, as the section holds them, and how many.
 #[derive(Debug, Clone, Default)]
-struct Log {
+pub(crate) struct Log {
     bytes: Vec<u8>,
     n: usize,
 }
@@ -750,6 +753,35 @@ impl Log {
         out.extend_from_slice(log.get(done..).unwrap_or_default());
         *log = out;
         self.n += recs.n;
+    }
+}
+
+/// The journal keeps the events it holds as one log: the merge inserts
+/// them as they are, the same as the stored ones.
+impl Entries for Log {
+    /// One event's record.
+    type Item = Vec<u8>;
+    fn count(&self) -> usize {
+        self.n
+    }
+    fn add(&mut self, rec: Vec<u8>) {
+        self.push(&rec);
+    }
+    fn take_first(&mut self) -> Option<Vec<u8>> {
+        let end = records(&self.bytes).next()?.1.len();
+        let rest = self.bytes.split_off(end);
+        self.n -= 1;
+        Some(core::mem::replace(&mut self.bytes, rest))
+    }
+    fn drop_first(&mut self, n: usize) {
+        let mut end = 0;
+        let mut k = 0;
+        for (_, rec) in records(&self.bytes).take(n) {
+            end += rec.len();
+            k += 1;
+        }
+        self.bytes.drain(..end);
+        self.n -= k;
     }
 }
 
@@ -1093,14 +1125,45 @@ mod tests {
             "INVALID_OPTION"
         );
         assert_eq!(b.events().count(), 0);
-        assert!(b
-            .journal
-            .as_ref()
-            .is_some_and(|j| j.bytes.is_empty() && j.n == 0));
+        assert!(
+            !b.journal.overflowed()
+                && b.journal.entries().bytes.is_empty()
+                && b.journal.entries().n == 0
+        );
         // Repeated tags count once; a declared type is accepted.
         b.track(r#"{"type": "cart", "tags": ["a", "a"], "value": 2.5}"#, T0)
             .unwrap();
         assert_eq!(b.events().next().unwrap().tags, ["a"]);
+    }
+
+    #[test]
+    fn the_journal_counts_and_drops_whole_records() {
+        let rec = |at: f64, kind: &[u8]| {
+            let mut w = Vec::new();
+            EventRef {
+                at,
+                kind,
+                item: None,
+                category: None,
+                tags: &[],
+                ntags: 0,
+                value: None,
+            }
+            .write(&mut w);
+            w
+        };
+        let mut log = Log::default();
+        for (i, kind) in [&b"view"[..], b"click", b"convert"].into_iter().enumerate() {
+            log.add(rec(T0 + i as f64, kind));
+        }
+        assert_eq!(log.count(), 3);
+        assert_eq!(log.take_first(), Some(rec(T0, b"view")));
+        log.add(rec(T0 + 3.0, b"view"));
+        log.drop_first(2);
+        assert_eq!((log.count(), &log.bytes), (1, &rec(T0 + 3.0, b"view")));
+        log.drop_first(5);
+        assert_eq!((log.count(), log.bytes.len()), (0, 0));
+        assert_eq!(log.take_first(), None);
     }
 
     #[test]

@@ -63,7 +63,9 @@ use crate::error::{Error, Result};
 use crate::features::SparseVec;
 use crate::model::posterior::Covariance;
 use crate::model::Posterior;
+use crate::prim::journal::{Journal, STOP};
 use crate::prim::sort::{latest, sorted};
+use crate::store::sync::{open, Persisted};
 use crate::store::{corrupt, put_f64, put_str, put_u32, put_u64, Reader, Snapshot};
 
 /// The learner section layout this build writes (it reads 1 to 3).
@@ -90,7 +92,7 @@ const MAX_SLOT: usize = 48;
 
 /// One observation learned since the last successful sync.
 #[derive(Debug, Clone)]
-struct Observation {
+pub(crate) struct Observation {
     arm: usize,
     x: SparseVec,
     reward: f64,
@@ -101,7 +103,7 @@ struct Observation {
 
 /// What `sync` computed, applied by `commit`.
 #[derive(Debug, Clone)]
-struct Staged {
+pub(crate) struct Staged {
     /// The merged learners, when other tabs had written.
     arms: Option<Vec<Posterior>>,
     /// Decisions settled elsewhere ([`key`]s, sorted): marked settled here
@@ -116,9 +118,6 @@ struct Staged {
     /// The writer id of the section written; `None` for a restore, which
     /// wrote nothing (its own updates stay journaled for the next sync).
     writer: Option<(u64, u64)>,
-    /// Journal length when staged: later entries are not in the written
-    /// state and are replayed by `commit`.
-    journaled: usize,
     /// Own tombstones written (the first ones of [`SyncState::settled`]).
     settled: usize,
 }
@@ -127,8 +126,8 @@ struct Staged {
 #[derive(Debug, Clone)]
 pub(crate) struct SyncState {
     /// Updates since the last commit (since creation before the first);
-    /// `None` once it overflowed.
-    journal: Option<Vec<Observation>>,
+    /// lost once it overflowed.
+    journal: Journal<Vec<Observation>, STOP>,
     /// The writer id (epoch, sequence) of the last section this engine wrote.
     written: Option<(u64, u64)>,
     staged: Option<Staged>,
@@ -143,7 +142,7 @@ pub(crate) struct SyncState {
 impl Default for SyncState {
     fn default() -> SyncState {
         SyncState {
-            journal: Some(Vec::new()),
+            journal: Journal::new(MAX_JOURNAL),
             written: None,
             staged: None,
             settled: Vec::new(),
@@ -161,17 +160,14 @@ impl SyncState {
         reward: f64,
         decision: Option<u128>,
     ) {
-        if let Some(j) = &mut self.journal {
-            if j.len() >= MAX_JOURNAL {
-                self.journal = None;
-            } else {
-                j.push(Observation {
-                    arm,
-                    x: x.clone(),
-                    reward,
-                    decision,
-                });
-            }
+        // (A lost journal takes nothing: no copy of `x` for it.)
+        if !self.journal.overflowed() {
+            self.journal.push(Observation {
+                arm,
+                x: x.clone(),
+                reward,
+                decision,
+            });
         }
     }
 }
@@ -221,6 +217,83 @@ pub struct SyncReport {
     /// Pending decisions left out of the snapshot to keep it under its
     /// size cap (the earliest-expiring: other page views cannot settle them).
     pub trimmed: usize,
+}
+
+impl Persisted for Engine {
+    type Args<'a> = &'a str;
+    type Staged = Staged;
+    type Report = SyncReport;
+    type Journal = Journal<Vec<Observation>, STOP>;
+
+    fn parts(&mut self) -> (&mut Option<Staged>, &mut Journal<Vec<Observation>, STOP>) {
+        (&mut self.sync.staged, &mut self.sync.journal)
+    }
+
+    fn stage(
+        &mut self,
+        stored: Option<&[u8]>,
+        now_ms: f64,
+        max_bytes: usize,
+        slot: &str,
+    ) -> Result<SyncReport> {
+        let name = section_name(slot)?;
+        let mut snap = open(stored, max_bytes)?;
+        let Taken {
+            mut staged,
+            mut report,
+            others,
+            tombstones,
+            horizon,
+        } = self.take(&snap, &name, now_ms)?;
+
+        // What to write: every live decision of this engine and of those it
+        // knows about, newest first up to `maxPending`, activated if any tab
+        // activated it.
+        let mut out: Vec<&Pending> = Vec::new();
+        for q in [&self.pending, &self.foreign, &staged.adopt] {
+            live_into(&mut out, q, now_ms, &staged.gone);
+        }
+        let mut out = latest(out, self.s.cfg.max_pending, |p| p.expires_at);
+        let writer = (self.s.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
+        // Merged state is checked before it is written; this engine's own is
+        // what its updates made.
+        let merged = staged.arms.as_deref();
+        let mut kept = kept_models(&snap, &name, others, now_ms);
+        // Over the size cap once the other versions are dropped, the pending
+        // decisions expiring first are left out, halving until it fits: they
+        // stay settleable here, only other page views cannot see them (as
+        // when `maxPending` evicts them). Learning is never given up for them.
+        report.bytes = loop {
+            let body = self.write_section(
+                merged.unwrap_or(&self.s.arms),
+                merged.is_some(),
+                (&out, &staged.activated),
+                (&tombstones, horizon),
+                writer,
+            )?;
+            match write_models(&mut snap, &name, (&body, now_ms), &mut kept, max_bytes) {
+                Err(Error::SnapshotTooLarge { .. }) if !out.is_empty() => {
+                    let half = out.len() / 2;
+                    report.trimmed += out.len() - half;
+                    out = latest(out, half, |p| p.expires_at);
+                }
+                r => break r?,
+            }
+        };
+        let mut written = Vec::with_capacity(out.len());
+        for p in &out {
+            written.push(key(p));
+        }
+        staged.written = sorted(written);
+        staged.writer = Some(writer);
+        staged.settled = self.sync.settled.len();
+        self.sync.staged = Some(staged);
+        Ok(report)
+    }
+
+    fn apply(&mut self, s: Staged) {
+        self.apply_staged(s);
+    }
 }
 
 /// The section name of a slot.
@@ -302,65 +375,7 @@ impl Engine {
         now_ms: f64,
         max_bytes: usize,
     ) -> Result<SyncReport> {
-        // A failed sync must not leave an earlier merge to be committed.
-        self.sync.staged = None;
-        super::check_now(now_ms)?;
-        let name = section_name(slot)?;
-        let mut snap = match stored {
-            Some(b) => Snapshot::decode(b, max_bytes)?,
-            None => Snapshot::new(),
-        };
-        let Taken {
-            mut staged,
-            mut report,
-            others,
-            tombstones,
-            horizon,
-        } = self.take(&snap, &name, now_ms)?;
-
-        // What to write: every live decision of this engine and of those it
-        // knows about, newest first up to `maxPending`, activated if any tab
-        // activated it.
-        let mut out: Vec<&Pending> = Vec::new();
-        for q in [&self.pending, &self.foreign, &staged.adopt] {
-            live_into(&mut out, q, now_ms, &staged.gone);
-        }
-        let mut out = latest(out, self.s.cfg.max_pending, |p| p.expires_at);
-        let writer = (self.s.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
-        // Merged state is checked before it is written; this engine's own is
-        // what its updates made.
-        let merged = staged.arms.as_deref();
-        let mut kept = kept_models(&snap, &name, others, now_ms);
-        // Over the size cap once the other versions are dropped, the pending
-        // decisions expiring first are left out, halving until it fits: they
-        // stay settleable here, only other page views cannot see them (as
-        // when `maxPending` evicts them). Learning is never given up for them.
-        report.bytes = loop {
-            let body = self.write_section(
-                merged.unwrap_or(&self.s.arms),
-                merged.is_some(),
-                (&out, &staged.activated),
-                (&tombstones, horizon),
-                writer,
-            )?;
-            match write_models(&mut snap, &name, (&body, now_ms), &mut kept, max_bytes) {
-                Err(Error::SnapshotTooLarge { .. }) if !out.is_empty() => {
-                    let half = out.len() / 2;
-                    report.trimmed += out.len() - half;
-                    out = latest(out, half, |p| p.expires_at);
-                }
-                r => break r?,
-            }
-        };
-        let mut written = Vec::with_capacity(out.len());
-        for p in &out {
-            written.push(key(p));
-        }
-        staged.written = sorted(written);
-        staged.writer = Some(writer);
-        staged.settled = self.sync.settled.len();
-        self.sync.staged = Some(staged);
-        Ok(report)
+        Persisted::sync(self, stored, now_ms, max_bytes, slot)
     }
 
     /// Load the stored snapshot on page load (or when consent allows storage
@@ -407,7 +422,7 @@ impl Engine {
         // reports then).
         report.overwrote = false;
         self.sync.staged = None;
-        self.apply(staged);
+        self.apply_staged(staged);
         Ok(report)
     }
 
@@ -432,14 +447,13 @@ impl Engine {
             activated: Vec::new(),
             written: Vec::new(),
             writer: None,
-            journaled: self.sync.journal.as_ref().map_or(0, Vec::len),
             settled: 0,
         };
         if let Some(mut st) = st {
             s.gone = self.gone_from(&st, now_ms);
             if self.sync.written != Some(st.writer) {
                 report.merged = true;
-                if self.sync.journal.is_none() {
+                if self.sync.journal.overflowed() {
                     report.overwrote = true;
                 } else {
                     self.replay(&mut st.arms, &s.gone, &mut report);
@@ -513,7 +527,7 @@ impl Engine {
     /// (already counted by the tab that settled them).
     fn replay(&self, arms: &mut [Posterior], gone: &[u128], report: &mut SyncReport) {
         let noise = self.s.cfg.model.noise;
-        for o in self.sync.journal.as_deref().unwrap_or_default() {
+        for o in self.sync.journal.entries() {
             if o.settles_one_of(gone) {
                 report.duplicates += 1;
             } else if arms[o.arm].update(&o.x, o.reward, noise, 1.0).is_ok() {
@@ -544,39 +558,26 @@ impl Engine {
     /// Returns false, changing nothing, when there is nothing to commit (no
     /// sync, a failed one, or one already committed).
     pub fn commit(&mut self) -> bool {
-        match self.sync.staged.take() {
-            Some(s) => {
-                self.apply(s);
-                true
-            }
-            None => false,
-        }
+        Persisted::commit(self)
     }
 
     /// Apply what a sync staged, or what a restore took (no writer: nothing
     /// was written, so the whole journal but the rewards of decisions
     /// settled elsewhere stays for the next sync).
-    fn apply(&mut self, mut s: Staged) {
+    fn apply_staged(&mut self, mut s: Staged) {
         let restore = s.writer.is_none();
-        let since = s.journaled;
         // The journal entries made after the sync (every one, for a
-        // restore); `None` if it overflowed.
-        let mut later = self.sync.journal.take();
-        if let Some(j) = &mut later {
-            let mut i = 0;
-            j.retain(|o| {
-                i += 1;
-                (restore || i > since) && !o.settles_one_of(&s.gone)
-            });
-        }
+        // restore); none if it overflowed.
+        let later = &mut self.sync.journal;
+        later.retain(!restore, |o| !o.settles_one_of(&s.gone));
         if let Some(mut arms) = s.arms.take() {
             let noise = self.s.cfg.model.noise;
             // If the journal overflowed since the sync, this tab's own state,
             // which has every one of its updates, is the better of the two.
-            if let Some(later) = &later {
+            if !later.overflowed() {
                 // A restore replayed its whole journal already.
                 if !restore {
-                    for o in later {
+                    for o in later.entries() {
                         // It was accepted once on this tab's own state; a
                         // refusal here is counted nowhere else, like `sync`'s.
                         let _ = arms[o.arm].update(&o.x, o.reward, noise, 1.0);
@@ -594,7 +595,6 @@ impl Engine {
         // The written tombstones are in the store now, which carries them on.
         let written = s.settled.min(self.sync.settled.len());
         self.sync.settled.drain(..written);
-        self.sync.journal = later;
         if s.writer.is_some() {
             self.sync.written = s.writer;
         }
