@@ -7,8 +7,10 @@
 //! counts and current trial. That state is its own snapshot (section
 //! [`SECTION`]), merged across tabs like the learner's: stored counts plus
 //! this page's own settlements, each settlement applied once (by its seed).
-//! The settlements not yet stored (the journal) are at most 1,024; a
-//! commit under consent `functional`, which stores no counts, drains them.
+//! The settlements not yet stored (the journal) are at most 1,024, past
+//! which the oldest counts in the own state; a commit under consent
+//! `functional`, which stores no counts, drains them. Syncs and commits
+//! follow the protocol every part does (`store/sync.rs`).
 //!
 //! Built for a small .wasm: names are interned once and handled as
 //! numbers, the state is one table of plain records, and the stored

@@ -14,10 +14,11 @@
 //! asks for the features at most once a minute or after a `track`. See
 //! [`Behavior::features`] for the exact list.
 //!
-//! Persistence follows the learner's protocol (`engine/persist.rs`): section
-//! [`SECTION`] of the shared [`Snapshot`]; each store keeps the events it
-//! tracked since its last commit (its journal) and adds them to what other
-//! tabs stored, so no tab's events are lost to a last-writer-wins overwrite.
+//! Persistence follows the protocol every part does (`store/sync.rs`):
+//! section [`SECTION`] of the shared [`Snapshot`]; each store keeps the
+//! events it tracked since its last commit (its journal) and adds them to
+//! what other tabs stored, so no tab's events are lost to a last-writer-wins
+//! overwrite.
 //!
 //! Section layout 1 (integers little-endian): u8 layout; u32 event count;
 //! per event, oldest first: time f64 (ms since the epoch); type (u16 length,
