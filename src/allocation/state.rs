@@ -13,6 +13,7 @@ use crate::prim::clock::check_now;
 use crate::prim::hash::murmur3_32;
 use crate::prim::journal::{Journal, Marked, FOLD_OLDEST};
 use crate::prim::rng::{Rng, MAX_SEED};
+use crate::prim::vec::remove;
 use crate::store::sync::{open, Persisted};
 use crate::store::{corrupt, put_f64, put_u16, put_u32, put_u64, Snapshot};
 
@@ -150,24 +151,6 @@ fn rec(kind: u8, key: u32, id: u32) -> Rec {
     }
 }
 
-/// `recs.remove(i)` in one place and without its panic (an index out of
-/// bounds removes nothing; callers pass one in bounds).
-#[inline(never)]
-fn take(recs: &mut Vec<Rec>, i: usize) -> Rec {
-    let gone = recs.get(i).copied().unwrap_or_default();
-    let mut k = i;
-    while let Some(&next) = recs.get(k + 1) {
-        if let Some(r) = recs.get_mut(k) {
-            *r = next;
-        }
-        k += 1;
-    }
-    if i < recs.len() {
-        recs.pop();
-    }
-    gone
-}
-
 /// The entry of `recs` that is the same as `probe`.
 fn find(recs: &[Rec], probe: &Rec) -> Option<usize> {
     recs.iter().position(|r| r.same(probe))
@@ -207,7 +190,7 @@ fn drop_exposures(recs: &mut Vec<Rec>, tag: u64, before: f64) {
         if r.kind != EXPOSURE || (r.seed != tag && r.x >= before) {
             i += 1;
         } else {
-            take(recs, i);
+            remove(recs, i);
         }
     }
 }
@@ -474,7 +457,7 @@ impl Allocator {
         if find(recs, &x).is_none() {
             let (n, first) = tally(recs, EXPOSURE, None);
             if n >= MAX_EXPOSURES {
-                take(recs, first);
+                remove(recs, first);
             }
             recs.push(x);
             a.new_exposure = true;
@@ -877,7 +860,7 @@ fn fold(out: &mut State, s: &Rec) {
     recs.push(seed);
     let (n, oldest) = tally(recs, SETTLED, Some(s.key));
     if n > MAX_SETTLED {
-        take(recs, oldest);
+        remove(recs, oldest);
     }
     count(recs, s);
 }
@@ -928,7 +911,7 @@ fn merge(from: Option<State>, mine: &State, journal: &[Rec]) -> State {
                 (oldest, at) = (i, e.x);
             }
         }
-        take(recs, oldest);
+        remove(recs, oldest);
     }
     for m in &mine.recs {
         if m.kind != BANDIT {

@@ -768,11 +768,11 @@ impl Entries for Log {
     fn add(&mut self, rec: Vec<u8>) {
         self.push(&rec);
     }
-    fn take_first(&mut self) -> Option<Vec<u8>> {
-        let end = records(&self.bytes).next()?.1.len();
-        let rest = self.bytes.split_off(end);
-        self.n -= 1;
-        Some(core::mem::replace(&mut self.bytes, rest))
+    fn shift_in(&mut self, rec: Vec<u8>) -> Option<Vec<u8>> {
+        let first = records(&self.bytes).next().map(|(_, r)| r.to_vec());
+        self.drop_first(1);
+        self.add(rec);
+        first
     }
     fn drop_first(&mut self, n: usize) {
         let mut end = 0;
@@ -1158,13 +1158,13 @@ mod tests {
             log.add(rec(T0 + i as f64, kind));
         }
         assert_eq!(log.count(), 3);
-        assert_eq!(log.take_first(), Some(rec(T0, b"view")));
-        log.add(rec(T0 + 3.0, b"view"));
+        assert_eq!(log.shift_in(rec(T0 + 3.0, b"view")), Some(rec(T0, b"view")));
         log.drop_first(2);
         assert_eq!((log.count(), &log.bytes), (1, &rec(T0 + 3.0, b"view")));
         log.drop_first(5);
         assert_eq!((log.count(), log.bytes.len()), (0, 0));
-        assert_eq!(log.take_first(), None);
+        assert_eq!(log.shift_in(rec(T0, b"view")), None);
+        assert_eq!(log.count(), 1);
     }
 
     #[test]

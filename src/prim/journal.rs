@@ -34,8 +34,9 @@ pub(crate) trait Entries: Default {
     fn count(&self) -> usize;
     /// Append `e`.
     fn add(&mut self, e: Self::Item);
-    /// Remove and return the first entry.
-    fn take_first(&mut self) -> Option<Self::Item>;
+    /// Append `e` and remove the first entry, returned (none when there
+    /// was none: `e` is only appended).
+    fn shift_in(&mut self, e: Self::Item) -> Option<Self::Item>;
     /// Drop the first `n` entries (every one, when there are fewer).
     fn drop_first(&mut self, n: usize);
 }
@@ -48,8 +49,8 @@ impl<T> Entries for Vec<T> {
     fn add(&mut self, e: T) {
         self.push(e);
     }
-    fn take_first(&mut self) -> Option<T> {
-        super::vec::remove(self, 0)
+    fn shift_in(&mut self, e: T) -> Option<T> {
+        super::vec::shift_in(self, e)
     }
     fn drop_first(&mut self, n: usize) {
         super::vec::drop_first(self, n);
@@ -83,23 +84,22 @@ impl<S: Entries, const RULE: Overflow> Journal<S, RULE> {
     /// returned, for the owner to fold into its own state. A lost journal
     /// takes nothing.
     pub(crate) fn push(&mut self, e: S::Item) -> Option<S::Item> {
-        let mut out = None;
         if self.overflowed() {
-            return out;
+            return None;
         }
         if self.entries.count() >= self.cap {
             if RULE == STOP {
                 self.lost = true;
                 self.entries = S::default();
                 self.marked = 0;
-                return out;
+                return None;
             }
-            out = self.entries.take_first();
-            // A sync that saw it now saw one entry fewer.
+            // A sync that saw the oldest now saw one entry fewer.
             self.marked = self.marked.saturating_sub(1);
+            return self.entries.shift_in(e);
         }
         self.entries.add(e);
-        out
+        None
     }
 
     /// The entries, oldest first (none once lost).

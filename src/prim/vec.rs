@@ -3,15 +3,23 @@
 
 use crate::prelude::*;
 
-/// `v.remove(i)`, or nothing when `i` is out of bounds.
-pub(crate) fn remove<T>(v: &mut Vec<T>, i: usize) -> Option<T> {
-    if let Some(tail) = v.get_mut(i..) {
+/// `v.push(e)` then `v.remove(0)`, returned (nothing when `v` was empty):
+/// `e` takes the first entry's place and moves to the back.
+pub(crate) fn shift_in<T>(v: &mut Vec<T>, e: T) -> Option<T> {
+    let Some(first) = v.first_mut() else {
+        v.push(e);
+        return None;
+    };
+    let out = core::mem::replace(first, e);
+    to_back(v, 1);
+    Some(out)
+}
+
+/// `v.remove(i)`, dropping the entry; nothing when `i` is out of bounds.
+pub(crate) fn remove<T>(v: &mut Vec<T>, i: usize) {
+    if let Some(tail @ [_, ..]) = v.get_mut(i..) {
         to_back(tail, 1);
-    }
-    if i < v.len() {
-        v.pop()
-    } else {
-        None
+        v.pop();
     }
 }
 
@@ -36,14 +44,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shift_in_appends_and_removes_the_first() {
+        let mut v = vec![];
+        assert_eq!(shift_in(&mut v, 1), None);
+        assert_eq!(v, [1]);
+        assert_eq!(shift_in(&mut v, 2), Some(1));
+        assert_eq!(v, [2]);
+        let mut v = vec![1, 2, 3, 4];
+        assert_eq!(shift_in(&mut v, 5), Some(1));
+        assert_eq!(v, [2, 3, 4, 5]);
+    }
+
+    #[test]
     fn remove_keeps_the_order_of_the_rest() {
         let mut v = vec![1, 2, 3, 4];
-        assert_eq!(remove(&mut v, 1), Some(2));
+        remove(&mut v, 1);
         assert_eq!(v, [1, 3, 4]);
-        assert_eq!(remove(&mut v, 2), Some(4));
-        assert_eq!(remove(&mut v, 2), None);
-        assert_eq!(v, [1, 3]);
-        assert_eq!(remove(&mut v, 0), Some(1));
+        remove(&mut v, 3);
+        assert_eq!(v, [1, 3, 4], "out of bounds: nothing");
+        remove(&mut v, 2);
+        remove(&mut v, 0);
         assert_eq!(v, [3]);
     }
 
