@@ -470,6 +470,57 @@ fn a_journal_overflow_is_reported_as_an_overwrite() {
     assert_eq!(b.updates().iter().sum::<u64>(), 1100);
 }
 
+/// A tab whose journal overflowed (storage failing for a long time) writes
+/// its own state over the stored one once; from then on it journals again,
+/// so another tab's later updates are merged, not overwritten.
+#[test]
+fn after_an_overwrite_is_stored_the_journal_starts_again() {
+    let mut store = None;
+    let (mut a, mut b) = (engine(1), engine(2));
+    save(&mut b, &mut store, 0.0);
+    for t in 0..1100 {
+        step(&mut b, t);
+    }
+    step(&mut a, 1);
+    save(&mut a, &mut store, 1.0);
+    let r = save(&mut b, &mut store, 1200.0);
+    assert!(r.merged && r.overwrote, "{r:?}");
+    // `a` learns once more and stores (onto `b`'s 1,100); `b` learns and
+    // stores: merged this time, so `a`'s update stays.
+    step(&mut a, 2);
+    assert!(!save(&mut a, &mut store, 1201.0).overwrote);
+    step(&mut b, 2000);
+    let r = save(&mut b, &mut store, 2001.0);
+    assert!(r.merged && !r.overwrote, "{r:?}");
+    let mut c = engine(3);
+    save(&mut c, &mut store, 2002.0);
+    assert_eq!(c.updates().iter().sum::<u64>(), 1102, "{:?}", c.updates());
+}
+
+/// An update made between the overwriting sync and its commit was not
+/// written: the journal stays lost, and the next sync writes over again.
+#[test]
+fn an_update_between_the_overwrite_and_its_commit_keeps_the_journal_lost() {
+    let mut store = None;
+    let (mut a, mut b) = (engine(1), engine(2));
+    save(&mut b, &mut store, 0.0);
+    for t in 0..1100 {
+        step(&mut b, t);
+    }
+    step(&mut a, 1);
+    save(&mut a, &mut store, 1.0);
+    let r = b.sync(store.as_deref(), SLOT, 1200.0, MAX).unwrap();
+    assert!(r.merged && r.overwrote, "{r:?}");
+    step(&mut b, 1100);
+    store = Some(r.bytes);
+    assert!(b.commit());
+    step(&mut a, 2);
+    save(&mut a, &mut store, 1201.0);
+    let r = save(&mut b, &mut store, 1202.0);
+    assert!(r.merged && r.overwrote, "{r:?}");
+    assert_eq!(b.updates().iter().sum::<u64>(), 1101);
+}
+
 /// Bad stored data: each case is refused with its code, and the engine is
 /// unchanged (same decisions, same counts), so the caller can quarantine
 /// the bytes and start from its own state.

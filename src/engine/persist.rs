@@ -161,7 +161,9 @@ impl SyncState {
         decision: Option<u128>,
     ) {
         // (A lost journal takes nothing: no copy of `x` for it.)
-        if !self.journal.overflowed() {
+        if self.journal.overflowed() {
+            self.journal.miss();
+        } else {
             self.journal.push(Observation {
                 arm,
                 x: x.clone(),

@@ -64,6 +64,9 @@ pub(crate) struct Journal<S, const RULE: Overflow> {
     entries: S,
     cap: usize,
     lost: bool,
+    /// An update went unrecorded (the journal overflowed, or was lost)
+    /// since the last sync saw it: see [`Marked::recover`].
+    missed: bool,
     /// Entries the last sync saw, less those evicted since.
     marked: usize,
 }
@@ -75,6 +78,7 @@ impl<S: Entries, const RULE: Overflow> Journal<S, RULE> {
             entries: S::default(),
             cap,
             lost: false,
+            missed: false,
             marked: 0,
         }
     }
@@ -85,11 +89,13 @@ impl<S: Entries, const RULE: Overflow> Journal<S, RULE> {
     /// takes nothing.
     pub(crate) fn push(&mut self, e: S::Item) -> Option<S::Item> {
         if self.overflowed() {
+            self.missed = true;
             return None;
         }
         if self.entries.count() >= self.cap {
             if RULE == STOP {
                 self.lost = true;
+                self.missed = true;
                 self.entries = S::default();
                 self.marked = 0;
                 return None;
@@ -119,10 +125,17 @@ impl<S: Entries, const RULE: Overflow> Journal<S, RULE> {
         RULE == STOP && self.lost
     }
 
+    /// An update its owner did not [`push`](Journal::push) because the
+    /// journal is lost (sparing a copy nobody would keep).
+    pub(crate) fn miss(&mut self) {
+        self.missed = true;
+    }
+
     /// Empty, taking entries again.
     pub(crate) fn reset(&mut self) {
         self.entries = S::default();
         self.lost = false;
+        self.missed = false;
         self.marked = 0;
     }
 }
@@ -135,11 +148,25 @@ pub(crate) trait Marked {
     /// The sync's bytes were written: drop the entries it saw, keeping
     /// those made since. A lost journal has none to drop.
     fn drain_marked(&mut self);
+    /// A sync was committed. A lost journal's owner wrote its whole own
+    /// state then (it could not replay a journal onto what was stored);
+    /// if no update went unrecorded since, what is stored holds every one
+    /// of its updates, and the journal starts again, empty. Without this a
+    /// tab whose journal overflowed once (storage failing for a long time)
+    /// would write over the other tabs' learning at every later sync.
+    fn recover(&mut self);
 }
 
 impl<S: Entries, const RULE: Overflow> Marked for Journal<S, RULE> {
     fn mark(&mut self) {
         self.marked = self.entries.count();
+        self.missed = false;
+    }
+
+    fn recover(&mut self) {
+        if self.overflowed() && !self.missed {
+            self.lost = false;
+        }
     }
 
     fn drain_marked(&mut self) {
@@ -286,5 +313,46 @@ mod tests {
         // The sync saw 2 and 3 (0 and 1 were folded); 4 and 5 came since.
         j.retain(true, |&e| e != 5);
         assert_eq!(j.entries(), &[4]);
+    }
+
+    #[test]
+    fn a_lost_journal_recovers_only_when_the_commit_saw_every_update() {
+        let mut j = journal::<STOP>(2);
+        assert_eq!(j.push(2), None);
+        assert!(j.overflowed());
+        // Committed without a sync since the loss: the overflowing update
+        // was never written.
+        j.recover();
+        assert!(j.overflowed());
+        // A sync saw the whole own state; an update missed after it keeps
+        // the journal lost.
+        j.mark();
+        j.miss();
+        j.recover();
+        assert!(j.overflowed());
+        // So does one refused by `push`.
+        j.mark();
+        assert_eq!(j.push(3), None);
+        j.recover();
+        assert!(j.overflowed());
+        // Nothing since the sync: it takes entries again, from empty.
+        j.mark();
+        j.recover();
+        assert!(!j.overflowed());
+        assert_eq!(j.len(), 0);
+        assert_eq!(j.push(4), None);
+        assert_eq!(j.entries(), &[4]);
+    }
+
+    #[test]
+    fn recover_leaves_a_journal_that_was_never_lost_as_it_is() {
+        let mut j = journal::<FOLD_OLDEST>(2);
+        j.mark();
+        j.recover();
+        assert_eq!(j.entries(), &[0, 1]);
+        let mut k = journal::<STOP>(2);
+        k.mark();
+        k.recover();
+        assert_eq!(k.entries(), &[0, 1]);
     }
 }

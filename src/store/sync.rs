@@ -76,6 +76,7 @@ pub(crate) trait Persisted {
             return false;
         };
         self.apply(s);
+        self.parts().1.recover();
         true
     }
 }
