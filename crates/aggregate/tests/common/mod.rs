@@ -10,7 +10,7 @@ use rand::Rng;
 
 pub const TASK: &str = r#"{
   "format": 1, "task": "shop-hero", "period": "2026-12-06", "key": "hero",
-  "variants": 2, "slots": 4, "scale": 64,
+  "variants": 2, "slots": 16, "scale": 64,
   "bounds": { "decisions": 8, "exposures": 8, "rewards": 4, "xy": 6, "xx": 20 },
   "segments": ["desktop", "mobile"]
 }"#;
