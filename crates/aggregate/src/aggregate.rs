@@ -415,3 +415,53 @@ pub fn release<R: Rng + ?Sized>(
         segments,
     })
 }
+
+/// A DAP collector's result, as `noise` reads it: the exact integer sums
+/// per segment (one DAP task per segment), in the task file's order.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectedFile {
+    segments: Vec<CollectedSegment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectedSegment {
+    segment: Option<String>,
+    sums: Vec<u64>,
+}
+
+/// Read a collector's exact sums for `task` (the input of `noise`):
+/// `{"segments": [{"segment": "desktop", "sums": [...]}, ...]}`, one entry
+/// per segment bucket in the task's order. [`Code::InvalidSums`].
+pub fn collected(task: &Task, text: &str) -> Result<Vec<Vec<u64>>> {
+    let f: CollectedFile = serde_json::from_str(text)
+        .map_err(|e| Error::new(Code::InvalidSums, format!("collected sums: {e}")))?;
+    let buckets = task.buckets();
+    if f.segments.len() != buckets.len() {
+        return Err(Error::new(
+            Code::InvalidSums,
+            format!(
+                "collected sums should have {} segments, but have {}",
+                buckets.len(),
+                f.segments.len()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(buckets.len());
+    for (i, (s, want)) in f.segments.into_iter().zip(buckets).enumerate() {
+        if s.segment != want || s.sums.len() != task.spec.len() {
+            return Err(Error::new(
+                Code::InvalidSums,
+                format!(
+                    "segments[{i}] should be {want:?} with {} sums, but is {:?} with {}",
+                    task.spec.len(),
+                    s.segment,
+                    s.sums.len()
+                ),
+            ));
+        }
+        out.push(s.sums);
+    }
+    Ok(out)
+}

@@ -13,6 +13,7 @@ use rand::{RngCore, SeedableRng};
 
 const USAGE: &str = "usage:
   insitu-aggregate aggregate --spec TASK.json (--epsilon E | --no-noise) [--seed N] [--max-line-bytes N] < reports.jsonl > sums.json
+  insitu-aggregate noise --spec TASK.json (--epsilon E | --no-noise) [--seed N] < collected.json > sums.json
   insitu-aggregate readout [--min-reports N] [--confidence C] < sums.json > readout.json
   insitu-aggregate model --base MODEL.json [--min-variance V] < sums.json > model.json";
 
@@ -102,6 +103,7 @@ fn write_json<W: Write, T: serde::Serialize>(out: &mut W, value: &T) -> Result<(
 fn run<R: BufRead, W: Write>(args: &[String], input: R, out: &mut W) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("aggregate") => aggregate(&args[1..], input, out),
+        Some("noise") => noise(&args[1..], input, out),
         Some("readout") => readout(&args[1..], input, out),
         Some("model") => model(&args[1..], input, out),
         Some("--help") | Some("-h") | Some("help") => {
@@ -113,12 +115,9 @@ fn run<R: BufRead, W: Write>(args: &[String], input: R, out: &mut W) -> Result<(
     }
 }
 
-fn aggregate<R: BufRead, W: Write>(args: &[String], input: R, out: &mut W) -> Result<()> {
-    let flags = Flags::parse(
-        args,
-        &["spec", "epsilon", "seed", "max-line-bytes"],
-        &["no-noise"],
-    )?;
+/// The task, the mechanism and the noise RNG from `--spec`, `--epsilon`
+/// or `--no-noise`, and `--seed`.
+fn setup(flags: &Flags) -> Result<(insitu_aggregate::Task, Mechanism, StdRng)> {
     let path = flags
         .get("spec")
         .ok_or_else(|| arg_err("--spec is required".into()))?;
@@ -137,16 +136,28 @@ fn aggregate<R: BufRead, W: Write>(args: &[String], input: R, out: &mut W) -> Re
             ))
         }
     };
-    let max_line = flags.num::<usize>("max-line-bytes")?;
-    // The verify key always comes from the OS: a client that knew it
-    // could forge proofs. The seed only reproduces the noise.
-    let mut key = [0u8; 16];
-    OsRng.fill_bytes(&mut key);
-    let mut rng = match flags.num::<u64>("seed")? {
+    // The seed only reproduces the noise (for tests); whoever knows it can
+    // take the noise off again, so by default it comes from the OS.
+    let rng = match flags.num::<u64>("seed")? {
         Some(s) => StdRng::seed_from_u64(s),
         None => StdRng::from_rng(OsRng)
             .map_err(|e| Error::new(Code::Io, format!("OS randomness: {e}")))?,
     };
+    Ok((task, mech, rng))
+}
+
+fn aggregate<R: BufRead, W: Write>(args: &[String], input: R, out: &mut W) -> Result<()> {
+    let flags = Flags::parse(
+        args,
+        &["spec", "epsilon", "seed", "max-line-bytes"],
+        &["no-noise"],
+    )?;
+    let (task, mech, mut rng) = setup(&flags)?;
+    let max_line = flags.num::<usize>("max-line-bytes")?;
+    // The verify key always comes from the OS: a client that knew it
+    // could forge proofs.
+    let mut key = [0u8; 16];
+    OsRng.fill_bytes(&mut key);
     let mut agg = Aggregator::new(task, key, max_line)?;
     agg.read(input)?;
     let (task, exact, summary) = agg.finish()?;
@@ -155,6 +166,13 @@ fn aggregate<R: BufRead, W: Write>(args: &[String], input: R, out: &mut W) -> Re
     let text = serde_json::to_string(&summary).map_err(|e| Error::new(Code::Io, e.to_string()))?;
     eprintln!("{text}");
     Ok(())
+}
+
+fn noise<R: BufRead, W: Write>(args: &[String], input: R, out: &mut W) -> Result<()> {
+    let flags = Flags::parse(args, &["spec", "epsilon", "seed"], &["no-noise"])?;
+    let (task, mech, mut rng) = setup(&flags)?;
+    let exact = insitu_aggregate::aggregate::collected(&task, &read_all(input)?)?;
+    write_json(out, &release(&task, &exact, mech, &mut rng)?)
 }
 
 fn readout<R: BufRead, W: Write>(args: &[String], input: R, out: &mut W) -> Result<()> {

@@ -193,7 +193,8 @@ mod cli {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        // A usage error exits before reading: a broken pipe is expected then.
+        let _ = child.stdin.take().unwrap().write_all(stdin);
         child.wait_with_output().unwrap()
     }
 
@@ -253,6 +254,19 @@ mod cli {
             m["version"].as_str().unwrap()
         );
         assert_eq!(insitu_version(&m).unwrap(), m["version"].as_str().unwrap());
+
+        // `noise` releases a DAP collector's exact sums the same way.
+        let collected =
+            r#"{"segments":[{"segment":"desktop","sums":SUMS},{"segment":"mobile","sums":SUMS}]}"#;
+        let one = format!("{:?}", exact(&t)[0]);
+        let collected = collected.replace("SUMS", &one);
+        let args = ["noise", "--spec", spec, "--no-noise"];
+        let n = run(&args, collected.as_bytes());
+        assert!(n.status.success(), "{}", String::from_utf8_lossy(&n.stderr));
+        let f: SumsFile = serde_json::from_slice(&n.stdout).unwrap();
+        assert_eq!(format!("{:?}", f.segments[1].sums), one);
+        let n = run(&args, collected.replace("mobile", "tablet").as_bytes());
+        assert_eq!(n.status.code(), Some(1));
 
         // Usage errors exit 2, run errors 1, each with its code.
         for (args, code, status) in [
