@@ -35,8 +35,19 @@ pub struct Summary {
     pub prio: u64,
     /// Lines refused, by error code.
     pub refused: BTreeMap<&'static str, u64>,
-    /// The first refused lines: line number, code and message.
-    pub examples: Vec<(u64, &'static str, String)>,
+    /// The first refused lines.
+    pub examples: Vec<Example>,
+}
+
+/// A refused line, as the summary quotes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Example {
+    /// Its 1-based line number.
+    pub line: u64,
+    /// The error code.
+    pub code: &'static str,
+    /// The error message.
+    pub message: String,
 }
 
 struct Bucket {
@@ -110,7 +121,11 @@ impl Aggregator {
     fn refuse(&mut self, number: u64, e: Error) {
         *self.summary.refused.entry(e.code()).or_default() += 1;
         if self.summary.examples.len() < MAX_EXAMPLES {
-            self.summary.examples.push((number, e.code(), e.message));
+            self.summary.examples.push(Example {
+                line: number,
+                code: e.code(),
+                message: e.message,
+            });
         }
     }
 
@@ -162,10 +177,12 @@ impl Aggregator {
             (Some(m), (None, None, None, None)) => {
                 check_plain(&self.task.spec, m)?;
                 let sums = &mut self.buckets[bucket].plain;
+                // Checked whole before adding, so a refused line adds nothing.
+                if sums.iter().zip(m).any(|(s, x)| s.checked_add(*x).is_none()) {
+                    return Err(Error::new(Code::OutOfRange, "a sum would overflow 64 bits"));
+                }
                 for (s, x) in sums.iter_mut().zip(m) {
-                    *s = s.checked_add(*x).ok_or_else(|| {
-                        Error::new(Code::OutOfRange, "a sum would overflow 64 bits")
-                    })?;
+                    *s += *x;
                 }
                 self.summary.plain += 1;
                 Ok(())

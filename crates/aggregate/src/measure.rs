@@ -359,6 +359,28 @@ pub struct Encoded {
 /// Encode one report's statistics (see the module docs). Errors:
 /// [`Code::WrongLength`] if a vector is not sized for `spec`,
 /// [`Code::NonFinite`] for NaN or ±infinity (naming the field and index).
+///
+/// ```
+/// use insitu_aggregate::{decode, encode, Bounds, Spec, Stats};
+///
+/// let bounds = Bounds { decisions: 20, exposures: 20, rewards: 20.0, xy: 40.0, xx: 400.0 };
+/// let spec = Spec::new(2, 16, 1024, bounds, None)?;
+/// let mut stats = Stats::zeros(&spec);
+/// stats.decisions = vec![3, 1];
+/// stats.exposures = vec![2, 1];
+/// stats.rewards = vec![1.5, 0.0];
+/// stats.xy[3] = -0.75; // variant 0, slot 3
+/// stats.xx[3] = 2.0;
+/// let m = encode(&spec, &stats)?;
+/// assert!(m.clipped.is_empty());
+/// assert!(m.entries.iter().all(|x| *x < 1 << spec.bits()));
+///
+/// // The sum of two such reports decodes to the sums of their statistics.
+/// let sums: Vec<i64> = m.entries.iter().map(|x| 2 * *x as i64).collect();
+/// let d = decode(&spec, &sums)?;
+/// assert_eq!((d.reports, d.decisions[0], d.rewards[0], d.xy[3]), (2.0, 6.0, 3.0, -1.5));
+/// # Ok::<(), insitu_aggregate::Error>(())
+/// ```
 pub fn encode(spec: &Spec, stats: &Stats) -> Result<Encoded> {
     let (k, kd) = (spec.variants, spec.variants * spec.slots);
     let sizes = [
