@@ -399,8 +399,19 @@ pub fn release<R: Rng + ?Sized>(
     mech: Mechanism,
     rng: &mut R,
 ) -> Result<SumsFile> {
+    let buckets = task.buckets();
+    if exact.len() != buckets.len() || exact.iter().any(|s| s.len() != task.spec.len()) {
+        return Err(Error::new(
+            Code::InvalidSums,
+            format!(
+                "release needs {} segments of {} sums, one per bucket of the task",
+                buckets.len(),
+                task.spec.len()
+            ),
+        ));
+    }
     let mut segments = Vec::with_capacity(exact.len());
-    for (label, sums) in task.buckets().into_iter().zip(exact) {
+    for (label, sums) in buckets.into_iter().zip(exact) {
         let mut noisy = sums
             .iter()
             .map(|x| i64::try_from(*x))

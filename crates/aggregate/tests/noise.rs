@@ -108,6 +108,9 @@ fn released_sums_carry_noise_calibrated_to_the_bounds_and_epsilon() {
     let c = release(&t, &exact, mech, &mut StdRng::seed_from_u64(6)).unwrap();
     assert_eq!(a, b);
     assert_ne!(a, c);
+    // Sums that do not fit the task's buckets are refused, not truncated.
+    let e = release(&t, &exact[..1], mech, &mut rng).unwrap_err();
+    assert_eq!(e.code(), "INVALID_SUMS");
     // Without noise the sums are exact.
     let none = release(&t, &exact, Mechanism::None, &mut rng).unwrap();
     assert!(none

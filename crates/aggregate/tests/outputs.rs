@@ -296,3 +296,35 @@ mod cli {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+#[test]
+fn an_ab_experiment_reads_out_without_learner_statistics() {
+    let text = TASK
+        .replace("\"slots\": 16", "\"slots\": 0")
+        .replace(",\n  \"segments\": [\"desktop\", \"mobile\"]", "");
+    let t = insitu_aggregate::TaskFile::parse(&text)
+        .unwrap()
+        .check()
+        .unwrap();
+    assert_eq!(t.spec.len(), 7);
+    let mut st = Stats::zeros(&t.spec);
+    st.decisions = vec![2, 2];
+    st.exposures = vec![2, 1];
+    st.rewards = vec![1.0, 1.0];
+    let m = encode(&t.spec, &st).unwrap().entries;
+    let exact = vec![m.iter().map(|x| x * 1_000).collect::<Vec<u64>>()];
+    let r = release(&t, &exact, Mechanism::None, &mut StdRng::seed_from_u64(0)).unwrap();
+    let opts = Options {
+        min_reports: 100.0,
+        confidence: 0.95,
+    };
+    let out = readout(&serde_json::to_string(&r).unwrap(), &opts).unwrap();
+    assert!(out.segments.is_empty());
+    let v = &out.total.variants;
+    assert_eq!(v[0].reward_rate.unwrap().estimate, 0.5);
+    assert_eq!(v[1].reward_rate.unwrap().estimate, 1.0);
+    assert_eq!(v[1].exposure_rate.unwrap().estimate, 0.5);
+    // No learner statistics, so no model.
+    let e = next_model(BASE, &serde_json::to_string(&r).unwrap(), 1e-4).unwrap_err();
+    assert_eq!(e.code(), "INVALID_MODEL");
+}
