@@ -470,11 +470,9 @@ fn a_journal_overflow_is_reported_as_an_overwrite() {
     assert_eq!(b.updates().iter().sum::<u64>(), 1100);
 }
 
-/// A tab whose journal overflowed (storage failing for a long time) writes
-/// its own state over the stored one once; from then on it journals again,
-/// so another tab's later updates are merged, not overwritten.
-#[test]
-fn after_an_overwrite_is_stored_the_journal_starts_again() {
+/// Tab `b` stored once, then learned past its journal's cap without
+/// storing; tab `a` learned once and stored since: the store, `a`, `b`.
+fn overflowed() -> (Option<Vec<u8>>, Engine, Engine) {
     let mut store = None;
     let (mut a, mut b) = (engine(1), engine(2));
     save(&mut b, &mut store, 0.0);
@@ -483,6 +481,15 @@ fn after_an_overwrite_is_stored_the_journal_starts_again() {
     }
     step(&mut a, 1);
     save(&mut a, &mut store, 1.0);
+    (store, a, b)
+}
+
+/// A tab whose journal overflowed (storage failing for a long time) writes
+/// its own state over the stored one once; from then on it journals again,
+/// so another tab's later updates are merged, not overwritten.
+#[test]
+fn after_an_overwrite_is_stored_the_journal_starts_again() {
+    let (mut store, mut a, mut b) = overflowed();
     let r = save(&mut b, &mut store, 1200.0);
     assert!(r.merged && r.overwrote, "{r:?}");
     // `a` learns once more and stores (onto `b`'s 1,100); `b` learns and
@@ -501,14 +508,7 @@ fn after_an_overwrite_is_stored_the_journal_starts_again() {
 /// written: the journal stays lost, and the next sync writes over again.
 #[test]
 fn an_update_between_the_overwrite_and_its_commit_keeps_the_journal_lost() {
-    let mut store = None;
-    let (mut a, mut b) = (engine(1), engine(2));
-    save(&mut b, &mut store, 0.0);
-    for t in 0..1100 {
-        step(&mut b, t);
-    }
-    step(&mut a, 1);
-    save(&mut a, &mut store, 1.0);
+    let (mut store, mut a, mut b) = overflowed();
     let r = b.sync(store.as_deref(), SLOT, 1200.0, MAX).unwrap();
     assert!(r.merged && r.overwrote, "{r:?}");
     step(&mut b, 1100);
