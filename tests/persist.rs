@@ -899,6 +899,56 @@ fn decisions_dropped_by_the_cap_stay_live_and_settled_ones_arrive_as_tombstones(
     assert_eq!(c.updates().iter().sum::<u64>(), 8);
 }
 
+/// A tab that settles more stored decisions than its tombstone list holds
+/// (1,024) between a sync and its commit evicts a tombstone that sync wrote;
+/// the commit still drops only what was written, so the tombstone of a
+/// decision settled after the sync reaches the store at the next sync and
+/// the tab that holds it cannot count it again.
+#[test]
+fn a_tombstone_evicted_between_sync_and_commit_keeps_the_later_ones() {
+    let big = |entropy| {
+        Engine::new(
+            EngineConfig::parse(
+                r#"{"variants":["a","b","c"],"seed":3,"maxPending":2000,
+                    "features":{"bits":5,"allow":["page","user"]}}"#,
+                entropy,
+            )
+            .unwrap(),
+        )
+    };
+    let mut store = None;
+    let mut a = big(1);
+    let ids: Vec<String> = (0..1024).map(|_| open_decision(&mut a)).collect();
+    save(&mut a, &mut store, 0.0);
+    for id in &ids {
+        a.reward(id, 1.0, 1.0).unwrap();
+    }
+    // `x` (expiring after every earlier one) is written as pending by this
+    // sync, and settled before its commit.
+    let x = a
+        .rank(&RankOptions::parse(&context(1)).unwrap(), 1.5)
+        .unwrap()
+        .decision_id
+        .unwrap();
+    let r = a.sync(store.as_deref(), SLOT, 2.0, MAX).unwrap();
+    store = Some(r.bytes);
+    let mut b = big(2);
+    b.restore(store.as_deref().unwrap(), SLOT, 3.0, MAX)
+        .unwrap();
+    a.reward(&x, 1.0, 4.0).unwrap();
+    assert!(a.commit());
+    save(&mut a, &mut store, 5.0);
+    save(&mut b, &mut store, 6.0);
+    assert_eq!(
+        b.reward(&x, 1.0, 7.0).unwrap_err().code(),
+        "DUPLICATE_REWARD"
+    );
+    let mut c = big(3);
+    c.restore(store.as_deref().unwrap(), SLOT, 8.0, MAX)
+        .unwrap();
+    assert_eq!(c.updates().iter().sum::<u64>(), 1025);
+}
+
 /// Both tabs reward one decision before either sees the other's tombstone:
 /// it counts once, whichever stores first.
 #[test]

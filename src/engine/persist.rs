@@ -186,6 +186,11 @@ impl SyncState {
         if self.settled.len() >= MAX_JOURNAL {
             let (_, e) = self.settled.remove(0);
             self.dropped = self.dropped.max(e);
+            // The oldest goes: one fewer of those a staged sync wrote, so
+            // its commit drops only written ones (not this one's successors).
+            if let Some(s) = &mut self.staged {
+                s.settled = s.settled.saturating_sub(1);
+            }
         }
         self.settled.push((key, expires_at));
     }
