@@ -570,6 +570,14 @@ impl Engine {
         self.s.last_pmf()
     }
 
+    /// The hashed slots (increasing) and their values that the latest
+    /// decision scored variant `arm` on, which a reward for it updates:
+    /// what a device adds to its report's X'y and X'X (issue #22).
+    pub fn last_features(&self, arm: usize) -> (&[u32], &[f64]) {
+        let x = for_arm(&self.s.scratch.xs, arm);
+        (&x.idx, &x.val)
+    }
+
     /// The scorer (for explanations: scores without choosing, mean weights).
     pub fn scorer(&mut self) -> &mut Scorer {
         &mut self.s

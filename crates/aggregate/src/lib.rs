@@ -7,6 +7,7 @@
 //!   sum per segment, and [`release`] with central noise ([`noise`]).
 //! - [`readout`]: rates and intervals from the noisy sums.
 //! - [`model`]: the next prior from the noisy sums.
+//! - [`simulate`]: the end-to-end simulation (`npm run bench:federated`).
 //!
 //! Prio3 is `prio` 0.16.8, which implements VDAF-08, the VDAF of DAP-09:
 //! the draft that Janus's release/0.7 crates and the `@divviup/dap` 0.9
@@ -29,3 +30,4 @@ pub use noise::Mechanism;
 pub use task::{Task, TaskFile};
 pub mod model;
 pub mod readout;
+pub mod simulate;
