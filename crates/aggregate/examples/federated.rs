@@ -8,7 +8,7 @@
 //! differs by context, so no one variant wins everywhere; rewards are 0/1).
 //!
 //! 1. **A period.** `N` devices each run insitu's own learner (the `Engine`
-//!    of the core, its default Thompson sampling policy and the default 64
+//!    of the core, its default policy (LinUCB) and the default 64
 //!    hashed slots, starting from the flat default prior) for `PERIOD`
 //!    decisions, rewarding each one. Each device adds what the learner
 //!    updated on, [`Engine::last_features`], to its report's statistics

@@ -10,7 +10,7 @@
 //! by context, so no one variant wins everywhere; rewards are 0/1).
 //!
 //! 1. **A period** ([`period`]). `n` devices each run the core's `Engine`
-//!    (its default Thompson sampling and the default 64 hashed slots, from
+//!    (its default policy, LinUCB, and the default 64 hashed slots, from
 //!    the flat default prior) for [`PERIOD`] decisions, rewarding each.
 //!    Each device adds what the learner updated on
 //!    ([`insitu::Engine::last_features`]) to its report's statistics and
@@ -41,6 +41,7 @@ const SECTIONS: [&str; 6] = ["home", "shoes", "bags", "outdoor", "deals", "journ
 pub const PERIOD: usize = 8;
 /// The model's hashed slots: insitu's default (`bits` 6).
 pub const BITS: u32 = 6;
+
 /// The flat base prior every device of the period starts from.
 pub fn base_model() -> String {
     let variants: Vec<String> = VARIANTS
