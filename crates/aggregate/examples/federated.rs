@@ -51,14 +51,22 @@ fn main() -> insitu_aggregate::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let ns: Vec<usize> = match args.iter().position(|a| a == "--n") {
-        Some(i) => args
-            .get(i + 1)
-            .map(|s| {
+        Some(i) => {
+            let list = args.get(i + 1).map(|s| {
                 s.split(',')
-                    .map(|x| x.parse().expect("--n N,N,..."))
-                    .collect()
-            })
-            .expect("--n N,N,..."),
+                    .map(|x| x.parse::<usize>().ok().filter(|n| *n > 0))
+                    .collect::<Option<Vec<usize>>>()
+            });
+            match list.flatten() {
+                Some(ns) => ns,
+                None => {
+                    eprintln!(
+                        "usage: federated [--quick] [--n N,N,...] (N: device counts, at least 1)"
+                    );
+                    std::process::exit(2);
+                }
+            }
+        }
         None if quick => vec![1_000, 10_000],
         None => vec![10_000, 100_000, 1_000_000],
     };
