@@ -246,20 +246,6 @@ fn shared_slots_are_marked_and_repeats_merge() {
 }
 
 #[test]
-fn explaining_changes_nothing() {
-    let mut a = trained();
-    let mut b = a.clone();
-    let ctx = r#"{"context":{"page":{"section":"sports"}}}"#;
-    for _ in 0..5 {
-        explain(&a, ctx);
-    }
-    for t in 0..10 {
-        let o = RankOptions::parse(ctx).unwrap();
-        assert_eq!(a.rank(&o, t as f64).unwrap(), b.rank(&o, t as f64).unwrap());
-    }
-}
-
-#[test]
 fn bad_options_get_codes() {
     let e = trained();
     let code = |o: &str| match ExplainOptions::parse(o) {

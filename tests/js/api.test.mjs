@@ -250,6 +250,25 @@ test("explain: the learned feature tops the list, and the terms add up to the de
   slot.close();
 });
 
+test("explain changes nothing: a slot that explains between decisions decides as its twin that does not", () => {
+  const opts = { variants: ["a", "b", "c"], features: { allow: ["page"] }, seed: 9, policy: { type: "thompson" } };
+  const [plain, explained] = [new Insitu(opts), new Insitu(opts)];
+  const seen = (d) => [d.variant, d.probability, d.seed, d.decisionId.split("-")[1], d.pmf];
+  for (let t = 0; t < 40; t++) {
+    const context = { page: { section: ["news", "sports", "tech"][t % 3], scroll: (t % 5) / 5 } };
+    explained.explain({ context });
+    explained.explain({ context, variant: "c", top: 1 });
+    const [a, b] = [plain.rank({ context, now: t }), explained.rank({ context, now: t })];
+    assert.deepEqual(seen(b), seen(a), `decision ${t}`);
+    const reward = a.variant === "b" ? 1 : 0;
+    plain.reward({ decisionId: a.decisionId, reward, now: t + 0.5 });
+    explained.reward({ decisionId: b.decisionId, reward, now: t + 0.5 });
+  }
+  assert.deepEqual(explained.stats(), plain.stats());
+  plain.close();
+  explained.close();
+});
+
 test("explain: bad options throw Errors with codes", () => {
   const slot = new Insitu(OPTS);
   throwsCode(() => slot.explain({ variant: "zz" }), "UNKNOWN_VARIANT");
