@@ -32,7 +32,7 @@
 //! and the figures behind it, with the standard error of the ratio over
 //! the evaluation devices (paired).
 //!
-//! Usage: `cargo run --release -p insitu-aggregate --example federated -- [--quick] [--n N,N,...]`
+//! Usage: `cargo run --release -p insitu-aggregate --example federated -- [--quick] [--n N,N,...] [--noise-seed S]`
 //! (`--quick`: N = 10^3 and 10^4 with fewer evaluation devices, seconds).
 
 use std::time::Instant;
@@ -71,6 +71,17 @@ fn main() -> insitu_aggregate::Result<()> {
         None => vec![10_000, 100_000, 1_000_000],
     };
     let eval_devices = if quick { 2_000 } else { 20_000 };
+    // The noise draw (seed of the release's RNG).
+    let noise_seed = match args.iter().position(|a| a == "--noise-seed") {
+        Some(i) => match args.get(i + 1).and_then(|s| s.parse::<u64>().ok()) {
+            Some(s) => s,
+            None => {
+                eprintln!("usage: federated [--quick] [--n N,N,...] [--noise-seed S]");
+                std::process::exit(2);
+            }
+        },
+        None => 13,
+    };
     let world = World::new(&mut StdRng::seed_from_u64(7));
     // The best a device could do knowing the world, for scale.
     let mut rng = StdRng::seed_from_u64(8);
@@ -92,7 +103,11 @@ fn main() -> insitu_aggregate::Result<()> {
         let start = Instant::now();
         let (sums, clipped) = period(n, &world, 11)?;
         let plain = prior(&sums, Mechanism::None, 12)?;
-        let private = prior(&sums, Mechanism::DiscreteLaplace { epsilon: EPSILON }, 13)?;
+        let private = prior(
+            &sums,
+            Mechanism::DiscreteLaplace { epsilon: EPSILON },
+            noise_seed,
+        )?;
         let r = evaluate(&[&base, &plain, &private], eval_devices, &world, 14)?;
         let (lb, lc, q, se) = ratio(&r[0], &r[1], &r[2]);
         println!(

@@ -9,17 +9,33 @@
 //!
 //! ```text
 //! xx⁺   = max(xx_i, 0)                          the floor: a noisy sum can be negative
-//! prec  = 1/v₀ + xx⁺/σ²
-//! mean  = (m₀/v₀ + xy_i/σ²) / prec
-//! var   = 1/prec + σ_xy² / (σ² · prec)²          the noise of xy_i, carried into the mean
-//! var   = clamp(var, min_variance, v₀)
+//! s     = σ² · xx⁺ + σ_xy²                      the variance of xy_i around xx⁺ · w
+//! ρ     = max(0, 1 − 2 σ_xx / xx⁺)              how surely the slot was seen (0 if xx⁺ = 0)
+//! prec  = 1/v₀ + ρ · xx⁺² / s                   (nothing added when s = 0)
+//! mean  = (m₀/v₀ + ρ · xx⁺ · xy_i / s) / prec
+//! var   = clamp(1/prec, min_variance, v₀)
 //! ```
 //!
 //! `σ_xy²` is the noise variance of a decoded X'y entry (its positive and
-//! negative parts, summed over the segments). The floor on `xx` keeps
-//! `prec ≥ 1/v₀`, so every variance is positive and finite and the
-//! (diagonal) covariance is positive definite; the ceiling `v₀` means the
-//! aggregate never makes the prior less certain than the base;
+//! negative parts, summed over the segments). Under the diagonal model,
+//! `xy_i ≈ xx_i · w + e` with `Var(e) = σ² · xx_i`; the release adds noise
+//! of variance `σ_xy²`, so the noisy `xy_i` is an observation of `w` with
+//! precision `xx⁺² / s`. Without noise this is the plain Gaussian update
+//! (`prec = 1/v₀ + xx/σ²`, `mean = (m₀/v₀ + xy/σ²)/prec`); where the noise
+//! dwarfs the evidence (few devices) the data's weight falls towards 0 and
+//! the prior stays near the base, instead of taking a noise draw for a
+//! weight. `ρ` does the same for the noise of `xx_i` (`σ_xx`, its noise
+//! standard deviation): a slot whose `xx` is within two noise standard
+//! deviations of 0 may never have been seen, and a noise draw there would
+//! otherwise pass for evidence; `ρ` scales the precision and the mean's
+//! data term alike, so the mean stays unbiased where the slot was seen.
+//! (The first rule, which used the noisy `xy_i` at face value and
+//! only widened the variance, made fresh devices earn less than the flat
+//! prior in most noise draws at 1,000 to 2,000 devices: `docs/aggregate.md`.)
+//! The floor on `xx` keeps `prec ≥ 1/v₀`, so every variance is positive
+//! and finite and the (diagonal) covariance is positive definite; the
+//! ceiling `v₀` means the aggregate never makes the prior less certain
+//! than the base;
 //! `min_variance` keeps a little room to learn on every device however
 //! many reports were summed. Treating slots as independent (only the
 //! diagonal of X'X is reported) overstates the evidence where slots
@@ -40,6 +56,9 @@ use crate::readout::noise_variance;
 
 /// The default smallest prior variance of the next model.
 pub const DEFAULT_MIN_VARIANCE: f64 = 1e-4;
+/// A slot's X'X must stand this many noise standard deviations above 0
+/// before its evidence counts at all (see the module docs).
+const RELIABLE_SD: f64 = 2.0;
 /// insitu's default observation noise, when the base states none.
 const DEFAULT_NOISE: f64 = 0.25;
 /// insitu's default prior variance, when a base variant states none.
@@ -111,6 +130,7 @@ pub fn next_model(base: &str, sums: &str, min_variance: f64) -> Result<Value> {
     let n = file.segments.len();
     // X'y is two noisy entries (positive and negative parts).
     let var_xy = 2.0 * noise_variance(spec, &mech, Group::Xy, n);
+    let sd_xx = noise_variance(spec, &mech, Group::Xx, n).sqrt();
     let sigma2 = base
         .get("noise")
         .and_then(Value::as_f64)
@@ -123,10 +143,23 @@ pub fn next_model(base: &str, sums: &str, min_variance: f64) -> Result<Value> {
         let mut variance = Vec::with_capacity(d);
         for i in 0..d {
             let (xy, xx) = (sums.xy[k * d + i], sums.xx[k * d + i].max(0.0));
-            let prec = 1.0 / v0[i] + xx / sigma2;
-            let mean = (m0[i] / v0[i] + xy / sigma2) / prec;
-            let var = 1.0 / prec + var_xy / (sigma2 * prec).powi(2);
-            let var = var.min(v0[i]).max(min_variance.min(v0[i]));
+            // X'y as a noisy observation of xx·w: the model's noise (σ²·xx)
+            // plus the release's (var_xy); weighed by how surely xx is
+            // above its own noise (0 within RELIABLE_SD of it).
+            let s = sigma2 * xx + var_xy;
+            let rho = if xx > 0.0 {
+                (1.0 - RELIABLE_SD * sd_xx / xx).max(0.0)
+            } else {
+                0.0
+            };
+            let (p, m) = if s > 0.0 {
+                (rho * xx * xx / s, rho * xx * xy / s)
+            } else {
+                (0.0, 0.0)
+            };
+            let prec = 1.0 / v0[i] + p;
+            let mean = (m0[i] / v0[i] + m) / prec;
+            let var = (1.0 / prec).min(v0[i]).max(min_variance.min(v0[i]));
             if !(mean.is_finite() && var.is_finite() && var > 0.0) {
                 return Err(bad(format!(
                     "variant {k} slot {i}: mean {mean}, variance {var}"

@@ -161,6 +161,40 @@ fn models_from_noisy_sums_are_always_valid() {
     }
 }
 
+/// Where the noise dwarfs the evidence (ε = 0.001: every sum is noise),
+/// the next model keeps the base's means: a slot's evidence counts only
+/// where its noisy X'X stands two noise standard deviations above 0, which
+/// noise alone does with a chance near 0.03 per slot (the upper tail of a
+/// Laplace variable at 2·√2 of its scale; the sum of two segments' noise has
+/// a thinner tail). So of 20 releases × 32 slots (mean about 19), more than
+/// 64 moved slots is over 10 standard deviations out. The first rule took
+/// each noisy X'y at face value and moved nearly every slot.
+#[test]
+fn a_release_that_is_all_noise_leaves_the_base_prior() {
+    let t = task();
+    let base: Value = serde_json::from_str(BASE).unwrap();
+    let (mut moved, mut slots) = (0, 0);
+    for seed in 0..20 {
+        let m = model_of(&sums_text(
+            &t,
+            Mechanism::DiscreteLaplace { epsilon: 0.001 },
+            seed,
+        ));
+        for k in 0..2 {
+            let w = m["variants"][k]["weights"].as_array().unwrap();
+            for (i, x) in w.iter().enumerate() {
+                let m0 = base["variants"][k]["weights"][i.to_string()]
+                    .as_f64()
+                    .unwrap_or(0.0);
+                moved += usize::from((x.as_f64().unwrap() - m0).abs() > 1e-12);
+                slots += 1;
+            }
+        }
+    }
+    assert_eq!(slots, 640);
+    assert!(moved <= 64, "{moved} of {slots} slots moved from the base");
+}
+
 #[test]
 fn a_base_that_does_not_fit_is_refused() {
     let t = task();
