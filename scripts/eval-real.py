@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Learning quality on real data (issue #24, part 1): insitu's shipped
+defaults against Vowpal Wabbit 9 and mabwiser's LinUCB, on the same streams.
+
+Supervised-to-bandit conversions of the classification datasets that
+scikit-learn ships (no download at run time), as in Bietti, Agarwal and
+Langford, "A Contextual Bandit Bake-off" (JMLR 2021): features z-scored, one
+pass over a shuffled stream per seed, progressive validation (each example
+is first acted on, then learned from), reward 1 for the true class and 0
+otherwise, only the chosen action's reward revealed. The mean reward over
+the pass is the score; five seeds give the spread.
+
+And the Open Bandit Dataset sample that the `obp` package ships (its
+uniform-random logs of ZOZOTOWN's "men" campaign: 34 items, 3 positions),
+replayed (Li et al. 2011): a policy acts on every logged impression, and
+where it picks the logged item it sees the click and learns; its click rate
+over those matches estimates its value. Also the IPS estimate over all
+impressions. The sample is small (clicks are rare), so its intervals are wide.
+
+insitu runs through scripts/replay.mjs (the built package, pkg/, the exact
+code a site ships) with the engine's defaults; the only option set is the
+driver's `interactions: false`, so the engine sees the site's defaults.
+VW runs `--cb_explore_adf` with one linear model per action (`-q sa`) and
+the explorers the bake-off recommends; every learner sees the same stream and
+samples its action from its own pmf with the same seeded generator.
+
+Usage:
+  bash scripts/setup-eval.sh          # once: .venv-eval with pinned packages
+  .venv-eval/bin/python scripts/eval-real.py [--seeds N] [--only NAME,...] [--no-obd]
+Writes .artifacts/eval-real.json. Needs pkg/ (npm run build).
+"""
+
+import argparse
+import csv
+import io
+import json
+import math
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+REPLAY = ROOT / "scripts" / "replay.mjs"
+OBP_WHEEL_DIR = ROOT / ".venv-eval" / "wheels"
+
+# --------------------------------------------------------------- learners
+
+
+class Insitu:
+    """insitu through the replay driver: the built package, its defaults
+    (or `options`, the driver's, for a trial of other settings)."""
+
+    def __init__(self, k, seed, options=None):
+        self.name = "insitu (defaults)" if not options else f"insitu {json.dumps(options, separators=(',', ':'))}"
+        log = ROOT / ".artifacts" / "eval-real-replay.log"
+        log.parent.mkdir(exist_ok=True)
+        with open(log, "a") as err:  # the driver's log lines, and any crash
+            self.p = subprocess.Popen(
+                ["node", str(REPLAY)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1
+            )
+        self.k = k
+        self.t = 0
+        opts = {"interactions": False, **(options or {})}
+        reply = self._ask({"type": "init", "protocol": 1, "num_actions": k, "seed": seed, "task": "eval-real", "options": opts})
+        if reply.get("type") != "ready":
+            raise RuntimeError(f"replay driver refused init: {reply}")
+
+    def _send(self, msg):
+        self.p.stdin.write(json.dumps(msg) + "\n")
+
+    def _ask(self, msg):
+        self._send(msg)
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError("replay driver exited (see .artifacts/eval-real-replay.log)")
+        reply = json.loads(line)
+        if reply.get("type") == "error":
+            raise RuntimeError(f"replay driver: {reply}")
+        return reply
+
+    def act(self, feats, rng):
+        self.t += 1
+        r = self._ask({"type": "predict", "t": self.t, "shared": feats, "actions": [{} for _ in range(self.k)]})
+        return r["action"], r["probability"]
+
+    def learn(self, feats, action, prob, reward):
+        self._send({"type": "learn", "t": self.t, "action": action, "probability": prob, "reward": reward})
+
+    def close(self):
+        try:
+            self._ask({"type": "end"})
+        finally:
+            self.p.stdin.close()
+            self.p.wait(timeout=30)
+
+
+def vw_line(feats):
+    return " ".join(f"{k}:{v:.6g}" for k, v in feats.items())
+
+
+class VW:
+    """Vowpal Wabbit 9, `--cb_explore_adf`, one linear model per action."""
+
+    def __init__(self, name, args, k, seed):
+        from vowpalwabbit import Workspace
+
+        self.name = f"VW {name}"
+        self.k = k
+        self.vw = Workspace(f"--cb_explore_adf -q sa --quiet --random_seed {seed} {args}")
+
+    def _ex(self, feats, label=None):
+        lines = [f"shared |s {vw_line(feats)}"]
+        for a in range(self.k):
+            lab = f"0:{label[1]}:{label[2]} " if label is not None and label[0] == a else ""
+            lines.append(f"{lab}|a a{a}")
+        return lines
+
+    def act(self, feats, rng):
+        pmf = np.asarray(self.vw.predict(self._ex(feats)), dtype=float)
+        pmf = pmf / pmf.sum()
+        a = int(rng.choice(self.k, p=pmf))
+        return a, float(pmf[a])
+
+    def learn(self, feats, action, prob, reward):
+        # VW minimises cost: cost 0 for a reward of 1, as in the bake-off.
+        self.vw.learn(self._ex(feats, (action, 1.0 - reward, prob)))
+
+    def close(self):
+        self.vw.finish()
+
+
+class LinUCB:
+    """mabwiser's LinUCB (greedy on the upper bound; ties broken by its seed)."""
+
+    def __init__(self, alpha, k, seed, dim):
+        from mabwiser.mab import MAB, LearningPolicy
+
+        self.name = f"mabwiser LinUCB α={alpha}"
+        self.k = k
+        self.mab = MAB(arms=list(range(k)), learning_policy=LearningPolicy.LinUCB(alpha=alpha), seed=seed)
+        self.dim = dim
+        self.fitted = False
+
+    def act(self, feats, rng):
+        x = np.asarray(feats["x"], dtype=float).reshape(1, -1)
+        if not self.fitted:
+            return int(rng.integers(self.k)), 1.0 / self.k
+        return int(self.mab.predict(x)), 1.0
+
+    def learn(self, feats, action, prob, reward):
+        x = np.asarray(feats["x"], dtype=float).reshape(1, -1)
+        if self.fitted:
+            self.mab.partial_fit([action], [reward], x)
+        else:
+            self.mab.fit([action], [reward], x)
+            self.fitted = True
+
+    def close(self):
+        pass
+
+
+# The explorers the bake-off recommends, and plain greedy.
+VW_CONFIGS = [
+    ("greedy", "--epsilon 0"),
+    ("ε-greedy 0.05", "--epsilon 0.05"),
+    ("squarecb", "--squarecb"),
+    ("regcb-opt", "--regcbopt --mellowness 0.01"),
+    ("cover 4 nu", "--cover 4 --psi 0.1 --nounif"),
+    ("bag 4 greedify", "--bag 4 --greedify"),
+]
+LINUCB_ALPHAS = [0.5, 1.0]
+
+
+# Extra insitu settings to try beside the defaults (--insitu-options), and
+# whether to run only insitu (--insitu-only).
+TRIALS = []
+INSITU_ONLY = False
+
+
+def learners(k, seed, dim):
+    yield lambda: Insitu(k, seed)
+    for opts in TRIALS:
+        yield lambda opts=opts: Insitu(k, seed, opts)
+    if INSITU_ONLY:
+        return
+    for name, args in VW_CONFIGS:
+        yield lambda name=name, args=args: VW(name, args, k, seed)
+    for alpha in LINUCB_ALPHAS:
+        yield lambda alpha=alpha: LinUCB(alpha, k, seed, dim)
+
+
+# ------------------------------------------------------------- classification
+
+
+def classification():
+    from sklearn import datasets as d
+
+    for name, load in [
+        ("iris", d.load_iris),
+        ("wine", d.load_wine),
+        ("breast_cancer", d.load_breast_cancer),
+        ("digits", d.load_digits),
+    ]:
+        b = load()
+        x = np.asarray(b.data, dtype=float)
+        sd = x.std(axis=0)
+        sd[sd == 0] = 1.0
+        x = (x - x.mean(axis=0)) / sd
+        yield name, x, np.asarray(b.target, dtype=int)
+
+
+def feats_of(row):
+    # Named numeric features: insitu's and VW's; mabwiser takes the vector.
+    f = {f"x{i}": float(v) for i, v in enumerate(row) if v != 0.0}
+    return f, row
+
+
+def run_classification(make, x, y, seed):
+    k = int(y.max()) + 1
+    order = np.random.default_rng(seed).permutation(len(y))
+    rng = np.random.default_rng(seed + 1000)
+    learner = make()
+    total = 0.0
+    try:
+        for i in order:
+            named, vec = feats_of(x[i])
+            f = {**named, "x": vec}
+            a, p = learner.act(f if isinstance(learner, LinUCB) else named, rng)
+            r = 1.0 if a == y[i] else 0.0
+            learner.learn(f if isinstance(learner, LinUCB) else named, a, p, r)
+            total += r
+    finally:
+        learner.close()
+    return learner.name, total / len(y)
+
+
+# ---------------------------------------------------------------------- OBD
+
+
+def obd_rows():
+    wheels = sorted(OBP_WHEEL_DIR.glob("obp-*.whl"))
+    if not wheels:
+        raise FileNotFoundError(f"no obp wheel in {OBP_WHEEL_DIR}: run bash scripts/setup-eval.sh")
+    z = zipfile.ZipFile(wheels[-1])
+    text = z.read("obp/dataset/obd/random/men/men.csv").decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    rows.sort(key=lambda r: r["timestamp"])
+    return rows
+
+
+def run_obd(make_for, rows, seed):
+    """Replay on the uniform-random log: (name, matches, clicks, ips)."""
+    items = sorted({int(r["item_id"]) for r in rows})
+    k = len(items)
+    cats = ["user_feature_0", "user_feature_1", "user_feature_2", "user_feature_3"]
+    values = {c: sorted({r[c] for r in rows}) for c in cats}
+    dim = sum(len(v) for v in values.values()) + 3
+    rng = np.random.default_rng(seed + 2000)
+    learner = make_for(k, dim)
+    matches = clicks = 0
+    ips = 0.0
+    try:
+        for r in rows:
+            named = {f"{c}={r[c]}": 1.0 for c in cats}
+            named[f"position={r['position']}"] = 1.0
+            vec = np.zeros(dim)
+            off = 0
+            for c in cats:
+                vec[off + values[c].index(r[c])] = 1.0
+                off += len(values[c])
+            vec[off + int(r["position"]) - 1] = 1.0
+            f = {**named, "x": vec}
+            use = f if isinstance(learner, LinUCB) else named
+            a, p = learner.act(use, rng)
+            logged = items.index(int(r["item_id"]))
+            if a == logged:
+                click = float(r["click"])
+                matches += 1
+                clicks += click
+                ips += click / float(r["propensity_score"])
+                learner.learn(use, a, p, click)
+    finally:
+        learner.close()
+    return learner.name, matches, clicks, ips / len(rows)
+
+
+# -------------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--only", default=None, help="comma-separated dataset names")
+    ap.add_argument("--no-obd", action="store_true")
+    ap.add_argument("--insitu-options", action="append", default=[], help="driver options (JSON) of an extra insitu run; repeatable")
+    ap.add_argument("--insitu-only", action="store_true", help="run no VW or mabwiser learner")
+    args = ap.parse_args()
+    global INSITU_ONLY
+    TRIALS.extend(json.loads(o) for o in args.insitu_options)
+    INSITU_ONLY = args.insitu_only
+    if not (ROOT / "pkg" / "insitu_full.wasm").exists():
+        sys.exit("pkg/ is missing: npm run build first")
+    only = set(args.only.split(",")) if args.only else None
+    results = {}
+    start = time.time()
+    for name, x, y in classification():
+        if only and name not in only:
+            continue
+        k = int(y.max()) + 1
+        table = {}
+        for seed in range(1, args.seeds + 1):
+            for make in learners(k, seed, x.shape[1]):
+                lname, score = run_classification(make, x, y, seed)
+                table.setdefault(lname, []).append(score)
+        results[name] = {"k": k, "n": len(y), "d": x.shape[1], "scores": table}
+        print(f"\n{name}: {len(y)} examples, {x.shape[1]} features, K = {k} ({time.time() - start:.0f} s)")
+        others = [(np.mean(s), n) for n, s in table.items() if not n.startswith("insitu")]
+        best = max(others) if others else (float("nan"), "none")
+        for lname, s in sorted(table.items(), key=lambda kv: -np.mean(kv[1])):
+            mark = "  <- best VW / mabwiser" if (np.mean(s), lname) == best else ""
+            print(f"  {lname:<28} {np.mean(s):.4f} ± {np.std(s, ddof=1) if len(s) > 1 else 0:.4f}{mark}")
+        ins = np.mean(table["insitu (defaults)"])
+        if others:
+            print(f"  insitu − best: {ins - best[0]:+.4f} ({'meets' if ins >= best[0] else 'misses'} the bar)")
+    if not args.no_obd and (only is None or "obd" in only):
+        rows = obd_rows()
+        table = {}
+        for seed in range(1, args.seeds + 1):
+            def makers():
+                yield lambda k, dim: Insitu(k, seed)
+                for name, a in VW_CONFIGS:
+                    yield lambda k, dim, name=name, a=a: VW(name, a, k, seed)
+                for alpha in LINUCB_ALPHAS:
+                    yield lambda k, dim, alpha=alpha: LinUCB(alpha, k, seed, dim)
+            for make_for in makers():
+                lname, m, c, ips = run_obd(make_for, rows, seed)
+                table.setdefault(lname, []).append((m, c, ips))
+        results["obd-men-random"] = {"n": len(rows), "runs": table}
+        ctr = sum(float(r["click"]) for r in rows) / len(rows)
+        print(f"\nOpen Bandit Dataset sample (obp, random/men): {len(rows)} impressions, logged CTR {ctr:.4f}")
+        print("  replay CTR = clicks / matches over all seeds (95% Wilson interval); IPS mean over seeds")
+        for lname, runs in sorted(table.items(), key=lambda kv: -sum(r[1] for r in kv[1]) / max(1, sum(r[0] for r in kv[1]))):
+            m = sum(r[0] for r in runs)
+            c = sum(r[1] for r in runs)
+            p = c / m if m else 0.0
+            z = 1.96
+            half = z * math.sqrt(p * (1 - p) / m + z * z / (4 * m * m)) / (1 + z * z / m) if m else 0.0
+            centre = (p + z * z / (2 * m)) / (1 + z * z / m) if m else 0.0
+            ips = np.mean([r[2] for r in runs])
+            print(f"  {lname:<28} replay {p:.4f} [{centre - half:.4f}, {centre + half:.4f}] over {m} matches; IPS {ips:.4f}")
+    out = ROOT / ".artifacts" / "eval-real.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=float))
+    print(f"\nwrote {out.relative_to(ROOT)} ({time.time() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
