@@ -21,8 +21,10 @@ insitu runs through scripts/replay.mjs (the built package, pkg/, the exact
 code a site ships) with the engine's defaults; the only option set is the
 driver's `interactions: false`, so the engine sees the site's defaults.
 VW runs `--cb_explore_adf` with one linear model per action (`-q sa`) and
-the explorers the bake-off recommends; every learner sees the same stream and
-samples its action from its own pmf with the same seeded generator.
+the explorers the bake-off recommends, its action drawn from its pmf by this
+script's seeded generator; insitu samples inside the engine (seeded by the
+run's seed), and mabwiser's LinUCB is greedy on its upper bound. Every
+learner sees the same stream.
 
 Usage:
   bash scripts/setup-eval.sh          # once: .venv-eval with pinned packages

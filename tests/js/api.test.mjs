@@ -83,6 +83,7 @@ test("settling by id: another slot's ids and non-canonical ids are unknown", () 
   // capitals leave unchanged, so take an engine whose epoch shows a letter.
   let a, da;
   for (let i = 0; i < 64 && !/[a-f]/.test(da?.decisionId ?? ""); i++) {
+    a?.close();
     a = new Insitu({ ...OPTS, seed: 1 });
     da = a.rank({ now: 0 });
   }

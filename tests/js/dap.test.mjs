@@ -22,11 +22,12 @@ import { AeadId, CipherSuite, KdfId, KemId } from "hpke-js";
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const golden = JSON.parse(fs.readFileSync(path.join(root, "crates/aggregate/tests/fixtures/measurements.json"), "utf8"));
 
-/** The aggregator's debug binary (cargo test builds it; built here if missing). */
+/** The aggregator's debug binary, built (or found up to date) by cargo first. */
+let built = null;
 function aggregator() {
-  const bin = path.join(root, "target/debug/insitu-aggregate");
-  if (!fs.existsSync(bin)) execFileSync("cargo", ["build", "--quiet", "-p", "insitu-aggregate"], { cwd: root, stdio: "inherit" });
-  return bin;
+  built ??= (execFileSync("cargo", ["build", "--quiet", "-p", "insitu-aggregate"], { cwd: root, stdio: "inherit" }),
+    path.join(root, "target/debug/insitu-aggregate"));
+  return built;
 }
 
 /** The golden cases' measurements (`nonzero` entries on zeros; the cases the encoder refuses have none). */
@@ -198,7 +199,17 @@ test("@divviup/dap's client uploads reports that insitu-aggregate verifies and s
       publicShare: b64url(publicShare), leaderShare: b64url(shares.leader), helperShare: b64url(shares.helper),
     });
   }
-  const { sums, summary } = run(lines);
+  // One more upload, its leader share changed after the aggregator opened it.
+  const bad = { ...lines[0], leaderShare: (() => {
+    const b = Buffer.from(lines[0].leaderShare, "base64url");
+    b[0] ^= 1;
+    return b64url(b);
+  })() };
+  const { sums, summary } = run([...lines, bad]);
   assert.deepEqual(sums.segments[0].sums, plain, "the aggregate of the uploaded shares is the plain sum");
-  assert.deepEqual({ prio: summary.prio, refused: summary.refused }, { prio: ms.length, refused: {} }, JSON.stringify(summary));
+  assert.deepEqual(
+    { prio: summary.prio, refused: summary.refused },
+    { prio: ms.length, refused: { VERIFY_FAILED: 1 } },
+    JSON.stringify(summary),
+  );
 });

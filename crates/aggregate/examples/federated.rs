@@ -1,36 +1,12 @@
 //! `npm run bench:federated` (issue #22, part 4): does a prior learned from
 //! the private reports of many devices help a fresh device, and how much of
-//! that help survives the noise?
-//!
-//! One simulated site: K = 4 variants, a context of a device class (3), a
-//! page section (6), the hour (numeric) and whether the visitor returns, and
-//! a linear reward model over them (the expected reward of each variant
-//! differs by context, so no one variant wins everywhere; rewards are 0/1).
-//!
-//! 1. **A period.** `N` devices each run insitu's own learner (the `Engine`
-//!    of the core, its default policy (LinUCB) and the default 64
-//!    hashed slots, starting from the flat default prior) for `PERIOD`
-//!    decisions, rewarding each one. Each device adds what the learner
-//!    updated on, [`Engine::last_features`], to its report's statistics
-//!    (decisions, exposures and reward sums per variant; X'y and the
-//!    diagonal of X'X per variant and slot), and encodes them with the
-//!    reference encoder (`insitu_aggregate::encode`, clipping included).
-//!    The encoded reports are summed exactly, as the two DAP aggregators'
-//!    shares add up.
-//! 2. **The release.** The sums get no noise (the non-private baseline) or
-//!    discrete Laplace noise at ε = 1 per device and period (`release`),
-//!    and `next_model` turns each into the next prior.
-//! 3. **Fresh devices.** `EVAL_DEVICES` new devices start from (a) the flat
-//!    prior, (b) the non-private prior, (c) the private prior, and each
-//!    makes `PERIOD` decisions, learning as it goes; the three see the same
-//!    contexts and the same reward draws (common random numbers), so their
-//!    differences are the priors'. The average reward is over all their
-//!    decisions.
-//!
-//! Lift is average reward above the flat prior's. Printed per `N`:
+//! that help survives the noise? The simulation is
+//! `insitu_aggregate::simulate` (its docs say what is simulated); this
+//! prints, per `N`, the average reward of fresh devices from the flat, the
+//! non-private and the private (ε = 1) prior, and the line
 //! `federated: N=<n> epsilon=1 lift(private)/lift(non-private) = <ratio>`
-//! and the figures behind it, with the standard error of the ratio over
-//! the evaluation devices (paired).
+//! (lift: average reward above the flat prior's; the ± is the standard
+//! error of the ratio over the paired evaluation devices).
 //!
 //! Usage: `cargo run --release -p insitu-aggregate --example federated -- [--quick] [--n N,N,...] [--noise-seed S]`
 //! (`--quick`: N = 10^3 and 10^4 with fewer evaluation devices, seconds).

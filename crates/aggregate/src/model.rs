@@ -10,8 +10,8 @@
 //! ```text
 //! xx⁺   = max(xx_i, 0)                          the floor: a noisy sum can be negative
 //! s     = σ² · xx⁺ + σ_xy²                      the variance of xy_i around xx⁺ · w
-//! ρ     = max(0, 1 − 2 σ_xx / xx⁺)              how surely the slot was seen (0 if xx⁺ = 0)
-//! prec  = 1/v₀ + ρ · xx⁺² / s                   (nothing added when s = 0)
+//! ρ     = max(0, 1 − 2 σ_xx / xx⁺)              how surely the slot was seen
+//! prec  = 1/v₀ + ρ · xx⁺² / s                   (nothing added when xx⁺ = 0)
 //! mean  = (m₀/v₀ + ρ · xx⁺ · xy_i / s) / prec
 //! var   = clamp(1/prec, min_variance, v₀)
 //! ```
@@ -28,7 +28,8 @@
 //! standard deviation): a slot whose `xx` is within two noise standard
 //! deviations of 0 may never have been seen, and a noise draw there would
 //! otherwise pass for evidence; `ρ` scales the precision and the mean's
-//! data term alike, so the mean stays unbiased where the slot was seen.
+//! data term alike, so the data's own estimate of the weight is unchanged
+//! and only its weight against the base falls.
 //! (The first rule, which used the noisy `xy_i` at face value and
 //! only widened the variance, made fresh devices earn less than the flat
 //! prior in most noise draws at 1,000 to 2,000 devices: `docs/aggregate.md`.)
@@ -146,14 +147,12 @@ pub fn next_model(base: &str, sums: &str, min_variance: f64) -> Result<Value> {
             // X'y as a noisy observation of xx·w: the model's noise (σ²·xx)
             // plus the release's (var_xy); weighed by how surely xx is
             // above its own noise (0 within RELIABLE_SD of it).
-            let s = sigma2 * xx + var_xy;
-            let rho = if xx > 0.0 {
-                (1.0 - RELIABLE_SD * sd_xx / xx).max(0.0)
-            } else {
-                0.0
-            };
-            let (p, m) = if s > 0.0 {
-                (rho * xx * xx / s, rho * xx * xy / s)
+            // (Divided through by xx, so that without noise p and m are
+            // xx/σ² and xy/σ² to the bit, as the plain update has them.)
+            let (p, m) = if xx > 0.0 {
+                let rho = (1.0 - RELIABLE_SD * sd_xx / xx).max(0.0);
+                let per = sigma2 + var_xy / xx;
+                (rho * xx / per, rho * xy / per)
             } else {
                 (0.0, 0.0)
             };

@@ -41,6 +41,8 @@ const SECTIONS: [&str; 6] = ["home", "shoes", "bags", "outdoor", "deals", "journ
 pub const PERIOD: usize = 8;
 /// The model's hashed slots: insitu's default (`bits` 6).
 pub const BITS: u32 = 6;
+/// Decision seeds are below 2^53 (JavaScript's safe integers).
+const SEED_MASK: u64 = (1 << 53) - 1;
 
 /// The flat base prior every device of the period starts from.
 pub fn base_model() -> String {
@@ -185,8 +187,10 @@ fn learner(model: &str, seed: u64) -> Result<Engine> {
 
 /// One device: `PERIOD` decisions from `engine` (reset to its prior), each
 /// rewarded with a draw from the world; adds to `stats` when given.
-/// Returns the sum of rewards. The contexts and reward draws come from
-/// `rng`, so two calls with the same `rng` state see the same ones.
+/// Returns the sum of rewards. The contexts, the reward draws and each
+/// decision's seed come from `rng`, so two calls with the same `rng` state
+/// see the same ones (`reset` restarts the engine's own seed stream, which
+/// would give every device the same draws).
 fn device(
     engine: &mut Engine,
     epoch: u64,
@@ -200,8 +204,9 @@ fn device(
     for t in 0..PERIOD {
         let c = Context::draw(rng);
         let u: f64 = rng.gen();
+        let seed = rng.gen::<u64>() & SEED_MASK;
         let choice = engine
-            .rank_hashed(&c.hashed(), None, None, false, t as f64)
+            .rank_hashed(&c.hashed(), None, Some(seed), false, t as f64)
             .map_err(core)?;
         let k = choice.index;
         let reward = f64::from(u8::from(u < world.p(&c, k)));
@@ -276,6 +281,15 @@ pub fn evaluate(
         }
     }
     Ok(out)
+}
+
+/// The paired lift of `b` over `a` (device by device) and the standard
+/// error of its mean.
+pub fn paired_lift(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let d: Vec<f64> = b.iter().zip(a).map(|(b, a)| b - a).collect();
+    let m = mean(&d);
+    let var = d.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (d.len() as f64 - 1.0);
+    (m, (var / d.len() as f64).sqrt())
 }
 
 /// The mean of `x`.
