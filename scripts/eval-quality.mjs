@@ -428,6 +428,10 @@ const TUNING = [
   { label: "thompson n=64", options: { policy: { type: "thompson", samples: 64 } } },
   { label: "linucb bits=7", options: { bits: 7 } },
   { label: "thompson bits=7", options: { bits: 7, policy: { type: "thompson" } } },
+  // The settings that close most of the gap on real data (scripts/eval-real.py):
+  // a tenth of the exploration floor, and 256 slots (a diagonal covariance).
+  { label: "linucb minP=0.001", options: { policy: { type: "linucb", minProbability: 0.001 } } },
+  { label: "linucb bits=8 minP=0.001", options: { bits: 8, policy: { type: "linucb", minProbability: 0.001 } } },
 ];
 
 // ---------------------------------------------------------------- report
