@@ -41,12 +41,23 @@ fn step(e: &mut Engine, t: usize) -> String {
     d.variant
 }
 
-/// Rank without rewarding; the decision's id.
-fn open_decision(e: &mut Engine) -> String {
+/// An engine with these options and `maxPending` set.
+fn engine_capped(max_pending: usize, entropy: u64) -> Engine {
+    let text = options(3).replacen('{', &format!(r#"{{"maxPending": {max_pending}, "#), 1);
+    Engine::new(EngineConfig::parse(&text, entropy).unwrap())
+}
+
+/// Rank at `now` without rewarding; the decision's id.
+fn open_decision_at(e: &mut Engine, now: f64) -> String {
     let d = e
-        .rank(&RankOptions::parse(&context(1)).unwrap(), 0.0)
+        .rank(&RankOptions::parse(&context(1)).unwrap(), now)
         .unwrap();
     d.decision_id.unwrap()
+}
+
+/// Rank at 0 without rewarding; the decision's id.
+fn open_decision(e: &mut Engine) -> String {
+    open_decision_at(e, 0.0)
 }
 
 /// The pmf and scores a fixed-seed decision would give, without changing `e`.
@@ -836,22 +847,8 @@ fn the_reader_refuses_wide_epochs_and_repeated_ids_and_cuts_far_expiries() {
 /// tombstone and is refused as a duplicate.
 #[test]
 fn decisions_dropped_by_the_cap_stay_live_and_settled_ones_arrive_as_tombstones() {
-    let small = |entropy| {
-        Engine::new(
-            EngineConfig::parse(
-                r#"{"variants":["a","b","c"],"seed":3,"maxPending":4,
-                    "features":{"bits":5,"allow":["page","user"]}}"#,
-                entropy,
-            )
-            .unwrap(),
-        )
-    };
-    let rank_at = |e: &mut Engine, now: f64| {
-        e.rank(&RankOptions::parse(&context(1)).unwrap(), now)
-            .unwrap()
-            .decision_id
-            .unwrap()
-    };
+    let small = |entropy| engine_capped(4, entropy);
+    let rank_at = open_decision_at;
     let mut store = None;
     let mut a = small(1);
     let old: Vec<String> = (0..4).map(|i| rank_at(&mut a, i as f64)).collect();
@@ -906,16 +903,7 @@ fn decisions_dropped_by_the_cap_stay_live_and_settled_ones_arrive_as_tombstones(
 /// the tab that holds it cannot count it again.
 #[test]
 fn a_tombstone_evicted_between_sync_and_commit_keeps_the_later_ones() {
-    let big = |entropy| {
-        Engine::new(
-            EngineConfig::parse(
-                r#"{"variants":["a","b","c"],"seed":3,"maxPending":2000,
-                    "features":{"bits":5,"allow":["page","user"]}}"#,
-                entropy,
-            )
-            .unwrap(),
-        )
-    };
+    let big = |entropy| engine_capped(2000, entropy);
     let mut store = None;
     let mut a = big(1);
     let ids: Vec<String> = (0..1024).map(|_| open_decision(&mut a)).collect();
@@ -925,11 +913,7 @@ fn a_tombstone_evicted_between_sync_and_commit_keeps_the_later_ones() {
     }
     // `x` (expiring after every earlier one) is written as pending by this
     // sync, and settled before its commit.
-    let x = a
-        .rank(&RankOptions::parse(&context(1)).unwrap(), 1.5)
-        .unwrap()
-        .decision_id
-        .unwrap();
+    let x = open_decision_at(&mut a, 1.5);
     let r = a.sync(store.as_deref(), SLOT, 2.0, MAX).unwrap();
     store = Some(r.bytes);
     let mut b = big(2);
