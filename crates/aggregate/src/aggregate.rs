@@ -250,16 +250,7 @@ fn clip(s: &str) -> String {
 /// produce: the right length, `reports` 1, every group within its L1 cap
 /// (so within `2^bits`). [`Code::WrongLength`], [`Code::OutOfRange`].
 pub fn check_plain(spec: &Spec, m: &[u64]) -> Result<()> {
-    if m.len() != spec.len() {
-        return Err(Error::new(
-            Code::WrongLength,
-            format!(
-                "measurement should have {} entries, but has {}",
-                spec.len(),
-                m.len()
-            ),
-        ));
-    }
+    crate::measure::check_len("measurement", m.len(), spec.len())?;
     for g in spec.groups() {
         let r = spec.range(g);
         let cap = spec.cap(g);

@@ -356,6 +356,17 @@ pub struct Encoded {
     pub clipped: Vec<Group>,
 }
 
+/// [`Code::WrongLength`] unless `name` has `want` entries (`got`).
+pub(crate) fn check_len(name: &str, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::WrongLength,
+        format!("{name} should have {want} entries, but has {got}"),
+    ))
+}
+
 /// Encode one report's statistics (see the module docs). Errors:
 /// [`Code::WrongLength`] if a vector is not sized for `spec`,
 /// [`Code::NonFinite`] for NaN or ±infinity (naming the field and index).
@@ -391,12 +402,7 @@ pub fn encode(spec: &Spec, stats: &Stats) -> Result<Encoded> {
         ("xx", stats.xx.len(), kd),
     ];
     for (name, got, want) in sizes {
-        if got != want {
-            return Err(Error::new(
-                Code::WrongLength,
-                format!("{name} should have {want} entries, but has {got}"),
-            ));
-        }
+        check_len(name, got, want)?;
     }
     for (name, xs) in [
         ("rewards", &stats.rewards),
@@ -536,16 +542,7 @@ pub struct Decoded {
 /// offsets to remove: see the module docs). [`Code::WrongLength`] if
 /// `sums` is not [`Spec::len`] long.
 pub fn decode(spec: &Spec, sums: &[i64]) -> Result<Decoded> {
-    if sums.len() != spec.len() {
-        return Err(Error::new(
-            Code::WrongLength,
-            format!(
-                "sums should have {} entries, but has {}",
-                spec.len(),
-                sums.len()
-            ),
-        ));
-    }
+    check_len("sums", sums.len(), spec.len())?;
     let real = |g: Group| -> Vec<f64> {
         sums[spec.range(g)]
             .iter()
