@@ -84,12 +84,12 @@ class Insitu:
             raise RuntimeError(f"replay driver: {reply}")
         return reply
 
-    def act(self, feats, rng):
+    def act(self, named, vec, rng):
         self.t += 1
-        r = self._ask({"type": "predict", "t": self.t, "shared": feats, "actions": [{} for _ in range(self.k)]})
+        r = self._ask({"type": "predict", "t": self.t, "shared": named, "actions": [{} for _ in range(self.k)]})
         return r["action"], r["probability"]
 
-    def learn(self, feats, action, prob, reward):
+    def learn(self, named, vec, action, prob, reward):
         self._send({"type": "learn", "t": self.t, "action": action, "probability": prob, "reward": reward})
 
     def close(self):
@@ -121,15 +121,15 @@ class VW:
             lines.append(f"{lab}|a a{a}")
         return lines
 
-    def act(self, feats, rng):
-        pmf = np.asarray(self.vw.predict(self._ex(feats)), dtype=float)
+    def act(self, named, vec, rng):
+        pmf = np.asarray(self.vw.predict(self._ex(named)), dtype=float)
         pmf = pmf / pmf.sum()
         a = int(rng.choice(self.k, p=pmf))
         return a, float(pmf[a])
 
-    def learn(self, feats, action, prob, reward):
+    def learn(self, named, vec, action, prob, reward):
         # VW minimises cost: cost 0 for a reward of 1, as in the bake-off.
-        self.vw.learn(self._ex(feats, (action, 1.0 - reward, prob)))
+        self.vw.learn(self._ex(named, (action, 1.0 - reward, prob)))
 
     def close(self):
         self.vw.finish()
@@ -138,23 +138,22 @@ class VW:
 class LinUCB:
     """mabwiser's LinUCB (greedy on the upper bound; ties broken by its seed)."""
 
-    def __init__(self, alpha, k, seed, dim):
+    def __init__(self, alpha, k, seed):
         from mabwiser.mab import MAB, LearningPolicy
 
         self.name = f"mabwiser LinUCB α={alpha}"
         self.k = k
         self.mab = MAB(arms=list(range(k)), learning_policy=LearningPolicy.LinUCB(alpha=alpha), seed=seed)
-        self.dim = dim
         self.fitted = False
 
-    def act(self, feats, rng):
-        x = np.asarray(feats["x"], dtype=float).reshape(1, -1)
+    def act(self, named, vec, rng):
+        x = vec.reshape(1, -1)
         if not self.fitted:
             return int(rng.integers(self.k)), 1.0 / self.k
         return int(self.mab.predict(x)), 1.0
 
-    def learn(self, feats, action, prob, reward):
-        x = np.asarray(feats["x"], dtype=float).reshape(1, -1)
+    def learn(self, named, vec, action, prob, reward):
+        x = vec.reshape(1, -1)
         if self.fitted:
             self.mab.partial_fit([action], [reward], x)
         else:
@@ -183,7 +182,7 @@ TRIALS = []
 INSITU_ONLY = False
 
 
-def learners(k, seed, dim):
+def learners(k, seed):
     yield lambda: Insitu(k, seed)
     for opts in TRIALS:
         yield lambda opts=opts: Insitu(k, seed, opts)
@@ -192,7 +191,7 @@ def learners(k, seed, dim):
     for name, args in VW_CONFIGS:
         yield lambda name=name, args=args: VW(name, args, k, seed)
     for alpha in LINUCB_ALPHAS:
-        yield lambda alpha=alpha: LinUCB(alpha, k, seed, dim)
+        yield lambda alpha=alpha: LinUCB(alpha, k, seed)
 
 
 # ------------------------------------------------------------- classification
@@ -215,25 +214,21 @@ def classification():
         yield name, x, np.asarray(b.target, dtype=int)
 
 
-def feats_of(row):
-    # Named numeric features: insitu's and VW's; mabwiser takes the vector.
-    f = {f"x{i}": float(v) for i, v in enumerate(row) if v != 0.0}
-    return f, row
+def named_rows(x):
+    """Each row's named numeric features (insitu's and VW's; mabwiser takes the row itself)."""
+    return [{f"x{i}": float(v) for i, v in enumerate(row) if v != 0.0} for row in x]
 
 
-def run_classification(make, x, y, seed):
-    k = int(y.max()) + 1
+def run_classification(make, x, named, y, seed):
     order = np.random.default_rng(seed).permutation(len(y))
     rng = np.random.default_rng(seed + 1000)
     learner = make()
     total = 0.0
     try:
         for i in order:
-            named, vec = feats_of(x[i])
-            f = {**named, "x": vec}
-            a, p = learner.act(f if isinstance(learner, LinUCB) else named, rng)
+            a, p = learner.act(named[i], x[i], rng)
             r = 1.0 if a == y[i] else 0.0
-            learner.learn(f if isinstance(learner, LinUCB) else named, a, p, r)
+            learner.learn(named[i], x[i], a, p, r)
             total += r
     finally:
         learner.close()
@@ -254,40 +249,45 @@ def obd_rows():
     return rows
 
 
-def run_obd(make_for, rows, seed):
-    """Replay on the uniform-random log: (name, matches, clicks, ips)."""
-    items = sorted({int(r["item_id"]) for r in rows})
-    k = len(items)
+def obd_stream(rows):
+    """The log as learners see it, built once: (K, and per impression its named
+    features, one-hot vector, logged item index, click, propensity)."""
+    items = {item: i for i, item in enumerate(sorted({int(r["item_id"]) for r in rows}))}
     cats = ["user_feature_0", "user_feature_1", "user_feature_2", "user_feature_3"]
-    values = {c: sorted({r[c] for r in rows}) for c in cats}
-    dim = sum(len(v) for v in values.values()) + 3
+    index = {}
+    for c in cats:
+        for v in sorted({r[c] for r in rows}):
+            index[(c, v)] = len(index)
+    dim = len(index) + 3
+    stream = []
+    for r in rows:
+        named = {f"{c}={r[c]}": 1.0 for c in cats}
+        named[f"position={r['position']}"] = 1.0
+        vec = np.zeros(dim)
+        for c in cats:
+            vec[index[(c, r[c])]] = 1.0
+        vec[len(index) + int(r["position"]) - 1] = 1.0
+        stream.append((named, vec, items[int(r["item_id"])], float(r["click"]), float(r["propensity_score"])))
+    return len(items), stream
+
+
+def run_obd(make, stream, seed):
+    """Replay on the uniform-random log: (name, matches, clicks, ips)."""
     rng = np.random.default_rng(seed + 2000)
-    learner = make_for(k, dim)
+    learner = make()
     matches = clicks = 0
     ips = 0.0
     try:
-        for r in rows:
-            named = {f"{c}={r[c]}": 1.0 for c in cats}
-            named[f"position={r['position']}"] = 1.0
-            vec = np.zeros(dim)
-            off = 0
-            for c in cats:
-                vec[off + values[c].index(r[c])] = 1.0
-                off += len(values[c])
-            vec[off + int(r["position"]) - 1] = 1.0
-            f = {**named, "x": vec}
-            use = f if isinstance(learner, LinUCB) else named
-            a, p = learner.act(use, rng)
-            logged = items.index(int(r["item_id"]))
+        for named, vec, logged, click, propensity in stream:
+            a, p = learner.act(named, vec, rng)
             if a == logged:
-                click = float(r["click"])
                 matches += 1
                 clicks += click
-                ips += click / float(r["propensity_score"])
-                learner.learn(use, a, p, click)
+                ips += click / propensity
+                learner.learn(named, vec, a, p, click)
     finally:
         learner.close()
-    return learner.name, matches, clicks, ips / len(rows)
+    return learner.name, matches, clicks, ips / len(stream)
 
 
 # -------------------------------------------------------------------- main
@@ -313,10 +313,11 @@ def main():
         if only and name not in only:
             continue
         k = int(y.max()) + 1
+        named = named_rows(x)
         table = {}
         for seed in range(1, args.seeds + 1):
-            for make in learners(k, seed, x.shape[1]):
-                lname, score = run_classification(make, x, y, seed)
+            for make in learners(k, seed):
+                lname, score = run_classification(make, x, named, y, seed)
                 table.setdefault(lname, []).append(score)
         results[name] = {"k": k, "n": len(y), "d": x.shape[1], "scores": table}
         print(f"\n{name}: {len(y)} examples, {x.shape[1]} features, K = {k} ({time.time() - start:.0f} s)")
@@ -330,16 +331,11 @@ def main():
             print(f"  insitu − best: {ins - best[0]:+.4f} ({'meets' if ins >= best[0] else 'misses'} the bar)")
     if not args.no_obd and (only is None or "obd" in only):
         rows = obd_rows()
+        k, stream = obd_stream(rows)
         table = {}
         for seed in range(1, args.seeds + 1):
-            def makers():
-                yield lambda k, dim: Insitu(k, seed)
-                for name, a in VW_CONFIGS:
-                    yield lambda k, dim, name=name, a=a: VW(name, a, k, seed)
-                for alpha in LINUCB_ALPHAS:
-                    yield lambda k, dim, alpha=alpha: LinUCB(alpha, k, seed, dim)
-            for make_for in makers():
-                lname, m, c, ips = run_obd(make_for, rows, seed)
+            for make in learners(k, seed):
+                lname, m, c, ips = run_obd(make, stream, seed)
                 table.setdefault(lname, []).append((m, c, ips))
         results["obd-men-random"] = {"n": len(rows), "runs": table}
         ctr = sum(float(r["click"]) for r in rows) / len(rows)
