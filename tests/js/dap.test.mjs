@@ -41,16 +41,28 @@ function measurements() {
 
 const b64url = (b) => Buffer.from(b).toString("base64url");
 
+/** The aggregator's report line of one Prio3 report (the golden task's). */
+function reportLine(nonce, publicShare, leaderShare, helperShare) {
+  const { task, period, key } = golden.spec;
+  return {
+    v: 1, task, period, key,
+    nonce: b64url(nonce), publicShare: b64url(publicShare), leaderShare: b64url(leaderShare), helperShare: b64url(helperShare),
+  };
+}
+
 /** One report line, sharded by @divviup/prio3. */
 async function line(vdaf, m) {
   const nonce = randomBytes(vdaf.nonceSize);
   const { publicShare, inputShares } = await vdaf.shardEncoded(m, nonce, randomBytes(vdaf.randSize));
   assert.equal(inputShares.length, 2);
-  const { task, period, key } = golden.spec;
-  return {
-    v: 1, task, period, key,
-    nonce: b64url(nonce), publicShare: b64url(publicShare), leaderShare: b64url(inputShares[0]), helperShare: b64url(inputShares[1]),
-  };
+  return reportLine(nonce, publicShare, inputShares[0], inputShares[1]);
+}
+
+/** `l` with one bit of its leader share flipped. */
+function tampered(l) {
+  const share = Buffer.from(l.leaderShare, "base64url");
+  share[0] ^= 1;
+  return { ...l, leaderShare: b64url(share) };
 }
 
 function run(lines) {
@@ -80,11 +92,7 @@ test("reports sharded by @divviup/prio3 verify and sum to the plain sums in insi
     }
   }
   // A report whose leader share was changed after sharding: the proof fails.
-  const bad = await line(vdaf, ms[0]);
-  const share = Buffer.from(bad.leaderShare, "base64url");
-  share[0] ^= 1;
-  bad.leaderShare = b64url(share);
-  lines.splice(5, 0, bad);
+  lines.splice(5, 0, tampered(await line(vdaf, ms[0])));
 
   const { sums, summary } = run(lines);
   assert.equal(sums.noise.mechanism, "none");
@@ -193,19 +201,10 @@ test("@divviup/dap's client uploads reports that insitu-aggregate verifies and s
       p.done();
     }
     r.done();
-    const { task: t, period, key } = golden.spec;
-    lines.push({
-      v: 1, task: t, period, key, nonce: b64url(metadata.subarray(0, 16)),
-      publicShare: b64url(publicShare), leaderShare: b64url(shares.leader), helperShare: b64url(shares.helper),
-    });
+    lines.push(reportLine(metadata.subarray(0, 16), publicShare, shares.leader, shares.helper));
   }
   // One more upload, its leader share changed after the aggregator opened it.
-  const bad = { ...lines[0], leaderShare: (() => {
-    const b = Buffer.from(lines[0].leaderShare, "base64url");
-    b[0] ^= 1;
-    return b64url(b);
-  })() };
-  const { sums, summary } = run([...lines, bad]);
+  const { sums, summary } = run([...lines, tampered(lines[0])]);
   assert.deepEqual(sums.segments[0].sums, plain, "the aggregate of the uploaded shares is the plain sum");
   assert.deepEqual(
     { prio: summary.prio, refused: summary.refused },
