@@ -301,14 +301,9 @@ pub fn mean(x: &[f64]) -> f64 {
 /// `mean(c - a) / mean(b - a)`, and its standard error by the delta method
 /// over the paired devices (the evaluation's sampling error only).
 pub fn ratio(a: &[f64], b: &[f64], c: &[f64]) -> (f64, f64, f64, f64) {
-    let n = a.len() as f64;
-    let lb: Vec<f64> = b.iter().zip(a).map(|(b, a)| b - a).collect();
-    let lc: Vec<f64> = c.iter().zip(a).map(|(c, a)| c - a).collect();
-    let (mb, mc) = (mean(&lb), mean(&lc));
+    let (mb, mc) = (paired_lift(a, b).0, paired_lift(a, c).0);
     let r = mc / mb;
-    // Var of mean(lc - r·lb) / mb².
-    let resid: Vec<f64> = lc.iter().zip(&lb).map(|(c, b)| c - r * b).collect();
-    let mr = mean(&resid);
-    let var = resid.iter().map(|x| (x - mr) * (x - mr)).sum::<f64>() / (n - 1.0) / n;
-    (mb, mc, r, var.sqrt() / mb.abs())
+    // The s.e. of mean((c − a) − r·(b − a)), over |mb|: c paired with a + r·(b − a).
+    let scaled: Vec<f64> = a.iter().zip(b).map(|(a, b)| a + r * (b - a)).collect();
+    (mb, mc, r, paired_lift(&scaled, c).1 / mb.abs())
 }
