@@ -63,7 +63,7 @@ use crate::error::{Error, Result};
 use crate::features::SparseVec;
 use crate::model::posterior::Covariance;
 use crate::model::Posterior;
-use crate::prim::journal::{Journal, STOP};
+use crate::prim::journal::{Journal, Marked, FOLD_OLDEST, STOP};
 use crate::prim::sort::{latest, sorted};
 use crate::store::sync::{open, Persisted};
 use crate::store::{corrupt, put_f64, put_str, put_u32, put_u64, Reader, Snapshot};
@@ -118,8 +118,6 @@ pub(crate) struct Staged {
     /// The writer id of the section written; `None` for a restore, which
     /// wrote nothing (its own updates stay journaled for the next sync).
     writer: Option<(u64, u64)>,
-    /// Own tombstones written (the first ones of [`SyncState::settled`]).
-    settled: usize,
 }
 
 /// Persistence bookkeeping of one engine.
@@ -132,8 +130,10 @@ pub(crate) struct SyncState {
     written: Option<(u64, u64)>,
     staged: Option<Staged>,
     /// Decisions this engine settled that other tabs may hold ([`id_key`],
-    /// expiry), to write as tombstones; at most [`MAX_JOURNAL`].
-    settled: Vec<(u128, f64)>,
+    /// expiry), to write as tombstones; at most [`MAX_JOURNAL`], the oldest
+    /// leaving into [`dropped`](Self::dropped). A sync marks those it
+    /// wrote, and its commit drops them.
+    settled: Journal<Vec<(u128, f64)>, FOLD_OLDEST>,
     /// The latest expiry among own tombstones dropped because `settled` was
     /// full: written as the horizon.
     dropped: f64,
@@ -145,7 +145,7 @@ impl Default for SyncState {
             journal: Journal::new(MAX_JOURNAL),
             written: None,
             staged: None,
-            settled: Vec::new(),
+            settled: Journal::new(MAX_JOURNAL),
             dropped: 0.0,
         }
     }
@@ -183,16 +183,9 @@ impl SyncState {
         if !(shared || self.staged.is_some()) {
             return;
         }
-        if self.settled.len() >= MAX_JOURNAL {
-            let (_, e) = self.settled.remove(0);
+        if let Some((_, e)) = self.settled.push((key, expires_at)) {
             self.dropped = self.dropped.max(e);
-            // The oldest goes: one fewer of those a staged sync wrote, so
-            // its commit drops only written ones (not this one's successors).
-            if let Some(s) = &mut self.staged {
-                s.settled = s.settled.saturating_sub(1);
-            }
         }
-        self.settled.push((key, expires_at));
     }
 }
 
@@ -293,7 +286,7 @@ impl Persisted for Engine {
         }
         staged.written = sorted(written);
         staged.writer = Some(writer);
-        staged.settled = self.sync.settled.len();
+        self.sync.settled.mark();
         self.sync.staged = Some(staged);
         Ok(report)
     }
@@ -454,7 +447,6 @@ impl Engine {
             activated: Vec::new(),
             written: Vec::new(),
             writer: None,
-            settled: 0,
         };
         if let Some(mut st) = st {
             s.gone = self.gone_from(&st, now_ms);
@@ -509,7 +501,7 @@ impl Engine {
             st.map_or((&[], &[]), |s| (&s.tombstones, &s.settled));
         let mut live: Vec<(u128, f64)> = Vec::new();
         // Own tombstones already stored are among the stored ones.
-        for (own, ts) in [(false, stored), (true, &self.sync.settled[..])] {
+        for (own, ts) in [(false, stored), (true, &self.sync.settled.entries()[..])] {
             for t in ts {
                 if (!own || !holds(known, t.0)) && now_ms <= t.1 + crate::prim::clock::DAY_MS {
                     live.push(*t);
@@ -599,11 +591,10 @@ impl Engine {
         // Other page views' decisions: the latest-expiring `maxPending`.
         let foreign = core::mem::take(&mut self.foreign);
         self.foreign = latest(foreign, self.s.cfg.max_pending, |p| p.expires_at);
-        // The written tombstones are in the store now, which carries them on.
-        let written = s.settled.min(self.sync.settled.len());
-        self.sync.settled.drain(..written);
         if s.writer.is_some() {
             self.sync.written = s.writer;
+            // The written tombstones are in the store now, which carries them on.
+            self.sync.settled.drain_marked();
         }
     }
 
