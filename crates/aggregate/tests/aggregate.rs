@@ -35,13 +35,7 @@ fn prio_shares_verified_and_summed_equal_the_plain_sum() {
         add(&mut want[seg], &m);
         let label = ["desktop", "mobile"][seg];
         // Every fourth report is plain; both kinds add to the same sums.
-        let line = if i % 4 == 0 {
-            plain_line(&m, label)
-        } else {
-            prio_line(&mut rng, &t, &m, label)
-        };
-        input.push_str(&line);
-        input.push('\n');
+        input.push_str(&line_of(&mut rng, &t, &m, label, i % 4 == 0));
     }
     let (sums, summary) = run(&t, &input);
     assert_eq!((summary.plain, summary.prio), (30, 90));

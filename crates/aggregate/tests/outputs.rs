@@ -247,13 +247,7 @@ mod cli {
         for i in 0..30 {
             let m = measurement(&mut rng, &t);
             let seg = ["desktop", "mobile"][i % 2];
-            let line = if i % 3 == 0 {
-                plain_line(&m, seg)
-            } else {
-                prio_line(&mut rng, &t, &m, seg)
-            };
-            input.push_str(&line);
-            input.push('\n');
+            input.push_str(&line_of(&mut rng, &t, &m, seg, i % 3 == 0));
         }
         input.push_str("{\"v\":9}\n{truncated\n");
         let args = ["aggregate", "--spec", spec, "--epsilon", "1", "--seed", "7"];

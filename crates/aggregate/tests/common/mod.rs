@@ -51,6 +51,16 @@ pub fn plain_line(m: &[u64], segment: &str) -> String {
     format!(r#"{},"measurement":{:?}}}"#, head(segment), m)
 }
 
+/// A plain line when `plain`, else a Prio3 one, ending in a newline.
+pub fn line_of(rng: &mut StdRng, t: &Task, m: &[u64], segment: &str, plain: bool) -> String {
+    let line = if plain {
+        plain_line(m, segment)
+    } else {
+        prio_line(rng, t, m, segment)
+    };
+    line + "\n"
+}
+
 /// A Prio3 line: the measurement sharded with prio, a random report id.
 pub fn prio_line(rng: &mut StdRng, t: &Task, m: &[u64], segment: &str) -> String {
     let nonce: [u8; 16] = rng.gen();
