@@ -409,7 +409,8 @@ async function pool(jobs, limit) {
 // ---------------------------------------------------------------- policies
 
 // The default is whatever the engine ships ({}): LinUCB, alpha 0.5, 64
-// slots. The other rows are the alternatives it has to beat.
+// slots, normalized features, a floor of 0.001. The other rows are the
+// alternatives it has to beat.
 const POLICIES = [
   { label: "linucb a=0.5 (default)", options: {} },
   { label: "thompson s=0.25", options: { policy: { type: "thompson" } } },
@@ -428,10 +429,11 @@ const TUNING = [
   { label: "thompson n=64", options: { policy: { type: "thompson", samples: 64 } } },
   { label: "linucb bits=7", options: { bits: 7 } },
   { label: "thompson bits=7", options: { bits: 7, policy: { type: "thompson" } } },
-  // The settings that close most of the gap on real data (scripts/eval-real.py):
-  // a tenth of the exploration floor, and 256 slots (a diagonal covariance).
-  { label: "linucb minP=0.001", options: { policy: { type: "linucb", minProbability: 0.001 } } },
-  { label: "linucb bits=8 minP=0.001", options: { bits: 8, policy: { type: "linucb", minProbability: 0.001 } } },
+  // The defaults before 2026-12-06 (raw feature values, a floor of 0.01 per
+  // variant), and 256 slots with a diagonal covariance; `bits=7` above is
+  // what wide dense contexts want on real data (scripts/eval-real.py).
+  { label: "linucb raw minP=0.01 (old)", options: { normalize: false, policy: { type: "linucb", minProbability: 0.01 } } },
+  { label: "linucb bits=8", options: { bits: 8 } },
 ];
 
 // ---------------------------------------------------------------- report

@@ -39,7 +39,9 @@ pub struct Contribution {
     pub term: Term,
     /// The term's value (summed when the context lists it more than once).
     pub value: f64,
-    /// The posterior mean weight of its slot, for this variant.
+    /// The posterior mean weight of its slot, for this variant; with
+    /// normalized features, times the context's factor (1 / the length of
+    /// its vector), so that `value × weight` is still the contribution.
     pub weight: f64,
     /// `value × weight`: what the term adds to the score.
     pub contribution: f64,
@@ -155,8 +157,12 @@ impl Engine {
         fc.expand_each(&hashed, |slot, value, term| {
             items.push(Item { slot, value, term })
         })?;
+        // Terms keep the values the page gave; their weights act on the
+        // vector `rank` folds, scaled to length 1 when features are
+        // normalized, so each contribution carries that factor.
+        let scale = fc.scale(&fc.clone().normalized(false).fold(&hashed)?);
         let w = &self.s.arms[index].mean;
-        let weight = |it: &Item| w[it.slot as usize];
+        let weight = |it: &Item| w[it.slot as usize] * scale;
         let bias = items
             .iter()
             .filter(|it| it.term == Term::Constant)
@@ -296,7 +302,9 @@ mod json {
         pub feature: String,
         /// The term's value (summed when the context lists it more than once).
         pub value: f64,
-        /// The posterior mean weight of its slot, for this variant.
+        /// The posterior mean weight of its slot, for this variant; with
+        /// normalized features, times the context's factor (1 / the length of
+        /// its vector), so that `value × weight` is still the contribution.
         pub weight: f64,
         /// `value × weight`: what the term adds to the score.
         pub contribution: f64,

@@ -5,7 +5,8 @@
 use crate::prelude::*;
 
 use super::{
-    hash, push, FeatureConfig, Hashed, BITS_RANGE, DEFAULT_BITS, HASH_VERSION, MAX_STRING_BYTES,
+    hash, push, Defaults, FeatureConfig, Hashed, BITS_RANGE, HASH_VERSION, MAX_STRING_BYTES,
+    SLOT_DEFAULTS,
 };
 use crate::error::{Error, Result};
 use crate::json::{Json, Obj};
@@ -21,11 +22,21 @@ pub(crate) struct FeatureOptions {
     pub(crate) allow: Option<Vec<String>>,
     /// Namespace pairs whose features are crossed.
     pub(crate) interactions: Option<Vec<(String, String)>>,
+    /// Scale each folded vector to unit length; the default depends on
+    /// where the options are (see [`FeatureOptions::check_with`]).
+    pub(crate) normalize: Option<bool>,
 }
 
 impl FeatureOptions {
-    /// Validate into a [`FeatureConfig`]. `path` prefixes field names in errors.
+    /// Validate a slot's feature options into a [`FeatureConfig`], with the
+    /// slot defaults ([`SLOT_DEFAULTS`]). `path` prefixes field names in errors.
     pub(crate) fn check(&self, path: &str) -> Result<FeatureConfig> {
+        self.check_with(path, SLOT_DEFAULTS)
+    }
+
+    /// [`check`](Self::check) with the given defaults (a model's are
+    /// [`MODEL_DEFAULTS`](super::MODEL_DEFAULTS)).
+    pub(crate) fn check_with(&self, path: &str, defaults: Defaults) -> Result<FeatureConfig> {
         let hash_version = self.hash_version.unwrap_or(HASH_VERSION);
         if hash_version != HASH_VERSION {
             return Err(Error::option(
@@ -33,7 +44,7 @@ impl FeatureOptions {
                 format!("should be {HASH_VERSION}, but is {hash_version}"),
             ));
         }
-        let bits = self.bits.unwrap_or(DEFAULT_BITS);
+        let bits = self.bits.unwrap_or(defaults.bits);
         if !(BITS_RANGE.0..=BITS_RANGE.1).contains(&bits) {
             return Err(Error::option(
                 format!("{path}bits"),
@@ -66,7 +77,8 @@ impl FeatureOptions {
             }
         }
         let ns_seeds = allow.iter().map(|n| hash::namespace_seed(n)).collect();
-        let mut fc = FeatureConfig::new(hash_version, bits, ns_seeds, interactions)?;
+        let mut fc = FeatureConfig::new(hash_version, bits, ns_seeds, interactions)?
+            .normalized(self.normalize.unwrap_or(defaults.normalize));
         fc.allow = allow;
         Ok(fc)
     }
@@ -94,12 +106,14 @@ impl FeatureOptions {
                 }
             })?),
         };
+        let normalize = o.bool("normalize")?;
         o.finish()?;
         Ok(FeatureOptions {
             hash_version,
             bits,
             allow,
             interactions,
+            normalize,
         })
     }
 }

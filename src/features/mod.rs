@@ -42,14 +42,37 @@ pub(crate) struct FeatureConfig {
     /// Indices into the allowlist, `a <= b`.
     pub(crate) interactions: Vec<(usize, usize)>,
     pub(crate) ns_seeds: Vec<u32>,
+    /// Scale each folded vector to unit length (see [`FeatureConfig::fold_into`]).
+    pub(crate) normalize: bool,
 }
 
-/// Default hash width: 64 slots. Colliding features share one weight, and
-/// with 32 slots even five features collide about a quarter of the time
-/// (one such collision kept a test problem from being learnable at all);
-/// 64 slots still keep a full covariance per variant cheap (32 KB, an
-/// O(4096) update).
-pub(crate) const DEFAULT_BITS: u8 = 6;
+/// Feature defaults: the hash width and whether vectors are normalized.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Defaults {
+    pub(crate) bits: u8,
+    pub(crate) normalize: bool,
+}
+
+/// A slot's own features: 64 slots, normalized. Colliding features share
+/// one weight, and with 32 slots even five features collide about a
+/// quarter of the time; 64 slots keep a full covariance per variant cheap
+/// (32 KB, an O(4096) update). 128 slots learn dense contexts of 30 numbers
+/// or more better, at 4x the memory and a third more stored bytes.
+/// Normalizing gives every context length 1, so one prior variance fits
+/// contexts of 3 features and of 60 (on real data the best fixed prior
+/// variance went as 1 / the number of features). Chosen with
+/// scripts/eval-real.py and scripts/eval-quality.mjs (docs/performance.md).
+pub(crate) const SLOT_DEFAULTS: Defaults = Defaults {
+    bits: 6,
+    normalize: true,
+};
+
+/// A model's features: as before normalization existed (64 slots, raw
+/// values), so a model written then keeps its meaning.
+pub(crate) const MODEL_DEFAULTS: Defaults = Defaults {
+    bits: 6,
+    normalize: false,
+};
 
 impl FeatureConfig {
     /// A checked configuration from its parts: hash version 1, `bits` in
@@ -100,7 +123,14 @@ impl FeatureConfig {
             allow: Vec::new(),
             interactions,
             ns_seeds,
+            normalize: false,
         })
+    }
+
+    /// This configuration with each folded vector scaled to unit length, or not.
+    pub(crate) fn normalized(mut self, normalize: bool) -> FeatureConfig {
+        self.normalize = normalize;
+        self
     }
 
     /// Number of allowlisted namespaces.
@@ -227,9 +257,28 @@ impl FeatureConfig {
         let result = self.expand(feats, &mut pairs);
         if result.is_ok() {
             out.fill_from(&pairs, dense, self.dim());
+            if self.normalize {
+                let scale = self.scale(out);
+                out.val.iter_mut().for_each(|x| *x *= scale);
+            }
         }
         dense.pairs = pairs;
         result
+    }
+
+    /// The factor [`fold_into`](Self::fold_into) applies to a folded vector
+    /// whose values are `x`: `1 / |x|` when the configuration normalizes (so
+    /// every context has the same length and one prior variance fits
+    /// contexts of 3 features and of 60), otherwise 1. A vector whose values
+    /// cancel to length 0 is left alone.
+    #[inline(never)]
+    pub(crate) fn scale(&self, x: &SparseVec) -> f64 {
+        let n2 = x.val.iter().map(|v| v * v).sum::<f64>();
+        if self.normalize && n2 > 0.0 && n2.is_finite() {
+            1.0 / crate::prim::math::sqrt(n2)
+        } else {
+            1.0
+        }
     }
 
     /// The (slot, value) pairs of `feats`: the constant, each feature, and
@@ -319,9 +368,46 @@ mod tests {
                     .map(|(a, b)| (a.to_string(), b.to_string()))
                     .collect(),
             ),
+            // Raw values, so the tests below can name them.
+            normalize: Some(false),
         }
         .check("features.")
         .unwrap()
+    }
+
+    #[test]
+    fn normalized_vectors_have_length_one_and_keep_their_direction() {
+        let raw = cfg(&["p"], &[("p", "p")], 10);
+        let unit = raw.clone().normalized(true);
+        let c = ctx(r#"{"p":{"n":2.5,"m":-4,"s":"a"}}"#);
+        let (x, y) = (
+            raw.featurize(&c, None).unwrap(),
+            unit.featurize(&c, None).unwrap(),
+        );
+        assert_eq!(x.idx, y.idx);
+        let len = |v: &SparseVec| v.val.iter().map(|a| a * a).sum::<f64>().sqrt();
+        assert!((len(&y) - 1.0).abs() < 1e-12, "length {}", len(&y));
+        let k = len(&x);
+        assert!(k > 4.0, "the raw vector is longer than its largest value");
+        for (a, b) in x.val.iter().zip(&y.val) {
+            assert!((a / k - b).abs() < 1e-12);
+        }
+        // The factor is that of the raw vector, and 1 when not normalizing
+        // or when the values cancel to nothing.
+        assert!((unit.scale(&x) - 1.0 / k).abs() < 1e-15);
+        assert_eq!(raw.scale(&x), 1.0);
+        let zero = SparseVec {
+            idx: vec![0, 3],
+            val: vec![0.0, 0.0],
+        };
+        assert_eq!(unit.scale(&zero), 1.0);
+        // A slot's defaults normalize; a model's do not.
+        let slot = FeatureOptions::default().check("").unwrap();
+        assert_eq!((slot.bits, slot.normalize), (6, true));
+        let model = FeatureOptions::default()
+            .check_with("", MODEL_DEFAULTS)
+            .unwrap();
+        assert_eq!((model.bits, model.normalize), (6, false));
     }
 
     fn ctx(json: &str) -> Json<'_> {

@@ -56,6 +56,10 @@ impl CompactModel {
             h.u32(*a as u32);
             h.u32(*b as u32);
         }
+        // Only when set, so the versions of models without it stay as they were.
+        if self.features.normalize {
+            h.str("normalize");
+        }
         h.f64(self.noise);
         for v in &self.variants {
             h.str(&v.id);
@@ -170,7 +174,7 @@ impl CompactModel {
             .obj("features")?
             .ok_or_else(|| Error::model("features", "is required"))?;
         let features = FeatureOptions::read(fo)
-            .and_then(|f| f.check("features."))
+            .and_then(|f| f.check_with("features.", crate::features::MODEL_DEFAULTS))
             .map_err(as_model_error)?;
         let d = features.dim();
         let noise = positive(o.num("noise")?.unwrap_or(DEFAULT_NOISE), "noise", model_err)?;

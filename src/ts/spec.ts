@@ -12,6 +12,8 @@ export interface FeatureSpec {
   allow: string[];
   /** Crossed namespace pairs as indices into `allow`, `a <= b`, unique, in the order given. */
   interactions: Array<[number, number]>;
+  /** Each folded vector is scaled to unit length. */
+  normalize: boolean;
 }
 
 /** The exploration policy, checked; defaults filled in. */

@@ -17,11 +17,17 @@ export interface FeatureOptions {
   allow?: string[];
   /** Namespace pairs whose features are crossed, e.g. `[["visitor", "variant"]]`. */
   interactions?: Array<[string, string]>;
+  /**
+   * Scale each context's feature vector (with its bias and crosses) to length 1, so one prior
+   * variance suits a context of 3 features and one of 60. Default `true` for a slot's own features;
+   * a model's features are normalized only when the model says so.
+   */
+  normalize?: boolean;
   /** Feature hash version; only 1 exists. */
   hashVersion?: 1;
 }
 
-/** The exploration policy. Every policy takes `minProbability` (default 0.01, at most 1/K). */
+/** The exploration policy. Every policy takes `minProbability` (default 0.001, at most 1/K). */
 export type Policy =
   | { type?: "linucb"; /** Confidence bonus width, default 0.5. */ alpha?: number; minProbability?: number }
   | { type: "thompson"; /** Posterior sd multiplier, default 0.25. */ scale?: number; /** Draws for the pmf, default 32. */ samples?: number; minProbability?: number }

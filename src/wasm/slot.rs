@@ -41,7 +41,7 @@ fn positive(n: &mut Nums<'_>) -> f64 {
     x
 }
 
-/// Read a slot's configuration (layout 1, see src/ts/core.ts `slotLayout`).
+/// Read a slot's configuration (layout 1 or 2, see src/ts/core.ts `slotLayout`).
 /// Every number is checked as it is read (the reader's errors stick), so
 /// the model and engine configuration are built from checked parts.
 pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
@@ -61,6 +61,8 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     for _ in 0..pairs {
         interactions.push((n.usize(ns), n.usize(ns)));
     }
+    // Layout 2 adds whether the folded vectors are normalized.
+    let normalize = layout == 2 && n.int(1) == 1;
     let d = 1usize << bits;
     let noise = positive(n);
     let kind = n.int(3);
@@ -74,7 +76,7 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     let max_pending = n.usize(crate::engine::MAX_PENDING_LIMIT as usize);
     let (hi, lo) = (n.int(u32::MAX as u64), n.int(u32::MAX as u64));
     let k = n.usize(crate::model::MAX_VARIANTS);
-    n.bad |= layout != 1
+    n.bad |= !(1..=2).contains(&layout)
         || param < 0.0
         || min_probability < 0.0
         || max_pending == 0
@@ -115,7 +117,8 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
         variants.push(Variant::new(hashed, mean, variance));
     }
     n.ok()?;
-    let features = FeatureConfig::new(hash_version, bits, seeds, interactions)?;
+    let features =
+        FeatureConfig::new(hash_version, bits, seeds, interactions)?.normalized(normalize);
     // The first-decision module shows no model version (the TypeScript side has it).
     #[cfg(feature = "full")]
     let version = version(hi, lo);

@@ -269,12 +269,12 @@ try {
       const above = chance + z * Math.sqrt((chance * (1 - chance)) / n);
       // The policy caps any one variant: epsilon-greedy explores epsilon of
       // the time uniformly; the others keep every variant at minProbability
-      // (default 0.01). A share beyond the cap (by more than z sd) would mean
+      // (default 0.001). A share beyond the cap (by more than z sd) would mean
       // exploration had stopped.
       const p = def.policy;
       const cap = p.type === "egreedy"
         ? 1 - (p.epsilon ?? 0.1) * (k - 1) / k
-        : 1 - (k - 1) * (p.minProbability ?? 0.01);
+        : 1 - (k - 1) * (p.minProbability ?? 0.001);
       const below = Math.min(1, cap + z * Math.sqrt((cap * (1 - cap)) / n));
       lines.push(`${id} (${p.type}, K=${k}): favourite ${share.toFixed(3)} of ${n}, needs > ${above.toFixed(3)} and <= ${below.toFixed(3)}`);
       assert(n >= 250, `${id}: window of ${n} visits`);

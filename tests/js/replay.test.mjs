@@ -163,6 +163,7 @@ test("every error path gets an error reply and the session goes on", TIMEOUT, as
   assertError(await d.request(init({ seed: -1 })), "INVALID_OPTION");
   assertError(await d.request(init({ options: { epsilon: 0.1 } })), "INVALID_OPTION");
   assertError(await d.request(init({ options: { interactions: "yes" } })), "INVALID_OPTION");
+  assertError(await d.request(init({ options: { normalize: "yes" } })), "INVALID_OPTION");
   assertError(await d.request(init({ options: { bits: 40 } })), "INVALID_OPTION");
   assertError(await d.request(init({ options: { policy: { type: "ucb" } } })), "INVALID_OPTION");
   assertError(await d.request(init({ options: { noise: -1 } })), "INVALID_OPTION");
@@ -228,6 +229,7 @@ test("options select the policy and hyperparameters", TIMEOUT, async () => {
     [{ policy: { type: "egreedy", epsilon: 0.1 }, bits: 7, interactions: false }, "insitu-egreedy"],
     [{ policy: { type: "thompson", scale: 0.5, samples: 64 }, noise: 0.5, priorVariance: 2 }, "insitu-thompson"],
     [{ policy: { type: "greedy" } }, "insitu-greedy"],
+    [{ bits: 6, normalize: false, policy: { minProbability: 0.01 } }, "insitu-linucb"],
   ];
   for (const [options, name] of cases) {
     assert.deepEqual(await d.request(init({ options })), { type: "ready", name });

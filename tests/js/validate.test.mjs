@@ -60,9 +60,9 @@ test("a slot's defaults", () => {
       { id: "a", features: null, mean: null, variance: 1 },
       { id: "b", features: null, mean: null, variance: 1 },
     ],
-    features: { hashVersion: 1, bits: 6, allow: [], interactions: [] },
+    features: { hashVersion: 1, bits: 6, allow: [], interactions: [], normalize: true },
     noise: 0.25,
-    policy: { type: "linucb", alpha: 0.5, minProbability: 0.01 },
+    policy: { type: "linucb", alpha: 0.5, minProbability: 0.001 },
     fallback: 0,
     seed: null,
     rewardTtlMs: DAY,
@@ -81,17 +81,23 @@ test("a slot's defaults", () => {
 });
 
 test("each policy's defaults, and the floor at most 1/K", () => {
-  assert.deepEqual(checkPolicy(undefined, 5), { type: "linucb", alpha: 0.5, minProbability: 0.01 });
-  assert.deepEqual(checkPolicy({ type: "thompson" }, 2), { type: "thompson", scale: 0.25, samples: 32, minProbability: 0.01 });
-  assert.deepEqual(checkPolicy({ type: "egreedy" }, 2), { type: "egreedy", epsilon: 0.1, minProbability: 0.01 });
+  assert.deepEqual(checkPolicy(undefined, 5), { type: "linucb", alpha: 0.5, minProbability: 0.001 });
+  assert.deepEqual(checkPolicy({ type: "thompson" }, 2), { type: "thompson", scale: 0.25, samples: 32, minProbability: 0.001 });
+  assert.deepEqual(checkPolicy({ type: "egreedy" }, 2), { type: "egreedy", epsilon: 0.1, minProbability: 0.001 });
   assert.deepEqual(checkPolicy({ type: "greedy", minProbability: 0 }, 2), { type: "greedy", minProbability: 0 });
-  assert.deepEqual(checkPolicy({ type: "linucb", alpha: 2 }, 2), { type: "linucb", alpha: 2, minProbability: 0.01 });
+  assert.deepEqual(checkPolicy({ type: "linucb", alpha: 2 }, 2), { type: "linucb", alpha: 2, minProbability: 0.001 });
   assert.equal(checkPolicy({ minProbability: 0.25 }, 4).minProbability, 0.25);
   throws(() => checkPolicy({ minProbability: 0.26 }, 4), "INVALID_OPTION", "`policy.minProbability` should be at most 1/4 for 4 variants, but is 0.26");
 });
 
 test("feature settings: defaults, allow sorted by UTF-8 bytes and deduplicated, interactions as index pairs", () => {
-  assert.deepEqual(checkFeatures(undefined), { hashVersion: 1, bits: 6, allow: [], interactions: [] });
+  assert.deepEqual(checkFeatures(undefined), { hashVersion: 1, bits: 6, allow: [], interactions: [], normalize: true });
+  // A model's defaults are those of before normalization, so an older model keeps its meaning.
+  assert.deepEqual(checkFeatures({}, "features", undefined, { bits: 5, normalize: false }),
+    { hashVersion: 1, bits: 5, allow: [], interactions: [], normalize: false });
+  assert.equal(checkFeatures({ normalize: false }).normalize, false);
+  names(() => checkFeatures({ normalize: "yes" }), "INVALID_OPTION", "features.normalize");
+  names(() => checkFeatures({ normalize: 1 }), "INVALID_OPTION", "features.normalize");
   const f = checkFeatures({
     allow: ["zeta", "alpha", "alpha", "～", "😀", "Z", "é"],
     interactions: [["zeta", "alpha"], ["alpha", "zeta"], ["alpha", "alpha"], ["😀", "～"]],

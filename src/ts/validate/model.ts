@@ -23,8 +23,14 @@ export const MAX_VARIANTS = 64;
 export const DEFAULT_NOISE = 0.25;
 /** Default prior variance of every weight. */
 export const DEFAULT_PRIOR_VARIANCE = 1;
-/** Default hash width: 64 slots. */
-const DEFAULT_BITS = 6;
+/**
+ * Feature defaults of a slot without a model: 64 slots and normalized vectors, chosen on real data
+ * (scripts/eval-real.py) and generated problems (scripts/eval-quality.mjs); 128 slots learn wide
+ * dense contexts better but cost 4x the memory and a third more storage (docs/performance.md).
+ */
+export const SLOT_FEATURES = { bits: 6, normalize: true } as const;
+/** Feature defaults of a model: as before normalization existed, so an older model keeps its meaning. */
+export const MODEL_FEATURES = { bits: 6, normalize: false } as const;
 /** Most allowlisted namespaces and interaction pairs (the core had no limit; these bound the work). */
 const MAX_NAMESPACES = 256;
 const MAX_INTERACTIONS = 1024;
@@ -35,21 +41,29 @@ const MAX_VALUES = 100_000;
 /** A value as JSON.stringify writes it, in objects and arrays of our own. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-const FEATURE_KEYS = ["hashVersion", "bits", "allow", "interactions"] as const;
+const FEATURE_KEYS = ["hashVersion", "bits", "allow", "interactions", "normalize"] as const;
 const MODEL_KEYS = ["format", "features", "noise", "version", "variants"] as const;
 const VARIANT_KEYS = ["id", "weights", "variance", "features"] as const;
 
 /**
- * Feature settings (`features: { bits?, allow?, interactions?, hashVersion? }`)
+ * Feature settings (`features: { bits?, allow?, interactions?, normalize?, hashVersion? }`)
  * at `path`, errors of kind `k` (`INVALID_OPTION` in a slot's options,
  * `INVALID_MODEL` in a model). `allow` comes back sorted by UTF-8 bytes and
- * deduplicated, `interactions` as index pairs into it.
+ * deduplicated, `interactions` as index pairs into it. `bits` and `normalize`
+ * default to `defaults`: a slot's own ({@link SLOT_FEATURES}) or a model's
+ * ({@link MODEL_FEATURES}).
  */
-export function checkFeatures(value: unknown, path = "features", k: Kind = OPTION): FeatureSpec {
+export function checkFeatures(
+  value: unknown,
+  path = "features",
+  k: Kind = OPTION,
+  defaults: { bits: number; normalize: boolean } = SLOT_FEATURES,
+): FeatureSpec {
   return guard(k, path, () => {
     const o = Obj.of(value ?? {}, path, k, FEATURE_KEYS);
     const hashVersion = o.int("hashVersion", 0, 2 ** 32 - 1) ?? 1;
-    const bits = o.int("bits", 0, 64) ?? DEFAULT_BITS;
+    const bits = o.int("bits", 0, 64) ?? defaults.bits;
+    const normalize = o.bool("normalize") ?? defaults.normalize;
     const allowed = (o.list("allow", MAX_NAMESPACES, (n) => `should list at most ${MAX_NAMESPACES} namespaces, but lists ${n}`) ?? [])
       .map((ns, i) => text(ns, `${path}.allow[${i}]`, k));
     const pair = (p: unknown, field: string): [string, string] => {
@@ -83,7 +97,7 @@ export function checkFeatures(value: unknown, path = "features", k: Kind = OPTIO
       if (!seen.has(a * MAX_NAMESPACES + b)) interactions.push([a, b]);
       seen.add(a * MAX_NAMESPACES + b);
     });
-    return { hashVersion: 1, bits, allow, interactions };
+    return { hashVersion: 1, bits, allow, interactions, normalize };
   });
 }
 
@@ -230,6 +244,8 @@ export function contentHash(f: FeatureSpec, noise: number, variants: readonly Ha
     h.u32(a);
     h.u32(b);
   }
+  // Only when set, so the versions of models without it stay as they were.
+  if (f.normalize) h.str("normalize");
   h.f64(noise);
   // Means and variances go in as their f64 bytes, one block each (-0 is
   // already 0 in both; typed arrays are little-endian wherever wasm runs).
@@ -297,7 +313,7 @@ export function checkModel(value: unknown, hasher = new Hasher()): ModelSpec {
     if (format !== FORMAT) throw o.err("format", `should be ${FORMAT}, but is ${describe(format)}`);
     const fv = o.get("features");
     if (fv === undefined) throw o.err("features", "is required");
-    const features = checkFeatures(fv, "features", MODEL);
+    const features = checkFeatures(fv, "features", MODEL, MODEL_FEATURES);
     const d = 2 ** features.bits;
     const noise = positive(o.num("noise") ?? DEFAULT_NOISE, "noise", MODEL);
     const stated = o.str("version");
