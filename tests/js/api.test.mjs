@@ -158,6 +158,27 @@ test("the same seed gives the same decisions as the native core (shared fixture)
   }
 });
 
+test("normalized features: one reward moves the score by the same amount whatever the context's scale", () => {
+  // Prior N(0, I), noise 0.25, one reward of 1 on x: the posterior mean score of x is
+  // |x|² / (0.25 + |x|²). Normalized, |x| = 1 for every context (0.8); raw, the bias and
+  // a value n give |x|² = 1 + n².
+  const score = (normalize, n) => {
+    const s = new Insitu({ variants: ["a", "b"], features: { allow: ["page"], bits: 18, normalize }, seed: 1 });
+    const context = { page: { n } };
+    s.learn({ context, variant: "a", reward: 1 });
+    return s.explain({ context, variant: "a" }).scores[0];
+  };
+  for (const n of [0.5, 3, 30]) {
+    assert.ok(Math.abs(score(true, n) - 0.8) < 1e-12, `normalized, n = ${n}: ${score(true, n)}`);
+    const raw = 1 + n * n;
+    assert.ok(Math.abs(score(false, n) - raw / (0.25 + raw)) < 1e-12, `raw, n = ${n}: ${score(false, n)}`);
+  }
+  // The default normalizes.
+  const d = new Insitu({ variants: ["a", "b"], features: { allow: ["page"] }, seed: 1 });
+  d.learn({ context: { page: { n: 30 } }, variant: "a", reward: 1 });
+  assert.ok(Math.abs(d.explain({ context: { page: { n: 30 } }, variant: "a" }).scores[0] - 0.8) < 1e-12);
+});
+
 test("a decision replays from its seed", () => {
   const a = new Insitu(OPTS);
   const b = new Insitu(OPTS);
