@@ -65,6 +65,29 @@ const { metafile } = await build({
   // or a base class that tells the two apart), 1% of the entry's brotli size.
   tsconfigRaw: { compilerOptions: { ...tsconfig.compilerOptions, useDefineForClassFields: false } },
 });
+// Entry points beside the main one, each its own file that imports the
+// entry (never bundles it), so a page pays for one only when it imports it.
+const EXTRA = { "openfeature.js": "src/ts/openfeature.ts" };
+for (const [file, src] of Object.entries(EXTRA)) {
+  await build({
+    entryPoints: [path.join(root, src)],
+    outfile: path.join(out, file),
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    minify: true,
+    legalComments: "none",
+    logLevel: "warning",
+    plugins: [{
+      name: "entry-external",
+      setup(b) {
+        b.onResolve({ filter: /^\.\/index\.js$/ }, () => ({ path: "./index.js", external: true }));
+      },
+    }],
+    tsconfigRaw: { compilerOptions: { ...tsconfig.compilerOptions, useDefineForClassFields: false } },
+  });
+}
 // esbuild puts code both files use into a third file, which index.js would
 // import before the first decision: full.ts must import only types from the
 // entry's modules.
@@ -78,7 +101,7 @@ fs.mkdirSync(path.join(root, "target"), { recursive: true });
 fs.writeFileSync(path.join(root, "target/esbuild-meta.json"), JSON.stringify(metafile));
 // A second minifier over esbuild's output: terser's names and compression
 // take another 4% off the brotli size (measured with scripts/size.mjs).
-for (const f of JS) {
+for (const f of [...JS, ...Object.keys(EXTRA)]) {
   const file = path.join(out, f);
   const { code } = await minify(fs.readFileSync(file, "utf8"), { module: true, ecma: 2022, compress: { passes: 3 } });
   // V8's explicit compile hint (Chrome 136 and later; a comment elsewhere):
@@ -131,9 +154,12 @@ const pkg = {
     "./insitu_full.wasm": "./insitu_full.wasm",
     "./audit.schema.json": "./audit.schema.json",
     "./errors.json": "./errors.json",
+    "./openfeature": { types: "./types/openfeature.d.ts", default: "./openfeature.js" },
     "./package.json": "./package.json",
   },
-  files: [...JS, "index.d.ts", "types/", "insitu_bg.wasm", "insitu_full.wasm", "audit.schema.json", "errors.json", "README.md"],
+  peerDependencies: { "@openfeature/web-sdk": "^1.6.0" },
+  peerDependenciesMeta: { "@openfeature/web-sdk": { optional: true } },
+  files: [...JS, ...Object.keys(EXTRA), "index.d.ts", "types/", "insitu_bg.wasm", "insitu_full.wasm", "audit.schema.json", "errors.json", "README.md"],
   sideEffects: false,
   engines: { node: ">=20" },
 };

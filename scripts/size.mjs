@@ -21,11 +21,13 @@ const pkg = join(root, "pkg");
  * bytes raises a budget here in its own commit, with the figures in the message; a change that
  * saves bytes lowers it.
  */
-export const BUDGETS = { critical: 33_200, package: 73_200 };
+export const BUDGETS = { critical: 33_200, package: 75_100 };
 /** Issue #20's targets, printed beside the budgets until they are met. */
 export const TARGETS = { critical: 28_000, package: 60_000 };
 /** Fetched before the first decision: the entry (one module, no static imports) and the first-decision module. */
 const CRITICAL = ["index.js", "insitu_bg.wasm"];
+/** Entry points of their own (subpath exports): fetched only by a page that imports them, before its first decision there. */
+const OPTIONAL = { "openfeature.js": "insitu/openfeature" };
 /** Everything else a page may fetch, after the first paint: the full engine and the JS imported with it (full.js). */
 const lazy = () => readdirSync(pkg).filter((f) => /\.(js|wasm)$/.test(f) && !CRITICAL.includes(f)).sort();
 
@@ -47,7 +49,10 @@ export function report() {
   });
   const sum = (rs) => rs.reduce((a, r) => a + r.brotli, 0);
   const js = rows.filter((r) => r.file.endsWith(".js"));
-  return { rows, critical: sum(rows.filter((r) => r.critical)), package: sum(rows), js: sum(js) };
+  const critical = sum(rows.filter((r) => r.critical));
+  // A page deciding through an optional entry fetches it before that decision too.
+  const entries = Object.fromEntries(rows.filter((r) => r.file in OPTIONAL).map((r) => [OPTIONAL[r.file], critical + r.brotli]));
+  return { rows, critical, package: sum(rows), js: sum(js), entries };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
@@ -58,11 +63,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const pad = (s, n) => String(s).padStart(n);
     console.log(`  ${"file".padEnd(20)}${pad("raw", 10)}${pad("gzip -9", 10)}${pad("brotli", 10)}`);
     for (const x of r.rows) {
-      console.log(`  ${x.file.padEnd(20)}${pad(x.raw, 10)}${pad(x.gzip, 10)}${pad(x.brotli, 10)}${x.critical ? "  (before the first decision)" : "  (after the first paint)"}`);
+      const when = x.critical ? "before the first decision" : x.file in OPTIONAL ? `only where ${OPTIONAL[x.file]} is imported` : "after the first paint";
+      console.log(`  ${x.file.padEnd(20)}${pad(x.raw, 10)}${pad(x.gzip, 10)}${pad(x.brotli, 10)}  (${when})`);
     }
   }
   const target = (n, t) => (n > t ? `; issue #20 target ${t}: ${n - t} B over` : `; issue #20 target ${t}: met`);
   console.log(`critical path: ${r.critical} B brotli (budget ${BUDGETS.critical}${target(r.critical, TARGETS.critical)})`);
+  for (const [name, n] of Object.entries(r.entries)) console.log(`critical path with ${name}: ${n} B brotli (a page that decides through it)`);
   console.log(`JS: ${r.js} B brotli (entry and lazy)`);
   console.log(`package: ${r.package} B brotli (budget ${BUDGETS.package}${target(r.package, TARGETS.package)})`);
   const over = [r.critical > BUDGETS.critical && "critical path", r.package > BUDGETS.package && "package"].filter(Boolean);

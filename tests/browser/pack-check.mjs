@@ -16,7 +16,7 @@
 // Usage: node tests/browser/pack-check.mjs   (needs pkg/ built)
 
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -36,6 +36,9 @@ const VARIANTS = ["a", "b", "c"];
 const FALLBACK = "b";
 
 const t = createRunner("pack-check", { timeoutMs: 300_000 });
+/** The OpenFeature web SDK at the versions the repo pins (package.json devDependencies). */
+const devDeps = JSON.parse(await readFile(join(REPO, "package.json"), "utf8")).devDependencies;
+const OPENFEATURE_SDK = ["@openfeature/web-sdk", "@openfeature/core"].map((n) => `${n}@${devDeps[n]}`);
 const run = promisify(execFile);
 
 /** `npm pack <dir>` into its own folder; returns the tarball path and its file list. */
@@ -48,7 +51,10 @@ async function pack(dir, dest) {
   return { tarball: join(dest, info.filename), files: info.files.map((f) => f.path).sort() };
 }
 
-/** A scratch project that has nothing installed but the tarball (it has no dependencies). */
+/**
+ * A scratch project with the tarball installed, and the OpenFeature web SDK
+ * the provider is used with (from npm's cache, which the repo's install filled).
+ */
 async function scratchProject(dir, tarball) {
   await mkdir(dir, { recursive: true });
   await writeFile(
@@ -58,7 +64,7 @@ async function scratchProject(dir, tarball) {
   // --offline: a lone tarball needs no registry, and this keeps it that way.
   await run(
     "npm",
-    ["install", tarball, "--no-audit", "--no-fund", "--no-save", "--no-package-lock", "--offline"],
+    ["install", tarball, ...OPENFEATURE_SDK, "--no-audit", "--no-fund", "--no-save", "--no-package-lock", "--offline"],
     { cwd: dir },
   );
 }
@@ -84,7 +90,10 @@ try {
   } catch (e) {
     errorShape = { isError: e instanceof Error, name: e.name, code: e.code };
   }
+  const more = {};
+  /*MORE*/
   out.textContent = JSON.stringify({
+    ...more,
     variant: d.variant,
     fallback: d.fallback,
     modelVersion: d.modelVersion,
@@ -103,15 +112,33 @@ try {
 const PAGE = (title, script) => `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head>
 <body><div id="result"></div>${script}</body></html>`;
 
-/** The scratch project's entry module, as a developer would write it. */
-async function writeEntry(app, specifier, file = join(app, "src", "index.js")) {
+/**
+ * The OpenFeature part of the probe (bundled projects): the provider from
+ * `insitu/openfeature` on its own site (key "of"), set in the SDK, and one
+ * flag resolved through an OpenFeature client.
+ */
+const OPENFEATURE_IMPORTS = `import { OpenFeature } from "@openfeature/web-sdk";\nimport { InsituProvider } from "insitu/openfeature";\n`;
+const OPENFEATURE_PROBE = `
+  const provider = new InsituProvider({
+    flags: { hero: { slot: { variants: ${JSON.stringify(VARIANTS)}, features: { allow: ["page"] }, seed: 42, fallback: "${FALLBACK}" } } },
+    load: { key: "of", onFallback() {} },
+  });
+  await OpenFeature.setProviderAndWait(provider);
+  await OpenFeature.setContext({ page: { section: "sports" } });
+  const of = OpenFeature.getClient().getStringDetails("hero", "of-default");
+  more.openfeature = { value: of.value, reason: of.reason, errorCode: of.errorCode ?? null, decisionId: of.flagMetadata.decisionId ?? null };
+`;
+
+/** The scratch project's entry module, as a developer would write it (with the OpenFeature provider when `openfeature`). */
+async function writeEntry(app, specifier, file = join(app, "src", "index.js"), openfeature = false) {
   await mkdir(dirname(file), { recursive: true });
-  await writeFile(file, `import { load } from "${specifier}";\n${PROBE}`);
+  const probe = openfeature ? PROBE.replace("/*MORE*/", OPENFEATURE_PROBE) : PROBE;
+  await writeFile(file, `${openfeature ? OPENFEATURE_IMPORTS : ""}import { load } from "${specifier}";\n${probe}`);
 }
 
 /** Build the webpack project with the repo's webpack; returns dist/. */
 async function buildWithWebpack(app) {
-  await writeEntry(app, "insitu");
+  await writeEntry(app, "insitu", undefined, true);
   // The scratch project has no webpack of its own: borrow the repo's.
   const requireFromRepo = createRequire(join(REPO, "package.json"));
   const webpack = requireFromRepo("webpack");
@@ -150,7 +177,7 @@ async function buildWithWebpack(app) {
 
 /** Build the Vite project with the repo's Vite; returns dist/. */
 async function buildWithVite(app) {
-  await writeEntry(app, "insitu");
+  await writeEntry(app, "insitu", undefined, true);
   await writeFile(join(app, "index.html"), PAGE("insitu vite", '<script type="module" src="/src/index.js"></script>'));
   const { build, createLogger } = await import("vite");
   const problems = [];
@@ -196,7 +223,7 @@ const CSP_REFUSAL = /wasm-unsafe-eval|WebAssembly/;
  * server's .wasm MIME type forces its slow fallback path), except, under the
  * CSP, Chromium's own report that it refused the wasm.
  */
-async function checkPage(context, guard, url, shot, { csp = false } = {}) {
+async function checkPage(context, guard, url, shot, { csp = false, openfeature = false } = {}) {
   const page = await context.newPage();
   const problems = [];
   page.on("console", (m) => {
@@ -216,6 +243,13 @@ async function checkPage(context, guard, url, shot, { csp = false } = {}) {
     const text = await result.textContent();
     assert(status === "ok", `#result says ${status}: ${text}`);
     const r = JSON.parse(text);
+    const of = r.openfeature;
+    assert((of !== undefined) === openfeature, `OpenFeature probe ${openfeature ? "missing" : "unexpected"}: ${text}`);
+    if (of !== undefined) {
+      // The OpenFeature client of the bundled projects: a decision, or on the fallback site the caller's default.
+      if (csp) assert(of.value === "of-default" && of.reason === "ERROR" && of.errorCode === "GENERAL", `OpenFeature under the CSP: ${JSON.stringify(of)}`);
+      else assert(VARIANTS.includes(of.value) && of.reason === "TARGETING_MATCH" && typeof of.decisionId === "string", `OpenFeature: ${JSON.stringify(of)}`);
+    }
     if (csp) {
       assert(r.variant === FALLBACK && r.fallback === true, `under the CSP the page showed ${r.variant} (fallback ${r.fallback}), not the fallback ${FALLBACK}`);
       assert(r.modelVersion === "fallback" && r.siteFallback === "WASM_UNAVAILABLE", `fallback site not reported: ${text}`);
@@ -254,7 +288,7 @@ try {
   const pkg = await t.check("npm pack pkg/ ships the entry, the lazy control plane, wasm, types and schema", async () => {
     const p = await pack(join(REPO, "pkg"), join(scratch, "tgz"));
     const want = [
-      "package.json", "index.js", "full.js", "index.d.ts", "types/index.d.ts",
+      "package.json", "index.js", "full.js", "openfeature.js", "index.d.ts", "types/index.d.ts", "types/openfeature.d.ts",
       "insitu_bg.wasm", "insitu_full.wasm", "audit.schema.json", "errors.json",
     ];
     for (const f of want) assert(p.files.includes(f), `tarball lacks ${f}; has ${p.files.join(", ")}`);
@@ -262,9 +296,9 @@ try {
   });
 
   const consumers = [
-    { name: "webpack 5", dir: "webpack-app", build: buildWithWebpack },
-    { name: "Vite", dir: "vite-app", build: buildWithVite },
-    { name: "plain <script type=\"module\">", dir: "plain-app", build: writePlainApp },
+    { name: "webpack 5", dir: "webpack-app", build: buildWithWebpack, openfeature: true },
+    { name: "Vite", dir: "vite-app", build: buildWithVite, openfeature: true },
+    { name: "plain <script type=\"module\">", dir: "plain-app", build: writePlainApp, openfeature: false },
   ];
   const built = [];
   for (const c of consumers) {
@@ -287,11 +321,12 @@ try {
     const strict = await serveStatic(c.root, { headers: { "content-security-policy": NO_WASM_CSP } });
     servers.push(plain, strict);
     t.log(`load the ${c.name} build from ${plain.url}, then under the CSP from ${strict.url}`);
-    await t.check(`${c.name}: renders a decision computed in wasm in Chromium`, () =>
-      checkPage(context, guard, plain.url, `pack-${c.dir}.png`),
+    const of = c.openfeature ? " (and through the OpenFeature provider)" : "";
+    await t.check(`${c.name}: renders a decision computed in wasm in Chromium${of}`, () =>
+      checkPage(context, guard, plain.url, `pack-${c.dir}.png`, { openfeature: c.openfeature }),
     );
-    await t.check(`${c.name}: with WebAssembly blocked by CSP, renders the fallback and reports it`, () =>
-      checkPage(context, guard, strict.url, `pack-${c.dir}-csp.png`, { csp: true }),
+    await t.check(`${c.name}: with WebAssembly blocked by CSP, renders the fallback and reports it${of}`, () =>
+      checkPage(context, guard, strict.url, `pack-${c.dir}-csp.png`, { csp: true, openfeature: c.openfeature }),
     );
   }
 

@@ -1,0 +1,381 @@
+// An OpenFeature web provider over insitu (`insitu/openfeature`): a flag key
+// is a slot or an experiment of one site, which the provider opens with
+// load() when the SDK initializes it. It is its own file of the package:
+// the entry (index.js) is imported, never bundled into it, so a page that
+// does not import this file pays nothing for it, and one that does pays
+// only this file.
+//
+// Resolution is synchronous once initialize() has resolved. A flag's
+// decision is made once per evaluation context and kept until the context
+// changes (or the consent does), so a component evaluated on every render
+// neither re-decides nor floods the slot's pending decisions.
+
+import type {
+  EvaluationContext,
+  EvaluationContextValue,
+  FlagMetadata,
+  FlagValue,
+  JsonValue,
+  Logger,
+  Provider,
+  ProviderEventEmitter,
+  ProviderMetadata,
+  ResolutionDetails,
+  TrackingEventDetails,
+} from "@openfeature/web-sdk";
+import { load } from "./index.js";
+import type { FallbackSite } from "./fallback.js";
+import type { Site, Slot } from "./site.js";
+import type { ExposureEvent } from "./experiments.js";
+import type { ConsentTier, ContextObject, ExperimentConfig, InsituOptions, LoadOptions } from "./types.js";
+
+/** A flag served by a decision slot of the site (the slot is named after the flag). */
+export interface SlotFlag {
+  slot: InsituOptions;
+  /** The flag's value for each variant; a string flag without one serves the variant id. */
+  values?: Record<string, JsonValue>;
+  /** Tracking event names whose `value` (default 1) rewards this flag's latest decision. Default: the flag key. */
+  events?: string[];
+}
+
+/** A flag served by an experiment of the site (`experiments` configures it). */
+export interface ExperimentFlag {
+  experiment: string;
+  /** The flag's value for each variant; a string flag without one serves the variant id. */
+  values?: Record<string, JsonValue>;
+  /** Tracking event names whose `value` (default 1) rewards the experiment. Default: the flag key. */
+  events?: string[];
+}
+
+export type FlagConfig = SlotFlag | ExperimentFlag;
+
+export interface ProviderOptions {
+  /** Flag keys and what serves them. */
+  flags: Record<string, FlagConfig>;
+  /** The site's experiments (as for `site.experiments()`). */
+  experiments?: ExperimentConfig[];
+  /** Options of `load()`; `onExposure` and `onError` are still called. */
+  load?: LoadOptions;
+  /**
+   * The unit experiments bucket by: `"device"` (default: the device seed, no identifier) or
+   * `"targetingKey"` (the context's `targetingKey`, passed to `site.setUnit`; it leaves the device
+   * only in an exposure the site passes on).
+   */
+  unit?: "device" | "targetingKey";
+}
+
+type EventName = Parameters<ProviderEventEmitter<never>["emit"]>[0];
+type Handler = Parameters<ProviderEventEmitter<never>["addHandler"]>[1];
+
+/** The events a provider emits, as the SDK subscribes to them (no dependency on the SDK's runtime). */
+class Emitter {
+  #handlers = new Map<string, Handler[]>();
+  #logger: Logger | undefined;
+
+  emit(event: EventName, context?: Record<string, unknown>): void {
+    for (const h of this.getHandlers(event)) {
+      try {
+        void h(context as never);
+      } catch (e) {
+        this.#logger?.error(`insitu: an OpenFeature event handler threw`, e);
+      }
+    }
+  }
+  addHandler(event: EventName, handler: Handler): void {
+    this.#handlers.set(event, [...this.getHandlers(event), handler]);
+  }
+  removeHandler(event: EventName, handler: Handler): void {
+    this.#handlers.set(event, this.getHandlers(event).filter((h) => h !== handler));
+  }
+  removeAllHandlers(event?: EventName): void {
+    if (event === undefined) this.#handlers.clear();
+    else this.#handlers.delete(event);
+  }
+  getHandlers(event: EventName): Handler[] {
+    return this.#handlers.get(event) ?? [];
+  }
+  setLogger(logger: Logger): this {
+    this.#logger = logger;
+    return this;
+  }
+}
+
+type Kind = "boolean" | "string" | "number" | "object";
+
+/** One flag's decision under the current context. */
+interface Made {
+  variant: string;
+  reason: "TARGETING_MATCH" | "SPLIT" | "DEFAULT" | "ERROR";
+  metadata: FlagMetadata;
+  decisionId: string | null;
+  error?: string;
+}
+
+/**
+ * An OpenFeature web provider: `OpenFeature.setProviderAndWait(new InsituProvider({ flags }))`.
+ * Resolution details carry the variant, the reason (`TARGETING_MATCH` for a slot's decision,
+ * `SPLIT` for an experiment's assignment, `DEFAULT` outside an experiment, `ERROR` with the
+ * OpenFeature error code) and, in `flagMetadata`, insitu's probability, decision id, model version
+ * and seed.
+ */
+export class InsituProvider implements Provider {
+  readonly metadata: ProviderMetadata = { name: "insitu" };
+  readonly runsOn = "client" as const;
+  readonly events = new Emitter();
+  #options: ProviderOptions;
+  #site: Site | FallbackSite | null = null;
+  /** Decisions by flag key and context (its sorted JSON), kept until the context or consent changes. */
+  #made = new Map<string, Made>();
+  /** Each slot flag's slot, opened at its first evaluation, or why its options were refused. */
+  #slots = new Map<string, Slot | Error>();
+  /** Each slot flag's latest decision id, which `track` rewards. */
+  #latest = new Map<string, string>();
+  /** The unit last passed to `site.setUnit` (`unit: "targetingKey"`). */
+  #unit: string | null | undefined = undefined;
+  /** The exposure the experiment being evaluated just made (onExposure is called inside run()). */
+  #exposed = false;
+
+  constructor(options: ProviderOptions) {
+    if (options === null || typeof options !== "object" || options.flags === null || typeof options.flags !== "object") {
+      throw new TypeError("InsituProvider: options.flags is required: { [flagKey]: { slot } | { experiment } }");
+    }
+    this.#options = options;
+  }
+
+  /** The site behind the provider (null before `initialize`): for consent, audit, forget. */
+  get site(): Site | FallbackSite | null {
+    return this.#site;
+  }
+
+  /** The slot serving flag `key` (opened at its first evaluation), or null. */
+  slot(key: string): Slot | null {
+    const s = this.#slots.get(key);
+    return s === undefined || s instanceof Error ? null : s;
+  }
+
+  async initialize(): Promise<void> {
+    const o = this.#options;
+    const given = o.load ?? {};
+    const onExposure = given.onExposure;
+    this.#site = await load({
+      ...given,
+      onExposure: (e: ExposureEvent) => {
+        this.#exposed = true;
+        onExposure?.(e);
+      },
+    });
+    // An experiment or slot the site refuses is reported by its evaluation (ERROR), not here: the others still serve.
+    if (o.experiments !== undefined) {
+      try {
+        this.#site.experiments(o.experiments);
+      } catch (e) {
+        given.onError?.(e as never);
+      }
+    }
+  }
+
+  /** A new static context: every flag decides again under it (an equal one changes nothing). */
+  onContextChange(old: EvaluationContext, next: EvaluationContext): void {
+    if (fingerprint(old) === fingerprint(next)) return;
+    this.#made.clear();
+    this.#latest.clear();
+  }
+
+  async onClose(): Promise<void> {
+    this.#site?.close();
+    this.#site = null;
+    this.#made.clear();
+    this.#latest.clear();
+    this.#slots.clear();
+  }
+
+  /** Change the visitor's consent tier; every flag decides again under it. */
+  setConsent(tier: ConsentTier): void {
+    this.#site?.setConsent(tier);
+    this.#made.clear();
+    this.#latest.clear();
+    this.events.emit("PROVIDER_CONFIGURATION_CHANGED" as EventName, { flagsChanged: Object.keys(this.#options.flags) });
+  }
+
+  resolveBooleanEvaluation(key: string, value: boolean, context: EvaluationContext, logger: Logger): ResolutionDetails<boolean> {
+    return this.#resolve(key, value, "boolean", context, logger);
+  }
+  resolveStringEvaluation(key: string, value: string, context: EvaluationContext, logger: Logger): ResolutionDetails<string> {
+    return this.#resolve(key, value, "string", context, logger);
+  }
+  resolveNumberEvaluation(key: string, value: number, context: EvaluationContext, logger: Logger): ResolutionDetails<number> {
+    return this.#resolve(key, value, "number", context, logger);
+  }
+  resolveObjectEvaluation<T extends JsonValue>(key: string, value: T, context: EvaluationContext, logger: Logger): ResolutionDetails<T> {
+    return this.#resolve(key, value, "object", context, logger);
+  }
+
+  /**
+   * A tracking event rewards the flags that list it (by default, the flag of the same key): a
+   * slot's latest decision under the current context, or the experiment. `value` is the reward
+   * (default 1, in [0, 1] for a slot). Never throws: a refused reward goes to `load.onError`.
+   */
+  track(name: string, _context: EvaluationContext, details: TrackingEventDetails): void {
+    const site = this.#site;
+    if (site === null) return;
+    const reward = details?.value ?? 1;
+    for (const [key, flag] of Object.entries(this.#options.flags)) {
+      if (!(flag.events ?? [key]).includes(name)) continue;
+      try {
+        if ("experiment" in flag) site.rewardExperiment(flag.experiment, reward);
+        else {
+          const id = this.#latest.get(key);
+          if (id !== undefined) this.slot(key)?.reward({ decisionId: id, reward });
+        }
+      } catch (e) {
+        this.#options.load?.onError?.(e as never);
+      }
+    }
+  }
+
+  #resolve<T extends FlagValue>(key: string, value: T, kind: Kind, context: EvaluationContext, logger: Logger): ResolutionDetails<T> {
+    const flag = Object.hasOwn(this.#options.flags, key) ? this.#options.flags[key] : undefined;
+    if (flag === undefined) return fault(value, "FLAG_NOT_FOUND", `no flag \`${key}\` is configured for insitu`);
+    const site = this.#site;
+    if (site === null) return fault(value, "PROVIDER_NOT_READY", "the provider has not been initialized");
+    if (site.fallback !== null) return fault(value, "GENERAL", site.fallback.message, { insituError: site.fallback.code });
+    const at = `${key}\u0000${fingerprint(context)}`;
+    let made = this.#made.get(at);
+    if (made === undefined) {
+      made = this.#decide(site, key, flag, context);
+      if (this.#made.size >= MAX_DECISIONS) this.#made.clear();
+      this.#made.set(at, made);
+      if (made.decisionId !== null) this.#latest.set(key, made.decisionId);
+    }
+    if (made.reason === "ERROR") return fault(value, "GENERAL", made.error ?? "insitu served its fallback", made.metadata);
+    const own = flag.values !== undefined && Object.hasOwn(flag.values, made.variant) ? flag.values[made.variant] : undefined;
+    const served = own !== undefined ? own : kind === "string" ? made.variant : undefined;
+    if (!matches(served, kind)) {
+      logger.warn(`insitu: flag \`${key}\` has no ${kind} value for variant \`${made.variant}\``);
+      return fault(value, "TYPE_MISMATCH", `variant \`${made.variant}\` of flag \`${key}\` has no ${kind} value`, made.metadata);
+    }
+    // `exposure` only on the evaluation that made it: hooks forward it once.
+    const metadata = made.metadata;
+    if (metadata["exposure"] === true) made.metadata = { ...metadata, exposure: false };
+    return { value: served as T, variant: made.variant, reason: made.reason, flagMetadata: metadata };
+  }
+
+  #decide(site: Site | FallbackSite, key: string, flag: FlagConfig, context: EvaluationContext): Made {
+    if ("experiment" in flag) {
+      if (this.#options.unit === "targetingKey") {
+        const tk = typeof context.targetingKey === "string" && context.targetingKey !== "" ? context.targetingKey : null;
+        if (tk !== this.#unit) {
+          try {
+            site.setUnit(tk);
+            this.#unit = tk;
+          } catch (e) {
+            this.#options.load?.onError?.(e as never);
+          }
+        }
+      }
+      this.#exposed = false;
+      const a = site.run(flag.experiment, { attributes: attributes(context) });
+      const metadata: FlagMetadata = { experiment: a.key, probability: a.probability, inExperiment: a.inExperiment, why: a.reason, exposure: this.#exposed };
+      if (a.seed !== undefined) metadata["seed"] = a.seed;
+      this.#exposed = false;
+      if (a.reason === "unavailable") return { variant: a.variant, reason: "ERROR", metadata, decisionId: null, error: "insitu could not run the experiment" };
+      return { variant: a.variant, reason: a.inExperiment ? "SPLIT" : "DEFAULT", metadata, decisionId: null };
+    }
+    let slot = this.#slots.get(key);
+    if (slot === undefined) {
+      try {
+        slot = site.slot(key, flag.slot);
+      } catch (e) {
+        slot = e instanceof Error ? e : new Error(String(e));
+      }
+      this.#slots.set(key, slot);
+    }
+    if (slot instanceof Error) {
+      // The slot's options were refused: every evaluation reports it (rank() itself never throws).
+      const code = (slot as Error & { code?: string }).code ?? "ERROR";
+      return { variant: "", reason: "ERROR", metadata: { insitu: code }, decisionId: null, error: slot.message };
+    }
+    const d = slot.rank({ context: namespaces(context) });
+    const metadata: FlagMetadata = { probability: d.probability, modelVersion: d.modelVersion, policy: d.policy };
+    if (d.decisionId !== null) metadata["decisionId"] = d.decisionId;
+    if (d.seed !== null) metadata["seed"] = d.seed;
+    if (d.fallback) {
+      metadata["insitu"] = d.error?.code ?? "ERROR";
+      return { variant: d.variant, reason: "ERROR", metadata, decisionId: null, error: d.error?.message ?? "insitu served its fallback" };
+    }
+    return { variant: d.variant, reason: "TARGETING_MATCH", metadata, decisionId: d.decisionId };
+  }
+}
+
+/** An error resolution: the caller's default, reason ERROR and the OpenFeature error code. */
+function fault<T>(value: T, code: string, message: string, metadata?: FlagMetadata): ResolutionDetails<T> {
+  const out = { value, reason: "ERROR", errorCode: code, errorMessage: message } as ResolutionDetails<T>;
+  if (metadata !== undefined) out.flagMetadata = metadata;
+  return out;
+}
+
+function matches(v: unknown, kind: Kind): boolean {
+  if (kind === "object") return v !== null && typeof v === "object";
+  return typeof v === kind;
+}
+
+/** A flat context value as insitu takes it: numbers, booleans, strings, lists of strings; a date as its ISO text. */
+function plain(v: EvaluationContextValue): number | boolean | string | string[] | undefined {
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "string") return v;
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.toISOString();
+  if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v as string[];
+  return undefined;
+}
+
+/**
+ * The decision context of an evaluation context: each object-valued attribute is a namespace of
+ * its plain values, and the top-level plain values (not `targetingKey`) are the namespace
+ * `context`. The slot's allowlist then keeps only the namespaces it names.
+ */
+function namespaces(context: EvaluationContext): ContextObject {
+  const out: ContextObject = {};
+  for (const [k, v] of Object.entries(context)) {
+    if (k === "targetingKey" || v === undefined || v === null) continue;
+    const p = plain(v);
+    if (p !== undefined) (out["context"] ??= {})[k] = p;
+    else if (typeof v === "object" && !Array.isArray(v) && !(v instanceof Date)) {
+      const ns: Record<string, number | boolean | string | string[]> = {};
+      for (const [n, x] of Object.entries(v)) {
+        const q = x === undefined || x === null ? undefined : plain(x);
+        if (q !== undefined) ns[n] = q;
+      }
+      out[k] = ns;
+    }
+  }
+  return out;
+}
+
+/** The targeting attributes of an evaluation context: the context itself, dates as ISO text, `targetingKey` left out. */
+function attributes(context: EvaluationContext): Record<string, unknown> {
+  const walk = (v: unknown): unknown =>
+    v instanceof Date ? v.toISOString()
+    : Array.isArray(v) ? v.map(walk)
+    : v !== null && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
+    : v;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(context)) if (k !== "targetingKey") out[k] = walk(v);
+  return out;
+}
+
+/** Decisions kept at most (flags × contexts); past it they are all made again. */
+const MAX_DECISIONS = 256;
+
+/** The values of an evaluation context, keys sorted (the SDK passes a merged copy on every evaluation). */
+function fingerprint(context: EvaluationContext): string {
+  try {
+    return JSON.stringify(context, sorted);
+  } catch {
+    return String(Math.random()); // a context JSON cannot hold: decided afresh, never shared
+  }
+}
+
+function sorted(_: string, v: unknown): unknown {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Date)
+    ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+    : v;
+}
