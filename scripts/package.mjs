@@ -67,7 +67,7 @@ const { metafile } = await build({
 });
 // Entry points beside the main one, each its own file that imports the
 // entry (never bundles it), so a page pays for one only when it imports it.
-const EXTRA = { "openfeature.js": "src/ts/openfeature.ts" };
+const EXTRA = { "openfeature.js": "src/ts/openfeature.ts", "growthbook.js": "src/ts/growthbook.ts" };
 for (const [file, src] of Object.entries(EXTRA)) {
   await build({
     entryPoints: [path.join(root, src)],
@@ -155,6 +155,7 @@ const pkg = {
     "./audit.schema.json": "./audit.schema.json",
     "./errors.json": "./errors.json",
     "./openfeature": { types: "./types/openfeature.d.ts", default: "./openfeature.js" },
+    "./growthbook": { types: "./types/growthbook.d.ts", default: "./growthbook.js" },
     "./package.json": "./package.json",
   },
   peerDependencies: { "@openfeature/web-sdk": "^1.6.0" },

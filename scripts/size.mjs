@@ -21,13 +21,13 @@ const pkg = join(root, "pkg");
  * bytes raises a budget here in its own commit, with the figures in the message; a change that
  * saves bytes lowers it.
  */
-export const BUDGETS = { critical: 33_200, package: 75_100 };
+export const BUDGETS = { critical: 33_200, package: 77_300 };
 /** Issue #20's targets, printed beside the budgets until they are met. */
 export const TARGETS = { critical: 28_000, package: 60_000 };
 /** Fetched before the first decision: the entry (one module, no static imports) and the first-decision module. */
 const CRITICAL = ["index.js", "insitu_bg.wasm"];
 /** Entry points of their own (subpath exports): fetched only by a page that imports them, before its first decision there. */
-const OPTIONAL = { "openfeature.js": "insitu/openfeature" };
+const OPTIONAL = { "openfeature.js": "insitu/openfeature", "growthbook.js": "insitu/growthbook" };
 /** Everything else a page may fetch, after the first paint: the full engine and the JS imported with it (full.js). */
 const lazy = () => readdirSync(pkg).filter((f) => /\.(js|wasm)$/.test(f) && !CRITICAL.includes(f)).sort();
 
@@ -69,7 +69,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   }
   const target = (n, t) => (n > t ? `; issue #20 target ${t}: ${n - t} B over` : `; issue #20 target ${t}: met`);
   console.log(`critical path: ${r.critical} B brotli (budget ${BUDGETS.critical}${target(r.critical, TARGETS.critical)})`);
-  for (const [name, n] of Object.entries(r.entries)) console.log(`critical path with ${name}: ${n} B brotli (a page that decides through it)`);
+  for (const [name, n] of Object.entries(r.entries)) console.log(`critical path with ${name}: ${n} B brotli (a page that imports it before its first decision)`);
   console.log(`JS: ${r.js} B brotli (entry and lazy)`);
   console.log(`package: ${r.package} B brotli (budget ${BUDGETS.package}${target(r.package, TARGETS.package)})`);
   const over = [r.critical > BUDGETS.critical && "critical path", r.package > BUDGETS.package && "package"].filter(Boolean);

@@ -39,6 +39,14 @@ const t = createRunner("pack-check", { timeoutMs: 300_000 });
 /** The OpenFeature web SDK at the versions the repo pins (package.json devDependencies). */
 const devDeps = JSON.parse(await readFile(join(REPO, "package.json"), "utf8")).devDependencies;
 const OPENFEATURE_SDK = ["@openfeature/web-sdk", "@openfeature/core"].map((n) => `${n}@${devDeps[n]}`);
+/** GrowthBook's own variation for the probe's user-1 in experiment gb-exp (hash version 2). */
+const GB_VARIANT = (() => {
+  const { GrowthBook } = createRequire(join(REPO, "package.json"))("@growthbook/growthbook");
+  const gb = new GrowthBook({ attributes: { id: "user-1" } });
+  const r = gb.run({ key: "gb-exp", variations: ["x", "y"], hashVersion: 2 });
+  gb.destroy();
+  return String(r.variationId);
+})();
 const run = promisify(execFile);
 
 /** `npm pack <dir>` into its own folder; returns the tarball path and its file list. */
@@ -91,6 +99,11 @@ try {
     errorShape = { isError: e instanceof Error, name: e.name, code: e.code };
   }
   const more = {};
+  const m = experimentsFromGrowthBook({ features: { f: { defaultValue: "x", rules: [{ key: "gb-exp", variations: ["x", "y"], hashVersion: 2 }] } } });
+  site.experiments(m.experiments);
+  site.setUnit("user-1");
+  const a = site.run("gb-exp");
+  more.growthbook = { keys: m.experiments.map((e) => e.key), variant: a.variant, inExperiment: a.inExperiment };
   /*MORE*/
   out.textContent = JSON.stringify({
     ...more,
@@ -133,7 +146,8 @@ const OPENFEATURE_PROBE = `
 async function writeEntry(app, specifier, file = join(app, "src", "index.js"), openfeature = false) {
   await mkdir(dirname(file), { recursive: true });
   const probe = openfeature ? PROBE.replace("/*MORE*/", OPENFEATURE_PROBE) : PROBE;
-  await writeFile(file, `${openfeature ? OPENFEATURE_IMPORTS : ""}import { load } from "${specifier}";\n${probe}`);
+  const growthbook = specifier === "insitu" ? "insitu/growthbook" : specifier.replace(/index\.js$/, "growthbook.js");
+  await writeFile(file, `${openfeature ? OPENFEATURE_IMPORTS : ""}import { load } from "${specifier}";\nimport { experimentsFromGrowthBook } from "${growthbook}";\n${probe}`);
 }
 
 /** Build the webpack project with the repo's webpack; returns dist/. */
@@ -243,6 +257,11 @@ async function checkPage(context, guard, url, shot, { csp = false, openfeature =
     const text = await result.textContent();
     assert(status === "ok", `#result says ${status}: ${text}`);
     const r = JSON.parse(text);
+    // insitu/growthbook: the migrated experiment puts user-1 where GrowthBook's own SDK does (in Node, below).
+    const gb = r.growthbook;
+    assert(gb && gb.keys.join() === "gb-exp", `GrowthBook migration: ${text}`);
+    if (csp) assert(gb.inExperiment === false && gb.variant === "0", `GrowthBook experiment on the fallback site: ${JSON.stringify(gb)}`);
+    else assert(gb.inExperiment === true && gb.variant === GB_VARIANT, `GrowthBook experiment: ${JSON.stringify(gb)}, GrowthBook says ${GB_VARIANT}`);
     const of = r.openfeature;
     assert((of !== undefined) === openfeature, `OpenFeature probe ${openfeature ? "missing" : "unexpected"}: ${text}`);
     if (of !== undefined) {
@@ -288,7 +307,8 @@ try {
   const pkg = await t.check("npm pack pkg/ ships the entry, the lazy control plane, wasm, types and schema", async () => {
     const p = await pack(join(REPO, "pkg"), join(scratch, "tgz"));
     const want = [
-      "package.json", "index.js", "full.js", "openfeature.js", "index.d.ts", "types/index.d.ts", "types/openfeature.d.ts",
+      "package.json", "index.js", "full.js", "openfeature.js", "growthbook.js", "index.d.ts", "types/index.d.ts",
+      "types/openfeature.d.ts", "types/growthbook.d.ts",
       "insitu_bg.wasm", "insitu_full.wasm", "audit.schema.json", "errors.json",
     ];
     for (const f of want) assert(p.files.includes(f), `tarball lacks ${f}; has ${p.files.join(", ")}`);
