@@ -56,9 +56,10 @@ impl CompactModel {
             h.u32(*a as u32);
             h.u32(*b as u32);
         }
-        // Only when set, so the versions of models without it stay as they were.
+        // Only when set, so the versions of models without it stay as they were;
+        // a length no namespace has, so no allowlist can read the same.
         if self.features.normalize {
-            h.str("normalize");
+            h.u32(u32::MAX);
         }
         h.f64(self.noise);
         for v in &self.variants {

@@ -624,7 +624,18 @@ export function explain(l: Learner, options: unknown): Explanation {
   const d = c.call("arm_mean", [l.h, index]);
   const w = c.read(d + 1);
   const terms = expand(feats, l.p.spec.features.interactions, d - 1);
-  const weight = (t: Term): number => w[t.slot]!;
+  // With normalized features the weights act on the vector scaled to length 1 (the core's fold):
+  // each term keeps the page's value and its weight carries the factor, so value × weight is still
+  // what it adds to the score.
+  let scale = 1;
+  if (l.p.spec.features.normalize) {
+    const at = new Map<number, number>();
+    for (const t of terms) at.set(t.slot, (at.get(t.slot) ?? 0) + t.value);
+    let n2 = 0;
+    for (const v of at.values()) n2 += v * v;
+    if (n2 > 0 && Number.isFinite(n2)) scale = 1 / Math.sqrt(n2);
+  }
+  const weight = (t: Term): number => w[t.slot]! * scale;
   const size = (t: Term): number => Math.abs(t.value * weight(t));
   const label = (t: Term): string => (t.i < 0 ? "" : t.j < 0 ? names[t.i]! : `${names[t.i]} × ${names[t.j]}`);
   const bias = terms.filter((t) => t.i < 0).reduce((a, t) => a + t.value * weight(t), 0);

@@ -108,6 +108,10 @@ interface Made {
   reason: "TARGETING_MATCH" | "SPLIT" | "DEFAULT" | "ERROR";
   metadata: FlagMetadata;
   decisionId: string | null;
+  /** When it was made (ms). */
+  at: number;
+  /** The OpenFeature error code of an ERROR decision (default GENERAL). */
+  code?: string;
   error?: string;
 }
 
@@ -121,6 +125,8 @@ interface Made {
 export class InsituProvider implements Provider {
   readonly metadata: ProviderMetadata = { name: "insitu" };
   readonly runsOn = "client" as const;
+  /** Its decisions, and the rewards they wait for, belong to one domain's context. */
+  readonly domainScoped = true;
   readonly events = new Emitter();
   #options: ProviderOptions;
   #site: Site | FallbackSite | null = null;
@@ -128,8 +134,10 @@ export class InsituProvider implements Provider {
   #made = new Map<string, Made>();
   /** Each slot flag's slot, opened at its first evaluation, or why its options were refused. */
   #slots = new Map<string, Slot | Error>();
-  /** Each slot flag's latest decision id, which `track` rewards. */
+  /** Each slot flag's latest decision id waiting for its reward, which `track` settles. */
   #latest = new Map<string, string>();
+  /** Which initialize() is current: a close, or a newer initialize, turns an older one's site away. */
+  #generation = 0;
   /** The unit last passed to `site.setUnit` (`unit: "targetingKey"`). */
   #unit: string | null | undefined = undefined;
   /** The exposure the experiment being evaluated just made (onExposure is called inside run()). */
@@ -157,17 +165,25 @@ export class InsituProvider implements Provider {
     const o = this.#options;
     const given = o.load ?? {};
     const onExposure = given.onExposure;
-    this.#site = await load({
+    const generation = ++this.#generation;
+    this.#forget();
+    const site = await load({
       ...given,
       onExposure: (e: ExposureEvent) => {
         this.#exposed = true;
         onExposure?.(e);
       },
     });
-    // An experiment or slot the site refuses is reported by its evaluation (ERROR), not here: the others still serve.
+    if (generation !== this.#generation) {
+      site.close(); // closed (or initialized again) while this one loaded
+      return;
+    }
+    this.#site = site;
+    // A refused list configures no experiment (experiments() is all or nothing): it goes to
+    // onError, and each experiment flag then resolves with ERROR.
     if (o.experiments !== undefined) {
       try {
-        this.#site.experiments(o.experiments);
+        site.experiments(o.experiments);
       } catch (e) {
         given.onError?.(e as never);
       }
@@ -182,11 +198,18 @@ export class InsituProvider implements Provider {
   }
 
   async onClose(): Promise<void> {
+    this.#generation++;
     this.#site?.close();
     this.#site = null;
+    this.#forget();
+  }
+
+  /** Everything kept of the site: decisions, slots, the unit passed on. */
+  #forget(): void {
     this.#made.clear();
     this.#latest.clear();
     this.#slots.clear();
+    this.#unit = undefined;
   }
 
   /** Change the visitor's consent tier; every flag decides again under it. */
@@ -225,7 +248,10 @@ export class InsituProvider implements Provider {
         if ("experiment" in flag) site.rewardExperiment(flag.experiment, reward);
         else {
           const id = this.#latest.get(key);
-          if (id !== undefined) this.slot(key)?.reward({ decisionId: id, reward });
+          if (id !== undefined) {
+            this.slot(key)?.reward({ decisionId: id, reward });
+            this.#latest.delete(key); // settled: a second event finds nothing to reward
+          }
         }
       } catch (e) {
         this.#options.load?.onError?.(e as never);
@@ -241,26 +267,44 @@ export class InsituProvider implements Provider {
     if (site.fallback !== null) return fault(value, "GENERAL", site.fallback.message, { insituError: site.fallback.code });
     const at = `${key}\u0000${fingerprint(context)}`;
     let made = this.#made.get(at);
+    const now = Date.now();
+    // A decision older than its reward window can no longer learn: decide again.
+    if (made !== undefined && now - made.at > ("slot" in flag ? flag.slot.rewardTtlMs ?? DAY_MS : Infinity)) made = undefined;
     if (made === undefined) {
       made = this.#decide(site, key, flag, context);
+      made.at = now;
       if (this.#made.size >= MAX_DECISIONS) this.#made.clear();
       this.#made.set(at, made);
       if (made.decisionId !== null) this.#latest.set(key, made.decisionId);
     }
-    if (made.reason === "ERROR") return fault(value, "GENERAL", made.error ?? "insitu served its fallback", made.metadata);
+    // `exposure` only on the first evaluation of the decision that made it, whatever it resolves to: hooks forward it once.
+    const metadata = made.metadata;
+    if (metadata["exposure"] === true) made.metadata = { ...metadata, exposure: false };
+    if (made.reason === "ERROR") return fault(value, made.code ?? "GENERAL", made.error ?? "insitu served its fallback", metadata);
     const own = flag.values !== undefined && Object.hasOwn(flag.values, made.variant) ? flag.values[made.variant] : undefined;
     const served = own !== undefined ? own : kind === "string" ? made.variant : undefined;
     if (!matches(served, kind)) {
       logger.warn(`insitu: flag \`${key}\` has no ${kind} value for variant \`${made.variant}\``);
-      return fault(value, "TYPE_MISMATCH", `variant \`${made.variant}\` of flag \`${key}\` has no ${kind} value`, made.metadata);
+      return fault(value, "TYPE_MISMATCH", `variant \`${made.variant}\` of flag \`${key}\` has no ${kind} value`, metadata);
     }
-    // `exposure` only on the evaluation that made it: hooks forward it once.
-    const metadata = made.metadata;
-    if (metadata["exposure"] === true) made.metadata = { ...metadata, exposure: false };
     return { value: served as T, variant: made.variant, reason: made.reason, flagMetadata: metadata };
   }
 
+  /** A flag's decision; never throws (what the site refuses becomes an ERROR decision). */
   #decide(site: Site | FallbackSite, key: string, flag: FlagConfig, context: EvaluationContext): Made {
+    try {
+      return this.#make(site, key, flag, context);
+    } catch (e) {
+      const err = e as Error & { code?: string };
+      const code = typeof err?.code === "string" ? err.code : "ERROR";
+      return {
+        variant: "", reason: "ERROR", metadata: { insitu: code }, decisionId: null, at: 0,
+        code: code === "UNKNOWN_EXPERIMENT" ? "FLAG_NOT_FOUND" : "GENERAL", error: String(err?.message ?? e),
+      };
+    }
+  }
+
+  #make(site: Site | FallbackSite, key: string, flag: FlagConfig, context: EvaluationContext): Made {
     if ("experiment" in flag) {
       if (this.#options.unit === "targetingKey") {
         const tk = typeof context.targetingKey === "string" && context.targetingKey !== "" ? context.targetingKey : null;
@@ -269,17 +313,22 @@ export class InsituProvider implements Provider {
             site.setUnit(tk);
             this.#unit = tk;
           } catch (e) {
+            // A key the site refuses (say, over 256 characters): no unit, never the previous visitor's.
             this.#options.load?.onError?.(e as never);
+            site.setUnit(null);
+            this.#unit = null;
           }
         }
       }
       this.#exposed = false;
       const a = site.run(flag.experiment, { attributes: attributes(context) });
-      const metadata: FlagMetadata = { experiment: a.key, probability: a.probability, inExperiment: a.inExperiment, why: a.reason, exposure: this.#exposed };
+      const metadata: FlagMetadata = {
+        experiment: a.key, probability: a.probability, inExperiment: a.inExperiment, why: a.reason, unit: a.unit, exposure: this.#exposed,
+      };
       if (a.seed !== undefined) metadata["seed"] = a.seed;
       this.#exposed = false;
-      if (a.reason === "unavailable") return { variant: a.variant, reason: "ERROR", metadata, decisionId: null, error: "insitu could not run the experiment" };
-      return { variant: a.variant, reason: a.inExperiment ? "SPLIT" : "DEFAULT", metadata, decisionId: null };
+      if (a.reason === "unavailable") return { variant: a.variant, reason: "ERROR", metadata, decisionId: null, at: 0, error: "insitu could not run the experiment" };
+      return { variant: a.variant, reason: a.inExperiment ? "SPLIT" : "DEFAULT", metadata, decisionId: null, at: 0 };
     }
     let slot = this.#slots.get(key);
     if (slot === undefined) {
@@ -293,7 +342,7 @@ export class InsituProvider implements Provider {
     if (slot instanceof Error) {
       // The slot's options were refused: every evaluation reports it (rank() itself never throws).
       const code = (slot as Error & { code?: string }).code ?? "ERROR";
-      return { variant: "", reason: "ERROR", metadata: { insitu: code }, decisionId: null, error: slot.message };
+      return { variant: "", reason: "ERROR", metadata: { insitu: code }, decisionId: null, at: 0, error: slot.message };
     }
     const d = slot.rank({ context: namespaces(context) });
     const metadata: FlagMetadata = { probability: d.probability, modelVersion: d.modelVersion, policy: d.policy };
@@ -301,9 +350,9 @@ export class InsituProvider implements Provider {
     if (d.seed !== null) metadata["seed"] = d.seed;
     if (d.fallback) {
       metadata["insitu"] = d.error?.code ?? "ERROR";
-      return { variant: d.variant, reason: "ERROR", metadata, decisionId: null, error: d.error?.message ?? "insitu served its fallback" };
+      return { variant: d.variant, reason: "ERROR", metadata, decisionId: null, at: 0, error: d.error?.message ?? "insitu served its fallback" };
     }
-    return { variant: d.variant, reason: "TARGETING_MATCH", metadata, decisionId: d.decisionId };
+    return { variant: d.variant, reason: "TARGETING_MATCH", metadata, decisionId: d.decisionId, at: 0 };
   }
 }
 
@@ -362,6 +411,8 @@ function attributes(context: EvaluationContext): Record<string, unknown> {
   return out;
 }
 
+/** A slot's reward window when its options do not set one (as in src/ts/validate/slot.ts). */
+const DAY_MS = 86_400_000;
 /** Decisions kept at most (flags × contexts); past it they are all made again. */
 const MAX_DECISIONS = 256;
 

@@ -173,6 +173,24 @@ test("normalized features: one reward moves the score by the same amount whateve
     const raw = 1 + n * n;
     assert.ok(Math.abs(score(false, n) - raw / (0.25 + raw)) < 1e-12, `raw, n = ${n}: ${score(false, n)}`);
   }
+  // explain: every term listed (no collision at 18 bits), so nothing is left over, and each
+  // weight is the slot's mean times 1/|x|: here the posterior mean is 0.8·x/|x|, so the weight
+  // of a term of value v is 0.8·v/|x|² and its contribution 0.8·v²/|x|².
+  for (const normalize of [true, false]) {
+    const s = new Insitu({ variants: ["a", "b"], features: { allow: ["page"], bits: 18, normalize }, seed: 1 });
+    const context = { page: { n: 3, m: -2 } };
+    s.learn({ context, variant: "a", reward: 1 });
+    const x = s.explain({ context, variant: "a", top: 64 });
+    const n2 = 1 + 9 + 4;
+    assert.ok(Math.abs(x.other) < 1e-12, `normalize ${normalize}: other ${x.other}`);
+    const score = normalize ? 0.8 : n2 / (0.25 + n2);
+    assert.ok(Math.abs(x.score - score) < 1e-12);
+    assert.ok(Math.abs(x.bias - score / n2) < 1e-12, `normalize ${normalize}: bias ${x.bias}`);
+    const n = x.contributions.find((c) => c.feature === "page.n");
+    assert.equal(n.value, 3, "the page's value, not the scaled one");
+    assert.ok(Math.abs(n.contribution - (score * 9) / n2) < 1e-12, `normalize ${normalize}: ${JSON.stringify(n)}`);
+    assert.ok(Math.abs(n.weight * n.value - n.contribution) < 1e-15);
+  }
   // The default normalizes.
   const d = new Insitu({ variants: ["a", "b"], features: { allow: ["page"] }, seed: 1 });
   d.learn({ context: { page: { n: 30 } }, variant: "a", reward: 1 });

@@ -136,6 +136,51 @@ test("track rewards the latest decision of the flags it names; a refused reward 
   client.track("other", { value: 7 });
   assert.deepEqual(errors, ["INVALID_REWARD"]);
   assert.equal(other.stats().pending, 1, "nothing changed");
+  // A second purchase finds hero's decision settled: nothing to reward, no DUPLICATE_REWARD.
+  client.track("purchase", { value: 1 });
+  assert.deepEqual(errors, ["INVALID_REWARD"]);
+});
+
+test("resolution never throws: a refused experiment list, an unconfigured experiment, a poisoned or closed provider", async () => {
+  const errors = [];
+  const { client, provider } = await setup({
+    flags: { checkout: { experiment: "checkout" }, ghost: { experiment: "ghost" } },
+    experiments: [EXPERIMENT, { key: "checkout", variants: ["x", "y"] }], // a duplicate key: the list is refused
+    load: { ...BASE, onError: (e) => errors.push(e.code) },
+  });
+  assert.deepEqual(errors, ["INVALID_EXPERIMENT"]);
+  for (const key of ["checkout", "ghost"]) {
+    const d = client.getStringDetails(key, "dflt");
+    assert.deepEqual([d.value, d.reason, d.errorCode, d.flagMetadata.insitu], ["dflt", "ERROR", "FLAG_NOT_FOUND", "UNKNOWN_EXPERIMENT"]);
+  }
+  assert.equal(provider.domainScoped, true, "decisions and their rewards belong to one domain");
+  await provider.onClose();
+  const logger = { error() {}, warn() {}, info() {}, debug() {} };
+  const closed = provider.resolveStringEvaluation("checkout", "dflt", {}, logger);
+  assert.deepEqual([closed.value, closed.errorCode], ["dflt", "PROVIDER_NOT_READY"]);
+});
+
+test("unit: targetingKey buckets by the context's key, never keeps a previous visitor's, and survives a re-initialize", async () => {
+  const errors = [];
+  const { provider } = await setup({
+    flags: { checkout: { experiment: "checkout" } },
+    experiments: [EXPERIMENT],
+    unit: "targetingKey",
+    load: { ...BASE, onError: (e) => errors.push(e.code) },
+  });
+  const logger = { error() {}, warn() {}, info() {}, debug() {} };
+  const resolve = (context) => provider.resolveStringEvaluation("checkout", "dflt", context, logger);
+  const u1 = resolve({ targetingKey: "u1" });
+  assert.equal(u1.flagMetadata.unit, "site");
+  // The same key always gets the same variant (a pure function of the key): check it against a second key's site.
+  const long = resolve({ targetingKey: "x".repeat(300) });
+  assert.equal(long.flagMetadata.unit, "device", "a refused key falls back to the device seed, not to u1");
+  assert.equal(errors.length, 1);
+  await provider.onClose();
+  await provider.initialize();
+  const again = resolve({ targetingKey: "u1" });
+  assert.equal(again.flagMetadata.unit, "site", "the new site gets the key too");
+  assert.equal(again.value, u1.value);
 });
 
 test("setConsent lowers the tier, decides again and emits PROVIDER_CONFIGURATION_CHANGED", async () => {

@@ -370,6 +370,8 @@ test("model versions equal the Rust core's (tests/fixtures/model-versions.json)"
     assert.equal(checkSlot(c.options).modelVersion, c.version, c.name);
     if (c.options.model) assert.equal(checkSlot({ model: { ...c.options.model, version: c.version } }).modelVersion, c.version);
   }
+  // Different settings, different versions (a namespace named "normalize" is not the flag).
+  assert.equal(new Set(cases.map((c) => c.version)).size, cases.length, "two cases share a model version");
 });
 
 test("behaviour: bad options and events are refused naming the field (src/behavior)", () => {

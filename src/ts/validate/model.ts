@@ -244,8 +244,9 @@ export function contentHash(f: FeatureSpec, noise: number, variants: readonly Ha
     h.u32(a);
     h.u32(b);
   }
-  // Only when set, so the versions of models without it stay as they were.
-  if (f.normalize) h.str("normalize");
+  // Only when set, so the versions of models without it stay as they were; a length no namespace
+  // has, so no allowlist can read the same.
+  if (f.normalize) h.u32(0xffff_ffff);
   h.f64(noise);
   // Means and variances go in as their f64 bytes, one block each (-0 is
   // already 0 in both; typed arrays are little-endian wherever wasm runs).
