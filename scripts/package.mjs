@@ -67,7 +67,7 @@ const { metafile } = await build({
 });
 // Entry points beside the main one, each its own file that imports the
 // entry (never bundles it), so a page pays for one only when it imports it.
-const EXTRA = { "openfeature.js": "src/ts/openfeature.ts", "growthbook.js": "src/ts/growthbook.ts" };
+const EXTRA = { "openfeature.js": "src/ts/openfeature.ts", "growthbook.js": "src/ts/growthbook.ts", "react.js": "src/ts/react.ts" };
 for (const [file, src] of Object.entries(EXTRA)) {
   await build({
     entryPoints: [path.join(root, src)],
@@ -79,6 +79,7 @@ for (const [file, src] of Object.entries(EXTRA)) {
     minify: true,
     legalComments: "none",
     logLevel: "warning",
+    external: ["react"],
     plugins: [{
       name: "entry-external",
       setup(b) {
@@ -156,10 +157,11 @@ const pkg = {
     "./errors.json": "./errors.json",
     "./openfeature": { types: "./types/openfeature.d.ts", default: "./openfeature.js" },
     "./growthbook": { types: "./types/growthbook.d.ts", default: "./growthbook.js" },
+    "./react": { types: "./types/react.d.ts", default: "./react.js" },
     "./package.json": "./package.json",
   },
-  peerDependencies: { "@openfeature/web-sdk": "^1.6.0" },
-  peerDependenciesMeta: { "@openfeature/web-sdk": { optional: true } },
+  peerDependencies: { "@openfeature/web-sdk": "^1.6.0", react: "^18.0.0 || ^19.0.0" },
+  peerDependenciesMeta: { "@openfeature/web-sdk": { optional: true }, react: { optional: true } },
   files: [...JS, ...Object.keys(EXTRA), "index.d.ts", "types/", "insitu_bg.wasm", "insitu_full.wasm", "audit.schema.json", "errors.json", "README.md"],
   sideEffects: false,
   engines: { node: ">=20" },

@@ -21,13 +21,13 @@ const pkg = join(root, "pkg");
  * bytes raises a budget here in its own commit, with the figures in the message; a change that
  * saves bytes lowers it.
  */
-export const BUDGETS = { critical: 33_200, package: 77_600 };
+export const BUDGETS = { critical: 33_200, package: 78_600 };
 /** Issue #20's targets, printed beside the budgets until they are met. */
 export const TARGETS = { critical: 28_000, package: 60_000 };
 /** Fetched before the first decision: the entry (one module, no static imports) and the first-decision module. */
 const CRITICAL = ["index.js", "insitu_bg.wasm"];
 /** Entry points of their own (subpath exports): fetched only by a page that imports them, before its first decision there. */
-const OPTIONAL = { "openfeature.js": "insitu/openfeature", "growthbook.js": "insitu/growthbook" };
+const OPTIONAL = { "openfeature.js": "insitu/openfeature", "growthbook.js": "insitu/growthbook", "react.js": "insitu/react" };
 /** Everything else a page may fetch, after the first paint: the full engine and the JS imported with it (full.js). */
 const lazy = () => readdirSync(pkg).filter((f) => /\.(js|wasm)$/.test(f) && !CRITICAL.includes(f)).sort();
 

@@ -297,6 +297,121 @@ async function checkPage(context, guard, url, shot, { csp = false, openfeature =
   }
 }
 
+// --- insitu/react: a Vite project per React major, a client-rendered page and a server-rendered one.
+
+/** The component both pages render, and the code of each page (text: they run in the scratch projects). */
+const REACT_APP = `
+import { createElement as h } from "react";
+import { InsituSite, useDecision, useExperiment } from "insitu/react";
+export const HERO = { variants: ${JSON.stringify(VARIANTS)}, features: { allow: ["page"] }, seed: 42, fallback: "${FALLBACK}" };
+export const EXPERIMENTS = [{ key: "cta", variants: ["buy", "try"] }];
+export function App() {
+  const d = useDecision("hero", HERO, { page: { section: "sports" } });
+  const e = useExperiment("cta");
+  return h("div", { id: "app", "data-ready": String(d.ready && e.ready) }, h("span", { id: "hero" }, d.variant), h("span", { id: "cta" }, e.variant ?? ""));
+}
+/** What a server renders and a client hydrates: the site (its experiments known on the server too) around the app. */
+export function Root() {
+  return h(InsituSite, { options: { consent: "functional" }, experiments: EXPERIMENTS }, h(App));
+}
+`;
+const REACT_RESULT = `
+function done(r) {
+  const out = document.getElementById("result");
+  out.textContent = JSON.stringify({ ...r, hero: document.getElementById("hero")?.textContent, cta: document.getElementById("cta")?.textContent, exposures });
+  out.dataset.status = "ok";
+}
+function whenReady(f) {
+  const ready = () => document.getElementById("app")?.dataset.ready === "true";
+  if (ready()) return f();
+  const t0 = performance.now();
+  const tick = () => (ready() || performance.now() - t0 > 5000 ? f() : requestAnimationFrame(tick));
+  requestAnimationFrame(tick);
+}
+`;
+/** Client rendering: await preload(), then render in strict mode; the first content React commits is recorded. */
+const REACT_CSR = `
+import { createElement as h, StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { preload } from "insitu/react";
+import { App, EXPERIMENTS } from "./app.js";
+const exposures = [];
+${REACT_RESULT}
+const root = document.getElementById("root");
+let first = null;
+new MutationObserver(() => { if (first === null && root.firstChild) first = root.innerHTML; }).observe(root, { childList: true, subtree: true, characterData: true, attributes: true });
+await preload({ consent: "functional", onExposure: (e) => exposures.push(e.experiment) }, EXPERIMENTS);
+createRoot(root).render(h(StrictMode, null, h(App)));
+whenReady(() => done({ first }));
+`;
+/** Server rendering then hydration once the site is ready: the server's markup (the fallbacks) is kept to compare. */
+const REACT_SSR = `
+import { createElement as h } from "react";
+import { hydrateRoot } from "react-dom/client";
+import { preload } from "insitu/react";
+import { Root, EXPERIMENTS } from "./app.js";
+const exposures = [];
+${REACT_RESULT}
+const root = document.getElementById("root");
+const server = root.innerHTML;
+// Awaited: the site is ready before hydration, the case where deciding while hydrating would mismatch.
+await preload({ consent: "functional", onExposure: (e) => exposures.push(e.experiment) }, EXPERIMENTS);
+hydrateRoot(root, h(Root));
+whenReady(() => done({ server }));
+`;
+
+/** A Vite project on React `major`: index.html (client rendering) and ssr.html (the markup renderToString gives, hydrated). */
+async function buildReactApp(app, major) {
+  await mkdir(join(app, "src"), { recursive: true });
+  await writeFile(join(app, "src", "app.js"), REACT_APP);
+  await writeFile(join(app, "src", "csr.js"), REACT_CSR);
+  await writeFile(join(app, "src", "ssr.js"), REACT_SSR);
+  // Server rendering, in Node, with the project's own React and the installed package.
+  const req = createRequire(join(app, "package.json"));
+  const { renderToString } = await import(req.resolve("react-dom/server"));
+  const react = await import(req.resolve("react"));
+  const { Root } = await import(join(app, "src", "app.js"));
+  const version = react.version ?? react.default?.version;
+  assert(String(version).startsWith(`${major}.`), `the ${major} project renders with React ${version}`);
+  const markup = renderToString((react.createElement ?? react.default.createElement)(Root));
+  const page = (title, script, body = "") => `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head>
+<body><div id="root">${body}</div><div id="result"></div><script type="module" src="${script}"></script></body></html>`;
+  await writeFile(join(app, "index.html"), page("insitu react csr", "/src/csr.js"));
+  await writeFile(join(app, "ssr.html"), page("insitu react ssr", "/src/ssr.js", markup));
+  const { build } = await import("vite");
+  const dist = join(app, "dist");
+  await build({
+    root: app, configFile: false, logLevel: "error",
+    build: { outDir: dist, emptyOutDir: true, rollupOptions: { input: { index: join(app, "index.html"), ssr: join(app, "ssr.html") } } },
+  });
+  return { dist, markup, version };
+}
+
+/** Load a React page and return its result; console errors or warnings (a hydration mismatch is one) fail it. */
+async function checkReactPage(context, guard, url, shot) {
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") problems.push(`${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  const leaksBefore = guard.leaks.length;
+  try {
+    await page.goto(url, { waitUntil: "load", timeout: 15_000 });
+    const result = page.locator("#result[data-status]");
+    await result.waitFor({ timeout: 15_000 }).catch(() => {
+      throw new Error(`#result never got a status; page problems: ${problems.join(" | ") || "none"}`);
+    });
+    const r = JSON.parse(await result.textContent());
+    assert(problems.length === 0, `console/page problems:\n${problems.join("\n")}`);
+    assert(guard.leaks.length === leaksBefore, `requests left 127.0.0.1: ${guard.leaks.slice(leaksBefore).join(", ")}`);
+    await page.screenshot({ path: await artifactPath(shot) });
+    return r;
+  } finally {
+    await page.close();
+  }
+}
+
 const scratch = await mkdtemp(join(tmpdir(), "insitu-pack-"));
 let context;
 const servers = [];
@@ -308,7 +423,7 @@ try {
     const p = await pack(join(REPO, "pkg"), join(scratch, "tgz"));
     const want = [
       "package.json", "index.js", "full.js", "openfeature.js", "growthbook.js", "index.d.ts", "types/index.d.ts",
-      "types/openfeature.d.ts", "types/growthbook.d.ts",
+      "types/openfeature.d.ts", "types/growthbook.d.ts", "react.js", "types/react.d.ts",
       "insitu_bg.wasm", "insitu_full.wasm", "audit.schema.json", "errors.json",
     ];
     for (const f of want) assert(p.files.includes(f), `tarball lacks ${f}; has ${p.files.join(", ")}`);
@@ -332,9 +447,49 @@ try {
     if (root) built.push({ ...c, root });
   }
 
+  // React 19 from the repo's own install (npm's cache); React 18 from the registry if the cache lacks it.
+  const reacts = [];
+  for (const major of ["19", "18"]) {
+    if (!pkg) break;
+    const versions = major === "19" ? [`react@${devDeps.react}`, `react-dom@${devDeps["react-dom"]}`] : ["react@18.3.1", "react-dom@18.3.1"];
+    t.log(`install the tarball and ${versions.join(", ")} into a Vite project`);
+    const built = await t.check(`React ${major}: a Vite project with insitu/react builds, its server rendering included`, async () => {
+      const app = join(scratch, `react${major}-app`);
+      await mkdir(app, { recursive: true });
+      await writeFile(join(app, "package.json"), JSON.stringify({ name: "scratch", version: "0.0.0", private: true, type: "module" }));
+      await run("npm", ["install", pkg.tarball, ...versions, "--no-audit", "--no-fund", "--no-save", "--no-package-lock", major === "19" ? "--offline" : "--prefer-offline"], { cwd: app });
+      return buildReactApp(app, major);
+    });
+    if (built) reacts.push({ major, ...built });
+  }
+
   t.log("launch Chromium");
   context = await launchBrowser();
   const guard = await guardNetwork(context);
+
+  for (const r of reacts) {
+    const server = await serveStatic(r.dist);
+    servers.push(server);
+    t.log(`load the React ${r.major} (${r.version}) pages from ${server.url}`);
+    await t.check(`React ${r.major}: the first paint shows the decided variant, one exposure per first assignment (strict mode)`, async () => {
+      const p = await checkReactPage(context, guard, server.url, `pack-react${r.major}.png`);
+      assert(VARIANTS.includes(p.hero) && ["buy", "try"].includes(p.cta), `rendered ${JSON.stringify(p)}`);
+      assert(typeof p.first === "string" && p.first.includes('data-ready="true"') && p.first.includes(`<span id="hero">${p.hero}</span>`),
+        `React's first commit was not the decision: ${p.first}`);
+      assert(JSON.stringify(p.exposures) === '["cta"]', `exposures ${JSON.stringify(p.exposures)}`);
+    });
+    await t.check(`React ${r.major}: server rendering gives the fallbacks, and hydration decides without a mismatch warning`, async () => {
+      assert(r.markup.includes(`<span id="hero">${FALLBACK}</span>`) && r.markup.includes('<span id="cta">buy</span>') && r.markup.includes('data-ready="false"'),
+        `server markup ${r.markup}`);
+      // Its own origin: a new visitor, whose first assignment is an exposure again.
+      const other = await serveStatic(r.dist);
+      servers.push(other);
+      const p = await checkReactPage(context, guard, `${other.url}ssr.html`, `pack-react${r.major}-ssr.png`);
+      assert(p.server.includes(`<span id="hero">${FALLBACK}</span>`), `the page did not hold the server's markup: ${p.server}`);
+      assert(VARIANTS.includes(p.hero) && ["buy", "try"].includes(p.cta), `after hydration ${JSON.stringify(p)}`);
+      assert(JSON.stringify(p.exposures) === '["cta"]', `exposures ${JSON.stringify(p.exposures)}`);
+    });
+  }
 
   for (const c of built) {
     const plain = await serveStatic(c.root);
