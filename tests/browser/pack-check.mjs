@@ -237,24 +237,34 @@ const CSP_REFUSAL = /wasm-unsafe-eval|WebAssembly/;
  * server's .wasm MIME type forces its slow fallback path), except, under the
  * CSP, Chromium's own report that it refused the wasm.
  */
-async function checkPage(context, guard, url, shot, { csp = false, openfeature = false } = {}) {
+/**
+ * Open `url` in a new page of `context` and wait for #result to get a status. Console errors and
+ * warnings (but those `ignored`) and page errors are collected in `problems`.
+ */
+async function visit(context, url, ignored = () => false) {
   const page = await context.newPage();
   const problems = [];
   page.on("console", (m) => {
-    if (m.type() !== "error" && m.type() !== "warning") return;
-    if (csp && CSP_REFUSAL.test(m.text())) return;
-    problems.push(`${m.type()}: ${m.text()}`);
+    if ((m.type() === "error" || m.type() === "warning") && !ignored(m.text())) problems.push(`${m.type()}: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-  const leaksBefore = guard.leaks.length;
   try {
     await page.goto(url, { waitUntil: "load", timeout: 15_000 });
     const result = page.locator("#result[data-status]");
     await result.waitFor({ timeout: 15_000 }).catch(() => {
       throw new Error(`#result never got a status; page problems: ${problems.join(" | ") || "none"}`);
     });
-    const status = await result.getAttribute("data-status");
-    const text = await result.textContent();
+    return { page, problems, status: await result.getAttribute("data-status"), text: await result.textContent() };
+  } catch (e) {
+    await page.close();
+    throw e;
+  }
+}
+
+async function checkPage(context, guard, url, shot, { csp = false, openfeature = false } = {}) {
+  const leaksBefore = guard.leaks.length;
+  const { page, problems, status, text } = await visit(context, url, (m) => csp && CSP_REFUSAL.test(m));
+  try {
     assert(status === "ok", `#result says ${status}: ${text}`);
     const r = JSON.parse(text);
     // insitu/growthbook: the migrated experiment puts user-1 where GrowthBook's own SDK does (in Node, below).
@@ -389,20 +399,11 @@ async function buildReactApp(app, major) {
 
 /** Load a React page and return its result; console errors or warnings (a hydration mismatch is one) fail it. */
 async function checkReactPage(context, guard, url, shot) {
-  const page = await context.newPage();
-  const problems = [];
-  page.on("console", (m) => {
-    if (m.type() === "error" || m.type() === "warning") problems.push(`${m.type()}: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   const leaksBefore = guard.leaks.length;
+  const { page, problems, status, text } = await visit(context, url);
   try {
-    await page.goto(url, { waitUntil: "load", timeout: 15_000 });
-    const result = page.locator("#result[data-status]");
-    await result.waitFor({ timeout: 15_000 }).catch(() => {
-      throw new Error(`#result never got a status; page problems: ${problems.join(" | ") || "none"}`);
-    });
-    const r = JSON.parse(await result.textContent());
+    assert(status === "ok", `#result says ${status}: ${text}`);
+    const r = JSON.parse(text);
     assert(problems.length === 0, `console/page problems:\n${problems.join("\n")}`);
     assert(guard.leaks.length === leaksBefore, `requests left 127.0.0.1: ${guard.leaks.slice(leaksBefore).join(", ")}`);
     await page.screenshot({ path: await artifactPath(shot) });
