@@ -111,7 +111,9 @@ for (const f of [...JS, ...Object.keys(EXTRA)]) {
   // functions nearly all run before the first decision: the first slot()
   // and rank() of a page took 9-12 ms of lazy compilation in headless
   // Chromium without it, 4-6 ms with it (benches/coldstart).
-  fs.writeFileSync(file, f === "index.js" ? `//# allFunctionsCalledOnLoad\n${code}` : code);
+  // React's server components read the directive of react.js (terser drops it as non-standard):
+  // the hooks run on the client.
+  fs.writeFileSync(file, f === "index.js" ? `//# allFunctionsCalledOnLoad\n${code}` : f === "react.js" ? `"use client";${code}` : code);
 }
 
 // Declarations, generated from the source (strict tsc), into types/; members marked @internal are left out.

@@ -3,9 +3,11 @@
 // does (`growthbook/1` or `growthbook/2`, the same seeds, coverage,
 // contiguous weight ranges and namespaces), so every unit keeps its
 // variation. A rule that cannot be served exactly so is listed with the
-// reason, never dropped in silence. Its own file of the package: pure data
-// in, data out, no import of the entry.
+// reason, never dropped in silence. Its own file of the package; it imports
+// the entry only for InsituError.
 
+import { InsituError } from "./index.js";
+import type { Assignment } from "./experiments.js";
 import type { ExperimentConfig, TargetingCondition } from "./types.js";
 
 /** A GrowthBook feature rule, as the SDK payload holds it (only what the migration reads). */
@@ -24,7 +26,7 @@ export interface GrowthBookRule {
   ranges?: unknown[];
   coverage?: number;
   namespace?: [string, number, number];
-  meta?: Array<{ key?: string; name?: string }>;
+  meta?: Array<{ key?: string; name?: string; passthrough?: boolean }>;
   filters?: unknown[];
   seed?: string;
   contextualBanditRef?: string;
@@ -68,6 +70,7 @@ const ID = /^[A-Za-z0-9_\-.:/]{1,64}$/;
 /** insitu's limits on an experiment (src/ts/validate/experiments.ts): tests and `in` values, bytes of a seed or string value. */
 const MAX_CONDITIONS = 32;
 const MAX_TEXT = 256;
+const MAX_EXPERIMENTS = 256;
 const bytes = (s: string): number => new TextEncoder().encode(s).length;
 
 /**
@@ -78,7 +81,18 @@ const bytes = (s: string): number => new TextEncoder().encode(s).length;
  */
 export function experimentsFromGrowthBook(payload: GrowthBookPayload): Migration {
   const out: Migration = { experiments: [], features: {}, unit: null, skipped: [], notes: [] };
-  const features = payload !== null && typeof payload === "object" && isRecord(payload.features) ? payload.features : {};
+  // A payload is JSON: read it once as JSON, so getters, Proxies or later changes cannot reach the mapping.
+  let data: unknown;
+  try {
+    data = JSON.parse(JSON.stringify(payload ?? null) ?? "null");
+  } catch (e) {
+    out.skipped.push({ feature: "", rule: -1, reason: `the payload cannot be read as JSON (${e instanceof Error ? e.message : String(e)})` });
+    return out;
+  }
+  const features = isRecord(data) && isRecord(data.features) ? data.features : {};
+  if (isRecord(data) && data.encryptedFeatures !== undefined && !isRecord(data.features)) {
+    out.skipped.push({ feature: "", rule: -1, reason: "the features are encrypted (encryptedFeatures): decrypt the payload first" });
+  }
   const byKey = new Map<string, string>();
   for (const [feature, def] of Object.entries(features)) {
     const rules = isRecord(def) && Array.isArray(def.rules) ? def.rules : [];
@@ -105,6 +119,9 @@ export function experimentsFromGrowthBook(payload: GrowthBookPayload): Migration
       const clash = ns && out.experiments.find((e) => e.key !== config.key && e.namespace?.name === ns.name
         && e.namespace.range[0] < ns.range[1] && ns.range[0] < e.namespace.range[1]);
       if (clash) return skip(`overlaps experiment \`${clash.key}\` in namespace \`${ns!.name}\`, which insitu refuses`);
+      if (same === undefined && out.experiments.length >= MAX_EXPERIMENTS) {
+        return skip(`would be experiment ${MAX_EXPERIMENTS + 1}; a site takes at most ${MAX_EXPERIMENTS}`);
+      }
       out.unit = hashAttribute;
       if (same === undefined) {
         byKey.set(config.key, JSON.stringify(config));
@@ -116,6 +133,37 @@ export function experimentsFromGrowthBook(payload: GrowthBookPayload): Migration
     });
   }
   return out;
+}
+
+/** The site calls this needs: `setUnit` and `run` (a site of `load()` or `open()`). */
+export interface MigratedSite {
+  setUnit(unit: string | null): void;
+  run(key: string, options?: { attributes?: Record<string, unknown> }): Assignment;
+}
+
+/**
+ * The unit GrowthBook would hash `attributes` by: the hash attribute's value as text, or null when
+ * it is missing, empty, 0 or false (GrowthBook leaves such a user out of every experiment).
+ */
+export function unitFor(migration: Migration, attributes: Record<string, unknown>): string | null {
+  const v = migration.unit === null ? undefined : attributes?.[migration.unit];
+  return v === undefined || v === null || v === "" || v === 0 || v === false || (typeof v === "number" && Number.isNaN(v)) ? null : String(v);
+}
+
+/**
+ * A migrated feature's value for a user, as GrowthBook's `getFeatureValue` gives it: the site's unit
+ * set from the hash attribute, the experiment run with the attributes, its variation's value in
+ * the experiment, `defaultValue` outside it (and for a user GrowthBook leaves out, without running
+ * it). Throws what `run` throws, and `UNKNOWN_EXPERIMENT` for a feature the migration does not hold.
+ */
+export function featureValue(site: MigratedSite, migration: Migration, feature: string, attributes: Record<string, unknown>): { value: unknown; assignment: Assignment | null } {
+  const f = Object.hasOwn(migration.features, feature) ? migration.features[feature] : undefined;
+  if (f === undefined) throw new InsituError("UNKNOWN_EXPERIMENT", `feature \`${feature}\` has no migrated experiment`);
+  const unit = unitFor(migration, attributes);
+  if (unit === null) return { value: f.defaultValue, assignment: null };
+  site.setUnit(unit);
+  const a = site.run(f.experiment, { attributes });
+  return { value: a.inExperiment ? f.values[a.variant] : f.defaultValue, assignment: a };
 }
 
 /** One experiment rule as a config, or why it cannot be. */
@@ -154,7 +202,11 @@ function mapRule(feature: string, r: GrowthBookRule): string | { config: Experim
   else if (Math.abs(total - 1) > 1e-6) return `its weights sum to ${total}: GrowthBook uses them as given, insitu needs a sum of 1`;
   else if (weights.some((w) => w < 0)) return "it has a negative weight";
 
-  const coverage = Math.min(1, Math.max(0, typeof r.coverage === "number" && Number.isFinite(r.coverage) ? r.coverage : 1));
+  if (Array.isArray(r.meta) && r.meta.some((m) => isRecord(m) && m.passthrough === true)) {
+    return "has a passthrough variation (its users count as outside the experiment in GrowthBook)";
+  }
+  if (r.coverage !== undefined && (typeof r.coverage !== "number" || !Number.isFinite(r.coverage))) return "its coverage is not a number";
+  const coverage = Math.min(1, Math.max(0, r.coverage ?? 1));
   const config: ExperimentConfig = { key, variants, weights, coverage, hash: hashVersion === 2 ? "growthbook/2" : "growthbook/1", seed, fallback: variants[0]! };
   if (r.namespace !== undefined) {
     const [name, start, end] = Array.isArray(r.namespace) ? r.namespace : [];
@@ -172,8 +224,13 @@ function mapRule(feature: string, r: GrowthBookRule): string | { config: Experim
     if (long) return `its condition on \`${long.attribute}\` lists over ${MAX_CONDITIONS} values or a value over ${MAX_TEXT} bytes`;
     if (t.length > 0) {
       config.targeting = t;
-      if (t.some((c) => "equals" in c || "in" in c)) {
-        notes.push(`its condition compares ${t.map((c) => `\`${c.attribute}\``).join(", ")} strictly in insitu, loosely in GrowthBook (3 matches "3"): pass attributes with the condition's types`);
+      const named = t.filter((c) => !("exists" in c)).map((c) => `\`${c.attribute}\``);
+      if (named.length > 0) {
+        notes.push(`GrowthBook coerces types and reads a missing attribute as null (so \`$lt: 5\` and \`== 0\` match a user without it); insitu compares strictly and a missing attribute fails: pass ${named.join(", ")} to \`run\` on every user, with the condition's types`);
+      }
+      const lists = t.filter((c) => "in" in c).map((c) => `\`${c.attribute}\``);
+      if (lists.length > 0) {
+        notes.push(`${lists.join(", ")} must be a single value: GrowthBook's \`$in\` also matches a list holding one of the values, insitu's does not`);
       }
     }
   }
@@ -206,11 +263,16 @@ function targeting(cond: unknown, at: string): TargetingCondition[] | string {
   return out;
 }
 
+/** Attribute paths insitu's targeting takes (src/ts/validate/experiments.ts). */
+const ATTRIBUTE = /^[A-Za-z0-9_.:/-]{1,64}$/;
+
 const primitive = (v: unknown): v is string | number | boolean => typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
 
 function attribute(name: string, v: unknown): TargetingCondition[] | string {
+  if (!ATTRIBUTE.test(name)) return `names attribute ${JSON.stringify(name)}, which insitu targeting cannot (1 to 64 letters, digits, _ . : / -)`;
+  if (name === "behavior" || name.startsWith("behavior.")) return `names \`${name}\`, which insitu reads from its behaviour store, not from the attributes`;
   if (primitive(v)) return [{ attribute: name, equals: v }];
-  if (!isRecord(v) || !Object.keys(v).every((op) => op.startsWith("$"))) {
+  if (!isRecord(v) || Object.keys(v).length === 0 || !Object.keys(v).every((op) => op.startsWith("$"))) {
     return `compares \`${name}\` with ${JSON.stringify(v)} as JSON, which insitu targeting cannot`;
   }
   const out: TargetingCondition[] = [];
@@ -219,6 +281,8 @@ function attribute(name: string, v: unknown): TargetingCondition[] | string {
     if (($gte !== undefined && typeof $gte !== "number") || ($lt !== undefined && typeof $lt !== "number")) {
       return `compares \`${name}\` with a range of non-numbers`;
     }
+    if (typeof $gte === "number" && typeof $lt === "number" && !($gte < $lt)) return `compares \`${name}\` with an empty range`;
+    if (![$gte, $lt].every((x) => x === undefined || Number.isFinite(x))) return `compares \`${name}\` with a range that is not finite`;
     out.push({ attribute: name, range: [($gte as number | undefined) ?? null, ($lt as number | undefined) ?? null] });
   }
   for (const [op, x] of Object.entries(rest)) {

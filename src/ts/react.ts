@@ -7,10 +7,12 @@
 // hydrating client see no site and render the fallback, so hydration
 // matches the server's markup; the client then renders again with the site.
 // A component's decision is kept per site, component (useId) and context,
-// so re-rendering with an equal context (or React's double render in strict
-// mode) never decides again.
+// so re-rendering with an equal context never decides again. A slot decides
+// with `defer` during render and the decision is activated when React
+// commits it: a render React throws away (strict mode in development,
+// Suspense) leaves a decision that never counts.
 
-import { createElement, Fragment, useCallback, useId, useSyncExternalStore, type ReactNode, type ReactElement } from "react";
+import { createElement, Fragment, useCallback, useEffect, useId, useSyncExternalStore, type ReactNode, type ReactElement } from "react";
 import { load } from "./index.js";
 import type { Assignment } from "./experiments.js";
 import type { FallbackSite } from "./fallback.js";
@@ -29,9 +31,11 @@ const configured = new Map<string, ExperimentConfig>();
 const listeners = new Set<() => void>();
 /** Per site: each slot opened by name (or why its options were refused), and each component's decisions. */
 const slots = new WeakMap<AnySite, Map<string, Slot | Error>>();
-const made = new WeakMap<AnySite, Map<string, Decision | Assignment>>();
-/** Decisions kept per site at most; past it they are made again. */
-const MAX_MADE = 1024;
+const made = new WeakMap<AnySite, Map<string, Decision | Assignment | Error>>();
+/** Decisions kept per site at most; past it the least recently used is made again when next rendered. */
+const MAX_MADE = 4096;
+/** Whether the site got its experiments (a later `preload` may bring them). */
+let configuredSite = false;
 
 const isServer = (): boolean => typeof window === "undefined" || typeof document === "undefined";
 
@@ -43,26 +47,44 @@ const isServer = (): boolean => typeof window === "undefined" || typeof document
  * where WebAssembly cannot run gets the fallback site). On a server it opens nothing.
  */
 export function preload(options?: LoadOptions, experiments?: ExperimentConfig[]): Promise<AnySite | null> {
-  if (Array.isArray(experiments) && configured.size === 0) {
-    for (const c of experiments) if (c !== null && typeof c === "object" && typeof c.key === "string") configured.set(c.key, c);
+  const fresh = Array.isArray(experiments) && configured.size === 0;
+  if (fresh) {
+    for (const c of experiments!) if (c !== null && typeof c === "object" && typeof c.key === "string") configured.set(c.key, c);
   }
   if (isServer()) return Promise.resolve(null);
   if (page === null) {
     reportTo = options?.onError;
     page = load(options).then((site) => {
-      if (experiments !== undefined) {
-        try {
-          site.experiments(experiments);
-        } catch (e) {
-          report(e);
-        }
-      }
       current = site;
-      for (const l of listeners) l();
+      publish();
       return site;
     });
   }
+  // The first call that brings experiments configures them, whichever call opened the site.
+  if (fresh) {
+    void page.then((site) => {
+      if (configuredSite) return;
+      configuredSite = true;
+      try {
+        site.experiments(experiments!);
+      } catch (e) {
+        report(e);
+      }
+      // Assignments that failed before (no such experiment yet) are made again.
+      const cache = made.get(site);
+      for (const [k, v] of cache ?? []) if (v instanceof Error) cache!.delete(k);
+      publish();
+    });
+  }
   return page;
+}
+
+/** What the hooks read: a new object at each change, so React renders again. */
+let state: { site: AnySite | null } = { site: null };
+const SERVER = { site: null };
+function publish(): void {
+  state = { site: current };
+  for (const l of listeners) l();
 }
 
 function report(e: unknown): void {
@@ -77,12 +99,12 @@ const subscribe = (l: () => void): (() => void) => {
   listeners.add(l);
   return () => listeners.delete(l);
 };
-const getSite = (): AnySite | null => current;
-const getServerSite = (): null => null;
+const getState = (): { site: AnySite | null } => state;
+const getServerState = (): { site: null } => SERVER;
 
 /** The page's site, or null before it is ready (and while hydrating, and on a server). */
 export function useSite(): AnySite | null {
-  return useSyncExternalStore(subscribe, getSite, getServerSite);
+  return useSyncExternalStore(subscribe, getState, getServerState).site;
 }
 
 /**
@@ -121,14 +143,23 @@ export function useDecision(name: string, options: InsituOptions, context?: Cont
     if (slot !== null) {
       const key = `${id}\u0000${name}\u0000${fp}`;
       const cache = cacheOf(site);
-      decision = (cache.get(key) as Decision | undefined) ?? null;
+      decision = (recall(cache, key) as Decision | undefined) ?? null;
       if (decision === null) {
-        decision = slot.rank(context === undefined ? {} : { context });
+        decision = slot.rank(context === undefined ? { defer: true } : { context, defer: true });
         remember(cache, key, decision);
       }
     }
   }
   const decisionId = decision?.decisionId ?? null;
+  // Committed: the decision was shown, so its reward counts.
+  useEffect(() => {
+    if (slot === null || decisionId === null) return;
+    try {
+      slot.activate({ decisionId });
+    } catch (e) {
+      report(e);
+    }
+  }, [slot, decisionId]);
   const reward = useCallback((r: number = 1) => {
     if (slot === null || decisionId === null) return;
     try {
@@ -163,13 +194,16 @@ export function useExperiment(key: string, attributes?: Record<string, unknown>)
   if (site !== null) {
     const k = `${id}\u0000#${key}\u0000${fp}`;
     const cache = cacheOf(site);
-    a = (cache.get(k) as Assignment | undefined) ?? null;
-    if (a === null) {
+    const kept = recall(cache, k);
+    if (kept instanceof Error) a = null; // reported once, when it happened
+    else if (kept !== undefined) a = kept as Assignment;
+    else {
       try {
         a = site.run(key, attributes === undefined ? {} : { attributes });
         remember(cache, k, a);
       } catch (e) {
         report(e);
+        remember(cache, k, e instanceof Error ? e : new Error(String(e)));
       }
     }
   }
@@ -202,21 +236,34 @@ function slotOf(site: AnySite, name: string, options: InsituOptions): Slot | nul
   return s instanceof Error ? null : s;
 }
 
-function cacheOf(site: AnySite): Map<string, Decision | Assignment> {
+type Kept = Decision | Assignment | Error;
+
+function cacheOf(site: AnySite): Map<string, Kept> {
   let m = made.get(site);
   if (m === undefined) made.set(site, (m = new Map()));
   return m;
 }
 
-function remember(cache: Map<string, Decision | Assignment>, key: string, v: Decision | Assignment): void {
-  if (cache.size >= MAX_MADE) cache.clear();
+/** What `key` holds, made the most recently used. */
+function recall(cache: Map<string, Kept>, key: string): Kept | undefined {
+  const v = cache.get(key);
+  if (v !== undefined) {
+    cache.delete(key);
+    cache.set(key, v);
+  }
+  return v;
+}
+
+function remember(cache: Map<string, Kept>, key: string, v: Kept): void {
+  if (cache.size >= MAX_MADE) cache.delete(cache.keys().next().value!);
   cache.set(key, v);
 }
 
 /** The variant a slot serves before its site is ready: `fallback`, else its first variant. */
 function fallbackOf(options: InsituOptions): string {
   if (typeof options?.fallback === "string") return options.fallback;
-  const first = Array.isArray(options?.variants) ? options.variants[0] : undefined;
+  const model = options?.model as { variants?: Array<{ id?: unknown }> } | undefined;
+  const first = Array.isArray(options?.variants) ? options.variants[0] : Array.isArray(model?.variants) ? model.variants[0] : undefined;
   return typeof first === "string" ? first : typeof first?.id === "string" ? first.id : "";
 }
 

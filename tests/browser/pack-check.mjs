@@ -328,7 +328,8 @@ export function Root() {
 const REACT_RESULT = `
 function done(r) {
   const out = document.getElementById("result");
-  out.textContent = JSON.stringify({ ...r, hero: document.getElementById("hero")?.textContent, cta: document.getElementById("cta")?.textContent, exposures });
+  const app = document.getElementById("app");
+  out.textContent = JSON.stringify({ ...r, ready: app?.dataset.ready, hero: document.getElementById("hero")?.textContent, cta: document.getElementById("cta")?.textContent, exposures });
   out.dataset.status = "ok";
 }
 function whenReady(f) {
@@ -390,8 +391,9 @@ async function buildReactApp(app, major) {
   await writeFile(join(app, "ssr.html"), page("insitu react ssr", "/src/ssr.js", markup));
   const { build } = await import("vite");
   const dist = join(app, "dist");
+  // A development build: React's strict mode renders twice and its hydration checks warn in full.
   await build({
-    root: app, configFile: false, logLevel: "error",
+    root: app, configFile: false, logLevel: "error", mode: "development",
     build: { outDir: dist, emptyOutDir: true, rollupOptions: { input: { index: join(app, "index.html"), ssr: join(app, "ssr.html") } } },
   });
   return { dist, markup, version };
@@ -474,7 +476,7 @@ try {
     t.log(`load the React ${r.major} (${r.version}) pages from ${server.url}`);
     await t.check(`React ${r.major}: the first paint shows the decided variant, one exposure per first assignment (strict mode)`, async () => {
       const p = await checkReactPage(context, guard, server.url, `pack-react${r.major}.png`);
-      assert(VARIANTS.includes(p.hero) && ["buy", "try"].includes(p.cta), `rendered ${JSON.stringify(p)}`);
+      assert(p.ready === "true" && VARIANTS.includes(p.hero) && ["buy", "try"].includes(p.cta), `rendered ${JSON.stringify(p)}`);
       assert(typeof p.first === "string" && p.first.includes('data-ready="true"') && p.first.includes(`<span id="hero">${p.hero}</span>`),
         `React's first commit was not the decision: ${p.first}`);
       assert(JSON.stringify(p.exposures) === '["cta"]', `exposures ${JSON.stringify(p.exposures)}`);
@@ -487,7 +489,7 @@ try {
       servers.push(other);
       const p = await checkReactPage(context, guard, `${other.url}ssr.html`, `pack-react${r.major}-ssr.png`);
       assert(p.server.includes(`<span id="hero">${FALLBACK}</span>`), `the page did not hold the server's markup: ${p.server}`);
-      assert(VARIANTS.includes(p.hero) && ["buy", "try"].includes(p.cta), `after hydration ${JSON.stringify(p)}`);
+      assert(p.ready === "true" && VARIANTS.includes(p.hero) && ["buy", "try"].includes(p.cta), `after hydration ${JSON.stringify(p)}`);
       assert(JSON.stringify(p.exposures) === '["cta"]', `exposures ${JSON.stringify(p.exposures)}`);
     });
   }

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { experimentsFromGrowthBook } from "../../pkg/growthbook.js";
+import { experimentsFromGrowthBook, featureValue, unitFor } from "../../pkg/growthbook.js";
 import { open } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
@@ -39,6 +39,10 @@ const PAYLOAD = {
     device: { defaultValue: 0, rules: [{ variations: [0, 1], hashAttribute: "deviceId" }] },
     older: { defaultValue: 0, rules: [{ variations: [0, 1], condition: { age: { $gt: 30 } } }] },
     uneven: { defaultValue: 0, rules: [{ variations: [0, 1, 2], weights: [0.3, 0.3, 0.395] }] },
+    through: { defaultValue: 0, rules: [{ variations: [0, 1], meta: [{ key: "a" }, { key: "b", passthrough: true }] }] },
+    spaced: { defaultValue: 0, rules: [{ variations: [0, 1], condition: { "country code": "US" } }] },
+    empty: { defaultValue: 0, rules: [{ variations: [0, 1], condition: { age: { $gte: 65, $lt: 18 } } }] },
+    blank: { defaultValue: 0, rules: [{ variations: [0, 1], condition: { a: {} } }] },
     gated: { defaultValue: 0, rules: [{ variations: [0, 1], parentConditions: [{ id: "hero", condition: { value: "bold" } }] }] },
     badkey: { defaultValue: 0, rules: [{ key: "has space", variations: [0, 1] }] },
     v3: { defaultValue: 0, rules: [{ variations: [0, 1], hashVersion: 3 }] },
@@ -57,7 +61,13 @@ test("experimentsFromGrowthBook: the rules it can serve exactly, and each one it
   assert.deepEqual(m.experiments[3].weights, [1 / 3, 1 / 3, 1 / 3]);
   assert.deepEqual(m.features.cta, { experiment: "cta", defaultValue: false, values: { 0: false, 1: true } });
   const skipped = Object.fromEntries(m.skipped.map((s) => [`${s.feature}/${s.rule}`, s.reason]));
-  assert.deepEqual(Object.keys(skipped).sort(), ["badkey/0", "device/0", "either/0", "gated/0", "older/0", "price/0", "price/1", "uneven/0", "v3/0"]);
+  assert.deepEqual(Object.keys(skipped).sort(), [
+    "badkey/0", "blank/0", "device/0", "either/0", "empty/0", "gated/0", "older/0", "price/0", "price/1", "spaced/0", "through/0", "uneven/0", "v3/0",
+  ]);
+  assert.match(skipped["through/0"], /passthrough/);
+  assert.match(skipped["spaced/0"], /country code/);
+  assert.match(skipped["empty/0"], /empty range/);
+  assert.match(skipped["blank/0"], /as JSON/);
   assert.match(skipped["price/0"], /force/);
   assert.match(skipped["price/1"], /follows rule 0/);
   assert.match(skipped["either/0"], /\$or/);
@@ -68,11 +78,27 @@ test("experimentsFromGrowthBook: the rules it can serve exactly, and each one it
   assert.match(skipped["badkey/0"], /has space/);
   assert.match(skipped["v3/0"], /hash version 3/);
   assert.ok(m.notes.some((n) => n.feature === "cta" && /strictly/.test(n.note)));
+  assert.ok(m.notes.some((n) => n.feature === "banner" && /single value/.test(n.note)));
   // Whatever the payload, no exception: an empty migration.
   for (const bad of [null, undefined, 3, "x", [], { features: 5 }, { features: { f: null } }, { features: { f: { rules: [null, 7] } } }]) {
     const e = experimentsFromGrowthBook(bad);
     assert.deepEqual(e.experiments, []);
   }
+  // A getter that throws, a cycle, a BigInt: not JSON, so nothing is read, and it says so.
+  const cyclic = { features: {} };
+  cyclic.features.self = cyclic;
+  for (const bad of [{ get features() { throw new Error("boom"); } }, cyclic, { features: { f: { defaultValue: 1n } } }]) {
+    const e = experimentsFromGrowthBook(bad);
+    assert.deepEqual(e.experiments, []);
+    assert.equal(e.skipped.length, 1);
+    assert.match(e.skipped[0].reason, /cannot be read as JSON/);
+  }
+  // The mapping copies: changing the payload afterwards changes nothing migrated.
+  const copy = JSON.parse(JSON.stringify(PAYLOAD));
+  const m2 = experimentsFromGrowthBook(copy);
+  copy.features.layoutless = 1;
+  copy.features.cta.rules[0].variations[1] = "changed";
+  assert.deepEqual(m2.features.cta.values, { 0: false, 1: true });
 });
 
 test("2,000 users land in the same variation, in or out of each experiment, as GrowthBook's own evalFeature", () => {
@@ -80,27 +106,29 @@ test("2,000 users land in the same variation, in or out of each experiment, as G
   const site = open({ storage: null, consent: "functional" });
   site.experiments(m.experiments);
   const browsers = ["chrome", "safari", "firefox"];
-  let inside = 0;
+  const counts = Object.fromEntries(Object.keys(m.features).map((f) => [f, { in: 0, out: 0 }]));
   for (let i = 0; i < 2000; i++) {
-    const attributes = { id: `user-${i}`, country: i % 3 === 0 ? "DE" : "US", age: (i * 7) % 90, browser: browsers[i % 3] };
+    // Users GrowthBook leaves out (no id, an empty one, 0), some without an age; attributes typed as the conditions.
+    const attributes = { country: i % 3 === 0 ? "DE" : "US", browser: browsers[i % 3] };
+    if (i % 50 !== 7) attributes.id = i % 50 === 9 ? "" : i % 50 === 11 ? 0 : `user-${i}`;
+    if (i % 10 !== 3) attributes.age = (i * 7) % 90;
     if (i % 4 === 0) attributes.beta = true;
     const gb = new GrowthBook({ attributes, features: PAYLOAD.features });
-    site.setUnit(String(attributes[m.unit]));
-    for (const [feature, f] of Object.entries(m.features)) {
+    for (const feature of Object.keys(m.features)) {
       const want = gb.evalFeature(feature);
-      const a = site.run(f.experiment, { attributes });
+      const { value, assignment } = featureValue(site, m, feature, attributes);
       const gbIn = want.source === "experiment" && want.experimentResult?.inExperiment === true;
-      assert.equal(a.inExperiment, gbIn, `${feature}, user ${i}: in experiment`);
-      const value = a.inExperiment ? f.values[a.variant] : f.defaultValue;
+      assert.equal(assignment?.inExperiment ?? false, gbIn, `${feature}, user ${i}: in experiment`);
       assert.deepEqual(value, want.value, `${feature}, user ${i}: value`);
-      if (gbIn) {
-        assert.equal(a.index, want.experimentResult.variationId, `${feature}, user ${i}: variation`);
-        inside++;
-      }
+      if (gbIn) assert.equal(assignment.index, want.experimentResult.variationId, `${feature}, user ${i}: variation`);
+      counts[feature][gbIn ? "in" : "out"]++;
     }
     gb.destroy();
   }
-  // Every experiment both includes and leaves out units (coverage, namespaces, targeting): the check has teeth.
-  assert.ok(inside > 2000 && inside < 4 * 2000, `${inside} assignments inside`);
+  // Every experiment both includes and leaves out users (coverage, namespaces, targeting, users without a unit).
+  for (const [feature, c] of Object.entries(counts)) assert.ok(c.in > 100 && c.out > 20, `${feature}: ${JSON.stringify(c)}`);
+  assert.equal(unitFor(m, { id: 0 }), null);
+  assert.equal(unitFor(m, { id: 12 }), "12");
+  assert.throws(() => featureValue(site, m, "nope", { id: "u" }), (e) => e.name === "InsituError" && e.code === "UNKNOWN_EXPERIMENT");
   site.close();
 });
