@@ -7,6 +7,7 @@
 // the entry only for InsituError.
 
 import { InsituError } from "./index.js";
+import { boundedJson } from "./bounded.js";
 import type { Assignment } from "./experiments.js";
 import type { ExperimentConfig, TargetingCondition } from "./types.js";
 
@@ -71,6 +72,8 @@ const ID = /^[A-Za-z0-9_\-.:/]{1,64}$/;
 const MAX_CONDITIONS = 32;
 const MAX_TEXT = 256;
 const MAX_EXPERIMENTS = 256;
+/** Most values a payload may hold (a large GrowthBook payload has tens of thousands). */
+const MAX_PAYLOAD_VALUES = 2_000_000;
 const bytes = (s: string): number => new TextEncoder().encode(s).length;
 
 /**
@@ -82,13 +85,12 @@ const bytes = (s: string): number => new TextEncoder().encode(s).length;
 export function experimentsFromGrowthBook(payload: GrowthBookPayload): Migration {
   const out: Migration = { experiments: [], features: {}, unit: null, skipped: [], notes: [] };
   // A payload is JSON: read it once as JSON, so getters, Proxies or later changes cannot reach the mapping.
-  let data: unknown;
-  try {
-    data = JSON.parse(JSON.stringify(payload ?? null) ?? "null");
-  } catch (e) {
-    out.skipped.push({ feature: "", rule: -1, reason: `the payload cannot be read as JSON (${e instanceof Error ? e.message : String(e)})` });
+  const text = boundedJson(payload ?? null, MAX_PAYLOAD_VALUES, 64);
+  if (text === null) {
+    out.skipped.push({ feature: "", rule: -1, reason: `the payload cannot be read as JSON (a cycle, a BigInt, a getter that throws, or over ${MAX_PAYLOAD_VALUES} values)` });
     return out;
   }
+  const data: unknown = JSON.parse(text);
   const features = isRecord(data) && isRecord(data.features) ? data.features : {};
   if (isRecord(data) && data.encryptedFeatures !== undefined && !isRecord(data.features)) {
     out.skipped.push({ feature: "", rule: -1, reason: "the features are encrypted (encryptedFeatures): decrypt the payload first" });
@@ -146,8 +148,12 @@ export interface MigratedSite {
  * it is missing, empty, 0 or false (GrowthBook leaves such a user out of every experiment).
  */
 export function unitFor(migration: Migration, attributes: Record<string, unknown>): string | null {
-  const v = migration.unit === null ? undefined : attributes?.[migration.unit];
-  return v === undefined || v === null || v === "" || v === 0 || v === false || (typeof v === "number" && Number.isNaN(v)) ? null : String(v);
+  try {
+    const v = typeof migration?.unit !== "string" ? undefined : attributes?.[migration.unit];
+    return v === undefined || v === null || v === "" || v === 0 || v === false || (typeof v === "number" && Number.isNaN(v)) ? null : String(v);
+  } catch {
+    return null; // an attribute that cannot be read or written as text: no unit, as for a missing one
+  }
 }
 
 /**
@@ -157,8 +163,8 @@ export function unitFor(migration: Migration, attributes: Record<string, unknown
  * it). Throws what `run` throws, and `UNKNOWN_EXPERIMENT` for a feature the migration does not hold.
  */
 export function featureValue(site: MigratedSite, migration: Migration, feature: string, attributes: Record<string, unknown>): { value: unknown; assignment: Assignment | null } {
-  const f = Object.hasOwn(migration.features, feature) ? migration.features[feature] : undefined;
-  if (f === undefined) throw new InsituError("UNKNOWN_EXPERIMENT", `feature \`${feature}\` has no migrated experiment`);
+  const f = typeof feature === "string" && Object.hasOwn(migration.features, feature) ? migration.features[feature] : undefined;
+  if (f === undefined) throw new InsituError("UNKNOWN_EXPERIMENT", `feature ${typeof feature === "string" ? `\`${feature.slice(0, 64)}\`` : `(a ${typeof feature})`} has no migrated experiment`);
   const unit = unitFor(migration, attributes);
   if (unit === null) return { value: f.defaultValue, assignment: null };
   site.setUnit(unit);

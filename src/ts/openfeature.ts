@@ -23,7 +23,8 @@ import type {
   ResolutionDetails,
   TrackingEventDetails,
 } from "@openfeature/web-sdk";
-import { load } from "./index.js";
+import { InsituError, load } from "./index.js";
+import { boundedJson } from "./bounded.js";
 import type { FallbackSite } from "./fallback.js";
 import type { Site, Slot } from "./site.js";
 import type { ExposureEvent } from "./experiments.js";
@@ -241,15 +242,21 @@ export class InsituProvider implements Provider {
   track(name: string, _context: EvaluationContext, details: TrackingEventDetails): void {
     const site = this.#site;
     if (site === null) return;
-    const reward = details?.value ?? 1;
+    let reward: unknown;
+    try {
+      reward = details?.value ?? 1;
+    } catch (e) {
+      this.#options.load?.onError?.(new InsituError("INVALID_REWARD", "the tracking details could not be read", e) as never);
+      return;
+    }
     for (const [key, flag] of Object.entries(this.#options.flags)) {
       if (!(flag.events ?? [key]).includes(name)) continue;
       try {
-        if ("experiment" in flag) site.rewardExperiment(flag.experiment, reward);
+        if ("experiment" in flag) site.rewardExperiment(flag.experiment, reward as number);
         else {
           const id = this.#latest.get(key);
           if (id !== undefined) {
-            this.slot(key)?.reward({ decisionId: id, reward });
+            this.slot(key)?.reward({ decisionId: id, reward: reward as number });
             this.#latest.delete(key); // settled: a second event finds nothing to reward
           }
         }
@@ -260,8 +267,9 @@ export class InsituProvider implements Provider {
   }
 
   #resolve<T extends FlagValue>(key: string, value: T, kind: Kind, context: EvaluationContext, logger: Logger): ResolutionDetails<T> {
+    if (typeof key !== "string") return fault(value, "FLAG_NOT_FOUND", `a flag key is a string, not a ${typeof key}`);
     const flag = Object.hasOwn(this.#options.flags, key) ? this.#options.flags[key] : undefined;
-    if (flag === undefined) return fault(value, "FLAG_NOT_FOUND", `no flag \`${key}\` is configured for insitu`);
+    if (flag === undefined) return fault(value, "FLAG_NOT_FOUND", `no flag \`${key.slice(0, 64)}\` is configured for insitu`);
     const site = this.#site;
     if (site === null) return fault(value, "PROVIDER_NOT_READY", "the provider has not been initialized");
     if (site.fallback !== null) return fault(value, "GENERAL", site.fallback.message, { insituError: site.fallback.code });
@@ -372,7 +380,7 @@ function matches(v: unknown, kind: Kind): boolean {
 function plain(v: EvaluationContextValue): number | boolean | string | string[] | undefined {
   if (typeof v === "number" || typeof v === "boolean" || typeof v === "string") return v;
   if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.toISOString();
-  if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v as string[];
+  if (Array.isArray(v) && v.length <= MAX_LIST && v.every((x) => typeof x === "string")) return v as string[];
   return undefined;
 }
 
@@ -383,6 +391,7 @@ function plain(v: EvaluationContextValue): number | boolean | string | string[] 
  */
 function namespaces(context: EvaluationContext): ContextObject {
   const out: ContextObject = {};
+  if (context === null || typeof context !== "object" || Array.isArray(context)) return out;
   for (const [k, v] of Object.entries(context)) {
     if (k === "targetingKey" || v === undefined || v === null) continue;
     const p = plain(v);
@@ -399,34 +408,27 @@ function namespaces(context: EvaluationContext): ContextObject {
   return out;
 }
 
-/** The targeting attributes of an evaluation context: the context itself, dates as ISO text, `targetingKey` left out. */
+/**
+ * The targeting attributes of an evaluation context: the context as JSON (dates as ISO text),
+ * `targetingKey` left out; none when it cannot be read as JSON within bounds.
+ */
 function attributes(context: EvaluationContext): Record<string, unknown> {
-  const walk = (v: unknown): unknown =>
-    v instanceof Date ? v.toISOString()
-    : Array.isArray(v) ? v.map(walk)
-    : v !== null && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
-    : v;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(context)) if (k !== "targetingKey") out[k] = walk(v);
-  return out;
+  const text = boundedJson(context, 10_000, 32);
+  const out = text === null ? null : (JSON.parse(text) as unknown);
+  if (out === null || typeof out !== "object" || Array.isArray(out)) return {};
+  delete (out as Record<string, unknown>)["targetingKey"];
+  return out as Record<string, unknown>;
 }
 
 /** A slot's reward window when its options do not set one (as in src/ts/validate/slot.ts). */
 const DAY_MS = 86_400_000;
+/** Most strings a list value may hold (insitu's limit of features per context is 256). */
+const MAX_LIST = 256;
 /** Decisions kept at most (flags × contexts); past it they are all made again. */
 const MAX_DECISIONS = 256;
 
 /** The values of an evaluation context, keys sorted (the SDK passes a merged copy on every evaluation). */
 function fingerprint(context: EvaluationContext): string {
-  try {
-    return JSON.stringify(context, sorted);
-  } catch {
-    return String(Math.random()); // a context JSON cannot hold: decided afresh, never shared
-  }
-}
-
-function sorted(_: string, v: unknown): unknown {
-  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Date)
-    ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
-    : v;
+  // A context JSON cannot hold (or too large to key by) is decided afresh, never shared.
+  return boundedJson(context, 10_000, 32, true) ?? String(Math.random());
 }

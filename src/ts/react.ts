@@ -14,6 +14,7 @@
 
 import { createElement, Fragment, useCallback, useEffect, useId, useSyncExternalStore, type ReactNode, type ReactElement } from "react";
 import { load } from "./index.js";
+import { boundedJson } from "./bounded.js";
 import type { Assignment } from "./experiments.js";
 import type { FallbackSite } from "./fallback.js";
 import type { Site, Slot } from "./site.js";
@@ -269,12 +270,5 @@ function fallbackOf(options: InsituOptions): string {
 
 /** A context's values, keys sorted: equal contexts built anew on each render share a decision. */
 function fingerprint(v: unknown): string {
-  try {
-    return JSON.stringify(v ?? null, (_, x: unknown) =>
-      x !== null && typeof x === "object" && !Array.isArray(x)
-        ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-        : x);
-  } catch {
-    return String(Math.random());
-  }
+  return boundedJson(v ?? null, 10_000, 32, true) ?? String(Math.random());
 }

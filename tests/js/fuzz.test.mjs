@@ -14,13 +14,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  CODES, Context, Insitu, InsituError, load, loadSite, MemoryStorage, open, rng, WASM, WASM_FULL,
+  CODES, Context, hostiles, Insitu, InsituError, load, loadSite, MemoryStorage, open, rng, WASM, WASM_FULL,
 } from "./helpers.mjs";
 
 const T0 = 1_700_000_040_000;
 const CALLS = 21_000;
 const BEFORE_READY = 6_000;
-const HUGE = "h".repeat(200_000);
 const SLOT = { variants: ["a", "b", "c"], features: { allow: ["page", "behavior"] }, seed: 5 };
 const EXPERIMENTS = [
   { key: "hero", variants: ["x", "y", "z"], weights: [0.5, 0.25, 0.25] },
@@ -45,45 +44,6 @@ function show(v) {
   } catch {
     return "(revoked proxy)";
   }
-}
-
-/** The hostile values. */
-function hostiles(r) {
-  const boom = () => {
-    throw new Error("boom");
-  };
-  const pick = (xs) => xs[Math.floor(r() * xs.length)];
-  const trapOps = ["get", "ownKeys", "getPrototypeOf", "getOwnPropertyDescriptor", "has", "set", "defineProperty"];
-  const proxy = (target = {}) => new Proxy(target, { [pick(trapOps)]: boom, ...(r() < 0.5 ? { ownKeys: boom } : {}) });
-  const revoked = () => {
-    const p = Proxy.revocable({}, {});
-    p.revoke();
-    return p.proxy;
-  };
-  const getter = (key) => Object.defineProperty({}, key, { get: boom, enumerable: true });
-  const deep = (n) => {
-    let d = 1;
-    for (let i = 0; i < n; i++) d = r() < 0.5 ? [d] : { a: d };
-    return d;
-  };
-  const cyclic = () => {
-    const c = { page: {} };
-    c.page.self = c;
-    c.self = c;
-    return c;
-  };
-  const list = [
-    () => undefined, () => null, () => NaN, () => Infinity, () => -Infinity, () => -0, () => 0, () => -1, () => 1.5,
-    () => 2 ** 53, () => Number.MAX_VALUE, () => "", () => "x", () => HUGE, () => "\ud800", () => "k\udc00\ud800",
-    () => "__proto__", () => "constructor", () => "toString", () => true, () => false, () => 10n, () => -(2n ** 70n),
-    () => Symbol("s"), () => ({}), () => [], () => [1, "a", null], () => Object.create(null),
-    () => JSON.parse('{"__proto__": {"polluted": 1}, "a": 1}'), () => new Date(NaN), () => new Map([["a", 1]]),
-    () => () => 1, () => getter(pick(["context", "decisionId", "variants", "type", "key", "page", "reward", "slot"])),
-    () => proxy(), () => proxy([]), () => revoked(), () => deep(3000), () => cyclic(), () => new Array(2 ** 32 - 1),
-    () => ({ toString: boom, valueOf: boom, [Symbol.toPrimitive]: boom }), () => new Uint8Array(3), () => Promise.resolve(1),
-    () => Object.freeze({ context: { page: { x: 1 } } }), () => ({ length: 2 ** 40 }),
-  ];
-  return () => pick(list)();
 }
 
 test(`seeded fuzz: ${CALLS} calls of the whole public surface with hostile values`, async () => {

@@ -132,3 +132,46 @@ export async function withGlobal(name, descriptor, body) {
 
 /** A copy of every key and value of a MemoryStorage. */
 export const snapshotOf = (storage) => new Map(storage.map);
+
+/** A string of 200,000 characters. */
+export const HUGE = "h".repeat(200_000);
+
+/** A generator of hostile values from the seeded `r`: wrong types, NaN, huge strings, `__proto__` keys,
+ * getters that throw, Proxies and revoked Proxies, BigInt, Symbols, deep and cyclic values. */
+export function hostiles(r) {
+  const boom = () => {
+    throw new Error("boom");
+  };
+  const pick = (xs) => xs[Math.floor(r() * xs.length)];
+  const trapOps = ["get", "ownKeys", "getPrototypeOf", "getOwnPropertyDescriptor", "has", "set", "defineProperty"];
+  const proxy = (target = {}) => new Proxy(target, { [pick(trapOps)]: boom, ...(r() < 0.5 ? { ownKeys: boom } : {}) });
+  const revoked = () => {
+    const p = Proxy.revocable({}, {});
+    p.revoke();
+    return p.proxy;
+  };
+  const getter = (key) => Object.defineProperty({}, key, { get: boom, enumerable: true });
+  const deep = (n) => {
+    let d = 1;
+    for (let i = 0; i < n; i++) d = r() < 0.5 ? [d] : { a: d };
+    return d;
+  };
+  const cyclic = () => {
+    const c = { page: {} };
+    c.page.self = c;
+    c.self = c;
+    return c;
+  };
+  const list = [
+    () => undefined, () => null, () => NaN, () => Infinity, () => -Infinity, () => -0, () => 0, () => -1, () => 1.5,
+    () => 2 ** 53, () => Number.MAX_VALUE, () => "", () => "x", () => HUGE, () => "\ud800", () => "k\udc00\ud800",
+    () => "__proto__", () => "constructor", () => "toString", () => true, () => false, () => 10n, () => -(2n ** 70n),
+    () => Symbol("s"), () => ({}), () => [], () => [1, "a", null], () => Object.create(null),
+    () => JSON.parse('{"__proto__": {"polluted": 1}, "a": 1}'), () => new Date(NaN), () => new Map([["a", 1]]),
+    () => () => 1, () => getter(pick(["context", "decisionId", "variants", "type", "key", "page", "reward", "slot"])),
+    () => proxy(), () => proxy([]), () => revoked(), () => deep(3000), () => cyclic(), () => new Array(2 ** 32 - 1),
+    () => ({ toString: boom, valueOf: boom, [Symbol.toPrimitive]: boom }), () => new Uint8Array(3), () => Promise.resolve(1),
+    () => Object.freeze({ context: { page: { x: 1 } } }), () => ({ length: 2 ** 40 }),
+  ];
+  return () => pick(list)();
+}
