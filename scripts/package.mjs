@@ -45,40 +45,39 @@ const INTERNAL = [
   "json", "mean", "put", "string", "text", "read", "full", "maxAgeMs", "capped",
 ];
 
-const { metafile } = await build({
-  entryPoints: [path.join(root, "src/ts/index.ts")],
-  outdir: out,
-  entryNames: "[name]",
-  chunkNames: "[name]",
+/** What every esbuild build of the package shares. */
+const COMMON = {
   bundle: true,
-  splitting: true,
   format: "esm",
   platform: "neutral",
   target: "es2022",
   minify: true,
   legalComments: "none",
-  metafile: true,
   logLevel: "warning",
-  mangleProps: new RegExp(`^(${INTERNAL.join("|")})$`),
   // Class fields as assignments in the constructor, not definitions: a field
   // declared without a value then costs nothing (no class here has a setter
   // or a base class that tells the two apart), 1% of the entry's brotli size.
   tsconfigRaw: { compilerOptions: { ...tsconfig.compilerOptions, useDefineForClassFields: false } },
+};
+
+const { metafile } = await build({
+  ...COMMON,
+  entryPoints: [path.join(root, "src/ts/index.ts")],
+  outdir: out,
+  entryNames: "[name]",
+  chunkNames: "[name]",
+  splitting: true,
+  metafile: true,
+  mangleProps: new RegExp(`^(${INTERNAL.join("|")})$`),
 });
 // Entry points beside the main one, each its own file that imports the
 // entry (never bundles it), so a page pays for one only when it imports it.
 const EXTRA = { "openfeature.js": "src/ts/openfeature.ts", "growthbook.js": "src/ts/growthbook.ts", "react.js": "src/ts/react.ts" };
 for (const [file, src] of Object.entries(EXTRA)) {
   await build({
+    ...COMMON,
     entryPoints: [path.join(root, src)],
     outfile: path.join(out, file),
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    minify: true,
-    legalComments: "none",
-    logLevel: "warning",
     external: ["react"],
     plugins: [{
       name: "entry-external",
@@ -86,7 +85,6 @@ for (const [file, src] of Object.entries(EXTRA)) {
         b.onResolve({ filter: /^\.\/index\.js$/ }, () => ({ path: "./index.js", external: true }));
       },
     }],
-    tsconfigRaw: { compilerOptions: { ...tsconfig.compilerOptions, useDefineForClassFields: false } },
   });
 }
 // esbuild puts code both files use into a third file, which index.js would

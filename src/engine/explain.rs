@@ -160,7 +160,7 @@ impl Engine {
         // Terms keep the values the page gave; their weights act on the
         // vector `rank` folds, scaled to length 1 when features are
         // normalized, so each contribution carries that factor.
-        let scale = fc.scale(&fc.clone().normalized(false).fold(&hashed)?);
+        let scale = fc.scale(&fc.fold_raw(&hashed)?);
         let w = &self.s.arms[index].mean;
         let weight = |it: &Item| w[it.slot as usize] * scale;
         let bias = items

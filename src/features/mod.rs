@@ -253,11 +253,29 @@ impl FeatureConfig {
         dense: &mut Dense,
         out: &mut SparseVec,
     ) -> Result<()> {
+        self.fold_as(feats, dense, out, self.normalize)
+    }
+
+    /// [`fold`](Self::fold) without the normalization: the values the page
+    /// gave, for the factor [`scale`](Self::scale) takes (`explain`).
+    pub(crate) fn fold_raw(&self, feats: &[Hashed]) -> Result<SparseVec> {
+        let mut out = SparseVec::default();
+        self.fold_as(feats, &mut Dense::default(), &mut out, false)?;
+        Ok(out)
+    }
+
+    fn fold_as(
+        &self,
+        feats: &[Hashed],
+        dense: &mut Dense,
+        out: &mut SparseVec,
+        normalize: bool,
+    ) -> Result<()> {
         let mut pairs = core::mem::take(&mut dense.pairs);
         let result = self.expand(feats, &mut pairs);
         if result.is_ok() {
             out.fill_from(&pairs, dense, self.dim());
-            if self.normalize {
+            if normalize {
                 let scale = self.scale(out);
                 out.val.iter_mut().for_each(|x| *x *= scale);
             }

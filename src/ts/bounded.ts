@@ -60,3 +60,11 @@ export function boundedJson(value: unknown, maxValues: number, maxDepth: number,
 }
 
 const OVER = new Error("over budget");
+
+/**
+ * A key for caching what was decided for `v` (a context): its values with keys sorted, so equal
+ * contexts built anew share a key; one of its own for a value JSON cannot hold within bounds.
+ */
+export function keyOf(v: unknown): string {
+  return boundedJson(v ?? null, 10_000, 32, true) ?? String(Math.random());
+}

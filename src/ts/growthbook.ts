@@ -66,7 +66,7 @@ export interface Migration {
   notes: Array<{ feature: string; rule: number; note: string }>;
 }
 
-/** Keys and variant ids insitu takes. */
+/** Keys, variant ids and targeting attribute paths insitu takes (src/ts/validate/experiments.ts `NAME`). */
 const ID = /^[A-Za-z0-9_\-.:/]{1,64}$/;
 /** insitu's limits on an experiment (src/ts/validate/experiments.ts): tests and `in` values, bytes of a seed or string value. */
 const MAX_CONDITIONS = 32;
@@ -269,13 +269,10 @@ function targeting(cond: unknown, at: string): TargetingCondition[] | string {
   return out;
 }
 
-/** Attribute paths insitu's targeting takes (src/ts/validate/experiments.ts). */
-const ATTRIBUTE = /^[A-Za-z0-9_.:/-]{1,64}$/;
-
 const primitive = (v: unknown): v is string | number | boolean => typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
 
 function attribute(name: string, v: unknown): TargetingCondition[] | string {
-  if (!ATTRIBUTE.test(name)) return `names attribute ${JSON.stringify(name)}, which insitu targeting cannot (1 to 64 letters, digits, _ . : / -)`;
+  if (!ID.test(name)) return `names attribute ${JSON.stringify(name)}, which insitu targeting cannot (1 to 64 letters, digits, _ . : / -)`;
   if (name === "behavior" || name.startsWith("behavior.")) return `names \`${name}\`, which insitu reads from its behaviour store, not from the attributes`;
   if (primitive(v)) return [{ attribute: name, equals: v }];
   if (!isRecord(v) || Object.keys(v).length === 0 || !Object.keys(v).every((op) => op.startsWith("$"))) {

@@ -24,7 +24,7 @@ import type {
   TrackingEventDetails,
 } from "@openfeature/web-sdk";
 import { InsituError, load } from "./index.js";
-import { boundedJson } from "./bounded.js";
+import { boundedJson, keyOf } from "./bounded.js";
 import type { FallbackSite } from "./fallback.js";
 import type { Site, Slot } from "./site.js";
 import type { ExposureEvent } from "./experiments.js";
@@ -193,7 +193,7 @@ export class InsituProvider implements Provider {
 
   /** A new static context: every flag decides again under it (an equal one changes nothing). */
   onContextChange(old: EvaluationContext, next: EvaluationContext): void {
-    if (fingerprint(old) === fingerprint(next)) return;
+    if (keyOf(old) === keyOf(next)) return;
     this.#made.clear();
     this.#latest.clear();
   }
@@ -273,7 +273,7 @@ export class InsituProvider implements Provider {
     const site = this.#site;
     if (site === null) return fault(value, "PROVIDER_NOT_READY", "the provider has not been initialized");
     if (site.fallback !== null) return fault(value, "GENERAL", site.fallback.message, { insituError: site.fallback.code });
-    const at = `${key}\u0000${fingerprint(context)}`;
+    const at = `${key}\u0000${keyOf(context)}`;
     let made = this.#made.get(at);
     const now = Date.now();
     // A decision older than its reward window can no longer learn: decide again.
@@ -427,8 +427,3 @@ const MAX_LIST = 256;
 /** Decisions kept at most (flags × contexts); past it they are all made again. */
 const MAX_DECISIONS = 256;
 
-/** The values of an evaluation context, keys sorted (the SDK passes a merged copy on every evaluation). */
-function fingerprint(context: EvaluationContext): string {
-  // A context JSON cannot hold (or too large to key by) is decided afresh, never shared.
-  return boundedJson(context, 10_000, 32, true) ?? String(Math.random());
-}

@@ -14,7 +14,7 @@
 
 import { createElement, Fragment, useCallback, useEffect, useId, useSyncExternalStore, type ReactNode, type ReactElement } from "react";
 import { load } from "./index.js";
-import { boundedJson } from "./bounded.js";
+import { keyOf } from "./bounded.js";
 import type { Assignment } from "./experiments.js";
 import type { FallbackSite } from "./fallback.js";
 import type { Site, Slot } from "./site.js";
@@ -136,7 +136,7 @@ export interface SlotState {
 export function useDecision(name: string, options: InsituOptions, context?: ContextObject): SlotState {
   const site = useSite();
   const id = useId();
-  const fp = fingerprint(context);
+  const fp = keyOf(context);
   let decision: Decision | null = null;
   let slot: Slot | null = null;
   if (site !== null) {
@@ -190,7 +190,7 @@ export interface ExperimentState {
 export function useExperiment(key: string, attributes?: Record<string, unknown>): ExperimentState {
   const site = useSite();
   const id = useId();
-  const fp = fingerprint(attributes);
+  const fp = keyOf(attributes);
   let a: Assignment | null = null;
   if (site !== null) {
     const k = `${id}\u0000#${key}\u0000${fp}`;
@@ -266,9 +266,4 @@ function fallbackOf(options: InsituOptions): string {
   const model = options?.model as { variants?: Array<{ id?: unknown }> } | undefined;
   const first = Array.isArray(options?.variants) ? options.variants[0] : Array.isArray(model?.variants) ? model.variants[0] : undefined;
   return typeof first === "string" ? first : typeof first?.id === "string" ? first.id : "";
-}
-
-/** A context's values, keys sorted: equal contexts built anew on each render share a decision. */
-function fingerprint(v: unknown): string {
-  return boundedJson(v ?? null, 10_000, 32, true) ?? String(Math.random());
 }

@@ -41,7 +41,8 @@ fn positive(n: &mut Nums<'_>) -> f64 {
     x
 }
 
-/// Read a slot's configuration (layout 1 or 2, see src/ts/core.ts `slotLayout`).
+/// Read a slot's configuration (layout 2, see src/ts/core.ts `slotLayout`):
+/// layout 1 and whether the folded vectors are normalized, after the interactions.
 /// Every number is checked as it is read (the reader's errors stick), so
 /// the model and engine configuration are built from checked parts.
 pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
@@ -61,8 +62,7 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     for _ in 0..pairs {
         interactions.push((n.usize(ns), n.usize(ns)));
     }
-    // Layout 2 adds whether the folded vectors are normalized.
-    let normalize = layout == 2 && n.int(1) == 1;
+    let normalize = n.int(1) == 1;
     let d = 1usize << bits;
     let noise = positive(n);
     let kind = n.int(3);
@@ -76,7 +76,7 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     let max_pending = n.usize(crate::engine::MAX_PENDING_LIMIT as usize);
     let (hi, lo) = (n.int(u32::MAX as u64), n.int(u32::MAX as u64));
     let k = n.usize(crate::model::MAX_VARIANTS);
-    n.bad |= !(1..=2).contains(&layout)
+    n.bad |= layout != 2
         || param < 0.0
         || min_probability < 0.0
         || max_pending == 0
@@ -439,17 +439,18 @@ mod tests {
     use super::*;
 
     /// A slot layout (src/ts/core.ts `slotLayout`): 2 variants, bits 4,
-    /// one namespace, LinUCB with a 0.01 floor; variant a with one feature
-    /// of its own, sparse means and one variance (numbers 19 to 28),
-    /// variant b with dense means and variances (29 to 63).
+    /// one namespace, raw features, LinUCB with a 0.01 floor; variant a
+    /// with one feature of its own, sparse means and one variance (numbers
+    /// 20 to 29), variant b with dense means and variances (30 to 64).
     fn layout() -> Vec<f64> {
         let mut v = vec![
-            1.0,
+            2.0,
             1.0,
             4.0,
             1.0,
             12345.0,
-            0.0, // layout, hash, bits, 1 namespace (seed), 0 pairs
+            0.0,
+            0.0, // layout, hash, bits, 1 namespace (seed), 0 pairs, not normalized
             0.25,
             1.0,
             0.5,
@@ -520,29 +521,30 @@ mod tests {
     #[test]
     fn every_bad_number_is_refused() {
         let cases: &[(usize, f64)] = &[
-            (0, 2.0),      // layout
+            (0, 1.0),      // layout (1 has no normalize flag)
+            (6, 2.0),      // normalize, neither 0 nor 1
             (1, 2.0),      // hash version
             (2, 19.0),     // bits
-            (6, 0.0),      // noise
-            (6, f64::NAN), // noise
-            (8, -1.0),     // alpha
-            (8, f64::INFINITY),
-            (10, 0.6), // floor × 2 variants > 1
-            (10, -0.01),
-            (11, 2.0),                     // fallback past the variants
-            (12, 9_007_199_254_740_992.0), // seed
-            (13, 281_474_976_710_656.0),   // epoch
-            (14, 0.0),                     // ttl
-            (15, 0.0),                     // maxPending
-            (15, 10_001.0),
-            (18, 1.0),           // one variant
-            (20, 1.0),           // a namespace past the allowlist
-            (22, f64::NAN),      // a feature value
-            (25, 16.0),          // a sparse mean's slot
-            (26, f64::INFINITY), // a mean
-            (28, 0.0),           // a variance
-            (32, f64::NAN),      // a dense mean
-            (60, -1.0),          // a dense variance
+            (7, 0.0),      // noise
+            (7, f64::NAN), // noise
+            (9, -1.0),     // alpha
+            (9, f64::INFINITY),
+            (11, 0.6), // floor × 2 variants > 1
+            (11, -0.01),
+            (12, 2.0),                     // fallback past the variants
+            (13, 9_007_199_254_740_992.0), // seed
+            (14, 281_474_976_710_656.0),   // epoch
+            (15, 0.0),                     // ttl
+            (16, 0.0),                     // maxPending
+            (16, 10_001.0),
+            (19, 1.0),           // one variant
+            (21, 1.0),           // a namespace past the allowlist
+            (23, f64::NAN),      // a feature value
+            (26, 16.0),          // a sparse mean's slot
+            (27, f64::INFINITY), // a mean
+            (29, 0.0),           // a variance
+            (33, f64::NAN),      // a dense mean
+            (61, -1.0),          // a dense variance
         ];
         for &(i, x) in cases {
             let mut v = layout();

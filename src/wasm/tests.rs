@@ -72,15 +72,16 @@ fn read(n: usize) -> Vec<f64> {
 }
 
 /// A slot layout (src/ts/core.ts `slotLayout`): 2 variants, bits 4, one
-/// namespace, LinUCB with a 0.01 floor, seed 7, epoch 1.
+/// namespace, raw features, LinUCB with a 0.01 floor, seed 7, epoch 1.
 fn layout() -> Vec<f64> {
     vec![
-        1.0,
+        2.0,
         1.0,
         4.0,
         1.0,
         12345.0,
-        0.0, // layout, hash, bits, 1 namespace (seed), 0 interactions
+        0.0,
+        0.0, // layout, hash, bits, 1 namespace (seed), 0 interactions, not normalized
         0.25,
         1.0,
         0.5,
