@@ -126,7 +126,7 @@ impl<T> fmt::Display for NoFigure<T> {
 /// Every error code of insitu, in the order of `schema/errors.json`, which
 /// the TypeScript side and the README are tested against too. The last four
 /// are the control plane's own (storage, a trapped instance, no wasm).
-pub const CODES: [&str; 25] = [
+pub const CODES: [&str; 26] = [
     "INVALID_OPTION",
     "INVALID_MODEL",
     "INVALID_CONTEXT",
@@ -148,6 +148,7 @@ pub const CODES: [&str; 25] = [
     "UNKNOWN_EVENT_TYPE",
     "INVALID_EXPERIMENT",
     "UNKNOWN_EXPERIMENT",
+    "REPORT_REFUSED",
     "STORAGE_QUOTA",
     "STORAGE_UNAVAILABLE",
     "POISONED",
@@ -288,6 +289,27 @@ pub enum Error {
         /// The cap in bytes.
         max: Figure<usize>,
     },
+    /// A report was not made: its specification is invalid, a statistic
+    /// cannot be encoded, or the period was reported already.
+    ReportRefused {
+        /// Why, as data (the aggregator maps it to its own codes).
+        kind: Refusal,
+        /// What was wrong, naming the value.
+        reason: Text,
+    },
+}
+
+/// Why a report was refused ([`Error::ReportRefused`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The report specification (sizes, scale, bounds, budget) is invalid.
+    Spec,
+    /// A vector of statistics or sums has the wrong number of entries.
+    WrongLength,
+    /// A statistic is NaN or ±infinity: refused, never clipped.
+    NonFinite,
+    /// This task's period was reported already (the ledger says so).
+    Duplicate,
 }
 
 impl Error {
@@ -320,6 +342,7 @@ impl Error {
             Error::UnknownEventType { .. } => 18,
             Error::InvalidExperiment { .. } => 19,
             Error::UnknownExperiment { .. } => 20,
+            Error::ReportRefused { .. } => 21,
         }
     }
 
@@ -334,7 +357,8 @@ impl Error {
             | Error::SnapshotForeign { reason }
             | Error::SnapshotCorrupt { reason }
             | Error::InvalidEvent { reason, .. }
-            | Error::InvalidExperiment { reason, .. } => reason,
+            | Error::InvalidExperiment { reason, .. }
+            | Error::ReportRefused { reason, .. } => reason,
             Error::NonFiniteFeature { field } | Error::StringTooLong { field, .. } => field,
             Error::UnknownDecision { id }
             | Error::DecisionExpired { id }
@@ -444,6 +468,7 @@ impl fmt::Display for Error {
             Error::SnapshotTooLarge { bytes, max } => {
                 write!(f, "snapshot is {bytes} bytes; the cap is {max}")
             }
+            Error::ReportRefused { reason, .. } => write!(f, "report refused: {reason}"),
         }
     }
 }

@@ -67,6 +67,7 @@ mod features;
 mod json;
 mod model;
 mod prim;
+pub mod report;
 mod store;
 
 #[cfg(any(feature = "first", all(target_arch = "wasm32", test)))]

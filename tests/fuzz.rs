@@ -1,6 +1,7 @@
 //! Seeded fuzzing of everything that reads bytes from outside: the snapshot
 //! container, the learner and behaviour sections (through `restore` and
-//! `sync`), the A/B allocator's stored state, the storage frame and its
+//! `sync`), a slot's report section (its ledger and its sync), the A/B
+//! allocator's stored state, the storage frame and its
 //! base64, and the event API in both its text and packed (JS boundary) forms.
 //!
 //! cargo fuzz needs a nightly toolchain and libFuzzer, which these offline
@@ -20,6 +21,7 @@
 //! per target and prints the counts (`INSITU_FUZZ_INPUTS=300000 cargo test
 //! --release --test fuzz -- --nocapture`).
 
+use insitu::report::{ledger, Bounds, ReportTask, Spec};
 use insitu::{
     crc32, from_base64, open_frame, seal_frame, Allocator, Behavior, BehaviorConfig, Engine,
     EngineConfig, Experiments, RankOptions, Rng, Snapshot,
@@ -273,6 +275,101 @@ fn fuzz_snapshot_decoding_restore_and_sync() {
     assert!(
         accepted > 0 && refused > n / 4,
         "{accepted} accepted, {refused} refused"
+    );
+}
+
+/// A snapshot holding a slot's report section: statistics of a period, a
+/// ledger with one report, and its payload.
+fn seed_report() -> (Vec<u8>, Spec) {
+    let mut e = engine(3);
+    e.enable_reports(1, true).unwrap();
+    let (k, d) = e.reports().unwrap().shape();
+    let b = Bounds {
+        decisions: 20,
+        exposures: 20,
+        rewards: 20.0,
+        xy: 40.0,
+        xx: 20.0,
+    };
+    let spec = Spec::new(k, d, 256, b, None).unwrap();
+    let version = e.model_version().to_owned();
+    let mut bytes: Option<Vec<u8>> = None;
+    for day in 0..2 {
+        let now = T0 + day as f64 * 86_400_000.0;
+        for t in 0..12 {
+            let ctx = format!(r#"{{"context": {{"page": {{"section": "s{}"}}}}}}"#, t % 3);
+            let d = e.rank(&RankOptions::parse(&ctx).unwrap(), now).unwrap();
+            e.reward(d.decision_id.as_deref().unwrap(), (t % 2) as f64, now)
+                .unwrap();
+        }
+        let task = ReportTask {
+            slot: SLOT,
+            task: "t",
+            spec: &spec,
+            model_version: &version,
+        };
+        let t = e.reports().unwrap();
+        bytes = Some(t.sync(bytes.as_deref(), now, MAX, task).unwrap().bytes);
+        assert!(t.commit());
+    }
+    (bytes.unwrap(), spec)
+}
+
+#[test]
+fn fuzz_report_sections() {
+    let n = inputs_per_target();
+    let (seed, spec) = seed_report();
+    let seeds = vec![seed.clone()];
+    let mut rng = Rng::new(0x5eed_0004);
+    let mut e = engine(5);
+    e.enable_reports(1, true).unwrap();
+    let version = e.model_version().to_owned();
+    let (mut merged, mut started_again, mut refused) = (0usize, 0usize, 0usize);
+    for i in 0..n {
+        let mut input = mutate(&mut rng, &seeds[i % seeds.len()], &seeds);
+        if i % 4 != 0 {
+            input = reseal(input);
+        }
+        if let Ok(snap) = Snapshot::decode(&input, MAX) {
+            if let Err(err) = ledger(&snap, SLOT) {
+                check_code("report::ledger", &input, err.code(), SNAPSHOT_CODES);
+            }
+        }
+        let task = ReportTask {
+            slot: SLOT,
+            task: "t",
+            spec: &spec,
+            model_version: &version,
+        };
+        let mut t = e.reports().unwrap().clone();
+        match t.sync(Some(&input), T0 + 3.0 * 86_400_000.0, MAX, task) {
+            Ok(r) => {
+                merged += 1;
+                started_again += usize::from(r.corrupt);
+                // What a sync writes, its own reader reads back.
+                let snap = Snapshot::decode(&r.bytes, MAX).unwrap();
+                ledger(&snap, SLOT).unwrap_or_else(|err| {
+                    panic!("written section unreadable ({err}) from {input:02x?}")
+                });
+                assert!(t.commit());
+                if let Some(c) = t.take() {
+                    assert_eq!(c.measurement.len(), spec.len());
+                    assert!(c.measurement.iter().all(|x| *x < 1 << spec.bits()));
+                }
+            }
+            Err(err) => {
+                refused += 1;
+                check_code("Tally::sync", &input, err.code(), SNAPSHOT_CODES);
+                assert!(!t.commit(), "a refused sync staged nothing");
+            }
+        }
+    }
+    println!(
+        "fuzz: report sections (ledger, Tally sync): {n} inputs ({merged} merged, {started_again} of them from an unreadable section; {refused} refused), 0 panics"
+    );
+    assert!(
+        merged > n / 10 && started_again > n / 20,
+        "{merged} merged, {started_again} started again"
     );
 }
 

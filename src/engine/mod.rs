@@ -14,6 +14,7 @@ use crate::features::{check_count, Dense, Hashed, SparseVec};
 use crate::model::{CompactModel, Posterior};
 use crate::prim::clock::check_now;
 use crate::prim::rng::{Rng, MAX_SEED};
+use crate::report::Tally;
 
 mod explain;
 #[cfg(feature = "json")]
@@ -206,6 +207,8 @@ pub struct Engine {
     foreign: Vec<Pending>,
     /// Persistence state (see `persist`).
     sync: persist::SyncState,
+    /// The report statistics of the current period, when reports are on.
+    report: Option<Tally>,
 }
 
 impl Scorer {
@@ -427,6 +430,7 @@ impl Engine {
             pending: Vec::new(),
             foreign: Vec::new(),
             sync: persist::SyncState::default(),
+            report: None,
         }
     }
 
@@ -443,6 +447,40 @@ impl Engine {
         self.pending.clear();
         self.foreign.clear();
         self.sync = persist::SyncState::default();
+        if let Some(t) = &mut self.report {
+            t.reset();
+        }
+    }
+
+    /// Turn reports on: from now on this engine keeps the statistics of
+    /// its period of `period_days` days (with the learner's X'y and X'X
+    /// when `learning`) for [`reports`](Engine::reports) to sync. Already on
+    /// with the same shape: nothing changes. Errors (`INVALID_OPTION`): see
+    /// [`Tally::new`].
+    pub fn enable_reports(&mut self, period_days: u32, learning: bool) -> Result<()> {
+        let k = self.s.arms.len();
+        let d = if learning {
+            self.s.cfg.model.features.dim()
+        } else {
+            0
+        };
+        let t = Tally::new(k, d, period_days)?;
+        let same = |r: &Tally| r.shape() == (k, d) && r.period_days() == period_days;
+        if !self.report.as_ref().is_some_and(same) {
+            self.report = Some(t);
+        }
+        Ok(())
+    }
+
+    /// Turn reports off, dropping what was not stored (consent withdrawn).
+    pub fn disable_reports(&mut self) {
+        self.report = None;
+    }
+
+    /// The report statistics, when reports are on (their sync, commit and
+    /// the closed period's report).
+    pub fn reports(&mut self) -> Option<&mut Tally> {
+        self.report.as_mut()
     }
 
     /// The model version (content hash of the prior).
@@ -562,6 +600,9 @@ impl Engine {
         let x = for_arm(&self.s.scratch.xs, arm);
         self.s.arms[arm].update(x, reward, self.s.cfg.model.noise, 1.0)?;
         self.sync.journal(arm, x, reward, None);
+        if let Some(t) = &mut self.report {
+            t.observe(arm, x, reward);
+        }
         Ok(())
     }
 
@@ -651,6 +692,9 @@ impl Engine {
             rewarded: false,
             shared: false,
         });
+        if let Some(t) = &mut self.report {
+            t.decision(c.index, !defer);
+        }
     }
 
     /// Mark the deferred decision `epoch-counter` as shown, so its reward
@@ -658,15 +702,20 @@ impl Engine {
     pub fn activate_id(&mut self, epoch: u64, counter: u64, now_ms: f64) -> Result<()> {
         check_now(now_ms)?;
         let own = self.s.cfg.epoch;
-        find(
+        let p = find(
             &mut self.pending,
             &mut self.foreign,
             own,
             epoch,
             counter,
             now_ms,
-        )?
-        .activated = true;
+        )?;
+        if !p.activated {
+            p.activated = true;
+            if let Some(t) = &mut self.report {
+                t.exposure(p.arm);
+            }
+        }
         Ok(())
     }
 
@@ -694,6 +743,10 @@ impl Engine {
         p.rewarded = true;
         let key = persist::id_key(epoch, counter);
         self.sync.journal(p.arm, &p.x, reward, Some(key));
+        if let Some(t) = &mut self.report {
+            t.reward(p.arm, reward);
+            t.observe(p.arm, &p.x, reward);
+        }
         // Other tabs holding it learn from the tombstone that it is settled.
         self.sync.settle(key, p.expires_at, p.shared);
         Ok(())
@@ -831,6 +884,7 @@ mod tests {
                 pending: Vec::new(),
                 foreign: Vec::new(),
                 sync: persist::SyncState::default(),
+                report: None,
             };
             e.s.cfg.reward_ttl_ms = ttl;
             e.s.cfg.max_pending = cap;

@@ -87,8 +87,6 @@ const MODEL_KEPT_MS: f64 = 7.0 * crate::prim::clock::DAY_MS;
 /// writes its own state over the stored one, and reports that it did. About
 /// 0.5 MB at 32 features per observation.
 pub(crate) const MAX_JOURNAL: usize = 1024;
-/// Longest slot name.
-const MAX_SLOT: usize = 48;
 
 /// One observation learned since the last successful sync.
 #[derive(Debug, Clone)]
@@ -298,21 +296,7 @@ impl Persisted for Engine {
 
 /// The section name of a slot.
 pub(crate) fn section_name(slot: &str) -> Result<String> {
-    let ok = !slot.is_empty()
-        && slot.len() <= MAX_SLOT
-        && slot
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        let mut name = String::from("learner:");
-        name.push_str(slot);
-        Ok(name)
-    } else {
-        Err(Error::option(
-            "slot",
-            text!("should be 1 to {MAX_SLOT} letters, digits, `-`, `_` or `.`, but is `{slot}`"),
-        ))
-    }
+    crate::store::slot_section("learner:", slot)
 }
 
 /// A decoded learner section: this model's entry, and where the other

@@ -110,6 +110,18 @@ pub(crate) fn exp2_neg(x: f64) -> f64 {
     sum * pow(half) * pow(n as u64 - half)
 }
 
+/// `x` rounded to the nearest integer, halves away from zero (exact, as
+/// `f64::round`, which `no_std` builds lack).
+pub(crate) fn round(x: f64) -> f64 {
+    let t = trunc(x);
+    // `x - t` is exact below 2^52; from there on `x` is whole.
+    if (x - t).abs() >= 0.5 {
+        t + if x < 0.0 { -1.0 } else { 1.0 }
+    } else {
+        t
+    }
+}
+
 /// Largest integer not above `x` (exact).
 pub(crate) fn floor(x: f64) -> f64 {
     let t = trunc(x);
@@ -190,6 +202,10 @@ mod tests {
             -1.0,
             2.0,
             0.25,
+            0.499_999_999_999_999_94,
+            -0.499_999_999_999_999_94,
+            2.5,
+            -2.5,
         ];
         for _ in 0..400_000 {
             let b = rng.next_u64();
@@ -211,6 +227,7 @@ mod tests {
                 x.sqrt()
             );
             assert!(same(floor(x), x.floor()), "floor({x:e})");
+            assert!(same(round(x), x.round()), "round({x:e})");
             assert!(same(trunc(x), x.trunc()), "trunc({x:e})");
         }
     }

@@ -66,6 +66,31 @@ export interface Audit {
     }>;
     exposures: Array<{ experiment: string; variant: string; at: number }>;
   };
+  /**
+   * Each slot with `reports` (once the full engine has checked them: `await site.ready`): its
+   * settings, the ledger of the periods it closed (what was reported, refused or dropped) and
+   * the exact payload of its last report. Nothing in it was sent by this module.
+   */
+  reports: Array<{
+    slot: string;
+    task: string;
+    periodDays: number;
+    learning: boolean;
+    segment: string | null;
+    scale: number;
+    bounds: { decisions: number; exposures: number; rewards: number; xy: number; xx: number };
+    ledger: Array<{
+      period: string;
+      task: string;
+      outcome: "reported" | "refused-duplicate" | "refused-non-finite" | "dropped-model-changed";
+      clipped: Array<"reports" | "decisions" | "exposures" | "rewards" | "xy" | "xx">;
+      length: number;
+      bits: number;
+      scale: number;
+      bounds: { decisions: number; exposures: number; rewards: number; xy: number; xx: number };
+    }>;
+    last: { period: string; task: string; measurement: number[] } | null;
+  }>;
   history: AuditEntry[];
 }
 

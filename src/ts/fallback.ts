@@ -187,6 +187,7 @@ export class FallbackSite implements Sink {
         list: [...this.#specs.values()].map((e) => ({ key: e.key, variants: [...e.variants], hash: e.hash, allocation: e.allocation.type })),
         exposures: [],
       },
+      reports: [],
       history: [{ at: this.#at, event: FALLBACK, code: this.fallback.code, detail: this.fallback.message }],
     };
   }

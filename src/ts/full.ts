@@ -23,6 +23,9 @@ import type { Contribution, Decision, Explanation, Learner, Stats } from "./slot
 import type { EventSpec } from "./spec.js";
 import type * as Calls from "./validate/calls.js";
 import type * as Read from "./validate/read.js";
+import { attachReports, commitReports, reportsAudit, reportsOn, syncReport } from "./reports.js";
+
+export { reportsOff, reportsOn } from "./reports.js";
 
 /** What this file uses of the entry's. */
 export interface Kit {
@@ -37,6 +40,8 @@ export interface Kit {
   encode: typeof Slot.encode;
   callNums: typeof Slot.callNums;
   Insitu: typeof Insitu;
+  option: typeof Errors.option;
+  Obj: typeof Read.Obj;
 }
 
 let fail: Kit["fail"];
@@ -52,6 +57,7 @@ let callNums: Kit["callNums"];
 /** Called once by the entry, before anything else here: `Insitu`'s methods are defined on its prototype. */
 export function attach(kit: Kit): void {
   ({ fail, coded, describe, guard, constant, Writer: Bytes, checkExplainShape, encode, callNums } = kit);
+  attachReports(kit);
   const methods = Object.getOwnPropertyDescriptors(Methods.prototype);
   delete (methods as { constructor?: unknown }).constructor;
   Object.defineProperties(kit.Insitu.prototype, methods);
@@ -142,6 +148,7 @@ function slotOnto(site: Site, l: Learner, name: string, refused: (e: InsituError
   l.log = null;
   l.own = [];
   restorePart(site, name);
+  reportsOn(site, name);
   for (const [call, args, nums, words] of log) {
     try {
       if (nums !== null) full.nums(nums);
@@ -309,11 +316,17 @@ export function restorePart(site: Site, name: string | null): void {
   }
 }
 
+/** What `audit()` shows of reports (full.ts decodes the stored snapshot once for it). */
+export const reportsAuditOf = (site: Site): ReturnType<typeof reportsAudit> => reportsAudit(site, decoded(site));
+
 /** Load what is stored into every part (the site opens on the full engine, or consent now allows it). */
 export function restoreAll(site: Site): void {
   setStored(site, readStored(site, site.key).bytes);
   restorePart(site, null);
-  for (const name of site.slots.keys()) restorePart(site, name);
+  for (const name of site.slots.keys()) {
+    restorePart(site, name);
+    reportsOn(site, name);
+  }
   if (site.stored !== null) site.record("restored", { key: site.key, detail: `${site.stored.length} bytes` });
 }
 
@@ -480,6 +493,7 @@ function flushSnapshot(site: Site): FlushResult {
   if (!write(site, site.key, now, generation, bytes)) return { written: false, reason: site.store.status };
   c.call("beh_commit", [site.behavior.h]);
   for (const l of site.slots.values()) c.call("slot_commit", [l.h]);
+  commitReports(site);
   if (site.failures > 0) site.record("recovered", { key: site.key, detail: `stored after ${site.failures} failed attempts` });
   site.failures = 0;
   setStored(site, bytes);
@@ -502,6 +516,7 @@ function syncParts(site: Site, stored: Uint8Array | null, now: number): Uint8Arr
     if (trimmed > 0) {
       site.record("pending-trimmed", { key: name, detail: `${trimmed} pending decisions dropped, earliest-expiring first, to keep the snapshot under maxBytes` });
     }
+    bytes = syncReport(site, name, l, bytes, now);
   }
   return bytes;
 }

@@ -21,7 +21,7 @@
 import { Core, fetchModule, instantiate, Writer } from "./core.js";
 import { plane, setEngine, setPlane, theEngine } from "./engine.js";
 import { Consent } from "./consent.js";
-import { coded, describe, fail, type InsituError } from "./errors.js";
+import { coded, describe, fail, type InsituError, option } from "./errors.js";
 import { FallbackSite } from "./fallback.js";
 import type * as Full from "./full.js";
 import { CONSTANT } from "./hash.js";
@@ -33,7 +33,7 @@ import { defaultStorage } from "./storage.js";
 import type { LoadOptions, OpenOptions, WasmSource } from "./types.js";
 import { checkExplainShape } from "./validate/calls.js";
 import { checkOpen } from "./validate/open.js";
-import { guard } from "./validate/read.js";
+import { guard, Obj } from "./validate/read.js";
 
 export { CODES, type ErrorCode, InsituError } from "./errors.js";
 export { Context } from "./features.js";
@@ -62,7 +62,7 @@ let control: Promise<typeof Full> | null = null;
 function fullEngine(source: unknown): Promise<Core> {
   control ??= import("./full.js").then(
     (m) => {
-      m.attach({ fail, coded, describe, guard, constant: CONSTANT, Writer, checkExplainShape, encode, callNums, Insitu });
+      m.attach({ fail, coded, describe, guard, constant: CONSTANT, Writer, checkExplainShape, encode, callNums, Insitu, option, Obj });
       setPlane(m);
       return m;
     },

@@ -6,6 +6,7 @@
 // then commit.
 
 import { theEngine } from "./engine.js";
+import { option } from "./errors.js";
 import { Hasher } from "./features.js";
 import { type Decision, type Explanation, Learner, Prepared, type Stats } from "./slot.js";
 import type { ActivateOptions, ExplainOptions, InsituOptions, LearnOptions, RankOptions, RewardOptions } from "./types.js";
@@ -62,7 +63,9 @@ export class Insitu {
 
   /** Check the options and start at the prior. Throws `InsituError` (`INVALID_OPTION`, `INVALID_MODEL`, ...). */
   constructor(options: InsituOptions) {
-    this.l = new Learner(theEngine(), new Prepared(options, new Hasher()), Date.now);
+    const p = new Prepared(options, new Hasher());
+    if (p.spec.reports !== undefined) throw option("reports", "belongs to a site's slot: open it with `site.slot(name, options)`");
+    this.l = new Learner(theEngine(), p, Date.now);
   }
 }
 

@@ -249,7 +249,10 @@ export class Site implements Sink {
   #enforce(): void {
     const r = rank(this.consentState.effective);
     const removed = this.store.ownKeys().filter((k) => r < this.store.tierOf(k) && this.store.remove(k));
-    if (r < 2) plane?.setStored(this, null);
+    if (r < 2) {
+      plane?.setStored(this, null);
+      plane?.reportsOff(this);
+    }
     if (r < 1) {
       this.cancelTimer();
       this.ab.dropDevice();
@@ -271,7 +274,10 @@ export class Site implements Sink {
     const behavior = p.allow.has("behavior");
     const l = new Learner(this.core, p, this.clock, () => (behavior ? this.#derived((now) => this.behavior.encoded(now)) : null), () => this.changed());
     this.slots.set(name, l);
-    if (this.core.full && this.consentState.allows("personalization")) plane!.restorePart(this, name);
+    if (this.core.full && this.consentState.allows("personalization")) {
+      plane!.restorePart(this, name);
+      plane!.reportsOn(this, name);
+    }
     return {
       name,
       rank: (o) => l.rank(o),
@@ -523,6 +529,7 @@ export class Site implements Sink {
         })),
         exposures: safe(() => this.ab.exposures(), []),
       },
+      reports: safe(() => plane?.reportsAuditOf(this) ?? [], []),
       history: this.#history.list().map((h) => ({ ...h })),
     };
   }

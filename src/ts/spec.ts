@@ -53,6 +53,12 @@ export interface SlotSpec {
   maxPending: number;
   /** The model version: `m1-` and the content hash (16 hex digits), as the Rust core computes it. */
   modelVersion: string;
+  /**
+   * The `reports` option as given, copied (`structuredClone`), or the error
+   * copying it threw; undefined when absent. Checked by the full engine
+   * (full.js), which alone makes reports.
+   */
+  reports: unknown;
 }
 
 /** Retention of the behaviour store, checked; defaults filled in. */
@@ -199,6 +205,7 @@ export interface OpenSpec {
   /** The site's own id for this visitor, 1 to 256 characters, or null. */
   unit: string | null;
   onExposure: ((exposure: object) => void) | null;
+  onReport: ((report: object) => void) | null;
   /** Where `load()` gets the .wasm, or null for the default next to the package. */
   wasm: WasmSource | null;
   /** The same for the full build, or null. */

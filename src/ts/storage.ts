@@ -86,7 +86,7 @@ export type Holds = "snapshot" | "audit-history" | "experiments" | "device-unit"
 export type Event =
   | "restored" | "quarantined" | "quarantine-dropped" | "quarantine-failed" | "recovered" | "quota-exceeded"
   | "storage-unavailable" | "consent-changed" | "deleted" | "expired" | "newer-format" | "stale-read" | "fallback"
-  | "handover-failed" | "pending-trimmed";
+  | "handover-failed" | "pending-trimmed" | "report" | "report-refused";
 
 /** Where storage problems and history entries go (the site). */
 export interface Sink {

@@ -74,6 +74,61 @@ export interface InsituOptions {
   rewardTtlMs?: number;
   /** Decisions kept waiting for delayed rewards, oldest evicted. Default 256. */
   maxPending?: number;
+  /**
+   * Private reports of this slot (a site's slots only): one report per period, handed to the
+   * site's `onReport`, never sent by this module. Checked when the full engine arrives; a
+   * mistake goes to `onError` (`INVALID_OPTION`) and the slot makes no reports.
+   */
+  reports?: ReportOptions;
+}
+
+/**
+ * What a slot reports, and the contribution bounds of one report. The aggregator's task file
+ * must say the same (each `Report` carries it as `taskFile`).
+ */
+export interface ReportOptions {
+  /** The task id (a DAP task id in production): 1 to 256 letters, digits, `.`, `_`, `~`, `:` or `-`. */
+  task: string;
+  /** Days per period, 1 to 366. Periods start on whole multiples of it since 1970-01-01 UTC. Default 1. */
+  periodDays?: number;
+  /** Include the learner's X'y and X'X diagonal (for the next prior). Default true; needs variants × 2^bits ≤ 4096. */
+  learning?: boolean;
+  /** Fixed-point units per 1.0 of reward sums, X'y and X'X: an integer in [1, 2^20]. Default 256. */
+  scale?: number;
+  /** Per-report L1 bounds; larger values are clipped and the ledger says so. Defaults 20, 20, 20, 40, 20. */
+  bounds?: { decisions?: number; exposures?: number; rewards?: number; xy?: number; xx?: number };
+  /** A coarse label sent in the clear with the report (a device class, a region; never an identifier): 1 to 64 letters, digits, `.`, `_` or `-`. */
+  segment?: string;
+}
+
+/** A group of a report's statistics. */
+export type ReportGroup = "reports" | "decisions" | "exposures" | "rewards" | "xy" | "xx";
+
+/**
+ * One closed period of one slot, as `onReport` receives it: the measurement of a Prio3
+ * `SumVec` (`vdaf`), for `@divviup/dap`'s `sendMeasurement`, or the plain line (`line`) for a
+ * site that aggregates on a server it trusts (not private against that server).
+ */
+export interface Report {
+  v: 1;
+  task: string;
+  /** The period's first day, `YYYY-MM-DD` (UTC). */
+  period: string;
+  /** The slot's name. */
+  key: string;
+  segment?: string;
+  /** `1 + 3K + 3Kd` integers in `[0, 2^bits)`. */
+  measurement: number[];
+  vdaf: { type: "Prio3SumVec"; bits: number; length: number; chunkLength: number };
+  /** Groups clipped to their bounds. */
+  clipped: ReportGroup[];
+  /** The task file `insitu-aggregate` reads (`--spec`). */
+  taskFile: {
+    format: 1; task: string; period: string; key: string; variants: number; slots: number; scale: number;
+    bounds: { decisions: number; exposures: number; rewards: number; xy: number; xx: number };
+  };
+  /** The plain report line `insitu-aggregate aggregate` reads (JSON). */
+  line: string;
 }
 
 /** A context: the object, or one encoded once per page by `site.context()`. */
@@ -220,6 +275,8 @@ export interface OpenOptions {
   unit?: string;
   /** Called once per first exposure of this unit to a variant: the only way an assignment leaves the device. */
   onExposure?: (exposure: ExposureEvent) => void;
+  /** Called once per closed period of a slot with `reports` (consent `personalization` only): the only way a report leaves the device. */
+  onReport?: (report: Report) => void;
 }
 
 /** Options of `load()`: those of `open()`, plus where the modules come from and who hears about a fallback. */

@@ -24,6 +24,8 @@
 
 mod behavior;
 mod experiments;
+#[cfg(feature = "full")]
+mod report;
 #[cfg(not(feature = "full"))]
 mod scorer;
 mod slot;

@@ -15,7 +15,7 @@ use crate::{EngineConfig, Hashed};
 static SLOTS: Global<Table<Engine>> = Global::new(Table::new());
 
 #[cfg(feature = "full")]
-fn slot<R>(h: u32, f: impl FnOnce(&mut Engine) -> crate::Result<R>) -> crate::Result<R> {
+pub(super) fn slot<R>(h: u32, f: impl FnOnce(&mut Engine) -> crate::Result<R>) -> crate::Result<R> {
     SLOTS.with(|t| f(t.get(h)?))
 }
 

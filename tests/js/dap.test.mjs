@@ -41,11 +41,11 @@ function measurements() {
 
 const b64url = (b) => Buffer.from(b).toString("base64url");
 
-/** The aggregator's report line of one Prio3 report (the golden task's). */
-function reportLine(nonce, publicShare, leaderShare, helperShare) {
-  const { task, period, key } = golden.spec;
+/** The aggregator's report line of one Prio3 report, labelled as `labels` (default: the golden task's). */
+function reportLine(nonce, publicShare, leaderShare, helperShare, labels = golden.spec) {
+  const { task, period, key, segment } = labels;
   return {
-    v: 1, task, period, key,
+    v: 1, task, period, key, ...(segment === undefined ? {} : { segment }),
     nonce: b64url(nonce), publicShare: b64url(publicShare), leaderShare: b64url(leaderShare), helperShare: b64url(helperShare),
   };
 }
@@ -65,10 +65,10 @@ function tampered(l) {
   return { ...l, leaderShare: b64url(share) };
 }
 
-function run(lines) {
+function run(lines, taskFile = golden.spec) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "insitu-dap-"));
   const spec = path.join(dir, "task.json");
-  fs.writeFileSync(spec, JSON.stringify(golden.spec));
+  fs.writeFileSync(spec, JSON.stringify(taskFile));
   const r = spawnSync(aggregator(), ["aggregate", "--spec", spec, "--no-noise"], {
     input: lines.map((l) => JSON.stringify(l)).join("\n") + "\n",
     encoding: "utf8",
@@ -137,8 +137,13 @@ const opaque32 = (b) => {
   return Buffer.concat([len, b]);
 };
 
-test("@divviup/dap's client uploads reports that insitu-aggregate verifies and sums", { timeout: 120_000 }, async () => {
-  const { bits, length, chunkLength } = golden.prio3SumVec;
+/**
+ * Upload `measurements` with `@divviup/dap`'s own client to a leader and a
+ * helper played in memory (their HPKE configurations served, nothing leaves
+ * the process), and read each upload as the two aggregators would: the
+ * report lines of `insitu-aggregate`, labelled as `labels`.
+ */
+async function throughDap({ bits, length, chunkLength }, measurements, labels = golden.spec) {
   const suite = new CipherSuite({ kem: KemId.DhkemX25519HkdfSha256, kdf: KdfId.HkdfSha256, aead: AeadId.Aes128Gcm });
   const roles = { leader: 2, helper: 3 };
   const keys = {};
@@ -170,13 +175,8 @@ test("@divviup/dap's client uploads reports that insitu-aggregate verifies and s
     uploads.push(Buffer.from(init.body));
     return new Response(null, { status: 201 });
   };
-  const ms = measurements();
-  const plain = new Array(length).fill(0);
-  for (const m of ms) {
-    await task.sendMeasurement(m);
-    m.forEach((x, i) => (plain[i] += x));
-  }
-  assert.equal(uploads.length, ms.length);
+  for (const m of measurements) await task.sendMeasurement(m);
+  assert.equal(uploads.length, measurements.length);
 
   // Each upload as the leader and the helper read it (DAP-09 Report): the
   // metadata, the public share, then one HPKE ciphertext per aggregator,
@@ -201,8 +201,16 @@ test("@divviup/dap's client uploads reports that insitu-aggregate verifies and s
       p.done();
     }
     r.done();
-    lines.push(reportLine(metadata.subarray(0, 16), publicShare, shares.leader, shares.helper));
+    lines.push(reportLine(metadata.subarray(0, 16), publicShare, shares.leader, shares.helper, labels));
   }
+  return lines;
+}
+
+test("@divviup/dap's client uploads reports that insitu-aggregate verifies and sums", { timeout: 120_000 }, async () => {
+  const ms = measurements();
+  const plain = new Array(golden.prio3SumVec.length).fill(0);
+  for (const m of ms) m.forEach((x, i) => (plain[i] += x));
+  const lines = await throughDap(golden.prio3SumVec, ms);
   // One more upload, its leader share changed after the aggregator opened it.
   const { sums, summary } = run([...lines, tampered(lines[0])]);
   assert.deepEqual(sums.segments[0].sums, plain, "the aggregate of the uploaded shares is the plain sum");
@@ -211,4 +219,75 @@ test("@divviup/dap's client uploads reports that insitu-aggregate verifies and s
     { prio: ms.length, refused: { VERIFY_FAILED: 1 } },
     JSON.stringify(summary),
   );
+});
+
+/** A seeded generator of numbers in [0, 1) (mulberry32). */
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The reports of `n` devices, each a site of its own that decides and
+ * learns for a day (some far past the default bounds, so their reports are
+ * clipped), then closes the period the next day.
+ */
+async function deviceReports(n, seed) {
+  const { MemoryStorage, open } = await import("./helpers.mjs");
+  const random = rng(seed);
+  const day = Date.UTC(2026, 11, 6);
+  const reports = [];
+  for (let i = 0; i < n; i++) {
+    let now = day + 3_600_000;
+    const segment = i % 3 === 0 ? "desktop" : "mobile";
+    const site = open({
+      storage: new MemoryStorage(), consent: "personalization", now: () => now, flushDelayMs: 60_000,
+      onReport: (r) => reports.push(r), onError: (e) => assert.fail(e.message),
+    });
+    const slot = site.slot("hero", {
+      variants: ["a", "b", "c", "d"], features: { allow: ["page"], bits: 4 },
+      reports: { task: "shop-hero", segment },
+    });
+    const decisions = 1 + Math.floor(random() * (i % 4 === 0 ? 60 : 12));
+    for (let t = 0; t < decisions; t++) {
+      now += 1000;
+      const d = slot.rank({ context: { page: { section: ["news", "sports", "tech"][Math.floor(random() * 3)], depth: random() * 5 } } });
+      if (random() < 0.8) slot.reward({ decisionId: d.decisionId, reward: [0, 0.37, 1][Math.floor(random() * 3)] });
+    }
+    await site.flush();
+    now += 86_400_000;
+    await site.flush();
+    site.close();
+  }
+  assert.equal(reports.length, n, "one report per device");
+  return reports;
+}
+
+test("device reports, uploaded by @divviup/dap, verify and sum in insitu-aggregate to their plain sums, per segment", { timeout: 300_000 }, async () => {
+  const reports = await deviceReports(12, 22);
+  assert.ok(reports.some((r) => r.clipped.length > 0), "some devices were clipped to the bounds");
+  const [first] = reports;
+  const taskFile = { ...first.taskFile, segments: ["desktop", "mobile"] };
+  for (const r of reports) assert.deepEqual({ ...r.taskFile, segments: taskFile.segments }, taskFile, "one task file for every device");
+  const plain = {};
+  const lines = [];
+  for (const segment of ["desktop", "mobile"]) {
+    const mine = reports.filter((r) => r.segment === segment);
+    plain[segment] = new Array(first.vdaf.length).fill(0);
+    for (const r of mine) r.measurement.forEach((x, i) => (plain[segment][i] += x));
+    lines.push(...await throughDap(first.vdaf, mine.map((r) => r.measurement), { ...first.taskFile, segment }));
+  }
+  const viaDap = run(lines, taskFile);
+  assert.deepEqual(viaDap.summary.refused, {}, JSON.stringify(viaDap.summary));
+  const bySegment = (sums) => Object.fromEntries(sums.segments.map((x) => [x.segment, x.sums]));
+  assert.deepEqual(bySegment(viaDap.sums), plain, "the aggregate of the shares is the plain sum of the device measurements");
+  // The plain path: the same reports as the lines `onReport` gave.
+  const viaLines = run(reports.map((r) => JSON.parse(r.line)), taskFile);
+  assert.deepEqual(viaLines.summary.refused, {}, JSON.stringify(viaLines.summary));
+  assert.deepEqual(bySegment(viaLines.sums), plain);
 });

@@ -2,6 +2,7 @@
 // built package (pkg/index.js) with the two .wasm modules read from pkg/.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import zlib from "node:zlib";
 import * as insitu from "../../pkg/index.js";
 
 export { insitu };
@@ -174,4 +175,43 @@ export function hostiles(r) {
     () => Object.freeze({ context: { page: { x: 1 } } }), () => ({ length: 2 ** 40 }),
   ];
   return () => pick(list)();
+}
+
+/**
+ * The stored value `raw` (a framed snapshot) with section `name`'s body cut
+ * short by three bytes, the container's and the frame's checksums made
+ * right again: a section that fails its own reader inside a snapshot that
+ * opens.
+ */
+export function corruptSection(raw, name) {
+  const [tag, , savedAt, generation, payload] = raw.split(";");
+  const snap = Buffer.from(payload, "base64");
+  const out = [snap.subarray(0, 16)];
+  let at = 16;
+  const count = snap.readUInt16LE(at);
+  const table = [snap.subarray(at, at + 2)];
+  at += 2;
+  let found = false;
+  for (let i = 0; i < count; i++) {
+    const n = snap[at];
+    const sectionName = snap.subarray(at + 1, at + 1 + n).toString("utf8");
+    const len = snap.readUInt32LE(at + 1 + n);
+    let body = snap.subarray(at + 5 + n, at + 5 + n + len);
+    if (sectionName === name) {
+      body = body.subarray(0, body.length - 3);
+      found = true;
+    }
+    const head = Buffer.alloc(5 + n);
+    snap.copy(head, 0, at, at + 1 + n);
+    head.writeUInt32LE(body.length, 1 + n);
+    table.push(head, body);
+    at += 5 + n + len;
+  }
+  assert.ok(found, `no section ${name}`);
+  const body = Buffer.concat(table);
+  const header = Buffer.from(out[0]);
+  header.writeUInt32LE(body.length, 8);
+  header.writeUInt32LE(zlib.crc32(body), 12);
+  const framed = `${savedAt};${generation};${Buffer.concat([header, body]).toString("base64")}`;
+  return `${tag};${zlib.crc32(Buffer.from(framed, "utf16le")).toString(16).padStart(8, "0")};${framed}`;
 }

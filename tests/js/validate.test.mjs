@@ -68,6 +68,7 @@ test("a slot's defaults", () => {
     rewardTtlMs: DAY,
     maxPending: 256,
     modelVersion: s.modelVersion,
+    reports: undefined,
   });
   // Options left out read as {}: the variants are then missing.
   names(() => checkSlot(undefined), "INVALID_OPTION", "variants");
@@ -179,7 +180,7 @@ test("open() and load() options: defaults", () => {
   assert.deepEqual(o, {
     key: "insitu", consent: null, defaultConsent: "functional", gpc: "honor",
     behavior: { maxAgeDays: 30, maxEvents: 500, maxBytes: 16384, sessionGapMinutes: 30, types: [] },
-    storage: "default", now: Date.now, maxBytes: 262144, flushDelayMs: 1000, onError: null, unit: null, onExposure: null,
+    storage: "default", now: Date.now, maxBytes: 262144, flushDelayMs: 1000, onError: null, unit: null, onExposure: null, onReport: null,
     wasm: null, wasmFull: null, onFallback: null,
   });
   const storage = { getItem: () => null };

@@ -127,6 +127,28 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The core's report errors in this crate's codes: a refused
+/// specification is `INVALID_SPEC`, a wrong length `WRONG_LENGTH`, a
+/// non-finite statistic `NON_FINITE`; anything else the core says about a
+/// report is a specification it cannot use.
+impl From<insitu::Error> for Error {
+    fn from(e: insitu::Error) -> Error {
+        use insitu::report::Refusal;
+        let code = match &e {
+            insitu::Error::ReportRefused {
+                kind: Refusal::WrongLength,
+                ..
+            } => Code::WrongLength,
+            insitu::Error::ReportRefused {
+                kind: Refusal::NonFinite,
+                ..
+            } => Code::NonFinite,
+            _ => Code::InvalidSpec,
+        };
+        Error::new(code, e.detail())
+    }
+}
+
 /// The aggregator's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 

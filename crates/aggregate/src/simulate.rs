@@ -31,7 +31,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::{Code, Error, Result};
 use crate::model::next_model;
-use crate::{encode, release, Mechanism, Stats, Task, TaskFile};
+use crate::{encode, release, Mechanism, Task, TaskFile};
 
 /// The variants.
 pub const VARIANTS: [&str; 4] = ["a", "b", "c", "d"];
@@ -186,20 +186,14 @@ fn learner(model: &str, seed: u64) -> Result<Engine> {
 }
 
 /// One device: `PERIOD` decisions from `engine` (reset to its prior), each
-/// rewarded with a draw from the world; adds to `stats` when given.
-/// Returns the sum of rewards. The contexts, the reward draws and each
+/// rewarded with a draw from the world; with reports on (`Engine::enable_reports`)
+/// the engine's own tally counts them, as on a device. Returns the sum of
+/// rewards. The contexts, the reward draws and each
 /// decision's seed come from `rng`, so two calls with the same `rng` state
 /// see the same ones (`reset` restarts the engine's own seed stream, which
 /// would give every device the same draws).
-fn device(
-    engine: &mut Engine,
-    epoch: u64,
-    world: &World,
-    rng: &mut StdRng,
-    mut stats: Option<&mut Stats>,
-) -> Result<f64> {
+fn device(engine: &mut Engine, epoch: u64, world: &World, rng: &mut StdRng) -> Result<f64> {
     engine.reset(epoch);
-    let d = 1usize << BITS;
     let mut total = 0.0;
     for t in 0..PERIOD {
         let c = Context::draw(rng);
@@ -210,16 +204,6 @@ fn device(
             .map_err(core)?;
         let k = choice.index;
         let reward = f64::from(u8::from(u < world.p(&c, k)));
-        if let Some(st) = stats.as_deref_mut() {
-            st.decisions[k] += 1;
-            st.exposures[k] += 1;
-            st.rewards[k] += reward;
-            let (slots, values) = engine.last_features(k);
-            for (&i, &x) in slots.iter().zip(values) {
-                st.xy[k * d + i as usize] += reward * x;
-                st.xx[k * d + i as usize] += x * x;
-            }
-        }
         engine
             .reward_id(choice.epoch, choice.counter, reward, t as f64 + 0.5)
             .map_err(core)?;
@@ -233,12 +217,15 @@ fn device(
 pub fn period(n: usize, world: &World, seed: u64) -> Result<(Vec<u64>, usize)> {
     let t = task()?;
     let mut engine = learner(&base_model(), seed)?;
+    // The device's own statistics: what its learner updated on, counted by
+    // the core's tally (src/report/tally.rs), as a slot with `reports` does.
+    engine.enable_reports(1, true).map_err(core)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut sums = vec![0u64; t.spec.len()];
     let mut clipped = 0usize;
     for i in 0..n {
-        let mut st = Stats::zeros(&t.spec);
-        device(&mut engine, i as u64, world, &mut rng, Some(&mut st))?;
+        device(&mut engine, i as u64, world, &mut rng)?;
+        let st = engine.reports().map(|r| r.counted()).unwrap_or_default();
         let m = encode(&t.spec, &st)?;
         clipped += usize::from(!m.clipped.is_empty());
         for (s, x) in sums.iter_mut().zip(&m.entries) {
@@ -277,7 +264,7 @@ pub fn evaluate(
             // The same contexts and reward draws for every model.
             let mut rng =
                 StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            o.push(device(e, i as u64, world, &mut rng, None)? / PERIOD as f64);
+            o.push(device(e, i as u64, world, &mut rng)? / PERIOD as f64);
         }
     }
     Ok(out)

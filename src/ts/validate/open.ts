@@ -13,7 +13,7 @@ import { guard, Obj, OPTION, unreadable, wellFormed } from "./read.js";
 export const KEY_RE = /^[A-Za-z0-9_-]{1,32}$/;
 const OPEN_KEYS = [
   "key", "consent", "defaultConsent", "gpc", "behavior", "storage", "now", "maxBytes", "flushDelayMs", "onError", "unit",
-  "onExposure",
+  "onExposure", "onReport",
 ] as const;
 /** What `load()` takes besides `open()`'s options. */
 const LOAD_KEYS = [...OPEN_KEYS, "wasm", "wasmFull", "onFallback"] as const;
@@ -46,6 +46,7 @@ export function checkOpen(options: unknown, load = false): OpenSpec {
     const now = fn<() => number>("now") ?? Date.now;
     const onError = fn<(error: Error) => void>("onError");
     const onExposure = fn<(exposure: object) => void>("onExposure");
+    const onReport = fn<(report: object) => void>("onReport");
     const unit = checkUnit(o.raw("unit") ?? null);
     const flushDelayMs = o.get("flushDelayMs") ?? 1000;
     if (typeof flushDelayMs !== "number" || !(flushDelayMs >= 0 && flushDelayMs <= 60_000)) {
@@ -69,6 +70,7 @@ export function checkOpen(options: unknown, load = false): OpenSpec {
       onError,
       unit: unit === null ? null : wellFormed(unit),
       onExposure,
+      onReport,
       wasm: wasm(o, "wasm"),
       wasmFull: wasm(o, "wasmFull"),
       onFallback: load ? fn<(error: Error) => void>("onFallback") : null,

@@ -9,7 +9,7 @@ import {
   checkFeatures, checkIds, checkModel, contentHash, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, type Hashed, MAX_VARIANTS,
   variantFeatures,
 } from "./model.js";
-import { guard, Obj, OPTION, positive, wellFormed, within } from "./read.js";
+import { guard, Obj, OPTION, positive, unreadable, wellFormed, within } from "./read.js";
 
 export { checkFeatures } from "./model.js";
 
@@ -30,6 +30,7 @@ export function checkName(name: unknown): string {
 
 const SLOT_KEYS = [
   "variants", "model", "features", "policy", "fallback", "seed", "noise", "priorVariance", "rewardTtlMs", "maxPending",
+  "reports",
 ] as const;
 
 /**
@@ -100,8 +101,18 @@ export function checkSlot(options: unknown): SlotSpec {
       rewardTtlMs: positive(rewardTtlMs ?? DEFAULT_REWARD_TTL_MS, "rewardTtlMs", OPTION),
       maxPending: maxPending ?? DEFAULT_MAX_PENDING,
       modelVersion: spec.modelVersion,
+      reports: copy(o.get("reports")),
     };
   });
+}
+
+/** `x` copied, so no getter or Proxy of the caller's runs later; or the error copying threw. */
+function copy(x: unknown): unknown {
+  try {
+    return x === undefined ? x : structuredClone(x);
+  } catch (e) {
+    return unreadable(OPTION, "reports", e);
+  }
 }
 
 /**

@@ -24,6 +24,9 @@ import init, {
   type ExperimentInfo,
   type Explanation,
   type ExposureEvent,
+  type Report,
+  type ReportGroup,
+  type ReportOptions,
   type FallbackSite,
   type FlushResult,
   type InsituOptions,
@@ -190,6 +193,29 @@ void load(loadOptions).then(async (s: Site | FallbackSite) => {
   void [reason, fromFallback, flushed, a];
 });
 void load();
+
+// --- private reports ----------------------------------------------------------------
+
+const reportOptions: ReportOptions = { task: "hero-w49", periodDays: 7, bounds: { decisions: 50, xy: 80 }, segment: "mobile" };
+const reporting = open({
+  consent: "personalization",
+  onReport: (r: Report) => {
+    const m: number[] = r.measurement;
+    const vdaf: { bits: number; length: number; chunkLength: number } = r.vdaf;
+    const groups: ReportGroup[] = r.clipped;
+    const slots: number = r.taskFile.slots;
+    const line: string = r.line;
+    void [m, vdaf, groups, slots, line, r.period, r.segment];
+  },
+});
+reporting.slot("hero", { variants: ["a", "b"], reports: reportOptions });
+const ledger = reporting.audit().reports[0]?.ledger[0];
+const outcome: "reported" | "refused-duplicate" | "refused-non-finite" | "dropped-model-changed" | undefined = ledger?.outcome;
+void outcome;
+// @ts-expect-error: a task is required
+reporting.slot("hero", { variants: ["a", "b"], reports: { periodDays: 1 } });
+// @ts-expect-error: reports arrive as objects
+open({ onReport: (r: string) => r });
 // @ts-expect-error: onFallback takes an error, not a string
 void load({ onFallback: (e: string) => e });
 // @ts-expect-error: not a wasm source (a number; `WebAssembly.Module` is an empty interface in lib.dom, so it must not be the whole test)

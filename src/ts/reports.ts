@@ -1,0 +1,317 @@
+// Reports (issue #22): a slot's `reports` option checked, its statistics
+// turned on and off with consent, synced into the snapshot with the rest of
+// the slot, and each closed period handed to the site's `onReport` once
+// the snapshot that records it in the ledger is written. Only the full
+// engine makes reports, so this ships in full.js; like full.ts it imports
+// no value from the entry's modules (what it needs comes in `attachReports`).
+//
+// Nothing here sends anything: a report is a plain object passed to the
+// site's callback, as exposures are.
+
+import type { Audit } from "./audit.js";
+import type { Core } from "./core.js";
+import type * as Errors from "./errors.js";
+import type { InsituError } from "./errors.js";
+import type { Site } from "./site.js";
+import type { Learner } from "./slot.js";
+import type { Report, ReportGroup } from "./types.js";
+import type * as Read from "./validate/read.js";
+
+/** A slot's `reports`, checked. */
+export interface ReportSpec {
+  task: string;
+  periodDays: number;
+  learning: boolean;
+  scale: number;
+  bounds: { decisions: number; exposures: number; rewards: number; xy: number; xx: number };
+  segment: string | null;
+  /** Variants and hashed slots of a report (slots 0 without `learning`). */
+  variants: number;
+  slots: number;
+}
+
+/** What this file uses of the entry's. */
+export interface ReportKit {
+  fail: typeof Errors.fail;
+  coded: typeof Errors.coded;
+  option: typeof Errors.option;
+  describe: typeof Errors.describe;
+  Obj: typeof Read.Obj;
+}
+
+let k: ReportKit;
+
+/** Called once by full.ts's `attach`. */
+export function attachReports(kit: ReportKit): void {
+  k = kit;
+}
+
+const KEYS = ["task", "periodDays", "learning", "scale", "bounds", "segment"] as const;
+const BOUND_KEYS = ["decisions", "exposures", "rewards", "xy", "xx"] as const;
+/** The defaults: a report of up to 20 decisions; with normalized features (the default) each update adds 1 to X'X. */
+const DEFAULT_BOUNDS = { decisions: 20, exposures: 20, rewards: 20, xy: 40, xx: 20 };
+const TASK = /^[A-Za-z0-9._~:-]{1,256}$/;
+const SEGMENT = /^[A-Za-z0-9._-]{1,64}$/;
+/** The core's limits (src/report): variants × slots, bits per entry, the scale. */
+const MAX_ENTRIES = 4096;
+const MAX_BITS = 32;
+const MAX_SCALE = 2 ** 20;
+/** The groups in the measurement's order (bit i of a clipped mask is GROUPS[i]). */
+const GROUPS: readonly ReportGroup[] = ["reports", "decisions", "exposures", "rewards", "xy", "xx"];
+const OUTCOMES = ["", "reported", "refused-duplicate", "refused-non-finite", "dropped-model-changed"] as const;
+const DAY_MS = 86_400_000;
+
+/**
+ * Check a slot's `reports` (as copied by the entry) for `variants` variants
+ * and `2^bits` hashed slots. Throws `INVALID_OPTION` naming the field.
+ */
+export function checkReports(raw: unknown, variants: number, bits: number): ReportSpec {
+  if (raw instanceof Error) throw raw;
+  const o = k.Obj.of(raw, "reports", k.option, KEYS);
+  const task = o.str("task");
+  if (task === undefined || !TASK.test(task)) {
+    throw o.err("task", `should be 1 to 256 letters, digits, \`.\`, \`_\`, \`~\`, \`:\` or \`-\`, but is ${k.describe(task)}`);
+  }
+  const periodDays = o.int("periodDays", 1, 366) ?? 1;
+  const learning = o.bool("learning") ?? true;
+  const scale = o.int("scale", 1, MAX_SCALE) ?? 256;
+  const b = o.obj("bounds", BOUND_KEYS);
+  const bounds = { ...DEFAULT_BOUNDS };
+  for (const key of BOUND_KEYS) {
+    const x = key === "decisions" || key === "exposures" ? b?.int(key, 1, 2 ** 32 - 1) : b?.finite(key);
+    if (x === undefined) continue;
+    if (!(x * scale >= 1)) throw k.option(`reports.bounds.${key}`, `should be at least 1/scale = ${1 / scale}, but is ${k.describe(x)}`);
+    bounds[key] = x;
+  }
+  const segment = o.str("segment") ?? null;
+  if (segment !== null && !SEGMENT.test(segment)) {
+    throw o.err("segment", `should be 1 to 64 letters, digits, \`.\`, \`_\` or \`-\` (a coarse label, never an identifier), but is ${k.describe(segment)}`);
+  }
+  const slots = learning ? 2 ** bits : 0;
+  if (variants * slots > MAX_ENTRIES) {
+    throw k.option("reports.learning", `needs variants × 2^bits at most ${MAX_ENTRIES}, but has ${variants} × ${slots}: use fewer \`features.bits\`, or \`learning: false\``);
+  }
+  const spec: ReportSpec = { task, periodDays, learning, scale, bounds, segment, variants, slots };
+  if (bitsOf(spec) > MAX_BITS) throw k.option("reports.bounds", `times the scale need ${bitsOf(spec)} bits per entry, over ${MAX_BITS}`);
+  return spec;
+}
+
+/** Caps of each group in encoded units (the core's `Spec::cap`). */
+const caps = (s: ReportSpec): number[] => {
+  const real = (b: number): number => Math.floor(b * s.scale);
+  const c = [1, s.bounds.decisions, s.bounds.exposures, real(s.bounds.rewards)];
+  return s.slots > 0 ? [...c, real(s.bounds.xy), real(s.bounds.xx)] : c;
+};
+
+/** Bits per entry: the fewest that hold the largest cap (the core's `Spec::bits`). */
+const bitsOf = (s: ReportSpec): number => Math.max(...caps(s)).toString(2).length;
+
+/** The UTC date of a period's first day. */
+const dateOf = (day: number): string => new Date(day * DAY_MS).toISOString().slice(0, 10);
+
+/** Each slot's checked `reports` (null: none, or refused), by learner. */
+const specs = new WeakMap<Learner, ReportSpec | null>();
+/** What a sync found, for the commit: the slot's name, whether it closed a period, and the refusal to report. */
+interface Synced {
+  name: string;
+  l: Learner;
+  refused: InsituError | null;
+  notes: Array<{ outcome: number; period: number }>;
+}
+const synced = new WeakMap<Site, Synced[]>();
+
+/** The slot's checked `reports`, checked once; a refused one goes to `onError`, and the slot makes no reports. */
+function specOf(site: Site, name: string, l: Learner): ReportSpec | null {
+  let s = specs.get(l);
+  if (s !== undefined) return s;
+  s = null;
+  if (l.p.spec.reports !== undefined) {
+    try {
+      s = checkReports(l.p.spec.reports, l.p.k, l.p.spec.features.bits);
+    } catch (e) {
+      const err = k.coded(e, "INVALID_OPTION");
+      site.report(err.code, `slot \`${name}\` makes no reports: ${err.message}`, e);
+    }
+  }
+  specs.set(l, s);
+  return s;
+}
+
+/** Turn slot `name`'s reports on when it has them and consent allows `personalization` (the full engine only). */
+export function reportsOn(site: Site, name: string): void {
+  const l = site.slots.get(name);
+  if (l === undefined || !l.core.full || !site.consentState.allows("personalization")) return;
+  const s = specOf(site, name, l);
+  if (s === null) return;
+  try {
+    l.core.call("report_on", [l.h, s.periodDays, s.learning ? 1 : 0]);
+  } catch (e) {
+    const err = k.coded(e, "INVALID_OPTION");
+    site.report(err.code, `slot \`${name}\` makes no reports: ${err.message}`, e);
+    specs.set(l, null);
+  }
+}
+
+/** Turn every slot's reports off, dropping what they had not stored (consent below `personalization`). */
+export function reportsOff(site: Site): void {
+  synced.delete(site);
+  for (const l of site.slots.values()) {
+    if (!l.core.full || !specs.get(l)) continue;
+    try {
+      l.core.call("report_off", [l.h]);
+    } catch {
+      // A poisoned core keeps nothing to report.
+    }
+  }
+}
+
+/**
+ * Merge slot `name`'s report statistics onto the snapshot `bytes` (the
+ * slot's own section already merged) at `now`; the snapshot to write.
+ */
+export function syncReport(site: Site, name: string, l: Learner, bytes: Uint8Array, now: number): Uint8Array {
+  // On, if consent came back (from another tab) since they were turned off.
+  reportsOn(site, name);
+  const s = specs.get(l);
+  if (!s || !site.consentState.allows("personalization")) return bytes;
+  const c = site.core;
+  const enc = new TextEncoder();
+  const head = enc.encode(name);
+  const task = enc.encode(s.task);
+  const all = new Uint8Array(head.length + task.length + bytes.length);
+  all.set(head);
+  all.set(task, head.length);
+  all.set(bytes, head.length + task.length);
+  c.put(all);
+  const b = s.bounds;
+  c.nums([s.scale, b.decisions, b.exposures, b.rewards, b.xy, b.xx]);
+  const out = c.bytes(c.call("report_sync", [l.h, head.length, task.length, bytes.length, now, site.spec.maxBytes]));
+  const n = c.read(3)[2]!;
+  const io = c.read(3 + 2 * n);
+  const notes = Array.from({ length: n }, (_, i) => ({ outcome: io[3 + 2 * i]!, period: io[4 + 2 * i]! }));
+  const refused = io[1]! === 0 ? null : k.fail("REPORT_REFUSED", refusal(io[1]!, name, s.task, notes));
+  if (io[0] === 1) site.report("SNAPSHOT_CORRUPT", `the stored report statistics of slot \`${name}\` could not be read and start again (its learning is kept)`);
+  const list = synced.get(site) ?? [];
+  synced.set(site, [...list.filter((x) => x.name !== name), { name, l, refused, notes }]);
+  return out;
+}
+
+/** The message of a refusal of kind `kind` (1 + the core's `Refusal`). */
+function refusal(kind: number, name: string, task: string, notes: Array<{ period: number }>): string {
+  const period = notes.length > 0 ? dateOf(notes[notes.length - 1]!.period) : "?";
+  return kind === 4
+    ? `slot \`${name}\`: the ledger lists the period of ${period} of task \`${task}\` as reported already; it is not reported again`
+    : kind === 3
+    ? `slot \`${name}\`: a statistic of the period of ${period} is not finite; the period is dropped, not reported`
+    : `slot \`${name}\`: the report does not fit its specification`;
+}
+
+/**
+ * The snapshot written: commit every slot's report sync, record each
+ * ledger entry in the audit history, hand each closed period to
+ * `onReport`, and report refusals to `onError`.
+ */
+export function commitReports(site: Site): void {
+  const list = synced.get(site);
+  synced.delete(site);
+  for (const { name, l, refused, notes } of list ?? []) {
+    const c = l.core;
+    try {
+      if (c.call("report_commit", [l.h]) === 0) continue;
+      for (const { outcome, period } of notes) {
+        site.record(outcome === 1 ? "report" : "report-refused", {
+          key: name,
+          ...(outcome === 1 ? {} : { code: "REPORT_REFUSED" as const }),
+          detail: `${OUTCOMES[outcome]}: task ${specs.get(l)?.task ?? "?"}, period ${dateOf(period)}`,
+        });
+      }
+      if (refused !== null) site.report(refused.code, refused.message);
+      const len = c.call("report_take", [l.h]);
+      const s = specs.get(l);
+      if (len > 0 && s) handOver(site, name, s, c, len);
+    } catch (e) {
+      const err = k.coded(e, "NUMERICAL_ERROR");
+      site.report(err.code, `slot \`${name}\`: ${err.message}`, e);
+    }
+  }
+}
+
+/** Build the report of the period just closed (`len` entries in `io`) and pass it to `onReport`. */
+function handOver(site: Site, name: string, s: ReportSpec, c: Core, len: number): void {
+  const io = c.read(2 + len);
+  const period = dateOf(io[0]!);
+  const measurement = Array.from(io.subarray(2));
+  const mask = io[1]!;
+  const bits = bitsOf(s);
+  const base = { v: 1 as const, task: s.task, period, key: name, ...(s.segment === null ? {} : { segment: s.segment }) };
+  const report: Report = {
+    ...base,
+    measurement,
+    vdaf: { type: "Prio3SumVec", bits, length: len, chunkLength: Math.max(1, Math.round(Math.sqrt(bits * len))) },
+    clipped: GROUPS.filter((_, i) => (mask >> i) & 1),
+    taskFile: {
+      format: 1, task: s.task, period, key: name, variants: s.variants, slots: s.slots, scale: s.scale,
+      bounds: { ...s.bounds },
+    },
+    line: JSON.stringify({ ...base, measurement }),
+  };
+  try {
+    site.spec.onReport?.(report);
+  } catch {
+    // A throwing callback must not break the page.
+  }
+}
+
+/** What `audit()` shows of reports: each slot's settings, ledger and the exact payload of its last report. */
+export function reportsAudit(site: Site, snap: number): Audit["reports"] {
+  const out: Audit["reports"] = [];
+  for (const [name, l] of site.slots) {
+    const s = specs.get(l);
+    if (!s) continue;
+    const c = site.core;
+    let ledger: Audit["reports"][number]["ledger"] = [];
+    let last: Audit["reports"][number]["last"] = null;
+    if (snap !== 0) {
+      try {
+        const n = c.call("report_ledger", [snap, c.text(name)]);
+        const io = c.read(12 * n);
+        let at = 0;
+        const tasks = c.bytes(io.reduce((sum, x, i) => (i % 12 === 11 ? sum + x : sum), 0));
+        const dec = new TextDecoder();
+        ledger = Array.from({ length: n }, (_, i) => {
+          const e = io.subarray(12 * i, 12 * i + 12);
+          const task = dec.decode(tasks.subarray(at, (at += e[11]!)));
+          return {
+            period: dateOf(e[0]!),
+            task,
+            outcome: OUTCOMES[e[1]!]! as Exclude<(typeof OUTCOMES)[number], "">,
+            clipped: GROUPS.filter((_, g) => (e[2]! >> g) & 1),
+            length: e[3]!,
+            bits: e[4]!,
+            scale: e[5]!,
+            bounds: { decisions: e[6]!, exposures: e[7]!, rewards: e[8]!, xy: e[9]!, xx: e[10]! },
+          };
+        });
+        const reported = ledger.filter((e) => e.outcome === "reported").pop();
+        if (reported) {
+          const all = c.read(12 * n + reported.length);
+          last = { period: reported.period, task: reported.task, measurement: Array.from(all.subarray(12 * n)) };
+        }
+      } catch {
+        // Unreadable stored data: the sync sets it aside and says so.
+      }
+    }
+    out.push({
+      slot: name,
+      task: s.task,
+      periodDays: s.periodDays,
+      learning: s.learning,
+      segment: s.segment,
+      bounds: { ...s.bounds },
+      scale: s.scale,
+      ledger,
+      last,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,308 @@
+// Reports (issue #22, part 1) through the built package: a slot with
+// `reports` keeps its period's statistics in the snapshot, the first flush
+// of a later period hands one report to `onReport` and lists it in the
+// ledger, which `audit()` shows with the exact payload; consent, forget(),
+// two tabs, bad options and damaged stored data. Run: node --test tests/js/
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import Ajv2020 from "ajv/dist/2020.js";
+import { corruptSection, Insitu, MemoryStorage, open, throwsCode } from "./helpers.mjs";
+
+const schema = JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url)));
+const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
+
+const DAY = 86_400_000;
+/** 2026-12-06T09:00Z. */
+const T0 = Date.UTC(2026, 11, 6, 9);
+const BOUNDS = { decisions: 1000, exposures: 1000, rewards: 1000, xy: 1000, xx: 1000 };
+const SLOT = { variants: ["a", "b", "c"], features: { allow: ["page"], bits: 4 }, seed: 7 };
+const REPORTS = { task: "shop-hero", bounds: BOUNDS, segment: "mobile" };
+
+/** A site on `storage` with a manual clock, collecting reports and errors. */
+function site(storage, extra = {}) {
+  const clock = { t: T0 };
+  const reports = [];
+  const errors = [];
+  const s = open({
+    storage,
+    consent: "personalization",
+    now: () => clock.t,
+    flushDelayMs: 60_000,
+    onError: (e) => errors.push(e),
+    onReport: (r) => reports.push(r),
+    ...extra,
+  });
+  return { s, clock, reports, errors };
+}
+
+/** `n` decisions on `slot`, every third one deferred and never shown, the rest rewarded 1 on `b`; the counts the test expects. */
+function decide(slot, n, clock, seen = { decisions: [0, 0, 0], exposures: [0, 0, 0], rewards: [0, 0, 0] }) {
+  for (let i = 0; i < n; i++) {
+    clock.t += 1000;
+    const defer = i % 3 === 2;
+    const d = slot.rank({ context: { page: { section: ["news", "sports"][i % 2] } }, defer });
+    assert.equal(d.fallback, false, String(d.error));
+    seen.decisions[d.index]++;
+    if (defer) continue;
+    seen.exposures[d.index]++;
+    const r = d.variant === "b" ? 1 : 0;
+    slot.reward({ decisionId: d.decisionId, reward: r });
+    seen.rewards[d.index] += r;
+  }
+  return seen;
+}
+
+function checkAudit(s) {
+  const a = s.audit();
+  assert.ok(validate(a), JSON.stringify(validate.errors));
+  return a;
+}
+
+test("a closed period reaches onReport once, as the ledger and the audit show it", async () => {
+  const storage = new MemoryStorage();
+  const { s, clock, reports, errors } = site(storage);
+  const slot = s.slot("hero", { ...SLOT, reports: REPORTS });
+  const seen = decide(slot, 30, clock);
+  assert.equal((await s.flush()).written, true);
+  assert.equal(reports.length, 0, "nothing within the period");
+  assert.deepEqual(checkAudit(s).reports[0].ledger, []);
+
+  clock.t += DAY;
+  assert.equal((await s.flush()).written, true);
+  assert.deepEqual(errors, []);
+  assert.equal(reports.length, 1);
+  const r = reports[0];
+  const K = 3;
+  const d = 16;
+  assert.deepEqual(
+    { v: r.v, task: r.task, period: r.period, key: r.key, segment: r.segment, clipped: r.clipped },
+    { v: 1, task: "shop-hero", period: "2026-12-06", key: "hero", segment: "mobile", clipped: [] },
+  );
+  assert.equal(r.measurement.length, 1 + 3 * K + 3 * K * d);
+  assert.deepEqual(r.vdaf, { type: "Prio3SumVec", bits: r.vdaf.bits, length: 1 + 3 * K + 3 * K * d, chunkLength: Math.round(Math.sqrt(r.vdaf.bits * (1 + 3 * K + 3 * K * d))) });
+  // 1000 · 256 needs 18 bits.
+  assert.equal(r.vdaf.bits, 18);
+  assert.ok(r.measurement.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** r.vdaf.bits));
+  // The counts are the test's own, in the measurement's order.
+  assert.equal(r.measurement[0], 1);
+  assert.deepEqual(r.measurement.slice(1, 1 + K), seen.decisions);
+  assert.deepEqual(r.measurement.slice(1 + K, 1 + 2 * K), seen.exposures);
+  assert.deepEqual(r.measurement.slice(1 + 2 * K, 1 + 3 * K), seen.rewards.map((x) => x * 256));
+  assert.ok(r.measurement.slice(1 + 3 * K).some((x) => x > 0), "the learner's statistics are there");
+  assert.deepEqual(r.taskFile, {
+    format: 1, task: "shop-hero", period: "2026-12-06", key: "hero", variants: K, slots: d, scale: 256, bounds: BOUNDS,
+  });
+  assert.deepEqual(JSON.parse(r.line), { v: 1, task: "shop-hero", period: "2026-12-06", key: "hero", segment: "mobile", measurement: r.measurement });
+
+  const a = checkAudit(s);
+  assert.equal(a.network, "none");
+  const entry = a.reports[0];
+  assert.deepEqual(entry.ledger, [{
+    period: "2026-12-06", task: "shop-hero", outcome: "reported", clipped: [], length: r.measurement.length,
+    bits: 18, scale: 256, bounds: BOUNDS,
+  }]);
+  assert.deepEqual(entry.last, { period: "2026-12-06", task: "shop-hero", measurement: r.measurement }, "the exact payload");
+  assert.ok(a.history.some((h) => h.event === "report" && h.key === "hero"));
+
+  // More flushes in the new period report nothing more.
+  decide(slot, 3, clock);
+  await s.flush();
+  clock.t += 1000;
+  await s.flush();
+  assert.equal(reports.length, 1);
+  s.close();
+
+  // A reload in a later period reports the period after, once.
+  const next = site(storage);
+  next.clock.t = T0 + 2 * DAY;
+  next.s.slot("hero", { ...SLOT, reports: REPORTS });
+  await next.s.flush();
+  assert.equal(next.reports.length, 1);
+  assert.equal(next.reports[0].period, "2026-12-07");
+  assert.deepEqual(next.reports[0].measurement.slice(1, 1 + K).reduce((x, y) => x + y), 3);
+  assert.equal(checkAudit(next.s).reports[0].ledger.length, 2);
+  next.s.close();
+});
+
+test("the bounds clip a report and the ledger names the groups", async () => {
+  const { s, clock, reports } = site(new MemoryStorage());
+  const slot = s.slot("hero", { ...SLOT, reports: { task: "t", bounds: { decisions: 4, rewards: 2 } } });
+  decide(slot, 30, clock);
+  await s.flush();
+  clock.t += DAY;
+  await s.flush();
+  const r = reports[0];
+  assert.deepEqual(r.clipped, ["decisions", "rewards"].concat(r.clipped.filter((g) => g !== "decisions" && g !== "rewards")));
+  assert.ok(r.measurement.slice(1, 4).reduce((x, y) => x + y) <= 4);
+  assert.ok(r.measurement.slice(7, 10).reduce((x, y) => x + y) <= 2 * 256);
+  assert.deepEqual(checkAudit(s).reports[0].ledger[0].clipped, r.clipped);
+  s.close();
+});
+
+test("two tabs add up, and only one of them reports the period", async () => {
+  const storage = new MemoryStorage();
+  const a = site(storage);
+  const b = site(storage);
+  const sa = a.s.slot("hero", { ...SLOT, reports: REPORTS });
+  const sb = b.s.slot("hero", { ...SLOT, reports: REPORTS });
+  const seen = decide(sa, 10, a.clock);
+  decide(sb, 14, b.clock, seen);
+  await a.s.flush();
+  await b.s.flush();
+  decide(sa, 5, a.clock, seen);
+  await a.s.flush();
+  a.clock.t += DAY;
+  b.clock.t += DAY;
+  await b.s.flush();
+  await a.s.flush();
+  assert.equal(a.reports.length + b.reports.length, 1, "one report for the device");
+  const [r] = [...a.reports, ...b.reports];
+  assert.deepEqual(r.measurement.slice(1, 4), seen.decisions);
+  assert.deepEqual(r.measurement.slice(4, 7), seen.exposures);
+  a.s.close();
+  b.s.close();
+});
+
+test("consent: nothing under none or functional, lowering it drops the period, forget() leaves no ledger", async () => {
+  for (const tier of ["none", "functional"]) {
+    const storage = new MemoryStorage();
+    const { s, clock, reports } = site(storage, { consent: tier });
+    decide(s.slot("hero", { ...SLOT, reports: REPORTS }), 10, clock);
+    await s.flush();
+    clock.t += DAY;
+    await s.flush();
+    assert.deepEqual(reports, [], tier);
+    assert.equal(storage.getItem("insitu"), null, tier);
+    assert.deepEqual(checkAudit(s).reports.flatMap((x) => x.ledger), [], tier);
+    s.close();
+  }
+  // Lowered during the period: what was counted goes, stored or not.
+  const storage = new MemoryStorage();
+  const { s, clock, reports } = site(storage);
+  const slot = s.slot("hero", { ...SLOT, reports: REPORTS });
+  decide(slot, 10, clock);
+  await s.flush();
+  decide(slot, 4, clock);
+  s.setConsent("functional");
+  s.setConsent("personalization");
+  const after = decide(slot, 2, clock);
+  await s.flush();
+  clock.t += DAY;
+  await s.flush();
+  assert.equal(reports.length, 1);
+  assert.deepEqual(reports[0].measurement.slice(1, 4), after.decisions, "only what was counted since consent came back");
+  // forget(): no ledger, nothing stored, and the next period starts from nothing.
+  const audit = s.forget();
+  assert.ok(validate(audit), JSON.stringify(validate.errors));
+  assert.deepEqual(audit.reports[0].ledger, []);
+  assert.equal(audit.reports[0].last, null);
+  assert.equal(storage.map.size, 0);
+  clock.t += DAY;
+  await s.flush();
+  assert.equal(reports.length, 1, "nothing to report after forget()");
+  s.close();
+});
+
+test("Global Privacy Control lowers the tier: no reports", async () => {
+  const had = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+  Object.defineProperty(globalThis, "navigator", { value: { globalPrivacyControl: true }, configurable: true });
+  try {
+    const { s, clock, reports } = site(new MemoryStorage());
+    decide(s.slot("hero", { ...SLOT, reports: REPORTS }), 10, clock);
+    await s.flush();
+    clock.t += DAY;
+    await s.flush();
+    assert.deepEqual(reports, []);
+    s.close();
+  } finally {
+    if (had) Object.defineProperty(globalThis, "navigator", had);
+    else delete globalThis.navigator;
+  }
+});
+
+test("bad reports options go to onError with INVALID_OPTION and the slot makes no reports", async () => {
+  const bad = [
+    [5, "reports"],
+    [{}, "reports.task"],
+    [{ task: "" }, "reports.task"],
+    [{ task: "a b" }, "reports.task"],
+    [{ task: "t".repeat(257) }, "reports.task"],
+    [{ task: "t", periodDays: 0 }, "reports.periodDays"],
+    [{ task: "t", periodDays: 1.5 }, "reports.periodDays"],
+    [{ task: "t", scale: 0 }, "reports.scale"],
+    [{ task: "t", scale: 2 ** 21 }, "reports.scale"],
+    [{ task: "t", bounds: { xy: -1 } }, "reports.bounds.xy"],
+    [{ task: "t", bounds: { xy: NaN } }, "reports.bounds.xy"],
+    [{ task: "t", bounds: { decisions: 0 } }, "reports.bounds.decisions"],
+    [{ task: "t", bounds: { rewards: 0.001 } }, "reports.bounds.rewards"],
+    [{ task: "t", bounds: { xx: 1e9 }, scale: 2 ** 20 }, "reports.bounds"],
+    [{ task: "t", bounds: { nope: 1 } }, "reports.bounds.nope"],
+    [{ task: "t", segment: "user-12345@example.com" }, "reports.segment"],
+    [{ task: "t", learning: "yes" }, "reports.learning"],
+    [{ task: "t", extra: 1 }, "reports.extra"],
+    [new Proxy({}, { ownKeys() { throw new Error("trap"); } }), "reports"],
+  ];
+  for (const [options, field] of bad) {
+    const { s, clock, reports, errors } = site(new MemoryStorage());
+    const slot = s.slot("hero", { ...SLOT, reports: options });
+    decide(slot, 4, clock);
+    await s.flush();
+    clock.t += DAY;
+    await s.flush();
+    assert.deepEqual(reports, [], field);
+    assert.equal(errors.length, 1, `${field}: ${errors.map((e) => e.message)}`);
+    assert.equal(errors[0].code, "INVALID_OPTION", errors[0].message);
+    assert.ok(errors[0].message.includes(`\`${field}\``), `${field}: ${errors[0].message}`);
+    assert.deepEqual(checkAudit(s).reports, []);
+    s.close();
+  }
+  // A slot with too many learner entries: the learning statistics are refused, counts alone are not.
+  const { s, errors } = site(new MemoryStorage());
+  s.slot("wide", { ...SLOT, features: { allow: ["page"], bits: 12 }, reports: { task: "t" } });
+  assert.equal(errors[0]?.code, "INVALID_OPTION");
+  assert.ok(errors[0].message.includes("learning: false"), errors[0].message);
+  s.slot("narrow", { ...SLOT, features: { allow: ["page"], bits: 12 }, reports: { task: "t", learning: false } });
+  assert.equal(errors.length, 1);
+  s.close();
+  // The other entry points.
+  throwsCode(() => new Insitu({ ...SLOT, reports: REPORTS }), "INVALID_OPTION");
+  throwsCode(() => open({ onReport: 5 }), "INVALID_OPTION");
+});
+
+test("a throwing onReport breaks nothing, and the period stays reported", async () => {
+  const storage = new MemoryStorage();
+  let calls = 0;
+  const { s, clock } = site(storage, { onReport: () => { calls++; throw new Error("boom"); } });
+  const slot = s.slot("hero", { ...SLOT, reports: REPORTS });
+  decide(slot, 5, clock);
+  await s.flush();
+  clock.t += DAY;
+  assert.equal((await s.flush()).written, true);
+  assert.equal(calls, 1);
+  assert.equal(checkAudit(s).reports[0].ledger[0].outcome, "reported");
+  assert.equal(slot.rank({ context: { page: { section: "news" } } }).fallback, false);
+  s.close();
+});
+
+test("damaged report statistics start again; the learning and the other slots are kept", async () => {
+  const storage = new MemoryStorage();
+  const first = site(storage);
+  const hero = first.s.slot("hero", { ...SLOT, reports: REPORTS });
+  decide(hero, 12, first.clock);
+  await first.s.flush();
+  const updates = hero.stats().variants.reduce((n, v) => n + v.updates, 0);
+  first.s.close();
+  // Flip a byte inside the report section's statistics, then re-seal the frame as a writer would.
+  storage.setItem("insitu", corruptSection(storage.getItem("insitu"), "report:hero"));
+  const next = site(storage);
+  const again = next.s.slot("hero", { ...SLOT, reports: REPORTS });
+  assert.equal(again.stats().variants.reduce((n, v) => n + v.updates, 0), updates, "the learning is restored");
+  decide(again, 2, next.clock);
+  await next.s.flush();
+  assert.ok(next.errors.some((e) => e.code === "SNAPSHOT_CORRUPT" && e.message.includes("report")), next.errors.map((e) => e.message).join("; "));
+  next.clock.t += DAY;
+  await next.s.flush();
+  assert.equal(next.reports.length, 1);
+  next.s.close();
+});
