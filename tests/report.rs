@@ -10,8 +10,8 @@ use insitu::{Engine, EngineConfig, RankOptions, Snapshot, DEFAULT_MAX_SNAPSHOT_B
 const DAY: f64 = 86_400_000.0;
 const SLOT: &str = "hero";
 const TASK: &str = "shop-hero";
-/// A model version no slot has (a new prior shipped).
-const OTHER_VERSION: &str = "m1-0000000000000000";
+/// A feature space no slot of these tests has (the site changed its features).
+const OTHER_SPACE: &str = "f1-00000000";
 
 /// An engine without reports, its features in `2^bits` slots.
 fn plain(entropy: u64, bits: u8) -> Engine {
@@ -90,12 +90,14 @@ fn step(e: &mut Engine, t: usize, now: f64, expect: &mut Stats) {
     }
 }
 
-fn task<'a>(spec: &'a Spec, version: &'a str) -> ReportTask<'a> {
+/// The task of the tests' slot, over feature space `space`, allowed to close a period.
+fn task<'a>(spec: &'a Spec, space: &'a str) -> ReportTask<'a> {
     ReportTask {
         slot: SLOT,
         task: TASK,
         spec,
-        model_version: version,
+        space,
+        close: true,
     }
 }
 
@@ -104,7 +106,7 @@ fn task<'a>(spec: &'a Spec, version: &'a str) -> ReportTask<'a> {
 fn sync(e: &mut Engine, stored: Option<&[u8]>, now: f64, spec: &Spec) -> Vec<u8> {
     let bytes = e.sync(stored, SLOT, now, MAX).unwrap().bytes;
     assert!(e.commit());
-    let version = e.model_version().to_owned();
+    let version = e.feature_space();
     let t = e.reports().unwrap();
     let r = t
         .sync(Some(&bytes), now, MAX, task(spec, &version))
@@ -243,7 +245,7 @@ fn a_sync_not_committed_loses_and_doubles_nothing() {
     let spec = spec_of(&mut e, bounds());
     let mut expect = Stats::zeros(&spec);
     let day = 20_200.0 * DAY;
-    let version = e.model_version().to_owned();
+    let version = e.feature_space();
     for t in 0..5 {
         step(&mut e, t, day, &mut expect);
     }
@@ -329,7 +331,7 @@ fn a_period_the_ledger_lists_is_refused_not_reported_twice() {
     // (stored data put back from a copy): its ledger entry's period is set
     // to the stored period's.
     let forged = forge_ledger_period(&bytes, period_of(day + DAY, 1));
-    let version = e.model_version().to_owned();
+    let version = e.feature_space();
     let t = e.reports().unwrap();
     let r = t
         .sync(Some(&forged), day + 2.0 * DAY, MAX, task(&spec, &version))
@@ -364,38 +366,149 @@ fn forge_ledger_period(bytes: &[u8], period: u32) -> Vec<u8> {
 }
 
 #[test]
-fn statistics_of_another_model_are_dropped_and_listed() {
+fn statistics_of_another_feature_space_are_dropped_and_listed_once() {
     let mut e = engine(1, 4);
     let spec = spec_of(&mut e, bounds());
     let mut expect = Stats::zeros(&spec);
     let day = 20_400.0 * DAY;
     step(&mut e, 1, day, &mut expect);
     let t = e.reports().unwrap();
-    let r = t.sync(None, day, MAX, task(&spec, OTHER_VERSION)).unwrap();
+    let mut stored = t
+        .sync(None, day, MAX, task(&spec, OTHER_SPACE))
+        .unwrap()
+        .bytes;
     assert!(t.commit());
-    // This model's engine finds another version's statistics: dropped.
+    // An engine over this feature space finds the other's statistics: dropped, listed once
+    // however often the two write in turn.
     let mut f = engine(2, 4);
     let mut mine = Stats::zeros(&spec);
     step(&mut f, 2, day, &mut mine);
-    let version = f.model_version().to_owned();
-    let t = f.reports().unwrap();
-    let r = t
-        .sync(Some(&r.bytes), day + DAY, MAX, task(&spec, &version))
-        .unwrap();
-    assert_eq!(
-        r.entries.iter().map(|l| l.outcome).collect::<Vec<_>>(),
-        [Outcome::ModelChanged]
+    let space = f.feature_space();
+    for round in 0..3 {
+        step(&mut e, 10 + round, day, &mut expect);
+        let other = e.reports().unwrap();
+        stored = other
+            .sync(Some(&stored), day, MAX, task(&spec, OTHER_SPACE))
+            .unwrap()
+            .bytes;
+        assert!(other.commit());
+        let t = f.reports().unwrap();
+        let r = t
+            .sync(Some(&stored), day, MAX, task(&spec, &space))
+            .unwrap();
+        let expected: &[Outcome] = if round == 0 {
+            &[Outcome::SpaceChanged]
+        } else {
+            &[]
+        };
+        assert_eq!(
+            r.entries.iter().map(|l| l.outcome).collect::<Vec<_>>(),
+            expected
+        );
+        assert!(r.refused.is_none());
+        assert!(t.commit());
+        stored = r.bytes;
+    }
+    let snap = Snapshot::decode(&stored, MAX).unwrap();
+    assert_eq!(ledger(&snap, SLOT).unwrap().unwrap().0.len(), 1);
+}
+
+#[test]
+fn a_new_prior_over_the_same_features_keeps_the_period() {
+    // Another prior variance: another model version, the same feature space.
+    let text = r#"{"variants": ["a", "b", "c"], "seed": 11, "priorVariance": 0.5,
+        "features": {"bits": 4, "allow": ["page", "user"]}}"#;
+    let mut new = Engine::new(EngineConfig::parse(text, 3).unwrap());
+    new.enable_reports(1, true).unwrap();
+    let mut old = engine(1, 4);
+    assert_ne!(new.model_version(), old.model_version());
+    assert_eq!(new.feature_space(), old.feature_space());
+    // Other bits or other variants: another space.
+    assert_ne!(plain(1, 5).feature_space(), old.feature_space());
+    let two = Engine::new(EngineConfig::parse(r#"{"variants": ["a", "b"]}"#, 1).unwrap());
+    let three = Engine::new(EngineConfig::parse(r#"{"variants": ["a", "b", "c"]}"#, 1).unwrap());
+    assert_ne!(two.feature_space(), three.feature_space());
+
+    let spec = spec_of(&mut old, bounds());
+    let mut expect = Stats::zeros(&spec);
+    let day = 20_450.0 * DAY;
+    step(&mut old, 1, day, &mut expect);
+    let bytes = sync(&mut old, None, day, &spec);
+    step(&mut new, 2, day, &mut expect);
+    let bytes = sync(&mut new, Some(&bytes), day, &spec);
+    sync(&mut new, Some(&bytes), day + DAY, &spec);
+    assert_decodes_to(
+        &spec,
+        &new.reports().unwrap().take().unwrap().measurement,
+        &expect,
     );
-    assert!(r.refused.is_none());
-    assert!(t.commit());
+}
+
+#[test]
+fn only_a_sync_allowed_to_close_closes_and_the_others_keep_their_additions() {
+    let (mut a, mut b) = (engine(1, 4), engine(2, 4));
+    let spec = spec_of(&mut a, bounds());
+    let mut expect = Stats::zeros(&spec);
+    let day = 20_470.0 * DAY;
+    step(&mut a, 1, day, &mut expect);
+    let stored = sync(&mut a, None, day, &spec);
+    // The next day, tab b writes without the lock (the page is being left):
+    // the ended period stays as stored, and b's own additions wait.
+    let mut later = Stats::zeros(&spec);
+    step(&mut b, 2, day + DAY, &mut later);
+    let space = b.feature_space();
+    let t = b.reports().unwrap();
+    let mut held = task(&spec, &space);
+    held.close = false;
+    let r = t.sync(Some(&stored), day + DAY, MAX, held).unwrap();
+    assert!(r.held && r.entries.is_empty());
+    assert_eq!(
+        Snapshot::decode(&r.bytes, MAX)
+            .unwrap()
+            .section("report:hero"),
+        Snapshot::decode(&stored, MAX)
+            .unwrap()
+            .section("report:hero"),
+        "the section as stored"
+    );
+    assert!(!t.commit(), "nothing to commit");
     assert!(t.take().is_none());
-    // Its own statistics start the current period.
-    let r = t
-        .sync(Some(&r.bytes), day + 2.0 * DAY, MAX, task(&spec, &version))
-        .unwrap();
-    assert!(t.commit());
-    assert_decodes_to(&spec, &t.take().unwrap().measurement, &mine);
-    let _ = r;
+    // A write that may close closes the period once; b's additions are in the next one.
+    let bytes = sync(&mut b, Some(&stored), day + DAY, &spec);
+    assert_decodes_to(
+        &spec,
+        &b.reports().unwrap().take().unwrap().measurement,
+        &expect,
+    );
+    sync(&mut b, Some(&bytes), day + 2.0 * DAY, &spec);
+    assert_decodes_to(
+        &spec,
+        &b.reports().unwrap().take().unwrap().measurement,
+        &later,
+    );
+}
+
+#[test]
+fn a_period_from_a_clock_ahead_is_taken_as_the_current_one() {
+    let (mut a, mut b) = (engine(1, 4), engine(2, 4));
+    let spec = spec_of(&mut a, bounds());
+    let mut expect = Stats::zeros(&spec);
+    let day = 20_480.0 * DAY;
+    // Tab a's clock is 40 days ahead.
+    step(&mut a, 1, day + 40.0 * DAY, &mut expect);
+    let stored = sync(&mut a, None, day + 40.0 * DAY, &spec);
+    step(&mut b, 2, day, &mut expect);
+    let bytes = sync(&mut b, Some(&stored), day, &spec);
+    assert!(b.reports().unwrap().take().is_none());
+    // The stored period is b's day now, and closes the day after, with both tabs' statistics.
+    sync(&mut b, Some(&bytes), day + DAY, &spec);
+    let c = b
+        .reports()
+        .unwrap()
+        .take()
+        .expect("closed the day after, not 40 days later");
+    assert_eq!(c.period, period_of(day, 1));
+    assert_decodes_to(&spec, &c.measurement, &expect);
 }
 
 #[test]
@@ -412,13 +525,13 @@ fn a_corrupt_report_section_starts_again_and_keeps_the_learning() {
     body.truncate(body.len() - 3);
     snap.set_section("report:hero", body);
     let bad = snap.encode(MAX).unwrap();
-    let version = e.model_version().to_owned();
+    let version = e.feature_space();
     let t = e.reports().unwrap();
     let r = t.sync(Some(&bad), day, MAX, task(&spec, &version)).unwrap();
     assert!(r.corrupt);
     let snap = Snapshot::decode(&r.bytes, MAX).unwrap();
     assert_eq!(snap.section("learner:hero").unwrap(), learner.as_slice());
-    assert!(ledger(&snap, SLOT).is_ok());
+    assert_eq!(ledger(&snap, SLOT).unwrap(), Some((vec![], vec![])));
     // A newer build's section is not overwritten: the snapshot is a newer format.
     let mut snap = Snapshot::decode(&bytes, MAX).unwrap();
     let mut body = snap.section("report:hero").unwrap().to_vec();
@@ -432,41 +545,41 @@ fn a_corrupt_report_section_starts_again_and_keeps_the_learning() {
 }
 
 #[test]
-fn reports_refuse_what_cannot_be_made() {
+fn reports_refuse_what_cannot_be_made_and_change_nothing() {
     let mut e = engine(1, 4);
     let spec = spec_of(&mut e, bounds());
-    let version = e.model_version().to_owned();
-    // A specification of another shape.
-    let wrong = Spec::new(2, 16, 1 << 12, bounds(), None).unwrap();
-    let err = e
-        .reports()
-        .unwrap()
-        .sync(None, 0.0, MAX, task(&wrong, &version))
-        .unwrap_err();
-    assert_eq!(err.code(), "REPORT_REFUSED");
-    // Bad task ids, slot names and times.
+    let space = e.feature_space();
+    let mut expect = Stats::zeros(&spec);
+    let day = 20_490.0 * DAY;
+    step(&mut e, 1, day, &mut expect);
+    let stored = sync(&mut e, None, day, &spec);
+    step(&mut e, 4, day, &mut expect);
     let long = "t".repeat(257);
-    for (slot, task_id) in [
-        ("hero", ""),
-        ("hero", long.as_str()),
-        ("", TASK),
-        ("a b", TASK),
-    ] {
-        let t = ReportTask {
+    let wrong = Spec::new(2, 16, 1 << 12, bounds(), None).unwrap();
+    let cases = [
+        // A specification of another shape.
+        (SLOT, TASK, &wrong, day, "REPORT_REFUSED"),
+        // Bad task ids, slot names and times.
+        (SLOT, "", &spec, day, "INVALID_OPTION"),
+        (SLOT, long.as_str(), &spec, day, "INVALID_OPTION"),
+        ("", TASK, &spec, day, "INVALID_OPTION"),
+        ("a b", TASK, &spec, day, "INVALID_OPTION"),
+        (SLOT, TASK, &spec, f64::NAN, "INVALID_OPTION"),
+        (SLOT, TASK, &spec, f64::INFINITY, "INVALID_OPTION"),
+    ];
+    for (slot, task_id, spec, now, code) in cases {
+        let t = e.reports().unwrap();
+        let bad = ReportTask {
             slot,
             task: task_id,
-            spec: &spec,
-            model_version: &version,
+            spec,
+            space: &space,
+            close: true,
         };
-        let err = e.reports().unwrap().sync(None, 0.0, MAX, t).unwrap_err();
-        assert_eq!(err.code(), "INVALID_OPTION", "{slot:?} {task_id:?}");
-    }
-    for now in [f64::NAN, f64::INFINITY] {
-        assert!(e
-            .reports()
-            .unwrap()
-            .sync(None, now, MAX, task(&spec, &version))
-            .is_err());
+        let err = t.sync(Some(&stored), now + DAY, MAX, bad).unwrap_err();
+        assert_eq!(err.code(), code, "{slot:?} {task_id:?} {now}");
+        assert!(!t.commit(), "a refused sync stages nothing");
+        assert!(t.take().is_none());
     }
     // Shapes and periods the tally refuses.
     assert_eq!(
@@ -484,12 +597,14 @@ fn reports_refuse_what_cannot_be_made() {
     );
     assert!(wide.enable_reports(1, false).is_ok());
     assert_eq!(wide.reports().unwrap().shape(), (3, 0));
-    // Nothing stored was touched by the refusals: the next sync works.
-    assert!(e
-        .reports()
-        .unwrap()
-        .sync(None, 0.0, MAX, task(&spec, &version))
-        .is_ok());
+    // The refusals lost nothing: stored within the period, it closes with every decision in it.
+    let stored = sync(&mut e, Some(&stored), day, &spec);
+    sync(&mut e, Some(&stored), day + DAY, &spec);
+    assert_decodes_to(
+        &spec,
+        &e.reports().unwrap().take().unwrap().measurement,
+        &expect,
+    );
 }
 
 #[test]

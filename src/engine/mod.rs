@@ -472,6 +472,12 @@ impl Engine {
         Ok(())
     }
 
+    /// The space of this engine's report statistics (see [`Tally`]): its
+    /// feature settings and variants' own features, not its prior.
+    pub fn feature_space(&self) -> String {
+        self.s.cfg.model.space()
+    }
+
     /// Turn reports off, dropping what was not stored (consent withdrawn).
     pub fn disable_reports(&mut self) {
         self.report = None;

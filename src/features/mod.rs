@@ -213,6 +213,11 @@ impl Hashed {
     pub fn value(&self) -> f64 {
         self.x
     }
+
+    /// The hash of its name (and categorical value).
+    pub(crate) fn hash(&self) -> u32 {
+        self.h
+    }
 }
 
 /// One term of an expanded feature vector ([`FeatureConfig::expand_each`]):

@@ -74,6 +74,38 @@ impl CompactModel {
         &self.version
     }
 
+    /// The space the learner's statistics live in: the feature settings
+    /// and each variant's own features, not the prior's weights (`f1-` and
+    /// a CRC-32). Two models with the same space count the same X'y and
+    /// X'X for the same observations, so a new prior keeps a period's report
+    /// statistics.
+    pub(crate) fn space(&self) -> String {
+        let f = &self.features;
+        let mut b = Vec::new();
+        for x in [f.hash_version, u32::from(f.bits), u32::from(f.normalize)] {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+        for s in &f.ns_seeds {
+            b.extend_from_slice(&s.to_le_bytes());
+        }
+        b.push(0xff);
+        for (x, y) in &f.interactions {
+            b.extend_from_slice(&(*x as u32).to_le_bytes());
+            b.extend_from_slice(&(*y as u32).to_le_bytes());
+        }
+        for v in &self.variants {
+            b.push(0xfe);
+            for h in &v.hashed {
+                b.extend_from_slice(&(h.ns() as u32).to_le_bytes());
+                b.extend_from_slice(&h.hash().to_le_bytes());
+                b.extend_from_slice(&h.value().to_bits().to_le_bytes());
+            }
+        }
+        let mut s = String::from("f1-");
+        crate::prim::digits::push_hex(&mut s, u64::from(crate::prim::hash::crc32(&b)), 8);
+        s
+    }
+
     /// Variant ids in order.
     pub(crate) fn variant_ids(&self) -> impl Iterator<Item = &str> {
         self.variants.iter().map(|v| v.id.as_str())

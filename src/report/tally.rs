@@ -6,15 +6,23 @@
 //! period's sums; the first sync that finds the stored period over closes
 //! it: encodes it ([`encode`]), writes a ledger entry, and starts the new
 //! period with its own additions. The ledger lives in the same section, so
-//! the close and its entry are one write: a period is reported at most
-//! once per task, and a second close of a period the ledger lists (a
-//! snapshot restored from an older copy) is refused ([`Outcome::Duplicate`]).
-//! Additions another tab had not stored when the period closed go into the
-//! next period.
+//! the close and its entry are one write. Only a sync allowed to close
+//! ([`ReportTask::close`]: the caller holds the site's lock and read the
+//! newest data) closes a period; any other sync that finds the stored
+//! period over writes nothing and keeps its own additions for a sync that
+//! may. A close of a period the ledger already lists is refused
+//! ([`Outcome::Duplicate`]). Additions another tab had not stored when the
+//! period closed go into the next period. A stored period later than the
+//! current one (a clock ahead) is taken as the current one.
+//!
+//! Statistics are kept per *feature space* ([`ReportTask::space`]: the
+//! feature settings and the variants' own features), not per prior: X'y
+//! and X'X depend on the observations and how they are hashed, not on the
+//! prior's weights, so shipping a new prior keeps the period's sums.
 //!
 //! Section `report:<slot>`, layout 1 (integers little-endian, f64 IEEE):
 //! - u8 layout (1); period u32 (first day of the period, days since
-//!   1970-01-01 UTC); model version (u16 length, UTF-8); variants u32;
+//!   1970-01-01 UTC); feature space (u16 length, UTF-8); variants u32;
 //!   slots u32 (0: no learner statistics);
 //! - per variant: decisions u32, exposures u32, reward sum f64, touched
 //!   slot count u32, the touched slots (u32, increasing), their X'y (f64),
@@ -62,9 +70,9 @@ pub enum Outcome {
     Duplicate = 2,
     /// A statistic was not finite: nothing was made.
     NonFinite = 3,
-    /// The stored statistics were of another model version or shape (a new
-    /// prior was shipped): dropped, never reported.
-    ModelChanged = 4,
+    /// The stored statistics were over another feature space or number of
+    /// variants (the site changed its features): dropped, never reported.
+    SpaceChanged = 4,
 }
 
 impl Outcome {
@@ -74,7 +82,7 @@ impl Outcome {
             Outcome::Reported => "reported",
             Outcome::Duplicate => "refused-duplicate",
             Outcome::NonFinite => "refused-non-finite",
-            Outcome::ModelChanged => "dropped-model-changed",
+            Outcome::SpaceChanged => "dropped-features-changed",
         }
     }
 
@@ -83,7 +91,7 @@ impl Outcome {
             1 => Outcome::Reported,
             2 => Outcome::Duplicate,
             3 => Outcome::NonFinite,
-            4 => Outcome::ModelChanged,
+            4 => Outcome::SpaceChanged,
             _ => return None,
         })
     }
@@ -121,8 +129,9 @@ pub struct Closed {
     pub clipped: Vec<Group>,
 }
 
-/// What the reports of a slot go to: the task, its specification, and the
-/// model version the statistics belong to.
+/// What the reports of a slot go to: the task, its specification, the
+/// feature space the statistics are over, and whether this sync may close
+/// a period.
 #[derive(Debug, Clone, Copy)]
 pub struct ReportTask<'a> {
     /// The slot's name (the section is `report:<slot>`).
@@ -131,8 +140,12 @@ pub struct ReportTask<'a> {
     pub task: &'a str,
     /// The specification: its variants and slots must be the tally's.
     pub spec: &'a Spec,
-    /// The model version of the slot.
-    pub model_version: &'a str,
+    /// The feature space of the slot (`Engine::feature_space`).
+    pub space: &'a str,
+    /// Whether this sync may close a period: only when the caller holds
+    /// the site's write lock and read the newest stored data, so that two
+    /// tabs never both close one period.
+    pub close: bool,
 }
 
 /// What a [`Tally`] sync found and did.
@@ -148,6 +161,10 @@ pub struct TallySync {
     pub entries: Vec<LedgerEntry>,
     /// Why the closed period was not reported, if it was not.
     pub refused: Option<Error>,
+    /// The stored period is over but this sync may not close it: the
+    /// section was left as stored and this tally's additions stay for the
+    /// next sync (its commit does nothing).
+    pub held: bool,
 }
 
 /// Additive statistics of one period.
@@ -411,7 +428,7 @@ fn section_name(slot: &str) -> Result<String> {
 /// A decoded report section.
 struct Section {
     period: u32,
-    version: String,
+    space: String,
     k: usize,
     d: usize,
     counts: Counts,
@@ -469,7 +486,7 @@ impl Persisted for Tally {
             Err(e) => return Err(e),
         };
         let now = period_of(now_ms, self.period_days);
-        let mut period = now;
+        let period = now;
         let mut counts = self.unstored.total();
         let (mut ledger, mut payload) = (Vec::new(), Vec::new());
         let mut closed = None;
@@ -486,14 +503,26 @@ impl Persisted for Tally {
                 scale: a.spec.scale(),
                 bounds: a.spec.bounds(),
             };
-            if st.version != a.model_version || (st.k, st.d) != (self.k, self.d) {
-                if !st.counts.is_zero() {
-                    out.entries.push(entry(Outcome::ModelChanged, 0));
+            if st.space != a.space || (st.k, st.d) != (self.k, self.d) {
+                // Listed once per period: two tabs on two feature spaces
+                // would otherwise fill the ledger with these.
+                let listed = ledger.iter().any(|e| {
+                    (e.period, e.outcome, e.task.as_str())
+                        == (st.period, Outcome::SpaceChanged, a.task)
+                });
+                if !st.counts.is_zero() && !listed {
+                    out.entries.push(entry(Outcome::SpaceChanged, 0));
                 }
             } else if st.period >= now {
-                // The current period (or another tab's clock ahead of this one's).
-                period = st.period;
+                // The current period, or one a clock ahead of this one's
+                // labelled: taken as the current one.
                 counts.add(&st.counts);
+            } else if !a.close {
+                // Over, but this sync may not close it: the snapshot as stored.
+                out.held = true;
+                out.bytes = snap.encode(max_bytes)?;
+                self.staged = None;
+                return Ok(out);
             } else if !st.counts.is_zero() {
                 let listed = ledger.iter().any(|e| {
                     e.period == st.period && e.task == a.task && e.outcome == Outcome::Reported
@@ -558,7 +587,7 @@ impl Persisted for Tally {
         if !ledger.iter().any(|e| e.outcome == Outcome::Reported) {
             payload.clear();
         }
-        let body = write_section(period, a.model_version, &counts, &ledger, &payload);
+        let body = write_section(period, a.space, &counts, &ledger, &payload);
         snap.set_section(&name, body);
         out.bytes = snap.encode(max_bytes)?;
         self.staged = Some(closed);
@@ -594,7 +623,7 @@ fn nonzero(m: &[u32]) -> Vec<(u32, u32)> {
 
 fn write_section(
     period: u32,
-    version: &str,
+    space: &str,
     c: &Counts,
     ledger: &[LedgerEntry],
     payload: &[(u32, u32)],
@@ -602,7 +631,7 @@ fn write_section(
     let (k, d) = (c.decisions.len(), c.xy.len() / c.decisions.len().max(1));
     let mut w = vec![LAYOUT];
     put_u32(&mut w, period);
-    put_str(&mut w, version);
+    put_str(&mut w, space);
     put_u32(&mut w, k as u32);
     put_u32(&mut w, d as u32);
     for a in 0..k {
@@ -663,8 +692,8 @@ fn read_section(body: &[u8]) -> Result<Section> {
         });
     }
     let period = r.u32()?;
-    let version = core::str::from_utf8(r.bytes16()?)
-        .map_err(|_| corrupt(text!("the model version is not UTF-8")))?
+    let space = core::str::from_utf8(r.bytes16()?)
+        .map_err(|_| corrupt(text!("the feature space is not UTF-8")))?
         .to_owned();
     let k = r.u32()? as usize;
     let d = r.u32()? as usize;
@@ -737,6 +766,10 @@ fn read_section(body: &[u8]) -> Result<Section> {
             || bits as usize > MAX_BITS
             || bits == 0
             || !(1..=MAX_LENGTH).contains(&length)
+            || scale == 0
+            || bounds.decisions == 0
+            || bounds.exposures == 0
+            || !(bounds.rewards > 0.0 && bounds.xy > 0.0 && bounds.xx > 0.0)
         {
             return Err(corrupt(text!(
                 "a ledger entry's groups or bits are out of range"
@@ -771,7 +804,7 @@ fn read_section(body: &[u8]) -> Result<Section> {
     r.finish()?;
     Ok(Section {
         period,
-        version,
+        space,
         k,
         d,
         counts: c,
@@ -832,7 +865,8 @@ mod tests {
             slot: "s",
             task: "t",
             spec: &spec,
-            model_version: "m1-0000000000000001",
+            space: "f1-00000001",
+            close: true,
         };
         let r = t.sync(None, 0.0, 1 << 16, task).unwrap();
         assert_eq!(r.entries.len(), 1);

@@ -82,7 +82,7 @@ export interface Audit {
     ledger: Array<{
       period: string;
       task: string;
-      outcome: "reported" | "refused-duplicate" | "refused-non-finite" | "dropped-model-changed";
+      outcome: "reported" | "refused-duplicate" | "refused-non-finite" | "dropped-features-changed";
       clipped: Array<"reports" | "decisions" | "exposures" | "rewards" | "xy" | "xx">;
       length: number;
       bits: number;

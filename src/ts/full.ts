@@ -367,8 +367,9 @@ export async function flush(site: Site): Promise<FlushResult> {
         // erased everything: what this flush would write is gone too.
         const forgotten = (): FlushResult | null => (site.forgets === forgets ? null : { written: false, reason: "forgotten" });
         return await locks.request(`${site.key}.lock`, async () => {
-          await awaitNewest(site, locks, site.key);
-          const r = forgotten() ?? flushSnapshot(site);
+          // Only a write that holds the lock and sees the newest data may close a report period.
+          const fresh = await awaitNewest(site, locks, site.key);
+          const r = forgotten() ?? flushSnapshot(site, fresh);
           if (r.written) await holdGeneration(site, locks, site.key, r.generation!);
           if (abDirty(site)) {
             const k = `${site.key}.ab`;
@@ -386,7 +387,8 @@ export async function flush(site: Site): Promise<FlushResult> {
         }
       }
     }
-    return flushNow(site, true);
+    // No Web Locks at all (an older browser, Node): one writer is all the protocol assumes, and it may close periods.
+    return flushNow(site, true, typeof globalThis.navigator?.locks?.request !== "function");
   } catch (e) {
     return failed(site, e, true);
   }
@@ -404,10 +406,10 @@ function failed(site: Site, e: unknown, report: boolean): FlushResult {
  * is being left (`pagehide`: no time for them). Merges onto what this tab
  * sees.
  */
-export function flushNow(site: Site, fromFlush: boolean): FlushResult {
+export function flushNow(site: Site, fromFlush: boolean, close = false): FlushResult {
   if (site.closed) return { written: false, reason: "learning-unavailable" };
   try {
-    const r = site.consentState.allows("personalization") ? flushSnapshot(site) : { written: false, reason: "consent" };
+    const r = site.consentState.allows("personalization") ? flushSnapshot(site, close) : { written: false, reason: "consent" };
     if (abDirty(site)) r.experiments = flushAb(site);
     return r;
   } catch (e) {
@@ -428,9 +430,9 @@ function seenGeneration(site: Site, k: string): number {
   return fields?.length === 5 && Number.isSafeInteger(g) ? g : 0;
 }
 
-/** Wait (at most 2 s) until this tab's localStorage shows the newest generation of `k` any living tab wrote. */
-async function awaitNewest(site: Site, locks: LockManager, k: string): Promise<void> {
-  if (typeof locks.query !== "function") return;
+/** Wait (at most 2 s) until this tab's localStorage shows the newest generation of `k` any living tab wrote; whether it does. */
+async function awaitNewest(site: Site, locks: LockManager, k: string): Promise<boolean> {
+  if (typeof locks.query !== "function") return true;
   const prefix = `${k}.generation.`;
   let newest = 0;
   for (const l of (await locks.query()).held ?? []) {
@@ -442,6 +444,7 @@ async function awaitNewest(site: Site, locks: LockManager, k: string): Promise<v
     seen = seenGeneration(site, k);
   }
   if (seen < newest) site.record("stale-read", { key: k, detail: `generation ${newest} written elsewhere is not visible here after 2 s` });
+  return seen >= newest;
 }
 
 /** Hold the lock that announces generation `g` of `k` (and let go of the last one). */
@@ -462,8 +465,8 @@ async function holdGeneration(site: Site, locks: LockManager, k: string, g: numb
   previous?.();
 }
 
-/** Merge the snapshot (the behaviour store and every slot) with what is stored, and write it. */
-function flushSnapshot(site: Site): FlushResult {
+/** Merge the snapshot (the behaviour store and every slot) with what is stored, and write it; `close`: report periods may close (see `syncReport`). */
+function flushSnapshot(site: Site, close: boolean): FlushResult {
   if (!site.consentState.allows("personalization")) return { written: false, reason: "consent" };
   if (site.store.storage === null || site.newer) return { written: false, reason: site.newer ? "newer-format" : "unavailable" };
   const stored = readStored(site, site.key);
@@ -475,7 +478,7 @@ function flushSnapshot(site: Site): FlushResult {
   const c = site.core;
   for (;;) {
     try {
-      bytes = syncParts(site, bytes, now);
+      bytes = syncParts(site, bytes, now, close);
       break;
     } catch (e) {
       const err = coded(e, "NUMERICAL_ERROR");
@@ -493,15 +496,16 @@ function flushSnapshot(site: Site): FlushResult {
   if (!write(site, site.key, now, generation, bytes)) return { written: false, reason: site.store.status };
   c.call("beh_commit", [site.behavior.h]);
   for (const l of site.slots.values()) c.call("slot_commit", [l.h]);
-  commitReports(site);
   if (site.failures > 0) site.record("recovered", { key: site.key, detail: `stored after ${site.failures} failed attempts` });
   site.failures = 0;
   setStored(site, bytes);
+  // After `setStored`: an `onReport` that calls `audit()` sees the ledger that lists its report.
+  commitReports(site);
   return { written: true, bytes: bytes.length, generation };
 }
 
 /** Merge every part onto `stored` in turn; the snapshot to write. */
-function syncParts(site: Site, stored: Uint8Array | null, now: number): Uint8Array {
+function syncParts(site: Site, stored: Uint8Array | null, now: number, close: boolean): Uint8Array {
   const c = site.core;
   const max = site.spec.maxBytes;
   let bytes = c.bytes(c.call("beh_sync", [site.behavior.h, stored === null ? -1 : c.put(stored), now, max]));
@@ -516,7 +520,7 @@ function syncParts(site: Site, stored: Uint8Array | null, now: number): Uint8Arr
     if (trimmed > 0) {
       site.record("pending-trimmed", { key: name, detail: `${trimmed} pending decisions dropped, earliest-expiring first, to keep the snapshot under maxBytes` });
     }
-    bytes = syncReport(site, name, l, bytes, now);
+    bytes = syncReport(site, name, l, bytes, now, close);
   }
   return bytes;
 }

@@ -58,7 +58,7 @@ const MAX_BITS = 32;
 const MAX_SCALE = 2 ** 20;
 /** The groups in the measurement's order (bit i of a clipped mask is GROUPS[i]). */
 const GROUPS: readonly ReportGroup[] = ["reports", "decisions", "exposures", "rewards", "xy", "xx"];
-const OUTCOMES = ["", "reported", "refused-duplicate", "refused-non-finite", "dropped-model-changed"] as const;
+const OUTCOMES = ["", "reported", "refused-duplicate", "refused-non-finite", "dropped-features-changed"] as const;
 const DAY_MS = 86_400_000;
 
 /**
@@ -92,7 +92,10 @@ export function checkReports(raw: unknown, variants: number, bits: number): Repo
     throw k.option("reports.learning", `needs variants × 2^bits at most ${MAX_ENTRIES}, but has ${variants} × ${slots}: use fewer \`features.bits\`, or \`learning: false\``);
   }
   const spec: ReportSpec = { task, periodDays, learning, scale, bounds, segment, variants, slots };
-  if (bitsOf(spec) > MAX_BITS) throw k.option("reports.bounds", `times the scale need ${bitsOf(spec)} bits per entry, over ${MAX_BITS}`);
+  // Every cap must fit the core's 32 bits (an infinite one would print as "Infinity", 8 characters).
+  if (!(Math.max(...caps(spec)) < 2 ** MAX_BITS)) {
+    throw k.option("reports.bounds", `times the scale should stay below 2^${MAX_BITS} per group, but the largest is ${Math.max(...caps(spec))}`);
+  }
   return spec;
 }
 
@@ -168,12 +171,27 @@ export function reportsOff(site: Site): void {
 /**
  * Merge slot `name`'s report statistics onto the snapshot `bytes` (the
  * slot's own section already merged) at `now`; the snapshot to write.
+ * `close`: this write holds the site's lock and read the newest data, so
+ * it may close an ended period (no other write does: two tabs must never
+ * both close one). A failure goes to `onError` and leaves `bytes` as they
+ * were: the slot's statistics wait for the next write, and nothing else
+ * of the snapshot is held back.
  */
-export function syncReport(site: Site, name: string, l: Learner, bytes: Uint8Array, now: number): Uint8Array {
+export function syncReport(site: Site, name: string, l: Learner, bytes: Uint8Array, now: number, close: boolean): Uint8Array {
   // On, if consent came back (from another tab) since they were turned off.
   reportsOn(site, name);
   const s = specs.get(l);
   if (!s || !site.consentState.allows("personalization")) return bytes;
+  try {
+    return merge(site, name, l, s, bytes, now, close);
+  } catch (e) {
+    const err = k.coded(e, "REPORT_REFUSED");
+    site.report(err.code, `slot \`${name}\`: its report statistics were not stored this time: ${err.message}`, e);
+    return bytes;
+  }
+}
+
+function merge(site: Site, name: string, l: Learner, s: ReportSpec, bytes: Uint8Array, now: number, close: boolean): Uint8Array {
   const c = site.core;
   const enc = new TextEncoder();
   const head = enc.encode(name);
@@ -185,10 +203,10 @@ export function syncReport(site: Site, name: string, l: Learner, bytes: Uint8Arr
   c.put(all);
   const b = s.bounds;
   c.nums([s.scale, b.decisions, b.exposures, b.rewards, b.xy, b.xx]);
-  const out = c.bytes(c.call("report_sync", [l.h, head.length, task.length, bytes.length, now, site.spec.maxBytes]));
-  const n = c.read(3)[2]!;
-  const io = c.read(3 + 2 * n);
-  const notes = Array.from({ length: n }, (_, i) => ({ outcome: io[3 + 2 * i]!, period: io[4 + 2 * i]! }));
+  const out = c.bytes(c.call("report_sync", [l.h, head.length, task.length, bytes.length, now, site.spec.maxBytes, close ? 1 : 0]));
+  const n = c.read(4)[3]!;
+  const io = c.read(4 + 2 * n);
+  const notes = Array.from({ length: n }, (_, i) => ({ outcome: io[4 + 2 * i]!, period: io[5 + 2 * i]! }));
   const refused = io[1]! === 0 ? null : k.fail("REPORT_REFUSED", refusal(io[1]!, name, s.task, notes));
   if (io[0] === 1) site.report("SNAPSHOT_CORRUPT", `the stored report statistics of slot \`${name}\` could not be read and start again (its learning is kept)`);
   const list = synced.get(site) ?? [];
@@ -219,9 +237,10 @@ export function commitReports(site: Site): void {
     try {
       if (c.call("report_commit", [l.h]) === 0) continue;
       for (const { outcome, period } of notes) {
+        // Dropped statistics (the features changed) are not a refusal: no code.
         site.record(outcome === 1 ? "report" : "report-refused", {
           key: name,
-          ...(outcome === 1 ? {} : { code: "REPORT_REFUSED" as const }),
+          ...(outcome === 2 || outcome === 3 ? { code: "REPORT_REFUSED" as const } : {}),
           detail: `${OUTCOMES[outcome]}: task ${specs.get(l)?.task ?? "?"}, period ${dateOf(period)}`,
         });
       }

@@ -41,10 +41,12 @@ fn mask(groups: &[Group]) -> f64 {
 /// (`name_len` bytes), the task id (`task_len`) and the stored snapshot
 /// (`stored_len`, or -1 when nothing is stored); `io` the specification:
 /// scale, then the bounds (decisions, exposures, rewards, xy, xx). The
-/// snapshot to write replaces `bytes` (its length is returned); `io` gets
-/// whether the stored section was corrupt, the refusal's kind (0: none,
-/// else 1 + `Refusal` as declared), the count of ledger entries written,
-/// and each one's outcome and period.
+/// snapshot to write replaces `bytes` (its length is returned); `close` is
+/// 1 when this sync may close a period (see `ReportTask::close`); `io`
+/// gets whether the stored section was corrupt, the refusal's kind (0:
+/// none, else 1 + `Refusal` as declared), whether the sync held (left an
+/// ended period for a sync that may close it), the count of ledger entries
+/// written, and each one's outcome and period.
 #[no_mangle]
 pub extern "C" fn report_sync(
     h: u32,
@@ -53,6 +55,7 @@ pub extern "C" fn report_sync(
     stored_len: i32,
     now: f64,
     max: u32,
+    close: u32,
 ) -> i32 {
     done((|| {
         let all = super::BYTES.with(core::mem::take);
@@ -79,7 +82,7 @@ pub extern "C" fn report_sync(
             io.ok().map(|()| (scale, b))
         })?;
         let r = slot(h, |e| {
-            let version = e.model_version().to_owned();
+            let space = e.feature_space();
             let t = e.reports().ok_or_else(|| bad("reports are off"))?;
             let (k, d) = t.shape();
             let spec = Spec::new(k, d, scale, bounds, None)?;
@@ -87,7 +90,8 @@ pub extern "C" fn report_sync(
                 slot: name,
                 task,
                 spec: &spec,
-                model_version: &version,
+                space: &space,
+                close: close != 0,
             };
             t.sync(stored, now, max as usize, task)
         })?;
@@ -95,16 +99,17 @@ pub extern "C" fn report_sync(
             Some(crate::Error::ReportRefused { kind, .. }) => 1.0 + *kind as u8 as f64,
             _ => 0.0,
         };
-        let head = [
+        let mut io = vec![
             f64::from(u8::from(r.corrupt)),
             refused,
+            f64::from(u8::from(r.held)),
             r.entries.len() as f64,
         ];
-        let entries = r
-            .entries
-            .iter()
-            .flat_map(|e| [f64::from(e.outcome as u8), f64::from(e.period)]);
-        put_io(head.into_iter().chain(entries));
+        for e in &r.entries {
+            io.push(f64::from(e.outcome as u8));
+            io.push(f64::from(e.period));
+        }
+        put_io(io);
         Ok(set_bytes(r.bytes))
     })())
 }
@@ -179,6 +184,6 @@ pub extern "C" fn report_ledger(snap: u32, name_len: i32) -> i32 {
 
 // The outcome and group numbers the TypeScript side names (src/ts/reports.ts).
 const _: () = {
-    assert!(Outcome::Reported as u8 == 1 && Outcome::ModelChanged as u8 == 4);
+    assert!(Outcome::Reported as u8 == 1 && Outcome::SpaceChanged as u8 == 4);
     assert!(GROUPS.len() == 6);
 };

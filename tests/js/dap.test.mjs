@@ -221,24 +221,13 @@ test("@divviup/dap's client uploads reports that insitu-aggregate verifies and s
   );
 });
 
-/** A seeded generator of numbers in [0, 1) (mulberry32). */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * The reports of `n` devices, each a site of its own that decides and
  * learns for a day (some far past the default bounds, so their reports are
  * clipped), then closes the period the next day.
  */
 async function deviceReports(n, seed) {
-  const { MemoryStorage, open } = await import("./helpers.mjs");
+  const { MemoryStorage, open, rng } = await import("./helpers.mjs");
   const random = rng(seed);
   const day = Date.UTC(2026, 11, 6);
   const reports = [];

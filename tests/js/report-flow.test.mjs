@@ -10,7 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { MemoryStorage, open } from "./helpers.mjs";
+import { MemoryStorage, open, rng } from "./helpers.mjs";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -35,17 +35,6 @@ const BASE = {
   noise: 0.25,
   variants: [{ id: "a" }, { id: "b" }, { id: "c" }],
 };
-
-/** A seeded generator of numbers in [0, 1) (mulberry32). */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Chance of a reward: `b` wins on sports, `a` elsewhere. */
 const chance = (variant, section) => (section === "sports" ? { a: 0.2, b: 0.8, c: 0.3 } : { a: 0.7, b: 0.2, c: 0.3 })[variant];

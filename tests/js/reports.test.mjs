@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
-import { corruptSection, Insitu, MemoryStorage, open, throwsCode } from "./helpers.mjs";
+import { corruptSection, Insitu, MemoryStorage, open, throwsCode, withGlobal } from "./helpers.mjs";
 
 const schema = JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url)));
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
@@ -192,14 +192,17 @@ test("consent: nothing under none or functional, lowering it drops the period, f
   await s.flush();
   assert.equal(reports.length, 1);
   assert.deepEqual(reports[0].measurement.slice(1, 4), after.decisions, "only what was counted since consent came back");
-  // forget(): no ledger, nothing stored, and the next period starts from nothing.
+  // forget(): no ledger, nothing stored, and what was counted but not stored is gone too.
+  decide(slot, 6, clock);
   const audit = s.forget();
   assert.ok(validate(audit), JSON.stringify(validate.errors));
   assert.deepEqual(audit.reports[0].ledger, []);
   assert.equal(audit.reports[0].last, null);
   assert.equal(storage.map.size, 0);
-  clock.t += DAY;
-  await s.flush();
+  for (let day = 0; day < 2; day++) {
+    clock.t += DAY;
+    await s.flush();
+  }
   assert.equal(reports.length, 1, "nothing to report after forget()");
   s.close();
 });
@@ -237,6 +240,7 @@ test("bad reports options go to onError with INVALID_OPTION and the slot makes n
     [{ task: "t", bounds: { decisions: 0 } }, "reports.bounds.decisions"],
     [{ task: "t", bounds: { rewards: 0.001 } }, "reports.bounds.rewards"],
     [{ task: "t", bounds: { xx: 1e9 }, scale: 2 ** 20 }, "reports.bounds"],
+    [{ task: "t", bounds: { xy: 1e308 }, scale: 2 }, "reports.bounds"],
     [{ task: "t", bounds: { nope: 1 } }, "reports.bounds.nope"],
     [{ task: "t", segment: "user-12345@example.com" }, "reports.segment"],
     [{ task: "t", learning: "yes" }, "reports.learning"],
@@ -293,7 +297,7 @@ test("damaged report statistics start again; the learning and the other slots ar
   await first.s.flush();
   const updates = hero.stats().variants.reduce((n, v) => n + v.updates, 0);
   first.s.close();
-  // Flip a byte inside the report section's statistics, then re-seal the frame as a writer would.
+  // Cut the report section short, then make the container's and the frame's checksums right again.
   storage.setItem("insitu", corruptSection(storage.getItem("insitu"), "report:hero"));
   const next = site(storage);
   const again = next.s.slot("hero", { ...SLOT, reports: REPORTS });
@@ -305,4 +309,70 @@ test("damaged report statistics start again; the learning and the other slots ar
   await next.s.flush();
   assert.equal(next.reports.length, 1);
   next.s.close();
+});
+
+/**
+ * Web Locks played in memory, shared by the sites of one test: each name is
+ * granted to one callback at a time, and `query` lists the names held.
+ */
+function lockManager() {
+  const tails = new Map();
+  const held = new Set();
+  return {
+    request(name, cb) {
+      const run = async () => {
+        held.add(name);
+        try {
+          return await cb({ name });
+        } finally {
+          held.delete(name);
+        }
+      };
+      const p = (tails.get(name) ?? Promise.resolve()).then(run, run);
+      tails.set(name, p.catch(() => {}));
+      return p;
+    },
+    async query() {
+      return { held: [...held].map((name) => ({ name })) };
+    },
+  };
+}
+
+test("a period closes only in a write that holds the lock; a write without it keeps the statistics for the next", async () => {
+  const locks = lockManager();
+  const denied = { request: () => { throw new DOMException("denied", "SecurityError"); }, query: locks.query };
+  const storage = new MemoryStorage();
+  const { s, clock, reports, errors } = site(storage);
+  const slot = s.slot("hero", { ...SLOT, reports: REPORTS });
+  const seen = decide(slot, 9, clock);
+  await withGlobal("navigator", { value: { locks } }, () => s.flush());
+  clock.t += DAY;
+  const later = decide(slot, 4, clock);
+  // Locks refused (a sandboxed iframe): the write goes ahead, the ended period stays open.
+  const r = await withGlobal("navigator", { value: { locks: denied } }, () => s.flush());
+  assert.equal(r.written, true);
+  assert.deepEqual(reports, []);
+  assert.ok(errors.some((e) => e.code === "STORAGE_UNAVAILABLE"), "the refused locks are reported");
+  assert.deepEqual(checkAudit(s).reports[0].ledger, []);
+  // With the lock, the period closes once; what was written meanwhile counts in the next one.
+  await withGlobal("navigator", { value: { locks } }, () => s.flush());
+  assert.equal(reports.length, 1);
+  assert.deepEqual(reports[0].measurement.slice(1, 4), seen.decisions);
+  clock.t += DAY;
+  await withGlobal("navigator", { value: { locks } }, () => s.flush());
+  assert.equal(reports.length, 2);
+  assert.deepEqual(reports[1].measurement.slice(1, 4), later.decisions);
+  s.close();
+});
+
+test("an onReport that reads the audit sees its report in the ledger", async () => {
+  let ledger = null;
+  const { s, clock } = site(new MemoryStorage(), { onReport: () => (ledger = s.audit().reports[0].ledger) });
+  decide(s.slot("hero", { ...SLOT, reports: REPORTS }), 3, clock);
+  await s.flush();
+  clock.t += DAY;
+  await s.flush();
+  assert.equal(ledger?.length, 1);
+  assert.equal(ledger[0].outcome, "reported");
+  s.close();
 });

@@ -210,7 +210,7 @@ const reporting = open({
 });
 reporting.slot("hero", { variants: ["a", "b"], reports: reportOptions });
 const ledger = reporting.audit().reports[0]?.ledger[0];
-const outcome: "reported" | "refused-duplicate" | "refused-non-finite" | "dropped-model-changed" | undefined = ledger?.outcome;
+const outcome: "reported" | "refused-duplicate" | "refused-non-finite" | "dropped-features-changed" | undefined = ledger?.outcome;
 void outcome;
 // @ts-expect-error: a task is required
 reporting.slot("hero", { variants: ["a", "b"], reports: { periodDays: 1 } });
