@@ -21,7 +21,7 @@
 //! per target and prints the counts (`INSITU_FUZZ_INPUTS=300000 cargo test
 //! --release --test fuzz -- --nocapture`).
 
-use insitu::report::{ledger, Bounds, ReportTask, Spec};
+use insitu::report::{ledger, Bounds, Owner, ReportTask, Spec};
 use insitu::{
     crc32, from_base64, open_frame, seal_frame, Allocator, Behavior, BehaviorConfig, Engine,
     EngineConfig, Experiments, RankOptions, Rng, Snapshot,
@@ -304,6 +304,7 @@ fn seed_report() -> (Vec<u8>, Spec) {
         }
         let task = ReportTask {
             slot: SLOT,
+            owner: Owner::Slot,
             task: "t",
             spec: &spec,
             space: &version,
@@ -332,12 +333,13 @@ fn fuzz_report_sections() {
             input = reseal(input);
         }
         if let Ok(snap) = Snapshot::decode(&input, MAX) {
-            if let Err(err) = ledger(&snap, SLOT) {
+            if let Err(err) = ledger(&snap, SLOT, Owner::Slot) {
                 check_code("report::ledger", &input, err.code(), SNAPSHOT_CODES);
             }
         }
         let task = ReportTask {
             slot: SLOT,
+            owner: Owner::Slot,
             task: "t",
             spec: &spec,
             space: &version,
@@ -350,7 +352,7 @@ fn fuzz_report_sections() {
                 started_again += usize::from(r.corrupt);
                 // What a sync writes, its own reader reads back.
                 let snap = Snapshot::decode(&r.bytes, MAX).unwrap();
-                ledger(&snap, SLOT).unwrap_or_else(|err| {
+                ledger(&snap, SLOT, Owner::Slot).unwrap_or_else(|err| {
                     panic!("written section unreadable ({err}) from {input:02x?}")
                 });
                 // A sync that may not close an ended period commits nothing.

@@ -3,7 +3,8 @@
 //! over, and the ledger that makes a period reported at most once.
 
 use insitu::report::{
-    decode, encode, ledger, period_of, Bounds, Group, Outcome, ReportTask, Spec, Stats,
+    decode, encode, ledger, period_of, Bounds, Group, Outcome, Owner, ReportTask, Spec, Stats,
+    Tally,
 };
 use insitu::{Engine, EngineConfig, RankOptions, Snapshot, DEFAULT_MAX_SNAPSHOT_BYTES as MAX};
 
@@ -94,6 +95,7 @@ fn step(e: &mut Engine, t: usize, now: f64, expect: &mut Stats) {
 fn task<'a>(spec: &'a Spec, space: &'a str) -> ReportTask<'a> {
     ReportTask {
         slot: SLOT,
+        owner: Owner::Slot,
         task: TASK,
         spec,
         space,
@@ -184,7 +186,7 @@ fn a_closed_period_is_the_encoding_of_what_the_learner_learned() {
     assert!(e.reports().unwrap().take().is_none(), "handed over once");
     // The ledger lists it, with the exact payload.
     let snap = Snapshot::decode(&bytes, MAX).unwrap();
-    let (entries, payload) = ledger(&snap, SLOT).unwrap().unwrap();
+    let (entries, payload) = ledger(&snap, SLOT, Owner::Slot).unwrap().unwrap();
     assert_eq!(entries.len(), 1);
     let l = &entries[0];
     assert_eq!(
@@ -202,7 +204,10 @@ fn a_closed_period_is_the_encoding_of_what_the_learner_learned() {
     let bytes = sync(&mut e, Some(&bytes), next + 1000.0, &spec);
     assert!(e.reports().unwrap().take().is_none());
     let snap = Snapshot::decode(&bytes, MAX).unwrap();
-    assert_eq!(ledger(&snap, SLOT).unwrap().unwrap().0.len(), 1);
+    assert_eq!(
+        ledger(&snap, SLOT, Owner::Slot).unwrap().unwrap().0.len(),
+        1
+    );
     // The period after holds the decision stored at its start.
     sync(&mut e, Some(&bytes), next + DAY, &spec);
     let c = e.reports().unwrap().take().unwrap();
@@ -236,7 +241,10 @@ fn two_tabs_add_up_and_the_period_is_reported_once() {
     assert!(a.reports().unwrap().take().is_none());
     assert_decodes_to(&spec, &c.measurement, &expect);
     let snap = Snapshot::decode(&bytes, MAX).unwrap();
-    assert_eq!(ledger(&snap, SLOT).unwrap().unwrap().0.len(), 1);
+    assert_eq!(
+        ledger(&snap, SLOT, Owner::Slot).unwrap().unwrap().0.len(),
+        1
+    );
 }
 
 #[test]
@@ -307,7 +315,7 @@ fn bounds_clip_and_the_ledger_says_which_groups() {
     assert!(d.rewards.iter().sum::<f64>() <= 2.0);
     assert!(c.measurement.iter().all(|x| *x < 1 << spec.bits()));
     let snap = Snapshot::decode(&bytes, MAX).unwrap();
-    let l = &ledger(&snap, SLOT).unwrap().unwrap().0[0];
+    let l = &ledger(&snap, SLOT, Owner::Slot).unwrap().unwrap().0[0];
     assert_eq!(
         l.clipped,
         1 << Group::Decisions as u8 | 1 << Group::Rewards as u8
@@ -342,7 +350,7 @@ fn a_period_the_ledger_lists_is_refused_not_reported_twice() {
     assert!(t.commit());
     assert!(t.take().is_none(), "nothing is handed over");
     let snap = Snapshot::decode(&r.bytes, MAX).unwrap();
-    let (entries, payload) = ledger(&snap, SLOT).unwrap().unwrap();
+    let (entries, payload) = ledger(&snap, SLOT, Owner::Slot).unwrap().unwrap();
     let outcomes: Vec<Outcome> = entries.iter().map(|l| l.outcome).collect();
     assert_eq!(outcomes, [Outcome::Reported, Outcome::Duplicate]);
     // The payload is still the reported one's.
@@ -410,7 +418,10 @@ fn statistics_of_another_feature_space_are_dropped_and_listed_once() {
         stored = r.bytes;
     }
     let snap = Snapshot::decode(&stored, MAX).unwrap();
-    assert_eq!(ledger(&snap, SLOT).unwrap().unwrap().0.len(), 1);
+    assert_eq!(
+        ledger(&snap, SLOT, Owner::Slot).unwrap().unwrap().0.len(),
+        1
+    );
 }
 
 #[test]
@@ -531,7 +542,10 @@ fn a_corrupt_report_section_starts_again_and_keeps_the_learning() {
     assert!(r.corrupt);
     let snap = Snapshot::decode(&r.bytes, MAX).unwrap();
     assert_eq!(snap.section("learner:hero").unwrap(), learner.as_slice());
-    assert_eq!(ledger(&snap, SLOT).unwrap(), Some((vec![], vec![])));
+    assert_eq!(
+        ledger(&snap, SLOT, Owner::Slot).unwrap(),
+        Some((vec![], vec![]))
+    );
     // A newer build's section is not overwritten: the snapshot is a newer format.
     let mut snap = Snapshot::decode(&bytes, MAX).unwrap();
     let mut body = snap.section("report:hero").unwrap().to_vec();
@@ -571,6 +585,7 @@ fn reports_refuse_what_cannot_be_made_and_change_nothing() {
         let t = e.reports().unwrap();
         let bad = ReportTask {
             slot,
+            owner: Owner::Slot,
             task: task_id,
             spec,
             space: &space,
@@ -629,4 +644,58 @@ fn reset_and_disable_drop_what_was_not_stored() {
     // Learning goes on without them.
     step(&mut e, 3, day, &mut fresh);
     assert_eq!(e.updates().iter().sum::<u64>(), 1);
+}
+
+#[test]
+fn an_experiment_keeps_its_counts_beside_a_slot_of_the_same_name() {
+    let mut e = engine(1, 4);
+    let spec = spec_of(&mut e, bounds());
+    let mut expect = Stats::zeros(&spec);
+    let day = 20_520.0 * DAY;
+    step(&mut e, 1, day, &mut expect);
+    let slot_bytes = sync(&mut e, None, day, &spec);
+    // Experiment `hero`: counts only, two variants.
+    let mut t = Tally::new(2, 0, 1).unwrap();
+    let ab = Spec::new(2, 0, 256, bounds(), None).unwrap();
+    for _ in 0..3 {
+        t.decision(1, false);
+    }
+    t.exposure(1);
+    t.reward(1, 1.0);
+    let task = |close| ReportTask {
+        slot: SLOT,
+        owner: Owner::Experiment,
+        task: "ab-hero",
+        spec: &ab,
+        space: "ab-2",
+        close,
+    };
+    let bytes = t
+        .sync(Some(&slot_bytes), day, MAX, task(true))
+        .unwrap()
+        .bytes;
+    assert!(t.commit());
+    let snap = Snapshot::decode(&bytes, MAX).unwrap();
+    assert!(snap.section("report:hero").is_some() && snap.section("report-ab:hero").is_some());
+    let bytes = t
+        .sync(Some(&bytes), day + DAY, MAX, task(true))
+        .unwrap()
+        .bytes;
+    assert!(t.commit());
+    let c = t.take().unwrap();
+    assert_eq!(c.measurement, vec![1, 0, 3, 0, 1, 0, 256]);
+    let snap = Snapshot::decode(&bytes, MAX).unwrap();
+    assert_eq!(
+        ledger(&snap, SLOT, Owner::Experiment)
+            .unwrap()
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
+    // The slot's ledger is its own: nothing closed there yet.
+    assert_eq!(
+        ledger(&snap, SLOT, Owner::Slot).unwrap().unwrap().0.len(),
+        0
+    );
 }

@@ -129,13 +129,25 @@ pub struct Closed {
     pub clipped: Vec<Group>,
 }
 
-/// What the reports of a slot go to: the task, its specification, the
-/// feature space the statistics are over, and whether this sync may close
-/// a period.
+/// Whose statistics a tally keeps: a slot's (section `report:<name>`) or
+/// an A/B experiment's (`report-ab:<key>`, counts only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// A decision slot.
+    Slot,
+    /// An A/B experiment.
+    Experiment,
+}
+
+/// What the reports of a slot or experiment go to: the task, its
+/// specification, the feature space the statistics are over, and whether
+/// this sync may close a period.
 #[derive(Debug, Clone, Copy)]
 pub struct ReportTask<'a> {
     /// The slot's name (the section is `report:<slot>`).
     pub slot: &'a str,
+    /// Whether `slot` names a slot or an experiment.
+    pub owner: Owner,
     /// The task id, 1 to 256 bytes.
     pub task: &'a str,
     /// The specification: its variants and slots must be the tally's.
@@ -327,8 +339,10 @@ impl Tally {
         self.period_days
     }
 
-    /// A decision for variant `arm`, shown now unless deferred.
-    pub(crate) fn decision(&mut self, arm: usize, exposed: bool) {
+    /// A decision for variant `arm`, shown now unless deferred (the engine
+    /// calls it for a slot; the control plane for an experiment's
+    /// assignments).
+    pub fn decision(&mut self, arm: usize, exposed: bool) {
         let f = &mut self.unstored.fresh;
         if let Some(n) = f.decisions.get_mut(arm) {
             *n = n.saturating_add(1);
@@ -338,15 +352,17 @@ impl Tally {
         }
     }
 
-    /// A deferred decision for `arm` was shown.
-    pub(crate) fn exposure(&mut self, arm: usize) {
+    /// A deferred decision for `arm` was shown (for an experiment: a first
+    /// exposure of the unit).
+    pub fn exposure(&mut self, arm: usize) {
         if let Some(n) = self.unstored.fresh.exposures.get_mut(arm) {
             *n = n.saturating_add(1);
         }
     }
 
-    /// A decision for `arm` was rewarded `reward`.
-    pub(crate) fn reward(&mut self, arm: usize, reward: f64) {
+    /// A decision for `arm` was rewarded `reward` (checked in [0, 1] by the
+    /// caller).
+    pub fn reward(&mut self, arm: usize, reward: f64) {
         if let Some(r) = self.unstored.fresh.rewards.get_mut(arm) {
             *r += reward;
         }
@@ -420,9 +436,13 @@ pub fn period_of(now_ms: f64, period_days: u32) -> u32 {
     ((day / days).floor() * days).min(f64::from(u32::MAX)) as u32
 }
 
-/// The section name of a slot's reports.
-fn section_name(slot: &str) -> Result<String> {
-    crate::store::slot_section("report:", slot)
+/// The section name of a slot's or an experiment's reports.
+fn section_name(name: &str, owner: Owner) -> Result<String> {
+    let prefix = match owner {
+        Owner::Slot => "report:",
+        Owner::Experiment => "report-ab:",
+    };
+    crate::store::slot_section(prefix, name)
 }
 
 /// A decoded report section.
@@ -453,7 +473,7 @@ impl Persisted for Tally {
         max_bytes: usize,
         a: ReportTask<'_>,
     ) -> Result<TallySync> {
-        let name = section_name(a.slot)?;
+        let name = section_name(a.slot, a.owner)?;
         if a.task.is_empty() || a.task.len() > MAX_TASK {
             return Err(Error::option(
                 "reports.task",
@@ -813,11 +833,15 @@ fn read_section(body: &[u8]) -> Result<Section> {
     })
 }
 
-/// The ledger of slot `slot` in `snap`, oldest first, and the payload of
+/// The ledger of slot (or experiment) `slot` in `snap`, oldest first, and the payload of
 /// its newest `Reported` entry (the whole measurement, zeros included);
 /// `None` when the slot has no report section. For the audit.
-pub fn ledger(snap: &Snapshot, slot: &str) -> Result<Option<(Vec<LedgerEntry>, Vec<u64>)>> {
-    let name = section_name(slot)?;
+pub fn ledger(
+    snap: &Snapshot,
+    slot: &str,
+    owner: Owner,
+) -> Result<Option<(Vec<LedgerEntry>, Vec<u64>)>> {
+    let name = section_name(slot, owner)?;
     Ok(snap.read(&name, read_section)?.map(|s| {
         let len = s
             .ledger
@@ -863,6 +887,7 @@ mod tests {
         t.unstored.fresh.xx[5] = f64::INFINITY;
         let task = ReportTask {
             slot: "s",
+            owner: Owner::Slot,
             task: "t",
             spec: &spec,
             space: "f1-00000001",
@@ -875,7 +900,7 @@ mod tests {
         assert!(t.commit());
         // What was written reads back: the ledger entry, and no statistics.
         let snap = Snapshot::decode(&r.bytes, 1 << 16).unwrap();
-        let (l, last) = ledger(&snap, "s").unwrap().unwrap();
+        let (l, last) = ledger(&snap, "s", Owner::Slot).unwrap().unwrap();
         assert_eq!(
             (l.len(), l[0].outcome, last.len()),
             (1, Outcome::NonFinite, 0)

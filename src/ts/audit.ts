@@ -67,12 +67,14 @@ export interface Audit {
     exposures: Array<{ experiment: string; variant: string; at: number }>;
   };
   /**
-   * Each slot with `reports` (once the full engine has checked them: `await site.ready`): its
+   * Each slot and experiment with `reports` (once the full engine has checked them): its
    * settings, the ledger of the periods it closed (what was reported, refused or dropped) and
    * the exact payload of its last report. Nothing in it was sent by this module.
    */
   reports: Array<{
-    slot: string;
+    /** The slot's name or the experiment's key. */
+    key: string;
+    owner: "slot" | "experiment";
     task: string;
     periodDays: number;
     learning: boolean;

@@ -87,6 +87,14 @@ export class Experiments {
   /** The allocator's handle, once experiments are configured. */
   h = 0;
   specs: ExperimentSpec[] = [];
+  /**
+   * @internal What the reports of experiments with `reports` count, in
+   * order, until full.js hands it to their tallies: [key, kind (0 a
+   * decision, 1 a first exposure, 2 a reward), variant index, reward].
+   */
+  reported: Array<[string, number, number, number]> = [];
+  /** @internal The variant of each experiment's last assignment in it on this page view (what a reward counts for). */
+  readonly shown = new Map<string, number>();
   #byKey = new Map<string, number>();
   readonly #seed = entropy(53);
   /** The site's id as the allocator has it (`siteUnit`), for a handover without the log. */

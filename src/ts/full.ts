@@ -23,7 +23,7 @@ import type { Contribution, Decision, Explanation, Learner, Stats } from "./slot
 import type { EventSpec } from "./spec.js";
 import type * as Calls from "./validate/calls.js";
 import type * as Read from "./validate/read.js";
-import { attachReports, commitReports, reportsAudit, reportsOn, syncReport } from "./reports.js";
+import { attachReports, commitReports, reportsAudit, reportsOn, syncExperimentReports, syncReport } from "./reports.js";
 
 export { reportsOff, reportsOn } from "./reports.js";
 
@@ -42,6 +42,7 @@ export interface Kit {
   Insitu: typeof Insitu;
   option: typeof Errors.option;
   Obj: typeof Read.Obj;
+  fnv: (s: string) => number;
 }
 
 let fail: Kit["fail"];
@@ -522,7 +523,7 @@ function syncParts(site: Site, stored: Uint8Array | null, now: number, close: bo
     }
     bytes = syncReport(site, name, l, bytes, now, close);
   }
-  return bytes;
+  return syncExperimentReports(site, bytes, now, close);
 }
 
 /** Store the experiments' state (consent functional and up; bandit counts only with personalization), merged with other tabs'. */

@@ -24,7 +24,7 @@ import { Consent } from "./consent.js";
 import { coded, describe, fail, type InsituError, option } from "./errors.js";
 import { FallbackSite } from "./fallback.js";
 import type * as Full from "./full.js";
-import { CONSTANT } from "./hash.js";
+import { CONSTANT, fnv1a32 } from "./hash.js";
 import { Insitu } from "./insitu.js";
 import { Site, warm } from "./site.js";
 import { callNums, encode } from "./slot.js";
@@ -62,7 +62,7 @@ let control: Promise<typeof Full> | null = null;
 function fullEngine(source: unknown): Promise<Core> {
   control ??= import("./full.js").then(
     (m) => {
-      m.attach({ fail, coded, describe, guard, constant: CONSTANT, Writer, checkExplainShape, encode, callNums, Insitu, option, Obj });
+      m.attach({ fail, coded, describe, guard, constant: CONSTANT, Writer, checkExplainShape, encode, callNums, Insitu, option, Obj, fnv: fnv1a32 });
       setPlane(m);
       return m;
     },

@@ -1,7 +1,10 @@
-// Reports (issue #22): a slot's `reports` option checked, its statistics
-// turned on and off with consent, synced into the snapshot with the rest of
-// the slot, and each closed period handed to the site's `onReport` once
-// the snapshot that records it in the ledger is written. Only the full
+// Reports (issue #22): a slot's or an experiment's `reports` option
+// checked, its statistics turned on and off with consent, synced into the
+// snapshot with the rest of the site, and each closed period handed to the
+// site's `onReport` once the snapshot that records it in the ledger is
+// written. A slot's statistics are counted by its engine; an experiment's
+// by a tally of its own, fed with what `run` and `rewardExperiment`
+// counted (`Experiments.reported`). Only the full
 // engine makes reports, so this ships in full.js; like full.ts it imports
 // no value from the entry's modules (what it needs comes in `attachReports`).
 //
@@ -37,6 +40,8 @@ export interface ReportKit {
   option: typeof Errors.option;
   describe: typeof Errors.describe;
   Obj: typeof Read.Obj;
+  /** FNV-1a of a string (hash.ts). */
+  fnv: (s: string) => number;
 }
 
 let k: ReportKit;
@@ -65,15 +70,16 @@ const DAY_MS = 86_400_000;
  * Check a slot's `reports` (as copied by the entry) for `variants` variants
  * and `2^bits` hashed slots. Throws `INVALID_OPTION` naming the field.
  */
-export function checkReports(raw: unknown, variants: number, bits: number): ReportSpec {
+export function checkReports(raw: unknown, variants: number, bits: number, experiment = false): ReportSpec {
   if (raw instanceof Error) throw raw;
   const o = k.Obj.of(raw, "reports", k.option, KEYS);
+  if (experiment && o.bool("learning")) throw o.err("learning", "does not apply to an experiment, whose reports hold counts only");
   const task = o.str("task");
   if (task === undefined || !TASK.test(task)) {
     throw o.err("task", `should be 1 to 256 letters, digits, \`.\`, \`_\`, \`~\`, \`:\` or \`-\`, but is ${k.describe(task)}`);
   }
   const periodDays = o.int("periodDays", 1, 366) ?? 1;
-  const learning = o.bool("learning") ?? true;
+  const learning = !experiment && (o.bool("learning") ?? true);
   const scale = o.int("scale", 1, MAX_SCALE) ?? 256;
   const b = o.obj("bounds", BOUND_KEYS);
   const bounds = { ...DEFAULT_BOUNDS };
@@ -114,10 +120,20 @@ const dateOf = (day: number): string => new Date(day * DAY_MS).toISOString().sli
 
 /** Each slot's checked `reports` (null: none, or refused), by learner. */
 const specs = new WeakMap<Learner, ReportSpec | null>();
-/** What a sync found, for the commit: the slot's name, whether it closed a period, and the refusal to report. */
+/** An experiment's tally: its handle on the full engine, its checked `reports` and feature space (its variants). */
+interface AbTally {
+  h: number;
+  spec: ReportSpec;
+  space: string;
+}
+/** Each site's experiment tallies by key (null: `reports` refused). */
+const abTallies = new WeakMap<Site, Map<string, AbTally | null>>();
+
+/** What a sync found, for the commit: whose it was, and the refusal to report. */
 interface Synced {
   name: string;
-  l: Learner;
+  /** The slot's learner, or the experiment's tally. */
+  of: Learner | AbTally;
   refused: InsituError | null;
   notes: Array<{ outcome: number; period: number }>;
 }
@@ -158,6 +174,11 @@ export function reportsOn(site: Site, name: string): void {
 /** Turn every slot's reports off, dropping what they had not stored (consent below `personalization`). */
 export function reportsOff(site: Site): void {
   synced.delete(site);
+  site.ab.reported = [];
+  for (const t of abTallies.get(site)?.values() ?? []) {
+    if (t) drop(site.core, t.h);
+  }
+  abTallies.delete(site);
   for (const l of site.slots.values()) {
     if (!l.core.full || !specs.get(l)) continue;
     try {
@@ -182,46 +203,133 @@ export function syncReport(site: Site, name: string, l: Learner, bytes: Uint8Arr
   reportsOn(site, name);
   const s = specs.get(l);
   if (!s || !site.consentState.allows("personalization")) return bytes;
+  return merge(site, "slot", name, l, s, bytes, [name, s.task], (lens) =>
+    site.core.call("report_sync", [l.h, lens[0]!, lens[1]!, bytes.length, now, site.spec.maxBytes, close ? 1 : 0]));
+}
+
+/**
+ * Merge every experiment's report statistics onto `bytes`, as `syncReport`
+ * does a slot's: their tallies made or remade as the experiments' `reports`
+ * say, then given what `run` and `rewardExperiment` counted.
+ */
+export function syncExperimentReports(site: Site, bytes: Uint8Array, now: number, close: boolean): Uint8Array {
+  for (const [key, t] of experimentTallies(site)) {
+    if (t === null) continue;
+    bytes = merge(site, "experiment", key, t, t.spec, bytes, [key, t.spec.task, t.space], (lens) =>
+      site.core.call("tally_sync", [t.h, lens[0]!, lens[1]!, lens[2]!, bytes.length, now, site.spec.maxBytes, close ? 1 : 0]));
+  }
+  return bytes;
+}
+
+/**
+ * Each experiment's tally, made (or remade, when its variants changed) as
+ * its `reports` say, under consent `personalization` on the full engine;
+ * then what `run` and `rewardExperiment` counted goes into them.
+ */
+function experimentTallies(site: Site): Map<string, AbTally | null> {
+  const c = site.core;
+  if (!c.full || !site.consentState.allows("personalization")) return new Map();
+  let tallies = abTallies.get(site);
+  if (tallies === undefined) abTallies.set(site, (tallies = new Map()));
+  const live = new Set<string>();
+  for (const e of site.ab.specs) {
+    if (e.reports === undefined) continue;
+    live.add(e.key);
+    const space = `ab1-${e.variants.length}-${k.fnv(e.variants.join("\n")).toString(16)}`;
+    const had = tallies.get(e.key);
+    if (had === null || had?.space === space) continue;
+    if (had) drop(c, had.h);
+    try {
+      const spec = checkReports(e.reports, e.variants.length, 0, true);
+      tallies.set(e.key, { h: c.call("tally_new", [e.variants.length, spec.periodDays]), spec, space });
+    } catch (err) {
+      const x = k.coded(err, "INVALID_OPTION");
+      site.report(x.code, `experiment \`${e.key}\` makes no reports: ${x.message}`, err);
+      tallies.set(e.key, null);
+    }
+  }
+  for (const [key, t] of tallies) {
+    if (live.has(key)) continue;
+    if (t) drop(c, t.h);
+    tallies.delete(key);
+  }
+  for (const [key, kind, arm, value] of site.ab.reported) {
+    const t = tallies.get(key);
+    if (!t) continue;
+    try {
+      c.call("tally_add", [t.h, kind, arm, value]);
+    } catch {
+      // A variant the experiment no longer has (it was reconfigured): not counted.
+    }
+  }
+  site.ab.reported = [];
+  return tallies;
+}
+
+/** Free an experiment's tally. */
+function drop(c: Core, h: number): void {
   try {
-    return merge(site, name, l, s, bytes, now, close);
+    c.call("tally_drop", [h]);
+  } catch {
+    // A poisoned core: nothing to free.
+  }
+}
+
+/**
+ * One report sync of `kind` `name` (`of`: a slot's learner or an
+ * experiment's tally) onto `bytes`: `texts` and the bytes go into the
+ * core's buffer, the specification into `io`, then `call` (given the
+ * texts' lengths) runs the sync. What it found is kept for the commit; the
+ * snapshot to write is returned. A failure goes to `onError` and leaves
+ * `bytes` as they were.
+ */
+function merge(
+  site: Site,
+  kind: "slot" | "experiment",
+  name: string,
+  of: Learner | AbTally,
+  s: ReportSpec,
+  bytes: Uint8Array,
+  texts: string[],
+  call: (lens: number[]) => number,
+): Uint8Array {
+  const c = site.core;
+  try {
+    const enc = new TextEncoder();
+    const parts = texts.map((t) => enc.encode(t));
+    const all = new Uint8Array(parts.reduce((n, p) => n + p.length, bytes.length));
+    let at = 0;
+    for (const p of [...parts, bytes]) {
+      all.set(p, at);
+      at += p.length;
+    }
+    c.put(all);
+    const b = s.bounds;
+    c.nums([s.scale, b.decisions, b.exposures, b.rewards, b.xy, b.xx]);
+    const out = c.bytes(call(parts.map((p) => p.length)));
+    const n = c.read(4)[3]!;
+    const io = c.read(4 + 2 * n);
+    const notes = Array.from({ length: n }, (_, i) => ({ outcome: io[4 + 2 * i]!, period: io[5 + 2 * i]! }));
+    const refused = io[1]! === 0 ? null : k.fail("REPORT_REFUSED", refusal(io[1]!, `${kind} \`${name}\``, s.task, notes));
+    if (io[0] === 1) site.report("SNAPSHOT_CORRUPT", `the stored report statistics of ${kind} \`${name}\` could not be read and start again (nothing else is lost)`);
+    const list = synced.get(site) ?? [];
+    synced.set(site, [...list.filter((x) => x.of !== of), { name, of, refused, notes }]);
+    return out;
   } catch (e) {
     const err = k.coded(e, "REPORT_REFUSED");
-    site.report(err.code, `slot \`${name}\`: its report statistics were not stored this time: ${err.message}`, e);
+    site.report(err.code, `${kind} \`${name}\`: its report statistics were not stored this time: ${err.message}`, e);
     return bytes;
   }
 }
 
-function merge(site: Site, name: string, l: Learner, s: ReportSpec, bytes: Uint8Array, now: number, close: boolean): Uint8Array {
-  const c = site.core;
-  const enc = new TextEncoder();
-  const head = enc.encode(name);
-  const task = enc.encode(s.task);
-  const all = new Uint8Array(head.length + task.length + bytes.length);
-  all.set(head);
-  all.set(task, head.length);
-  all.set(bytes, head.length + task.length);
-  c.put(all);
-  const b = s.bounds;
-  c.nums([s.scale, b.decisions, b.exposures, b.rewards, b.xy, b.xx]);
-  const out = c.bytes(c.call("report_sync", [l.h, head.length, task.length, bytes.length, now, site.spec.maxBytes, close ? 1 : 0]));
-  const n = c.read(4)[3]!;
-  const io = c.read(4 + 2 * n);
-  const notes = Array.from({ length: n }, (_, i) => ({ outcome: io[4 + 2 * i]!, period: io[5 + 2 * i]! }));
-  const refused = io[1]! === 0 ? null : k.fail("REPORT_REFUSED", refusal(io[1]!, name, s.task, notes));
-  if (io[0] === 1) site.report("SNAPSHOT_CORRUPT", `the stored report statistics of slot \`${name}\` could not be read and start again (its learning is kept)`);
-  const list = synced.get(site) ?? [];
-  synced.set(site, [...list.filter((x) => x.name !== name), { name, l, refused, notes }]);
-  return out;
-}
-
 /** The message of a refusal of kind `kind` (1 + the core's `Refusal`). */
-function refusal(kind: number, name: string, task: string, notes: Array<{ period: number }>): string {
+function refusal(kind: number, who: string, task: string, notes: Array<{ period: number }>): string {
   const period = notes.length > 0 ? dateOf(notes[notes.length - 1]!.period) : "?";
   return kind === 4
-    ? `slot \`${name}\`: the ledger lists the period of ${period} of task \`${task}\` as reported already; it is not reported again`
+    ? `${who}: the ledger lists the period of ${period} of task \`${task}\` as reported already; it is not reported again`
     : kind === 3
-    ? `slot \`${name}\`: a statistic of the period of ${period} is not finite; the period is dropped, not reported`
-    : `slot \`${name}\`: the report does not fit its specification`;
+    ? `${who}: a statistic of the period of ${period} is not finite; the period is dropped, not reported`
+    : `${who}: the report does not fit its specification`;
 }
 
 /**
@@ -232,25 +340,26 @@ function refusal(kind: number, name: string, task: string, notes: Array<{ period
 export function commitReports(site: Site): void {
   const list = synced.get(site);
   synced.delete(site);
-  for (const { name, l, refused, notes } of list ?? []) {
-    const c = l.core;
+  const c = site.core;
+  for (const { name, of, refused, notes } of list ?? []) {
+    const slot = !("space" in of);
+    const s = slot ? specs.get(of) : of.spec;
     try {
-      if (c.call("report_commit", [l.h]) === 0) continue;
+      if (c.call(slot ? "report_commit" : "tally_commit", [of.h]) === 0 || !s) continue;
       for (const { outcome, period } of notes) {
         // Dropped statistics (the features changed) are not a refusal: no code.
         site.record(outcome === 1 ? "report" : "report-refused", {
           key: name,
           ...(outcome === 2 || outcome === 3 ? { code: "REPORT_REFUSED" as const } : {}),
-          detail: `${OUTCOMES[outcome]}: task ${specs.get(l)?.task ?? "?"}, period ${dateOf(period)}`,
+          detail: `${OUTCOMES[outcome]}: task ${s.task}, period ${dateOf(period)}`,
         });
       }
       if (refused !== null) site.report(refused.code, refused.message);
-      const len = c.call("report_take", [l.h]);
-      const s = specs.get(l);
-      if (len > 0 && s) handOver(site, name, s, c, len);
+      const len = c.call(slot ? "report_take" : "tally_take", [of.h]);
+      if (len > 0) handOver(site, name, s, c, len);
     } catch (e) {
       const err = k.coded(e, "NUMERICAL_ERROR");
-      site.report(err.code, `slot \`${name}\`: ${err.message}`, e);
+      site.report(err.code, `${slot ? "slot" : "experiment"} \`${name}\`: ${err.message}`, e);
     }
   }
 }
@@ -281,18 +390,23 @@ function handOver(site: Site, name: string, s: ReportSpec, c: Core, len: number)
   }
 }
 
-/** What `audit()` shows of reports: each slot's settings, ledger and the exact payload of its last report. */
+/** What `audit()` shows of reports: each slot's and experiment's settings, ledger and the exact payload of its last report. */
 export function reportsAudit(site: Site, snap: number): Audit["reports"] {
-  const out: Audit["reports"] = [];
+  const owners: Array<[string, "slot" | "experiment", ReportSpec]> = [];
   for (const [name, l] of site.slots) {
     const s = specs.get(l);
-    if (!s) continue;
+    if (s) owners.push([name, "slot", s]);
+  }
+  for (const [key, t] of abTallies.get(site) ?? []) {
+    if (t) owners.push([key, "experiment", t.spec]);
+  }
+  return owners.map(([key, owner, s]) => {
     const c = site.core;
     let ledger: Audit["reports"][number]["ledger"] = [];
     let last: Audit["reports"][number]["last"] = null;
     if (snap !== 0) {
       try {
-        const n = c.call("report_ledger", [snap, c.text(name)]);
+        const n = c.call("report_ledger", [snap, c.text(key), owner === "slot" ? 0 : 1]);
         const io = c.read(12 * n);
         let at = 0;
         const tasks = c.bytes(io.reduce((sum, x, i) => (i % 12 === 11 ? sum + x : sum), 0));
@@ -320,17 +434,17 @@ export function reportsAudit(site: Site, snap: number): Audit["reports"] {
         // Unreadable stored data: the sync sets it aside and says so.
       }
     }
-    out.push({
-      slot: name,
+    return {
+      key,
+      owner,
       task: s.task,
       periodDays: s.periodDays,
       learning: s.learning,
       segment: s.segment,
-      bounds: { ...s.bounds },
       scale: s.scale,
+      bounds: { ...s.bounds },
       ledger,
       last,
-    });
-  }
-  return out;
+    };
+  });
 }

@@ -360,6 +360,11 @@ export class Site implements Sink {
     let seen: object | undefined;
     const behavior = () => (seen ??= { behavior: this.#derived((now) => this.behavior.named(now)) ?? {} });
     const [a, first] = this.ab.assign(key, attributes, behavior, this.clock(), this.#unitSource());
+    if (a.inExperiment) {
+      this.ab.shown.set(key, a.index);
+      this.#count(key, 0, a.index, 0);
+      if (first) this.#count(key, 1, a.index, 0);
+    }
     if (first || a.allocation === "thompson") {
       this.abChanged = true;
       this.changed();
@@ -441,10 +446,24 @@ export class Site implements Sink {
 
   /** Reward this visitor's running trial of bandit experiment `key` (reward in [0, 1], default 1). */
   rewardExperiment(key: string, reward: number = 1): void {
-    this.ab.index(key);
-    this.ab.reward(key, rewardValue(reward), this.clock());
+    const e = this.ab.specs[this.ab.index(key)]!;
+    const r = rewardValue(reward);
+    const shown = this.ab.shown.get(key);
+    // A fixed-weights experiment with reports takes rewards too: they count for the variant shown on this page view.
+    if (e.reports === undefined || e.allocation.type === "thompson") this.ab.reward(key, r, this.clock());
+    else if (shown === undefined) throw fail("UNKNOWN_DECISION", `experiment \`${key}\` was not run on this page view: call run(key) first`);
+    if (shown !== undefined) this.#count(key, 2, shown, r);
     this.abChanged = true;
     this.changed();
+  }
+
+  /** Count an event for an experiment's reports (consent `personalization` only; at most 4096 wait for full.js). */
+  #count(key: string, kind: number, arm: number, value: number): void {
+    const e = this.ab.specs[this.ab.index(key)]!;
+    if (e.reports !== undefined && this.consentState.allows("personalization") && this.ab.reported.length < 4096) {
+      this.ab.reported.push([key, kind, arm, value]);
+      this.changed();
+    }
   }
 
   /**
@@ -549,6 +568,9 @@ export class Site implements Sink {
     safe(() => this.behavior.clear(), undefined);
     for (const l of this.slots.values()) safe(() => l.reset(), undefined);
     safe(() => this.ab.reset(), undefined);
+    this.ab.reported = [];
+    this.ab.shown.clear();
+    plane?.reportsOff(this);
     this.#exposed = [];
     this.abChanged = false;
     this.#history.clear();

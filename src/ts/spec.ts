@@ -117,6 +117,8 @@ export interface ExperimentSpec {
         samples: number;
         rewardWindowMs: number;
       };
+  /** The `reports` option as given, copied (see `SlotSpec.reports`). */
+  reports: unknown;
 }
 
 /** `reward` options, checked (`reward` a finite number in [0, 1]). */

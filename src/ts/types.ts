@@ -240,6 +240,12 @@ export interface ExperimentConfig {
         /** How long a trial waits for its reward before counting as a failure. Default one day. */
         rewardWindowMs?: number;
       };
+  /**
+   * Private reports of this experiment, as a slot's (see `ReportOptions`), counts only: per
+   * variant, the assignments, the unit's first exposure and the rewards passed to
+   * `rewardExperiment` on a page view that ran it. `learning` does not apply.
+   */
+  reports?: Omit<ReportOptions, "learning">;
 }
 
 /** What the visitor allows. `none`: nothing is stored, no identifier. `functional`: the audit history and the

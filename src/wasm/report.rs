@@ -1,13 +1,63 @@
-//! A slot's reports (`reports` in a slot's options): turning them on and
-//! off, the sync of their statistics, the closed period's measurement, and
-//! the ledger for the audit. The full engine only: nothing here is needed
-//! for a first decision.
+//! Reports (`reports` in a slot's or an experiment's options): a slot's
+//! turned on and off, an experiment's tally (a handle of its own, fed by
+//! the control plane from the assignments it makes), the sync of their
+//! statistics, the closed period's measurement, and the ledger for the
+//! audit. The full engine only: nothing here is needed for a first
+//! decision.
 
 use super::slot::slot;
 use super::store::with_snapshot;
-use super::{bad, done, put_io, set_bytes, take_bytes, with_io};
+use super::{bad, done, put_io, set_bytes, take_bytes, with_io, Global, Table};
 use crate::prelude::*;
-use crate::report::{ledger, Bounds, Group, Outcome, ReportTask, Spec, GROUPS};
+use crate::report::{ledger, Bounds, Group, Outcome, Owner, ReportTask, Spec, Tally, GROUPS};
+
+/// The experiments' tallies (a slot's lives in its engine).
+static TALLIES: Global<Table<Tally>> = Global::new(Table::new());
+
+fn tally<R>(h: u32, f: impl FnOnce(&mut Tally) -> crate::Result<R>) -> crate::Result<R> {
+    TALLIES.with(|t| f(t.get(h)?))
+}
+
+/// A tally of `k` variants' counts (no learner statistics) in periods of
+/// `days` days, for an experiment; its handle.
+#[no_mangle]
+pub extern "C" fn tally_new(k: u32, days: u32) -> i32 {
+    done((|| {
+        if !(2..=crate::report::MAX_VARIANTS as u32).contains(&k) {
+            return Err(bad("a variant count"));
+        }
+        let t = Tally::new(k as usize, 0, days)?;
+        Ok(TALLIES.with(|table| table.add(t)))
+    })())
+}
+
+/// Free a tally.
+#[no_mangle]
+pub extern "C" fn tally_drop(h: u32) -> i32 {
+    TALLIES.with(|t| t.remove(h))
+}
+
+/// Count, in tally `h`, for variant `arm`: a decision (`kind` 0), an
+/// exposure (1), or a reward `value` in [0, 1] (2).
+#[no_mangle]
+pub extern "C" fn tally_add(h: u32, kind: u32, arm: u32, value: f64) -> i32 {
+    done(tally(h, |t| {
+        let arm = arm as usize;
+        if arm >= t.shape().0 {
+            return Err(bad("a variant index"));
+        }
+        match kind {
+            0 => t.decision(arm, false),
+            1 => t.exposure(arm),
+            2 => {
+                crate::engine::check_reward(value)?;
+                t.reward(arm, value);
+            }
+            _ => return Err(bad("a tally event")),
+        }
+        Ok(0)
+    }))
+}
 
 /// Turn slot `h`'s reports on, in periods of `days` days, with the
 /// learner's statistics when `learning` is 1.
@@ -37,15 +87,70 @@ fn mask(groups: &[Group]) -> f64 {
     f64::from(groups.iter().fold(0u8, |m, g| m | 1 << *g as u8))
 }
 
+/// The parts of `bytes` (lengths as given; -1: absent) and the
+/// specification in `io` (scale, then the bounds: decisions, exposures,
+/// rewards, xy, xx), for `sync`. A part past the buffer is an error, never
+/// a panic.
+fn sync_args(
+    lens: [i32; 3],
+    stored_len: i32,
+    sync: impl FnOnce([&str; 3], Option<&[u8]>, u32, Bounds) -> crate::Result<crate::report::TallySync>,
+) -> crate::Result<i32> {
+    let all = super::BYTES.with(core::mem::take);
+    let past = || bad("a byte length past the buffer");
+    let mut at = 0usize;
+    let mut text = [""; 3];
+    for (i, n) in lens.into_iter().enumerate() {
+        let end = at.saturating_add(n.max(0) as usize);
+        text[i] = utf8(all.get(at..end).ok_or_else(past)?)?;
+        at = end;
+    }
+    let stored = match stored_len {
+        0.. => Some(
+            all.get(at..at.saturating_add(stored_len as usize))
+                .ok_or_else(past)?,
+        ),
+        _ => None,
+    };
+    let (scale, bounds) = with_io(|io| {
+        let scale = io.int(u32::MAX as u64) as u32;
+        let b = Bounds {
+            decisions: io.int(u32::MAX as u64) as u32,
+            exposures: io.int(u32::MAX as u64) as u32,
+            rewards: io.f64(),
+            xy: io.f64(),
+            xx: io.f64(),
+        };
+        io.ok().map(|()| (scale, b))
+    })?;
+    let r = sync(text, stored, scale, bounds)?;
+    let refused = match &r.refused {
+        Some(crate::Error::ReportRefused { kind, .. }) => 1.0 + *kind as u8 as f64,
+        _ => 0.0,
+    };
+    let mut io = vec![
+        f64::from(u8::from(r.corrupt)),
+        refused,
+        f64::from(u8::from(r.held)),
+        r.entries.len() as f64,
+    ];
+    for e in &r.entries {
+        io.push(f64::from(e.outcome as u8));
+        io.push(f64::from(e.period));
+    }
+    put_io(io);
+    Ok(set_bytes(r.bytes))
+}
+
 /// Sync slot `h`'s report statistics: `bytes` holds the slot's name
 /// (`name_len` bytes), the task id (`task_len`) and the stored snapshot
 /// (`stored_len`, or -1 when nothing is stored); `io` the specification:
-/// scale, then the bounds (decisions, exposures, rewards, xy, xx). The
-/// snapshot to write replaces `bytes` (its length is returned); `close` is
-/// 1 when this sync may close a period (see `ReportTask::close`); `io`
-/// gets whether the stored section was corrupt, the refusal's kind (0:
-/// none, else 1 + `Refusal` as declared), whether the sync held (left an
-/// ended period for a sync that may close it), the count of ledger entries
+/// scale, then the bounds (decisions, exposures, rewards, xy, xx); `close`
+/// is 1 when this sync may close a period (see `ReportTask::close`). The
+/// snapshot to write replaces `bytes` (its length is returned); `io` gets
+/// whether the stored section was corrupt, the refusal's kind (0: none,
+/// else 1 + `Refusal` as declared), whether the sync held (left an ended
+/// period for a sync that may close it), the count of ledger entries
 /// written, and each one's outcome and period.
 #[no_mangle]
 pub extern "C" fn report_sync(
@@ -57,61 +162,87 @@ pub extern "C" fn report_sync(
     max: u32,
     close: u32,
 ) -> i32 {
-    done((|| {
-        let all = super::BYTES.with(core::mem::take);
-        let (n, t) = (name_len.max(0) as usize, task_len.max(0) as usize);
-        let past = || bad("a byte length past the buffer");
-        let name = utf8(all.get(..n).ok_or_else(past)?)?;
-        let task = utf8(all.get(n..n.saturating_add(t)).ok_or_else(past)?)?;
-        let rest = n.saturating_add(t)
-            ..n.saturating_add(t)
-                .saturating_add(stored_len.max(0) as usize);
-        let stored = match stored_len {
-            0.. => Some(all.get(rest).ok_or_else(past)?),
-            _ => None,
-        };
-        let (scale, bounds) = with_io(|io| {
-            let scale = io.int(u32::MAX as u64) as u32;
-            let b = Bounds {
-                decisions: io.int(u32::MAX as u64) as u32,
-                exposures: io.int(u32::MAX as u64) as u32,
-                rewards: io.f64(),
-                xy: io.f64(),
-                xx: io.f64(),
-            };
-            io.ok().map(|()| (scale, b))
-        })?;
-        let r = slot(h, |e| {
-            let space = e.feature_space();
-            let t = e.reports().ok_or_else(|| bad("reports are off"))?;
-            let (k, d) = t.shape();
-            let spec = Spec::new(k, d, scale, bounds, None)?;
-            let task = ReportTask {
-                slot: name,
-                task,
-                spec: &spec,
-                space: &space,
-                close: close != 0,
-            };
-            t.sync(stored, now, max as usize, task)
-        })?;
-        let refused = match &r.refused {
-            Some(crate::Error::ReportRefused { kind, .. }) => 1.0 + *kind as u8 as f64,
-            _ => 0.0,
-        };
-        let mut io = vec![
-            f64::from(u8::from(r.corrupt)),
-            refused,
-            f64::from(u8::from(r.held)),
-            r.entries.len() as f64,
-        ];
-        for e in &r.entries {
-            io.push(f64::from(e.outcome as u8));
-            io.push(f64::from(e.period));
-        }
-        put_io(io);
-        Ok(set_bytes(r.bytes))
-    })())
+    done(sync_args(
+        [name_len, task_len, 0],
+        stored_len,
+        |[name, task, _], stored, scale, bounds| {
+            slot(h, |e| {
+                let space = e.feature_space();
+                let t = e.reports().ok_or_else(|| bad("reports are off"))?;
+                let (k, d) = t.shape();
+                let spec = Spec::new(k, d, scale, bounds, None)?;
+                let task = ReportTask {
+                    slot: name,
+                    owner: Owner::Slot,
+                    task,
+                    spec: &spec,
+                    space: &space,
+                    close: close != 0,
+                };
+                t.sync(stored, now, max as usize, task)
+            })
+        },
+    ))
+}
+
+/// Sync experiment tally `h` as `report_sync` does a slot's: `bytes`
+/// holds the experiment's key, the task id, the feature space (its
+/// variants, as the control plane names them) and the stored snapshot.
+#[no_mangle]
+pub extern "C" fn tally_sync(
+    h: u32,
+    key_len: i32,
+    task_len: i32,
+    space_len: i32,
+    stored_len: i32,
+    now: f64,
+    max: u32,
+    close: u32,
+) -> i32 {
+    done(sync_args(
+        [key_len, task_len, space_len],
+        stored_len,
+        |[key, task, space], stored, scale, bounds| {
+            tally(h, |t| {
+                let spec = Spec::new(t.shape().0, 0, scale, bounds, None)?;
+                let task = ReportTask {
+                    slot: key,
+                    owner: Owner::Experiment,
+                    task,
+                    spec: &spec,
+                    space,
+                    close: close != 0,
+                };
+                t.sync(stored, now, max as usize, task)
+            })
+        },
+    ))
+}
+
+/// Apply experiment tally `h`'s last sync once its bytes were written: 1,
+/// or 0 when there was none.
+#[no_mangle]
+pub extern "C" fn tally_commit(h: u32) -> i32 {
+    done(tally(h, |t| Ok(i32::from(t.commit()))))
+}
+
+/// Put the closed period `c` into `io`: its period, clipped groups and
+/// measurement; its length (0: none).
+fn put_closed(c: Option<crate::report::Closed>) -> i32 {
+    let Some(c) = c else {
+        return 0;
+    };
+    let mut io = vec![f64::from(c.period), mask(&c.clipped)];
+    io.extend(c.measurement.iter().map(|x| *x as f64));
+    put_io(io);
+    c.measurement.len() as i32
+}
+
+/// The report of the period experiment tally `h`'s last committed sync
+/// closed, once, as `report_take` gives a slot's.
+#[no_mangle]
+pub extern "C" fn tally_take(h: u32) -> i32 {
+    done(tally(h, |t| Ok(put_closed(t.take()))))
 }
 
 /// Apply slot `h`'s last report sync once its bytes were written: 1, or 0
@@ -129,30 +260,29 @@ pub extern "C" fn report_commit(h: u32) -> i32 {
 #[no_mangle]
 pub extern "C" fn report_take(h: u32) -> i32 {
     done(slot(h, |e| {
-        let Some(c) = e.reports().and_then(|t| t.take()) else {
-            return Ok(0);
-        };
-        let mut io = vec![f64::from(c.period), mask(&c.clipped)];
-        io.extend(c.measurement.iter().map(|x| *x as f64));
-        put_io(io);
-        Ok(c.measurement.len() as i32)
+        Ok(put_closed(e.reports().and_then(|t| t.take())))
     }))
 }
 
 /// Numbers per ledger entry in `io`.
 const ENTRY: usize = 12;
 
-/// The ledger of slot `name` (the first `name_len` bytes of `bytes`) in
-/// the decoded snapshot `snap`: `io` gets [`ENTRY`] numbers per entry
+/// The ledger of slot `name` (the first `name_len` bytes of `bytes`; an
+/// experiment's key when `experiment` is 1) in the decoded snapshot `snap`: `io` gets [`ENTRY`] numbers per entry
 /// (period, outcome, clipped groups, length, bits, scale, the five bounds,
 /// the task's length in bytes), then the last report's measurement; the
 /// tasks, one after the other, replace `bytes`. Returns the entry count.
 #[no_mangle]
-pub extern "C" fn report_ledger(snap: u32, name_len: i32) -> i32 {
+pub extern "C" fn report_ledger(snap: u32, name_len: i32, experiment: u32) -> i32 {
     done((|| {
         let b = take_bytes(name_len)?.ok_or_else(|| bad("a slot name"))?;
         let name = utf8(&b)?;
-        let Some((entries, last)) = with_snapshot(snap, |s| ledger(s, name))? else {
+        let owner = if experiment == 0 {
+            Owner::Slot
+        } else {
+            Owner::Experiment
+        };
+        let Some((entries, last)) = with_snapshot(snap, |s| ledger(s, name, owner))? else {
             return Ok(0);
         };
         let mut io = Vec::with_capacity(entries.len() * ENTRY + last.len());

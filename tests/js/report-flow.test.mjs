@@ -115,3 +115,37 @@ test("reports → aggregate → readout shows the winner → model → the next 
     fs.rmSync(dir, { recursive: true });
   }
 });
+
+test("an A/B test's reports → aggregate → readout: the variant that converts more wins", { timeout: 120_000 }, async () => {
+  const random = rng(9);
+  const reports = [];
+  const day = Date.UTC(2026, 11, 6);
+  for (let i = 0; i < 200; i++) {
+    let now = day + 3_600_000;
+    const site = open({
+      storage: new MemoryStorage(), consent: "personalization", now: () => now, flushDelayMs: 60_000,
+      onReport: (r) => reports.push(r), onError: (e) => assert.fail(e.message),
+    });
+    site.experiments([{ key: "cta", variants: ["buy", "try"], reports: { task: "ab-cta" } }]);
+    const a = site.run("cta");
+    if (random() < (a.variant === "try" ? 0.6 : 0.3)) site.rewardExperiment("cta", 1);
+    await site.flush();
+    now += 86_400_000;
+    await site.flush();
+    site.close();
+  }
+  assert.equal(reports.length, 200);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "insitu-ab-"));
+  try {
+    const spec = path.join(dir, "task.json");
+    fs.writeFileSync(spec, JSON.stringify(reports[0].taskFile));
+    const sums = cli(["aggregate", "--spec", spec, "--no-noise"], reports.map((r) => r.line).join("\n") + "\n");
+    const { total } = cli(["readout", "--min-reports", "1"], JSON.stringify(sums));
+    assert.equal(total.reports, 200);
+    assert.equal(total.variants.reduce((n, v) => n + v.exposures, 0), 200, "one first exposure per unit");
+    const [buy, tryIt] = total.variants.map((v) => v.rewardRate);
+    assert.ok(tryIt.low > buy.high, JSON.stringify([buy, tryIt]));
+  } finally {
+    fs.rmSync(dir, { recursive: true });
+  }
+});

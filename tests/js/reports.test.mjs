@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
-import { corruptSection, Insitu, MemoryStorage, open, throwsCode, withGlobal } from "./helpers.mjs";
+import { corruptSection, Insitu, loadSite, MemoryStorage, open, throwsCode, withGlobal } from "./helpers.mjs";
 
 const schema = JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url)));
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
@@ -98,6 +98,7 @@ test("a closed period reaches onReport once, as the ledger and the audit show it
   const a = checkAudit(s);
   assert.equal(a.network, "none");
   const entry = a.reports[0];
+  assert.deepEqual([entry.key, entry.owner], ["hero", "slot"]);
   assert.deepEqual(entry.ledger, [{
     period: "2026-12-06", task: "shop-hero", outcome: "reported", clipped: [], length: r.measurement.length,
     bits: 18, scale: 256, bounds: BOUNDS,
@@ -374,5 +375,90 @@ test("an onReport that reads the audit sees its report in the ledger", async () 
   await s.flush();
   assert.equal(ledger?.length, 1);
   assert.equal(ledger[0].outcome, "reported");
+  s.close();
+});
+
+test("an A/B experiment with reports: its assignments, first exposure and rewards, once per period", async () => {
+  const storage = new MemoryStorage();
+  const { s, clock, reports, errors } = site(storage);
+  s.experiments([{ key: "cta", variants: ["a", "b"], reports: { task: "ab-cta", segment: "mobile" } }]);
+  // Without run() on this page view there is no variant to reward.
+  throwsCode(() => s.rewardExperiment("cta", 1), "UNKNOWN_DECISION");
+  const a = s.run("cta");
+  assert.equal(a.inExperiment, true);
+  s.run("cta");
+  s.run("cta");
+  s.rewardExperiment("cta", 1);
+  s.rewardExperiment("cta", 0.5);
+  await s.flush();
+  clock.t += DAY;
+  await s.flush();
+  assert.deepEqual(errors, []);
+  assert.equal(reports.length, 1);
+  const r = reports[0];
+  const counts = (k) => [0, 1].map((i) => (i === a.index ? k : 0));
+  // reports, decisions[2], exposures[2], rewards[2] (fixed point, 256 to 1.0).
+  assert.deepEqual(r.measurement, [1, ...counts(3), ...counts(1), ...counts(1.5 * 256)]);
+  assert.deepEqual([r.key, r.task, r.segment, r.taskFile.slots, r.taskFile.variants], ["cta", "ab-cta", "mobile", 0, 2]);
+  const audit = checkAudit(s);
+  const entry = audit.reports.find((x) => x.owner === "experiment");
+  assert.deepEqual([entry.key, entry.learning, entry.ledger.length, entry.last.measurement], ["cta", false, 1, r.measurement]);
+  // The next page view: the unit's exposure is not first any more; its assignments still count.
+  s.close();
+  const next = site(storage);
+  next.clock.t = T0 + DAY + 1000;
+  next.s.experiments([{ key: "cta", variants: ["a", "b"], reports: { task: "ab-cta", segment: "mobile" } }]);
+  next.s.run("cta");
+  await next.s.flush();
+  next.clock.t += DAY;
+  await next.s.flush();
+  assert.deepEqual(next.reports[0].measurement.slice(1, 5), [...counts(1), 0, 0]);
+  next.s.close();
+});
+
+test("experiments: rewards of a fixed-weights test without reports still need a bandit; bad options and consent", async () => {
+  const { s, clock, reports, errors } = site(new MemoryStorage());
+  s.experiments([
+    { key: "plain", variants: ["a", "b"] },
+    { key: "bad", variants: ["a", "b"], reports: { task: "t", learning: true } },
+  ]);
+  s.run("plain");
+  throwsCode(() => s.rewardExperiment("plain", 1), "UNKNOWN_DECISION");
+  s.run("bad");
+  await s.flush();
+  clock.t += DAY;
+  await s.flush();
+  assert.deepEqual(reports, []);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].code, "INVALID_OPTION");
+  assert.ok(errors[0].message.includes("`reports.learning`"), errors[0].message);
+  s.close();
+  // Under functional consent an experiment runs, and reports nothing.
+  const f = site(new MemoryStorage(), { consent: "functional" });
+  f.s.experiments([{ key: "cta", variants: ["a", "b"], reports: { task: "t" } }]);
+  f.s.run("cta");
+  f.s.rewardExperiment("cta", 1);
+  await f.s.flush();
+  f.clock.t += DAY;
+  await f.s.flush();
+  assert.deepEqual(f.reports, []);
+  f.s.close();
+});
+
+test("assignments made before the full engine arrives count in the experiment's report", async () => {
+  const storage = new MemoryStorage();
+  let now = T0;
+  const reports = [];
+  const s = await loadSite({ storage, consent: "personalization", now: () => now, flushDelayMs: 60_000, onReport: (r) => reports.push(r) });
+  s.experiments([{ key: "cta", variants: ["a", "b"], reports: { task: "t" } }]);
+  const a = s.run("cta");
+  s.rewardExperiment("cta", 1);
+  await s.ready;
+  await s.flush();
+  now += DAY;
+  await s.flush();
+  assert.equal(reports.length, 1);
+  const at = (k) => [0, 1].map((i) => (i === a.index ? k : 0));
+  assert.deepEqual(reports[0].measurement, [1, ...at(1), ...at(1), ...at(256)]);
   s.close();
 });

@@ -141,7 +141,7 @@ test("experiments: defaults", () => {
   ]);
   assert.deepEqual(e, {
     key: "k", variants: ["a", "b", "c", "d"], weights: [0.25, 0.25, 0.25, 0.25], coverage: 1, holdout: null, namespace: null,
-    targeting: [], fallback: 0, hash: "insitu/1", seed: "k", allocation: { type: "weights" },
+    targeting: [], fallback: 0, hash: "insitu/1", seed: "k", allocation: { type: "weights" }, reports: undefined,
   });
   assert.deepEqual(t.allocation, { type: "thompson", prior: [[0, 0], [0, 0]], minProbability: 0.05, samples: 512, rewardWindowMs: DAY });
   const many = Array.from({ length: 32 }, (_, i) => `v${i}`);

@@ -7,7 +7,7 @@
 import { describe } from "../errors.js";
 import { utf8Length } from "../hash.js";
 import type { ConditionSpec, ExperimentSpec } from "../spec.js";
-import { EXPERIMENT, guard, items, Obj, wellFormed } from "./read.js";
+import { copied, EXPERIMENT, guard, items, Obj, wellFormed } from "./read.js";
 
 const MAX_EXPERIMENTS = 256;
 const MAX_VARIANTS = 32;
@@ -25,6 +25,7 @@ const HASHES = ["insitu/1", "growthbook/1", "growthbook/2"] as const;
 
 const EXPERIMENT_KEYS = [
   "key", "variants", "weights", "coverage", "fallback", "hash", "seed", "holdout", "namespace", "targeting", "allocation",
+  "reports",
 ] as const;
 const THOMPSON_KEYS = ["type", "minProbability", "samples", "rewardWindowMs", "prior"] as const;
 
@@ -129,6 +130,7 @@ function experiment(v: unknown, path: string): ExperimentSpec {
     hash: hash as ExperimentSpec["hash"],
     seed,
     allocation: a === undefined ? { type: "weights" } : allocation(a, variants, o.get("weights") !== undefined),
+    reports: copied(o.get("reports"), `${path}.reports`),
   };
 }
 

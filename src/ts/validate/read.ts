@@ -44,6 +44,15 @@ function threw(e: unknown): string {
 export const unreadable = (k: Kind, field: string, e: unknown): InsituError =>
   k(field, `could not be read: ${threw(e)}`);
 
+/** `x` copied (`structuredClone`), so no getter or Proxy of the caller's runs later; or the error copying threw, about `field`. */
+export function copied(x: unknown, field: string): unknown {
+  try {
+    return x === undefined ? x : structuredClone(x);
+  } catch (e) {
+    return unreadable(OPTION, field, e);
+  }
+}
+
 /**
  * Run a validator: our own errors pass, anything else thrown on the way (a
  * revoked Proxy met where no read expected one) becomes `k(field, ...)`.

@@ -9,7 +9,7 @@ import {
   checkFeatures, checkIds, checkModel, contentHash, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, type Hashed, MAX_VARIANTS,
   variantFeatures,
 } from "./model.js";
-import { guard, Obj, OPTION, positive, unreadable, wellFormed, within } from "./read.js";
+import { copied, guard, Obj, OPTION, positive, wellFormed, within } from "./read.js";
 
 export { checkFeatures } from "./model.js";
 
@@ -101,18 +101,9 @@ export function checkSlot(options: unknown): SlotSpec {
       rewardTtlMs: positive(rewardTtlMs ?? DEFAULT_REWARD_TTL_MS, "rewardTtlMs", OPTION),
       maxPending: maxPending ?? DEFAULT_MAX_PENDING,
       modelVersion: spec.modelVersion,
-      reports: copy(o.get("reports")),
+      reports: copied(o.get("reports"), "reports"),
     };
   });
-}
-
-/** `x` copied, so no getter or Proxy of the caller's runs later; or the error copying threw. */
-function copy(x: unknown): unknown {
-  try {
-    return x === undefined ? x : structuredClone(x);
-  } catch (e) {
-    return unreadable(OPTION, "reports", e);
-  }
 }
 
 /**

@@ -214,6 +214,9 @@ const outcome: "reported" | "refused-duplicate" | "refused-non-finite" | "droppe
 void outcome;
 // @ts-expect-error: a task is required
 reporting.slot("hero", { variants: ["a", "b"], reports: { periodDays: 1 } });
+reporting.experiments([{ key: "cta", variants: ["a", "b"], reports: { task: "ab-cta", bounds: { rewards: 5 } } }]);
+// @ts-expect-error: an experiment's reports hold counts only
+reporting.experiments([{ key: "cta", variants: ["a", "b"], reports: { task: "ab-cta", learning: true } }]);
 // @ts-expect-error: reports arrive as objects
 open({ onReport: (r: string) => r });
 // @ts-expect-error: onFallback takes an error, not a string
