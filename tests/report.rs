@@ -456,53 +456,58 @@ fn a_new_prior_over_the_same_features_keeps_the_period() {
 }
 
 #[test]
-fn only_a_sync_allowed_to_close_closes_and_the_others_keep_their_additions() {
+fn only_a_sync_allowed_to_close_closes_and_the_others_add_to_the_ended_period() {
     let (mut a, mut b) = (engine(1, 4), engine(2, 4));
     let spec = spec_of(&mut a, bounds());
     let mut expect = Stats::zeros(&spec);
     let day = 20_470.0 * DAY;
     step(&mut a, 1, day, &mut expect);
     let stored = sync(&mut a, None, day, &spec);
-    // The next day, tab b writes without the lock (the page is being left):
-    // the ended period stays as stored, and b's own additions wait.
-    let mut later = Stats::zeros(&spec);
-    step(&mut b, 2, day + DAY, &mut later);
+    // The next day, tab b writes without the lock (its page is being left):
+    // the ended period stays open, with b's additions in it.
+    step(&mut b, 2, day + DAY, &mut expect);
     let space = b.feature_space();
     let t = b.reports().unwrap();
     let mut held = task(&spec, &space);
     held.close = false;
     let r = t.sync(Some(&stored), day + DAY, MAX, held).unwrap();
     assert!(r.held && r.entries.is_empty());
-    assert_eq!(
-        Snapshot::decode(&r.bytes, MAX)
-            .unwrap()
-            .section("report:hero"),
-        Snapshot::decode(&stored, MAX)
-            .unwrap()
-            .section("report:hero"),
-        "the section as stored"
-    );
-    assert!(!t.commit(), "nothing to commit");
-    assert!(t.take().is_none());
-    // A write that may close closes the period once; b's additions are in the next one.
-    let bytes = sync(&mut b, Some(&stored), day + DAY, &spec);
+    assert!(t.commit());
+    assert!(t.take().is_none(), "nothing closed");
+    // A write that may close closes the period once, with both tabs' statistics.
+    let mut later = Stats::zeros(&spec);
+    step(&mut a, 3, day + DAY, &mut later);
+    let bytes = sync(&mut a, Some(&r.bytes), day + DAY, &spec);
     assert_decodes_to(
         &spec,
-        &b.reports().unwrap().take().unwrap().measurement,
+        &a.reports().unwrap().take().unwrap().measurement,
         &expect,
     );
-    sync(&mut b, Some(&bytes), day + 2.0 * DAY, &spec);
+    sync(&mut a, Some(&bytes), day + 2.0 * DAY, &spec);
     assert_decodes_to(
         &spec,
-        &b.reports().unwrap().take().unwrap().measurement,
+        &a.reports().unwrap().take().unwrap().measurement,
         &later,
     );
 }
 
 #[test]
-fn a_period_from_a_clock_ahead_is_taken_as_the_current_one() {
+fn a_period_one_period_ahead_is_kept_and_one_further_is_taken_as_the_current_one() {
+    // Another tab's clock is an hour ahead, past midnight: its period is kept.
     let (mut a, mut b) = (engine(1, 4), engine(2, 4));
     let spec = spec_of(&mut a, bounds());
+    let mut ahead = Stats::zeros(&spec);
+    let midnight = 20_479.0 * DAY;
+    step(&mut a, 1, midnight + 1000.0, &mut ahead);
+    let stored = sync(&mut a, None, midnight + 1000.0, &spec);
+    step(&mut b, 2, midnight - 1000.0, &mut ahead);
+    let bytes = sync(&mut b, Some(&stored), midnight - 1000.0, &spec);
+    sync(&mut b, Some(&bytes), midnight + DAY, &spec);
+    let c = b.reports().unwrap().take().unwrap();
+    assert_eq!(c.period, period_of(midnight, 1));
+    assert_decodes_to(&spec, &c.measurement, &ahead);
+
+    let (mut a, mut b) = (engine(1, 4), engine(2, 4));
     let mut expect = Stats::zeros(&spec);
     let day = 20_480.0 * DAY;
     // Tab a's clock is 40 days ahead.

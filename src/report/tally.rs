@@ -9,11 +9,12 @@
 //! the close and its entry are one write. Only a sync allowed to close
 //! ([`ReportTask::close`]: the caller holds the site's lock and read the
 //! newest data) closes a period; any other sync that finds the stored
-//! period over writes nothing and keeps its own additions for a sync that
-//! may. A close of a period the ledger already lists is refused
+//! period over adds its own additions to it, for a sync that may close it.
+//! A close of a period the ledger already lists is refused
 //! ([`Outcome::Duplicate`]). Additions another tab had not stored when the
-//! period closed go into the next period. A stored period later than the
-//! current one (a clock ahead) is taken as the current one.
+//! period closed go into the next period. A stored period one period ahead
+//! of the clock (another tab's clock) is kept; one further ahead is taken
+//! as the current one.
 //!
 //! Statistics are kept per *feature space* ([`ReportTask::space`]: the
 //! feature settings and the variants' own features), not per prior: X'y
@@ -173,9 +174,8 @@ pub struct TallySync {
     pub entries: Vec<LedgerEntry>,
     /// Why the closed period was not reported, if it was not.
     pub refused: Option<Error>,
-    /// The stored period is over but this sync may not close it: the
-    /// section was left as stored and this tally's additions stay for the
-    /// next sync (its commit does nothing).
+    /// The stored period is over but this sync may not close it: this
+    /// tally's additions were added to it, for a sync that may close it.
     pub held: bool,
 }
 
@@ -506,7 +506,7 @@ impl Persisted for Tally {
             Err(e) => return Err(e),
         };
         let now = period_of(now_ms, self.period_days);
-        let period = now;
+        let mut period = now;
         let mut counts = self.unstored.total();
         let (mut ledger, mut payload) = (Vec::new(), Vec::new());
         let mut closed = None;
@@ -534,21 +534,32 @@ impl Persisted for Tally {
                     out.entries.push(entry(Outcome::SpaceChanged, 0));
                 }
             } else if st.period >= now {
-                // The current period, or one a clock ahead of this one's
-                // labelled: taken as the current one.
+                // The current period, or the next (another tab's clock is
+                // ahead of this one's): kept. Further ahead, a clock is
+                // wrong: taken as the current one, so reports go on.
+                if st.period <= now.saturating_add(self.period_days) {
+                    period = st.period;
+                }
                 counts.add(&st.counts);
             } else if !a.close {
-                // Over, but this sync may not close it: the snapshot as stored.
+                // Over, but this sync may not close it: this tab's additions
+                // join the ended period, which a sync that may close it
+                // will report (a page being left writes no other time).
                 out.held = true;
-                out.bytes = snap.encode(max_bytes)?;
-                self.staged = None;
-                return Ok(out);
+                period = st.period;
+                counts.add(&st.counts);
             } else if !st.counts.is_zero() {
                 let listed = ledger.iter().any(|e| {
                     e.period == st.period && e.task == a.task && e.outcome == Outcome::Reported
                 });
                 if listed {
-                    out.entries.push(entry(Outcome::Duplicate, 0));
+                    let again = ledger.iter().any(|e| {
+                        (e.period, e.outcome, e.task.as_str())
+                            == (st.period, Outcome::Duplicate, a.task)
+                    });
+                    if !again {
+                        out.entries.push(entry(Outcome::Duplicate, 0));
+                    }
                     out.refused = Some(Error::ReportRefused {
                         kind: Refusal::Duplicate,
                         reason: text!(
@@ -602,8 +613,15 @@ impl Persisted for Tally {
             counts = Counts::zeros(self.k, self.d);
         }
         ledger.extend(out.entries.iter().cloned());
-        let over = ledger.len().saturating_sub(MAX_LEDGER);
-        ledger.drain(..over);
+        // Over the cap, the oldest entry that is not a report goes first:
+        // the reports are what keeps a period from being reported twice.
+        while ledger.len() > MAX_LEDGER {
+            let at = ledger
+                .iter()
+                .position(|e| e.outcome != Outcome::Reported)
+                .unwrap_or(0);
+            ledger.remove(at);
+        }
         if !ledger.iter().any(|e| e.outcome == Outcome::Reported) {
             payload.clear();
         }

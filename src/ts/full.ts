@@ -23,7 +23,7 @@ import type { Contribution, Decision, Explanation, Learner, Stats } from "./slot
 import type { EventSpec } from "./spec.js";
 import type * as Calls from "./validate/calls.js";
 import type * as Read from "./validate/read.js";
-import { attachReports, commitReports, reportsAudit, reportsOn, syncExperimentReports, syncReport } from "./reports.js";
+import { attachReports, commitReports, reportsAudit, reportsOn, startReports, syncExperimentReports, syncReport } from "./reports.js";
 
 export { reportsOff, reportsOn } from "./reports.js";
 
@@ -508,6 +508,7 @@ function flushSnapshot(site: Site, close: boolean): FlushResult {
 /** Merge every part onto `stored` in turn; the snapshot to write. */
 function syncParts(site: Site, stored: Uint8Array | null, now: number, close: boolean): Uint8Array {
   const c = site.core;
+  startReports(site);
   const max = site.spec.maxBytes;
   let bytes = c.bytes(c.call("beh_sync", [site.behavior.h, stored === null ? -1 : c.put(stored), now, max]));
   for (const [name, l] of site.slots) {

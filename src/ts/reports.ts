@@ -120,14 +120,15 @@ const dateOf = (day: number): string => new Date(day * DAY_MS).toISOString().sli
 
 /** Each slot's checked `reports` (null: none, or refused), by learner. */
 const specs = new WeakMap<Learner, ReportSpec | null>();
-/** An experiment's tally: its handle on the full engine, its checked `reports` and feature space (its variants). */
+/** An experiment's tally: its handle on the full engine, its checked `reports`, feature space (its variants) and what both were made from. */
 interface AbTally {
   h: number;
   spec: ReportSpec;
   space: string;
+  made: string;
 }
-/** Each site's experiment tallies by key (null: `reports` refused). */
-const abTallies = new WeakMap<Site, Map<string, AbTally | null>>();
+/** Each site's experiment tallies by key (`h` 0: `reports` refused). */
+const abTallies = new WeakMap<Site, Map<string, AbTally>>();
 
 /** What a sync found, for the commit: whose it was, and the refusal to report. */
 interface Synced {
@@ -175,9 +176,7 @@ export function reportsOn(site: Site, name: string): void {
 export function reportsOff(site: Site): void {
   synced.delete(site);
   site.ab.reported = [];
-  for (const t of abTallies.get(site)?.values() ?? []) {
-    if (t) drop(site.core, t.h);
-  }
+  for (const t of abTallies.get(site)?.values() ?? []) drop(site.core, t.h);
   abTallies.delete(site);
   for (const l of site.slots.values()) {
     if (!l.core.full || !specs.get(l)) continue;
@@ -203,8 +202,10 @@ export function syncReport(site: Site, name: string, l: Learner, bytes: Uint8Arr
   reportsOn(site, name);
   const s = specs.get(l);
   if (!s || !site.consentState.allows("personalization")) return bytes;
-  return merge(site, "slot", name, l, s, bytes, [name, s.task], (lens) =>
-    site.core.call("report_sync", [l.h, lens[0]!, lens[1]!, bytes.length, now, site.spec.maxBytes, close ? 1 : 0]));
+  // The variants' ids belong to the statistics' space too (the core knows variants by index only).
+  const ids = `/${k.fnv(l.p.ids.join("\n")).toString(16)}`;
+  return merge(site, "slot", name, l, s, bytes, [name, s.task, ids], (lens) =>
+    site.core.call("report_sync", [l.h, lens[0]!, lens[1]!, lens[2]!, bytes.length, now, site.spec.maxBytes, close ? 1 : 0]));
 }
 
 /**
@@ -214,7 +215,7 @@ export function syncReport(site: Site, name: string, l: Learner, bytes: Uint8Arr
  */
 export function syncExperimentReports(site: Site, bytes: Uint8Array, now: number, close: boolean): Uint8Array {
   for (const [key, t] of experimentTallies(site)) {
-    if (t === null) continue;
+    if (t.h === 0) continue;
     bytes = merge(site, "experiment", key, t, t.spec, bytes, [key, t.spec.task, t.space], (lens) =>
       site.core.call("tally_sync", [t.h, lens[0]!, lens[1]!, lens[2]!, bytes.length, now, site.spec.maxBytes, close ? 1 : 0]));
   }
@@ -226,8 +227,9 @@ export function syncExperimentReports(site: Site, bytes: Uint8Array, now: number
  * its `reports` say, under consent `personalization` on the full engine;
  * then what `run` and `rewardExperiment` counted goes into them.
  */
-function experimentTallies(site: Site): Map<string, AbTally | null> {
+function experimentTallies(site: Site): Map<string, AbTally> {
   const c = site.core;
+  if (!site.consentState.allows("personalization")) site.ab.reported = [];
   if (!c.full || !site.consentState.allows("personalization")) return new Map();
   let tallies = abTallies.get(site);
   if (tallies === undefined) abTallies.set(site, (tallies = new Map()));
@@ -236,26 +238,28 @@ function experimentTallies(site: Site): Map<string, AbTally | null> {
     if (e.reports === undefined) continue;
     live.add(e.key);
     const space = `ab1-${e.variants.length}-${k.fnv(e.variants.join("\n")).toString(16)}`;
+    // Made again when the variants or the options change (a refused option is tried again then).
+    const made = `${space}\n${JSON.stringify(e.reports)}`;
     const had = tallies.get(e.key);
-    if (had === null || had?.space === space) continue;
+    if (had?.made === made) continue;
     if (had) drop(c, had.h);
     try {
       const spec = checkReports(e.reports, e.variants.length, 0, true);
-      tallies.set(e.key, { h: c.call("tally_new", [e.variants.length, spec.periodDays]), spec, space });
+      tallies.set(e.key, { h: c.call("tally_new", [e.variants.length, spec.periodDays]), spec, space, made });
     } catch (err) {
       const x = k.coded(err, "INVALID_OPTION");
       site.report(x.code, `experiment \`${e.key}\` makes no reports: ${x.message}`, err);
-      tallies.set(e.key, null);
+      tallies.set(e.key, { h: 0, spec: null!, space, made });
     }
   }
   for (const [key, t] of tallies) {
     if (live.has(key)) continue;
-    if (t) drop(c, t.h);
+    drop(c, t.h);
     tallies.delete(key);
   }
   for (const [key, kind, arm, value] of site.ab.reported) {
     const t = tallies.get(key);
-    if (!t) continue;
+    if (!t?.h) continue;
     try {
       c.call("tally_add", [t.h, kind, arm, value]);
     } catch {
@@ -266,8 +270,9 @@ function experimentTallies(site: Site): Map<string, AbTally | null> {
   return tallies;
 }
 
-/** Free an experiment's tally. */
+/** Free an experiment's tally (0: none). */
 function drop(c: Core, h: number): void {
+  if (h === 0) return;
   try {
     c.call("tally_drop", [h]);
   } catch {
@@ -316,10 +321,17 @@ function merge(
     synced.set(site, [...list.filter((x) => x.of !== of), { name, of, refused, notes }]);
     return out;
   } catch (e) {
+    // Nothing of this sync may be committed.
+    synced.set(site, (synced.get(site) ?? []).filter((x) => x.of !== of));
     const err = k.coded(e, "REPORT_REFUSED");
     site.report(err.code, `${kind} \`${name}\`: its report statistics were not stored this time: ${err.message}`, e);
     return bytes;
   }
+}
+
+/** A write starts: what an earlier write synced and never committed (its bytes were not written) is forgotten. */
+export function startReports(site: Site): void {
+  synced.delete(site);
 }
 
 /** The message of a refusal of kind `kind` (1 + the core's `Refusal`). */
@@ -398,7 +410,7 @@ export function reportsAudit(site: Site, snap: number): Audit["reports"] {
     if (s) owners.push([name, "slot", s]);
   }
   for (const [key, t] of abTallies.get(site) ?? []) {
-    if (t) owners.push([key, "experiment", t.spec]);
+    if (t.h !== 0) owners.push([key, "experiment", t.spec]);
   }
   return owners.map(([key, owner, s]) => {
     const c = site.core;

@@ -252,6 +252,7 @@ export class Site implements Sink {
     if (r < 2) {
       plane?.setStored(this, null);
       plane?.reportsOff(this);
+      this.ab.reported = [];
     }
     if (r < 1) {
       this.cancelTimer();
@@ -352,7 +353,7 @@ export class Site implements Sink {
 
   /** This visitor's variant of experiment `key`; a first exposure is logged and passed to `onExposure`. */
   run(key: string, options?: { attributes?: Record<string, unknown> }): Assignment {
-    this.ab.index(key);
+    const reported = this.ab.specs[this.ab.index(key)]!.reports !== undefined;
     const attributes = checkRun(options);
     if (this.#unit === null && this.consentState.allows("functional") && this.ab.deviceUnit() === "") this.#drawDeviceUnit();
     // Targeting sees the attributes and, under `behavior`, the behaviour namespace (the caller's own `behavior`
@@ -360,21 +361,24 @@ export class Site implements Sink {
     let seen: object | undefined;
     const behavior = () => (seen ??= { behavior: this.#derived((now) => this.behavior.named(now)) ?? {} });
     const [a, first] = this.ab.assign(key, attributes, behavior, this.clock(), this.#unitSource());
-    if (a.inExperiment) {
-      this.ab.shown.set(key, a.index);
-      this.#count(key, 0, a.index, 0);
-      if (first) this.#count(key, 1, a.index, 0);
-    }
     if (first || a.allocation === "thompson") {
       this.abChanged = true;
       this.changed();
     }
     const f = this.spec.onExposure;
+    // Before the full engine has read the stored exposure log every exposure looks first: the device's own
+    // log of those reported (`#newExposure`) keeps a returning unit's from counting again.
+    const fresh = first && (f !== null || reported) && a.unit !== "none" && (a.unit !== "device" || this.core.full || this.#newExposure(a));
+    if (a.inExperiment) {
+      this.ab.shown.set(key, a.index);
+      this.#count(key, 0, a.index, 0);
+      if (fresh) this.#count(key, 1, a.index, 0);
+    }
     // A first exposure goes to `onExposure`: the only way an assignment leaves the device, and only if the site sends it on.
-    if (first && f !== null && a.unit !== "none" && (a.unit !== "device" || this.core.full || this.#newExposure(a))) {
+    if (fresh && f !== null) {
       const e: ExposureEvent = {
         experiment: a.key, variant: a.variant, index: a.index, probability: a.probability, hash: a.hash,
-        allocation: a.allocation, unit: a.unit,
+        allocation: a.allocation, unit: a.unit as ExposureEvent["unit"],
       };
       if (a.unit === "site") e.unitId = this.#unit!;
       call(f, e);

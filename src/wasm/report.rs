@@ -143,8 +143,10 @@ fn sync_args(
 }
 
 /// Sync slot `h`'s report statistics: `bytes` holds the slot's name
-/// (`name_len` bytes), the task id (`task_len`) and the stored snapshot
-/// (`stored_len`, or -1 when nothing is stored); `io` the specification:
+/// (`name_len` bytes), the task id (`task_len`), what the control plane
+/// adds to the engine's feature space (`ids_len`: its variants' ids, which
+/// the core does not know) and the stored snapshot (`stored_len`, or -1
+/// when nothing is stored); `io` the specification:
 /// scale, then the bounds (decisions, exposures, rewards, xy, xx); `close`
 /// is 1 when this sync may close a period (see `ReportTask::close`). The
 /// snapshot to write replaces `bytes` (its length is returned); `io` gets
@@ -157,17 +159,22 @@ pub extern "C" fn report_sync(
     h: u32,
     name_len: i32,
     task_len: i32,
+    ids_len: i32,
     stored_len: i32,
     now: f64,
     max: u32,
     close: u32,
 ) -> i32 {
     done(sync_args(
-        [name_len, task_len, 0],
+        [name_len, task_len, ids_len],
         stored_len,
-        |[name, task, _], stored, scale, bounds| {
+        |[name, task, ids], stored, scale, bounds| {
             slot(h, |e| {
-                let space = e.feature_space();
+                if ids.len() > MAX_SPACE {
+                    return Err(bad("a feature space"));
+                }
+                let mut space = e.feature_space();
+                space.push_str(ids);
                 let t = e.reports().ok_or_else(|| bad("reports are off"))?;
                 let (k, d) = t.shape();
                 let spec = Spec::new(k, d, scale, bounds, None)?;
@@ -204,6 +211,9 @@ pub extern "C" fn tally_sync(
         stored_len,
         |[key, task, space], stored, scale, bounds| {
             tally(h, |t| {
+                if space.len() > MAX_SPACE {
+                    return Err(bad("a feature space"));
+                }
                 let spec = Spec::new(t.shape().0, 0, scale, bounds, None)?;
                 let task = ReportTask {
                     slot: key,
@@ -263,6 +273,9 @@ pub extern "C" fn report_take(h: u32) -> i32 {
         Ok(put_closed(e.reports().and_then(|t| t.take())))
     }))
 }
+
+/// Longest feature space (or suffix of one) the control plane passes.
+const MAX_SPACE: usize = 64;
 
 /// Numbers per ledger entry in `io`.
 const ENTRY: usize = 12;

@@ -339,7 +339,7 @@ function lockManager() {
   };
 }
 
-test("a period closes only in a write that holds the lock; a write without it keeps the statistics for the next", async () => {
+test("a period closes only in a write that holds the lock; a write without it adds to the ended period", async () => {
   const locks = lockManager();
   const denied = { request: () => { throw new DOMException("denied", "SecurityError"); }, query: locks.query };
   const storage = new MemoryStorage();
@@ -348,14 +348,15 @@ test("a period closes only in a write that holds the lock; a write without it ke
   const seen = decide(slot, 9, clock);
   await withGlobal("navigator", { value: { locks } }, () => s.flush());
   clock.t += DAY;
-  const later = decide(slot, 4, clock);
-  // Locks refused (a sandboxed iframe): the write goes ahead, the ended period stays open.
+  decide(slot, 4, clock, seen);
+  // Locks refused (a sandboxed iframe): the write goes ahead, the ended period stays open and takes these decisions.
   const r = await withGlobal("navigator", { value: { locks: denied } }, () => s.flush());
   assert.equal(r.written, true);
   assert.deepEqual(reports, []);
   assert.ok(errors.some((e) => e.code === "STORAGE_UNAVAILABLE"), "the refused locks are reported");
   assert.deepEqual(checkAudit(s).reports[0].ledger, []);
-  // With the lock, the period closes once; what was written meanwhile counts in the next one.
+  // With the lock, the period closes once; what was decided after it counts in the next one.
+  const later = decide(slot, 2, clock);
   await withGlobal("navigator", { value: { locks } }, () => s.flush());
   assert.equal(reports.length, 1);
   assert.deepEqual(reports[0].measurement.slice(1, 4), seen.decisions);
@@ -364,6 +365,42 @@ test("a period closes only in a write that holds the lock; a write without it ke
   assert.equal(reports.length, 2);
   assert.deepEqual(reports[1].measurement.slice(1, 4), later.decisions);
   s.close();
+});
+
+test("a changed variant list drops the period's statistics and says so; a returning unit's exposure counts once", async () => {
+  const storage = new MemoryStorage();
+  const first = site(storage);
+  decide(first.s.slot("hero", { ...SLOT, reports: REPORTS }), 5, first.clock);
+  await first.s.flush();
+  first.s.close();
+  const next = site(storage);
+  const renamed = next.s.slot("hero", { ...SLOT, variants: ["a", "b", "d"], reports: REPORTS });
+  const mine = decide(renamed, 3, next.clock);
+  await next.s.flush();
+  next.clock.t += DAY;
+  await next.s.flush();
+  assert.deepEqual(next.reports.map((r) => r.measurement.slice(1, 4)), [mine.decisions], "only the new list's decisions");
+  assert.deepEqual(checkAudit(next.s).reports[0].ledger.map((e) => e.outcome), ["dropped-features-changed", "reported"]);
+  next.s.close();
+
+  // A unit exposed on a first visit that was left before the full engine stored anything: on its
+  // next visit (the first-decision module again) the exposure is not counted a second time.
+  const units = new MemoryStorage();
+  let now = T0;
+  const left = await loadSite({ storage: units, consent: "personalization", now: () => now });
+  left.experiments([{ key: "cta", variants: ["a", "b"], reports: { task: "t" } }]);
+  left.run("cta");
+  left.close();
+  const reports = [];
+  const again = await loadSite({ storage: units, consent: "personalization", now: () => now, onReport: (r) => reports.push(r) });
+  again.experiments([{ key: "cta", variants: ["a", "b"], reports: { task: "t" } }]);
+  const a = again.run("cta");
+  await again.ready;
+  await again.flush();
+  now += DAY;
+  await again.flush();
+  assert.deepEqual(reports[0].measurement.slice(1, 5), [...[0, 1].map((i) => (i === a.index ? 1 : 0)), 0, 0]);
+  again.close();
 });
 
 test("an onReport that reads the audit sees its report in the ledger", async () => {
