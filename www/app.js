@@ -38,14 +38,25 @@ function storedConsent() {
   }
 }
 
+/**
+ * The demo's clock: the real one, moved on by whole days when the audit
+ * panel closes a report period (a site passes nothing: `Date.now`).
+ */
+export const demoClock = { days: 0, now: () => Date.now() + demoClock.days * 86_400_000 };
+
+/** The reports `onReport` received on this page view: a real site would send them on (to a DAP client); the demo keeps them. */
+export const received = [];
+
 /** The store's options (`load()`/`open()`). Nothing is kept across visits
  * until the visitor opts in: the default tier is functional. */
 export function storeOptions() {
   return {
     defaultConsent: "functional",
     consent: storedConsent(),
+    now: demoClock.now,
     // Also in the audit panel's storage events.
     onError: (e) => console.warn(`insitu storage (${e.code}):`, e.message),
+    onReport: (report) => received.push(report),
   };
 }
 
@@ -85,6 +96,8 @@ export class App extends EventTarget {
         policy: slot.def.policy,
         fallback: slot.def.fallback,
         seed: slot.seed,
+        // One report per day of what this slot did here, handed to `onReport` (consent personalization only).
+        reports: { task: `ridgeline-${slot.id}`, segment: visitorContext().visitor.device },
       });
     } catch (err) {
       console.error(`insitu: slot "${slot.id}" could not start (${err.code ?? "error"}):`, err);

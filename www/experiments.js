@@ -8,6 +8,8 @@ export const EXPERIMENTS = [
     variants: ["returns", "price-match"],
     weights: [0.5, 0.5],
     fallback: "returns",
+    // Counts per variant, one report a day: an A/B readout without sending who saw what.
+    reports: { task: "ridgeline-promo" },
   },
   {
     // GrowthBook's hashing, so the same visitor id lands in the same variant

@@ -319,6 +319,17 @@ try {
     await page.locator('[data-panel="audit"]').screenshot({ path: await artifactPath("demo-audit.png") });
   });
 
+  await t.check("ending the period hands the hero's report to the site and lists it in the audit", async () => {
+    await page.locator('[data-testid="close-period"]').click();
+    await page.waitForFunction(
+      () => /hero[^\n]*1 closed[^\n]*reported/.test(document.querySelector('[data-testid="audit-reports"]')?.innerText ?? ""),
+      null,
+      { timeout: 5_000 },
+    );
+    const ledger = await page.evaluate(() => window.insituDemo.site.audit().reports.find((r) => r.key === "hero").ledger);
+    assert(ledger.length === 1 && ledger[0].outcome === "reported", JSON.stringify(ledger));
+  });
+
   await t.check("Forget me empties storage and the learners", async () => {
     await page.locator('[data-testid="forget"]').click();
     const keys = await insituKeys();

@@ -5,6 +5,7 @@
 // `site.audit()`, the same manifest a privacy reviewer gets in the console.
 
 import { el } from "../dom.js";
+import { demoClock, received } from "../app.js";
 
 /** Mount the allowlist panel found at `root` (data-panel="privacy"). */
 export function mountPrivacy(root, { features }) {
@@ -42,6 +43,18 @@ export function mountAudit(root, app) {
     app.toast(state.source === "gpc"
       ? "Your browser sends Global Privacy Control, so learning stays in memory (functional at most)."
       : `Consent set to ${state.tier}.`);
+  });
+  $("close-period").addEventListener("click", async () => {
+    const before = received.length;
+    // Store today's sums, then write again a day later: that write closes the day.
+    await app.site.flush();
+    demoClock.days += 1;
+    await app.site.flush();
+    app.refresh();
+    const got = received.slice(before);
+    app.toast(got.length === 0
+      ? "No report: nothing was counted today, or consent is not Personalize."
+      : `${got.length} report${got.length === 1 ? "" : "s"} handed to the site (${got.map((r) => `${r.key}: ${r.measurement.length} numbers`).join(", ")}). The demo keeps them; nothing was sent.`);
   });
   $("forget").addEventListener("click", () => {
     app.reset(); // re-renders through the "audit" event below
@@ -98,6 +111,22 @@ export function mountAudit(root, app) {
       ),
     );
     $("network").textContent = a.network;
+    $("reports").replaceChildren(
+      ...(a.reports.length > 0
+        ? a.reports.map((r) => {
+            const last = r.ledger.at(-1);
+            return el("li", {}, [
+              el("strong", {}, r.key),
+              ` ${r.owner}, task `,
+              el("code", {}, r.task),
+              last === undefined
+                ? " · no period closed yet"
+                : ` · ${r.ledger.length} closed (last ${last.period}: ${last.outcome}${last.clipped.length ? `, clipped ${last.clipped.join(", ")}` : ""})`,
+              r.last === null ? "" : ` · last payload ${r.last.measurement.length} numbers`,
+            ]);
+          })
+        : [el("li", { class: "muted" }, "none: reports are made with consent Personalize only")]),
+    );
     const recent = a.history.slice(-5).reverse();
     $("history").replaceChildren(
       ...(recent.length > 0
