@@ -704,3 +704,54 @@ fn an_experiment_keeps_its_counts_beside_a_slot_of_the_same_name() {
         0
     );
 }
+
+#[test]
+fn huge_feature_values_are_refused_or_dropped_never_stored_broken() {
+    // Raw (not normalized) features, values near the largest floats: the
+    // learner refuses an update it cannot take (NUMERICAL_ERROR), and sums
+    // that still overflow are dropped with a ledger entry.
+    let text = r#"{"variants": ["a", "b"], "seed": 1,
+        "features": {"bits": 4, "allow": ["page"], "normalize": false}}"#;
+    let mut e = Engine::new(EngineConfig::parse(text, 1).unwrap());
+    e.enable_reports(1, true).unwrap();
+    let spec = spec_of(&mut e, bounds());
+    let space = e.feature_space();
+    let day = 20_530.0 * DAY;
+    let mut refused_updates = 0;
+    for (i, x) in [1e150, 1e154, 1e160, 1e300, 1.0].iter().enumerate() {
+        let ctx = format!(r#"{{"context": {{"page": {{"depth": {x:e}}}}}}}"#);
+        let Ok(d) = e.rank(&RankOptions::parse(&ctx).unwrap(), day + i as f64) else {
+            refused_updates += 1;
+            continue;
+        };
+        if let Err(err) = e.reward(d.decision_id.as_deref().unwrap(), 1.0, day + i as f64) {
+            assert_eq!(err.code(), "NUMERICAL_ERROR", "{err}");
+            refused_updates += 1;
+        }
+    }
+    let t = e.reports().unwrap();
+    let stored = t.sync(None, day, MAX, task(&spec, &space)).unwrap();
+    assert!(t.commit());
+    let r = t
+        .sync(Some(&stored.bytes), day + DAY, MAX, task(&spec, &space))
+        .unwrap();
+    assert!(t.commit());
+    let outcomes: Vec<Outcome> = stored
+        .entries
+        .iter()
+        .chain(&r.entries)
+        .map(|l| l.outcome)
+        .collect();
+    match t.take() {
+        // Reported: every entry below 2^bits, whatever the values.
+        Some(c) => {
+            assert!(c.measurement.iter().all(|x| *x < 1 << spec.bits()));
+            assert!(outcomes.contains(&Outcome::Reported));
+        }
+        None => assert!(outcomes.contains(&Outcome::NonFinite), "{outcomes:?}"),
+    }
+    // What was written reads back.
+    let snap = Snapshot::decode(&r.bytes, MAX).unwrap();
+    assert!(ledger(&snap, SLOT, Owner::Slot).unwrap().is_some());
+    println!("huge features: {refused_updates} updates refused, outcomes {outcomes:?}");
+}

@@ -31,6 +31,8 @@ export interface ReportSpec {
   /** Variants and hashed slots of a report (slots 0 without `learning`). */
   variants: number;
   slots: number;
+  /** An experiment's (counts only), not a slot's. */
+  experiment: boolean;
 }
 
 /** What this file uses of the entry's. */
@@ -97,7 +99,7 @@ export function checkReports(raw: unknown, variants: number, bits: number, exper
   if (variants * slots > MAX_ENTRIES) {
     throw k.option("reports.learning", `needs variants × 2^bits at most ${MAX_ENTRIES}, but has ${variants} × ${slots}: use fewer \`features.bits\`, or \`learning: false\``);
   }
-  const spec: ReportSpec = { task, periodDays, learning, scale, bounds, segment, variants, slots };
+  const spec: ReportSpec = { task, periodDays, learning, scale, bounds, segment, variants, slots, experiment };
   // Every cap must fit the core's 32 bits (an infinite one would print as "Infinity", 8 characters).
   if (!(Math.max(...caps(spec)) < 2 ** MAX_BITS)) {
     throw k.option("reports.bounds", `times the scale should stay below 2^${MAX_BITS} per group, but the largest is ${Math.max(...caps(spec))}`);
@@ -147,13 +149,28 @@ function specOf(site: Site, name: string, l: Learner): ReportSpec | null {
   s = null;
   if (l.p.spec.reports !== undefined) {
     try {
-      s = checkReports(l.p.spec.reports, l.p.k, l.p.spec.features.bits);
+      s = claim(site, `slot \`${name}\``, checkReports(l.p.spec.reports, l.p.k, l.p.spec.features.bits));
     } catch (e) {
       const err = k.coded(e, "INVALID_OPTION");
       site.report(err.code, `slot \`${name}\` makes no reports: ${err.message}`, e);
     }
   }
   specs.set(l, s);
+  return s;
+}
+
+/** Each site's task ids and whose they are: one task, one owner (a device sends one report per task and period). */
+const tasks = new WeakMap<Site, Map<string, string>>();
+
+/** `s`, its task now `who`'s; `INVALID_OPTION` when another slot or experiment of the site reports to it. */
+function claim(site: Site, who: string, s: ReportSpec): ReportSpec {
+  let owners = tasks.get(site);
+  if (owners === undefined) tasks.set(site, (owners = new Map()));
+  const had = owners.get(s.task);
+  if (had !== undefined && had !== who) {
+    throw k.option("reports.task", `${k.describe(s.task)} is already ${had}'s: each slot and experiment needs a task of its own (a device sends one report per task and period)`);
+  }
+  owners.set(s.task, who);
   return s;
 }
 
@@ -244,7 +261,7 @@ function experimentTallies(site: Site): Map<string, AbTally> {
     if (had?.made === made) continue;
     if (had) drop(c, had.h);
     try {
-      const spec = checkReports(e.reports, e.variants.length, 0, true);
+      const spec = claim(site, `experiment \`${e.key}\``, checkReports(e.reports, e.variants.length, 0, true));
       tallies.set(e.key, { h: c.call("tally_new", [e.variants.length, spec.periodDays]), spec, space, made });
     } catch (err) {
       const x = k.coded(err, "INVALID_OPTION");
@@ -386,6 +403,7 @@ function handOver(site: Site, name: string, s: ReportSpec, c: Core, len: number)
   const base = { v: 1 as const, task: s.task, period, key: name, ...(s.segment === null ? {} : { segment: s.segment }) };
   const report: Report = {
     ...base,
+    owner: s.experiment ? "experiment" : "slot",
     measurement,
     vdaf: { type: "Prio3SumVec", bits, length: len, chunkLength: Math.max(1, Math.round(Math.sqrt(bits * len))) },
     clipped: GROUPS.filter((_, i) => (mask >> i) & 1),

@@ -448,14 +448,16 @@ export class Site implements Sink {
     if (this.consentState.allows("functional")) this.store.put(`${this.key}.unit`, this.clock(), 0, unit + exposed);
   }
 
-  /** Reward this visitor's running trial of bandit experiment `key` (reward in [0, 1], default 1). */
+  /** Reward experiment `key` (reward in [0, 1], default 1): a bandit's running trial, and with `reports` the variant `run` showed on this page view. */
   rewardExperiment(key: string, reward: number = 1): void {
     const e = this.ab.specs[this.ab.index(key)]!;
     const r = rewardValue(reward);
     const shown = this.ab.shown.get(key);
     // A fixed-weights experiment with reports takes rewards too: they count for the variant shown on this page view.
     if (e.reports === undefined || e.allocation.type === "thompson") this.ab.reward(key, r, this.clock());
-    else if (shown === undefined) throw fail("UNKNOWN_DECISION", `experiment \`${key}\` was not run on this page view: call run(key) first`);
+    else if (shown === undefined) {
+      throw fail("UNKNOWN_DECISION", `experiment \`${key}\` showed this unit no variant on this page view: run(key) was not called, or did not put the unit in the test`);
+    }
     if (shown !== undefined) this.#count(key, 2, shown, r);
     this.abChanged = true;
     this.changed();

@@ -77,7 +77,8 @@ export interface InsituOptions {
   /**
    * Private reports of this slot (a site's slots only): one report per period, handed to the
    * site's `onReport`, never sent by this module. Checked when the full engine arrives; a
-   * mistake goes to `onError` (`INVALID_OPTION`) and the slot makes no reports.
+   * mistake (or a task another slot or experiment reports to) goes to `onError`
+   * (`INVALID_OPTION`) and the slot makes no reports.
    */
   reports?: ReportOptions;
 }
@@ -105,19 +106,22 @@ export interface ReportOptions {
 export type ReportGroup = "reports" | "decisions" | "exposures" | "rewards" | "xy" | "xx";
 
 /**
- * One closed period of one slot, as `onReport` receives it: the measurement of a Prio3
- * `SumVec` (`vdaf`), for `@divviup/dap`'s `sendMeasurement`, or the plain line (`line`) for a
- * site that aggregates on a server it trusts (not private against that server).
+ * One closed period of one slot or experiment, as `onReport` receives it: the measurement of
+ * a Prio3 `SumVec` (`vdaf`), for `@divviup/dap`'s `sendMeasurement`, or the plain line
+ * (`line`) for a site that aggregates on a server it trusts (not private against that server).
+ * `onReport` is called once per report and its result is not awaited: retry a failed upload
+ * from the callback itself (the audit keeps the last payload: `audit().reports[i].last`).
  */
 export interface Report {
   v: 1;
   task: string;
   /** The period's first day, `YYYY-MM-DD` (UTC). */
   period: string;
-  /** The slot's name. */
+  /** The slot's name or the experiment's key. */
   key: string;
+  owner: "slot" | "experiment";
   segment?: string;
-  /** `1 + 3K + 3Kd` integers in `[0, 2^bits)`. */
+  /** `1 + 3K + 3Kd` integers in `[0, 2^bits)` (`1 + 3K` for an experiment, or a slot without `learning`). */
   measurement: number[];
   vdaf: { type: "Prio3SumVec"; bits: number; length: number; chunkLength: number };
   /** Groups clipped to their bounds. */
@@ -281,8 +285,8 @@ export interface OpenOptions {
   unit?: string;
   /** Called once per first exposure of this unit to a variant: the only way an assignment leaves the device. */
   onExposure?: (exposure: ExposureEvent) => void;
-  /** Called once per closed period of a slot with `reports` (consent `personalization` only): the only way a report leaves the device. */
-  onReport?: (report: Report) => void;
+  /** Called once per closed period of a slot or experiment with `reports` (consent `personalization` only): the only way a report leaves the device. Not awaited. */
+  onReport?: (report: Report) => void | Promise<void>;
 }
 
 /** Options of `load()`: those of `open()`, plus where the modules come from and who hears about a fallback. */

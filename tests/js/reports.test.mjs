@@ -76,8 +76,8 @@ test("a closed period reaches onReport once, as the ledger and the audit show it
   const K = 3;
   const d = 16;
   assert.deepEqual(
-    { v: r.v, task: r.task, period: r.period, key: r.key, segment: r.segment, clipped: r.clipped },
-    { v: 1, task: "shop-hero", period: "2026-12-06", key: "hero", segment: "mobile", clipped: [] },
+    { v: r.v, task: r.task, period: r.period, key: r.key, owner: r.owner, segment: r.segment, clipped: r.clipped },
+    { v: 1, task: "shop-hero", period: "2026-12-06", key: "hero", owner: "slot", segment: "mobile", clipped: [] },
   );
   assert.equal(r.measurement.length, 1 + 3 * K + 3 * K * d);
   assert.deepEqual(r.vdaf, { type: "Prio3SumVec", bits: r.vdaf.bits, length: 1 + 3 * K + 3 * K * d, chunkLength: Math.round(Math.sqrt(r.vdaf.bits * (1 + 3 * K + 3 * K * d))) });
@@ -497,5 +497,20 @@ test("assignments made before the full engine arrives count in the experiment's 
   assert.equal(reports.length, 1);
   const at = (k) => [0, 1].map((i) => (i === a.index ? k : 0));
   assert.deepEqual(reports[0].measurement, [1, ...at(1), ...at(1), ...at(256)]);
+  s.close();
+});
+
+test("a task has one owner: a second slot or experiment reporting to it is refused", async () => {
+  const { s, clock, reports, errors } = site(new MemoryStorage());
+  decide(s.slot("hero", { ...SLOT, reports: { task: "shared" } }), 3, clock);
+  s.experiments([{ key: "cta", variants: ["a", "b"], reports: { task: "shared" } }]);
+  s.run("cta");
+  await s.flush();
+  clock.t += DAY;
+  await s.flush();
+  assert.deepEqual(reports.map((r) => [r.key, r.owner]), [["hero", "slot"]]);
+  assert.equal(errors.length, 1, errors.map((e) => e.message).join("; "));
+  assert.equal(errors[0].code, "INVALID_OPTION");
+  assert.ok(errors[0].message.includes("`reports.task`") && errors[0].message.includes("slot `hero`"), errors[0].message);
   s.close();
 });
