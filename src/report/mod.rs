@@ -20,6 +20,6 @@ pub use measure::{
     MAX_BITS, MAX_SCALE, MAX_SLOTS, MAX_VARIANTS,
 };
 pub use tally::{
-    ledger, period_of, Closed, LedgerEntry, Outcome, Owner, ReportTask, Tally, TallySync,
+    ledger, mask, period_of, Closed, LedgerEntry, Outcome, Owner, ReportTask, Tally, TallySync,
     MAX_ENTRIES, MAX_LEDGER, MAX_PERIOD_DAYS,
 };

@@ -513,24 +513,12 @@ impl Persisted for Tally {
         if let Some(st) = stored {
             ledger = st.ledger;
             payload = st.payload;
-            let entry = |outcome, clipped| LedgerEntry {
-                period: st.period,
-                task: a.task.to_owned(),
-                outcome,
-                clipped,
-                length: a.spec.len() as u32,
-                bits: a.spec.bits() as u8,
-                scale: a.spec.scale(),
-                bounds: a.spec.bounds(),
-            };
+            let entry = |outcome, clipped| a.entry(st.period, outcome, clipped);
+            let listed = |outcome| lists(&ledger, st.period, outcome, a.task);
             if st.space != a.space || (st.k, st.d) != (self.k, self.d) {
                 // Listed once per period: two tabs on two feature spaces
                 // would otherwise fill the ledger with these.
-                let listed = ledger.iter().any(|e| {
-                    (e.period, e.outcome, e.task.as_str())
-                        == (st.period, Outcome::SpaceChanged, a.task)
-                });
-                if !st.counts.is_zero() && !listed {
+                if !st.counts.is_zero() && !listed(Outcome::SpaceChanged) {
                     out.entries.push(entry(Outcome::SpaceChanged, 0));
                 }
             } else if st.period >= now {
@@ -549,15 +537,9 @@ impl Persisted for Tally {
                 period = st.period;
                 counts.add(&st.counts);
             } else if !st.counts.is_zero() {
-                let listed = ledger.iter().any(|e| {
-                    e.period == st.period && e.task == a.task && e.outcome == Outcome::Reported
-                });
-                if listed {
-                    let again = ledger.iter().any(|e| {
-                        (e.period, e.outcome, e.task.as_str())
-                            == (st.period, Outcome::Duplicate, a.task)
-                    });
-                    if !again {
+                if listed(Outcome::Reported) {
+                    // Listed once, however often the period comes back.
+                    if !listed(Outcome::Duplicate) {
                         out.entries.push(entry(Outcome::Duplicate, 0));
                     }
                     out.refused = Some(Error::ReportRefused {
@@ -571,12 +553,8 @@ impl Persisted for Tally {
                 } else {
                     match encode(a.spec, &st.counts.stats()) {
                         Ok(m) => {
-                            let mut mask = 0u8;
-                            for g in &m.clipped {
-                                mask |= 1 << *g as u8;
-                            }
-                            out.entries.push(entry(Outcome::Reported, mask));
-                            payload = nonzero(&m.measurement_u32());
+                            out.entries.push(entry(Outcome::Reported, mask(&m.clipped)));
+                            payload = nonzero(&m.entries);
                             closed = Some(Closed {
                                 period: st.period,
                                 measurement: m.entries,
@@ -594,16 +572,7 @@ impl Persisted for Tally {
         if !counts.is_finite() {
             // Sums that overflowed (hostile feature values): never written,
             // never reported; the ledger says so.
-            out.entries.push(LedgerEntry {
-                period,
-                task: a.task.to_owned(),
-                outcome: Outcome::NonFinite,
-                clipped: 0,
-                length: a.spec.len() as u32,
-                bits: a.spec.bits() as u8,
-                scale: a.spec.scale(),
-                bounds: a.spec.bounds(),
-            });
+            out.entries.push(a.entry(period, Outcome::NonFinite, 0));
             out.refused = Some(Error::ReportRefused {
                 kind: Refusal::NonFinite,
                 reason: text!(
@@ -640,20 +609,42 @@ impl Persisted for Tally {
     }
 }
 
-impl super::measure::Encoded {
-    /// The entries as u32 (each is below `2^MAX_BITS`, at most 2^32).
-    fn measurement_u32(&self) -> Vec<u32> {
-        const _: () = assert!(MAX_BITS <= 32);
-        self.entries.iter().map(|x| *x as u32).collect()
+impl ReportTask<'_> {
+    /// The ledger entry of `outcome` for the period starting on day `period`.
+    fn entry(&self, period: u32, outcome: Outcome, clipped: u8) -> LedgerEntry {
+        LedgerEntry {
+            period,
+            task: self.task.to_owned(),
+            outcome,
+            clipped,
+            length: self.spec.len() as u32,
+            bits: self.spec.bits() as u8,
+            scale: self.spec.scale(),
+            bounds: self.spec.bounds(),
+        }
     }
 }
 
-/// The nonzero entries of `m`, with their indices.
-fn nonzero(m: &[u32]) -> Vec<(u32, u32)> {
+/// Whether `ledger` lists `outcome` for `task`'s period starting on day `period`.
+fn lists(ledger: &[LedgerEntry], period: u32, outcome: Outcome, task: &str) -> bool {
+    ledger
+        .iter()
+        .any(|e| (e.period, e.outcome, e.task.as_str()) == (period, outcome, task))
+}
+
+/// The clipped groups as a mask: bit `i` for [`GROUPS`]`[i]`.
+pub fn mask(groups: &[Group]) -> u8 {
+    groups.iter().fold(0, |m, g| m | 1 << *g as u8)
+}
+
+/// The nonzero entries of the measurement `m`, with their indices, as the
+/// section stores them (u32: every entry is below `2^MAX_BITS`).
+fn nonzero(m: &[u64]) -> Vec<(u32, u32)> {
+    const _: () = assert!(MAX_BITS <= 32);
     let mut out = Vec::new();
     for (i, x) in m.iter().enumerate() {
         if *x != 0 {
-            out.push((i as u32, *x));
+            out.push((i as u32, *x as u32));
         }
     }
     out

@@ -25,7 +25,7 @@ import type * as Calls from "./validate/calls.js";
 import type * as Read from "./validate/read.js";
 import { attachReports, commitReports, reportsAudit, reportsOn, startReports, syncExperimentReports, syncReport } from "./reports.js";
 
-export { reportsOff, reportsOn } from "./reports.js";
+export { reportsOff } from "./reports.js";
 
 /** What this file uses of the entry's. */
 export interface Kit {
@@ -149,7 +149,6 @@ function slotOnto(site: Site, l: Learner, name: string, refused: (e: InsituError
   l.log = null;
   l.own = [];
   restorePart(site, name);
-  reportsOn(site, name);
   for (const [call, args, nums, words] of log) {
     try {
       if (nums !== null) full.nums(nums);
@@ -302,8 +301,10 @@ function unusable(site: Site, e: unknown): void {
   else if (outcome !== "newer-format") setStored(site, null);
 }
 
-/** Load stored state into a part (the behaviour store, or the slot `name`), from the snapshot decoded once for every part. */
+/** Load stored state into a part (the behaviour store, or the slot `name`, whose reports it turns on), from the snapshot decoded once for every part. */
 export function restorePart(site: Site, name: string | null): void {
+  // A slot's reports count from the moment it runs on the full engine (reportsOn checks consent).
+  if (name !== null) reportsOn(site, name);
   const snap = decoded(site);
   if (snap === 0) return;
   try {
@@ -324,10 +325,7 @@ export const reportsAuditOf = (site: Site): ReturnType<typeof reportsAudit> => r
 export function restoreAll(site: Site): void {
   setStored(site, readStored(site, site.key).bytes);
   restorePart(site, null);
-  for (const name of site.slots.keys()) {
-    restorePart(site, name);
-    reportsOn(site, name);
-  }
+  for (const name of site.slots.keys()) restorePart(site, name);
   if (site.stored !== null) site.record("restored", { key: site.key, detail: `${site.stored.length} bytes` });
 }
 

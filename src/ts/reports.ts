@@ -192,7 +192,6 @@ export function reportsOn(site: Site, name: string): void {
 /** Turn every slot's reports off, dropping what they had not stored (consent below `personalization`). */
 export function reportsOff(site: Site): void {
   synced.delete(site);
-  site.ab.reported = [];
   for (const t of abTallies.get(site)?.values() ?? []) drop(site.core, t.h);
   abTallies.delete(site);
   for (const l of site.slots.values()) {
@@ -246,7 +245,6 @@ export function syncExperimentReports(site: Site, bytes: Uint8Array, now: number
  */
 function experimentTallies(site: Site): Map<string, AbTally> {
   const c = site.core;
-  if (!site.consentState.allows("personalization")) site.ab.reported = [];
   if (!c.full || !site.consentState.allows("personalization")) return new Map();
   let tallies = abTallies.get(site);
   if (tallies === undefined) abTallies.set(site, (tallies = new Map()));

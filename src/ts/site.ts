@@ -21,7 +21,7 @@ import { coded, describe, type ErrorCode, fail, type InsituError, option } from 
 import { type Assignment, type ExperimentInfo, Experiments, type ExposureEvent } from "./experiments.js";
 import { Context, Hasher } from "./features.js";
 import { type Decision, type Explanation, Learner, Prepared, random, type Stats } from "./slot.js";
-import type { OpenSpec, Tier } from "./spec.js";
+import type { ExperimentSpec, OpenSpec, Tier } from "./spec.js";
 import type {
   ActivateOptions, ConsentTier, ContextObject, ExperimentConfig, ExplainOptions, InsituOptions, LearnOptions, RankOptions,
   RewardOptions,
@@ -275,10 +275,7 @@ export class Site implements Sink {
     const behavior = p.allow.has("behavior");
     const l = new Learner(this.core, p, this.clock, () => (behavior ? this.#derived((now) => this.behavior.encoded(now)) : null), () => this.changed());
     this.slots.set(name, l);
-    if (this.core.full && this.consentState.allows("personalization")) {
-      plane!.restorePart(this, name);
-      plane!.reportsOn(this, name);
-    }
+    if (this.core.full && this.consentState.allows("personalization")) plane!.restorePart(this, name);
     return {
       name,
       rank: (o) => l.rank(o),
@@ -353,7 +350,7 @@ export class Site implements Sink {
 
   /** This visitor's variant of experiment `key`; a first exposure is logged and passed to `onExposure`. */
   run(key: string, options?: { attributes?: Record<string, unknown> }): Assignment {
-    const reported = this.ab.specs[this.ab.index(key)]!.reports !== undefined;
+    const config = this.ab.specs[this.ab.index(key)]!;
     const attributes = checkRun(options);
     if (this.#unit === null && this.consentState.allows("functional") && this.ab.deviceUnit() === "") this.#drawDeviceUnit();
     // Targeting sees the attributes and, under `behavior`, the behaviour namespace (the caller's own `behavior`
@@ -368,11 +365,11 @@ export class Site implements Sink {
     const f = this.spec.onExposure;
     // Before the full engine has read the stored exposure log every exposure looks first: the device's own
     // log of those reported (`#newExposure`) keeps a returning unit's from counting again.
-    const fresh = first && (f !== null || reported) && a.unit !== "none" && (a.unit !== "device" || this.core.full || this.#newExposure(a));
+    const fresh = first && (f !== null || config.reports !== undefined) && a.unit !== "none" && (a.unit !== "device" || this.core.full || this.#newExposure(a));
     if (a.inExperiment) {
       this.ab.shown.set(key, a.index);
-      this.#count(key, 0, a.index, 0);
-      if (fresh) this.#count(key, 1, a.index, 0);
+      this.#count(config, 0, a.index, 0);
+      if (fresh) this.#count(config, 1, a.index, 0);
     }
     // A first exposure goes to `onExposure`: the only way an assignment leaves the device, and only if the site sends it on.
     if (fresh && f !== null) {
@@ -458,16 +455,15 @@ export class Site implements Sink {
     else if (shown === undefined) {
       throw fail("UNKNOWN_DECISION", `experiment \`${key}\` showed this unit no variant on this page view: run(key) was not called, or did not put the unit in the test`);
     }
-    if (shown !== undefined) this.#count(key, 2, shown, r);
+    if (shown !== undefined) this.#count(e, 2, shown, r);
     this.abChanged = true;
     this.changed();
   }
 
   /** Count an event for an experiment's reports (consent `personalization` only; at most 4096 wait for full.js). */
-  #count(key: string, kind: number, arm: number, value: number): void {
-    const e = this.ab.specs[this.ab.index(key)]!;
+  #count(e: ExperimentSpec, kind: number, arm: number, value: number): void {
     if (e.reports !== undefined && this.consentState.allows("personalization") && this.ab.reported.length < 4096) {
-      this.ab.reported.push([key, kind, arm, value]);
+      this.ab.reported.push([e.key, kind, arm, value]);
       this.changed();
     }
   }

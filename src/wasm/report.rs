@@ -9,7 +9,9 @@ use super::slot::slot;
 use super::store::with_snapshot;
 use super::{bad, done, put_io, set_bytes, take_bytes, with_io, Global, Table};
 use crate::prelude::*;
-use crate::report::{ledger, Bounds, Group, Outcome, Owner, ReportTask, Spec, Tally, GROUPS};
+use crate::report::{
+    ledger, mask, Bounds, Outcome, Owner, ReportTask, Spec, Tally, TallySync, GROUPS,
+};
 
 /// The experiments' tallies (a slot's lives in its engine).
 static TALLIES: Global<Table<Tally>> = Global::new(Table::new());
@@ -82,78 +84,121 @@ fn utf8(b: &[u8]) -> crate::Result<&str> {
     core::str::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))
 }
 
-/// The report's bit of each clipped group.
-fn mask(groups: &[Group]) -> f64 {
-    f64::from(groups.iter().fold(0u8, |m, g| m | 1 << *g as u8))
+/// What a report sync was given: the owner's name, the task id, a feature
+/// space (a slot's: what the control plane adds to the engine's), the
+/// stored snapshot, the specification's scale and bounds, the time, the
+/// size cap and whether it may close a period.
+struct SyncArgs<'a> {
+    name: &'a str,
+    task: &'a str,
+    space: &'a str,
+    stored: Option<&'a [u8]>,
+    scale: u32,
+    bounds: Bounds,
+    now: f64,
+    max: usize,
+    close: bool,
 }
 
-/// The parts of `bytes` (lengths as given; -1: absent) and the
-/// specification in `io` (scale, then the bounds: decisions, exposures,
-/// rewards, xy, xx), for `sync`. A part past the buffer is an error, never
-/// a panic.
-fn sync_args(
+impl SyncArgs<'_> {
+    /// Sync tally `t` of `owner` over feature space `space`.
+    fn run(&self, t: &mut Tally, owner: Owner, space: &str) -> crate::Result<TallySync> {
+        let (k, d) = t.shape();
+        let spec = Spec::new(k, d, self.scale, self.bounds, None)?;
+        let task = ReportTask {
+            slot: self.name,
+            owner,
+            task: self.task,
+            spec: &spec,
+            space,
+            close: self.close,
+        };
+        t.sync(self.stored, self.now, self.max, task)
+    }
+}
+
+/// Read a report sync's arguments: `bytes` holds the three texts (lengths
+/// `lens`) then the stored snapshot (`stored_len`, -1: none); `io` the
+/// specification (scale, then the bounds: decisions, exposures, rewards,
+/// xy, xx). Run `sync` on them and put what it found in `io`: whether the
+/// stored section was corrupt, the refusal's kind (0: none, else 1 +
+/// `Refusal` as declared), whether the sync held (added to an ended period
+/// it may not close), the count of ledger entries written, and each one's
+/// outcome and period; the snapshot to write replaces `bytes` (its length
+/// is returned). A part past the buffer is an error, never a panic.
+fn sync_with(
     lens: [i32; 3],
     stored_len: i32,
-    sync: impl FnOnce([&str; 3], Option<&[u8]>, u32, Bounds) -> crate::Result<crate::report::TallySync>,
-) -> crate::Result<i32> {
-    let all = super::BYTES.with(core::mem::take);
-    let past = || bad("a byte length past the buffer");
-    let mut at = 0usize;
-    let mut text = [""; 3];
-    for (i, n) in lens.into_iter().enumerate() {
-        let end = at.saturating_add(n.max(0) as usize);
-        text[i] = utf8(all.get(at..end).ok_or_else(past)?)?;
-        at = end;
-    }
-    let stored = match stored_len {
-        0.. => Some(
-            all.get(at..at.saturating_add(stored_len as usize))
-                .ok_or_else(past)?,
-        ),
-        _ => None,
-    };
-    let (scale, bounds) = with_io(|io| {
-        let scale = io.int(u32::MAX as u64) as u32;
-        let b = Bounds {
-            decisions: io.int(u32::MAX as u64) as u32,
-            exposures: io.int(u32::MAX as u64) as u32,
-            rewards: io.f64(),
-            xy: io.f64(),
-            xx: io.f64(),
+    (now, max, close): (f64, u32, u32),
+    sync: impl FnOnce(SyncArgs<'_>) -> crate::Result<TallySync>,
+) -> i32 {
+    done((|| {
+        let all = super::BYTES.with(core::mem::take);
+        let past = || bad("a byte length past the buffer");
+        let mut at = 0usize;
+        let mut text = [""; 3];
+        for (i, n) in lens.into_iter().enumerate() {
+            let end = at.saturating_add(n.max(0) as usize);
+            text[i] = utf8(all.get(at..end).ok_or_else(past)?)?;
+            at = end;
+        }
+        if text[2].len() > MAX_SPACE {
+            return Err(bad("a feature space"));
+        }
+        let stored = match stored_len {
+            0.. => Some(
+                all.get(at..at.saturating_add(stored_len as usize))
+                    .ok_or_else(past)?,
+            ),
+            _ => None,
         };
-        io.ok().map(|()| (scale, b))
-    })?;
-    let r = sync(text, stored, scale, bounds)?;
-    let refused = match &r.refused {
-        Some(crate::Error::ReportRefused { kind, .. }) => 1.0 + *kind as u8 as f64,
-        _ => 0.0,
-    };
-    let mut io = vec![
-        f64::from(u8::from(r.corrupt)),
-        refused,
-        f64::from(u8::from(r.held)),
-        r.entries.len() as f64,
-    ];
-    for e in &r.entries {
-        io.push(f64::from(e.outcome as u8));
-        io.push(f64::from(e.period));
-    }
-    put_io(io);
-    Ok(set_bytes(r.bytes))
+        let (scale, bounds) = with_io(|io| {
+            let scale = io.int(u32::MAX as u64) as u32;
+            let b = Bounds {
+                decisions: io.int(u32::MAX as u64) as u32,
+                exposures: io.int(u32::MAX as u64) as u32,
+                rewards: io.f64(),
+                xy: io.f64(),
+                xx: io.f64(),
+            };
+            io.ok().map(|()| (scale, b))
+        })?;
+        let [name, task, space] = text;
+        let r = sync(SyncArgs {
+            name,
+            task,
+            space,
+            stored,
+            scale,
+            bounds,
+            now,
+            max: max as usize,
+            close: close != 0,
+        })?;
+        let refused = match &r.refused {
+            Some(crate::Error::ReportRefused { kind, .. }) => 1.0 + *kind as u8 as f64,
+            _ => 0.0,
+        };
+        let mut io = vec![
+            f64::from(u8::from(r.corrupt)),
+            refused,
+            f64::from(u8::from(r.held)),
+            r.entries.len() as f64,
+        ];
+        for e in &r.entries {
+            io.push(f64::from(e.outcome as u8));
+            io.push(f64::from(e.period));
+        }
+        put_io(io);
+        Ok(set_bytes(r.bytes))
+    })())
 }
 
-/// Sync slot `h`'s report statistics: `bytes` holds the slot's name
-/// (`name_len` bytes), the task id (`task_len`), what the control plane
-/// adds to the engine's feature space (`ids_len`: its variants' ids, which
-/// the core does not know) and the stored snapshot (`stored_len`, or -1
-/// when nothing is stored); `io` the specification:
-/// scale, then the bounds (decisions, exposures, rewards, xy, xx); `close`
-/// is 1 when this sync may close a period (see `ReportTask::close`). The
-/// snapshot to write replaces `bytes` (its length is returned); `io` gets
-/// whether the stored section was corrupt, the refusal's kind (0: none,
-/// else 1 + `Refusal` as declared), whether the sync held (left an ended
-/// period for a sync that may close it), the count of ledger entries
-/// written, and each one's outcome and period.
+/// Sync slot `h`'s report statistics (see `sync_with`): the texts are the
+/// slot's name, the task id and what the control plane adds to the
+/// engine's feature space (its variants' ids, which the core does not
+/// know); `close` is 1 when this sync may close a period (see
+/// `ReportTask::close`).
 #[no_mangle]
 pub extern "C" fn report_sync(
     h: u32,
@@ -165,36 +210,24 @@ pub extern "C" fn report_sync(
     max: u32,
     close: u32,
 ) -> i32 {
-    done(sync_args(
+    sync_with(
         [name_len, task_len, ids_len],
         stored_len,
-        |[name, task, ids], stored, scale, bounds| {
+        (now, max, close),
+        |a| {
             slot(h, |e| {
-                if ids.len() > MAX_SPACE {
-                    return Err(bad("a feature space"));
-                }
                 let mut space = e.feature_space();
-                space.push_str(ids);
+                space.push_str(a.space);
                 let t = e.reports().ok_or_else(|| bad("reports are off"))?;
-                let (k, d) = t.shape();
-                let spec = Spec::new(k, d, scale, bounds, None)?;
-                let task = ReportTask {
-                    slot: name,
-                    owner: Owner::Slot,
-                    task,
-                    spec: &spec,
-                    space: &space,
-                    close: close != 0,
-                };
-                t.sync(stored, now, max as usize, task)
+                a.run(t, Owner::Slot, &space)
             })
         },
-    ))
+    )
 }
 
-/// Sync experiment tally `h` as `report_sync` does a slot's: `bytes`
-/// holds the experiment's key, the task id, the feature space (its
-/// variants, as the control plane names them) and the stored snapshot.
+/// Sync experiment tally `h` as `report_sync` does a slot's: the texts are
+/// the experiment's key, the task id and its feature space (its variants,
+/// as the control plane names them).
 #[no_mangle]
 pub extern "C" fn tally_sync(
     h: u32,
@@ -206,27 +239,12 @@ pub extern "C" fn tally_sync(
     max: u32,
     close: u32,
 ) -> i32 {
-    done(sync_args(
+    sync_with(
         [key_len, task_len, space_len],
         stored_len,
-        |[key, task, space], stored, scale, bounds| {
-            tally(h, |t| {
-                if space.len() > MAX_SPACE {
-                    return Err(bad("a feature space"));
-                }
-                let spec = Spec::new(t.shape().0, 0, scale, bounds, None)?;
-                let task = ReportTask {
-                    slot: key,
-                    owner: Owner::Experiment,
-                    task,
-                    spec: &spec,
-                    space,
-                    close: close != 0,
-                };
-                t.sync(stored, now, max as usize, task)
-            })
-        },
-    ))
+        (now, max, close),
+        |a| tally(h, |t| a.run(t, Owner::Experiment, a.space)),
+    )
 }
 
 /// Apply experiment tally `h`'s last sync once its bytes were written: 1,
@@ -242,7 +260,7 @@ fn put_closed(c: Option<crate::report::Closed>) -> i32 {
     let Some(c) = c else {
         return 0;
     };
-    let mut io = vec![f64::from(c.period), mask(&c.clipped)];
+    let mut io = vec![f64::from(c.period), f64::from(mask(&c.clipped))];
     io.extend(c.measurement.iter().map(|x| *x as f64));
     put_io(io);
     c.measurement.len() as i32

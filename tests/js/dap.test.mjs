@@ -9,7 +9,7 @@
 // plain sums of the measurements. Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -18,17 +18,11 @@ import { fileURLToPath } from "node:url";
 import { Task, HpkeConfig } from "@divviup/dap";
 import { Prio3SumVec } from "@divviup/prio3";
 import { AeadId, CipherSuite, KdfId, KemId } from "hpke-js";
+import { aggregatorBinary as aggregator, MemoryStorage, open, rng } from "./helpers.mjs";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const golden = JSON.parse(fs.readFileSync(path.join(root, "crates/aggregate/tests/fixtures/measurements.json"), "utf8"));
 
-/** The aggregator's debug binary, built (or found up to date) by cargo first. */
-let built = null;
-function aggregator() {
-  built ??= (execFileSync("cargo", ["build", "--quiet", "-p", "insitu-aggregate"], { cwd: root, stdio: "inherit" }),
-    path.join(root, "target/debug/insitu-aggregate"));
-  return built;
-}
 
 /** The golden cases' measurements (`nonzero` entries on zeros; the cases the encoder refuses have none). */
 function measurements() {
@@ -227,7 +221,6 @@ test("@divviup/dap's client uploads reports that insitu-aggregate verifies and s
  * clipped), then closes the period the next day.
  */
 async function deviceReports(n, seed) {
-  const { MemoryStorage, open, rng } = await import("./helpers.mjs");
   const random = rng(seed);
   const day = Date.UTC(2026, 11, 6);
   const reports = [];

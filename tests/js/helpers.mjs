@@ -3,6 +3,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import zlib from "node:zlib";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import Ajv2020 from "ajv/dist/2020.js";
 import * as insitu from "../../pkg/index.js";
 
 export { insitu };
@@ -54,6 +57,27 @@ export function isFallback(d, variant, code) {
   assert.ok(d.error instanceof InsituError, "error is an InsituError");
   assert.ok(CODES.includes(d.error.code), d.error.code);
   if (code !== undefined) assert.equal(d.error.code, code, d.error.message);
+}
+
+/** The path of `insitu-aggregate`'s debug binary, built (or found up to date) by cargo on first use. */
+let aggregator = null;
+export function aggregatorBinary() {
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  aggregator ??= (execFileSync("cargo", ["build", "--quiet", "-p", "insitu-aggregate"], { cwd: root, stdio: "inherit" }),
+    fileURLToPath(new URL("../../target/debug/insitu-aggregate", import.meta.url)));
+  return aggregator;
+}
+
+/** The audit manifest's JSON schema, compiled. */
+export const validateAudit = new Ajv2020({ allErrors: true, strict: true }).compile(
+  JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url))),
+);
+
+/** `site.audit()`, checked against its schema. */
+export function checkAudit(site) {
+  const a = site.audit();
+  assert.ok(validateAudit(a), JSON.stringify(validateAudit.errors));
+  return a;
 }
 
 /** A Storage with a byte quota (UTF-16, as browsers count) that can be made to fail. */

@@ -5,21 +5,11 @@
 // prior, which a slot loads as its model. Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { MemoryStorage, open, rng } from "./helpers.mjs";
-
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-let built = null;
-function aggregator() {
-  built ??= (execFileSync("cargo", ["build", "--quiet", "-p", "insitu-aggregate"], { cwd: root, stdio: "inherit" }),
-    path.join(root, "target/debug/insitu-aggregate"));
-  return built;
-}
+import { aggregatorBinary as aggregator, MemoryStorage, open, rng } from "./helpers.mjs";
 
 /** Run `insitu-aggregate args…` on `input`; its parsed stdout. */
 function cli(args, input) {

@@ -5,12 +5,8 @@
 // two tabs, bad options and damaged stored data. Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import Ajv2020 from "ajv/dist/2020.js";
-import { corruptSection, Insitu, loadSite, MemoryStorage, open, throwsCode, withGlobal } from "./helpers.mjs";
+import { checkAudit, corruptSection, Insitu, loadSite, MemoryStorage, open, throwsCode, validateAudit as validate, withGlobal } from "./helpers.mjs";
 
-const schema = JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url)));
-const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
 
 const DAY = 86_400_000;
 /** 2026-12-06T09:00Z. */
@@ -51,12 +47,6 @@ function decide(slot, n, clock, seen = { decisions: [0, 0, 0], exposures: [0, 0,
     seen.rewards[d.index] += r;
   }
   return seen;
-}
-
-function checkAudit(s) {
-  const a = s.audit();
-  assert.ok(validate(a), JSON.stringify(validate.errors));
-  return a;
 }
 
 test("a closed period reaches onReport once, as the ledger and the audit show it", async () => {

@@ -5,11 +5,7 @@
 // Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import Ajv2020 from "ajv/dist/2020.js";
-import { init, MemoryStorage, open, throwsCode, updates, WASM_FULL } from "./helpers.mjs";
-const schema = JSON.parse(readFileSync(new URL("../../schema/audit.schema.json", import.meta.url)));
-const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
+import { checkAudit, init, MemoryStorage, open, throwsCode, updates, validateAudit as validate, WASM_FULL } from "./helpers.mjs";
 
 const T0 = 1_700_000_040_000;
 const SLOT = { variants: ["a", "b", "c"], features: { allow: ["page", "behavior"] }, seed: 7 };
@@ -49,12 +45,6 @@ async function storeLearning(storage, n) {
 
 /** Retained behaviour events by type, as the audit reports them. */
 const counts = (s) => s.audit().events.byType;
-
-function checkAudit(s) {
-  const a = s.audit();
-  assert.ok(validate(a), JSON.stringify(validate.errors));
-  return a;
-}
 
 test("a reload restores the learner and the behaviour store", async () => {
   const storage = new MemoryStorage();

@@ -17,28 +17,17 @@ pub(crate) fn check_len(name: &str, got: usize, want: usize) -> Result<()> {
     Ok(insitu::report::check_len(name, got, want)?)
 }
 
-/// Check a specification ([`Spec::new`], with this crate's
-/// [`Code::InvalidSpec`](crate::Code::InvalidSpec)).
-pub fn spec(
-    variants: usize,
-    slots: usize,
-    scale: u32,
-    bounds: Bounds,
-    budget: Option<[f64; 6]>,
-) -> Result<Spec> {
-    Ok(Spec::new(variants, slots, scale, bounds, budget)?)
-}
-
 /// Encode one report's statistics ([`insitu::report::encode`]). Errors:
 /// [`Code::WrongLength`](crate::Code::WrongLength) if a vector is not sized
 /// for `spec`, [`Code::NonFinite`](crate::Code::NonFinite) for NaN or
 /// ±infinity (naming the field and index).
 ///
 /// ```
-/// use insitu_aggregate::{decode, encode, measure, Bounds, Stats};
+/// use insitu_aggregate::{decode, encode, Bounds, Spec, Stats};
 ///
 /// let bounds = Bounds { decisions: 20, exposures: 20, rewards: 20.0, xy: 40.0, xx: 400.0 };
-/// let spec = measure::spec(2, 16, 1024, bounds, None)?;
+/// // A refused specification is `INVALID_SPEC` here (`From<insitu::Error>`).
+/// let spec = Spec::new(2, 16, 1024, bounds, None)?;
 /// let mut stats = Stats::zeros(&spec);
 /// stats.decisions = vec![3, 1];
 /// stats.exposures = vec![2, 1];
@@ -69,6 +58,7 @@ pub fn decode(spec: &Spec, sums: &[i64]) -> Result<Decoded> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     #[test]
     fn the_core_errors_get_this_crates_codes() {
@@ -79,10 +69,10 @@ mod tests {
             xy: 40.0,
             xx: 400.0,
         };
-        let e = spec(1, 4, 256, b, None).unwrap_err();
+        let e = Error::from(Spec::new(1, 4, 256, b, None).unwrap_err());
         assert_eq!(e.code(), "INVALID_SPEC");
         assert!(e.message.contains("is 1"), "{}", e.message);
-        let s = spec(2, 4, 256, b, None).unwrap();
+        let s = Spec::new(2, 4, 256, b, None).unwrap();
         let mut st = Stats::zeros(&s);
         st.xy[2] = f64::NAN;
         let e = encode(&s, &st).unwrap_err();

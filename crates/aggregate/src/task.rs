@@ -151,7 +151,7 @@ impl TaskFile {
         let budget = self
             .budget
             .map(|w| [w.reports, w.decisions, w.exposures, w.rewards, w.xy, w.xx]);
-        let spec = crate::measure::spec(self.variants, self.slots, self.scale, bounds, budget)?;
+        let spec = Spec::new(self.variants, self.slots, self.scale, bounds, budget)?;
         Ok(Task { file: self, spec })
     }
 }
