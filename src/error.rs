@@ -126,7 +126,7 @@ impl<T> fmt::Display for NoFigure<T> {
 /// Every error code of insitu, in the order of `schema/errors.json`, which
 /// the TypeScript side and the README are tested against too. The last four
 /// are the control plane's own (storage, a trapped instance, no wasm).
-pub const CODES: [&str; 26] = [
+pub const CODES: [&str; 27] = [
     "INVALID_OPTION",
     "INVALID_MODEL",
     "INVALID_CONTEXT",
@@ -149,6 +149,7 @@ pub const CODES: [&str; 26] = [
     "INVALID_EXPERIMENT",
     "UNKNOWN_EXPERIMENT",
     "REPORT_REFUSED",
+    "NO_DATA",
     "STORAGE_QUOTA",
     "STORAGE_UNAVAILABLE",
     "POISONED",
@@ -297,6 +298,12 @@ pub enum Error {
         /// What was wrong, naming the value.
         reason: Text,
     },
+    /// `evaluate` found nothing to estimate from: no settled decision was
+    /// logged with its probability yet.
+    NoData {
+        /// What is missing.
+        reason: Text,
+    },
 }
 
 /// Why a report was refused ([`Error::ReportRefused`]).
@@ -343,6 +350,7 @@ impl Error {
             Error::InvalidExperiment { .. } => 19,
             Error::UnknownExperiment { .. } => 20,
             Error::ReportRefused { .. } => 21,
+            Error::NoData { .. } => 22,
         }
     }
 
@@ -358,7 +366,8 @@ impl Error {
             | Error::SnapshotCorrupt { reason }
             | Error::InvalidEvent { reason, .. }
             | Error::InvalidExperiment { reason, .. }
-            | Error::ReportRefused { reason, .. } => reason,
+            | Error::ReportRefused { reason, .. }
+            | Error::NoData { reason } => reason,
             Error::NonFiniteFeature { field } | Error::StringTooLong { field, .. } => field,
             Error::UnknownDecision { id }
             | Error::DecisionExpired { id }
@@ -469,6 +478,7 @@ impl fmt::Display for Error {
                 write!(f, "snapshot is {bytes} bytes; the cap is {max}")
             }
             Error::ReportRefused { reason, .. } => write!(f, "report refused: {reason}"),
+            Error::NoData { reason } => write!(f, "nothing to evaluate: {reason}"),
         }
     }
 }

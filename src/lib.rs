@@ -62,6 +62,7 @@ mod allocation;
 mod bandit;
 mod behavior;
 mod engine;
+pub mod eval;
 mod features;
 #[cfg(feature = "json")]
 mod json;

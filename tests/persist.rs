@@ -130,8 +130,17 @@ fn a_fresh_learner_stores_no_slots_and_only_a_header() {
     // their index and mean and the t (t + 1) / 2 covariances among them.
     // The decision it rewards may be in the bytes of that sync (not
     // committed), so another tab may hold it: it leaves a 24-byte tombstone.
+    // The reward also starts the slot's evaluation section (its sums: a name
+    // length byte, the name, a body length and the body).
     step(&mut e, 0);
-    let grown = e.sync(None, SLOT, 0.0, MAX).unwrap().bytes.len() - fresh - 24;
+    let bytes = e.sync(None, SLOT, 0.0, MAX).unwrap().bytes;
+    let eval = Snapshot::decode(&bytes, MAX)
+        .unwrap()
+        .section("eval:hero")
+        .unwrap()
+        .len();
+    assert_eq!(eval, 1 + 2 + 19 + 1 + 4 + 16 + (4 + 3) * 8 * 8 + 4);
+    let grown = bytes.len() - fresh - 24 - (1 + 9 + 4 + eval);
     assert!(
         (1..=32).any(|t| grown == t * 12 + t * (t + 1) / 2 * 8),
         "{grown}"

@@ -258,10 +258,12 @@ pub struct LearnOptions<'a> {
     pub(crate) actions: Option<Vec<Json<'a>>>,
     pub(crate) variant: String,
     pub(crate) reward: f64,
+    pub(crate) probability: Option<f64>,
 }
 
 impl<'a> LearnOptions<'a> {
-    /// Parse `{ context?, actions?, variant, reward }`.
+    /// Parse `{ context?, actions?, variant, reward, probability? }`
+    /// (`probability`: what the log served `variant` with, for `evaluate`).
     pub fn parse(text: &'a str) -> Result<LearnOptions<'a>> {
         LearnOptions::from_json(Json::parse(text, "learn options", OPT_ERR)?)
     }
@@ -274,6 +276,7 @@ impl<'a> LearnOptions<'a> {
             .ok_or_else(|| o.err("variant", "is required"))?
             .to_owned();
         let reward = read_reward(&mut o)?;
+        let probability = o.num("probability")?;
         o.finish()?;
         let (context, actions) = take_features(&mut json);
         Ok(LearnOptions {
@@ -281,6 +284,7 @@ impl<'a> LearnOptions<'a> {
             actions,
             variant,
             reward,
+            probability,
         })
     }
 }
@@ -447,7 +451,14 @@ impl Engine {
     pub fn rank_choice(&mut self, opts: &RankOptions<'_>, now_ms: f64) -> Result<Choice> {
         check_now(now_ms)?;
         let (shared, actions) = self.hash_json(opts.context.as_ref(), opts.actions.as_deref())?;
-        self.choose(&shared, actions.as_deref(), opts.seed, opts.defer, now_ms)
+        self.rank_serving(
+            &shared,
+            actions.as_deref(),
+            opts.seed,
+            opts.defer,
+            now_ms,
+            None,
+        )
     }
 
     /// The full decision for the latest choice `c`.
@@ -496,6 +507,12 @@ impl Engine {
         check_reward(opts.reward)?;
         let arm = self.arm_of(&opts.variant)?;
         let (shared, actions) = self.hash_json(opts.context.as_ref(), opts.actions.as_deref())?;
-        self.learn_hashed(arm, &shared, actions.as_deref(), opts.reward)
+        self.learn_hashed(
+            arm,
+            &shared,
+            actions.as_deref(),
+            opts.reward,
+            opts.probability,
+        )
     }
 }

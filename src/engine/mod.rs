@@ -10,6 +10,7 @@ use crate::prelude::*;
 
 use crate::bandit::Policy;
 use crate::error::{Error, Result};
+use crate::eval::{Logged, Sums};
 use crate::features::{check_count, Dense, Hashed, SparseVec};
 use crate::model::{CompactModel, Posterior};
 use crate::prim::clock::check_now;
@@ -144,6 +145,9 @@ struct Pending {
     /// Written to (or read from) the shared snapshot, so other tabs may know
     /// it: if it is missing from a later snapshot, it was settled elsewhere.
     shared: bool,
+    /// What its evaluation needs (none for a decision of a build that did
+    /// not log it).
+    log: Option<Logged>,
 }
 
 impl Pending {
@@ -209,6 +213,8 @@ pub struct Engine {
     sync: persist::SyncState,
     /// The report statistics of the current period, when reports are on.
     report: Option<Tally>,
+    /// The offline evaluation's sums (see [`crate::eval`]).
+    eval: Sums,
 }
 
 impl Scorer {
@@ -426,6 +432,7 @@ impl Engine {
     /// A new engine at the prior.
     pub fn new(cfg: EngineConfig) -> Engine {
         Engine {
+            eval: Sums::new(cfg.model.variants.len()),
             s: Scorer::new(cfg),
             pending: Vec::new(),
             foreign: Vec::new(),
@@ -447,9 +454,16 @@ impl Engine {
         self.pending.clear();
         self.foreign.clear();
         self.sync = persist::SyncState::default();
+        self.eval = Sums::new(s.arms.len());
         if let Some(t) = &mut self.report {
             t.reset();
         }
+    }
+
+    /// The offline evaluation's sums: every settled decision that logged
+    /// its probability, since the slot's learning began (see [`crate::eval`]).
+    pub fn evaluation(&self) -> &Sums {
+        &self.eval
     }
 
     /// Turn reports on: from now on this engine keeps the statistics of
@@ -581,31 +595,105 @@ impl Engine {
         defer: bool,
         now_ms: f64,
     ) -> Result<Choice> {
+        self.rank_serving(shared, actions, seed, defer, now_ms, None)
+    }
+
+    /// [`rank_hashed`](Engine::rank_hashed), serving variant `serve` when
+    /// given (apprentice mode: the site's baseline, with probability 1; the
+    /// policy still scores, draws and explores in the shadow, and the
+    /// decision logs what it would have done, for `evaluate`). An unknown
+    /// `serve` is `UNKNOWN_VARIANT`; on error nothing changes.
+    pub fn rank_serving(
+        &mut self,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+        seed: Option<u64>,
+        defer: bool,
+        now_ms: f64,
+        serve: Option<usize>,
+    ) -> Result<Choice> {
         check_now(now_ms)?;
         check_seed(seed)?;
-        self.choose(shared, actions, seed, defer, now_ms)
+        self.check_arm(serve)?;
+        self.s.fold(shared, actions)?;
+        let mut c = self.s.sample(seed)?;
+        let log = self.serve(&mut c, serve);
+        self.record(c, defer, now_ms, log);
+        Ok(c)
+    }
+
+    fn check_arm(&self, arm: Option<usize>) -> Result<()> {
+        match arm {
+            Some(a) if a >= self.s.arms.len() => Err(Error::UnknownVariant {
+                variant: text!("#{a}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The record of the latest scoring's decision `c`, which serves
+    /// `serve` with probability 1 when given (its pmf then says so too).
+    fn serve(&mut self, c: &mut Choice, serve: Option<usize>) -> Logged {
+        let sc = &mut self.s.scratch;
+        let log = Logged::new(&sc.pmf, &sc.scores, serve.unwrap_or(c.index), 1.0);
+        let log = match serve {
+            Some(b) => {
+                c.index = b;
+                c.probability = 1.0;
+                for (i, q) in sc.pmf.iter_mut().enumerate() {
+                    *q = f64::from(u8::from(i == b));
+                }
+                log
+            }
+            None => Logged {
+                p: c.probability,
+                ..log
+            },
+        };
+        log
     }
 
     /// Learn from a logged observation: `arm`'s reward for the context
     /// `shared` (and per-call `actions`), whether or not this engine chose
     /// it (e.g. replaying logs). On error nothing changes.
+    ///
+    /// With the `probability` the log served `arm` with, in (0, 1], it
+    /// counts in the offline evaluation too: scored by this engine's state
+    /// before the update, as if it had made the decision (a Thompson
+    /// policy's pmf draws from a seed fixed by the updates so far, so a
+    /// replay gives the same sums).
     pub fn learn_hashed(
         &mut self,
         arm: usize,
         shared: &[Hashed],
         actions: Option<&[Vec<Hashed>]>,
         reward: f64,
+        probability: Option<f64>,
     ) -> Result<()> {
         check_reward(reward)?;
-        if arm >= self.s.arms.len() {
-            return Err(Error::UnknownVariant {
-                variant: text!("#{arm}"),
-            });
+        self.check_arm(Some(arm))?;
+        if probability.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+            return Err(Error::option("probability", text!("should be in (0, 1]")));
         }
         self.s.fold(shared, actions)?;
+        let log = match probability {
+            Some(p) => {
+                let n: u64 = self.s.arms.iter().map(|a| a.n).sum();
+                self.s.sample(Some(Rng::new(n).next_seed()))?;
+                let sc = &self.s.scratch;
+                Some(Logged {
+                    p,
+                    ..Logged::new(&sc.pmf, &sc.scores, arm, p)
+                })
+            }
+            None => None,
+        };
         let x = for_arm(&self.s.scratch.xs, arm);
         self.s.arms[arm].update(x, reward, self.s.cfg.model.noise, 1.0)?;
-        self.sync.journal(arm, x, reward, None);
+        if let Some(l) = &log {
+            self.eval.add(arm, l, reward);
+        }
+        self.sync.journal(arm, x, reward, None, log);
         if let Some(t) = &mut self.report {
             t.observe(arm, x, reward);
         }
@@ -635,56 +723,48 @@ impl Engine {
         self.s.last_scores()
     }
 
-    fn choose(
-        &mut self,
-        shared: &[Hashed],
-        actions: Option<&[Vec<Hashed>]>,
-        seed: Option<u64>,
-        defer: bool,
-        now_ms: f64,
-    ) -> Result<Choice> {
-        self.s.fold(shared, actions)?;
-        let c = self.s.sample(seed)?;
-        self.record(c, defer, now_ms);
-        Ok(c)
-    }
-
     /// Take over a decision the first-decision module made on the same
     /// state (same configuration, restored from the same snapshot) before
     /// this engine existed: `arm` chosen for these features at `now_ms`,
     /// with its seed drawn from the stream (`drew`) or given. It becomes
     /// this engine's next decision, pending as `rank` would have left it,
-    /// so its id, reward and activation work here as there.
+    /// so its id, reward, activation and evaluation work here as there.
+    /// `apprentice`: it served `arm` as the baseline, with probability 1.
+    /// On error nothing changes.
+    #[allow(clippy::too_many_arguments)]
     pub fn take_over(
         &mut self,
         shared: &[Hashed],
         actions: Option<&[Vec<Hashed>]>,
         arm: usize,
-        drew: bool,
+        seed: Option<u64>,
         defer: bool,
         now_ms: f64,
+        apprentice: bool,
     ) -> Result<Choice> {
         check_now(now_ms)?;
-        if arm >= self.s.arms.len() {
-            return Err(Error::UnknownVariant {
-                variant: text!("#{arm}"),
-            });
-        }
+        check_seed(seed)?;
+        self.check_arm(Some(arm))?;
         self.s.fold(shared, actions)?;
-        let seed = if drew { self.s.rng.next_seed() } else { 0 };
-        let c = Choice {
-            index: arm,
-            probability: 0.0,
-            seed,
-            epoch: self.s.cfg.epoch,
-            counter: self.s.counter + 1,
+        // The same draw as there: the seed the stream gave it, or the given one.
+        let mut stream = self.s.rng.clone();
+        let seed = seed.unwrap_or_else(|| stream.next_seed());
+        let mut c = self.s.sample(Some(seed))?;
+        self.s.rng = stream;
+        let log = if apprentice {
+            self.serve(&mut c, Some(arm))
+        } else {
+            let p = self.s.scratch.pmf.get(arm).copied().unwrap_or(0.0);
+            c.index = arm;
+            c.probability = p;
+            self.serve(&mut c, None)
         };
-        self.record(c, defer, now_ms);
+        self.record(c, defer, now_ms, (log.p > 0.0).then_some(log));
         Ok(c)
     }
 
     /// Record decision `c` as pending, with the feature vector of its variant.
-    fn record(&mut self, c: Choice, defer: bool, now_ms: f64) {
+    fn record(&mut self, c: Choice, defer: bool, now_ms: f64, log: impl Into<Option<Logged>>) {
         self.s.counter += 1;
         let mut x = self.prune(now_ms);
         x.copy_from(for_arm(&self.s.scratch.xs, c.index));
@@ -697,6 +777,7 @@ impl Engine {
             activated: !defer,
             rewarded: false,
             shared: false,
+            log: log.into(),
         });
         if let Some(t) = &mut self.report {
             t.decision(c.index, !defer);
@@ -747,8 +828,12 @@ impl Engine {
         }
         self.s.arms[p.arm].update(&p.x, reward, noise, 1.0)?;
         p.rewarded = true;
+        if let Some(l) = &p.log {
+            self.eval.add(p.arm, l, reward);
+        }
         let key = persist::id_key(epoch, counter);
-        self.sync.journal(p.arm, &p.x, reward, Some(key));
+        self.sync
+            .journal(p.arm, &p.x, reward, Some(key), p.log.clone());
         if let Some(t) = &mut self.report {
             t.reward(p.arm, reward);
             t.observe(p.arm, &p.x, reward);
@@ -891,6 +976,7 @@ mod tests {
                 foreign: Vec::new(),
                 sync: persist::SyncState::default(),
                 report: None,
+                eval: Sums::new(2),
             };
             e.s.cfg.reward_ttl_ms = ttl;
             e.s.cfg.max_pending = cap;
@@ -906,6 +992,7 @@ mod tests {
                     activated: true,
                     rewarded: rng.next_u64() % 3 == 0,
                     shared: false,
+                    log: None,
                 };
                 prune_spec(&mut pending, now, ttl, cap);
                 e.prune(now);

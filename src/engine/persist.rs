@@ -60,6 +60,7 @@ use crate::prim::math::Float;
 
 use super::{Engine, EngineConfig, Pending};
 use crate::error::{Error, Result};
+use crate::eval::{Logged, Sums};
 use crate::features::SparseVec;
 use crate::model::posterior::Covariance;
 use crate::model::Posterior;
@@ -97,6 +98,8 @@ pub(crate) struct Observation {
     /// The [`id_key`] of the decision it settled (`learn` observations have
     /// none).
     decision: Option<u128>,
+    /// What its evaluation counts, when it logged that.
+    log: Option<Logged>,
 }
 
 /// What `sync` computed, applied by `commit`.
@@ -104,6 +107,8 @@ pub(crate) struct Observation {
 pub(crate) struct Staged {
     /// The merged learners, when other tabs had written.
     arms: Option<Vec<Posterior>>,
+    /// The merged evaluation sums, with them.
+    eval: Option<Sums>,
     /// Decisions settled elsewhere ([`key`]s, sorted): marked settled here
     /// on commit.
     gone: Vec<u128>,
@@ -157,6 +162,7 @@ impl SyncState {
         x: &SparseVec,
         reward: f64,
         decision: Option<u128>,
+        log: Option<Logged>,
     ) {
         // (A lost journal takes nothing: no copy of `x` for it.)
         if self.journal.overflowed() {
@@ -167,6 +173,7 @@ impl SyncState {
                 x: x.clone(),
                 reward,
                 decision,
+                log,
             });
         }
     }
@@ -242,7 +249,9 @@ impl Persisted for Engine {
             others,
             tombstones,
             horizon,
+            eval_frozen,
         } = self.take(&snap, &name, now_ms)?;
+        let eval_name = eval_section_name(slot)?;
 
         // What to write: every live decision of this engine and of those it
         // knows about, newest first up to `maxPending`, activated if any tab
@@ -256,12 +265,17 @@ impl Persisted for Engine {
         // Merged state is checked before it is written; this engine's own is
         // what its updates made.
         let merged = staged.arms.as_deref();
+        let sums = staged.eval.as_ref().unwrap_or(&self.eval);
         let mut kept = kept_models(&snap, &name, others, now_ms);
         // Over the size cap once the other versions are dropped, the pending
         // decisions expiring first are left out, halving until it fits: they
         // stay settleable here, only other page views cannot see them (as
         // when `maxPending` evicts them). Learning is never given up for them.
         report.bytes = loop {
+            // (Nothing to evaluate yet: no section, as for a fresh learner.)
+            if !eval_frozen && (sums.n > 0.0 || out.iter().any(|p| p.log.is_some())) {
+                snap.set_section(&eval_name, self.write_eval(sums, &out));
+            }
             let body = self.write_section(
                 merged.unwrap_or(&self.s.arms),
                 merged.is_some(),
@@ -299,6 +313,21 @@ pub(crate) fn section_name(slot: &str) -> Result<String> {
     crate::store::slot_section("learner:", slot)
 }
 
+/// The section of a slot's offline evaluation (see [`Engine::write_eval`]).
+pub(crate) fn eval_section_name(slot: &str) -> Result<String> {
+    crate::store::slot_section("eval:", slot)
+}
+
+/// The evaluation section layout this build writes.
+const EVAL_LAYOUT: u8 = 1;
+
+/// A decoded evaluation section of this model.
+struct EvalStored {
+    sums: Sums,
+    /// Logged decisions, by [`id_key`].
+    logs: Vec<(u128, Logged)>,
+}
+
 /// A decoded learner section: this model's entry, and where the other
 /// versions' entries are, carried over unread (a restore copies nothing of
 /// them).
@@ -321,6 +350,8 @@ struct Taken {
     others: Vec<Other>,
     tombstones: Vec<(u128, f64)>,
     horizon: f64,
+    /// The evaluation section is of a newer layout: left as it is.
+    eval_frozen: bool,
 }
 
 /// This model's decoded learning.
@@ -419,6 +450,14 @@ impl Engine {
     fn take(&self, snap: &Snapshot, name: &str, now_ms: f64) -> Result<Taken> {
         let section = snap.read(name, |body| self.read_section(body, now_ms))?;
         let (st, others) = section.map_or((None, Vec::new()), |s| (s.ours, s.others));
+        // The evaluation: a damaged section starts again and a newer one is
+        // left alone; neither touches the learning.
+        let eval_name = name.replacen("learner:", "eval:", 1);
+        let (eval, eval_frozen) = match snap.read(&eval_name, |b| self.read_eval(b)) {
+            Ok(e) => (e.flatten(), false),
+            Err(Error::SnapshotVersion { .. }) => (None, true),
+            Err(_) => (None, false),
+        };
         let mut report = SyncReport {
             model_changed: st.is_none() && !others.is_empty(),
             ..SyncReport::default()
@@ -426,6 +465,7 @@ impl Engine {
         let (tombstones, horizon) = self.tombstones(st.as_ref(), now_ms);
         let mut s = Staged {
             arms: None,
+            eval: None,
             gone: Vec::new(),
             adopt: Vec::new(),
             activated: Vec::new(),
@@ -439,14 +479,27 @@ impl Engine {
                 if self.sync.journal.overflowed() {
                     report.overwrote = true;
                 } else {
-                    self.replay(&mut st.arms, &s.gone, &mut report);
+                    let mut sums = match &eval {
+                        Some(e) => e.sums.clone(),
+                        None => Sums::new(self.eval.k()),
+                    };
+                    self.replay(&mut st.arms, &mut sums, &s.gone, &mut report);
                     s.arms = Some(core::mem::take(&mut st.arms));
+                    s.eval = Some(sums);
                 }
             }
             s.activated = activated_in(&st);
             // Read as shared: they are in the store, so a later absence
             // means settled elsewhere.
             s.adopt = self.unknown(st.pending, now_ms);
+            if let Some(e) = &eval {
+                for p in &mut s.adopt {
+                    let k = key(p);
+                    if let Ok(i) = e.logs.binary_search_by(|l| l.0.cmp(&k)) {
+                        p.log = Some(e.logs[i].1.clone());
+                    }
+                }
+            }
             report.adopted = s.adopt.len();
         }
         Ok(Taken {
@@ -455,6 +508,7 @@ impl Engine {
             others,
             tombstones,
             horizon,
+            eval_frozen,
         })
     }
 
@@ -508,12 +562,19 @@ impl Engine {
 
     /// Replay the journal onto `arms`, except rewards for `gone` decisions
     /// (already counted by the tab that settled them).
-    fn replay(&self, arms: &mut [Posterior], gone: &[u128], report: &mut SyncReport) {
+    fn replay(
+        &self,
+        arms: &mut [Posterior],
+        sums: &mut Sums,
+        gone: &[u128],
+        report: &mut SyncReport,
+    ) {
         let noise = self.s.cfg.model.noise;
         for o in self.sync.journal.entries() {
             if o.settles_one_of(gone) {
                 report.duplicates += 1;
             } else if arms[o.arm].update(&o.x, o.reward, noise, 1.0).is_ok() {
+                o.count(sums);
                 report.replayed += 1;
             } else {
                 report.rejected += 1;
@@ -555,6 +616,7 @@ impl Engine {
         later.retain(!restore, |o| !o.settles_one_of(&s.gone));
         if let Some(mut arms) = s.arms.take() {
             let noise = self.s.cfg.model.noise;
+            let mut sums = s.eval.take().unwrap_or_else(|| Sums::new(arms.len()));
             // If the journal overflowed since the sync, this tab's own state,
             // which has every one of its updates, is the better of the two.
             if !later.overflowed() {
@@ -563,10 +625,13 @@ impl Engine {
                     for o in later.entries() {
                         // It was accepted once on this tab's own state; a
                         // refusal here is counted nowhere else, like `sync`'s.
-                        let _ = arms[o.arm].update(&o.x, o.reward, noise, 1.0);
+                        if arms[o.arm].update(&o.x, o.reward, noise, 1.0).is_ok() {
+                            o.count(&mut sums);
+                        }
                     }
                 }
                 self.s.arms = arms;
+                self.eval = sums;
             }
         }
         self.foreign.extend(core::mem::take(&mut s.adopt));
@@ -580,6 +645,65 @@ impl Engine {
             // The written tombstones are in the store now, which carries them on.
             self.sync.settled.drain_marked();
         }
+    }
+
+    /// The evaluation section (layout 1): u8 layout; the model version
+    /// (u16 length, UTF-8); the sums ([`Sums::encode`]); the logged
+    /// decisions among those written as pending: count u32, then per
+    /// decision epoch u64, counter u64 and its record ([`Logged`]'s
+    /// bytes). Sums merge across tabs as the learning does: the stored
+    /// sums plus this tab's journal replayed. Builds without it carry the
+    /// section over unread.
+    fn write_eval(&self, sums: &Sums, out: &[&Pending]) -> Vec<u8> {
+        let mut w = vec![EVAL_LAYOUT];
+        put_str(&mut w, self.s.cfg.model.version());
+        sums.encode(&mut w);
+        let logged: Vec<&&Pending> = out.iter().filter(|p| p.log.is_some()).collect();
+        put_u32(&mut w, logged.len() as u32);
+        for p in logged {
+            put_u64(&mut w, p.epoch);
+            put_u64(&mut w, p.counter);
+            if let Some(l) = &p.log {
+                l.encode(&mut w);
+            }
+        }
+        w
+    }
+
+    /// The evaluation section, when it is this model's (None for another
+    /// model's: it starts again). Errors: a newer layout
+    /// (`SNAPSHOT_VERSION`), damage (`SNAPSHOT_CORRUPT`).
+    fn read_eval(&self, body: &[u8]) -> Result<Option<EvalStored>> {
+        let r = &mut Reader::new(body, "evaluation section");
+        let layout = r.u8()?;
+        if layout > EVAL_LAYOUT {
+            return Err(Error::SnapshotVersion {
+                found: crate::error::figure(u32::from(layout)),
+                supported: crate::error::figure(u32::from(EVAL_LAYOUT)),
+            });
+        }
+        if layout != EVAL_LAYOUT {
+            return Err(corrupt(text!(
+                "evaluation layout {layout} was never written"
+            )));
+        }
+        if r.bytes16()? != self.s.cfg.model.version().as_bytes() {
+            return Ok(None);
+        }
+        let k = self.s.arms.len();
+        let sums = Sums::decode(r, k)?;
+        let n = r.count(44)?;
+        let mut logs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (epoch, counter) = (r.u64()?, r.u64()?);
+            logs.push((id_key(epoch, counter), Logged::decode(r, k)?));
+        }
+        r.finish()?;
+        logs.sort_by_key(|l| l.0);
+        if logs.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(corrupt(text!("a logged decision is repeated")));
+        }
+        Ok(Some(EvalStored { sums, logs }))
     }
 
     fn write_section(
@@ -713,6 +837,7 @@ impl Engine {
                 activated: flag == 1,
                 rewarded: false,
                 shared: true,
+                log: None,
             });
         }
         let (tombstones, horizon) = if layout == LAYOUT_V1 {
@@ -1080,6 +1205,13 @@ fn holds(keys: &[u128], k: u128) -> bool {
 }
 
 impl Observation {
+    /// Add its evaluation to `sums`, when it logged one.
+    fn count(&self, sums: &mut Sums) {
+        if let Some(l) = &self.log {
+            sums.add(self.arm, l, self.reward);
+        }
+    }
+
     /// It is the reward of one of the decisions `keys` (sorted).
     fn settles_one_of(&self, keys: &[u128]) -> bool {
         self.decision.is_some_and(|k| holds(keys, k))

@@ -195,16 +195,27 @@ fn read_features(io: &mut Nums<'_>, n: u32, actions: u32, k: usize) -> crate::Re
 }
 
 /// Choose a variant for the features in `io` (see [`call_features`]).
-/// `seed` < 0 draws one. Writes the probability, the seed, the decision
-/// counter, the pmf and the mean scores into `io`; returns the variant.
+/// `seed` < 0 draws one; `serve` ≥ 0 serves that variant (apprentice mode's
+/// baseline, see `Engine::rank_serving`). Writes the probability, the seed,
+/// the decision counter, the pmf and the mean scores into `io`; returns the
+/// variant.
 #[cfg(feature = "full")]
 #[no_mangle]
-pub extern "C" fn rank(h: u32, n: u32, actions: u32, seed: f64, now: f64, defer: u32) -> i32 {
+pub extern "C" fn rank(
+    h: u32,
+    n: u32,
+    actions: u32,
+    seed: f64,
+    now: f64,
+    defer: u32,
+    serve: i32,
+) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
         let (shared, own) = call_features(n, actions, k)?;
         let seed = seed_of(seed)?;
-        let c = e.rank_hashed(&shared, own.as_deref(), seed, defer != 0, now)?;
+        let serve = usize::try_from(serve).ok();
+        let c = e.rank_serving(&shared, own.as_deref(), seed, defer != 0, now, serve)?;
         Ok(put_choice(&c, e.last_pmf(), e.last_scores()))
     }))
 }
@@ -261,14 +272,23 @@ pub extern "C" fn activate(h: u32, epoch: f64, counter: f64, now: f64) -> i32 {
     }))
 }
 
-/// Learn `arm`'s `reward` for the features in `io`.
+/// Learn `arm`'s `reward` for the features in `io`; `probability` < 0 for
+/// none, else what the log served `arm` with (it then counts in `evaluate`).
 #[cfg(feature = "full")]
 #[no_mangle]
-pub extern "C" fn learn(h: u32, arm: u32, n: u32, actions: u32, reward: f64) -> i32 {
+pub extern "C" fn learn(
+    h: u32,
+    arm: u32,
+    n: u32,
+    actions: u32,
+    reward: f64,
+    probability: f64,
+) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
         let (shared, own) = call_features(n, actions, k)?;
-        e.learn_hashed(arm as usize, &shared, own.as_deref(), reward)
+        let p = (probability >= 0.0).then_some(probability);
+        e.learn_hashed(arm as usize, &shared, own.as_deref(), reward, p)
             .map(|()| 0)
     }))
 }
@@ -355,30 +375,59 @@ pub extern "C" fn slot_restore(h: u32, snap: u32, name_len: i32, now: f64) -> i3
 
 /// Take over a decision the first-decision module made (see
 /// `Engine::take_over`): `arm` chosen for the features in `io` (as for
-/// `rank`) at `now`; `drew`: its seed came from the stream.
+/// `rank`) at `now`; `seed` < 0: its seed came from the stream, else the
+/// seed given; `apprentice`: it served the baseline.
 #[cfg(feature = "full")]
 #[no_mangle]
+#[allow(clippy::too_many_arguments)]
 pub extern "C" fn slot_take_over(
     h: u32,
     n: u32,
     actions: u32,
     arm: u32,
-    drew: u32,
+    seed: f64,
     defer: u32,
     now: f64,
+    apprentice: u32,
 ) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
         let (shared, own) = call_features(n, actions, k)?;
+        let seed = seed_of(seed)?;
         let c = e.take_over(
             &shared,
             own.as_deref(),
             arm as usize,
-            drew != 0,
+            seed,
             defer != 0,
             now,
+            apprentice != 0,
         )?;
         Ok(c.counter as i32)
+    }))
+}
+
+/// The offline evaluation at two-sided `level` into `io`: decisions counted
+/// and greedy matches, then per candidate (served, policy, greedy, uniform,
+/// each variant) IPS, SNIPS, DR and lift as (value, low, high), and the
+/// effective sample size: 13 numbers each. Returns the number of
+/// candidates. Errors: `NO_DATA`, `INVALID_OPTION` (the level).
+#[cfg(feature = "full")]
+#[no_mangle]
+pub extern "C" fn slot_evaluate(h: u32, level: f64) -> i32 {
+    done(slot(h, |e| {
+        let s = e.evaluation();
+        let m = crate::eval::FIXED + s.k();
+        let mut out = vec![s.n, s.matches];
+        for c in 0..m {
+            let x = s.estimate(c, level)?;
+            for i in [x.ips, x.snips, x.dr, x.lift] {
+                out.extend_from_slice(&[i.value, i.low, i.high]);
+            }
+            out.push(x.ess);
+        }
+        put_io(out);
+        Ok(m as i32)
     }))
 }
 
