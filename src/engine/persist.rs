@@ -250,7 +250,7 @@ impl Persisted for Engine {
             tombstones,
             horizon,
             eval_frozen,
-        } = self.take(&snap, &name, now_ms)?;
+        } = self.take(&snap, slot, now_ms)?;
         let eval_name = eval_section_name(slot)?;
 
         // What to write: every live decision of this engine and of those it
@@ -324,7 +324,8 @@ const EVAL_LAYOUT: u8 = 1;
 /// A decoded evaluation section of this model.
 struct EvalStored {
     sums: Sums,
-    /// Logged decisions, by [`id_key`].
+    /// Logged decisions and their [`id_key`]s (at most `maxPending`, as
+    /// written: searched, not sorted).
     logs: Vec<(u128, Logged)>,
 }
 
@@ -410,8 +411,8 @@ impl Engine {
         // The options are checked before the bytes, as `sync` does: a bad
         // slot name must not read as bad stored data.
         super::check_now(now_ms)?;
-        let name = section_name(slot)?;
-        self.restore_section(&Snapshot::decode(stored, max_bytes)?, &name, now_ms)
+        section_name(slot)?;
+        self.restore_section(&Snapshot::decode(stored, max_bytes)?, slot, now_ms)
     }
 
     /// [`restore`](Engine::restore) from a snapshot already decoded, as a
@@ -423,15 +424,16 @@ impl Engine {
         now_ms: f64,
     ) -> Result<SyncReport> {
         super::check_now(now_ms)?;
-        self.restore_section(snap, &section_name(slot)?, now_ms)
+        section_name(slot)?;
+        self.restore_section(snap, slot, now_ms)
     }
 
-    /// [`restore`](Engine::restore) of section `name` of `snap`, the
-    /// options checked.
-    fn restore_section(&mut self, snap: &Snapshot, name: &str, now_ms: f64) -> Result<SyncReport> {
+    /// [`restore`](Engine::restore) of slot `slot`'s sections of `snap`,
+    /// its name checked.
+    fn restore_section(&mut self, snap: &Snapshot, slot: &str, now_ms: f64) -> Result<SyncReport> {
         let Taken {
             staged, mut report, ..
-        } = self.take(snap, name, now_ms)?;
+        } = self.take(snap, slot, now_ms)?;
         // An overflowed journal cannot be replayed: this engine's own state
         // stays, and its next sync writes over the stored one (as it
         // reports then).
@@ -447,13 +449,12 @@ impl Engine {
     /// tab wrote since this engine last did, the activations and the other
     /// page views' decisions to adopt; the other versions' entries, and the
     /// tombstones to write. Nothing changes here.
-    fn take(&self, snap: &Snapshot, name: &str, now_ms: f64) -> Result<Taken> {
-        let section = snap.read(name, |body| self.read_section(body, now_ms))?;
+    fn take(&self, snap: &Snapshot, slot: &str, now_ms: f64) -> Result<Taken> {
+        let section = snap.read(&section_name(slot)?, |body| self.read_section(body, now_ms))?;
         let (st, others) = section.map_or((None, Vec::new()), |s| (s.ours, s.others));
         // The evaluation: a damaged section starts again and a newer one is
         // left alone; neither touches the learning.
-        let eval_name = name.replacen("learner:", "eval:", 1);
-        let (eval, eval_frozen) = match snap.read(&eval_name, |b| self.read_eval(b)) {
+        let (eval, eval_frozen) = match snap.read(&eval_section_name(slot)?, |b| self.read_eval(b)) {
             Ok(e) => (e.flatten(), false),
             Err(Error::SnapshotVersion { .. }) => (None, true),
             Err(_) => (None, false),
@@ -495,8 +496,8 @@ impl Engine {
             if let Some(e) = &eval {
                 for p in &mut s.adopt {
                     let k = key(p);
-                    if let Ok(i) = e.logs.binary_search_by(|l| l.0.cmp(&k)) {
-                        p.log = Some(e.logs[i].1.clone());
+                    if let Some(l) = e.logs.iter().find(|l| l.0 == k) {
+                        p.log = Some(l.1.clone());
                     }
                 }
             }
@@ -699,8 +700,8 @@ impl Engine {
             logs.push((id_key(epoch, counter), Logged::decode(r, k)?));
         }
         r.finish()?;
-        logs.sort_by_key(|l| l.0);
-        if logs.windows(2).any(|w| w[0].0 == w[1].0) {
+        let keys = sorted(logs.iter().map(|l| l.0).collect());
+        if keys.windows(2).any(|w| w[0] == w[1]) {
             return Err(corrupt(text!("a logged decision is repeated")));
         }
         Ok(Some(EvalStored { sums, logs }))

@@ -107,6 +107,7 @@ export class FallbackSite implements Sink {
       rank: () => fallbackDecision(ids, spec.fallback, FALLBACK, FALLBACK, this.fallback),
       // Nothing was learned or scored: there is nothing to explain.
       explain: () => null,
+      evaluate: () => null,
       reward: none,
       activate: none,
       learn: none,

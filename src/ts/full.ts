@@ -19,7 +19,7 @@ import type { Insitu, RestoreResult, SyncOptions, SyncResult } from "./insitu.js
 import type { FlushResult, Site } from "./site.js";
 import type { Behavior } from "./behavior.js";
 import type * as Slot from "./slot.js";
-import type { Contribution, Decision, Explanation, Learner, Stats } from "./slot.js";
+import type { Contribution, Decision, Evaluation, Explanation, Learner, PolicyEstimate, Stats } from "./slot.js";
 import type { EventSpec } from "./spec.js";
 import type * as Calls from "./validate/calls.js";
 import type * as Read from "./validate/read.js";
@@ -575,6 +575,51 @@ function toBase64(b: Uint8Array): string {
   return btoa(s);
 }
 
+// --- evaluate -----------------------------------------------------------------------
+
+const KINDS = ["served", "policy", "greedy", "uniform"] as const;
+
+/**
+ * `evaluate({ level? })` of `l`: the core's sums (src/eval/) as estimates with intervals at
+ * `level` (default 0.95). Throws `INVALID_OPTION` for bad options, `NO_DATA` before any settled
+ * decision logged its probability; changes nothing.
+ */
+export function evaluate(l: Learner, options: unknown): Evaluation {
+  const o = (options ?? {}) as { level?: unknown };
+  if (typeof o !== "object" || Array.isArray(o)) throw fail("INVALID_OPTION", `evaluate's options should be an object, but are ${describe(o)}`);
+  const unknown = Object.keys(o).find((x) => x !== "level");
+  if (unknown !== undefined) throw fail("INVALID_OPTION", `option ${describe(unknown)} is not an option of evaluate`);
+  const level = o.level ?? 0.95;
+  if (typeof level !== "number" || !(level >= 0.5 && level <= 0.999)) {
+    throw fail("INVALID_OPTION", `option \`level\` should be a number in [0.5, 0.999], but is ${describe(level)}`);
+  }
+  const c = l.core;
+  const m = c.call("slot_evaluate", [l.h, level], (code) =>
+    code === "NO_DATA" ? "nothing to evaluate yet: no decision that logged its probability has been settled" : `evaluate: refused (${code})`);
+  const r = c.read(2 + 13 * m);
+  const at = (i: number) => {
+    const v = r[i]!;
+    const low = r[i + 1]!;
+    const high = r[i + 2]!;
+    return Number.isNaN(low) ? { value: v, low: null, high: null } : { value: v, low, high };
+  };
+  const estimates: PolicyEstimate[] = [];
+  for (let j = 0; j < m; j++) {
+    const b = 2 + 13 * j;
+    const snips = at(b + 3);
+    estimates.push({
+      policy: j < 4 ? KINDS[j]! : "variant",
+      ...(j < 4 ? {} : { variant: l.p.ids[j - 4]! }),
+      ips: at(b),
+      snips: Number.isNaN(snips.value) ? null : snips,
+      dr: at(b + 6),
+      lift: at(b + 9),
+      ess: r[b + 12]!,
+    });
+  }
+  return { decisions: r[0]!, matchRate: r[1]! / r[0]!, level, method: "normal", modelVersion: l.modelVersion, estimates };
+}
+
 // --- explain ------------------------------------------------------------------------
 
 /** One term of a feature vector: its hashed slot and value, and the features it is made of (`i` < 0: the bias; `j` < 0: one feature). */
@@ -758,6 +803,10 @@ class Methods {
 
   explain(options?: unknown): Explanation | null {
     return this.l.explain(options);
+  }
+
+  evaluate(options?: unknown): Evaluation | null {
+    return this.l.evaluate(options);
   }
 
   stats(): Stats {

@@ -8,8 +8,8 @@
 import { theEngine } from "./engine.js";
 import { option } from "./errors.js";
 import { Hasher } from "./features.js";
-import { type Decision, type Explanation, Learner, Prepared, type Stats } from "./slot.js";
-import type { ActivateOptions, ExplainOptions, InsituOptions, LearnOptions, RankOptions, RewardOptions } from "./types.js";
+import { type Decision, type Evaluation, type Explanation, Learner, Prepared, type Stats } from "./slot.js";
+import type { ActivateOptions, EvaluateOptions, ExplainOptions, InsituOptions, LearnOptions, RankOptions, RewardOptions } from "./types.js";
 
 /** What `restore()` found. */
 export interface RestoreResult {
@@ -85,6 +85,8 @@ export interface Insitu {
   learn(options: LearnOptions): void;
   /** Why a variant: its mean score split into what each feature adds. Changes nothing. */
   explain(options?: ExplainOptions): Explanation | null;
+  /** What other policies would have earned on this slot's logged decisions (IPS, SNIPS, DR with intervals). Throws `NO_DATA` before any settled decision. */
+  evaluate(options?: EvaluateOptions): Evaluation | null;
   stats(): Stats;
   readonly variants: string[];
   readonly modelVersion: string;

@@ -20,10 +20,10 @@ import { plane } from "./engine.js";
 import { coded, describe, type ErrorCode, fail, type InsituError, option } from "./errors.js";
 import { type Assignment, type ExperimentInfo, Experiments, type ExposureEvent } from "./experiments.js";
 import { Context, Hasher } from "./features.js";
-import { type Decision, type Explanation, Learner, Prepared, random, type Stats } from "./slot.js";
+import { type Decision, type Evaluation, type Explanation, Learner, Prepared, random, type Stats } from "./slot.js";
 import type { ExperimentSpec, OpenSpec, Tier } from "./spec.js";
 import type {
-  ActivateOptions, ConsentTier, ContextObject, ExperimentConfig, ExplainOptions, InsituOptions, LearnOptions, RankOptions,
+  ActivateOptions, ConsentTier, ContextObject, ExperimentConfig, EvaluateOptions, ExplainOptions, InsituOptions, LearnOptions, RankOptions,
   RewardOptions,
 } from "./types.js";
 import { defaultStorage, type Event, openFrame, type Sink, Store } from "./storage.js";
@@ -57,6 +57,13 @@ export interface Slot {
   rank(options?: RankOptions): Decision;
   /** Why a variant; `null` before the full engine has arrived (`await site.ready`) and on a fallback site. */
   explain(options?: ExplainOptions): Explanation | null;
+  /**
+   * What other policies would have earned on the decisions this slot logged and settled (the current
+   * policy, greedy, uniform, each variant as a control): IPS, SNIPS and doubly robust estimates with
+   * intervals. `null` before the full engine has arrived (`await site.ready`) and on a fallback site;
+   * throws `NO_DATA` before any settled decision.
+   */
+  evaluate(options?: EvaluateOptions): Evaluation | null;
   /** Settle a decision with a reward in [0, 1]. Throws `InsituError`; nothing changes then. */
   reward(options: RewardOptions): void;
   /** Mark a decision ranked with `defer: true` as shown, so its reward counts. */
@@ -280,6 +287,7 @@ export class Site implements Sink {
       name,
       rank: (o) => l.rank(o),
       explain: (o) => l.explain(o),
+      evaluate: (o) => l.evaluate(o),
       reward: (o) => l.reward(o),
       activate: (o) => l.activate(o),
       learn: (o) => l.learn(o),

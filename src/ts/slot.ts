@@ -77,6 +77,50 @@ export interface Explanation {
   updates: number;
 }
 
+/** An estimate with its interval; `low` and `high` are null when the data give no variance yet. */
+export interface Interval {
+  value: number;
+  low: number | null;
+  high: number | null;
+}
+
+/** What one candidate policy would have earned on the decisions the slot logged. */
+export interface PolicyEstimate {
+  /**
+   * `served`: what the slot served (its mean reward). `policy`: the slot's exploration policy as it
+   * stood at each decision (the same as `served` unless the slot is an apprentice). `greedy`: the
+   * variant with the highest mean score at each decision. `uniform`: every variant with
+   * probability 1/K. `variant`: always `variant` (a control).
+   */
+  policy: "served" | "policy" | "greedy" | "uniform" | "variant";
+  /** For `policy: "variant"`, which one. */
+  variant?: string;
+  /** Inverse propensity scoring: unbiased. */
+  ips: Interval;
+  /** Self-normalised IPS: lower variance, slightly biased; null when no decision carried weight. */
+  snips: Interval | null;
+  /** Doubly robust: the model's scores as a control variate; unbiased, usually the tightest. */
+  dr: Interval;
+  /** `dr` minus the served mean reward, paired decision by decision: what switching to this policy would change. */
+  lift: Interval;
+  /** Effective sample size, (Σw)² / Σw²: how many decisions the estimate is worth. */
+  ess: number;
+}
+
+/** The result of `slot.evaluate()`. */
+export interface Evaluation {
+  /** Settled decisions that logged their probability, since the slot's learning began (this model version). */
+  decisions: number;
+  /** Share of them where the learner's greedy choice was the variant served (an apprentice's match rate). */
+  matchRate: number;
+  /** Two-sided level of every interval. */
+  level: number;
+  /** How the intervals are made: a normal approximation from additive sums. */
+  method: "normal";
+  modelVersion: string;
+  estimates: PolicyEstimate[];
+}
+
 /** The result of `stats()`. */
 export interface Stats {
   variants: Array<{ id: string; updates: number }>;
@@ -347,7 +391,26 @@ export class Learner {
   }
 
   get policy(): string {
-    return this.p.spec.policy.type;
+    return this.p.spec.apprentice === null ? this.p.spec.policy.type : "apprentice";
+  }
+
+  /**
+   * The baseline an apprentice serves for `context` (-1: not an apprentice). A baseline function
+   * that throws is `INVALID_OPTION`, one returning no variant id `UNKNOWN_VARIANT`.
+   */
+  #baseline(context: unknown): number {
+    const a = this.p.spec.apprentice;
+    if (a === null) return -1;
+    if (typeof a.baseline === "number") return a.baseline;
+    let id: unknown;
+    try {
+      id = a.baseline(context);
+    } catch (e) {
+      throw fail("INVALID_OPTION", `option \`policy.baseline\` threw: ${e instanceof Error ? e.message : describe(e)}`);
+    }
+    const i = typeof id === "string" ? this.p.ids.indexOf(id) : -1;
+    if (i < 0) throw fail("UNKNOWN_VARIANT", `option \`policy.baseline\` returned ${describe(id)}, which is not one of the variants`);
+    return i;
   }
 
   /** The fallback decision, with the error that made it one. */
@@ -369,12 +432,20 @@ export class Learner {
       const n = f.shared.length / 3;
       const actions = f.actions === null ? 0 : 1;
       const seed = o.seed ?? -1;
+      // Before anything changes: a baseline that fails leaves the slot as it was.
+      const b = this.#baseline(o.context);
       c.nums(nums);
-      const index = c.full ? c.call("rank", [this.h, n, actions, seed, now, o.defer ? 1 : 0]) : c.call("decide", [this.h, n, actions, seed, now]);
+      let index = c.full ? c.call("rank", [this.h, n, actions, seed, now, o.defer ? 1 : 0, b]) : c.call("decide", [this.h, n, actions, seed, now]);
       const r = c.read(3 + 2 * k);
       const counter = r[2]!;
+      if (b >= 0 && !c.full) {
+        // The first-decision module drew as the policy would (its seed stream stays in step); an apprentice serves the baseline.
+        index = b;
+        r.fill(0, 3, 3 + k);
+        r[0] = r[3 + b] = 1;
+      }
       if (this.log !== null) {
-        this.#push(["slot_take_over", [n, actions, index, o.seed === null ? 1 : 0, o.defer ? 1 : 0, now], nums, undefined]);
+        this.#push(["slot_take_over", [n, actions, index, seed, o.defer ? 1 : 0, now, b >= 0 ? 1 : 0], nums, undefined]);
         // maxPending counts the decisions still waiting: evict the oldest waiting one past it.
         const waiting = this.own.filter((t) => !t.rewarded && now <= t.expires);
         if (waiting.length >= p.spec.maxPending) this.own.splice(this.own.indexOf(waiting[0]!), 1);
@@ -391,7 +462,7 @@ export class Learner {
         decisionId: this.#prefix + counter,
         seed: r[1]!,
         modelVersion: p.spec.modelVersion,
-        policy: p.spec.policy.type,
+        policy: this.policy,
         fallback: false,
       };
     } catch (e) {
@@ -456,7 +527,16 @@ export class Learner {
     const arm = this.p.ids.indexOf(o.variant);
     if (arm < 0) throw fail("UNKNOWN_VARIANT", `no variant ${describe(o.variant)}`);
     const f = encode(this.p, o.context, o.actions, this.behavior());
-    this.#send("learn", [arm, f.shared.length / 3, f.actions === null ? 0 : 1, o.reward], callNums(f));
+    this.#send("learn", [arm, f.shared.length / 3, f.actions === null ? 0 : 1, o.reward, o.probability], callNums(f));
+  }
+
+  /**
+   * The offline evaluation (full.ts `evaluate`): what the served, learner, greedy, uniform and
+   * each variant's policies earned on the decisions this slot logged. Null before the full engine
+   * has arrived (`await site.ready`). Throws `NO_DATA` when no logged decision was settled yet.
+   */
+  evaluate(options?: unknown): Evaluation | null {
+    return this.core.full && plane !== null ? plane.evaluate(this, options) : null;
   }
 
   /**

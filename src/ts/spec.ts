@@ -54,6 +54,12 @@ export interface SlotSpec {
   /** The model version: `m1-` and the content hash (16 hex digits), as the Rust core computes it. */
   modelVersion: string;
   /**
+   * Apprentice mode (`policy: { type: "apprentice" }`): the baseline the slot serves, a variant's
+   * index or the site's function of the context (the one caller object a spec keeps: it is called
+   * on every decision); `policy` is then the learner's, kept in the shadow. Null otherwise.
+   */
+  apprentice: { baseline: number | ((context: unknown) => unknown) } | null;
+  /**
    * The `reports` option as given, copied (`structuredClone`), or the error
    * copying it threw; undefined when absent. Checked by the full engine
    * (full.js), which alone makes reports.
@@ -159,6 +165,8 @@ export interface RankShape extends FeatureCall {
 export interface LearnShape extends FeatureCall {
   variant: string;
   reward: number;
+  /** What the log served `variant` with, in (0, 1] (it then counts in `evaluate`); -1 for none. */
+  probability: number;
 }
 
 /** `explain` options, checked but for the features. */

@@ -32,7 +32,15 @@ export type Policy =
   | { type?: "linucb"; /** Confidence bonus width, default 0.5. */ alpha?: number; minProbability?: number }
   | { type: "thompson"; /** Posterior sd multiplier, default 0.25. */ scale?: number; /** Draws for the pmf, default 32. */ samples?: number; minProbability?: number }
   | { type: "egreedy"; /** Exploration rate, default 0.1. */ epsilon?: number; minProbability?: number }
-  | { type: "greedy"; minProbability?: number };
+  | { type: "greedy"; minProbability?: number }
+  | {
+      /** Apprentice mode: serve the site's baseline with probability 1 and learn in the shadow; `slot.evaluate()` says what switching would change. */
+      type: "apprentice";
+      /** The variant served: an id, or a function of the call's context returning one. */
+      baseline: string | ((context: ContextArg | undefined) => string);
+      /** The policy learning in the shadow (and served once the site switches to it). Default LinUCB. */
+      learner?: Exclude<Policy, { type: "apprentice" }>;
+    };
 
 /** A shipped prior model, format 1 (see the README, Models). */
 export interface Model {
@@ -176,12 +184,20 @@ export interface ActivateOptions {
 }
 
 /** Options of `learn`: a logged observation, for any variant. */
+/** Options of `slot.evaluate()`. */
+export interface EvaluateOptions {
+  /** Two-sided level of the intervals, in [0.5, 0.999]. Default 0.95. */
+  level?: number;
+}
+
 export interface LearnOptions {
   context?: ContextArg;
   actions?: Array<ContextObject | null>;
   variant: string;
   /** In [0, 1]. */
   reward: number;
+  /** The probability the log served `variant` with, in (0, 1]: the observation then counts in `evaluate()`. */
+  probability?: number;
 }
 
 /** Retention of the behaviour store; every field is optional. */

@@ -68,6 +68,7 @@ test("a slot's defaults", () => {
     rewardTtlMs: DAY,
     maxPending: 256,
     modelVersion: s.modelVersion,
+    apprentice: null,
     reports: undefined,
   });
   // Options left out read as {}: the variants are then missing.
@@ -172,7 +173,8 @@ test("the calls' options: defaults", () => {
   assert.notEqual(r.actions, actions, "actions is a copy");
   assert.deepEqual(r, { context, actions, seed: 2 ** 53 - 1, defer: true, now: -5 });
   assert.deepEqual(checkExplainShape({}), { context: undefined, actions: null, variant: null, top: 5 });
-  assert.deepEqual(checkLearn({ variant: "a", reward: 0.5 }), { context: undefined, actions: null, variant: "a", reward: 0.5 });
+  assert.deepEqual(checkLearn({ variant: "a", reward: 0.5 }), { context: undefined, actions: null, variant: "a", reward: 0.5, probability: -1 });
+  assert.equal(checkLearn({ variant: "a", reward: 0.5, probability: 0.25 }).probability, 0.25);
 });
 
 test("open() and load() options: defaults", () => {

@@ -83,10 +83,12 @@ export function checkRankShape(options: unknown, k?: number): RankShape {
 
 /** `learn({ context?, actions?, variant, reward })`. */
 export function checkLearn(options: unknown, k?: number): LearnShape {
-  return read(options, ["context", "actions", "variant", "reward"], (o) => {
+  return read(options, ["context", "actions", "variant", "reward", "probability"], (o) => {
     const { context, actions } = features(o, k);
     const variant = required(o, "variant", o.str("variant"));
-    return { context, actions, variant, reward: reward(o)() };
+    const p = o.num("probability");
+    if (p !== undefined && !(p > 0 && p <= 1)) throw OPTION("probability", `should be in (0, 1], but is ${describe(p)}`);
+    return { context, actions, variant, reward: reward(o)(), probability: p ?? -1 };
   });
 }
 

@@ -91,11 +91,13 @@ export function checkSlot(options: unknown): SlotSpec {
 
     const at = fallback === undefined ? 0 : variants.findIndex((v) => v.id === fallback);
     if (at < 0) throw OPTION("fallback", `${describe(fallback)} is not one of the variants`);
+    const { learner, apprentice } = checkApprentice(policy, variants.map((v) => v.id));
     return {
       variants,
       features: spec.features,
       noise: spec.noise,
-      policy: checkPolicy(policy, variants.length),
+      policy: checkPolicy(learner, variants.length),
+      apprentice,
       fallback: at,
       seed: seed ?? null,
       rewardTtlMs: positive(rewardTtlMs ?? DEFAULT_REWARD_TTL_MS, "rewardTtlMs", OPTION),
@@ -103,6 +105,33 @@ export function checkSlot(options: unknown): SlotSpec {
       modelVersion: spec.modelVersion,
       reports: copied(o.get("reports"), "reports"),
     };
+  });
+}
+
+/**
+ * Apprentice mode, `policy: { type: "apprentice", baseline, learner? }`: the baseline is a variant id
+ * or a function of the context; `learner` the policy learning in the shadow (default LinUCB). Any
+ * other policy is the learner itself.
+ */
+function checkApprentice(value: unknown, ids: string[]): { learner: unknown; apprentice: SlotSpec["apprentice"] } {
+  let type: unknown;
+  try {
+    type = value !== null && typeof value === "object" ? (value as { type?: unknown }).type : undefined;
+  } catch {
+    // checkPolicy reads it again, and names the field.
+  }
+  if (type !== "apprentice") return { learner: value, apprentice: null };
+  return guard(OPTION, "policy", () => {
+    const o = Obj.of(value, "policy", OPTION, ["type", "baseline", "learner"]);
+    const b = o.raw("baseline");
+    const learner = o.get("learner");
+    if (learner !== undefined && learner !== null && typeof learner === "object" && (learner as { type?: unknown }).type === "apprentice") {
+      throw OPTION("policy.learner.type", "cannot be apprentice");
+    }
+    if (typeof b === "function") return { learner, apprentice: { baseline: b as (context: unknown) => unknown } };
+    const i = typeof b === "string" ? ids.indexOf(b) : -1;
+    if (i < 0) throw OPTION("policy.baseline", `should be a variant id or a function of the context, but is ${describe(b)}`);
+    return { learner, apprentice: { baseline: i } };
   });
 }
 
