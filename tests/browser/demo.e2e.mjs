@@ -285,6 +285,44 @@ try {
     await page.locator('[data-panel="simulator"]').screenshot({ path: await artifactPath("demo-simulator.png") });
   });
 
+  // The evaluation beside each slot's charts (slot.evaluate()): the settled
+  // decisions, and what insitu served against the slot's default copy.
+  await t.check("each slot's evaluation shows its settled decisions and click rates with intervals", async () => {
+    // The panel follows the audit once a second; the full engine may arrive just before.
+    await page
+      .waitForFunction(
+        (ids) => ids.every((id) => document.querySelector(`[data-testid="evaluation-${id}"]`)?.dataset.state === "ready"),
+        Object.keys(SLOTS),
+        { timeout: 5_000 },
+      )
+      .catch(async () => {
+        const states = await page.evaluate(() => [...document.querySelectorAll('[data-role="evaluation"]')].map((e) => `${e.dataset.testid} ${e.dataset.state}`));
+        throw new Error(`evaluation panels not ready in 5 s: ${states.join(", ")}`);
+      });
+    const visits = Number(await page.locator(SIM_VISITS).textContent());
+    const panels = await page.evaluate((ids) =>
+      ids.map((id) => {
+        const root = document.querySelector(`[data-testid="evaluation-${id}"]`);
+        const row = (role) => {
+          const tr = root.querySelector(`[data-role="${role}"]`);
+          return { ...tr?.dataset, text: [...(tr?.cells ?? [])].map((c) => c.textContent).join(" ") };
+        };
+        return { id, decisions: Number(root.dataset.decisions), served: row("eval-served"), control: row("eval-control"), lift: root.querySelector('[data-role="eval-lift"]').textContent };
+      }), Object.keys(SLOTS));
+    const number = (x) => x !== "" && Number.isFinite(Number(x));
+    const withInterval = (r) => number(r.value) && number(r.low) && number(r.high) && Number(r.low) <= Number(r.value) && Number(r.value) <= Number(r.high);
+    for (const p of panels) {
+      // Every simulated visit settled one decision per slot; the hero also has the visitor's click.
+      assert(p.decisions > 0 && p.decisions <= visits + 1, `${p.id}: ${p.decisions} decisions evaluated after ${visits} visits`);
+      assert(withInterval(p.served), `${p.id}: served ${JSON.stringify(p.served)}`);
+      assert(/\d+\.\d% to \d+\.\d%/.test(p.served.text), `${p.id}: served row reads ${JSON.stringify(p.served.text)}`);
+      assert(number(p.control.value) && Number(p.control.ess) >= 0, `${p.id}: control ${JSON.stringify(p.control)}`);
+    }
+    assert(panels.some((p) => withInterval(p.control)), `no control has an interval: ${JSON.stringify(panels.map((p) => p.control))}`);
+    t.log(panels.map((p) => `${p.id} (${p.decisions} decisions): ${p.served.text}; ${p.control.text}; ${p.lift}`).join(" | "));
+    await page.locator('[data-testid="evaluation-hero"]').screenshot({ path: await artifactPath("demo-evaluation.png") });
+  });
+
   // The privacy panel: the live audit, the consent switch, Forget.
   const insituKeys = () =>
     page.evaluate(() => Object.keys(localStorage).filter((k) => k === "insitu" || k.startsWith("insitu.")).sort());

@@ -1,7 +1,9 @@
 // The simulated-visitor panel: an auto-clicker with hidden preferences drives
-// every slot's learner, and two charts per slot show how well it learns.
+// every slot's learner; two charts per slot show how well it learns, and an
+// evaluation beside them compares it with the slot's default copy.
 
 import { drawAllocation, drawLearningCurve } from "../charts.js";
+import { readEvaluation, renderEvaluation } from "../evaluation-view.js";
 import { SlotMetrics } from "../sim/metrics.js";
 import { HiddenPreferences, randomContext, seededRandom } from "../sim/visitor.js";
 import { policyName } from "../slot-view.js";
@@ -45,6 +47,7 @@ export function mountSimulator(root, app) {
       curve: card.querySelector('[data-role="curve"]'),
       allocation: card.querySelector('[data-role="allocation"]'),
       summary: card.querySelector('[data-role="summary"]'),
+      evaluation: card.querySelector('[data-role="evaluation"]'),
     });
   }
 
@@ -95,6 +98,12 @@ export function mountSimulator(root, app) {
         summary.textContent = "Waiting for visits";
       }
     }
+    drawEvaluations();
+  }
+
+  // The control is the slot's fallback: the copy the page shows without insitu.
+  function drawEvaluations() {
+    for (const [id, slot] of app.slots) renderEvaluation(charts.get(id).evaluation, readEvaluation(slot.engine), slot.def.fallback);
   }
 
   function showLatest() {
@@ -174,6 +183,12 @@ export function mountSimulator(root, app) {
   resetBtn.addEventListener("click", () => {
     stop();
     app.reset();
+  });
+
+  // The real visitor's clicks, and the full engine's arrival (until then
+  // `evaluate()` is null), show with the audit, once a second.
+  app.addEventListener("audit", () => {
+    if (!running) drawEvaluations();
   });
 
   // Whoever resets the learners (this panel, later the privacy panel's
