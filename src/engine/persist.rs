@@ -454,7 +454,8 @@ impl Engine {
         let (st, others) = section.map_or((None, Vec::new()), |s| (s.ours, s.others));
         // The evaluation: a damaged section starts again and a newer one is
         // left alone; neither touches the learning.
-        let (eval, eval_frozen) = match snap.read(&eval_section_name(slot)?, |b| self.read_eval(b)) {
+        let (eval, eval_frozen) = match snap.read(&eval_section_name(slot)?, |b| self.read_eval(b))
+        {
             Ok(e) => (e.flatten(), false),
             Err(Error::SnapshotVersion { .. }) => (None, true),
             Err(_) => (None, false),
