@@ -58,6 +58,8 @@ export function parseArgs(argv) {
   }
   if ((out.actions === null) === (out.slot === null)) throw usage("give --actions K or --slot FILE");
   if (out.actions !== null && !(Number.isSafeInteger(out.actions) && out.actions >= 1)) throw usage("--actions should be a positive integer");
+  if (out.bits !== null && !Number.isSafeInteger(out.bits)) throw usage("--bits should be an integer");
+  if (!(out.level >= 0.5 && out.level <= 0.999)) throw usage("--level should be a number in [0.5, 0.999]");
   return out;
 }
 
@@ -131,18 +133,24 @@ export async function main(argv, { stdin = process.stdin, out = console.log, err
     err(`evaluate: the slot options are refused (${e.code ?? "ERROR"}): ${e.message}`);
     return 1;
   }
-  const input = args.file === null ? stdin : createReadStream(args.file);
   let n = 0;
   let skipped = 0;
-  for await (const line of createInterface({ input, crlfDelay: Infinity })) {
-    n++;
-    if (line.trim() === "") continue;
-    try {
-      slot.learn(learnOptions(line, slot, args.slot !== null));
-    } catch (e) {
-      skipped++;
-      err(`line ${n}: skipped (${e.code ?? "ERROR"}): ${e.message}`);
+  try {
+    const input = args.file === null ? stdin : createReadStream(args.file);
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+      n++;
+      if (line.trim() === "") continue;
+      try {
+        slot.learn(learnOptions(line, slot, args.slot !== null));
+      } catch (e) {
+        skipped++;
+        err(`line ${n}: skipped (${e.code ?? "ERROR"}): ${e.message}`);
+      }
     }
+  } catch (e) {
+    slot.close();
+    err(`evaluate: cannot read ${args.file ?? "stdin"}: ${e.message}`);
+    return 1;
   }
   try {
     const e = slot.evaluate({ level: args.level });

@@ -208,7 +208,7 @@ fn the_engine_logs_its_decisions_for_the_evaluation() {
     e.learn(&LearnOptions::parse(&learn(r#", "probability": 0.5"#)).unwrap())
         .unwrap();
     assert_eq!(e.evaluation().n, 201.0);
-    for bad in ["0", "1.5", "-1"] {
+    for bad in ["0", "1.5", "-1", "1e-7", "1e-200"] {
         let text = learn(&format!(r#", "probability": {bad}"#));
         let err = e.learn(&LearnOptions::parse(&text).unwrap()).unwrap_err();
         assert_eq!(err.code(), "INVALID_OPTION", "{bad}");
@@ -362,6 +362,16 @@ fn apprentice_serves_the_baseline_and_learns_in_the_shadow() {
     let served = s.estimate(0, 0.95).unwrap();
     let base = s.estimate(FIXED + baseline, 0.95).unwrap();
     assert_eq!(served.ips, base.ips);
+    // A variant never served has no interval: nothing logged can say how
+    // wrong its estimate is.
+    let never = s.estimate(FIXED, 0.95).unwrap();
+    assert_eq!(never.ess, 0.0);
+    for i in [never.ips, never.dr, never.lift] {
+        assert!(
+            i.value.is_finite() && i.low.is_nan() && i.high.is_nan(),
+            "{i:?}"
+        );
+    }
     // An unknown baseline changes nothing.
     let before = shadow.counter();
     let x = vec![Hashed::new(0, 1, 1.0)];
@@ -373,21 +383,76 @@ fn apprentice_serves_the_baseline_and_learns_in_the_shadow() {
 }
 
 /// A decision the first-decision module made and the full engine took
-/// over logs the probability `rank` would have logged.
+/// over logs the probability `rank` would have logged: scored again on the
+/// same state, or as the first-decision module saw it when the full engine
+/// has learned since (the page's log replays a reward between decisions).
 #[test]
-fn a_decision_taken_over_logs_what_rank_would() {
+fn a_decision_taken_over_logs_what_the_first_decision_saw() {
     let x = vec![Hashed::new(0, 42, 1.0)];
     let mut ranked = Engine::new(EngineConfig::parse(OPTIONS, 1).unwrap());
     let mut taken = ranked.clone();
+    let mut later = ranked.clone();
     let c = ranked.rank_hashed(&x, None, None, false, 0.0).unwrap();
+    let (pmf, scores) = (ranked.last_pmf().to_vec(), ranked.last_scores().to_vec());
     let t = taken
-        .take_over(&x, None, c.index, None, false, 0.0, false)
+        .take_over(&x, None, c.index, None, false, 0.0, false, None)
         .unwrap();
     assert_eq!(
         (t.seed, t.counter, t.probability),
         (c.seed, c.counter, c.probability)
     );
-    ranked.reward_id(c.epoch, c.counter, 1.0, 1.0).unwrap();
-    taken.reward_id(t.epoch, t.counter, 1.0, 1.0).unwrap();
+    // The full engine learned from earlier rewards before this take-over:
+    // its own pmf now differs, and what the decision saw is logged.
+    for _ in 0..20 {
+        later.learn_hashed(c.index, &x, None, 0.0, None).unwrap();
+    }
+    let seen = (&pmf[..], &scores[..], c.probability);
+    let l = later
+        .take_over(&x, None, c.index, None, false, 0.0, false, Some(seen))
+        .unwrap();
+    assert_eq!((l.seed, l.probability), (c.seed, c.probability));
+    for e in [&mut ranked, &mut taken, &mut later] {
+        e.reward_id(c.epoch, c.counter, 1.0, 1.0).unwrap();
+    }
     assert_eq!(ranked.evaluation(), taken.evaluation());
+    assert_eq!(ranked.evaluation(), later.evaluation());
+}
+
+/// The evaluation gives way to learning when the snapshot nears its cap:
+/// its logged decisions go before any pending decision is trimmed, and the
+/// learner is stored whole.
+#[test]
+fn the_evaluation_gives_way_to_learning_at_the_size_cap() {
+    let mut e = Engine::new(EngineConfig::parse(OPTIONS, 1).unwrap());
+    for t in 0..40 {
+        let d = rank(&mut e, t);
+        if t % 2 == 0 {
+            e.reward(d.decision_id.as_deref().unwrap(), 1.0, 1.0)
+                .unwrap();
+        }
+    }
+    let full = e.sync(None, "hero", 2.0, MAX).unwrap().bytes;
+    let eval = |b: &[u8]| {
+        Snapshot::decode(b, MAX)
+            .unwrap()
+            .section("eval:hero")
+            .map(<[u8]>::len)
+    };
+    let with_logs = eval(&full).unwrap();
+    let sums_only = 1 + 2 + 19 + 1 + 4 + 16 + (4 + 3) * 64 + 4;
+    assert!(
+        with_logs > sums_only + 20 * 40,
+        "20 logged pending decisions"
+    );
+    // A cap the learner and the sums fit under, but not the logs.
+    let cap = full.len() - (with_logs - sums_only) + 8;
+    let r = e.sync(None, "hero", 2.0, cap).unwrap();
+    assert_eq!(r.trimmed, 0, "no pending decision was left out");
+    assert_eq!(eval(&r.bytes), Some(sums_only));
+    // Under a cap the sums do not fit either, the learner is still stored.
+    let cap = full.len() - with_logs - 10;
+    let r = e.sync(None, "hero", 2.0, cap).unwrap();
+    let snap = Snapshot::decode(&r.bytes, MAX).unwrap();
+    assert!(snap.section("learner:hero").is_some());
+    assert!(snap.section("eval:hero").is_none() || r.trimmed > 0);
 }

@@ -672,8 +672,11 @@ impl Engine {
     ) -> Result<()> {
         check_reward(reward)?;
         self.check_arm(Some(arm))?;
-        if probability.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
-            return Err(Error::option("probability", text!("should be in (0, 1]")));
+        if probability.is_some_and(|p| !(crate::eval::MIN_PROBABILITY..=1.0).contains(&p)) {
+            return Err(Error::option(
+                "probability",
+                text!("should be in [0.000001, 1]"),
+            ));
         }
         self.s.fold(shared, actions)?;
         let log = match probability {
@@ -730,7 +733,11 @@ impl Engine {
     /// this engine's next decision, pending as `rank` would have left it,
     /// so its id, reward, activation and evaluation work here as there.
     /// `apprentice`: it served `arm` as the baseline, with probability 1.
-    /// On error nothing changes.
+    /// `seen`: what it saw (its policy's pmf, the mean scores, and the
+    /// probability it chose `arm` with), which the evaluation logs: this
+    /// engine may have learned since (the page's log replays rewards
+    /// between decisions), so its own pmf could differ. Without it, this
+    /// engine scores the decision again. On error nothing changes.
     #[allow(clippy::too_many_arguments)]
     pub fn take_over(
         &mut self,
@@ -741,6 +748,7 @@ impl Engine {
         defer: bool,
         now_ms: f64,
         apprentice: bool,
+        seen: Option<(&[f64], &[f64], f64)>,
     ) -> Result<Choice> {
         check_now(now_ms)?;
         check_seed(seed)?;
@@ -749,17 +757,35 @@ impl Engine {
         // The same draw as there: the seed the stream gave it, or the given one.
         let mut stream = self.s.rng.clone();
         let seed = seed.unwrap_or_else(|| stream.next_seed());
-        let mut c = self.s.sample(Some(seed))?;
-        self.s.rng = stream;
-        let log = if apprentice {
-            self.serve(&mut c, Some(arm))
-        } else {
-            let p = self.s.scratch.pmf.get(arm).copied().unwrap_or(0.0);
-            c.index = arm;
-            c.probability = p;
-            self.serve(&mut c, None)
+        let k = self.s.arms.len();
+        let log = match seen {
+            Some((pmf, scores, p)) => {
+                let fine = |v: &[f64]| v.len() == k && v.iter().all(|x| x.is_finite());
+                let p = if apprentice { 1.0 } else { p };
+                (fine(pmf) && fine(scores) && p > 0.0 && p <= 1.0).then(|| Logged {
+                    p,
+                    ..Logged::new(pmf, scores, arm, p)
+                })
+            }
+            None => {
+                let mut c = self.s.sample(Some(seed))?;
+                if !apprentice {
+                    c.probability = self.s.scratch.pmf.get(arm).copied().unwrap_or(0.0);
+                    c.index = arm;
+                }
+                let log = self.serve(&mut c, apprentice.then_some(arm));
+                (log.p > 0.0).then_some(log)
+            }
         };
-        self.record(c, defer, now_ms, (log.p > 0.0).then_some(log));
+        self.s.rng = stream;
+        let c = Choice {
+            index: arm,
+            probability: log.as_ref().map_or(0.0, |l| l.p),
+            seed,
+            epoch: self.s.cfg.epoch,
+            counter: self.s.counter + 1,
+        };
+        self.record(c, defer, now_ms, log);
         Ok(c)
     }
 

@@ -271,10 +271,27 @@ impl Persisted for Engine {
         // decisions expiring first are left out, halving until it fits: they
         // stay settleable here, only other page views cannot see them (as
         // when `maxPending` evicts them). Learning is never given up for them.
+        // The evaluation gives way first, before anything learned: its logged
+        // decisions (before another version's learning or any pending
+        // decision is left out), then, with no pending decision left, its sums.
+        let stored_eval = snap.section(&eval_name).map(<[u8]>::to_vec);
+        let (mut with_logs, mut with_sums) = (!eval_frozen, !eval_frozen);
         report.bytes = loop {
-            // (Nothing to evaluate yet: no section, as for a fresh learner.)
-            if !eval_frozen && (sums.n > 0.0 || out.iter().any(|p| p.log.is_some())) {
-                snap.set_section(&eval_name, self.write_eval(sums, &out));
+            let logs = with_logs && out.iter().any(|p| p.log.is_some());
+            if with_sums && (sums.n > 0.0 || logs) {
+                snap.set_section(
+                    &eval_name,
+                    self.write_eval(sums, if logs { &out } else { &[] }),
+                );
+            } else if eval_frozen || (with_sums && stored_eval.is_some()) {
+                // A newer build's section, or another model's with nothing
+                // of this one's to write (a fresh learner writes none): as
+                // it was stored.
+                if let Some(b) = &stored_eval {
+                    snap.set_section(&eval_name, b.clone());
+                }
+            } else {
+                snap.remove_section(&eval_name);
             }
             let body = self.write_section(
                 merged.unwrap_or(&self.s.arms),
@@ -283,11 +300,20 @@ impl Persisted for Engine {
                 (&tombstones, horizon),
                 writer,
             )?;
-            match write_models(&mut snap, &name, (&body, now_ms), &mut kept, max_bytes) {
+            let mut trial = if logs { kept.clone() } else { Vec::new() };
+            let models = if logs { &mut trial } else { &mut kept };
+            let r = write_models(&mut snap, &name, (&body, now_ms), models, max_bytes);
+            let dropped = logs && trial.len() < kept.len();
+            match r {
+                Err(Error::SnapshotTooLarge { .. }) if logs => with_logs = false,
+                Ok(_) if dropped => with_logs = false,
                 Err(Error::SnapshotTooLarge { .. }) if !out.is_empty() => {
                     let half = out.len() / 2;
                     report.trimmed += out.len() - half;
                     out = latest(out, half, |p| p.expires_at);
+                }
+                Err(Error::SnapshotTooLarge { .. }) if with_sums && sums.n > 0.0 => {
+                    with_sums = false;
                 }
                 r => break r?,
             }

@@ -35,6 +35,11 @@ use crate::store::{corrupt, put_f64, put_u32, Reader};
 
 /// Candidates before the fixed variants: served, policy, greedy, uniform.
 pub const FIXED: usize = 4;
+/// The least probability a logged decision may carry: below it, weights
+/// (1/p, squared in the sums) would swamp every estimate or overflow.
+pub const MIN_PROBABILITY: f64 = 1e-6;
+/// What rounding may add to a probability or an expected score in [0, 1].
+const SLACK: f64 = 1e-9;
 /// Sums kept per candidate: Σw, Σw², Σwr, Σw²r, Σw²r², Σd, Σd², Σd·r.
 const FIELDS: usize = 8;
 /// The layout of [`Sums::encode`].
@@ -68,8 +73,9 @@ impl Logged {
         }
         Logged {
             p,
-            q: pmf.get(served).copied().unwrap_or(0.0),
-            dm,
+            q: unit(pmf.get(served).copied().unwrap_or(0.0)),
+            // A pmf may sum to 1 plus an ulp.
+            dm: unit(dm),
             scores: s,
         }
     }
@@ -101,8 +107,8 @@ impl Logged {
     pub(crate) fn decode(r: &mut Reader<'_>, k: usize) -> Result<Logged> {
         let (p, q, dm) = (r.f64()?, r.f64()?, r.f64()?);
         let n = r.count(4)?;
-        if !(p > 0.0 && p <= 1.0 && (0.0..=1.0).contains(&q) && (0.0..=1.0).contains(&dm)) || n != k
-        {
+        let unit_ok = |x: f64| (0.0..=1.0 + SLACK).contains(&x);
+        if !(p >= MIN_PROBABILITY && unit_ok(p) && unit_ok(q) && unit_ok(dm)) || n != k {
             return Err(corrupt(text!("a logged decision is out of range")));
         }
         let mut scores = Vec::with_capacity(n);
@@ -180,10 +186,11 @@ impl Sums {
     }
 
     /// Count decision `log` that served variant `a` and earned `r` in [0, 1].
-    /// A record for another number of variants is not counted.
+    /// A record for another number of variants, or served with a
+    /// probability below [`MIN_PROBABILITY`], is not counted.
     pub fn add(&mut self, a: usize, log: &Logged, r: f64) {
         let k = self.k();
-        if log.scores.len() != k || a >= k {
+        if log.scores.len() != k || a >= k || !(MIN_PROBABILITY..=1.0 + SLACK).contains(&log.p) {
             return;
         }
         let hat = |i: usize| unit(f64::from(log.scores[i]));
@@ -234,6 +241,9 @@ impl Sums {
     }
 
     /// Candidate `c`'s estimates at two-sided level `level` in (0, 1).
+    /// A candidate that never agreed with what was served (no weight) has
+    /// no interval: its IPS is 0 and its DR the model's scores alone, and no
+    /// logged reward can say how wrong either is.
     /// Errors: `NO_DATA` when no decision was counted; `INVALID_OPTION` for
     /// a level outside [0.5, 0.999] or a candidate out of range.
     pub fn estimate(&self, c: usize, level: f64) -> Result<Estimate> {
@@ -277,11 +287,18 @@ impl Sums {
         } else {
             around(f64::NAN, f64::NAN)
         };
+        let seen = |i: Interval| {
+            if sw > 0.0 {
+                i
+            } else {
+                around(i.value, f64::NAN)
+            }
+        };
         Ok(Estimate {
-            ips: mean(swr, sw2r2),
+            ips: seen(mean(swr, sw2r2)),
             snips,
-            dr: mean(sd, sd2),
-            lift: mean(sd - sr, sd2 - 2.0 * sdr + sr2),
+            dr: seen(mean(sd, sd2)),
+            lift: seen(mean(sd - sr, sd2 - 2.0 * sdr + sr2)),
             ess: if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 },
         })
     }

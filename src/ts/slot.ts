@@ -438,6 +438,8 @@ export class Learner {
       let index = c.full ? c.call("rank", [this.h, n, actions, seed, now, o.defer ? 1 : 0, b]) : c.call("decide", [this.h, n, actions, seed, now]);
       const r = c.read(3 + 2 * k);
       const counter = r[2]!;
+      // What the first-decision module saw, for the full engine's evaluation log: its probability, pmf and scores.
+      const seen = this.log === null ? null : [r[0]!, ...r.subarray(3)];
       if (b >= 0 && !c.full) {
         // The first-decision module drew as the policy would (its seed stream stays in step); an apprentice serves the baseline.
         index = b;
@@ -445,7 +447,7 @@ export class Learner {
         r[0] = r[3 + b] = 1;
       }
       if (this.log !== null) {
-        this.#push(["slot_take_over", [n, actions, index, seed, o.defer ? 1 : 0, now, b >= 0 ? 1 : 0], nums, undefined]);
+        this.#push(["slot_take_over", [n, actions, index, seed, o.defer ? 1 : 0, now, b >= 0 ? 1 : 0, seen![0]!], [...nums, ...seen!.slice(1)], undefined]);
         // maxPending counts the decisions still waiting: evict the oldest waiting one past it.
         const waiting = this.own.filter((t) => !t.rewarded && now <= t.expires);
         if (waiting.length >= p.spec.maxPending) this.own.splice(this.own.indexOf(waiting[0]!), 1);

@@ -183,20 +183,20 @@ export interface ActivateOptions {
   now?: number;
 }
 
-/** Options of `learn`: a logged observation, for any variant. */
 /** Options of `slot.evaluate()`. */
 export interface EvaluateOptions {
   /** Two-sided level of the intervals, in [0.5, 0.999]. Default 0.95. */
   level?: number;
 }
 
+/** Options of `learn`: a logged observation, for any variant. */
 export interface LearnOptions {
   context?: ContextArg;
   actions?: Array<ContextObject | null>;
   variant: string;
   /** In [0, 1]. */
   reward: number;
-  /** The probability the log served `variant` with, in (0, 1]: the observation then counts in `evaluate()`. */
+  /** The probability the log served `variant` with, in [0.000001, 1]: the observation then counts in `evaluate()`. */
   probability?: number;
 }
 

@@ -376,7 +376,9 @@ pub extern "C" fn slot_restore(h: u32, snap: u32, name_len: i32, now: f64) -> i3
 /// Take over a decision the first-decision module made (see
 /// `Engine::take_over`): `arm` chosen for the features in `io` (as for
 /// `rank`) at `now`; `seed` < 0: its seed came from the stream, else the
-/// seed given; `apprentice`: it served the baseline.
+/// seed given; `apprentice`: it served the baseline; `p`: the probability
+/// the first-decision module chose `arm` with, its pmf and scores following
+/// the features in `io` (what the evaluation logs).
 #[cfg(feature = "full")]
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
@@ -389,11 +391,18 @@ pub extern "C" fn slot_take_over(
     defer: u32,
     now: f64,
     apprentice: u32,
+    p: f64,
 ) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
-        let (shared, own) = call_features(n, actions, k)?;
+        let ((shared, own), seen) = super::with_io(|io| {
+            let f = read_features(io, n, actions, k)?;
+            let seen: Vec<f64> = (0..2 * k).map(|_| io.f64()).collect();
+            io.ok()?;
+            Ok((f, seen))
+        })?;
         let seed = seed_of(seed)?;
+        let (pmf, scores) = seen.split_at(k);
         let c = e.take_over(
             &shared,
             own.as_deref(),
@@ -402,6 +411,7 @@ pub extern "C" fn slot_take_over(
             defer != 0,
             now,
             apprentice != 0,
+            Some((pmf, scores, p)),
         )?;
         Ok(c.counter as i32)
     }))

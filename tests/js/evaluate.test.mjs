@@ -117,6 +117,17 @@ test("a baseline function picks per context; one that throws or names no variant
   }
 });
 
+test("an apprentice with a fixed baseline falls back to it: it never serves anything else", async () => {
+  const s = await site();
+  const hero = s.slot("hero", { ...SLOT, policy: { type: "apprentice", baseline: "b" } });
+  await s.ready;
+  const d = hero.rank({ context: "not an object" });
+  assert.deepEqual([d.fallback, d.variant, d.error.code], [true, "b", "INVALID_CONTEXT"]);
+  // A fallback the site names wins.
+  const named = s.slot("named", { ...SLOT, fallback: "a", policy: { type: "apprentice", baseline: "b" } });
+  assert.equal(named.rank({ context: 7 }).variant, "a");
+});
+
 test("apprentice options are checked", async () => {
   const s = await site();
   const bad = [
@@ -187,7 +198,8 @@ test("the CLI evaluates exported logs, skips bad lines with their number and cod
     err.length = 0;
     assert.equal(await main(["--actions", "3", empty], io), 2);
     assert.match(err.at(-1), /NO_DATA/);
-    for (const args of [[], ["--actions", "0"], ["--actions", "3", "--slot", file], ["--bogus"]]) assert.equal(await main(args, io), 1);
+    const bad = [[], ["--actions", "0"], ["--actions", "3", "--slot", file], ["--bogus"], ["--actions", "3", "--level", "2", file], ["--actions", "3", join(dir, "missing.jsonl")]];
+    for (const args of bad) assert.equal(await main(args, io), 1, args.join(" "));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -81,13 +81,14 @@ export function checkRankShape(options: unknown, k?: number): RankShape {
   });
 }
 
-/** `learn({ context?, actions?, variant, reward })`. */
+/** `learn({ context?, actions?, variant, reward, probability? })`: `probability` in [1e-6, 1], -1 when absent. */
 export function checkLearn(options: unknown, k?: number): LearnShape {
   return read(options, ["context", "actions", "variant", "reward", "probability"], (o) => {
     const { context, actions } = features(o, k);
     const variant = required(o, "variant", o.str("variant"));
     const p = o.num("probability");
-    if (p !== undefined && !(p > 0 && p <= 1)) throw OPTION("probability", `should be in (0, 1], but is ${describe(p)}`);
+    // Below 1e-6 a weight 1/p would swamp every estimate (src/eval/ MIN_PROBABILITY).
+    if (p !== undefined && !(p >= 1e-6 && p <= 1)) throw OPTION("probability", `should be in [0.000001, 1], but is ${describe(p)}`);
     return { context, actions, variant, reward: reward(o)(), probability: p ?? -1 };
   });
 }

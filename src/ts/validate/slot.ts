@@ -89,9 +89,10 @@ export function checkSlot(options: unknown): SlotSpec {
       throw OPTION("variants", "is required when no model is given");
     }
 
-    const at = fallback === undefined ? 0 : variants.findIndex((v) => v.id === fallback);
-    if (at < 0) throw OPTION("fallback", `${describe(fallback)} is not one of the variants`);
     const { learner, apprentice } = checkApprentice(policy, variants.map((v) => v.id));
+    // An apprentice with a fixed baseline falls back to it: it never serves anything else.
+    const at = fallback !== undefined ? variants.findIndex((v) => v.id === fallback) : typeof apprentice?.baseline === "number" ? apprentice.baseline : 0;
+    if (at < 0) throw OPTION("fallback", `${describe(fallback)} is not one of the variants`);
     return {
       variants,
       features: spec.features,
