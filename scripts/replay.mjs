@@ -46,7 +46,7 @@ export const ERROR_CODES = Object.freeze({
 const PROTOCOL = 1;
 // Keys `options` may hold. Anything else is an error rather than silently
 // ignored, so a typo in an experiment config cannot run the defaults.
-const DRIVER_OPTIONS = new Set(["policy", "bits", "normalize", "interactions", "noise", "priorVariance"]);
+const DRIVER_OPTIONS = new Set(["policy", "bits", "normalize", "slotsPerFeature", "interactions", "noise", "priorVariance"]);
 // Only used to refuse absurd sizes before building the variant list; the
 // engine enforces the real limit (and names it in its error).
 const MAX_ACTIONS_TO_TRY = 4096;
@@ -99,6 +99,7 @@ function engineOptions(numActions, seed, options) {
   const features = { allow: ["shared", "action"] };
   if (options.bits !== undefined) features.bits = options.bits;
   if (options.normalize !== undefined) features.normalize = options.normalize;
+  if (options.slotsPerFeature !== undefined) features.slotsPerFeature = options.slotsPerFeature;
   if (interactions) features.interactions = [["shared", "action"]];
   // Leave out what was not given, so the engine's own defaults apply.
   const out = { variants: Array.from({ length: numActions }, (_, i) => String(i)), features };

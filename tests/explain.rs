@@ -210,7 +210,9 @@ fn per_call_actions_are_explained_like_rank() {
 #[test]
 fn shared_slots_are_marked_and_repeats_merge() {
     // 16 slots: among 12 features some must share a slot (or the bias's).
-    let mut e = engine(r#"{"variants":["a","b"],"features":{"bits":4,"allow":["p"]},"seed":2}"#);
+    let mut e = engine(
+        r#"{"variants":["a","b"],"features":{"bits":4,"allow":["p"],"slotsPerFeature":1},"seed":2}"#,
+    );
     let names: Vec<String> = (0..12).map(|i| format!("f{i}")).collect();
     let body: Vec<String> = names.iter().map(|n| format!(r#""{n}":1"#)).collect();
     let ctx = format!(r#"{{"p":{{{}}}}}"#, body.join(","));

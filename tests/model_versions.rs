@@ -10,13 +10,15 @@ use serde_json::value::RawValue;
 
 type Fields = BTreeMap<String, Box<RawValue>>;
 
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/model-versions.json"
+);
+
 #[test]
 fn model_versions_match_the_golden_fixture() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/model-versions.json"
-    ))
-    .unwrap();
+    let text = std::fs::read_to_string(PATH).unwrap();
+    let mut blessed = Vec::new();
     let doc: Fields = serde_json::from_str(&text).unwrap();
     let cases: Vec<Fields> = serde_json::from_str(doc["cases"].get()).unwrap();
     assert!(cases.len() >= 8);
@@ -28,6 +30,22 @@ fn model_versions_match_the_golden_fixture() {
         // TextEncoder does; serde_json would refuse it.
         let cfg =
             EngineConfig::parse(case["options"].get(), 0).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(Engine::new(cfg).model_version(), version, "{name}");
+        let got = Engine::new(cfg).model_version().to_string();
+        if std::env::var("INSITU_BLESS").is_ok() && got != version {
+            // After an intended change of the hash or the defaults (it orphans
+            // the stored learning of every slot it touches: say so in the
+            // README): `INSITU_BLESS=1 cargo test --test model_versions`.
+            eprintln!("{name}: {version} -> {got}");
+            blessed.push((version, got));
+            continue;
+        }
+        assert_eq!(got, version, "{name}");
+    }
+    if !blessed.is_empty() {
+        let mut out = text.clone();
+        for (old, new) in blessed {
+            out = out.replacen(&old, &new, 1);
+        }
+        std::fs::write(PATH, out).unwrap();
     }
 }

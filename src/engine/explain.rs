@@ -77,8 +77,13 @@ pub struct Explanation {
 /// A term of the explained variant's vector: its slot and value.
 #[derive(Clone, Copy)]
 struct Item {
-    slot: u32,
+    /// Its slots: one, or a feature's two (`slotsPerFeature: 2`).
+    slots: [Option<u32>; 2],
+    /// The page's value.
     value: f64,
+    /// What one unit of it adds to the score: its slot's weight, or the
+    /// two slots' weights times their signed shares.
+    weight: f64,
     term: Term,
 }
 
@@ -153,16 +158,36 @@ impl Engine {
             }
             _ => false,
         };
-        let mut items = Vec::new();
-        fc.expand_each(&hashed, |slot, value, term| {
-            items.push(Item { slot, value, term })
-        })?;
         // Terms keep the values the page gave; their weights act on the
         // vector `rank` folds, scaled to length 1 when features are
-        // normalized, so each contribution carries that factor.
+        // normalized, so each contribution carries that factor. A feature
+        // folded into two slots is one term whose weight is theirs, signed
+        // and shared as the fold splits its value.
         let scale = fc.scale(&fc.fold_raw(&hashed)?);
         let w = &self.s.arms[index].mean;
-        let weight = |it: &Item| w[it.slot as usize] * scale;
+        let mask = (fc.dim() - 1) as u32;
+        let mut items: Vec<Item> = Vec::new();
+        fc.expand_each(&hashed, |slot, value, term| {
+            let at = |s: u32| w.get(s as usize).copied().unwrap_or(0.0) * scale;
+            match (term, items.last()) {
+                // The second slot of a feature already listed.
+                (Term::Feature(i), Some(last)) if fc.two_slots && last.term == term => {
+                    let (a, b, ca, cb) = crate::features::two_slots(hashed[i].hash(), mask, 1.0);
+                    if let Some(last) = items.last_mut() {
+                        last.slots = [Some(a), Some(b)];
+                        last.weight = ca * at(a) + cb * at(b);
+                        last.value = hashed[i].value();
+                    }
+                }
+                _ => items.push(Item {
+                    slots: [Some(slot), None],
+                    value,
+                    weight: at(slot),
+                    term,
+                }),
+            }
+        })?;
+        let weight = |it: &Item| it.weight;
         let bias = items
             .iter()
             .filter(|it| it.term == Term::Constant)
@@ -187,15 +212,19 @@ impl Engine {
             let first = items.swap_remove(pick);
             let mut value = first.value;
             items.retain(|it| {
-                let dup = it.slot == first.slot && same(it.term, first.term);
+                let dup = it.slots == first.slots && same(it.term, first.term);
                 if dup {
                     value += it.value;
                 }
                 !dup
             });
-            let shared = all
-                .iter()
-                .any(|it| it.slot == first.slot && !same(it.term, first.term));
+            let meets = |it: &Item| {
+                it.slots
+                    .iter()
+                    .flatten()
+                    .any(|s| first.slots.contains(&Some(*s)))
+            };
+            let shared = all.iter().any(|it| meets(it) && !same(it.term, first.term));
             let contribution = value * weight(&first);
             listed += contribution;
             contributions.push(Contribution {

@@ -25,6 +25,9 @@ pub(crate) struct FeatureOptions {
     /// Scale each folded vector to unit length; the default depends on
     /// where the options are (see [`FeatureOptions::check_with`]).
     pub(crate) normalize: Option<bool>,
+    /// Slots per feature, 1 or 2; the default depends on where the options
+    /// are, as `normalize`'s.
+    pub(crate) slots_per_feature: Option<u8>,
 }
 
 impl FeatureOptions {
@@ -77,8 +80,24 @@ impl FeatureOptions {
             }
         }
         let ns_seeds = allow.iter().map(|n| hash::namespace_seed(n)).collect();
+        let normalize = self.normalize.unwrap_or(defaults.normalize);
+        // Unset, a slot takes two slots per feature with normalized vectors
+        // (its defaults) and one without, so a slot pinned to the settings
+        // before normalization (`normalize: false`) keeps its model version.
+        let two_slots = match self.slots_per_feature {
+            None => defaults.two_slots && normalize,
+            Some(1) => false,
+            Some(2) => true,
+            Some(n) => {
+                return Err(Error::option(
+                    format!("{path}slotsPerFeature"),
+                    format!("should be 1 or 2, but is {n}"),
+                ))
+            }
+        };
         let mut fc = FeatureConfig::new(hash_version, bits, ns_seeds, interactions)?
-            .normalized(self.normalize.unwrap_or(defaults.normalize));
+            .normalized(normalize)
+            .with_two_slots(two_slots);
         fc.allow = allow;
         Ok(fc)
     }
@@ -107,6 +126,7 @@ impl FeatureOptions {
             })?),
         };
         let normalize = o.bool("normalize")?;
+        let slots_per_feature = o.int("slotsPerFeature", 0, 255)?.map(|x| x as u8);
         o.finish()?;
         Ok(FeatureOptions {
             hash_version,
@@ -114,6 +134,7 @@ impl FeatureOptions {
             allow,
             interactions,
             normalize,
+            slots_per_feature,
         })
     }
 }

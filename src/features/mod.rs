@@ -44,13 +44,21 @@ pub(crate) struct FeatureConfig {
     pub(crate) ns_seeds: Vec<u32>,
     /// Scale each folded vector to unit length (see [`FeatureConfig::fold_into`]).
     pub(crate) normalize: bool,
+    /// Fold each feature (not interactions, not the constant) into two
+    /// slots, each with a weight of ±1/√2 (`slotsPerFeature: 2`): the second
+    /// slot and both signs come from the feature's hash, so two features
+    /// that share one slot almost never share both, and no weight is shared
+    /// whole; the vector's length is unchanged.
+    pub(crate) two_slots: bool,
 }
 
-/// Feature defaults: the hash width and whether vectors are normalized.
+/// Feature defaults: the hash width, whether vectors are normalized, and
+/// whether each feature takes two slots.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Defaults {
     pub(crate) bits: u8,
     pub(crate) normalize: bool,
+    pub(crate) two_slots: bool,
 }
 
 /// A slot's own features: 64 slots, normalized. Colliding features share
@@ -60,11 +68,14 @@ pub(crate) struct Defaults {
 /// or more better, at 4x the memory and a third more stored bytes.
 /// Normalizing gives every context length 1, so one prior variance fits
 /// contexts of 3 features and of 60 (on real data the best fixed prior
-/// variance went as 1 / the number of features). Chosen with
-/// scripts/eval-real.py and scripts/eval-quality.mjs (docs/performance.md).
+/// variance went as 1 / the number of features). Two slots per feature keep
+/// 30 dense numbers from sharing weights in 64 slots (breast_cancer, where one
+/// slot trailed Vowpal Wabbit). Chosen with scripts/eval-real.py and
+/// scripts/eval-quality.mjs (docs/performance.md).
 pub(crate) const SLOT_DEFAULTS: Defaults = Defaults {
     bits: 6,
     normalize: true,
+    two_slots: true,
 };
 
 /// A model's features: as before normalization existed (64 slots, raw
@@ -72,6 +83,7 @@ pub(crate) const SLOT_DEFAULTS: Defaults = Defaults {
 pub(crate) const MODEL_DEFAULTS: Defaults = Defaults {
     bits: 6,
     normalize: false,
+    two_slots: false,
 };
 
 impl FeatureConfig {
@@ -124,7 +136,14 @@ impl FeatureConfig {
             interactions,
             ns_seeds,
             normalize: false,
+            two_slots: false,
         })
+    }
+
+    /// This configuration with each feature in two slots, or in one.
+    pub(crate) fn with_two_slots(mut self, two_slots: bool) -> FeatureConfig {
+        self.two_slots = two_slots;
+        self
     }
 
     /// This configuration with each folded vector scaled to unit length, or not.
@@ -322,7 +341,13 @@ impl FeatureConfig {
         let mask = (self.dim() - 1) as u32;
         each(hash::constant() & mask, 1.0, Term::Constant);
         for (i, f) in feats.iter().enumerate() {
-            each(f.h & mask, f.x, Term::Feature(i));
+            if self.two_slots {
+                let (a, b, x, y) = two_slots(f.h, mask, f.x);
+                each(a, x, Term::Feature(i));
+                each(b, y, Term::Feature(i));
+            } else {
+                each(f.h & mask, f.x, Term::Feature(i));
+            }
         }
         let mut count = 1 + feats.len();
         for &(a, b) in &self.interactions {
@@ -354,6 +379,26 @@ impl FeatureConfig {
         }
         Ok(())
     }
+}
+
+/// The two slots of a feature hashed to `h` (under `mask`), and its value
+/// `x` split between them: ±x/√2 each, the signs from the hash's top bits,
+/// the second slot from a multiplicative mix of it (never the first).
+pub(crate) fn two_slots(h: u32, mask: u32, x: f64) -> (u32, u32, f64, f64) {
+    let h2 = h.wrapping_mul(0x9e37_79b1).rotate_left(13);
+    let half = x * core::f64::consts::FRAC_1_SQRT_2;
+    let sign = |bit: bool| if bit { -half } else { half };
+    let a = h & mask;
+    let mut b = h2 & mask;
+    if b == a {
+        b = (b + 1) & mask;
+    }
+    (
+        a,
+        b,
+        sign(h & 0x8000_0000 != 0),
+        sign(h2 & 0x4000_0000 != 0),
+    )
 }
 
 /// Push one feature, refusing more than [`MAX_FEATURES`].
@@ -393,6 +438,7 @@ mod tests {
             ),
             // Raw values, so the tests below can name them.
             normalize: Some(false),
+            slots_per_feature: Some(1),
         }
         .check("features.")
         .unwrap()

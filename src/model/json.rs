@@ -61,6 +61,9 @@ impl CompactModel {
         if self.features.normalize {
             h.u32(u32::MAX);
         }
+        if self.features.two_slots {
+            h.u32(u32::MAX - 1);
+        }
         h.f64(self.noise);
         for v in &self.variants {
             h.str(&v.id);

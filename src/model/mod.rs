@@ -82,7 +82,8 @@ impl CompactModel {
     pub(crate) fn space(&self) -> String {
         let f = &self.features;
         let mut b = Vec::new();
-        for x in [f.hash_version, u32::from(f.bits), u32::from(f.normalize)] {
+        let flags = u32::from(f.normalize) | u32::from(f.two_slots) << 1;
+        for x in [f.hash_version, u32::from(f.bits), flags] {
             b.extend_from_slice(&x.to_le_bytes());
         }
         for s in &f.ns_seeds {

@@ -623,11 +623,27 @@ export function evaluate(l: Learner, options: unknown): Evaluation {
 // --- explain ------------------------------------------------------------------------
 
 /** One term of a feature vector: its hashed slot and value, and the features it is made of (`i` < 0: the bias; `j` < 0: one feature). */
+/** A term of a folded vector: its slot (and a feature's second slot with `slotsPerFeature: 2`, else -1), each slot's signed share of the value, the page's value, and the features it is made of. */
 interface Term {
   slot: number;
+  slot2: number;
+  c1: number;
+  c2: number;
   value: number;
   i: number;
   j: number;
+}
+
+const rotl = (x: number, r: number): number => ((x << r) | (x >>> (32 - r))) >>> 0;
+
+/** A feature's two slots and signed shares (src/features/mod.rs `two_slots`). */
+function twoSlots(h: number, mask: number): [number, number, number, number] {
+  const h2 = rotl(Math.imul(h, 0x9e3779b1) >>> 0, 13);
+  const a = h & mask;
+  let b = h2 & mask;
+  if (b === a) b = (b + 1) & mask;
+  const s = Math.SQRT1_2;
+  return [a, b, (h & 0x8000_0000) !== 0 ? -s : s, (h2 & 0x4000_0000) !== 0 ? -s : s];
 }
 
 /** Hash of the product of two hashed features (VW's quadratic rule; hash.ts `interaction`). */
@@ -638,10 +654,18 @@ const interaction = (a: number, b: number): number => (Math.imul(a, 0x01000193) 
  * `expand_each`): the bias, each feature, then each configured interaction
  * product (within one namespace, each unordered pair once).
  */
-function expand(feats: number[], pairs: ReadonlyArray<readonly [number, number]>, mask: number): Term[] {
+function expand(feats: number[], pairs: ReadonlyArray<readonly [number, number]>, mask: number, two: boolean): Term[] {
   const n = feats.length / 3;
-  const out: Term[] = [{ slot: constant & mask, value: 1, i: -1, j: -1 }];
-  for (let i = 0; i < n; i++) out.push({ slot: feats[3 * i + 1]! & mask, value: feats[3 * i + 2]!, i, j: -1 });
+  const one = (slot: number, value: number, i: number, j: number): Term => ({ slot, slot2: -1, c1: 1, c2: 0, value, i, j });
+  const out: Term[] = [one(constant & mask, 1, -1, -1)];
+  for (let i = 0; i < n; i++) {
+    const h = feats[3 * i + 1]!;
+    const value = feats[3 * i + 2]!;
+    if (two) {
+      const [slot, slot2, c1, c2] = twoSlots(h, mask);
+      out.push({ slot, slot2, c1, c2, value, i, j: -1 });
+    } else out.push(one(h & mask, value, i, -1));
+  }
   for (const [a, b] of pairs) {
     for (let i = 0; i < n; i++) {
       if (feats[3 * i] !== a) continue;
@@ -649,7 +673,7 @@ function expand(feats: number[], pairs: ReadonlyArray<readonly [number, number]>
         if (feats[3 * j] !== b) continue;
         if (out.length >= MAX_EXPANDED) throw fail("TOO_MANY_FEATURES", `context has more than ${MAX_EXPANDED} features (stopped at ${out.length})`);
         const value = feats[3 * i + 2]! * feats[3 * j + 2]!;
-        out.push({ slot: interaction(feats[3 * i + 1]!, feats[3 * j + 1]!) & mask, value, i, j });
+        out.push(one(interaction(feats[3 * i + 1]!, feats[3 * j + 1]!) & mask, value, i, j));
       }
     }
   }
@@ -687,19 +711,24 @@ export function explain(l: Learner, options: unknown): Explanation {
   for (let i = 0; i < raw.length; i += 3) names.push(raw[i + 2] === null ? `${raw[i]}.${raw[i + 1]}` : `${raw[i]}.${raw[i + 1]}=${raw[i + 2]}`);
   const d = c.call("arm_mean", [l.h, index]);
   const w = c.read(d + 1);
-  const terms = expand(feats, l.p.spec.features.interactions, d - 1);
+  const terms = expand(feats, l.p.spec.features.interactions, d - 1, l.p.spec.features.slotsPerFeature === 2);
   // With normalized features the weights act on the vector scaled to length 1 (the core's fold):
   // each term keeps the page's value and its weight carries the factor, so value × weight is still
   // what it adds to the score.
   let scale = 1;
   if (l.p.spec.features.normalize) {
     const at = new Map<number, number>();
-    for (const t of terms) at.set(t.slot, (at.get(t.slot) ?? 0) + t.value);
+    for (const t of terms) {
+      at.set(t.slot, (at.get(t.slot) ?? 0) + t.c1 * t.value);
+      if (t.slot2 >= 0) at.set(t.slot2, (at.get(t.slot2) ?? 0) + t.c2 * t.value);
+    }
     let n2 = 0;
     for (const v of at.values()) n2 += v * v;
     if (n2 > 0 && Number.isFinite(n2)) scale = 1 / Math.sqrt(n2);
   }
-  const weight = (t: Term): number => w[t.slot]! * scale;
+  // A feature in two slots weighs what its two slots do, each times its signed share.
+  const weight = (t: Term): number => (t.c1 * w[t.slot]! + (t.slot2 >= 0 ? t.c2 * w[t.slot2]! : 0)) * scale;
+  const meets = (t: Term, u: Term): boolean => t.slot === u.slot || t.slot === u.slot2 || (t.slot2 >= 0 && (t.slot2 === u.slot || t.slot2 === u.slot2));
   const size = (t: Term): number => Math.abs(t.value * weight(t));
   const label = (t: Term): string => (t.i < 0 ? "" : t.j < 0 ? names[t.i]! : `${names[t.i]} × ${names[t.j]}`);
   const bias = terms.filter((t) => t.i < 0).reduce((a, t) => a + t.value * weight(t), 0);
@@ -723,7 +752,7 @@ export function explain(l: Learner, options: unknown): Explanation {
       value,
       weight: weight(first),
       contribution,
-      shared: terms.some((t) => t.slot === first.slot && label(t) !== name),
+      shared: terms.some((t) => meets(t, first) && label(t) !== name),
     });
   }
   const score = scores[index]!;

@@ -14,6 +14,8 @@ export interface FeatureSpec {
   interactions: Array<[number, number]>;
   /** Each folded vector is scaled to unit length. */
   normalize: boolean;
+  /** Slots each feature folds into (interactions and the constant take one): 2 splits its value ±1/√2 between two. */
+  slotsPerFeature: 1 | 2;
 }
 
 /** The exploration policy, checked; defaults filled in. */

@@ -42,7 +42,8 @@ fn positive(n: &mut Nums<'_>) -> f64 {
 }
 
 /// Read a slot's configuration (layout 2, see src/ts/core.ts `slotLayout`):
-/// layout 1 and whether the folded vectors are normalized, after the interactions.
+/// layout 1 and the fold's flags after the interactions: 1, the folded
+/// vectors are normalized; 2, each feature takes two slots.
 /// Every number is checked as it is read (the reader's errors stick), so
 /// the model and engine configuration are built from checked parts.
 pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
@@ -62,7 +63,9 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     for _ in 0..pairs {
         interactions.push((n.usize(ns), n.usize(ns)));
     }
-    let normalize = n.int(1) == 1;
+    let flags = n.int(3);
+    let normalize = flags & 1 == 1;
+    let two_slots = flags & 2 == 2;
     let d = 1usize << bits;
     let noise = positive(n);
     let kind = n.int(3);
@@ -117,8 +120,9 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
         variants.push(Variant::new(hashed, mean, variance));
     }
     n.ok()?;
-    let features =
-        FeatureConfig::new(hash_version, bits, seeds, interactions)?.normalized(normalize);
+    let features = FeatureConfig::new(hash_version, bits, seeds, interactions)?
+        .normalized(normalize)
+        .with_two_slots(two_slots);
     // The first-decision module shows no model version (the TypeScript side has it).
     #[cfg(feature = "full")]
     let version = version(hi, lo);
@@ -581,7 +585,7 @@ mod tests {
     fn every_bad_number_is_refused() {
         let cases: &[(usize, f64)] = &[
             (0, 1.0),      // layout (1 has no normalize flag)
-            (6, 2.0),      // normalize, neither 0 nor 1
+            (6, 4.0),      // the fold's flags, past 1 and 2
             (1, 2.0),      // hash version
             (2, 19.0),     // bits
             (7, 0.0),      // noise

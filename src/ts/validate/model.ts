@@ -24,13 +24,13 @@ export const DEFAULT_NOISE = 0.25;
 /** Default prior variance of every weight. */
 export const DEFAULT_PRIOR_VARIANCE = 1;
 /**
- * Feature defaults of a slot without a model: 64 slots and normalized vectors, chosen on real data
+ * Feature defaults of a slot without a model: 64 slots, two per feature, and normalized vectors, chosen on real data
  * (scripts/eval-real.py) and generated problems (scripts/eval-quality.mjs); 128 slots learn wide
  * dense contexts better but cost 4x the memory and a third more storage (docs/performance.md).
  */
-export const SLOT_FEATURES = { bits: 6, normalize: true } as const;
+export const SLOT_FEATURES = { bits: 6, normalize: true, slotsPerFeature: 2 } as const;
 /** Feature defaults of a model: as before normalization existed, so an older model keeps its meaning. */
-export const MODEL_FEATURES = { bits: 6, normalize: false } as const;
+export const MODEL_FEATURES = { bits: 6, normalize: false, slotsPerFeature: 1 } as const;
 /** Most allowlisted namespaces and interaction pairs (the core had no limit; these bound the work). */
 const MAX_NAMESPACES = 256;
 const MAX_INTERACTIONS = 1024;
@@ -41,7 +41,7 @@ const MAX_VALUES = 100_000;
 /** A value as JSON.stringify writes it, in objects and arrays of our own. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-const FEATURE_KEYS = ["hashVersion", "bits", "allow", "interactions", "normalize"] as const;
+const FEATURE_KEYS = ["hashVersion", "bits", "allow", "interactions", "normalize", "slotsPerFeature"] as const;
 const MODEL_KEYS = ["format", "features", "noise", "version", "variants"] as const;
 const VARIANT_KEYS = ["id", "weights", "variance", "features"] as const;
 
@@ -57,13 +57,17 @@ export function checkFeatures(
   value: unknown,
   path = "features",
   k: Kind = OPTION,
-  defaults: { bits: number; normalize: boolean } = SLOT_FEATURES,
+  defaults: { bits: number; normalize: boolean; slotsPerFeature: 1 | 2 } = SLOT_FEATURES,
 ): FeatureSpec {
   return guard(k, path, () => {
     const o = Obj.of(value ?? {}, path, k, FEATURE_KEYS);
     const hashVersion = o.int("hashVersion", 0, 2 ** 32 - 1) ?? 1;
     const bits = o.int("bits", 0, 64) ?? defaults.bits;
     const normalize = o.bool("normalize") ?? defaults.normalize;
+    // Unset: two with normalized vectors (a slot's defaults), one without, so a slot pinned to the
+    // settings before normalization (`normalize: false`) keeps its model version.
+    const spf = o.int("slotsPerFeature", 0, 255) ?? (normalize ? defaults.slotsPerFeature : 1);
+    if (spf !== 1 && spf !== 2) throw k(o.field("slotsPerFeature"), `should be 1 or 2, but is ${spf}`);
     const allowed = (o.list("allow", MAX_NAMESPACES, (n) => `should list at most ${MAX_NAMESPACES} namespaces, but lists ${n}`) ?? [])
       .map((ns, i) => text(ns, `${path}.allow[${i}]`, k));
     const pair = (p: unknown, field: string): [string, string] => {
@@ -97,7 +101,7 @@ export function checkFeatures(
       if (!seen.has(a * MAX_NAMESPACES + b)) interactions.push([a, b]);
       seen.add(a * MAX_NAMESPACES + b);
     });
-    return { hashVersion: 1, bits, allow, interactions, normalize };
+    return { hashVersion: 1, bits, allow, interactions, normalize, slotsPerFeature: spf };
   });
 }
 
@@ -247,6 +251,7 @@ export function contentHash(f: FeatureSpec, noise: number, variants: readonly Ha
   // Only when set, so the versions of models without it stay as they were; a length no namespace
   // has, so no allowlist can read the same.
   if (f.normalize) h.u32(0xffff_ffff);
+  if (f.slotsPerFeature === 2) h.u32(0xffff_fffe);
   h.f64(noise);
   // Means and variances go in as their f64 bytes, one block each (-0 is
   // already 0 in both; typed arrays are little-endian wherever wasm runs).
