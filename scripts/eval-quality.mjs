@@ -434,9 +434,9 @@ const TUNING = [
   // what wide dense contexts want on real data (scripts/eval-real.py).
   { label: "linucb raw minP=0.01 (old)", options: { normalize: false, policy: { type: "linucb", minProbability: 0.01 } } },
   { label: "linucb bits=8", options: { bits: 8 } },
-  // One slot per feature: the defaults before two slots per feature (2026-12-06).
-  { label: "linucb 1 slot/feature", options: { slotsPerFeature: 1 } },
-  { label: "thompson 1 slot/feature", options: { slotsPerFeature: 1, policy: { type: "thompson" } } },
+  // Two slots per feature (`features.slotsPerFeature: 2`): what breast_cancer's dense numbers want.
+  { label: "linucb 2 slots/feature", options: { slotsPerFeature: 2 } },
+  { label: "thompson 2 slots/feature", options: { slotsPerFeature: 2, policy: { type: "thompson" } } },
 ];
 
 // ---------------------------------------------------------------- report

@@ -88,12 +88,21 @@ fn the_learned_feature_is_the_top_contribution() {
 
 #[test]
 fn contributions_add_up_to_the_scores_rank_uses() {
-    let mut e = engine(
-        r#"{"variants":[{"id":"calm","features":{"variant":{"tone":"calm"}}},
-                        {"id":"urgent","features":{"variant":{"tone":"urgent","size":2}}}],
-            "features":{"bits":10,"allow":["page","variant"],"interactions":[["page","variant"]]},
-            "policy":{"type":"thompson"},"seed":5}"#,
-    );
+    // One slot per feature (the default) and two (each feature one term
+    // whose weight is its two slots' signed sum).
+    for slots in [1, 2] {
+        contributions_add_up_with(slots);
+    }
+}
+
+fn contributions_add_up_with(slots: u8) {
+    let mut e = engine(&format!(
+        r#"{{"variants":[{{"id":"calm","features":{{"variant":{{"tone":"calm"}}}}}},
+                        {{"id":"urgent","features":{{"variant":{{"tone":"urgent","size":2}}}}}}],
+            "features":{{"bits":10,"allow":["page","variant"],"interactions":[["page","variant"]],
+                         "slotsPerFeature":{slots}}},
+            "policy":{{"type":"thompson"}},"seed":5}}"#
+    ));
     let mut rng = Rng::new(11);
     let sections = ["sports", "news", "food"];
     let ctx = |rng: &mut Rng| {

@@ -81,11 +81,8 @@ impl FeatureOptions {
         }
         let ns_seeds = allow.iter().map(|n| hash::namespace_seed(n)).collect();
         let normalize = self.normalize.unwrap_or(defaults.normalize);
-        // Unset, a slot takes two slots per feature with normalized vectors
-        // (its defaults) and one without, so a slot pinned to the settings
-        // before normalization (`normalize: false`) keeps its model version.
         let two_slots = match self.slots_per_feature {
-            None => defaults.two_slots && normalize,
+            None => defaults.two_slots,
             Some(1) => false,
             Some(2) => true,
             Some(n) => {

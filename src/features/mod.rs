@@ -68,14 +68,16 @@ pub(crate) struct Defaults {
 /// or more better, at 4x the memory and a third more stored bytes.
 /// Normalizing gives every context length 1, so one prior variance fits
 /// contexts of 3 features and of 60 (on real data the best fixed prior
-/// variance went as 1 / the number of features). Two slots per feature keep
-/// 30 dense numbers from sharing weights in 64 slots (breast_cancer, where one
-/// slot trailed Vowpal Wabbit). Chosen with scripts/eval-real.py and
+/// variance went as 1 / the number of features). One slot per feature: two
+/// keep 30 dense numbers from sharing weights in 64 slots (breast_cancer,
+/// where one slot trails Vowpal Wabbit by 0.004) but roughly double the
+/// stored learning (issue #4's snapshot measure: 80 KB against its 64 KB
+/// target), so they are an option. Chosen with scripts/eval-real.py and
 /// scripts/eval-quality.mjs (docs/performance.md).
 pub(crate) const SLOT_DEFAULTS: Defaults = Defaults {
     bits: 6,
     normalize: true,
-    two_slots: true,
+    two_slots: false,
 };
 
 /// A model's features: as before normalization existed (64 slots, raw

@@ -23,6 +23,12 @@ export interface FeatureOptions {
    * a model's features are normalized only when the model says so.
    */
   normalize?: boolean;
+  /**
+   * Slots each feature folds into (crosses and the bias take one): 2 puts ±1/√2 of its value in
+   * each of two, so two features almost never share all their weights, at about twice the stored
+   * learning. Default 1.
+   */
+  slotsPerFeature?: 1 | 2;
   /** Feature hash version; only 1 exists. */
   hashVersion?: 1;
 }

@@ -261,8 +261,8 @@ test("a shipped model: its version is a content hash, its prior decides, bad fie
   throwsCode(() => new Insitu({ model, features: { bits: 5 } }), "INVALID_OPTION");
 });
 
-test("explain: the learned feature tops the list, and the terms add up to the decision's score", () => {
-  const slot = new Insitu({ variants: ["a", "b"], features: { allow: ["page"] }, seed: 3 });
+for (const slotsPerFeature of [1, 2]) test(`explain (${slotsPerFeature} slot(s) per feature): the learned feature tops the list, and the terms add up to the decision's score`, () => {
+  const slot = new Insitu({ variants: ["a", "b"], features: { allow: ["page"], slotsPerFeature }, seed: 3 });
   for (let i = 0; i < 100; i++) {
     const section = i % 2 ? "news" : "sports";
     slot.learn({ context: { page: { section } }, variant: "b", reward: section === "sports" ? 1 : 0 });

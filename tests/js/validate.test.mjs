@@ -60,7 +60,7 @@ test("a slot's defaults", () => {
       { id: "a", features: null, mean: null, variance: 1 },
       { id: "b", features: null, mean: null, variance: 1 },
     ],
-    features: { hashVersion: 1, bits: 6, allow: [], interactions: [], normalize: true, slotsPerFeature: 2 },
+    features: { hashVersion: 1, bits: 6, allow: [], interactions: [], normalize: true, slotsPerFeature: 1 },
     noise: 0.25,
     policy: { type: "linucb", alpha: 0.5, minProbability: 0.001 },
     fallback: 0,
@@ -93,15 +93,13 @@ test("each policy's defaults, and the floor at most 1/K", () => {
 });
 
 test("feature settings: defaults, allow sorted by UTF-8 bytes and deduplicated, interactions as index pairs", () => {
-  assert.deepEqual(checkFeatures(undefined), { hashVersion: 1, bits: 6, allow: [], interactions: [], normalize: true, slotsPerFeature: 2 });
+  assert.deepEqual(checkFeatures(undefined), { hashVersion: 1, bits: 6, allow: [], interactions: [], normalize: true, slotsPerFeature: 1 });
   // A model's defaults are those of before normalization, so an older model keeps its meaning.
   assert.deepEqual(checkFeatures({}, "features", undefined, { bits: 5, normalize: false, slotsPerFeature: 1 }),
     { hashVersion: 1, bits: 5, allow: [], interactions: [], normalize: false, slotsPerFeature: 1 });
   assert.equal(checkFeatures({ normalize: false }).normalize, false);
-  // Unset, two slots per feature go with normalized vectors: a slot pinned to the settings of before keeps them.
-  assert.equal(checkFeatures({ normalize: false }).slotsPerFeature, 1);
   assert.equal(checkFeatures({ normalize: false, slotsPerFeature: 2 }).slotsPerFeature, 2);
-  assert.equal(checkFeatures({ slotsPerFeature: 1 }).slotsPerFeature, 1);
+  assert.equal(checkFeatures({ slotsPerFeature: 2 }).slotsPerFeature, 2);
   for (const bad of [0, 3, 1.5, "2", true]) names(() => checkFeatures({ slotsPerFeature: bad }), "INVALID_OPTION", "features.slotsPerFeature");
   names(() => checkFeatures({ normalize: "yes" }), "INVALID_OPTION", "features.normalize");
   names(() => checkFeatures({ normalize: 1 }), "INVALID_OPTION", "features.normalize");

@@ -24,11 +24,11 @@ export const DEFAULT_NOISE = 0.25;
 /** Default prior variance of every weight. */
 export const DEFAULT_PRIOR_VARIANCE = 1;
 /**
- * Feature defaults of a slot without a model: 64 slots, two per feature, and normalized vectors, chosen on real data
+ * Feature defaults of a slot without a model: 64 slots, one per feature, and normalized vectors, chosen on real data
  * (scripts/eval-real.py) and generated problems (scripts/eval-quality.mjs); 128 slots learn wide
  * dense contexts better but cost 4x the memory and a third more storage (docs/performance.md).
  */
-export const SLOT_FEATURES = { bits: 6, normalize: true, slotsPerFeature: 2 } as const;
+export const SLOT_FEATURES = { bits: 6, normalize: true, slotsPerFeature: 1 } as const;
 /** Feature defaults of a model: as before normalization existed, so an older model keeps its meaning. */
 export const MODEL_FEATURES = { bits: 6, normalize: false, slotsPerFeature: 1 } as const;
 /** Most allowlisted namespaces and interaction pairs (the core had no limit; these bound the work). */
@@ -57,16 +57,14 @@ export function checkFeatures(
   value: unknown,
   path = "features",
   k: Kind = OPTION,
-  defaults: { bits: number; normalize: boolean; slotsPerFeature: 1 | 2 } = SLOT_FEATURES,
+  defaults: { bits: number; normalize: boolean; slotsPerFeature: number } = SLOT_FEATURES,
 ): FeatureSpec {
   return guard(k, path, () => {
     const o = Obj.of(value ?? {}, path, k, FEATURE_KEYS);
     const hashVersion = o.int("hashVersion", 0, 2 ** 32 - 1) ?? 1;
     const bits = o.int("bits", 0, 64) ?? defaults.bits;
     const normalize = o.bool("normalize") ?? defaults.normalize;
-    // Unset: two with normalized vectors (a slot's defaults), one without, so a slot pinned to the
-    // settings before normalization (`normalize: false`) keeps its model version.
-    const spf = o.int("slotsPerFeature", 0, 255) ?? (normalize ? defaults.slotsPerFeature : 1);
+    const spf = o.int("slotsPerFeature", 0, 255) ?? defaults.slotsPerFeature;
     if (spf !== 1 && spf !== 2) throw k(o.field("slotsPerFeature"), `should be 1 or 2, but is ${spf}`);
     const allowed = (o.list("allow", MAX_NAMESPACES, (n) => `should list at most ${MAX_NAMESPACES} namespaces, but lists ${n}`) ?? [])
       .map((ns, i) => text(ns, `${path}.allow[${i}]`, k));

@@ -60,7 +60,7 @@ const model: Model = {
 };
 const options: InsituOptions = {
   variants: ["a", { id: "b", features: { variant: { tone: "urgent" } } }],
-  features: { bits: 6, allow: ["page", "visitor"] },
+  features: { bits: 6, allow: ["page", "visitor"], slotsPerFeature: 1 },
   policy: { type: "thompson", scale: 0.5, samples: 64, minProbability: 0.02 },
   fallback: "a",
   seed: 7,
