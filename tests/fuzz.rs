@@ -233,14 +233,28 @@ fn fuzz_snapshot_decoding_restore_and_sync() {
         let mut e = learned.clone();
         match e.sync(Some(&input), SLOT, T0 + 1.0, MAX) {
             // What an accepted merge writes reads back. (Only its own
-            // section: others are carried over as they were, and each part
-            // checks its own.)
+            // sections: others are carried over as they were, and each part
+            // checks its own.) The evaluation's sums read back as this
+            // engine holds them once committed, unless the stored section
+            // was a newer layout, which is left as it was.
             Ok(r) => {
-                engine(9)
-                    .restore(&r.bytes, SLOT, T0 + 2.0, MAX)
+                let mut back = engine(9);
+                back.restore(&r.bytes, SLOT, T0 + 2.0, MAX)
                     .unwrap_or_else(|err| {
                         panic!("merged bytes unreadable ({err}) from {input:02x?}")
                     });
+                assert!(e.commit());
+                let written = Snapshot::decode(&r.bytes, MAX).unwrap();
+                let newer = written
+                    .section(&format!("eval:{SLOT}"))
+                    .is_some_and(|b| b.first().is_some_and(|&l| l > 1));
+                if !newer {
+                    assert_eq!(
+                        back.evaluation(),
+                        e.evaluation(),
+                        "the evaluation written does not read back, from {input:02x?}"
+                    );
+                }
             }
             Err(err) => check_code(
                 "Engine::sync",
