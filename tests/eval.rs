@@ -129,6 +129,24 @@ fn the_level_scales_the_interval() {
         Sums::new(K).estimate(0, 0.95).unwrap_err().code(),
         "NO_DATA"
     );
+    // Below an effective sample size of 10, no interval: the first 9
+    // decisions (weight 1 each for the served candidate) give none, the
+    // 10th does.
+    let mut few = Sums::new(K);
+    let log = Logged::new(&[0.5, 0.25, 0.25], &[0.1, 0.7, 0.4], 0, 0.5);
+    for i in 0..10 {
+        let e = few.estimate(0, 0.95);
+        if i > 0 {
+            let e = e.unwrap();
+            assert!(e.ess < insitu::eval::MIN_ESS);
+            assert!(e.ips.low.is_nan() && e.dr.high.is_nan() && e.snips.low.is_nan());
+            assert!(e.ips.value.is_finite());
+        }
+        few.add(0, &log, f64::from(i % 2));
+    }
+    let e = few.estimate(0, 0.95).unwrap();
+    assert_eq!(e.ess, 10.0);
+    assert!(e.ips.low <= e.ips.value && e.ips.value <= e.ips.high);
 }
 
 /// When the weights sum to n (a uniform logging policy evaluated against

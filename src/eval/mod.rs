@@ -38,6 +38,11 @@ pub const FIXED: usize = 4;
 /// The least probability a logged decision may carry: below it, weights
 /// (1/p, squared in the sums) would swamp every estimate or overflow.
 pub const MIN_PROBABILITY: f64 = 1e-6;
+/// Below this effective sample size an estimate has no interval: the normal
+/// approximation the intervals rest on does not hold for a handful of
+/// weighted decisions (a candidate that agreed with what was served once or
+/// twice would get an interval of almost no width).
+pub const MIN_ESS: f64 = 10.0;
 /// What rounding may add to a probability or an expected score in [0, 1].
 const SLACK: f64 = 1e-9;
 /// Sums kept per candidate: Σw, Σw², Σwr, Σw²r, Σw²r², Σd, Σd², Σd·r.
@@ -241,9 +246,11 @@ impl Sums {
     }
 
     /// Candidate `c`'s estimates at two-sided level `level` in (0, 1).
-    /// A candidate that never agreed with what was served (no weight) has
-    /// no interval: its IPS is 0 and its DR the model's scores alone, and no
-    /// logged reward can say how wrong either is.
+    /// A candidate whose effective sample size is below [`MIN_ESS`] has no
+    /// interval (NaN bounds): one that never agreed with what was served
+    /// has an IPS of 0 and a DR of the model's scores alone, and no logged
+    /// reward can say how wrong either is; one that agreed a few times has
+    /// too few for the normal approximation.
     /// Errors: `NO_DATA` when no decision was counted; `INVALID_OPTION` for
     /// a level outside [0.5, 0.999] or a candidate out of range.
     pub fn estimate(&self, c: usize, level: f64) -> Result<Estimate> {
@@ -287,8 +294,9 @@ impl Sums {
         } else {
             around(f64::NAN, f64::NAN)
         };
+        let ess = if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 };
         let seen = |i: Interval| {
-            if sw > 0.0 {
+            if ess >= MIN_ESS {
                 i
             } else {
                 around(i.value, f64::NAN)
@@ -296,10 +304,10 @@ impl Sums {
         };
         Ok(Estimate {
             ips: seen(mean(swr, sw2r2)),
-            snips,
+            snips: seen(snips),
             dr: seen(mean(sd, sd2)),
             lift: seen(mean(sd - sr, sd2 - 2.0 * sdr + sr2)),
-            ess: if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 },
+            ess,
         })
     }
 
