@@ -112,8 +112,10 @@ test("an A/B test's reports → aggregate → readout: the variant that converts
   const day = Date.UTC(2026, 11, 6);
   for (let i = 0; i < 200; i++) {
     let now = day + 3_600_000;
+    // A unit of each device's own, so the assignment is as fixed as the conversions' draws (a device
+    // seed from fresh entropy made the outcome, and this test, vary from run to run).
     const site = open({
-      storage: new MemoryStorage(), consent: "personalization", now: () => now, flushDelayMs: 60_000,
+      storage: new MemoryStorage(), consent: "personalization", now: () => now, flushDelayMs: 60_000, unit: `device-${i}`,
       onReport: (r) => reports.push(r), onError: (e) => assert.fail(e.message),
     });
     site.experiments([{ key: "cta", variants: ["buy", "try"], reports: { task: "ab-cta" } }]);
