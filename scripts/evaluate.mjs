@@ -26,7 +26,9 @@
 import { createReadStream, readFileSync, realpathSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import init, { Insitu } from "../pkg/index.js";
+import { Insitu } from "../pkg/index.js";
+// Importing the replay driver instantiates the full engine, as the replay does.
+import { engineOptions } from "./replay.mjs";
 
 const USAGE = "usage: evaluate.mjs (--actions K [--bits B] [--policy JSON] | --slot FILE) [--level L] [--json] [LOG]";
 
@@ -63,14 +65,13 @@ export function parseArgs(argv) {
   return out;
 }
 
-/** The slot options: the site's (--slot), or the replay driver's shape for K actions. */
+/** The slot options: the site's (--slot), or the replay driver's for K actions. */
 export function slotOptions(args) {
   if (args.slot !== null) return JSON.parse(readFileSync(args.slot, "utf8"));
-  const features = { allow: ["shared", "action"], interactions: [["shared", "action"]] };
-  if (args.bits !== null) features.bits = args.bits;
-  const o = { variants: Array.from({ length: args.actions }, (_, i) => String(i)), features, seed: 1 };
+  const o = {};
+  if (args.bits !== null) o.bits = args.bits;
   if (args.policy !== null) o.policy = args.policy;
-  return o;
+  return engineOptions(args.actions, 1, o);
 }
 
 /** One log line as `learn` options; throws an Error with a `code` for a bad line. */
@@ -125,7 +126,6 @@ export async function main(argv, { stdin = process.stdin, out = console.log, err
     err(e.message);
     return 1;
   }
-  await init(readFileSync(new URL("../pkg/insitu_full.wasm", import.meta.url)));
   let slot;
   try {
     slot = new Insitu(slotOptions(args));

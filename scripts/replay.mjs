@@ -79,7 +79,7 @@ function checkFeatures(value, field) {
 }
 
 /** Engine options from the init message's `options` (driver keys only; the engine validates values). */
-function engineOptions(numActions, seed, options) {
+export function engineOptions(numActions, seed, options) {
   if (options === undefined || options === null) options = {};
   if (!isObject(options)) {
     throw new ProtocolError(ERROR_CODES.INVALID_OPTION, `options should be an object, but is ${JSON.stringify(options)}`);

@@ -63,10 +63,7 @@ fn simulate(seed: u64, n: usize) -> Sums {
         let l = logging(x);
         let (a, p) = insitu::explore::sample(&l, rng.next_f64());
         let r = f64::from(u8::from(rng.next_f64() < MU[x][a]));
-        let log = Logged {
-            p,
-            ..Logged::new(&TARGET, &scores(x), a, p)
-        };
+        let log = Logged::new(&TARGET, &scores(x), a, p);
         s.add(a, &log, r);
     }
     s

@@ -634,22 +634,17 @@ impl Engine {
     /// The record of the latest scoring's decision `c`, which serves
     /// `serve` with probability 1 when given (its pmf then says so too).
     fn serve(&mut self, c: &mut Choice, serve: Option<usize>) -> Logged {
+        if let Some(b) = serve {
+            c.index = b;
+            c.probability = 1.0;
+        }
         let sc = &mut self.s.scratch;
-        let log = Logged::new(&sc.pmf, &sc.scores, serve.unwrap_or(c.index), 1.0);
-        let log = match serve {
-            Some(b) => {
-                c.index = b;
-                c.probability = 1.0;
-                for (i, q) in sc.pmf.iter_mut().enumerate() {
-                    *q = f64::from(u8::from(i == b));
-                }
-                log
+        let log = Logged::new(&sc.pmf, &sc.scores, c.index, c.probability);
+        if serve.is_some() {
+            for (i, q) in sc.pmf.iter_mut().enumerate() {
+                *q = f64::from(u8::from(i == c.index));
             }
-            None => Logged {
-                p: c.probability,
-                ..log
-            },
-        };
+        }
         log
     }
 
@@ -684,10 +679,7 @@ impl Engine {
                 let n: u64 = self.s.arms.iter().map(|a| a.n).sum();
                 self.s.sample(Some(Rng::new(n).next_seed()))?;
                 let sc = &self.s.scratch;
-                Some(Logged {
-                    p,
-                    ..Logged::new(&sc.pmf, &sc.scores, arm, p)
-                })
+                Some(Logged::new(&sc.pmf, &sc.scores, arm, p))
             }
             None => None,
         };
@@ -762,10 +754,8 @@ impl Engine {
             Some((pmf, scores, p)) => {
                 let fine = |v: &[f64]| v.len() == k && v.iter().all(|x| x.is_finite());
                 let p = if apprentice { 1.0 } else { p };
-                (fine(pmf) && fine(scores) && p > 0.0 && p <= 1.0).then(|| Logged {
-                    p,
-                    ..Logged::new(pmf, scores, arm, p)
-                })
+                (fine(pmf) && fine(scores) && p > 0.0 && p <= 1.0)
+                    .then(|| Logged::new(pmf, scores, arm, p))
             }
             None => {
                 let mut c = self.s.sample(Some(seed))?;

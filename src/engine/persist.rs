@@ -105,10 +105,8 @@ pub(crate) struct Observation {
 /// What `sync` computed, applied by `commit`.
 #[derive(Debug, Clone)]
 pub(crate) struct Staged {
-    /// The merged learners, when other tabs had written.
-    arms: Option<Vec<Posterior>>,
-    /// The merged evaluation sums, with them.
-    eval: Option<Sums>,
+    /// The merged learners and evaluation sums, when other tabs had written.
+    merged: Option<(Vec<Posterior>, Sums)>,
     /// Decisions settled elsewhere ([`key`]s, sorted): marked settled here
     /// on commit.
     gone: Vec<u128>,
@@ -264,8 +262,10 @@ impl Persisted for Engine {
         let writer = (self.s.cfg.epoch, self.sync.written.map_or(0, |w| w.1) + 1);
         // Merged state is checked before it is written; this engine's own is
         // what its updates made.
-        let merged = staged.arms.as_deref();
-        let sums = staged.eval.as_ref().unwrap_or(&self.eval);
+        let (merged, sums) = match &staged.merged {
+            Some((arms, sums)) => (Some(&arms[..]), sums),
+            None => (None, &self.eval),
+        };
         let mut kept = kept_models(&snap, &name, others, now_ms);
         // Over the size cap once the other versions are dropped, the pending
         // decisions expiring first are left out, halving until it fits: they
@@ -450,7 +450,6 @@ impl Engine {
         now_ms: f64,
     ) -> Result<SyncReport> {
         super::check_now(now_ms)?;
-        section_name(slot)?;
         self.restore_section(snap, slot, now_ms)
     }
 
@@ -492,8 +491,7 @@ impl Engine {
         };
         let (tombstones, horizon) = self.tombstones(st.as_ref(), now_ms);
         let mut s = Staged {
-            arms: None,
-            eval: None,
+            merged: None,
             gone: Vec::new(),
             adopt: Vec::new(),
             activated: Vec::new(),
@@ -512,8 +510,7 @@ impl Engine {
                         None => Sums::new(self.eval.k()),
                     };
                     self.replay(&mut st.arms, &mut sums, &s.gone, &mut report);
-                    s.arms = Some(core::mem::take(&mut st.arms));
-                    s.eval = Some(sums);
+                    s.merged = Some((core::mem::take(&mut st.arms), sums));
                 }
             }
             s.activated = activated_in(&st);
@@ -642,9 +639,8 @@ impl Engine {
         // restore); none if it overflowed.
         let later = &mut self.sync.journal;
         later.retain(!restore, |o| !o.settles_one_of(&s.gone));
-        if let Some(mut arms) = s.arms.take() {
+        if let Some((mut arms, mut sums)) = s.merged.take() {
             let noise = self.s.cfg.model.noise;
-            let mut sums = s.eval.take().unwrap_or_else(|| Sums::new(arms.len()));
             // If the journal overflowed since the sync, this tab's own state,
             // which has every one of its updates, is the better of the two.
             if !later.overflowed() {

@@ -147,8 +147,8 @@ pub struct Sums {
     c: Vec<[f64; FIELDS]>,
 }
 
-/// One estimate with its interval (bounds NaN when fewer than two
-/// decisions, or no weight, give no variance).
+/// One estimate with its interval (bounds NaN below an effective sample
+/// size of [`MIN_ESS`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Interval {
     /// The estimate.

@@ -80,7 +80,6 @@ impl FeatureOptions {
             }
         }
         let ns_seeds = allow.iter().map(|n| hash::namespace_seed(n)).collect();
-        let normalize = self.normalize.unwrap_or(defaults.normalize);
         let two_slots = match self.slots_per_feature {
             None => defaults.two_slots,
             Some(1) => false,
@@ -93,7 +92,7 @@ impl FeatureOptions {
             }
         };
         let mut fc = FeatureConfig::new(hash_version, bits, ns_seeds, interactions)?
-            .normalized(normalize)
+            .normalized(self.normalize.unwrap_or(defaults.normalize))
             .with_two_slots(two_slots);
         fc.allow = allow;
         Ok(fc)

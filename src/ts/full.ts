@@ -54,10 +54,11 @@ let Bytes: Kit["Writer"];
 let checkExplainShape: Kit["checkExplainShape"];
 let encode: Kit["encode"];
 let callNums: Kit["callNums"];
+let Obj: Kit["Obj"];
 
 /** Called once by the entry, before anything else here: `Insitu`'s methods are defined on its prototype. */
 export function attach(kit: Kit): void {
-  ({ fail, coded, describe, guard, constant, Writer: Bytes, checkExplainShape, encode, callNums } = kit);
+  ({ fail, coded, describe, guard, constant, Writer: Bytes, checkExplainShape, encode, callNums, Obj } = kit);
   attachReports(kit);
   const methods = Object.getOwnPropertyDescriptors(Methods.prototype);
   delete (methods as { constructor?: unknown }).constructor;
@@ -585,14 +586,9 @@ const KINDS = ["served", "policy", "greedy", "uniform"] as const;
  * decision logged its probability; changes nothing.
  */
 export function evaluate(l: Learner, options: unknown): Evaluation {
-  const o = (options ?? {}) as { level?: unknown };
-  if (typeof o !== "object" || Array.isArray(o)) throw fail("INVALID_OPTION", `evaluate's options should be an object, but are ${describe(o)}`);
-  const unknown = Object.keys(o).find((x) => x !== "level");
-  if (unknown !== undefined) throw fail("INVALID_OPTION", `option ${describe(unknown)} is not an option of evaluate`);
-  const level = o.level ?? 0.95;
-  if (typeof level !== "number" || !(level >= 0.5 && level <= 0.999)) {
-    throw fail("INVALID_OPTION", `option \`level\` should be a number in [0.5, 0.999], but is ${describe(level)}`);
-  }
+  const o = Obj.of(options ?? {}, "", option, ["level"], "options");
+  const level = o.num("level") ?? 0.95;
+  if (!(level >= 0.5 && level <= 0.999)) throw o.err("level", `should be in [0.5, 0.999], but is ${describe(level)}`);
   const c = l.core;
   const m = c.call("slot_evaluate", [l.h, level], (code) =>
     code === "NO_DATA" ? "nothing to evaluate yet: no decision that logged its probability has been settled" : `evaluate: refused (${code})`);

@@ -239,3 +239,23 @@ export function corruptSection(raw, name) {
   const framed = `${savedAt};${generation};${Buffer.concat([header, body]).toString("base64")}`;
   return `${tag};${zlib.crc32(Buffer.from(framed, "utf16le")).toString(16).padStart(8, "0")};${framed}`;
 }
+
+/**
+ * `open()` on `storage` under consent `personalization`, with a manual clock starting at `t0`
+ * (writes wait a minute, so a test flushes them), collecting what `onError` and `onReport` hear.
+ */
+export function manualSite(storage, t0, extra = {}) {
+  const clock = { t: t0 };
+  const reports = [];
+  const errors = [];
+  const s = open({
+    storage,
+    consent: "personalization",
+    now: () => clock.t,
+    flushDelayMs: 60_000,
+    onError: (e) => errors.push(e),
+    onReport: (r) => reports.push(r),
+    ...extra,
+  });
+  return { s, clock, reports, errors };
+}

@@ -5,7 +5,7 @@
 // two tabs, bad options and damaged stored data. Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkAudit, corruptSection, Insitu, loadSite, MemoryStorage, open, throwsCode, validateAudit as validate, withGlobal } from "./helpers.mjs";
+import { checkAudit, corruptSection, Insitu, loadSite, manualSite, MemoryStorage, open, throwsCode, validateAudit as validate, withGlobal } from "./helpers.mjs";
 
 
 const DAY = 86_400_000;
@@ -16,21 +16,7 @@ const SLOT = { variants: ["a", "b", "c"], features: { allow: ["page"], bits: 4 }
 const REPORTS = { task: "shop-hero", bounds: BOUNDS, segment: "mobile" };
 
 /** A site on `storage` with a manual clock, collecting reports and errors. */
-function site(storage, extra = {}) {
-  const clock = { t: T0 };
-  const reports = [];
-  const errors = [];
-  const s = open({
-    storage,
-    consent: "personalization",
-    now: () => clock.t,
-    flushDelayMs: 60_000,
-    onError: (e) => errors.push(e),
-    onReport: (r) => reports.push(r),
-    ...extra,
-  });
-  return { s, clock, reports, errors };
-}
+const site = (storage, extra = {}) => manualSite(storage, T0, extra);
 
 /** `n` decisions on `slot`, every third one deferred and never shown, the rest rewarded 1 on `b`; the counts the test expects. */
 function decide(slot, n, clock, seen = { decisions: [0, 0, 0], exposures: [0, 0, 0], rewards: [0, 0, 0] }) {

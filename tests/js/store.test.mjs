@@ -5,25 +5,13 @@
 // Run: node --test tests/js/
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkAudit, init, MemoryStorage, open, throwsCode, updates, validateAudit as validate, WASM_FULL } from "./helpers.mjs";
+import { checkAudit, init, manualSite, MemoryStorage, open, throwsCode, updates, validateAudit as validate, WASM_FULL } from "./helpers.mjs";
 
 const T0 = 1_700_000_040_000;
 const SLOT = { variants: ["a", "b", "c"], features: { allow: ["page", "behavior"] }, seed: 7 };
 
 /** A site on `storage` with a manual clock; errors reported go to `errors`. */
-function site(storage, extra = {}) {
-  const clock = { t: T0 };
-  const errors = [];
-  const s = open({
-    storage,
-    consent: "personalization",
-    now: () => clock.t,
-    flushDelayMs: 60_000,
-    onError: (e) => errors.push(e),
-    ...extra,
-  });
-  return { s, clock, errors };
-}
+const site = (storage, extra = {}) => manualSite(storage, T0, extra);
 
 function learn(slot, n, clock) {
   for (let i = 0; i < n; i++) {

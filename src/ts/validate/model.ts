@@ -57,15 +57,14 @@ export function checkFeatures(
   value: unknown,
   path = "features",
   k: Kind = OPTION,
-  defaults: { bits: number; normalize: boolean; slotsPerFeature: number } = SLOT_FEATURES,
+  defaults: { bits: number; normalize: boolean; slotsPerFeature: 1 | 2 } = SLOT_FEATURES,
 ): FeatureSpec {
   return guard(k, path, () => {
     const o = Obj.of(value ?? {}, path, k, FEATURE_KEYS);
     const hashVersion = o.int("hashVersion", 0, 2 ** 32 - 1) ?? 1;
     const bits = o.int("bits", 0, 64) ?? defaults.bits;
     const normalize = o.bool("normalize") ?? defaults.normalize;
-    const spf = o.int("slotsPerFeature", 0, 255) ?? defaults.slotsPerFeature;
-    if (spf !== 1 && spf !== 2) throw k(o.field("slotsPerFeature"), `should be 1 or 2, but is ${spf}`);
+    const spf = (o.int("slotsPerFeature", 1, 2) ?? defaults.slotsPerFeature) as 1 | 2;
     const allowed = (o.list("allow", MAX_NAMESPACES, (n) => `should list at most ${MAX_NAMESPACES} namespaces, but lists ${n}`) ?? [])
       .map((ns, i) => text(ns, `${path}.allow[${i}]`, k));
     const pair = (p: unknown, field: string): [string, string] => {
