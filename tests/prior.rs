@@ -127,3 +127,54 @@ fn the_prior_refuses_what_the_engine_refuses() {
         prior.decide(&ok, None, None, 0.0).unwrap()
     );
 }
+
+/// A catalogue's slates: the first-decision module draws the same slates
+/// (variants, probabilities, decision counters) as the full engine at the
+/// prior, for every policy, with full (4 + 3 bits) and diagonal weights.
+#[test]
+fn the_prior_draws_a_catalogues_slates_as_the_full_engine() {
+    let mut rng = Rng::new(31);
+    for (bits, catalogue_bits) in [(4, 3), (6, 6)] {
+        for policy in [
+            r#"{"type":"thompson","samples":8}"#,
+            r#"{"type":"linucb"}"#,
+            r#"{"type":"egreedy","epsilon":0.3}"#,
+            r#"{"type":"greedy","minProbability":0}"#,
+        ] {
+            let variants: Vec<String> = (0..150)
+                .map(|i| {
+                    format!(
+                        r#"{{"id":"p{i}","features":{{"variant":{{"cat":"c{}","price":{}}}}}}}"#,
+                        i % 12,
+                        1 + i % 5
+                    )
+                })
+                .collect();
+            let opts = format!(
+                r#"{{"variants":[{}],"features":{{"bits":{bits},"allow":["page","user","variant"]}},
+                    "catalogue":{{"bits":{catalogue_bits}}},"policy":{policy},"seed":3}}"#,
+                variants.join(",")
+            );
+            let cfg = EngineConfig::parse(&opts, 7).unwrap();
+            let (mut full, mut prior) = (Engine::new(cfg.clone()), Prior::new(cfg));
+            for call in 0..8 {
+                let shared: Vec<Hashed> = features(&mut rng, 1 + call % 5)
+                    .into_iter()
+                    .filter(|h| h.ns() != 2)
+                    .collect();
+                let seed = (call % 2 == 0).then(|| rng.next_u64() >> 12);
+                let k = 1 + call % 6;
+                let a = full
+                    .rank_slate(&shared, None, seed, false, 0.0, None, k)
+                    .unwrap();
+                let b = prior.decide_slate(&shared, None, seed, 0.0, k).unwrap();
+                let what = format!("bits {bits}+{catalogue_bits}, {policy}, call {call}");
+                assert_eq!(a, b, "{what}");
+                assert_eq!(full.last_slate(), prior.last_slate(), "{what}");
+                assert_eq!(full.last_slate().len(), k, "{what}");
+                assert_eq!(full.last_pmf(), prior.last_pmf(), "{what}");
+                assert_eq!(full.counter(), prior.counter(), "{what}");
+            }
+        }
+    }
+}

@@ -128,6 +128,43 @@ pub fn sample(pmf: &[f64], u: f64) -> (usize, f64) {
     (last, pmf.get(last).copied().unwrap_or(0.0))
 }
 
+/// The next variant of a slate drawn without replacement from `pmf`, from a
+/// uniform `u` in [0, 1): among those not `taken`, `i` with probability
+/// `pmf[i] / m`, where `m` is the mass not yet taken, which is returned as
+/// its conditional probability. When no mass is left (a greedy pmf, no
+/// floor) the next is the untaken variant with the highest `score` (the
+/// first of equals), with probability 1: the policy's own order.
+pub fn next_in_slate(pmf: &[f64], scores: &[f64], taken: &[bool], u: f64) -> (usize, f64) {
+    let free = |i: usize| !taken.get(i).copied().unwrap_or(true);
+    let mut rest = 0.0;
+    for (i, p) in pmf.iter().enumerate() {
+        if free(i) && *p > 0.0 {
+            rest += p;
+        }
+    }
+    if rest > 1e-12 && rest.is_finite() {
+        let target = u * rest;
+        let (mut acc, mut last) = (0.0, (0, 0.0));
+        for (i, p) in pmf.iter().enumerate() {
+            if free(i) && *p > 0.0 {
+                acc += p;
+                last = (i, *p);
+                if target < acc {
+                    break;
+                }
+            }
+        }
+        return (last.0, (last.1 / rest).min(1.0));
+    }
+    let mut best: Option<(usize, f64)> = None;
+    for (i, s) in scores.iter().enumerate() {
+        if free(i) && best.is_none_or(|b| *s > b.1) {
+            best = Some((i, *s));
+        }
+    }
+    (best.map_or(0, |b| b.0), 1.0)
+}
+
 #[cfg(test)]
 #[allow(clippy::needless_range_loop)] // index loops read like the maths they check
 mod tests {

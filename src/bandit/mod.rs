@@ -78,6 +78,10 @@ pub(crate) const DEFAULT_THOMPSON_SCALE: f64 = 0.25;
 /// slot's decisions over variants the learner knew to be worse; 0.001
 /// earned more on real and generated problems (docs/performance.md).
 pub(crate) const DEFAULT_MIN_PROBABILITY: f64 = 0.001;
+/// Most of a decision's probability the default floor may spread: with more
+/// than 100 variants the default floor is this budget shared by them (a
+/// catalogue of 1,000 variants gets 0.0001 each, not a uniform pmf).
+pub(crate) const DEFAULT_FLOOR_BUDGET: f64 = 0.1;
 /// Most posterior draws Thompson sampling may use per decision.
 pub(crate) const MAX_SAMPLES: u32 = 4096;
 
@@ -173,7 +177,8 @@ impl PolicyOptions {
             _ => PolicyKind::Greedy,
         };
         let min_probability = in_unit(
-            self.min_probability.unwrap_or(DEFAULT_MIN_PROBABILITY),
+            self.min_probability
+                .unwrap_or(DEFAULT_MIN_PROBABILITY.min(DEFAULT_FLOOR_BUDGET / k as f64)),
             "policy.minProbability",
         )?;
         if min_probability * k as f64 > 1.0 {

@@ -109,6 +109,12 @@ impl Engine {
         variant: Option<usize>,
         top: usize,
     ) -> Result<Explanation> {
+        if self.s.cfg.model.catalogue.is_some() {
+            return Err(Error::option(
+                "explain",
+                text!("is not available for a catalogue slot (its variants share one learner)"),
+            ));
+        }
         let fc = &self.s.cfg.model.features;
         let k = self.s.arms.len();
         let actions: Vec<Vec<Hashed>> = own.iter().map(|o| o.hashed.to_vec()).collect();
@@ -379,7 +385,7 @@ mod json {
         /// term named (see [`term_name`]).
         pub fn explain(&self, opts: &ExplainOptions<'_>) -> Result<NamedExplanation> {
             let fc = &self.s.cfg.model.features;
-            let k = self.s.arms.len();
+            let k = self.s.variant_count();
             self.check_actions(opts.actions.as_deref())?;
             let mut shared = Named::default();
             let context = opts.context.as_ref().unwrap_or(&Json::Null);

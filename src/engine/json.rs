@@ -58,6 +58,20 @@ impl EngineConfig {
         let seed = o.int("seed", 0, MAX_SEED)?;
         let reward_ttl_ms = o.num("rewardTtlMs")?;
         let max_pending = o.int("maxPending", 1, MAX_PENDING_LIMIT)?;
+        let catalogue = match o.get("catalogue") {
+            None | Some(Json::Bool(false)) => None,
+            Some(Json::Bool(true)) => Some(model::DEFAULT_CATALOGUE_BITS),
+            Some(c) => {
+                let mut co = Obj::new(c, "catalogue", OPT_ERR)?;
+                let bits = co.int(
+                    "bits",
+                    u64::from(model::CATALOGUE_BITS.0),
+                    u64::from(model::CATALOGUE_BITS.1),
+                )?;
+                co.finish()?;
+                Some(bits.map_or(model::DEFAULT_CATALOGUE_BITS, |b| b as u8))
+            }
+        };
         o.finish()?;
 
         let variant_list = match variants {
@@ -78,6 +92,10 @@ impl EngineConfig {
         };
 
         let model = match (model_json, variant_list) {
+            (Some(_), _) if catalogue.is_some() => return Err(Error::option(
+                "catalogue",
+                "cannot be used with a model: a catalogue learns from the prior of `priorVariance`",
+            )),
             (Some(m), variants) => {
                 if features.is_some() || noise.is_some() || prior_variance.is_some() {
                     return Err(Error::option(
@@ -119,7 +137,7 @@ impl EngineConfig {
                     };
                     variants.push((id, f, hashed));
                 }
-                CompactModel::uninformed(fc, variants, noise, var)?
+                CompactModel::uninformed(fc, variants, noise, var, catalogue)?
             }
             (None, None) => {
                 return Err(Error::option(
@@ -165,6 +183,8 @@ pub struct RankOptions<'a> {
     pub(crate) defer: bool,
     /// The injected clock, in ms since the epoch; the JS boundary defaults it to `Date.now()`.
     pub now: Option<f64>,
+    /// Variants in the slate (1 for one decision; see [`Engine::rank_slate`]).
+    pub(crate) k: usize,
 }
 
 /// Read `reward`: required, and JSON.stringify writes NaN and ±Infinity as
@@ -221,6 +241,7 @@ impl<'a> RankOptions<'a> {
             seed: self.seed,
             defer: self.defer,
             now: self.now,
+            k: self.k,
         }
     }
 
@@ -239,9 +260,11 @@ impl<'a> RankOptions<'a> {
         let seed = o.int("seed", 0, MAX_SEED)?;
         let defer = o.bool("defer")?.unwrap_or(false);
         let now = read_now(&mut o)?;
+        let k = o.int("k", 1, super::MAX_SLATE as u64)?.unwrap_or(1) as usize;
         o.finish()?;
         let (context, actions) = take_features(&mut json);
         Ok(RankOptions {
+            k,
             context,
             actions,
             seed,
@@ -378,7 +401,7 @@ impl Engine {
             variant: self.s.cfg.model.variants[index].id.clone(),
             index,
             probability: 1.0,
-            pmf: (0..self.s.arms.len())
+            pmf: (0..self.s.variant_count())
                 .map(|i| if i == index { 1.0 } else { 0.0 })
                 .collect(),
             scores: Vec::new(),
@@ -418,7 +441,7 @@ impl Engine {
 
     /// Refuse per-call `actions` that do not list one entry per variant.
     pub(super) fn check_actions<T>(&self, actions: Option<&[T]>) -> Result<()> {
-        let k = self.s.arms.len();
+        let k = self.s.variant_count();
         match actions {
             Some(a) if a.len() != k => Err(Error::context(
                 "actions",
@@ -451,13 +474,14 @@ impl Engine {
     pub fn rank_choice(&mut self, opts: &RankOptions<'_>, now_ms: f64) -> Result<Choice> {
         check_now(now_ms)?;
         let (shared, actions) = self.hash_json(opts.context.as_ref(), opts.actions.as_deref())?;
-        self.rank_serving(
+        self.rank_slate(
             &shared,
             actions.as_deref(),
             opts.seed,
             opts.defer,
             now_ms,
             None,
+            opts.k.max(1),
         )
     }
 

@@ -11,7 +11,7 @@ use crate::prelude::*;
 use crate::bandit::Policy;
 use crate::error::{Error, Result};
 use crate::eval::{Logged, Sums};
-use crate::features::{check_count, Dense, Hashed, SparseVec};
+use crate::features::{check_count, outer_into, Dense, FeatureConfig, Hashed, SparseVec};
 use crate::model::{CompactModel, Posterior};
 use crate::prim::clock::check_now;
 use crate::prim::rng::{Rng, MAX_SEED};
@@ -121,6 +121,9 @@ pub struct Choice {
     pub counter: u64,
 }
 
+/// Most variants one `rank({ k })` slate may hold.
+pub(crate) const MAX_SLATE: usize = 64;
+
 /// Bits of the engine epoch that prefixes decision ids.
 pub(crate) const EPOCH_BITS: u32 = 48;
 
@@ -167,9 +170,17 @@ struct Scratch {
     dense: Dense,
     /// Folded feature vectors: one shared by every variant, or one each.
     xs: Vec<SparseVec>,
+    /// A catalogue's folded context, before its outer products.
+    ctx: SparseVec,
     scores: Vec<f64>,
     variances: Vec<f64>,
     pmf: Vec<f64>,
+    /// The latest decision's draws after its pmf, for the rest of a slate.
+    draw: Option<Rng>,
+    /// The latest slate: each position's variant and conditional probability.
+    slate: Vec<(usize, f64)>,
+    /// Which variants the slate holds.
+    taken: Vec<bool>,
 }
 
 impl core::fmt::Debug for Scratch {
@@ -231,7 +242,7 @@ impl Scorer {
 
     /// Number of variants.
     pub fn variant_count(&self) -> usize {
-        self.arms.len()
+        self.cfg.model.variants.len()
     }
 
     /// Take the learning of a stored slot section `body` (this model's
@@ -267,12 +278,38 @@ impl Scorer {
         &self.scratch.pmf
     }
 
+    /// The latest decision's slate: each position's variant and the
+    /// probability it was drawn with given the positions before it (the
+    /// first is the decision's own). One position after a plain decision.
+    pub fn last_slate(&self) -> &[(usize, f64)] {
+        &self.scratch.slate
+    }
+
+    /// [`decide`](Self::decide) a slate of `k` distinct variants (see
+    /// [`Engine::rank_slate`]): the first is the decision's, and each
+    /// position takes a decision counter of its own. On error nothing changes.
+    pub fn decide_slate(
+        &mut self,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+        seed: Option<u64>,
+        now_ms: f64,
+        k: usize,
+    ) -> Result<Choice> {
+        check_slate(k, self.variant_count(), false)?;
+        let c = self.decide(shared, actions, seed, now_ms)?;
+        self.scratch.extend_slate(k);
+        self.counter += k as u64 - 1;
+        Ok(c)
+    }
+
     /// The posterior mean scores of the latest decision, in variant order.
     pub fn last_scores(&self) -> &[f64] {
         &self.scratch.scores
     }
 
-    /// Updates learned per variant, in variant order.
+    /// Updates learned per learner: per variant, in variant order, or the
+    /// one shared learner of a catalogue.
     pub fn updates(&self) -> Vec<u64> {
         self.arms.iter().map(|p| p.n).collect()
     }
@@ -316,9 +353,13 @@ impl Scorer {
     /// Fails when they are not finite (feature values so large they overflow).
     fn moments(&mut self, variance: bool) -> Result<()> {
         let s = &mut self.scratch;
+        let m = &self.cfg.model;
         s.scores.clear();
         s.variances.clear();
-        for (i, p) in self.arms.iter().enumerate() {
+        for i in 0..m.variants.len() {
+            let Some(p) = self.arms.get(m.learner_of(i)) else {
+                break;
+            };
             let x = for_arm(&s.xs, i);
             let v = if variance { p.score_variance(x) } else { 0.0 };
             s.moment(p.mean_score(x), v)?;
@@ -362,6 +403,21 @@ impl Scratch {
             return Err(Error::context("actions", text!("should list {k} variants")));
         }
         let fc = &model.features;
+        if let Some(c) = &model.catalogue {
+            if actions.is_some() {
+                return Err(Error::context(
+                    "actions",
+                    text!("cannot be given to a catalogue: its variants' features are the slot's"),
+                ));
+            }
+            check_feats(fc, shared)?;
+            fc.fold_into(shared, &mut self.dense, &mut self.ctx)?;
+            self.xs.resize_with(k, SparseVec::default);
+            for (x, y) in self.xs.iter_mut().zip(&c.y) {
+                outer_into(&self.ctx, y, c.bits, x);
+            }
+            return Ok(());
+        }
         let n = if (0..k).all(|i| own(i).is_empty()) {
             1
         } else {
@@ -372,23 +428,74 @@ impl Scratch {
             self.feats.clear();
             self.feats.extend_from_slice(shared);
             self.feats.extend_from_slice(own(i));
-            check_count(self.feats.len())?;
-            for f in &self.feats {
-                if f.ns() >= fc.namespaces() {
-                    return Err(Error::context(
-                        "context",
-                        text!("names a namespace outside the allowlist"),
-                    ));
-                }
-                if !f.value().is_finite() {
-                    return Err(Error::NonFiniteFeature {
-                        field: text!("context"),
-                    });
-                }
-            }
+            check_feats(fc, &self.feats)?;
             fc.fold_into(&self.feats, &mut self.dense, x)?;
         }
         Ok(())
+    }
+}
+
+/// Refuse a slate size outside [1, min(`variants`, [`MAX_SLATE`])], and
+/// any slate but one variant when `serving` (apprentice mode).
+fn check_slate(k: usize, variants: usize, serving: bool) -> Result<()> {
+    let max = variants.min(MAX_SLATE);
+    if !(1..=max).contains(&k) {
+        return Err(Error::option(
+            "k",
+            text!("should be an integer in [1, {max}], but is {k}"),
+        ));
+    }
+    if serving && k > 1 {
+        return Err(Error::option(
+            "k",
+            text!("should be 1 in apprentice mode, which serves the baseline alone"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse features the TypeScript side could not have sent: too many, a
+/// namespace outside the allowlist, a value that is not finite.
+fn check_feats(fc: &FeatureConfig, feats: &[Hashed]) -> Result<()> {
+    check_count(feats.len())?;
+    for f in feats {
+        if f.ns() >= fc.namespaces() {
+            return Err(Error::context(
+                "context",
+                text!("names a namespace outside the allowlist"),
+            ));
+        }
+        if !f.value().is_finite() {
+            return Err(Error::NonFiniteFeature {
+                field: text!("context"),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Scratch {
+    /// Draw the rest of the latest decision's slate, to `k` positions,
+    /// without replacement (see [`crate::bandit::explore::next_in_slate`]),
+    /// from the generator the decision drew with.
+    fn extend_slate(&mut self, k: usize) {
+        let s = self;
+        s.taken.clear();
+        s.taken.resize(s.pmf.len(), false);
+        for &(i, _) in &s.slate {
+            if let Some(t) = s.taken.get_mut(i) {
+                *t = true;
+            }
+        }
+        let mut rng = s.draw.take().unwrap_or_else(|| Rng::new(0));
+        while s.slate.len() < k {
+            let (i, p) =
+                crate::bandit::explore::next_in_slate(&s.pmf, &s.scores, &s.taken, rng.next_f64());
+            if let Some(t) = s.taken.get_mut(i) {
+                *t = true;
+            }
+            s.slate.push((i, p));
+        }
     }
 
     /// Add a variant's mean score and score variance to `scores` and
@@ -418,6 +525,9 @@ impl Scratch {
         cfg.policy
             .pmf_into(&self.scores, &self.variances, &mut rng, &mut self.pmf);
         let (index, probability) = crate::bandit::explore::sample(&self.pmf, rng.next_f64());
+        self.draw = Some(rng);
+        self.slate.clear();
+        self.slate.push((index, probability));
         Choice {
             index,
             probability,
@@ -432,7 +542,7 @@ impl Engine {
     /// A new engine at the prior.
     pub fn new(cfg: EngineConfig) -> Engine {
         Engine {
-            eval: Sums::new(cfg.model.variants.len()),
+            eval: Sums::new(cfg.model.evaluated()),
             s: Scorer::new(cfg),
             pending: Vec::new(),
             foreign: Vec::new(),
@@ -454,7 +564,7 @@ impl Engine {
         self.pending.clear();
         self.foreign.clear();
         self.sync = persist::SyncState::default();
-        self.eval = Sums::new(s.arms.len());
+        self.eval = Sums::new(s.cfg.model.evaluated());
         if let Some(t) = &mut self.report {
             t.reset();
         }
@@ -472,6 +582,12 @@ impl Engine {
     /// with the same shape: nothing changes. Errors (`INVALID_OPTION`): see
     /// [`Tally::new`].
     pub fn enable_reports(&mut self, period_days: u32, learning: bool) -> Result<()> {
+        if self.s.cfg.model.catalogue.is_some() {
+            return Err(Error::option(
+                "reports",
+                text!("are not kept for a catalogue slot"),
+            ));
+        }
         let k = self.s.arms.len();
         let d = if learning {
             self.s.cfg.model.features.dim()
@@ -510,7 +626,7 @@ impl Engine {
 
     /// Number of variants.
     pub fn variant_count(&self) -> usize {
-        self.s.arms.len()
+        self.s.variant_count()
     }
 
     /// Policy name.
@@ -622,9 +738,53 @@ impl Engine {
         Ok(c)
     }
 
+    /// [`rank_serving`](Engine::rank_serving) a slate: `k` distinct
+    /// variants (1 to min(variants, [`MAX_SLATE`])) for a row of content,
+    /// drawn without replacement from the decision's pmf with its seed, so
+    /// the same seed and state give the same slate. Each position is a
+    /// pending decision of its own, with the next decision counter, so each
+    /// is rewarded (and activated) on its own; [`Scorer::last_slate`] holds
+    /// their variants and probabilities. Only the first position counts in
+    /// the offline evaluation (the others' probabilities are conditional).
+    /// Apprentice mode serves one variant: `k` must be 1 there. On error
+    /// nothing changes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rank_slate(
+        &mut self,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+        seed: Option<u64>,
+        defer: bool,
+        now_ms: f64,
+        serve: Option<usize>,
+        k: usize,
+    ) -> Result<Choice> {
+        check_slate(k, self.s.variant_count(), serve.is_some())?;
+        let c = self.rank_serving(shared, actions, seed, defer, now_ms, serve)?;
+        if k > 1 {
+            self.s.scratch.extend_slate(k);
+            for j in 1..k {
+                let (index, probability) = self.s.scratch.slate[j];
+                let next = Choice {
+                    index,
+                    probability,
+                    counter: self.s.counter + 1,
+                    ..c
+                };
+                self.record(next, defer, now_ms, None);
+            }
+        }
+        Ok(c)
+    }
+
+    /// The latest decision's slate (see [`Scorer::last_slate`]).
+    pub fn last_slate(&self) -> &[(usize, f64)] {
+        self.s.last_slate()
+    }
+
     fn check_arm(&self, arm: Option<usize>) -> Result<()> {
         match arm {
-            Some(a) if a >= self.s.arms.len() => Err(Error::UnknownVariant {
+            Some(a) if a >= self.s.variant_count() => Err(Error::UnknownVariant {
                 variant: text!("#{a}"),
             }),
             _ => Ok(()),
@@ -632,14 +792,16 @@ impl Engine {
     }
 
     /// The record of the latest scoring's decision `c`, which serves
-    /// `serve` with probability 1 when given (its pmf then says so too).
-    fn serve(&mut self, c: &mut Choice, serve: Option<usize>) -> Logged {
+    /// `serve` with probability 1 when given (its pmf then says so too);
+    /// none for a catalogue, whose evaluation is not kept.
+    fn serve(&mut self, c: &mut Choice, serve: Option<usize>) -> Option<Logged> {
         if let Some(b) = serve {
             c.index = b;
             c.probability = 1.0;
         }
         let sc = &mut self.s.scratch;
-        let log = Logged::new(&sc.pmf, &sc.scores, c.index, c.probability);
+        let log = (self.s.cfg.model.evaluated() > 0)
+            .then(|| Logged::new(&sc.pmf, &sc.scores, c.index, c.probability));
         if serve.is_some() {
             for (i, q) in sc.pmf.iter_mut().enumerate() {
                 *q = f64::from(u8::from(i == c.index));
@@ -674,7 +836,7 @@ impl Engine {
             ));
         }
         self.s.fold(shared, actions)?;
-        let log = match probability {
+        let log = match probability.filter(|_| self.s.cfg.model.evaluated() > 0) {
             Some(p) => {
                 let n: u64 = self.s.arms.iter().map(|a| a.n).sum();
                 self.s.sample(Some(Rng::new(n).next_seed()))?;
@@ -684,7 +846,8 @@ impl Engine {
             None => None,
         };
         let x = for_arm(&self.s.scratch.xs, arm);
-        self.s.arms[arm].update(x, reward, self.s.cfg.model.noise, 1.0)?;
+        let m = &self.s.cfg.model;
+        self.s.arms[m.learner_of(arm)].update(x, reward, m.noise, 1.0)?;
         if let Some(l) = &log {
             self.eval.add(arm, l, reward);
         }
@@ -749,8 +912,9 @@ impl Engine {
         // The same draw as there: the seed the stream gave it, or the given one.
         let mut stream = self.s.rng.clone();
         let seed = seed.unwrap_or_else(|| stream.next_seed());
-        let k = self.s.arms.len();
+        let k = self.s.variant_count();
         let log = match seen {
+            Some(_) if self.s.cfg.model.evaluated() == 0 => None,
             Some((pmf, scores, p)) => {
                 let fine = |v: &[f64]| v.len() == k && v.iter().all(|x| x.is_finite());
                 let p = if apprentice { 1.0 } else { p };
@@ -764,7 +928,7 @@ impl Engine {
                     c.index = arm;
                 }
                 let log = self.serve(&mut c, apprentice.then_some(arm));
-                (log.p > 0.0).then_some(log)
+                log.filter(|l| l.p > 0.0)
             }
         };
         self.s.rng = stream;
@@ -842,7 +1006,7 @@ impl Engine {
                 id: id_text(epoch, counter),
             });
         }
-        self.s.arms[p.arm].update(&p.x, reward, noise, 1.0)?;
+        self.s.arms[self.s.cfg.model.learner_of(p.arm)].update(&p.x, reward, noise, 1.0)?;
         p.rewarded = true;
         if let Some(l) = &p.log {
             self.eval.add(p.arm, l, reward);

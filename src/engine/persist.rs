@@ -594,11 +594,14 @@ impl Engine {
         gone: &[u128],
         report: &mut SyncReport,
     ) {
-        let noise = self.s.cfg.model.noise;
+        let m = &self.s.cfg.model;
         for o in self.sync.journal.entries() {
             if o.settles_one_of(gone) {
                 report.duplicates += 1;
-            } else if arms[o.arm].update(&o.x, o.reward, noise, 1.0).is_ok() {
+            } else if arms[m.learner_of(o.arm)]
+                .update(&o.x, o.reward, m.noise, 1.0)
+                .is_ok()
+            {
                 o.count(sums);
                 report.replayed += 1;
             } else {
@@ -640,7 +643,7 @@ impl Engine {
         let later = &mut self.sync.journal;
         later.retain(!restore, |o| !o.settles_one_of(&s.gone));
         if let Some((mut arms, mut sums)) = s.merged.take() {
-            let noise = self.s.cfg.model.noise;
+            let m = &self.s.cfg.model;
             // If the journal overflowed since the sync, this tab's own state,
             // which has every one of its updates, is the better of the two.
             if !later.overflowed() {
@@ -649,7 +652,8 @@ impl Engine {
                     for o in later.entries() {
                         // It was accepted once on this tab's own state; a
                         // refusal here is counted nowhere else, like `sync`'s.
-                        if arms[o.arm].update(&o.x, o.reward, noise, 1.0).is_ok() {
+                        let a = &mut arms[m.learner_of(o.arm)];
+                        if a.update(&o.x, o.reward, m.noise, 1.0).is_ok() {
                             o.count(&mut sums);
                         }
                     }
@@ -714,7 +718,7 @@ impl Engine {
         if r.bytes16()? != self.s.cfg.model.version().as_bytes() {
             return Ok(None);
         }
-        let k = self.s.arms.len();
+        let k = self.s.cfg.model.evaluated();
         let sums = Sums::decode(r, k)?;
         let n = r.count(44)?;
         let mut logs = Vec::with_capacity(n);
@@ -739,22 +743,23 @@ impl Engine {
         writer: (u64, u64),
     ) -> Result<Vec<u8>> {
         let m = &self.s.cfg.model;
-        let d = m.features.dim();
+        let d = m.dim();
         let mut w = vec![ENTRY];
         put_str(&mut w, m.version());
         put_u32(&mut w, m.features.hash_version);
         put_u32(&mut w, d as u32);
-        put_u32(&mut w, arms.len() as u32);
+        put_u32(&mut w, m.variants.len() as u32);
         put_u64(&mut w, writer.0);
         put_u64(&mut w, writer.1);
-        for (a, v) in arms.iter().zip(&m.variants) {
-            let touched = touched(a, &v.mean, &v.variance);
+        for (i, a) in arms.iter().enumerate() {
+            let (mean, variance) = m.prior(i);
+            let touched = touched(a, mean, variance);
             if check {
                 // Merged state: never write what a reader would refuse.
                 // Stored data that passed the checks can still be too close
                 // to singular to take more updates. Not corruption: the
                 // stored data is valid and must not be quarantined over this.
-                check_arm(a, &v.variance, &touched).map_err(|e| Error::NumericalError {
+                check_arm(a, variance, &touched).map_err(|e| Error::NumericalError {
                     reason: text!("the stored learner cannot take this tab's updates ({e})"),
                 })?;
             }
@@ -831,7 +836,7 @@ impl Engine {
     /// This model's entry, read past its layout and model version.
     fn read_entry(&self, r: Reader<'_>, layout: u8, now_ms: f64) -> Result<Stored> {
         let m = &self.s.cfg.model;
-        let d = m.features.dim();
+        let d = m.dim();
         let k = m.variants.len();
         let r = &mut Sticky { r, err: None };
         let (arms, writer) = read_arms_of(&self.s.cfg, r);
@@ -1069,7 +1074,7 @@ pub(super) fn read_arms(cfg: &EngineConfig, body: &[u8]) -> Result<Option<Vec<Po
 /// posteriors and the writer id.
 fn read_arms_of(cfg: &EngineConfig, r: &mut Sticky<'_>) -> (Vec<Posterior>, (u64, u64)) {
     let m = &cfg.model;
-    let d = m.features.dim();
+    let d = m.dim();
     let k = m.variants.len();
     let (hv, sd, sk) = (r.u32(), r.u32() as usize, r.u32() as usize);
     r.check((hv, sd, sk) == (m.features.hash_version, d, k), || {
@@ -1081,8 +1086,8 @@ fn read_arms_of(cfg: &EngineConfig, r: &mut Sticky<'_>) -> (Vec<Posterior>, (u64
     });
     let writer = (r.u64(), r.u64());
     let mut arms = m.posteriors();
-    for (a, v) in arms.iter_mut().zip(&m.variants) {
-        read_arm(r, a, &v.variance, d);
+    for (i, a) in arms.iter_mut().enumerate() {
+        read_arm(r, a, m.prior(i).1, d);
     }
     (arms, writer)
 }

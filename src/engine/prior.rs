@@ -11,7 +11,7 @@
 
 use crate::prelude::*;
 
-use super::{check_now, check_seed, for_arm, Choice, EngineConfig, Scratch};
+use super::{check_now, check_seed, check_slate, for_arm, Choice, EngineConfig, Scratch};
 use crate::error::Result;
 use crate::features::Hashed;
 use crate::prim::rng::Rng;
@@ -59,19 +59,48 @@ impl Prior {
         let variance = self.cfg.policy.needs_variance();
         s.scores.clear();
         s.variances.clear();
-        for (i, v) in self.cfg.model.variants.iter().enumerate() {
+        let m = &self.cfg.model;
+        for i in 0..m.variants.len() {
             let x = for_arm(&s.xs, i);
+            let (mean, var) = m.prior(m.learner_of(i));
             let var = if variance {
-                crate::model::posterior::diag_quad_form(&v.variance, x)
+                crate::model::posterior::diag_quad_form(var, x)
             } else {
                 0.0
             };
-            let mean = x.dot(&v.mean);
+            let mean = x.dot(mean);
             s.moment(mean, var)?;
         }
         let c = s.choose(&self.cfg, &mut self.rng, seed, self.counter);
         self.counter += 1;
         Ok(c)
+    }
+
+    /// [`decide`](Self::decide) a slate of `k` distinct variants, as
+    /// [`Scorer::decide_slate`](super::Scorer::decide_slate) does.
+    pub fn decide_slate(
+        &mut self,
+        shared: &[Hashed],
+        actions: Option<&[Vec<Hashed>]>,
+        seed: Option<u64>,
+        now_ms: f64,
+        k: usize,
+    ) -> Result<Choice> {
+        check_slate(k, self.variant_count(), false)?;
+        let c = self.decide(shared, actions, seed, now_ms)?;
+        self.scratch.extend_slate(k);
+        self.counter += k as u64 - 1;
+        Ok(c)
+    }
+
+    /// The latest decision's slate (see [`Scorer::last_slate`](super::Scorer::last_slate)).
+    pub fn last_slate(&self) -> &[(usize, f64)] {
+        &self.scratch.slate
+    }
+
+    /// Decisions made so far: the counter of the latest decision id.
+    pub fn counter(&self) -> u64 {
+        self.counter
     }
 
     /// The pmf of the latest decision, in variant order.

@@ -383,6 +383,48 @@ impl FeatureConfig {
     }
 }
 
+/// Fold a catalogue variant's hashed features into `2^bits` slots (each
+/// feature's hash under the mask, duplicates summed, slots increasing),
+/// scaled to unit length so a variant described by 2 features and one by 8
+/// start alike. No constant: a constant shared by every variant cannot rank
+/// them. Values that cancel leave a slot of 0 (an all-zero vector is the
+/// caller's to refuse).
+pub(crate) fn fold_variant(feats: &[Hashed], bits: u8, out: &mut SparseVec) {
+    let mask = (1u32 << bits) - 1;
+    out.idx.clear();
+    out.val.clear();
+    for f in feats {
+        let slot = f.h & mask;
+        let at = out.idx.partition_point(|&s| s < slot);
+        match out.val.get_mut(at) {
+            Some(v) if out.idx.get(at) == Some(&slot) => *v += f.x,
+            _ => {
+                out.idx.insert(at, slot);
+                out.val.insert(at, f.x);
+            }
+        }
+    }
+    let n2 = out.val.iter().map(|v| v * v).sum::<f64>();
+    if n2 > 0.0 && n2.is_finite() {
+        let s = 1.0 / crate::prim::math::sqrt(n2);
+        out.val.iter_mut().for_each(|x| *x *= s);
+    }
+}
+
+/// The outer product of a folded context `x` and a catalogue variant's
+/// folded features `y` (`2^bits` slots), into `out`: slot `c · 2^bits + v`
+/// holds `x_c · y_v`, in increasing order since both are.
+pub(crate) fn outer_into(x: &SparseVec, y: &SparseVec, bits: u8, out: &mut SparseVec) {
+    out.idx.clear();
+    out.val.clear();
+    for (&c, &xc) in x.idx.iter().zip(&x.val) {
+        for (&v, &yv) in y.idx.iter().zip(&y.val) {
+            out.idx.push(c << bits | v);
+            out.val.push(xc * yv);
+        }
+    }
+}
+
 /// The two slots of a feature hashed to `h` (under `mask`), and its value
 /// `x` split between them: ±x/√2 each, the signs from the hash's top bits,
 /// the second slot from a multiplicative mix of it (never the first).

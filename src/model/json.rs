@@ -5,7 +5,8 @@
 use crate::prelude::*;
 
 use super::{
-    CompactModel, Variant, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, MAX_VARIANTS, MODEL_FORMAT,
+    CompactModel, Variant, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, MAX_CATALOGUE, MAX_VARIANTS,
+    MODEL_FORMAT,
 };
 use crate::error::{Error, Num, Result};
 use crate::features::{FeatureConfig, FeatureOptions, Hashed};
@@ -14,14 +15,20 @@ use crate::prim::hash::Fnv64;
 
 impl CompactModel {
     /// A flat model: zero means, one variance everywhere. What an engine
-    /// without a shipped model starts from.
+    /// without a shipped model starts from; with `catalogue`, the variant
+    /// features' bits of a catalogue (see [`super::Catalogue`]).
     pub(crate) fn uninformed(
         features: FeatureConfig,
         ids: Vec<(String, Option<Json<'static>>, Vec<Hashed>)>,
         noise: f64,
         variance: f64,
+        catalogue: Option<u8>,
     ) -> Result<CompactModel> {
-        let d = features.dim();
+        let d = if catalogue.is_some() {
+            0
+        } else {
+            features.dim()
+        };
         let variants = ids
             .into_iter()
             .map(|(id, features, hashed)| Variant {
@@ -37,8 +44,17 @@ impl CompactModel {
             noise,
             variants,
             version: String::new(),
+            catalogue: None,
         };
-        validate_variants(&m.variants, "variants")?;
+        let max = if catalogue.is_some() {
+            MAX_CATALOGUE
+        } else {
+            MAX_VARIANTS
+        };
+        validate_variants(&m.variants, "variants", max)?;
+        if let Some(bits) = catalogue {
+            m = m.into_catalogue(bits, variance)?;
+        }
         m.version = m.content_hash();
         Ok(m)
     }
@@ -63,6 +79,13 @@ impl CompactModel {
         }
         if self.features.two_slots {
             h.u32(u32::MAX - 1);
+        }
+        // A catalogue's bits and its one prior variance (its variants have
+        // no priors of their own).
+        if let Some(c) = &self.catalogue {
+            h.u32(u32::MAX - 2);
+            h.u32(u32::from(c.bits));
+            h.f64(c.variance.first().copied().unwrap_or(0.0));
         }
         h.f64(self.noise);
         for v in &self.variants {
@@ -106,20 +129,17 @@ fn hash_json(h: &mut Fnv64, v: &Json) {
     }
 }
 
-fn validate_variants(vs: &[Variant], path: &str) -> Result<()> {
+fn validate_variants(vs: &[Variant], path: &str, max: usize) -> Result<()> {
     if vs.len() < 2 {
         return Err(Error::option(
             path,
             format!("needs at least 2 variants, but has {}", vs.len()),
         ));
     }
-    if vs.len() > MAX_VARIANTS {
+    if vs.len() > max {
         return Err(Error::option(
             path,
-            format!(
-                "allows at most {MAX_VARIANTS} variants, but has {}",
-                vs.len()
-            ),
+            format!("allows at most {max} variants, but has {}", vs.len()),
         ));
     }
     for (i, v) in vs.iter().enumerate() {
@@ -274,8 +294,9 @@ impl CompactModel {
                 variance,
             });
         }
-        validate_variants(&variants, "variants").map_err(as_model_error)?;
+        validate_variants(&variants, "variants", MAX_VARIANTS).map_err(as_model_error)?;
         let mut model = CompactModel {
+            catalogue: None,
             features,
             noise,
             variants,

@@ -26,7 +26,8 @@ use crate::prelude::*;
 
 pub(crate) mod posterior;
 
-use crate::features::{FeatureConfig, Hashed};
+use crate::error::{Error, Result};
+use crate::features::{FeatureConfig, Hashed, SparseVec};
 #[cfg(feature = "json")]
 use crate::json::Json;
 pub(crate) use posterior::Posterior;
@@ -40,6 +41,15 @@ pub(crate) use json::positive;
 pub(crate) const MODEL_FORMAT: u32 = 1;
 /// Most variants one model or engine may hold.
 pub(crate) const MAX_VARIANTS: usize = 64;
+/// Most variants a catalogue slot may hold (see [`Catalogue`]).
+pub(crate) const MAX_CATALOGUE: usize = 4096;
+/// Smallest and largest hash width of a catalogue's variant features.
+pub(crate) const CATALOGUE_BITS: (u8, u8) = (1, 10);
+/// Default hash width of a catalogue's variant features: 64 slots.
+pub(crate) const DEFAULT_CATALOGUE_BITS: u8 = 6;
+/// Most bits of a catalogue learner's weights: the context's bits plus the
+/// variant features' (2^16 weights: 1 MB of mean and variance).
+pub(crate) const MAX_CATALOGUE_DIM_BITS: u8 = 16;
 /// Default observation noise variance: the largest variance of a reward in [0, 1].
 pub(crate) const DEFAULT_NOISE: f64 = 0.25;
 /// Default prior variance of every weight when no model is shipped.
@@ -66,6 +76,28 @@ pub(crate) struct CompactModel {
     pub(crate) noise: f64,
     pub(crate) variants: Vec<Variant>,
     pub(crate) version: String,
+    /// One learner shared by every variant (a catalogue), or one per variant.
+    pub(crate) catalogue: Option<Catalogue>,
+}
+
+/// A catalogue: one learner whose weights every variant shares through its
+/// own features (VW's action-dependent features with a single model, as
+/// `--cb_explore_adf` learns them). A variant's score is `x' W y`: the
+/// folded context `x` (2^bits slots) against the variant's folded features
+/// `y` (2^catalogue-bits slots, unit length), so the weights are the outer
+/// product's, slot `c · 2^catalogue-bits + v`, and the state grows with the
+/// feature space, not with the number of variants. With one-hot variant
+/// features (each variant a slot of its own) this is exactly one learner per
+/// variant.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Catalogue {
+    /// Hash width of the variants' features.
+    pub(crate) bits: u8,
+    /// The prior: zero means, one variance everywhere.
+    pub(crate) mean: Vec<f64>,
+    pub(crate) variance: Vec<f64>,
+    /// Each variant's features folded, in variant order.
+    pub(crate) y: Vec<SparseVec>,
 }
 
 impl CompactModel {
@@ -112,13 +144,110 @@ impl CompactModel {
         self.variants.iter().map(|v| v.id.as_str())
     }
 
-    /// A fresh posterior per variant, starting at the prior.
+    /// A fresh posterior per learner, starting at the prior.
     pub(crate) fn posteriors(&self) -> Vec<Posterior> {
-        let mut out = Vec::with_capacity(self.variants.len());
-        for v in &self.variants {
-            out.push(Posterior::new(v.mean.clone(), &v.variance));
+        let n = self.learners();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let (mean, variance) = self.prior(i);
+            out.push(Posterior::new(mean.to_vec(), variance));
         }
         out
+    }
+
+    /// Number of learners: one per variant, or one for a catalogue.
+    pub(crate) fn learners(&self) -> usize {
+        if self.catalogue.is_some() {
+            1
+        } else {
+            self.variants.len()
+        }
+    }
+
+    /// The learner that scores variant `i`.
+    pub(crate) fn learner_of(&self, i: usize) -> usize {
+        if self.catalogue.is_some() {
+            0
+        } else {
+            i
+        }
+    }
+
+    /// Learner `i`'s prior means and variances.
+    pub(crate) fn prior(&self, i: usize) -> (&[f64], &[f64]) {
+        match (&self.catalogue, self.variants.get(i)) {
+            (Some(c), _) => (&c.mean, &c.variance),
+            (None, Some(v)) => (&v.mean, &v.variance),
+            (None, None) => (&[], &[]),
+        }
+    }
+
+    /// Dimension of a learner's weights.
+    pub(crate) fn dim(&self) -> usize {
+        match &self.catalogue {
+            Some(c) => self.features.dim() << c.bits,
+            None => self.features.dim(),
+        }
+    }
+
+    /// Variants the offline evaluation logs scores for: every one, or none
+    /// for a catalogue (its thousands of variants would make each logged
+    /// decision kilobytes; its evaluation is not kept).
+    pub(crate) fn evaluated(&self) -> usize {
+        if self.catalogue.is_some() {
+            0
+        } else {
+            self.variants.len()
+        }
+    }
+
+    /// This model as a catalogue (see [`Catalogue`]) whose variants' features
+    /// take `bits` slots, every weight with prior variance `variance`
+    /// (positive, finite): 2 to [`MAX_CATALOGUE`] variants, each with
+    /// features of its own. Errors: `INVALID_OPTION` naming the field.
+    pub(crate) fn into_catalogue(mut self, bits: u8, variance: f64) -> Result<CompactModel> {
+        let k = self.variants.len();
+        if !(2..=MAX_CATALOGUE).contains(&k) {
+            return Err(Error::option(
+                "variants",
+                text!("a catalogue holds 2 to {MAX_CATALOGUE} variants, but has {k}"),
+            ));
+        }
+        if !(CATALOGUE_BITS.0..=CATALOGUE_BITS.1).contains(&bits)
+            || self.features.bits + bits > MAX_CATALOGUE_DIM_BITS
+        {
+            return Err(Error::option(
+                "catalogue.bits",
+                text!(
+                    "should be in [{}, {}] and at most {MAX_CATALOGUE_DIM_BITS} with features.bits, but is {bits}",
+                    CATALOGUE_BITS.0,
+                    CATALOGUE_BITS.1
+                ),
+            ));
+        }
+        let mut y = Vec::with_capacity(k);
+        for (i, v) in self.variants.iter_mut().enumerate() {
+            let mut out = SparseVec::default();
+            crate::features::fold_variant(&v.hashed, bits, &mut out);
+            if out.val.iter().all(|x| *x == 0.0) {
+                return Err(Error::option(
+                    text!("variants[{i}].features"),
+                    text!("are required in a catalogue, and cannot all be 0"),
+                ));
+            }
+            y.push(out);
+            // The shared learner's prior replaces the variants' own.
+            v.mean = Vec::new();
+            v.variance = Vec::new();
+        }
+        let d = self.features.dim() << bits;
+        self.catalogue = Some(Catalogue {
+            bits,
+            mean: vec![0.0; d],
+            variance: vec![variance; d],
+            y,
+        });
+        Ok(self)
     }
 }
 
@@ -157,6 +286,7 @@ impl CompactModel {
             noise,
             variants,
             version,
+            catalogue: None,
         }
     }
 }

@@ -179,7 +179,8 @@ export function slotLayout(spec: SlotSpec, seeds: number[], own: Own[], seed: nu
   const p = spec.policy;
   const out: number[] = [2, f.hashVersion, f.bits, seeds.length, ...seeds, f.interactions.length];
   for (const [a, b] of f.interactions) out.push(a, b);
-  out.push((f.normalize ? 1 : 0) | (f.slotsPerFeature === 2 ? 2 : 0));
+  out.push((f.normalize ? 1 : 0) | (f.slotsPerFeature === 2 ? 2 : 0) | (spec.catalogue === null ? 0 : 4));
+  if (spec.catalogue !== null) out.push(spec.catalogue.bits);
   const param = p.type === "thompson" ? p.scale : p.type === "linucb" ? p.alpha : p.type === "egreedy" ? p.epsilon : 0;
   const hex = spec.modelVersion.slice(3);
   out.push(

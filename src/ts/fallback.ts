@@ -14,7 +14,7 @@ import { checkTier, Consent, type ConsentState, rank, TIERS } from "./consent.js
 import type { InsituError } from "./errors.js";
 import { type Assignment, type ExperimentInfo, info, unknownExperiment } from "./experiments.js";
 import type { FlushResult, Slot } from "./site.js";
-import { fallbackDecision } from "./slot.js";
+import { askedSlate, fallbackDecision } from "./slot.js";
 import type { ExperimentSpec, StorageLike, Tier } from "./spec.js";
 import { defaultStorage, type Sink, Store } from "./storage.js";
 import { checkBehavior } from "./validate/behavior.js";
@@ -104,7 +104,7 @@ export class FallbackSite implements Sink {
     const ids = spec.variants.map((v) => v.id);
     return {
       name,
-      rank: () => fallbackDecision(ids, spec.fallback, FALLBACK, FALLBACK, this.fallback),
+      rank: (o) => fallbackDecision(ids, spec.fallback, FALLBACK, FALLBACK, this.fallback, askedSlate(o)),
       // Nothing was learned or scored: there is nothing to explain.
       explain: () => null,
       evaluate: () => null,

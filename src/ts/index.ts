@@ -41,7 +41,7 @@ export { Insitu };
 export type { RestoreResult, SyncResult, SyncOptions } from "./insitu.js";
 export type { Site, Slot, FlushResult } from "./site.js";
 export type { FallbackSite } from "./fallback.js";
-export type { Decision, Explanation, Contribution, Stats, Evaluation, PolicyEstimate, Interval } from "./slot.js";
+export type { Decision, SlateItem, Explanation, Contribution, Stats, Evaluation, PolicyEstimate, Interval } from "./slot.js";
 export type { Assignment, ExposureEvent, ExperimentInfo } from "./experiments.js";
 export type { Audit, AuditEntry } from "./audit.js";
 export type { ConsentState } from "./consent.js";

@@ -40,6 +40,23 @@ export interface Decision {
   fallback: boolean;
   /** Why the fallback was served. */
   error?: InsituError;
+  /**
+   * With `rank({ k })`: `k` distinct variants for a row, the first this decision's. Each position is
+   * a decision of its own, rewarded (and activated) by its own id; its probability is the one it was
+   * drawn with given the positions before it. A fallback's slate is the fallback, then the other
+   * variants in order, each with probability 1 and no id.
+   */
+  slate?: SlateItem[];
+}
+
+/** One position of a slate (`rank({ k })`). */
+export interface SlateItem {
+  variant: string;
+  index: number;
+  /** The probability it was drawn with, given the positions before it (the first: the decision's). */
+  probability: number;
+  /** For `reward` and `activate`; null for a fallback. */
+  decisionId: string | null;
 }
 
 /** One term of a variant's score. */
@@ -154,20 +171,40 @@ export function parseId(id: string): [number, number] | null {
   return Number.isSafeInteger(counter) ? [parseInt(m[1]!, 16), counter] : null;
 }
 
-/** The fallback decision of a slot with variants `ids`: variant `i`, with the error that made it one. */
-export const fallbackDecision = (ids: string[], i: number, modelVersion: string, policy: string, error: InsituError): Decision => ({
-  variant: ids[i]!,
-  index: i,
-  probability: 1,
-  pmf: ids.map((_, j) => (j === i ? 1 : 0)),
-  scores: [],
-  decisionId: null,
-  seed: null,
-  modelVersion,
-  policy,
-  fallback: true,
-  error,
-});
+/**
+ * The fallback decision of a slot with variants `ids`: variant `i`, with the error that made it one;
+ * with a slate of `k` (the fallback, then the other variants in order) when the call asked for one.
+ */
+export const fallbackDecision = (ids: string[], i: number, modelVersion: string, policy: string, error: InsituError, k: number | null = null): Decision => {
+  const d: Decision = {
+    variant: ids[i]!,
+    index: i,
+    probability: 1,
+    pmf: ids.map((_, j) => (j === i ? 1 : 0)),
+    scores: [],
+    decisionId: null,
+    seed: null,
+    modelVersion,
+    policy,
+    fallback: true,
+    error,
+  };
+  if (k !== null) {
+    const order = [i, ...ids.keys()].filter((j, at, all) => all.indexOf(j) === at).slice(0, k);
+    d.slate = order.map((j) => ({ variant: ids[j]!, index: j, probability: 1, decisionId: null }));
+  }
+  return d;
+};
+
+/** The slate size a call asked for, read without throwing (a fallback still serves a row): 1 to 64, or null. */
+export function askedSlate(options: unknown): number | null {
+  try {
+    const k = (options as { k?: unknown } | null | undefined)?.k;
+    return typeof k === "number" && Number.isInteger(k) && k >= 1 ? Math.min(k, 64) : null;
+  } catch {
+    return null;
+  }
+}
 
 /** A slot's options checked and prepared for a core, once. */
 export class Prepared {
@@ -413,9 +450,9 @@ export class Learner {
     return i;
   }
 
-  /** The fallback decision, with the error that made it one. */
-  fallbackDecision(error: InsituError): Decision {
-    return fallbackDecision(this.p.ids, this.p.spec.fallback, this.modelVersion, this.policy, error);
+  /** The fallback decision, with the error that made it one (and a slate of `k` when asked for). */
+  fallbackDecision(error: InsituError, k: number | null = null): Decision {
+    return fallbackDecision(this.p.ids, this.p.spec.fallback, this.modelVersion, this.policy, error, k);
   }
 
   /** Choose a variant. Never throws: on any failure, the fallback with the error. */
@@ -432,11 +469,14 @@ export class Learner {
       const n = f.shared.length / 3;
       const actions = f.actions === null ? 0 : 1;
       const seed = o.seed ?? -1;
+      const size = o.k ?? 1;
       // Before anything changes: a baseline that fails leaves the slot as it was.
       const b = this.#baseline(o.context);
+      if (b >= 0 && size > 1) throw fail("INVALID_OPTION", "option `k` should be 1 in apprentice mode, which serves the baseline alone");
       c.nums(nums);
-      let index = c.full ? c.call("rank", [this.h, n, actions, seed, now, o.defer ? 1 : 0, b]) : c.call("decide", [this.h, n, actions, seed, now]);
-      const r = c.read(3 + 2 * k);
+      let index = c.full ? c.call("rank", [this.h, n, actions, seed, now, o.defer ? 1 : 0, b, size]) : c.call("decide", [this.h, n, actions, seed, now, size]);
+      const r = c.read(3 + 2 * k + 2 * size);
+      const slate = Array.from(r.subarray(3 + 2 * k));
       const counter = r[2]!;
       // What the first-decision module saw, for the full engine's evaluation log: its probability, pmf and scores.
       const seen = this.log === null ? null : [r[0]!, ...r.subarray(3)];
@@ -447,28 +487,45 @@ export class Learner {
         r[0] = r[3 + b] = 1;
       }
       if (this.log !== null) {
-        this.#push(["slot_take_over", [n, actions, index, seed, o.defer ? 1 : 0, now, b >= 0 ? 1 : 0, seen![0]!], [...nums, ...seen!.slice(1)], undefined]);
-        // maxPending counts the decisions still waiting: evict the oldest waiting one past it.
-        const waiting = this.own.filter((t) => !t.rewarded && now <= t.expires);
-        if (waiting.length >= p.spec.maxPending) this.own.splice(this.own.indexOf(waiting[0]!), 1);
-        this.own.push({ counter, expires: now + p.spec.rewardTtlMs, activated: !o.defer, rewarded: false });
+        const seenNums = [...nums, ...seen!.slice(1, 1 + 2 * k)];
+        for (let j = 0; j < size; j++) {
+          // A slate's later positions: the decision's own seed (nothing drawn from the stream), and no
+          // probability for the evaluation (theirs are conditional).
+          const first = j === 0;
+          const args = [n, actions, first ? index : slate[2 * j]!, first ? seed : r[1]!, o.defer ? 1 : 0, now, b >= 0 ? 1 : 0, first ? seen![0]! : -1];
+          this.#push(["slot_take_over", args, seenNums, undefined]);
+          // maxPending counts the decisions still waiting: evict the oldest waiting one past it.
+          const waiting = this.own.filter((t) => !t.rewarded && now <= t.expires);
+          if (waiting.length >= p.spec.maxPending) this.own.splice(this.own.indexOf(waiting[0]!), 1);
+          this.own.push({ counter: counter + j, expires: now + p.spec.rewardTtlMs, activated: !o.defer, rewarded: false });
+        }
       }
       // A decision id is the epoch in 12 hex digits, a dash, the counter in decimal: the first part is kept.
       if (this.#epoch !== p.epoch) this.#prefix = `${(this.#epoch = p.epoch).toString(16).padStart(12, "0")}-`;
-      return {
+      const d: Decision = {
         variant: p.ids[index]!,
         index,
         probability: r[0]!,
         pmf: Array.from(r.subarray(3, 3 + k)),
-        scores: Array.from(r.subarray(3 + k)),
+        scores: Array.from(r.subarray(3 + k, 3 + 2 * k)),
         decisionId: this.#prefix + counter,
         seed: r[1]!,
         modelVersion: p.spec.modelVersion,
         policy: this.policy,
         fallback: false,
       };
+      if (o.k !== null) {
+        d.slate = [];
+        for (let j = 0; j < size; j++) {
+          const at = slate[2 * j]!;
+          d.slate.push({ variant: p.ids[at]!, index: at, probability: slate[2 * j + 1]!, decisionId: this.#prefix + (counter + j) });
+        }
+        // An apprentice's one position is the baseline it served.
+        if (b >= 0) d.slate[0] = { ...d.slate[0]!, variant: p.ids[index]!, index, probability: 1 };
+      }
+      return d;
     } catch (e) {
-      return this.fallbackDecision(coded(e, "INVALID_OPTION"));
+      return this.fallbackDecision(coded(e, "INVALID_OPTION"), askedSlate(options));
     }
   }
 

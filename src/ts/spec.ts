@@ -67,6 +67,11 @@ export interface SlotSpec {
    * (full.js), which alone makes reports.
    */
   reports: unknown;
+  /**
+   * A catalogue (`catalogue: true | { bits }`): one learner shared by every variant through its
+   * own features, which take `2^bits` slots; null for a learner per variant.
+   */
+  catalogue: { bits: number } | null;
 }
 
 /** Retention of the behaviour store, checked; defaults filled in. */
@@ -161,6 +166,8 @@ export interface RankShape extends FeatureCall {
   seed: number | null;
   defer: boolean;
   now: number | null;
+  /** The slate's size (`k`), or null for one decision. */
+  k: number | null;
 }
 
 /** `learn` options, checked but for the features (`reward` in [0, 1]). */

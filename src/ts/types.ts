@@ -95,6 +95,15 @@ export interface InsituOptions {
    * (`INVALID_OPTION`) and the slot makes no reports.
    */
   reports?: ReportOptions;
+  /**
+   * A catalogue: one learner shared by every variant through the variants' own `features` (each
+   * variant needs some), so a slot holds up to 4,096 variants and its state grows with the feature
+   * space, not with the variants. `bits`: the variant features' hash width, 1 to 10 (default 6);
+   * with `features.bits` at most 16. Not with a `model`; no `reports` or `explain`, and its
+   * `evaluate()` is `NO_DATA` (no decision is logged for it). Default: a learner per variant, at
+   * most 64 variants.
+   */
+  catalogue?: boolean | { bits?: number };
 }
 
 /**
@@ -163,6 +172,12 @@ export interface RankOptions {
   defer?: boolean;
   /** The injected clock, ms since the epoch. Default: the site's clock. */
   now?: number;
+  /**
+   * A slate: `k` distinct variants for a row of content, 1 to min(variants, 64), drawn without
+   * replacement from the policy's pmf (`decision.slate`). Each position has its own decision id;
+   * reward each one shown. Not in apprentice mode (which serves the baseline alone).
+   */
+  k?: number;
 }
 
 /** Options of `explain`: the rank options the decision was made with. */

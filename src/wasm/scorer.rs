@@ -30,12 +30,17 @@ pub extern "C" fn score_drop(h: u32) -> i32 {
 /// Decide for the features in `io`, as `rank` does, without recording a
 /// pending decision; the same results in `io`.
 #[no_mangle]
-pub extern "C" fn decide(h: u32, n: u32, actions: u32, seed: f64, now: f64) -> i32 {
+pub extern "C" fn decide(h: u32, n: u32, actions: u32, seed: f64, now: f64, size: u32) -> i32 {
     done(scorer(h, |s| {
         let k = s.variant_count();
         let (shared, own) = super::slot::call_features(n, actions, k)?;
         let seed = super::slot::seed_of(seed)?;
-        let c = s.decide(&shared, own.as_deref(), seed, now)?;
-        Ok(super::slot::put_choice(&c, s.last_pmf(), s.last_scores()))
+        let c = s.decide_slate(&shared, own.as_deref(), seed, now, size as usize)?;
+        Ok(super::slot::put_choice(
+            &c,
+            s.last_pmf(),
+            s.last_scores(),
+            s.last_slate(),
+        ))
     }))
 }

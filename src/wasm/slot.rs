@@ -4,7 +4,7 @@ use super::{bad, with_io, Nums};
 #[cfg(feature = "full")]
 use super::{done, put_bytes, put_io, Global, Table};
 use crate::features::FeatureConfig;
-use crate::model::{CompactModel, Variant};
+use crate::model::{CompactModel, Variant, CATALOGUE_BITS, MAX_CATALOGUE};
 use crate::prelude::*;
 use crate::prim::math::trunc;
 #[cfg(feature = "full")]
@@ -43,7 +43,9 @@ fn positive(n: &mut Nums<'_>) -> f64 {
 
 /// Read a slot's configuration (layout 2, see src/ts/core.ts `slotLayout`):
 /// layout 1 and the fold's flags after the interactions: 1, the folded
-/// vectors are normalized; 2, each feature takes two slots.
+/// vectors are normalized; 2, each feature takes two slots; 4, a catalogue,
+/// whose variant features' bits follow (and whose variants then give no
+/// means and one variance, the shared learner's prior).
 /// Every number is checked as it is read (the reader's errors stick), so
 /// the model and engine configuration are built from checked parts.
 pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
@@ -63,23 +65,25 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
     for _ in 0..pairs {
         interactions.push((n.usize(ns), n.usize(ns)));
     }
-    let flags = n.int(3);
+    let flags = n.int(7);
     let normalize = flags & 1 == 1;
     let two_slots = flags & 2 == 2;
+    let catalogue = (flags & 4 == 4).then(|| n.int(u64::from(CATALOGUE_BITS.1)) as u8);
     let d = 1usize << bits;
     let noise = positive(n);
     let kind = n.int(3);
     let param = finite(n);
     let samples = n.int(crate::bandit::MAX_SAMPLES as u64) as u32;
     let min_probability = finite(n);
-    let fallback = n.usize(crate::model::MAX_VARIANTS - 1);
+    let fallback = n.usize(MAX_CATALOGUE - 1);
     let seed = n.int(crate::prim::rng::MAX_SEED);
     let epoch = n.int((1 << crate::engine::EPOCH_BITS) - 1);
     let ttl = positive(n);
     let max_pending = n.usize(crate::engine::MAX_PENDING_LIMIT as usize);
     let (hi, lo) = (n.int(u32::MAX as u64), n.int(u32::MAX as u64));
-    let k = n.usize(crate::model::MAX_VARIANTS);
+    let k = n.usize(MAX_CATALOGUE);
     n.bad |= layout != 2
+        || (catalogue.is_none() && k > crate::model::MAX_VARIANTS)
         || param < 0.0
         || min_probability < 0.0
         || max_pending == 0
@@ -87,11 +91,21 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
         || fallback >= k
         || min_probability * k as f64 > 1.0;
     let mut variants = Vec::with_capacity(k);
+    let mut prior = 0.0;
     for _ in 0..k {
         let count = n.usize(crate::features::MAX_FEATURES);
         let hashed = n.features(count);
         for h in &hashed {
             n.bad |= h.ns() >= ns || !h.value().is_finite();
+        }
+        if catalogue.is_some() {
+            // No means, one variance: the same for every variant.
+            n.bad |= n.int(2) != 0 || n.int(1) != 0;
+            let v = positive(n);
+            n.bad |= prior != 0.0 && v != prior;
+            prior = v;
+            variants.push(Variant::new(hashed, Vec::new(), Vec::new()));
+            continue;
         }
         let mut mean = vec![0.0; d];
         match n.int(2) {
@@ -131,7 +145,10 @@ pub(super) fn config(n: &mut Nums<'_>) -> crate::Result<EngineConfig> {
         let _ = (hi, lo);
         String::new()
     };
-    let model = CompactModel::new(features, noise, variants, version);
+    let mut model = CompactModel::new(features, noise, variants, version);
+    if let Some(bits) = catalogue {
+        model = model.into_catalogue(bits, prior)?;
+    }
     let kind = match kind {
         0 => PolicyKind::Thompson {
             scale: param,
@@ -213,25 +230,51 @@ pub extern "C" fn rank(
     now: f64,
     defer: u32,
     serve: i32,
+    size: u32,
 ) -> i32 {
     done(slot(h, |e| {
         let k = e.variant_count();
         let (shared, own) = call_features(n, actions, k)?;
         let seed = seed_of(seed)?;
         let serve = usize::try_from(serve).ok();
-        let c = e.rank_serving(&shared, own.as_deref(), seed, defer != 0, now, serve)?;
-        Ok(put_choice(&c, e.last_pmf(), e.last_scores()))
+        let c = e.rank_slate(
+            &shared,
+            own.as_deref(),
+            seed,
+            defer != 0,
+            now,
+            serve,
+            size as usize,
+        )?;
+        let s = e.scorer();
+        Ok(put_choice(
+            &c,
+            s.last_pmf(),
+            s.last_scores(),
+            s.last_slate(),
+        ))
     }))
 }
 
-/// A decision's probability, seed and counter, its pmf and its scores into
-/// `io`; the variant.
-pub(super) fn put_choice(c: &crate::Choice, pmf: &[f64], scores: &[f64]) -> i32 {
+/// A decision's probability, seed and counter, its pmf, its scores and its
+/// slate (each position's variant and probability) into `io`; the variant.
+pub(super) fn put_choice(
+    c: &crate::Choice,
+    pmf: &[f64],
+    scores: &[f64],
+    slate: &[(usize, f64)],
+) -> i32 {
     super::put_slices(&[
         &[c.probability, c.seed as f64, c.counter as f64],
         pmf,
         scores,
     ]);
+    super::IO.with(|v| {
+        for &(i, p) in slate {
+            v.push(i as f64);
+            v.push(p);
+        }
+    });
     c.index as i32
 }
 
@@ -585,7 +628,7 @@ mod tests {
     fn every_bad_number_is_refused() {
         let cases: &[(usize, f64)] = &[
             (0, 1.0),      // layout (1 has no normalize flag)
-            (6, 4.0),      // the fold's flags, past 1 and 2
+            (6, 8.0),      // the fold's flags, past 1, 2 and 4
             (1, 2.0),      // hash version
             (2, 19.0),     // bits
             (7, 0.0),      // noise

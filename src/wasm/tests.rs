@@ -112,7 +112,7 @@ fn a_slot_decides_and_learns_through_the_buffers() {
     let h = slot::slot_new();
     assert!(h > 0, "slot_new failed: {h}");
     put(&[0.0, 99.0, 1.0]);
-    let index = slot::rank(h as u32, 1, 0, -1.0, 1000.0, 0, -1);
+    let index = slot::rank(h as u32, 1, 0, -1.0, 1000.0, 0, -1, 1);
     assert!(index == 0 || index == 1);
     let r = read(7);
     assert!((r[0] - 0.5).abs() < 1e-12, "the prior ties: {r:?}");
@@ -136,17 +136,17 @@ fn bad_bytes_get_codes_never_a_trap() {
     put(&layout());
     let h = slot::slot_new() as u32;
     put(&[3.0, 5.0, 1.0]);
-    assert!(slot::rank(h, 1, 0, -1.0, 0.0, 0, -1) < 0);
+    assert!(slot::rank(h, 1, 0, -1.0, 0.0, 0, -1, 1) < 0);
     put(&[]);
-    assert!(slot::rank(h, 0, 0, 9_007_199_254_740_993.0, 0.0, 0, -1) < 0);
-    assert!(slot::rank(999, 0, 0, -1.0, 0.0, 0, -1) < 0);
+    assert!(slot::rank(h, 0, 0, 9_007_199_254_740_993.0, 0.0, 0, -1, 1) < 0);
+    assert!(slot::rank(999, 0, 0, -1.0, 0.0, 0, -1, 1) < 0);
     // An apprentice's baseline past the variants is UNKNOWN_VARIANT; one
     // that exists is served with probability 1.
     put(&[]);
-    let unknown = slot::rank(h, 0, 0, -1.0, 0.0, 0, 2);
+    let unknown = slot::rank(h, 0, 0, -1.0, 0.0, 0, 2, 1);
     assert_eq!(ERROR_CODES[(-unknown - 1) as usize], "UNKNOWN_VARIANT");
     put(&[]);
-    assert_eq!(slot::rank(h, 0, 0, -1.0, 0.0, 0, 1), 1);
+    assert_eq!(slot::rank(h, 0, 0, -1.0, 0.0, 0, 1, 1), 1);
     assert_eq!(read(1)[0], 1.0);
     let p = bytes(5);
     // SAFETY: `bytes(5)` made room for five bytes at `p`.
@@ -155,6 +155,6 @@ fn bad_bytes_get_codes_never_a_trap() {
     assert_eq!(ERROR_CODES[(-code - 1) as usize], "SNAPSHOT_CORRUPT");
     // The slot still works after every refusal.
     put(&[]);
-    assert!(slot::rank(h, 0, 0, -1.0, 0.0, 0, -1) >= 0);
+    assert!(slot::rank(h, 0, 0, -1.0, 0.0, 0, -1, 1) >= 0);
     assert_eq!(slot::slot_drop(h), 0);
 }

@@ -70,6 +70,7 @@ test("a slot's defaults", () => {
     modelVersion: s.modelVersion,
     apprentice: null,
     reports: undefined,
+    catalogue: null,
   });
   // Options left out read as {}: the variants are then missing.
   names(() => checkSlot(undefined), "INVALID_OPTION", "variants");
@@ -168,13 +169,16 @@ test("the calls' options: defaults", () => {
   assert.deepEqual(checkReward({ decisionId: "d", reward: 1 }), { decisionId: "d", reward: 1, now: null });
   assert.deepEqual(checkReward({ decisionId: "d", reward: -0, now: 5 }), { decisionId: "d", reward: 0, now: 5 });
   assert.deepEqual(checkActivate({ decisionId: "d" }), { decisionId: "d", now: null });
-  assert.deepEqual(checkRankShape(undefined), { context: undefined, actions: null, seed: null, defer: false, now: null });
+  assert.deepEqual(checkRankShape(undefined), { context: undefined, actions: null, seed: null, defer: false, now: null, k: null });
   const context = { page: { x: 1 } };
   const actions = [{ v: {} }, null];
-  const r = checkRankShape({ context, actions, seed: 2 ** 53 - 1, defer: true, now: -5 }, 2);
+  const r = checkRankShape({ context, actions, seed: 2 ** 53 - 1, defer: true, now: -5, k: 2 }, 2);
   assert.equal(r.context, context, "the context is handed on for the walk");
   assert.notEqual(r.actions, actions, "actions is a copy");
-  assert.deepEqual(r, { context, actions, seed: 2 ** 53 - 1, defer: true, now: -5 });
+  assert.deepEqual(r, { context, actions, seed: 2 ** 53 - 1, defer: true, now: -5, k: 2 });
+  // A slate holds 1 to min(variants, 64).
+  for (const k of [0, 3, 1.5, "2", -1]) names(() => checkRankShape({ k }, 2), "INVALID_OPTION", "k");
+  names(() => checkRankShape({ k: 65 }), "INVALID_OPTION", "k");
   assert.deepEqual(checkExplainShape({}), { context: undefined, actions: null, variant: null, top: 5 });
   assert.deepEqual(checkLearn({ variant: "a", reward: 0.5 }), { context: undefined, actions: null, variant: "a", reward: 0.5, probability: -1 });
   assert.equal(checkLearn({ variant: "a", reward: 0.5, probability: 0.25 }).probability, 0.25);

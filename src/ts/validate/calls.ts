@@ -13,6 +13,8 @@ import { MAX_SEED } from "./slot.js";
 
 /** Most contributions `explain` lists. */
 const MAX_TOP = 64;
+/** Most variants one `rank({ k })` slate holds (the core's `MAX_SLATE`). */
+export const MAX_SLATE = 64;
 
 
 /** Read the options of one call: `undefined` and null read as `{}`. */
@@ -75,9 +77,10 @@ export function checkActivate(options: unknown): ActivateSpec {
 
 /** `rank({ context?, actions?, seed?, defer?, now? })`; `k`, when given, is the number of variants `actions` must list. */
 export function checkRankShape(options: unknown, k?: number): RankShape {
-  return read(options, ["context", "actions", "seed", "defer", "now"], (o) => {
+  return read(options, ["context", "actions", "seed", "defer", "now", "k"], (o) => {
     const { context, actions } = features(o, k);
-    return { context, actions, seed: o.int("seed", 0, MAX_SEED) ?? null, defer: o.bool("defer") ?? false, now: now(o) };
+    const size = o.int("k", 1, Math.min(k ?? MAX_SLATE, MAX_SLATE)) ?? null;
+    return { context, actions, seed: o.int("seed", 0, MAX_SEED) ?? null, defer: o.bool("defer") ?? false, now: now(o), k: size };
   });
 }
 

@@ -19,6 +19,12 @@ import {
 const FORMAT = 1;
 /** Most variants of one slot or model. */
 export const MAX_VARIANTS = 64;
+/** Most variants a catalogue (`catalogue`) holds. */
+export const MAX_CATALOGUE = 4096;
+/** A catalogue's variant-feature bits: range and default (the core's `CATALOGUE_BITS`). */
+export const CATALOGUE_BITS = [1, 10, 6] as const;
+/** Most bits of a catalogue's weights, `features.bits` plus its own. */
+export const MAX_CATALOGUE_DIM_BITS = 16;
 /** Default observation noise variance: the largest variance of a reward in [0, 1]. */
 export const DEFAULT_NOISE = 0.25;
 /** Default prior variance of every weight. */
@@ -153,6 +159,8 @@ function toJson(value: unknown, field: string, k: Kind): Json | undefined {
 interface Own {
   json: Json;
   features: Record<string, Record<string, unknown>>;
+  /** Some allowlisted feature has a value other than 0 (what a catalogue variant needs). */
+  nonzero: boolean;
 }
 
 /**
@@ -165,6 +173,7 @@ export function variantFeatures(raw: unknown, fs: FeatureSpec, hasher: Hasher, f
   const json = toJson(raw, field, k);
   if (json === undefined || json === null) return null;
   const features: Record<string, Record<string, unknown>> = Object.create(null);
+  let nonzero = false;
   try {
     if (!isObject(json)) {
       throw fail("INVALID_CONTEXT", `feature \`action\` should be an object of namespaces, but is ${describe(json)}`);
@@ -183,11 +192,12 @@ export function variantFeatures(raw: unknown, fs: FeatureSpec, hasher: Hasher, f
       features[name] = namespaces[name] as Record<string, unknown>;
     }
     expand(fs.interactions, ns, xs);
+    nonzero = xs.some((x) => x !== 0);
   } catch (e) {
     if (!(e instanceof InsituError)) throw e;
     throw k(field, e.message);
   }
-  return { json, features };
+  return { json, features, nonzero };
 }
 
 /** Refuse features whose expansion (constant, features, interaction products) is too large or not finite. */
@@ -211,10 +221,10 @@ function expand(pairs: ReadonlyArray<readonly [number, number]>, ns: number[], x
   }
 }
 
-/** Refuse fewer than 2 or more than 64 variants, ids outside 1 to 256 bytes, and repeated ids. */
-export function checkIds(ids: readonly string[], path: string, k: Kind): void {
+/** Refuse fewer than 2 or more than `max` variants (64; a catalogue's 4,096), ids outside 1 to 256 bytes, and repeated ids. */
+export function checkIds(ids: readonly string[], path: string, k: Kind, max = MAX_VARIANTS): void {
   if (ids.length < 2) throw k(path, `needs at least 2 variants, but has ${ids.length}`);
-  if (ids.length > MAX_VARIANTS) throw k(path, `allows at most ${MAX_VARIANTS} variants, but has ${ids.length}`);
+  if (ids.length > max) throw k(path, `allows at most ${max} variants, but has ${ids.length}`);
   const seen = new Set<string>();
   ids.forEach((id, i) => {
     const n = utf8Length(id);
@@ -234,7 +244,7 @@ export interface Hashed extends VariantSpec {
  * (format, hash version, bits, namespaces, interactions, noise, then per
  * variant its id, features, means and variances, every slot written out).
  */
-export function contentHash(f: FeatureSpec, noise: number, variants: readonly Hashed[]): string {
+export function contentHash(f: FeatureSpec, noise: number, variants: readonly Hashed[], catalogue: number | null = null): string {
   const h = new Fnv64();
   const d = 2 ** f.bits;
   h.u32(FORMAT);
@@ -249,6 +259,12 @@ export function contentHash(f: FeatureSpec, noise: number, variants: readonly Ha
   // has, so no allowlist can read the same.
   if (f.normalize) h.u32(0xffff_ffff);
   if (f.slotsPerFeature === 2) h.u32(0xffff_fffe);
+  // A catalogue's bits and its one prior variance; its variants have no priors of their own.
+  if (catalogue !== null) {
+    h.u32(0xffff_fffd);
+    h.u32(catalogue);
+    h.f64(typeof variants[0]?.variance === "number" ? variants[0].variance : 0);
+  }
   h.f64(noise);
   // Means and variances go in as their f64 bytes, one block each (-0 is
   // already 0 in both; typed arrays are little-endian wherever wasm runs).
@@ -257,6 +273,7 @@ export function contentHash(f: FeatureSpec, noise: number, variants: readonly Ha
   for (const v of variants) {
     h.str(v.id);
     if (v.json !== null) json(h, v.json);
+    if (catalogue !== null) continue;
     if (v.mean === null) block.fill(0);
     else block.set(v.mean);
     h.bytes(bytes);

@@ -6,8 +6,8 @@ import { describe } from "../errors.js";
 import { Hasher } from "../features.js";
 import type { PolicySpec, SlotSpec, VariantSpec } from "../spec.js";
 import {
-  checkFeatures, checkIds, checkModel, contentHash, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, type Hashed, MAX_VARIANTS,
-  variantFeatures,
+  CATALOGUE_BITS, checkFeatures, checkIds, checkModel, contentHash, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, type Hashed,
+  MAX_CATALOGUE, MAX_CATALOGUE_DIM_BITS, MAX_VARIANTS, variantFeatures,
 } from "./model.js";
 import { copied, guard, Obj, OPTION, positive, wellFormed, within } from "./read.js";
 
@@ -30,7 +30,7 @@ export function checkName(name: unknown): string {
 
 const SLOT_KEYS = [
   "variants", "model", "features", "policy", "fallback", "seed", "noise", "priorVariance", "rewardTtlMs", "maxPending",
-  "reports",
+  "reports", "catalogue",
 ] as const;
 
 /**
@@ -43,7 +43,9 @@ export function checkSlot(options: unknown): SlotSpec {
   return guard(OPTION, "options", () => {
     const o = Obj.of(options ?? {}, "", OPTION, SLOT_KEYS, "options");
     const model = o.get("model");
-    const list = o.list("variants", MAX_VARIANTS, (n) => `allows at most ${MAX_VARIANTS} variants, but has ${n}`);
+    const catalogue = checkCatalogue(o.get("catalogue"));
+    const max = catalogue === null ? MAX_VARIANTS : MAX_CATALOGUE;
+    const list = o.list("variants", max, (n) => `allows at most ${max} variants, but has ${n}`);
     const features = o.get("features");
     const noise = o.num("noise");
     const priorVariance = o.num("priorVariance");
@@ -65,6 +67,7 @@ export function checkSlot(options: unknown): SlotSpec {
     let spec: Pick<SlotSpec, "features" | "noise" | "modelVersion">;
     const hasher = new Hasher();
     if (model !== undefined) {
+      if (catalogue !== null) throw OPTION("catalogue", "cannot be used with a model: a catalogue learns from the prior of `priorVariance`");
       if (features !== undefined || noise !== undefined || priorVariance !== undefined) {
         throw OPTION("features", "features, noise and priorVariance come from the model when one is given");
       }
@@ -78,13 +81,18 @@ export function checkSlot(options: unknown): SlotSpec {
       const fs = checkFeatures(features, "features", OPTION);
       const n = positive(noise ?? DEFAULT_NOISE, "noise", OPTION);
       const variance = positive(priorVariance ?? DEFAULT_PRIOR_VARIANCE, "priorVariance", OPTION);
+      if (catalogue !== null && fs.bits + catalogue.bits > MAX_CATALOGUE_DIM_BITS) {
+        throw OPTION("catalogue.bits", `should be in [${CATALOGUE_BITS[0]}, ${CATALOGUE_BITS[1]}] and at most ${MAX_CATALOGUE_DIM_BITS} with features.bits, but is ${catalogue.bits}`);
+      }
       const hashed = given.map(({ id, features }, i): Hashed => {
-        const own = variantFeatures(features, fs, hasher, `variants[${i}].features`, OPTION);
+        const field = `variants[${i}].features`;
+        const own = variantFeatures(features, fs, hasher, field, OPTION);
+        if (catalogue !== null && !own?.nonzero) throw OPTION(field, "are required in a catalogue, and cannot all be 0");
         return { id, features: own?.features ?? null, mean: null, variance, json: own?.json ?? null };
       });
-      checkIds(hashed.map((v) => v.id), "variants", OPTION);
+      checkIds(hashed.map((v) => v.id), "variants", OPTION, max);
       variants = hashed.map(({ json: _, ...v }) => v);
-      spec = { features: fs, noise: n, modelVersion: contentHash(fs, n, hashed) };
+      spec = { features: fs, noise: n, modelVersion: contentHash(fs, n, hashed, catalogue?.bits ?? null) };
     } else {
       throw OPTION("variants", "is required when no model is given");
     }
@@ -105,8 +113,17 @@ export function checkSlot(options: unknown): SlotSpec {
       maxPending: maxPending ?? DEFAULT_MAX_PENDING,
       modelVersion: spec.modelVersion,
       reports: copied(o.get("reports"), "reports"),
+      catalogue,
     };
   });
+}
+
+/** `catalogue: true | { bits? }` (`bits` 1 to 10, default 6), or null when absent or false. */
+function checkCatalogue(value: unknown): SlotSpec["catalogue"] {
+  if (value === undefined || value === false) return null;
+  if (value === true) return { bits: CATALOGUE_BITS[2] };
+  const o = Obj.of(value, "catalogue", OPTION, ["bits"]);
+  return { bits: o.int("bits", CATALOGUE_BITS[0], CATALOGUE_BITS[1]) ?? CATALOGUE_BITS[2] };
 }
 
 /**
@@ -142,6 +159,8 @@ function checkApprentice(value: unknown, ids: string[]): { learner: unknown; app
  * generated problems, in the last rounds too (docs/performance.md).
  */
 export const DEFAULT_MIN_PROBABILITY = 0.001;
+/** Past 100 variants the default floor is this budget shared by them (a catalogue of 1,000: 0.0001 each). */
+const DEFAULT_FLOOR_BUDGET = 0.1;
 const POLICY_KEYS = ["type", "scale", "samples", "alpha", "epsilon", "minProbability"] as const;
 /** Each policy type and the parameters it takes, in the order they are checked. */
 const PARAMS = new Map<string, readonly Param[]>([
@@ -187,7 +206,7 @@ export function checkPolicy(value: unknown, k: number): PolicySpec {
       else if (!(Number.isFinite(x) && x >= 0)) throw OPTION(field, `should be non-negative and finite, but is ${describe(x)}`);
       else out[name] = x;
     }
-    const floor = within(mp ?? DEFAULT_MIN_PROBABILITY, 0, 1, "policy.minProbability", OPTION);
+    const floor = within(mp ?? Math.min(DEFAULT_MIN_PROBABILITY, DEFAULT_FLOOR_BUDGET / k), 0, 1, "policy.minProbability", OPTION);
     if (floor * k > 1) throw OPTION("policy.minProbability", `should be at most 1/${k} for ${k} variants, but is ${describe(floor)}`);
     out.minProbability = floor;
     return out as PolicySpec;
