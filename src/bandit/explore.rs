@@ -158,7 +158,7 @@ pub fn next_in_slate(pmf: &[f64], scores: &[f64], taken: &[bool], u: f64) -> (us
     }
     let mut best: Option<(usize, f64)> = None;
     for (i, s) in scores.iter().enumerate() {
-        if free(i) && best.is_none_or(|b| *s > b.1) {
+        if free(i) && best.map_or(true, |b| *s > b.1) {
             best = Some((i, *s));
         }
     }
