@@ -6,7 +6,11 @@ use crate::prelude::*;
 
 use crate::prim::rng::Rng;
 
-/// All mass on the best score; exact ties share it equally.
+/// All mass on the best score; ties share it equally. Scores within 10^-12
+/// of the best (relative) tie: equal scores summed in a different order
+/// (a catalogue's variants at their prior, described by different features)
+/// differ in their last bits, and must not take the whole mass from each
+/// other.
 pub fn greedy(scores: &[f64]) -> Vec<f64> {
     let mut pmf = scores.to_vec();
     greedy_in_place(&mut pmf);
@@ -16,9 +20,10 @@ pub fn greedy(scores: &[f64]) -> Vec<f64> {
 /// [`greedy`] over `v` in place: each score becomes its probability.
 pub(crate) fn greedy_in_place(v: &mut [f64]) {
     let best = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let winners = v.iter().filter(|s| **s == best).count().max(1) as f64;
+    let tie = best - best.abs() * 1e-12;
+    let winners = v.iter().filter(|s| **s >= tie).count().max(1) as f64;
     for s in v.iter_mut() {
-        *s = if *s == best { 1.0 / winners } else { 0.0 };
+        *s = if *s >= tie { 1.0 / winners } else { 0.0 };
     }
 }
 

@@ -141,6 +141,7 @@ struct Pending {
     /// The decision's sequence number; the own queue is ordered by it.
     counter: u64,
     arm: usize,
+    /// What a reward updates with (see [`Scratch::kept`]).
     x: SparseVec,
     expires_at: f64,
     activated: bool,
@@ -207,6 +208,8 @@ pub struct Scorer {
     rng: Rng,
     counter: u64,
     scratch: Scratch,
+    /// A catalogue's outer product, made at an update (see [`learn`]).
+    outer: SparseVec,
 }
 
 /// The engine: one decision point (a page slot) with its variants: a
@@ -236,6 +239,7 @@ impl Scorer {
             rng: Rng::new(cfg.seed),
             counter: 0,
             scratch: Scratch::default(),
+            outer: SparseVec::default(),
             cfg,
         }
     }
@@ -435,6 +439,36 @@ impl Scratch {
     }
 }
 
+/// Update variant `arm`'s learner with `reward` for `x`, a decision's kept
+/// vector (see [`Scratch::kept`]): a catalogue's learner takes the outer
+/// product of the context `x` with the variant's features, made in `outer`.
+/// On error nothing changes.
+pub(crate) fn learn(
+    arms: &mut [Posterior],
+    model: &CompactModel,
+    arm: usize,
+    x: &SparseVec,
+    reward: f64,
+    outer: &mut SparseVec,
+) -> Result<()> {
+    let (learner, x) = match &model.catalogue {
+        Some(c) => {
+            let y = c.y.get(arm).ok_or(Error::UnknownVariant {
+                variant: text!("#{arm}"),
+            })?;
+            outer_into(x, y, c.bits, outer);
+            (0, &*outer)
+        }
+        None => (arm, x),
+    };
+    match arms.get_mut(learner) {
+        Some(a) => a.update(x, reward, model.noise, 1.0),
+        None => Err(Error::UnknownVariant {
+            variant: text!("#{arm}"),
+        }),
+    }
+}
+
 /// Refuse a slate size outside [1, min(`variants`, [`MAX_SLATE`])], and
 /// any slate but one variant when `serving` (apprentice mode).
 fn check_slate(k: usize, variants: usize, serving: bool) -> Result<()> {
@@ -475,6 +509,18 @@ fn check_feats(fc: &FeatureConfig, feats: &[Hashed]) -> Result<()> {
 }
 
 impl Scratch {
+    /// The vector a decision for variant `i` keeps for its reward (pending,
+    /// journaled, stored): the variant's folded vector, or for a catalogue
+    /// the folded context alone, a few slots instead of their product with
+    /// the variant's features (which [`learn`] makes again).
+    fn kept<'a>(&'a self, model: &CompactModel, i: usize) -> &'a SparseVec {
+        if model.catalogue.is_some() {
+            &self.ctx
+        } else {
+            for_arm(&self.xs, i)
+        }
+    }
+
     /// Draw the rest of the latest decision's slate, to `k` positions,
     /// without replacement (see [`crate::bandit::explore::next_in_slate`]),
     /// from the generator the decision drew with.
@@ -845,9 +891,10 @@ impl Engine {
             }
             None => None,
         };
-        let x = for_arm(&self.s.scratch.xs, arm);
-        let m = &self.s.cfg.model;
-        self.s.arms[m.learner_of(arm)].update(x, reward, m.noise, 1.0)?;
+        let s = &mut self.s;
+        let m = &s.cfg.model;
+        let x = s.scratch.kept(m, arm);
+        learn(&mut s.arms, m, arm, x, reward, &mut s.outer)?;
         if let Some(l) = &log {
             self.eval.add(arm, l, reward);
         }
@@ -947,7 +994,7 @@ impl Engine {
     fn record(&mut self, c: Choice, defer: bool, now_ms: f64, log: impl Into<Option<Logged>>) {
         self.s.counter += 1;
         let mut x = self.prune(now_ms);
-        x.copy_from(for_arm(&self.s.scratch.xs, c.index));
+        x.copy_from(self.s.scratch.kept(&self.s.cfg.model, c.index));
         self.pending.push(Pending {
             epoch: self.s.cfg.epoch,
             counter: self.s.counter,
@@ -991,7 +1038,6 @@ impl Engine {
     pub fn reward_id(&mut self, epoch: u64, counter: u64, reward: f64, now_ms: f64) -> Result<()> {
         check_now(now_ms)?;
         check_reward(reward)?;
-        let noise = self.s.cfg.model.noise;
         let own = self.s.cfg.epoch;
         let p = find(
             &mut self.pending,
@@ -1006,7 +1052,8 @@ impl Engine {
                 id: id_text(epoch, counter),
             });
         }
-        self.s.arms[self.s.cfg.model.learner_of(p.arm)].update(&p.x, reward, noise, 1.0)?;
+        let s = &mut self.s;
+        learn(&mut s.arms, &s.cfg.model, p.arm, &p.x, reward, &mut s.outer)?;
         p.rewarded = true;
         if let Some(l) = &p.log {
             self.eval.add(p.arm, l, reward);

@@ -58,7 +58,7 @@ use crate::prelude::*;
 #[cfg(not(feature = "std"))]
 use crate::prim::math::Float;
 
-use super::{Engine, EngineConfig, Pending};
+use super::{learn, Engine, EngineConfig, Pending};
 use crate::error::{Error, Result};
 use crate::eval::{Logged, Sums};
 use crate::features::SparseVec;
@@ -595,13 +595,11 @@ impl Engine {
         report: &mut SyncReport,
     ) {
         let m = &self.s.cfg.model;
+        let mut outer = SparseVec::default();
         for o in self.sync.journal.entries() {
             if o.settles_one_of(gone) {
                 report.duplicates += 1;
-            } else if arms[m.learner_of(o.arm)]
-                .update(&o.x, o.reward, m.noise, 1.0)
-                .is_ok()
-            {
+            } else if learn(arms, m, o.arm, &o.x, o.reward, &mut outer).is_ok() {
                 o.count(sums);
                 report.replayed += 1;
             } else {
@@ -644,6 +642,7 @@ impl Engine {
         later.retain(!restore, |o| !o.settles_one_of(&s.gone));
         if let Some((mut arms, mut sums)) = s.merged.take() {
             let m = &self.s.cfg.model;
+            let mut outer = SparseVec::default();
             // If the journal overflowed since the sync, this tab's own state,
             // which has every one of its updates, is the better of the two.
             if !later.overflowed() {
@@ -652,8 +651,7 @@ impl Engine {
                     for o in later.entries() {
                         // It was accepted once on this tab's own state; a
                         // refusal here is counted nowhere else, like `sync`'s.
-                        let a = &mut arms[m.learner_of(o.arm)];
-                        if a.update(&o.x, o.reward, m.noise, 1.0).is_ok() {
+                        if learn(&mut arms, m, o.arm, &o.x, o.reward, &mut outer).is_ok() {
                             o.count(&mut sums);
                         }
                     }
@@ -836,7 +834,9 @@ impl Engine {
     /// This model's entry, read past its layout and model version.
     fn read_entry(&self, r: Reader<'_>, layout: u8, now_ms: f64) -> Result<Stored> {
         let m = &self.s.cfg.model;
-        let d = m.dim();
+        // A pending decision keeps a vector of the context's slots (a
+        // catalogue's folded context, not its product with the variant's).
+        let d = m.features.dim();
         let k = m.variants.len();
         let r = &mut Sticky { r, err: None };
         let (arms, writer) = read_arms_of(&self.s.cfg, r);
