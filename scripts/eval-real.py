@@ -10,12 +10,17 @@ is first acted on, then learned from), reward 1 for the true class and 0
 otherwise, only the chosen action's reward revealed. The mean reward over
 the pass is the score; five seeds give the spread.
 
-And the Open Bandit Dataset sample that the `obp` package ships (its
-uniform-random logs of ZOZOTOWN's "men" campaign: 34 items, 3 positions),
-replayed (Li et al. 2011): a policy acts on every logged impression, and
-where it picks the logged item it sees the click and learns; its click rate
-over those matches estimates its value. Also the IPS estimate over all
-impressions. The sample is small (clicks are rare), so its intervals are wide.
+And the Open Bandit Dataset samples that the `obp` package ships (its
+uniform-random logs of ZOZOTOWN's "men" campaign, 34 items, and of its "all"
+campaign, 80 items, each 10,000 impressions over 3 positions), replayed (Li
+et al. 2011): a policy acts on every logged impression, and where it picks
+the logged item it sees the click and learns; its click rate over those
+matches estimates its value. Also the IPS estimate over all impressions. The
+samples are small (38 clicks in "all"), so their intervals are wide. The
+"all" campaign has more items than a slot's 64, so insitu runs it as a
+catalogue (`catalogue`: one learner shared by the items through their
+features, the item id and obp's item_context.csv), and VW gets the same item
+features as action features.
 
 insitu runs through scripts/replay.mjs (the built package, pkg/, the exact
 code a site ships) with the engine's defaults; the only option set is the
@@ -29,6 +34,7 @@ learner sees the same stream.
 Usage:
   bash scripts/setup-eval.sh          # once: .venv-eval with pinned packages
   .venv-eval/bin/python scripts/eval-real.py [--seeds N] [--only NAME,...] [--no-obd]
+    (NAME: iris, wine, breast_cancer, digits, obd (both campaigns), obd-men, obd-all)
 Writes .artifacts/eval-real.json. Needs pkg/ (npm run build).
 """
 
@@ -56,8 +62,8 @@ class Insitu:
     """insitu through the replay driver: the built package, its defaults
     (or `options`, the driver's, for a trial of other settings)."""
 
-    def __init__(self, k, seed, options=None):
-        self.name = "insitu (defaults)" if not options else f"insitu {json.dumps(options, separators=(',', ':'))}"
+    def __init__(self, k, seed, options=None, action_features=None, label="insitu (defaults)"):
+        self.name = label if not options else f"insitu {json.dumps(options, separators=(',', ':'))}"
         log = ROOT / ".artifacts" / "eval-real-replay.log"
         log.parent.mkdir(exist_ok=True)
         with open(log, "a") as err:  # the driver's log lines, and any crash
@@ -67,7 +73,11 @@ class Insitu:
         self.k = k
         self.t = 0
         opts = {"interactions": False, **(options or {})}
-        reply = self._ask({"type": "init", "protocol": 1, "num_actions": k, "seed": seed, "task": "eval-real", "options": opts})
+        init = {"type": "init", "protocol": 1, "num_actions": k, "seed": seed, "task": "eval-real", "options": opts}
+        self.catalogue = action_features is not None
+        if self.catalogue:
+            init["action_features"] = action_features
+        reply = self._ask(init)
         if reply.get("type") != "ready":
             raise RuntimeError(f"replay driver refused init: {reply}")
 
@@ -86,7 +96,10 @@ class Insitu:
 
     def act(self, named, vec, rng):
         self.t += 1
-        r = self._ask({"type": "predict", "t": self.t, "shared": named, "actions": [{} for _ in range(self.k)]})
+        msg = {"type": "predict", "t": self.t, "shared": named}
+        if not self.catalogue:
+            msg["actions"] = [{} for _ in range(self.k)]
+        r = self._ask(msg)
         return r["action"], r["probability"]
 
     def learn(self, named, vec, action, prob, reward):
@@ -107,18 +120,20 @@ def vw_line(feats):
 class VW:
     """Vowpal Wabbit 9, `--cb_explore_adf`, one linear model per action."""
 
-    def __init__(self, name, args, k, seed):
+    def __init__(self, name, args, k, seed, action_features=None):
         from vowpalwabbit import Workspace
 
         self.name = f"VW {name}"
         self.k = k
         self.vw = Workspace(f"--cb_explore_adf -q sa --quiet --random_seed {seed} {args}")
+        # Each action's features: its index alone, or the item's own.
+        self.actions = [f"a{a}" for a in range(k)] if action_features is None else [vw_line(f) for f in action_features]
 
     def _ex(self, feats, label=None):
         lines = [f"shared |s {vw_line(feats)}"]
         for a in range(self.k):
             lab = f"0:{label[1]}:{label[2]} " if label is not None and label[0] == a else ""
-            lines.append(f"{lab}|a a{a}")
+            lines.append(f"{lab}|a {self.actions[a]}")
         return lines
 
     def act(self, named, vec, rng):
@@ -182,14 +197,20 @@ TRIALS = []
 INSITU_ONLY = False
 
 
-def learners(k, seed):
-    yield lambda: Insitu(k, seed)
+def learners(k, seed, items=None):
+    """Every learner of one run. With `items` (each action's features), insitu
+    is a catalogue with its defaults and VW sees the item features."""
+    if items is None:
+        yield lambda: Insitu(k, seed)
+    else:
+        yield lambda: Insitu(k, seed, {"catalogue": True}, items, "insitu catalogue (defaults)")
     for opts in TRIALS:
-        yield lambda opts=opts: Insitu(k, seed, opts)
+        extra = {"catalogue": True} if items is not None and "catalogue" not in opts else {}
+        yield lambda opts=opts, extra=extra: Insitu(k, seed, {**extra, **opts}, items)
     if INSITU_ONLY:
         return
     for name, args in VW_CONFIGS:
-        yield lambda name=name, args=args: VW(name, args, k, seed)
+        yield lambda name=name, args=args: VW(name, args, k, seed, items)
     for alpha in LINUCB_ALPHAS:
         yield lambda alpha=alpha: LinUCB(alpha, k, seed)
 
@@ -238,15 +259,32 @@ def run_classification(make, x, named, y, seed):
 # ---------------------------------------------------------------------- OBD
 
 
-def obd_rows():
+def obd_file(campaign, name):
     wheels = sorted(OBP_WHEEL_DIR.glob("obp-*.whl"))
     if not wheels:
         raise FileNotFoundError(f"no obp wheel in {OBP_WHEEL_DIR}: run bash scripts/setup-eval.sh")
     z = zipfile.ZipFile(wheels[-1])
-    text = z.read("obp/dataset/obd/random/men/men.csv").decode("utf-8")
-    rows = list(csv.DictReader(io.StringIO(text)))
+    return list(csv.DictReader(io.StringIO(z.read(f"obp/dataset/obd/random/{campaign}/{name}").decode("utf-8"))))
+
+
+def obd_rows(campaign="men"):
+    rows = obd_file(campaign, f"{campaign}.csv")
     rows.sort(key=lambda r: r["timestamp"])
     return rows
+
+
+def obd_items(rows, campaign):
+    """Each item's features, in the stream's item order: its id, its three
+    categorical features and its numeric one (obp's item_context.csv)."""
+    context = {int(r["item_id"]): r for r in obd_file(campaign, "item_context.csv")}
+    out = []
+    for item in sorted({int(r["item_id"]) for r in rows}):
+        c = context[item]
+        f = {f"id={item}": 1.0, "f0": float(c["item_feature_0"])}
+        for j in (1, 2, 3):
+            f[f"f{j}={c[f'item_feature_{j}']}"] = 1.0
+        out.append(f)
+    return out
 
 
 def obd_stream(rows):
@@ -329,17 +367,20 @@ def main():
         ins = np.mean(table["insitu (defaults)"])
         if others:
             print(f"  insitu − best: {ins - best[0]:+.4f} ({'meets' if ins >= best[0] else 'misses'} the bar)")
-    if not args.no_obd and (only is None or "obd" in only):
-        rows = obd_rows()
+    for campaign in ("men", "all"):
+        if args.no_obd or not (only is None or "obd" in only or f"obd-{campaign}" in only):
+            continue
+        rows = obd_rows(campaign)
         k, stream = obd_stream(rows)
+        items = obd_items(rows, campaign) if campaign == "all" else None
         table = {}
         for seed in range(1, args.seeds + 1):
-            for make in learners(k, seed):
+            for make in learners(k, seed, items):
                 lname, m, c, ips = run_obd(make, stream, seed)
                 table.setdefault(lname, []).append((m, c, ips))
-        results["obd-men-random"] = {"n": len(rows), "runs": table}
+        results[f"obd-{campaign}-random"] = {"n": len(rows), "k": k, "runs": table}
         ctr = sum(float(r["click"]) for r in rows) / len(rows)
-        print(f"\nOpen Bandit Dataset sample (obp, random/men): {len(rows)} impressions, logged CTR {ctr:.4f}")
+        print(f"\nOpen Bandit Dataset sample (obp, random/{campaign}): {len(rows)} impressions, {k} items, logged CTR {ctr:.4f}")
         print("  replay CTR = clicks / matches over all seeds (95% Wilson interval); IPS mean over seeds")
         for lname, runs in sorted(table.items(), key=lambda kv: -sum(r[1] for r in kv[1]) / max(1, sum(r[0] for r in kv[1]))):
             m = sum(r[0] for r in runs)

@@ -8,8 +8,11 @@
 //
 //   {"type":"init","protocol":1,"num_actions":K,"seed":S,"task":"...","options":{...}}
 //       -> {"type":"ready","name":"insitu-<policy>"}
+//     with options.catalogue (true or {"bits":n}) and "action_features":[{name:number},...]
+//     (K maps, given once): a catalogue, one learner shared by the actions through them
 //   {"type":"predict","t":T,"shared":{name:number},"actions":[{name:number},...]}
 //       -> {"action":i,"probability":p,"pmf":[...]}
+//     (a catalogue's predict gives no actions: its action features are the init's)
 //   {"type":"learn","t":T,"action":i,"probability":p,"reward":r}
 //       -> (no reply) learns from the latest predict's features
 //   {"type":"end"}
@@ -46,7 +49,7 @@ export const ERROR_CODES = Object.freeze({
 const PROTOCOL = 1;
 // Keys `options` may hold. Anything else is an error rather than silently
 // ignored, so a typo in an experiment config cannot run the defaults.
-const DRIVER_OPTIONS = new Set(["policy", "bits", "normalize", "slotsPerFeature", "interactions", "noise", "priorVariance"]);
+const DRIVER_OPTIONS = new Set(["policy", "bits", "normalize", "slotsPerFeature", "interactions", "noise", "priorVariance", "catalogue"]);
 // Only used to refuse absurd sizes before building the variant list; the
 // engine enforces the real limit (and names it in its error).
 const MAX_ACTIONS_TO_TRY = 4096;
@@ -78,8 +81,11 @@ function checkFeatures(value, field) {
   return value;
 }
 
-/** Engine options from the init message's `options` (driver keys only; the engine validates values). */
-export function engineOptions(numActions, seed, options) {
+/**
+ * Engine options from the init message's `options` (driver keys only; the engine validates values);
+ * with `actionFeatures` (K feature maps), each variant's own features, once.
+ */
+export function engineOptions(numActions, seed, options, actionFeatures = null) {
   if (options === undefined || options === null) options = {};
   if (!isObject(options)) {
     throw new ProtocolError(ERROR_CODES.INVALID_OPTION, `options should be an object, but is ${JSON.stringify(options)}`);
@@ -100,10 +106,13 @@ export function engineOptions(numActions, seed, options) {
   if (options.bits !== undefined) features.bits = options.bits;
   if (options.normalize !== undefined) features.normalize = options.normalize;
   if (options.slotsPerFeature !== undefined) features.slotsPerFeature = options.slotsPerFeature;
-  if (interactions) features.interactions = [["shared", "action"]];
+  // A catalogue crosses the context with its actions' features itself.
+  if (interactions && options.catalogue === undefined) features.interactions = [["shared", "action"]];
   // Leave out what was not given, so the engine's own defaults apply.
-  const out = { variants: Array.from({ length: numActions }, (_, i) => String(i)), features };
-  for (const key of ["policy", "noise", "priorVariance"]) {
+  const variants = Array.from({ length: numActions }, (_, i) =>
+    actionFeatures === null ? String(i) : { id: String(i), features: { action: actionFeatures[i] } });
+  const out = { variants, features };
+  for (const key of ["policy", "noise", "priorVariance", "catalogue"]) {
     if (options[key] !== undefined) out[key] = options[key];
   }
   if (seed !== undefined) out.seed = seed;
@@ -120,6 +129,7 @@ export class Session {
     this.log = log;
     this.slot = null;
     this.k = 0;
+    this.catalogue = false;
     this.last = null; // { context, actions, decisionId, action, settled }
     // The engine's clock, advanced once per predict. Decisions expire after a
     // day of engine time, so the driver counts steps instead of reading the
@@ -184,9 +194,17 @@ export class Session {
     if (!Number.isSafeInteger(k) || k < 0 || k > MAX_ACTIONS_TO_TRY) {
       throw new ProtocolError(ERROR_CODES.BAD_MESSAGE, `num_actions should be a positive integer, but is ${JSON.stringify(k)}`);
     }
-    const slot = new Insitu(engineOptions(k, msg.seed, msg.options)); // throws InsituError on bad values
+    let actionFeatures = null;
+    if (msg.action_features !== undefined) {
+      if (!Array.isArray(msg.action_features) || msg.action_features.length !== k) {
+        throw new ProtocolError(ERROR_CODES.BAD_MESSAGE, `action_features should be an array of ${k} feature objects`);
+      }
+      actionFeatures = msg.action_features.map((a, i) => checkFeatures(a, `action_features[${i}]`));
+    }
+    const slot = new Insitu(engineOptions(k, msg.seed, msg.options, actionFeatures)); // throws InsituError on bad values
     this.slot = slot;
     this.k = k;
+    this.catalogue = msg.options?.catalogue !== undefined && msg.options.catalogue !== false;
     this.clock = 0;
     const name = `insitu-${slot.policy}`;
     this.log(`replay: ${name}, K=${k}, seed=${msg.seed}, task=${msg.task ?? "-"}`);
@@ -198,14 +216,15 @@ export class Session {
     // A failed predict must not leave an older one for the next learn to use.
     this.last = null;
     const shared = checkFeatures(msg.shared ?? {}, "shared");
-    if (!Array.isArray(msg.actions)) {
+    if (msg.actions === undefined && this.catalogue) msg = { ...msg, actions: null };
+    else if (!Array.isArray(msg.actions)) {
       throw new ProtocolError(ERROR_CODES.BAD_MESSAGE, `actions should be an array of ${this.k} feature objects, but is ${JSON.stringify(msg.actions)}`);
     }
-    const actions = msg.actions.map((a, i) => ({ action: checkFeatures(a, `actions[${i}]`) }));
+    const actions = msg.actions?.map((a, i) => ({ action: checkFeatures(a, `actions[${i}]`) })) ?? null;
     const context = { shared };
     // A wrong number of actions is left to the engine (INVALID_CONTEXT).
     this.clock += 1;
-    const d = this.slot.rank({ context, actions, now: this.clock });
+    const d = this.slot.rank(actions === null ? { context, now: this.clock } : { context, actions, now: this.clock });
     if (d.fallback) throw d.error; // rank never throws; its error carries the code
     this.last = { context, actions, decisionId: d.decisionId, action: d.index, settled: false };
     return { action: d.index, probability: d.probability, pmf: d.pmf };
@@ -226,7 +245,8 @@ export class Session {
       this.slot.reward({ decisionId: last.decisionId, reward: msg.reward, now: this.clock });
       last.settled = true;
     } else {
-      this.slot.learn({ context: last.context, actions: last.actions, variant: String(a), reward: msg.reward });
+      const given = last.actions === null ? {} : { actions: last.actions };
+      this.slot.learn({ context: last.context, ...given, variant: String(a), reward: msg.reward });
     }
   }
 }

@@ -145,6 +145,27 @@ test("the chosen action settles its decision exactly once; others go through lea
   session.handle({ type: "end" });
 });
 
+test("a catalogue session: action features once at init, predicts without actions, learns through the shared learner", () => {
+  const session = new Session();
+  const features = [{ "c=a": 1 }, { "c=b": 1 }, { "c=a": 1, p: 0.5 }];
+  const ready = session.handle({ type: "init", protocol: 1, num_actions: 3, seed: 1, options: { catalogue: true }, action_features: features });
+  assert.equal(ready.type, "ready");
+  const p = session.handle({ type: "predict", t: 1, shared: { "u=1": 1 } });
+  // At the prior the three tie, whatever features describe them.
+  for (const q of p.pmf) assert.ok(Math.abs(q - 1 / 3) < 1e-12, `${p.pmf}`);
+  session.handle({ type: "learn", action: 2, reward: 1 });
+  session.handle({ type: "learn", action: 2, reward: 1 });
+  // The shared learner: both updates on its one entry.
+  assert.equal(session.slot.stats().variants.reduce((n, v) => n + v.updates, 0), 2);
+  const after = session.handle({ type: "predict", t: 2, shared: { "u=1": 1 } });
+  assert.ok(after.pmf[2] > 0.9, `${after.pmf}`);
+  // Per-call actions are refused for a catalogue, and a wrong number of action features at init.
+  assert.throws(() => session.handle({ type: "predict", t: 3, shared: {}, actions: [{}, {}, {}] }), { code: "INVALID_CONTEXT" });
+  assert.throws(() => session.handle({ type: "init", num_actions: 3, options: { catalogue: true }, action_features: [{}] }), { code: "BAD_MESSAGE" });
+  assert.throws(() => session.handle({ type: "init", num_actions: 2, options: { catalogue: true } }), { code: "INVALID_OPTION" });
+  session.handle({ type: "end" });
+});
+
 test("every error path gets an error reply and the session goes on", TIMEOUT, async () => {
   const d = startDriver();
   // Before init.
