@@ -62,8 +62,8 @@ class Insitu:
     """insitu through the replay driver: the built package, its defaults
     (or `options`, the driver's, for a trial of other settings)."""
 
-    def __init__(self, k, seed, options=None, action_features=None, label="insitu (defaults)"):
-        self.name = label if not options else f"insitu {json.dumps(options, separators=(',', ':'))}"
+    def __init__(self, k, seed, options=None, action_features=None, label=None):
+        self.name = label or ("insitu (defaults)" if not options else f"insitu {json.dumps(options, separators=(',', ':'))}")
         log = ROOT / ".artifacts" / "eval-real-replay.log"
         log.parent.mkdir(exist_ok=True)
         with open(log, "a") as err:  # the driver's log lines, and any crash

@@ -469,8 +469,121 @@ fn a_stored_pending_decision_learns_as_where_it_was_made() {
     for (x, y) in a.scores.iter().zip(&b.scores) {
         assert!((x - y).abs() < 1e-12, "{x} vs {y}");
     }
-    // 120 pending decisions, each with a context of 4 slots (the bias, the
-    // section, x and y): about 33 + 4 × 12 = 81 B each, where the products
-    // with the 2 slots of a product's features would take 33 + 8 × 12 = 129.
-    assert!(stored.bytes.len() < 120 * 100, "{} B", stored.bytes.len());
+    // 120 pending decisions, each keeping a context of 4 slots (the bias,
+    // the section, x and y) and its product's 2 (category and brand): about
+    // 33 + 6 × 12 = 105 B each, where their product would take 33 + 8 × 12
+    // = 129 (and a richer context or product much more).
+    assert!(stored.bytes.len() < 120 * 115, "{} B", stored.bytes.len());
+}
+
+/// A catalogue's model version is its weights' space alone: a page view
+/// whose catalogue lost or gained products restores the same learning, and
+/// a stored decision for a product no longer listed still settles, teaching
+/// what that product's features scored.
+#[test]
+fn a_changed_catalogue_keeps_its_learning_and_settles_its_decisions() {
+    let mut before = products(300, r#","maxPending":100"#);
+    let mut rng = Rng::new(12);
+    for t in 0..200 {
+        let (ctx, section, _) = context(&mut rng);
+        let d = before
+            .rank(&RankOptions::parse(&ctx).unwrap(), t as f64)
+            .unwrap();
+        let r = f64::from(u8::from(d.index % 10 == section));
+        before
+            .reward(d.decision_id.as_deref().unwrap(), r, t as f64)
+            .unwrap();
+    }
+    let slate = RankOptions::parse(
+        r#"{"context":{"page":{"section":"s3","x":0.1,"y":0.2}},"k":20,"seed":3}"#,
+    )
+    .unwrap();
+    let d = before.rank(&slate, 300.0).unwrap();
+    let (epoch, first) = d.decision_id.as_ref().unwrap().split_once('-').unwrap();
+    let first: u64 = first.parse().unwrap();
+    let gone: Vec<u64> = before
+        .last_slate()
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.0 >= 100)
+        .map(|(j, _)| first + j as u64)
+        .collect();
+    assert!(
+        !gone.is_empty(),
+        "some of the slate is past the first 100 products"
+    );
+    let stored = before.sync(None, "row", 301.0, 1 << 22).unwrap();
+    before.commit();
+    // The next page view lists only the first 100 products.
+    let mut after = Engine::new(
+        EngineConfig::parse(&products_options(100, r#","maxPending":100"#), 3).unwrap(),
+    );
+    assert_eq!(after.model_version(), before.model_version());
+    after.restore(&stored.bytes, "row", 302.0, 1 << 22).unwrap();
+    assert_eq!(after.updates(), before.updates());
+    for c in &gone {
+        let id = format!("{epoch}-{c}");
+        before.reward(&id, 1.0, 303.0).unwrap();
+        after.reward(&id, 1.0, 303.0).unwrap();
+    }
+    assert_eq!(after.updates(), before.updates());
+    let probe =
+        RankOptions::parse(r#"{"context":{"page":{"section":"s3","x":0.5,"y":0.5}}}"#).unwrap();
+    let (a, b) = (
+        before.rank(&probe, 304.0).unwrap(),
+        after.rank(&probe, 304.0).unwrap(),
+    );
+    for i in 0..100 {
+        assert!((a.scores[i] - b.scores[i]).abs() < 1e-12, "product {i}");
+    }
+    // A catalogue's version changes with its space (here its prior variance).
+    let other = EngineConfig::parse(
+        &products_options(100, r#","maxPending":100,"priorVariance":0.5"#),
+        3,
+    )
+    .unwrap();
+    assert_ne!(Engine::new(other).model_version(), before.model_version());
+}
+
+/// Product features near the ends of the f64 range are scaled before they
+/// are squared: the catalogue still scores and learns. An apprentice's
+/// slate holds the baseline it served.
+#[test]
+fn extreme_product_values_and_an_apprentices_slate() {
+    let mut e = engine(
+        r#"{"variants":[{"id":"a","features":{"item":{"price":1e200,"c":"x"}}},
+                        {"id":"b","features":{"item":{"price":1e-200}}},
+                        {"id":"c","features":{"item":{"c":"y"}}}],
+            "features":{"allow":["item","page"]},"catalogue":true,"seed":2}"#,
+    );
+    for t in 0..50 {
+        let d = e
+            .rank(
+                &RankOptions::parse(r#"{"context":{"page":{"s":"n"}},"k":3}"#).unwrap(),
+                t as f64,
+            )
+            .unwrap();
+        assert!(d.scores.iter().all(|s| s.is_finite()), "{:?}", d.scores);
+        e.reward(
+            d.decision_id.as_deref().unwrap(),
+            f64::from(u8::from(d.index == 1)),
+            t as f64,
+        )
+        .unwrap();
+    }
+    assert_eq!(e.updates(), vec![50]);
+    let c = e
+        .rank_slate(&[], None, None, false, 60.0, Some(2), 1)
+        .unwrap();
+    assert_eq!((c.index, c.probability), (2, 1.0));
+    assert_eq!(e.last_slate(), &[(2, 1.0)]);
+    let err = e
+        .rank_slate(&[], None, None, false, 60.0, Some(2), 2)
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_OPTION");
+    // Actions of the wrong length on a catalogue: refused as actions on a catalogue.
+    let err = e
+        .rank(&RankOptions::parse(r#"{"actions":[{}]}"#).unwrap(), 61.0)
+        .unwrap_err();
+    assert!(err.to_string().contains("catalogue"), "{err}");
 }

@@ -443,6 +443,10 @@ impl Engine {
     pub(super) fn check_actions<T>(&self, actions: Option<&[T]>) -> Result<()> {
         let k = self.s.variant_count();
         match actions {
+            Some(_) if self.s.cfg.model.catalogue.is_some() => Err(Error::context(
+                "actions",
+                "cannot be given to a catalogue: its variants' features are the slot's",
+            )),
             Some(a) if a.len() != k => Err(Error::context(
                 "actions",
                 format!("should list {k} variants, but lists {}", a.len()),

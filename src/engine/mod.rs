@@ -12,7 +12,8 @@ use crate::bandit::Policy;
 use crate::error::{Error, Result};
 use crate::eval::{Logged, Sums};
 use crate::features::{check_count, outer_into, Dense, FeatureConfig, Hashed, SparseVec};
-use crate::model::{CompactModel, Posterior};
+use crate::model::posterior::{Covariance, FULL_COV_MAX_DIM};
+use crate::model::{Catalogue, CompactModel, Posterior};
 use crate::prim::clock::check_now;
 use crate::prim::rng::{Rng, MAX_SEED};
 use crate::report::Tally;
@@ -173,6 +174,12 @@ struct Scratch {
     xs: Vec<SparseVec>,
     /// A catalogue's folded context, before its outer products.
     ctx: SparseVec,
+    /// A catalogue's outer product of one variant (see [`Scratch::catalogue_moments`]).
+    outer: SparseVec,
+    /// A catalogue's weights summed over the context, per variant-feature
+    /// slot: the means (`z`) and the variances (`u`).
+    z: Vec<f64>,
+    u: Vec<f64>,
     scores: Vec<f64>,
     variances: Vec<f64>,
     pmf: Vec<f64>,
@@ -210,6 +217,8 @@ pub struct Scorer {
     scratch: Scratch,
     /// A catalogue's outer product, made at an update (see [`learn`]).
     outer: SparseVec,
+    /// What `learn_hashed` keeps (see [`Scratch::keep_into`]).
+    kept: SparseVec,
 }
 
 /// The engine: one decision point (a page slot) with its variants: a
@@ -240,6 +249,7 @@ impl Scorer {
             counter: 0,
             scratch: Scratch::default(),
             outer: SparseVec::default(),
+            kept: SparseVec::default(),
             cfg,
         }
     }
@@ -360,6 +370,13 @@ impl Scorer {
         let m = &self.cfg.model;
         s.scores.clear();
         s.variances.clear();
+        if let (Some(c), Some(p)) = (&m.catalogue, self.arms.first()) {
+            let diag = match &p.cov {
+                Covariance::Full(_) => None,
+                Covariance::Diag(v) => Some(&v[..]),
+            };
+            return s.catalogue_moments(c, &p.mean, diag, variance, |x| p.score_variance(x));
+        }
         for i in 0..m.variants.len() {
             let Some(p) = self.arms.get(m.learner_of(i)) else {
                 break;
@@ -403,9 +420,7 @@ impl Scratch {
             Some(a) => a.get(i).map_or(&[][..], |v| &v[..]),
             None => variants.get(i).map_or(&[][..], |v| &v.hashed[..]),
         };
-        if actions.is_some_and(|a| a.len() != k) {
-            return Err(Error::context("actions", text!("should list {k} variants")));
-        }
+
         let fc = &model.features;
         if let Some(c) = &model.catalogue {
             if actions.is_some() {
@@ -414,13 +429,15 @@ impl Scratch {
                     text!("cannot be given to a catalogue: its variants' features are the slot's"),
                 ));
             }
+            let _ = c;
             check_feats(fc, shared)?;
             fc.fold_into(shared, &mut self.dense, &mut self.ctx)?;
-            self.xs.resize_with(k, SparseVec::default);
-            for (x, y) in self.xs.iter_mut().zip(&c.y) {
-                outer_into(&self.ctx, y, c.bits, x);
-            }
+            // Scored without the products (see `catalogue_moments`).
+            self.xs.clear();
             return Ok(());
+        }
+        if actions.is_some_and(|a| a.len() != k) {
+            return Err(Error::context("actions", text!("should list {k} variants")));
         }
         let n = if (0..k).all(|i| own(i).is_empty()) {
             1
@@ -440,9 +457,9 @@ impl Scratch {
 }
 
 /// Update variant `arm`'s learner with `reward` for `x`, a decision's kept
-/// vector (see [`Scratch::kept`]): a catalogue's learner takes the outer
-/// product of the context `x` with the variant's features, made in `outer`.
-/// On error nothing changes.
+/// vector (see [`Scratch::keep_into`]): a catalogue's one learner takes the
+/// outer product of the context and the variant's features that `x` holds,
+/// made in `outer`. On error nothing changes.
 pub(crate) fn learn(
     arms: &mut [Posterior],
     model: &CompactModel,
@@ -453,10 +470,7 @@ pub(crate) fn learn(
 ) -> Result<()> {
     let (learner, x) = match &model.catalogue {
         Some(c) => {
-            let y = c.y.get(arm).ok_or(Error::UnknownVariant {
-                variant: text!("#{arm}"),
-            })?;
-            outer_into(x, y, c.bits, outer);
+            crate::features::outer_split(x, model.features.dim() as u32, c.bits, outer);
             (0, &*outer)
         }
         None => (arm, x),
@@ -510,15 +524,100 @@ fn check_feats(fc: &FeatureConfig, feats: &[Hashed]) -> Result<()> {
 
 impl Scratch {
     /// The vector a decision for variant `i` keeps for its reward (pending,
-    /// journaled, stored): the variant's folded vector, or for a catalogue
-    /// the folded context alone, a few slots instead of their product with
-    /// the variant's features (which [`learn`] makes again).
-    fn kept<'a>(&'a self, model: &CompactModel, i: usize) -> &'a SparseVec {
-        if model.catalogue.is_some() {
-            &self.ctx
-        } else {
-            for_arm(&self.xs, i)
+    /// journaled, stored), into `out`: the variant's folded vector; for a
+    /// catalogue, the folded context then the variant's folded features
+    /// shifted past the context's slots (see [`CompactModel::kept_dim`]):
+    /// a few slots instead of their product, which [`learn`] makes again,
+    /// and the reward teaches what the decision scored even when the
+    /// catalogue's variants change before it arrives.
+    fn keep_into(&self, model: &CompactModel, i: usize, out: &mut SparseVec) {
+        match model.catalogue.as_ref().and_then(|c| c.y.get(i)) {
+            Some(y) => {
+                out.copy_from(&self.ctx);
+                let d = model.features.dim() as u32;
+                out.idx.extend(y.idx.iter().map(|v| v + d));
+                out.val.extend_from_slice(&y.val);
+            }
+            None => out.copy_from(for_arm(&self.xs, i)),
         }
+    }
+
+    /// Every catalogue variant's mean score (and, when `variance`, its
+    /// variance) for the folded context, into `scores` and `variances`,
+    /// from the shared learner's `mean` and its covariance: `diag`, a
+    /// diagonal's variances, or `var_of`, the variance of an explicit
+    /// vector's score. Past [`FULL_COV_MAX_DIM`] weights (a diagonal
+    /// covariance) without the products: the weights are summed over the
+    /// context once per variant-feature slot (`z_v = Σ_c x_c w_cv`,
+    /// `u_v = Σ_c s_cv x_c²`), then each variant's score is `y · z` and its
+    /// variance `y² · u`, so a decision costs the context's slots × 2^bits
+    /// plus the variants' features, and holds no product in memory. At most
+    /// 128 weights, each variant's product is made in turn. The
+    /// first-decision module scores its prior through the same function,
+    /// so both give the same bits.
+    fn catalogue_moments(
+        &mut self,
+        c: &Catalogue,
+        mean: &[f64],
+        diag: Option<&[f64]>,
+        variance: bool,
+        var_of: impl Fn(&SparseVec) -> f64,
+    ) -> Result<()> {
+        let var = match diag {
+            Some(v) if mean.len() > FULL_COV_MAX_DIM => v,
+            _ => {
+                let mut buf = core::mem::take(&mut self.outer);
+                let mut out = Ok(());
+                for y in &c.y {
+                    outer_into(&self.ctx, y, c.bits, &mut buf);
+                    let v = if variance { var_of(&buf) } else { 0.0 };
+                    out = self.moment(buf.dot(mean), v);
+                    if out.is_err() {
+                        break;
+                    }
+                }
+                self.outer = buf;
+                return out;
+            }
+        };
+        let width = 1usize << c.bits;
+        self.z.clear();
+        self.z.resize(width, 0.0);
+        self.u.clear();
+        self.u.resize(width, 0.0);
+        // One pass over the context: for each variant-feature slot the same
+        // sums, in the same order, as a learner per variant takes.
+        for (&ci, &xc) in self.ctx.idx.iter().zip(&self.ctx.val) {
+            let at = (ci as usize) << c.bits;
+            let (Some(ms), Some(ss)) = (mean.get(at..at + width), var.get(at..at + width)) else {
+                continue;
+            };
+            for ((z, u), (m, s)) in self.z.iter_mut().zip(&mut self.u).zip(ms.iter().zip(ss)) {
+                *z += m * xc;
+                *u += s * xc * xc;
+            }
+        }
+        for y in &c.y {
+            let mut m = 0.0;
+            for (&v, &yv) in y.idx.iter().zip(&y.val) {
+                m += self.z.get(v as usize).copied().unwrap_or(0.0) * yv;
+            }
+            let s2: f64 = if variance {
+                y.idx
+                    .iter()
+                    .zip(&y.val)
+                    .map(|(&v, &yv)| self.u.get(v as usize).copied().unwrap_or(0.0) * yv * yv)
+                    .sum()
+            } else {
+                0.0
+            };
+            if !(m.is_finite() && s2.is_finite()) {
+                return Err(overflow());
+            }
+            self.scores.push(m);
+            self.variances.push(s2);
+        }
+        Ok(())
     }
 
     /// Draw the rest of the latest decision's slate, to `k` positions,
@@ -810,7 +909,9 @@ impl Engine {
         if k > 1 {
             self.s.scratch.extend_slate(k);
             for j in 1..k {
-                let (index, probability) = self.s.scratch.slate[j];
+                let Some(&(index, probability)) = self.s.scratch.slate.get(j) else {
+                    break;
+                };
                 let next = Choice {
                     index,
                     probability,
@@ -846,6 +947,10 @@ impl Engine {
             c.probability = 1.0;
         }
         let sc = &mut self.s.scratch;
+        // The slate's first position is what was served.
+        if let Some(first) = sc.slate.first_mut() {
+            *first = (c.index, c.probability);
+        }
         let log = (self.s.cfg.model.evaluated() > 0)
             .then(|| Logged::new(&sc.pmf, &sc.scores, c.index, c.probability));
         if serve.is_some() {
@@ -893,8 +998,12 @@ impl Engine {
         };
         let s = &mut self.s;
         let m = &s.cfg.model;
-        let x = s.scratch.kept(m, arm);
-        learn(&mut s.arms, m, arm, x, reward, &mut s.outer)?;
+        let mut x = core::mem::take(&mut s.kept);
+        s.scratch.keep_into(m, arm, &mut x);
+        let learned = learn(&mut s.arms, m, arm, &x, reward, &mut s.outer);
+        s.kept = x;
+        learned?;
+        let x = &self.s.kept;
         if let Some(l) = &log {
             self.eval.add(arm, l, reward);
         }
@@ -994,7 +1103,7 @@ impl Engine {
     fn record(&mut self, c: Choice, defer: bool, now_ms: f64, log: impl Into<Option<Logged>>) {
         self.s.counter += 1;
         let mut x = self.prune(now_ms);
-        x.copy_from(self.s.scratch.kept(&self.s.cfg.model, c.index));
+        self.s.scratch.keep_into(&self.s.cfg.model, c.index, &mut x);
         self.pending.push(Pending {
             epoch: self.s.cfg.epoch,
             counter: self.s.counter,

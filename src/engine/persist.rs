@@ -63,7 +63,7 @@ use crate::error::{Error, Result};
 use crate::eval::{Logged, Sums};
 use crate::features::SparseVec;
 use crate::model::posterior::Covariance;
-use crate::model::Posterior;
+use crate::model::{Posterior, MAX_CATALOGUE};
 use crate::prim::journal::{Journal, Marked, FOLD_OLDEST, STOP};
 use crate::prim::sort::{latest, sorted};
 use crate::store::sync::{open, Persisted};
@@ -746,7 +746,7 @@ impl Engine {
         put_str(&mut w, m.version());
         put_u32(&mut w, m.features.hash_version);
         put_u32(&mut w, d as u32);
-        put_u32(&mut w, m.variants.len() as u32);
+        put_u32(&mut w, m.learners() as u32);
         put_u64(&mut w, writer.0);
         put_u64(&mut w, writer.1);
         for (i, a) in arms.iter().enumerate() {
@@ -834,9 +834,9 @@ impl Engine {
     /// This model's entry, read past its layout and model version.
     fn read_entry(&self, r: Reader<'_>, layout: u8, now_ms: f64) -> Result<Stored> {
         let m = &self.s.cfg.model;
-        // A pending decision keeps a vector of the context's slots (a
-        // catalogue's folded context, not its product with the variant's).
-        let d = m.features.dim();
+        // A pending decision keeps a vector of the context's slots (and a
+        // catalogue's variant features after them, not their product).
+        let d = m.kept_dim();
         let k = m.variants.len();
         let r = &mut Sticky { r, err: None };
         let (arms, writer) = read_arms_of(&self.s.cfg, r);
@@ -853,7 +853,15 @@ impl Engine {
             let expires_at = r.f64().min(latest_expiry);
             let flag = r.u8();
             r.check(flag <= 1, || corrupt(text!("activation flag {flag}")));
-            r.check(arm < k, || {
+            // A catalogue's decision carries what it scored (its variant's
+            // features): its index only names it, and the list may have
+            // changed since.
+            let most = if m.catalogue.is_some() {
+                MAX_CATALOGUE
+            } else {
+                k
+            };
+            r.check(arm < most, || {
                 corrupt(text!("a decision names variant {arm} of {k}"))
             });
             let x = read_sparse(r, d);
@@ -1075,7 +1083,10 @@ pub(super) fn read_arms(cfg: &EngineConfig, body: &[u8]) -> Result<Option<Vec<Po
 fn read_arms_of(cfg: &EngineConfig, r: &mut Sticky<'_>) -> (Vec<Posterior>, (u64, u64)) {
     let m = &cfg.model;
     let d = m.dim();
-    let k = m.variants.len();
+    // Learners: one per variant, or a catalogue's one (whose variants may
+    // change under the same model version); the message says variants, as
+    // it always has.
+    let k = m.learners();
     let (hv, sd, sk) = (r.u32(), r.u32() as usize, r.u32() as usize);
     r.check((hv, sd, sk) == (m.features.hash_version, d, k), || {
         corrupt(text!(

@@ -60,16 +60,22 @@ impl Prior {
         s.scores.clear();
         s.variances.clear();
         let m = &self.cfg.model;
-        for i in 0..m.variants.len() {
-            let x = for_arm(&s.xs, i);
-            let (mean, var) = m.prior(m.learner_of(i));
-            let var = if variance {
-                crate::model::posterior::diag_quad_form(var, x)
-            } else {
-                0.0
-            };
-            let mean = x.dot(mean);
-            s.moment(mean, var)?;
+        if let Some(c) = &m.catalogue {
+            let var = &c.variance[..];
+            let diag =
+                |x: &crate::features::SparseVec| crate::model::posterior::diag_quad_form(var, x);
+            s.catalogue_moments(c, &c.mean, Some(var), variance, diag)?;
+        } else {
+            for i in 0..m.variants.len() {
+                let x = for_arm(&s.xs, i);
+                let (mean, var) = m.prior(i);
+                let var = if variance {
+                    crate::model::posterior::diag_quad_form(var, x)
+                } else {
+                    0.0
+                };
+                s.moment(x.dot(mean), var)?;
+            }
         }
         let c = s.choose(&self.cfg, &mut self.rng, seed, self.counter);
         self.counter += 1;

@@ -404,8 +404,12 @@ pub(crate) fn fold_variant(feats: &[Hashed], bits: u8, out: &mut SparseVec) {
             }
         }
     }
-    let n2 = out.val.iter().map(|v| v * v).sum::<f64>();
-    if n2 > 0.0 && n2.is_finite() {
+    // Scaled by the largest value first, so values near the ends of the
+    // f64 range neither overflow nor vanish when squared.
+    let max = out.val.iter().fold(0.0, |m: f64, v| m.max(v.abs()));
+    if max > 0.0 && max.is_finite() {
+        out.val.iter_mut().for_each(|x| *x /= max);
+        let n2 = out.val.iter().map(|v| v * v).sum::<f64>();
         let s = 1.0 / crate::prim::math::sqrt(n2);
         out.val.iter_mut().for_each(|x| *x *= s);
     }
@@ -421,6 +425,23 @@ pub(crate) fn outer_into(x: &SparseVec, y: &SparseVec, bits: u8, out: &mut Spars
         for (&v, &yv) in y.idx.iter().zip(&y.val) {
             out.idx.push(c << bits | v);
             out.val.push(xc * yv);
+        }
+    }
+}
+
+/// [`outer_into`] of a catalogue decision's kept vector `x`: its slots
+/// below `d` are the folded context, those from `d` on the variant's folded
+/// features (shifted by `d`).
+pub(crate) fn outer_split(x: &SparseVec, d: u32, bits: u8, out: &mut SparseVec) {
+    let p = x.idx.partition_point(|&i| i < d);
+    out.idx.clear();
+    out.val.clear();
+    let (ci, cv) = (x.idx.get(..p).unwrap_or(&[]), x.val.get(..p).unwrap_or(&[]));
+    let (yi, yv) = (x.idx.get(p..).unwrap_or(&[]), x.val.get(p..).unwrap_or(&[]));
+    for (&c, &xc) in ci.iter().zip(cv) {
+        for (&v, &y) in yi.iter().zip(yv) {
+            out.idx.push(c << bits | (v - d));
+            out.val.push(xc * y);
         }
     }
 }

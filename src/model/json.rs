@@ -88,7 +88,14 @@ impl CompactModel {
             h.f64(c.variance.first().copied().unwrap_or(0.0));
         }
         h.f64(self.noise);
-        for v in &self.variants {
+        // A catalogue's version is its weights' space alone: its variants
+        // may come and go without setting its learning aside.
+        let variants = if self.catalogue.is_some() {
+            &[][..]
+        } else {
+            &self.variants[..]
+        };
+        for v in variants {
             h.str(&v.id);
             if let Some(f) = &v.features {
                 hash_json(&mut h, f);

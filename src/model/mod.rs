@@ -190,6 +190,13 @@ impl CompactModel {
         }
     }
 
+    /// Dimension of the vector a decision keeps for its reward: the
+    /// context's slots, and for a catalogue the variant features' after them
+    /// (see `Scratch::keep_into`).
+    pub(crate) fn kept_dim(&self) -> usize {
+        self.features.dim() + self.catalogue.as_ref().map_or(0, |c| 1 << c.bits)
+    }
+
     /// Variants the offline evaluation logs scores for: every one, or none
     /// for a catalogue (its thousands of variants would make each logged
     /// decision kilobytes; its evaluation is not kept).
@@ -229,7 +236,7 @@ impl CompactModel {
         for (i, v) in self.variants.iter_mut().enumerate() {
             let mut out = SparseVec::default();
             crate::features::fold_variant(&v.hashed, bits, &mut out);
-            if out.val.iter().all(|x| *x == 0.0) {
+            if out.val.iter().all(|x| *x == 0.0) || out.val.iter().any(|x| !x.is_finite()) {
                 return Err(Error::option(
                     text!("variants[{i}].features"),
                     text!("are required in a catalogue, and cannot all be 0"),

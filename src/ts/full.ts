@@ -687,6 +687,7 @@ function expand(feats: number[], pairs: ReadonlyArray<readonly [number, number]>
  * (hashing is one way: names come from the context passed in).
  */
 export function explain(l: Learner, options: unknown): Explanation {
+  if (l.p.spec.catalogue !== null) throw fail("INVALID_OPTION", "option `explain` is not available for a catalogue slot (its variants share one learner)");
   const k = l.p.k;
   const o = checkExplainShape(options, k);
   const wanted = o.variant === null ? -1 : l.p.ids.indexOf(o.variant);

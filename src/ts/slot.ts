@@ -196,6 +196,10 @@ export const fallbackDecision = (ids: string[], i: number, modelVersion: string,
   return d;
 };
 
+/** Per-call `actions` on a catalogue (the core's refusal, before anything is logged for it). */
+const catalogueActions = (): InsituError =>
+  fail("INVALID_CONTEXT", "feature `actions` cannot be given to a catalogue: its variants' features are the slot's");
+
 /** The slate size a call asked for, read without throwing (a fallback still serves a row): 1 to 64, or null. */
 export function askedSlate(options: unknown): number | null {
   try {
@@ -461,6 +465,7 @@ export class Learner {
       const p = this.p;
       const k = p.k;
       const o = checkRankShape(options, k);
+      if (o.actions !== null && p.spec.catalogue !== null) throw catalogueActions();
       const f = encode(p, o.context, o.actions, this.behavior());
       const now = o.now ?? this.clock();
       if (!Number.isFinite(now)) throw fail("INVALID_OPTION", `option \`now\` should be a finite time in ms, but the clock gave ${describe(now)}`);
@@ -583,6 +588,7 @@ export class Learner {
   /** Learn from a logged observation, for any variant. */
   learn(options: unknown): void {
     const o = checkLearn(options, this.p.k);
+    if (o.actions !== null && this.p.spec.catalogue !== null) throw catalogueActions();
     const arm = this.p.ids.indexOf(o.variant);
     if (arm < 0) throw fail("UNKNOWN_VARIANT", `no variant ${describe(o.variant)}`);
     const f = encode(this.p, o.context, o.actions, this.behavior());

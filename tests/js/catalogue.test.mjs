@@ -45,6 +45,9 @@ test("a catalogue of 1,000 products ranks slates on both modules, settles each p
   const storage = new MemoryStorage();
   const s = await site(storage);
   const row = s.slot("row", CATALOGUE(1000));
+  // Per-call actions are refused before anything is logged for the full engine.
+  isFallback(row.rank({ actions: [] }), "p0", "INVALID_CONTEXT");
+  throwsCode(() => row.learn({ actions: products(1000).map((p) => p.features), variant: "p1", reward: 1 }), "INVALID_CONTEXT");
   // The first-decision module: the prior, a slate of 4.
   const d0 = row.rank({ context: ctx(0), k: 4 });
   checkSlate(d0, 4);
@@ -79,7 +82,10 @@ test("a catalogue of 1,000 products ranks slates on both modules, settles each p
   assert.ok(late > 0.3, `late ${late}, early ${early}`);
   // Its evaluation is not kept, it has no reports and no explanation.
   throwsCode(() => row.evaluate(), "NO_DATA");
-  throwsCode(() => row.explain({ context: ctx(1) }), "INVALID_OPTION");
+  for (const variant of [undefined, "p0", "p7"]) {
+    const e = throwsCode(() => row.explain({ context: ctx(1), variant }), "INVALID_OPTION");
+    assert.match(e.message, /catalogue/);
+  }
   // The next page view decides on the stored learning, as this one would.
   await s.flush();
   const probe = { context: ctx(2), k: 3, seed: 77 };
@@ -110,6 +116,11 @@ test("catalogue options are checked: features required, no model, bits, 4,096 va
   bad({ ...CATALOGUE(4097) }, "variants");
   bad({ variants: products(65).map((v) => v.id) }, "variants");
   bad({ model: { format: 1, features: {}, variants: [{ id: "a" }, { id: "b" }] }, catalogue: true }, "catalogue");
+  bad({ ...CATALOGUE(3), reports: { task: "t" } }, "reports");
+  // The catalogue's version is its weights' space: the same after products come and go.
+  const v = (n) => s.slot(`v${n}`, CATALOGUE(n)).modelVersion;
+  assert.equal(v(50), v(70));
+  assert.notEqual(v(60), s.slot("v60b", CATALOGUE(60, { priorVariance: 0.5 })).modelVersion);
   // 4,096 is fine, and so is a plain slot of 64.
   assert.equal(s.slot("big", CATALOGUE(4096)).variants.length, 4096);
   assert.equal(s.slot("plain", { variants: products(64).map((v) => v.id) }).variants.length, 64);

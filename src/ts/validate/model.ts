@@ -159,8 +159,23 @@ function toJson(value: unknown, field: string, k: Kind): Json | undefined {
 interface Own {
   json: Json;
   features: Record<string, Record<string, unknown>>;
-  /** Some allowlisted feature has a value other than 0 (what a catalogue variant needs). */
-  nonzero: boolean;
+  /** Each allowlisted feature's hash and value, in order (what a catalogue folds: `folds`). */
+  terms: number[];
+}
+
+/**
+ * A catalogue variant's features fold into `2^bits` slots (the core's `fold_variant`) with some
+ * slot other than 0 and none overflowing: what its `features` must do.
+ */
+export function folds(terms: readonly number[], bits: number): boolean {
+  const mask = 2 ** bits - 1;
+  const slots = new Map<number, number>();
+  for (let i = 0; i < terms.length; i += 2) {
+    const slot = terms[i]! & mask;
+    slots.set(slot, (slots.get(slot) ?? 0) + terms[i + 1]!);
+  }
+  const sums = [...slots.values()];
+  return sums.some((x) => x !== 0) && sums.every(Number.isFinite);
 }
 
 /**
@@ -173,7 +188,7 @@ export function variantFeatures(raw: unknown, fs: FeatureSpec, hasher: Hasher, f
   const json = toJson(raw, field, k);
   if (json === undefined || json === null) return null;
   const features: Record<string, Record<string, unknown>> = Object.create(null);
-  let nonzero = false;
+  const terms: number[] = [];
   try {
     if (!isObject(json)) {
       throw fail("INVALID_CONTEXT", `feature \`action\` should be an object of namespaces, but is ${describe(json)}`);
@@ -185,19 +200,19 @@ export function variantFeatures(raw: unknown, fs: FeatureSpec, hasher: Hasher, f
     for (const name of Object.keys(namespaces)) {
       const at = fs.allow.indexOf(name);
       if (at < 0) continue;
-      walkNamespace(hasher, name, namespaces[name], "action", budget, (_h, x) => {
+      walkNamespace(hasher, name, namespaces[name], "action", budget, (h, x) => {
         ns.push(at);
         xs.push(x);
+        terms.push(h, x);
       });
       features[name] = namespaces[name] as Record<string, unknown>;
     }
     expand(fs.interactions, ns, xs);
-    nonzero = xs.some((x) => x !== 0);
   } catch (e) {
     if (!(e instanceof InsituError)) throw e;
     throw k(field, e.message);
   }
-  return { json, features, nonzero };
+  return { json, features, terms };
 }
 
 /** Refuse features whose expansion (constant, features, interaction products) is too large or not finite. */
@@ -266,6 +281,9 @@ export function contentHash(f: FeatureSpec, noise: number, variants: readonly Ha
     h.f64(typeof variants[0]?.variance === "number" ? variants[0].variance : 0);
   }
   h.f64(noise);
+  // A catalogue's version is its weights' space alone: its variants may come and go without setting
+  // its learning aside.
+  if (catalogue !== null) return `m1-${h.hex()}`;
   // Means and variances go in as their f64 bytes, one block each (-0 is
   // already 0 in both; typed arrays are little-endian wherever wasm runs).
   const block = new Float64Array(d);
@@ -273,7 +291,6 @@ export function contentHash(f: FeatureSpec, noise: number, variants: readonly Ha
   for (const v of variants) {
     h.str(v.id);
     if (v.json !== null) json(h, v.json);
-    if (catalogue !== null) continue;
     if (v.mean === null) block.fill(0);
     else block.set(v.mean);
     h.bytes(bytes);

@@ -6,8 +6,8 @@ import { describe } from "../errors.js";
 import { Hasher } from "../features.js";
 import type { PolicySpec, SlotSpec, VariantSpec } from "../spec.js";
 import {
-  CATALOGUE_BITS, checkFeatures, checkIds, checkModel, contentHash, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, type Hashed,
-  MAX_CATALOGUE, MAX_CATALOGUE_DIM_BITS, MAX_VARIANTS, variantFeatures,
+  CATALOGUE_BITS, checkFeatures, checkIds, checkModel, contentHash, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, folds,
+  type Hashed, MAX_CATALOGUE, MAX_CATALOGUE_DIM_BITS, MAX_VARIANTS, variantFeatures,
 } from "./model.js";
 import { copied, guard, Obj, OPTION, positive, wellFormed, within } from "./read.js";
 
@@ -87,7 +87,9 @@ export function checkSlot(options: unknown): SlotSpec {
       const hashed = given.map(({ id, features }, i): Hashed => {
         const field = `variants[${i}].features`;
         const own = variantFeatures(features, fs, hasher, field, OPTION);
-        if (catalogue !== null && !own?.nonzero) throw OPTION(field, "are required in a catalogue, and cannot all be 0");
+        if (catalogue !== null && !(own !== null && folds(own.terms, catalogue.bits))) {
+          throw OPTION(field, "are required in a catalogue, and cannot all be 0");
+        }
         return { id, features: own?.features ?? null, mean: null, variance, json: own?.json ?? null };
       });
       checkIds(hashed.map((v) => v.id), "variants", OPTION, max);
@@ -112,10 +114,15 @@ export function checkSlot(options: unknown): SlotSpec {
       rewardTtlMs: positive(rewardTtlMs ?? DEFAULT_REWARD_TTL_MS, "rewardTtlMs", OPTION),
       maxPending: maxPending ?? DEFAULT_MAX_PENDING,
       modelVersion: spec.modelVersion,
-      reports: copied(o.get("reports"), "reports"),
+      reports: catalogue !== null && o.get("reports") !== undefined ? noReports() : copied(o.get("reports"), "reports"),
       catalogue,
     };
   });
+}
+
+/** A catalogue keeps no reports (the core's `enable_reports` refuses them too). */
+function noReports(): never {
+  throw OPTION("reports", "are not kept for a catalogue slot");
 }
 
 /** `catalogue: true | { bits? }` (`bits` 1 to 10, default 6), or null when absent or false. */
