@@ -587,3 +587,52 @@ fn extreme_product_values_and_an_apprentices_slate() {
         .unwrap_err();
     assert!(err.to_string().contains("catalogue"), "{err}");
 }
+
+/// Two tabs of one catalogue merge their learning through storage, each
+/// update counted once: both end with the same learner.
+#[test]
+fn two_tabs_merge_a_catalogues_learning() {
+    let opts = products_options(200, "");
+    let mut a = Engine::new(EngineConfig::parse(&opts, 21).unwrap());
+    let mut b = Engine::new(EngineConfig::parse(&opts, 22).unwrap());
+    let mut rng = Rng::new(5);
+    let mut play = |e: &mut Engine, n: usize, t0: usize| {
+        for t in t0..t0 + n {
+            let (ctx, section, _) = context(&mut rng);
+            let text = format!(r#"{},"k":2}}"#, &ctx[..ctx.len() - 1]);
+            let d = e
+                .rank(&RankOptions::parse(&text).unwrap(), t as f64)
+                .unwrap();
+            for (j, s) in e.last_slate().to_vec().iter().enumerate() {
+                let (epoch, first) = d.decision_id.as_ref().unwrap().split_once('-').unwrap();
+                let id = format!("{epoch}-{}", first.parse::<u64>().unwrap() + j as u64);
+                let r = f64::from(u8::from(s.0 % 10 == section));
+                e.reward(&id, r, t as f64).unwrap();
+            }
+        }
+    };
+    play(&mut a, 30, 0);
+    play(&mut b, 20, 0);
+    let max = 1 << 22;
+    let s1 = a.sync(None, "row", 100.0, max).unwrap();
+    a.commit();
+    let s2 = b.sync(Some(&s1.bytes), "row", 101.0, max).unwrap();
+    b.commit();
+    let s3 = a.sync(Some(&s2.bytes), "row", 102.0, max).unwrap();
+    a.commit();
+    assert_eq!(a.updates(), vec![100]);
+    assert_eq!(b.updates(), vec![100]);
+    // Once more each way: nothing is counted twice.
+    b.sync(Some(&s3.bytes), "row", 103.0, max).unwrap();
+    b.commit();
+    assert_eq!(b.updates(), vec![100]);
+    let probe =
+        RankOptions::parse(r#"{"context":{"page":{"section":"s2","x":0.4,"y":0.4}}}"#).unwrap();
+    let (da, db) = (
+        a.rank(&probe, 104.0).unwrap(),
+        b.rank(&probe, 104.0).unwrap(),
+    );
+    for (x, y) in da.scores.iter().zip(&db.scores) {
+        assert!((x - y).abs() < 1e-9, "{x} vs {y}");
+    }
+}

@@ -312,9 +312,7 @@ impl Scorer {
     ) -> Result<Choice> {
         check_slate(k, self.variant_count(), false)?;
         let c = self.decide(shared, actions, seed, now_ms)?;
-        self.scratch.extend_slate(k);
-        self.counter += k as u64 - 1;
-        Ok(c)
+        Ok(slate_after(c, &mut self.scratch, &mut self.counter, k))
     }
 
     /// The posterior mean scores of the latest decision, in variant order.
@@ -481,6 +479,15 @@ pub(crate) fn learn(
             variant: text!("#{arm}"),
         }),
     }
+}
+
+/// Decision `c` as the first of a slate of `k`: the rest drawn into the
+/// scratch, and a decision counter taken for each of them (what
+/// `decide_slate` adds to `decide` on either module).
+fn slate_after(c: Choice, scratch: &mut Scratch, counter: &mut u64, k: usize) -> Choice {
+    scratch.extend_slate(k);
+    *counter += k as u64 - 1;
+    c
 }
 
 /// Refuse a slate size outside [1, min(`variants`, [`MAX_SLATE`])], and

@@ -94,9 +94,12 @@ impl Prior {
     ) -> Result<Choice> {
         check_slate(k, self.variant_count(), false)?;
         let c = self.decide(shared, actions, seed, now_ms)?;
-        self.scratch.extend_slate(k);
-        self.counter += k as u64 - 1;
-        Ok(c)
+        Ok(super::slate_after(
+            c,
+            &mut self.scratch,
+            &mut self.counter,
+            k,
+        ))
     }
 
     /// The latest decision's slate (see [`Scorer::last_slate`](super::Scorer::last_slate)).

@@ -205,3 +205,25 @@ test("a catalogue's slate probabilities are the ones it draws with (χ² over se
   assert.ok(Math.abs(pmf[1] - 0.5) < 1e-12, `p1 learned: ${pmf[1]}`);
   assert.ok(chi2 < critical, `χ² ${chi2.toFixed(1)} over ${cells} cells, critical ${critical.toFixed(1)}`);
 });
+
+test("a slate made before the full engine arrives keeps the seed stream in step: the next decisions are a twin's", async () => {
+  const options = CATALOGUE(300, { seed: 41 });
+  // A: a slate of 5 on the first-decision module, handed over.
+  const a = await site();
+  const rowA = a.slot("row", options);
+  const first = rowA.rank({ context: ctx(1), k: 5 });
+  await a.ready;
+  // B: the same slate on the full engine from the start.
+  const b = await site();
+  await b.ready;
+  const rowB = b.slot("row", options);
+  const twin = rowB.rank({ context: ctx(1), k: 5 });
+  assert.deepEqual(first.slate.map((x) => [x.index, x.probability]), twin.slate.map((x) => [x.index, x.probability]));
+  assert.equal(first.seed, twin.seed);
+  for (let t = 2; t < 6; t++) {
+    const [x, y] = [rowA.rank({ context: ctx(t), k: 3 }), rowB.rank({ context: ctx(t), k: 3 })];
+    assert.equal(x.seed, y.seed, `decision ${t}: the seed streams are in step`);
+    assert.deepEqual(x.slate.map((e) => e.index), y.slate.map((e) => e.index));
+    assert.equal(x.decisionId.split("-")[1], y.decisionId.split("-")[1], "the same counters");
+  }
+});
