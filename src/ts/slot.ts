@@ -190,7 +190,8 @@ export const fallbackDecision = (ids: string[], i: number, modelVersion: string,
     error,
   };
   if (k !== null) {
-    const order = [i, ...ids.keys()].filter((j, at, all) => all.indexOf(j) === at).slice(0, k);
+    const order = [i];
+    for (let j = 0; j < ids.length && order.length < k; j++) if (j !== i) order.push(j);
     d.slate = order.map((j) => ({ variant: ids[j]!, index: j, probability: 1, decisionId: null }));
   }
   return d;
