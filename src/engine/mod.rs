@@ -420,14 +420,13 @@ impl Scratch {
         };
 
         let fc = &model.features;
-        if let Some(c) = &model.catalogue {
+        if model.catalogue.is_some() {
             if actions.is_some() {
                 return Err(Error::context(
                     "actions",
                     text!("cannot be given to a catalogue: its variants' features are the slot's"),
                 ));
             }
-            let _ = c;
             check_feats(fc, shared)?;
             fc.fold_into(shared, &mut self.dense, &mut self.ctx)?;
             // Scored without the products (see `catalogue_moments`).
