@@ -216,15 +216,16 @@ export class Session {
     // A failed predict must not leave an older one for the next learn to use.
     this.last = null;
     const shared = checkFeatures(msg.shared ?? {}, "shared");
-    if (msg.actions === undefined && this.catalogue) msg = { ...msg, actions: null };
-    else if (!Array.isArray(msg.actions)) {
+    // A catalogue's actions are the init's: its predicts may give none (undefined, as if left out).
+    const given = !(this.catalogue && msg.actions === undefined);
+    if (given && !Array.isArray(msg.actions)) {
       throw new ProtocolError(ERROR_CODES.BAD_MESSAGE, `actions should be an array of ${this.k} feature objects, but is ${JSON.stringify(msg.actions)}`);
     }
-    const actions = msg.actions?.map((a, i) => ({ action: checkFeatures(a, `actions[${i}]`) })) ?? null;
+    const actions = given ? msg.actions.map((a, i) => ({ action: checkFeatures(a, `actions[${i}]`) })) : undefined;
     const context = { shared };
     // A wrong number of actions is left to the engine (INVALID_CONTEXT).
     this.clock += 1;
-    const d = this.slot.rank(actions === null ? { context, now: this.clock } : { context, actions, now: this.clock });
+    const d = this.slot.rank({ context, actions, now: this.clock });
     if (d.fallback) throw d.error; // rank never throws; its error carries the code
     this.last = { context, actions, decisionId: d.decisionId, action: d.index, settled: false };
     return { action: d.index, probability: d.probability, pmf: d.pmf };
@@ -245,8 +246,7 @@ export class Session {
       this.slot.reward({ decisionId: last.decisionId, reward: msg.reward, now: this.clock });
       last.settled = true;
     } else {
-      const given = last.actions === null ? {} : { actions: last.actions };
-      this.slot.learn({ context: last.context, ...given, variant: String(a), reward: msg.reward });
+      this.slot.learn({ context: last.context, actions: last.actions, variant: String(a), reward: msg.reward });
     }
   }
 }

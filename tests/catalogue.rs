@@ -128,6 +128,20 @@ fn products_options(k: usize, extra: &str) -> String {
     )
 }
 
+/// `rounds` decisions of [`products`] on seeded contexts, each rewarded 1
+/// when the product's category (its index mod 10) is the page's section.
+fn play_sections(e: &mut Engine, rng: &mut Rng, rounds: usize) {
+    for t in 0..rounds {
+        let (ctx, section, _) = context(rng);
+        let d = e
+            .rank(&RankOptions::parse(&ctx).unwrap(), t as f64)
+            .unwrap();
+        let r = f64::from(u8::from(d.index % 10 == section));
+        e.reward(d.decision_id.as_deref().unwrap(), r, t as f64)
+            .unwrap();
+    }
+}
+
 /// The catalogue's state does not grow with its variants: 100 and 1,000
 /// products that learn the same observations write snapshots of one size.
 #[test]
@@ -267,16 +281,7 @@ fn slates_are_drawn_without_replacement_with_their_stated_probabilities() {
 #[test]
 fn slates_replay_and_settle_position_by_position() {
     let mut e = products(50, r#","policy":{"type":"greedy","minProbability":0}"#);
-    let mut rng = Rng::new(4);
-    for t in 0..200 {
-        let (ctx, section, _) = context(&mut rng);
-        let d = e
-            .rank(&RankOptions::parse(&ctx).unwrap(), t as f64)
-            .unwrap();
-        let r = f64::from(u8::from(d.index % 10 == section));
-        e.reward(d.decision_id.as_deref().unwrap(), r, t as f64)
-            .unwrap();
-    }
+    play_sections(&mut e, &mut Rng::new(4), 200);
     let opts = RankOptions::parse(
         r#"{"context":{"page":{"section":"s2","x":0.5,"y":0.5}},"seed":77,"k":4}"#,
     )
@@ -483,17 +488,7 @@ fn a_stored_pending_decision_learns_as_where_it_was_made() {
 #[test]
 fn a_changed_catalogue_keeps_its_learning_and_settles_its_decisions() {
     let mut before = products(300, r#","maxPending":100"#);
-    let mut rng = Rng::new(12);
-    for t in 0..200 {
-        let (ctx, section, _) = context(&mut rng);
-        let d = before
-            .rank(&RankOptions::parse(&ctx).unwrap(), t as f64)
-            .unwrap();
-        let r = f64::from(u8::from(d.index % 10 == section));
-        before
-            .reward(d.decision_id.as_deref().unwrap(), r, t as f64)
-            .unwrap();
-    }
+    play_sections(&mut before, &mut Rng::new(12), 200);
     let slate = RankOptions::parse(
         r#"{"context":{"page":{"section":"s3","x":0.1,"y":0.2}},"k":20,"seed":3}"#,
     )

@@ -142,7 +142,7 @@ struct Pending {
     /// The decision's sequence number; the own queue is ordered by it.
     counter: u64,
     arm: usize,
-    /// What a reward updates with (see [`Scratch::kept`]).
+    /// What a reward updates with (see [`Scratch::keep_into`]).
     x: SparseVec,
     expires_at: f64,
     activated: bool,
@@ -299,22 +299,6 @@ impl Scorer {
         &self.scratch.slate
     }
 
-    /// [`decide`](Self::decide) a slate of `k` distinct variants (see
-    /// [`Engine::rank_slate`]): the first is the decision's, and each
-    /// position takes a decision counter of its own. On error nothing changes.
-    pub fn decide_slate(
-        &mut self,
-        shared: &[Hashed],
-        actions: Option<&[Vec<Hashed>]>,
-        seed: Option<u64>,
-        now_ms: f64,
-        k: usize,
-    ) -> Result<Choice> {
-        check_slate(k, self.variant_count(), false)?;
-        let c = self.decide(shared, actions, seed, now_ms)?;
-        Ok(slate_after(c, &mut self.scratch, &mut self.counter, k))
-    }
-
     /// The posterior mean scores of the latest decision, in variant order.
     pub fn last_scores(&self) -> &[f64] {
         &self.scratch.scores
@@ -375,10 +359,7 @@ impl Scorer {
             };
             return s.catalogue_moments(c, &p.mean, diag, variance, |x| p.score_variance(x));
         }
-        for i in 0..m.variants.len() {
-            let Some(p) = self.arms.get(m.learner_of(i)) else {
-                break;
-            };
+        for (i, p) in self.arms.iter().enumerate() {
             let x = for_arm(&s.xs, i);
             let v = if variance { p.score_variance(x) } else { 0.0 };
             s.moment(p.mean_score(x), v)?;
@@ -478,15 +459,6 @@ pub(crate) fn learn(
             variant: text!("#{arm}"),
         }),
     }
-}
-
-/// Decision `c` as the first of a slate of `k`: the rest drawn into the
-/// scratch, and a decision counter taken for each of them (what
-/// `decide_slate` adds to `decide` on either module).
-fn slate_after(c: Choice, scratch: &mut Scratch, counter: &mut u64, k: usize) -> Choice {
-    scratch.extend_slate(k);
-    *counter += k as u64 - 1;
-    c
 }
 
 /// Refuse a slate size outside [1, min(`variants`, [`MAX_SLATE`])], and
@@ -1004,12 +976,15 @@ impl Engine {
         };
         let s = &mut self.s;
         let m = &s.cfg.model;
-        let mut x = core::mem::take(&mut s.kept);
-        s.scratch.keep_into(m, arm, &mut x);
-        let learned = learn(&mut s.arms, m, arm, &x, reward, &mut s.outer);
-        s.kept = x;
-        learned?;
-        let x = &self.s.kept;
+        // A catalogue keeps the context and the variant's features; any
+        // other slot the folded vector as it is.
+        let x = if m.catalogue.is_some() {
+            s.scratch.keep_into(m, arm, &mut s.kept);
+            &s.kept
+        } else {
+            for_arm(&s.scratch.xs, arm)
+        };
+        learn(&mut s.arms, m, arm, x, reward, &mut s.outer)?;
         if let Some(l) = &log {
             self.eval.add(arm, l, reward);
         }

@@ -83,7 +83,9 @@ impl Prior {
     }
 
     /// [`decide`](Self::decide) a slate of `k` distinct variants, as
-    /// [`Scorer::decide_slate`](super::Scorer::decide_slate) does.
+    /// [`Engine::rank_slate`](super::Engine::rank_slate) draws them: the
+    /// first is the decision's, and each position takes a decision counter
+    /// of its own. On error nothing changes.
     pub fn decide_slate(
         &mut self,
         shared: &[Hashed],
@@ -94,12 +96,9 @@ impl Prior {
     ) -> Result<Choice> {
         check_slate(k, self.variant_count(), false)?;
         let c = self.decide(shared, actions, seed, now_ms)?;
-        Ok(super::slate_after(
-            c,
-            &mut self.scratch,
-            &mut self.counter,
-            k,
-        ))
+        self.scratch.extend_slate(k);
+        self.counter += k as u64 - 1;
+        Ok(c)
     }
 
     /// The latest decision's slate (see [`Scorer::last_slate`](super::Scorer::last_slate)).

@@ -419,14 +419,7 @@ pub(crate) fn fold_variant(feats: &[Hashed], bits: u8, out: &mut SparseVec) {
 /// folded features `y` (`2^bits` slots), into `out`: slot `c · 2^bits + v`
 /// holds `x_c · y_v`, in increasing order since both are.
 pub(crate) fn outer_into(x: &SparseVec, y: &SparseVec, bits: u8, out: &mut SparseVec) {
-    out.idx.clear();
-    out.val.clear();
-    for (&c, &xc) in x.idx.iter().zip(&x.val) {
-        for (&v, &yv) in y.idx.iter().zip(&y.val) {
-            out.idx.push(c << bits | v);
-            out.val.push(xc * yv);
-        }
-    }
+    outer((&x.idx, &x.val), (&y.idx, &y.val), 0, bits, out);
 }
 
 /// [`outer_into`] of a catalogue decision's kept vector `x`: its slots
@@ -434,14 +427,25 @@ pub(crate) fn outer_into(x: &SparseVec, y: &SparseVec, bits: u8, out: &mut Spars
 /// features (shifted by `d`).
 pub(crate) fn outer_split(x: &SparseVec, d: u32, bits: u8, out: &mut SparseVec) {
     let p = x.idx.partition_point(|&i| i < d);
+    // (Checked reads, never out of bounds: no panic location in the .wasm.)
+    outer(
+        (x.idx.get(..p).unwrap_or(&[]), x.val.get(..p).unwrap_or(&[])),
+        (x.idx.get(p..).unwrap_or(&[]), x.val.get(p..).unwrap_or(&[])),
+        d,
+        bits,
+        out,
+    );
+}
+
+/// The outer product of `x` and `y` (whose slots are `shift` past their
+/// place), into `out`.
+fn outer(x: (&[u32], &[f64]), y: (&[u32], &[f64]), shift: u32, bits: u8, out: &mut SparseVec) {
     out.idx.clear();
     out.val.clear();
-    let (ci, cv) = (x.idx.get(..p).unwrap_or(&[]), x.val.get(..p).unwrap_or(&[]));
-    let (yi, yv) = (x.idx.get(p..).unwrap_or(&[]), x.val.get(p..).unwrap_or(&[]));
-    for (&c, &xc) in ci.iter().zip(cv) {
-        for (&v, &y) in yi.iter().zip(yv) {
-            out.idx.push(c << bits | (v - d));
-            out.val.push(xc * y);
+    for (&c, &xc) in x.0.iter().zip(x.1) {
+        for (&v, &yv) in y.0.iter().zip(y.1) {
+            out.idx.push(c << bits | (v - shift));
+            out.val.push(xc * yv);
         }
     }
 }

@@ -164,15 +164,6 @@ impl CompactModel {
         }
     }
 
-    /// The learner that scores variant `i`.
-    pub(crate) fn learner_of(&self, i: usize) -> usize {
-        if self.catalogue.is_some() {
-            0
-        } else {
-            i
-        }
-    }
-
     /// Learner `i`'s prior means and variances.
     pub(crate) fn prior(&self, i: usize) -> (&[f64], &[f64]) {
         match (&self.catalogue, self.variants.get(i)) {

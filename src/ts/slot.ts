@@ -16,7 +16,7 @@ import { plane } from "./engine.js";
 import { coded, describe, type ErrorCode, fail, type InsituError } from "./errors.js";
 import { Budget, Context, type Encoded, type Hasher, invalid, isPlain, walkNamespace } from "./features.js";
 import type { SlotSpec } from "./spec.js";
-import { checkActivate, checkLearn, checkRankShape, checkReward } from "./validate/calls.js";
+import { checkActivate, checkLearn, checkRankShape, checkReward, MAX_SLATE } from "./validate/calls.js";
 import { guard, wellFormed } from "./validate/read.js";
 import { checkSlot } from "./validate/slot.js";
 
@@ -205,7 +205,7 @@ const catalogueActions = (): InsituError =>
 export function askedSlate(options: unknown): number | null {
   try {
     const k = (options as { k?: unknown } | null | undefined)?.k;
-    return typeof k === "number" && Number.isInteger(k) && k >= 1 ? Math.min(k, 64) : null;
+    return typeof k === "number" && Number.isInteger(k) && k >= 1 ? Math.min(k, MAX_SLATE) : null;
   } catch {
     return null;
   }
@@ -482,7 +482,7 @@ export class Learner {
       c.nums(nums);
       let index = c.full ? c.call("rank", [this.h, n, actions, seed, now, o.defer ? 1 : 0, b, size]) : c.call("decide", [this.h, n, actions, seed, now, size]);
       const r = c.read(3 + 2 * k + 2 * size);
-      const slate = Array.from(r.subarray(3 + 2 * k));
+      const slate = r.subarray(3 + 2 * k);
       const counter = r[2]!;
       // What the first-decision module saw, for the full engine's evaluation log: its probability, pmf and scores.
       const seen = this.log === null ? null : [r[0]!, ...r.subarray(3)];

@@ -103,7 +103,7 @@ export function checkSlot(options: unknown): SlotSpec {
     // An apprentice with a fixed baseline falls back to it: it never serves anything else.
     const at = fallback !== undefined ? variants.findIndex((v) => v.id === fallback) : typeof apprentice?.baseline === "number" ? apprentice.baseline : 0;
     if (at < 0) throw OPTION("fallback", `${describe(fallback)} is not one of the variants`);
-    return {
+    const out: SlotSpec = {
       variants,
       features: spec.features,
       noise: spec.noise,
@@ -114,15 +114,13 @@ export function checkSlot(options: unknown): SlotSpec {
       rewardTtlMs: positive(rewardTtlMs ?? DEFAULT_REWARD_TTL_MS, "rewardTtlMs", OPTION),
       maxPending: maxPending ?? DEFAULT_MAX_PENDING,
       modelVersion: spec.modelVersion,
-      reports: catalogue !== null && o.get("reports") !== undefined ? noReports() : copied(o.get("reports"), "reports"),
+      reports: copied(o.get("reports"), "reports"),
       catalogue,
     };
+    // A catalogue keeps no reports (the core's `enable_reports` refuses them too).
+    if (catalogue !== null && out.reports !== undefined) throw OPTION("reports", "are not kept for a catalogue slot");
+    return out;
   });
-}
-
-/** A catalogue keeps no reports (the core's `enable_reports` refuses them too). */
-function noReports(): never {
-  throw OPTION("reports", "are not kept for a catalogue slot");
 }
 
 /** `catalogue: true | { bits? }` (`bits` 1 to 10, default 6), or null when absent or false. */
