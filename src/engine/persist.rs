@@ -43,6 +43,15 @@
 //! Layout 2 adds, after the pending decisions: tombstone count u32; per
 //! settled decision: epoch u64, counter u64, expiry f64; then the horizon f64.
 //!
+//! Entry layout 3 is layout 2 with a byte before each full covariance: 0,
+//! the packed upper triangle in f64 as before, or 1, its Cholesky factor
+//! over the touched slots in f32 (lower triangle, row by row: row `k` holds
+//! `L[k][0..=k]`), which a reader multiplies out (`L L'`) in f64. The factor
+//! takes half the bytes, and whatever its rounding `L L'` stays positive
+//! semi-definite; a writer stores f64 when the rounded factor would not read
+//! back (see `factor32`). Variances of a layout 3 entry may read up to 1e-6
+//! above the prior's (the rounding); layouts 1 and 2 keep 1e-9.
+//!
 //! Layout 3 holds one entry per model version: u8 layout (3); entry count
 //! u8; per entry: last written f64 (ms), body length u32, body (one model's
 //! learning in layout 1 or 2, which starts with its model version). Versions
@@ -69,10 +78,17 @@ use crate::prim::sort::{latest, sorted};
 use crate::store::sync::{open, Persisted};
 use crate::store::{corrupt, put_f64, put_str, put_u32, put_u64, Reader, Snapshot};
 
+/// A full covariance in entry layout 3: packed f64, or its f32 Cholesky factor.
+const COV_F64: u8 = 0;
+const COV_F32: u8 = 1;
+/// How far above its prior a variance stored in entry layout 3 may read: a
+/// covariance stored as its f32 factor reads back within about 2^-23
+/// (1.2e-7) of itself, and a learner that read one writes it on.
+const ROUNDED: f64 = 1e-6;
 /// The learner section layout this build writes (it reads 1 to 3).
 const LAYOUT: u8 = 3;
 /// One model's learning: the layout of each entry this build writes.
-const ENTRY: u8 = 2;
+const ENTRY: u8 = 3;
 /// The layout without tombstones.
 const LAYOUT_V1: u8 = 1;
 /// Model versions one slot's section keeps: this tab's and the most
@@ -757,8 +773,10 @@ impl Engine {
                 // Stored data that passed the checks can still be too close
                 // to singular to take more updates. Not corruption: the
                 // stored data is valid and must not be quarantined over this.
-                check_arm(a, variance, &touched).map_err(|e| Error::NumericalError {
-                    reason: text!("the stored learner cannot take this tab's updates ({e})"),
+                check_arm(&a.cov, variance, &touched, ROUNDED).map_err(|e| {
+                    Error::NumericalError {
+                        reason: text!("the stored learner cannot take this tab's updates ({e})"),
+                    }
                 })?;
             }
             put_u64(&mut w, a.n);
@@ -769,15 +787,28 @@ impl Engine {
             for &i in &touched {
                 put_f64(&mut w, a.mean[i]);
             }
-            for (k, &i) in touched.iter().enumerate() {
-                match &a.cov {
-                    Covariance::Full(c) => {
-                        let row = insitu_kernels::packed_row(i, d);
-                        for &j in &touched[k..] {
-                            put_f64(&mut w, c[row + j - i]);
+            match &a.cov {
+                Covariance::Full(c) => match factor32(c, variance, &touched) {
+                    Some(l) => {
+                        w.push(COV_F32);
+                        for v in l {
+                            w.extend_from_slice(&v.to_le_bytes());
                         }
                     }
-                    Covariance::Diag(c) => put_f64(&mut w, c[i]),
+                    None => {
+                        w.push(COV_F64);
+                        for (k, &i) in touched.iter().enumerate() {
+                            let row = insitu_kernels::packed_row(i, d);
+                            for &j in &touched[k..] {
+                                put_f64(&mut w, c[row + j - i]);
+                            }
+                        }
+                    }
+                },
+                Covariance::Diag(c) => {
+                    for &i in &touched {
+                        put_f64(&mut w, c[i]);
+                    }
                 }
             }
         }
@@ -839,7 +870,7 @@ impl Engine {
         let d = m.kept_dim();
         let k = m.variants.len();
         let r = &mut Sticky { r, err: None };
-        let (arms, writer) = read_arms_of(&self.s.cfg, r);
+        let (arms, writer) = read_arms_of(&self.s.cfg, r, layout);
         let count = r.count(41);
         let mut pending = Vec::new();
         // No decision made before now can expire later than one reward
@@ -980,6 +1011,16 @@ impl Sticky<'_> {
         self.keep(v)
     }
 
+    /// A finite f32, widened.
+    fn f32(&mut self) -> f64 {
+        let v = if self.err.is_none() {
+            self.r.f32()
+        } else {
+            Ok(0.0)
+        };
+        self.keep(v)
+    }
+
     /// See [`Reader::count`].
     fn count(&mut self, item_bytes: usize) -> usize {
         let v = if self.err.is_none() {
@@ -1039,7 +1080,7 @@ fn for_entries<'b>(
         }
         let mut r = Reader::new(body.get(range.clone()).unwrap_or_default(), "learner entry");
         let layout = r.u8()?;
-        if layout != ENTRY && layout != LAYOUT_V1 {
+        if !(LAYOUT_V1..=ENTRY).contains(&layout) {
             return Err(corrupt(text!("entry layout {layout} was never written")));
         }
         let v = r.bytes16()?;
@@ -1065,9 +1106,9 @@ fn for_entries<'b>(
 pub(super) fn read_arms(cfg: &EngineConfig, body: &[u8]) -> Result<Option<Vec<Posterior>>> {
     let mut out = None;
     for_entries(body, 0.0, cfg.model.version(), |_, _, ours| {
-        if let Some((r, _)) = ours {
+        if let Some((r, layout)) = ours {
             let r = &mut Sticky { r, err: None };
-            let (arms, _) = read_arms_of(cfg, r);
+            let (arms, _) = read_arms_of(cfg, r, layout);
             if let Some(e) = r.err.take() {
                 return Err(e);
             }
@@ -1080,7 +1121,11 @@ pub(super) fn read_arms(cfg: &EngineConfig, body: &[u8]) -> Result<Option<Vec<Po
 
 /// Read an entry's header and arms, past its layout and version: the
 /// posteriors and the writer id.
-fn read_arms_of(cfg: &EngineConfig, r: &mut Sticky<'_>) -> (Vec<Posterior>, (u64, u64)) {
+fn read_arms_of(
+    cfg: &EngineConfig,
+    r: &mut Sticky<'_>,
+    layout: u8,
+) -> (Vec<Posterior>, (u64, u64)) {
     let m = &cfg.model;
     let d = m.dim();
     // Learners: one per variant, or a catalogue's one (whose variants may
@@ -1098,7 +1143,7 @@ fn read_arms_of(cfg: &EngineConfig, r: &mut Sticky<'_>) -> (Vec<Posterior>, (u64
     let writer = (r.u64(), r.u64());
     let mut arms = m.posteriors();
     for (i, a) in arms.iter_mut().enumerate() {
-        read_arm(r, a, m.prior(i).1, d);
+        read_arm(r, a, m.prior(i).1, d, layout);
     }
     (arms, writer)
 }
@@ -1292,10 +1337,14 @@ fn touched(a: &Posterior, mean: &[f64], var: &[f64]) -> Vec<usize> {
     out
 }
 
-/// Read one variant's touched slots onto its prior `a` (see [`check_arm`]).
-fn read_arm(r: &mut Sticky<'_>, a: &mut Posterior, prior_var: &[f64], d: usize) {
+/// Read one variant's touched slots onto its prior `a` (see [`check_arm`]):
+/// in entry layout 3 a full covariance is either packed f64 or its Cholesky
+/// factor in f32 (see [`factor32`]); before, always packed f64.
+fn read_arm(r: &mut Sticky<'_>, a: &mut Posterior, prior_var: &[f64], d: usize, layout: u8) {
     a.n = r.u64();
-    let t = r.count(4 + 8 + 8);
+    // A touched slot's index, mean and at least its variance: 8 bytes, or
+    // a 4-byte pivot of the f32 factor.
+    let t = r.count(4 + 8 + if layout == ENTRY { 4 } else { 8 });
     r.check(t <= d, || corrupt(text!("{t} touched slots of {d}")));
     // Only valid slots, increasing, are kept (see `slot`): the loops below
     // index with them whatever was read.
@@ -1310,10 +1359,31 @@ fn read_arm(r: &mut Sticky<'_>, a: &mut Posterior, prior_var: &[f64], d: usize) 
     }
     match &mut a.cov {
         Covariance::Full(c) => {
-            for (k, &i) in idx.iter().enumerate() {
-                let row = insitu_kernels::packed_row(i, d);
-                for &j in &idx[k..] {
-                    c[row + j - i] = r.f64();
+            let f32s = layout == ENTRY && {
+                let how = r.u8();
+                r.check(how <= COV_F32, || {
+                    corrupt(text!("covariance encoding {how}"))
+                });
+                how == COV_F32
+            };
+            if f32s {
+                let mut l = Vec::with_capacity(t.min(d) * (t.min(d) + 1) / 2);
+                for (k, &i) in idx.iter().enumerate() {
+                    for _ in 0..k + 1 {
+                        l.push(r.f32());
+                    }
+                    let pivot = l[l.len() - 1];
+                    r.check(pivot > 0.0, || {
+                        corrupt(text!("a Cholesky pivot of slot {i} is not positive"))
+                    });
+                }
+                expand(&l, c, d, &idx);
+            } else {
+                for (k, &i) in idx.iter().enumerate() {
+                    let row = insitu_kernels::packed_row(i, d);
+                    for &j in &idx[k..] {
+                        c[row + j - i] = r.f64();
+                    }
                 }
             }
         }
@@ -1324,9 +1394,70 @@ fn read_arm(r: &mut Sticky<'_>, a: &mut Posterior, prior_var: &[f64], d: usize) 
         }
     }
     if r.err.is_none() {
-        let checked = check_arm(a, prior_var, &idx);
+        // Layouts 1 and 2 stored f64 only, and their writers never rounded.
+        let slack = if layout == ENTRY { ROUNDED } else { 1e-9 };
+        let checked = check_arm(&a.cov, prior_var, &idx, slack);
         r.keep(checked);
     }
+}
+
+/// Set the covariances among the slots `idx` of the packed `d`×`d` matrix
+/// `c` to `L L'`, for `l` a lower-triangular factor over those slots,
+/// packed by rows (row `k` holds `L[k][0..=k]`).
+fn expand(l: &[f64], c: &mut [f64], d: usize, idx: &[usize]) {
+    // Plain index loops: iterator adapters cost the .wasm bytes here.
+    for k in 0..idx.len() {
+        let (i, lk) = (idx[k], k * (k + 1) / 2);
+        let row = insitu_kernels::packed_row(i, d);
+        for m in k..idx.len() {
+            let lm = m * (m + 1) / 2;
+            let mut s = 0.0;
+            for p in 0..k + 1 {
+                s += l[lk + p] * l[lm + p];
+            }
+            c[row + idx[m] - i] = s;
+        }
+    }
+}
+
+/// The Cholesky factor of the covariance among the slots `idx` rounded to
+/// f32, packed by rows: half the bytes of the packed f64 covariance, and
+/// whatever the rounding, `L L'` is positive semi-definite (a rounded
+/// covariance need not be). Rounding moves each covariance by at most about
+/// 2^-23 of its row's and column's standard deviations, which leaves the
+/// learning as it was. `None` (write f64) unless the covariance factorises
+/// and its rounded factor reads back as [`read_arm`] reads it, so a writer
+/// never writes what a reader refuses.
+fn factor32(c: &[f64], prior_var: &[f64], idx: &[usize]) -> Option<Vec<f32>> {
+    let d = prior_var.len();
+    let t = idx.len();
+    let mut l = block(c, d, idx);
+    if cholesky_fails(&mut l, t).is_some() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(t * (t + 1) / 2);
+    let mut wide = Vec::with_capacity(t * (t + 1) / 2);
+    for k in 0..t {
+        for m in 0..k + 1 {
+            let v = l[k * t + m] as f32;
+            out.push(v);
+            wide.push(f64::from(v));
+        }
+        // A pivot that rounds to 0 (below f32's range) would read as corrupt.
+        let pivot = wide[wide.len() - 1];
+        if pivot.is_nan() || pivot <= 0.0 {
+            return None;
+        }
+    }
+    if wide.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    // Only the block is read back and checked.
+    let mut back = vec![0.0; insitu_kernels::packed_len(d)];
+    expand(&wide, &mut back, d, idx);
+    check_arm(&Covariance::Full(back), prior_var, idx, ROUNDED)
+        .ok()
+        .map(|()| out)
 }
 
 /// Check that the covariance over the touched slots `idx` could have come
@@ -1334,15 +1465,15 @@ fn read_arm(r: &mut Sticky<'_>, a: &mut Posterior, prior_var: &[f64], d: usize) 
 /// the prior's (an update never adds uncertainty), and the block symmetric
 /// positive definite (a Cholesky factorisation, O(t³/3)). Anything less
 /// lets a later rank-1 update turn it into garbage.
-fn check_arm(a: &Posterior, prior_var: &[f64], idx: &[usize]) -> Result<()> {
-    let d = a.mean.len();
-    let var = |i: usize| match &a.cov {
+fn check_arm(cov: &Covariance, prior_var: &[f64], idx: &[usize], slack: f64) -> Result<()> {
+    let d = prior_var.len();
+    let var = |i: usize| match cov {
         Covariance::Full(c) => c[insitu_kernels::packed_row(i, d)],
         Covariance::Diag(c) => c[i],
     };
     for &i in idx {
         let v = var(i);
-        if !(v > 0.0 && v <= prior_var[i] * (1.0 + 1e-9)) {
+        if !(v > 0.0 && v <= prior_var[i] * (1.0 + slack)) {
             return Err(corrupt(text!(
                 "variance of slot {i} is outside (0, prior variance]"
             )));
@@ -1352,18 +1483,9 @@ fn check_arm(a: &Posterior, prior_var: &[f64], idx: &[usize]) -> Result<()> {
     // positive definite there gives a variance clamped at 0, and the full
     // engine, which learns from it, refuses it when it takes over.
     #[cfg(any(feature = "full", not(feature = "first")))]
-    if let Covariance::Full(c) = &a.cov {
-        let t = idx.len();
-        // The touched block, dense and row-major.
-        let mut l = vec![0.0; t * t];
-        for (k, &i) in idx.iter().enumerate() {
-            let row = insitu_kernels::packed_row(i, d);
-            for (m, &j) in idx.iter().enumerate().skip(k) {
-                l[k * t + m] = c[row + j - i];
-                l[m * t + k] = c[row + j - i];
-            }
-        }
-        if let Some(k) = cholesky_fails(&mut l, t) {
+    if let Covariance::Full(c) = cov {
+        let mut l = block(c, d, idx);
+        if let Some(k) = cholesky_fails(&mut l, idx.len()) {
             return Err(corrupt(text!(
                 "the covariance is not positive definite (at slot {})",
                 idx[k]
@@ -1373,9 +1495,24 @@ fn check_arm(a: &Posterior, prior_var: &[f64], idx: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// The block of the packed `d`×`d` symmetric `c` among the slots `idx`,
+/// dense and row-major.
+fn block(c: &[f64], d: usize, idx: &[usize]) -> Vec<f64> {
+    let t = idx.len();
+    let mut l = vec![0.0; t * t];
+    for k in 0..t {
+        let row = insitu_kernels::packed_row(idx[k], d);
+        for m in k..t {
+            let v = c[row + idx[m] - idx[k]];
+            l[k * t + m] = v;
+            l[m * t + k] = v;
+        }
+    }
+    l
+}
+
 /// Factorise the symmetric `t`×`t` matrix `a` in place (lower triangle);
 /// the first pivot that is not positive, if any.
-#[cfg(any(feature = "full", not(feature = "first")))]
 fn cholesky_fails(a: &mut [f64], t: usize) -> Option<usize> {
     for j in 0..t {
         let mut s = a[j * t + j];
@@ -1471,20 +1608,76 @@ mod tests {
         }
         let all: Vec<usize> = (0..d).collect();
         assert_eq!(touched(&p, &vec![0.0; d], &prior), all);
-        check_arm(&p, &prior, &all).unwrap();
+        check_arm(&p.cov, &prior, &all, ROUNDED).unwrap();
         // And a nudge past the prior variance, or off definiteness, is caught.
         let Covariance::Full(c) = &mut p.cov else {
             unreachable!()
         };
         let saved = c.clone();
+        let mut back = p.clone();
+        factor32_round_trip(&p, &mut back, &prior, &all);
+        let Covariance::Full(c) = &mut p.cov else {
+            unreachable!()
+        };
         c[0] = 1.5;
-        assert!(check_arm(&p, &prior, &all).is_err());
+        assert!(check_arm(&p.cov, &prior, &all, ROUNDED).is_err());
         let Covariance::Full(c) = &mut p.cov else {
             unreachable!()
         };
         *c = saved;
         c[1] = (c[0] * c[insitu_kernels::packed_row(1, d)]).sqrt() * 1.01;
-        let e = check_arm(&p, &prior, &all).unwrap_err();
+        let e = check_arm(&p.cov, &prior, &all, ROUNDED).unwrap_err();
         assert!(e.to_string().contains("positive definite"), "{e}");
+    }
+
+    /// Write `p`'s covariance over `idx` as [`factor32`] does and read it
+    /// back into `back` as [`read_arm`] does: every covariance within
+    /// 2^-22 of `sqrt(var_i var_j)`. (Each factor entry moves by at most
+    /// 2^-24 of itself, so by Cauchy-Schwarz each covariance moves by at
+    /// most about 2^-23 of the product of its rows' lengths, which is
+    /// `sqrt(var_i var_j)`; the f64 sums add far less.)
+    fn factor32_round_trip(p: &Posterior, back: &mut Posterior, prior: &[f64], idx: &[usize]) {
+        let d = prior.len();
+        let (Covariance::Full(c), Covariance::Full(b)) = (&p.cov, &mut back.cov) else {
+            unreachable!()
+        };
+        let l: Vec<f64> = factor32(c, prior, idx)
+            .expect("a positive definite block factorises")
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        assert_eq!(l.len(), idx.len() * (idx.len() + 1) / 2);
+        expand(&l, b, d, idx);
+        let at = |c: &[f64], i: usize, j: usize| c[insitu_kernels::packed_row(i, d) + j - i];
+        let mut worst: f64 = 0.0;
+        for &i in idx {
+            for &j in idx.iter().filter(|&&j| j >= i) {
+                let scale = (at(c, i, i) * at(c, j, j)).sqrt();
+                let moved = (at(b, i, j) - at(c, i, j)).abs() / scale;
+                assert!(moved <= 2f64.powi(-22), "({i}, {j}) moved {moved:e}");
+                worst = worst.max(moved);
+            }
+        }
+        // Rounded, not copied: the bound is not met by accident.
+        assert!(worst > 0.0);
+        check_arm(&back.cov, prior, idx, ROUNDED).unwrap();
+    }
+
+    /// What has no f32 factor that reads back is written as f64: a block
+    /// that is not positive definite, and one whose factor underflows f32.
+    #[test]
+    fn factor32_declines_what_would_not_read_back() {
+        let d = 3;
+        let prior = vec![1.0; d];
+        let all = [0, 1, 2];
+        // Packed rows: (0,0) (0,1) (0,2) (1,1) (1,2) (2,2).
+        let singular = [1.0, 1.0, 0.0, 1.0, 0.0, 0.5];
+        assert!(factor32(&singular, &prior, &all).is_none());
+        let tiny = [1e-100, 0.0, 0.0, 1e-100, 0.0, 1e-100];
+        assert!(factor32(&tiny, &prior, &all).is_none());
+        let fine = [0.5, 0.1, 0.0, 0.5, 0.1, 0.5];
+        assert!(factor32(&fine, &prior, &all).is_some());
+        // Over the prior's variance: refused as a reader would.
+        assert!(factor32(&fine, &[0.4; 3], &all).is_none());
     }
 }

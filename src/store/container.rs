@@ -380,6 +380,20 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A finite f32, widened.
+    pub(crate) fn f32(&mut self) -> Result<f64> {
+        let v = f32::from_bits(self.uint(4)? as u32);
+        if v.is_finite() {
+            Ok(f64::from(v))
+        } else {
+            Err(corrupt(text!(
+                "the {} holds a non-finite number at byte {}",
+                self.what,
+                self.c.pos() - 4
+            )))
+        }
+    }
+
     /// A string's bytes (u16 length, then the bytes), not checked as UTF-8:
     /// for names that are only compared.
     pub(crate) fn bytes16(&mut self) -> Result<&'a [u8]> {
