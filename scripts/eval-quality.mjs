@@ -420,19 +420,19 @@ const POLICIES = [
 ];
 
 // Further candidates: a smaller UCB bonus, other Thompson scales, more
-// draws, and a wider hash table (2^7 = 128 slots is the widest that keeps the
-// full covariance; it matters where features collide, as with interactions).
+// draws, and other hash tables: the default 2^7 = 128 slots is the widest
+// that keeps the full covariance; 64 (the default before 2026-12-07) makes
+// features collide more, as with interactions.
 const TUNING = [
   { label: "linucb a=0.25", options: { policy: { type: "linucb", alpha: 0.25 } } },
   { label: "thompson s=1", options: { policy: { type: "thompson", scale: 1 } } },
   { label: "thompson s=0.5", options: { policy: { type: "thompson", scale: 0.5 } } },
   { label: "thompson n=64", options: { policy: { type: "thompson", samples: 64 } } },
-  { label: "linucb bits=7", options: { bits: 7 } },
-  { label: "thompson bits=7", options: { bits: 7, policy: { type: "thompson" } } },
-  // The defaults before 2026-12-06 (raw feature values, a floor of 0.01 per
-  // variant), and 256 slots with a diagonal covariance; `bits=7` above is
-  // what wide dense contexts want on real data (scripts/eval-real.py).
-  { label: "linucb raw minP=0.01 (old)", options: { normalize: false, policy: { type: "linucb", minProbability: 0.01 } } },
+  { label: "linucb bits=6 (old)", options: { bits: 6 } },
+  { label: "thompson bits=6", options: { bits: 6, policy: { type: "thompson" } } },
+  // The defaults before 2026-12-06 (64 slots, raw feature values, a floor of
+  // 0.01 per variant), and 256 slots with a diagonal covariance.
+  { label: "linucb raw minP=0.01 (older)", options: { bits: 6, normalize: false, policy: { type: "linucb", minProbability: 0.01 } } },
   { label: "linucb bits=8", options: { bits: 8 } },
   // Two slots per feature (`features.slotsPerFeature: 2`): what breast_cancer's dense numbers want.
   { label: "linucb 2 slots/feature", options: { slotsPerFeature: 2 } },

@@ -119,7 +119,14 @@ impl EngineConfig {
                     Some(f) => FeatureOptions::read(f)?,
                     None => FeatureOptions::default(),
                 }
-                .check("features.")?;
+                .check_with(
+                    "features.",
+                    if catalogue.is_some() {
+                        crate::features::CATALOGUE_DEFAULTS
+                    } else {
+                        crate::features::SLOT_DEFAULTS
+                    },
+                )?;
                 let noise =
                     model::positive(noise.unwrap_or(model::DEFAULT_NOISE), "noise", OPT_ERR)?;
                 let var = model::positive(

@@ -6,7 +6,6 @@ use crate::prelude::*;
 
 use super::{
     hash, push, Defaults, FeatureConfig, Hashed, BITS_RANGE, HASH_VERSION, MAX_STRING_BYTES,
-    SLOT_DEFAULTS,
 };
 use crate::error::{Error, Result};
 use crate::json::{Json, Obj};
@@ -32,9 +31,11 @@ pub(crate) struct FeatureOptions {
 
 impl FeatureOptions {
     /// Validate a slot's feature options into a [`FeatureConfig`], with the
-    /// slot defaults ([`SLOT_DEFAULTS`]). `path` prefixes field names in errors.
+    /// slot defaults ([`super::SLOT_DEFAULTS`]). `path` prefixes field names in errors.
+    /// (A slot's options pick their defaults: a catalogue's differ.)
+    #[cfg(test)]
     pub(crate) fn check(&self, path: &str) -> Result<FeatureConfig> {
-        self.check_with(path, SLOT_DEFAULTS)
+        self.check_with(path, super::SLOT_DEFAULTS)
     }
 
     /// [`check`](Self::check) with the given defaults (a model's are

@@ -60,7 +60,7 @@ test("a slot's defaults", () => {
       { id: "a", features: null, mean: null, variance: 1 },
       { id: "b", features: null, mean: null, variance: 1 },
     ],
-    features: { hashVersion: 1, bits: 6, allow: [], interactions: [], normalize: true, slotsPerFeature: 1 },
+    features: { hashVersion: 1, bits: 7, allow: [], interactions: [], normalize: true, slotsPerFeature: 1 },
     noise: 0.25,
     policy: { type: "linucb", alpha: 0.5, minProbability: 0.001 },
     fallback: 0,
@@ -72,6 +72,10 @@ test("a slot's defaults", () => {
     reports: undefined,
     catalogue: null,
   });
+  // A catalogue's learner is diagonal past 128 weights whatever the width: its features default to 64 slots.
+  const products = ["p", "q"].map((id) => ({ id, features: { item: { id } } }));
+  assert.equal(checkSlot({ variants: products, features: { allow: ["item"] }, catalogue: true }).features.bits, 6);
+  assert.equal(checkSlot({ variants: products, features: { allow: ["item"], bits: 7 }, catalogue: true }).features.bits, 7);
   // Options left out read as {}: the variants are then missing.
   names(() => checkSlot(undefined), "INVALID_OPTION", "variants");
   names(() => checkSlot(null), "INVALID_OPTION", "variants");
@@ -94,7 +98,7 @@ test("each policy's defaults, and the floor at most 1/K", () => {
 });
 
 test("feature settings: defaults, allow sorted by UTF-8 bytes and deduplicated, interactions as index pairs", () => {
-  assert.deepEqual(checkFeatures(undefined), { hashVersion: 1, bits: 6, allow: [], interactions: [], normalize: true, slotsPerFeature: 1 });
+  assert.deepEqual(checkFeatures(undefined), { hashVersion: 1, bits: 7, allow: [], interactions: [], normalize: true, slotsPerFeature: 1 });
   // A model's defaults are those of before normalization, so an older model keeps its meaning.
   assert.deepEqual(checkFeatures({}, "features", undefined, { bits: 5, normalize: false, slotsPerFeature: 1 }),
     { hashVersion: 1, bits: 5, allow: [], interactions: [], normalize: false, slotsPerFeature: 1 });

@@ -30,11 +30,16 @@ export const DEFAULT_NOISE = 0.25;
 /** Default prior variance of every weight. */
 export const DEFAULT_PRIOR_VARIANCE = 1;
 /**
- * Feature defaults of a slot without a model: 64 slots, one per feature, and normalized vectors, chosen on real data
- * (scripts/eval-real.py) and generated problems (scripts/eval-quality.mjs); 128 slots learn wide
- * dense contexts better but cost 4x the memory and a third more storage (docs/performance.md).
+ * Feature defaults of a slot without a model: 128 slots (the widest with a full covariance), one per feature, and
+ * normalized vectors, chosen on real data (scripts/eval-real.py) and generated problems (scripts/eval-quality.mjs),
+ * where 128 slots beat 64 on every dense context (docs/performance.md).
  */
-export const SLOT_FEATURES = { bits: 6, normalize: true, slotsPerFeature: 1 } as const;
+export const SLOT_FEATURES = { bits: 7, normalize: true, slotsPerFeature: 1 } as const;
+/**
+ * Feature defaults of a catalogue: 64 slots. Its weights are diagonal past 128 whatever the width, so the full
+ * covariance that makes 128 the default of a slot's own learners does not apply (src/features/mod.rs).
+ */
+export const CATALOGUE_FEATURES = { bits: 6, normalize: true, slotsPerFeature: 1 } as const;
 /** Feature defaults of a model: as before normalization existed, so an older model keeps its meaning. */
 export const MODEL_FEATURES = { bits: 6, normalize: false, slotsPerFeature: 1 } as const;
 /** Most allowlisted namespaces and interaction pairs (the core had no limit; these bound the work). */
