@@ -61,7 +61,8 @@ layer "tsc --strict (src/ts/)" tsc -p tsconfig.json
 if bash scripts/build.sh; then
   passed=$((passed + 1))
   summary+=("  ok    release build (pkg/: the two .wasm modules and the control plane)")
-  layer "size budgets (npm run size)" node scripts/size.mjs
+  layer "size budgets (npm run size; the stored snapshot: npm run bench:snapshot -- --check)" \
+    bash -c 'node scripts/size.mjs && node benches/snapshot-size.mjs --check'
   layer "JS API tests (node --test)" bash -c '
     set -eo pipefail
     # The trap test needs a full engine that exports a deliberate panic (never shipped).
