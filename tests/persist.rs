@@ -72,9 +72,9 @@ fn probe(e: &Engine, t: usize) -> (Vec<f64>, Vec<f64>) {
     (d.pmf, d.scores)
 }
 
-/// A learner section (layout 3) holding one model entry, written at `written`.
+/// A learner section (layout 4) holding one model entry, written at `written`.
 fn one_entry(entry: &[u8], written: f64) -> Vec<u8> {
-    let mut s = vec![3, 1];
+    let mut s = vec![4, 1];
     s.extend_from_slice(&written.to_le_bytes());
     s.extend_from_slice(&(entry.len() as u32).to_le_bytes());
     s.extend_from_slice(entry);
@@ -83,7 +83,7 @@ fn one_entry(entry: &[u8], written: f64) -> Vec<u8> {
 
 /// The model entry of a one-entry learner section.
 fn entry_of(section: &[u8]) -> Vec<u8> {
-    assert_eq!(section[..2], [3, 1], "a one-entry layout 3 section");
+    assert_eq!(section[..2], [4, 1], "a one-entry layout 4 section");
     section[14..].to_vec()
 }
 
@@ -440,7 +440,7 @@ fn other_model_versions_are_bounded() {
     assert_eq!(e.code(), "SNAPSHOT_TOO_LARGE");
 }
 
-/// The entry table of layout 3 is checked: no entries, too many, a repeated
+/// The entry table of layouts 3 and 4 is checked: no entries, too many, a repeated
 /// version, a non-finite write time or an unknown entry layout is refused
 /// as corrupt, and nothing changes.
 #[test]
@@ -660,7 +660,7 @@ fn bad_stored_data_is_refused_and_changes_nothing() {
         "result over the cap",
     );
     let mut newer = one_entry(&body, 50.0);
-    newer[0] = 4;
+    newer[0] = 5;
     check(
         &seal_raw(&newer),
         MAX,
@@ -670,6 +670,16 @@ fn bad_stored_data_is_refused_and_changes_nothing() {
     let mut unknown = body.clone();
     unknown[0] = 4;
     check(&seal(&unknown), MAX, "SNAPSHOT_CORRUPT", "entry layout 4");
+    // Entry layout 3 came with section layout 4: a section of layout 3 (which
+    // builds before it read, and would refuse it in) cannot hold one.
+    let mut old_section = one_entry(&body, 50.0);
+    old_section[0] = 3;
+    check(
+        &seal_raw(&old_section),
+        MAX,
+        "SNAPSHOT_CORRUPT",
+        "entry layout 3 in section layout 3",
+    );
     // The covariance of the first variant: its encoding byte, then its
     // Cholesky factor in f32, row by row (the first entry is a pivot).
     let t = u32::from_le_bytes(body[58..62].try_into().unwrap()) as usize;
@@ -1060,7 +1070,7 @@ fn a_race_to_settle_counts_once_in_either_order() {
 
 /// Layout 1 (before tombstones) is read: learning and pending decisions
 /// restore, and a stored decision missing later is taken as settled, as its
-/// writers meant. The next write is layout 3 with a layout 3 entry.
+/// writers meant. The next write is layout 4 with a layout 3 entry.
 #[test]
 fn layout_1_sections_are_migrated() {
     let mut a = engine(1);
@@ -1100,7 +1110,7 @@ fn layout_1_sections_are_migrated() {
         b.reward(&id, 1.0, 33.0).unwrap_err().code(),
         "DUPLICATE_REWARD"
     );
-    // And what B wrote is layout 3, its entry layout 3.
+    // And what B wrote is layout 4, its entry layout 3.
     let mut store = None;
     save(&mut b, &mut store, 34.0);
     let written = Snapshot::decode(store.as_deref().unwrap(), MAX).unwrap();
@@ -1277,8 +1287,9 @@ fn restore_after_the_journal_overflowed_keeps_own_learning_and_cancels_a_staged_
 
 /// The section reader's verdicts on 4,000 seeded mutations of a stored
 /// learner section (bytes overwritten, cut or inserted, the snapshot
-/// resealed), digested: each restores or is refused with its message.
-fn verdicts(snap: &Snapshot, body: &[u8]) -> (usize, usize, u64) {
+/// resealed), digested: each restores or is refused with its message (as
+/// `word` words it).
+fn verdicts(snap: &Snapshot, body: &[u8], word: fn(String) -> String) -> (usize, usize, u64) {
     let name = format!("learner:{SLOT}");
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = |n: usize| {
@@ -1312,7 +1323,7 @@ fn verdicts(snap: &Snapshot, body: &[u8]) -> (usize, usize, u64) {
                 format!("{}: {e}", e.code())
             }
         };
-        for byte in verdict.bytes() {
+        for byte in word(verdict).bytes() {
             digest = (digest ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
         }
     }
@@ -1342,14 +1353,17 @@ fn two_tabs_stored() -> (Snapshot, Vec<u8>) {
 /// layout 3 wrote in [`two_tabs_stored`] (tests/fixtures/learner-section-v2.bin,
 /// its covariances packed f64) gets, under every mutation, the verdict that
 /// build's reader gave (the digest was taken from it, and before that from
-/// the reader that returned at its first error).
+/// the reader that returned at its first error). Only the newest layout that
+/// a `SNAPSHOT_VERSION` message names has changed since: it was 3.
 #[test]
 fn mutated_layout_2_sections_get_the_verdicts_they_always_got() {
     let (snap, _) = two_tabs_stored();
     let old = include_bytes!("fixtures/learner-section-v2.bin");
     assert_eq!(old[..2], [3, 1], "a one-entry layout 3 section");
     assert_eq!(old[14], 2, "entry layout 2");
-    let (ok, refused, digest) = verdicts(&snap, old);
+    let (ok, refused, digest) = verdicts(&snap, old, |v| {
+        v.replace("this build reads (up to 4)", "this build reads (up to 3)")
+    });
     assert!(ok > 100 && refused > 2000, "{ok} read, {refused} refused");
     assert_eq!(
         digest, 8_154_769_405_696_858_723,
@@ -1357,17 +1371,22 @@ fn mutated_layout_2_sections_get_the_verdicts_they_always_got() {
     );
 }
 
-/// Entry layout 3 (covariances as f32 Cholesky factors) under the same
-/// mutations: never a panic, most refused, and the verdicts kept from the
-/// build that introduced it, so a change of reader shows here.
+/// Section layout 4 with entry layout 3 (covariances as f32 Cholesky
+/// factors) under the same mutations: never a panic, most refused, and the
+/// verdicts kept from the build that introduced it, so a change of reader
+/// shows here.
 #[test]
-fn mutated_layout_3_sections_get_the_verdicts_they_always_got() {
+fn mutated_layout_4_sections_get_the_verdicts_they_always_got() {
     let (snap, body) = two_tabs_stored();
-    assert_eq!(body[14], 3, "entry layout 3");
-    let (ok, refused, digest) = verdicts(&snap, &body);
+    assert_eq!(
+        (body[0], body[14]),
+        (4, 3),
+        "section layout 4, entry layout 3"
+    );
+    let (ok, refused, digest) = verdicts(&snap, &body, |v| v);
     assert!(ok > 100 && refused > 2000, "{ok} read, {refused} refused");
     assert_eq!(
-        digest, 11_292_272_819_226_430_169,
+        digest, 8_690_928_957_301_854_051,
         "{ok} read, {refused} refused"
     );
 }

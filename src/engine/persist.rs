@@ -43,15 +43,6 @@
 //! Layout 2 adds, after the pending decisions: tombstone count u32; per
 //! settled decision: epoch u64, counter u64, expiry f64; then the horizon f64.
 //!
-//! Entry layout 3 is layout 2 with a byte before each full covariance: 0,
-//! the packed upper triangle in f64 as before, or 1, its Cholesky factor
-//! over the touched slots in f32 (lower triangle, row by row: row `k` holds
-//! `L[k][0..=k]`), which a reader multiplies out (`L L'`) in f64. The factor
-//! takes half the bytes, and whatever its rounding `L L'` stays positive
-//! semi-definite; a writer stores f64 when the rounded factor would not read
-//! back (see `factor32`). Variances of a layout 3 entry may read up to 1e-6
-//! above the prior's (the rounding); layouts 1 and 2 keep 1e-9.
-//!
 //! Layout 3 holds one entry per model version: u8 layout (3); entry count
 //! u8; per entry: last written f64 (ms), body length u32, body (one model's
 //! learning in layout 1 or 2, which starts with its model version). Versions
@@ -61,6 +52,18 @@
 //! snapshot would be over its size cap. Builds that read only layouts 1 and
 //! 2 see a newer format and leave the data alone. A layout 1 or 2 section
 //! reads as a single entry written now.
+//!
+//! Section layout 4 is layout 3 whose entries may also be in entry layout
+//! 3, which builds that read section layouts up to 3 would refuse as
+//! corrupt: to them layout 4 is a newer format, which they leave alone.
+//! Entry layout 3 is layout 2 with a byte before each full covariance: 0,
+//! the packed upper triangle in f64 as before, or 1, its Cholesky factor
+//! over the touched slots in f32 (lower triangle, row by row: row `k` holds
+//! `L[k][0..=k]`), which a reader multiplies out (`L L'`) in f64. The factor
+//! takes half the bytes, and whatever its rounding `L L'` stays positive
+//! semi-definite; a writer stores f64 when the rounded factor would not read
+//! back (see `factor32`). Variances of a layout 3 entry may read up to 1e-6
+//! above the prior's (the rounding); layouts 1 and 2 keep 1e-9.
 
 use crate::prelude::*;
 
@@ -85,8 +88,10 @@ const COV_F32: u8 = 1;
 /// covariance stored as its f32 factor reads back within about 2^-23
 /// (1.2e-7) of itself, and a learner that read one writes it on.
 const ROUNDED: f64 = 1e-6;
-/// The learner section layout this build writes (it reads 1 to 3).
-const LAYOUT: u8 = 3;
+/// The learner section layout this build writes (it reads 1 to 4).
+const LAYOUT: u8 = 4;
+/// The first layout of one entry per model version (entry layouts 1 and 2).
+const LAYOUT_V3: u8 = 3;
 /// One model's learning: the layout of each entry this build writes.
 const ENTRY: u8 = 3;
 /// The layout without tombstones.
@@ -1049,7 +1054,9 @@ fn for_entries<'b>(
             supported: crate::error::figure(u32::from(LAYOUT)),
         });
     }
-    let v3 = layout == LAYOUT;
+    let v3 = layout >= LAYOUT_V3;
+    // Entry layout 3 came with section layout 4.
+    let newest = if layout == LAYOUT { ENTRY } else { ENTRY - 1 };
     let outer = &mut Sticky {
         r: Reader::new(body, "learner section"),
         err: None,
@@ -1080,7 +1087,7 @@ fn for_entries<'b>(
         }
         let mut r = Reader::new(body.get(range.clone()).unwrap_or_default(), "learner entry");
         let layout = r.u8()?;
-        if !(LAYOUT_V1..=ENTRY).contains(&layout) {
+        if !(LAYOUT_V1..=newest).contains(&layout) {
             return Err(corrupt(text!("entry layout {layout} was never written")));
         }
         let v = r.bytes16()?;
