@@ -121,11 +121,7 @@ impl EngineConfig {
                 }
                 .check_with(
                     "features.",
-                    if catalogue.is_some() {
-                        crate::features::CATALOGUE_DEFAULTS
-                    } else {
-                        crate::features::SLOT_DEFAULTS
-                    },
+                    crate::features::slot_defaults(ids.len(), catalogue.is_some()),
                 )?;
                 let noise =
                     model::positive(noise.unwrap_or(model::DEFAULT_NOISE), "noise", OPT_ERR)?;

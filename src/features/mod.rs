@@ -61,7 +61,8 @@ pub(crate) struct Defaults {
     pub(crate) two_slots: bool,
 }
 
-/// A slot's own features: 128 slots, normalized. Colliding features share
+/// A slot's own features (up to [`WIDE_MAX_VARIANTS`] variants, without a
+/// catalogue; see [`slot_defaults`]): 128 slots, normalized. Colliding features share
 /// one weight: 64 slots trail Vowpal Wabbit on a context of 30 dense
 /// numbers (breast_cancer, about 6 collisions) where 128 beat it, and 128
 /// earned more on every real dataset with a dense context and on the
@@ -80,18 +81,36 @@ pub(crate) const SLOT_DEFAULTS: Defaults = Defaults {
     two_slots: false,
 };
 
-/// A catalogue's features: 64 slots. Past 128 weights its learner keeps a
-/// diagonal covariance whatever the width, so the full covariance that
-/// makes 128 slots the default of a slot's own learners does not apply;
-/// 64 keep its weights (64 × 2^catalogue.bits) at half the memory, and a
-/// catalogue slot made before 128 became the default keeps its model
-/// version. On the Open Bandit Dataset's "all" campaign no width could be
-/// told apart from another (38 clicks; docs/performance.md).
-pub(crate) const CATALOGUE_DEFAULTS: Defaults = Defaults {
+/// The features of a catalogue, and of a slot of more than
+/// [`WIDE_MAX_VARIANTS`] variants: 64 slots. A catalogue's learner is
+/// diagonal past 128 weights whatever the width, so the full covariance
+/// that makes 128 slots the default of a slot's own learners does not
+/// apply; 64 keep its weights (64 × 2^catalogue.bits) at half the memory,
+/// and a catalogue slot made before 128 became the default keeps its model
+/// version (on the Open Bandit Dataset's "all" campaign no width could be
+/// told apart from another: 38 clicks; docs/performance.md). A slot of 33
+/// to 64 variants keeps 64 slots so that its covariances stay under 1.1 MB
+/// (64 × 17 KB, against 4.2 MB at 128 slots) and its private reports with
+/// `learning` within their 4,096 entries per group (variants × slots).
+pub(crate) const NARROW_DEFAULTS: Defaults = Defaults {
     bits: 6,
     normalize: true,
     two_slots: false,
 };
+
+/// Most variants of a slot (without a catalogue) whose features default to
+/// [`SLOT_DEFAULTS`]' 128 slots; past it, [`NARROW_DEFAULTS`]' 64.
+pub(crate) const WIDE_MAX_VARIANTS: usize = 32;
+
+/// The feature defaults of a slot without a model, of `variants` variants.
+#[cfg(feature = "json")]
+pub(crate) fn slot_defaults(variants: usize, catalogue: bool) -> Defaults {
+    if catalogue || variants > WIDE_MAX_VARIANTS {
+        NARROW_DEFAULTS
+    } else {
+        SLOT_DEFAULTS
+    }
+}
 
 /// A model's features: as before normalization existed (64 slots, raw
 /// values), so a model written then keeps its meaning.
@@ -555,6 +574,13 @@ mod tests {
         // A slot's defaults: 128 slots, normalized; a model's: 64, raw.
         let slot = FeatureOptions::default().check("").unwrap();
         assert_eq!((slot.bits, slot.normalize), (7, true));
+        // 64 slots past 32 variants, and for a catalogue of any size.
+        let bits = |k, c| slot_defaults(k, c).bits;
+        assert_eq!(
+            (bits(2, false), bits(32, false), bits(33, false)),
+            (7, 7, 6)
+        );
+        assert_eq!((bits(2, true), bits(4096, true)), (6, 6));
         let model = FeatureOptions::default()
             .check_with("", MODEL_DEFAULTS)
             .unwrap();

@@ -72,6 +72,11 @@ test("a slot's defaults", () => {
     reports: undefined,
     catalogue: null,
   });
+  // Past 32 variants the features default to 64 slots (covariances under 1.1 MB, reports with learning in range).
+  const ids = (n) => Array.from({ length: n }, (_, i) => `v${i}`);
+  assert.equal(checkSlot({ variants: ids(32) }).features.bits, 7);
+  assert.equal(checkSlot({ variants: ids(33) }).features.bits, 6);
+  assert.equal(checkSlot({ variants: ids(33) }).modelVersion, checkSlot({ variants: ids(33), features: { bits: 6 } }).modelVersion);
   // A catalogue's learner is diagonal past 128 weights whatever the width: its features default to 64 slots.
   const products = ["p", "q"].map((id) => ({ id, features: { item: { id } } }));
   assert.equal(checkSlot({ variants: products, features: { allow: ["item"] }, catalogue: true }).features.bits, 6);

@@ -30,16 +30,23 @@ export const DEFAULT_NOISE = 0.25;
 /** Default prior variance of every weight. */
 export const DEFAULT_PRIOR_VARIANCE = 1;
 /**
- * Feature defaults of a slot without a model: 128 slots (the widest with a full covariance), one per feature, and
+ * Feature defaults of a slot without a model, of up to 32 variants: 128 slots (the widest with a full covariance), one per feature, and
  * normalized vectors, chosen on real data (scripts/eval-real.py) and generated problems (scripts/eval-quality.mjs),
  * where 128 slots beat 64 on every dense context (docs/performance.md).
  */
 export const SLOT_FEATURES = { bits: 7, normalize: true, slotsPerFeature: 1 } as const;
 /**
- * Feature defaults of a catalogue: 64 slots. Its weights are diagonal past 128 whatever the width, so the full
- * covariance that makes 128 the default of a slot's own learners does not apply (src/features/mod.rs).
+ * Feature defaults of a catalogue, and of a slot of more than {@link WIDE_MAX_VARIANTS} variants: 64 slots. A
+ * catalogue's weights are diagonal past 128 whatever the width, so the full covariance that makes 128 the default of a
+ * slot's own learners does not apply; a slot of 33 to 64 variants keeps its covariances under 1.1 MB and its private
+ * reports with `learning` within 4,096 entries per group (src/features/mod.rs).
  */
-export const CATALOGUE_FEATURES = { bits: 6, normalize: true, slotsPerFeature: 1 } as const;
+export const NARROW_FEATURES = { bits: 6, normalize: true, slotsPerFeature: 1 } as const;
+/** Most variants of a slot (without a catalogue) whose features default to {@link SLOT_FEATURES}' 128 slots. */
+export const WIDE_MAX_VARIANTS = 32;
+/** The feature defaults of a slot without a model, of `variants` variants. */
+export const slotFeatures = (variants: number, catalogue: boolean): typeof SLOT_FEATURES | typeof NARROW_FEATURES =>
+  catalogue || variants > WIDE_MAX_VARIANTS ? NARROW_FEATURES : SLOT_FEATURES;
 /** Feature defaults of a model: as before normalization existed, so an older model keeps its meaning. */
 export const MODEL_FEATURES = { bits: 6, normalize: false, slotsPerFeature: 1 } as const;
 /** Most allowlisted namespaces and interaction pairs (the core had no limit; these bound the work). */

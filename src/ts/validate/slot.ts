@@ -6,8 +6,8 @@ import { describe } from "../errors.js";
 import { Hasher } from "../features.js";
 import type { PolicySpec, SlotSpec, VariantSpec } from "../spec.js";
 import {
-  CATALOGUE_BITS, CATALOGUE_FEATURES, checkFeatures, checkIds, checkModel, contentHash, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, folds,
-  type Hashed, MAX_CATALOGUE, MAX_CATALOGUE_DIM_BITS, MAX_VARIANTS, SLOT_FEATURES, variantFeatures,
+  CATALOGUE_BITS, checkFeatures, checkIds, checkModel, contentHash, DEFAULT_NOISE, DEFAULT_PRIOR_VARIANCE, folds,
+  type Hashed, MAX_CATALOGUE, MAX_CATALOGUE_DIM_BITS, MAX_VARIANTS, slotFeatures, variantFeatures,
 } from "./model.js";
 import { copied, guard, Obj, OPTION, positive, wellFormed, within } from "./read.js";
 
@@ -78,7 +78,7 @@ export function checkSlot(options: unknown): SlotSpec {
       variants = m.variants;
       spec = { features: m.features, noise: m.noise, modelVersion: m.version };
     } else if (given) {
-      const fs = checkFeatures(features, "features", OPTION, catalogue === null ? SLOT_FEATURES : CATALOGUE_FEATURES);
+      const fs = checkFeatures(features, "features", OPTION, slotFeatures(given.length, catalogue !== null));
       const n = positive(noise ?? DEFAULT_NOISE, "noise", OPTION);
       const variance = positive(priorVariance ?? DEFAULT_PRIOR_VARIANCE, "priorVariance", OPTION);
       if (catalogue !== null && fs.bits + catalogue.bits > MAX_CATALOGUE_DIM_BITS) {
