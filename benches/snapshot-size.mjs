@@ -163,6 +163,23 @@ const results = {};
   };
 }
 
+for (const bits of [undefined, 6]) {
+  // The worst case of the learning: contexts of many distinct values (a URL per page) touch every
+  // hashed slot, so each variant stores its covariance over all of them. No events, no pending.
+  const s = newSite();
+  const hero = s.site.slot("hero", { ...HERO, features: { allow: ["page"], ...(bits ? { bits } : {}) } });
+  for (let i = 0; i < 2_000; i++) {
+    s.step();
+    const d = hero.rank({ context: { page: { url: `/p/${i}`, section: SECTIONS[i % 6] } } });
+    hero.reward({ decisionId: d.decisionId, reward: d.variant === "b" ? 1 : 0 });
+    if (i % 500 === 499) await s.flush();
+  }
+  results[bits ? "everySlot64" : "everySlot"] = {
+    name: `every slot touched (2,000 distinct URLs), ${bits ? "bits 6" : "default bits"}`,
+    ...(await sizes(s, [hero])),
+  };
+}
+
 // ---------------------------------------------------------------- report
 
 const kb = (b) => `${(b / 1024).toFixed(1)} KiB`;
@@ -184,6 +201,9 @@ console.log(`  ${MAX_PENDING} pending decisions add ${results.pending.bytes - is
   `${MAX_PENDING} tombstones instead add ${results.tombstones.bytes - issue4} B`);
 console.log(`  the bench page: ${results.pageView.bytes} B (${kb(results.pageView.bytes)}, ${((100 * results.pageView.bytes) / (256 * 1024)).toFixed(0)}% of the default maxBytes, 256 KiB);`,
   `pending (hero, shelf, banner): ${results.pageView.pending.join(", ")}; other keys: ${results.pageView.otherKeys.join(", ") || "none"}`);
+
+console.log(`  every slot touched: ${results.everySlot.bytes} B for the default's K=5 (${(results.everySlot.bytes / 5 / 1024).toFixed(1)} KiB a variant;`,
+  `${((100 * results.everySlot.bytes) / (256 * 1024)).toFixed(0)}% of the default maxBytes), ${results.everySlot64.bytes} B at bits 6`);
 
 if (process.argv.includes("--json")) {
   const out = path.join(root, ".artifacts", "snapshot-size.json");

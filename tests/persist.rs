@@ -684,7 +684,8 @@ fn bad_stored_data_is_refused_and_changes_nothing() {
     // Cholesky factor in f32, row by row (the first entry is a pivot).
     let t = u32::from_le_bytes(body[58..62].try_into().unwrap()) as usize;
     let tag = 62 + 12 * t;
-    assert_eq!((t > 0, body[tag]), (true, 1), "{t} slots");
+    // (Two slots at least: the infinity below goes into the second row.)
+    assert_eq!((t >= 2, body[tag]), (true, 1), "{t} slots");
     for (what, at, bytes) in [
         ("covariance encoding 2", tag, vec![2]),
         ("a pivot of 0", tag + 1, 0f32.to_le_bytes().to_vec()),
@@ -1351,8 +1352,8 @@ fn two_tabs_stored() -> (Snapshot, Vec<u8>) {
 
 /// Layout 2's reader is unchanged: the section that the build before entry
 /// layout 3 wrote in [`two_tabs_stored`] (tests/fixtures/learner-section-v2.bin,
-/// its covariances packed f64) gets, under every mutation, the verdict that
-/// build's reader gave (the digest was taken from it, and before that from
+/// its covariances packed f64) gets, under each of the 4,000 seeded
+/// mutations, the verdict that build's reader gave (the digest was taken from it, and before that from
 /// the reader that returned at its first error). Only the newest layout that
 /// a `SNAPSHOT_VERSION` message names has changed since: it was 3.
 #[test]

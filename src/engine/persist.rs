@@ -1459,10 +1459,15 @@ fn factor32(c: &[f64], prior_var: &[f64], idx: &[usize]) -> Option<Vec<f32>> {
     if wide.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    // Only the block is read back and checked.
-    let mut back = vec![0.0; insitu_kernels::packed_len(d)];
-    expand(&wide, &mut back, d, idx);
-    check_arm(&Covariance::Full(back), prior_var, idx, ROUNDED)
+    // Only the block is read back and checked, as a t×t matrix of its own.
+    let local: Vec<usize> = (0..t).collect();
+    let mut prior = Vec::with_capacity(t);
+    for &i in idx {
+        prior.push(prior_var[i]);
+    }
+    let mut back = vec![0.0; insitu_kernels::packed_len(t)];
+    expand(&wide, &mut back, t, &local);
+    check_arm(&Covariance::Full(back), &prior, &local, ROUNDED)
         .ok()
         .map(|()| out)
 }

@@ -11,7 +11,7 @@ export type ContextObject = Record<string, Record<string, number | boolean | str
 
 /** How features are hashed. Part of a model; for slots without a model. */
 export interface FeatureOptions {
-  /** Features land in `2^bits` slots, 4 to 18. Default 6. */
+  /** Features land in `2^bits` slots, 4 to 18. Default 7 (128 slots) for a slot of up to 32 variants; 6 past 32 variants, for a catalogue and for a model. */
   bits?: number;
   /** Namespaces that may become features. Everything else is dropped. Default `[]`. */
   allow?: string[];
