@@ -23,9 +23,9 @@ import type { Contribution, Decision, Evaluation, Explanation, Learner, PolicyEs
 import type { EventSpec } from "./spec.js";
 import type * as Calls from "./validate/calls.js";
 import type * as Read from "./validate/read.js";
-import { attachReports, commitReports, reportsAudit, reportsOn, startReports, syncExperimentReports, syncReport } from "./reports.js";
+import { attachReports, commitReports, reportsAudit, reportsOff, reportsOn, startReports, syncExperimentReports, syncReport } from "./reports.js";
 
-export { reportsOff } from "./reports.js";
+export { reportsOff };
 
 /** What this file uses of the entry's. */
 export interface Kit {
@@ -210,6 +210,25 @@ export function keep(b: Behavior, e: EventSpec, at: number): void {
 export function setStored(site: Site, bytes: Uint8Array | null): void {
   if (bytes !== site.stored) dropSnap(site);
   site.stored = bytes;
+}
+
+/**
+ * Free every object `site` made (`close()`): its slots, behaviour store, allocator and report tallies, on whichever
+ * module each is (the first-decision module's are small; its memory goes with it). Handles become 0, never a handle,
+ * so a later call is refused rather than sent to another site's object.
+ */
+export function free(site: Site): void {
+  reportsOff(site);
+  for (const l of site.slots.values()) {
+    drop(l.core, l.core.full ? "slot_drop" : "score_drop", l.h);
+    l.h = 0;
+  }
+  const b = site.behavior;
+  drop(b.core, "beh_drop", b.h);
+  b.h = 0;
+  const x = site.ab;
+  if (x.h !== 0) drop(x.core, "ab_drop", x.h);
+  x.h = 0;
 }
 
 /** Free the stored snapshot's decoded copy on the core. */

@@ -625,8 +625,14 @@ export class Site implements Sink {
     safe(() => this.#channel?.postMessage(message), undefined);
   }
 
-  /** Stop timers, listeners and the cross-tab channel (tests, single-page apps tearing down). */
+  /**
+   * Stop timers, listeners and the cross-tab channel, and free what the site made in the full engine (tests,
+   * single-page apps tearing down): the module's memory is never returned to the browser, but what a closed site freed
+   * is reused by the next. Unstored learning is not written; `flush()` first to keep it. A slot used after this gets
+   * its fallback.
+   */
   close(): void {
+    if (!this.closed) plane?.free(this);
     this.closed = true;
     this.cancelTimer();
     this.#releaseAll();
