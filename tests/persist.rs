@@ -1391,3 +1391,53 @@ fn mutated_layout_4_sections_get_the_verdicts_they_always_got() {
         "{ok} read, {refused} refused"
     );
 }
+
+/// A fresh engine lends its learners (at the prior) to the reader, which
+/// reads the stored learning into them: a restore that finds learning takes
+/// it, and one that finds none of this model, or fails partway through a
+/// learner, leaves them at the prior, and the engine learns on.
+#[test]
+fn a_fresh_engine_restores_into_its_own_learners() {
+    let mut a = engine(1);
+    for t in 0..40 {
+        step(&mut a, t);
+    }
+    let good = a.sync(None, SLOT, 40.0, MAX).unwrap().bytes;
+    let prior = probe(&engine(2), 1);
+    let mut b = engine(2);
+    b.restore(&good, SLOT, 41.0, MAX).unwrap();
+    assert_eq!(b.updates(), a.updates());
+    assert_eq!(probe(&b, 1).1, probe(&a, 1).1, "the means, exactly");
+
+    // Refused after the first learner's means were read into it.
+    let snap = Snapshot::decode(&good, MAX).unwrap();
+    let mut body = entry_of(snap.section("learner:hero").unwrap());
+    let t = u32::from_le_bytes(body[58..62].try_into().unwrap()) as usize;
+    let tag = 62 + 12 * t;
+    assert_eq!((t > 0, body[tag]), (true, 1), "{t} slots");
+    body[tag + 1..tag + 5].copy_from_slice(&0f32.to_le_bytes());
+    let mut s = snap.clone();
+    s.set_section("learner:hero", one_entry(&body, 40.0));
+    let bad = s.encode(MAX).unwrap();
+    let mut c = engine(2);
+    assert_eq!(
+        c.restore(&bad, SLOT, 41.0, MAX).unwrap_err().code(),
+        "SNAPSHOT_CORRUPT"
+    );
+    assert_eq!((probe(&c, 1), c.updates()), (prior.clone(), vec![0, 0, 0]));
+
+    // Only another model's learning: nothing to take.
+    let mut other = model(4, 3);
+    step(&mut other, 0);
+    let theirs = other.sync(None, SLOT, 40.0, MAX).unwrap().bytes;
+    let mut d = engine(2);
+    let r = d.restore(&theirs, SLOT, 41.0, MAX).unwrap();
+    assert!(r.model_changed, "{r:?}");
+    assert_eq!((probe(&d, 1), d.updates()), (prior, vec![0, 0, 0]));
+    for e in [&mut c, &mut d] {
+        for t in 0..10 {
+            step(e, t);
+        }
+        assert_eq!(e.updates().iter().sum::<u64>(), 10);
+    }
+}

@@ -269,7 +269,7 @@ impl Persisted for Engine {
             tombstones,
             horizon,
             eval_frozen,
-        } = self.take(&snap, slot, now_ms)?;
+        } = self.take(&snap, slot, now_ms, Vec::new())?;
         let eval_name = eval_section_name(slot)?;
 
         // What to write: every live decision of this engine and of those it
@@ -477,16 +477,35 @@ impl Engine {
     /// [`restore`](Engine::restore) of slot `slot`'s sections of `snap`,
     /// its name checked.
     fn restore_section(&mut self, snap: &Snapshot, slot: &str, now_ms: f64) -> Result<SyncReport> {
-        let Taken {
-            staged, mut report, ..
-        } = self.take(snap, slot, now_ms)?;
-        // An overflowed journal cannot be replayed: this engine's own state
-        // stays, and its next sync writes over the stored one (as it
-        // reports then).
-        report.overwrote = false;
-        self.sync.staged = None;
-        self.apply_staged(staged);
-        Ok(report)
+        // A fresh engine's learners are at the prior, where the reader starts
+        // its own: lent to it, they take the stored learning, so a page load
+        // holds one set of learners instead of two (each 66 KB at 128 slots,
+        // which the .wasm's memory grows by).
+        let lent = if self.s.arms.iter().all(|a| a.n == 0) {
+            core::mem::take(&mut self.s.arms)
+        } else {
+            Vec::new()
+        };
+        let out = match self.take(snap, slot, now_ms, lent) {
+            Ok(Taken {
+                staged, mut report, ..
+            }) => {
+                // An overflowed journal cannot be replayed: this engine's own
+                // state stays, and its next sync writes over the stored one
+                // (as it reports then).
+                report.overwrote = false;
+                self.sync.staged = None;
+                self.apply_staged(staged);
+                Ok(report)
+            }
+            Err(e) => Err(e),
+        };
+        // Lent and not given back (nothing stored for this model, or an
+        // error): they were at the prior, and are again.
+        if self.s.arms.is_empty() {
+            self.s.arms = self.s.cfg.model.posteriors();
+        }
+        out
     }
 
     /// Read section `name` of `snap` and what this engine takes from this
@@ -495,8 +514,19 @@ impl Engine {
     /// tab wrote since this engine last did, the activations and the other
     /// page views' decisions to adopt; the other versions' entries, and the
     /// tombstones to write. Nothing changes here.
-    fn take(&self, snap: &Snapshot, slot: &str, now_ms: f64) -> Result<Taken> {
-        let section = snap.read(&section_name(slot)?, |body| self.read_section(body, now_ms))?;
+    /// `lent`: learners at the prior for the reader to read the stored ones
+    /// into (see [`Engine::restore`]), or none.
+    fn take(
+        &self,
+        snap: &Snapshot,
+        slot: &str,
+        now_ms: f64,
+        lent: Vec<Posterior>,
+    ) -> Result<Taken> {
+        let mut lent = Some(lent);
+        let section = snap.read(&section_name(slot)?, |body| {
+            self.read_section(body, now_ms, lent.take().unwrap_or_default())
+        })?;
         let (st, others) = section.map_or((None, Vec::new()), |s| (s.ours, s.others));
         // The evaluation: a damaged section starts again and a newer one is
         // left alone; neither touches the learning.
@@ -844,7 +874,8 @@ impl Engine {
 
     /// The section: this model's entry decoded and checked, the others'
     /// kept as they are (a layout 1 or 2 section is one entry written now).
-    fn read_section(&self, body: &[u8], now_ms: f64) -> Result<Section> {
+    fn read_section(&self, body: &[u8], now_ms: f64, lent: Vec<Posterior>) -> Result<Section> {
+        let mut lent = Some(lent);
         let mut section = Section {
             ours: None,
             others: Vec::new(),
@@ -855,7 +886,10 @@ impl Engine {
             self.s.cfg.model.version(),
             |written, range, ours| {
                 match ours {
-                    Some((r, layout)) => section.ours = Some(self.read_entry(r, layout, now_ms)?),
+                    Some((r, layout)) => {
+                        let lent = lent.take().unwrap_or_default();
+                        section.ours = Some(self.read_entry(r, layout, now_ms, lent)?);
+                    }
                     None => section.others.push(Other {
                         written,
                         body: range,
@@ -868,14 +902,20 @@ impl Engine {
     }
 
     /// This model's entry, read past its layout and model version.
-    fn read_entry(&self, r: Reader<'_>, layout: u8, now_ms: f64) -> Result<Stored> {
+    fn read_entry(
+        &self,
+        r: Reader<'_>,
+        layout: u8,
+        now_ms: f64,
+        lent: Vec<Posterior>,
+    ) -> Result<Stored> {
         let m = &self.s.cfg.model;
         // A pending decision keeps a vector of the context's slots (and a
         // catalogue's variant features after them, not their product).
         let d = m.kept_dim();
         let k = m.variants.len();
         let r = &mut Sticky { r, err: None };
-        let (arms, writer) = read_arms_of(&self.s.cfg, r, layout);
+        let (arms, writer) = read_arms_of(&self.s.cfg, r, layout, lent);
         let count = r.count(41);
         let mut pending = Vec::new();
         // No decision made before now can expire later than one reward
@@ -1115,7 +1155,7 @@ pub(super) fn read_arms(cfg: &EngineConfig, body: &[u8]) -> Result<Option<Vec<Po
     for_entries(body, 0.0, cfg.model.version(), |_, _, ours| {
         if let Some((r, layout)) = ours {
             let r = &mut Sticky { r, err: None };
-            let (arms, _) = read_arms_of(cfg, r, layout);
+            let (arms, _) = read_arms_of(cfg, r, layout, Vec::new());
             if let Some(e) = r.err.take() {
                 return Err(e);
             }
@@ -1127,11 +1167,13 @@ pub(super) fn read_arms(cfg: &EngineConfig, body: &[u8]) -> Result<Option<Vec<Po
 }
 
 /// Read an entry's header and arms, past its layout and version: the
-/// posteriors and the writer id.
+/// posteriors (read into `lent`, learners at the prior, when there are as
+/// many) and the writer id.
 fn read_arms_of(
     cfg: &EngineConfig,
     r: &mut Sticky<'_>,
     layout: u8,
+    lent: Vec<Posterior>,
 ) -> (Vec<Posterior>, (u64, u64)) {
     let m = &cfg.model;
     let d = m.dim();
@@ -1148,7 +1190,11 @@ fn read_arms_of(
         ))
     });
     let writer = (r.u64(), r.u64());
-    let mut arms = m.posteriors();
+    let mut arms = if lent.len() == k {
+        lent
+    } else {
+        m.posteriors()
+    };
     for (i, a) in arms.iter_mut().enumerate() {
         read_arm(r, a, m.prior(i).1, d, layout);
     }
