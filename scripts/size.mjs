@@ -21,7 +21,7 @@ const pkg = join(root, "pkg");
  * bytes raises a budget here in its own commit, with the figures in the message; a change that
  * saves bytes lowers it.
  */
-export const BUDGETS = { critical: 37_200, package: 105_100 };
+export const BUDGETS = { critical: 37_200, package: 105_300 };
 /** Issue #20's targets, printed beside the budgets until they are met. */
 export const TARGETS = { critical: 28_000, package: 60_000 };
 /** Fetched before the first decision: the entry (one module, no static imports) and the first-decision module. */
