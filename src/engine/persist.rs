@@ -1488,22 +1488,23 @@ fn factor32(c: &[f64], prior_var: &[f64], idx: &[usize]) -> Option<Vec<f32>> {
     if cholesky_fails(&mut l, t).is_some() {
         return None;
     }
+    // The factor as stored (each entry rounded to f32), and widened back.
     let mut out = Vec::with_capacity(t * (t + 1) / 2);
     let mut wide = Vec::with_capacity(t * (t + 1) / 2);
     for k in 0..t {
         for m in 0..k + 1 {
             let v = l[k * t + m] as f32;
+            // Infinite past f32's range (or NaN): never stored.
+            if !v.is_finite() {
+                return None;
+            }
             out.push(v);
             wide.push(f64::from(v));
         }
         // A pivot that rounds to 0 (below f32's range) would read as corrupt.
-        let pivot = wide[wide.len() - 1];
-        if pivot.is_nan() || pivot <= 0.0 {
+        if wide[wide.len() - 1] <= 0.0 {
             return None;
         }
-    }
-    if wide.iter().any(|v| !v.is_finite()) {
-        return None;
     }
     // Only the block is read back and checked, as a t×t matrix of its own.
     let local: Vec<usize> = (0..t).collect();
@@ -1513,9 +1514,8 @@ fn factor32(c: &[f64], prior_var: &[f64], idx: &[usize]) -> Option<Vec<f32>> {
     }
     let mut back = vec![0.0; insitu_kernels::packed_len(t)];
     expand(&wide, &mut back, t, &local);
-    check_arm(&Covariance::Full(back), &prior, &local, ROUNDED)
-        .ok()
-        .map(|()| out)
+    check_arm(&Covariance::Full(back), &prior, &local, ROUNDED).ok()?;
+    Some(out)
 }
 
 /// Check that the covariance over the touched slots `idx` could have come
